@@ -1,0 +1,76 @@
+import { StrataError } from './errors';
+
+/** Identifies one 8 KB page of a relation fork, as PostgreSQL's BufferTag does. */
+export interface PageKey {
+  spcOid: number;    // u32 tablespace
+  dbOid: number;     // u32 database
+  relNumber: number; // u32 relfilenumber
+  forkNum: number;   // u8 fork (0 main, 1 fsm, 2 vm, 3 init)
+  blockNum: number;  // u32 block within the fork
+}
+
+/** Encoded key: kind u8, spcOid u32, dbOid u32, relNumber u32, forkNum u8, blockNum u32, big-endian. */
+export const KEY_SIZE = 18;
+/** Leading kind byte of a relation page key; other kinds (e.g. relation sizes) sort after it. */
+export const KEY_KIND_REL_PAGE = 0x00;
+/** Smallest and (exclusive) largest key of the keyspace, bounds of L0 layers and full image layers. */
+export const KEY_MIN: Buffer = Buffer.alloc(KEY_SIZE, 0x00);
+export const KEY_MAX: Buffer = Buffer.alloc(KEY_SIZE, 0xff);
+
+const U32_MAX = 0xffff_ffff;
+const U8_MAX = 0xff;
+
+export function encodeKey(key: PageKey, into: Buffer = Buffer.allocUnsafe(KEY_SIZE), offset = 0): Buffer {
+  checkField(key, 'spcOid', U32_MAX);
+  checkField(key, 'dbOid', U32_MAX);
+  checkField(key, 'relNumber', U32_MAX);
+  checkField(key, 'forkNum', U8_MAX);
+  checkField(key, 'blockNum', U32_MAX);
+  into[offset] = KEY_KIND_REL_PAGE;
+  into.writeUInt32BE(key.spcOid, offset + 1);
+  into.writeUInt32BE(key.dbOid, offset + 5);
+  into.writeUInt32BE(key.relNumber, offset + 9);
+  into[offset + 13] = key.forkNum;
+  into.writeUInt32BE(key.blockNum, offset + 14);
+  return into;
+}
+
+export function decodeKey(buf: Uint8Array, offset = 0): PageKey {
+  const b = Buffer.from(buf.buffer, buf.byteOffset + offset, KEY_SIZE);
+  if (b[0] !== KEY_KIND_REL_PAGE) {
+    throw new StrataError('BAD_ARGUMENT', `key kind 0x${b[0].toString(16)} is not a relation page key`);
+  }
+  return {
+    spcOid: b.readUInt32BE(1),
+    dbOid: b.readUInt32BE(5),
+    relNumber: b.readUInt32BE(9),
+    forkNum: b[13],
+    blockNum: b.readUInt32BE(14),
+  };
+}
+
+/** 36 upper-case hex digits, the form used in layer file names and the manifest. */
+export function keyToHex(key: Uint8Array): string {
+  return Buffer.from(key.buffer, key.byteOffset, KEY_SIZE).toString('hex').toUpperCase();
+}
+
+export function keyFromHex(hex: string): Buffer {
+  if (!/^[0-9A-Fa-f]{36}$/.test(hex)) throw new StrataError('BAD_ARGUMENT', `not a 36-hex-digit key: ${hex}`);
+  return Buffer.from(hex, 'hex');
+}
+
+/** Human form `spc/db/rel.fork#block`, used in error messages. */
+export function formatKey(key: PageKey): string {
+  return `${key.spcOid}/${key.dbOid}/${key.relNumber}.${key.forkNum}#${key.blockNum}`;
+}
+
+export function formatEncodedKey(key: Uint8Array): string {
+  return key[0] === KEY_KIND_REL_PAGE ? formatKey(decodeKey(key)) : keyToHex(key);
+}
+
+function checkField(key: PageKey, field: keyof PageKey, max: number): void {
+  const v = key?.[field];
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max) {
+    throw new StrataError('BAD_ARGUMENT', `page key field ${field} must be an integer in [0, ${max}]: got ${String(v)}`);
+  }
+}

@@ -1,0 +1,92 @@
+import { StrataError } from './errors';
+import { encodeKey, formatKey, type PageKey } from './key';
+import { checkLsn, formatLsn, type Lsn } from './lsn';
+
+/** PostgreSQL page size; every page Strata stores or returns is exactly this long. */
+export const PAGE_SIZE = 8192;
+
+/**
+ * The records the redo engine applies. Serialized form (record format version 1), see docs/FORMAT.md:
+ *   image: tag 1, then 8192 page bytes           (will_init)
+ *   zero:  tag 2, nothing else                  (will_init)
+ *   patch: tag 3, u16 BE offset, then the data   (applies to the previous version)
+ * New kinds get new tags; readers reject unknown tags.
+ */
+export type WalRecord = ImageRecord | ZeroRecord | PatchRecord;
+
+export interface ImageRecord { lsn: Lsn; key: PageKey; kind: 'image'; page: Uint8Array }
+export interface ZeroRecord { lsn: Lsn; key: PageKey; kind: 'zero' }
+export interface PatchRecord { lsn: Lsn; key: PageKey; kind: 'patch'; offset: number; data: Uint8Array }
+
+export const RECORD_FORMAT_VERSION = 1;
+export const RECORD_TAG_IMAGE = 1;
+export const RECORD_TAG_ZERO = 2;
+export const RECORD_TAG_PATCH = 3;
+export const PATCH_HEADER_SIZE = 3;
+/** Largest serialized record: a patch covering the whole page. */
+export const MAX_RECORD_SIZE = PATCH_HEADER_SIZE + PAGE_SIZE;
+
+/** True when the serialized record initializes the page, so reconstruction stops there. */
+export function recordWillInit(rec: Uint8Array): boolean {
+  return rec[0] === RECORD_TAG_IMAGE || rec[0] === RECORD_TAG_ZERO;
+}
+
+/** Validate one record and return its serialized form. Throws BAD_RECORD / BAD_ARGUMENT. */
+export function serializeRecord(r: WalRecord): Buffer {
+  if (r === null || typeof r !== 'object') throw new StrataError('BAD_RECORD', 'record must be an object');
+  checkLsn(r.lsn, 'record lsn');
+  encodeKey(r.key); // validates the key fields
+  const where = () => `record at LSN ${formatLsn(r.lsn)} for page ${formatKey(r.key)}`;
+  switch (r.kind) {
+    case 'image': {
+      if (!(r.page instanceof Uint8Array) || r.page.length !== PAGE_SIZE) {
+        throw new StrataError('BAD_RECORD', `${where()}: image page must be a ${PAGE_SIZE}-byte Uint8Array, got ${describeLen(r.page)}`);
+      }
+      const out = Buffer.allocUnsafe(1 + PAGE_SIZE);
+      out[0] = RECORD_TAG_IMAGE;
+      out.set(r.page, 1);
+      return out;
+    }
+    case 'zero':
+      return Buffer.of(RECORD_TAG_ZERO);
+    case 'patch': {
+      const { offset, data } = r;
+      if (!(data instanceof Uint8Array) || data.length === 0) {
+        throw new StrataError('BAD_RECORD', `${where()}: patch data must be a non-empty Uint8Array, got ${describeLen(data)}`);
+      }
+      if (!Number.isInteger(offset) || offset < 0 || offset + data.length > PAGE_SIZE) {
+        throw new StrataError('BAD_RECORD', `${where()}: patch [${String(offset)}, +${data.length}) falls outside the ${PAGE_SIZE}-byte page`);
+      }
+      const out = Buffer.allocUnsafe(PATCH_HEADER_SIZE + data.length);
+      out[0] = RECORD_TAG_PATCH;
+      out.writeUInt16BE(offset, 1);
+      out.set(data, PATCH_HEADER_SIZE);
+      return out;
+    }
+    default:
+      throw new StrataError('BAD_RECORD', `${where()}: unknown record kind ${JSON.stringify((r as { kind?: unknown }).kind)}`);
+  }
+}
+
+/** Check a serialized record read back from anywhere; returns an error text or null if it is well formed. */
+export function checkSerializedRecord(rec: Uint8Array): string | null {
+  if (rec.length === 0) return 'empty record';
+  switch (rec[0]) {
+    case RECORD_TAG_IMAGE:
+      return rec.length === 1 + PAGE_SIZE ? null : `image record of ${rec.length} bytes`;
+    case RECORD_TAG_ZERO:
+      return rec.length === 1 ? null : `zero record of ${rec.length} bytes`;
+    case RECORD_TAG_PATCH: {
+      if (rec.length <= PATCH_HEADER_SIZE) return `patch record of ${rec.length} bytes`;
+      const offset = (rec[1] << 8) | rec[2];
+      const len = rec.length - PATCH_HEADER_SIZE;
+      return offset + len <= PAGE_SIZE ? null : `patch [${offset}, +${len}) outside the page`;
+    }
+    default:
+      return `unknown record tag ${rec[0]}`;
+  }
+}
+
+function describeLen(v: unknown): string {
+  return v instanceof Uint8Array ? `${v.length} bytes` : typeof v;
+}
