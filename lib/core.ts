@@ -112,3 +112,10 @@ export interface Core {
   /** Release the page cache and every open layer. */
   close(): void;
 }
+
+export interface CoreOptions {
+  /** Page cache size in bytes; rounded down to whole 8 KB pages, at least 16 pages. */
+  pageCacheBytes: number;
+}
+
+export const MIN_PAGE_CACHE_PAGES = 16;
