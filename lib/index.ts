@@ -1,0 +1,18 @@
+/**
+ * Strata: an embeddable versioned page store. Hand it WAL records; read any 8 KB page at any LSN;
+ * branch a timeline at an LSN without copying data.
+ */
+export { Repository, DEFAULT_CHECKPOINT_DISTANCE, DEFAULT_PAGE_CACHE_BYTES } from './repository';
+export type { RepositoryOptions, CreateTimelineOptions, RepositoryStats } from './repository';
+export { Timeline, DEFAULT_WAIT_LSN_TIMEOUT_MS } from './timeline';
+export type { LayerInfo, GetPageOptions, TimelineStats } from './timeline';
+export { StrataError, isStrataError } from './errors';
+export type { StrataErrorCode } from './errors';
+export { parseLsn, formatLsn, LSN_MAX } from './lsn';
+export type { Lsn } from './lsn';
+export { encodeKey, decodeKey, formatKey, KEY_SIZE } from './key';
+export type { PageKey } from './key';
+export { PAGE_SIZE } from './record';
+export type { WalRecord, ImageRecord, ZeroRecord, PatchRecord } from './record';
+export type { ImplementationName, PageCacheStats } from './core';
+export type { CompressionName } from './format';

@@ -1,0 +1,319 @@
+/**
+ * A repository directory: tenants → timelines → layer files, sharing one core (and so one page
+ * cache). Opening it cleans up what a crash left behind (temp files, layers no manifest names).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Core, ImplementationName, PageCacheStats } from './core';
+import { MIN_PAGE_CACHE_PAGES } from './core';
+import { codecAvailable } from './codec';
+import { StrataError } from './errors';
+import { BLOCK_SIZE, CODEC_BY_NAME, CODEC_NAMES, type CompressionName } from './format';
+import { fsyncDir, mkdirDurable, TMP_SUFFIX, writeFileAtomic } from './fs_util';
+import { checkLsn, formatLsn, type Lsn } from './lsn';
+import { type Manifest, MANIFEST_FILE, readManifest, writeManifest } from './manifest';
+import { createCore, type ImplementationChoice, resolveImplementation } from './select';
+import { Timeline, type TimelineStats } from './timeline';
+
+export const DEFAULT_PAGE_CACHE_BYTES = 64 * 1024 * 1024;       // Neon's default: 8192 pages
+export const DEFAULT_CHECKPOINT_DISTANCE = 256 * 1024 * 1024;   // bytes of WAL per L0 layer
+const REPO_MARKER = 'strata.json';
+const REPO_FORMAT = 1;
+const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+export interface RepositoryOptions {
+  /** 'auto' (default, or STRATA_IMPL) uses the C++ core when the addon loads. */
+  implementation?: ImplementationChoice;
+  pageCacheBytes?: number;
+  /** Bytes of records in the open layer before it is frozen and flushed as an L0 layer. */
+  checkpointDistance?: number;
+  /** Codec for values in new layer files: 'lz4' (default), 'zstd' or 'none'. */
+  compression?: CompressionName;
+}
+
+export interface CreateTimelineOptions {
+  tenantId: string;
+  timelineId: string;
+  ancestorTimelineId?: string;
+  /** Branch point; defaults to the ancestor's lastRecordLsn. */
+  ancestorLsn?: Lsn;
+}
+
+export interface RepositoryStats {
+  implementation: ImplementationName;
+  pageCache: PageCacheStats;
+  timelines: TimelineStats[];
+}
+
+export class Repository {
+  readonly dir: string;
+  readonly implementation: ImplementationName;
+  private readonly timelines = new Map<string, Timeline>();
+  private closed = false;
+
+  private constructor(dir: string, private readonly core: Core, private readonly opts: Required<Omit<RepositoryOptions, 'implementation'>>) {
+    this.dir = dir;
+    this.implementation = core.implementation;
+  }
+
+  static async open(dir: string, options: RepositoryOptions = {}): Promise<Repository> {
+    const opts = resolveOptions(options);
+    const impl = resolveImplementation(options.implementation);
+    mkdirDurable(dir);
+    const marker = path.join(dir, REPO_MARKER);
+    if (!fs.existsSync(marker)) writeFileAtomic(marker, JSON.stringify({ format: REPO_FORMAT }) + '\n');
+    checkMarker(marker);
+    const core = createCore(impl, { pageCacheBytes: opts.pageCacheBytes });
+    const repo = new Repository(path.resolve(dir), core, opts);
+    try {
+      repo.loadTimelines();
+    } catch (e) {
+      await repo.close().catch(() => undefined);
+      throw e;
+    }
+    return repo;
+  }
+
+  async createTimeline(o: CreateTimelineOptions): Promise<Timeline> {
+    this.checkOpen();
+    checkId(o?.tenantId, 'tenantId');
+    checkId(o.timelineId, 'timelineId');
+    if (this.timelines.has(tlKey(o.tenantId, o.timelineId))) {
+      throw new StrataError('TIMELINE_EXISTS', `timeline ${o.tenantId}/${o.timelineId} already exists`);
+    }
+    let ancestor: Timeline | null = null;
+    let ancestorLsn: Lsn | null = null;
+    if (o.ancestorTimelineId !== undefined) {
+      ancestor = this.getTimeline(o.tenantId, o.ancestorTimelineId);
+      ancestorLsn = o.ancestorLsn ?? ancestor.lastRecordLsn;
+      checkLsn(ancestorLsn, 'ancestorLsn');
+      if (ancestorLsn > ancestor.lastRecordLsn) {
+        throw new StrataError('BAD_ANCESTOR_LSN', `branch point ${formatLsn(ancestorLsn)} is above ${o.tenantId}/${o.ancestorTimelineId}'s lastRecordLsn ${formatLsn(ancestor.lastRecordLsn)}`);
+      }
+      // The branch point must be durable before the branch is: the child reads it from disk after a crash.
+      if (ancestor.diskConsistentLsn < ancestorLsn) await ancestor.flush();
+    } else if (o.ancestorLsn !== undefined) {
+      throw new StrataError('BAD_ARGUMENT', 'ancestorLsn given without ancestorTimelineId');
+    }
+    const key = tlKey(o.tenantId, o.timelineId);
+    if (this.timelines.has(key)) throw new StrataError('TIMELINE_EXISTS', `timeline ${o.tenantId}/${o.timelineId} already exists`);
+    const dir = this.timelineDir(o.tenantId, o.timelineId);
+    const startLsn = ancestorLsn ?? 0n;
+    const manifest: Manifest = {
+      tenantId: o.tenantId,
+      timelineId: o.timelineId,
+      ancestorTimelineId: o.ancestorTimelineId ?? null,
+      ancestorLsn,
+      startLsn,
+      diskConsistentLsn: startLsn,
+      compression: this.opts.compression,
+      layers: [],
+    };
+    mkdirDurable(dir);
+    writeManifest(path.join(dir, MANIFEST_FILE), manifest);
+    const tl = new Timeline(this.core, dir, manifest, ancestor, this.timelineConfig());
+    this.timelines.set(key, tl);
+    return tl;
+  }
+
+  getTimeline(tenantId: string, timelineId: string): Timeline {
+    this.checkOpen();
+    const tl = this.timelines.get(tlKey(tenantId, timelineId));
+    if (!tl) throw new StrataError('TIMELINE_NOT_FOUND', `no timeline ${tenantId}/${timelineId}`);
+    return tl;
+  }
+
+  listTimelines(tenantId: string): Timeline[] {
+    this.checkOpen();
+    return [...this.timelines.values()].filter((t) => t.tenantId === tenantId);
+  }
+
+  listTenants(): string[] {
+    this.checkOpen();
+    return [...new Set([...this.timelines.values()].map((t) => t.tenantId))].sort();
+  }
+
+  stats(): RepositoryStats {
+    this.checkOpen();
+    return {
+      implementation: this.implementation,
+      pageCache: this.core.pageCache.stats(),
+      timelines: [...this.timelines.values()].map((t) => t.stats()),
+    };
+  }
+
+  /** Flush every open layer, then release files and the page cache. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    const errors: unknown[] = [];
+    // Children first: their reads go through their ancestors' layer maps.
+    for (const tl of [...this.timelines.values()].sort((a, b) => depth(b) - depth(a))) {
+      await tl.close().catch((e: unknown) => errors.push(e));
+    }
+    this.closed = true;
+    this.timelines.clear();
+    this.core.close();
+    if (errors.length > 0) throw errors[0];
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new StrataError('CLOSED', `repository ${this.dir} is closed`);
+  }
+
+  private timelineConfig() {
+    return { checkpointDistance: this.opts.checkpointDistance, compression: this.opts.compression };
+  }
+
+  private timelineDir(tenantId: string, timelineId: string): string {
+    return path.join(this.dir, 'tenants', tenantId, 'timelines', timelineId);
+  }
+
+  /** Load every timeline, ancestors before descendants, cleaning crash leftovers on the way. */
+  private loadTimelines(): void {
+    const manifests = new Map<string, Manifest>();
+    const tenantsDir = path.join(this.dir, 'tenants');
+    for (const tenantId of listDirs(tenantsDir)) {
+      for (const timelineId of listDirs(path.join(tenantsDir, tenantId, 'timelines'))) {
+        const dir = this.timelineDir(tenantId, timelineId);
+        const file = path.join(dir, MANIFEST_FILE);
+        removeTempFiles(dir);
+        if (!fs.existsSync(file)) {
+          // Created by a createTimeline that crashed before its manifest was durable: it never existed.
+          fs.rmSync(dir, { recursive: true, force: true });
+          fsyncDir(path.dirname(dir));
+          continue;
+        }
+        const m = readManifest(file);
+        if (m.tenantId !== tenantId || m.timelineId !== timelineId) {
+          throw new StrataError('CORRUPT_MANIFEST', `${file}: names ${m.tenantId}/${m.timelineId}`);
+        }
+        checkLayers(dir, m);
+        removeOrphanLayers(dir, m);
+        manifests.set(tlKey(tenantId, timelineId), m);
+      }
+    }
+    const load = (key: string): Timeline => {
+      const existing = this.timelines.get(key);
+      if (existing) return existing;
+      const m = manifests.get(key)!;
+      let ancestor: Timeline | null = null;
+      if (m.ancestorTimelineId !== null) {
+        const akey = tlKey(m.tenantId, m.ancestorTimelineId);
+        if (!manifests.has(akey)) {
+          throw new StrataError('CORRUPT_MANIFEST', `timeline ${m.tenantId}/${m.timelineId}: ancestor ${m.ancestorTimelineId} is missing`);
+        }
+        ancestor = load(akey);
+      }
+      const tl = new Timeline(this.core, this.timelineDir(m.tenantId, m.timelineId), m, ancestor, this.timelineConfigFor(m));
+      this.timelines.set(key, tl);
+      return tl;
+    };
+    for (const key of manifests.keys()) load(key);
+  }
+
+  private timelineConfigFor(m: Manifest) {
+    return { checkpointDistance: this.opts.checkpointDistance, compression: m.compression };
+  }
+}
+
+function resolveOptions(o: RepositoryOptions): Required<Omit<RepositoryOptions, 'implementation'>> {
+  const pageCacheBytes = o.pageCacheBytes ?? DEFAULT_PAGE_CACHE_BYTES;
+  if (!Number.isSafeInteger(pageCacheBytes) || pageCacheBytes < MIN_PAGE_CACHE_PAGES * BLOCK_SIZE) {
+    throw new StrataError('BAD_ARGUMENT', `pageCacheBytes must be an integer ≥ ${MIN_PAGE_CACHE_PAGES * BLOCK_SIZE}: got ${String(o.pageCacheBytes)}`);
+  }
+  const checkpointDistance = o.checkpointDistance ?? DEFAULT_CHECKPOINT_DISTANCE;
+  if (!Number.isSafeInteger(checkpointDistance) || checkpointDistance <= 0) {
+    throw new StrataError('BAD_ARGUMENT', `checkpointDistance must be a positive integer: got ${String(o.checkpointDistance)}`);
+  }
+  const compression = o.compression ?? 'lz4';
+  if (!CODEC_NAMES.includes(compression)) {
+    throw new StrataError('BAD_ARGUMENT', `compression must be one of ${CODEC_NAMES.join(', ')}: got ${String(compression)}`);
+  }
+  if (!codecAvailable(CODEC_BY_NAME[compression])) {
+    throw new StrataError('BAD_ARGUMENT', `compression '${compression}' is unavailable here (its npm package did not load)`);
+  }
+  return { pageCacheBytes, checkpointDistance, compression };
+}
+
+function checkMarker(marker: string): void {
+  let format: unknown;
+  try {
+    format = (JSON.parse(fs.readFileSync(marker, 'utf8')) as { format?: unknown }).format;
+  } catch (e) {
+    throw new StrataError('CORRUPT_MANIFEST', `${marker}: unreadable: ${(e as Error).message}`, { cause: e });
+  }
+  if (format !== REPO_FORMAT) throw new StrataError('CORRUPT_MANIFEST', `${marker}: unsupported repository format ${String(format)}`);
+}
+
+function checkId(id: unknown, what: string): asserts id is string {
+  if (typeof id !== 'string' || !ID_PATTERN.test(id)) {
+    throw new StrataError('BAD_ARGUMENT', `${what} must match ${ID_PATTERN.source}: got ${JSON.stringify(id)}`);
+  }
+}
+
+function tlKey(tenantId: string, timelineId: string): string {
+  return `${tenantId}/${timelineId}`;
+}
+
+function depth(t: Timeline): number {
+  let d = 0;
+  for (let a = t.ancestor; a !== null; a = a.ancestor) d++;
+  return d;
+}
+
+function listDirs(dir: string): string[] {
+  if (!fs.existsSync(dir)) return [];
+  return fs.readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory() && ID_PATTERN.test(d.name)).map((d) => d.name).sort();
+}
+
+function removeTempFiles(dir: string): void {
+  let removed = false;
+  for (const f of fs.readdirSync(dir)) {
+    if (f.endsWith(TMP_SUFFIX)) {
+      fs.rmSync(path.join(dir, f), { force: true });
+      removed = true;
+    }
+  }
+  if (removed) fsyncDir(dir);
+}
+
+/** A layer file no manifest names was written by a flush that crashed before its commit point. */
+function removeOrphanLayers(dir: string, m: Manifest): void {
+  const named = new Set(m.layers.map((l) => l.fileName));
+  let removed = false;
+  for (const f of fs.readdirSync(dir)) {
+    if (f !== MANIFEST_FILE && !named.has(f)) {
+      fs.rmSync(path.join(dir, f), { force: true, recursive: true });
+      removed = true;
+    }
+  }
+  if (removed) fsyncDir(dir);
+}
+
+/** Every listed layer exists with its recorded size, and delta layers never overlap in LSN. */
+function checkLayers(dir: string, m: Manifest): void {
+  for (const l of m.layers) {
+    const file = path.join(dir, l.fileName);
+    let size: number;
+    try {
+      size = fs.statSync(file).size;
+    } catch {
+      throw new StrataError('CORRUPT_MANIFEST', `${path.join(dir, MANIFEST_FILE)}: layer ${l.fileName} is missing`);
+    }
+    if (size !== l.sizeBytes) {
+      throw new StrataError('CORRUPT_LAYER', `${file}: ${size} bytes, the manifest says ${l.sizeBytes}`);
+    }
+  }
+  const deltas = m.layers.filter((l) => l.kind === 'delta');
+  for (let i = 0; i < deltas.length; i++) {
+    for (let j = i + 1; j < deltas.length; j++) {
+      const a = deltas[i];
+      const b = deltas[j];
+      const keysOverlap = a.keyStart < b.keyEnd && b.keyStart < a.keyEnd;
+      const lsnsOverlap = a.lsnStart < b.lsnEnd && b.lsnStart < a.lsnEnd;
+      if (keysOverlap && lsnsOverlap) {
+        throw new StrataError('CORRUPT_MANIFEST', `${path.join(dir, MANIFEST_FILE)}: delta layers ${a.fileName} and ${b.fileName} overlap`);
+      }
+    }
+  }
+}

@@ -1,0 +1,144 @@
+/**
+ * Model-based randomized test: thousands of seeded operations (ingest of all record kinds, flush,
+ * image layer creation, branching at random LSNs, reopen) against both cores, with every read
+ * checked against the plain in-memory oracle of every page version.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { type PageKey, Repository, StrataError, type Timeline } from '../lib';
+import { IMPLEMENTATIONS } from './helpers/cores';
+import { Oracle } from './helpers/oracle';
+import { Rng } from './helpers/random';
+import { type KeySpace, randomBatch, randomKey } from './helpers/workload';
+
+const OPERATIONS = 2500;
+const MAX_TIMELINES = 7;
+const KEYS: KeySpace = { rels: 3, blocks: 24 };
+const TENANT = 't1';
+
+interface World {
+  dir: string;
+  repo: Repository;
+  oracle: Oracle;
+  rng: Rng;
+  impl: 'native' | 'ts';
+  reads: number;
+  notFound: number;
+}
+
+async function openRepo(w: World): Promise<Repository> {
+  return Repository.open(w.dir, {
+    implementation: w.impl,
+    checkpointDistance: 24 * 1024,
+    pageCacheBytes: 32 * 8192, // small, so the clock evicts throughout
+    compression: w.rng.pick(['lz4', 'zstd', 'none'] as const),
+  });
+}
+
+function timelineIds(w: World): string[] {
+  return [...w.oracle.timelines.keys()];
+}
+
+async function checkRead(w: World, tl: Timeline, key: PageKey, lsn: bigint): Promise<void> {
+  const want = w.oracle.getPage(tl.timelineId, key, lsn);
+  w.reads++;
+  if (want === null) {
+    w.notFound++;
+    await expect(tl.getPage(key, lsn)).rejects.toMatchObject({ code: 'PAGE_NOT_FOUND' });
+  } else {
+    const got = await tl.getPage(key, lsn);
+    if (!got.equals(want)) {
+      throw new Error(`page mismatch on ${tl.timelineId} at ${lsn} for ${JSON.stringify(key)}`);
+    }
+  }
+}
+
+async function randomReads(w: World, n: number): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    const id = w.rng.pick(timelineIds(w));
+    const tl = w.repo.getTimeline(TENANT, id);
+    const lsn = w.rng.bigint(0n, tl.lastRecordLsn);
+    await checkRead(w, tl, randomKey(w.rng, KEYS), lsn);
+  }
+}
+
+async function batchRead(w: World): Promise<void> {
+  const id = w.rng.pick(timelineIds(w));
+  const tl = w.repo.getTimeline(TENANT, id);
+  const lsn = w.rng.bigint(0n, tl.lastRecordLsn);
+  const keys = w.oracle.allKeys().filter((k) => w.oracle.getPage(id, k, lsn) !== null);
+  if (keys.length === 0) return;
+  const pages = await tl.getPages(keys, lsn);
+  keys.forEach((k, i) => expect(pages[i].equals(w.oracle.getPage(id, k, lsn)!)).toBe(true));
+  w.reads += keys.length;
+}
+
+async function step(w: World): Promise<void> {
+  const roll = w.rng.next();
+  const id = w.rng.pick(timelineIds(w));
+  const tl = w.repo.getTimeline(TENANT, id);
+  if (roll < 0.62) {
+    const batch = randomBatch(w.rng, KEYS, tl.lastRecordLsn, w.rng.int(1, 24));
+    tl.ingest(batch);
+    w.oracle.ingest(id, batch);
+  } else if (roll < 0.72) {
+    await tl.flush();
+    expect(tl.diskConsistentLsn).toBe(tl.lastRecordLsn);
+  } else if (roll < 0.77) {
+    if (tl.lastRecordLsn > tl.startLsn) await tl.createImageLayer(w.rng.bigint(tl.startLsn, tl.lastRecordLsn));
+  } else if (roll < 0.8) {
+    if (timelineIds(w).length < MAX_TIMELINES) {
+      const childId = `b${timelineIds(w).length}`;
+      const at = w.rng.bigint(0n, tl.lastRecordLsn);
+      await w.repo.createTimeline({ tenantId: TENANT, timelineId: childId, ancestorTimelineId: id, ancestorLsn: at });
+      w.oracle.createTimeline(childId, id, at);
+    }
+  } else if (roll < 0.82) {
+    await w.repo.close();
+    w.repo = await openRepo(w);
+    for (const tid of timelineIds(w)) {
+      expect(w.repo.getTimeline(TENANT, tid).lastRecordLsn).toBe(w.oracle.lastRecordLsn(tid));
+    }
+  } else if (roll < 0.84) {
+    await batchRead(w);
+  } else {
+    // A batch that must be rejected whole: its last record goes backwards.
+    const batch = randomBatch(w.rng, KEYS, tl.lastRecordLsn, 3);
+    batch.push({ ...batch[0], lsn: tl.lastRecordLsn });
+    const before = tl.lastRecordLsn;
+    expect(() => tl.ingest(batch)).toThrow(StrataError);
+    expect(tl.lastRecordLsn).toBe(before);
+  }
+  await randomReads(w, 3);
+}
+
+describe.each(IMPLEMENTATIONS)('model-based randomized test (%s core)', (impl) => {
+  it.each([1, 2])(`%i: ${OPERATIONS} operations match the oracle`, async (seed) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), `strata-model-${impl}-`));
+    const w: World = { dir, impl, oracle: new Oracle(), rng: new Rng(seed * 7919), repo: undefined as unknown as Repository, reads: 0, notFound: 0 };
+    w.repo = await openRepo(w);
+    try {
+      await w.repo.createTimeline({ tenantId: TENANT, timelineId: 'main' });
+      w.oracle.createTimeline('main');
+      for (let i = 0; i < OPERATIONS; i++) await step(w);
+      // Final sweep: every key on every timeline at several LSNs.
+      for (const id of timelineIds(w)) {
+        const tl = w.repo.getTimeline(TENANT, id);
+        for (const key of w.oracle.allKeys()) {
+          for (const lsn of [tl.lastRecordLsn, tl.lastRecordLsn / 2n, tl.startLsn]) await checkRead(w, tl, key, lsn);
+        }
+      }
+      const layers = timelineIds(w).flatMap((id) => w.repo.getTimeline(TENANT, id).layers());
+      expect(layers.some((l) => l.kind === 'image')).toBe(true);
+      expect(layers.filter((l) => l.kind === 'delta').length).toBeGreaterThan(20);
+      expect(w.reads).toBeGreaterThan(OPERATIONS * 3);
+      expect(w.notFound).toBeLessThan(w.reads); // both outcomes exercised
+      expect(w.notFound).toBeGreaterThan(0);
+    } finally {
+      await w.repo.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
