@@ -378,7 +378,7 @@ export class Timeline {
       const status = new Uint8Array(IMAGE_BATCH_KEYS);
       for (let start = 0; start < keys.length; start += IMAGE_BATCH_KEYS) {
         const chunk = keys.slice(start, start + IMAGE_BATCH_KEYS);
-        this.readInto(chunk, lsn, out, status);
+        this.readInto(chunk, lsn, out.subarray(0, chunk.length * PAGE_SIZE), status.subarray(0, chunk.length));
         const batch = new EntryBatch(KEY_SIZE);
         for (let i = 0; i < chunk.length; i++) {
           if (status[i] !== PAGE_STATUS_OK) continue; // no page at this LSN: absent from the image

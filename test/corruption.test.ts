@@ -32,13 +32,15 @@ async function buildPristine(impl: 'native' | 'ts'): Promise<Pristine> {
   const rng = new Rng(42);
   const lsns: bigint[] = [];
   for (let round = 0; round < 3; round++) {
+    const before = tl.lastRecordLsn;
     const batch = randomBatch(rng, KEYS, tl.lastRecordLsn, 900);
     tl.ingest(batch);
     oracle.ingest('main', batch);
-    lsns.push(tl.lastRecordLsn);
+    // Read inside each layer's LSN range too: at its last LSN an image layer may shadow it.
+    lsns.push((before + tl.lastRecordLsn) / 2n, tl.lastRecordLsn);
     await tl.flush();
   }
-  await tl.createImageLayer(lsns[1]);
+  await tl.createImageLayer(lsns[3]); // the end of the second layer
   await repo.close();
   return { dir, oracle, lsns };
 }
