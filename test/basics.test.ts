@@ -59,3 +59,19 @@ describe('records', () => {
     expect(checkSerializedRecord(Buffer.of(3, 0x1f, 0xff, 1, 2))).toMatch(/outside/);
   });
 });
+
+describe('codec', () => {
+  it('reads the content size from zstd frame headers and refuses frames that lie about it', async () => {
+    const { encodeBlob, decompress, zstdFrameContentSize } = await import('../lib/codec');
+    const { CODEC_ZSTD } = await import('../lib/format');
+    for (const n of [64, 255, 256, 300, 8193]) {
+      const raw = Buffer.alloc(n, 3);
+      const blob = encodeBlob(CODEC_ZSTD, raw);
+      const stored = blob.subarray(8);
+      expect(zstdFrameContentSize(stored)).toBe(n);
+      expect(decompress(CODEC_ZSTD, stored, n).equals(raw)).toBe(true);
+      expect(() => decompress(CODEC_ZSTD, stored, n + 1)).toThrow(/claims/);
+    }
+    expect(zstdFrameContentSize(Buffer.from('not a frame'))).toBeNull();
+  });
+});

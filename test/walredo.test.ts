@@ -1,0 +1,102 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import type { Core } from '../lib/core';
+import { PAGE_STATUS_NOT_FOUND, PAGE_STATUS_OK } from '../lib/core';
+import { isStrataError } from '../lib/errors';
+import { CODEC_LZ4, CODEC_NONE, CODEC_ZSTD, type CodecId } from '../lib/format';
+import { codecAvailable } from '../lib/codec';
+import { IMPLEMENTATIONS, makeCore } from './helpers/cores';
+import { type TestRequest, deltaSpec, imageRec, openSpecs, pageKey, patchRec, runOracle, runPlan, tmpDir, zeroRec } from './helpers/layers';
+
+const PAGE = 8192;
+
+describe.each(IMPLEMENTATIONS)('redo (%s core)', (impl) => {
+  const core: Core = makeCore(impl);
+  const dir = tmpDir(`redo-${impl}`);
+  const emptyMap = core.createLayerMap();
+  afterAll(() => core.close());
+
+  /** One request whose whole chain is in-memory records, newest first. */
+  const memOnly = (recs: Buffer[]): TestRequest => ({
+    key: pageKey(1),
+    segments: [{ mapId: emptyMap, layers: [], capLsn: 1000n, mem: recs.map((rec, i) => ({ lsn: BigInt(1000 - i), rec })) }],
+  });
+
+  it('starts from an image and applies patches oldest first (newest wins on overlap)', () => {
+    const base = imageRec(3);
+    const r = runPlan(core, [memOnly([patchRec(10, Buffer.from('CCCC')), patchRec(8, Buffer.from('BBBB')), patchRec(8, Buffer.from('AAAAAA')), base])]);
+    const want = Buffer.from(base.subarray(1));
+    want.write('AAAAAA', 8);
+    want.write('BBBB', 8);
+    want.write('CCCC', 10);
+    expect(r.status[0]).toBe(PAGE_STATUS_OK);
+    expect(r.out.equals(want)).toBe(true);
+    expect([r.layersVisited, r.recordsApplied]).toEqual([0, 4]);
+  });
+
+  it('starts from zeros for a zero record; patches reach the last byte of the page', () => {
+    const tail = Buffer.alloc(16, 0x7e);
+    const r = runPlan(core, [memOnly([patchRec(PAGE - 16, tail), patchRec(0, Buffer.of(1)), zeroRec()])]);
+    const want = Buffer.alloc(PAGE);
+    want[0] = 1;
+    tail.copy(want, PAGE - 16);
+    expect(r.out.equals(want)).toBe(true);
+  });
+
+  it('stops at the newest will_init record: older records are not applied', () => {
+    const r = runPlan(core, [memOnly([patchRec(0, Buffer.of(9)), zeroRec(), imageRec(5)])]);
+    const want = Buffer.alloc(PAGE);
+    want[0] = 9;
+    expect(r.out.equals(want)).toBe(true);
+    expect(r.recordsApplied).toBe(2);
+  });
+
+  it('reports NOT_FOUND (zero page) for a chain without a will_init record', () => {
+    const r = runPlan(core, [memOnly([patchRec(0, Buffer.of(9))]), memOnly([zeroRec()])]);
+    expect(Array.from(r.status)).toEqual([PAGE_STATUS_NOT_FOUND, PAGE_STATUS_OK]);
+    expect(r.out.subarray(0, PAGE).equals(Buffer.alloc(PAGE))).toBe(true);
+    expect(r.recordsApplied).toBe(1);
+  });
+
+  it('rejects malformed in-memory records with BAD_ARGUMENT', () => {
+    const bad = [
+      Buffer.of(9),
+      Buffer.alloc(100, 1), // image of the wrong length
+      Buffer.of(2, 0), // zero record with a body
+      patchRec(PAGE - 1, Buffer.of(1, 2)), // past the page end
+      Buffer.of(3, 0, 0), // patch without data
+      Buffer.alloc(0),
+    ];
+    for (const rec of bad) {
+      let err: unknown;
+      try { runPlan(core, [memOnly([rec, zeroRec()])]); } catch (e) { err = e; }
+      expect(isStrataError(err, 'BAD_ARGUMENT'), `record ${rec.toString('hex').slice(0, 20)}`).toBe(true);
+    }
+  });
+
+  const codecs = [CODEC_NONE, CODEC_LZ4, CODEC_ZSTD].filter((c) => codecAvailable(c as CodecId)) as CodecId[];
+  for (const codec of codecs) {
+    it(`mixes in-memory and layer records in one chain (codec ${codec})`, () => {
+      const spec = deltaSpec(1n, 100n, [
+        { key: pageKey(1), lsn: 10n, rec: imageRec(11) },
+        { key: pageKey(1), lsn: 20n, rec: patchRec(100, Buffer.alloc(300, 0x33)) }, // compressible: stored compressed
+        { key: pageKey(1), lsn: 30n, rec: patchRec(200, Buffer.of(1, 2, 3)) },
+      ], codec);
+      const [h] = openSpecs(core, dir, [spec]);
+      const map = core.createLayerMap();
+      core.setLayerMap(map, [h]);
+      const reqs: TestRequest[] = [30n, 25n, 10n, 9n].map((cap) => ({
+        key: pageKey(1),
+        segments: [{ mapId: map, layers: [spec], capLsn: cap, mem: [{ lsn: 150n, rec: patchRec(0, Buffer.from('mem')) }] }],
+      }));
+      const got = runPlan(core, reqs);
+      const want = runOracle(reqs);
+      expect(Array.from(got.status)).toEqual([0, 0, 0, 1]);
+      expect(got.out.equals(want.out)).toBe(true);
+      expect([got.layersVisited, got.recordsApplied]).toEqual([want.layersVisited, want.recordsApplied]);
+      expect(got.out.subarray(0, 3).toString()).toBe('mem');
+      expect(got.out[200]).toBe(1);
+      expect(got.out[PAGE + 200]).toBe(0x33); // cap 25: the 300-byte patch at 20 applies, the one at 30 does not
+      expect(got.out[PAGE + 50]).toBe(imageRec(11)[51]);
+    });
+  }
+});
