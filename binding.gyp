@@ -1,0 +1,53 @@
+{
+  # Strata's C++ core. `npm install` builds it through scripts/build-native.js; without a
+  # compiler Strata falls back to the pure-TypeScript core.
+  'variables': {
+    # 1 = build with AddressSanitizer + UBSan (scripts/test-asan.js passes --strata_sanitize=1).
+    'strata_sanitize%': 0,
+  },
+  'targets': [
+    {
+      'target_name': 'strata',
+      'sources': [
+        'native/addon.cc',
+        'native/block_io.cc',
+        'native/codec.cc',
+        'native/core.cc',
+        'native/crc32.cc',
+        'native/delta_layer.cc',
+        'native/disk_btree.cc',
+        'native/image_layer.cc',
+        'native/layer_file.cc',
+        'native/layer_map.cc',
+        'native/page_cache.cc',
+        'native/reconstruct.cc',
+        'native/walredo.cc',
+      ],
+      'dependencies': [
+        "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except",
+        "<!(node -p \"require('path').dirname(require.resolve('zstd-napi/package.json'))\")/deps/zstd.gyp:libzstd",
+      ],
+      'defines': [
+        'NAPI_VERSION=8',
+        'NODE_ADDON_API_DISABLE_DEPRECATED',
+      ],
+      # Warnings apply to our sources only; zstd is built by its own target with its own flags.
+      'cflags': ['-Wall', '-Wextra', '-O2', '-fvisibility=hidden'],
+      'cflags!': ['-O3'],
+      'cflags_cc': ['-std=c++17'],
+      'cflags_cc!': ['-fno-exceptions', '-std=gnu++17', '-std=gnu++20'],
+      'xcode_settings': {
+        'CLANG_CXX_LANGUAGE_STANDARD': 'c++17',
+        'GCC_ENABLE_CPP_EXCEPTIONS': 'YES',
+        'GCC_SYMBOLS_PRIVATE_EXTERN': 'YES',
+        'OTHER_CFLAGS': ['-Wall', '-Wextra', '-O2'],
+      },
+      'conditions': [
+        ['strata_sanitize==1', {
+          'cflags': ['-fsanitize=address,undefined', '-fno-omit-frame-pointer', '-fno-sanitize-recover=undefined', '-g'],
+          'ldflags': ['-fsanitize=address,undefined'],
+        }],
+      ],
+    },
+  ],
+}

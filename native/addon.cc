@@ -1,0 +1,421 @@
+// Module init and the JS-facing surface: argument checking, error conversion and the two
+// wrapped classes (Core, LayerWriter). Everything below the boundary lives in core.h & co.
+// No C++ exception leaves an exported function: each body runs inside Guard().
+#include <napi.h>
+
+#include <cmath>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "codec.h"
+#include "core.h"
+#include "crc32.h"
+#include "errors.h"
+#include "format.h"
+
+namespace strata {
+namespace {
+
+constexpr double kMaxU32 = 4294967295.0;
+// Largest integer a double holds exactly (Number.MAX_SAFE_INTEGER).
+constexpr double kMaxSafeInteger = 9007199254740991.0;
+
+// Throws a JS Error whose `code` is one of lib/errors.ts's codes, with "CODE: " in the message
+// like StrataError's; uses the C API so that throwing cannot itself throw.
+void ThrowCoded(napi_env env, const char* code, const std::string& message) {
+  const std::string text = std::string(code) + ": " + message;
+  napi_value js_code, js_msg, error;
+  if (napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &js_code) != napi_ok ||
+      napi_create_string_utf8(env, text.c_str(), text.size(), &js_msg) != napi_ok ||
+      napi_create_error(env, js_code, js_msg, &error) != napi_ok) {
+    napi_throw_error(env, code, text.c_str());
+    return;
+  }
+  napi_throw(env, error);
+}
+
+template <typename Body>
+Napi::Value Guard(Napi::Env env, Body&& body) {
+  try {
+    return body();
+  } catch (const StrataError& e) {
+    ThrowCoded(env, ErrorCodeName(e.code()), e.what());
+  } catch (const Napi::Error& e) {
+    e.ThrowAsJavaScriptException();
+  } catch (const std::bad_alloc&) {
+    ThrowCoded(env, "IO_ERROR", "out of memory");
+  } catch (const std::exception& e) {
+    ThrowCoded(env, "IO_ERROR", std::string("internal error: ") + e.what());
+  } catch (...) {
+    ThrowCoded(env, "IO_ERROR", "internal error");
+  }
+  return env.Undefined();
+}
+
+// Constructors cannot leave a pending exception and return; node-addon-api turns a thrown
+// Napi::Error into a JS exception instead. Call from inside a catch block.
+Napi::Error CodedError(Napi::Env env, const char* code, const std::string& message) {
+  Napi::Error err = Napi::Error::New(env, std::string(code) + ": " + message);
+  err.Set("code", Napi::String::New(env, code));
+  return err;
+}
+
+[[noreturn]] void RethrowFromConstructor(Napi::Env env) {
+  try {
+    throw;
+  } catch (const StrataError& e) {
+    throw CodedError(env, ErrorCodeName(e.code()), e.what());
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const std::bad_alloc&) {
+    throw CodedError(env, "IO_ERROR", "out of memory");
+  } catch (const std::exception& e) {
+    throw CodedError(env, "IO_ERROR", std::string("internal error: ") + e.what());
+  } catch (...) {
+    throw CodedError(env, "IO_ERROR", "internal error");
+  }
+}
+
+// ---- argument checking: the binding is the trust boundary, whatever the TS wrapper checked ----
+
+double ArgInteger(const Napi::CallbackInfo& info, size_t i, const char* name, double max) {
+  if (i >= info.Length() || !info[i].IsNumber()) BadArgument(std::string(name) + " must be a number");
+  const double v = info[i].As<Napi::Number>().DoubleValue();
+  if (!(v >= 0 && v <= max) || std::floor(v) != v) {
+    BadArgument(std::string(name) + " must be an integer in [0, " + std::to_string(static_cast<uint64_t>(max)) + "]");
+  }
+  return v;
+}
+
+uint32_t ArgU32(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  return static_cast<uint32_t>(ArgInteger(info, i, name, kMaxU32));
+}
+
+uint64_t ArgLsn(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (i >= info.Length() || !info[i].IsBigInt()) BadArgument(std::string(name) + " must be a bigint");
+  bool lossless = false;
+  const uint64_t v = info[i].As<Napi::BigInt>().Uint64Value(&lossless);
+  if (!lossless) BadArgument(std::string(name) + " must be in [0, 2^64)");
+  return v;
+}
+
+ByteSpan ArgBytes(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (i >= info.Length() || !info[i].IsTypedArray() ||
+      info[i].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    BadArgument(std::string(name) + " must be a Uint8Array or Buffer");
+  }
+  auto arr = info[i].As<Napi::Uint8Array>();
+  return ByteSpan{arr.Data(), arr.ElementLength()};
+}
+
+void ArgKey(const Napi::CallbackInfo& info, size_t i, const char* name, uint8_t* into) {
+  const ByteSpan key = ArgBytes(info, i, name);
+  if (key.len != kKeySize) BadArgument(std::string(name) + " must be " + std::to_string(kKeySize) + " bytes");
+  std::copy(key.data, key.data + kKeySize, into);
+}
+
+std::string ArgString(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (i >= info.Length() || !info[i].IsString()) BadArgument(std::string(name) + " must be a string");
+  return info[i].As<Napi::String>().Utf8Value();
+}
+
+Napi::Buffer<uint8_t> CopyToBuffer(Napi::Env env, const uint8_t* data, size_t len) {
+  return Napi::Buffer<uint8_t>::Copy(env, data, len);
+}
+
+// ---- Core ----
+
+class JsCore : public Napi::ObjectWrap<JsCore> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Core",
+                       {
+                           InstanceMethod<&JsCore::CacheCapacity>("cacheCapacity"),
+                           InstanceMethod<&JsCore::CacheStats>("cacheStats"),
+                           InstanceMethod<&JsCore::CacheLookup>("cacheLookup"),
+                           InstanceMethod<&JsCore::CacheInsert>("cacheInsert"),
+                           InstanceMethod<&JsCore::CachePin>("cachePin"),
+                           InstanceMethod<&JsCore::CacheUnpin>("cacheUnpin"),
+                           InstanceMethod<&JsCore::CacheContains>("cacheContains"),
+                           InstanceMethod<&JsCore::OpenLayer>("openLayer"),
+                           InstanceMethod<&JsCore::LayerSummaryOf>("layerSummary"),
+                           InstanceMethod<&JsCore::LayerKeys>("layerKeys"),
+                           InstanceMethod<&JsCore::VerifyLayer>("verifyLayer"),
+                           InstanceMethod<&JsCore::CloseLayer>("closeLayer"),
+                           InstanceMethod<&JsCore::CreateLayerMap>("createLayerMap"),
+                           InstanceMethod<&JsCore::SetLayerMap>("setLayerMap"),
+                           InstanceMethod<&JsCore::DropLayerMap>("dropLayerMap"),
+                           InstanceMethod<&JsCore::GetPagesJs>("getPages"),
+                           InstanceMethod<&JsCore::Close>("close"),
+                       });
+  }
+
+  // new Core(pageCacheBytes)
+  explicit JsCore(const Napi::CallbackInfo& info) : Napi::ObjectWrap<JsCore>(info) {
+    try {
+      if (info.Length() < 1 || !info[0].IsNumber()) BadArgument("pageCacheBytes must be a number");
+      const double bytes = info[0].As<Napi::Number>().DoubleValue();
+      if (!(bytes >= 0 && bytes <= kMaxSafeInteger)) BadArgument("pageCacheBytes must be a non-negative number");
+      core_ = std::make_unique<Core>(static_cast<uint64_t>(bytes));  // PageCache rounds down to whole pages
+    } catch (...) {
+      RethrowFromConstructor(info.Env());
+    }
+  }
+
+ private:
+  Napi::Value CacheCapacity(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value { return Napi::Number::New(info.Env(), core_->cache().capacity()); });
+  }
+
+  Napi::Value CacheStats(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      const PageCacheStats s = core_->cache().Stats();
+      Napi::Object o = Napi::Object::New(info.Env());
+      o.Set("hits", Napi::Number::New(info.Env(), static_cast<double>(s.hits)));
+      o.Set("misses", Napi::Number::New(info.Env(), static_cast<double>(s.misses)));
+      o.Set("evictions", Napi::Number::New(info.Env(), static_cast<double>(s.evictions)));
+      o.Set("capacityPages", Napi::Number::New(info.Env(), s.capacity_pages));
+      o.Set("usedPages", Napi::Number::New(info.Env(), s.used_pages));
+      return o;
+    });
+  }
+
+  // cacheLookup(fileId, blkno, into)
+  Napi::Value CacheLookup(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      const uint32_t file = ArgU32(info, 0, "fileId"), blk = ArgU32(info, 1, "blkno");
+      const ByteSpan into = ArgBytes(info, 2, "into");
+      if (into.len < kBlockSize) BadArgument("into must hold at least " + std::to_string(kBlockSize) + " bytes");
+      return Napi::Boolean::New(info.Env(), core_->cache().Lookup(file, blk, into.data));
+    });
+  }
+
+  // cacheInsert(fileId, blkno, data)
+  Napi::Value CacheInsert(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      const uint32_t file = ArgU32(info, 0, "fileId"), blk = ArgU32(info, 1, "blkno");
+      const ByteSpan data = ArgBytes(info, 2, "data");
+      if (data.len != kBlockSize) BadArgument("data must be " + std::to_string(kBlockSize) + " bytes");
+      core_->cache().Insert(file, blk, data.data);
+      return info.Env().Undefined();
+    });
+  }
+
+  Napi::Value CachePin(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      return Napi::Boolean::New(info.Env(), core_->cache().Pin(ArgU32(info, 0, "fileId"), ArgU32(info, 1, "blkno")));
+    });
+  }
+
+  Napi::Value CacheUnpin(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      core_->cache().Unpin(ArgU32(info, 0, "fileId"), ArgU32(info, 1, "blkno"));
+      return info.Env().Undefined();
+    });
+  }
+
+  Napi::Value CacheContains(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      return Napi::Boolean::New(info.Env(), core_->cache().Contains(ArgU32(info, 0, "fileId"), ArgU32(info, 1, "blkno")));
+    });
+  }
+
+  Napi::Value OpenLayer(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      return Napi::Number::New(info.Env(), core_->OpenLayer(ArgString(info, 0, "path")));
+    });
+  }
+
+  Napi::Value LayerSummaryOf(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      const LayerSummary& s = core_->GetLayer(ArgU32(info, 0, "handle")).summary();
+      Napi::Env env = info.Env();
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("kind", Napi::String::New(env, s.kind == kLayerKindImage ? "image" : "delta"));
+      o.Set("codec", Napi::Number::New(env, s.codec));
+      o.Set("keyStart", CopyToBuffer(env, s.key_start, kKeySize));
+      o.Set("keyEnd", CopyToBuffer(env, s.key_end, kKeySize));
+      o.Set("lsnStart", Napi::BigInt::New(env, s.lsn_start));
+      o.Set("lsnEnd", Napi::BigInt::New(env, s.lsn_end));
+      o.Set("entryCount", Napi::Number::New(env, static_cast<double>(s.entry_count)));
+      o.Set("valueBytes", Napi::Number::New(env, static_cast<double>(s.value_bytes)));
+      o.Set("indexHeight", Napi::Number::New(env, s.index_height));
+      o.Set("indexLeafCount", Napi::Number::New(env, s.index_leaf_count));
+      o.Set("indexBlkCount", Napi::Number::New(env, s.index_blk_count));
+      o.Set("totalBlocks", Napi::Number::New(env, s.total_blocks));
+      return o;
+    });
+  }
+
+  Napi::Value LayerKeys(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      const std::vector<uint8_t> keys = core_->GetLayer(ArgU32(info, 0, "handle")).Keys();
+      return CopyToBuffer(info.Env(), keys.data(), keys.size());
+    });
+  }
+
+  Napi::Value VerifyLayer(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      const uint64_t entries = core_->GetLayer(ArgU32(info, 0, "handle")).Verify();
+      return Napi::Number::New(info.Env(), static_cast<double>(entries));
+    });
+  }
+
+  Napi::Value CloseLayer(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      core_->CloseLayer(ArgU32(info, 0, "handle"));
+      return info.Env().Undefined();
+    });
+  }
+
+  Napi::Value CreateLayerMap(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value { return Napi::Number::New(info.Env(), core_->CreateLayerMap()); });
+  }
+
+  // setLayerMap(mapId, handles: Uint32Array)
+  Napi::Value SetLayerMap(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      const uint32_t map_id = ArgU32(info, 0, "mapId");
+      if (info.Length() < 2 || !info[1].IsTypedArray() ||
+          info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
+        BadArgument("handles must be a Uint32Array");
+      }
+      auto arr = info[1].As<Napi::Uint32Array>();
+      const std::vector<uint32_t> handles(arr.Data(), arr.Data() + arr.ElementLength());
+      core_->SetLayerMap(map_id, handles);
+      return info.Env().Undefined();
+    });
+  }
+
+  Napi::Value DropLayerMap(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      core_->DropLayerMap(ArgU32(info, 0, "mapId"));
+      return info.Env().Undefined();
+    });
+  }
+
+  // getPages(plan, out, status) -> { layersVisited, recordsApplied }
+  Napi::Value GetPagesJs(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      const ByteSpan plan = ArgBytes(info, 0, "plan");
+      const ByteSpan out = ArgBytes(info, 1, "out");
+      const ByteSpan status = ArgBytes(info, 2, "status");
+      const ReadTotals totals = core_->GetPages(plan, out, status);
+      Napi::Object o = Napi::Object::New(info.Env());
+      o.Set("layersVisited", Napi::Number::New(info.Env(), static_cast<double>(totals.layers_visited)));
+      o.Set("recordsApplied", Napi::Number::New(info.Env(), static_cast<double>(totals.records_applied)));
+      return o;
+    });
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      core_->Close();
+      return info.Env().Undefined();
+    });
+  }
+
+  std::unique_ptr<Core> core_;
+};
+
+// ---- LayerWriter ----
+
+class JsLayerWriter : public Napi::ObjectWrap<JsLayerWriter> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "LayerWriter",
+                       {
+                           InstanceMethod<&JsLayerWriter::Append>("append"),
+                           InstanceMethod<&JsLayerWriter::Finish>("finish"),
+                           InstanceMethod<&JsLayerWriter::Abort>("abort"),
+                       });
+  }
+
+  // new LayerWriter(path, kind, codec, keyStart, keyEnd, lsnStart, lsnEnd); kind 1 delta, 2 image.
+  explicit JsLayerWriter(const Napi::CallbackInfo& info) : Napi::ObjectWrap<JsLayerWriter>(info) {
+    try {
+      const std::string path = ArgString(info, 0, "path");
+      LayerWriterOptions opts;
+      opts.kind = static_cast<uint8_t>(ArgInteger(info, 1, "kind", 255));
+      opts.codec = static_cast<uint8_t>(ArgInteger(info, 2, "codec", 255));
+      ArgKey(info, 3, "keyStart", opts.key_start);
+      ArgKey(info, 4, "keyEnd", opts.key_end);
+      opts.lsn_start = ArgLsn(info, 5, "lsnStart");
+      opts.lsn_end = ArgLsn(info, 6, "lsnEnd");
+      writer_ = std::make_unique<LayerWriter>(path, opts);
+    } catch (...) {
+      RethrowFromConstructor(info.Env());
+    }
+  }
+
+ private:
+  Napi::Value Append(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      const ByteSpan keys = ArgBytes(info, 0, "indexKeys");
+      const ByteSpan blobs = ArgBytes(info, 1, "blobs");
+      const ByteSpan will_init = ArgBytes(info, 2, "willInit");
+      writer_->Append(keys.data, keys.len, blobs.data, blobs.len, will_init.data, will_init.len);
+      return info.Env().Undefined();
+    });
+  }
+
+  Napi::Value Finish(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      return Napi::Number::New(info.Env(), static_cast<double>(writer_->Finish()));
+    });
+  }
+
+  Napi::Value Abort(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      writer_->Abort();
+      return info.Env().Undefined();
+    });
+  }
+
+  std::unique_ptr<LayerWriter> writer_;
+};
+
+// ---- test hooks: the C++ codec and checksum, reachable from test/native_*.test.ts ----
+
+// crc32(data[, value]) -> number, like zlib.crc32
+Napi::Value Crc32Js(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    const ByteSpan data = ArgBytes(info, 0, "data");
+    const uint32_t start = info.Length() > 1 ? ArgU32(info, 1, "value") : 0;
+    return Napi::Number::New(info.Env(), Crc32(data.data, data.len, start));
+  });
+}
+
+// decompress(codec, stored, rawLen) -> Buffer; BAD_ARGUMENT describing the fault otherwise
+Napi::Value DecompressJs(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    const uint32_t codec = ArgU32(info, 0, "codec");
+    const ByteSpan stored = ArgBytes(info, 1, "stored");
+    const uint32_t raw_len = ArgU32(info, 2, "rawLen");
+    if (codec > kCodecMax || codec == kCodecNone) BadArgument("codec must be 1 (lz4) or 2 (zstd)");
+    if (raw_len > kMaxRecordSize) BadArgument("rawLen exceeds the largest record");
+    std::vector<uint8_t> out(raw_len);
+    Decompressor d;
+    if (const char* err = d.Decompress(static_cast<uint8_t>(codec), stored.data, stored.len, out.data(), raw_len)) {
+      BadArgument(err);
+    }
+    return CopyToBuffer(info.Env(), out.data(), out.size());
+  });
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("Core", JsCore::Define(env));
+  exports.Set("LayerWriter", JsLayerWriter::Define(env));
+  exports.Set("crc32", Napi::Function::New<Crc32Js>(env, "crc32"));
+  exports.Set("decompress", Napi::Function::New<DecompressJs>(env, "decompress"));
+  return exports;
+}
+
+}  // namespace
+}  // namespace strata
+
+// The macro pastes its argument into an identifier, so it needs an unqualified name.
+static Napi::Object InitStrata(Napi::Env env, Napi::Object exports) { return strata::Init(env, exports); }
+
+NODE_API_MODULE(strata, InitStrata)

@@ -1,0 +1,123 @@
+#include "block_io.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "crc32.h"
+#include "errors.h"
+#include "page_cache.h"
+#include "walredo.h"
+
+namespace strata {
+
+BlockFile::BlockFile(std::string path, int fd, uint32_t file_id, PageCache* cache)
+    : path_(std::move(path)), fd_(fd), file_id_(file_id), cache_(cache) {}
+
+BlockFile::~BlockFile() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void BlockFile::Corrupt(uint32_t blkno, const std::string& what) const {
+  Fail(ErrorCode::kCorruptLayer, path_ + ": block " + std::to_string(blkno) + ": " + what);
+}
+
+void BlockFile::IoError(const std::string& what, int err) const {
+  Fail(ErrorCode::kIoError, path_ + ": " + what + ": " + std::strerror(err));
+}
+
+void BlockFile::ReadBlockFromDisk(uint32_t blkno, uint8_t* dst) const {
+  size_t got = 0;
+  const off_t base = static_cast<off_t>(blkno) * static_cast<off_t>(kBlockSize);
+  while (got < kBlockSize) {
+    const ssize_t n = ::pread(fd_, dst + got, kBlockSize - got, base + static_cast<off_t>(got));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      IoError("read of block " + std::to_string(blkno) + " failed", errno);
+    }
+    if (n == 0) Corrupt(blkno, "short read (" + std::to_string(got) + " of " + std::to_string(kBlockSize) + " bytes)");
+    got += static_cast<size_t>(n);
+  }
+  const uint32_t stored = LoadBe32(dst + kBlockPayload);
+  if (Crc32(dst, kBlockPayload) != stored) Corrupt(blkno, "checksum mismatch");
+}
+
+void BlockFile::ReadBlock(uint32_t blkno, uint8_t* dst, ReadMode mode) const {
+  // The cache is asked first (a miss is counted even for a bad block number), as in the TS twin.
+  if (mode == ReadMode::kCached && cache_->Lookup(file_id_, blkno, dst)) return;
+  if (blkno >= total_blocks_) {
+    Corrupt(blkno, "block number beyond the end of the file (" + std::to_string(total_blocks_) + " blocks)");
+  }
+  ReadBlockFromDisk(blkno, dst);
+  if (mode == ReadMode::kCached) cache_->Insert(file_id_, blkno, dst);
+}
+
+namespace {
+
+// Copies logical bytes [offset, offset + len) of the value stream into `dst`, reading each
+// block it touches once; `scratch.block` holds the block last read (`*loaded`).
+void ReadValueBytes(const BlockFile& file, ReadMode mode, uint64_t offset, size_t len, uint8_t* dst,
+                    BlobScratch& scratch, uint32_t* loaded) {
+  while (len > 0) {
+    const uint32_t blk = ValueBlockOf(offset);
+    const size_t in_block = static_cast<size_t>(offset % kBlockPayload);
+    const size_t n = std::min(len, kBlockPayload - in_block);
+    if (*loaded != blk) {
+      file.ReadBlock(blk, scratch.block, mode);
+      *loaded = blk;
+    }
+    std::memcpy(dst, scratch.block + in_block, n);
+    dst += n;
+    offset += n;
+    len -= n;
+  }
+}
+
+constexpr uint32_t kNoBlock = 0;  // block 0 is the summary, never part of the value stream
+
+}  // namespace
+
+BlobRef ReadBlob(const BlockFile& file, ReadMode mode, uint64_t value_bytes, uint64_t offset, BlobScratch& scratch,
+                 std::vector<uint8_t>& arena) {
+  const uint32_t blk = ValueBlockOf(offset);
+  auto corrupt = [&](const std::string& what) {
+    file.Corrupt(blk, "blob at value offset " + std::to_string(offset) + ": " + what);
+  };
+  uint32_t loaded = kNoBlock;
+  uint8_t header[kBlobHeaderSize + kBlobRawLenSize];
+  if (offset > value_bytes || value_bytes - offset < kBlobHeaderSize) corrupt("header runs past value_bytes");
+  ReadValueBytes(file, mode, offset, kBlobHeaderSize, header, scratch, &loaded);
+  const uint32_t word = LoadBe32(header);
+  const uint8_t codec = static_cast<uint8_t>(word >> kBlobCodecShift);
+  const uint64_t stored_len = word & kBlobLenMask;
+  if (codec > kCodecMax) corrupt("unknown codec " + std::to_string(codec));
+
+  uint64_t payload = offset + kBlobHeaderSize;
+  uint64_t raw_len = stored_len;
+  if (codec != kCodecNone) {
+    if (value_bytes - payload < kBlobRawLenSize) corrupt("header runs past value_bytes");
+    ReadValueBytes(file, mode, payload, kBlobRawLenSize, header + kBlobHeaderSize, scratch, &loaded);
+    raw_len = LoadBe32(header + kBlobHeaderSize);
+    payload += kBlobRawLenSize;
+  }
+  if (value_bytes - payload < stored_len) corrupt("payload runs past value_bytes");
+  if (raw_len > kMaxRecordSize) corrupt("raw length " + std::to_string(raw_len) + " exceeds the largest record");
+
+  const size_t start = arena.size();
+  arena.resize(start + static_cast<size_t>(raw_len));
+  uint8_t* record = arena.data() + start;
+  if (codec == kCodecNone) {
+    ReadValueBytes(file, mode, payload, static_cast<size_t>(stored_len), record, scratch, &loaded);
+  } else {
+    scratch.stored.resize(static_cast<size_t>(stored_len));
+    ReadValueBytes(file, mode, payload, scratch.stored.size(), scratch.stored.data(), scratch, &loaded);
+    const char* err = scratch.decompressor.Decompress(codec, scratch.stored.data(), scratch.stored.size(), record,
+                                                      static_cast<size_t>(raw_len));
+    if (err != nullptr) corrupt(err);
+  }
+  if (const char* bad = CheckSerializedRecord(record, static_cast<size_t>(raw_len))) corrupt(bad);
+  return BlobRef{start, static_cast<size_t>(raw_len), payload + stored_len};
+}
+
+}  // namespace strata

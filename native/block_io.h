@@ -1,0 +1,76 @@
+// One open layer file seen as checksummed 8 KB blocks, plus reading blobs out of the logical
+// value stream that spans the value blocks. Nothing read from disk is trusted: block numbers,
+// offsets and lengths are checked before use and faults become CORRUPT_LAYER naming the file.
+#ifndef STRATA_BLOCK_IO_H_
+#define STRATA_BLOCK_IO_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "codec.h"
+#include "format.h"
+
+namespace strata {
+
+class PageCache;
+
+// Where a block read goes: through the page cache (normal reads) or straight to the file
+// (verifyLayer, which must see every byte on disk).
+enum class ReadMode { kCached, kDirect };
+
+class BlockFile {
+ public:
+  // Takes ownership of `fd`.
+  BlockFile(std::string path, int fd, uint32_t file_id, PageCache* cache);
+  ~BlockFile();
+  BlockFile(const BlockFile&) = delete;
+  BlockFile& operator=(const BlockFile&) = delete;
+
+  const std::string& path() const { return path_; }
+  uint32_t file_id() const { return file_id_; }
+  void set_total_blocks(uint32_t n) { total_blocks_ = n; }
+
+  // Reads block `blkno` (kBlockSize bytes) into `dst`, checking its CRC on the way in from disk.
+  void ReadBlock(uint32_t blkno, uint8_t* dst, ReadMode mode) const;
+  // pread + CRC check, no cache, no range check against total_blocks (used for the summary).
+  void ReadBlockFromDisk(uint32_t blkno, uint8_t* dst) const;
+
+  [[noreturn]] void Corrupt(uint32_t blkno, const std::string& what) const;
+  [[noreturn]] void IoError(const std::string& what, int err) const;
+
+ private:
+  std::string path_;
+  int fd_;
+  uint32_t file_id_;
+  uint32_t total_blocks_ = 1;
+  PageCache* cache_;
+};
+
+// Buffers reused across blob reads so the read path does not allocate per value.
+struct BlobScratch {
+  uint8_t block[kBlockSize];
+  std::vector<uint8_t> stored;  // compressed payload, gathered from its blocks
+  Decompressor decompressor;
+};
+
+struct BlobRef {
+  size_t arena_offset;  // where the serialized record starts in the arena
+  size_t len;           // its length
+  uint64_t end;         // logical offset just past the blob in the value stream
+};
+
+// Reads the blob at logical `offset` of the value stream (`value_bytes` long), decompresses it
+// and appends the serialized record, checked to be well formed, to `arena`.
+BlobRef ReadBlob(const BlockFile& file, ReadMode mode, uint64_t value_bytes, uint64_t offset, BlobScratch& scratch,
+                 std::vector<uint8_t>& arena);
+
+// The block of the value stream holding logical byte `offset`.
+inline uint32_t ValueBlockOf(uint64_t offset) {
+  return static_cast<uint32_t>(kValueStartBlk + offset / kBlockPayload);
+}
+
+}  // namespace strata
+
+#endif  // STRATA_BLOCK_IO_H_

@@ -1,0 +1,37 @@
+// Every failure inside the core is a StrataError carrying one of the stable codes that
+// lib/errors.ts knows; addon.cc turns it into a JS Error with a string `code` property.
+#ifndef STRATA_ERRORS_H_
+#define STRATA_ERRORS_H_
+
+#include <stdexcept>
+#include <string>
+
+namespace strata {
+
+enum class ErrorCode { kCorruptLayer, kIoError, kBadArgument, kCacheFull };
+
+inline const char* ErrorCodeName(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::kCorruptLayer: return "CORRUPT_LAYER";
+    case ErrorCode::kIoError: return "IO_ERROR";
+    case ErrorCode::kBadArgument: return "BAD_ARGUMENT";
+    case ErrorCode::kCacheFull: return "CACHE_FULL";
+  }
+  return "IO_ERROR";
+}
+
+class StrataError : public std::runtime_error {
+ public:
+  StrataError(ErrorCode code, const std::string& message) : std::runtime_error(message), code_(code) {}
+  ErrorCode code() const { return code_; }
+
+ private:
+  ErrorCode code_;
+};
+
+[[noreturn]] inline void Fail(ErrorCode code, const std::string& message) { throw StrataError(code, message); }
+[[noreturn]] inline void BadArgument(const std::string& message) { Fail(ErrorCode::kBadArgument, message); }
+
+}  // namespace strata
+
+#endif  // STRATA_ERRORS_H_

@@ -1,0 +1,29 @@
+// The redo engine: what a serialized record means and how it changes a page
+// (docs/FORMAT.md, "Records"): image (copy), zero (8192 zero bytes), patch (write data at offset).
+#ifndef STRATA_WALREDO_H_
+#define STRATA_WALREDO_H_
+
+#include <cstddef>
+#include <cstdint>
+
+namespace strata {
+
+// nullptr if the record is well formed, else what is wrong with it.
+const char* CheckSerializedRecord(const uint8_t* rec, size_t len);
+
+// True when the (well-formed) record initializes the page, ending a reconstruction chain.
+bool RecordWillInit(const uint8_t* rec);
+
+struct RecordView {
+  const uint8_t* data;
+  size_t len;
+};
+
+// Rebuilds `page` from `count` well-formed records given newest first: the last one must
+// initialize the page (image or zero), the others are patches applied oldest first.
+// Returns nullptr on success, else what is wrong with the chain.
+const char* ApplyRecords(const RecordView* newest_first, size_t count, uint8_t* page);
+
+}  // namespace strata
+
+#endif  // STRATA_WALREDO_H_
