@@ -176,6 +176,28 @@ export class BlockFile {
     slot.len = rawLen;
     slot.blobLen = BLOB_HEADER_SIZE + BLOB_RAW_LEN_SIZE + storedLen;
   }
+  /**
+   * The blob at `offset` exactly as stored (header included, still compressed), for compaction,
+   * which moves values between layers without decoding them. Blocks are read directly (each is
+   * CRC-checked); a merge reads every block once, so caching them would only evict hot ones.
+   */
+  readEncodedBlob(offset: number, valueBytes: number): Buffer {
+    const stream = this.stream;
+    stream.reset(offset, valueBytes, true);
+    stream.copy(this.headerScratch, 0, BLOB_HEADER_SIZE);
+    const word = this.headerScratch.readUInt32BE(0);
+    const codec = word >>> BLOB_CODEC_SHIFT;
+    const storedLen = word & BLOB_LEN_MASK;
+    if (codec !== CODEC_NONE && codec !== CODEC_LZ4 && codec !== CODEC_ZSTD) throw stream.corruptAt(offset, `unknown codec ${codec}`);
+    const headerLen = codec === CODEC_NONE ? BLOB_HEADER_SIZE : BLOB_HEADER_SIZE + BLOB_RAW_LEN_SIZE;
+    // A stored blob is never larger than its record plus the lz4/zstd worst-case expansion.
+    if (storedLen === 0 || storedLen > MAX_RECORD_SIZE + MAX_RECORD_SIZE / 8) throw stream.corruptAt(offset, `stored length ${storedLen}`);
+    stream.need(headerLen - BLOB_HEADER_SIZE + storedLen);
+    const blob = Buffer.allocUnsafe(headerLen + storedLen);
+    this.headerScratch.copy(blob, 0, 0, BLOB_HEADER_SIZE);
+    stream.copy(blob, BLOB_HEADER_SIZE, headerLen - BLOB_HEADER_SIZE + storedLen);
+    return blob;
+  }
 }
 
 /**

@@ -8,6 +8,7 @@ export type StrataErrorCode =
   | 'BAD_ARGUMENT'       // malformed key, LSN, option or id
   | 'PAGE_NOT_FOUND'     // no will_init record for the key at or below the LSN (ancestors included)
   | 'LSN_TIMEOUT'        // requested LSN above lastRecordLsn and ingest did not reach it in time
+  | 'LSN_GC_CUTOFF'      // read, image or branch below the timeline's GC cutoff
   | 'TIMELINE_NOT_FOUND'
   | 'TIMELINE_EXISTS'
   | 'BAD_ANCESTOR_LSN'   // branch point above the ancestor's lastRecordLsn
@@ -46,7 +47,7 @@ export function toStrataError(e: unknown): unknown {
 }
 
 const KNOWN_CODES: ReadonlySet<string> = new Set<StrataErrorCode>([
-  'LSN_ORDER', 'BAD_RECORD', 'BAD_ARGUMENT', 'PAGE_NOT_FOUND', 'LSN_TIMEOUT', 'TIMELINE_NOT_FOUND',
+  'LSN_ORDER', 'BAD_RECORD', 'BAD_ARGUMENT', 'PAGE_NOT_FOUND', 'LSN_TIMEOUT', 'LSN_GC_CUTOFF', 'TIMELINE_NOT_FOUND',
   'TIMELINE_EXISTS', 'BAD_ANCESTOR_LSN', 'CORRUPT_LAYER', 'CORRUPT_MANIFEST', 'CACHE_FULL',
   'NATIVE_UNAVAILABLE', 'CLOSED', 'IO_ERROR',
 ]);

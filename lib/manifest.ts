@@ -31,6 +31,8 @@ export interface Manifest {
   ancestorLsn: bigint | null;
   startLsn: bigint;
   diskConsistentLsn: bigint;
+  /** Reads below this LSN fail with LSN_GC_CUTOFF; it only moves forward. */
+  gcCutoffLsn: bigint;
   compression: CompressionName;
   layers: LayerDesc[];
 }
@@ -42,7 +44,7 @@ interface LayerJson {
 
 interface ManifestJson {
   format: number; tenantId: string; timelineId: string; ancestorTimelineId: string | null;
-  ancestorLsn: string | null; startLsn: string; diskConsistentLsn: string; compression: string;
+  ancestorLsn: string | null; startLsn: string; diskConsistentLsn: string; gcCutoffLsn?: string; compression: string;
   layers: LayerJson[];
 }
 
@@ -57,6 +59,7 @@ export function encodeManifest(m: Manifest): string {
     ancestorLsn: m.ancestorLsn === null ? null : formatLsn(m.ancestorLsn),
     startLsn: formatLsn(m.startLsn),
     diskConsistentLsn: formatLsn(m.diskConsistentLsn),
+    gcCutoffLsn: formatLsn(m.gcCutoffLsn),
     compression: m.compression,
     layers: m.layers.map((l) => ({
       fileName: l.fileName, kind: l.kind, level: l.level, keyStart: l.keyStart, keyEnd: l.keyEnd,
@@ -107,6 +110,7 @@ export function decodeManifest(file: string, text: string): Manifest {
       ancestorLsn: j.ancestorLsn === null ? null : parseLsn(j.ancestorLsn),
       startLsn: parseLsn(j.startLsn),
       diskConsistentLsn: parseLsn(j.diskConsistentLsn),
+      gcCutoffLsn: j.gcCutoffLsn === undefined ? 0n : parseLsn(j.gcCutoffLsn),
       compression: j.compression as CompressionName,
       layers: j.layers.map((l) => ({
         fileName: l.fileName, kind: l.kind, level: l.level, keyStart: l.keyStart, keyEnd: l.keyEnd,

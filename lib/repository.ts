@@ -13,10 +13,16 @@ import { fsyncDir, mkdirDurable, TMP_SUFFIX, writeFileAtomic } from './fs_util';
 import { checkLsn, formatLsn, type Lsn } from './lsn';
 import { type Manifest, MANIFEST_FILE, readManifest, writeManifest } from './manifest';
 import { createCore, type ImplementationChoice, resolveImplementation } from './select';
-import { Timeline, type TimelineStats } from './timeline';
+import { Timeline, type TimelineConfig, type TimelineStats } from './timeline';
 
 export const DEFAULT_PAGE_CACHE_BYTES = 64 * 1024 * 1024;       // Neon's default: 8192 pages
 export const DEFAULT_CHECKPOINT_DISTANCE = 256 * 1024 * 1024;   // bytes of WAL per L0 layer
+// Compaction and GC defaults are Neon's (docs/ARCHITECTURE.md, "Compaction").
+export const DEFAULT_COMPACTION_THRESHOLD = 10;                 // L0 layers
+export const DEFAULT_COMPACTION_UPPER_LIMIT = 20;               // L0 layers merged at most per run
+export const DEFAULT_COMPACTION_TARGET_SIZE = 128 * 1024 * 1024; // bytes per L1 layer
+export const DEFAULT_IMAGE_CREATION_THRESHOLD = 3;              // stacked delta layers
+export const DEFAULT_GC_HORIZON = 64n * 1024n * 1024n;          // LSN bytes of history kept
 const REPO_MARKER = 'strata.json';
 const REPO_FORMAT = 1;
 const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
@@ -29,7 +35,15 @@ export interface RepositoryOptions {
   checkpointDistance?: number;
   /** Codec for values in new layer files: 'lz4' (default), 'zstd' or 'none'. */
   compression?: CompressionName;
+  compactionThreshold?: number;
+  compactionUpperLimit?: number;
+  compactionTargetSize?: number;
+  imageCreationThreshold?: number;
+  /** History kept below lastRecordLsn by gc(), in LSN bytes. */
+  gcHorizon?: bigint;
 }
+
+type ResolvedOptions = Required<Omit<RepositoryOptions, 'implementation'>>;
 
 export interface CreateTimelineOptions {
   tenantId: string;
@@ -51,7 +65,7 @@ export class Repository {
   private readonly timelines = new Map<string, Timeline>();
   private closed = false;
 
-  private constructor(dir: string, private readonly core: Core, private readonly opts: Required<Omit<RepositoryOptions, 'implementation'>>) {
+  private constructor(dir: string, private readonly core: Core, private readonly opts: ResolvedOptions) {
     this.dir = dir;
     this.implementation = core.implementation;
   }
@@ -90,8 +104,11 @@ export class Repository {
       if (ancestorLsn > ancestor.lastRecordLsn) {
         throw new StrataError('BAD_ANCESTOR_LSN', `branch point ${formatLsn(ancestorLsn)} is above ${o.tenantId}/${o.ancestorTimelineId}'s lastRecordLsn ${formatLsn(ancestor.lastRecordLsn)}`);
       }
+      ancestor.checkAboveGcCutoff(ancestorLsn, 'branch point');
       // The branch point must be durable before the branch is: the child reads it from disk after a crash.
       if (ancestor.diskConsistentLsn < ancestorLsn) await ancestor.flush();
+      // GC may have run while we waited; from here to registering the child nothing awaits.
+      ancestor.checkAboveGcCutoff(ancestorLsn, 'branch point');
     } else if (o.ancestorLsn !== undefined) {
       throw new StrataError('BAD_ARGUMENT', 'ancestorLsn given without ancestorTimelineId');
     }
@@ -106,6 +123,8 @@ export class Repository {
       ancestorLsn,
       startLsn,
       diskConsistentLsn: startLsn,
+      // Reads below the ancestor's cutoff at branch time may already miss layers.
+      gcCutoffLsn: ancestor?.gcCutoffLsn ?? 0n,
       compression: this.opts.compression,
       layers: [],
     };
@@ -160,8 +179,13 @@ export class Repository {
     if (this.closed) throw new StrataError('CLOSED', `repository ${this.dir} is closed`);
   }
 
-  private timelineConfig() {
-    return { checkpointDistance: this.opts.checkpointDistance, compression: this.opts.compression };
+  private timelineConfig(compression: CompressionName = this.opts.compression): TimelineConfig {
+    const o = this.opts;
+    return {
+      checkpointDistance: o.checkpointDistance, compression, compactionThreshold: o.compactionThreshold,
+      compactionUpperLimit: o.compactionUpperLimit, compactionTargetSize: o.compactionTargetSize,
+      imageCreationThreshold: o.imageCreationThreshold, gcHorizon: o.gcHorizon,
+    };
   }
 
   private timelineDir(tenantId: string, timelineId: string): string {
@@ -204,19 +228,21 @@ export class Repository {
         }
         ancestor = load(akey);
       }
-      const tl = new Timeline(this.core, this.timelineDir(m.tenantId, m.timelineId), m, ancestor, this.timelineConfigFor(m));
+      const tl = new Timeline(this.core, this.timelineDir(m.tenantId, m.timelineId), m, ancestor, this.timelineConfig(m.compression));
       this.timelines.set(key, tl);
       return tl;
     };
     for (const key of manifests.keys()) load(key);
   }
-
-  private timelineConfigFor(m: Manifest) {
-    return { checkpointDistance: this.opts.checkpointDistance, compression: m.compression };
-  }
 }
 
-function resolveOptions(o: RepositoryOptions): Required<Omit<RepositoryOptions, 'implementation'>> {
+function positiveInt(v: number | undefined, dflt: number, what: string): number {
+  const n = v ?? dflt;
+  if (!Number.isSafeInteger(n) || n <= 0) throw new StrataError('BAD_ARGUMENT', `${what} must be a positive integer: got ${String(v)}`);
+  return n;
+}
+
+function resolveOptions(o: RepositoryOptions): ResolvedOptions {
   const pageCacheBytes = o.pageCacheBytes ?? DEFAULT_PAGE_CACHE_BYTES;
   if (!Number.isSafeInteger(pageCacheBytes) || pageCacheBytes < MIN_PAGE_CACHE_PAGES * BLOCK_SIZE) {
     throw new StrataError('BAD_ARGUMENT', `pageCacheBytes must be an integer ≥ ${MIN_PAGE_CACHE_PAGES * BLOCK_SIZE}: got ${String(o.pageCacheBytes)}`);
@@ -232,7 +258,15 @@ function resolveOptions(o: RepositoryOptions): Required<Omit<RepositoryOptions, 
   if (!codecAvailable(CODEC_BY_NAME[compression])) {
     throw new StrataError('BAD_ARGUMENT', `compression '${compression}' is unavailable here (its npm package did not load)`);
   }
-  return { pageCacheBytes, checkpointDistance, compression };
+  const gcHorizon = o.gcHorizon ?? DEFAULT_GC_HORIZON;
+  checkLsn(gcHorizon, 'gcHorizon');
+  return {
+    pageCacheBytes, checkpointDistance, compression, gcHorizon,
+    compactionThreshold: positiveInt(o.compactionThreshold, DEFAULT_COMPACTION_THRESHOLD, 'compactionThreshold'),
+    compactionUpperLimit: positiveInt(o.compactionUpperLimit, DEFAULT_COMPACTION_UPPER_LIMIT, 'compactionUpperLimit'),
+    compactionTargetSize: positiveInt(o.compactionTargetSize, DEFAULT_COMPACTION_TARGET_SIZE, 'compactionTargetSize'),
+    imageCreationThreshold: positiveInt(o.imageCreationThreshold, DEFAULT_IMAGE_CREATION_THRESHOLD, 'imageCreationThreshold'),
+  };
 }
 
 function checkMarker(marker: string): void {

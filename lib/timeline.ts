@@ -8,9 +8,11 @@ import * as path from 'node:path';
 import type { Core, LayerKind, ReadStats } from './core';
 import { PAGE_STATUS_OK } from './core';
 import { encodeBlob } from './codec';
+import { DeltaMerge, type KeyRange, maxStackDepth, planOutputRanges } from './compaction';
 import { StrataError } from './errors';
 import { CODEC_BY_NAME, DELTA_INDEX_KEY_SIZE, type CompressionName } from './format';
-import { publishFile, TMP_SUFFIX, wrapIo } from './fs_util';
+import { fsyncDir, publishFile, TMP_SUFFIX, wrapIo } from './fs_util';
+import { layersToRemove } from './gc';
 import { InMemoryLayer } from './inmemory_layer';
 import { encodeKey, formatEncodedKey, KEY_MAX, KEY_MIN, KEY_SIZE, keyToHex, type PageKey } from './key';
 import { checkLsn, formatLsn, lsnToHex16, type Lsn } from './lsn';
@@ -24,10 +26,50 @@ export const DEFAULT_WAIT_LSN_TIMEOUT_MS = 60_000;
 const WRITE_BATCH_ENTRIES = 4096;
 /** Keys reconstructed per core call while building an image layer. */
 const IMAGE_BATCH_KEYS = 256;
+/** L0 layers and today's image layers cover every key. */
+const FULL_KEYSPACE: KeyRange = { keyStart: KEY_MIN, keyEnd: KEY_MAX };
 
 export interface TimelineConfig {
   checkpointDistance: number;
   compression: CompressionName;
+  /** L0 layers that trigger an L0 → L1 compaction. */
+  compactionThreshold: number;
+  /** Most L0 layers merged by one compaction, bounding its work. */
+  compactionUpperLimit: number;
+  /** Approximate size of each L1 output layer, in bytes. */
+  compactionTargetSize: number;
+  /** Delta layers stacked above the newest image at some key that trigger a new image layer. */
+  imageCreationThreshold: number;
+  /** Default GC horizon: history kept below lastRecordLsn, in LSN bytes. */
+  gcHorizon: bigint;
+}
+
+/** What one compact() did, for the caller's logs. */
+export interface CompactionReport {
+  l0Compacted: string[];
+  layersCreated: LayerInfo[];
+  layersRemoved: string[];
+  imageLayersCreated: LayerInfo[];
+  bytesRead: number;
+  bytesWritten: number;
+}
+
+export interface CompactOptions {
+  /** Compact whatever L0 layers exist (≥ 1) and create an image if any delta lies above the newest. */
+  force?: boolean;
+}
+
+/** What one gc() did. */
+export interface GcReport {
+  cutoffLsn: Lsn;
+  layersRemoved: number;
+  bytesRemoved: number;
+  removed: string[];
+}
+
+export interface GcOptions {
+  /** History to keep below lastRecordLsn, in LSN bytes; defaults to the repository's gcHorizon. */
+  horizon?: bigint;
 }
 
 export interface LayerInfo {
@@ -60,9 +102,13 @@ export interface TimelineStats {
   timelineId: string;
   lastRecordLsn: bigint;
   diskConsistentLsn: bigint;
+  gcCutoffLsn: bigint;
   openLayerBytes: number;
   frozenLayers: number;
   layers: number;
+  l0Count: number;
+  l1Count: number;
+  imageLayerCount: number;
   reads: number;
   layersVisited: number;
   recordsApplied: number;
@@ -77,6 +123,9 @@ export class Timeline {
   readonly startLsn: Lsn;
   private _lastRecordLsn: Lsn;
   private _diskConsistentLsn: Lsn;
+  private _gcCutoffLsn: Lsn;
+  /** Timelines branched from this one; their branch points hold back GC. */
+  readonly children: Timeline[] = [];
   private open: InMemoryLayer;
   private frozen: InMemoryLayer[] = [];
   private historic: HistoricLayer[] = [];
@@ -103,6 +152,7 @@ export class Timeline {
     this.startLsn = manifest.startLsn;
     this._diskConsistentLsn = manifest.diskConsistentLsn;
     this._lastRecordLsn = manifest.diskConsistentLsn;
+    this._gcCutoffLsn = manifest.gcCutoffLsn;
     this.open = new InMemoryLayer(manifest.diskConsistentLsn);
     this.mapId = core.createLayerMap();
     try {
@@ -112,6 +162,7 @@ export class Timeline {
       this.releaseHandles();
       throw e;
     }
+    ancestor?.children.push(this);
   }
 
   get lastRecordLsn(): Lsn {
@@ -121,6 +172,11 @@ export class Timeline {
   /** Every record with lsn ≤ this is in a layer file listed in the manifest. */
   get diskConsistentLsn(): Lsn {
     return this._diskConsistentLsn;
+  }
+
+  /** Reads, images and branches below this LSN fail with LSN_GC_CUTOFF. */
+  get gcCutoffLsn(): Lsn {
+    return this._gcCutoffLsn;
   }
 
   /**
@@ -174,6 +230,7 @@ export class Timeline {
     const encoded = keys.map((k) => encodeKey(k));
     await this.waitForLsn(lsn, opts.timeoutMs ?? DEFAULT_WAIT_LSN_TIMEOUT_MS);
     this.checkOpen();
+    this.checkAboveGcCutoff(lsn, 'read');
     const out = Buffer.allocUnsafe(PAGE_SIZE * encoded.length);
     const status = new Uint8Array(encoded.length);
     this.readInto(encoded, lsn, out, status);
@@ -206,14 +263,70 @@ export class Timeline {
     if (lsn > this._lastRecordLsn || lsn < this.startLsn) {
       throw new StrataError('BAD_ARGUMENT', `${this.name}: image LSN ${formatLsn(lsn)} outside [${formatLsn(this.startLsn)}, lastRecordLsn ${formatLsn(this._lastRecordLsn)}]`);
     }
+    this.checkAboveGcCutoff(lsn, 'image layer');
     if (lsn > this._diskConsistentLsn) await this.flush();
     let info: LayerInfo | undefined;
-    await this.enqueue(async () => { info = await this.writeImageLayer(lsn); });
+    await this.enqueue(async () => {
+      this.checkAboveGcCutoff(lsn, 'image layer');
+      info = await this.writeImageLayer(lsn);
+    });
     return info!;
+  }
+
+  /**
+   * L0 → L1 compaction when compactionThreshold L0 layers have piled up (or `force`), then an
+   * image layer at diskConsistentLsn when imageCreationThreshold delta layers are stacked above
+   * the newest image. Readers keep working throughout; the manifest swaps layers atomically.
+   */
+  async compact(opts: CompactOptions = {}): Promise<CompactionReport> {
+    this.checkOpen();
+    const report: CompactionReport = { l0Compacted: [], layersCreated: [], layersRemoved: [], imageLayersCreated: [], bytesRead: 0, bytesWritten: 0 };
+    await this.enqueue(async () => {
+      await this.compactLevel0(opts.force === true, report);
+      await this.maybeCreateImage(opts.force === true, report);
+    });
+    return report;
+  }
+
+  /**
+   * Move the GC cutoff up to lastRecordLsn − horizon (never down) and remove the layers no read at
+   * or above it, and no child branch, can need (gc.ts). The cutoff is durable before any file goes.
+   */
+  async gc(opts: GcOptions = {}): Promise<GcReport> {
+    this.checkOpen();
+    const horizon = opts.horizon ?? this.config.gcHorizon;
+    checkLsn(horizon, 'horizon');
+    let report: GcReport | undefined;
+    await this.enqueue(async () => {
+      const target = this._lastRecordLsn > horizon ? this._lastRecordLsn - horizon : 0n;
+      const cutoff = target > this._gcCutoffLsn ? target : this._gcCutoffLsn;
+      const branchPoints = this.children.map((c) => c.ancestorLsn!);
+      const doomed = layersToRemove(this.historic.map((l) => l.desc), cutoff, branchPoints);
+      this.replaceLayers(doomed.map((d) => d.fileName), [], { gcCutoffLsn: cutoff });
+      report = {
+        cutoffLsn: cutoff,
+        layersRemoved: doomed.length,
+        bytesRemoved: doomed.reduce((n, d) => n + d.sizeBytes, 0),
+        removed: doomed.map((d) => d.fileName),
+      };
+    });
+    return report!;
+  }
+
+  /** @internal For branch creation: refuse a branch point the ancestor may already have collected. */
+  checkAboveGcCutoff(lsn: Lsn, what: string): void {
+    if (lsn < this._gcCutoffLsn) {
+      throw new StrataError('LSN_GC_CUTOFF', `${this.name}: ${what} at LSN ${formatLsn(lsn)} is below the GC cutoff ${formatLsn(this._gcCutoffLsn)}`);
+    }
   }
 
   layers(): LayerInfo[] {
     return this.historic.map(({ desc }) => ({ ...desc }));
+  }
+
+  /** L0 delta layers, oldest first. */
+  private level0(): LayerDesc[] {
+    return this.historic.filter((l) => l.desc.kind === 'delta' && l.desc.level === 0).map((l) => l.desc).sort((a, b) => (a.lsnStart < b.lsnStart ? -1 : 1));
   }
 
   stats(): TimelineStats {
@@ -222,9 +335,13 @@ export class Timeline {
       timelineId: this.timelineId,
       lastRecordLsn: this._lastRecordLsn,
       diskConsistentLsn: this._diskConsistentLsn,
+      gcCutoffLsn: this._gcCutoffLsn,
       openLayerBytes: this.open.bytes,
       frozenLayers: this.frozen.length,
       layers: this.historic.length,
+      l0Count: this.level0().length,
+      l1Count: this.historic.filter((l) => l.desc.kind === 'delta' && l.desc.level === 1).length,
+      imageLayerCount: this.historic.filter((l) => l.desc.kind === 'image').length,
       ...this.stat,
     };
   }
@@ -251,6 +368,7 @@ export class Timeline {
       ancestorLsn: this.ancestorLsn,
       startLsn: this.startLsn,
       diskConsistentLsn: this._diskConsistentLsn,
+      gcCutoffLsn: this._gcCutoffLsn,
       compression: this.config.compression,
       layers: this.historic.map((l) => l.desc),
     };
@@ -346,7 +464,7 @@ export class Timeline {
     const lsnEnd = layer.endLsn + 1n;
     const fileName = deltaFileName(KEY_MIN, KEY_MAX, lsnStart, lsnEnd);
     const codec = CODEC_BY_NAME[this.config.compression];
-    const sizeBytes = await this.writeLayerFile(fileName, 'delta', lsnStart, lsnEnd, async (append) => {
+    const sizeBytes = await this.writeLayerFile(fileName, 'delta', lsnStart, lsnEnd, FULL_KEYSPACE, async (append) => {
       let batch = new EntryBatch(DELTA_INDEX_KEY_SIZE);
       for (const h of layer.sortedHistories()) {
         for (let i = 0; i < h.lsns.length; i++) {
@@ -373,7 +491,7 @@ export class Timeline {
     if (existing) return { ...existing.desc };
     const keys = this.allKeys();
     const codec = CODEC_BY_NAME[this.config.compression];
-    const sizeBytes = await this.writeLayerFile(fileName, 'image', lsn, lsn + 1n, async (append) => {
+    const sizeBytes = await this.writeLayerFile(fileName, 'image', lsn, lsn + 1n, FULL_KEYSPACE, async (append) => {
       const out = Buffer.allocUnsafe(PAGE_SIZE * IMAGE_BATCH_KEYS);
       const status = new Uint8Array(IMAGE_BATCH_KEYS);
       for (let start = 0; start < keys.length; start += IMAGE_BATCH_KEYS) {
@@ -411,12 +529,12 @@ export class Timeline {
 
   /** Stream a layer into `<name>.tmp`, fsync, rename, fsync the directory. Returns its size. */
   private async writeLayerFile(
-    fileName: string, kind: LayerKind, lsnStart: Lsn, lsnEnd: Lsn,
+    fileName: string, kind: LayerKind, lsnStart: Lsn, lsnEnd: Lsn, keys: KeyRange,
     produce: (append: (b: EntryBatch) => void) => Promise<void>,
   ): Promise<number> {
     const tmp = path.join(this.dir, fileName + TMP_SUFFIX);
     const writer = this.core.createLayerWriter(tmp, {
-      kind, codec: CODEC_BY_NAME[this.config.compression], keyStart: KEY_MIN, keyEnd: KEY_MAX, lsnStart, lsnEnd,
+      kind, codec: CODEC_BY_NAME[this.config.compression], keyStart: keys.keyStart, keyEnd: keys.keyEnd, lsnStart, lsnEnd,
     });
     let size: number;
     try {
@@ -431,22 +549,108 @@ export class Timeline {
     return size;
   }
 
-  /**
-   * Make a new layer part of the timeline: manifest first (the durable commit point), then the
-   * in-memory layer map, in one synchronous step so readers never see it twice or not at all.
-   */
+  /** Make a new layer part of the timeline (flush, image creation). */
   private publishLayer(desc: LayerDesc, diskConsistentLsn: Lsn): void {
-    const handle = this.openLayerFile(desc);
-    const next = [...this.historic, { desc, handle }];
+    this.replaceLayers([], [desc], { diskConsistentLsn });
+  }
+
+  /**
+   * Swap layers: the manifest first (the durable commit point), then the layer map, in one
+   * synchronous step so a reader sees each record exactly once; then removed files go. Core reads
+   * are synchronous calls, so once the map is replaced no read can still be using a removed layer.
+   * A crash before the files are deleted leaves orphans that the next open removes.
+   */
+  private replaceLayers(removedNames: readonly string[], added: readonly LayerDesc[], patch: Partial<Pick<Manifest, 'diskConsistentLsn' | 'gcCutoffLsn'>>): void {
+    const removed = new Set(removedNames);
+    const opened: HistoricLayer[] = [];
     try {
-      writeManifest(path.join(this.dir, MANIFEST_FILE), { ...this.manifest(), diskConsistentLsn, layers: next.map((l) => l.desc) });
+      for (const desc of added) opened.push({ desc, handle: this.openLayerFile(desc) });
+      const next = [...this.historic.filter((l) => !removed.has(l.desc.fileName)), ...opened];
+      writeManifest(path.join(this.dir, MANIFEST_FILE), { ...this.manifest(), ...patch, layers: next.map((l) => l.desc) });
+      const gone = this.historic.filter((l) => removed.has(l.desc.fileName));
+      this.historic = next;
+      if (patch.diskConsistentLsn !== undefined) this._diskConsistentLsn = patch.diskConsistentLsn;
+      if (patch.gcCutoffLsn !== undefined) this._gcCutoffLsn = patch.gcCutoffLsn;
+      this.core.setLayerMap(this.mapId, next.map((l) => l.handle));
+      opened.length = 0;
+      this.deleteLayerFiles(gone);
     } catch (e) {
-      this.core.closeLayer(handle);
-      throw new StrataError('IO_ERROR', `${this.name}: writing the manifest: ${(e as Error).message}`, { cause: e });
+      for (const l of opened) this.core.closeLayer(l.handle);
+      if (e instanceof StrataError) throw e;
+      throw new StrataError('IO_ERROR', `${this.name}: replacing layers: ${(e as Error).message}`, { cause: e });
     }
-    this.historic = next;
-    this._diskConsistentLsn = diskConsistentLsn;
-    this.core.setLayerMap(this.mapId, next.map((l) => l.handle));
+  }
+
+  private deleteLayerFiles(gone: readonly HistoricLayer[]): void {
+    if (gone.length === 0) return;
+    for (const l of gone) {
+      this.core.closeLayer(l.handle);
+      fs.rmSync(path.join(this.dir, l.desc.fileName), { force: true });
+    }
+    wrapIo(`${this.name}: syncing the directory`, () => fsyncDir(this.dir));
+  }
+
+  // ---- compaction ----------------------------------------------------------------------------
+
+  /** Merge the oldest L0 layers into L1 layers (compaction.ts), then swap them in. */
+  private async compactLevel0(force: boolean, report: CompactionReport): Promise<void> {
+    const l0 = this.level0();
+    if (l0.length === 0 || (!force && l0.length < this.config.compactionThreshold)) return;
+    const inputs = l0.slice(0, this.config.compactionUpperLimit);
+    const paths = inputs.map((l) => path.join(this.dir, l.fileName));
+    const lsnStart = inputs[0].lsnStart;
+    const lsnEnd = inputs[inputs.length - 1].lsnEnd;
+    const ranges = planOutputRanges(paths, this.config.compactionTargetSize);
+    const merge = new DeltaMerge(paths);
+    const created: LayerDesc[] = [];
+    try {
+      for (const range of ranges) created.push(await this.writeL1(merge, range, lsnStart, lsnEnd));
+      report.bytesRead += merge.bytesRead;
+    } finally {
+      merge.close();
+    }
+    this.replaceLayers(inputs.map((l) => l.fileName), created, {});
+    report.l0Compacted.push(...inputs.map((l) => l.fileName));
+    report.layersRemoved.push(...inputs.map((l) => l.fileName));
+    report.layersCreated.push(...created.map((d) => ({ ...d })));
+    report.bytesWritten += created.reduce((n, d) => n + d.sizeBytes, 0);
+  }
+
+  /** Write the merged entries of one key range as an L1 delta layer. */
+  private async writeL1(merge: DeltaMerge, range: KeyRange, lsnStart: Lsn, lsnEnd: Lsn): Promise<LayerDesc> {
+    const fileName = deltaFileName(range.keyStart, range.keyEnd, lsnStart, lsnEnd);
+    const sizeBytes = await this.writeLayerFile(fileName, 'delta', lsnStart, lsnEnd, range, async (append) => {
+      let batch = new EntryBatch(DELTA_INDEX_KEY_SIZE);
+      while (merge.hasKeyBelow(range.keyEnd)) {
+        const e = merge.next()!;
+        batch.addIndexed(e.indexKey, e.blob, e.willInit);
+        if (batch.count >= WRITE_BATCH_ENTRIES) {
+          append(batch);
+          batch = new EntryBatch(DELTA_INDEX_KEY_SIZE);
+          await yieldToEventLoop();
+        }
+      }
+      append(batch);
+    });
+    return {
+      fileName, kind: 'delta', level: 1, keyStart: keyToHex(range.keyStart), keyEnd: keyToHex(range.keyEnd), lsnStart, lsnEnd, sizeBytes,
+    };
+  }
+
+  /**
+   * Create an image layer at diskConsistentLsn when some key has imageCreationThreshold delta
+   * layers above the newest image (every L0 covers every key; L1s stack where their ranges overlap).
+   */
+  private async maybeCreateImage(force: boolean, report: CompactionReport): Promise<void> {
+    const lsn = this._diskConsistentLsn;
+    const newestImage = this.historic.filter((l) => l.desc.kind === 'image').reduce<Lsn>((m, l) => (l.desc.lsnStart > m ? l.desc.lsnStart : m), -1n);
+    if (lsn <= newestImage || lsn < this._gcCutoffLsn || lsn <= this.startLsn) return;
+    const above = this.historic.filter((l) => l.desc.kind === 'delta' && l.desc.lsnEnd > newestImage + 1n).map((l) => l.desc);
+    if (above.length === 0) return;
+    if (!force && maxStackDepth(above) < this.config.imageCreationThreshold) return;
+    const info = await this.writeImageLayer(lsn);
+    report.imageLayersCreated.push(info);
+    report.bytesWritten += info.sizeBytes;
   }
 
   private openLayerFile(desc: LayerDesc): number {
@@ -473,7 +677,11 @@ class EntryBatch {
     const k = Buffer.allocUnsafe(this.keySize);
     key.copy(k, 0, 0, KEY_SIZE);
     if (lsn !== null) k.writeBigUInt64BE(lsn, KEY_SIZE);
-    this.keys.push(k);
+    this.addIndexed(k, blob, willInit);
+  }
+
+  addIndexed(indexKey: Buffer, blob: Buffer, willInit: boolean): void {
+    this.keys.push(indexKey);
     this.blobs.push(blob);
     this.flags.push(willInit ? 1 : 0);
     this.count++;

@@ -1,7 +1,8 @@
 /**
  * Model-based randomized test: thousands of seeded operations (ingest of all record kinds, flush,
- * image layer creation, branching at random LSNs, reopen) against both cores, with every read
- * checked against the plain in-memory oracle of every page version.
+ * image layer creation, branching at random LSNs, compaction, GC, reopen) against both cores, with
+ * every read checked against the plain in-memory oracle of every page version: exact above the GC
+ * cutoff, LSN_GC_CUTOFF below it.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -26,12 +27,19 @@ interface World {
   impl: 'native' | 'ts';
   reads: number;
   notFound: number;
+  belowCutoff: number;
+  /** The GC cutoff each timeline must enforce, tracked from gc() reports and branch inheritance. */
+  cutoff: Map<string, bigint>;
+  layersRemoved: number;
 }
 
 async function openRepo(w: World): Promise<Repository> {
   return Repository.open(w.dir, {
     implementation: w.impl,
     checkpointDistance: 24 * 1024,
+    compactionThreshold: 4,
+    compactionTargetSize: 48 * 1024, // several L1 layers per compaction
+    imageCreationThreshold: 3,
     pageCacheBytes: 32 * 8192, // small, so the clock evicts throughout
     compression: w.rng.pick(['lz4', 'zstd', 'none'] as const),
   });
@@ -42,8 +50,13 @@ function timelineIds(w: World): string[] {
 }
 
 async function checkRead(w: World, tl: Timeline, key: PageKey, lsn: bigint): Promise<void> {
-  const want = w.oracle.getPage(tl.timelineId, key, lsn);
   w.reads++;
+  if (lsn < w.cutoff.get(tl.timelineId)!) {
+    w.belowCutoff++;
+    await expect(tl.getPage(key, lsn)).rejects.toMatchObject({ code: 'LSN_GC_CUTOFF' });
+    return;
+  }
+  const want = w.oracle.getPage(tl.timelineId, key, lsn);
   if (want === null) {
     w.notFound++;
     await expect(tl.getPage(key, lsn)).rejects.toMatchObject({ code: 'PAGE_NOT_FOUND' });
@@ -59,7 +72,8 @@ async function randomReads(w: World, n: number): Promise<void> {
   for (let i = 0; i < n; i++) {
     const id = w.rng.pick(timelineIds(w));
     const tl = w.repo.getTimeline(TENANT, id);
-    const lsn = w.rng.bigint(0n, tl.lastRecordLsn);
+    // Mostly at or above the cutoff, where every answer must match the oracle.
+    const lsn = w.rng.bigint(w.rng.chance(0.9) ? w.cutoff.get(id)! : 0n, tl.lastRecordLsn);
     await checkRead(w, tl, randomKey(w.rng, KEYS), lsn);
   }
 }
@@ -67,7 +81,7 @@ async function randomReads(w: World, n: number): Promise<void> {
 async function batchRead(w: World): Promise<void> {
   const id = w.rng.pick(timelineIds(w));
   const tl = w.repo.getTimeline(TENANT, id);
-  const lsn = w.rng.bigint(0n, tl.lastRecordLsn);
+  const lsn = w.rng.bigint(w.cutoff.get(id)!, tl.lastRecordLsn);
   const keys = w.oracle.allKeys().filter((k) => w.oracle.getPage(id, k, lsn) !== null);
   if (keys.length === 0) return;
   const pages = await tl.getPages(keys, lsn);
@@ -86,16 +100,37 @@ async function step(w: World): Promise<void> {
   } else if (roll < 0.72) {
     await tl.flush();
     expect(tl.diskConsistentLsn).toBe(tl.lastRecordLsn);
-  } else if (roll < 0.77) {
-    if (tl.lastRecordLsn > tl.startLsn) await tl.createImageLayer(w.rng.bigint(tl.startLsn, tl.lastRecordLsn));
-  } else if (roll < 0.8) {
+  } else if (roll < 0.75) {
+    if (tl.lastRecordLsn > tl.startLsn) {
+      const at = w.rng.bigint(tl.startLsn, tl.lastRecordLsn);
+      if (at < w.cutoff.get(id)!) await expect(tl.createImageLayer(at)).rejects.toMatchObject({ code: 'LSN_GC_CUTOFF' });
+      else await tl.createImageLayer(at);
+    }
+  } else if (roll < 0.78) {
     if (timelineIds(w).length < MAX_TIMELINES) {
       const childId = `b${timelineIds(w).length}`;
       const at = w.rng.bigint(0n, tl.lastRecordLsn);
-      await w.repo.createTimeline({ tenantId: TENANT, timelineId: childId, ancestorTimelineId: id, ancestorLsn: at });
-      w.oracle.createTimeline(childId, id, at);
+      const branch = w.repo.createTimeline({ tenantId: TENANT, timelineId: childId, ancestorTimelineId: id, ancestorLsn: at });
+      if (at < w.cutoff.get(id)!) {
+        await expect(branch).rejects.toMatchObject({ code: 'LSN_GC_CUTOFF' });
+      } else {
+        await branch;
+        w.oracle.createTimeline(childId, id, at);
+        w.cutoff.set(childId, w.cutoff.get(id)!);
+      }
     }
-  } else if (roll < 0.82) {
+  } else if (roll < 0.8) {
+    const report = await tl.compact({ force: w.rng.chance(0.3) });
+    expect(report.layersRemoved.length).toBe(report.l0Compacted.length);
+  } else if (roll < 0.815) {
+    const horizon = w.rng.bigint(0n, tl.lastRecordLsn);
+    const before = w.cutoff.get(id)!;
+    const report = await tl.gc({ horizon });
+    const target = tl.lastRecordLsn - horizon;
+    expect(report.cutoffLsn).toBe(target > before ? target : before);
+    w.cutoff.set(id, report.cutoffLsn);
+    w.layersRemoved += report.layersRemoved;
+  } else if (roll < 0.825) {
     await w.repo.close();
     w.repo = await openRepo(w);
     for (const tid of timelineIds(w)) {
@@ -117,7 +152,10 @@ async function step(w: World): Promise<void> {
 describe.each(IMPLEMENTATIONS)('model-based randomized test (%s core)', (impl) => {
   it.each([1, 2])(`%i: ${OPERATIONS} operations match the oracle`, async (seed) => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), `strata-model-${impl}-`));
-    const w: World = { dir, impl, oracle: new Oracle(), rng: new Rng(seed * 7919), repo: undefined as unknown as Repository, reads: 0, notFound: 0 };
+    const w: World = {
+      dir, impl, oracle: new Oracle(), rng: new Rng(seed * 7919), repo: undefined as unknown as Repository,
+      reads: 0, notFound: 0, belowCutoff: 0, cutoff: new Map([['main', 0n]]), layersRemoved: 0,
+    };
     w.repo = await openRepo(w);
     try {
       await w.repo.createTimeline({ tenantId: TENANT, timelineId: 'main' });
@@ -127,12 +165,15 @@ describe.each(IMPLEMENTATIONS)('model-based randomized test (%s core)', (impl) =
       for (const id of timelineIds(w)) {
         const tl = w.repo.getTimeline(TENANT, id);
         for (const key of w.oracle.allKeys()) {
-          for (const lsn of [tl.lastRecordLsn, tl.lastRecordLsn / 2n, tl.startLsn]) await checkRead(w, tl, key, lsn);
+          for (const lsn of [tl.lastRecordLsn, tl.lastRecordLsn / 2n, tl.startLsn, w.cutoff.get(id)!]) await checkRead(w, tl, key, lsn);
         }
       }
       const layers = timelineIds(w).flatMap((id) => w.repo.getTimeline(TENANT, id).layers());
       expect(layers.some((l) => l.kind === 'image')).toBe(true);
-      expect(layers.filter((l) => l.kind === 'delta').length).toBeGreaterThan(20);
+      expect(layers.some((l) => l.kind === 'delta' && l.level === 1)).toBe(true);
+      expect(layers.filter((l) => l.kind === 'delta').length).toBeGreaterThan(10);
+      expect(w.layersRemoved).toBeGreaterThan(0); // GC really removed files
+      expect(w.belowCutoff).toBeGreaterThan(0);
       expect(w.reads).toBeGreaterThan(OPERATIONS * 3);
       expect(w.notFound).toBeLessThan(w.reads); // both outcomes exercised
       expect(w.notFound).toBeGreaterThan(0);
