@@ -3,7 +3,7 @@
  * branch points of its children. Like Neon's legacy GC it removes whole layers only.
  *
  * A layer L may go when
- *  1. it ends at or below the cutoff (L.lsnEnd ≤ cutoff), so it holds only history below it;
+ *  1. all its records are at or below the cutoff (L.lsnEnd, exclusive, ≤ cutoff + 1);
  *  2. an image layer I ≠ L covering L's whole key range shadows it for every read at or above the
  *     cutoff: I.lsnStart ≤ cutoff and I.lsnEnd ≥ L.lsnEnd (the read walk reaches I before L and
  *     stops there, found or absent);
@@ -20,7 +20,7 @@ export function layersToRemove(layers: readonly LayerDesc[], cutoff: Lsn, branch
   const newestBranchPoint = branchPoints.reduce<Lsn | null>((m, p) => (m === null || p > m ? p : m), null);
   const images = layers.filter((l) => l.kind === 'image' && l.lsnStart <= cutoff);
   return layers.filter((l) => {
-    if (l.lsnEnd > cutoff) return false;
+    if (l.lsnEnd > cutoff + 1n) return false;
     if (newestBranchPoint !== null && l.lsnStart <= newestBranchPoint) return false;
     return images.some((i) => i !== l && i.lsnEnd >= l.lsnEnd && i.keyStart <= l.keyStart && l.keyEnd <= i.keyEnd);
   });

@@ -1,0 +1,167 @@
+/** Compaction, image creation and GC, case by case, on both cores (Neon's tenant.rs tests as a checklist). */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { type PageKey, PAGE_SIZE, Repository, type RepositoryOptions, type Timeline } from '../lib';
+import { IMPLEMENTATIONS } from './helpers/cores';
+import { Oracle } from './helpers/oracle';
+import { Rng } from './helpers/random';
+import { type KeySpace, randomBatch } from './helpers/workload';
+
+const KEYS: KeySpace = { rels: 2, blocks: 100 };
+const A: PageKey = { spcOid: 1663, dbOid: 5, relNumber: 16384, forkNum: 0, blockNum: 0 };
+
+function page(s: string): Buffer {
+  const p = Buffer.alloc(PAGE_SIZE);
+  p.write(s);
+  return p;
+}
+
+describe.each(IMPLEMENTATIONS)('compaction, images and GC (%s core)', (impl) => {
+  let dir: string;
+  let repo: Repository;
+  const options: RepositoryOptions = { implementation: impl, compactionThreshold: 10, compactionTargetSize: 32 * 1024 };
+
+  beforeEach(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), `strata-life-${impl}-`));
+    repo = await Repository.open(dir, options);
+  });
+
+  afterEach(async () => {
+    await repo.close().catch(() => undefined);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** `rounds` flushes of random records; returns the oracle and the LSN after each round. */
+  async function load(tl: Timeline, rounds: number, seed = 3): Promise<{ oracle: Oracle; lsns: bigint[] }> {
+    const oracle = new Oracle();
+    oracle.createTimeline(tl.timelineId);
+    const rng = new Rng(seed);
+    const lsns: bigint[] = [];
+    for (let r = 0; r < rounds; r++) {
+      const batch = randomBatch(rng, KEYS, tl.lastRecordLsn, 150);
+      tl.ingest(batch);
+      oracle.ingest(tl.timelineId, batch);
+      await tl.flush();
+      lsns.push(tl.lastRecordLsn);
+    }
+    return { oracle, lsns };
+  }
+
+  async function expectMatches(tl: Timeline, oracle: Oracle, lsns: readonly bigint[]): Promise<number> {
+    let checked = 0;
+    for (const lsn of lsns) {
+      for (const key of oracle.allKeys()) {
+        const want = oracle.getPage(tl.timelineId, key, lsn);
+        if (want === null) await expect(tl.getPage(key, lsn)).rejects.toMatchObject({ code: 'PAGE_NOT_FOUND' });
+        else expect((await tl.getPage(key, lsn)).equals(want)).toBe(true);
+        checked++;
+      }
+    }
+    return checked;
+  }
+
+  it('does nothing below compactionThreshold', async () => {
+    const tl = await repo.createTimeline({ tenantId: 't', timelineId: 'main' });
+    await load(tl, 9);
+    const report = await tl.compact();
+    expect(report.l0Compacted).toEqual([]);
+    expect(tl.stats().l0Count).toBe(9);
+  });
+
+  it('merges L0 layers into narrow L1 layers, keeps every version, deletes the inputs', async () => {
+    const tl = await repo.createTimeline({ tenantId: 't', timelineId: 'main' });
+    const { oracle, lsns } = await load(tl, 12);
+    const before = tl.layers().map((l) => l.fileName);
+    const report = await tl.compact();
+    expect(report.l0Compacted).toHaveLength(12);
+    expect(report.layersRemoved.sort()).toEqual(before.sort());
+    expect(report.layersCreated.length).toBeGreaterThan(2); // split at the 32 KiB target
+    expect(report.bytesRead).toBeGreaterThan(0);
+    expect(report.bytesWritten).toBeGreaterThan(0);
+    const st = tl.stats();
+    expect(st.l0Count).toBe(0);
+    expect(st.l1Count).toBe(report.layersCreated.length);
+    // L1s tile the key space in order and each spans the whole merged LSN range.
+    const l1 = tl.layers().filter((l) => l.level === 1).sort((a, b) => a.keyStart.localeCompare(b.keyStart));
+    for (let i = 0; i < l1.length; i++) {
+      expect(l1[i].lsnStart).toBe(1n);
+      expect(l1[i].lsnEnd).toBe(lsns[11] + 1n);
+      if (i > 0) expect(l1[i].keyStart).toBe(l1[i - 1].keyEnd);
+    }
+    const files = fs.readdirSync(path.join(dir, 'tenants', 't', 'timelines', 'main'));
+    for (const f of before) expect(files).not.toContain(f);
+    expect(await expectMatches(tl, oracle, lsns)).toBeGreaterThan(1000);
+    await repo.close();
+    repo = await Repository.open(dir, options);
+    await expectMatches(repo.getTimeline('t', 'main'), oracle, [lsns[0], lsns[11]]);
+  });
+
+  it('creates an image layer once three generations of deltas stack up, so reads at its LSN visit one layer', async () => {
+    const tl = await repo.createTimeline({ tenantId: 't', timelineId: 'main' });
+    const oracle = new Oracle();
+    oracle.createTimeline('main');
+    const rng = new Rng(8);
+    const created: number[] = [];
+    for (let generation = 0; generation < 3; generation++) {
+      for (let r = 0; r < 10; r++) {
+        const batch = randomBatch(rng, KEYS, tl.lastRecordLsn, 60);
+        tl.ingest(batch);
+        oracle.ingest('main', batch);
+        await tl.flush();
+      }
+      const report = await tl.compact();
+      expect(report.l0Compacted).toHaveLength(10);
+      created.push(report.imageLayersCreated.length);
+    }
+    expect(created).toEqual([0, 0, 1]); // one L1 generation per compaction; the third reaches the threshold
+    const image = tl.layers().find((l) => l.kind === 'image')!;
+    expect(image.lsnStart).toBe(tl.diskConsistentLsn);
+    const visitedBefore = tl.stats().layersVisited;
+    const reads = await expectMatches(tl, oracle, [tl.lastRecordLsn]);
+    expect(tl.stats().layersVisited - visitedBefore).toBe(reads); // every read stops at the image
+    expect((await tl.compact({ force: true })).imageLayersCreated).toHaveLength(0); // nothing above it
+  });
+
+  it('GC removes layers shadowed by a newer image, and refuses reads and branches below the cutoff', async () => {
+    const tl = await repo.createTimeline({ tenantId: 't', timelineId: 'main' });
+    const { oracle, lsns } = await load(tl, 6);
+    await tl.createImageLayer(lsns[3]);
+    const report = await tl.gc({ horizon: tl.lastRecordLsn - lsns[3] });
+    expect(report.cutoffLsn).toBe(lsns[3]);
+    expect(report.layersRemoved).toBe(4); // the four L0s at or below the image
+    expect(report.bytesRemoved).toBeGreaterThan(0);
+    await expectMatches(tl, oracle, [lsns[3], lsns[4], lsns[5]]);
+    await expect(tl.getPage(A, lsns[2])).rejects.toMatchObject({ code: 'LSN_GC_CUTOFF' });
+    await expect(tl.createImageLayer(lsns[2])).rejects.toMatchObject({ code: 'LSN_GC_CUTOFF' });
+    await expect(repo.createTimeline({ tenantId: 't', timelineId: 'b', ancestorTimelineId: 'main', ancestorLsn: lsns[2] }))
+      .rejects.toMatchObject({ code: 'LSN_GC_CUTOFF' });
+    // The cutoff only moves forward, and survives reopen.
+    expect((await tl.gc({ horizon: tl.lastRecordLsn })).cutoffLsn).toBe(lsns[3]);
+    await repo.close();
+    repo = await Repository.open(dir, options);
+    const again = repo.getTimeline('t', 'main');
+    expect(again.gcCutoffLsn).toBe(lsns[3]);
+    await expect(again.getPage(A, lsns[2])).rejects.toMatchObject({ code: 'LSN_GC_CUTOFF' });
+  });
+
+  it('GC keeps what a child branch needs at its branch point (Neon test_retain_data_in_parent_which_is_needed_for_child)', async () => {
+    const main = await repo.createTimeline({ tenantId: 't', timelineId: 'main' });
+    main.ingest([{ lsn: 0x10n, key: A, kind: 'image', page: page('foo at 0x10') }]);
+    main.ingest([{ lsn: 0x20n, key: A, kind: 'image', page: page('foo at 0x20') }]);
+    await main.flush();
+    const dev = await repo.createTimeline({ tenantId: 't', timelineId: 'dev', ancestorTimelineId: 'main', ancestorLsn: 0x15n });
+    main.ingest([{ lsn: 0x30n, key: A, kind: 'image', page: page('foo at 0x30') }]);
+    await main.flush();
+    await main.createImageLayer(0x30n);
+    const report = await main.gc({ horizon: 0n });
+    expect(report.cutoffLsn).toBe(0x30n);
+    expect(report.removed.every((f) => !f.endsWith('-0000000000000021'))).toBe(true); // the layer holding 0x10 stays
+    expect((await dev.getPage(A, 0x15n)).toString('latin1', 0, 11)).toBe('foo at 0x10');
+    expect((await main.getPage(A, 0x30n)).toString('latin1', 0, 11)).toBe('foo at 0x30');
+    await expect(main.getPage(A, 0x20n)).rejects.toMatchObject({ code: 'LSN_GC_CUTOFF' });
+    // The child inherited the parent's cutoff at branch time (0), not the later one.
+    expect(dev.gcCutoffLsn).toBe(0n);
+  });
+});
