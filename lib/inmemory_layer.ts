@@ -21,6 +21,8 @@ export class InMemoryLayer {
   endLsn: bigint;
   bytes = 0;
   entries = 0;
+  /** Wall-clock ms of the first record, for checkpoint_timeout-style flushing; null while empty. */
+  firstPutAt: number | null = null;
   private readonly byKey = new Map<string, KeyHistory>();
 
   constructor(startLsn: bigint) {
@@ -42,6 +44,7 @@ export class InMemoryLayer {
     h.lsns.push(lsn);
     h.records.push(record);
     this.bytes += record.length + ENTRY_OVERHEAD_BYTES;
+    this.firstPutAt ??= Date.now();
     this.entries++;
     if (lsn > this.endLsn) this.endLsn = lsn;
   }

@@ -13,6 +13,7 @@ import { fsyncDir, mkdirDurable, TMP_SUFFIX, writeFileAtomic } from './fs_util';
 import { checkLsn, formatLsn, type Lsn } from './lsn';
 import { type Manifest, MANIFEST_FILE, readManifest, writeManifest } from './manifest';
 import { createCore, type ImplementationChoice, resolveImplementation } from './select';
+import { BackgroundScheduler, type BackgroundOptions, type BackgroundStats } from './background';
 import { Timeline, type TimelineConfig, type TimelineStats } from './timeline';
 
 export const DEFAULT_PAGE_CACHE_BYTES = 64 * 1024 * 1024;       // Neon's default: 8192 pages
@@ -23,6 +24,14 @@ export const DEFAULT_COMPACTION_UPPER_LIMIT = 20;               // L0 layers mer
 export const DEFAULT_COMPACTION_TARGET_SIZE = 128 * 1024 * 1024; // bytes per L1 layer
 export const DEFAULT_IMAGE_CREATION_THRESHOLD = 3;              // stacked delta layers
 export const DEFAULT_GC_HORIZON = 64n * 1024n * 1024n;          // LSN bytes of history kept
+export const L0_FLUSH_DELAY_FACTOR = 3;                         // × compactionThreshold (Neon: 30 L0s)
+export const L0_FLUSH_STALL_FACTOR = 5;                         // × compactionThreshold (Neon has stalls off)
+export const DEFAULT_BACKGROUND: BackgroundOptions = {
+  periodMs: 20_000,            // Neon's compaction_period
+  gcPeriodMs: 60 * 60_000,     // Neon's gc_period
+  checkpointTimeoutMs: 10 * 60_000, // Neon's checkpoint_timeout
+  concurrency: 1,              // a 2-core machine: one compaction at a time leaves a core for reads
+};
 const REPO_MARKER = 'strata.json';
 const REPO_FORMAT = 1;
 const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
@@ -41,9 +50,16 @@ export interface RepositoryOptions {
   imageCreationThreshold?: number;
   /** History kept below lastRecordLsn by gc(), in LSN bytes. */
   gcHorizon?: bigint;
+  /** L0 backpressure thresholds (docs/ARCHITECTURE.md); 0 turns one off. */
+  l0FlushDelayThreshold?: number;
+  l0FlushStallThreshold?: number;
+  /** Start the background scheduler (flush, compaction, images, GC) on open. */
+  background?: boolean;
+  /** Scheduler settings; defaults in DEFAULT_BACKGROUND. */
+  backgroundOptions?: Partial<BackgroundOptions>;
 }
 
-type ResolvedOptions = Required<Omit<RepositoryOptions, 'implementation'>>;
+type ResolvedOptions = Required<Omit<RepositoryOptions, 'implementation' | 'background' | 'backgroundOptions'>>;
 
 export interface CreateTimelineOptions {
   tenantId: string;
@@ -56,6 +72,7 @@ export interface CreateTimelineOptions {
 export interface RepositoryStats {
   implementation: ImplementationName;
   pageCache: PageCacheStats;
+  background: BackgroundStats;
   timelines: TimelineStats[];
 }
 
@@ -64,10 +81,14 @@ export class Repository {
   readonly implementation: ImplementationName;
   private readonly timelines = new Map<string, Timeline>();
   private closed = false;
+  /** Read by the scheduler on every round, so startBackground() can change it. */
+  private readonly backgroundOpts: BackgroundOptions = { ...DEFAULT_BACKGROUND };
+  private readonly scheduler: BackgroundScheduler;
 
   private constructor(dir: string, private readonly core: Core, private readonly opts: ResolvedOptions) {
     this.dir = dir;
     this.implementation = core.implementation;
+    this.scheduler = new BackgroundScheduler(() => [...this.timelines.values()], this.backgroundOpts);
   }
 
   static async open(dir: string, options: RepositoryOptions = {}): Promise<Repository> {
@@ -85,8 +106,28 @@ export class Repository {
       await repo.close().catch(() => undefined);
       throw e;
     }
+    if (options.background === true) repo.startBackground(options.backgroundOptions);
     return repo;
   }
+
+  /** Start the background scheduler (docs/ARCHITECTURE.md, "Background work"). */
+  startBackground(opts: Partial<BackgroundOptions> = {}): void {
+    this.checkOpen();
+    Object.assign(this.backgroundOpts, checkBackgroundOptions(opts));
+    this.scheduler.start();
+  }
+
+  /** Stop the scheduler and wait for its jobs in flight. */
+  async stopBackground(): Promise<void> {
+    await this.scheduler.stop();
+  }
+
+  /** One round of background work now, whether or not the scheduler runs. */
+  async runBackgroundOnce(): Promise<void> {
+    this.checkOpen();
+    await this.scheduler.runOnce();
+  }
+
 
   async createTimeline(o: CreateTimelineOptions): Promise<Timeline> {
     this.checkOpen();
@@ -157,6 +198,7 @@ export class Repository {
     return {
       implementation: this.implementation,
       pageCache: this.core.pageCache.stats(),
+      background: this.scheduler.stats(),
       timelines: [...this.timelines.values()].map((t) => t.stats()),
     };
   }
@@ -164,6 +206,7 @@ export class Repository {
   /** Flush every open layer, then release files and the page cache. */
   async close(): Promise<void> {
     if (this.closed) return;
+    await this.scheduler.stop();
     const errors: unknown[] = [];
     // Children first: their reads go through their ancestors' layer maps.
     for (const tl of [...this.timelines.values()].sort((a, b) => depth(b) - depth(a))) {
@@ -185,6 +228,7 @@ export class Repository {
       checkpointDistance: o.checkpointDistance, compression, compactionThreshold: o.compactionThreshold,
       compactionUpperLimit: o.compactionUpperLimit, compactionTargetSize: o.compactionTargetSize,
       imageCreationThreshold: o.imageCreationThreshold, gcHorizon: o.gcHorizon,
+      l0FlushDelayThreshold: o.l0FlushDelayThreshold, l0FlushStallThreshold: o.l0FlushStallThreshold,
     };
   }
 
@@ -242,6 +286,15 @@ function positiveInt(v: number | undefined, dflt: number, what: string): number 
   return n;
 }
 
+function nonNegativeInt(v: number | undefined, dflt: number, what: string): number {
+  return v === 0 ? 0 : positiveInt(v, dflt, what);
+}
+
+function checkBackgroundOptions(o: Partial<BackgroundOptions>): Partial<BackgroundOptions> {
+  for (const [k, v] of Object.entries(o)) positiveInt(v as number, 1, `backgroundOptions.${k}`);
+  return o;
+}
+
 function resolveOptions(o: RepositoryOptions): ResolvedOptions {
   const pageCacheBytes = o.pageCacheBytes ?? DEFAULT_PAGE_CACHE_BYTES;
   if (!Number.isSafeInteger(pageCacheBytes) || pageCacheBytes < MIN_PAGE_CACHE_PAGES * BLOCK_SIZE) {
@@ -260,9 +313,11 @@ function resolveOptions(o: RepositoryOptions): ResolvedOptions {
   }
   const gcHorizon = o.gcHorizon ?? DEFAULT_GC_HORIZON;
   checkLsn(gcHorizon, 'gcHorizon');
+  const compactionThreshold = positiveInt(o.compactionThreshold, DEFAULT_COMPACTION_THRESHOLD, 'compactionThreshold');
   return {
-    pageCacheBytes, checkpointDistance, compression, gcHorizon,
-    compactionThreshold: positiveInt(o.compactionThreshold, DEFAULT_COMPACTION_THRESHOLD, 'compactionThreshold'),
+    pageCacheBytes, checkpointDistance, compression, gcHorizon, compactionThreshold,
+    l0FlushDelayThreshold: nonNegativeInt(o.l0FlushDelayThreshold, L0_FLUSH_DELAY_FACTOR * compactionThreshold, 'l0FlushDelayThreshold'),
+    l0FlushStallThreshold: nonNegativeInt(o.l0FlushStallThreshold, L0_FLUSH_STALL_FACTOR * compactionThreshold, 'l0FlushStallThreshold'),
     compactionUpperLimit: positiveInt(o.compactionUpperLimit, DEFAULT_COMPACTION_UPPER_LIMIT, 'compactionUpperLimit'),
     compactionTargetSize: positiveInt(o.compactionTargetSize, DEFAULT_COMPACTION_TARGET_SIZE, 'compactionTargetSize'),
     imageCreationThreshold: positiveInt(o.imageCreationThreshold, DEFAULT_IMAGE_CREATION_THRESHOLD, 'imageCreationThreshold'),

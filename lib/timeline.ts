@@ -13,6 +13,7 @@ import { StrataError } from './errors';
 import { CODEC_BY_NAME, DELTA_INDEX_KEY_SIZE, type CompressionName } from './format';
 import { fsyncDir, publishFile, TMP_SUFFIX, wrapIo } from './fs_util';
 import { layersToRemove } from './gc';
+import { type HistogramSummary, IntHistogram } from './histogram';
 import { InMemoryLayer } from './inmemory_layer';
 import { encodeKey, formatEncodedKey, KEY_MAX, KEY_MIN, KEY_SIZE, keyToHex, type PageKey } from './key';
 import { checkLsn, formatLsn, lsnToHex16, type Lsn } from './lsn';
@@ -42,6 +43,10 @@ export interface TimelineConfig {
   imageCreationThreshold: number;
   /** Default GC horizon: history kept below lastRecordLsn, in LSN bytes. */
   gcHorizon: bigint;
+  /** L0 count at which each flush is followed by a pause as long as the flush took (0 = off). */
+  l0FlushDelayThreshold: number;
+  /** L0 count at which a flush compacts before it returns, so L0s never exceed it (0 = off). */
+  l0FlushStallThreshold: number;
 }
 
 /** What one compact() did, for the caller's logs. */
@@ -112,6 +117,19 @@ export interface TimelineStats {
   reads: number;
   layersVisited: number;
   recordsApplied: number;
+  /** Layer files visited per GetPage@LSN (read amplification). */
+  layersVisitedPerRead: HistogramSummary;
+  recordsAppliedPerRead: HistogramSummary;
+  /** Bytes written by flushes, compaction and image creation (write amplification), and freed by GC. */
+  bytesFlushed: number;
+  bytesCompacted: number;
+  bytesImages: number;
+  gcBytesRemoved: number;
+  /** Bytes of this timeline's layer files now (compare with pages × 8192 for storage amplification). */
+  physicalSizeBytes: number;
+  /** Flushes slowed (delay) or made to compact first (stall) by L0 backpressure. */
+  flushDelays: number;
+  flushStalls: number;
 }
 
 export class Timeline {
@@ -135,7 +153,9 @@ export class Timeline {
   private serial: Promise<void> = Promise.resolve();
   private backgroundError: unknown = null;
   private closed = false;
-  private readonly stat = { reads: 0, layersVisited: 0, recordsApplied: 0 };
+  private readonly stat = { reads: 0, layersVisited: 0, recordsApplied: 0, flushDelays: 0, flushStalls: 0, bytesFlushed: 0, bytesCompacted: 0, bytesImages: 0, gcBytesRemoved: 0 };
+  private readonly visitedHist = new IntHistogram();
+  private readonly appliedHist = new IntHistogram();
 
   /** @internal Use Repository.createTimeline / getTimeline. */
   constructor(
@@ -280,7 +300,7 @@ export class Timeline {
    */
   async compact(opts: CompactOptions = {}): Promise<CompactionReport> {
     this.checkOpen();
-    const report: CompactionReport = { l0Compacted: [], layersCreated: [], layersRemoved: [], imageLayersCreated: [], bytesRead: 0, bytesWritten: 0 };
+    const report = emptyCompactionReport();
     await this.enqueue(async () => {
       await this.compactLevel0(opts.force === true, report);
       await this.maybeCreateImage(opts.force === true, report);
@@ -303,6 +323,7 @@ export class Timeline {
       const branchPoints = this.children.map((c) => c.ancestorLsn!);
       const doomed = layersToRemove(this.historic.map((l) => l.desc), cutoff, branchPoints);
       this.replaceLayers(doomed.map((d) => d.fileName), [], { gcCutoffLsn: cutoff });
+      this.stat.gcBytesRemoved += doomed.reduce((n, d) => n + d.sizeBytes, 0);
       report = {
         cutoffLsn: cutoff,
         layersRemoved: doomed.length,
@@ -343,7 +364,17 @@ export class Timeline {
       l1Count: this.historic.filter((l) => l.desc.kind === 'delta' && l.desc.level === 1).length,
       imageLayerCount: this.historic.filter((l) => l.desc.kind === 'image').length,
       ...this.stat,
+      layersVisitedPerRead: this.visitedHist.summary(),
+      recordsAppliedPerRead: this.appliedHist.summary(),
+      physicalSizeBytes: this.historic.reduce((n, l) => n + l.desc.sizeBytes, 0),
     };
+  }
+
+  /** Zero the read counters and histograms (layer counts and sizes are state, not counters). */
+  resetStats(): void {
+    for (const k of Object.keys(this.stat) as (keyof typeof this.stat)[]) this.stat[k] = 0;
+    this.visitedHist.reset();
+    this.appliedHist.reset();
   }
 
   /** @internal Flush and release native resources; the repository closes timelines children first. */
@@ -398,6 +429,9 @@ export class Timeline {
     this.stat.reads += keys.length;
     this.stat.layersVisited += st.layersVisited;
     this.stat.recordsApplied += st.recordsApplied;
+    // Exact for single reads; a batch contributes its mean per read (the core reports call totals).
+    this.visitedHist.record(st.layersVisited / keys.length, keys.length);
+    this.appliedHist.record(st.recordsApplied / keys.length, keys.length);
   }
 
   /** The segments a read of `key` at `lsn` searches: this timeline, then each ancestor below its branch point. */
@@ -455,7 +489,40 @@ export class Timeline {
   }
 
   private async flushFrozen(): Promise<void> {
-    while (this.frozen.length > 0) await this.flushOne(this.frozen[0]);
+    while (this.frozen.length > 0) {
+      const started = performance.now();
+      await this.flushOne(this.frozen[0]);
+      await this.applyBackpressure(performance.now() - started);
+    }
+  }
+
+  /**
+   * L0 backpressure, after Neon's flush loop: past l0FlushDelayThreshold each flush is followed by
+   * a pause as long as itself (flushing at half speed while compaction catches up); at
+   * l0FlushStallThreshold the flush compacts before returning, so read amplification stays bounded
+   * even with no background compaction running. Callers feel it in flush() and in frozen layers
+   * waiting in memory.
+   */
+  private async applyBackpressure(flushMs: number): Promise<void> {
+    const { l0FlushStallThreshold: stall, l0FlushDelayThreshold: delay } = this.config;
+    if (stall > 0 && this.level0().length >= stall) {
+      this.stat.flushStalls++;
+      const report = emptyCompactionReport();
+      while (this.level0().length >= stall) await this.compactLevel0(true, report);
+    } else if (delay > 0 && this.level0().length >= delay) {
+      this.stat.flushDelays++;
+      await new Promise((resolve) => setTimeout(resolve, Math.ceil(flushMs)));
+    }
+  }
+
+  /** @internal For the background scheduler: whether compact() would merge L0 layers now. */
+  needsCompaction(): boolean {
+    return this.level0().length >= this.config.compactionThreshold;
+  }
+
+  /** @internal For the background scheduler: when the open layer took its first record (ms), or null. */
+  get openLayerSince(): number | null {
+    return this.open.firstPutAt;
   }
 
   /** Write one frozen layer as an L0 delta, publish it in the manifest, then swap it in for readers. */
@@ -483,6 +550,7 @@ export class Timeline {
     };
     this.publishLayer(desc, layer.endLsn);
     this.frozen.shift();
+    this.stat.bytesFlushed += sizeBytes;
   }
 
   private async writeImageLayer(lsn: Lsn): Promise<LayerInfo> {
@@ -510,6 +578,7 @@ export class Timeline {
       fileName, kind: 'image', level: 0, keyStart: keyToHex(KEY_MIN), keyEnd: keyToHex(KEY_MAX), lsnStart: lsn, lsnEnd: lsn + 1n, sizeBytes,
     };
     this.publishLayer(desc, this._diskConsistentLsn);
+    this.stat.bytesImages += sizeBytes;
     return { ...desc };
   }
 
@@ -613,7 +682,9 @@ export class Timeline {
     report.l0Compacted.push(...inputs.map((l) => l.fileName));
     report.layersRemoved.push(...inputs.map((l) => l.fileName));
     report.layersCreated.push(...created.map((d) => ({ ...d })));
-    report.bytesWritten += created.reduce((n, d) => n + d.sizeBytes, 0);
+    const written = created.reduce((n, d) => n + d.sizeBytes, 0);
+    report.bytesWritten += written;
+    this.stat.bytesCompacted += written;
   }
 
   /** Write the merged entries of one key range as an L1 delta layer. */
@@ -694,6 +765,10 @@ class EntryBatch {
   willInit(): Uint8Array {
     return Uint8Array.from(this.flags);
   }
+}
+
+function emptyCompactionReport(): CompactionReport {
+  return { l0Compacted: [], layersCreated: [], layersRemoved: [], imageLayersCreated: [], bytesRead: 0, bytesWritten: 0 };
 }
 
 /** An all-zero page is stored as a 1-byte zero record; anything else as a full image record. */

@@ -164,4 +164,45 @@ describe.each(IMPLEMENTATIONS)('compaction, images and GC (%s core)', (impl) => 
     // The child inherited the parent's cutoff at branch time (0), not the later one.
     expect(dev.gcCutoffLsn).toBe(0n);
   });
+
+  it('L0 backpressure: past the delay threshold flushes slow down, at the stall threshold they compact first', async () => {
+    await repo.close();
+    repo = await Repository.open(dir, { ...options, compactionThreshold: 2, l0FlushDelayThreshold: 3, l0FlushStallThreshold: 5 });
+    const tl = await repo.createTimeline({ tenantId: 't', timelineId: 'main' });
+    const { oracle, lsns } = await load(tl, 12);
+    let maxL0 = 0;
+    for (let i = 0; i < 6; i++) {
+      tl.ingest([{ lsn: tl.lastRecordLsn + 1n, key: A, kind: 'zero' }]);
+      oracle.ingest('main', [{ lsn: tl.lastRecordLsn, key: A, kind: 'zero' }]);
+      await tl.flush();
+      maxL0 = Math.max(maxL0, tl.stats().l0Count);
+    }
+    const st = tl.stats();
+    expect(maxL0).toBeLessThan(5);
+    expect(st.flushStalls).toBeGreaterThan(0);
+    expect(st.flushDelays).toBeGreaterThan(0);
+    expect(st.l1Count).toBeGreaterThan(0);
+    await expectMatches(tl, oracle, [lsns[5], tl.lastRecordLsn]);
+  });
+
+  it('the background scheduler flushes old open layers, compacts, and stops cleanly on close', async () => {
+    await repo.close();
+    repo = await Repository.open(dir, { ...options, compactionThreshold: 3, background: true, backgroundOptions: { periodMs: 10, checkpointTimeoutMs: 30, gcPeriodMs: 50 } });
+    const tl = await repo.createTimeline({ tenantId: 't', timelineId: 'main' });
+    const rng = new Rng(4);
+    for (let i = 0; i < 5; i++) {
+      tl.ingest(randomBatch(rng, KEYS, tl.lastRecordLsn, 50));
+      const target = tl.lastRecordLsn;
+      for (let t = 0; t < 200 && tl.diskConsistentLsn < target; t++) await new Promise((r) => setTimeout(r, 10));
+      expect(tl.diskConsistentLsn).toBe(target); // flushed by checkpointTimeoutMs, not by us
+    }
+    for (let t = 0; t < 200 && tl.stats().l1Count === 0; t++) await new Promise((r) => setTimeout(r, 10));
+    const bg = repo.stats().background;
+    expect(bg.running).toBe(true);
+    expect(bg.flushes).toBeGreaterThanOrEqual(5);
+    expect(bg.compactions).toBeGreaterThan(0);
+    expect(bg.gcRuns).toBeGreaterThan(0);
+    await repo.close();
+    expect(repo.stats.bind(repo)).toThrow(expect.objectContaining({ code: 'CLOSED' }));
+  });
 });
