@@ -11,6 +11,7 @@ import { StrataError } from './errors';
 import { BLOCK_SIZE, CODEC_BY_NAME, CODEC_NAMES, type CompressionName } from './format';
 import { fsyncDir, mkdirDurable, TMP_SUFFIX, writeFileAtomic } from './fs_util';
 import { checkLsn, formatLsn, type Lsn } from './lsn';
+import { renderMetrics } from './metrics';
 import { type Manifest, MANIFEST_FILE, readManifest, writeManifest } from './manifest';
 import { createCore, type ImplementationChoice, resolveImplementation } from './select';
 import { BackgroundScheduler, type BackgroundOptions, type BackgroundStats } from './background';
@@ -201,6 +202,12 @@ export class Repository {
       background: this.scheduler.stats(),
       timelines: [...this.timelines.values()].map((t) => t.stats()),
     };
+  }
+
+  /** Every metric in Prometheus text format, labelled by tenant and timeline. */
+  metricsText(): string {
+    this.checkOpen();
+    return renderMetrics(this.implementation, this.core.pageCache.stats(), [...this.timelines.values()]);
   }
 
   /** Flush every open layer, then release files and the page cache. */

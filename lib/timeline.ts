@@ -370,6 +370,11 @@ export class Timeline {
     };
   }
 
+  /** @internal The per-read histograms themselves, for the Prometheus export. */
+  readHistograms(): { layersVisited: IntHistogram; recordsApplied: IntHistogram } {
+    return { layersVisited: this.visitedHist, recordsApplied: this.appliedHist };
+  }
+
   /** Zero the read counters and histograms (layer counts and sizes are state, not counters). */
   resetStats(): void {
     for (const k of Object.keys(this.stat) as (keyof typeof this.stat)[]) this.stat[k] = 0;

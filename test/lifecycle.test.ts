@@ -205,4 +205,24 @@ describe.each(IMPLEMENTATIONS)('compaction, images and GC (%s core)', (impl) => 
     await repo.close();
     expect(repo.stats.bind(repo)).toThrow(expect.objectContaining({ code: 'CLOSED' }));
   });
+
+  it('exports metrics in Prometheus text format, per tenant and timeline', async () => {
+    const tl = await repo.createTimeline({ tenantId: 't', timelineId: 'main' });
+    const { oracle, lsns } = await load(tl, 3);
+    const reads = await expectMatches(tl, oracle, [lsns[2]]);
+    const text = repo.metricsText();
+    const value = (line: string): number => Number(text.split('\n').find((l) => l.startsWith(line))!.split(' ').pop());
+    const labels = '{tenant_id="t",timeline_id="main"}';
+    expect(value(`strata_reads_total${labels}`)).toBe(reads);
+    expect(value(`strata_layers_visited_per_read_count${labels}`)).toBe(reads);
+    expect(value(`strata_layers{tenant_id="t",timeline_id="main",kind="delta",level="0"}`)).toBe(3);
+    expect(text).toContain('# TYPE strata_layers_visited_per_read histogram');
+    // Buckets are cumulative and end at the count.
+    const buckets = text.split('\n').filter((l) => l.startsWith('strata_layers_visited_per_read_bucket{tenant_id="t"')).map((l) => Number(l.split(' ').pop()));
+    for (let i = 1; i < buckets.length; i++) expect(buckets[i]).toBeGreaterThanOrEqual(buckets[i - 1]);
+    expect(buckets[buckets.length - 1]).toBe(reads);
+    expect(value('strata_page_cache_misses_total')).toBeGreaterThan(0);
+    tl.resetStats();
+    expect(tl.stats().layersVisitedPerRead.count).toBe(0);
+  });
 });
