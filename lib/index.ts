@@ -16,3 +16,5 @@ export { PAGE_SIZE } from './record';
 export type { WalRecord, ImageRecord, ZeroRecord, PatchRecord } from './record';
 export type { ImplementationName, PageCacheStats } from './core';
 export type { CompressionName } from './format';
+export { nativeInfo } from './native';
+export type { NativeInfo, NativeSource } from './native';

@@ -1,8 +1,12 @@
 /**
- * Loads the C++ addon (native/, built by scripts/build-native.js) and wraps it as a `Core`.
+ * Loads the C++ addon (native/) and wraps it as a `Core`.
  * Load order: STRATA_NATIVE_PATH (an explicit .node file; the sanitizer run uses it, and tests use it
- * to simulate a broken addon) → build/Release/strata.node under the package root.
+ * to simulate a broken addon) → node-gyp-build over the package root, which takes a local build
+ * (build/Release, made by scripts/build-native.js) when there is one and otherwise the prebuilt
+ * N-API binary shipped in the npm tarball (prebuilds/<platform>-<arch>/strata.napi[.glibc].node).
+ * A local build wins so that a developer's freshly compiled addon is never shadowed by a stale prebuild.
  */
+import * as fs from 'fs';
 import * as path from 'path';
 import type {
   Core, CoreOptions, LayerKind, LayerSummary, LayerWriter, LayerWriterOptions, PageCacheApi, PageCacheStats, ReadStats,
@@ -54,41 +58,138 @@ export interface NativeBinding {
   decompress(codec: number, stored: Uint8Array, rawLen: number): Buffer;
 }
 
-const ADDON_FILE = path.join(__dirname, '..', 'build', 'Release', 'strata.node');
+/** The package root: dist/ (or lib/ under vitest) sits right below it. */
+const PACKAGE_ROOT = path.join(__dirname, '..');
 
-let loaded: NativeBinding | Error | undefined;
+/** Where the loaded (or attempted) binary came from. */
+export type NativeSource = 'env' | 'build' | 'prebuild';
 
-function addonPath(): string {
-  const explicit = process.env.STRATA_NATIVE_PATH;
-  return explicit !== undefined && explicit !== '' ? path.resolve(explicit) : ADDON_FILE;
+/** What `nativeInfo()` reports: the loaded binding's details, or why it did not load. */
+export interface NativeInfo {
+  loaded: boolean;
+  /** The .node file loaded or tried; null when none was found. */
+  file: string | null;
+  source: NativeSource | null;
+  /** This package's version (the addon is built from the same sources). */
+  version: string;
+  /** `<platform>-<arch>` of this process, the prebuild directory node-gyp-build looks for. */
+  target: string;
+  /** Tags from a prebuild's file name, e.g. ['napi', 'glibc']; empty for other sources. */
+  tags: string[];
+  /**
+   * Build flags recorded next to the binary (`<file>.build.json`: defines, cflags, compiler, glibc
+   * floor), written by scripts/build-native.js and the prebuild step; null when none was recorded.
+   */
+  build: Record<string, unknown> | null;
+  /** The load error's message when `loaded` is false. */
+  error: string | null;
 }
 
-function tryLoad(): NativeBinding | Error {
-  const file = addonPath();
+interface LoadAttempt {
+  binding: NativeBinding | null;
+  error: Error | null;
+  file: string | null;
+  source: NativeSource | null;
+}
+
+let attempt: LoadAttempt | undefined;
+
+/** node-gyp-build's resolver: the path of the binary it would load, or a throw naming the target. */
+type GypBuildResolver = { path(dir: string): string };
+
+function locateAddon(): { file: string; source: NativeSource } {
+  const explicit = process.env.STRATA_NATIVE_PATH;
+  if (explicit !== undefined && explicit !== '') return { file: path.resolve(explicit), source: 'env' };
+  const gypBuild = require('node-gyp-build') as GypBuildResolver;
+  const file = gypBuild.path(PACKAGE_ROOT);
+  const inPrebuilds = path.relative(path.join(PACKAGE_ROOT, 'prebuilds'), file).split(path.sep)[0] !== '..';
+  return { file, source: inPrebuilds ? 'prebuild' : 'build' };
+}
+
+/** First line only: require's "Require stack" and node-gyp-build's "loaded from" would spread a warning over many lines. */
+function firstLine(e: unknown): string {
+  return (e instanceof Error ? e.message : String(e)).split('\n')[0].trim();
+}
+
+function tryLoad(): LoadAttempt {
+  let where: { file: string; source: NativeSource };
+  try {
+    where = locateAddon();
+  } catch (e) {
+    const why = `no prebuilt binary for ${targetName()} and no local build (${firstLine(e)})`;
+    return { binding: null, error: new Error(why, { cause: e }), file: null, source: null };
+  }
+  const { file, source } = where;
   try {
     const b = require(file) as Partial<NativeBinding> | null;
     if (b === null || typeof b !== 'object' || typeof b.Core !== 'function' || typeof b.LayerWriter !== 'function') {
-      return new Error(`${file} is not the Strata addon (it lacks Core / LayerWriter)`);
+      return { binding: null, error: new Error(`${file} is not the Strata addon (it lacks Core / LayerWriter)`), file, source };
     }
-    return b as NativeBinding;
+    return { binding: b as NativeBinding, error: null, file, source };
   } catch (e) {
-    // First line only: require's "Require stack" lines would spread the fallback warning over many.
-    const msg = (e instanceof Error ? e.message : String(e)).split('\n')[0];
-    return new Error(`cannot load ${file}: ${msg}`, { cause: e });
+    return { binding: null, error: new Error(`cannot load ${file}: ${firstLine(e)}`, { cause: e }), file, source };
   }
+}
+
+function loadAttempt(): LoadAttempt {
+  if (attempt === undefined) attempt = tryLoad();
+  return attempt;
+}
+
+function targetName(): string {
+  return `${process.platform}-${process.arch}`;
 }
 
 /** Why the addon cannot load, or null when it loads. Memoized; never throws. */
 export function nativeLoadError(): Error | null {
-  if (loaded === undefined) loaded = tryLoad();
-  return loaded instanceof Error ? loaded : null;
+  return loadAttempt().error;
 }
 
 /** The raw binding; throws the load error when the addon is unavailable. */
 export function loadNativeBinding(): NativeBinding {
-  const err = nativeLoadError();
-  if (err !== null) throw err;
-  return loaded as NativeBinding;
+  const a = loadAttempt();
+  if (a.binding === null) throw a.error ?? new Error('the native addon did not load');
+  return a.binding;
+}
+
+/** Details of the native binding Strata loaded (or tried to): for bug reports and `strata --version`. */
+export function nativeInfo(): NativeInfo {
+  const a = loadAttempt();
+  return {
+    loaded: a.binding !== null,
+    file: a.file,
+    source: a.source,
+    version: packageVersion(),
+    target: targetName(),
+    tags: a.source === 'prebuild' && a.file !== null ? prebuildTags(a.file) : [],
+    build: a.file === null ? null : readBuildRecord(a.file),
+    error: a.error === null ? null : a.error.message,
+  };
+}
+
+/** prebuildify names files `<name>.<tag>...node`: strata.napi.glibc.node → ['napi', 'glibc']. */
+function prebuildTags(file: string): string[] {
+  return path.basename(file).split('.').slice(1, -1);
+}
+
+/** `<file minus .node>.build.json`; a missing or unreadable record is simply not reported. */
+function readBuildRecord(file: string): Record<string, unknown> | null {
+  const record = file.replace(/\.node$/, '') + '.build.json';
+  try {
+    const v = JSON.parse(fs.readFileSync(record, 'utf8')) as unknown;
+    return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
+
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(fs.readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version?: unknown };
+    return typeof pkg.version === 'string' ? pkg.version : 'unknown';
+  } catch {
+    return 'unknown';
+  }
 }
 
 /** Runs a binding call, turning the addon's coded Errors into StrataErrors. */
@@ -226,7 +327,7 @@ export function createNativeCore(opts: CoreOptions): Core {
   if (err !== null) {
     throw new StrataError('NATIVE_UNAVAILABLE', `the native addon cannot load: ${err.message}`, { cause: err });
   }
-  const binding = loaded as NativeBinding;
+  const binding = loadNativeBinding();
   const handle = call(() => new binding.Core(opts.pageCacheBytes));
   return new NativeCore(binding, handle);
 }

@@ -5,7 +5,11 @@
  * Without a compiler (or headers) the build fails and Strata uses its pure-TypeScript core, so by
  * default a failure prints one warning and exits 0: installing must not depend on a toolchain.
  * `--force` (npm run build:native) always rebuilds and makes a failure exit non-zero with the full log.
- * Repeated installs skip the build while the addon is newer than every input.
+ * Repeated installs skip the build while the addon is newer than every input, and an install from
+ * the npm tarball skips it when the prebuilt binary for this platform (prebuilds/, loaded at run
+ * time by node-gyp-build) loads: nothing to compile. Strata works without this script running at
+ * all (npm 11 and pnpm 10 block dependencies' install scripts); it only adds a local build.
+ * After a build, build/Release/strata.build.json records the flags it used (strata.nativeInfo()).
  */
 'use strict';
 
@@ -15,6 +19,7 @@ const { spawnSync } = require('child_process');
 
 const ROOT = path.join(__dirname, '..');
 const ADDON = path.join(ROOT, 'build', 'Release', 'strata.node');
+const BUILD_RECORD = path.join(ROOT, 'build', 'Release', 'strata.build.json');
 const LOG = path.join(ROOT, 'build', 'build-native.log');
 const force = process.argv.includes('--force');
 
@@ -66,8 +71,58 @@ function fail(reason, log) {
   process.exit(0);
 }
 
+/**
+ * Whether node-gyp-build finds a prebuild for this platform and it loads. Checked in a child
+ * process so that a binary that crashes on load cannot take the installer down with it.
+ */
+function prebuildLoads() {
+  const code = `const p = require('node-gyp-build').path(${JSON.stringify(ROOT)}); require(p); console.log(p);`;
+  const r = spawnSync(process.execPath, ['-e', code], { cwd: ROOT, env: { ...process.env, PREBUILDS_ONLY: '1' }, encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : null;
+}
+
+function firstLine(cmd, args) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.split('\n')[0].trim() : null;
+}
+
+/** binding.gyp is a Python literal; once its comment lines are gone it is also a JS expression. */
+function gypTarget() {
+  try {
+    const text = fs.readFileSync(path.join(ROOT, 'binding.gyp'), 'utf8').split('\n').filter((l) => !/^\s*#/.test(l)).join('\n');
+    // eslint-disable-next-line no-new-func
+    const gyp = new Function(`return (${text});`)();
+    return gyp.targets.find((t) => t.target_name === 'strata') || null;
+  } catch {
+    return null;
+  }
+}
+
+/** What nativeInfo() reports as the binary's build: defines, flags, compiler, Node it was built with. */
+function buildRecord(how, extra = {}) {
+  const t = gypTarget();
+  const defines = t ? t.defines : null;
+  const napi = defines && defines.map((d) => /^NAPI_VERSION=(\d+)$/.exec(d)).find(Boolean);
+  return {
+    how,
+    napiVersion: napi ? Number(napi[1]) : null,
+    defines,
+    cflags: t ? t.cflags : null,
+    compiler: firstLine(process.env.CXX || 'c++', ['--version']),
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+    builtAt: new Date().toISOString(),
+    ...extra,
+  };
+}
+
 function main() {
   if (!force && addonUpToDate()) return;
+  // A local build takes precedence over a prebuild at load time, so only skip when there is none.
+  if (!force && !fs.existsSync(ADDON)) {
+    const prebuild = prebuildLoads();
+    if (prebuild) return;
+  }
   const nodeGyp = findNodeGyp();
   if (!nodeGyp) fail('node-gyp not found');
   const r = spawnSync(process.execPath, [nodeGyp, 'rebuild', '--jobs', 'max', ...nodedirArgs()], {
@@ -85,6 +140,9 @@ function main() {
     }
     fail(r.error ? r.error.message : `node-gyp exited with ${r.status}`, log);
   }
+  fs.writeFileSync(BUILD_RECORD, JSON.stringify(buildRecord('node-gyp rebuild (scripts/build-native.js)'), null, 2) + '\n');
 }
 
-main();
+module.exports = { buildRecord, nodedirArgs, ROOT };
+
+if (require.main === module) main();
