@@ -18,6 +18,7 @@ import { formatLsn } from './lsn';
 import type { LayerDesc } from './manifest';
 import { nativeInfo } from './native';
 import { Repository } from './repository';
+import type { Timeline } from './timeline';
 import { createCore, resolveImplementation, type ImplementationChoice } from './select';
 
 const USAGE = `Usage: strata <command> [options]
@@ -28,6 +29,8 @@ Commands:
   dump-layer <file> [--limit N | --all]         a layer file's summary, index stats and entries (default 20)
   get <dir> <tenant> <timeline> <key> <lsn>     one page as a hex dump, or raw with --out FILE
   verify <dir> [--progress | --no-progress]     check every layer's checksums and the manifests
+  compact <dir> <tenant> <timeline> [--force]   L0 → L1 compaction and image creation; prints the report
+  gc <dir> <tenant> <timeline> [--horizon N]    move the GC cutoff to lastRecordLsn − N (LSN bytes) and remove layers
   version                                       package version and the native binding's details
 
 Keys: spc/db/rel.fork#block (e.g. 1663/5/16384.0#0) or 36 hex digits. LSNs: X/Y (e.g. 0/16B3748) or 0x-hex.
@@ -49,6 +52,8 @@ const OPTIONS = {
   wait: { type: 'string' },
   progress: { type: 'boolean' },
   'no-progress': { type: 'boolean' },
+  force: { type: 'boolean' },
+  horizon: { type: 'string' },
 } as const;
 
 interface Opts {
@@ -58,6 +63,8 @@ interface Opts {
   out: string | undefined;
   waitMs: number;
   progress: boolean;
+  force: boolean;
+  horizon: bigint | undefined;
 }
 
 /** Runs one command; resolves to the process exit code. Never throws. */
@@ -101,6 +108,8 @@ function toOpts(v: Values): Opts {
     waitMs: nonNegativeInt(v.wait, '--wait', 0),
     // The bar redraws one line in place: only useful on a terminal unless asked for.
     progress: v.progress === true || (v['no-progress'] !== true && process.stderr.isTTY === true),
+    force: v.force === true,
+    horizon: v.horizon === undefined ? undefined : BigInt(nonNegativeInt(v.horizon, '--horizon', 0)),
   };
 }
 
@@ -117,6 +126,8 @@ async function dispatch(command: string, args: string[], o: Opts): Promise<numbe
     case 'dump-layer': return runDumpLayer(arity(command, args, 1)[0], o);
     case 'get': return runGet(arity(command, args, 5), o);
     case 'verify': return runVerify(arity(command, args, 1)[0], o);
+    case 'compact': return runCompact(arity(command, args, 3), o);
+    case 'gc': return runGc(arity(command, args, 3), o);
     case 'version':
       arity(command, args, 0);
       return runVersion(o.json);
@@ -257,6 +268,42 @@ async function runGet([dir, tenantId, timelineId, keyText, lsnText]: string[], o
   }
   if (o.out !== undefined) return print(`wrote ${page.length} bytes (${formatKey(key)} at ${formatLsn(lsn)}) to ${o.out}\n`);
   return print(hexDump(page));
+}
+
+// ---- compact / gc ---------------------------------------------------------------------------
+
+/** Open the repository, run `job` on one timeline, close (which flushes nothing: nothing was ingested). */
+async function withTimeline<T>(dir: string, tenantId: string, timelineId: string, o: Opts, job: (tl: Timeline) => Promise<T>): Promise<T> {
+  requireRepository(dir);
+  const repo = await Repository.open(dir, { implementation: o.impl });
+  try {
+    return await job(repo.getTimeline(tenantId, timelineId));
+  } finally {
+    await repo.close();
+  }
+}
+
+async function runCompact([dir, tenantId, timelineId]: string[], o: Opts): Promise<number> {
+  const report = await withTimeline(dir, tenantId, timelineId, o, (tl) => tl.compact({ force: o.force }));
+  if (o.json) return printJson(report);
+  const lines = [
+    `compacted ${report.l0Compacted.length} L0 layer(s) into ${report.layersCreated.length} L1 layer(s); ${report.imageLayersCreated.length} image layer(s) created`,
+    `read ${formatBytes(report.bytesRead)}, wrote ${formatBytes(report.bytesWritten)}`,
+    ...report.layersCreated.map((l) => `  + ${l.fileName}`),
+    ...report.imageLayersCreated.map((l) => `  + ${l.fileName}`),
+    ...report.layersRemoved.map((f) => `  - ${f}`),
+  ];
+  return print(lines.join('\n') + '\n');
+}
+
+async function runGc([dir, tenantId, timelineId]: string[], o: Opts): Promise<number> {
+  const report = await withTimeline(dir, tenantId, timelineId, o, (tl) => tl.gc({ horizon: o.horizon }));
+  if (o.json) return printJson(report);
+  const lines = [
+    `GC cutoff ${formatLsn(report.cutoffLsn)}: removed ${report.layersRemoved} layer(s), ${formatBytes(report.bytesRemoved)}`,
+    ...report.removed.map((f) => `  - ${f}`),
+  ];
+  return print(lines.join('\n') + '\n');
 }
 
 // ---- verify ---------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ export const EXIT = {
   IO_ERROR: 6,
   NATIVE_UNAVAILABLE: 7,
   LSN_TIMEOUT: 8,
+  GC_CUTOFF: 9,
 } as const;
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 
@@ -42,6 +43,7 @@ const EXIT_BY_CODE: Partial<Record<StrataErrorCode, ExitCode>> = {
   IO_ERROR: EXIT.IO_ERROR,
   NATIVE_UNAVAILABLE: EXIT.NATIVE_UNAVAILABLE,
   LSN_TIMEOUT: EXIT.LSN_TIMEOUT,
+  LSN_GC_CUTOFF: EXIT.GC_CUTOFF,
 };
 
 export function exitCodeFor(e: unknown): ExitCode {

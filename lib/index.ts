@@ -2,10 +2,15 @@
  * Strata: an embeddable versioned page store. Hand it WAL records; read any 8 KB page at any LSN;
  * branch a timeline at an LSN without copying data.
  */
-export { Repository, DEFAULT_CHECKPOINT_DISTANCE, DEFAULT_PAGE_CACHE_BYTES } from './repository';
+export {
+  Repository, DEFAULT_CHECKPOINT_DISTANCE, DEFAULT_PAGE_CACHE_BYTES, DEFAULT_COMPACTION_THRESHOLD, DEFAULT_COMPACTION_UPPER_LIMIT,
+  DEFAULT_COMPACTION_TARGET_SIZE, DEFAULT_IMAGE_CREATION_THRESHOLD, DEFAULT_GC_HORIZON, DEFAULT_BACKGROUND,
+} from './repository';
 export type { RepositoryOptions, CreateTimelineOptions, RepositoryStats } from './repository';
 export { Timeline, DEFAULT_WAIT_LSN_TIMEOUT_MS } from './timeline';
-export type { LayerInfo, GetPageOptions, TimelineStats } from './timeline';
+export type { LayerInfo, GetPageOptions, TimelineStats, CompactionReport, CompactOptions, GcReport, GcOptions } from './timeline';
+export type { BackgroundOptions, BackgroundStats } from './background';
+export type { HistogramSummary } from './histogram';
 export { StrataError, isStrataError } from './errors';
 export type { StrataErrorCode } from './errors';
 export { parseLsn, formatLsn, LSN_MAX } from './lsn';

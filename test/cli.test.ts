@@ -230,3 +230,45 @@ describe('strata CLI', () => {
     expect(forced.status).toBe(7);
   });
 });
+
+describe('strata compact and gc', () => {
+  it('compacts L0 layers and collects garbage through the real binary', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-cli-life-'));
+    try {
+      const repo = await Repository.open(dir);
+      const tl = await repo.createTimeline({ tenantId: 't1', timelineId: 'main' });
+      for (let i = 1; i <= 3; i++) {
+        tl.ingest([{ lsn: BigInt(i) * 0x10n, key: KEY, kind: 'image', page: Buffer.alloc(8192, i) }]);
+        await tl.flush();
+      }
+      await repo.close();
+
+      const below = strata(['compact', dir, 't1', 'main', '--json']);
+      expect(below.status).toBe(0);
+      const first = json<{ l0Compacted: string[]; imageLayersCreated: unknown[] }>(below);
+      expect(first.l0Compacted).toEqual([]); // 3 < compactionThreshold
+      expect(first.imageLayersCreated).toHaveLength(1); // but 3 stacked deltas reach imageCreationThreshold
+
+      const forced = strata(['compact', dir, 't1', 'main', '--force']);
+      expect(forced.status).toBe(0);
+      expect(forced.stdout).toMatch(/compacted 3 L0 layer\(s\) into 1 L1 layer\(s\); 0 image layer\(s\) created/);
+      const layers = json<Array<{ level: number; kind: string }>>(strata(['layers', dir, 't1', 'main', '--json']));
+      expect(layers.map((l) => `${l.kind}${l.level}`).sort()).toEqual(['delta1', 'image0']);
+
+      const gc = strata(['gc', dir, 't1', 'main', '--horizon', '0', '--json']);
+      expect(gc.status).toBe(0);
+      const report = json<{ cutoffLsn: string; layersRemoved: number }>(gc);
+      expect(report.cutoffLsn).toBe('0/30');
+      expect(report.layersRemoved).toBe(1); // the L1 is shadowed by the image at 0/30
+      expect(strata(['verify', dir]).status).toBe(0);
+      const page = strata(['get', dir, 't1', 'main', KEY_TEXT, '0/30', '--json']);
+      expect(json<{ hex: string }>(page).hex.slice(0, 4)).toBe('0303');
+      const old = strata(['get', dir, 't1', 'main', KEY_TEXT, '0/10']);
+      expect(old.status).toBe(9);
+      expect(old.stderr).toContain('LSN_GC_CUTOFF');
+      expect(strata(['gc', dir, 't1', 'main', '--horizon', 'x']).status).not.toBe(0);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
