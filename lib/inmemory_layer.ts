@@ -3,6 +3,7 @@
  * When it holds `checkpointDistance` bytes (or on flush()) it is frozen and written as an L0 delta.
  */
 import { KEY_SIZE } from './key';
+import type { ReadPlanWriter } from './read_plan';
 import { recordWillInit } from './record';
 
 /** Per-entry bookkeeping counted against checkpointDistance besides the record bytes: key + LSN. */
@@ -50,16 +51,15 @@ export class InMemoryLayer {
   }
 
   /**
-   * Append this layer's records for `key` with lsn ≤ cap to the chain, newest first.
-   * Returns true when a will_init record ended the chain.
+   * Append this layer's records for the key (its latin1 id) with lsn ≤ cap to the read plan's
+   * current segment, newest first. Returns true when a will_init record ended the chain.
    */
-  collect(key: Buffer, cap: bigint, lsns: bigint[], records: Buffer[]): boolean {
-    const h = this.byKey.get(key.toString('latin1'));
+  collect(keyId: string, cap: bigint, plan: ReadPlanWriter): boolean {
+    const h = this.byKey.get(keyId);
     if (h === undefined) return false;
     for (let i = h.lsns.length - 1; i >= 0; i--) {
       if (h.lsns[i] > cap) continue;
-      lsns.push(h.lsns[i]);
-      records.push(h.records[i]);
+      plan.memRecord(h.lsns[i], h.records[i]);
       if (recordWillInit(h.records[i])) return true;
     }
     return false;

@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Core, LayerKind, ReadStats } from './core';
-import { PAGE_STATUS_OK } from './core';
+import { PAGE_STATUS_NOT_FOUND, PAGE_STATUS_OK } from './core';
 import { encodeBlob } from './codec';
 import { DeltaMerge, type KeyRange, maxStackDepth, planOutputRanges } from './compaction';
 import { StrataError } from './errors';
@@ -15,10 +15,10 @@ import { fsyncDir, publishFile, TMP_SUFFIX, wrapIo } from './fs_util';
 import { layersToRemove } from './gc';
 import { type HistogramSummary, IntHistogram } from './histogram';
 import { InMemoryLayer } from './inmemory_layer';
-import { encodeKey, formatEncodedKey, KEY_MAX, KEY_MIN, KEY_SIZE, keyToHex, type PageKey } from './key';
+import { encodeKey, formatEncodedKey, formatKey, KEY_MAX, KEY_MIN, KEY_SIZE, keyToHex, type PageKey } from './key';
 import { checkLsn, formatLsn, lsnToHex16, type Lsn } from './lsn';
 import { type LayerDesc, MANIFEST_FILE, type Manifest, writeManifest } from './manifest';
-import { encodeReadPlan, type PlanRequest, type PlanSegment } from './read_plan';
+import { ReadPlanWriter } from './read_plan';
 import { PAGE_SIZE, RECORD_TAG_IMAGE, RECORD_TAG_ZERO, recordWillInit, serializeRecord, type WalRecord } from './record';
 
 /** How long getPage waits for ingest to reach a requested LSN, as Neon's wait_lsn_timeout. */
@@ -155,6 +155,11 @@ export class Timeline {
   private closed = false;
   private readonly stat = { reads: 0, layersVisited: 0, recordsApplied: 0, flushDelays: 0, flushStalls: 0, bytesFlushed: 0, bytesCompacted: 0, bytesImages: 0, gcBytesRemoved: 0 };
   private readonly visitedHist = new IntHistogram();
+  /** Scratch reused by every read, so the read path allocates no per-request objects. */
+  private readonly planWriter = new ReadPlanWriter();
+  private readonly keyScratch = Buffer.alloc(KEY_SIZE);
+  private readonly oneKey: PageKey[] = [];
+  private statusScratch = new Uint8Array(64);
   private readonly appliedHist = new IntHistogram();
 
   /** @internal Use Repository.createTimeline / getTimeline. */
@@ -247,21 +252,48 @@ export class Timeline {
   async getPages(keys: readonly PageKey[], lsn: Lsn, opts: GetPageOptions = {}): Promise<Buffer[]> {
     this.checkOpen();
     checkLsn(lsn, 'lsn');
-    const encoded = keys.map((k) => encodeKey(k));
+    for (const k of keys) encodeKey(k, this.keyScratch); // reject bad keys before waiting
     await this.waitForLsn(lsn, opts.timeoutMs ?? DEFAULT_WAIT_LSN_TIMEOUT_MS);
-    this.checkOpen();
-    this.checkAboveGcCutoff(lsn, 'read');
-    const out = Buffer.allocUnsafe(PAGE_SIZE * encoded.length);
-    const status = new Uint8Array(encoded.length);
-    this.readInto(encoded, lsn, out, status);
+    const out = Buffer.allocUnsafe(PAGE_SIZE * keys.length);
+    this.readPages(keys, lsn, out);
     const pages: Buffer[] = [];
-    for (let i = 0; i < encoded.length; i++) {
-      if (status[i] !== PAGE_STATUS_OK) {
-        throw new StrataError('PAGE_NOT_FOUND', `${this.name}: no page ${formatEncodedKey(encoded[i])} at LSN ${formatLsn(lsn)}`);
-      }
-      pages.push(out.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
-    }
+    for (let i = 0; i < keys.length; i++) pages.push(out.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
     return pages;
+  }
+
+  /**
+   * Synchronous GetPage@LSN into a caller-owned buffer at `offset`; allocates no page. An LSN above
+   * lastRecordLsn fails at once with LSN_TIMEOUT (use getPage to wait for it).
+   */
+  readPage(key: PageKey, lsn: Lsn, into: Uint8Array, offset = 0): void {
+    this.oneKey[0] = key;
+    this.readPagesAt(this.oneKey, lsn, into, offset);
+  }
+
+  /** Synchronous GetPage@LSN for a batch into `into` (≥ 8192 × keys.length bytes), one core call. */
+  readPages(keys: readonly PageKey[], lsn: Lsn, into: Uint8Array): void {
+    this.readPagesAt(keys, lsn, into, 0);
+  }
+
+  private readPagesAt(keys: readonly PageKey[], lsn: Lsn, into: Uint8Array, offset: number): void {
+    this.checkOpen();
+    checkLsn(lsn, 'lsn');
+    if (lsn > this._lastRecordLsn) {
+      throw new StrataError('LSN_TIMEOUT', `${this.name}: LSN ${formatLsn(lsn)} is above lastRecordLsn ${formatLsn(this._lastRecordLsn)}`);
+    }
+    this.checkAboveGcCutoff(lsn, 'read');
+    const bytes = keys.length * PAGE_SIZE;
+    if (!(into instanceof Uint8Array) || !Number.isInteger(offset) || offset < 0 || into.length < offset + bytes) {
+      throw new StrataError('BAD_ARGUMENT', `${this.name}: the output buffer must hold ${bytes} bytes from offset ${String(offset)}`);
+    }
+    if (keys.length === 0) return;
+    if (this.statusScratch.length < keys.length) this.statusScratch = new Uint8Array(keys.length);
+    const status = this.statusScratch.subarray(0, keys.length);
+    this.readInto(keys, lsn, into.subarray(offset, offset + bytes), status);
+    const missing = status.indexOf(PAGE_STATUS_NOT_FOUND);
+    if (missing >= 0) {
+      throw new StrataError('PAGE_NOT_FOUND', `${this.name}: no page ${formatKey(keys[missing])} at LSN ${formatLsn(lsn)}`);
+    }
   }
 
   /** Freeze the open layer and wait until every frozen layer is on disk. */
@@ -428,9 +460,9 @@ export class Timeline {
 
   // ---- reads ---------------------------------------------------------------------------------
 
-  private readInto(keys: readonly Buffer[], lsn: Lsn, out: Buffer, status: Uint8Array): void {
-    const plan = encodeReadPlan(keys.map((key) => this.planRequest(key, lsn)));
-    const st: ReadStats = this.core.getPages(plan, out, status);
+  /** Reconstruct `keys` at `lsn` into `out` (8192 bytes each) with one core call. */
+  private readInto(keys: ReadonlyArray<PageKey | Buffer>, lsn: Lsn, out: Uint8Array, status: Uint8Array): void {
+    const st: ReadStats = this.core.getPages(this.buildPlan(keys, lsn), out, status);
     this.stat.reads += keys.length;
     this.stat.layersVisited += st.layersVisited;
     this.stat.recordsApplied += st.recordsApplied;
@@ -439,24 +471,32 @@ export class Timeline {
     this.appliedHist.record(st.recordsApplied / keys.length, keys.length);
   }
 
-  /** The segments a read of `key` at `lsn` searches: this timeline, then each ancestor below its branch point. */
-  private planRequest(key: Buffer, lsn: Lsn): PlanRequest {
-    const segments: PlanSegment[] = [];
-    let cap = lsn;
-    for (let t: Timeline | null = this; t !== null; t = t.ancestor) {
-      const seg: PlanSegment = { layerMapId: t.mapId, capLsn: cap, memLsns: [], memRecords: [] };
-      segments.push(seg);
-      if (t.collectInMemory(key, cap, seg)) break;
-      if (t.ancestorLsn !== null && t.ancestorLsn < cap) cap = t.ancestorLsn;
+  /**
+   * Encode the read plan (read_plan.ts) into the timeline's reusable writer: per key, this timeline
+   * and each ancestor below its branch point, with their in-memory records. Validates keys.
+   */
+  private buildPlan(keys: ReadonlyArray<PageKey | Buffer>, lsn: Lsn): Buffer {
+    const w = this.planWriter.reset();
+    for (const k of keys) {
+      const { buf, offset } = w.beginRequest();
+      if (Buffer.isBuffer(k)) k.copy(buf, offset, 0, KEY_SIZE);
+      else encodeKey(k, buf, offset);
+      const keyId = buf.toString('latin1', offset, offset + KEY_SIZE);
+      let cap = lsn;
+      for (let t: Timeline | null = this; t !== null; t = t.ancestor) {
+        w.beginSegment(t.mapId, cap);
+        if (t.collectInMemory(keyId, cap, w)) break;
+        if (t.ancestorLsn !== null && t.ancestorLsn < cap) cap = t.ancestorLsn;
+      }
     }
-    return { key, segments };
+    return w.finish();
   }
 
   /** Records from the open and frozen layers, newest first; true when the chain is complete. */
-  private collectInMemory(key: Buffer, cap: Lsn, seg: PlanSegment): boolean {
-    if (this.open.collect(key, cap, seg.memLsns, seg.memRecords)) return true;
+  private collectInMemory(keyId: string, cap: Lsn, w: ReadPlanWriter): boolean {
+    if (this.open.collect(keyId, cap, w)) return true;
     for (let i = this.frozen.length - 1; i >= 0; i--) {
-      if (this.frozen[i].collect(key, cap, seg.memLsns, seg.memRecords)) return true;
+      if (this.frozen[i].collect(keyId, cap, w)) return true;
     }
     return false;
   }

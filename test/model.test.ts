@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { type PageKey, Repository, StrataError, type Timeline } from '../lib';
+import { type PageKey, PAGE_SIZE, Repository, StrataError, type Timeline } from '../lib';
 import { IMPLEMENTATIONS } from './helpers/cores';
 import { Oracle } from './helpers/oracle';
 import { Rng } from './helpers/random';
@@ -49,19 +49,30 @@ function timelineIds(w: World): string[] {
   return [...w.oracle.timelines.keys()];
 }
 
+/** A caller-owned buffer for readPage, read at varying offsets. */
+const INTO = Buffer.alloc(3 * PAGE_SIZE);
+
+/** One read through getPage (async) or readPage (sync, into INTO), as the seed decides. */
+async function readOne(w: World, tl: Timeline, key: PageKey, lsn: bigint): Promise<Buffer> {
+  if (w.rng.chance(0.5)) return tl.getPage(key, lsn);
+  const offset = w.rng.int(0, 2 * PAGE_SIZE);
+  tl.readPage(key, lsn, INTO, offset);
+  return Buffer.from(INTO.subarray(offset, offset + PAGE_SIZE));
+}
+
 async function checkRead(w: World, tl: Timeline, key: PageKey, lsn: bigint): Promise<void> {
   w.reads++;
   if (lsn < w.cutoff.get(tl.timelineId)!) {
     w.belowCutoff++;
-    await expect(tl.getPage(key, lsn)).rejects.toMatchObject({ code: 'LSN_GC_CUTOFF' });
+    await expect(readOne(w, tl, key, lsn)).rejects.toMatchObject({ code: 'LSN_GC_CUTOFF' });
     return;
   }
   const want = w.oracle.getPage(tl.timelineId, key, lsn);
   if (want === null) {
     w.notFound++;
-    await expect(tl.getPage(key, lsn)).rejects.toMatchObject({ code: 'PAGE_NOT_FOUND' });
+    await expect(readOne(w, tl, key, lsn)).rejects.toMatchObject({ code: 'PAGE_NOT_FOUND' });
   } else {
-    const got = await tl.getPage(key, lsn);
+    const got = await readOne(w, tl, key, lsn);
     if (!got.equals(want)) {
       throw new Error(`page mismatch on ${tl.timelineId} at ${lsn} for ${JSON.stringify(key)}`);
     }
@@ -84,7 +95,14 @@ async function batchRead(w: World): Promise<void> {
   const lsn = w.rng.bigint(w.cutoff.get(id)!, tl.lastRecordLsn);
   const keys = w.oracle.allKeys().filter((k) => w.oracle.getPage(id, k, lsn) !== null);
   if (keys.length === 0) return;
-  const pages = await tl.getPages(keys, lsn);
+  let pages: Buffer[];
+  if (w.rng.chance(0.5)) {
+    pages = await tl.getPages(keys, lsn);
+  } else {
+    const into = Buffer.alloc(keys.length * PAGE_SIZE);
+    tl.readPages(keys, lsn, into);
+    pages = keys.map((_k, i) => into.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
+  }
   keys.forEach((k, i) => expect(pages[i].equals(w.oracle.getPage(id, k, lsn)!)).toBe(true));
   w.reads += keys.length;
 }

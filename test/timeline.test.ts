@@ -196,4 +196,22 @@ describe.each(IMPLEMENTATIONS)('timeline API (%s core)', (impl) => {
     expect(() => tl.ingest([img(0x10n, A, 'a')])).toThrow(expect.objectContaining({ code: 'CLOSED' }));
     expect(() => repo.getTimeline('t1', 'main')).toThrow(expect.objectContaining({ code: 'CLOSED' }));
   });
+
+  it('readPage/readPages read synchronously into a caller buffer; above lastRecordLsn is LSN_TIMEOUT at once', async () => {
+    const tl = await repo.createTimeline({ tenantId: 't1', timelineId: 'main' });
+    tl.ingest([img(0x10n, A, 'a'), img(0x10n, B, 'b'), patch(0x20n, A, 1, '!')]);
+    await tl.flush();
+    const into = Buffer.alloc(3 * PAGE_SIZE, 0xee);
+    tl.readPage(A, 0x20n, into, 100);
+    expect(str(into.subarray(100, 100 + PAGE_SIZE))).toBe('a!');
+    expect(into[99]).toBe(0xee); // nothing written outside the page
+    expect(into[100 + PAGE_SIZE]).toBe(0xee);
+    tl.readPages([B, A], 0x10n, into);
+    expect(str(into.subarray(0, PAGE_SIZE))).toBe('b');
+    expect(str(into.subarray(PAGE_SIZE, 2 * PAGE_SIZE))).toBe('a');
+    expect(() => tl.readPage(A, 0x21n, into)).toThrow(expect.objectContaining({ code: 'LSN_TIMEOUT' }));
+    expect(() => tl.readPage(C, 0x20n, into)).toThrow(expect.objectContaining({ code: 'PAGE_NOT_FOUND' }));
+    expect(() => tl.readPage(A, 0x20n, into, 2 * PAGE_SIZE + 1)).toThrow(expect.objectContaining({ code: 'BAD_ARGUMENT' }));
+    expect(() => tl.readPages([A, B, C, A], 0x20n, into)).toThrow(expect.objectContaining({ code: 'BAD_ARGUMENT' }));
+  });
 });
