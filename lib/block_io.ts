@@ -176,6 +176,7 @@ export class BlockFile {
     slot.len = rawLen;
     slot.blobLen = BLOB_HEADER_SIZE + BLOB_RAW_LEN_SIZE + storedLen;
   }
+
   /**
    * The blob at `offset` exactly as stored (header included, still compressed), for compaction,
    * which moves values between layers without decoding them. Blocks are read directly (each is
