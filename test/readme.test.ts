@@ -45,4 +45,15 @@ describe('README', () => {
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout.trim().split('\n')).toEqual(expectedOutput(code));
   });
+
+  it('documents every runtime export and every error code', async () => {
+    const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    const lib = await import('../lib');
+    const exported = Object.keys(lib).filter((k) => typeof (lib as Record<string, unknown>)[k] === 'function');
+    expect(exported.length).toBeGreaterThan(5);
+    for (const name of exported) expect(readme, `README mentions ${name}`).toContain(name);
+    const codes = fs.readFileSync(path.join(ROOT, 'lib', 'errors.ts'), 'utf8').match(/^\s+\| '([A-Z_]+)'/gm)!.map((l) => l.replace(/[^A-Z_]/g, ''));
+    expect(codes.length).toBeGreaterThan(10);
+    for (const code of codes) expect(readme, `README's error table has ${code}`).toContain(`\`${code}\``);
+  });
 });
