@@ -4,9 +4,9 @@
  *
  * A layer L may go when
  *  1. all its records are at or below the cutoff (L.lsnEnd, exclusive, ≤ cutoff + 1);
- *  2. an image layer I ≠ L covering L's whole key range shadows it for every read at or above the
- *     cutoff: I.lsnStart ≤ cutoff and I.lsnEnd ≥ L.lsnEnd (the read walk reaches I before L and
- *     stops there, found or absent);
+ *  2. image layers I ≠ L whose key ranges together cover L's shadow it for every read at or above
+ *     the cutoff: each has I.lsnStart ≤ cutoff and I.lsnEnd ≥ L.lsnEnd (for any key of L the read
+ *     walk reaches such an image before L and stops there, found or absent);
  *  3. no child branch can need it: L starts above every branch point (a child reads this timeline
  *     at LSNs up to its branch point). This keeps everything at or below the newest branch point
  *     forever, Neon's known "staircase" limitation, which gc-compaction (future work) lifts.
@@ -22,6 +22,17 @@ export function layersToRemove(layers: readonly LayerDesc[], cutoff: Lsn, branch
   return layers.filter((l) => {
     if (l.lsnEnd > cutoff + 1n) return false;
     if (newestBranchPoint !== null && l.lsnStart <= newestBranchPoint) return false;
-    return images.some((i) => i !== l && i.lsnEnd >= l.lsnEnd && i.keyStart <= l.keyStart && l.keyEnd <= i.keyEnd);
+    return coveredBy(l, images.filter((i) => i !== l && i.lsnEnd >= l.lsnEnd));
   });
+}
+
+/** Whether the union of the images' key ranges covers the layer's (ranges are same-length hex strings). */
+function coveredBy(l: LayerDesc, images: readonly LayerDesc[]): boolean {
+  let pos = l.keyStart;
+  for (const i of [...images].sort((a, b) => (a.keyStart < b.keyStart ? -1 : 1))) {
+    if (i.keyStart > pos) break;
+    if (i.keyEnd > pos) pos = i.keyEnd;
+    if (pos >= l.keyEnd) return true;
+  }
+  return pos >= l.keyEnd;
 }

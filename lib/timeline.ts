@@ -461,8 +461,9 @@ export class Timeline {
   // ---- reads ---------------------------------------------------------------------------------
 
   /** Reconstruct `keys` at `lsn` into `out` (8192 bytes each) with one core call. */
-  private readInto(keys: ReadonlyArray<PageKey | Buffer>, lsn: Lsn, out: Uint8Array, status: Uint8Array): void {
+  private readInto(keys: ReadonlyArray<PageKey | Buffer>, lsn: Lsn, out: Uint8Array, status: Uint8Array, countStats = true): void {
     const st: ReadStats = this.core.getPages(this.buildPlan(keys, lsn), out, status);
+    if (!countStats) return; // image creation's reads are not user reads
     this.stat.reads += keys.length;
     this.stat.layersVisited += st.layersVisited;
     this.stat.recordsApplied += st.recordsApplied;
@@ -598,18 +599,18 @@ export class Timeline {
     this.stat.bytesFlushed += sizeBytes;
   }
 
-  private async writeImageLayer(lsn: Lsn): Promise<LayerInfo> {
-    const fileName = imageFileName(KEY_MIN, KEY_MAX, lsn);
+  /** Materialize the pages of `keys` (sorted, inside `range`) at `lsn` as one image layer over `range`. */
+  private async writeImageLayer(lsn: Lsn, range: KeyRange = FULL_KEYSPACE, keys: readonly Buffer[] = this.allKeys()): Promise<LayerInfo> {
+    const fileName = imageFileName(range.keyStart, range.keyEnd, lsn);
     const existing = this.historic.find((l) => l.desc.fileName === fileName);
     if (existing) return { ...existing.desc };
-    const keys = this.allKeys();
     const codec = CODEC_BY_NAME[this.config.compression];
-    const sizeBytes = await this.writeLayerFile(fileName, 'image', lsn, lsn + 1n, FULL_KEYSPACE, async (append) => {
+    const sizeBytes = await this.writeLayerFile(fileName, 'image', lsn, lsn + 1n, range, async (append) => {
       const out = Buffer.allocUnsafe(PAGE_SIZE * IMAGE_BATCH_KEYS);
       const status = new Uint8Array(IMAGE_BATCH_KEYS);
       for (let start = 0; start < keys.length; start += IMAGE_BATCH_KEYS) {
         const chunk = keys.slice(start, start + IMAGE_BATCH_KEYS);
-        this.readInto(chunk, lsn, out.subarray(0, chunk.length * PAGE_SIZE), status.subarray(0, chunk.length));
+        this.readInto(chunk, lsn, out.subarray(0, chunk.length * PAGE_SIZE), status.subarray(0, chunk.length), false);
         const batch = new EntryBatch(KEY_SIZE);
         for (let i = 0; i < chunk.length; i++) {
           if (status[i] !== PAGE_STATUS_OK) continue; // no page at this LSN: absent from the image
@@ -620,7 +621,7 @@ export class Timeline {
       }
     });
     const desc: LayerDesc = {
-      fileName, kind: 'image', level: 0, keyStart: keyToHex(KEY_MIN), keyEnd: keyToHex(KEY_MAX), lsnStart: lsn, lsnEnd: lsn + 1n, sizeBytes,
+      fileName, kind: 'image', level: 0, keyStart: keyToHex(range.keyStart), keyEnd: keyToHex(range.keyEnd), lsnStart: lsn, lsnEnd: lsn + 1n, sizeBytes,
     };
     this.publishLayer(desc, this._diskConsistentLsn);
     this.stat.bytesImages += sizeBytes;
@@ -754,19 +755,48 @@ export class Timeline {
   }
 
   /**
-   * Create an image layer at diskConsistentLsn when some key has imageCreationThreshold delta
-   * layers above the newest image (every L0 covers every key; L1s stack where their ranges overlap).
+   * Image creation, per partition of the keyspace (about compactionTargetSize of pages each, as
+   * Neon repartitions): a partition gets an image layer at diskConsistentLsn when
+   * imageCreationThreshold delta layers stack over some key of it above its newest covering image
+   * (every L0 counts once; L1 generations count where their ranges overlap), or with `force`
+   * when any delta lies above that image.
    */
   private async maybeCreateImage(force: boolean, report: CompactionReport): Promise<void> {
     const lsn = this._diskConsistentLsn;
-    const newestImage = this.historic.filter((l) => l.desc.kind === 'image').reduce<Lsn>((m, l) => (l.desc.lsnStart > m ? l.desc.lsnStart : m), -1n);
-    if (lsn <= newestImage || lsn < this._gcCutoffLsn || lsn <= this.startLsn) return;
-    const above = this.historic.filter((l) => l.desc.kind === 'delta' && l.desc.lsnEnd > newestImage + 1n).map((l) => l.desc);
-    if (above.length === 0) return;
-    if (!force && maxStackDepth(above) < this.config.imageCreationThreshold) return;
-    const info = await this.writeImageLayer(lsn);
-    report.imageLayersCreated.push(info);
-    report.bytesWritten += info.sizeBytes;
+    if (lsn < this._gcCutoffLsn || lsn <= this.startLsn) return;
+    for (const part of this.partitionKeyspace()) {
+      const start = keyToHex(part.keyStart);
+      const end = keyToHex(part.keyEnd);
+      const newestImage = this.historic
+        .filter((l) => l.desc.kind === 'image' && l.desc.keyStart <= start && end <= l.desc.keyEnd)
+        .reduce<Lsn>((m, l) => (l.desc.lsnStart > m ? l.desc.lsnStart : m), -1n);
+      if (lsn <= newestImage) continue;
+      const above = this.historic
+        .filter((l) => l.desc.kind === 'delta' && l.desc.lsnEnd > newestImage + 1n && l.desc.keyStart < end && start < l.desc.keyEnd)
+        .map((l) => ({ keyStart: l.desc.keyStart > start ? l.desc.keyStart : start, keyEnd: l.desc.keyEnd < end ? l.desc.keyEnd : end }));
+      if (above.length === 0) continue;
+      if (!force && maxStackDepth(above) < this.config.imageCreationThreshold) continue;
+      const info = await this.writeImageLayer(lsn, part, part.keys);
+      report.imageLayersCreated.push(info);
+      report.bytesWritten += info.sizeBytes;
+    }
+  }
+
+  /**
+   * Cut the keyspace into ranges of about compactionTargetSize / 8192 keys that together tile
+   * [KEY_MIN, KEY_MAX), each with its keys (an image says a key of its range it lacks does not exist).
+   */
+  private partitionKeyspace(): Array<KeyRange & { keys: Buffer[] }> {
+    const keys = this.allKeys();
+    const perPartition = Math.max(1, Math.floor(this.config.compactionTargetSize / PAGE_SIZE));
+    const parts: Array<KeyRange & { keys: Buffer[] }> = [];
+    for (let i = 0; i < keys.length || parts.length === 0; i += perPartition) {
+      const chunk = keys.slice(i, i + perPartition);
+      const keyStart = parts.length === 0 ? KEY_MIN : chunk[0];
+      const keyEnd = i + perPartition < keys.length ? keys[i + perPartition] : KEY_MAX;
+      parts.push({ keyStart, keyEnd, keys: chunk });
+    }
+    return parts;
   }
 
   private openLayerFile(desc: LayerDesc): number {
