@@ -7,7 +7,8 @@ import { crc32 } from 'node:zlib';
 import { StrataError } from './errors';
 import { type CompressionName, CODEC_NAMES } from './format';
 import { writeFileAtomic } from './fs_util';
-import { formatLsn, parseLsn } from './lsn';
+import { keyToHex } from './key';
+import { formatLsn, lsnToHex16, parseLsn, type Lsn } from './lsn';
 import type { LayerKind } from './core';
 
 export const MANIFEST_FILE = 'manifest';
@@ -120,4 +121,13 @@ export function decodeManifest(file: string, text: string): Manifest {
   } catch (e) {
     return fail(`bad field: ${(e as Error).message}`);
   }
+}
+
+/** Layer file names carry key and LSN ranges, as Neon's do (docs/FORMAT.md, "File names"). */
+export function deltaFileName(keyStart: Buffer, keyEnd: Buffer, lsnStart: Lsn, lsnEnd: Lsn): string {
+  return `${keyToHex(keyStart)}-${keyToHex(keyEnd)}__${lsnToHex16(lsnStart)}-${lsnToHex16(lsnEnd)}`;
+}
+
+export function imageFileName(keyStart: Buffer, keyEnd: Buffer, lsn: Lsn): string {
+  return `${keyToHex(keyStart)}-${keyToHex(keyEnd)}__${lsnToHex16(lsn)}`;
 }

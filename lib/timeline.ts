@@ -8,7 +8,10 @@ import * as path from 'node:path';
 import type { Core, LayerKind, ReadStats } from './core';
 import { PAGE_STATUS_NOT_FOUND, PAGE_STATUS_OK } from './core';
 import { encodeBlob } from './codec';
-import { DeltaMerge, type KeyRange, maxStackDepth, planOutputRanges } from './compaction';
+import {
+  compactLevel0, type CompactionHost, type CompactionReport, type CompactOptions, createImageLayers, emptyCompactionReport, type KeyRange, level0,
+} from './compaction';
+import { EntryBatch, WRITE_BATCH_ENTRIES, yieldToEventLoop } from './entry_batch';
 import { StrataError } from './errors';
 import { CODEC_BY_NAME, DELTA_INDEX_KEY_SIZE, type CompressionName } from './format';
 import { fsyncDir, publishFile, TMP_SUFFIX, wrapIo } from './fs_util';
@@ -16,19 +19,19 @@ import { layersToRemove } from './gc';
 import { type HistogramSummary, IntHistogram } from './histogram';
 import { InMemoryLayer } from './inmemory_layer';
 import { encodeKey, formatEncodedKey, formatKey, KEY_MAX, KEY_MIN, KEY_SIZE, keyToHex, type PageKey } from './key';
-import { checkLsn, formatLsn, lsnToHex16, type Lsn } from './lsn';
-import { type LayerDesc, MANIFEST_FILE, type Manifest, writeManifest } from './manifest';
+import { checkLsn, formatLsn, type Lsn } from './lsn';
+import { deltaFileName, imageFileName, type LayerDesc, MANIFEST_FILE, type Manifest, writeManifest } from './manifest';
 import { ReadPlanWriter } from './read_plan';
 import { PAGE_SIZE, RECORD_TAG_IMAGE, RECORD_TAG_ZERO, recordWillInit, serializeRecord, type WalRecord } from './record';
 
 /** How long getPage waits for ingest to reach a requested LSN, as Neon's wait_lsn_timeout. */
 export const DEFAULT_WAIT_LSN_TIMEOUT_MS = 60_000;
-/** Entries handed to a layer writer per call; bounds the temporary buffers of a flush. */
-const WRITE_BATCH_ENTRIES = 4096;
 /** Keys reconstructed per core call while building an image layer. */
 const IMAGE_BATCH_KEYS = 256;
 /** L0 layers and today's image layers cover every key. */
 const FULL_KEYSPACE: KeyRange = { keyStart: KEY_MIN, keyEnd: KEY_MAX };
+
+export type { CompactionReport, CompactOptions } from './compaction';
 
 export interface TimelineConfig {
   checkpointDistance: number;
@@ -47,21 +50,6 @@ export interface TimelineConfig {
   l0FlushDelayThreshold: number;
   /** L0 count at which a flush compacts before it returns, so L0s never exceed it (0 = off). */
   l0FlushStallThreshold: number;
-}
-
-/** What one compact() did, for the caller's logs. */
-export interface CompactionReport {
-  l0Compacted: string[];
-  layersCreated: LayerInfo[];
-  layersRemoved: string[];
-  imageLayersCreated: LayerInfo[];
-  bytesRead: number;
-  bytesWritten: number;
-}
-
-export interface CompactOptions {
-  /** Compact whatever L0 layers exist (≥ 1) and create an image if any delta lies above the newest. */
-  force?: boolean;
 }
 
 /** What one gc() did. */
@@ -334,8 +322,8 @@ export class Timeline {
     this.checkOpen();
     const report = emptyCompactionReport();
     await this.enqueue(async () => {
-      await this.compactLevel0(opts.force === true, report);
-      await this.maybeCreateImage(opts.force === true, report);
+      await compactLevel0(this.compactionHost(), opts.force === true, report);
+      await createImageLayers(this.compactionHost(), opts.force === true, report);
     });
     return report;
   }
@@ -377,9 +365,8 @@ export class Timeline {
     return this.historic.map(({ desc }) => ({ ...desc }));
   }
 
-  /** L0 delta layers, oldest first. */
   private level0(): LayerDesc[] {
-    return this.historic.filter((l) => l.desc.kind === 'delta' && l.desc.level === 0).map((l) => l.desc).sort((a, b) => (a.lsnStart < b.lsnStart ? -1 : 1));
+    return level0(this.historic.map((l) => l.desc));
   }
 
   stats(): TimelineStats {
@@ -554,7 +541,7 @@ export class Timeline {
     if (stall > 0 && this.level0().length >= stall) {
       this.stat.flushStalls++;
       const report = emptyCompactionReport();
-      while (this.level0().length >= stall) await this.compactLevel0(true, report);
+      while (this.level0().length >= stall) await compactLevel0(this.compactionHost(), true, report);
     } else if (delay > 0 && this.level0().length >= delay) {
       this.stat.flushDelays++;
       await new Promise((resolve) => setTimeout(resolve, Math.ceil(flushMs)));
@@ -705,98 +692,22 @@ export class Timeline {
     wrapIo(`${this.name}: syncing the directory`, () => fsyncDir(this.dir));
   }
 
-  // ---- compaction ----------------------------------------------------------------------------
-
-  /** Merge the oldest L0 layers into L1 layers (compaction.ts), then swap them in. */
-  private async compactLevel0(force: boolean, report: CompactionReport): Promise<void> {
-    const l0 = this.level0();
-    if (l0.length === 0 || (!force && l0.length < this.config.compactionThreshold)) return;
-    const inputs = l0.slice(0, this.config.compactionUpperLimit);
-    const paths = inputs.map((l) => path.join(this.dir, l.fileName));
-    const lsnStart = inputs[0].lsnStart;
-    const lsnEnd = inputs[inputs.length - 1].lsnEnd;
-    const ranges = planOutputRanges(paths, this.config.compactionTargetSize);
-    const merge = new DeltaMerge(paths);
-    const created: LayerDesc[] = [];
-    try {
-      for (const range of ranges) created.push(await this.writeL1(merge, range, lsnStart, lsnEnd));
-      report.bytesRead += merge.bytesRead;
-    } finally {
-      merge.close();
-    }
-    this.replaceLayers(inputs.map((l) => l.fileName), created, {});
-    report.l0Compacted.push(...inputs.map((l) => l.fileName));
-    report.layersRemoved.push(...inputs.map((l) => l.fileName));
-    report.layersCreated.push(...created.map((d) => ({ ...d })));
-    const written = created.reduce((n, d) => n + d.sizeBytes, 0);
-    report.bytesWritten += written;
-    this.stat.bytesCompacted += written;
-  }
-
-  /** Write the merged entries of one key range as an L1 delta layer. */
-  private async writeL1(merge: DeltaMerge, range: KeyRange, lsnStart: Lsn, lsnEnd: Lsn): Promise<LayerDesc> {
-    const fileName = deltaFileName(range.keyStart, range.keyEnd, lsnStart, lsnEnd);
-    const sizeBytes = await this.writeLayerFile(fileName, 'delta', lsnStart, lsnEnd, range, async (append) => {
-      let batch = new EntryBatch(DELTA_INDEX_KEY_SIZE);
-      while (merge.hasKeyBelow(range.keyEnd)) {
-        const e = merge.next()!;
-        batch.addIndexed(e.indexKey, e.blob, e.willInit);
-        if (batch.count >= WRITE_BATCH_ENTRIES) {
-          append(batch);
-          batch = new EntryBatch(DELTA_INDEX_KEY_SIZE);
-          await yieldToEventLoop();
-        }
-      }
-      append(batch);
-    });
+  /** What compaction and image creation (compaction.ts) may see and do; closures keep the rest private. */
+  private compactionHost(): CompactionHost {
     return {
-      fileName, kind: 'delta', level: 1, keyStart: keyToHex(range.keyStart), keyEnd: keyToHex(range.keyEnd), lsnStart, lsnEnd, sizeBytes,
+      dir: this.dir,
+      config: this.config,
+      diskConsistentLsn: this._diskConsistentLsn,
+      imageFloorLsn: this._gcCutoffLsn > this.startLsn ? this._gcCutoffLsn : this.startLsn + 1n,
+      layers: () => this.historic.map((l) => l.desc),
+      allKeys: () => this.allKeys(),
+      writeLayer: (fileName, kind, lsnStart, lsnEnd, keys, produce) => this.writeLayerFile(fileName, kind, lsnStart, lsnEnd, keys, produce),
+      writeImage: (lsn, range, keys) => this.writeImageLayer(lsn, range, keys),
+      replaceLayers: (removed, added) => {
+        this.replaceLayers(removed, added, {});
+        this.stat.bytesCompacted += added.reduce((n, d) => n + d.sizeBytes, 0);
+      },
     };
-  }
-
-  /**
-   * Image creation, per partition of the keyspace (about compactionTargetSize of pages each, as
-   * Neon repartitions): a partition gets an image layer at diskConsistentLsn when
-   * imageCreationThreshold delta layers stack over some key of it above its newest covering image
-   * (every L0 counts once; L1 generations count where their ranges overlap), or with `force`
-   * when any delta lies above that image.
-   */
-  private async maybeCreateImage(force: boolean, report: CompactionReport): Promise<void> {
-    const lsn = this._diskConsistentLsn;
-    if (lsn < this._gcCutoffLsn || lsn <= this.startLsn) return;
-    for (const part of this.partitionKeyspace()) {
-      const start = keyToHex(part.keyStart);
-      const end = keyToHex(part.keyEnd);
-      const newestImage = this.historic
-        .filter((l) => l.desc.kind === 'image' && l.desc.keyStart <= start && end <= l.desc.keyEnd)
-        .reduce<Lsn>((m, l) => (l.desc.lsnStart > m ? l.desc.lsnStart : m), -1n);
-      if (lsn <= newestImage) continue;
-      const above = this.historic
-        .filter((l) => l.desc.kind === 'delta' && l.desc.lsnEnd > newestImage + 1n && l.desc.keyStart < end && start < l.desc.keyEnd)
-        .map((l) => ({ keyStart: l.desc.keyStart > start ? l.desc.keyStart : start, keyEnd: l.desc.keyEnd < end ? l.desc.keyEnd : end }));
-      if (above.length === 0) continue;
-      if (!force && maxStackDepth(above) < this.config.imageCreationThreshold) continue;
-      const info = await this.writeImageLayer(lsn, part, part.keys);
-      report.imageLayersCreated.push(info);
-      report.bytesWritten += info.sizeBytes;
-    }
-  }
-
-  /**
-   * Cut the keyspace into ranges of about compactionTargetSize / 8192 keys that together tile
-   * [KEY_MIN, KEY_MAX), each with its keys (an image says a key of its range it lacks does not exist).
-   */
-  private partitionKeyspace(): Array<KeyRange & { keys: Buffer[] }> {
-    const keys = this.allKeys();
-    const perPartition = Math.max(1, Math.floor(this.config.compactionTargetSize / PAGE_SIZE));
-    const parts: Array<KeyRange & { keys: Buffer[] }> = [];
-    for (let i = 0; i < keys.length || parts.length === 0; i += perPartition) {
-      const chunk = keys.slice(i, i + perPartition);
-      const keyStart = parts.length === 0 ? KEY_MIN : chunk[0];
-      const keyEnd = i + perPartition < keys.length ? keys[i + perPartition] : KEY_MAX;
-      parts.push({ keyStart, keyEnd, keys: chunk });
-    }
-    return parts;
   }
 
   private openLayerFile(desc: LayerDesc): number {
@@ -808,42 +719,6 @@ export class Timeline {
     for (const l of this.historic) this.core.closeLayer(l.handle);
     this.historic = [];
   }
-}
-
-/** Index keys, blobs and will_init flags of a run of entries, in the shape LayerWriter.append takes. */
-class EntryBatch {
-  count = 0;
-  readonly blobs: Buffer[] = [];
-  private readonly keys: Buffer[] = [];
-  private readonly flags: number[] = [];
-
-  constructor(private readonly keySize: number) {}
-
-  add(key: Buffer, lsn: Lsn | null, blob: Buffer, willInit: boolean): void {
-    const k = Buffer.allocUnsafe(this.keySize);
-    key.copy(k, 0, 0, KEY_SIZE);
-    if (lsn !== null) k.writeBigUInt64BE(lsn, KEY_SIZE);
-    this.addIndexed(k, blob, willInit);
-  }
-
-  addIndexed(indexKey: Buffer, blob: Buffer, willInit: boolean): void {
-    this.keys.push(indexKey);
-    this.blobs.push(blob);
-    this.flags.push(willInit ? 1 : 0);
-    this.count++;
-  }
-
-  indexKeys(): Buffer {
-    return Buffer.concat(this.keys);
-  }
-
-  willInit(): Uint8Array {
-    return Uint8Array.from(this.flags);
-  }
-}
-
-function emptyCompactionReport(): CompactionReport {
-  return { l0Compacted: [], layersCreated: [], layersRemoved: [], imageLayersCreated: [], bytesRead: 0, bytesWritten: 0 };
 }
 
 /** An all-zero page is stored as a 1-byte zero record; anything else as a full image record. */
@@ -860,14 +735,3 @@ function isAllZero(page: Buffer): boolean {
   return page.equals(ZERO_PAGE);
 }
 
-export function deltaFileName(keyStart: Buffer, keyEnd: Buffer, lsnStart: Lsn, lsnEnd: Lsn): string {
-  return `${keyToHex(keyStart)}-${keyToHex(keyEnd)}__${lsnToHex16(lsnStart)}-${lsnToHex16(lsnEnd)}`;
-}
-
-export function imageFileName(keyStart: Buffer, keyEnd: Buffer, lsn: Lsn): string {
-  return `${keyToHex(keyStart)}-${keyToHex(keyEnd)}__${lsnToHex16(lsn)}`;
-}
-
-function yieldToEventLoop(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
