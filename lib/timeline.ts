@@ -143,12 +143,12 @@ export class Timeline {
   private closed = false;
   private readonly stat = { reads: 0, layersVisited: 0, recordsApplied: 0, flushDelays: 0, flushStalls: 0, bytesFlushed: 0, bytesCompacted: 0, bytesImages: 0, gcBytesRemoved: 0 };
   private readonly visitedHist = new IntHistogram();
+  private readonly appliedHist = new IntHistogram();
   /** Scratch reused by every read, so the read path allocates no per-request objects. */
   private readonly planWriter = new ReadPlanWriter();
   private readonly keyScratch = Buffer.alloc(KEY_SIZE);
   private readonly oneKey: PageKey[] = [];
   private statusScratch = new Uint8Array(64);
-  private readonly appliedHist = new IntHistogram();
 
   /** @internal Use Repository.createTimeline / getTimeline. */
   constructor(
