@@ -10,6 +10,7 @@
       'target_name': 'strata',
       'sources': [
         'native/addon.cc',
+        'native/bench_floors.cc',
         'native/block_io.cc',
         'native/codec.cc',
         'native/core.cc',

@@ -20,22 +20,12 @@ const STALL_THRESHOLD = 5 * COMPACTION_THRESHOLD;
 /** Documented bound (docs/ARCHITECTURE.md): layer bytes after GC ≤ this × pages × 8192. */
 const STORAGE_FACTOR_BOUND = 1.5;
 
-/** Zipf(s) sampler over [0, n) by inverse CDF on a precomputed table. */
+// The benchmarks' Zipf sampler (inverse CDF), so the test and bench/ skew their load the same way.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { zipfSampler } = require('../bench/lib/data.js') as { zipfSampler(rng: { next(): number }, n: number, s: number): () => number };
+
 function zipf(rng: Rng, n: number, s: number): () => number {
-  const cdf = new Float64Array(n);
-  let sum = 0;
-  for (let i = 0; i < n; i++) cdf[i] = sum += 1 / Math.pow(i + 1, s);
-  return () => {
-    const u = rng.next() * sum;
-    let lo = 0;
-    let hi = n - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (cdf[mid] < u) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  };
+  return zipfSampler(rng, n, s);
 }
 
 function keyOf(i: number): PageKey {

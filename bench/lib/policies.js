@@ -1,0 +1,298 @@
+'use strict';
+/**
+ * Cache-policy simulators over a trace of dense object ids (Int32Array, ids in [0, universe)).
+ * Each returns the number of hits; capacity is in objects (8 KB blocks for the engine).
+ *
+ *   clock   lib/page_cache.ts's policy exactly (and native/page_cache.cc's): never-used slots are
+ *           taken first in index order; a hit raises the slot's usage count, saturating at 5; a
+ *           fill sets it to 1; to evict, the hand visits slots in order, a slot at 0 is the victim
+ *           (the hand stops just past it), any other slot loses one point. (The engine skips
+ *           pinned slots; a trace has none.) bench/workloads/w6_policy.js checks this simulator
+ *           against both real caches on a trace prefix.
+ *   lru     least recently used (doubly linked list, relink on every hit).
+ *   min     Belady's MIN, offline: on a miss with a full cache evict the block whose next use is
+ *           farthest away (demand paging: every missed block is admitted).
+ *   sieve   SIEVE (Zhang et al., NSDI '24): FIFO + visited bit + a hand moving from the oldest
+ *           towards the newest, clearing bits, evicting the first unvisited object in place.
+ *   s3fifo  S3-FIFO (Yang et al., SOSP '23): small FIFO S (10 %), main FIFO M (90 %), ghost G of
+ *           |M| keys; 2-bit frequency; S's tail moves to M if it was hit while in S, else its key
+ *           goes to G; a miss found in G enters M; M reinserts objects with frequency > 0,
+ *           decrementing it.
+ * All are O(1) per request (MIN: O(log n)) on typed arrays, so multi-million-request traces take
+ * about a second per policy and size.
+ */
+
+const MAX_USAGE_COUNT = 5; // lib/page_cache.ts MAX_USAGE_COUNT
+
+function clock(trace, capacity, universe) {
+  const slotKey = new Int32Array(capacity);
+  const usage = new Uint8Array(capacity);
+  const slotOf = new Int32Array(universe).fill(-1);
+  let used = 0;
+  let hand = 0;
+  let hits = 0;
+  for (let i = 0; i < trace.length; i++) {
+    const x = trace[i];
+    let s = slotOf[x];
+    if (s >= 0) {
+      if (usage[s] < MAX_USAGE_COUNT) usage[s]++;
+      hits++;
+      continue;
+    }
+    if (used < capacity) {
+      s = used++;
+    } else {
+      for (;;) {
+        s = hand;
+        hand = s + 1 === capacity ? 0 : s + 1;
+        if (usage[s] === 0) break;
+        usage[s]--;
+      }
+      slotOf[slotKey[s]] = -1;
+    }
+    slotKey[s] = x;
+    usage[s] = 1;
+    slotOf[x] = s;
+  }
+  return hits;
+}
+
+function lru(trace, capacity, universe) {
+  // Doubly linked list over ids; head = most recent. -1 = none.
+  const prev = new Int32Array(universe).fill(-1);
+  const next = new Int32Array(universe).fill(-1);
+  const inCache = new Uint8Array(universe);
+  let head = -1;
+  let tail = -1;
+  let size = 0;
+  let hits = 0;
+  const unlink = (x) => {
+    const p = prev[x];
+    const n = next[x];
+    if (p >= 0) next[p] = n; else head = n;
+    if (n >= 0) prev[n] = p; else tail = p;
+  };
+  const pushHead = (x) => {
+    prev[x] = -1;
+    next[x] = head;
+    if (head >= 0) prev[head] = x; else tail = x;
+    head = x;
+  };
+  for (let i = 0; i < trace.length; i++) {
+    const x = trace[i];
+    if (inCache[x]) {
+      hits++;
+      if (head !== x) {
+        unlink(x);
+        pushHead(x);
+      }
+      continue;
+    }
+    if (size === capacity) {
+      const victim = tail;
+      unlink(victim);
+      inCache[victim] = 0;
+      size--;
+    }
+    pushHead(x);
+    inCache[x] = 1;
+    size++;
+  }
+  return hits;
+}
+
+/** Belady's MIN with a lazy max-heap of (next use, id); stale heap entries are skipped on pop. */
+function min(trace, capacity, universe) {
+  const n = trace.length;
+  const nextUse = new Int32Array(n);
+  const last = new Int32Array(universe).fill(0x7fffffff);
+  for (let i = n - 1; i >= 0; i--) {
+    nextUse[i] = last[trace[i]];
+    last[trace[i]] = i;
+  }
+  const current = new Int32Array(universe).fill(-1); // next use of a cached id, -1 if not cached
+  // Max-heap on next use, ties broken by id; at most one push per request.
+  const hNext = new Int32Array(n + 1);
+  const hId = new Int32Array(n + 1);
+  let hSize = 0;
+  const push = (nu, id) => {
+    let j = hSize++;
+    while (j > 0) {
+      const p = (j - 1) >> 1;
+      if (hNext[p] > nu || (hNext[p] === nu && hId[p] >= id)) break;
+      hNext[j] = hNext[p]; hId[j] = hId[p];
+      j = p;
+    }
+    hNext[j] = nu; hId[j] = id;
+  };
+  const pop = () => {
+    const topId = hId[0];
+    const nu = hNext[--hSize];
+    const id = hId[hSize];
+    let j = 0;
+    for (;;) {
+      let c = 2 * j + 1;
+      if (c >= hSize) break;
+      if (c + 1 < hSize && (hNext[c + 1] > hNext[c] || (hNext[c + 1] === hNext[c] && hId[c + 1] > hId[c]))) c++;
+      if (hNext[c] < nu || (hNext[c] === nu && hId[c] <= id)) break;
+      hNext[j] = hNext[c]; hId[j] = hId[c];
+      j = c;
+    }
+    hNext[j] = nu; hId[j] = id;
+    return topId;
+  };
+  let size = 0;
+  let hits = 0;
+  for (let i = 0; i < n; i++) {
+    const x = trace[i];
+    if (current[x] >= 0) {
+      hits++;
+    } else {
+      if (size === capacity) {
+        for (;;) {
+          const nu = hNext[0];
+          const id = pop();
+          if (current[id] === nu) {
+            current[id] = -1;
+            size--;
+            break;
+          }
+        }
+      }
+      size++;
+    }
+    current[x] = nextUse[i];
+    push(nextUse[i], x);
+  }
+  return hits;
+}
+
+function sieve(trace, capacity, universe) {
+  // List: head = newest; `older`/`newer` links. The hand moves from the tail (oldest) to newer.
+  const newer = new Int32Array(universe).fill(-1);
+  const older = new Int32Array(universe).fill(-1);
+  const visited = new Uint8Array(universe);
+  const inCache = new Uint8Array(universe);
+  let head = -1;
+  let tail = -1;
+  let hand = -1;
+  let size = 0;
+  let hits = 0;
+  for (let i = 0; i < trace.length; i++) {
+    const x = trace[i];
+    if (inCache[x]) {
+      visited[x] = 1;
+      hits++;
+      continue;
+    }
+    if (size === capacity) {
+      let o = hand >= 0 ? hand : tail;
+      while (visited[o]) {
+        visited[o] = 0;
+        o = newer[o] >= 0 ? newer[o] : tail;
+      }
+      hand = newer[o];
+      // unlink o
+      const nw = newer[o];
+      const od = older[o];
+      if (nw >= 0) older[nw] = od; else head = od;
+      if (od >= 0) newer[od] = nw; else tail = nw;
+      inCache[o] = 0;
+      size--;
+    }
+    // insert x at head
+    older[x] = head;
+    newer[x] = -1;
+    if (head >= 0) newer[head] = x; else tail = x;
+    head = x;
+    visited[x] = 0;
+    inCache[x] = 1;
+    size++;
+  }
+  return hits;
+}
+
+/** A FIFO of ids in a ring buffer: push at the back, pop from the front. */
+class Fifo {
+  constructor(cap) {
+    this.buf = new Int32Array(cap + 1);
+    this.head = 0;
+    this.len = 0;
+  }
+  push(x) {
+    this.buf[(this.head + this.len) % this.buf.length] = x;
+    this.len++;
+  }
+  pop() {
+    const x = this.buf[this.head];
+    this.head = (this.head + 1) % this.buf.length;
+    this.len--;
+    return x;
+  }
+}
+
+function s3fifo(trace, capacity, universe) {
+  const smallCap = Math.max(1, Math.floor(capacity * 0.1));
+  const mainCap = capacity - smallCap;
+  const ghostCap = Math.max(1, mainCap);
+  const S = new Fifo(capacity);
+  const M = new Fifo(capacity);
+  const where = new Uint8Array(universe); // 0 absent, 1 in S, 2 in M
+  const freq = new Uint8Array(universe);
+  // Ghost membership by insertion stamp: id is in G if it was among the last ghostCap keys put there.
+  const ghostStamp = new Float64Array(universe).fill(-Infinity);
+  let ghostCount = 0;
+  let hits = 0;
+  const inGhost = (x) => ghostStamp[x] > ghostCount - ghostCap;
+  const evictMain = () => {
+    for (;;) {
+      const t = M.pop();
+      if (freq[t] > 0) {
+        freq[t]--;
+        M.push(t);
+      } else {
+        where[t] = 0;
+        return;
+      }
+    }
+  };
+  const evictSmall = () => {
+    const t = S.pop();
+    if (freq[t] > 0) {
+      // Keeps its frequency, as in the paper's pseudocode: M may reinsert it once more.
+      where[t] = 2;
+      M.push(t);
+      if (M.len > mainCap) evictMain();
+    } else {
+      where[t] = 0;
+      ghostStamp[t] = ++ghostCount;
+    }
+  };
+  for (let i = 0; i < trace.length; i++) {
+    const x = trace[i];
+    if (where[x] !== 0) {
+      if (freq[x] < 3) freq[x]++;
+      hits++;
+      continue;
+    }
+    // Make room: S when it is over its share (or M is empty), else M.
+    while (S.len + M.len >= capacity) {
+      if (S.len >= smallCap || M.len === 0) evictSmall();
+      else evictMain();
+    }
+    freq[x] = 0;
+    if (inGhost(x)) {
+      ghostStamp[x] = -Infinity;
+      where[x] = 2;
+      M.push(x);
+    } else {
+      where[x] = 1;
+      S.push(x);
+    }
+  }
+  return hits;
+}
+
+const POLICIES = { clock, lru, min, sieve, s3fifo };
+
+module.exports = { POLICIES, clock, lru, min, sieve, s3fifo, MAX_USAGE_COUNT };

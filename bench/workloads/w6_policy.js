@@ -1,0 +1,205 @@
+'use strict';
+/**
+ * W6: page-cache policy. Hit ratios of the engine's usage-count clock, LRU, Belady's MIN (offline
+ * optimum) and two candidates (SIEVE, S3-FIFO) on synthetic Zipf traces with and without one-time
+ * sequential scans, and on the ARC traces OLTP and P3 (Megiddo & Modha, "ARC: A Self-Tuning, Low
+ * Overhead Replacement Cache", FAST '03), at several cache sizes. Before trusting the clock
+ * simulator, it is replayed against the real TS and native page caches on a trace prefix.
+ */
+const fs = require('node:fs');
+const path = require('node:path');
+const { Rng, zipfSampler, permutation } = require('../lib/data');
+const { POLICIES } = require('../lib/policies');
+const { DIST } = require('../lib/strata');
+
+const TRACE_DIR = process.env.STRATA_ARC_TRACES || '/work/shared/traces/arc';
+const BLOCK_SIZE = 8192;
+
+/**
+ * Zipf(α) over `objects` objects (ranks mapped through a random permutation), `requests` draws;
+ * with scans, before each draw a run of `scanLen` never-reused keys starts with probability
+ * 0.3 / scanLen (≈ 23 % of requests are scan requests), as in reference/machine-limits.md §4.
+ */
+function zipfTrace(seed, objects, requests, alpha, scans) {
+  const rng = new Rng(seed);
+  const perm = permutation(rng, objects);
+  const draw = zipfSampler(rng, objects, alpha);
+  const scanLen = Math.max(10, Math.floor(objects / 20));
+  const scanIds = 4 * objects; // scan keys live above the Zipf range and are recycled after 4 × n
+  const out = new Int32Array(requests);
+  let nextScan = 0;
+  let i = 0;
+  while (i < requests) {
+    if (scans && rng.next() < 0.3 / scanLen) {
+      for (let j = 0; j < scanLen && i < requests; j++) {
+        out[i++] = objects + (nextScan++ % scanIds);
+      }
+      continue;
+    }
+    out[i++] = perm[draw()];
+  }
+  return { trace: out, universe: scans ? objects + scanIds : objects, scanLen: scans ? scanLen : 0 };
+}
+
+/** ARC .lis: "start count ignore reqno" per line, expanded to count consecutive block ids. */
+function arcTrace(name, maxRequests) {
+  const file = path.join(TRACE_DIR, `${name}.lis.zst`);
+  if (!fs.existsSync(file)) throw new Error(`W6: ARC trace ${file} not found (set STRATA_ARC_TRACES to the directory holding OLTP.lis.zst and P3.lis.zst)`);
+  const text = require('zstd-napi').decompress(fs.readFileSync(file));
+  const ids = new Map();
+  let out = new Int32Array(1 << 20);
+  let n = 0;
+  let field = 0;
+  let v = 0;
+  let start = 0;
+  let count = 0;
+  let inNumber = false;
+  const flushField = () => {
+    if (field === 0) start = v;
+    else if (field === 1) count = v;
+    field++;
+    v = 0;
+    inNumber = false;
+  };
+  for (let i = 0; i < text.length && n < maxRequests; i++) {
+    const c = text[i];
+    if (c >= 48 && c <= 57) {
+      v = v * 10 + (c - 48);
+      inNumber = true;
+    } else if (c === 10) {
+      if (inNumber) flushField();
+      if (field >= 2) {
+        for (let b = 0; b < count && n < maxRequests; b++) {
+          const blk = start + b;
+          let id = ids.get(blk);
+          if (id === undefined) {
+            id = ids.size;
+            ids.set(blk, id);
+          }
+          if (n === out.length) {
+            const grown = new Int32Array(out.length * 2);
+            grown.set(out);
+            out = grown;
+          }
+          out[n++] = id;
+        }
+      }
+      field = 0;
+      v = 0;
+      inNumber = false;
+    } else if (inNumber) {
+      flushField();
+    }
+  }
+  return { trace: out.subarray(0, n), universe: ids.size, footprint: ids.size };
+}
+
+/**
+ * Replays a trace against lib/page_cache.ts (through dist/) and the native core's page cache as
+ * the read path uses them (lookup, and on a miss insert) and compares hits with the simulator.
+ */
+function crossCheck(trace, capacity, universe) {
+  const { PageCache } = require(`${DIST}/page_cache.js`);
+  const { createCore } = require(`${DIST}/select.js`);
+  const block = Buffer.alloc(BLOCK_SIZE);
+  const into = Buffer.alloc(BLOCK_SIZE);
+  const replay = (cache) => {
+    let hits = 0;
+    for (let i = 0; i < trace.length; i++) {
+      if (cache.lookup(1, trace[i], into)) hits++;
+      else cache.insert(1, trace[i], block);
+    }
+    return hits;
+  };
+  const sim = POLICIES.clock(trace, capacity, universe);
+  const ts = replay(new PageCache(capacity * BLOCK_SIZE));
+  const core = createCore('native', { pageCacheBytes: capacity * BLOCK_SIZE });
+  let native;
+  try {
+    native = replay(core.pageCache);
+  } finally {
+    core.close();
+  }
+  return { requests: trace.length, capacity, simulatorHits: sim, tsCacheHits: ts, nativeCacheHits: native, match: sim === ts && sim === native };
+}
+
+function simulate(label, t, sizes, log) {
+  const rows = [];
+  for (const size of sizes) {
+    const hitRatio = {};
+    const ms = {};
+    for (const [name, fn] of Object.entries(POLICIES)) {
+      const started = performance.now();
+      hitRatio[name] = fn(t.trace, size.capacity, t.universe) / t.trace.length;
+      ms[name] = Math.round(performance.now() - started);
+    }
+    const miss = (p) => 1 - hitRatio[p];
+    const gap = miss('lru') - miss('min');
+    const closed = (p) => (gap > 0 ? (miss('lru') - miss(p)) / gap : null);
+    rows.push({
+      trace: label,
+      requests: t.trace.length,
+      footprint: t.footprint ?? null,
+      cacheBlocks: size.capacity,
+      cacheFraction: size.fraction,
+      hitRatio,
+      clockMinusLruPt: (hitRatio.clock - hitRatio.lru) * 100,
+      missRatioVsLru: { clock: miss('clock') / miss('lru'), sieve: miss('sieve') / miss('lru'), s3fifo: miss('s3fifo') / miss('lru'), min: miss('min') / miss('lru') },
+      lruToMinGapClosed: { clock: closed('clock'), sieve: closed('sieve'), s3fifo: closed('s3fifo') },
+      simMs: ms,
+    });
+    log(`  W6 ${label} cache ${size.capacity}: clock ${pct(hitRatio.clock)} lru ${pct(hitRatio.lru)} min ${pct(hitRatio.min)} sieve ${pct(hitRatio.sieve)} s3fifo ${pct(hitRatio.s3fifo)}`);
+  }
+  return rows;
+}
+
+function pct(x) {
+  return `${(x * 100).toFixed(2)}%`;
+}
+
+async function runW6(ctx) {
+  const { profile, log } = ctx;
+  const p = profile.w6;
+  const rows = [];
+  const zipfSizes = p.zipfFractions.map((f) => ({ fraction: f, capacity: Math.max(16, Math.round(p.zipfObjects * f)) }));
+  let check = null;
+  for (const alpha of p.alphas) {
+    for (const scans of [false, true]) {
+      const t = zipfTrace(p.seed, p.zipfObjects, p.zipfRequests, alpha, scans);
+      if (check === null) {
+        const prefix = t.trace.subarray(0, Math.min(t.trace.length, p.crossCheckRequests));
+        check = crossCheck(prefix, zipfSizes[0].capacity, t.universe);
+        log(`  W6 clock simulator vs page caches: sim ${check.simulatorHits}, ts ${check.tsCacheHits}, native ${check.nativeCacheHits} hits of ${check.requests}`);
+        if (!check.match) throw new Error(`the clock simulator disagrees with the page caches: ${JSON.stringify(check)}`);
+      }
+      rows.push(...simulate(`zipf${alpha}${scans ? '+scans' : ''}`, t, zipfSizes, log));
+    }
+  }
+  for (const name of ['OLTP', 'P3']) {
+    const t = arcTrace(name, p.arcMaxRequests);
+    const sizes = p.arcFractions.map((f) => ({ fraction: f, capacity: Math.max(16, Math.round(t.footprint * f)) }));
+    rows.push(...simulate(`arc-${name}`, t, sizes, log));
+  }
+  const gaps = rows.map((r) => r.clockMinusLruPt);
+  const closedBy = (p2) => rows.map((r) => r.lruToMinGapClosed[p2]).filter((x) => x !== null);
+  const med = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length ? (s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2) : null; };
+  const summary = {
+    clockMinusLruPt: { median: med(gaps), min: Math.min(...gaps), max: Math.max(...gaps) },
+    sieveGapClosed: { median: med(closedBy('sieve')), min: Math.min(...closedBy('sieve')), max: Math.max(...closedBy('sieve')) },
+    s3fifoGapClosed: { median: med(closedBy('s3fifo')), min: Math.min(...closedBy('s3fifo')), max: Math.max(...closedBy('s3fifo')) },
+    worstSieveVsLruPt: Math.min(...rows.map((r) => (r.hitRatio.sieve - r.hitRatio.lru) * 100)),
+    worstS3fifoVsLruPt: Math.min(...rows.map((r) => (r.hitRatio.s3fifo - r.hitRatio.lru) * 100)),
+  };
+  return {
+    params: {
+      zipf: { objects: p.zipfObjects, requests: p.zipfRequests, alphas: p.alphas, cacheFractions: p.zipfFractions, seed: p.seed, scanProbabilityPerDraw: '0.3 / scanLen', scanLen: Math.max(10, Math.floor(p.zipfObjects / 20)) },
+      arc: { traces: ['OLTP', 'P3'], dir: TRACE_DIR, maxRequests: p.arcMaxRequests, cacheFractionsOfFootprint: p.arcFractions, citation: 'N. Megiddo and D. S. Modha, "ARC: A Self-Tuning, Low Overhead Replacement Cache," USENIX FAST 03, pp. 115-130, 2003' },
+      policies: Object.keys(POLICIES),
+    },
+    crossCheck: check,
+    rows,
+    summary,
+  };
+}
+
+module.exports = { runW6, zipfTrace, arcTrace, crossCheck };

@@ -1,0 +1,142 @@
+/**
+ * Smoke test of the benchmark harness (bench/run.js): run it at its smallest size (--tiny, the
+ * --quick profile shrunk to seconds) and check that it finishes, prints its tables and writes
+ * valid JSON holding every workload, implementation, baseline and floor. No timing assertions:
+ * the numbers of a run this small mean nothing, only their presence and shape are checked.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { nativeLoadError } from '../lib/native';
+
+const ROOT = path.join(__dirname, '..');
+const IMPLS = ['native', 'ts'];
+const BASELINES = ['lmdb', 'sqlite'];
+
+type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/** A measured task: a finite positive throughput summarized over rounds. */
+function expectMeasured(res: Json | undefined, where: string): void {
+  expect(res, where).toBeDefined();
+  const ops = res!.opsPerSec;
+  expect(ops, `${where}.opsPerSec`).toBeDefined();
+  for (const k of ['median', 'min', 'max']) {
+    expect(Number.isFinite(ops[k]) && ops[k] > 0, `${where}.opsPerSec.${k} = ${ops[k]}`).toBe(true);
+  }
+  expect(Array.isArray(res!.perRound) && res!.perRound.length > 0, `${where}.perRound`).toBe(true);
+}
+
+function expectLatency(res: Json, where: string): void {
+  expect(res.latencyUs, `${where}.latencyUs`).not.toBeNull();
+  expect(Number.isFinite(res.latencyUs.p50) && Number.isFinite(res.latencyUs.p99), `${where} p50/p99`).toBe(true);
+}
+
+let tmp: string | undefined;
+
+// The bench compares the native core with the TS one, so it needs the addon (the no-compiler
+// configuration, where it cannot load, has nothing to benchmark).
+describe.skipIf(nativeLoadError() !== null)('npm run bench (tiny profile)', () => {
+  afterAll(() => {
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('runs and writes JSON with every workload, implementation, baseline and floor', () => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-bench-smoke-'));
+    const out = path.join(tmp, 'latest.json');
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'bench', 'run.js'), '--tiny', '--out', out], {
+      cwd: ROOT, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024,
+    });
+    expect(r.status, `bench failed:\n${r.stderr}`).toBe(0);
+    expect(r.stdout).toContain('| task |');
+    expect(r.stdout).toContain('Ratios the targets are phrased in');
+
+    const j = JSON.parse(fs.readFileSync(out, 'utf8')) as Json;
+
+    // Run description: enough to reproduce it and to know what it ran on.
+    for (const k of ['date', 'commit', 'node', 'cpu', 'cores', 'seeds', 'sizes', 'harness', 'native']) expect(j.meta, `meta.${k}`).toHaveProperty(k);
+    expect(j.meta.profile).toBe('tiny');
+    expect(j.meta.harness.library).toBe('tinybench');
+    expect(j.meta.native.loaded).toBe(true);
+
+    // Floors, all measured in this run.
+    for (const k of ['memcpy', 'napiCopy', 'napiBatch64']) {
+      for (const size of ['small', 'large']) expectMeasured(j.floors[k]?.[size], `floors.${k}.${size}`);
+    }
+    for (const k of ['lz4', 'zstd']) {
+      expectMeasured(j.floors[k], `floors.${k}`);
+      expect(j.floors[k].compressionRatio).toBeGreaterThan(1);
+    }
+
+    const w = j.workloads;
+    expect(Object.keys(w).sort()).toEqual(['w1', 'w2', 'w3', 'w5', 'w6']);
+
+    // W1: cached GetPage@latest, both sizes, both cores, both baselines, the floors.
+    for (const size of ['small', 'large']) {
+      const s = w.w1.sizes[size];
+      expect(s.pages).toBeGreaterThan(0);
+      for (const impl of IMPLS) {
+        for (const op of ['getPage', 'getPages64', 'readPage', 'readPages64']) {
+          expectMeasured(s[impl][op], `w1.${size}.${impl}.${op}`);
+          expectLatency(s[impl][op], `w1.${size}.${impl}.${op}`);
+        }
+        expect(s[impl].cache).toHaveProperty('hitRatio');
+      }
+      for (const b of BASELINES) expectMeasured(s[b]?.readPage, `w1.${size}.${b}.readPage`);
+      for (const f of ['memcpy', 'napiCopy', 'napiBatch64']) expectMeasured(s.floors[f], `w1.${size}.floors.${f}`);
+      for (const k of ['native.getPages64/floor.memcpy', 'native.getPage/floor.napiCopy', 'native/ts.getPage', 'native/ts.readPages64']) {
+        expect(s.ratios[k]?.median, `w1.${size}.ratios.${k}`).toBeGreaterThan(0);
+      }
+    }
+    for (const impl of IMPLS) {
+      for (const op of ['readPage', 'readPages64']) expectMeasured(w.w1.uncompressed[impl][op], `w1.uncompressed.${impl}.${op}`);
+    }
+
+    // W2: reconstruct image + 1 / 10 / 50, time travel, baselines, decompression floors.
+    for (const impl of IMPLS) {
+      for (const k of [0, 1, 10, 50]) {
+        expectMeasured(w.w2[impl][`k${k}`].latest, `w2.${impl}.k${k}.latest`);
+        expectLatency(w.w2[impl][`k${k}`].latest, `w2.${impl}.k${k}.latest`);
+      }
+      for (const k of [10, 50]) expectMeasured(w.w2[impl][`k${k}`].old, `w2.${impl}.k${k}.old`);
+    }
+    for (const b of BASELINES) {
+      expectMeasured(w.w2[b].k10.latest, `w2.${b}.k10.latest`);
+      expectMeasured(w.w2[b].k10.old, `w2.${b}.k10.old`);
+    }
+    for (const f of ['lz4', 'zstd']) expectMeasured(w.w2.floors[f], `w2.floors.${f}`);
+    for (const k of ['native/ts.k10.latest', 'native.k10.latest/floor.lz4', 'native.k10.latest/lmdb', 'native.k10.old/lmdb']) {
+      expect(w.w2.ratios[k]?.median, `w2.ratios.${k}`).toBeGreaterThan(0);
+    }
+
+    // W3 ingest and W5 bytes on disk, every system.
+    for (const sys of [...IMPLS, ...BASELINES]) {
+      expect(w.w3[sys].recordsPerSec.median, `w3.${sys}`).toBeGreaterThan(0);
+      expect(w.w3[sys].mbPerSec, `w3.${sys}.mbPerSec`).toBeGreaterThan(0);
+      expect(w.w5[sys].bytesOnDisk, `w5.${sys}`).toBeGreaterThan(0);
+      expect(w.w5[sys].perLogicalPage, `w5.${sys}.perLogicalPage`).toBeGreaterThan(0);
+    }
+    expect(w.w5.native.afterCompaction.bytesOnDisk).toBeGreaterThan(0);
+    expect(w.w5.ts.identicalToNative).toBe(true);
+    for (const k of ['native/lmdb', 'native/sqlite']) expect(w.w5.ratios[k]).toBeGreaterThan(0);
+
+    // W6: every policy on Zipf (with and without scans) and both ARC traces; the clock
+    // simulator agrees with both real page caches.
+    expect(w.w6.crossCheck.match).toBe(true);
+    const traces = new Set(w.w6.rows.map((row: Json) => row.trace));
+    for (const t of ['zipf0.8', 'zipf1', 'zipf1.2', 'zipf0.8+scans', 'zipf1+scans', 'zipf1.2+scans', 'arc-OLTP', 'arc-P3']) expect(traces.has(t), t).toBe(true);
+    for (const row of w.w6.rows as Json[]) {
+      for (const p of ['clock', 'lru', 'min', 'sieve', 's3fifo']) {
+        expect(row.hitRatio[p], `${row.trace}/${row.cacheBlocks}.${p}`).toBeGreaterThanOrEqual(0);
+        expect(row.hitRatio[p], `${row.trace}/${row.cacheBlocks}.${p}`).toBeLessThanOrEqual(1);
+      }
+      // Belady's MIN is optimal for demand paging: no policy may beat it on the same trace.
+      for (const p of ['clock', 'lru', 'sieve', 's3fifo']) expect(row.hitRatio[p]).toBeLessThanOrEqual(row.hitRatio.min + 1e-12);
+    }
+
+    // The headline ratios.
+    expect(Array.isArray(j.targets) && j.targets.length > 0).toBe(true);
+    for (const id of ['G1', 'G2', 'G4', 'G5', 'G7', 'W2', 'W3', 'W5']) expect(j.targets.some((t: Json) => t.id === id), id).toBe(true);
+  });
+});
