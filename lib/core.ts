@@ -71,11 +71,11 @@ export interface PageCacheApi {
   contains(fileId: number, blkno: number): boolean;
 }
 
-/** Totals of one getPages call, for read-amplification metrics. */
-export interface ReadStats {
-  layersVisited: number;
-  recordsApplied: number;
-}
+/**
+ * getPages reports per-request read statistics into a caller-owned Uint32Array rather than a
+ * result object: [layersVisited, recordsApplied] for request i at 2i, 2i + 1 (saturating).
+ */
+export const COUNTS_PER_REQUEST = 2;
 
 export const PAGE_STATUS_OK = 0;
 export const PAGE_STATUS_NOT_FOUND = 1;
@@ -104,10 +104,18 @@ export interface Core {
 
   /**
    * GetPage@LSN for a batch, in one call: `plan` is a read plan (read_plan.ts, docs/FORMAT.md),
-   * `out` receives 8192 bytes per request, `status[i]` is PAGE_STATUS_OK or PAGE_STATUS_NOT_FOUND.
-   * CORRUPT_LAYER / IO_ERROR fail the whole call.
+   * `out` receives 8192 bytes per request, `status[i]` is PAGE_STATUS_OK or PAGE_STATUS_NOT_FOUND,
+   * `counts` COUNTS_PER_REQUEST entries per request. CORRUPT_LAYER / IO_ERROR fail the whole call.
    */
-  getPages(plan: Buffer, out: Uint8Array, status: Uint8Array): ReadStats;
+  getPages(plan: Buffer, out: Uint8Array, status: Uint8Array, counts: Uint32Array): void;
+  /**
+   * The same read off the calling thread where the core can (native: a libuv worker thread, so
+   * disk reads and decompression do not block the event loop; TS: synchronously, settled as a
+   * promise). The plan is consumed before this returns, so the caller may reuse its buffer;
+   * `out`, `status` and `counts` must stay untouched until the promise settles. The read sees
+   * the layer maps as they were at the call.
+   */
+  getPagesAsync(plan: Buffer, out: Uint8Array, status: Uint8Array, counts: Uint32Array): Promise<void>;
 
   /** Release the page cache and every open layer. */
   close(): void;

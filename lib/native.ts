@@ -9,7 +9,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type {
-  Core, CoreOptions, LayerKind, LayerSummary, LayerWriter, LayerWriterOptions, PageCacheApi, PageCacheStats, ReadStats,
+  Core, CoreOptions, LayerKind, LayerSummary, LayerWriter, LayerWriterOptions, PageCacheApi, PageCacheStats,
 } from './core';
 import { StrataError, toStrataError } from './errors';
 import { CODEC_LZ4, CODEC_NONE, CODEC_ZSTD, LAYER_KIND_DELTA, LAYER_KIND_IMAGE, type CodecId } from './format';
@@ -31,7 +31,8 @@ export interface NativeCoreHandle {
   createLayerMap(): number;
   setLayerMap(mapId: number, handles: Uint32Array): void;
   dropLayerMap(mapId: number): void;
-  getPages(plan: Uint8Array, out: Uint8Array, status: Uint8Array): ReadStats;
+  getPages(plan: Uint8Array, out: Uint8Array, status: Uint8Array, counts: Uint32Array): void;
+  getPagesAsync(plan: Uint8Array, out: Uint8Array, status: Uint8Array, counts: Uint32Array): Promise<void>;
   close(): void;
 }
 
@@ -312,8 +313,18 @@ class NativeCore implements Core {
     call(() => this.c.dropLayerMap(mapId));
   }
 
-  getPages(plan: Buffer, out: Uint8Array, status: Uint8Array): ReadStats {
-    return call(() => this.c.getPages(plan, out, status));
+  getPages(plan: Buffer, out: Uint8Array, status: Uint8Array, counts: Uint32Array): void {
+    call(() => this.c.getPages(plan, out, status, counts));
+  }
+
+  getPagesAsync(plan: Buffer, out: Uint8Array, status: Uint8Array, counts: Uint32Array): Promise<void> {
+    let pending: Promise<void>;
+    try {
+      pending = call(() => this.c.getPagesAsync(plan, out, status, counts));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return pending.catch((e: unknown) => { throw toStrataError(e); });
   }
 
   close(): void {

@@ -5,7 +5,7 @@
  * The plan is checked completely before any page is produced (lengths, map ids, in-memory
  * records), so a malformed plan fails the call without partial output.
  */
-import type { ReadStats } from './core';
+import { COUNTS_PER_REQUEST } from './core';
 import { PAGE_STATUS_NOT_FOUND, PAGE_STATUS_OK } from './core';
 import { ReadScratch, collectDeltaChain } from './delta_layer';
 import { StrataError } from './errors';
@@ -22,6 +22,7 @@ const SEGMENT_HEADER = U32 + U64 + U32;
 const MEM_RECORD_HEADER = U64 + U32;
 
 /** What walking one segment's layers ended with. */
+const U32_MAX = 0xffff_ffff;
 const WALK_CONTINUE = 0;  // no will_init yet: go on to the next segment
 const WALK_FOUND = 1;     // a will_init record ended the chain
 const WALK_MISSING = 2;   // an image layer covering the key lacks it: the page does not exist
@@ -37,9 +38,9 @@ export class Reconstructor {
     this.maps = maps;
   }
 
-  getPages(planIn: Uint8Array, out: Uint8Array, status: Uint8Array): ReadStats {
-    if (!(planIn instanceof Uint8Array) || !(out instanceof Uint8Array) || !(status instanceof Uint8Array)) {
-      throw new StrataError('BAD_ARGUMENT', 'getPages takes (Buffer plan, Uint8Array out, Uint8Array status)');
+  getPages(planIn: Uint8Array, out: Uint8Array, status: Uint8Array, counts: Uint32Array): void {
+    if (!(planIn instanceof Uint8Array) || !(out instanceof Uint8Array) || !(status instanceof Uint8Array) || !(counts instanceof Uint32Array)) {
+      throw new StrataError('BAD_ARGUMENT', 'getPages takes (Buffer plan, Uint8Array out, Uint8Array status, Uint32Array counts)');
     }
     const plan = Buffer.isBuffer(planIn) ? planIn : Buffer.from(planIn.buffer, planIn.byteOffset, planIn.length);
     const count = this.validatePlan(plan);
@@ -49,23 +50,28 @@ export class Reconstructor {
     if (status.length !== count) {
       throw new StrataError('BAD_ARGUMENT', `read plan has ${count} requests but status holds ${status.length} bytes`);
     }
-    this.layersVisited = 0;
-    let recordsApplied = 0;
+    if (counts.length !== count * COUNTS_PER_REQUEST) {
+      throw new StrataError('BAD_ARGUMENT', `read plan has ${count} requests but counts holds ${counts.length} entries (expected ${count * COUNTS_PER_REQUEST})`);
+    }
     let off = U32;
     for (let r = 0; r < count; r++) {
       const keyOff = off;
+      this.layersVisited = 0;
+      let recordsApplied = 0;
       const found = this.collect(plan, keyOff);
       off = this.skipRequest(plan, keyOff);
       const outOff = r * PAGE_SIZE;
       if (found) {
-        recordsApplied += this.chain.redoInto(out, outOff);
+        recordsApplied = this.chain.redoInto(out, outOff);
         status[r] = PAGE_STATUS_OK;
       } else {
         out.fill(0, outOff, outOff + PAGE_SIZE);
         status[r] = PAGE_STATUS_NOT_FOUND;
       }
+      // A Uint32Array store wraps; saturate like the C++ core.
+      counts[r * COUNTS_PER_REQUEST] = Math.min(this.layersVisited, U32_MAX);
+      counts[r * COUNTS_PER_REQUEST + 1] = Math.min(recordsApplied, U32_MAX);
     }
-    return { layersVisited: this.layersVisited, recordsApplied };
   }
 
   /** Build the chain for the request at `keyOff`; true when it ends at a will_init record. */

@@ -5,8 +5,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Core, LayerKind, ReadStats } from './core';
-import { PAGE_STATUS_NOT_FOUND, PAGE_STATUS_OK } from './core';
+import type { Core, LayerKind } from './core';
+import { COUNTS_PER_REQUEST, PAGE_STATUS_NOT_FOUND, PAGE_STATUS_OK } from './core';
 import { encodeBlob } from './codec';
 import {
   compactLevel0, type CompactionHost, type CompactionReport, type CompactOptions, createImageLayers, emptyCompactionReport, type KeyRange, level0,
@@ -149,6 +149,7 @@ export class Timeline {
   private readonly keyScratch = Buffer.alloc(KEY_SIZE);
   private readonly oneKey: PageKey[] = [];
   private statusScratch = new Uint8Array(64);
+  private countsScratch = new Uint32Array(64 * COUNTS_PER_REQUEST);
 
   /** @internal Use Repository.createTimeline / getTimeline. */
   constructor(
@@ -236,16 +237,27 @@ export class Timeline {
     return page;
   }
 
-  /** GetPage@LSN for many keys at one LSN, in one call into the core. */
+  /**
+   * GetPage@LSN for many keys at one LSN, in one call into the core. The native core reads on a
+   * libuv worker thread, so disk reads and decompression do not block the event loop; the read
+   * sees the layers as they were when it started, even if a flush, compaction or GC lands meanwhile.
+   */
   async getPages(keys: readonly PageKey[], lsn: Lsn, opts: GetPageOptions = {}): Promise<Buffer[]> {
     this.checkOpen();
     checkLsn(lsn, 'lsn');
     for (const k of keys) encodeKey(k, this.keyScratch); // reject bad keys before waiting
     await this.waitForLsn(lsn, opts.timeoutMs ?? DEFAULT_WAIT_LSN_TIMEOUT_MS);
-    const out = Buffer.allocUnsafe(PAGE_SIZE * keys.length);
-    this.readPages(keys, lsn, out);
+    this.checkOpen();
+    this.checkAboveGcCutoff(lsn, 'read');
+    const n = keys.length;
+    const out = Buffer.allocUnsafe(PAGE_SIZE * n);
+    const status = new Uint8Array(n);
+    const counts = new Uint32Array(n * COUNTS_PER_REQUEST);
+    if (n > 0) await this.core.getPagesAsync(this.buildPlan(keys, lsn), out, status, counts);
+    this.recordReads(counts, n);
+    this.throwIfMissing(keys, lsn, status);
     const pages: Buffer[] = [];
-    for (let i = 0; i < keys.length; i++) pages.push(out.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
+    for (let i = 0; i < n; i++) pages.push(out.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
     return pages;
   }
 
@@ -278,6 +290,10 @@ export class Timeline {
     if (this.statusScratch.length < keys.length) this.statusScratch = new Uint8Array(keys.length);
     const status = this.statusScratch.subarray(0, keys.length);
     this.readInto(keys, lsn, into.subarray(offset, offset + bytes), status);
+    this.throwIfMissing(keys, lsn, status);
+  }
+
+  private throwIfMissing(keys: readonly PageKey[], lsn: Lsn, status: Uint8Array): void {
     const missing = status.indexOf(PAGE_STATUS_NOT_FOUND);
     if (missing >= 0) {
       throw new StrataError('PAGE_NOT_FOUND', `${this.name}: no page ${formatKey(keys[missing])} at LSN ${formatLsn(lsn)}`);
@@ -449,14 +465,24 @@ export class Timeline {
 
   /** Reconstruct `keys` at `lsn` into `out` (8192 bytes each) with one core call. */
   private readInto(keys: ReadonlyArray<PageKey | Buffer>, lsn: Lsn, out: Uint8Array, status: Uint8Array, countStats = true): void {
-    const st: ReadStats = this.core.getPages(this.buildPlan(keys, lsn), out, status);
-    if (!countStats) return; // image creation's reads are not user reads
-    this.stat.reads += keys.length;
-    this.stat.layersVisited += st.layersVisited;
-    this.stat.recordsApplied += st.recordsApplied;
-    // Exact for single reads; a batch contributes its mean per read (the core reports call totals).
-    this.visitedHist.record(st.layersVisited / keys.length, keys.length);
-    this.appliedHist.record(st.recordsApplied / keys.length, keys.length);
+    const n = keys.length;
+    if (this.countsScratch.length < n * COUNTS_PER_REQUEST) this.countsScratch = new Uint32Array(n * COUNTS_PER_REQUEST);
+    const counts = this.countsScratch.subarray(0, n * COUNTS_PER_REQUEST);
+    this.core.getPages(this.buildPlan(keys, lsn), out, status, counts);
+    if (countStats) this.recordReads(counts, n); // image creation's reads are not user reads
+  }
+
+  /** Per-request read amplification into the totals and histograms. */
+  private recordReads(counts: Uint32Array, n: number): void {
+    this.stat.reads += n;
+    for (let i = 0; i < n; i++) {
+      const visited = counts[i * COUNTS_PER_REQUEST];
+      const applied = counts[i * COUNTS_PER_REQUEST + 1];
+      this.stat.layersVisited += visited;
+      this.stat.recordsApplied += applied;
+      this.visitedHist.record(visited);
+      this.appliedHist.record(applied);
+    }
   }
 
   /**

@@ -2,7 +2,7 @@
  * The pure-TypeScript core: the twin of the C++ addon (native/), used in tests and wherever the
  * addon cannot load. Same contract (core.ts), same bytes on disk, same page-cache policy.
  */
-import type { Core, CoreOptions, LayerSummary, LayerWriter, LayerWriterOptions, ReadStats } from './core';
+import type { Core, CoreOptions, LayerSummary, LayerWriter, LayerWriterOptions } from './core';
 import { StrataError } from './errors';
 import { Layer, StreamingLayerWriter, layerKeys, openLayerFile, publicSummary, verifyLayer } from './layer_file';
 import { LayerMap } from './layer_map';
@@ -85,9 +85,19 @@ class TsCore implements Core {
     this.maps.delete(mapId);
   }
 
-  getPages(plan: Buffer, out: Uint8Array, status: Uint8Array): ReadStats {
+  getPages(plan: Buffer, out: Uint8Array, status: Uint8Array, counts: Uint32Array): void {
     this.checkOpen();
-    return this.reconstructor.getPages(plan, out, status);
+    this.reconstructor.getPages(plan, out, status, counts);
+  }
+
+  /** Pure TS has no thread to move to: the read runs now, on the calling thread. */
+  getPagesAsync(plan: Buffer, out: Uint8Array, status: Uint8Array, counts: Uint32Array): Promise<void> {
+    try {
+      this.getPages(plan, out, status, counts);
+      return Promise.resolve();
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   close(): void {

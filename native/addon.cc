@@ -110,6 +110,15 @@ ByteSpan ArgBytes(const Napi::CallbackInfo& info, size_t i, const char* name) {
   return ByteSpan{arr.Data(), arr.ElementLength()};
 }
 
+CountSpan ArgCounts(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (i >= info.Length() || !info[i].IsTypedArray() ||
+      info[i].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
+    BadArgument(std::string(name) + " must be a Uint32Array");
+  }
+  auto arr = info[i].As<Napi::Uint32Array>();
+  return CountSpan{arr.Data(), arr.ElementLength()};
+}
+
 void ArgKey(const Napi::CallbackInfo& info, size_t i, const char* name, uint8_t* into) {
   const ByteSpan key = ArgBytes(info, i, name);
   if (key.len != kKeySize) BadArgument(std::string(name) + " must be " + std::to_string(kKeySize) + " bytes");
@@ -148,6 +157,7 @@ class JsCore : public Napi::ObjectWrap<JsCore> {
                            InstanceMethod<&JsCore::SetLayerMap>("setLayerMap"),
                            InstanceMethod<&JsCore::DropLayerMap>("dropLayerMap"),
                            InstanceMethod<&JsCore::GetPagesJs>("getPages"),
+                           InstanceMethod<&JsCore::GetPagesAsyncJs>("getPagesAsync"),
                            InstanceMethod<&JsCore::Close>("close"),
                        });
   }
@@ -296,19 +306,17 @@ class JsCore : public Napi::ObjectWrap<JsCore> {
     });
   }
 
-  // getPages(plan, out, status) -> { layersVisited, recordsApplied }
+  // getPages(plan, out, status, counts): on the JS thread.
   Napi::Value GetPagesJs(const Napi::CallbackInfo& info) {
     return Guard(info.Env(), [&]() -> Napi::Value {
-      const ByteSpan plan = ArgBytes(info, 0, "plan");
-      const ByteSpan out = ArgBytes(info, 1, "out");
-      const ByteSpan status = ArgBytes(info, 2, "status");
-      const ReadTotals totals = core_->GetPages(plan, out, status);
-      Napi::Object o = Napi::Object::New(info.Env());
-      o.Set("layersVisited", Napi::Number::New(info.Env(), static_cast<double>(totals.layers_visited)));
-      o.Set("recordsApplied", Napi::Number::New(info.Env(), static_cast<double>(totals.records_applied)));
-      return o;
+      core_->GetPages(ArgBytes(info, 0, "plan"), ArgBytes(info, 1, "out"), ArgBytes(info, 2, "status"),
+                      ArgCounts(info, 3, "counts"));
+      return info.Env().Undefined();
     });
   }
+
+  // getPagesAsync(plan, out, status, counts) -> Promise<void>: on a libuv worker thread.
+  Napi::Value GetPagesAsyncJs(const Napi::CallbackInfo& info);
 
   Napi::Value Close(const Napi::CallbackInfo& info) {
     return Guard(info.Env(), [&]() -> Napi::Value {
@@ -319,6 +327,73 @@ class JsCore : public Napi::ObjectWrap<JsCore> {
 
   std::unique_ptr<Core> core_;
 };
+
+// One getPagesAsync call. The plan is copied (callers reuse their plan buffer as soon as the
+// call returns); `out`, `status` and `counts` are written in place, kept alive by references
+// until the promise settles. Execute() runs on a worker thread and touches no JS value; every
+// C++ exception is caught there and turned into a coded rejection on the JS thread.
+class GetPagesWorker : public Napi::AsyncWorker {
+ public:
+  GetPagesWorker(Napi::Env env, ReadSnapshot snapshot, ByteSpan plan, const Napi::CallbackInfo& info)
+      : Napi::AsyncWorker(env, "strata:getPages"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        snapshot_(std::move(snapshot)),
+        plan_(plan.data, plan.data + plan.len),
+        out_(ArgBytes(info, 1, "out")),
+        status_(ArgBytes(info, 2, "status")),
+        counts_(ArgCounts(info, 3, "counts")) {
+    for (size_t i = 1; i <= 3; ++i) buffers_.push_back(Napi::Persistent(info[i].As<Napi::Object>()));
+  }
+
+  Napi::Promise Promise() const { return deferred_.Promise(); }
+
+  void Execute() override {
+    try {
+      snapshot_.Read(ByteSpan{plan_.data(), plan_.size()}, out_, status_, counts_);
+    } catch (const StrataError& e) {
+      Fail(ErrorCodeName(e.code()), e.what());
+    } catch (const std::bad_alloc&) {
+      Fail("IO_ERROR", "out of memory");
+    } catch (const std::exception& e) {
+      Fail("IO_ERROR", std::string("internal error: ") + e.what());
+    } catch (...) {
+      Fail("IO_ERROR", "internal error");
+    }
+  }
+
+  void OnOK() override {
+    if (error_code_ == nullptr) {
+      deferred_.Resolve(Env().Undefined());
+    } else {
+      deferred_.Reject(CodedError(Env(), error_code_, error_message_).Value());
+    }
+  }
+
+ private:
+  void Fail(const char* code, std::string message) {
+    error_code_ = code;
+    error_message_ = std::move(message);
+  }
+
+  Napi::Promise::Deferred deferred_;
+  ReadSnapshot snapshot_;
+  std::vector<uint8_t> plan_;
+  ByteSpan out_;
+  ByteSpan status_;
+  CountSpan counts_;
+  std::vector<Napi::ObjectReference> buffers_;
+  const char* error_code_ = nullptr;  // a static string from ErrorCodeName or a literal
+  std::string error_message_;
+};
+
+Napi::Value JsCore::GetPagesAsyncJs(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    const ByteSpan plan = ArgBytes(info, 0, "plan");
+    auto* worker = new GetPagesWorker(info.Env(), core_->Snapshot(), plan, info);
+    worker->Queue();  // the worker deletes itself after OnOK
+    return worker->Promise();
+  });
+}
 
 // ---- LayerWriter ----
 

@@ -14,8 +14,32 @@ uint32_t NextId(uint32_t* counter, const char* what) {
 
 }  // namespace
 
+std::unique_ptr<ReadScratch> ScratchPool::Borrow() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!idle_.empty()) {
+      std::unique_ptr<ReadScratch> s = std::move(idle_.back());
+      idle_.pop_back();
+      return s;
+    }
+  }
+  return std::make_unique<ReadScratch>();
+}
+
+void ScratchPool::Return(std::unique_ptr<ReadScratch> scratch) {
+  scratch->Reset();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (idle_.size() < kMaxIdle) idle_.push_back(std::move(scratch));
+}
+
+void ReadSnapshot::Read(ByteSpan plan, ByteSpan out, ByteSpan status, CountSpan counts) const {
+  std::unique_ptr<ReadScratch> s = scratch->Borrow();
+  GetPages(maps, plan, out, status, counts, *s);  // on a throw the scratch is freed, not pooled
+  scratch->Return(std::move(s));
+}
+
 Core::Core(uint64_t page_cache_bytes)
-    : cache_(std::make_unique<PageCache>(page_cache_bytes)), read_scratch_(std::make_unique<ReadScratch>()) {}
+    : cache_(std::make_shared<PageCache>(page_cache_bytes)), scratch_(std::make_shared<ScratchPool>()) {}
 
 void Core::CheckOpen() const {
   if (cache_ == nullptr) BadArgument("the core is closed");
@@ -29,11 +53,11 @@ PageCache& Core::cache() {
 uint32_t Core::OpenLayer(const std::string& path) {
   CheckOpen();
   const uint32_t handle = NextId(&next_handle_, "layer");
-  layers_.emplace(handle, std::shared_ptr<Layer>(Layer::Open(path, handle, cache_.get())));
+  layers_.emplace(handle, std::shared_ptr<const Layer>(Layer::Open(path, handle, cache_.get())));
   return handle;
 }
 
-std::shared_ptr<Layer> Core::FindLayer(uint32_t handle) const {
+std::shared_ptr<const Layer> Core::FindLayer(uint32_t handle) const {
   CheckOpen();
   auto it = layers_.find(handle);
   if (it == layers_.end()) BadArgument("unknown layer handle " + std::to_string(handle));
@@ -43,14 +67,17 @@ std::shared_ptr<Layer> Core::FindLayer(uint32_t handle) const {
 const Layer& Core::GetLayer(uint32_t handle) const { return *FindLayer(handle); }
 
 void Core::CloseLayer(uint32_t handle) {
-  FindLayer(handle)->Close();  // maps still holding it fail on their next read
+  FindLayer(handle);
   layers_.erase(handle);
+  for (auto& entry : maps_) {
+    if (entry.second->Holds(handle)) entry.second = entry.second->WithClosedLayer(handle);
+  }
 }
 
 uint32_t Core::CreateLayerMap() {
   CheckOpen();
   const uint32_t id = NextId(&next_map_id_, "layer map");
-  maps_.emplace(id, LayerMap());
+  maps_.emplace(id, std::make_shared<const LayerMap>());
   return id;
 }
 
@@ -58,10 +85,10 @@ void Core::SetLayerMap(uint32_t map_id, const std::vector<uint32_t>& handles) {
   CheckOpen();
   auto it = maps_.find(map_id);
   if (it == maps_.end()) BadArgument("unknown layer map " + std::to_string(map_id));
-  std::vector<std::shared_ptr<Layer>> layers;
+  std::vector<std::shared_ptr<const Layer>> layers;
   layers.reserve(handles.size());
   for (uint32_t h : handles) layers.push_back(FindLayer(h));
-  it->second.Set(std::move(layers));
+  it->second = std::make_shared<const LayerMap>(std::move(layers));
 }
 
 void Core::DropLayerMap(uint32_t map_id) {
@@ -69,17 +96,23 @@ void Core::DropLayerMap(uint32_t map_id) {
   if (maps_.erase(map_id) == 0) BadArgument("unknown layer map " + std::to_string(map_id));
 }
 
-ReadTotals Core::GetPages(ByteSpan plan, ByteSpan out, ByteSpan status) {
+void Core::GetPages(ByteSpan plan, ByteSpan out, ByteSpan status, CountSpan counts) {
   CheckOpen();
-  return strata::GetPages(maps_, plan, out, status, *read_scratch_);
+  std::unique_ptr<ReadScratch> s = scratch_->Borrow();
+  strata::GetPages(maps_, plan, out, status, counts, *s);
+  scratch_->Return(std::move(s));
+}
+
+ReadSnapshot Core::Snapshot() const {
+  CheckOpen();
+  return ReadSnapshot{cache_, scratch_, maps_};
 }
 
 void Core::Close() {
-  for (auto& entry : layers_) entry.second->Close();
-  layers_.clear();
   maps_.clear();
+  layers_.clear();
+  scratch_.reset();
   cache_.reset();
-  read_scratch_.reset();
 }
 
 }  // namespace strata

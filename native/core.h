@@ -1,10 +1,11 @@
 // The state behind one JS `Core`: the page cache, open layers by handle and layer maps by id.
-// Free of N-API so it can be reasoned about (and later driven from worker threads) on its own.
+// Free of N-API, so reads can run on libuv worker threads from a ReadSnapshot.
 #ifndef STRATA_CORE_H_
 #define STRATA_CORE_H_
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -16,6 +17,31 @@
 
 namespace strata {
 
+// Read buffers (and a zstd context each) lent to one read at a time, so concurrent reads on
+// worker threads never share scratch and a warm core allocates none per read.
+class ScratchPool {
+ public:
+  std::unique_ptr<ReadScratch> Borrow();
+  void Return(std::unique_ptr<ReadScratch> scratch);
+
+ private:
+  // More than the libuv pool's threads plus the JS thread is never needed at once.
+  static constexpr size_t kMaxIdle = 8;
+  std::mutex mu_;
+  std::vector<std::unique_ptr<ReadScratch>> idle_;
+};
+
+// Everything one read needs, owned by the read: it stays valid if the core closes layers, replaces
+// maps or is closed itself while the read runs on another thread. Members are destroyed in
+// reverse order, so the layers (which point at the cache) go before the cache.
+struct ReadSnapshot {
+  std::shared_ptr<PageCache> cache;
+  std::shared_ptr<ScratchPool> scratch;
+  LayerMapTable maps;
+
+  void Read(ByteSpan plan, ByteSpan out, ByteSpan status, CountSpan counts) const;
+};
+
 class Core {
  public:
   explicit Core(uint64_t page_cache_bytes);
@@ -25,27 +51,30 @@ class Core {
   // Opens and validates a layer; handles start at 1, increase and are never reused.
   uint32_t OpenLayer(const std::string& path);
   const Layer& GetLayer(uint32_t handle) const;
+  // Forgets the handle. Maps still holding the layer fail on their next read; reads already
+  // running keep their reference, so the file closes when the last of them ends.
   void CloseLayer(uint32_t handle);
 
   uint32_t CreateLayerMap();
   void SetLayerMap(uint32_t map_id, const std::vector<uint32_t>& handles);
   void DropLayerMap(uint32_t map_id);
 
-  ReadTotals GetPages(ByteSpan plan, ByteSpan out, ByteSpan status);
+  void GetPages(ByteSpan plan, ByteSpan out, ByteSpan status, CountSpan counts);
+  // The state a read on another thread needs, taken on the JS thread.
+  ReadSnapshot Snapshot() const;
 
-  // Releases the cache and every layer; later calls fail with BAD_ARGUMENT.
+  // Releases the cache and every layer, once reads in flight are done with them; later calls
+  // fail with BAD_ARGUMENT.
   void Close();
 
  private:
   void CheckOpen() const;
-  std::shared_ptr<Layer> FindLayer(uint32_t handle) const;
+  std::shared_ptr<const Layer> FindLayer(uint32_t handle) const;
 
-  std::unique_ptr<PageCache> cache_;
-  std::unordered_map<uint32_t, std::shared_ptr<Layer>> layers_;
+  std::shared_ptr<PageCache> cache_;
+  std::shared_ptr<ScratchPool> scratch_;
+  std::unordered_map<uint32_t, std::shared_ptr<const Layer>> layers_;
   LayerMapTable maps_;
-  // Buffers and the zstd context of the read path, kept between getPages calls. One per core
-  // while reads run on the JS thread; worker-thread reads will need one per thread.
-  std::unique_ptr<ReadScratch> read_scratch_;
   uint32_t next_handle_ = 1;
   uint32_t next_map_id_ = 1;
 };

@@ -90,7 +90,8 @@ class LayerWriter : private BlockSink {
   std::vector<uint64_t> index_values_;
 };
 
-// One opened, validated layer file. Immutable after Open, except for Close.
+// One opened, validated layer file; immutable, so readers on any thread may share it. The file
+// stays open until the last owner (the core's handle table, a layer map, an in-flight read) lets go.
 class Layer {
  public:
   static std::unique_ptr<Layer> Open(const std::string& path, uint32_t handle, PageCache* cache);
@@ -99,8 +100,7 @@ class Layer {
   const BlockFile& file() const { return *file_; }
   const BtreeGeometry& geometry() const { return geometry_; }
   bool is_image() const { return summary_.kind == kLayerKindImage; }
-  bool closed() const { return file_ == nullptr; }
-  void Close() { file_.reset(); }
+  uint32_t handle() const { return file_->file_id(); }
 
   // Sorted distinct 18-byte page keys, concatenated.
   std::vector<uint8_t> Keys() const;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string>
 
 #include "errors.h"
 
@@ -25,9 +26,9 @@ bool Outranks(const LayerSummary& a, const LayerSummary& b, WideLsn cont) {
 }  // namespace
 
 LayerChoice LayerMap::Select(const uint8_t* key, WideLsn cont) const {
+  if (closed_handle_ != 0) BadArgument("layer map holds closed layer " + std::to_string(closed_handle_));
   const Layer* best = nullptr;
   for (const auto& layer : layers_) {
-    if (layer->closed()) BadArgument("layer map holds a closed layer");
     const LayerSummary& s = layer->summary();
     if (!Covers(s, key, cont)) continue;
     if (best == nullptr || Outranks(s, best->summary(), cont)) best = layer.get();
@@ -45,6 +46,17 @@ LayerChoice LayerMap::Select(const uint8_t* key, WideLsn cont) const {
     }
   }
   return choice;
+}
+
+bool LayerMap::Holds(uint32_t handle) const {
+  return std::any_of(layers_.begin(), layers_.end(),
+                     [handle](const std::shared_ptr<const Layer>& l) { return l->handle() == handle; });
+}
+
+std::shared_ptr<const LayerMap> LayerMap::WithClosedLayer(uint32_t handle) const {
+  auto copy = std::make_shared<LayerMap>(*this);
+  copy->closed_handle_ = handle;
+  return copy;
 }
 
 }  // namespace strata

@@ -1,5 +1,6 @@
 #include "reconstruct.h"
 
+#include <cstdint>
 #include <cstring>
 #include <string>
 
@@ -83,6 +84,10 @@ uint32_t ValidatePlan(const LayerMapTable& maps, ByteSpan plan) {
 enum class Outcome { kSearching, kFound, kNotFound };
 
 // Searches one segment's layer map below cap + 1 (ARCHITECTURE.md, the `loop:` part).
+uint32_t Saturate(uint64_t v) {
+  return v > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(v);
+}
+
 Outcome SearchLayers(const LayerMap& map, const uint8_t* key, uint64_t cap, ReadScratch& s, ReadTotals& totals) {
   WideLsn cont = WideLsn{cap} + 1;
   for (;;) {
@@ -107,20 +112,25 @@ void Redo(ReadScratch& s, uint8_t* page) {
 
 }  // namespace
 
-ReadTotals GetPages(const LayerMapTable& maps, ByteSpan plan, ByteSpan out, ByteSpan status, ReadScratch& s) {
+void GetPages(const LayerMapTable& maps, ByteSpan plan, ByteSpan out, ByteSpan status, CountSpan counts,
+              ReadScratch& s) {
   const uint32_t count = ValidatePlan(maps, plan);
   if (out.len != size_t{count} * kPageSize) {
     BadArgument("out holds " + std::to_string(out.len) + " bytes, expected " + std::to_string(count) + " pages");
   }
   if (status.len != count) BadArgument("status holds " + std::to_string(status.len) + " bytes, expected " + std::to_string(count));
+  if (counts.len != size_t{count} * kCountsPerRequest) {
+    BadArgument("counts holds " + std::to_string(counts.len) + " entries, expected " +
+                std::to_string(size_t{count} * kCountsPerRequest));
+  }
 
-  ReadTotals totals;
   PlanReader r(plan.data, plan.len);
   r.U32();
   for (uint32_t i = 0; i < count; ++i) {
     const uint8_t* key = r.Take(kKeySize);
     const uint32_t segments = r.U32();
     s.Reset();
+    ReadTotals totals;
     Outcome outcome = Outcome::kSearching;
     // Every segment is parsed even after the outcome is known, to reach the next request.
     for (uint32_t j = 0; j < segments; ++j) {
@@ -132,19 +142,20 @@ ReadTotals GetPages(const LayerMapTable& maps, ByteSpan plan, ByteSpan out, Byte
         s.chain.push_back(ChainEntry{rec, 0, len});
         if (RecordWillInit(rec)) outcome = Outcome::kFound;
       }
-      if (outcome == Outcome::kSearching) outcome = SearchLayers(maps.at(h.map_id), key, h.cap_lsn, s, totals);
+      if (outcome == Outcome::kSearching) outcome = SearchLayers(*maps.at(h.map_id), key, h.cap_lsn, s, totals);
     }
     uint8_t* page = out.data + size_t{i} * kPageSize;
     if (outcome == Outcome::kFound) {
       Redo(s, page);
-      totals.records_applied += s.chain.size();
+      totals.records_applied = s.chain.size();
       status.data[i] = kPageStatusOk;
     } else {
       std::memset(page, 0, kPageSize);
       status.data[i] = kPageStatusNotFound;
     }
+    counts.data[size_t{i} * kCountsPerRequest] = Saturate(totals.layers_visited);
+    counts.data[size_t{i} * kCountsPerRequest + 1] = Saturate(totals.records_applied);
   }
-  return totals;
 }
 
 }  // namespace strata

@@ -20,10 +20,21 @@ struct ByteSpan {
   size_t len;
 };
 
-// `out` receives kPageSize bytes per request (zeros for NOT_FOUND), `status` one byte each.
+struct CountSpan {
+  uint32_t* data;
+  size_t len;
+};
+
+// Per-request read statistics live in a caller-owned array rather than a result object, so a
+// call returns nothing and allocates nothing on the JS heap.
+constexpr size_t kCountsPerRequest = 2;  // layers visited, records applied
+
+// `out` receives kPageSize bytes per request (zeros for NOT_FOUND), `status` one byte each and
+// `counts` kCountsPerRequest u32s each (saturating).
 // BAD_ARGUMENT for a malformed plan, length mismatches or unknown layer maps, before any I/O.
 // `scratch` is reused from call to call, so a call on cached blocks allocates nothing.
-ReadTotals GetPages(const LayerMapTable& maps, ByteSpan plan, ByteSpan out, ByteSpan status, ReadScratch& scratch);
+void GetPages(const LayerMapTable& maps, ByteSpan plan, ByteSpan out, ByteSpan status, CountSpan counts,
+              ReadScratch& scratch);
 
 }  // namespace strata
 

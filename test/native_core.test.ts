@@ -291,8 +291,8 @@ describe.skipIf(skip)('native core against the TS twin', () => {
       expect((e as Error).message).toContain(`${junk}: block 0`);
     }
     expect(codeOf(() => nat.verifyLayer(99))).toBe('BAD_ARGUMENT');
-    expect(codeOf(() => nat.getPages(Buffer.from([0, 0, 0, 1]), Buffer.alloc(0), new Uint8Array(0)))).toBe('BAD_ARGUMENT');
-    expect(codeOf(() => nat.getPages(Buffer.from([0, 0, 0, 0]), Buffer.alloc(1), new Uint8Array(0)))).toBe('BAD_ARGUMENT');
+    expect(codeOf(() => nat.getPages(Buffer.from([0, 0, 0, 1]), Buffer.alloc(0), new Uint8Array(0), new Uint32Array(2)))).toBe('BAD_ARGUMENT');
+    expect(codeOf(() => nat.getPages(Buffer.from([0, 0, 0, 0]), Buffer.alloc(1), new Uint8Array(0), new Uint32Array(0)))).toBe('BAD_ARGUMENT');
     const w = nat.createLayerWriter(path.join(d, 'w'), { kind: 'image', codec: CODEC_NONE, keyStart: KEY_MIN, keyEnd: KEY_MAX, lsnStart: 5n, lsnEnd: 6n });
     expect(codeOf(() => w.append(Buffer.alloc(18), Buffer.alloc(3), Uint8Array.of(1)))).toBe('BAD_ARGUMENT');
     w.abort();

@@ -196,23 +196,27 @@ describe.each(IMPLEMENTATIONS)('GetPage@LSN layer walk (%s core)', (impl) => {
       const plan = planOf([{ key: K, segments: [{ mapId: id, layers: [], capLsn: 5n, mem: [] }] }]);
       const out = Buffer.alloc(PAGE);
       const st = new Uint8Array(1);
-      expect(core.getPages(plan, out, st)).toEqual({ layersVisited: 0, recordsApplied: 0 });
-      expectError('BAD_ARGUMENT', () => core.getPages(plan, Buffer.alloc(PAGE - 1), st));
-      expectError('BAD_ARGUMENT', () => core.getPages(plan, Buffer.alloc(2 * PAGE), st));
-      expectError('BAD_ARGUMENT', () => core.getPages(plan, out, new Uint8Array(2)));
-      expectError('BAD_ARGUMENT', () => core.getPages(plan.subarray(0, plan.length - 1), out, st));
-      expectError('BAD_ARGUMENT', () => core.getPages(Buffer.concat([plan, Buffer.of(0)]), out, st));
+      const cnt = new Uint32Array(2).fill(7);
+      expect(core.getPages(plan, out, st, cnt)).toBeUndefined();
+      expect([...cnt]).toEqual([0, 0]);
+      expectError('BAD_ARGUMENT', () => core.getPages(plan, Buffer.alloc(PAGE - 1), st, cnt));
+      expectError('BAD_ARGUMENT', () => core.getPages(plan, Buffer.alloc(2 * PAGE), st, cnt));
+      expectError('BAD_ARGUMENT', () => core.getPages(plan, out, new Uint8Array(2), cnt));
+      expectError('BAD_ARGUMENT', () => core.getPages(plan.subarray(0, plan.length - 1), out, st, cnt));
+      expectError('BAD_ARGUMENT', () => core.getPages(Buffer.concat([plan, Buffer.of(0)]), out, st, cnt));
       const unknown = planOf([{ key: K, segments: [{ mapId: 99999, layers: [], capLsn: 5n, mem: [] }] }]);
-      expectError('BAD_ARGUMENT', () => core.getPages(unknown, out, st));
+      expectError('BAD_ARGUMENT', () => core.getPages(unknown, out, st, cnt));
       // Even when an earlier segment would end the chain, every map id must exist.
       const late = planOf([{ key: K, segments: [
         { mapId: id, layers: [], capLsn: 5n, mem: [{ lsn: 1n, rec: zeroRec() }] },
         { mapId: 99999, layers: [], capLsn: 5n, mem: [] },
       ] }]);
-      expectError('BAD_ARGUMENT', () => core.getPages(late, out, st));
-      expect(core.getPages(planOf([]), Buffer.alloc(0), new Uint8Array(0))).toEqual({ layersVisited: 0, recordsApplied: 0 });
+      expectError('BAD_ARGUMENT', () => core.getPages(late, out, st, cnt));
+      expect(core.getPages(planOf([]), Buffer.alloc(0), new Uint8Array(0), new Uint32Array(0))).toBeUndefined();
+      expectError('BAD_ARGUMENT', () => core.getPages(plan, out, st, new Uint32Array(3)));
+      expectError('BAD_ARGUMENT', () => core.getPages(plan, out, st, new Uint8Array(2) as unknown as Uint32Array));
       core.dropLayerMap(id);
-      expectError('BAD_ARGUMENT', () => core.getPages(plan, out, st));
+      expectError('BAD_ARGUMENT', () => core.getPages(plan, out, st, cnt));
       expectError('BAD_ARGUMENT', () => core.dropLayerMap(id));
       expectError('BAD_ARGUMENT', () => core.setLayerMap(id, []));
     });
@@ -226,7 +230,7 @@ describe.each(IMPLEMENTATIONS)('GetPage@LSN layer walk (%s core)', (impl) => {
       core.setLayerMap(id, [h]);
       core.closeLayer(h);
       const plan = planOf([{ key: K, segments: [{ mapId: id, layers: [], capLsn: 20n, mem: [] }] }]);
-      expectError('BAD_ARGUMENT', () => core.getPages(plan, Buffer.alloc(PAGE), new Uint8Array(1)));
+      expectError('BAD_ARGUMENT', () => core.getPages(plan, Buffer.alloc(PAGE), new Uint8Array(1), new Uint32Array(2)));
     });
   });
 });

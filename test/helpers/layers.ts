@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { encodeBlob } from '../../lib/codec';
-import type { Core, LayerKind } from '../../lib/core';
+import { COUNTS_PER_REQUEST, type Core, type LayerKind } from '../../lib/core';
 import { CODEC_NONE, type CodecId } from '../../lib/format';
 import { KEY_MAX, KEY_MIN, KEY_SIZE } from '../../lib/key';
 import { encodeReadPlan, type PlanRequest } from '../../lib/read_plan';
@@ -251,8 +251,20 @@ export interface PagesResult {
 export function runPlan(core: Core, requests: readonly TestRequest[]): PagesResult {
   const out = Buffer.alloc(requests.length * PAGE_SIZE, 0xee);
   const status = new Uint8Array(requests.length).fill(0xee);
-  const stats = core.getPages(planOf(requests), out, status);
-  return { out, status, ...stats };
+  const counts = new Uint32Array(requests.length * COUNTS_PER_REQUEST).fill(0xeeee);
+  core.getPages(planOf(requests), out, status, counts);
+  return { out, status, ...sumCounts(counts) };
+}
+
+/** Totals over a getPages counts array ([layersVisited, recordsApplied] per request). */
+export function sumCounts(counts: Uint32Array): { layersVisited: number; recordsApplied: number } {
+  let layersVisited = 0;
+  let recordsApplied = 0;
+  for (let i = 0; i < counts.length; i += COUNTS_PER_REQUEST) {
+    layersVisited += counts[i];
+    recordsApplied += counts[i + 1];
+  }
+  return { layersVisited, recordsApplied };
 }
 
 export function runOracle(requests: readonly TestRequest[]): PagesResult {
