@@ -83,6 +83,33 @@ export class RecordSlot {
 
 const EMPTY = Buffer.alloc(0);
 
+/**
+ * Thrown by a block read while cache-only reads are on, at a block the cache does not hold
+ * (the twin of native/block_io.h's CacheMiss). Never leaves the read path: see withCacheOnlyReads.
+ */
+class CacheMiss {}
+
+/** JS runs one read at a time, so a module flag can scope "cache only" to one synchronous read. */
+let cacheOnlyReads = false;
+
+/**
+ * Run `read` with every cached-mode block read restricted to the page cache; false when it
+ * stopped at a block that is not cached (its outputs are then unspecified). Cache counters move
+ * exactly as in the native core's TryGetPagesCached: hits as usual, the stopping block uncounted.
+ */
+export function withCacheOnlyReads(read: () => void): boolean {
+  cacheOnlyReads = true;
+  try {
+    read();
+    return true;
+  } catch (e) {
+    if (e instanceof CacheMiss) return false;
+    throw e;
+  } finally {
+    cacheOnlyReads = false;
+  }
+}
+
 export class BlockFile {
   readonly path: string;
   readonly fileId: number;
@@ -117,6 +144,10 @@ export class BlockFile {
 
   /** Read a block through the page cache into `into` (≥ BLOCK_SIZE bytes); CRC-checked on a miss. */
   readBlock(blkno: number, into: Buffer): void {
+    if (cacheOnlyReads) {
+      if (this.cache.contains(this.fileId, blkno) && this.cache.lookupUnchecked(this.fileId, blkno, into)) return;
+      throw new CacheMiss();
+    }
     if (this.cache.lookupUnchecked(this.fileId, blkno, into)) return;
     this.readBlockDirect(blkno, into);
     this.cache.insertUnchecked(this.fileId, blkno, into);

@@ -111,11 +111,13 @@ export interface Core {
   /**
    * The same read off the calling thread where the core can (native: a libuv worker thread, so
    * disk reads and decompression do not block the event loop; TS: synchronously, settled as a
-   * promise). The plan is consumed before this returns, so the caller may reuse its buffer;
-   * `out`, `status` and `counts` must stay untouched until the promise settles. The read sees
-   * the layer maps as they were at the call.
+   * promise). With `cachedInline`, a read whose blocks are all in the page cache finishes on the
+   * calling thread first (on this machine a thread round trip costs several times such a read);
+   * only reads that need the disk move. The plan is consumed before this returns, so the caller
+   * may reuse its buffer; `out`, `status` and `counts` must stay untouched until the promise
+   * settles. The read sees the layer maps as they were at the call.
    */
-  getPagesAsync(plan: Buffer, out: Uint8Array, status: Uint8Array, counts: Uint32Array): Promise<void>;
+  getPagesAsync(plan: Buffer, out: Uint8Array, status: Uint8Array, counts: Uint32Array, cachedInline: boolean): Promise<void>;
 
   /** Release the page cache and every open layer. */
   close(): void;

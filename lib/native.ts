@@ -32,7 +32,7 @@ export interface NativeCoreHandle {
   setLayerMap(mapId: number, handles: Uint32Array): void;
   dropLayerMap(mapId: number): void;
   getPages(plan: Uint8Array, out: Uint8Array, status: Uint8Array, counts: Uint32Array): void;
-  getPagesAsync(plan: Uint8Array, out: Uint8Array, status: Uint8Array, counts: Uint32Array): Promise<void>;
+  getPagesAsync(plan: Uint8Array, out: Uint8Array, status: Uint8Array, counts: Uint32Array, cachedInline: boolean): Promise<void>;
   close(): void;
 }
 
@@ -317,10 +317,10 @@ class NativeCore implements Core {
     call(() => this.c.getPages(plan, out, status, counts));
   }
 
-  getPagesAsync(plan: Buffer, out: Uint8Array, status: Uint8Array, counts: Uint32Array): Promise<void> {
+  getPagesAsync(plan: Buffer, out: Uint8Array, status: Uint8Array, counts: Uint32Array, cachedInline: boolean): Promise<void> {
     let pending: Promise<void>;
     try {
-      pending = call(() => this.c.getPagesAsync(plan, out, status, counts));
+      pending = call(() => this.c.getPagesAsync(plan, out, status, counts, cachedInline));
     } catch (e) {
       return Promise.reject(e);
     }

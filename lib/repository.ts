@@ -54,6 +54,13 @@ export interface RepositoryOptions {
   /** L0 backpressure thresholds (docs/ARCHITECTURE.md); 0 turns one off. */
   l0FlushDelayThreshold?: number;
   l0FlushStallThreshold?: number;
+  /**
+   * getPage/getPages send every read to the libuv thread pool (true), or only reads that need the
+   * disk (false, default): a read served from cached blocks finishes on the calling thread, since
+   * on this kind of machine the thread round trip costs several times such a read. Native core
+   * only; the TS core always reads on the calling thread.
+   */
+  offloadCachedReads?: boolean;
   /** Start the background scheduler (flush, compaction, images, GC) on open. */
   background?: boolean;
   /** Scheduler settings; defaults in DEFAULT_BACKGROUND. */
@@ -236,6 +243,7 @@ export class Repository {
       compactionUpperLimit: o.compactionUpperLimit, compactionTargetSize: o.compactionTargetSize,
       imageCreationThreshold: o.imageCreationThreshold, gcHorizon: o.gcHorizon,
       l0FlushDelayThreshold: o.l0FlushDelayThreshold, l0FlushStallThreshold: o.l0FlushStallThreshold,
+      offloadCachedReads: o.offloadCachedReads,
     };
   }
 
@@ -321,7 +329,12 @@ function resolveOptions(o: RepositoryOptions): ResolvedOptions {
   const gcHorizon = o.gcHorizon ?? DEFAULT_GC_HORIZON;
   checkLsn(gcHorizon, 'gcHorizon');
   const compactionThreshold = positiveInt(o.compactionThreshold, DEFAULT_COMPACTION_THRESHOLD, 'compactionThreshold');
+  const offloadCachedReads = o.offloadCachedReads ?? false;
+  if (typeof offloadCachedReads !== 'boolean') {
+    throw new StrataError('BAD_ARGUMENT', `offloadCachedReads must be a boolean: got ${String(o.offloadCachedReads)}`);
+  }
   return {
+    offloadCachedReads,
     pageCacheBytes, checkpointDistance, compression, gcHorizon, compactionThreshold,
     l0FlushDelayThreshold: nonNegativeInt(o.l0FlushDelayThreshold, L0_FLUSH_DELAY_FACTOR * compactionThreshold, 'l0FlushDelayThreshold'),
     l0FlushStallThreshold: nonNegativeInt(o.l0FlushStallThreshold, L0_FLUSH_STALL_FACTOR * compactionThreshold, 'l0FlushStallThreshold'),

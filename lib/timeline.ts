@@ -50,6 +50,8 @@ export interface TimelineConfig {
   l0FlushDelayThreshold: number;
   /** L0 count at which a flush compacts before it returns, so L0s never exceed it (0 = off). */
   l0FlushStallThreshold: number;
+  /** Async reads go to the thread pool even when every block they need is cached. */
+  offloadCachedReads: boolean;
 }
 
 /** What one gc() did. */
@@ -238,9 +240,10 @@ export class Timeline {
   }
 
   /**
-   * GetPage@LSN for many keys at one LSN, in one call into the core. The native core reads on a
-   * libuv worker thread, so disk reads and decompression do not block the event loop; the read
-   * sees the layers as they were when it started, even if a flush, compaction or GC lands meanwhile.
+   * GetPage@LSN for many keys at one LSN, in one call into the core. The native core moves any
+   * read that needs the disk to a libuv worker thread (every read with offloadCachedReads), so
+   * disk reads do not block the event loop; the read sees the layers as they were when it
+   * started, even if a flush, compaction or GC lands meanwhile.
    */
   async getPages(keys: readonly PageKey[], lsn: Lsn, opts: GetPageOptions = {}): Promise<Buffer[]> {
     this.checkOpen();
@@ -253,7 +256,7 @@ export class Timeline {
     const out = Buffer.allocUnsafe(PAGE_SIZE * n);
     const status = new Uint8Array(n);
     const counts = new Uint32Array(n * COUNTS_PER_REQUEST);
-    if (n > 0) await this.core.getPagesAsync(this.buildPlan(keys, lsn), out, status, counts);
+    if (n > 0) await this.core.getPagesAsync(this.buildPlan(keys, lsn), out, status, counts, !this.config.offloadCachedReads);
     this.recordReads(counts, n);
     this.throwIfMissing(keys, lsn, status);
     const pages: Buffer[] = [];

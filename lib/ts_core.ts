@@ -6,6 +6,7 @@ import type { Core, CoreOptions, LayerSummary, LayerWriter, LayerWriterOptions }
 import { StrataError } from './errors';
 import { Layer, StreamingLayerWriter, layerKeys, openLayerFile, publicSummary, verifyLayer } from './layer_file';
 import { LayerMap } from './layer_map';
+import { withCacheOnlyReads } from './block_io';
 import { PageCache } from './page_cache';
 import { Reconstructor } from './reconstruct';
 
@@ -90,10 +91,14 @@ class TsCore implements Core {
     this.reconstructor.getPages(plan, out, status, counts);
   }
 
-  /** Pure TS has no thread to move to: the read runs now, on the calling thread. */
-  getPagesAsync(plan: Buffer, out: Uint8Array, status: Uint8Array, counts: Uint32Array): Promise<void> {
+  /**
+   * Pure TS has no thread to move to: the read runs now, on the calling thread. With
+   * `cachedInline` it first tries cached blocks only, as the native core does, so both cores'
+   * page-cache counters move alike.
+   */
+  getPagesAsync(plan: Buffer, out: Uint8Array, status: Uint8Array, counts: Uint32Array, cachedInline: boolean): Promise<void> {
     try {
-      this.getPages(plan, out, status, counts);
+      if (!cachedInline || !withCacheOnlyReads(() => this.getPages(plan, out, status, counts))) this.getPages(plan, out, status, counts);
       return Promise.resolve();
     } catch (e) {
       return Promise.reject(e);

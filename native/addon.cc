@@ -315,7 +315,7 @@ class JsCore : public Napi::ObjectWrap<JsCore> {
     });
   }
 
-  // getPagesAsync(plan, out, status, counts) -> Promise<void>: on a libuv worker thread.
+  // getPagesAsync(plan, out, status, counts, cachedInline) -> Promise<void>.
   Napi::Value GetPagesAsyncJs(const Napi::CallbackInfo& info);
 
   Napi::Value Close(const Napi::CallbackInfo& info) {
@@ -386,9 +386,18 @@ class GetPagesWorker : public Napi::AsyncWorker {
   std::string error_message_;
 };
 
+// getPagesAsync(plan, out, status, counts, cachedInline): with cachedInline, a read whose blocks
+// are all cached finishes here (a thread round trip costs more than such a read) and the promise
+// is already resolved; anything that would touch the disk goes to the thread pool.
 Napi::Value JsCore::GetPagesAsyncJs(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value {
     const ByteSpan plan = ArgBytes(info, 0, "plan");
+    if (info.Length() > 4 && info[4].ToBoolean().Value() &&
+        core_->TryGetPagesCached(plan, ArgBytes(info, 1, "out"), ArgBytes(info, 2, "status"), ArgCounts(info, 3, "counts"))) {
+      Napi::Promise::Deferred done = Napi::Promise::Deferred::New(info.Env());
+      done.Resolve(info.Env().Undefined());
+      return done.Promise();
+    }
     auto* worker = new GetPagesWorker(info.Env(), core_->Snapshot(), plan, info);
     worker->Queue();  // the worker deletes itself after OnOK
     return worker->Promise();

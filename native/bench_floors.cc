@@ -10,7 +10,11 @@
 // takes medians. Nothing here shares state with the engine's Core.
 #include "bench_floors.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -18,6 +22,7 @@
 #include <exception>
 #include <memory>
 #include <new>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -250,12 +255,29 @@ Napi::Value DecompressRun(const Napi::CallbackInfo& info) {
   });
 }
 
+// dropFileCache(path): asks the kernel to drop the file's clean pages from the OS page cache
+// (posix_fadvise DONTNEED), so the next reads of it come from the device — how the event-loop
+// workload makes its reads cold without dropping every cache on the machine. Returns whether the
+// advice was accepted (it is advice: the kernel may keep pages that are mapped or dirty).
+Napi::Value DropFileCache(const Napi::CallbackInfo& info) {
+  return Guarded(info.Env(), [&]() -> Napi::Value {
+    if (info.Length() < 1 || !info[0].IsString()) Bad(info.Env(), "path must be a string");
+    const std::string path = info[0].As<Napi::String>().Utf8Value();
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw std::runtime_error("cannot open " + path + ": " + std::strerror(errno));
+    const int rc = ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    ::close(fd);
+    return Napi::Boolean::New(info.Env(), rc == 0);
+  });
+}
+
 }  // namespace
 
 Napi::Object BenchFloors(Napi::Env env) {
   Napi::Object floors = Napi::Object::New(env);
   floors.Set("PageStore", PageStore::Define(env));
   floors.Set("decompressRun", Napi::Function::New<DecompressRun>(env, "decompressRun"));
+  floors.Set("dropFileCache", Napi::Function::New<DropFileCache>(env, "dropFileCache"));
   return floors;
 }
 

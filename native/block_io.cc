@@ -45,6 +45,12 @@ void BlockFile::ReadBlockFromDisk(uint32_t blkno, uint8_t* dst) const {
 
 void BlockFile::ReadBlock(uint32_t blkno, uint8_t* dst, ReadMode mode) const {
   // The cache is asked first (a miss is counted even for a bad block number), as in the TS twin.
+  if (mode == ReadMode::kCacheOnly) {
+    // Contains() counts nothing, so an attempt that stops here leaves the miss to the real read.
+    // Lookup() can still miss if another thread evicts the block in between; it counts that miss.
+    if (cache_->Contains(file_id_, blkno) && cache_->Lookup(file_id_, blkno, dst)) return;
+    throw CacheMiss{};
+  }
   if (mode == ReadMode::kCached && cache_->Lookup(file_id_, blkno, dst)) return;
   if (blkno >= total_blocks_) {
     Corrupt(blkno, "block number beyond the end of the file (" + std::to_string(total_blocks_) + " blocks)");

@@ -16,9 +16,15 @@ namespace strata {
 
 class PageCache;
 
-// Where a block read goes: through the page cache (normal reads) or straight to the file
-// (verifyLayer, which must see every byte on disk).
-enum class ReadMode { kCached, kDirect };
+// Where a block read goes: through the page cache (normal reads), straight to the file
+// (verifyLayer, which must see every byte on disk), or to the cache only — an async read first
+// tries to finish on the JS thread from cached blocks and moves to a worker thread at the first
+// block that would need the disk.
+enum class ReadMode { kCached, kDirect, kCacheOnly };
+
+// Thrown by a kCacheOnly read at a block the cache does not hold. Internal to the read path:
+// Core::TryGetPagesCached catches it; it never reaches JS.
+struct CacheMiss {};
 
 class BlockFile {
  public:

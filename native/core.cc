@@ -103,6 +103,22 @@ void Core::GetPages(ByteSpan plan, ByteSpan out, ByteSpan status, CountSpan coun
   scratch_->Return(std::move(s));
 }
 
+bool Core::TryGetPagesCached(ByteSpan plan, ByteSpan out, ByteSpan status, CountSpan counts) {
+  CheckOpen();
+  std::unique_ptr<ReadScratch> s = scratch_->Borrow();
+  s->mode = ReadMode::kCacheOnly;
+  try {
+    strata::GetPages(maps_, plan, out, status, counts, *s);
+  } catch (const CacheMiss&) {
+    s->mode = ReadMode::kCached;
+    scratch_->Return(std::move(s));
+    return false;
+  }
+  s->mode = ReadMode::kCached;
+  scratch_->Return(std::move(s));
+  return true;
+}
+
 ReadSnapshot Core::Snapshot() const {
   CheckOpen();
   return ReadSnapshot{cache_, scratch_, maps_};

@@ -60,6 +60,9 @@ class Core {
   void DropLayerMap(uint32_t map_id);
 
   void GetPages(ByteSpan plan, ByteSpan out, ByteSpan status, CountSpan counts);
+  // The same read from cached blocks only: false, with out/status/counts unspecified, at the
+  // first block that is not cached (the caller then reads on a worker thread from a snapshot).
+  bool TryGetPagesCached(ByteSpan plan, ByteSpan out, ByteSpan status, CountSpan counts);
   // The state a read on another thread needs, taken on the JS thread.
   ReadSnapshot Snapshot() const;
 

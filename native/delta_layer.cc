@@ -9,7 +9,7 @@ bool CollectDeltaChain(const Layer& layer, const uint8_t* key, WideLsn floor, Wi
   // Start at the newest entry of `key` below `cont`: the greatest index key ≤ key ‖ (cont - 1).
   std::memcpy(s.search_key, key, kKeySize);
   StoreBe64(s.search_key + kKeySize, static_cast<uint64_t>(cont - 1));
-  BtreeCursor cursor(layer.file(), layer.geometry(), ReadMode::kCached, s.node);
+  BtreeCursor cursor(layer.file(), layer.geometry(), s.mode, s.node);
   for (bool ok = cursor.SeekLE(s.search_key); ok; ok = cursor.Prev()) {
     const uint8_t* entry = cursor.key();
     if (std::memcmp(entry, key, kKeySize) != 0) break;

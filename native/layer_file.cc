@@ -353,7 +353,7 @@ uint64_t Layer::Verify() const {
 }
 
 bool PushLayerRecord(const Layer& layer, uint64_t leaf_value, ReadScratch& s) {
-  const BlobRef blob = ReadBlob(layer.file(), ReadMode::kCached, layer.summary().value_bytes,
+  const BlobRef blob = ReadBlob(layer.file(), s.mode, layer.summary().value_bytes,
                                 leaf_value >> kValueOffsetShift, s.blob, s.arena);
   const bool will_init = RecordWillInit(s.arena.data() + blob.arena_offset);
   const uint32_t blk = ValueBlockOf(leaf_value >> kValueOffsetShift);

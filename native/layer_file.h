@@ -124,6 +124,7 @@ struct ChainEntry {
 
 // Buffers reused by every request and every getPages call, so cached reads do not allocate.
 struct ReadScratch {
+  ReadMode mode = ReadMode::kCached;
   uint8_t node[kBlockSize];
   uint8_t search_key[kMaxIndexKeySize];
   BlobScratch blob;

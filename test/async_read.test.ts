@@ -21,12 +21,14 @@ interface AsyncResult {
   counts: Uint32Array;
 }
 
-function dispatch(core: Core, plan: Buffer, n: number): { result: AsyncResult; done: Promise<void> } {
+function dispatch(core: Core, plan: Buffer, n: number, cachedInline: boolean): { result: AsyncResult; done: Promise<void> } {
   const result = { out: Buffer.alloc(n * PAGE_SIZE, 0xee), status: new Uint8Array(n).fill(0xee), counts: new Uint32Array(n * COUNTS_PER_REQUEST) };
-  return { result, done: core.getPagesAsync(plan, result.out, result.status, result.counts) };
+  return { result, done: core.getPagesAsync(plan, result.out, result.status, result.counts, cachedInline) };
 }
 
-describe.each(IMPLEMENTATIONS)('getPagesAsync (%s core)', (impl) => {
+const CASES = IMPLEMENTATIONS.flatMap((impl) => [{ impl, cachedInline: false }, { impl, cachedInline: true }]);
+
+describe.each(CASES)('getPagesAsync ($impl core, cachedInline $cachedInline)', ({ impl, cachedInline }) => {
   let dir: string;
   let core: Core;
 
@@ -54,7 +56,7 @@ describe.each(IMPLEMENTATIONS)('getPagesAsync (%s core)', (impl) => {
     core.setLayerMap(map, [core.openLayer(base), core.openLayer(delta)]);
     const requests = [K1, K2, pageKey(3)].map((key) => ({ key, segments: [{ mapId: map, layers: [], capLsn: 35n, mem: [] }] }));
     const sync = runPlan(core, requests);
-    const { result, done } = dispatch(core, planOf(requests), requests.length);
+    const { result, done } = dispatch(core, planOf(requests), requests.length, cachedInline);
     await done;
     expect(result.out.equals(sync.out)).toBe(true);
     expect([...result.status]).toEqual([...sync.status]);
@@ -70,7 +72,7 @@ describe.each(IMPLEMENTATIONS)('getPagesAsync (%s core)', (impl) => {
     const map = core.createLayerMap();
     core.setLayerMap(map, [h]);
     const plan = planOf([{ key: K, segments: [{ mapId: map, layers: [], capLsn: 10n, mem: [] }] }]);
-    const { result, done } = dispatch(core, plan, 1);
+    const { result, done } = dispatch(core, plan, 1, cachedInline);
     plan.fill(0); // the core consumed the plan at the call
     core.setLayerMap(map, []);
     core.closeLayer(h);
@@ -90,11 +92,11 @@ describe.each(IMPLEMENTATIONS)('getPagesAsync (%s core)', (impl) => {
     core.setLayerMap(map, [h]);
     const req = (mapId: number): Buffer => planOf([{ key: K, segments: [{ mapId, layers: [], capLsn: 10n, mem: [] }] }]);
     const codeOf = async (p: Promise<void>): Promise<string> => p.then(() => 'ok', (e: unknown) => (isStrataError(e) ? e.code : String(e)));
-    expect(await codeOf(dispatch(core, req(9999), 1).done)).toBe('BAD_ARGUMENT');
-    expect(await codeOf(core.getPagesAsync(req(map), Buffer.alloc(PAGE_SIZE), new Uint8Array(1), new Uint32Array(1)))).toBe('BAD_ARGUMENT');
-    expect(await codeOf(core.getPagesAsync(req(map), Buffer.alloc(1), new Uint8Array(1), new Uint32Array(2)))).toBe('BAD_ARGUMENT');
+    expect(await codeOf(dispatch(core, req(9999), 1, cachedInline).done)).toBe('BAD_ARGUMENT');
+    expect(await codeOf(core.getPagesAsync(req(map), Buffer.alloc(PAGE_SIZE), new Uint8Array(1), new Uint32Array(1), cachedInline))).toBe('BAD_ARGUMENT');
+    expect(await codeOf(core.getPagesAsync(req(map), Buffer.alloc(1), new Uint8Array(1), new Uint32Array(2), cachedInline))).toBe('BAD_ARGUMENT');
     core.closeLayer(h);
-    expect(await codeOf(dispatch(core, req(map), 1).done)).toBe('BAD_ARGUMENT');
+    expect(await codeOf(dispatch(core, req(map), 1, cachedInline).done)).toBe('BAD_ARGUMENT');
   });
 
   it('rejects CORRUPT_LAYER naming the file when a block read on the worker fails its checksum', async () => {
@@ -107,10 +109,43 @@ describe.each(IMPLEMENTATIONS)('getPagesAsync (%s core)', (impl) => {
     const fd = fs.openSync(file, 'r+');
     fs.writeSync(fd, Buffer.of(0x5a), 0, 1, PAGE_SIZE + 100); // first value block, after open
     fs.closeSync(fd);
-    const { done } = dispatch(core, planOf([{ key: K, segments: [{ mapId: map, layers: [], capLsn: 10n, mem: [] }] }]), 1);
+    const { done } = dispatch(core, planOf([{ key: K, segments: [{ mapId: map, layers: [], capLsn: 10n, mem: [] }] }]), 1, cachedInline);
     const err: unknown = await done.then(() => null, (e: unknown) => e);
     expect(isStrataError(err, 'CORRUPT_LAYER')).toBe(true);
     expect((err as Error).message).toContain('corrupt-me');
+  });
+});
+
+describe("cached-inline attempts move both cores' page-cache counters alike", () => {
+  it('same hits, misses and evictions after the same async reads, cached or not', async () => {
+    const cores = IMPLEMENTATIONS.map((impl) => makeCore(impl, 16 * PAGE_SIZE));
+    const dir = tmpDir('async-parity');
+    try {
+      const rng = new Rng(99);
+      const entries = Array.from({ length: 300 }, (_, i) => ({ key: pageKey(i), rec: imageRec(i) }));
+      const file = path.join(dir, 'img');
+      writeLayer(cores[0], file, imageSpec(10n, entries));
+      const maps = cores.map((c) => { const m = c.createLayerMap(); c.setLayerMap(m, [c.openLayer(file)]); return m; });
+      for (let round = 0; round < 200; round++) {
+        // Mostly a small hot set (cache hits, read inline), sometimes any key (misses: full read).
+        const i = rng.chance(0.7) ? rng.int(0, 4) : rng.int(0, entries.length);
+        const inline = rng.chance(0.8);
+        const pages = [];
+        for (let c = 0; c < cores.length; c++) {
+          const { result, done } = dispatch(cores[c], planOf([{ key: entries[i].key, segments: [{ mapId: maps[c], layers: [], capLsn: 10n, mem: [] }] }]), 1, inline);
+          await done;
+          pages.push(result.out);
+        }
+        for (const p of pages) expect(p.equals(entries[i].rec.subarray(1))).toBe(true);
+      }
+      const stats = cores.map((c) => c.pageCache.stats());
+      for (const st of stats) expect(st).toEqual(stats[0]);
+      expect(stats[0].hits).toBeGreaterThan(0);
+      expect(stats[0].misses).toBeGreaterThan(0);
+    } finally {
+      for (const c of cores) c.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
@@ -122,9 +157,9 @@ describe.each(IMPLEMENTATIONS)('reads in flight while layers are replaced (%s co
   beforeEach(() => { dir = tmpDir(`inflight-${impl}`); });
   afterEach(() => { fs.rmSync(dir, { recursive: true, force: true }); });
 
-  it('every page read during flush, compaction, image creation and GC matches the oracle', async () => {
+  it.each([false, true])('every page read during flush, compaction, image creation and GC matches the oracle (offloadCachedReads %s)', async (offloadCachedReads) => {
     const rng = new Rng(4711);
-    const repo = await Repository.open(dir, { implementation: impl, checkpointDistance: 16 * 1024, compactionThreshold: 3, pageCacheBytes: 256 * 1024 });
+    const repo = await Repository.open(dir, { implementation: impl, checkpointDistance: 16 * 1024, compactionThreshold: 3, pageCacheBytes: 256 * 1024, offloadCachedReads });
     const tl = await repo.createTimeline({ tenantId: 't1', timelineId: 'main' });
     const oracle = new Oracle();
     oracle.createTimeline('main');

@@ -201,4 +201,4 @@ async function runW2(ctx) {
   return out;
 }
 
-module.exports = { runW2 };
+module.exports = { runW2, timelineRecords };
