@@ -5,7 +5,9 @@
  * every block and is warmed by reading each page once; the measured phase then runs on cache hits
  * only (hit ratio recorded). Per core: getPage (async, a new Buffer per page), getPages(64) (one
  * core call and one Buffer per batch), readPage / readPages(64) (synchronous, into a caller
- * buffer). Baselines read the same pages at the same LSN; floors copy the same number of pages.
+ * buffer). For the small set, native getPage once more with offloadCachedReads (every read sent to
+ * the libuv thread pool): what the thread round trip would cost a cached read.
+ * Baselines read the same pages at the same LSN; floors copy the same number of pages.
  * A small-size variant with compression 'none' separates decompression from the rest of the path.
  */
 const { PAGE_SIZE, Rng, heapPages, keyOf } = require('../lib/data');
@@ -116,6 +118,17 @@ async function runSize(ctx, label, n, opts) {
     repos[impl] = repo;
     tasks.push(...strataTasks(impl, tl, keysByPage, seq, built.lastLsn, which));
   }
+  if (opts.offload) {
+    // The async API with every read sent to the thread pool: the round trip it would cost.
+    const offDir = tmpDir(root, `w1-${label}-offload`);
+    copyDir(buildDir, offDir);
+    const repo = await openRepo(offDir, 'native', { pageCacheBytes, offloadCachedReads: true });
+    const tl = repo.getTimeline('t', 'main');
+    warm(tl, keysByPage, built.lastLsn);
+    repos.offload = repo;
+    let i = 0;
+    tasks.push({ name: 'native.getPageOffload', fn: () => tl.getPage(keysByPage[seq[i++ & 65535]], built.lastLsn), bytesPerOp: PAGE_SIZE });
+  }
   const stores = [];
   if (opts.baselines) {
     for (const name of ['lmdb', 'sqlite']) {
@@ -142,6 +155,10 @@ async function runSize(ctx, label, n, opts) {
     for (const w of which) out[impl][w] = res[`${impl}.${w}`];
     await repos[impl].close();
   }
+  if (repos.offload) {
+    out.native.getPageOffload = res['native.getPageOffload'];
+    await repos.offload.close();
+  }
   for (const store of stores) {
     out[store.name] = { readPage: res[`${store.name}.readPage`], diskUsage: store.diskUsage() };
     await store.close();
@@ -167,6 +184,7 @@ function w1Ratios(res, which, opts) {
     }
     r['floor.napiBatch64/floor.memcpy'] = ratio(res['floor.napiBatch64'], res['floor.memcpy']);
   }
+  if (opts.offload) r['native.getPageOffload/native.getPage'] = ratio(res['native.getPageOffload'], res['native.getPage']);
   if (opts.baselines) {
     for (const b of ['lmdb', 'sqlite']) {
       for (const impl of IMPLS) r[`${impl}.readPage/${b}.readPage`] = ratio(res[`${impl}.readPage`], res[`${b}.readPage`]);
@@ -179,7 +197,7 @@ async function runW1(ctx) {
   const p = ctx.profile.w1;
   const all = ['getPage', 'getPages64', 'readPage', 'readPages64'];
   const sizes = {};
-  sizes.small = await runSize(ctx, 'small', p.smallPages, { compression: 'lz4', ops: all, baselines: true, floors: true });
+  sizes.small = await runSize(ctx, 'small', p.smallPages, { compression: 'lz4', ops: all, baselines: true, floors: true, offload: true });
   sizes.large = await runSize(ctx, 'large', p.largePages, { compression: 'lz4', ops: all, baselines: true, floors: true });
   // Same pages stored raw: the difference to `small` is what lz4 decompression costs per read.
   const uncompressed = await runSize(ctx, 'small-uncompressed', p.smallPages, { compression: 'none', ops: ['readPage', 'readPages64'], baselines: false, floors: true });
