@@ -498,15 +498,24 @@ export class Timeline {
       const { buf, offset } = w.beginRequest();
       if (Buffer.isBuffer(k)) k.copy(buf, offset, 0, KEY_SIZE);
       else encodeKey(k, buf, offset);
-      const keyId = buf.toString('latin1', offset, offset + KEY_SIZE);
+      // The in-memory layers are keyed by a latin1 string of the key: only built when one of the
+      // timelines has records in memory (after a flush none has, and hashing it is measurable).
+      let keyId: string | null = null;
       let cap = lsn;
       for (let t: Timeline | null = this; t !== null; t = t.ancestor) {
         w.beginSegment(t.mapId, cap);
-        if (t.collectInMemory(keyId, cap, w)) break;
+        if (t.hasInMemoryRecords()) {
+          keyId ??= buf.toString('latin1', offset, offset + KEY_SIZE);
+          if (t.collectInMemory(keyId, cap, w)) break;
+        }
         if (t.ancestorLsn !== null && t.ancestorLsn < cap) cap = t.ancestorLsn;
       }
     }
     return w.finish();
+  }
+
+  private hasInMemoryRecords(): boolean {
+    return !this.open.isEmpty || this.frozen.length > 0;
   }
 
   /** Records from the open and frozen layers, newest first; true when the chain is complete. */

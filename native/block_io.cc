@@ -59,6 +59,19 @@ void BlockFile::ReadBlock(uint32_t blkno, uint8_t* dst, ReadMode mode) const {
   if (mode == ReadMode::kCached) cache_->Insert(file_id_, blkno, dst);
 }
 
+uint8_t* ByteArena::Append(size_t n) {
+  if (cap_ - size_ < n) {
+    const size_t want = std::max(size_ + n, 2 * cap_);
+    std::unique_ptr<uint8_t[]> bigger(new uint8_t[want]);  // default-initialized: not zeroed
+    if (size_ > 0) std::memcpy(bigger.get(), buf_.get(), size_);
+    buf_ = std::move(bigger);
+    cap_ = want;
+  }
+  uint8_t* p = buf_.get() + size_;
+  size_ += n;
+  return p;
+}
+
 namespace {
 
 // Copies logical bytes [offset, offset + len) of the value stream into `dst`, reading each
@@ -85,7 +98,7 @@ constexpr uint32_t kNoBlock = 0;  // block 0 is the summary, never part of the v
 }  // namespace
 
 BlobRef ReadBlob(const BlockFile& file, ReadMode mode, uint64_t value_bytes, uint64_t offset, BlobScratch& scratch,
-                 std::vector<uint8_t>& arena) {
+                 ByteArena& arena) {
   const uint32_t blk = ValueBlockOf(offset);
   auto corrupt = [&](const std::string& what) {
     file.Corrupt(blk, "blob at value offset " + std::to_string(offset) + ": " + what);
@@ -111,8 +124,7 @@ BlobRef ReadBlob(const BlockFile& file, ReadMode mode, uint64_t value_bytes, uin
   if (raw_len > kMaxRecordSize) corrupt("raw length " + std::to_string(raw_len) + " exceeds the largest record");
 
   const size_t start = arena.size();
-  arena.resize(start + static_cast<size_t>(raw_len));
-  uint8_t* record = arena.data() + start;
+  uint8_t* record = arena.Append(static_cast<size_t>(raw_len));
   if (codec == kCodecNone) {
     ReadValueBytes(file, mode, payload, static_cast<size_t>(stored_len), record, scratch, &loaded);
   } else {

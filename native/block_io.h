@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,23 @@ class BlockFile {
   PageCache* cache_;
 };
 
+// An append-only byte buffer that, unlike std::vector::resize, does not zero the bytes it hands
+// out (ReadBlob overwrites every one); it keeps its capacity across clear() for reuse.
+class ByteArena {
+ public:
+  size_t size() const { return size_; }
+  uint8_t* data() { return buf_.get(); }
+  const uint8_t* data() const { return buf_.get(); }
+  void clear() { size_ = 0; }
+  // Grows by n uninitialized bytes; returns their start. Earlier pointers may move.
+  uint8_t* Append(size_t n);
+
+ private:
+  std::unique_ptr<uint8_t[]> buf_;
+  size_t size_ = 0;
+  size_t cap_ = 0;
+};
+
 // Buffers reused across blob reads so the read path does not allocate per value.
 struct BlobScratch {
   uint8_t block[kBlockSize];
@@ -70,7 +88,7 @@ struct BlobRef {
 // Reads the blob at logical `offset` of the value stream (`value_bytes` long), decompresses it
 // and appends the serialized record, checked to be well formed, to `arena`.
 BlobRef ReadBlob(const BlockFile& file, ReadMode mode, uint64_t value_bytes, uint64_t offset, BlobScratch& scratch,
-                 std::vector<uint8_t>& arena);
+                 ByteArena& arena);
 
 // The block of the value stream holding logical byte `offset`.
 inline uint32_t ValueBlockOf(uint64_t offset) {

@@ -327,7 +327,7 @@ uint64_t Layer::Verify() const {
   }
 
   auto scratch = std::make_unique<BlobScratch>();
-  std::vector<uint8_t> record;
+  ByteArena record;
   uint64_t next_offset = 0;
   auto check_entry = [&](const uint8_t* key, uint64_t value, uint32_t leaf_blk) {
     if (std::memcmp(key, s.key_start, kKeySize) < 0 || std::memcmp(key, s.key_end, kKeySize) >= 0) {

@@ -128,7 +128,7 @@ struct ReadScratch {
   uint8_t node[kBlockSize];
   uint8_t search_key[kMaxIndexKeySize];
   BlobScratch blob;
-  std::vector<uint8_t> arena;  // records read from layers
+  ByteArena arena;  // records read from layers
   std::vector<ChainEntry> chain;
   std::vector<RecordView> views;
 
