@@ -54,6 +54,14 @@ export interface TimelineConfig {
   offloadCachedReads: boolean;
 }
 
+interface ReadScratchArrays {
+  status: Uint8Array;
+  counts: Uint32Array;
+}
+
+/** Batch sizes whose status/count arrays a timeline keeps for reuse. */
+const MAX_SCRATCH_SIZES = 16;
+
 /** What one gc() did. */
 export interface GcReport {
   cutoffLsn: Lsn;
@@ -150,8 +158,7 @@ export class Timeline {
   private readonly planWriter = new ReadPlanWriter();
   private readonly keyScratch = Buffer.alloc(KEY_SIZE);
   private readonly oneKey: PageKey[] = [];
-  private statusScratch = new Uint8Array(64);
-  private countsScratch = new Uint32Array(64 * COUNTS_PER_REQUEST);
+  private readonly readScratch = new Map<number, ReadScratchArrays>();
 
   /** @internal Use Repository.createTimeline / getTimeline. */
   constructor(
@@ -290,10 +297,21 @@ export class Timeline {
       throw new StrataError('BAD_ARGUMENT', `${this.name}: the output buffer must hold ${bytes} bytes from offset ${String(offset)}`);
     }
     if (keys.length === 0) return;
-    if (this.statusScratch.length < keys.length) this.statusScratch = new Uint8Array(keys.length);
-    const status = this.statusScratch.subarray(0, keys.length);
-    this.readInto(keys, lsn, into.subarray(offset, offset + bytes), status);
+    const { status, counts } = this.scratchFor(keys.length);
+    const out = offset === 0 && into.length === bytes ? into : into.subarray(offset, offset + bytes);
+    this.readInto(keys, lsn, out, status, counts);
     this.throwIfMissing(keys, lsn, status);
+  }
+
+  /** Status and count arrays of exactly n entries, reused per batch size (views cost a few %). */
+  private scratchFor(n: number): ReadScratchArrays {
+    let s = this.readScratch.get(n);
+    if (s === undefined) {
+      if (this.readScratch.size >= MAX_SCRATCH_SIZES) this.readScratch.clear();
+      s = { status: new Uint8Array(n), counts: new Uint32Array(n * COUNTS_PER_REQUEST) };
+      this.readScratch.set(n, s);
+    }
+    return s;
   }
 
   private throwIfMissing(keys: readonly PageKey[], lsn: Lsn, status: Uint8Array): void {
@@ -467,12 +485,9 @@ export class Timeline {
   // ---- reads ---------------------------------------------------------------------------------
 
   /** Reconstruct `keys` at `lsn` into `out` (8192 bytes each) with one core call. */
-  private readInto(keys: ReadonlyArray<PageKey | Buffer>, lsn: Lsn, out: Uint8Array, status: Uint8Array, countStats = true): void {
-    const n = keys.length;
-    if (this.countsScratch.length < n * COUNTS_PER_REQUEST) this.countsScratch = new Uint32Array(n * COUNTS_PER_REQUEST);
-    const counts = this.countsScratch.subarray(0, n * COUNTS_PER_REQUEST);
+  private readInto(keys: ReadonlyArray<PageKey | Buffer>, lsn: Lsn, out: Uint8Array, status: Uint8Array, counts: Uint32Array, countStats = true): void {
     this.core.getPages(this.buildPlan(keys, lsn), out, status, counts);
-    if (countStats) this.recordReads(counts, n); // image creation's reads are not user reads
+    if (countStats) this.recordReads(counts, keys.length); // image creation's reads are not user reads
   }
 
   /** Per-request read amplification into the totals and histograms. */
@@ -633,9 +648,11 @@ export class Timeline {
     const sizeBytes = await this.writeLayerFile(fileName, 'image', lsn, lsn + 1n, range, async (append) => {
       const out = Buffer.allocUnsafe(PAGE_SIZE * IMAGE_BATCH_KEYS);
       const status = new Uint8Array(IMAGE_BATCH_KEYS);
+      const counts = new Uint32Array(IMAGE_BATCH_KEYS * COUNTS_PER_REQUEST);
       for (let start = 0; start < keys.length; start += IMAGE_BATCH_KEYS) {
         const chunk = keys.slice(start, start + IMAGE_BATCH_KEYS);
-        this.readInto(chunk, lsn, out.subarray(0, chunk.length * PAGE_SIZE), status.subarray(0, chunk.length), false);
+        const n = chunk.length;
+        this.readInto(chunk, lsn, out.subarray(0, n * PAGE_SIZE), status.subarray(0, n), counts.subarray(0, n * COUNTS_PER_REQUEST), false);
         const batch = new EntryBatch(KEY_SIZE);
         for (let i = 0; i < chunk.length; i++) {
           if (status[i] !== PAGE_STATUS_OK) continue; // no page at this LSN: absent from the image
