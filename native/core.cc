@@ -14,8 +14,8 @@ uint32_t NextId(uint32_t* counter, const char* what) {
 
 }  // namespace
 
-Core::Core(uint64_t page_cache_bytes)
-    : cache_(std::make_unique<PageCache>(page_cache_bytes)), read_scratch_(std::make_unique<ReadScratch>()) {}
+Core::Core(uint64_t page_cache_bytes, PageCachePolicy page_cache_policy)
+    : cache_(std::make_unique<PageCache>(page_cache_bytes, page_cache_policy)), read_scratch_(std::make_unique<ReadScratch>()) {}
 
 void Core::CheckOpen() const {
   if (cache_ == nullptr) BadArgument("the core is closed");
