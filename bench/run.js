@@ -258,7 +258,8 @@ function printReport(r) {
   }
   const w6 = r.workloads.w6;
   if (w6) {
-    out.push(`### W6 page-cache policy — hit ratios (clock simulator = engine's caches on ${w6.crossCheck.requests} requests: ${w6.crossCheck.match ? 'identical' : 'MISMATCH'})`, '');
+    const same = (c) => `${c.requests} requests: ${c.match ? 'identical' : 'MISMATCH'}`;
+    out.push(`### W6 page-cache policy — hit ratios (clock simulator = engine's caches on ${same(w6.crossCheck)}${w6.crossCheckS3fifo ? `; S3-FIFO simulator = engine's s3fifo caches on ${same(w6.crossCheckS3fifo)}` : ''})`, '');
     const rows = w6.rows.map((x) => [
       x.trace, String(x.cacheBlocks), ...['clock', 'lru', 'min', 'sieve', 's3fifo'].map((p) => T.fmtPct(x.hitRatio[p])),
       T.fmtNum(x.clockMinusLruPt), T.fmtPct(x.lruToMinGapClosed.sieve), T.fmtPct(x.lruToMinGapClosed.s3fifo),

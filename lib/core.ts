@@ -54,15 +54,16 @@ export interface PageCacheStats {
   evictions: number;
   capacityPages: number;
   usedPages: number;
+  policy: PageCachePolicy;
 }
 
 /** Direct access to a core's page cache, for tests and diagnostics; reads use it internally. */
 export interface PageCacheApi {
   readonly capacityPages: number;
   stats(): PageCacheStats;
-  /** On a hit copy the block into `into`, bump its usage count (max 5) and count a hit; else count a miss. */
+  /** On a hit copy the block into `into`, bump its usage count / frequency and count a hit; else count a miss. */
   lookup(fileId: number, blkno: number, into: Buffer): boolean;
-  /** Cache a block (8192 bytes), usage count 1, evicting by clock. CACHE_FULL if every slot is pinned. */
+  /** Cache a block (8192 bytes), evicting by the core's policy. CACHE_FULL if every slot is pinned. */
   insert(fileId: number, blkno: number, data: Buffer): void;
   /** Pin a cached block so it cannot be evicted; false if not cached. Pins nest. */
   pin(fileId: number, blkno: number): boolean;
@@ -123,9 +124,15 @@ export interface Core {
   close(): void;
 }
 
+/** Page-cache eviction policy (lib/page_cache.ts): PostgreSQL's usage-count clock or S3-FIFO. */
+export type PageCachePolicy = 'clock' | 's3fifo';
+export const PAGE_CACHE_POLICIES: readonly PageCachePolicy[] = ['clock', 's3fifo'];
+
 export interface CoreOptions {
   /** Page cache size in bytes; rounded down to whole 8 KB pages, at least 16 pages. */
   pageCacheBytes: number;
+  /** Default 'clock'. */
+  pageCachePolicy?: PageCachePolicy;
 }
 
 export const MIN_PAGE_CACHE_PAGES = 16;

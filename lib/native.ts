@@ -48,7 +48,8 @@ export interface NativeLayerWriterHandle {
 }
 
 export interface NativeBinding {
-  Core: new (pageCacheBytes: number) => NativeCoreHandle;
+  /** pageCachePolicy: 'clock' (default) or 's3fifo'. */
+  Core: new (pageCacheBytes: number, pageCachePolicy?: string) => NativeCoreHandle;
   /** kind: 1 delta, 2 image (LAYER_KIND_*); codec: CODEC_*. */
   LayerWriter: new (
     path: string, kind: number, codec: number, keyStart: Uint8Array, keyEnd: Uint8Array, lsnStart: bigint, lsnEnd: bigint,
@@ -339,6 +340,6 @@ export function createNativeCore(opts: CoreOptions): Core {
     throw new StrataError('NATIVE_UNAVAILABLE', `the native addon cannot load: ${err.message}`, { cause: err });
   }
   const binding = loadNativeBinding();
-  const handle = call(() => new binding.Core(opts.pageCacheBytes));
+  const handle = call(() => new binding.Core(opts.pageCacheBytes, opts.pageCachePolicy ?? 'clock'));
   return new NativeCore(binding, handle);
 }

@@ -4,8 +4,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Core, ImplementationName, PageCacheStats } from './core';
-import { MIN_PAGE_CACHE_PAGES } from './core';
+import type { Core, ImplementationName, PageCachePolicy, PageCacheStats } from './core';
+import { MIN_PAGE_CACHE_PAGES, PAGE_CACHE_POLICIES } from './core';
 import { codecAvailable } from './codec';
 import { StrataError } from './errors';
 import { BLOCK_SIZE, CODEC_BY_NAME, CODEC_NAMES, type CompressionName } from './format';
@@ -18,6 +18,7 @@ import { BackgroundScheduler, type BackgroundOptions, type BackgroundStats } fro
 import { Timeline, type TimelineConfig, type TimelineStats } from './timeline';
 
 export const DEFAULT_PAGE_CACHE_BYTES = 64 * 1024 * 1024;       // Neon's default: 8192 pages
+export const DEFAULT_PAGE_CACHE_POLICY: PageCachePolicy = 'clock'; // Neon's (and PostgreSQL's)
 export const DEFAULT_CHECKPOINT_DISTANCE = 256 * 1024 * 1024;   // bytes of WAL per L0 layer
 // Compaction and GC defaults are Neon's (docs/ARCHITECTURE.md, "Compaction").
 export const DEFAULT_COMPACTION_THRESHOLD = 10;                 // L0 layers
@@ -41,6 +42,8 @@ export interface RepositoryOptions {
   /** 'auto' (default, or STRATA_IMPL) uses the C++ core when the addon loads. */
   implementation?: ImplementationChoice;
   pageCacheBytes?: number;
+  /** Page-cache eviction: 'clock' (default, usage-count clock) or 's3fifo' (docs/ARCHITECTURE.md). */
+  pageCachePolicy?: PageCachePolicy;
   /** Bytes of records in the open layer before it is frozen and flushed as an L0 layer. */
   checkpointDistance?: number;
   /** Codec for values in new layer files: 'lz4' (default), 'zstd' or 'none'. */
@@ -106,7 +109,7 @@ export class Repository {
     const marker = path.join(dir, REPO_MARKER);
     if (!fs.existsSync(marker)) writeFileAtomic(marker, JSON.stringify({ format: REPO_FORMAT }) + '\n');
     checkMarker(marker);
-    const core = createCore(impl, { pageCacheBytes: opts.pageCacheBytes });
+    const core = createCore(impl, { pageCacheBytes: opts.pageCacheBytes, pageCachePolicy: opts.pageCachePolicy });
     const repo = new Repository(path.resolve(dir), core, opts);
     try {
       repo.loadTimelines();
@@ -315,6 +318,10 @@ function resolveOptions(o: RepositoryOptions): ResolvedOptions {
   if (!Number.isSafeInteger(pageCacheBytes) || pageCacheBytes < MIN_PAGE_CACHE_PAGES * BLOCK_SIZE) {
     throw new StrataError('BAD_ARGUMENT', `pageCacheBytes must be an integer ≥ ${MIN_PAGE_CACHE_PAGES * BLOCK_SIZE}: got ${String(o.pageCacheBytes)}`);
   }
+  const pageCachePolicy = o.pageCachePolicy ?? DEFAULT_PAGE_CACHE_POLICY;
+  if (!PAGE_CACHE_POLICIES.includes(pageCachePolicy)) {
+    throw new StrataError('BAD_ARGUMENT', `pageCachePolicy must be one of ${PAGE_CACHE_POLICIES.join(', ')}: got ${String(o.pageCachePolicy)}`);
+  }
   const checkpointDistance = o.checkpointDistance ?? DEFAULT_CHECKPOINT_DISTANCE;
   if (!Number.isSafeInteger(checkpointDistance) || checkpointDistance <= 0) {
     throw new StrataError('BAD_ARGUMENT', `checkpointDistance must be a positive integer: got ${String(o.checkpointDistance)}`);
@@ -335,7 +342,7 @@ function resolveOptions(o: RepositoryOptions): ResolvedOptions {
   }
   return {
     offloadCachedReads,
-    pageCacheBytes, checkpointDistance, compression, gcHorizon, compactionThreshold,
+    pageCacheBytes, pageCachePolicy, checkpointDistance, compression, gcHorizon, compactionThreshold,
     l0FlushDelayThreshold: nonNegativeInt(o.l0FlushDelayThreshold, L0_FLUSH_DELAY_FACTOR * compactionThreshold, 'l0FlushDelayThreshold'),
     l0FlushStallThreshold: nonNegativeInt(o.l0FlushStallThreshold, L0_FLUSH_STALL_FACTOR * compactionThreshold, 'l0FlushStallThreshold'),
     compactionUpperLimit: positiveInt(o.compactionUpperLimit, DEFAULT_COMPACTION_UPPER_LIMIT, 'compactionUpperLimit'),

@@ -25,7 +25,7 @@ class TsCore implements Core {
 
   constructor(opts: CoreOptions) {
     if (opts === null || typeof opts !== 'object') throw new StrataError('BAD_ARGUMENT', 'core options must be an object');
-    this.pageCache = new PageCache(opts.pageCacheBytes);
+    this.pageCache = new PageCache(opts.pageCacheBytes, opts.pageCachePolicy);
     this.reconstructor = new Reconstructor(this.maps);
   }
 

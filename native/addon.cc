@@ -162,13 +162,18 @@ class JsCore : public Napi::ObjectWrap<JsCore> {
                        });
   }
 
-  // new Core(pageCacheBytes)
+  // new Core(pageCacheBytes, pageCachePolicy = 'clock')
   explicit JsCore(const Napi::CallbackInfo& info) : Napi::ObjectWrap<JsCore>(info) {
     try {
       if (info.Length() < 1 || !info[0].IsNumber()) BadArgument("pageCacheBytes must be a number");
       const double bytes = info[0].As<Napi::Number>().DoubleValue();
       if (!(bytes >= 0 && bytes <= kMaxSafeInteger)) BadArgument("pageCacheBytes must be a non-negative number");
-      core_ = std::make_unique<Core>(static_cast<uint64_t>(bytes));  // PageCache rounds down to whole pages
+      PageCachePolicy policy = PageCachePolicy::kClock;
+      if (info.Length() >= 2 && !info[1].IsUndefined()) {
+        if (!info[1].IsString()) BadArgument("pageCachePolicy must be 'clock' or 's3fifo'");
+        policy = ParsePageCachePolicy(info[1].As<Napi::String>().Utf8Value());
+      }
+      core_ = std::make_unique<Core>(static_cast<uint64_t>(bytes), policy);  // PageCache rounds down to whole pages
     } catch (...) {
       RethrowFromConstructor(info.Env());
     }
@@ -188,6 +193,7 @@ class JsCore : public Napi::ObjectWrap<JsCore> {
       o.Set("evictions", Napi::Number::New(info.Env(), static_cast<double>(s.evictions)));
       o.Set("capacityPages", Napi::Number::New(info.Env(), s.capacity_pages));
       o.Set("usedPages", Napi::Number::New(info.Env(), s.used_pages));
+      o.Set("policy", Napi::String::New(info.Env(), PageCachePolicyName(s.policy)));
       return o;
     });
   }

@@ -38,8 +38,9 @@ void ReadSnapshot::Read(ByteSpan plan, ByteSpan out, ByteSpan status, CountSpan 
   scratch->Return(std::move(s));
 }
 
-Core::Core(uint64_t page_cache_bytes)
-    : cache_(std::make_shared<PageCache>(page_cache_bytes)), scratch_(std::make_shared<ScratchPool>()) {}
+Core::Core(uint64_t page_cache_bytes, PageCachePolicy page_cache_policy)
+    : cache_(std::make_shared<PageCache>(page_cache_bytes, page_cache_policy)),
+      scratch_(std::make_shared<ScratchPool>()) {}
 
 void Core::CheckOpen() const {
   if (cache_ == nullptr) BadArgument("the core is closed");

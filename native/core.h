@@ -44,7 +44,7 @@ struct ReadSnapshot {
 
 class Core {
  public:
-  explicit Core(uint64_t page_cache_bytes);
+  Core(uint64_t page_cache_bytes, PageCachePolicy page_cache_policy);
 
   PageCache& cache();
 

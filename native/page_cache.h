@@ -1,6 +1,7 @@
-// A fixed pool of 8 KB slots holding immutable layer-file blocks, evicted by a usage-count
-// clock (PostgreSQL / Neon style). The exact policy is shared with the TS twin
-// (lib/page_cache.ts) so both cores report the same stats for the same access sequence.
+// A fixed pool of 8 KB slots holding immutable layer-file blocks, evicted by a usage-count clock
+// (PostgreSQL / Neon style, the default) or by S3-FIFO. Each policy is pinned down exactly and
+// shared with the TS twin (lib/page_cache.ts, which documents the rules) so both cores report the
+// same stats for the same access sequence.
 #ifndef STRATA_PAGE_CACHE_H_
 #define STRATA_PAGE_CACHE_H_
 
@@ -8,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -20,6 +22,17 @@ constexpr uint32_t kMinCachePages = 16;
 constexpr uint8_t kMaxUsageCount = 5;
 // The sweep gives up after this many full turns of the clock (every slot pinned).
 constexpr uint64_t kSweepTurns = 10;
+// S3-FIFO (Yang et al., SOSP '23): the small queue gets capacity / 10 slots (at least 1), the main
+// queue the rest, the ghost remembers as many evicted keys as the main queue holds; frequencies
+// saturate at 3 (two bits).
+constexpr uint32_t kSmallQueueDivisor = 10;
+constexpr uint8_t kMaxS3FifoFrequency = 3;
+
+enum class PageCachePolicy : uint8_t { kClock, kS3Fifo };
+
+// "clock" or "s3fifo" (the names JS passes); BAD_ARGUMENT otherwise.
+PageCachePolicy ParsePageCachePolicy(const std::string& name);
+const char* PageCachePolicyName(PageCachePolicy policy);
 
 struct PageCacheStats {
   uint64_t hits = 0;
@@ -27,24 +40,28 @@ struct PageCacheStats {
   uint64_t evictions = 0;
   uint32_t capacity_pages = 0;
   uint32_t used_pages = 0;
+  PageCachePolicy policy = PageCachePolicy::kClock;
 };
 
 class PageCache {
  public:
   // Capacity is floor(bytes / 8192) slots, at least kMinCachePages; one contiguous allocation.
-  explicit PageCache(uint64_t bytes);
+  explicit PageCache(uint64_t bytes, PageCachePolicy policy = PageCachePolicy::kClock);
   PageCache(const PageCache&) = delete;
   PageCache& operator=(const PageCache&) = delete;
 
   static uint32_t CapacityFor(uint64_t bytes);
 
   uint32_t capacity() const { return capacity_; }
+  PageCachePolicy policy() const { return policy_; }
   PageCacheStats Stats();
 
-  // Hit: copy the block into `into` (kCachePageSize bytes), bump its usage, count a hit.
+  // Hit: copy the block into `into` (kCachePageSize bytes), bump its usage (clock) or frequency
+  // (S3-FIFO), count a hit.
   // Miss: count a miss. The slot stays pinned while its bytes are copied.
   bool Lookup(uint32_t file_id, uint32_t blkno, uint8_t* into);
-  // Cache a block (usage 1), or overwrite it if already cached. CACHE_FULL if all slots are pinned.
+  // Cache a block (clock usage 1; S3-FIFO frequency 0), or overwrite it if already cached.
+  // CACHE_FULL if all slots are pinned.
   void Insert(uint32_t file_id, uint32_t blkno, const uint8_t* data);
   bool Pin(uint32_t file_id, uint32_t blkno);
   void Unpin(uint32_t file_id, uint32_t blkno);
@@ -54,7 +71,14 @@ class PageCache {
   struct Slot {
     uint64_t key = 0;
     uint32_t pins = 0;
-    uint8_t usage = 0;
+    uint8_t usage = 0;  // clock: usage count; S3-FIFO: access frequency
+  };
+  // A FIFO of slot indices threaded through next_ (a slot is in at most one queue), so moving a
+  // slot between queues allocates nothing. Pop at head, push at tail.
+  struct SlotQueue {
+    uint32_t head = 0;
+    uint32_t tail = 0;
+    uint32_t len = 0;
   };
 
   static uint64_t MakeKey(uint32_t file_id, uint32_t blkno) { return (uint64_t{file_id} << 32) | blkno; }
@@ -63,13 +87,40 @@ class PageCache {
   int64_t Find(uint64_t key) const;
   // Returns the slot to fill for a new key, evicting its old block. Caller holds mu_.
   uint32_t ClaimSlot();
+  uint32_t ClockVictim();
+  // S3-FIFO. Caller holds mu_.
+  uint32_t S3FifoVictim();
+  // Pops S's head: evicts it into *victim (true) or promotes it to M (false, unless that overfills
+  // M and M then yields the victim).
+  bool EvictSmall(uint32_t* victim);
+  // Rotates M until an unpinned slot at frequency 0 is found (true); false if every slot in M is pinned.
+  bool EvictMain(uint32_t* victim);
+  // Queues a freshly filled slot: into M if its key is in the ghost (which forgets it), else into S.
+  void S3FifoAdmit(uint32_t slot, uint64_t key);
+  void Push(SlotQueue* q, uint32_t slot);
+  uint32_t Pop(SlotQueue* q);
+  void GhostAdd(uint64_t key);
+  // Evicts the slot's block: drops its key from the index and counts the eviction.
+  void Drop(uint32_t slot);
 
   const uint32_t capacity_;
+  const PageCachePolicy policy_;
   std::unique_ptr<uint8_t[]> pages_;
   std::vector<Slot> slots_;
   std::unordered_map<uint64_t, uint32_t> index_;
   uint32_t next_unused_ = 0;  // slots [next_unused_, capacity_) have never held a block
   uint32_t hand_ = 0;
+  // S3-FIFO state (left empty under the clock).
+  uint32_t small_cap_ = 0;
+  uint32_t main_cap_ = 0;
+  std::vector<uint32_t> next_;
+  SlotQueue small_;
+  SlotQueue main_;
+  // Ghost: the last ghost_ring_.size() keys evicted from S, oldest overwritten first; ghost_ maps a
+  // key still remembered to the stamp it was added with (stamps count additions from 1).
+  std::vector<uint64_t> ghost_ring_;
+  std::unordered_map<uint64_t, uint64_t> ghost_;
+  uint64_t ghost_stamp_ = 0;
   uint64_t hits_ = 0;
   uint64_t misses_ = 0;
   uint64_t evictions_ = 0;

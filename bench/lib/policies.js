@@ -14,15 +14,18 @@
  *           farthest away (demand paging: every missed block is admitted).
  *   sieve   SIEVE (Zhang et al., NSDI '24): FIFO + visited bit + a hand moving from the oldest
  *           towards the newest, clearing bits, evicting the first unvisited object in place.
- *   s3fifo  S3-FIFO (Yang et al., SOSP '23): small FIFO S (10 %), main FIFO M (90 %), ghost G of
- *           |M| keys; 2-bit frequency; S's tail moves to M if it was hit while in S, else its key
- *           goes to G; a miss found in G enters M; M reinserts objects with frequency > 0,
- *           decrementing it.
+ *   s3fifo  S3-FIFO (Yang et al., SOSP '23): small FIFO S (⌊capacity / 10⌋, at least 1), main
+ *           FIFO M (the rest), ghost G of the last |M| keys evicted from S; 2-bit frequency; S's
+ *           tail moves to M if it was hit while in S, else its key goes to G; a miss found in G
+ *           enters M; M reinserts objects with frequency > 0, decrementing it. This is the
+ *           engine's pageCachePolicy 's3fifo' exactly (lib/page_cache.ts spells out the rules and
+ *           what pins change; a trace has none); w6_policy.js replays it against both real caches.
  * All are O(1) per request (MIN: O(log n)) on typed arrays, so multi-million-request traces take
  * about a second per policy and size.
  */
 
 const MAX_USAGE_COUNT = 5; // lib/page_cache.ts MAX_USAGE_COUNT
+const MAX_S3FIFO_FREQUENCY = 3; // lib/page_cache.ts MAX_S3FIFO_FREQUENCY
 
 function clock(trace, capacity, universe) {
   const slotKey = new Int32Array(capacity);
@@ -232,7 +235,7 @@ class Fifo {
 }
 
 function s3fifo(trace, capacity, universe) {
-  const smallCap = Math.max(1, Math.floor(capacity * 0.1));
+  const smallCap = Math.max(1, Math.floor(capacity / 10)); // lib/page_cache.ts SMALL_QUEUE_DIVISOR
   const mainCap = capacity - smallCap;
   const ghostCap = Math.max(1, mainCap);
   const S = new Fifo(capacity);
@@ -271,7 +274,7 @@ function s3fifo(trace, capacity, universe) {
   for (let i = 0; i < trace.length; i++) {
     const x = trace[i];
     if (where[x] !== 0) {
-      if (freq[x] < 3) freq[x]++;
+      if (freq[x] < MAX_S3FIFO_FREQUENCY) freq[x]++;
       hits++;
       continue;
     }
@@ -295,4 +298,4 @@ function s3fifo(trace, capacity, universe) {
 
 const POLICIES = { clock, lru, min, sieve, s3fifo };
 
-module.exports = { POLICIES, clock, lru, min, sieve, s3fifo, MAX_USAGE_COUNT };
+module.exports = { POLICIES, clock, lru, min, sieve, s3fifo, MAX_USAGE_COUNT, MAX_S3FIFO_FREQUENCY };

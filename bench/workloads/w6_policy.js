@@ -3,8 +3,9 @@
  * W6: page-cache policy. Hit ratios of the engine's usage-count clock, LRU, Belady's MIN (offline
  * optimum) and two candidates (SIEVE, S3-FIFO) on synthetic Zipf traces with and without one-time
  * sequential scans, and on the ARC traces OLTP and P3 (Megiddo & Modha, "ARC: A Self-Tuning, Low
- * Overhead Replacement Cache", FAST '03), at several cache sizes. Before trusting the clock
- * simulator, it is replayed against the real TS and native page caches on a trace prefix.
+ * Overhead Replacement Cache", FAST '03), at several cache sizes. Before trusting the clock and
+ * S3-FIFO simulators (the engine's two pageCachePolicy values), each is replayed against the real
+ * TS and native page caches running that policy on a trace prefix.
  */
 const fs = require('node:fs');
 const path = require('node:path');
@@ -94,11 +95,15 @@ function arcTrace(name, maxRequests) {
   return { trace: out.subarray(0, n), universe: ids.size, footprint: ids.size };
 }
 
+/** Simulators of the engine's page-cache policies, by pageCachePolicy value. */
+const ENGINE_POLICIES = ['clock', 's3fifo'];
+
 /**
- * Replays a trace against lib/page_cache.ts (through dist/) and the native core's page cache as
- * the read path uses them (lookup, and on a miss insert) and compares hits with the simulator.
+ * Replays a trace against lib/page_cache.ts (through dist/) and the native core's page cache, both
+ * running `policy`, as the read path uses them (lookup, and on a miss insert) and compares hits
+ * with that policy's simulator.
  */
-function crossCheck(trace, capacity, universe) {
+function crossCheck(trace, capacity, universe, policy = 'clock') {
   const { PageCache } = require(`${DIST}/page_cache.js`);
   const { createCore } = require(`${DIST}/select.js`);
   const block = Buffer.alloc(BLOCK_SIZE);
@@ -111,16 +116,16 @@ function crossCheck(trace, capacity, universe) {
     }
     return hits;
   };
-  const sim = POLICIES.clock(trace, capacity, universe);
-  const ts = replay(new PageCache(capacity * BLOCK_SIZE));
-  const core = createCore('native', { pageCacheBytes: capacity * BLOCK_SIZE });
+  const sim = POLICIES[policy](trace, capacity, universe);
+  const ts = replay(new PageCache(capacity * BLOCK_SIZE, policy));
+  const core = createCore('native', { pageCacheBytes: capacity * BLOCK_SIZE, pageCachePolicy: policy });
   let native;
   try {
     native = replay(core.pageCache);
   } finally {
     core.close();
   }
-  return { requests: trace.length, capacity, simulatorHits: sim, tsCacheHits: ts, nativeCacheHits: native, match: sim === ts && sim === native };
+  return { policy, requests: trace.length, capacity, simulatorHits: sim, tsCacheHits: ts, nativeCacheHits: native, match: sim === ts && sim === native };
 }
 
 function simulate(label, t, sizes, log) {
@@ -162,15 +167,18 @@ async function runW6(ctx) {
   const p = profile.w6;
   const rows = [];
   const zipfSizes = p.zipfFractions.map((f) => ({ fraction: f, capacity: Math.max(16, Math.round(p.zipfObjects * f)) }));
-  let check = null;
+  const checks = {};
   for (const alpha of p.alphas) {
     for (const scans of [false, true]) {
       const t = zipfTrace(p.seed, p.zipfObjects, p.zipfRequests, alpha, scans);
-      if (check === null) {
+      if (checks.clock === undefined) {
         const prefix = t.trace.subarray(0, Math.min(t.trace.length, p.crossCheckRequests));
-        check = crossCheck(prefix, zipfSizes[0].capacity, t.universe);
-        log(`  W6 clock simulator vs page caches: sim ${check.simulatorHits}, ts ${check.tsCacheHits}, native ${check.nativeCacheHits} hits of ${check.requests}`);
-        if (!check.match) throw new Error(`the clock simulator disagrees with the page caches: ${JSON.stringify(check)}`);
+        for (const policy of ENGINE_POLICIES) {
+          const check = crossCheck(prefix, zipfSizes[0].capacity, t.universe, policy);
+          log(`  W6 ${policy} simulator vs page caches: sim ${check.simulatorHits}, ts ${check.tsCacheHits}, native ${check.nativeCacheHits} hits of ${check.requests}`);
+          if (!check.match) throw new Error(`the ${policy} simulator disagrees with the page caches: ${JSON.stringify(check)}`);
+          checks[policy] = check;
+        }
       }
       rows.push(...simulate(`zipf${alpha}${scans ? '+scans' : ''}`, t, zipfSizes, log));
     }
@@ -196,7 +204,8 @@ async function runW6(ctx) {
       arc: { traces: ['OLTP', 'P3'], dir: TRACE_DIR, maxRequests: p.arcMaxRequests, cacheFractionsOfFootprint: p.arcFractions, citation: 'N. Megiddo and D. S. Modha, "ARC: A Self-Tuning, Low Overhead Replacement Cache," USENIX FAST 03, pp. 115-130, 2003' },
       policies: Object.keys(POLICIES),
     },
-    crossCheck: check,
+    crossCheck: checks.clock,
+    crossCheckS3fifo: checks.s3fifo,
     rows,
     summary,
   };
