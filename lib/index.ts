@@ -19,7 +19,7 @@ export { encodeKey, decodeKey, formatKey, KEY_SIZE } from './key';
 export type { PageKey } from './key';
 export { PAGE_SIZE } from './record';
 export type { WalRecord, ImageRecord, ZeroRecord, PatchRecord } from './record';
-export type { ImplementationName, PageCacheStats } from './core';
+export type { ImplementationName, PageCachePolicy, PageCacheStats } from './core';
 export type { CompressionName } from './format';
 export { nativeInfo } from './native';
 export type { NativeInfo, NativeSource } from './native';
