@@ -44,19 +44,9 @@ void BlockFile::ReadBlockFromDisk(uint32_t blkno, uint8_t* dst) const {
 }
 
 void BlockFile::ReadBlock(uint32_t blkno, uint8_t* dst, ReadMode mode) const {
-  // The cache is asked first (a miss is counted even for a bad block number), as in the TS twin.
-  if (mode == ReadMode::kCacheOnly) {
-    // Contains() counts nothing, so an attempt that stops here leaves the miss to the real read.
-    // Lookup() can still miss if another thread evicts the block in between; it counts that miss.
-    if (cache_->Contains(file_id_, blkno) && cache_->Lookup(file_id_, blkno, dst)) return;
-    throw CacheMiss{};
-  }
-  if (mode == ReadMode::kCached && cache_->Lookup(file_id_, blkno, dst)) return;
-  if (blkno >= total_blocks_) {
-    Corrupt(blkno, "block number beyond the end of the file (" + std::to_string(total_blocks_) + " blocks)");
-  }
-  ReadBlockFromDisk(blkno, dst);
-  if (mode == ReadMode::kCached) cache_->Insert(file_id_, blkno, dst);
+  BlockRef ref;
+  const uint8_t* data = Acquire(blkno, mode, dst, &ref);
+  if (data != dst) std::memcpy(dst, data, kBlockSize);
 }
 
 uint8_t* ByteArena::Append(size_t n) {
@@ -72,10 +62,43 @@ uint8_t* ByteArena::Append(size_t n) {
   return p;
 }
 
+void BlockRef::Release() {
+  if (cache_ != nullptr) cache_->Release(slot_);
+  cache_ = nullptr;
+  data_ = nullptr;
+}
+
+const uint8_t* BlockFile::Acquire(uint32_t blkno, ReadMode mode, uint8_t* buf, BlockRef* ref) const {
+  // The cache is asked first (a miss is counted even for a bad block number), as in the TS twin.
+  // Cache-only: Contains() counts nothing, so an attempt that stops here leaves the miss to the
+  // real read; LookupPinned() can still miss if another thread evicts the block in between, and
+  // counts that miss.
+  ref->Release();
+  const uint8_t* data = nullptr;
+  uint32_t slot = 0;
+  const bool cached = mode == ReadMode::kCacheOnly
+                          ? cache_->Contains(file_id_, blkno) && cache_->LookupPinned(file_id_, blkno, &data, &slot)
+                          : mode == ReadMode::kCached && cache_->LookupPinned(file_id_, blkno, &data, &slot);
+  if (cached) {
+    ref->cache_ = cache_;
+    ref->slot_ = slot;
+    ref->data_ = data;
+    return data;
+  }
+  if (mode == ReadMode::kCacheOnly) throw CacheMiss{};
+  if (blkno >= total_blocks_) {
+    Corrupt(blkno, "block number beyond the end of the file (" + std::to_string(total_blocks_) + " blocks)");
+  }
+  ReadBlockFromDisk(blkno, buf);
+  if (mode == ReadMode::kCached) cache_->Insert(file_id_, blkno, buf);
+  ref->data_ = buf;
+  return buf;
+}
+
 namespace {
 
 // Copies logical bytes [offset, offset + len) of the value stream into `dst`, reading each
-// block it touches once; `scratch.block` holds the block last read (`*loaded`).
+// block it touches once; `scratch.ref` holds the block last read (`*loaded`).
 void ReadValueBytes(const BlockFile& file, ReadMode mode, uint64_t offset, size_t len, uint8_t* dst,
                     BlobScratch& scratch, uint32_t* loaded) {
   while (len > 0) {
@@ -83,10 +106,10 @@ void ReadValueBytes(const BlockFile& file, ReadMode mode, uint64_t offset, size_
     const size_t in_block = static_cast<size_t>(offset % kBlockPayload);
     const size_t n = std::min(len, kBlockPayload - in_block);
     if (*loaded != blk) {
-      file.ReadBlock(blk, scratch.block, mode);
+      file.Acquire(blk, mode, scratch.block, &scratch.ref);
       *loaded = blk;
     }
-    std::memcpy(dst, scratch.block + in_block, n);
+    std::memcpy(dst, scratch.ref.data() + in_block, n);
     dst += n;
     offset += n;
     len -= n;
@@ -134,6 +157,7 @@ BlobRef ReadBlob(const BlockFile& file, ReadMode mode, uint64_t value_bytes, uin
                                                       static_cast<size_t>(raw_len));
     if (err != nullptr) corrupt(err);
   }
+  scratch.ref.Release();  // hold no pin between blobs
   if (const char* bad = CheckSerializedRecord(record, static_cast<size_t>(raw_len))) corrupt(bad);
   return BlobRef{start, static_cast<size_t>(raw_len), payload + stored_len};
 }

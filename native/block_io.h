@@ -27,6 +27,25 @@ enum class ReadMode { kCached, kDirect, kCacheOnly };
 // Core::TryGetPagesCached catches it; it never reaches JS.
 struct CacheMiss {};
 
+// A block being read: in place in the page cache (the slot pinned until Release or the next
+// acquisition) or in a caller-owned buffer. Not copyable; releases on destruction.
+class BlockRef {
+ public:
+  BlockRef() = default;
+  ~BlockRef() { Release(); }
+  BlockRef(const BlockRef&) = delete;
+  BlockRef& operator=(const BlockRef&) = delete;
+
+  const uint8_t* data() const { return data_; }
+  void Release();
+
+ private:
+  friend class BlockFile;
+  PageCache* cache_ = nullptr;  // set while a slot is pinned
+  uint32_t slot_ = 0;
+  const uint8_t* data_ = nullptr;
+};
+
 class BlockFile {
  public:
   // Takes ownership of `fd`.
@@ -41,6 +60,10 @@ class BlockFile {
 
   // Reads block `blkno` (kBlockSize bytes) into `dst`, checking its CRC on the way in from disk.
   void ReadBlock(uint32_t blkno, uint8_t* dst, ReadMode mode) const;
+  // The same read, without copying a cached block: returns the block's bytes, either in place in
+  // the cache (pinned by `ref`) or read from disk into `buf` (kBlockSize bytes). Counts exactly as
+  // ReadBlock does. Releases whatever `ref` held first.
+  const uint8_t* Acquire(uint32_t blkno, ReadMode mode, uint8_t* buf, BlockRef* ref) const;
   // pread + CRC check, no cache, no range check against total_blocks (used for the summary).
   void ReadBlockFromDisk(uint32_t blkno, uint8_t* dst) const;
 
@@ -74,7 +97,8 @@ class ByteArena {
 
 // Buffers reused across blob reads so the read path does not allocate per value.
 struct BlobScratch {
-  uint8_t block[kBlockSize];
+  uint8_t block[kBlockSize];  // a value block read from disk
+  BlockRef ref;               // the value block being read (in the cache or in `block`)
   std::vector<uint8_t> stored;  // compressed payload, gathered from its blocks
   Decompressor decompressor;
 };

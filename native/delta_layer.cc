@@ -14,6 +14,7 @@ bool CollectDeltaChain(const Layer& layer, const uint8_t* key, WideLsn floor, Wi
     const uint8_t* entry = cursor.key();
     if (std::memcmp(entry, key, kKeySize) != 0) break;
     if (LoadBe64(entry + kKeySize) < floor) break;
+    cursor.Detach();  // no pin while the value is read
     if (PushLayerRecord(layer, cursor.value(), s)) return true;
   }
   return false;

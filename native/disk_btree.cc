@@ -118,8 +118,8 @@ BtreeCursor::BtreeCursor(const BlockFile& file, const BtreeGeometry& geo, ReadMo
     : file_(file), geo_(geo), mode_(mode), buf_(node_buf) {}
 
 uint16_t BtreeCursor::LoadNode(uint32_t blkno, uint8_t level) {
-  file_.ReadBlock(blkno, buf_, mode_);
-  return CheckNodeHeader(file_, geo_, blkno, level, buf_);
+  node_ = file_.Acquire(blkno, mode_, buf_, &ref_);
+  return CheckNodeHeader(file_, geo_, blkno, level, node_);
 }
 
 bool BtreeCursor::SeekLE(const uint8_t* key) {
@@ -130,7 +130,7 @@ bool BtreeCursor::SeekLE(const uint8_t* key) {
     uint16_t lo = 0, hi = count;
     while (lo < hi) {
       const uint16_t mid = static_cast<uint16_t>((lo + hi) / 2);
-      if (std::memcmp(buf_ + kBtreeNodeHeader + size_t{mid} * geo_.key_size, key, geo_.key_size) <= 0) {
+      if (std::memcmp(node_ + kBtreeNodeHeader + size_t{mid} * geo_.key_size, key, geo_.key_size) <= 0) {
         lo = static_cast<uint16_t>(mid + 1);
       } else {
         hi = mid;
@@ -144,7 +144,7 @@ bool BtreeCursor::SeekLE(const uint8_t* key) {
       idx_ = idx;
       return true;
     }
-    const uint64_t child = LoadBe64(buf_ + ValuesOffset(count, geo_.key_size) + size_t{idx} * kBtreeValueSize);
+    const uint64_t child = LoadBe64(node_ + ValuesOffset(count, geo_.key_size) + size_t{idx} * kBtreeValueSize);
     const uint64_t expected = ExpectedChild(geo_, blk, level, idx);
     // The builder's layout fixes where each child is; anything else is a corrupt index.
     if (child != expected) {
@@ -153,6 +153,13 @@ bool BtreeCursor::SeekLE(const uint8_t* key) {
     }
     blk = static_cast<uint32_t>(child);
   }
+}
+
+void BtreeCursor::Detach() {
+  if (node_ == buf_ || node_ == nullptr) return;
+  std::memcpy(buf_, node_, kBlockSize);
+  node_ = buf_;
+  ref_.Release();
 }
 
 bool BtreeCursor::LoadLeaf(uint32_t blkno) {

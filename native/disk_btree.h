@@ -57,8 +57,8 @@ uint16_t CheckNodeHeader(const BlockFile& file, const BtreeGeometry& geo, uint32
 // Where the builder put child `idx` of internal node `blkno` at `level`.
 uint64_t ExpectedChild(const BtreeGeometry& geo, uint32_t blkno, uint8_t level, uint16_t idx);
 
-// A position in a leaf. The cursor owns no memory: `node_buf` (kBlockSize bytes) holds the
-// current leaf and is reused while descending.
+// A position in a leaf. Nodes are read in place from the page cache (the current one pinned
+// while the cursor is on it) or, on a miss or a direct read, into `node_buf` (kBlockSize bytes).
 class BtreeCursor {
  public:
   BtreeCursor(const BlockFile& file, const BtreeGeometry& geo, ReadMode mode, uint8_t* node_buf);
@@ -69,9 +69,15 @@ class BtreeCursor {
   bool SeekFirst();
   bool Prev();
   bool Next();
+  // Stops holding the current node pinned in the cache, copying it into `node_buf` so the cursor
+  // stays usable. Reads call this before reading values: a pin held meanwhile would change which
+  // slot an insert evicts, and the TS twin, which copies every node, holds none.
+  void Detach();
+  // Stops holding the node at all; the cursor is unusable afterwards.
+  void Release() { ref_.Release(); node_ = nullptr; }
 
-  const uint8_t* key() const { return buf_ + kBtreeNodeHeader + size_t{idx_} * geo_.key_size; }
-  uint64_t value() const { return LoadBe64(buf_ + kBtreeNodeHeader + size_t{count_} * geo_.key_size + size_t{idx_} * kBtreeValueSize); }
+  const uint8_t* key() const { return node_ + kBtreeNodeHeader + size_t{idx_} * geo_.key_size; }
+  uint64_t value() const { return LoadBe64(node_ + kBtreeNodeHeader + size_t{count_} * geo_.key_size + size_t{idx_} * kBtreeValueSize); }
 
  private:
   uint16_t LoadNode(uint32_t blkno, uint8_t level);
@@ -81,6 +87,8 @@ class BtreeCursor {
   const BtreeGeometry& geo_;
   const ReadMode mode_;
   uint8_t* buf_;
+  BlockRef ref_;
+  const uint8_t* node_ = nullptr;
   uint32_t blk_ = 0;
   uint16_t count_ = 0;
   uint16_t idx_ = 0;

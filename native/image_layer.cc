@@ -7,8 +7,10 @@ namespace strata {
 bool ImageLookup(const Layer& layer, const uint8_t* key, ReadScratch& s) {
   BtreeCursor cursor(layer.file(), layer.geometry(), s.mode, s.node);
   if (!cursor.SeekLE(key) || std::memcmp(cursor.key(), key, kKeySize) != 0) return false;
+  const uint64_t value = cursor.value();
+  cursor.Release();  // no pin while the value is read (see BtreeCursor::Detach)
   // The will_init check in PushLayerRecord rejects an image entry holding a patch.
-  PushLayerRecord(layer, cursor.value(), s);
+  PushLayerRecord(layer, value, s);
   return true;
 }
 

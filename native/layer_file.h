@@ -133,6 +133,7 @@ struct ReadScratch {
   std::vector<RecordView> views;
 
   void Reset() {
+    blob.ref.Release();
     arena.clear();
     chain.clear();
   }

@@ -56,26 +56,35 @@ int64_t PageCache::Find(uint64_t key) const {
   return it == index_.end() ? -1 : int64_t{it->second};
 }
 
-bool PageCache::Lookup(uint32_t file_id, uint32_t blkno, uint8_t* into) {
-  uint32_t slot;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    const int64_t found = Find(MakeKey(file_id, blkno));
-    if (found < 0) {
-      ++misses_;
-      return false;
-    }
-    slot = static_cast<uint32_t>(found);
-    Slot& s = slots_[slot];
-    const uint8_t max_usage = policy_ == PageCachePolicy::kS3Fifo ? kMaxS3FifoFrequency : kMaxUsageCount;
-    if (s.usage < max_usage) ++s.usage;
-    ++s.pins;
-    ++hits_;
+bool PageCache::LookupPinned(uint32_t file_id, uint32_t blkno, const uint8_t** data, uint32_t* slot) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const int64_t found = Find(MakeKey(file_id, blkno));
+  if (found < 0) {
+    ++misses_;
+    return false;
   }
-  // Copy outside the lock; the pin keeps the slot from being reused meanwhile.
-  std::memcpy(into, SlotData(slot), kCachePageSize);
+  *slot = static_cast<uint32_t>(found);
+  Slot& s = slots_[*slot];
+  const uint8_t max_usage = policy_ == PageCachePolicy::kS3Fifo ? kMaxS3FifoFrequency : kMaxUsageCount;
+  if (s.usage < max_usage) ++s.usage;
+  ++s.pins;
+  ++hits_;
+  *data = SlotData(*slot);
+  return true;
+}
+
+void PageCache::Release(uint32_t slot) {
   std::lock_guard<std::mutex> lock(mu_);
   --slots_[slot].pins;
+}
+
+bool PageCache::Lookup(uint32_t file_id, uint32_t blkno, uint8_t* into) {
+  const uint8_t* data;
+  uint32_t slot;
+  if (!LookupPinned(file_id, blkno, &data, &slot)) return false;
+  // Copy outside the lock; the pin keeps the slot from being reused meanwhile.
+  std::memcpy(into, data, kCachePageSize);
+  Release(slot);
   return true;
 }
 
@@ -204,7 +213,8 @@ void PageCache::Insert(uint32_t file_id, uint32_t blkno, const uint8_t* data) {
   const int64_t found = Find(key);
   if (found >= 0) {
     // Blocks are immutable, so this rewrites the same bytes; usage / frequency and queue are kept.
-    std::memcpy(SlotData(static_cast<uint32_t>(found)), data, kCachePageSize);
+    // A pinned slot may be being read in place on another thread: leave its (same) bytes alone.
+    if (slots_[static_cast<size_t>(found)].pins == 0) std::memcpy(SlotData(static_cast<uint32_t>(found)), data, kCachePageSize);
     return;
   }
   const uint32_t slot = ClaimSlot();

@@ -60,6 +60,10 @@ class PageCache {
   // (S3-FIFO), count a hit.
   // Miss: count a miss. The slot stays pinned while its bytes are copied.
   bool Lookup(uint32_t file_id, uint32_t blkno, uint8_t* into);
+  // Lookup without the copy: on a hit `*data` points at the cached bytes, counted and bumped as
+  // Lookup does, and the slot stays pinned (never evicted or rewritten) until Release(*slot).
+  bool LookupPinned(uint32_t file_id, uint32_t blkno, const uint8_t** data, uint32_t* slot);
+  void Release(uint32_t slot);
   // Cache a block (clock usage 1; S3-FIFO frequency 0), or overwrite it if already cached.
   // CACHE_FULL if all slots are pinned.
   void Insert(uint32_t file_id, uint32_t blkno, const uint8_t* data);
