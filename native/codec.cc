@@ -1,5 +1,6 @@
 #include "codec.h"
 
+#include <algorithm>
 #include <cstring>
 #include <new>
 
@@ -28,39 +29,76 @@ bool ReadLz4Length(const uint8_t*& ip, const uint8_t* iend, size_t& len) {
 
 }  // namespace
 
+namespace {
+
+// Fast paths copy in fixed-size steps that may run past the bytes they need ("wild" copies), so
+// they are taken only while the buffers have that much room left; near the ends the exact loop
+// takes over. Every length and offset from the stream is checked before it is used.
+constexpr size_t kWildCopy = 16;
+
+// Copies a match of `len` bytes starting `offset` bytes back from `op`, with len ≤ room(op).
+// `room` is how many bytes may be written from `op` (to the end of the output).
+void CopyMatch(uint8_t* op, size_t offset, size_t len, size_t room) {
+  const uint8_t* from = op - offset;
+  if (offset >= kWildCopy && room >= len + kWildCopy) {
+    // Source and destination are ≥ 16 apart, so each 16-byte step reads bytes already final.
+    for (size_t done = 0; done < len; done += kWildCopy) std::memcpy(op + done, from + done, kWildCopy);
+    return;
+  }
+  if (offset >= len) {
+    std::memcpy(op, from, len);
+    return;
+  }
+  if (offset == 1) {
+    std::memset(op, *from, len);
+    return;
+  }
+  // Overlapping: the output repeats with period `offset`. [from, op + done) always holds a whole
+  // number of periods, so copying that whole span forward doubles the filled part each step.
+  size_t done = 0;
+  while (done < len) {
+    const size_t chunk = std::min(static_cast<size_t>(op + done - from), len - done);
+    std::memcpy(op + done, from, chunk);
+    done += chunk;
+  }
+}
+
+}  // namespace
+
 const char* Lz4DecodeBlock(const uint8_t* src, size_t src_len, uint8_t* dst, size_t dst_len) {
   const uint8_t* ip = src;
   const uint8_t* const iend = src + src_len;
-  size_t out = 0;
+  uint8_t* op = dst;
+  uint8_t* const oend = dst + dst_len;
   while (ip < iend) {
     const uint8_t token = *ip++;
     size_t lit_len = token >> 4;
-    if (lit_len == kLz4LenNibbleMax && !ReadLz4Length(ip, iend, lit_len)) return "lz4: truncated literal length";
-    if (lit_len > static_cast<size_t>(iend - ip)) return "lz4: literals run past the input";
-    if (lit_len > dst_len - out) return "lz4: literals overflow the output";
-    std::memcpy(dst + out, ip, lit_len);
+    if (lit_len != kLz4LenNibbleMax && static_cast<size_t>(iend - ip) >= kWildCopy &&
+        static_cast<size_t>(oend - op) >= kWildCopy) {
+      std::memcpy(op, ip, kWildCopy);  // short literal run: one fixed-size copy covers it
+    } else {
+      if (lit_len == kLz4LenNibbleMax && !ReadLz4Length(ip, iend, lit_len)) return "lz4: truncated literal length";
+      if (lit_len > static_cast<size_t>(iend - ip)) return "lz4: literals run past the input";
+      if (lit_len > static_cast<size_t>(oend - op)) return "lz4: literals overflow the output";
+      std::memcpy(op, ip, lit_len);
+    }
     ip += lit_len;
-    out += lit_len;
+    op += lit_len;
     if (ip == iend) break;  // the last sequence carries literals only
 
     if (static_cast<size_t>(iend - ip) < kLz4OffsetSize) return "lz4: truncated match offset";
     const size_t offset = size_t{ip[0]} | (size_t{ip[1]} << 8);
     ip += kLz4OffsetSize;
-    if (offset == 0 || offset > out) return "lz4: match offset outside the output";
+    if (offset == 0 || offset > static_cast<size_t>(op - dst)) return "lz4: match offset outside the output";
     size_t match_len = token & 0x0f;
     if (match_len == kLz4LenNibbleMax && !ReadLz4Length(ip, iend, match_len)) return "lz4: truncated match length";
     match_len += kLz4MinMatch;
-    if (match_len > dst_len - out) return "lz4: match overflows the output";
-    // Overlapping matches (offset < length) repeat recent bytes, so copy forward byte by byte.
-    const uint8_t* from = dst + out - offset;
-    if (offset >= match_len) {
-      std::memcpy(dst + out, from, match_len);
-    } else {
-      for (size_t i = 0; i < match_len; ++i) dst[out + i] = from[i];
-    }
-    out += match_len;
+    const size_t room = static_cast<size_t>(oend - op);
+    if (match_len > room) return "lz4: match overflows the output";
+    CopyMatch(op, offset, match_len, room);
+    op += match_len;
   }
-  return out == dst_len ? nullptr : "lz4: decompressed length differs from the header";
+  return op == oend ? nullptr : "lz4: decompressed length differs from the header";
 }
 
 Decompressor::Decompressor() : dctx_(ZSTD_createDCtx()) {
