@@ -76,7 +76,7 @@ describe('npm run bench (tiny profile)', () => {
     }
 
     const w = j.workloads;
-    expect(Object.keys(w).sort()).toEqual(['w1', 'w2', 'w3', 'w5', 'w6']);
+    expect(Object.keys(w).sort()).toEqual(['w1', 'w2', 'w3', 'w4', 'w5', 'w6', 'w7']);
 
     // W1: cached GetPage@latest, both sizes, both cores, both baselines, the floors.
     for (const size of ['small', 'large']) {
@@ -98,6 +98,7 @@ describe('npm run bench (tiny profile)', () => {
     for (const impl of IMPLS) {
       for (const op of ['readPage', 'readPages64']) expectMeasured(w.w1.uncompressed[impl][op], `w1.uncompressed.${impl}.${op}`);
     }
+    expectMeasured(w.w1.sizes.small.native.getPageOffload, 'w1.small.native.getPageOffload');
 
     // W2: reconstruct image + 1 / 10 / 50, time travel, baselines, decompression floors.
     for (const impl of IMPLS) {
@@ -127,6 +128,28 @@ describe('npm run bench (tiny profile)', () => {
     expect(w.w5.ts.identicalToNative).toBe(true);
     for (const k of ['native/lmdb', 'native/sqlite']) expect(w.w5.ratios[k]).toBeGreaterThan(0);
 
+    // W4: L0 → L1 compaction and image creation, both cores, MB/s of input and sizes.
+    for (const impl of IMPLS) {
+      for (const step of ['compaction', 'images']) {
+        const m = w.w4[impl][step];
+        expect(m.mbPerSec.median, `w4.${impl}.${step}`).toBeGreaterThan(0);
+        expect(m.inputBytes, `w4.${impl}.${step}.inputBytes`).toBeGreaterThan(0);
+        expect(m.outputBytes, `w4.${impl}.${step}.outputBytes`).toBeGreaterThan(0);
+      }
+      expect(w.w4[impl].compaction.inputLayers).toBeGreaterThan(1);
+    }
+    expect(w.w4.ratios['native/ts.compaction'].median).toBeGreaterThan(0);
+
+    // W7: event-loop delay under cold reads for every mode, both cores, and the idle floor.
+    for (const impl of IMPLS) {
+      for (const mode of ['getPage', 'readPage', 'saturated']) {
+        const m = w.w7[impl][mode];
+        expect(m.pagesPerSec.median, `w7.${impl}.${mode}`).toBeGreaterThan(0);
+        expect(m.loopDelayP99Ms.median, `w7.${impl}.${mode}.loopDelayP99Ms`).toBeGreaterThan(0);
+      }
+    }
+    expect(w.w7.idle.loopDelayP99Ms.median).toBeGreaterThan(0);
+
     // W6: every policy on Zipf (with and without scans) and both ARC traces; the clock
     // simulator agrees with both real page caches.
     expect(w.w6.crossCheck.match).toBe(true);
@@ -143,6 +166,8 @@ describe('npm run bench (tiny profile)', () => {
 
     // The headline ratios.
     expect(Array.isArray(j.targets) && j.targets.length > 0).toBe(true);
-    for (const id of ['G1', 'G2', 'G4', 'G5', 'G7', 'W2', 'W3', 'W5']) expect(j.targets.some((t: Json) => t.id === id), id).toBe(true);
+    for (const id of ['P1', 'P2', 'P3', 'P4', 'P5', 'P6', 'P7', 'W4', 'W7']) expect(j.targets.some((t: Json) => t.id === id), id).toBe(true);
+    // Every P-line carries a verdict computed from its threshold.
+    for (const t of j.targets as Json[]) if (t.id.startsWith('P')) expect([true, false], `${t.id} ${t.what}`).toContain(t.met);
   });
 });
