@@ -188,8 +188,9 @@ function targets(r) {
     add('W5', 'bytes on disk: Strata after compaction ÷ LMDB', w5.ratios['nativeCompacted/lmdb'], 'report');
   }
   if (w6) {
-    const absMax = Math.max(Math.abs(w6.summary.clockMinusLruPt.min), Math.abs(w6.summary.clockMinusLruPt.max));
-    add('P7', 'clock − LRU hit ratio, pt: largest |difference| over every trace × size', absMax, '≤ 1 pt everywhere', { max: 1 }, { unit: 'pt' });
+    // "Within 1 point of LRU": never more than 1 pt worse; where the clock beats LRU it is reported, not failed.
+    add('P7', 'clock − LRU hit ratio, pt: worst (lowest) over every trace × size', w6.summary.clockMinusLruPt.min, '≥ −1 pt everywhere', { min: -1 }, { unit: 'pt' });
+    add('W6', 'clock − LRU hit ratio, pt: best (highest) over every trace × size', w6.summary.clockMinusLruPt.max, 'report', {}, { unit: 'pt' });
     for (const trace of ['zipf1', 'arc-OLTP']) {
       const rows = w6.rows.filter((x) => x.trace === trace);
       if (rows.length === 0) continue;
