@@ -63,8 +63,8 @@ describe('records', () => {
 describe('codec', () => {
   it('reads the content size from zstd frame headers and refuses frames that lie about it', async () => {
     const { encodeBlob, decompress, zstdFrameContentSize } = await import('../lib/codec');
-    const { CODEC_ZSTD } = await import('../lib/format');
-    for (const n of [64, 255, 256, 300, 8193]) {
+    const { CODEC_ZSTD, COMPRESS_MIN_BYTES } = await import('../lib/format');
+    for (const n of [COMPRESS_MIN_BYTES, 255, 256, 300, 8193]) {
       const raw = Buffer.alloc(n, 3);
       const blob = encodeBlob(CODEC_ZSTD, raw);
       const stored = blob.subarray(8);
@@ -73,5 +73,9 @@ describe('codec', () => {
       expect(() => decompress(CODEC_ZSTD, stored, n + 1)).toThrow(/claims/);
     }
     expect(zstdFrameContentSize(Buffer.from('not a frame'))).toBeNull();
+    // Below the threshold the writer stores the record raw (codec 0 in the header) untried.
+    const small = encodeBlob(CODEC_ZSTD, Buffer.alloc(COMPRESS_MIN_BYTES - 1, 3));
+    expect(small.readUInt32BE(0) >>> 28).toBe(0);
+    expect(small.length).toBe(4 + COMPRESS_MIN_BYTES - 1);
   });
 });
