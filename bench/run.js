@@ -10,7 +10,7 @@
  * so every claim is a ratio of two numbers measured side by side in the same rounds of this run
  * (bench/lib/harness.js). Method and the latest results: docs/PERFORMANCE.md.
  *
- * Profiles: full (default, ~10 min), --quick (< 2 min), --tiny (seconds; the smoke test's size).
+ * Profiles: full (default, ~6 min here), --quick (< 2 min; the smoke test runs it), --tiny (seconds).
  */
 const fs = require('node:fs');
 const os = require('node:os');

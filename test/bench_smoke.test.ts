@@ -1,8 +1,8 @@
 /**
- * Smoke test of the benchmark harness (bench/run.js): run it at its smallest size (--tiny, the
- * --quick profile shrunk to seconds) and check that it finishes, prints its tables and writes
+ * Smoke test of the benchmark harness (bench/run.js): run the --quick profile (≈ 1 min; the issue
+ * asks for this profile to be smoke-tested) and check that it finishes, prints its tables and writes
  * valid JSON holding every workload, implementation, baseline and floor. No timing assertions:
- * the numbers of a run this small mean nothing, only their presence and shape are checked.
+ * the numbers of a run this short, beside other tests, mean nothing: only presence and shape count.
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -35,9 +35,12 @@ function expectLatency(res: Json, where: string): void {
 
 let tmp: string | undefined;
 
+// The quick profile takes ≈ 1 min alone and may share 2 cores with other test files.
+const BENCH_TIMEOUT_MS = 6 * 60_000;
+
 // The bench compares the native core with the TS one, so it needs the addon; where the addon
 // cannot load (no compiler) the test checks that the bench refuses clearly instead.
-describe('npm run bench (tiny profile)', () => {
+describe('npm run bench (quick profile)', () => {
   afterAll(() => {
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   });
@@ -45,7 +48,7 @@ describe('npm run bench (tiny profile)', () => {
   it('runs and writes JSON with every workload, implementation, baseline and floor', () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-bench-smoke-'));
     const out = path.join(tmp, 'latest.json');
-    const r = spawnSync(process.execPath, [path.join(ROOT, 'bench', 'run.js'), '--tiny', '--out', out], {
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'bench', 'run.js'), '--quick', '--out', out], {
       cwd: ROOT, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024,
     });
     if (nativeLoadError() !== null) {
@@ -62,7 +65,7 @@ describe('npm run bench (tiny profile)', () => {
 
     // Run description: enough to reproduce it and to know what it ran on.
     for (const k of ['date', 'commit', 'node', 'cpu', 'cores', 'seeds', 'sizes', 'harness', 'native']) expect(j.meta, `meta.${k}`).toHaveProperty(k);
-    expect(j.meta.profile).toBe('tiny');
+    expect(j.meta.profile).toBe('quick');
     expect(j.meta.harness.library).toBe('tinybench');
     expect(j.meta.native.loaded).toBe(true);
 
@@ -169,5 +172,5 @@ describe('npm run bench (tiny profile)', () => {
     for (const id of ['P1', 'P2', 'P3', 'P4', 'P5', 'P6', 'P7', 'W4', 'W7']) expect(j.targets.some((t: Json) => t.id === id), id).toBe(true);
     // Every P-line carries a verdict computed from its threshold.
     for (const t of j.targets as Json[]) if (t.id.startsWith('P')) expect([true, false], `${t.id} ${t.what}`).toContain(t.met);
-  });
+  }, BENCH_TIMEOUT_MS);
 });

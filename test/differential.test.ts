@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { type CompressionName, type PageKey, Repository } from '../lib';
+import { type CompressionName, PAGE_SIZE, type PageKey, Repository, type Timeline } from '../lib';
 import { IMPLEMENTATIONS } from './helpers/cores';
 import { Oracle } from './helpers/oracle';
 import { Rng } from './helpers/random';
@@ -45,11 +45,34 @@ async function runScript(impl: 'native' | 'ts', seed: number, compression: Compr
     } else {
       const keys: PageKey[] = Array.from({ length: 16 }, () => randomKey(rng, KEYS));
       const lsn = rng.bigint(0n, tl.lastRecordLsn);
-      for (const k of keys) pages.push(await tl.getPage(k, lsn).catch((e: { code: string }) => Buffer.from(e.code)));
+      for (const k of keys) pages.push(rng.chance(0.5) ? await tl.getPage(k, lsn).catch(codeOf) : readOne(tl, k, lsn, rng.int(0, 64)));
+      // And the batch API once, when every key has a page there (otherwise the batch fails whole).
+      const into = Buffer.alloc(keys.length * PAGE_SIZE);
+      try {
+        tl.readPages(keys, lsn, into);
+        pages.push(into);
+      } catch (e) {
+        pages.push(codeOf(e));
+      }
     }
   }
   await repo.close();
   return { dir, pages };
+}
+
+function codeOf(e: unknown): Buffer {
+  return Buffer.from((e as { code: string }).code);
+}
+
+/** readPage (sync) into a caller buffer at `offset`; the page, or the error code. */
+function readOne(tl: Timeline, key: PageKey, lsn: bigint, offset: number): Buffer {
+  const into = Buffer.alloc(offset + PAGE_SIZE);
+  try {
+    tl.readPage(key, lsn, into, offset);
+    return into.subarray(offset);
+  } catch (e) {
+    return codeOf(e);
+  }
 }
 
 function filesUnder(dir: string): Map<string, Buffer> {
