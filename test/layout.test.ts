@@ -1,6 +1,6 @@
 /**
  * The tree is the architecture (docs/ARCHITECTURE.md, "The tree"): imports flow one way,
- * tools → subsystems → engine → core selection → the two cores → the core contract → the public
+ * tools → public facades → subsystems → engine → core selection → the two cores → the core contract → the public
  * vocabulary, and no module imports itself through a cycle. This test reads every import in lib/
  * and fails on an import against that direction or on any cycle.
  */
@@ -18,6 +18,7 @@ const LAYERS: ReadonlyArray<{ name: string; test: (rel: string) => boolean }> = 
   { name: 'core selection', test: (r) => r === 'core/select.ts' },
   { name: 'engine', test: (r) => r.startsWith('engine/') },
   { name: 'subsystems', test: (r) => /^(pg|service|remote)\//.test(r) },
+  { name: 'public facades', test: (r) => /^(repository|timeline)\.ts$/.test(r) },
   { name: 'tools', test: (r) => r.startsWith('cli/') },
   { name: 'entry', test: (r) => r === 'index.ts' },
 ];

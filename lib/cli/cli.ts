@@ -17,8 +17,8 @@ import { formatKey } from '../key';
 import { formatLsn } from '../lsn';
 import type { LayerDesc } from '../engine/manifest';
 import { nativeInfo } from '../core/native';
-import { Repository } from '../engine/repository';
-import type { Timeline } from '../engine/timeline';
+import { Repository } from '../repository';
+import type { Timeline } from '../timeline';
 import { createCore, resolveImplementation, type ImplementationChoice } from '../core/select';
 
 const USAGE = `Usage: strata <command> [options]
