@@ -23,6 +23,8 @@
         'native/page_cache.cc',
         'native/reconstruct.cc',
         'native/walredo.cc',
+        'native/pg/pg_addon.cc',
+        'native/pg/redo_record.cc',
       ],
       'dependencies': [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except",
