@@ -23,6 +23,7 @@
         'native/page_cache.cc',
         'native/reconstruct.cc',
         'native/walredo.cc',
+        'native/pg/bufpage.cc',
         'native/pg/pg_addon.cc',
         'native/pg/redo_record.cc',
       ],

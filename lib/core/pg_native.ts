@@ -10,6 +10,8 @@ import { loadNativeBinding } from '../native';
 export interface PgNativeFunctions {
   /** null when the stored record is well formed, else what is wrong. */
   pgCheckRedoRecord(rec: Uint8Array): string | null;
+  /** The bufpage test hook; op numbers in lib/core/ts/pg/bufpage.ts (PAGE_OP). */
+  pgPageOp(op: number, page: Uint8Array, a: number, b: number, bytes: Uint8Array): number;
 }
 
 function call<T>(fn: () => T): T {
@@ -27,5 +29,6 @@ export function pgNative(): PgNativeFunctions {
   const f = b as PgNativeFunctions;
   return {
     pgCheckRedoRecord: (rec) => call(() => f.pgCheckRedoRecord(rec)),
+    pgPageOp: (op, page, a, b2, bytes) => call(() => f.pgPageOp(op, page, a, b2, bytes)),
   };
 }
