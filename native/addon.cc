@@ -14,6 +14,7 @@
 #include "errors.h"
 #include "format.h"
 #include "walredo.h"
+#include "pg/pg_addon.h"
 
 namespace strata {
 namespace {
@@ -522,6 +523,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("crc32", Napi::Function::New<Crc32Js>(env, "crc32"));
   exports.Set("decompress", Napi::Function::New<DecompressJs>(env, "decompress"));
   exports.Set("redoChain", Napi::Function::New<RedoChainJs>(env, "redoChain"));
+  pg::InitPg(env, exports);  // PostgreSQL redo (native/pg/)
   return exports;
 }
 
