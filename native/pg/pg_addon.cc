@@ -4,11 +4,13 @@
 #include <napi.h>
 
 #include <cmath>
+#include <cstdio>
 #include <string>
 #include <vector>
 
 #include "../errors.h"
 #include "bufpage.h"
+#include "nbtree_redo.h"
 #include "pg_addon.h"
 #include "pg_format.h"
 #include "redo_record.h"
@@ -85,6 +87,31 @@ Napi::Value CheckRedoRecordJs(const Napi::CallbackInfo& info) {
   });
 }
 
+// pgBtreeRedo(rec, page): btree redo of one stored record on the page in place (test hook until
+// rmgr's dispatch reaches BtreeRedo). Errors as rmgr reports them: REDO_FAILED naming the record's
+// xl_info, LSN and block.
+Napi::Value BtreeRedoJs(const Napi::CallbackInfo& info) {
+  return PgGuard(info.Env(), [&]() -> Napi::Value {
+    const Bytes rec = ArgBytes(info, 0, "rec");
+    uint8_t* page = ArgPage(info, 1);
+    RedoRecordView r;
+    if (const char* err = ParseRedoRecord(rec.data, rec.len, &r)) {
+      Fail(ErrorCode::kRedoFailed, std::string("malformed PostgreSQL record: ") + err);
+    }
+    if (r.rmid != kRmBtreeId) BadArgument("not a btree record");
+    try {
+      BtreeRedo(r, page);
+    } catch (const PageError& e) {
+      char where[64];
+      std::snprintf(where, sizeof(where), "Btree info 0x%02X at %X/%X", r.info & 0xF0u,
+                    static_cast<unsigned>(r.lsn >> 32), static_cast<unsigned>(r.lsn));
+      Fail(ErrorCode::kRedoFailed, std::string(where) + ", block id " + std::to_string(r.target_id) + " (block " +
+                                       std::to_string(r.Target().block_number) + "): " + e.what());
+    }
+    return info.Env().Undefined();
+  });
+}
+
 // pgPageOp(op, page, a, b, bytes): one bufpage.c function on the page, for the differential test
 // (op numbers in lib/core/ts/pg/bufpage.ts, PAGE_OP). Returns the function's numeric result or 0.
 Napi::Value PageOpJs(const Napi::CallbackInfo& info) {
@@ -126,6 +153,7 @@ Napi::Value PageOpJs(const Napi::CallbackInfo& info) {
 
 void InitPg(Napi::Env env, Napi::Object exports) {
   exports.Set("pgCheckRedoRecord", Napi::Function::New<CheckRedoRecordJs>(env, "pgCheckRedoRecord"));
+  exports.Set("pgBtreeRedo", Napi::Function::New<BtreeRedoJs>(env, "pgBtreeRedo"));
   exports.Set("pgPageOp", Napi::Function::New<PageOpJs>(env, "pgPageOp"));
 }
 

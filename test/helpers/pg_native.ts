@@ -11,6 +11,8 @@ import { toStrataError } from '../../lib/errors';
 export interface PgNativeFunctions {
   /** null when the stored record is well formed, else what is wrong. */
   pgCheckRedoRecord(rec: Uint8Array): string | null;
+  /** Btree redo of one stored record on the 8192-byte page in place (native/pg/nbtree_redo.cc). */
+  pgBtreeRedo(rec: Uint8Array, page: Uint8Array): void;
   /** The bufpage test hook; op numbers in lib/core/ts/pg/bufpage.ts (PAGE_OP). */
   pgPageOp(op: number, page: Uint8Array, a: number, b: number, bytes: Uint8Array): number;
 }
@@ -32,6 +34,7 @@ export function pgNative(): PgNativeFunctions {
   const f = b as PgNativeFunctions;
   return {
     pgCheckRedoRecord: (rec) => call(() => f.pgCheckRedoRecord(rec)),
+    pgBtreeRedo: (rec, page) => call(() => f.pgBtreeRedo(rec, page)),
     pgPageOp: (op, page, a, b2, bytes) => call(() => f.pgPageOp(op, page, a, b2, bytes)),
   };
 }
