@@ -23,6 +23,10 @@
         'native/page_cache.cc',
         'native/reconstruct.cc',
         'native/walredo.cc',
+        'native/pg/crc32c.cc',
+        'native/pg/pg_addon.cc',
+        'native/pg/pglz.cc',
+        'native/pg/xlogreader.cc',
       ],
       'dependencies': [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except",

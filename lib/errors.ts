@@ -17,6 +17,9 @@ export type StrataErrorCode =
   | 'CACHE_FULL'         // every page-cache slot is pinned
   | 'NATIVE_UNAVAILABLE' // implementation 'native' forced but the addon cannot load
   | 'CLOSED'             // repository or timeline used after close()
+  | 'WAL_CORRUPT'        // PostgreSQL WAL fails a check in the middle of valid WAL (CRC, length, xl_prev, block header)
+  | 'WAL_UNSUPPORTED'    // PostgreSQL WAL Strata cannot decode or redo (other version, page size, record type)
+  | 'REDO_FAILED'        // a PostgreSQL record does not fit the page it is redone on
   | 'IO_ERROR';
 
 export class StrataError extends Error {
@@ -49,5 +52,5 @@ export function toStrataError(e: unknown): unknown {
 const KNOWN_CODES: ReadonlySet<string> = new Set<StrataErrorCode>([
   'LSN_ORDER', 'BAD_RECORD', 'BAD_ARGUMENT', 'PAGE_NOT_FOUND', 'LSN_TIMEOUT', 'LSN_GC_CUTOFF', 'TIMELINE_NOT_FOUND',
   'TIMELINE_EXISTS', 'BAD_ANCESTOR_LSN', 'CORRUPT_LAYER', 'CORRUPT_MANIFEST', 'CACHE_FULL',
-  'NATIVE_UNAVAILABLE', 'CLOSED', 'IO_ERROR',
+  'NATIVE_UNAVAILABLE', 'CLOSED', 'IO_ERROR', 'WAL_CORRUPT', 'WAL_UNSUPPORTED', 'REDO_FAILED',
 ]);

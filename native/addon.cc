@@ -14,6 +14,7 @@
 #include "crc32.h"
 #include "errors.h"
 #include "format.h"
+#include "pg/pg_addon.h"
 
 namespace strata {
 namespace {
@@ -502,6 +503,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("decompress", Napi::Function::New<DecompressJs>(env, "decompress"));
   // Machine floors for bench/ (not used by the engine; see native/bench_floors.h).
   exports.Set("benchFloors", BenchFloors(env));
+  pg::InitPg(env, exports);
   return exports;
 }
 

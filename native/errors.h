@@ -8,7 +8,7 @@
 
 namespace strata {
 
-enum class ErrorCode { kCorruptLayer, kIoError, kBadArgument, kCacheFull };
+enum class ErrorCode { kCorruptLayer, kIoError, kBadArgument, kCacheFull, kWalCorrupt, kWalUnsupported, kRedoFailed };
 
 inline const char* ErrorCodeName(ErrorCode code) {
   switch (code) {
@@ -16,6 +16,9 @@ inline const char* ErrorCodeName(ErrorCode code) {
     case ErrorCode::kIoError: return "IO_ERROR";
     case ErrorCode::kBadArgument: return "BAD_ARGUMENT";
     case ErrorCode::kCacheFull: return "CACHE_FULL";
+    case ErrorCode::kWalCorrupt: return "WAL_CORRUPT";
+    case ErrorCode::kWalUnsupported: return "WAL_UNSUPPORTED";
+    case ErrorCode::kRedoFailed: return "REDO_FAILED";
   }
   return "IO_ERROR";
 }
