@@ -26,7 +26,7 @@ export function decodeBytes(impl: ImplementationName, wal: Uint8Array, opts: Wal
   const parts: Buffer[] = [];
   let count = 0;
   let nextLsn = opts.startLsn;
-  let state: DecodeStateName = 'need-more';
+  let state = 'need-more' as DecodeStateName; // set by drain()
   const drain = (): void => {
     for (;;) {
       const r = d.decode(maxRecords());
