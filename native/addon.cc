@@ -8,7 +8,6 @@
 #include <string>
 #include <vector>
 
-#include "bench_floors.h"
 #include "codec.h"
 #include "core.h"
 #include "crc32.h"
@@ -500,8 +499,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("LayerWriter", JsLayerWriter::Define(env));
   exports.Set("crc32", Napi::Function::New<Crc32Js>(env, "crc32"));
   exports.Set("decompress", Napi::Function::New<DecompressJs>(env, "decompress"));
-  // Machine floors for bench/ (not used by the engine; see native/bench_floors.h).
-  exports.Set("benchFloors", BenchFloors(env));
   return exports;
 }
 

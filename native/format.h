@@ -1,5 +1,5 @@
 // On-disk layout constants shared by every layer-file reader and writer.
-// Mirrors lib/format.ts and lib/record.ts; docs/FORMAT.md explains each byte.
+// Mirrors lib/core/format.ts and lib/record.ts; docs/FORMAT.md explains each byte.
 #ifndef STRATA_FORMAT_H_
 #define STRATA_FORMAT_H_
 

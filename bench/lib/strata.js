@@ -40,10 +40,10 @@ function copyDir(src, dst) {
 
 /**
  * Layer-file blocks of every layer of these timelines: index (B-tree) blocks and total blocks,
- * read from the layer summaries with a throwaway TS core (internal API, dist/ts_core.js).
+ * read from the layer summaries with a throwaway TS core (internal API, dist/core/ts/core.js).
  */
 function layerBlocks(timelines) {
-  const { createTsCore } = require(`${DIST}/ts_core.js`);
+  const { createTsCore } = require(`${DIST}/core/ts/core.js`);
   const core = createTsCore({ pageCacheBytes: 16 * 8192 });
   let index = 0;
   let total = 0;

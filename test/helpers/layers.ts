@@ -5,11 +5,11 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { encodeBlob } from '../../lib/codec';
-import { COUNTS_PER_REQUEST, type Core, type LayerKind } from '../../lib/core';
-import { CODEC_NONE, type CodecId } from '../../lib/format';
+import { encodeBlob } from '../../lib/core/compress';
+import { COUNTS_PER_REQUEST, type Core, type LayerKind } from '../../lib/core/core';
+import { CODEC_NONE, type CodecId } from '../../lib/core/format';
 import { KEY_MAX, KEY_MIN, KEY_SIZE } from '../../lib/key';
-import { encodeReadPlan, type PlanRequest } from '../../lib/read_plan';
+import { encodeReadPlan, type PlanRequest } from '../../lib/core/read_plan';
 import { PAGE_SIZE, RECORD_TAG_IMAGE, RECORD_TAG_PATCH, RECORD_TAG_ZERO, recordWillInit } from '../../lib/record';
 import type { Rng } from './random';
 

@@ -1,0 +1,133 @@
+/**
+ * The per-timeline manifest: which layer files make up the timeline, how far it is durable, and
+ * its ancestor. JSON plus a CRC-32 trailer line (docs/FORMAT.md, "Manifest"); replaced atomically.
+ */
+import * as fs from 'node:fs';
+import { crc32 } from 'node:zlib';
+import { StrataError } from '../errors';
+import { type CompressionName, CODEC_NAMES } from '../core/format';
+import { writeFileAtomic } from './fs_util';
+import { keyToHex } from '../key';
+import { formatLsn, lsnToHex16, parseLsn, type Lsn } from '../lsn';
+import type { LayerKind } from '../core/core';
+
+export const MANIFEST_FILE = 'manifest';
+export const MANIFEST_FORMAT = 1;
+
+export interface LayerDesc {
+  fileName: string;
+  kind: LayerKind;
+  level: number;
+  keyStart: string;  // 36 hex digits
+  keyEnd: string;
+  lsnStart: bigint;
+  lsnEnd: bigint;    // exclusive
+  sizeBytes: number;
+}
+
+export interface Manifest {
+  tenantId: string;
+  timelineId: string;
+  ancestorTimelineId: string | null;
+  ancestorLsn: bigint | null;
+  startLsn: bigint;
+  diskConsistentLsn: bigint;
+  /** Reads below this LSN fail with LSN_GC_CUTOFF; it only moves forward. */
+  gcCutoffLsn: bigint;
+  compression: CompressionName;
+  layers: LayerDesc[];
+}
+
+interface LayerJson {
+  fileName: string; kind: LayerKind; level: number; keyStart: string; keyEnd: string;
+  lsnStart: string; lsnEnd: string; sizeBytes: number;
+}
+
+interface ManifestJson {
+  format: number; tenantId: string; timelineId: string; ancestorTimelineId: string | null;
+  ancestorLsn: string | null; startLsn: string; diskConsistentLsn: string; gcCutoffLsn?: string; compression: string;
+  layers: LayerJson[];
+}
+
+const TRAILER = /^crc32 ([0-9a-f]{8})\n$/;
+
+export function encodeManifest(m: Manifest): string {
+  const json: ManifestJson = {
+    format: MANIFEST_FORMAT,
+    tenantId: m.tenantId,
+    timelineId: m.timelineId,
+    ancestorTimelineId: m.ancestorTimelineId,
+    ancestorLsn: m.ancestorLsn === null ? null : formatLsn(m.ancestorLsn),
+    startLsn: formatLsn(m.startLsn),
+    diskConsistentLsn: formatLsn(m.diskConsistentLsn),
+    gcCutoffLsn: formatLsn(m.gcCutoffLsn),
+    compression: m.compression,
+    layers: m.layers.map((l) => ({
+      fileName: l.fileName, kind: l.kind, level: l.level, keyStart: l.keyStart, keyEnd: l.keyEnd,
+      lsnStart: formatLsn(l.lsnStart), lsnEnd: formatLsn(l.lsnEnd), sizeBytes: l.sizeBytes,
+    })),
+  };
+  const body = JSON.stringify(json, null, 1);
+  return `${body}\ncrc32 ${crc32(body).toString(16).padStart(8, '0')}\n`;
+}
+
+export function writeManifest(file: string, m: Manifest): void {
+  writeFileAtomic(file, encodeManifest(m));
+}
+
+export function readManifest(file: string): Manifest {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new StrataError('CORRUPT_MANIFEST', `${file}: cannot read: ${(e as Error).message}`, { cause: e });
+  }
+  return decodeManifest(file, text);
+}
+
+export function decodeManifest(file: string, text: string): Manifest {
+  const fail = (why: string): never => { throw new StrataError('CORRUPT_MANIFEST', `${file}: ${why}`); };
+  const cut = text.lastIndexOf('\ncrc32 ');
+  if (cut < 0) fail('missing checksum trailer (truncated?)');
+  const body = text.slice(0, cut);
+  const m = TRAILER.exec(text.slice(cut + 1));
+  if (!m) fail('malformed checksum trailer');
+  const stored = parseInt(m![1], 16);
+  const actual = crc32(body);
+  if (stored !== actual) fail(`checksum mismatch (stored ${m![1]}, computed ${actual.toString(16).padStart(8, '0')})`);
+  let j: ManifestJson;
+  try {
+    j = JSON.parse(body) as ManifestJson;
+  } catch (e) {
+    return fail(`bad JSON: ${(e as Error).message}`);
+  }
+  if (j.format !== MANIFEST_FORMAT) fail(`unsupported manifest format ${String(j.format)}`);
+  if (!CODEC_NAMES.includes(j.compression as CompressionName)) fail(`unknown compression ${j.compression}`);
+  try {
+    return {
+      tenantId: j.tenantId,
+      timelineId: j.timelineId,
+      ancestorTimelineId: j.ancestorTimelineId,
+      ancestorLsn: j.ancestorLsn === null ? null : parseLsn(j.ancestorLsn),
+      startLsn: parseLsn(j.startLsn),
+      diskConsistentLsn: parseLsn(j.diskConsistentLsn),
+      gcCutoffLsn: j.gcCutoffLsn === undefined ? 0n : parseLsn(j.gcCutoffLsn),
+      compression: j.compression as CompressionName,
+      layers: j.layers.map((l) => ({
+        fileName: l.fileName, kind: l.kind, level: l.level, keyStart: l.keyStart, keyEnd: l.keyEnd,
+        lsnStart: parseLsn(l.lsnStart), lsnEnd: parseLsn(l.lsnEnd), sizeBytes: l.sizeBytes,
+      })),
+    };
+  } catch (e) {
+    return fail(`bad field: ${(e as Error).message}`);
+  }
+}
+
+/** Layer file names carry key and LSN ranges, as Neon's do (docs/FORMAT.md, "File names"). */
+export function deltaFileName(keyStart: Buffer, keyEnd: Buffer, lsnStart: Lsn, lsnEnd: Lsn): string {
+  return `${keyToHex(keyStart)}-${keyToHex(keyEnd)}__${lsnToHex16(lsnStart)}-${lsnToHex16(lsnEnd)}`;
+}
+
+export function imageFileName(keyStart: Buffer, keyEnd: Buffer, lsn: Lsn): string {
+  return `${keyToHex(keyStart)}-${keyToHex(keyEnd)}__${lsnToHex16(lsn)}`;
+}
