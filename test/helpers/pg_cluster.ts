@@ -6,9 +6,11 @@
  * - `pgAvailability(): { ok, reason }` — whether the tools in /usr/lib/postgresql/15/bin (or
  *   STRATA_PG_BIN) can run here; a test that needs PostgreSQL is skipped with `reason` when not ok.
  * - `PgCluster.create(options)` — initdb into a new temp dir (chowned to `postgres` when we are root),
- *   with settings for deterministic oracle tests (`DEFAULT_SETTINGS`); then `start()`, `stop(mode)`,
+ *   with settings for deterministic oracle tests (`DEFAULT_SETTINGS`); `PgCluster.copyOf(dataDir)` —
+ *   a cluster on a copy of a stopped data dir; then `start()`, `stop(mode)`,
  *   `sql(db, text)` → rows, `exec(db, script)`, `pgbench(args)`, `checkpoint()`,
- *   `currentWalInsertLsn()`, `controlData()`, `databases()`, `relations(db)`, `destroy()`;
+ *   `currentWalInsertLsn()`, `controlData()`, `databases()`, `relations(db)`, `runUntilExit(ms)`
+ *   (a foreground postmaster, e.g. a recovery that shuts down at its target), `destroy()`;
  *   `dataDir`, `walDir`, `rootDir`, `port`, `socketDir`.
  *
  * Every program runs as the `postgres` OS user when the test process is root (PostgreSQL refuses
@@ -53,6 +55,8 @@ const NULL_MARK = '\x1aNULL';
 const PG_CTL_WAIT_S = 120;
 /** Ports tried before start() gives up when the chosen free port was taken meanwhile. */
 const START_ATTEMPTS = 3;
+/** How often runUntilExit looks for postmaster.pid to arm the watchdog (ms). */
+const WATCHDOG_ARM_POLL_MS = 100;
 
 export interface PgAvailability {
   ok: boolean;
@@ -277,11 +281,12 @@ export function runPgTool(
   const okCodes = opts.okCodes ?? [0];
   const { file, argv } = commandFor(tool, args);
   return new Promise((resolve, reject) => {
-    const child = spawn(file, argv, { cwd: opts.cwd ?? os.tmpdir(), env: pgEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
+    const stdin = opts.input === undefined ? 'ignore' : 'pipe';
+    const child = spawn(file, argv, { cwd: opts.cwd ?? os.tmpdir(), env: pgEnv(), stdio: [stdin, 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
+    child.stdout?.on('data', (b: Buffer) => out.push(b));
+    child.stderr?.on('data', (b: Buffer) => err.push(b));
     child.on('error', reject);
     child.on('close', (code, signal) => {
       const r: RunResult = {
@@ -297,7 +302,11 @@ export function runPgTool(
           ),
         );
     });
-    child.stdin.end(opts.input ?? '');
+    if (child.stdin) {
+      // A child that exits before reading its input closes the pipe: its exit code tells what happened.
+      child.stdin.on('error', () => undefined);
+      child.stdin.end(opts.input);
+    }
   });
 }
 
@@ -487,6 +496,36 @@ export class PgCluster {
     return c;
   }
 
+  /**
+   * A new cluster on a copy of a stopped data dir (a fixture's base/ or final/), in a new temp dir,
+   * with `extraConf` appended to its postgresql.conf (e.g. restore_command for a standby). Not
+   * started; `destroy()` deletes the copy, never the source.
+   */
+  static async copyOf(
+    sourceDataDir: string,
+    options: Pick<PgClusterOptions, 'extraConf' | 'parentDir'> = {},
+  ): Promise<PgCluster> {
+    const avail = pgAvailability();
+    if (!avail.ok) throw new Error(`PostgreSQL unavailable: ${avail.reason}`);
+    const root = fs.mkdtempSync(path.join(options.parentDir ?? os.tmpdir(), 'strata-pg-'));
+    const c = new PgCluster(root, options);
+    try {
+      fs.mkdirSync(c.socketDir);
+      await fs.promises.cp(sourceDataDir, c.dataDir, { recursive: true, preserveTimestamps: true });
+      fs.rmSync(path.join(c.dataDir, 'postmaster.pid'), { force: true });
+      fs.chmodSync(c.dataDir, 0o700); // PostgreSQL refuses a data dir others can read
+      const text = Object.entries(options.extraConf ?? {})
+        .map(([k, v]) => `${k} = ${confValue(v)}`)
+        .join('\n');
+      fs.appendFileSync(path.join(c.dataDir, 'postgresql.conf'), `\n# strata test settings (copyOf)\n${text}\n`);
+      chownToPostgres(root);
+    } catch (e) {
+      fs.rmSync(root, { recursive: true, force: true });
+      throw e;
+    }
+    return c;
+  }
+
   /** Starts the server on a free port of 127.0.0.1 and the socket dir; waits until it accepts connections. */
   async start(): Promise<void> {
     if (this.isRunning) return;
@@ -513,6 +552,47 @@ export class PgCluster {
       }
     }
     throw new Error(`could not start PostgreSQL in ${this.dataDir}: ${String(lastError)}\n${this.logTail()}`);
+  }
+
+  /**
+   * Runs the postmaster in the foreground until it exits by itself — e.g. an archive recovery with
+   * recovery_target_action = 'shutdown' — for at most `timeoutMs`; resolves with its exit code and
+   * leaves its log in `logFile`. Only the unix socket listens. Guarded against orphans like start().
+   */
+  async runUntilExit(timeoutMs: number): Promise<number> {
+    if (this.isRunning) throw new Error(`cluster ${this.dataDir} is already running`);
+    const port = await freePort();
+    const args = ['-D', this.dataDir, '-p', String(port), '-k', this.socketDir, '-c', 'listen_addresses='];
+    const { file, argv } = commandFor('postgres', args);
+    const log = fs.openSync(this.logFile, 'a');
+    const child = spawn(file, argv, { cwd: this.rootDir, env: pgEnv(), stdio: ['ignore', log, log] });
+    fs.closeSync(log);
+    this.isRunning = true;
+    running.add(this);
+    installExitHook();
+    const pidFile = path.join(this.dataDir, 'postmaster.pid');
+    let watched = false;
+    const poll = setInterval(() => {
+      if (!watched && fs.existsSync(pidFile)) {
+        watched = true;
+        spawnWatchdog(this.dataDir);
+      }
+    }, WATCHDOG_ARM_POLL_MS);
+    const timer = setTimeout(() => this.stopSync(), timeoutMs);
+    try {
+      return await new Promise<number>((resolve, reject) => {
+        child.on('error', reject);
+        child.on('exit', (code, signal) => {
+          if (code !== null) resolve(code);
+          else reject(new Error(`postgres in ${this.dataDir} ended by ${signal}\n${this.logTail()}`));
+        });
+      });
+    } finally {
+      clearInterval(poll);
+      clearTimeout(timer);
+      this.isRunning = false;
+      running.delete(this);
+    }
   }
 
   /** Stops the server: 'fast' is a clean shutdown (shutdown checkpoint), 'immediate' is a crash. */

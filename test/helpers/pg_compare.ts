@@ -21,10 +21,20 @@
  * - unlogged relations (an `_init` fork on disk or relpersistence 'u'): main/VM/FSM skipped, their
  *   contents are not WAL-logged. Temp relations (`t<backend>_<relnode>` files) are skipped: they
  *   exist only while their session lives and are not WAL-logged.
- * - sizes: the source's size must equal the file size in blocks, except that trailing pages that
- *   are all zero on disk may be missing from the source (relation extension writes zero pages
- *   without WAL; postgres-wal.md §5, pitfalls). A block inside the source's size that the source
- *   returns as null must be all zero on disk.
+ * - pages PostgreSQL never WAL-logged: a disk page the source does not have (null, past the
+ *   source's size, or its whole fork missing) is fine when it is all zero or has pd_lsn 0 — no
+ *   WAL record produced it, so replay cannot either. Relation extension writes zero pages without
+ *   WAL; vm_extend initializes VM pages without WAL (postgres-wal.md §5, pitfalls). Counted apart.
+ * - sizes: the source's size must equal the file size in blocks, or be smaller by a tail of such
+ *   never-logged pages.
+ * - `alsoAccept` (e.g. `dataDirPageSource(fx.replayDir)`, PostgreSQL's own replay of the same WAL):
+ *   a page that differs from the disk's but equals this reference's, under the same masks, counts
+ *   as 'equal to the alternate', not as a mismatch. PostgreSQL's replay itself differs from the
+ *   primary's files in two known places (measured on the fixtures, kept in
+ *   `PgFixture.replayVsFinal`): sequence pages (nextval() advances the page without WAL between
+ *   its logged batches of 32) and the VM pages of a database made by CREATE DATABASE STRATEGY
+ *   wal_log (PG 15 logs the copies with log_newpage_buffer(page_std = true), which drops the VM
+ *   bits as the page's "hole").
  * Optionally (`options.sourceRelations`) relation forks the source has but the disk does not are
  * reported too (e.g. a dropped relation still present).
  */
@@ -85,6 +95,8 @@ export interface CompareOptions {
   maxMismatches?: number;
   /** Only compare forks for which this returns true. */
   filter?: (rel: RelFork) => boolean;
+  /** A second reference for pages that differ from the disk's (PostgreSQL's own replay, replay/). */
+  alsoAccept?: PageSource;
 }
 
 /** The least masking under which a page became equal ('raw': no masking needed). */
@@ -93,10 +105,10 @@ export const MASK_STAGES: readonly MaskStage[] = ['raw', 'lsn_checksum', 'hint_b
 
 export type MismatchKind =
   | 'content' // different after the AM's mask (or raw, for VM pages)
-  | 'missing-in-source' // the source returned null for a non-zero disk page inside its size
-  | 'beyond-source-size' // a non-zero disk page at or past the source's size
-  | 'size' // relation sizes differ (beyond the all-zero tail allowance)
-  | 'relation-missing-in-source' // the source does not have a fork that exists on disk
+  | 'missing-in-source' // the source returned null for a WAL-logged disk page inside its size
+  | 'beyond-source-size' // a WAL-logged disk page at or past the source's size
+  | 'size' // relation sizes differ (beyond a tail of never-logged pages)
+  | 'relation-missing-in-source' // the source does not have a fork with WAL-logged pages on disk
   | 'relation-missing-on-disk' // the source has a fork (with blocks) that the disk does not
   | 'source-error' // the source threw
   | 'invalid-page'; // a mask refused the page (bad header)
@@ -121,6 +133,8 @@ export interface AmCounts {
   compared: number;
   equalRaw: number;
   equalMasked: number;
+  /** Different from the disk's page, equal to `alsoAccept`'s. */
+  equalAlternate: number;
   different: number;
 }
 
@@ -131,11 +145,13 @@ export interface CompareReport {
     compared: number;
     equalRaw: number;
     equalMasked: number;
+    /** Different from the disk's page but equal to `alsoAccept`'s (after the same masks). */
+    equalAlternate: number;
     different: number;
     /** Main-fork pages of AMs without a mask here. */
     notCompared: number;
-    /** All-zero disk pages the source did not have (null or past its size): equal. */
-    zeroNotInSource: number;
+    /** Disk pages the source does not have that PostgreSQL never WAL-logged (all zero or pd_lsn 0): equal. */
+    neverLoggedNotInSource: number;
   };
   /** Main fork by AM, plus 'vm'. */
   byAm: Record<string, AmCounts>;
@@ -143,7 +159,7 @@ export interface CompareReport {
   byStage: Record<MaskStage, number>;
   /** Pages equal after masking whose pd_lsn differed raw (PostgreSQL's own replay never has any). */
   pdLsnDiffered: number;
-  sizes: { compared: number; equal: number; equalWithZeroTail: number; different: number };
+  sizes: { compared: number; equal: number; equalWithNeverLoggedTail: number; different: number };
   skipped: {
     fsmForks: number;
     initForks: number;
@@ -344,7 +360,12 @@ export function comparePages(disk: Buffer, source: Buffer, am: MaskableAm | 'vm'
 // The comparison
 
 function emptyAmCounts(): AmCounts {
-  return { compared: 0, equalRaw: 0, equalMasked: 0, different: 0 };
+  return { compared: 0, equalRaw: 0, equalMasked: 0, equalAlternate: 0, different: 0 };
+}
+
+/** A page no WAL record produced: all zero, or pd_lsn 0 (initialized without WAL, e.g. by vm_extend). */
+export function isNeverLoggedPage(page: Buffer): boolean {
+  return isAllZeroPage(page) || pageLsn(page) === 0n;
 }
 
 class ReportBuilder {
@@ -355,11 +376,19 @@ class ReportBuilder {
     this.keep = keep;
     this.report = {
       forks: 0,
-      pages: { compared: 0, equalRaw: 0, equalMasked: 0, different: 0, notCompared: 0, zeroNotInSource: 0 },
+      pages: {
+        compared: 0,
+        equalRaw: 0,
+        equalMasked: 0,
+        equalAlternate: 0,
+        different: 0,
+        notCompared: 0,
+        neverLoggedNotInSource: 0,
+      },
       byAm: {},
       byStage: { raw: 0, lsn_checksum: 0, hint_bits: 0, unused_space: 0, am: 0 },
       pdLsnDiffered: 0,
-      sizes: { compared: 0, equal: 0, equalWithZeroTail: 0, different: 0 },
+      sizes: { compared: 0, equal: 0, equalWithNeverLoggedTail: 0, different: 0 },
       skipped: { fsmForks: 0, initForks: 0, unloggedForks: 0, tempFiles: 0, notCompared: {} },
       mismatchCount: 0,
       mismatches: [],
@@ -377,11 +406,17 @@ class ReportBuilder {
     return (this.report.byAm[name] ??= emptyAmCounts());
   }
 
-  page(am: string, v: PageVerdict): void {
+  /** One compared page: equal (by stage), equal to the alternate reference, or different. */
+  page(am: string, v: PageVerdict, alternate = false): void {
     const c = this.am(am);
     const p = this.report.pages;
     c.compared++;
     p.compared++;
+    if (alternate) {
+      c.equalAlternate++;
+      p.equalAlternate++;
+      return;
+    }
     if (!v.equal) {
       c.different++;
       p.different++;
@@ -404,66 +439,44 @@ function pageAm(catalogAm: PageAm | null, disk: Buffer): PageAm {
   return catalogAm ?? classifyPageHeuristic(disk);
 }
 
-async function compareFork(
-  dataDir: string,
-  fork: DiskFork,
-  catalogAm: PageAm | null,
-  pages: PageSource,
-  sizes: SizeSource,
-  rb: ReportBuilder,
-): Promise<void> {
+interface ForkContext {
+  dataDir: string;
+  fork: DiskFork;
+  catalogAm: PageAm | null;
+  pages: PageSource;
+  alsoAccept: PageSource | null;
+  rb: ReportBuilder;
+}
+
+async function compareFork(ctx: ForkContext, sizes: SizeSource): Promise<void> {
+  const { fork, rb } = ctx;
   const { rel } = fork;
   const isVm = rel.forkNum === VISIBILITYMAP_FORKNUM;
+  const forkAm: PageAm | 'vm' = isVm ? 'vm' : (ctx.catalogAm ?? 'unknown');
   const firstFile = fork.segments[0].file;
   let srcSize: number | null;
   try {
     srcSize = await sizes(rel);
   } catch (e) {
-    rb.mismatch({
-      kind: 'source-error',
-      key: null,
-      rel,
-      file: firstFile,
-      am: isVm ? 'vm' : (catalogAm ?? 'unknown'),
-      message: `size: ${String(e)}`,
-    });
+    rb.mismatch({ kind: 'source-error', key: null, rel, file: firstFile, am: forkAm, message: `size: ${String(e)}` });
     return;
   }
-  if (srcSize === null) {
-    rb.mismatch({
-      kind: 'relation-missing-in-source',
-      key: null,
-      rel,
-      file: firstFile,
-      am: isVm ? 'vm' : (catalogAm ?? 'unknown'),
-      message: `${firstFile}: ${fork.blocks} blocks on disk, no such relation fork in the source`,
-    });
-  }
   const effectiveSize = srcSize ?? 0;
-  let zeroTail = true; // every disk page at or past the source size is all zero
+  let loggedBeyond = 0; // WAL-logged disk pages at or past the source's size
   for (let from = 0; from < fork.blocks; from += READ_CHUNK_BLOCKS) {
     const n = Math.min(READ_CHUNK_BLOCKS, fork.blocks - from);
-    const chunk = readBlocks(dataDir, fork, from, n);
+    const chunk = readBlocks(ctx.dataDir, fork, from, n);
     for (let i = 0; i < n; i++) {
       const blockNum = from + i;
       const disk = chunk.subarray(i * BLCKSZ, (i + 1) * BLCKSZ);
       const key: PageKey = { ...rel, blockNum };
-      const am: PageAm | 'vm' = isVm ? 'vm' : pageAm(catalogAm, disk);
+      const am: PageAm | 'vm' = isVm ? 'vm' : pageAm(ctx.catalogAm, disk);
       const file = fork.segments[Math.floor(blockNum / RELSEG_SIZE)].file;
       if (blockNum >= effectiveSize) {
-        if (isAllZeroPage(disk)) rb.report.pages.zeroNotInSource++;
-        else {
-          zeroTail = false;
-          if (srcSize !== null) {
-            rb.mismatch({
-              kind: 'beyond-source-size',
-              key,
-              rel,
-              file,
-              am,
-              message: `block ${blockNum} is not zero on disk but the source has ${srcSize} blocks`,
-            });
-          }
+        if (isNeverLoggedPage(disk)) rb.report.pages.neverLoggedNotInSource++;
+        else if (loggedBeyond++ === 0 && srcSize !== null) {
+          const message = `block ${blockNum} was WAL-logged on disk but the source has ${srcSize} blocks`;
+          rb.mismatch({ kind: 'beyond-source-size', key, rel, file, am, message });
         }
         continue;
       }
@@ -472,43 +485,42 @@ async function compareFork(
         rb.report.skipped.notCompared[am] = (rb.report.skipped.notCompared[am] ?? 0) + 1;
         continue;
       }
-      await comparePageAt(key, disk, am, file, pages, rb);
+      await comparePageAt(ctx, key, disk, am, file);
     }
   }
-  if (srcSize !== null) compareSize(fork, srcSize, zeroTail, rb);
+  if (srcSize === null) {
+    if (loggedBeyond > 0) {
+      const message = `${firstFile}: ${fork.blocks} blocks on disk (${loggedBeyond} WAL-logged), no such relation fork in the source`;
+      rb.mismatch({ kind: 'relation-missing-in-source', key: null, rel, file: firstFile, am: forkAm, message });
+    }
+    return;
+  }
+  compareSize(fork, srcSize, loggedBeyond === 0, rb);
 }
 
 async function comparePageAt(
+  ctx: ForkContext,
   key: PageKey,
   disk: Buffer,
   am: MaskableAm | 'vm' | 'zero',
   file: string,
-  pages: PageSource,
-  rb: ReportBuilder,
 ): Promise<void> {
+  const { rb } = ctx;
   const rel: RelFork = { spcOid: key.spcOid, dbOid: key.dbOid, relNumber: key.relNumber, forkNum: key.forkNum };
   let source: Buffer | null;
   try {
-    source = await pages(key);
+    source = await ctx.pages(key);
   } catch (e) {
-    rb.am(am).compared++;
-    rb.am(am).different++;
-    rb.report.pages.compared++;
-    rb.report.pages.different++;
+    rb.page(am, failedVerdict(disk, disk));
     rb.mismatch({ kind: 'source-error', key, rel, file, am, message: String(e) });
     return;
   }
   if (source === null) {
-    if (isAllZeroPage(disk)) rb.report.pages.zeroNotInSource++;
-    else
-      rb.mismatch({
-        kind: 'missing-in-source',
-        key,
-        rel,
-        file,
-        am,
-        message: `block ${key.blockNum}: the source has no page, the disk page is not zero`,
-      });
+    if (isNeverLoggedPage(disk)) rb.report.pages.neverLoggedNotInSource++;
+    else {
+      const message = `block ${key.blockNum}: the source has no page, the disk page was WAL-logged`;
+      rb.mismatch({ kind: 'missing-in-source', key, rel, file, am, message });
+    }
     return;
   }
   if (source.length !== BLCKSZ) {
@@ -522,28 +534,19 @@ async function comparePageAt(
     v = comparePages(disk, source, maskAm, key.blockNum);
   } catch (e) {
     if (!(e instanceof PageMaskError)) throw e;
-    rb.page(am, {
-      equal: false,
-      stage: null,
-      lsnDiffered: false,
-      offset: firstDifference(disk, source),
-      rawOffset: firstDifference(disk, source),
-      disk,
-      source,
-    });
-    rb.mismatch({
-      kind: 'invalid-page',
-      key,
-      rel,
-      file,
-      am,
-      rawOffset: firstDifference(disk, source),
-      message: e.message,
-    });
+    rb.page(am, failedVerdict(disk, source));
+    const rawOffset = firstDifference(disk, source);
+    rb.mismatch({ kind: 'invalid-page', key, rel, file, am, rawOffset, message: e.message });
+    return;
+  }
+  if (!v.equal && ctx.alsoAccept && (await equalsAlternate(ctx.alsoAccept, key, source, maskAm))) {
+    rb.page(am, v, true);
     return;
   }
   rb.page(am, v);
   if (!v.equal) {
+    const d = v.disk[v.offset] ?? 0;
+    const s = v.source[v.offset] ?? 0;
     rb.mismatch({
       kind: 'content',
       key,
@@ -551,30 +554,56 @@ async function comparePageAt(
       file,
       am,
       offset: v.offset,
-      disk: v.disk[v.offset],
-      source: v.source[v.offset],
+      disk: d,
+      source: s,
       rawOffset: v.rawOffset,
-      message: `block ${key.blockNum}: first difference at byte ${v.offset} after masking (disk 0x${(v.disk[v.offset] ?? 0).toString(16)}, source 0x${(v.source[v.offset] ?? 0).toString(16)})`,
+      message: `block ${key.blockNum}: first difference at byte ${v.offset} after masking (disk 0x${d.toString(16)}, source 0x${s.toString(16)})`,
     });
   }
 }
 
-function compareSize(fork: DiskFork, srcSize: number, zeroTail: boolean, rb: ReportBuilder): void {
+function failedVerdict(disk: Buffer, source: Buffer): PageVerdict {
+  const offset = firstDifference(disk, source);
+  return { equal: false, stage: null, lsnDiffered: false, offset, rawOffset: offset, disk, source };
+}
+
+/** Whether the alternate reference's page equals the source's under the same masks. */
+async function equalsAlternate(alt: PageSource, key: PageKey, source: Buffer, am: MaskableAm | 'vm'): Promise<boolean> {
+  const page = await alt(key);
+  if (page === null || page.length !== BLCKSZ) return false;
+  try {
+    return comparePages(page, source, am, key.blockNum).equal;
+  } catch (e) {
+    if (e instanceof PageMaskError) return false;
+    throw e;
+  }
+}
+
+function compareSize(fork: DiskFork, srcSize: number, neverLoggedTail: boolean, rb: ReportBuilder): void {
   const s = rb.report.sizes;
   s.compared++;
   if (srcSize === fork.blocks) s.equal++;
-  else if (srcSize < fork.blocks && zeroTail) s.equalWithZeroTail++;
+  else if (srcSize < fork.blocks && neverLoggedTail) s.equalWithNeverLoggedTail++;
   else {
     s.different++;
+    const file = fork.segments[0].file;
+    const why = srcSize < fork.blocks ? ' (and some of the extra disk pages were WAL-logged)' : '';
     rb.mismatch({
       kind: 'size',
       key: null,
       rel: fork.rel,
-      file: fork.segments[0].file,
+      file,
       am: fork.rel.forkNum === VISIBILITYMAP_FORKNUM ? 'vm' : 'unknown',
-      message: `${fork.segments[0].file}: ${fork.blocks} blocks on disk, ${srcSize} in the source${srcSize < fork.blocks ? ' (and the extra disk pages are not all zero)' : ''}`,
+      message: `${file}: ${fork.blocks} blocks on disk, ${srcSize} in the source${why}`,
     });
   }
+}
+
+function isUnlogged(scan: ScanResult, rel: RelFork, entry: PgRelation | undefined): boolean {
+  return (
+    scan.unlogged.has(relId(rel.spcOid, rel.dbOid, rel.relNumber)) ||
+    (entry !== undefined && entry.relpersistence !== 'p')
+  );
 }
 
 /** Compares every WAL-logged main and VM fork of `dataDir` with the sources (see the file comment). */
@@ -598,42 +627,63 @@ export async function compareWithDataDir(
     const entry = catalog.get(relId(rel.spcOid, rel.dbOid, rel.relNumber));
     if (rel.forkNum === FSM_FORKNUM) rb.report.skipped.fsmForks++;
     else if (rel.forkNum === INIT_FORKNUM) rb.report.skipped.initForks++;
-    else if (scan.unlogged.has(relId(rel.spcOid, rel.dbOid, rel.relNumber)) || (entry && entry.relpersistence !== 'p'))
-      rb.report.skipped.unloggedForks++;
-    else await compareFork(dataDir, fork, entry ? amOfRelation(entry) : null, pages, sizes, rb);
-  }
-  if (options.sourceRelations) {
-    for (const rel of await options.sourceRelations()) {
-      if (rel.forkNum !== MAIN_FORKNUM && rel.forkNum !== VISIBILITYMAP_FORKNUM) continue;
-      if (onDisk.has(forkId(rel)) || (options.filter && !options.filter(rel))) continue;
-      const n = await sizes(rel);
-      if (n !== null && n > 0) {
-        rb.mismatch({
-          kind: 'relation-missing-on-disk',
-          key: null,
-          rel,
-          file: '',
-          am: rel.forkNum === VISIBILITYMAP_FORKNUM ? 'vm' : 'unknown',
-          message: `${forkId(rel)}: ${n} blocks in the source, no file on disk`,
-        });
-      }
+    else if (isUnlogged(scan, rel, entry)) rb.report.skipped.unloggedForks++;
+    else {
+      const catalogAm = entry ? amOfRelation(entry) : null;
+      await compareFork({ dataDir, fork, catalogAm, pages, alsoAccept: options.alsoAccept ?? null, rb }, sizes);
     }
   }
+  if (options.sourceRelations) await reportExtraRelations(options, onDisk, sizes, rb);
   return rb.report;
+}
+
+/** Relation forks (main, VM) with blocks in the source and no file on disk. */
+async function reportExtraRelations(
+  options: CompareOptions,
+  onDisk: Set<string>,
+  sizes: SizeSource,
+  rb: ReportBuilder,
+): Promise<void> {
+  for (const rel of await (options.sourceRelations as () => Promise<RelFork[]>)()) {
+    if (rel.forkNum !== MAIN_FORKNUM && rel.forkNum !== VISIBILITYMAP_FORKNUM) continue;
+    if (onDisk.has(forkId(rel)) || (options.filter && !options.filter(rel))) continue;
+    const n = await sizes(rel);
+    if (n !== null && n > 0) {
+      rb.mismatch({
+        kind: 'relation-missing-on-disk',
+        key: null,
+        rel,
+        file: '',
+        am: rel.forkNum === VISIBILITYMAP_FORKNUM ? 'vm' : 'unknown',
+        message: `${forkId(rel)}: ${n} blocks in the source, no file on disk`,
+      });
+    }
+  }
+}
+
+/** A stable text id of a page key, e.g. for sets of known differences. */
+export function pageKeyId(k: PageKey): string {
+  return `${k.spcOid}/${k.dbOid}/${k.relNumber}/${k.forkNum}/${k.blockNum}`;
 }
 
 /** A few lines for test output: totals, by AM, by mask stage, skips, the first mismatches. */
 export function formatCompareReport(r: CompareReport): string {
   const p = r.pages;
+  const s = r.sizes;
+  const k = r.skipped;
+  const byAm = Object.entries(r.byAm).map(
+    ([am, c]) =>
+      `${am} ${c.compared} (raw ${c.equalRaw}, masked ${c.equalMasked}, alternate ${c.equalAlternate}, diff ${c.different})`,
+  );
   const lines = [
-    `pages compared ${p.compared}: equal raw ${p.equalRaw}, equal after masks ${p.equalMasked}, different ${p.different}; ` +
-      `not compared ${p.notCompared}; zero pages not in source ${p.zeroNotInSource}`,
-    `by AM: ${Object.entries(r.byAm)
-      .map(([am, c]) => `${am} ${c.compared} (raw ${c.equalRaw}, masked ${c.equalMasked}, diff ${c.different})`)
-      .join('; ')}`,
-    `equal by least mask: ${MASK_STAGES.map((s) => `${s} ${r.byStage[s]}`).join(', ')}; pd_lsn differed on ${r.pdLsnDiffered} masked-equal pages`,
-    `sizes compared ${r.sizes.compared}: equal ${r.sizes.equal}, equal with zero tail ${r.sizes.equalWithZeroTail}, different ${r.sizes.different}`,
-    `skipped: fsm forks ${r.skipped.fsmForks}, init forks ${r.skipped.initForks}, unlogged forks ${r.skipped.unloggedForks}, temp files ${r.skipped.tempFiles}`,
+    `pages compared ${p.compared}: equal raw ${p.equalRaw}, equal after masks ${p.equalMasked}, ` +
+      `equal to the alternate ${p.equalAlternate}, different ${p.different}; not compared ${p.notCompared}; ` +
+      `never-logged pages not in source ${p.neverLoggedNotInSource}`,
+    `by AM: ${byAm.join('; ')}`,
+    `equal by least mask: ${MASK_STAGES.map((st) => `${st} ${r.byStage[st]}`).join(', ')}; ` +
+      `pd_lsn differed on ${r.pdLsnDiffered} masked-equal pages`,
+    `sizes compared ${s.compared}: equal ${s.equal}, equal with a never-logged tail ${s.equalWithNeverLoggedTail}, different ${s.different}`,
+    `skipped: fsm forks ${k.fsmForks}, init forks ${k.initForks}, unlogged forks ${k.unloggedForks}, temp files ${k.tempFiles}`,
     `mismatches ${r.mismatchCount}${r.mismatches.length ? ':' : ''}`,
     ...r.mismatches.map((m) => `  ${m.kind} ${m.am} ${m.file}${m.key ? ` blk ${m.key.blockNum}` : ''}: ${m.message}`),
   ];

@@ -7,6 +7,9 @@
  *   wal/    every WAL segment file of pg_wal/ after the workload (from initdb on; nothing recycled)
  *   final/  the data dir after the workload and a clean (fast) stop: what every page must equal
  *           at `finalEndLsn` (the end of the shutdown checkpoint record)
+ *   replay/ PostgreSQL's own replay of wal/ on base/ to the final checkpoint: the second reference
+ *           where replay cannot reproduce final/ (`replayVsFinal` lists those pages); its pg_wal/
+ *           segments are deleted, so it cannot be started
  *   fixture.json  the descriptor (`PgFixture`), COMPLETE  the marker, written last
  *
  * API: `getPgFixture(variant)` → `PgFixture` (builds on first use, then reuses), `FIXTURE_VARIANTS`,
@@ -32,14 +35,23 @@ import type { Lsn } from '../../lib/lsn';
 import { formatLsn, parseLsn } from '../../lib/lsn';
 import type { PgClusterOptions, PgControlData, PgDatabase, PgRelation } from './pg_cluster';
 import { chownToPostgres, DEFAULT_SETTINGS, PgCluster, pgVersionString, runPgTool } from './pg_cluster';
-import { readBlocks, RELSEG_SIZE, scanDataDir } from './pg_compare';
+import type { CompareReport } from './pg_compare';
+import {
+  compareWithDataDir,
+  dataDirPageSource,
+  dataDirRelations,
+  dataDirSizeSource,
+  readBlocks,
+  RELSEG_SIZE,
+  scanDataDir,
+} from './pg_compare';
 import { BLCKSZ, isAllZeroPage, pageLsn } from './pg_mask';
 import { loadBase, runWorkload, workloadSteps } from './pg_workload';
 
 export type FixtureVariant = 'plain' | 'checksums' | 'lz4' | 'consistency';
 export const FIXTURE_VARIANTS: readonly FixtureVariant[] = ['plain', 'checksums', 'lz4', 'consistency'];
 /** Bump when what a fixture holds or how it is built changes (pg_workload.ts edits are hashed anyway). */
-const FIXTURE_FORMAT = 1;
+const FIXTURE_FORMAT = 3;
 const COMPLETE_MARKER = 'COMPLETE';
 const DESCRIPTOR_FILE = 'fixture.json';
 /** A waiting builder gives up after this long (ms); a build takes well under a minute here. */
@@ -73,6 +85,13 @@ export interface PgFixture {
   baseDir: string;
   walDir: string;
   finalDir: string;
+  /** PostgreSQL's own replay of wal/ on base/ up to the final checkpoint (archive recovery, then shutdown). */
+  replayDir: string;
+  /**
+   * final/ compared with replay/ (pg_compare.ts, every mismatch kept): where PostgreSQL's own replay
+   * does not reproduce the primary's files (sequence pages, VM pages of CREATE DATABASE wal_log).
+   */
+  replayVsFinal: CompareReport;
   options: PgClusterOptions;
   pgVersion: string;
   systemIdentifier: string;
@@ -321,6 +340,7 @@ function loadDescriptor(dir: string): PgFixture {
     dir,
     baseDir: path.join(dir, 'base'),
     walDir: path.join(dir, 'wal'),
+    replayDir: path.join(dir, 'replay'),
     finalDir: path.join(dir, 'final'),
   };
 }
@@ -332,6 +352,48 @@ async function allRelations(cluster: PgCluster, dbs: PgDatabase[]): Promise<PgRe
   const out: PgRelation[] = [];
   for (const db of dbs) if (db.allowConnections) out.push(...(await cluster.relations(db.name)));
   return out;
+}
+
+/** PostgreSQL's replay of a fixture's WAL takes a few seconds here; give up after this long (ms). */
+const REPLAY_TIMEOUT_MS = 10 * 60 * 1000;
+
+/**
+ * replay/: a copy of base/ in archive recovery (restore_command reading wal/), with the final
+ * shutdown checkpoint as its inclusive target and recovery_target_action = 'shutdown'. No client
+ * ever connects (hot_standby off), so nothing but redo touches its pages; the shutdown writes a
+ * restartpoint at the target, which is checked.
+ */
+async function buildReplay(buildDir: string, target: CheckpointInfo): Promise<void> {
+  const walDir = path.join(buildDir, 'wal');
+  const c = await PgCluster.copyOf(path.join(buildDir, 'base'), {
+    parentDir: buildDir,
+    extraConf: {
+      restore_command: `'cp ${walDir}/%f %p'`,
+      recovery_target_lsn: `'${formatLsn(target.checkpointLsn)}'`,
+      recovery_target_inclusive: 'on',
+      recovery_target_action: "'shutdown'",
+      hot_standby: 'off',
+    },
+  });
+  try {
+    const signal = path.join(c.dataDir, 'recovery.signal');
+    fs.writeFileSync(signal, '');
+    chownToPostgres(signal);
+    await c.runUntilExit(REPLAY_TIMEOUT_MS);
+    const ctl = await c.controlData();
+    if (ctl.checkpointLsn !== target.checkpointLsn) {
+      throw new Error(
+        `PostgreSQL's replay ended with its restartpoint at ${formatLsn(ctl.checkpointLsn)}, not at the final ` +
+          `checkpoint ${formatLsn(target.checkpointLsn)} (state ${ctl.state})\n${c.logTail()}`,
+      );
+    }
+    // replay/ is a page reference, never started again: its restored WAL copies would only double the disk use.
+    const pgWal = path.join(c.dataDir, 'pg_wal');
+    for (const n of fs.readdirSync(pgWal)) if (WAL_SEGMENT_NAME.test(n)) fs.rmSync(path.join(pgWal, n));
+    fs.renameSync(c.dataDir, path.join(buildDir, 'replay'));
+  } finally {
+    await c.destroy();
+  }
 }
 
 const RECORDED_SETTINGS = [
@@ -399,9 +461,17 @@ async function buildInto(buildDir: string, variant: FixtureVariant): Promise<voi
       );
     }
     lap('final');
+    await buildReplay(buildDir, final);
+    const replayVsFinal = await compareWithDataDir(
+      finalDir,
+      dataDirPageSource(path.join(buildDir, 'replay')),
+      dataDirSizeSource(path.join(buildDir, 'replay')),
+      { relations, sourceRelations: dataDirRelations(path.join(buildDir, 'replay')), maxMismatches: Infinity },
+    );
+    lap('replay');
     timings.total = (Date.now() - t0) / 1000;
 
-    const fixture: Omit<PgFixture, 'dir' | 'baseDir' | 'walDir' | 'finalDir'> = {
+    const fixture: Omit<PgFixture, 'dir' | 'baseDir' | 'walDir' | 'finalDir' | 'replayDir'> = {
       variant,
       options,
       pgVersion: pgVersionString(),
@@ -415,6 +485,7 @@ async function buildInto(buildDir: string, variant: FixtureVariant): Promise<voi
       finalEndLsn: final.checkpointEndLsn,
       walFiles,
       walBytes: Number(final.checkpointEndLsn - base.checkpointEndLsn),
+      replayVsFinal,
       settings,
       databases,
       relations,
@@ -510,11 +581,11 @@ export async function getPgFixture(variant: FixtureVariant): Promise<PgFixture> 
 const rebuilt = new Set<string>();
 
 /** Sizes of a fixture on disk, for reports. */
-export function fixtureDiskBytes(fx: PgFixture): { base: number; wal: number; final: number } {
+export function fixtureDiskBytes(fx: PgFixture): { base: number; wal: number; final: number; replay: number } {
   const du = (p: string): number => {
     const st = fs.lstatSync(p);
     if (!st.isDirectory()) return st.size;
     return fs.readdirSync(p).reduce((s, e) => s + du(path.join(p, e)), 0);
   };
-  return { base: du(fx.baseDir), wal: du(fx.walDir), final: du(fx.finalDir) };
+  return { base: du(fx.baseDir), wal: du(fx.walDir), final: du(fx.finalDir), replay: du(fx.replayDir) };
 }
