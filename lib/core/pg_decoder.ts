@@ -108,3 +108,6 @@ export function createWalDecoder(impl: ImplementationName, options: WalDecoderOp
   const h = call(() => new b.PgWalDecoder(options.startLsn, options.endLsn ?? 0n, options.systemId ?? 0n, options.timeline ?? 0));
   return new NativeWalDecoder(h);
 }
+
+/** CRC-32C for the engine's own PostgreSQL files (pg_control): the TS twin's, which both cores match. */
+export { crc32c } from './ts/pg/crc32c';
