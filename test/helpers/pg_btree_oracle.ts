@@ -12,7 +12,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { createWalDecoder } from '../../lib/core/pg_decoder';
 import { formatLsn } from '../../lib/lsn';
-import { encodeStoredRecord, imageForBlock, walRecords, type WalRecord } from '../../lib/pg/wal_record';
+import { encodeStoredRecord, imageForBlock, decodedRecords, type DecodedRecord } from '../../lib/pg/wal_record';
 import { walChunks } from '../../lib/pg/wal_source';
 import { DEFAULT_SETTINGS, PgCluster, pgVersionString } from './pg_cluster';
 import { comparePages, type MaskStage, type PageSource } from './pg_compare';
@@ -121,7 +121,7 @@ class Oracle {
     return c;
   }
 
-  async record(rec: WalRecord): Promise<void> {
+  async record(rec: DecodedRecord): Promise<void> {
     this.report.records++;
     if (rec.rmid === RM_XLOG && ((rec.info & 0xf0) === XLOG_FPI || (rec.info & 0xf0) === XLOG_FPI_FOR_HINT)) {
       for (const b of rec.blocks()) if (b.applyImage) this.pages.set(keyOf(b), imageForBlock(rec, b.index));
@@ -151,14 +151,14 @@ class Oracle {
     if (!comparePages(Buffer.from(image), flipped, 'btree', blkno).equal) this.report.controlsCaught++;
   }
 
-  private noteVariants(rec: WalRecord, op: number): void {
+  private noteVariants(rec: DecodedRecord, op: number): void {
     const main = rec.mainData();
     if (op === 0xc0 && main.length >= 4 && main.readUInt16LE(2) > 0) this.report.vacuumWithUpdates++;
     if (op === 0x70 && main.length >= 8 && main.readUInt16LE(6) > 0) this.report.deleteWithUpdates++;
     if ((op === 0x30 || op === 0x40) && main.length >= 10 && main.readUInt16LE(8) > 0) this.report.splitsWithPostingSplit++;
   }
 
-  private async startPage(rec: WalRecord, index: number): Promise<Buffer | null> {
+  private async startPage(rec: DecodedRecord, index: number): Promise<Buffer | null> {
     const b = rec.block(index);
     if (b.willInit) return Buffer.alloc(BLCKSZ);
     const key = keyOf(b);
@@ -170,7 +170,7 @@ class Oracle {
     return base === null ? null : Buffer.from(base);
   }
 
-  private async redoBlock(rec: WalRecord, index: number, name: string, c: TypeCounts): Promise<void> {
+  private async redoBlock(rec: DecodedRecord, index: number, name: string, c: TypeCounts): Promise<void> {
     const b = rec.block(index);
     const where = `${name} at ${formatLsn(rec.endLsn)} block id ${b.id} (${keyOf(b)})`;
     const start = await this.startPage(rec, index);
@@ -241,7 +241,7 @@ export async function runBtreeOracle(o: BtreeOracleOptions): Promise<BtreeOracle
   const drain = async (): Promise<boolean> => {
     for (;;) {
       const batch = decoder.decode(DECODE_BATCH_RECORDS);
-      for (const rec of walRecords(batch.entries, batch.count)) await oracle.record(rec);
+      for (const rec of decodedRecords(batch.entries, batch.count)) await oracle.record(rec);
       if (batch.state === 'end') return true;
       if (batch.state === 'need-more') return false;
     }
