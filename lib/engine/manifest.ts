@@ -5,9 +5,9 @@
 import * as fs from 'node:fs';
 import { crc32 } from 'node:zlib';
 import { StrataError } from '../errors';
-import { type CompressionName, CODEC_NAMES } from '../core/format';
+import { BLOCK_SIZE, type CompressionName, CODEC_NAMES } from '../core/format';
 import { writeFileAtomic } from './fs_util';
-import { keyToHex } from '../key';
+import { keyFromHex, keyToHex } from '../key';
 import { formatLsn, lsnToHex16, parseLsn, type Lsn } from '../lsn';
 import type { LayerKind } from '../core/core';
 
@@ -36,7 +36,18 @@ export interface Manifest {
   gcCutoffLsn: bigint;
   compression: CompressionName;
   layers: LayerDesc[];
+  /**
+   * What a subsystem records about the timeline, by subsystem name (e.g. `pg`: the PostgreSQL
+   * cluster the timeline follows); the engine keeps it and branches inherit it.
+   */
+  extensions: ManifestExtensions;
 }
+
+/** Flat string fields per subsystem; the engine does not interpret them. */
+export type ManifestExtensions = Readonly<Record<string, Readonly<Record<string, string>>>>;
+
+/** The fields a layer swap may move along with the layer list. */
+export type ManifestPatch = Partial<Pick<Manifest, 'diskConsistentLsn' | 'gcCutoffLsn'>>;
 
 interface LayerJson {
   fileName: string; kind: LayerKind; level: number; keyStart: string; keyEnd: string;
@@ -46,7 +57,7 @@ interface LayerJson {
 interface ManifestJson {
   format: number; tenantId: string; timelineId: string; ancestorTimelineId: string | null;
   ancestorLsn: string | null; startLsn: string; diskConsistentLsn: string; gcCutoffLsn?: string; compression: string;
-  layers: LayerJson[];
+  layers: LayerJson[]; extensions?: Record<string, Record<string, string>>;
 }
 
 const TRAILER = /^crc32 ([0-9a-f]{8})\n$/;
@@ -66,6 +77,7 @@ export function encodeManifest(m: Manifest): string {
       fileName: l.fileName, kind: l.kind, level: l.level, keyStart: l.keyStart, keyEnd: l.keyEnd,
       lsnStart: formatLsn(l.lsnStart), lsnEnd: formatLsn(l.lsnEnd), sizeBytes: l.sizeBytes,
     })),
+    ...(Object.keys(m.extensions).length > 0 ? { extensions: m.extensions } : {}),
   };
   const body = JSON.stringify(json, null, 1);
   return `${body}\ncrc32 ${crc32(body).toString(16).padStart(8, '0')}\n`;
@@ -113,7 +125,8 @@ export function decodeManifest(file: string, text: string): Manifest {
       diskConsistentLsn: parseLsn(j.diskConsistentLsn),
       gcCutoffLsn: j.gcCutoffLsn === undefined ? 0n : parseLsn(j.gcCutoffLsn),
       compression: j.compression as CompressionName,
-      layers: j.layers.map((l) => ({
+      extensions: checkExtensions(j.extensions),
+      layers: j.layers.map((l) => checkLayerDesc({
         fileName: l.fileName, kind: l.kind, level: l.level, keyStart: l.keyStart, keyEnd: l.keyEnd,
         lsnStart: parseLsn(l.lsnStart), lsnEnd: parseLsn(l.lsnEnd), sizeBytes: l.sizeBytes,
       })),
@@ -121,6 +134,38 @@ export function decodeManifest(file: string, text: string): Manifest {
   } catch (e) {
     return fail(`bad field: ${(e as Error).message}`);
   }
+}
+
+const KEY_HEX = /^[0-9A-F]{36}$/;
+
+function checkExtensions(x: unknown): ManifestExtensions {
+  if (x === undefined) return {};
+  const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!isRecord(x)) throw new Error('extensions must be an object');
+  for (const [name, fields] of Object.entries(x)) {
+    if (!isRecord(fields) || Object.values(fields).some((v) => typeof v !== 'string')) throw new Error(`extension ${name} must map names to strings`);
+  }
+  return x as ManifestExtensions;
+}
+
+/**
+ * A layer entry must describe a file this engine could have written: known kind and level, its
+ * ranges well formed, and its file name exactly the one its fields give. Names are used as paths
+ * (open, delete), so nothing else — no `..`, no separator — may get through.
+ */
+function checkLayerDesc(d: LayerDesc): LayerDesc {
+  const fail = (why: string): never => { throw new Error(`layer ${JSON.stringify(d.fileName)}: ${why}`); };
+  if (d.kind !== 'delta' && d.kind !== 'image') fail(`unknown kind ${JSON.stringify(d.kind)}`);
+  if (!(d.level === 0 || (d.kind === 'delta' && d.level === 1))) fail(`bad level ${JSON.stringify(d.level)}`);
+  if (typeof d.keyStart !== 'string' || !KEY_HEX.test(d.keyStart) || typeof d.keyEnd !== 'string' || !KEY_HEX.test(d.keyEnd)) fail('keys must be 36 upper-case hex digits');
+  if (d.keyStart >= d.keyEnd || d.lsnStart >= d.lsnEnd) fail('empty key or LSN range');
+  if (!Number.isSafeInteger(d.sizeBytes) || d.sizeBytes <= 0 || d.sizeBytes % BLOCK_SIZE !== 0) fail(`bad size ${JSON.stringify(d.sizeBytes)}`);
+  const keyStart = keyFromHex(d.keyStart);
+  const keyEnd = keyFromHex(d.keyEnd);
+  const expected = d.kind === 'delta' ? deltaFileName(keyStart, keyEnd, d.lsnStart, d.lsnEnd) : imageFileName(keyStart, keyEnd, d.lsnStart);
+  if (d.kind === 'image' && d.lsnEnd !== d.lsnStart + 1n) fail('an image layer spans exactly one LSN');
+  if (d.fileName !== expected) fail(`file name does not match its ranges (expected ${expected})`);
+  return d;
 }
 
 /** Layer file names carry key and LSN ranges, as Neon's do (docs/FORMAT.md, "File names"). */
