@@ -21,6 +21,7 @@
       'native/reconstruct.cc',
       'native/walredo.cc',
       'native/pg/bufpage.cc',
+      'native/pg/checksum.cc',
       'native/pg/redo_record.cc',
     ],
   },

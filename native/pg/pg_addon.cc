@@ -1,5 +1,5 @@
 // The JS-facing surface of the PostgreSQL redo code (grows with native/pg/): the validation of a
-// stored record and a bufpage test hook. Argument checks as in addon.cc; every
+// stored record, the page checksum and a bufpage test hook. Argument checks as in addon.cc; every
 // body runs inside PgGuard so no C++ exception reaches Node.
 #include <napi.h>
 
@@ -9,6 +9,7 @@
 
 #include "../errors.h"
 #include "bufpage.h"
+#include "checksum.h"
 #include "pg_addon.h"
 #include "pg_format.h"
 #include "redo_record.h"
@@ -85,6 +86,15 @@ Napi::Value CheckRedoRecordJs(const Napi::CallbackInfo& info) {
   });
 }
 
+// pgChecksumPage(page, blkno).
+Napi::Value ChecksumPageJs(const Napi::CallbackInfo& info) {
+  return PgGuard(info.Env(), [&]() -> Napi::Value {
+    const uint8_t* page = ArgPage(info, 0);
+    const auto blkno = static_cast<uint32_t>(ArgInteger(info, 1, "blkno", 4294967295.0));
+    return Napi::Number::New(info.Env(), PgChecksumPage(page, blkno));
+  });
+}
+
 // pgPageOp(op, page, a, b, bytes): one bufpage.c function on the page, for the differential test
 // (op numbers in lib/core/ts/pg/bufpage.ts, PAGE_OP). Returns the function's numeric result or 0.
 Napi::Value PageOpJs(const Napi::CallbackInfo& info) {
@@ -126,6 +136,7 @@ Napi::Value PageOpJs(const Napi::CallbackInfo& info) {
 
 void InitPg(Napi::Env env, Napi::Object exports) {
   exports.Set("pgCheckRedoRecord", Napi::Function::New<CheckRedoRecordJs>(env, "pgCheckRedoRecord"));
+  exports.Set("pgChecksumPage", Napi::Function::New<ChecksumPageJs>(env, "pgChecksumPage"));
   exports.Set("pgPageOp", Napi::Function::New<PageOpJs>(env, "pgPageOp"));
 }
 

@@ -11,6 +11,7 @@ import { toStrataError } from '../../lib/errors';
 export interface PgNativeFunctions {
   /** null when the stored record is well formed, else what is wrong. */
   pgCheckRedoRecord(rec: Uint8Array): string | null;
+  pgChecksumPage(page: Uint8Array, blkno: number): number;
   /** The bufpage test hook; op numbers in lib/core/ts/pg/bufpage.ts (PAGE_OP). */
   pgPageOp(op: number, page: Uint8Array, a: number, b: number, bytes: Uint8Array): number;
 }
@@ -32,6 +33,7 @@ export function pgNative(): PgNativeFunctions {
   const f = b as PgNativeFunctions;
   return {
     pgCheckRedoRecord: (rec) => call(() => f.pgCheckRedoRecord(rec)),
+    pgChecksumPage: (page, blkno) => call(() => f.pgChecksumPage(page, blkno)),
     pgPageOp: (op, page, a, b2, bytes) => call(() => f.pgPageOp(op, page, a, b2, bytes)),
   };
 }
