@@ -19,24 +19,28 @@ const BLCKSZ = 8192;
 /** Relation files are 1 GB segments of 131072 blocks; initdb's are all in segment 0. */
 const RELFILE = /^\d+(_vm|_fsm|_init)?$/;
 
-interface Cluster { ok: boolean; reason: string; dir: string }
+/** `root` is the temp dir this test made (removed afterwards), `dir` the data directory inside it. */
+interface Cluster { ok: boolean; reason: string; root: string; dir: string }
 
 /** initdb --data-checksums into a temp dir as the postgres user; no server is started. */
 function initdbWithChecksums(): Cluster {
-  if (!fs.existsSync(INITDB)) return { ok: false, reason: `${INITDB} not installed`, dir: '' };
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-pgsum-'));
-  fs.chmodSync(dir, 0o777);
-  const data = path.join(dir, 'data');
+  if (!fs.existsSync(INITDB)) return { ok: false, reason: `${INITDB} not installed`, root: '', dir: '' };
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-pgsum-'));
+  fs.chmodSync(root, 0o777);
+  const data = path.join(root, 'data');
   const asPostgres = process.getuid?.() === 0 ? ['runuser', '-u', 'postgres', '--'] : [];
   const cmd = [...asPostgres, INITDB, '--data-checksums', '-A', 'trust', '-U', 'postgres', '-D', data];
-  const r = spawnSync(cmd[0], cmd.slice(1), { encoding: 'utf8', timeout: 120_000 });
-  if (r.status !== 0) return { ok: false, reason: `initdb failed: ${(r.stderr || r.error?.message || '').split('\n')[0]}`, dir };
-  return { ok: true, reason: '', dir: data };
+  // The sanitizer run preloads ASan into this process; PostgreSQL must not inherit it.
+  const env = { ...process.env };
+  delete env.LD_PRELOAD;
+  const r = spawnSync(cmd[0], cmd.slice(1), { encoding: 'utf8', timeout: 120_000, env });
+  if (r.status !== 0) return { ok: false, reason: `initdb failed: ${(r.stderr || r.error?.message || '').split('\n')[0]}`, root, dir: data };
+  return { ok: true, reason: '', root, dir: data };
 }
 
 const cluster = initdbWithChecksums();
 afterAll(() => {
-  if (cluster.dir !== '') fs.rmSync(path.dirname(cluster.dir), { recursive: true, force: true });
+  if (cluster.root !== '') fs.rmSync(cluster.root, { recursive: true, force: true });
 });
 
 describe('pg_checksum_page', () => {
