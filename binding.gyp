@@ -22,7 +22,9 @@
       'native/walredo.cc',
       'native/pg/bufpage.cc',
       'native/pg/checksum.cc',
+      'native/pg/heap_redo.cc',
       'native/pg/redo_record.cc',
+      'native/pg/rmgr.cc',
     ],
   },
   'target_defaults': {

@@ -1,5 +1,5 @@
-// The JS-facing surface of the PostgreSQL redo code (grows with native/pg/): the validation of a
-// stored record, the page checksum and a bufpage test hook. Argument checks as in addon.cc; every
+// The JS-facing surface of the PostgreSQL redo code: redo of one stored record, its validation,
+// the page checksum, record names, and a bufpage test hook. Argument checks as in addon.cc; every
 // body runs inside PgGuard so no C++ exception reaches Node.
 #include <napi.h>
 
@@ -13,6 +13,7 @@
 #include "pg_addon.h"
 #include "pg_format.h"
 #include "redo_record.h"
+#include "rmgr.h"
 
 namespace strata {
 namespace pg {
@@ -77,6 +78,16 @@ double ArgInteger(const Napi::CallbackInfo& info, size_t i, const char* name, do
   return v;
 }
 
+// pgRedoRecord(rec, page): redoes the stored record on the page in place.
+Napi::Value RedoRecordJs(const Napi::CallbackInfo& info) {
+  return PgGuard(info.Env(), [&]() -> Napi::Value {
+    const Bytes rec = ArgBytes(info, 0, "rec");
+    uint8_t* page = ArgPage(info, 1);
+    RedoRecord(rec.data, rec.len, page);
+    return info.Env().Undefined();
+  });
+}
+
 // pgCheckRedoRecord(rec): null when well formed, else what is wrong.
 Napi::Value CheckRedoRecordJs(const Napi::CallbackInfo& info) {
   return PgGuard(info.Env(), [&]() -> Napi::Value {
@@ -92,6 +103,15 @@ Napi::Value ChecksumPageJs(const Napi::CallbackInfo& info) {
     const uint8_t* page = ArgPage(info, 0);
     const auto blkno = static_cast<uint32_t>(ArgInteger(info, 1, "blkno", 4294967295.0));
     return Napi::Number::New(info.Env(), PgChecksumPage(page, blkno));
+  });
+}
+
+// pgRmgrInfoName(rmid, info).
+Napi::Value RmgrInfoNameJs(const Napi::CallbackInfo& info) {
+  return PgGuard(info.Env(), [&]() -> Napi::Value {
+    const auto rmid = static_cast<uint8_t>(ArgInteger(info, 0, "rmid", 255));
+    const auto xl_info = static_cast<uint8_t>(ArgInteger(info, 1, "info", 255));
+    return Napi::String::New(info.Env(), RmgrInfoName(rmid, xl_info));
   });
 }
 
@@ -135,8 +155,10 @@ Napi::Value PageOpJs(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitPg(Napi::Env env, Napi::Object exports) {
+  exports.Set("pgRedoRecord", Napi::Function::New<RedoRecordJs>(env, "pgRedoRecord"));
   exports.Set("pgCheckRedoRecord", Napi::Function::New<CheckRedoRecordJs>(env, "pgCheckRedoRecord"));
   exports.Set("pgChecksumPage", Napi::Function::New<ChecksumPageJs>(env, "pgChecksumPage"));
+  exports.Set("pgRmgrInfoName", Napi::Function::New<RmgrInfoNameJs>(env, "pgRmgrInfoName"));
   exports.Set("pgPageOp", Napi::Function::New<PageOpJs>(env, "pgPageOp"));
 }
 
