@@ -22,9 +22,12 @@
       'native/walredo.cc',
       'native/pg/bufpage.cc',
       'native/pg/checksum.cc',
+      'native/pg/crc32c.cc',
       'native/pg/heap_redo.cc',
+      'native/pg/pglz.cc',
       'native/pg/redo_record.cc',
       'native/pg/rmgr.cc',
+      'native/pg/xlogreader.cc',
     ],
   },
   'target_defaults': {

@@ -104,7 +104,7 @@ describe('strata CLI', () => {
     const missing = path.join(tmp, 'nowhere');
     const r = strata(['timelines', missing, '--json']);
     expect(r.status).toBe(4);
-    expect(json<{ error: { code: string } }>(r).error.code).toBe('NOT_FOUND');
+    expect(json<{ error: { code: string } }>(r).error.code).toBe('NOT_A_REPOSITORY');
     expect(fs.existsSync(missing)).toBe(false);
   });
 

@@ -5,7 +5,7 @@
  * once; stop() waits for the jobs in flight. Failures are counted and kept, never thrown into the
  * event loop; a timeline whose job failed is skipped for a while (Neon's circuit breaker).
  */
-import type { Timeline } from './timeline';
+import type { TimelineImpl } from './timeline';
 
 export interface BackgroundOptions {
   /** How often the scheduler looks for work (Neon's compaction_period is 20 s). */
@@ -34,11 +34,11 @@ const BACKOFF_PERIODS = 10;
 export class BackgroundScheduler {
   private timer: NodeJS.Timeout | null = null;
   private inFlight: Promise<void> | null = null;
-  private readonly lastGc = new Map<Timeline, number>();
-  private readonly backoffUntil = new Map<Timeline, number>();
+  private readonly lastGc = new Map<TimelineImpl, number>();
+  private readonly backoffUntil = new Map<TimelineImpl, number>();
   private readonly st: BackgroundStats = { running: false, ticks: 0, flushes: 0, compactions: 0, gcRuns: 0, failures: 0, lastError: null };
 
-  constructor(private readonly timelines: () => Timeline[], private readonly opts: BackgroundOptions) {}
+  constructor(private readonly timelines: () => TimelineImpl[], private readonly opts: BackgroundOptions) {}
 
   start(): void {
     if (this.st.running) return;
@@ -86,7 +86,7 @@ export class BackgroundScheduler {
     await Promise.all(workers);
   }
 
-  private async work(t: Timeline, now: number): Promise<void> {
+  private async work(t: TimelineImpl, now: number): Promise<void> {
     try {
       const since = t.openLayerSince;
       if (since !== null && now - since >= this.opts.checkpointTimeoutMs) {

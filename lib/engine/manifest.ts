@@ -5,9 +5,9 @@
 import * as fs from 'node:fs';
 import { crc32 } from 'node:zlib';
 import { StrataError } from '../errors';
-import { type CompressionName, CODEC_NAMES } from '../core/format';
+import { BLOCK_SIZE, type CompressionName, CODEC_NAMES } from '../core/format';
 import { writeFileAtomic } from './fs_util';
-import { keyToHex } from '../key';
+import { keyFromHex, keyToHex } from '../key';
 import { formatLsn, lsnToHex16, parseLsn, type Lsn } from '../lsn';
 import type { LayerKind } from '../core/core';
 
@@ -37,6 +37,9 @@ export interface Manifest {
   compression: CompressionName;
   layers: LayerDesc[];
 }
+
+/** The fields a layer swap may move along with the layer list. */
+export type ManifestPatch = Partial<Pick<Manifest, 'diskConsistentLsn' | 'gcCutoffLsn'>>;
 
 interface LayerJson {
   fileName: string; kind: LayerKind; level: number; keyStart: string; keyEnd: string;
@@ -113,7 +116,7 @@ export function decodeManifest(file: string, text: string): Manifest {
       diskConsistentLsn: parseLsn(j.diskConsistentLsn),
       gcCutoffLsn: j.gcCutoffLsn === undefined ? 0n : parseLsn(j.gcCutoffLsn),
       compression: j.compression as CompressionName,
-      layers: j.layers.map((l) => ({
+      layers: j.layers.map((l) => checkLayerDesc({
         fileName: l.fileName, kind: l.kind, level: l.level, keyStart: l.keyStart, keyEnd: l.keyEnd,
         lsnStart: parseLsn(l.lsnStart), lsnEnd: parseLsn(l.lsnEnd), sizeBytes: l.sizeBytes,
       })),
@@ -121,6 +124,28 @@ export function decodeManifest(file: string, text: string): Manifest {
   } catch (e) {
     return fail(`bad field: ${(e as Error).message}`);
   }
+}
+
+const KEY_HEX = /^[0-9A-F]{36}$/;
+
+/**
+ * A layer entry must describe a file this engine could have written: known kind and level, its
+ * ranges well formed, and its file name exactly the one its fields give. Names are used as paths
+ * (open, delete), so nothing else — no `..`, no separator — may get through.
+ */
+function checkLayerDesc(d: LayerDesc): LayerDesc {
+  const fail = (why: string): never => { throw new Error(`layer ${JSON.stringify(d.fileName)}: ${why}`); };
+  if (d.kind !== 'delta' && d.kind !== 'image') fail(`unknown kind ${JSON.stringify(d.kind)}`);
+  if (!(d.level === 0 || (d.kind === 'delta' && d.level === 1))) fail(`bad level ${JSON.stringify(d.level)}`);
+  if (typeof d.keyStart !== 'string' || !KEY_HEX.test(d.keyStart) || typeof d.keyEnd !== 'string' || !KEY_HEX.test(d.keyEnd)) fail('keys must be 36 upper-case hex digits');
+  if (d.keyStart >= d.keyEnd || d.lsnStart >= d.lsnEnd) fail('empty key or LSN range');
+  if (!Number.isSafeInteger(d.sizeBytes) || d.sizeBytes <= 0 || d.sizeBytes % BLOCK_SIZE !== 0) fail(`bad size ${JSON.stringify(d.sizeBytes)}`);
+  const keyStart = keyFromHex(d.keyStart);
+  const keyEnd = keyFromHex(d.keyEnd);
+  const expected = d.kind === 'delta' ? deltaFileName(keyStart, keyEnd, d.lsnStart, d.lsnEnd) : imageFileName(keyStart, keyEnd, d.lsnStart);
+  if (d.kind === 'image' && d.lsnEnd !== d.lsnStart + 1n) fail('an image layer spans exactly one LSN');
+  if (d.fileName !== expected) fail(`file name does not match its ranges (expected ${expected})`);
+  return d;
 }
 
 /** Layer file names carry key and LSN ranges, as Neon's do (docs/FORMAT.md, "File names"). */

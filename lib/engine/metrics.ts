@@ -5,7 +5,7 @@
  */
 import type { PageCacheStats } from '../core/core';
 import type { IntHistogram } from './histogram';
-import type { Timeline } from './timeline';
+import type { TimelineImpl } from './timeline';
 
 /** Read-amplification buckets, as Neon's pageserver_layers_per_read (1 … 1024). */
 const READ_BUCKETS = [1, 2, 3, 4, 8, 16, 32, 64, 128, 256, 1024];
@@ -46,7 +46,7 @@ function fmtLabels(labels: Labels): string {
   return parts.length === 0 ? '' : `{${parts.join(',')}}`;
 }
 
-export function renderMetrics(implementation: string, cache: PageCacheStats, timelines: readonly Timeline[]): string {
+export function renderMetrics(implementation: string, cache: PageCacheStats, timelines: readonly TimelineImpl[]): string {
   const w = new Writer();
   const impl = { implementation };
   w.metric('strata_page_cache_hits_total', 'counter', 'Layer-file block reads served from the page cache.', impl, cache.hits);

@@ -1,6 +1,8 @@
 /**
- * A repository directory: tenants → timelines → layer files, sharing one core (and so one page
- * cache). Opening it cleans up what a crash left behind (temp files, layers no manifest names).
+ * A repository directory inside the engine: tenants → timelines → layer files, sharing one core
+ * (and so one page cache). A writable open takes the directory's lock (repo_lock.ts) and cleans up
+ * what a crash left behind (temp files, layers no manifest names); a read-only open does neither.
+ * Users see it through the public facade in lib/repository.ts.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -9,13 +11,14 @@ import { MIN_PAGE_CACHE_PAGES, PAGE_CACHE_POLICIES } from '../core/core';
 import { codecAvailable } from '../core/compress';
 import { StrataError } from '../errors';
 import { BLOCK_SIZE, CODEC_BY_NAME, CODEC_NAMES, type CompressionName } from '../core/format';
-import { fsyncDir, mkdirDurable, TMP_SUFFIX, writeFileAtomic } from './fs_util';
+import { fsyncDir, mkdirDurable, TMP_SUFFIX, wrapIo, writeFileAtomic } from './fs_util';
 import { checkLsn, formatLsn, type Lsn } from '../lsn';
 import { renderMetrics } from './metrics';
 import { type Manifest, MANIFEST_FILE, readManifest, writeManifest } from './manifest';
 import { createCore, type ImplementationChoice, resolveImplementation } from '../core/select';
 import { BackgroundScheduler, type BackgroundOptions, type BackgroundStats } from './background';
-import { Timeline, type TimelineConfig, type TimelineStats } from './timeline';
+import { TimelineImpl, type TimelineConfig, type TimelineStats } from './timeline';
+import { RepositoryLock } from './repo_lock';
 
 export const DEFAULT_PAGE_CACHE_BYTES = 64 * 1024 * 1024;       // Neon's default: 8192 pages
 export const DEFAULT_PAGE_CACHE_POLICY: PageCachePolicy = 'clock'; // Neon's (and PostgreSQL's)
@@ -28,12 +31,12 @@ export const DEFAULT_IMAGE_CREATION_THRESHOLD = 3;              // stacked delta
 export const DEFAULT_GC_HORIZON = 64n * 1024n * 1024n;          // LSN bytes of history kept
 export const L0_FLUSH_DELAY_FACTOR = 3;                         // × compactionThreshold (Neon: 30 L0s)
 export const L0_FLUSH_STALL_FACTOR = 5;                         // × compactionThreshold (Neon has stalls off)
-export const DEFAULT_BACKGROUND: BackgroundOptions = {
+export const DEFAULT_BACKGROUND: Readonly<BackgroundOptions> = Object.freeze({
   periodMs: 20_000,            // Neon's compaction_period
   gcPeriodMs: 60 * 60_000,     // Neon's gc_period
   checkpointTimeoutMs: 10 * 60_000, // Neon's checkpoint_timeout
   concurrency: 1,              // a 2-core machine: one compaction at a time leaves a core for reads
-};
+});
 const REPO_MARKER = 'strata.json';
 const REPO_FORMAT = 1;
 const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
@@ -68,6 +71,11 @@ export interface RepositoryOptions {
   background?: boolean;
   /** Scheduler settings; defaults in DEFAULT_BACKGROUND. */
   backgroundOptions?: Partial<BackgroundOptions>;
+  /**
+   * Open for inspection: no lock, no crash cleanup, nothing written; every write fails with
+   * READ_ONLY. It sees the repository as it was when opened, and may coexist with a writer.
+   */
+  readOnly?: boolean;
 }
 
 type ResolvedOptions = Required<Omit<RepositoryOptions, 'implementation' | 'background' | 'backgroundOptions'>>;
@@ -87,30 +95,39 @@ export interface RepositoryStats {
   timelines: TimelineStats[];
 }
 
-export class Repository {
+export class RepositoryImpl {
   readonly dir: string;
   readonly implementation: ImplementationName;
-  private readonly timelines = new Map<string, Timeline>();
+  private readonly timelines = new Map<string, TimelineImpl>();
   private closed = false;
   /** Read by the scheduler on every round, so startBackground() can change it. */
   private readonly backgroundOpts: BackgroundOptions = { ...DEFAULT_BACKGROUND };
   private readonly scheduler: BackgroundScheduler;
 
-  private constructor(dir: string, private readonly core: Core, private readonly opts: ResolvedOptions) {
+  private constructor(dir: string, private readonly core: Core, private readonly opts: ResolvedOptions, private readonly lock: RepositoryLock | null) {
     this.dir = dir;
     this.implementation = core.implementation;
     this.scheduler = new BackgroundScheduler(() => [...this.timelines.values()], this.backgroundOpts);
   }
 
-  static async open(dir: string, options: RepositoryOptions = {}): Promise<Repository> {
+  get readOnly(): boolean {
+    return this.lock === null;
+  }
+
+  static async open(dir: string, options: RepositoryOptions = {}): Promise<RepositoryImpl> {
     const opts = resolveOptions(options);
     const impl = resolveImplementation(options.implementation);
-    mkdirDurable(dir);
-    const marker = path.join(dir, REPO_MARKER);
-    if (!fs.existsSync(marker)) writeFileAtomic(marker, JSON.stringify({ format: REPO_FORMAT }) + '\n');
-    checkMarker(marker);
-    const core = createCore(impl, { pageCacheBytes: opts.pageCacheBytes, pageCachePolicy: opts.pageCachePolicy });
-    const repo = new Repository(path.resolve(dir), core, opts);
+    const root = path.resolve(dir);
+    const lock = opts.readOnly ? null : prepareWritable(root);
+    let core: Core | null = null;
+    try {
+      checkMarker(path.join(root, REPO_MARKER));
+      core = createCore(impl, { pageCacheBytes: opts.pageCacheBytes, pageCachePolicy: opts.pageCachePolicy });
+    } catch (e) {
+      lock?.release();
+      throw e;
+    }
+    const repo = new RepositoryImpl(root, core, opts, lock);
     try {
       repo.loadTimelines();
     } catch (e) {
@@ -123,7 +140,7 @@ export class Repository {
 
   /** Start the background scheduler (docs/ARCHITECTURE.md, "Background work"). */
   startBackground(opts: Partial<BackgroundOptions> = {}): void {
-    this.checkOpen();
+    this.checkWritable('startBackground');
     Object.assign(this.backgroundOpts, checkBackgroundOptions(opts));
     this.scheduler.start();
   }
@@ -140,21 +157,21 @@ export class Repository {
   }
 
 
-  async createTimeline(o: CreateTimelineOptions): Promise<Timeline> {
-    this.checkOpen();
+  async createTimeline(o: CreateTimelineOptions): Promise<TimelineImpl> {
+    this.checkWritable('createTimeline');
     checkId(o?.tenantId, 'tenantId');
     checkId(o.timelineId, 'timelineId');
     if (this.timelines.has(tlKey(o.tenantId, o.timelineId))) {
       throw new StrataError('TIMELINE_EXISTS', `timeline ${o.tenantId}/${o.timelineId} already exists`);
     }
-    let ancestor: Timeline | null = null;
+    let ancestor: TimelineImpl | null = null;
     let ancestorLsn: Lsn | null = null;
     if (o.ancestorTimelineId !== undefined) {
       ancestor = this.getTimeline(o.tenantId, o.ancestorTimelineId);
       ancestorLsn = o.ancestorLsn ?? ancestor.lastRecordLsn;
       checkLsn(ancestorLsn, 'ancestorLsn');
       if (ancestorLsn > ancestor.lastRecordLsn) {
-        throw new StrataError('BAD_ANCESTOR_LSN', `branch point ${formatLsn(ancestorLsn)} is above ${o.tenantId}/${o.ancestorTimelineId}'s lastRecordLsn ${formatLsn(ancestor.lastRecordLsn)}`);
+        throw new StrataError('LSN_TIMEOUT', `branch point ${formatLsn(ancestorLsn)} is above ${o.tenantId}/${o.ancestorTimelineId}'s lastRecordLsn ${formatLsn(ancestor.lastRecordLsn)}`);
       }
       ancestor.checkAboveGcCutoff(ancestorLsn, 'branch point');
       // The branch point must be durable before the branch is: the child reads it from disk after a crash.
@@ -182,19 +199,19 @@ export class Repository {
     };
     mkdirDurable(dir);
     writeManifest(path.join(dir, MANIFEST_FILE), manifest);
-    const tl = new Timeline(this.core, dir, manifest, ancestor, this.timelineConfig());
+    const tl = new TimelineImpl(this.core, dir, manifest, ancestor, this.timelineConfig());
     this.timelines.set(key, tl);
     return tl;
   }
 
-  getTimeline(tenantId: string, timelineId: string): Timeline {
+  getTimeline(tenantId: string, timelineId: string): TimelineImpl {
     this.checkOpen();
     const tl = this.timelines.get(tlKey(tenantId, timelineId));
     if (!tl) throw new StrataError('TIMELINE_NOT_FOUND', `no timeline ${tenantId}/${timelineId}`);
     return tl;
   }
 
-  listTimelines(tenantId: string): Timeline[] {
+  listTimelines(tenantId: string): TimelineImpl[] {
     this.checkOpen();
     return [...this.timelines.values()].filter((t) => t.tenantId === tenantId);
   }
@@ -232,16 +249,24 @@ export class Repository {
     this.closed = true;
     this.timelines.clear();
     this.core.close();
+    this.lock?.release();
     if (errors.length > 0) throw errors[0];
   }
 
-  private checkOpen(): void {
+  checkOpen(): void {
     if (this.closed) throw new StrataError('CLOSED', `repository ${this.dir} is closed`);
+  }
+
+  /** Writes need a writable open (the lock); a read-only repository refuses them. */
+  checkWritable(what: string): void {
+    this.checkOpen();
+    if (this.lock === null) throw new StrataError('READ_ONLY', `repository ${this.dir} is open read-only: ${what} needs a writable open`);
   }
 
   private timelineConfig(compression: CompressionName = this.opts.compression): TimelineConfig {
     const o = this.opts;
     return {
+      readOnly: o.readOnly,
       checkpointDistance: o.checkpointDistance, compression, compactionThreshold: o.compactionThreshold,
       compactionUpperLimit: o.compactionUpperLimit, compactionTargetSize: o.compactionTargetSize,
       imageCreationThreshold: o.imageCreationThreshold, gcHorizon: o.gcHorizon,
@@ -262,11 +287,13 @@ export class Repository {
       for (const timelineId of listDirs(path.join(tenantsDir, tenantId, 'timelines'))) {
         const dir = this.timelineDir(tenantId, timelineId);
         const file = path.join(dir, MANIFEST_FILE);
-        removeTempFiles(dir);
+        if (!this.readOnly) removeTempFiles(dir);
         if (!fs.existsSync(file)) {
           // Created by a createTimeline that crashed before its manifest was durable: it never existed.
-          fs.rmSync(dir, { recursive: true, force: true });
-          fsyncDir(path.dirname(dir));
+          if (!this.readOnly) {
+            fs.rmSync(dir, { recursive: true, force: true });
+            fsyncDir(path.dirname(dir));
+          }
           continue;
         }
         const m = readManifest(file);
@@ -274,15 +301,15 @@ export class Repository {
           throw new StrataError('CORRUPT_MANIFEST', `${file}: names ${m.tenantId}/${m.timelineId}`);
         }
         checkLayers(dir, m);
-        removeOrphanLayers(dir, m);
+        if (!this.readOnly) removeOrphanLayers(dir, m);
         manifests.set(tlKey(tenantId, timelineId), m);
       }
     }
-    const load = (key: string): Timeline => {
+    const load = (key: string): TimelineImpl => {
       const existing = this.timelines.get(key);
       if (existing) return existing;
       const m = manifests.get(key)!;
-      let ancestor: Timeline | null = null;
+      let ancestor: TimelineImpl | null = null;
       if (m.ancestorTimelineId !== null) {
         const akey = tlKey(m.tenantId, m.ancestorTimelineId);
         if (!manifests.has(akey)) {
@@ -290,7 +317,7 @@ export class Repository {
         }
         ancestor = load(akey);
       }
-      const tl = new Timeline(this.core, this.timelineDir(m.tenantId, m.timelineId), m, ancestor, this.timelineConfig(m.compression));
+      const tl = new TimelineImpl(this.core, this.timelineDir(m.tenantId, m.timelineId), m, ancestor, this.timelineConfig(m.compression));
       this.timelines.set(key, tl);
       return tl;
     };
@@ -340,7 +367,11 @@ function resolveOptions(o: RepositoryOptions): ResolvedOptions {
   if (typeof offloadCachedReads !== 'boolean') {
     throw new StrataError('BAD_ARGUMENT', `offloadCachedReads must be a boolean: got ${String(o.offloadCachedReads)}`);
   }
+  const readOnly = o.readOnly ?? false;
+  if (typeof readOnly !== 'boolean') throw new StrataError('BAD_ARGUMENT', `readOnly must be a boolean: got ${String(o.readOnly)}`);
+  if (readOnly && o.background === true) throw new StrataError('BAD_ARGUMENT', 'a read-only repository runs no background work');
   return {
+    readOnly,
     offloadCachedReads,
     pageCacheBytes, pageCachePolicy, checkpointDistance, compression, gcHorizon, compactionThreshold,
     l0FlushDelayThreshold: nonNegativeInt(o.l0FlushDelayThreshold, L0_FLUSH_DELAY_FACTOR * compactionThreshold, 'l0FlushDelayThreshold'),
@@ -351,7 +382,32 @@ function resolveOptions(o: RepositoryOptions): ResolvedOptions {
   };
 }
 
+/**
+ * Create the directory and its marker if needed, then take the writer lock. Everything the
+ * writer does to the directory happens under that lock.
+ */
+function prepareWritable(root: string): RepositoryLock {
+  wrapIo(`opening repository ${root}`, () => {
+    if (fs.existsSync(root) && !fs.statSync(root).isDirectory()) {
+      throw new StrataError('BAD_ARGUMENT', `${root} is not a directory`);
+    }
+    mkdirDurable(root);
+  });
+  const lock = RepositoryLock.acquire(root);
+  try {
+    const marker = path.join(root, REPO_MARKER);
+    if (!fs.existsSync(marker)) wrapIo(`creating ${marker}`, () => writeFileAtomic(marker, JSON.stringify({ format: REPO_FORMAT }) + '\n'));
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
+  return lock;
+}
+
 function checkMarker(marker: string): void {
+  if (!fs.existsSync(marker)) {
+    throw new StrataError('NOT_A_REPOSITORY', `${path.dirname(marker)} is not a Strata repository (no ${REPO_MARKER})`);
+  }
   let format: unknown;
   try {
     format = (JSON.parse(fs.readFileSync(marker, 'utf8')) as { format?: unknown }).format;
@@ -371,7 +427,7 @@ function tlKey(tenantId: string, timelineId: string): string {
   return `${tenantId}/${timelineId}`;
 }
 
-function depth(t: Timeline): number {
+function depth(t: TimelineImpl): number {
   let d = 0;
   for (let a = t.ancestor; a !== null; a = a.ancestor) d++;
   return d;

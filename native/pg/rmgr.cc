@@ -9,6 +9,7 @@
 #include "checksum.h"
 #include "heap_redo.h"
 #include "pg_format.h"
+#include "xlogreader.h"  // FormatLsn
 
 namespace strata {
 namespace pg {
@@ -152,12 +153,6 @@ std::string Where(const RedoRecordView& r) {
 }
 
 }  // namespace
-
-std::string FormatLsn(uint64_t lsn) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%X/%X", static_cast<unsigned>(lsn >> 32), static_cast<unsigned>(lsn));
-  return buf;
-}
 
 std::string RmgrInfoName(uint8_t rmid, uint8_t info) {
   std::string rm;

@@ -24,9 +24,6 @@ void RedoRecord(const uint8_t* rec, size_t len, uint8_t* page);
 // "Btree/UNKNOWN (f0)"; Strata's own resource manager 255 is "Strata/VM_CLEAR".
 std::string RmgrInfoName(uint8_t rmid, uint8_t info);
 
-// Formats an LSN as PostgreSQL does: "X/Y", upper-case hex.
-std::string FormatLsn(uint64_t lsn);
-
 // One redo function: runs the target block's part of a record on `page`; throws PageError.
 using RedoFn = void (*)(const RedoRecordView& r, uint8_t* page);
 

@@ -1,0 +1,149 @@
+/**
+ * The public Timeline: exactly the calls README documents, each a thin forward to the engine's
+ * TimelineImpl (lib/engine/timeline.ts), which stays out of reach: a caller cannot construct a
+ * Timeline, see its children or close it on its own (the repository owns timelines' lifecycles).
+ */
+import type { TimelineImpl } from './engine/timeline';
+import type {
+  CompactionReport, CompactOptions, GcOptions, GcReport, GetPageOptions, LayerInfo, TimelineStats,
+} from './engine/timeline';
+import type { PageKey } from './key';
+import type { Lsn } from './lsn';
+import type { WalRecord } from './record';
+
+export type { CompactionReport, CompactOptions, GcOptions, GcReport, GetPageOptions, LayerInfo, TimelineStats };
+
+/** @internal The facade of an engine timeline, one per timeline (the repository's lookups return the same object). */
+export let timelineFacade: (impl: TimelineImpl) => Timeline;
+/** @internal The engine timeline behind a facade, for subsystems the repository hands a Timeline to. */
+export let timelineImpl: (tl: Timeline) => TimelineImpl;
+
+const facades = new WeakMap<TimelineImpl, Timeline>();
+
+export class Timeline {
+  readonly #impl: TimelineImpl;
+
+  static {
+    timelineFacade = (impl) => {
+      let t = facades.get(impl);
+      if (t === undefined) {
+        t = new Timeline(impl);
+        facades.set(impl, t);
+      }
+      return t;
+    };
+    timelineImpl = (tl) => tl.#impl;
+  }
+
+  private constructor(impl: TimelineImpl) {
+    this.#impl = impl;
+  }
+
+  get tenantId(): string {
+    return this.#impl.tenantId;
+  }
+
+  get timelineId(): string {
+    return this.#impl.timelineId;
+  }
+
+  /** The timeline this one branched from, or null. */
+  get ancestor(): Timeline | null {
+    const a = this.#impl.ancestor;
+    return a === null ? null : timelineFacade(a);
+  }
+
+  /** The branch point in the ancestor, or null. */
+  get ancestorLsn(): Lsn | null {
+    return this.#impl.ancestorLsn;
+  }
+
+  /** Records of this timeline have lsn > startLsn (the branch point, or 0). */
+  get startLsn(): Lsn {
+    return this.#impl.startLsn;
+  }
+
+  /** The newest LSN ingested. */
+  get lastRecordLsn(): Lsn {
+    return this.#impl.lastRecordLsn;
+  }
+
+  /** Every record with lsn ≤ this is in a layer file listed in the manifest. */
+  get diskConsistentLsn(): Lsn {
+    return this.#impl.diskConsistentLsn;
+  }
+
+  /** Reads, images and branches below this LSN fail with LSN_GC_CUTOFF. */
+  get gcCutoffLsn(): Lsn {
+    return this.#impl.gcCutoffLsn;
+  }
+
+  /**
+   * Apply a batch of WAL records: all of it or nothing. LSNs must not go backwards within the batch
+   * and must exceed lastRecordLsn; one LSN may carry several records for different pages.
+   */
+  ingest(records: readonly WalRecord[]): void {
+    this.#impl.ingest(records);
+  }
+
+  /** GetPage@LSN: the 8192-byte page as of `lsn`. Waits up to timeoutMs for ingest to reach `lsn`. */
+  async getPage(key: PageKey, lsn: Lsn, opts?: GetPageOptions): Promise<Buffer> {
+    const [page] = await this.#impl.getPages([key], lsn, opts);
+    return page;
+  }
+
+  /**
+   * GetPage@LSN for many keys at one LSN, in one call into the core. The native core moves any
+   * read that needs the disk to a libuv worker thread, so disk reads do not block the event loop;
+   * the read sees the layers as they were when it started.
+   */
+  getPages(keys: readonly PageKey[], lsn: Lsn, opts?: GetPageOptions): Promise<Buffer[]> {
+    return this.#impl.getPages(keys, lsn, opts);
+  }
+
+  /**
+   * Synchronous GetPage@LSN into a caller-owned buffer at `offset`; allocates no page. An LSN above
+   * lastRecordLsn fails at once with LSN_TIMEOUT (use getPage to wait for it).
+   */
+  readPage(key: PageKey, lsn: Lsn, into: Uint8Array, offset = 0): void {
+    this.#impl.readPagesInto([key], lsn, into, offset);
+  }
+
+  /** Synchronous GetPage@LSN for a batch into `into` (≥ 8192 × keys.length bytes), one core call. */
+  readPages(keys: readonly PageKey[], lsn: Lsn, into: Uint8Array): void {
+    this.#impl.readPagesInto(keys, lsn, into, 0);
+  }
+
+  /** Freeze the open layer and wait until every frozen layer is on disk. */
+  flush(): Promise<void> {
+    return this.#impl.flush();
+  }
+
+  /** Materialize every page the timeline (ancestors included) sees at `lsn` into one image layer. */
+  createImageLayer(lsn: Lsn): Promise<LayerInfo> {
+    return this.#impl.createImageLayer(lsn);
+  }
+
+  /** L0 → L1 compaction at compactionThreshold L0s (or `force`), then images where deltas stack up. */
+  compact(opts?: CompactOptions): Promise<CompactionReport> {
+    return this.#impl.compact(opts);
+  }
+
+  /** Move the GC cutoff up to lastRecordLsn − horizon (never down) and remove shadowed layers. */
+  gc(opts?: GcOptions): Promise<GcReport> {
+    return this.#impl.gc(opts);
+  }
+
+  layers(): LayerInfo[] {
+    return this.#impl.layers();
+  }
+
+  stats(): TimelineStats {
+    return this.#impl.stats();
+  }
+
+  /** Zero the read counters and histograms (layer counts and sizes are state, not counters). */
+  resetStats(): void {
+    this.#impl.resetStats();
+  }
+}
