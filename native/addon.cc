@@ -197,7 +197,11 @@ class JsCore : public Napi::ObjectWrap<JsCore> {
 
   Napi::Value LayerKeys(const Napi::CallbackInfo& info) {
     return Guard(info.Env(), [&]() -> Napi::Value {
-      const std::vector<uint8_t> keys = core_->GetLayer(ArgU32(info, 0, "handle")).Keys();
+      uint8_t key_start[kKeySize];
+      uint8_t key_end[kKeySize];
+      ArgKey(info, 1, "keyStart", key_start);
+      ArgKey(info, 2, "keyEnd", key_end);
+      const std::vector<uint8_t> keys = core_->GetLayer(ArgU32(info, 0, "handle")).Keys(key_start, key_end);
       return CopyToBuffer(info.Env(), keys.data(), keys.size());
     });
   }
