@@ -134,6 +134,15 @@ const char* CheckRedoRecord(const uint8_t* rec, size_t len) {
   return ParseRedoRecord(rec, len, &view);
 }
 
+bool StoredRecordWillInit(const uint8_t* rec) {
+  const size_t nblocks = rec[kOffNBlocks];
+  for (size_t i = 0; i < nblocks; ++i) {
+    const uint8_t* p = rec + kStoredHeaderSize + i * kStoredBlockRefSize;
+    if (p[kRefId] == rec[kOffTargetId]) return (p[kRefFlags] & kBkpBlockWillInit) != 0;
+  }
+  return false;
+}
+
 RedoAction ReadBufferForRedo(const RedoRecordView& r, const uint8_t* page) {
   if (r.will_init()) ThrowPageError("block with WILL_INIT flag must be initialized by its redo function");
   if (PageIsNew(page)) ThrowPageError("page is new (not initialized); the record needs an existing page");

@@ -95,6 +95,10 @@ const char* ParseRedoRecord(const uint8_t* rec, size_t len, RedoRecordView* view
 // ParseRedoRecord without keeping the view: for layer readers validating what they load.
 const char* CheckRedoRecord(const uint8_t* rec, size_t len);
 
+// Whether a stored record that CheckRedoRecord accepted is will_init (its target block carries
+// BKPBLOCK_WILL_INIT): redo then starts from a zero page and the record ends a reconstruction chain.
+bool StoredRecordWillInit(const uint8_t* rec);
+
 // ---- the shared first step of every redo function, for the one block being redone ----
 
 // XLogRedoAction for the one block being redone.
