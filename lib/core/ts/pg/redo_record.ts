@@ -1,9 +1,12 @@
 /**
  * The stored PostgreSQL record for one block (record tag 4): a bounds-checked parse view (TS twin
  * of native/pg/redo_record.{h,cc}). Layout in docs/POSTGRES.md, "Stored record": a 24-byte
- * header, n 24-byte block references, the target block's data, the main data.
+ * header, n 24-byte block references, the target block's data, the main data. Also the step every
+ * redo function starts with: PostgreSQL's XLogReadBufferForRedo and XLogInitBufferForRedo for the
+ * one block a stored record is redone on.
  */
-import { loadLe16, loadLe32 } from './pg_format';
+import { PageError, pageIsNew, pageLsnAtLeast } from './bufpage';
+import { BLCKSZ, loadLe16, loadLe32 } from './pg_format';
 
 export const RECORD_TAG_PG = 4;
 export const STORED_HEADER_SIZE = 24;
@@ -229,4 +232,31 @@ export class RedoRecordView {
 /** Validation for layer readers: null when the stored value is well formed, else what is wrong. */
 export function checkRedoRecord(buf: Uint8Array, off: number, len: number): string | null {
   return new RedoRecordView().parse(buf, off, len);
+}
+
+// ---- the shared first step of every redo function, for the one block being redone ----
+
+/** XLogRedoAction for the one block being redone. */
+export enum RedoAction { NeedsRedo, Done }
+
+/**
+ * XLogReadBufferForRedo: the page must not be will_init (PostgreSQL PANICs) and must be initialized
+ * (PostgreSQL treats a new page as missing); Done when its LSN is already at or past the record's.
+ */
+export function readBufferForRedo(r: RedoRecordView, page: Uint8Array): RedoAction {
+  if (r.willInit()) throw new PageError('block with WILL_INIT flag must be initialized by its redo function');
+  if (pageIsNew(page)) throw new PageError('page is new (not initialized); the record needs an existing page');
+  return pageLsnAtLeast(page, r.lsnHi, r.lsnLo) ? RedoAction.Done : RedoAction.NeedsRedo;
+}
+
+/** The same with RBM_ZERO_ON_ERROR (visibility map pages): a new page is accepted. */
+export function readBufferForRedoZeroOnError(r: RedoRecordView, page: Uint8Array): RedoAction {
+  if (r.willInit()) throw new PageError('block with WILL_INIT flag must be initialized by its redo function');
+  return pageLsnAtLeast(page, r.lsnHi, r.lsnLo) ? RedoAction.Done : RedoAction.NeedsRedo;
+}
+
+/** XLogInitBufferForRedo: the target must carry BKPBLOCK_WILL_INIT; the page is zeroed. */
+export function initBufferForRedo(r: RedoRecordView, page: Uint8Array): void {
+  if (!r.willInit()) throw new PageError('block to be initialized in redo must be marked with WILL_INIT flag');
+  page.fill(0, 0, BLCKSZ);
 }
