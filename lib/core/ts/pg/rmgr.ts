@@ -161,6 +161,14 @@ function buildDispatchTable(): (RedoFn | undefined)[] {
 
 const TABLE = buildDispatchTable();
 
+/**
+ * Whether the cores redo records of this (rmid, info): ingest counts the others as unsupported.
+ * Both cores dispatch from the same list (native/pg/rmgr.cc), which the redo differential test keeps equal.
+ */
+export function redoSupported(rmid: number, info: number): boolean {
+  return TABLE[rmid * 16 + ((info & 0xf0) >> 4)] !== undefined;
+}
+
 const view = new RedoRecordView();
 
 /**
