@@ -124,6 +124,8 @@ class PendingBatch implements PreparedBatch {
 
 export class WalIngest {
   private pending = new PendingBatch();
+  /** Sizes set by values still pending: the timeline cannot answer for them until they are sent. */
+  private pendingSizes = new Map<string, number | null>();
   private readonly sizes: RelSizes;
   private readonly report: WalIngestReport;
 
@@ -157,6 +159,7 @@ export class WalIngest {
     if (this.pending.length > 0) {
       const batch = this.pending;
       this.pending = new PendingBatch();
+      this.pendingSizes = new Map();
       this.tl.ingestPrepared(batch);
     }
     this.tl.advanceLsn(this.report.endLsn);
@@ -200,7 +203,7 @@ export class WalIngest {
 
   /** The relation reaches `newSize` blocks at `lsn`: zero records for skipped blocks, then its size. */
   private async extend(rel: RelTag, newSize: number, lsn: Lsn, written: ReadonlySet<number>): Promise<void> {
-    const old = (await this.sizes.latest(rel)) ?? 0;
+    const old = (await this.sizeNow(rel)) ?? 0;
     if (newSize <= old) return;
     for (let blk = old; blk < newSize; blk++) {
       if (!written.has(blk)) this.pending.add(encodeKey(pageKeyOf(rel, blk)), lsn, ZERO_RECORD);
@@ -210,7 +213,15 @@ export class WalIngest {
 
   private setSize(rel: RelTag, nblocks: number | null, lsn: Lsn): void {
     this.pending.add(relSizeKey(rel), lsn, serializeValueRecord(encodeRelSize(nblocks)));
+    this.pendingSizes.set(relId(rel), nblocks);
     this.sizes.noteChange(rel, lsn, nblocks);
+  }
+
+  /** The relation's size as ingest has it so far, pending values included. */
+  private async sizeNow(rel: RelTag): Promise<number | null> {
+    const id = relId(rel);
+    if (this.pendingSizes.has(id)) return this.pendingSizes.get(id) as number | null;
+    return this.sizes.latest(rel);
   }
 
   // ---- side effects by resource manager --------------------------------------------------------
@@ -257,7 +268,7 @@ export class WalIngest {
     const b0 = rec.blockById(0);
     if (b0 === undefined) return;
     const vmRel: RelTag = { spcOid: b0.spcOid, dbOid: b0.dbOid, relNumber: b0.relNumber, forkNum: VISIBILITYMAP_FORKNUM };
-    const vmSize = (await this.sizes.latest(vmRel)) ?? 0;
+    const vmSize = (await this.sizeNow(vmRel)) ?? 0;
     const byVmBlock = new Map<number, { heapBlocks: number[]; flags: number }>();
     for (const [heapBlock, flags] of clears) {
       const vmBlock = Math.floor(heapBlock / HEAPBLOCKS_PER_VM_PAGE);
@@ -303,7 +314,7 @@ export class WalIngest {
     const m = mainData(rec, 16, 'Storage/CREATE');
     const rel = { ...readRelFileNode(m, 0), forkNum: m.readInt32LE(12) };
     if (rel.forkNum === FSM_FORKNUM) return;
-    if ((await this.sizes.latest(rel)) === null) this.setSize(rel, 0, rec.endLsn);
+    if ((await this.sizeNow(rel)) === null) this.setSize(rel, 0, rec.endLsn);
   }
 
   /** smgr_redo TRUNCATE: the main fork to blkno, the VM to what visibilitymap_prepare_truncate leaves. */
@@ -315,14 +326,14 @@ export class WalIngest {
     const lsn = rec.endLsn;
     if ((flags & SMGR_TRUNCATE_HEAP) !== 0) {
       const rel = { ...node, forkNum: MAIN_FORKNUM };
-      const size = await this.sizes.latest(rel);
+      const size = await this.sizeNow(rel);
       if (size !== null && size > blkno) this.setSize(rel, blkno, lsn);
     }
     if ((flags & SMGR_TRUNCATE_VM) !== 0) await this.truncateVisibilityMap({ ...node, forkNum: VISIBILITYMAP_FORKNUM }, blkno, rec);
   }
 
   private async truncateVisibilityMap(vmRel: RelTag, heapBlocks: number, rec: DecodedRecord): Promise<void> {
-    const vmSize = await this.sizes.latest(vmRel);
+    const vmSize = await this.sizeNow(vmRel);
     if (vmSize === null) return;
     const truncBlock = Math.floor(heapBlocks / HEAPBLOCKS_PER_VM_PAGE);
     let newSize = truncBlock;
@@ -344,7 +355,7 @@ export class WalIngest {
     for (const node of droppedRelations(rec)) {
       for (const forkNum of STORED_FORKS) {
         const rel = { ...node, forkNum };
-        if ((await this.sizes.latest(rel)) !== null) this.setSize(rel, null, rec.endLsn);
+        if ((await this.sizeNow(rel)) !== null) this.setSize(rel, null, rec.endLsn);
       }
     }
   }
