@@ -22,7 +22,7 @@ import { createWalDecoder } from '../../lib/core/pg_decoder';
 import type { ImplementationName } from '../../lib/core/core';
 import { isStrataError } from '../../lib/errors';
 import { planWalSegments } from '../../lib/pg/wal_source';
-import { encodeStoredRecord, imageForBlock, walRecords, type WalRecord } from '../../lib/pg/wal_record';
+import { encodeStoredRecord, imageForBlock, decodedRecords, type DecodedRecord } from '../../lib/pg/wal_record';
 import type { PgRelation } from './pg_cluster';
 import { readBlocks, scanDataDir, type DiskFork } from './pg_compare';
 import { maskForAm } from './pg_mask';
@@ -132,7 +132,7 @@ function vmPagesEqual(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /** The heap records' VM clears (heapam.c redo: *_ALL_VISIBLE_CLEARED, LOCK's ALL_FROZEN_CLEARED): [heap block, flags][]. */
-function vmClearsOf(r: WalRecord): [number, number][] {
+function vmClearsOf(r: DecodedRecord): [number, number][] {
   const op = r.info & 0x70;
   const main = r.mainData();
   const blk0 = r.blockById(0)?.blockNumber;
@@ -243,7 +243,7 @@ export class RedoOracle {
     const drain = (): boolean => {
       for (;;) {
         const b = d.decode(BATCH_RECORDS);
-        for (const r of walRecords(b.entries, b.count)) this.record(r);
+        for (const r of decodedRecords(b.entries, b.count)) this.record(r);
         if (b.state === 'end') return true;
         if (b.state === 'need-more') return false;
       }
@@ -261,7 +261,7 @@ export class RedoOracle {
     return this.report;
   }
 
-  private record(r: WalRecord): void {
+  private record(r: DecodedRecord): void {
     this.report.records++;
     if (r.rmid === RM_SMGR) this.storage(r);
     if (r.rmid === RM_DBASE && (r.info & 0xf0) === DBASE_CREATE_FILE_COPY) {
@@ -343,7 +343,7 @@ export class RedoOracle {
   }
 
   /** A synthesized rmgr-255 VM_CLEAR on the VM page holding heapBlk's bits. */
-  private vmClear(r: WalRecord, heapBlk: number, flags: number): void {
+  private vmClear(r: DecodedRecord, heapBlk: number, flags: number): void {
     const b0 = r.blockById(0)!;
     const vmBlk = Math.floor(heapBlk / HEAPBLOCKS_PER_VM_PAGE);
     const rec = storedRecord({
@@ -365,7 +365,7 @@ export class RedoOracle {
   }
 
   /** Storage CREATE (an empty fork) and TRUNCATE (xl_smgr_truncate: blkno, RelFileNode, flags). */
-  private storage(r: WalRecord): void {
+  private storage(r: DecodedRecord): void {
     const m = r.mainData();
     const op = r.info & 0xf0;
     if (op === SMGR_CREATE && m.length >= 16) {
