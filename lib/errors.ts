@@ -1,26 +1,36 @@
 /**
  * Every failure Strata reports is a StrataError with a stable `code`; callers switch on the code,
- * never on the message. Messages name the file / block / LSN involved.
+ * never on the message. Messages name the file / block / LSN / record involved.
+ *
+ * ERROR_CODES is the one list of codes: the type, the native error names (native/errors.h, checked
+ * by test/errors.test.ts) and README's table (checked by test/readme.test.ts) follow it.
  */
-export type StrataErrorCode =
-  | 'LSN_ORDER'          // batch LSNs go backwards, or do not exceed lastRecordLsn
-  | 'BAD_RECORD'         // wrong page size, patch outside the page, unknown kind
-  | 'BAD_ARGUMENT'       // malformed key, LSN, option or id
-  | 'PAGE_NOT_FOUND'     // no will_init record for the key at or below the LSN (ancestors included)
-  | 'LSN_TIMEOUT'        // requested LSN above lastRecordLsn and ingest did not reach it in time
-  | 'LSN_GC_CUTOFF'      // read, image or branch below the timeline's GC cutoff
-  | 'TIMELINE_NOT_FOUND'
-  | 'TIMELINE_EXISTS'
-  | 'BAD_ANCESTOR_LSN'   // branch point above the ancestor's lastRecordLsn
-  | 'CORRUPT_LAYER'      // checksum, magic, version or length wrong in a layer file
-  | 'CORRUPT_MANIFEST'   // manifest unreadable, checksum wrong, or names a missing layer
-  | 'CACHE_FULL'         // every page-cache slot is pinned
-  | 'NATIVE_UNAVAILABLE' // implementation 'native' forced but the addon cannot load
-  | 'CLOSED'             // repository or timeline used after close()
-  | 'WAL_CORRUPT'        // PostgreSQL WAL fails a check in the middle of valid WAL (CRC, length, xl_prev, block header)
-  | 'WAL_UNSUPPORTED'    // PostgreSQL WAL Strata cannot decode or redo (other version, page size, record type)
-  | 'REDO_FAILED'        // a PostgreSQL record does not fit the page it is redone on
-  | 'IO_ERROR';
+export const ERROR_CODES = {
+  BAD_ARGUMENT: 'a malformed key, LSN, option, id or buffer; a method called with the wrong arguments',
+  BAD_RECORD: 'a record that cannot be stored: wrong page size, patch outside the page, unknown kind',
+  LSN_ORDER: 'a batch whose LSNs go backwards, do not exceed lastRecordLsn, reach LSN_MAX, or give one page two records at one LSN',
+  LSN_TIMEOUT: 'an LSN above lastRecordLsn: getPage waited timeoutMs for it; readPage, createImageLayer and branch creation do not wait',
+  LSN_GC_CUTOFF: 'a read, image or branch below the timeline\'s GC cutoff',
+  PAGE_NOT_FOUND: 'no page for the key at that LSN (nothing initialized it, or PostgreSQL: the block is past the relation\'s end)',
+  TIMELINE_NOT_FOUND: 'no timeline with that tenant and timeline id',
+  TIMELINE_EXISTS: 'createTimeline with an id that is taken',
+  CORRUPT_LAYER: 'a layer file whose checksum, magic, version, structure or length is wrong',
+  CORRUPT_MANIFEST: 'a manifest that is unreadable, fails its checksum, names a missing layer or an impossible file name',
+  CACHE_FULL: 'every page-cache slot is pinned',
+  NATIVE_UNAVAILABLE: 'implementation \'native\' was forced but the addon cannot load',
+  CLOSED: 'a repository, timeline or core used after close()',
+  IO_ERROR: 'the operating system refused a read, write, fsync or rename (the message has the path and errno); after a failed flush ingest stops until reopen',
+  REPOSITORY_LOCKED: 'the repository is open for writing by another process (or another Repository in this one)',
+  READ_ONLY: 'a write on a repository opened with readOnly: true',
+  NOT_A_REPOSITORY: 'the directory has no strata.json (opening read-only, or a CLI command on a wrong path)',
+  WAL_CORRUPT: 'PostgreSQL WAL that fails its CRC, header or xl_prev checks before its end (names the LSN)',
+  WAL_UNSUPPORTED: 'a page whose history holds a PostgreSQL record Strata cannot redo (names rmgr/INFO and the LSN)',
+  REDO_FAILED: 'a PostgreSQL record that does not fit the page it is redone on (names the record, LSN and page)',
+  REL_NOT_FOUND: 'getRelSize of a relation fork that does not exist at that LSN (never created, dropped, or a free-space map)',
+  BAD_PG_DATADIR: 'importPgDatadir of a directory that is not a cleanly shut down PostgreSQL 15 cluster (wrong version, bad pg_control, missing WAL)',
+} as const;
+
+export type StrataErrorCode = keyof typeof ERROR_CODES;
 
 export class StrataError extends Error {
   readonly code: StrataErrorCode;
@@ -36,21 +46,19 @@ export function isStrataError(e: unknown, code?: StrataErrorCode): e is StrataEr
   return e instanceof StrataError && (code === undefined || e.code === code);
 }
 
+export function isErrorCode(code: unknown): code is StrataErrorCode {
+  return typeof code === 'string' && Object.prototype.hasOwnProperty.call(ERROR_CODES, code);
+}
+
 /** Native code throws plain Errors carrying a `code` property; turn them into StrataErrors. */
 export function toStrataError(e: unknown): unknown {
   if (e instanceof StrataError) return e;
   if (e instanceof Error) {
     const code = (e as Error & { code?: unknown }).code;
-    if (typeof code === 'string' && KNOWN_CODES.has(code)) {
+    if (isErrorCode(code)) {
       const msg = e.message.startsWith(`${code}: `) ? e.message.slice(code.length + 2) : e.message;
-      return new StrataError(code as StrataErrorCode, msg, { cause: e });
+      return new StrataError(code, msg, { cause: e });
     }
   }
   return e;
 }
-
-const KNOWN_CODES: ReadonlySet<string> = new Set<StrataErrorCode>([
-  'LSN_ORDER', 'BAD_RECORD', 'BAD_ARGUMENT', 'PAGE_NOT_FOUND', 'LSN_TIMEOUT', 'LSN_GC_CUTOFF', 'TIMELINE_NOT_FOUND',
-  'TIMELINE_EXISTS', 'BAD_ANCESTOR_LSN', 'CORRUPT_LAYER', 'CORRUPT_MANIFEST', 'CACHE_FULL',
-  'NATIVE_UNAVAILABLE', 'CLOSED', 'IO_ERROR', 'WAL_CORRUPT', 'WAL_UNSUPPORTED', 'REDO_FAILED',
-]);

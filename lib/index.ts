@@ -2,16 +2,18 @@
  * Strata: an embeddable versioned page store. Hand it WAL records; read any 8 KB page at any LSN;
  * branch a timeline at an LSN without copying data.
  */
+export { Repository } from './repository';
 export {
-  Repository, DEFAULT_CHECKPOINT_DISTANCE, DEFAULT_PAGE_CACHE_BYTES, DEFAULT_COMPACTION_THRESHOLD, DEFAULT_COMPACTION_UPPER_LIMIT,
+  DEFAULT_CHECKPOINT_DISTANCE, DEFAULT_PAGE_CACHE_BYTES, DEFAULT_COMPACTION_THRESHOLD, DEFAULT_COMPACTION_UPPER_LIMIT,
   DEFAULT_COMPACTION_TARGET_SIZE, DEFAULT_IMAGE_CREATION_THRESHOLD, DEFAULT_GC_HORIZON, DEFAULT_BACKGROUND,
-} from './repository';
-export type { RepositoryOptions, CreateTimelineOptions, RepositoryStats } from './repository';
-export { Timeline, DEFAULT_WAIT_LSN_TIMEOUT_MS } from './timeline';
-export type { LayerInfo, GetPageOptions, TimelineStats, CompactionReport, CompactOptions, GcReport, GcOptions } from './timeline';
-export type { BackgroundOptions, BackgroundStats } from './background';
-export type { HistogramSummary } from './histogram';
-export { StrataError, isStrataError } from './errors';
+} from './engine/repository';
+export type { RepositoryOptions, CreateTimelineOptions, RepositoryStats } from './engine/repository';
+export { Timeline } from './timeline';
+export { DEFAULT_WAIT_LSN_TIMEOUT_MS } from './engine/timeline';
+export type { LayerInfo, GetPageOptions, TimelineStats, CompactionReport, CompactOptions, GcReport, GcOptions } from './engine/timeline';
+export type { BackgroundOptions, BackgroundStats } from './engine/background';
+export type { HistogramSummary } from './engine/histogram';
+export { StrataError, isStrataError, ERROR_CODES } from './errors';
 export type { StrataErrorCode } from './errors';
 export { parseLsn, formatLsn, LSN_MAX } from './lsn';
 export type { Lsn } from './lsn';
@@ -19,7 +21,7 @@ export { encodeKey, decodeKey, formatKey, KEY_SIZE } from './key';
 export type { PageKey } from './key';
 export { PAGE_SIZE } from './record';
 export type { WalRecord, ImageRecord, ZeroRecord, PatchRecord } from './record';
-export type { ImplementationName, PageCachePolicy, PageCacheStats } from './core';
-export type { CompressionName } from './format';
-export { nativeInfo } from './native';
-export type { NativeInfo, NativeSource } from './native';
+export type { ImplementationName, PageCachePolicy, PageCacheStats } from './core/core';
+export type { CompressionName } from './core/format';
+export { nativeInfo } from './core/native';
+export type { NativeInfo, NativeSource } from './core/native';

@@ -1,435 +1,93 @@
 /**
- * A repository directory: tenants → timelines → layer files, sharing one core (and so one page
- * cache). Opening it cleans up what a crash left behind (temp files, layers no manifest names).
+ * The public Repository: exactly the calls README documents, forwarding to the engine's
+ * RepositoryImpl (lib/engine/repository.ts). Timelines come back as public Timeline facades.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import type { Core, ImplementationName, PageCachePolicy, PageCacheStats } from './core';
-import { MIN_PAGE_CACHE_PAGES, PAGE_CACHE_POLICIES } from './core';
-import { codecAvailable } from './codec';
-import { StrataError } from './errors';
-import { BLOCK_SIZE, CODEC_BY_NAME, CODEC_NAMES, type CompressionName } from './format';
-import { fsyncDir, mkdirDurable, TMP_SUFFIX, writeFileAtomic } from './fs_util';
-import { checkLsn, formatLsn, type Lsn } from './lsn';
-import { renderMetrics } from './metrics';
-import { type Manifest, MANIFEST_FILE, readManifest, writeManifest } from './manifest';
-import { createCore, type ImplementationChoice, resolveImplementation } from './select';
-import { BackgroundScheduler, type BackgroundOptions, type BackgroundStats } from './background';
-import { Timeline, type TimelineConfig, type TimelineStats } from './timeline';
+import type { BackgroundOptions } from './engine/background';
+import { RepositoryImpl, type CreateTimelineOptions, type RepositoryOptions, type RepositoryStats } from './engine/repository';
+import type { ImplementationName } from './core/core';
+import { Timeline, timelineFacade } from './timeline';
 
-export const DEFAULT_PAGE_CACHE_BYTES = 64 * 1024 * 1024;       // Neon's default: 8192 pages
-export const DEFAULT_PAGE_CACHE_POLICY: PageCachePolicy = 'clock'; // Neon's (and PostgreSQL's)
-export const DEFAULT_CHECKPOINT_DISTANCE = 256 * 1024 * 1024;   // bytes of WAL per L0 layer
-// Compaction and GC defaults are Neon's (docs/ARCHITECTURE.md, "Compaction").
-export const DEFAULT_COMPACTION_THRESHOLD = 10;                 // L0 layers
-export const DEFAULT_COMPACTION_UPPER_LIMIT = 20;               // L0 layers merged at most per run
-export const DEFAULT_COMPACTION_TARGET_SIZE = 128 * 1024 * 1024; // bytes per L1 layer
-export const DEFAULT_IMAGE_CREATION_THRESHOLD = 3;              // stacked delta layers
-export const DEFAULT_GC_HORIZON = 64n * 1024n * 1024n;          // LSN bytes of history kept
-export const L0_FLUSH_DELAY_FACTOR = 3;                         // × compactionThreshold (Neon: 30 L0s)
-export const L0_FLUSH_STALL_FACTOR = 5;                         // × compactionThreshold (Neon has stalls off)
-export const DEFAULT_BACKGROUND: BackgroundOptions = {
-  periodMs: 20_000,            // Neon's compaction_period
-  gcPeriodMs: 60 * 60_000,     // Neon's gc_period
-  checkpointTimeoutMs: 10 * 60_000, // Neon's checkpoint_timeout
-  concurrency: 1,              // a 2-core machine: one compaction at a time leaves a core for reads
-};
-const REPO_MARKER = 'strata.json';
-const REPO_FORMAT = 1;
-const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+export type { CreateTimelineOptions, RepositoryOptions, RepositoryStats };
 
-export interface RepositoryOptions {
-  /** 'auto' (default, or STRATA_IMPL) uses the C++ core when the addon loads. */
-  implementation?: ImplementationChoice;
-  pageCacheBytes?: number;
-  /** Page-cache eviction: 'clock' (default, usage-count clock) or 's3fifo' (docs/ARCHITECTURE.md). */
-  pageCachePolicy?: PageCachePolicy;
-  /** Bytes of records in the open layer before it is frozen and flushed as an L0 layer. */
-  checkpointDistance?: number;
-  /** Codec for values in new layer files: 'lz4' (default), 'zstd' or 'none'. */
-  compression?: CompressionName;
-  compactionThreshold?: number;
-  compactionUpperLimit?: number;
-  compactionTargetSize?: number;
-  imageCreationThreshold?: number;
-  /** History kept below lastRecordLsn by gc(), in LSN bytes. */
-  gcHorizon?: bigint;
-  /** L0 backpressure thresholds (docs/ARCHITECTURE.md); 0 turns one off. */
-  l0FlushDelayThreshold?: number;
-  l0FlushStallThreshold?: number;
-  /**
-   * getPage/getPages send every read to the libuv thread pool (true), or only reads that need the
-   * disk (false, default): a read served from cached blocks finishes on the calling thread, since
-   * on this kind of machine the thread round trip costs several times such a read. Native core
-   * only; the TS core always reads on the calling thread.
-   */
-  offloadCachedReads?: boolean;
-  /** Start the background scheduler (flush, compaction, images, GC) on open. */
-  background?: boolean;
-  /** Scheduler settings; defaults in DEFAULT_BACKGROUND. */
-  backgroundOptions?: Partial<BackgroundOptions>;
-}
-
-type ResolvedOptions = Required<Omit<RepositoryOptions, 'implementation' | 'background' | 'backgroundOptions'>>;
-
-export interface CreateTimelineOptions {
-  tenantId: string;
-  timelineId: string;
-  ancestorTimelineId?: string;
-  /** Branch point; defaults to the ancestor's lastRecordLsn. */
-  ancestorLsn?: Lsn;
-}
-
-export interface RepositoryStats {
-  implementation: ImplementationName;
-  pageCache: PageCacheStats;
-  background: BackgroundStats;
-  timelines: TimelineStats[];
-}
+/** @internal The engine repository behind a facade, for subsystems that need more than the public calls. */
+export let repositoryImpl: (repo: Repository) => RepositoryImpl;
 
 export class Repository {
-  readonly dir: string;
-  readonly implementation: ImplementationName;
-  private readonly timelines = new Map<string, Timeline>();
-  private closed = false;
-  /** Read by the scheduler on every round, so startBackground() can change it. */
-  private readonly backgroundOpts: BackgroundOptions = { ...DEFAULT_BACKGROUND };
-  private readonly scheduler: BackgroundScheduler;
+  readonly #impl: RepositoryImpl;
 
-  private constructor(dir: string, private readonly core: Core, private readonly opts: ResolvedOptions) {
-    this.dir = dir;
-    this.implementation = core.implementation;
-    this.scheduler = new BackgroundScheduler(() => [...this.timelines.values()], this.backgroundOpts);
+  static {
+    repositoryImpl = (repo) => repo.#impl;
   }
 
-  static async open(dir: string, options: RepositoryOptions = {}): Promise<Repository> {
-    const opts = resolveOptions(options);
-    const impl = resolveImplementation(options.implementation);
-    mkdirDurable(dir);
-    const marker = path.join(dir, REPO_MARKER);
-    if (!fs.existsSync(marker)) writeFileAtomic(marker, JSON.stringify({ format: REPO_FORMAT }) + '\n');
-    checkMarker(marker);
-    const core = createCore(impl, { pageCacheBytes: opts.pageCacheBytes, pageCachePolicy: opts.pageCachePolicy });
-    const repo = new Repository(path.resolve(dir), core, opts);
-    try {
-      repo.loadTimelines();
-    } catch (e) {
-      await repo.close().catch(() => undefined);
-      throw e;
-    }
-    if (options.background === true) repo.startBackground(options.backgroundOptions);
-    return repo;
+  private constructor(impl: RepositoryImpl) {
+    this.#impl = impl;
   }
 
-  /** Start the background scheduler (docs/ARCHITECTURE.md, "Background work"). */
-  startBackground(opts: Partial<BackgroundOptions> = {}): void {
-    this.checkOpen();
-    Object.assign(this.backgroundOpts, checkBackgroundOptions(opts));
-    this.scheduler.start();
+  /**
+   * Open (creating it if needed) the repository in `dir`. A writable open takes the directory's
+   * lock (REPOSITORY_LOCKED if another writer holds it) and cleans up what a crash left behind;
+   * `readOnly: true` does neither and refuses every write with READ_ONLY.
+   */
+  static async open(dir: string, options?: RepositoryOptions): Promise<Repository> {
+    return new Repository(await RepositoryImpl.open(dir, options));
   }
 
-  /** Stop the scheduler and wait for its jobs in flight. */
-  async stopBackground(): Promise<void> {
-    await this.scheduler.stop();
+  get dir(): string {
+    return this.#impl.dir;
   }
 
-  /** One round of background work now, whether or not the scheduler runs. */
-  async runBackgroundOnce(): Promise<void> {
-    this.checkOpen();
-    await this.scheduler.runOnce();
+  /** The core in use: 'native' or 'ts'. */
+  get implementation(): ImplementationName {
+    return this.#impl.implementation;
   }
 
+  get readOnly(): boolean {
+    return this.#impl.readOnly;
+  }
 
+  /** A new timeline, or a branch of `ancestorTimelineId` at `ancestorLsn` (default: its lastRecordLsn). */
   async createTimeline(o: CreateTimelineOptions): Promise<Timeline> {
-    this.checkOpen();
-    checkId(o?.tenantId, 'tenantId');
-    checkId(o.timelineId, 'timelineId');
-    if (this.timelines.has(tlKey(o.tenantId, o.timelineId))) {
-      throw new StrataError('TIMELINE_EXISTS', `timeline ${o.tenantId}/${o.timelineId} already exists`);
-    }
-    let ancestor: Timeline | null = null;
-    let ancestorLsn: Lsn | null = null;
-    if (o.ancestorTimelineId !== undefined) {
-      ancestor = this.getTimeline(o.tenantId, o.ancestorTimelineId);
-      ancestorLsn = o.ancestorLsn ?? ancestor.lastRecordLsn;
-      checkLsn(ancestorLsn, 'ancestorLsn');
-      if (ancestorLsn > ancestor.lastRecordLsn) {
-        throw new StrataError('BAD_ANCESTOR_LSN', `branch point ${formatLsn(ancestorLsn)} is above ${o.tenantId}/${o.ancestorTimelineId}'s lastRecordLsn ${formatLsn(ancestor.lastRecordLsn)}`);
-      }
-      ancestor.checkAboveGcCutoff(ancestorLsn, 'branch point');
-      // The branch point must be durable before the branch is: the child reads it from disk after a crash.
-      if (ancestor.diskConsistentLsn < ancestorLsn) await ancestor.flush();
-      // GC may have run while we waited; from here to registering the child nothing awaits.
-      ancestor.checkAboveGcCutoff(ancestorLsn, 'branch point');
-    } else if (o.ancestorLsn !== undefined) {
-      throw new StrataError('BAD_ARGUMENT', 'ancestorLsn given without ancestorTimelineId');
-    }
-    const key = tlKey(o.tenantId, o.timelineId);
-    if (this.timelines.has(key)) throw new StrataError('TIMELINE_EXISTS', `timeline ${o.tenantId}/${o.timelineId} already exists`);
-    const dir = this.timelineDir(o.tenantId, o.timelineId);
-    const startLsn = ancestorLsn ?? 0n;
-    const manifest: Manifest = {
-      tenantId: o.tenantId,
-      timelineId: o.timelineId,
-      ancestorTimelineId: o.ancestorTimelineId ?? null,
-      ancestorLsn,
-      startLsn,
-      diskConsistentLsn: startLsn,
-      // Reads below the ancestor's cutoff at branch time may already miss layers.
-      gcCutoffLsn: ancestor?.gcCutoffLsn ?? 0n,
-      compression: this.opts.compression,
-      layers: [],
-    };
-    mkdirDurable(dir);
-    writeManifest(path.join(dir, MANIFEST_FILE), manifest);
-    const tl = new Timeline(this.core, dir, manifest, ancestor, this.timelineConfig());
-    this.timelines.set(key, tl);
-    return tl;
+    return timelineFacade(await this.#impl.createTimeline(o));
   }
 
   getTimeline(tenantId: string, timelineId: string): Timeline {
-    this.checkOpen();
-    const tl = this.timelines.get(tlKey(tenantId, timelineId));
-    if (!tl) throw new StrataError('TIMELINE_NOT_FOUND', `no timeline ${tenantId}/${timelineId}`);
-    return tl;
+    return timelineFacade(this.#impl.getTimeline(tenantId, timelineId));
   }
 
   listTimelines(tenantId: string): Timeline[] {
-    this.checkOpen();
-    return [...this.timelines.values()].filter((t) => t.tenantId === tenantId);
+    return this.#impl.listTimelines(tenantId).map(timelineFacade);
   }
 
   listTenants(): string[] {
-    this.checkOpen();
-    return [...new Set([...this.timelines.values()].map((t) => t.tenantId))].sort();
+    return this.#impl.listTenants();
   }
 
   stats(): RepositoryStats {
-    this.checkOpen();
-    return {
-      implementation: this.implementation,
-      pageCache: this.core.pageCache.stats(),
-      background: this.scheduler.stats(),
-      timelines: [...this.timelines.values()].map((t) => t.stats()),
-    };
+    return this.#impl.stats();
   }
 
   /** Every metric in Prometheus text format, labelled by tenant and timeline. */
   metricsText(): string {
-    this.checkOpen();
-    return renderMetrics(this.implementation, this.core.pageCache.stats(), [...this.timelines.values()]);
+    return this.#impl.metricsText();
   }
 
-  /** Flush every open layer, then release files and the page cache. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    await this.scheduler.stop();
-    const errors: unknown[] = [];
-    // Children first: their reads go through their ancestors' layer maps.
-    for (const tl of [...this.timelines.values()].sort((a, b) => depth(b) - depth(a))) {
-      await tl.close().catch((e: unknown) => errors.push(e));
-    }
-    this.closed = true;
-    this.timelines.clear();
-    this.core.close();
-    if (errors.length > 0) throw errors[0];
+  /** Start the background scheduler: flush on checkpoint timeout, compaction, images, GC. */
+  startBackground(opts?: Partial<BackgroundOptions>): void {
+    this.#impl.startBackground(opts);
   }
 
-  private checkOpen(): void {
-    if (this.closed) throw new StrataError('CLOSED', `repository ${this.dir} is closed`);
+  /** Stop the scheduler and wait for its jobs in flight. */
+  stopBackground(): Promise<void> {
+    return this.#impl.stopBackground();
   }
 
-  private timelineConfig(compression: CompressionName = this.opts.compression): TimelineConfig {
-    const o = this.opts;
-    return {
-      checkpointDistance: o.checkpointDistance, compression, compactionThreshold: o.compactionThreshold,
-      compactionUpperLimit: o.compactionUpperLimit, compactionTargetSize: o.compactionTargetSize,
-      imageCreationThreshold: o.imageCreationThreshold, gcHorizon: o.gcHorizon,
-      l0FlushDelayThreshold: o.l0FlushDelayThreshold, l0FlushStallThreshold: o.l0FlushStallThreshold,
-      offloadCachedReads: o.offloadCachedReads,
-    };
+  /** One round of background work now, whether or not the scheduler runs. */
+  runBackgroundOnce(): Promise<void> {
+    return this.#impl.runBackgroundOnce();
   }
 
-  private timelineDir(tenantId: string, timelineId: string): string {
-    return path.join(this.dir, 'tenants', tenantId, 'timelines', timelineId);
-  }
-
-  /** Load every timeline, ancestors before descendants, cleaning crash leftovers on the way. */
-  private loadTimelines(): void {
-    const manifests = new Map<string, Manifest>();
-    const tenantsDir = path.join(this.dir, 'tenants');
-    for (const tenantId of listDirs(tenantsDir)) {
-      for (const timelineId of listDirs(path.join(tenantsDir, tenantId, 'timelines'))) {
-        const dir = this.timelineDir(tenantId, timelineId);
-        const file = path.join(dir, MANIFEST_FILE);
-        removeTempFiles(dir);
-        if (!fs.existsSync(file)) {
-          // Created by a createTimeline that crashed before its manifest was durable: it never existed.
-          fs.rmSync(dir, { recursive: true, force: true });
-          fsyncDir(path.dirname(dir));
-          continue;
-        }
-        const m = readManifest(file);
-        if (m.tenantId !== tenantId || m.timelineId !== timelineId) {
-          throw new StrataError('CORRUPT_MANIFEST', `${file}: names ${m.tenantId}/${m.timelineId}`);
-        }
-        checkLayers(dir, m);
-        removeOrphanLayers(dir, m);
-        manifests.set(tlKey(tenantId, timelineId), m);
-      }
-    }
-    const load = (key: string): Timeline => {
-      const existing = this.timelines.get(key);
-      if (existing) return existing;
-      const m = manifests.get(key)!;
-      let ancestor: Timeline | null = null;
-      if (m.ancestorTimelineId !== null) {
-        const akey = tlKey(m.tenantId, m.ancestorTimelineId);
-        if (!manifests.has(akey)) {
-          throw new StrataError('CORRUPT_MANIFEST', `timeline ${m.tenantId}/${m.timelineId}: ancestor ${m.ancestorTimelineId} is missing`);
-        }
-        ancestor = load(akey);
-      }
-      const tl = new Timeline(this.core, this.timelineDir(m.tenantId, m.timelineId), m, ancestor, this.timelineConfig(m.compression));
-      this.timelines.set(key, tl);
-      return tl;
-    };
-    for (const key of manifests.keys()) load(key);
-  }
-}
-
-function positiveInt(v: number | undefined, dflt: number, what: string): number {
-  const n = v ?? dflt;
-  if (!Number.isSafeInteger(n) || n <= 0) throw new StrataError('BAD_ARGUMENT', `${what} must be a positive integer: got ${String(v)}`);
-  return n;
-}
-
-function nonNegativeInt(v: number | undefined, dflt: number, what: string): number {
-  return v === 0 ? 0 : positiveInt(v, dflt, what);
-}
-
-function checkBackgroundOptions(o: Partial<BackgroundOptions>): Partial<BackgroundOptions> {
-  for (const [k, v] of Object.entries(o)) positiveInt(v as number, 1, `backgroundOptions.${k}`);
-  return o;
-}
-
-function resolveOptions(o: RepositoryOptions): ResolvedOptions {
-  const pageCacheBytes = o.pageCacheBytes ?? DEFAULT_PAGE_CACHE_BYTES;
-  if (!Number.isSafeInteger(pageCacheBytes) || pageCacheBytes < MIN_PAGE_CACHE_PAGES * BLOCK_SIZE) {
-    throw new StrataError('BAD_ARGUMENT', `pageCacheBytes must be an integer ≥ ${MIN_PAGE_CACHE_PAGES * BLOCK_SIZE}: got ${String(o.pageCacheBytes)}`);
-  }
-  const pageCachePolicy = o.pageCachePolicy ?? DEFAULT_PAGE_CACHE_POLICY;
-  if (!PAGE_CACHE_POLICIES.includes(pageCachePolicy)) {
-    throw new StrataError('BAD_ARGUMENT', `pageCachePolicy must be one of ${PAGE_CACHE_POLICIES.join(', ')}: got ${String(o.pageCachePolicy)}`);
-  }
-  const checkpointDistance = o.checkpointDistance ?? DEFAULT_CHECKPOINT_DISTANCE;
-  if (!Number.isSafeInteger(checkpointDistance) || checkpointDistance <= 0) {
-    throw new StrataError('BAD_ARGUMENT', `checkpointDistance must be a positive integer: got ${String(o.checkpointDistance)}`);
-  }
-  const compression = o.compression ?? 'lz4';
-  if (!CODEC_NAMES.includes(compression)) {
-    throw new StrataError('BAD_ARGUMENT', `compression must be one of ${CODEC_NAMES.join(', ')}: got ${String(compression)}`);
-  }
-  if (!codecAvailable(CODEC_BY_NAME[compression])) {
-    throw new StrataError('BAD_ARGUMENT', `compression '${compression}' is unavailable here (its npm package did not load)`);
-  }
-  const gcHorizon = o.gcHorizon ?? DEFAULT_GC_HORIZON;
-  checkLsn(gcHorizon, 'gcHorizon');
-  const compactionThreshold = positiveInt(o.compactionThreshold, DEFAULT_COMPACTION_THRESHOLD, 'compactionThreshold');
-  const offloadCachedReads = o.offloadCachedReads ?? false;
-  if (typeof offloadCachedReads !== 'boolean') {
-    throw new StrataError('BAD_ARGUMENT', `offloadCachedReads must be a boolean: got ${String(o.offloadCachedReads)}`);
-  }
-  return {
-    offloadCachedReads,
-    pageCacheBytes, pageCachePolicy, checkpointDistance, compression, gcHorizon, compactionThreshold,
-    l0FlushDelayThreshold: nonNegativeInt(o.l0FlushDelayThreshold, L0_FLUSH_DELAY_FACTOR * compactionThreshold, 'l0FlushDelayThreshold'),
-    l0FlushStallThreshold: nonNegativeInt(o.l0FlushStallThreshold, L0_FLUSH_STALL_FACTOR * compactionThreshold, 'l0FlushStallThreshold'),
-    compactionUpperLimit: positiveInt(o.compactionUpperLimit, DEFAULT_COMPACTION_UPPER_LIMIT, 'compactionUpperLimit'),
-    compactionTargetSize: positiveInt(o.compactionTargetSize, DEFAULT_COMPACTION_TARGET_SIZE, 'compactionTargetSize'),
-    imageCreationThreshold: positiveInt(o.imageCreationThreshold, DEFAULT_IMAGE_CREATION_THRESHOLD, 'imageCreationThreshold'),
-  };
-}
-
-function checkMarker(marker: string): void {
-  let format: unknown;
-  try {
-    format = (JSON.parse(fs.readFileSync(marker, 'utf8')) as { format?: unknown }).format;
-  } catch (e) {
-    throw new StrataError('CORRUPT_MANIFEST', `${marker}: unreadable: ${(e as Error).message}`, { cause: e });
-  }
-  if (format !== REPO_FORMAT) throw new StrataError('CORRUPT_MANIFEST', `${marker}: unsupported repository format ${String(format)}`);
-}
-
-function checkId(id: unknown, what: string): asserts id is string {
-  if (typeof id !== 'string' || !ID_PATTERN.test(id)) {
-    throw new StrataError('BAD_ARGUMENT', `${what} must match ${ID_PATTERN.source}: got ${JSON.stringify(id)}`);
-  }
-}
-
-function tlKey(tenantId: string, timelineId: string): string {
-  return `${tenantId}/${timelineId}`;
-}
-
-function depth(t: Timeline): number {
-  let d = 0;
-  for (let a = t.ancestor; a !== null; a = a.ancestor) d++;
-  return d;
-}
-
-function listDirs(dir: string): string[] {
-  if (!fs.existsSync(dir)) return [];
-  return fs.readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory() && ID_PATTERN.test(d.name)).map((d) => d.name).sort();
-}
-
-function removeTempFiles(dir: string): void {
-  let removed = false;
-  for (const f of fs.readdirSync(dir)) {
-    if (f.endsWith(TMP_SUFFIX)) {
-      fs.rmSync(path.join(dir, f), { force: true });
-      removed = true;
-    }
-  }
-  if (removed) fsyncDir(dir);
-}
-
-/** A layer file no manifest names was written by a flush that crashed before its commit point. */
-function removeOrphanLayers(dir: string, m: Manifest): void {
-  const named = new Set(m.layers.map((l) => l.fileName));
-  let removed = false;
-  for (const f of fs.readdirSync(dir)) {
-    if (f !== MANIFEST_FILE && !named.has(f)) {
-      fs.rmSync(path.join(dir, f), { force: true, recursive: true });
-      removed = true;
-    }
-  }
-  if (removed) fsyncDir(dir);
-}
-
-/** Every listed layer exists with its recorded size, and delta layers never overlap in LSN. */
-function checkLayers(dir: string, m: Manifest): void {
-  for (const l of m.layers) {
-    const file = path.join(dir, l.fileName);
-    let size: number;
-    try {
-      size = fs.statSync(file).size;
-    } catch {
-      throw new StrataError('CORRUPT_MANIFEST', `${path.join(dir, MANIFEST_FILE)}: layer ${l.fileName} is missing`);
-    }
-    if (size !== l.sizeBytes) {
-      throw new StrataError('CORRUPT_LAYER', `${file}: ${size} bytes, the manifest says ${l.sizeBytes}`);
-    }
-  }
-  const deltas = m.layers.filter((l) => l.kind === 'delta');
-  for (let i = 0; i < deltas.length; i++) {
-    for (let j = i + 1; j < deltas.length; j++) {
-      const a = deltas[i];
-      const b = deltas[j];
-      const keysOverlap = a.keyStart < b.keyEnd && b.keyStart < a.keyEnd;
-      const lsnsOverlap = a.lsnStart < b.lsnEnd && b.lsnStart < a.lsnEnd;
-      if (keysOverlap && lsnsOverlap) {
-        throw new StrataError('CORRUPT_MANIFEST', `${path.join(dir, MANIFEST_FILE)}: delta layers ${a.fileName} and ${b.fileName} overlap`);
-      }
-    }
+  /** Flush every open layer, then release files, the page cache and the lock. */
+  close(): Promise<void> {
+    return this.#impl.close();
   }
 }

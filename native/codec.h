@@ -1,4 +1,4 @@
-// Decompression of blob payloads (the writer side lives in lib/codec.ts so both cores write
+// Decompression of blob payloads (the writer side lives in lib/core/compress.ts so both cores write
 // identical bytes). Errors are returned as text so the caller can name the file and block.
 #ifndef STRATA_CODEC_H_
 #define STRATA_CODEC_H_

@@ -1,6 +1,6 @@
 // A fixed pool of 8 KB slots holding immutable layer-file blocks, evicted by a usage-count clock
 // (PostgreSQL / Neon style, the default) or by S3-FIFO. Each policy is pinned down exactly and
-// shared with the TS twin (lib/page_cache.ts, which documents the rules) so both cores report the
+// shared with the TS twin (lib/core/ts/page_cache.ts, which documents the rules) so both cores report the
 // same stats for the same access sequence.
 #ifndef STRATA_PAGE_CACHE_H_
 #define STRATA_PAGE_CACHE_H_

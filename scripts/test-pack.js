@@ -78,7 +78,7 @@ function packTarball(stageDir) {
   const files = info.files.map((f) => f.path);
   const prebuild = files.find((f) => /^prebuilds\/[^/]+\/strata\..*\.node$/.test(f));
   check(`tarball ${info.filename} holds a prebuild (${prebuild || 'none'})`, prebuild !== undefined);
-  check('tarball holds dist/cli.js and bin/strata.js', files.includes('dist/cli.js') && files.includes('bin/strata.js'));
+  check('tarball holds dist/cli/cli.js and bin/strata.js', files.includes('dist/cli/cli.js') && files.includes('bin/strata.js'));
   check('tarball holds no build/ directory', !files.some((f) => f.startsWith('build/')));
   return path.join(dest, info.filename);
 }

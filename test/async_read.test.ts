@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { COUNTS_PER_REQUEST, type Core } from '../lib/core';
+import { COUNTS_PER_REQUEST, type Core } from '../lib/core/core';
 import { isStrataError, PAGE_SIZE, type PageKey, Repository, type WalRecord } from '../lib';
 import { IMPLEMENTATIONS, makeCore } from './helpers/cores';
 import { deltaSpec, imageRec, imageSpec, pageKey, patchRec, planOf, runPlan, tmpDir, writeLayer } from './helpers/layers';

@@ -62,8 +62,9 @@ describe('records', () => {
 
 describe('codec', () => {
   it('reads the content size from zstd frame headers and refuses frames that lie about it', async () => {
-    const { encodeBlob, decompress, zstdFrameContentSize } = await import('../lib/codec');
-    const { CODEC_ZSTD, COMPRESS_MIN_BYTES } = await import('../lib/format');
+    const { encodeBlob } = await import('../lib/core/compress');
+    const { decompress, zstdFrameContentSize } = await import('../lib/core/ts/codec');
+    const { CODEC_ZSTD, COMPRESS_MIN_BYTES } = await import('../lib/core/format');
     for (const n of [COMPRESS_MIN_BYTES, 255, 256, 300, 8193]) {
       const raw = Buffer.alloc(n, 3);
       const blob = encodeBlob(CODEC_ZSTD, raw);

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { nativeLoadError } from '../lib/native';
+import { nativeLoadError } from '../lib/core/native';
 
 const ROOT = path.join(__dirname, '..');
 const IMPLS = ['native', 'ts'];

@@ -1,5 +1,5 @@
 /**
- * The `strata` CLI, run as the real binary (node bin/strata.js → dist/cli.js, built by pretest)
+ * The `strata` CLI, run as the real binary (node bin/strata.js → dist/cli/cli.js, built by pretest)
  * against repositories written through the library. Every command, human and --json output, exit
  * codes, and verify's corruption detection (a flipped byte in any layer) and read-only behaviour.
  */
@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeKey, Repository, type PageKey } from '../lib';
-import { nativeLoadError } from '../lib/native';
+import { nativeLoadError } from '../lib/core/native';
 
 const ROOT = path.join(__dirname, '..');
 const BIN = path.join(ROOT, 'bin', 'strata.js');
@@ -104,7 +104,7 @@ describe('strata CLI', () => {
     const missing = path.join(tmp, 'nowhere');
     const r = strata(['timelines', missing, '--json']);
     expect(r.status).toBe(4);
-    expect(json<{ error: { code: string } }>(r).error.code).toBe('NOT_FOUND');
+    expect(json<{ error: { code: string } }>(r).error.code).toBe('NOT_A_REPOSITORY');
     expect(fs.existsSync(missing)).toBe(false);
   });
 

@@ -9,11 +9,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { crc32 } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
-import { codecAvailable } from '../lib/codec';
-import type { Core, ImplementationName } from '../lib/core';
+import { codecAvailable } from '../lib/core/compress';
+import type { Core, ImplementationName } from '../lib/core/core';
 import {
   BLOCK_PAYLOAD, BLOCK_SIZE, CODEC_LZ4, CODEC_NONE, CODEC_ZSTD, DELTA_MAGIC, IMAGE_MAGIC, SUMMARY, btreeFanout, type CodecId,
-} from '../lib/format';
+} from '../lib/core/format';
 import { IMPLEMENTATIONS, makeCore } from './helpers/cores';
 import {
   type Entry, type LayerSpec, type PagesResult, type TestRequest, appendArgs, deltaSpec, imageSpec, indexKey, pageKey,

@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type PageKey, Repository, StrataError } from '../lib';
-import { BLOCK_SIZE, SUMMARY } from '../lib/format';
+import { BLOCK_SIZE, SUMMARY } from '../lib/core/format';
 import { IMPLEMENTATIONS } from './helpers/cores';
 import { Oracle } from './helpers/oracle';
 import { Rng } from './helpers/random';

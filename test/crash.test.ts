@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Repository } from '../lib';
-import { createCore } from '../lib/select';
+import { createCore } from '../lib/core/select';
 import { IMPLEMENTATIONS } from './helpers/cores';
 import { Rng } from './helpers/random';
 

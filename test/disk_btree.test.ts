@@ -1,8 +1,8 @@
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Core } from '../lib/core';
+import type { Core } from '../lib/core/core';
 import { isStrataError } from '../lib/errors';
-import { DELTA_INDEX_KEY_SIZE, IMAGE_INDEX_KEY_SIZE, btreeFanout } from '../lib/format';
+import { DELTA_INDEX_KEY_SIZE, IMAGE_INDEX_KEY_SIZE, btreeFanout } from '../lib/core/format';
 import { IMPLEMENTATIONS, makeCore } from './helpers/cores';
 import {
   type Entry, type LayerSpec, type TestRequest, appendArgs, deltaSpec, imageRec, imageSpec, pageKey, patchRec, runOracle, runPlan,

@@ -4,9 +4,9 @@
  * sanitizers too.
  */
 import { expect, test } from 'vitest';
-import { decompress } from '../lib/codec';
-import { CODEC_LZ4 } from '../lib/format';
-import { loadNativeBinding } from '../lib/native';
+import { decompress } from '../lib/core/ts/codec';
+import { CODEC_LZ4 } from '../lib/core/format';
+import { loadNativeBinding } from '../lib/core/native';
 import { IMPLEMENTATIONS } from './helpers/cores';
 
 // layer_blob, lz4-empty-value-null-output.bin: a compressed blob whose record is 0 bytes long. The

@@ -2,10 +2,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { crc32 } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
-import { codecAvailable } from '../lib/codec';
-import type { Core, LayerWriterOptions } from '../lib/core';
+import { codecAvailable } from '../lib/core/compress';
+import type { Core, LayerWriterOptions } from '../lib/core/core';
 import { isStrataError, type StrataErrorCode } from '../lib/errors';
-import { CODEC_LZ4, CODEC_NONE, CODEC_ZSTD, DELTA_MAGIC, IMAGE_MAGIC, SUMMARY, type CodecId } from '../lib/format';
+import { CODEC_LZ4, CODEC_NONE, CODEC_ZSTD, DELTA_MAGIC, IMAGE_MAGIC, SUMMARY, type CodecId } from '../lib/core/format';
 import { KEY_MAX, KEY_MIN } from '../lib/key';
 import { IMPLEMENTATIONS, makeCore } from './helpers/cores';
 import {

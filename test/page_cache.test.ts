@@ -3,11 +3,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PAGE_SIZE, type PageKey, Repository, type WalRecord } from '../lib';
-import type { Core, ImplementationName, PageCacheApi, PageCachePolicy } from '../lib/core';
-import { MIN_PAGE_CACHE_PAGES } from '../lib/core';
+import type { Core, ImplementationName, PageCacheApi, PageCachePolicy } from '../lib/core/core';
+import { MIN_PAGE_CACHE_PAGES } from '../lib/core/core';
 import { isStrataError } from '../lib/errors';
-import { PageCache } from '../lib/page_cache';
-import { createCore } from '../lib/select';
+import { PageCache } from '../lib/core/ts/page_cache';
+import { createCore } from '../lib/core/select';
 import { IMPLEMENTATIONS, makeCore } from './helpers/cores';
 import { Rng } from './helpers/random';
 
@@ -105,7 +105,7 @@ class ClockModel implements CacheModel {
 }
 
 /**
- * S3-FIFO as lib/page_cache.ts's comment states it, on arrays of keys (index 0 = head): S, M, and
+ * S3-FIFO as lib/core/ts/page_cache.ts's comment states it, on arrays of keys (index 0 = head): S, M, and
  * the ghost as the window of the last (M's share) keys evicted from S, a readmitted key blanked out
  * of its cell. Pins: a pinned head of S moves to M; M made only of pinned keys frees nothing.
  */

@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Core } from '../lib/core';
+import type { Core } from '../lib/core/core';
 import { isStrataError, type StrataErrorCode } from '../lib/errors';
 import { KEY_MAX } from '../lib/key';
 import { IMPLEMENTATIONS, makeCore } from './helpers/cores';

@@ -171,7 +171,7 @@ describe.each(IMPLEMENTATIONS)('timeline API (%s core)', (impl) => {
     expect(() => repo.getTimeline('t1', 'nope')).toThrow(expect.objectContaining({ code: 'TIMELINE_NOT_FOUND' }));
     await expect(repo.createTimeline({ tenantId: 't1', timelineId: 'main' })).rejects.toMatchObject({ code: 'TIMELINE_EXISTS' });
     await expect(repo.createTimeline({ tenantId: 't1', timelineId: 'x', ancestorTimelineId: 'nope' })).rejects.toMatchObject({ code: 'TIMELINE_NOT_FOUND' });
-    await expect(repo.createTimeline({ tenantId: 't1', timelineId: 'x', ancestorTimelineId: 'main', ancestorLsn: 0x11n })).rejects.toMatchObject({ code: 'BAD_ANCESTOR_LSN' });
+    await expect(repo.createTimeline({ tenantId: 't1', timelineId: 'x', ancestorTimelineId: 'main', ancestorLsn: 0x11n })).rejects.toMatchObject({ code: 'LSN_TIMEOUT' });
     await expect(repo.createTimeline({ tenantId: 't1', timelineId: '../evil' })).rejects.toMatchObject({ code: 'BAD_ARGUMENT' });
     expect(repo.listTimelines('t1')).toHaveLength(1);
   });

@@ -1,6 +1,6 @@
 'use strict';
 /**
- * The machine floors (native/bench_floors.cc) as harness tasks, so they run in the same rounds
+ * The machine floors (native/bench/bench_floors.cc, built as build-bench/…/strata_bench.node) as harness tasks, so they run in the same rounds
  * as the engine paths they bound:
  *   memcpy      8 KB copies from a working set of N pages into a ring of 64 distinct pages
  *   napiCopy    one N-API call copying one cached page into a caller buffer
@@ -12,13 +12,15 @@ const { PAGE_SIZE, Rng } = require('./data');
 const DIST = require('path').join(__dirname, '..', '..', 'dist');
 const RING_PAGES = 64;
 
+let floors = null;
+
+/** The floors addon (scripts/build-bench.js builds it on first use; it is not part of the shipped addon). */
 function floorsBinding() {
-  const { loadNativeBinding } = require(`${DIST}/native.js`);
-  const binding = loadNativeBinding();
-  if (!binding.benchFloors) {
-    throw new Error('the loaded addon has no benchFloors export: rebuild it (npm run build:native) so native/bench_floors.cc is compiled in');
+  if (floors === null) {
+    const { ensureBenchAddon } = require('../../scripts/build-bench.js');
+    floors = require(ensureBenchAddon()).benchFloors;
   }
-  return binding.benchFloors;
+  return floors;
 }
 
 /**
@@ -50,14 +52,14 @@ function copyFloorTasks(prefix, pages, seed, batch = 64) {
 }
 
 /**
- * Decompression floors over blobs encoded exactly as layer files store them (lib/codec.ts
+ * Decompression floors over blobs encoded exactly as layer files store them (lib/core/compress.ts
  * encodeBlob of the serialized image record), for codec 'lz4' and 'zstd'. Returns the tasks and
  * the achieved compression ratios.
  */
 function decompressFloorTasks(prefix, records) {
   const { decompressRun } = floorsBinding();
-  const { encodeBlob } = require(`${DIST}/codec.js`);
-  const { CODEC_LZ4, CODEC_ZSTD, BLOB_HEADER_SIZE, BLOB_RAW_LEN_SIZE } = require(`${DIST}/format.js`);
+  const { encodeBlob } = require(`${DIST}/core/compress.js`);
+  const { CODEC_LZ4, CODEC_ZSTD, BLOB_HEADER_SIZE, BLOB_RAW_LEN_SIZE } = require(`${DIST}/core/format.js`);
   const tasks = [];
   const ratios = {};
   for (const [name, codec] of [['lz4', CODEC_LZ4], ['zstd', CODEC_ZSTD]]) {

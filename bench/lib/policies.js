@@ -3,7 +3,7 @@
  * Cache-policy simulators over a trace of dense object ids (Int32Array, ids in [0, universe)).
  * Each returns the number of hits; capacity is in objects (8 KB blocks for the engine).
  *
- *   clock   lib/page_cache.ts's policy exactly (and native/page_cache.cc's): never-used slots are
+ *   clock   lib/core/ts/page_cache.ts's policy exactly (and native/page_cache.cc's): never-used slots are
  *           taken first in index order; a hit raises the slot's usage count, saturating at 5; a
  *           fill sets it to 1; to evict, the hand visits slots in order, a slot at 0 is the victim
  *           (the hand stops just past it), any other slot loses one point. (The engine skips
@@ -18,14 +18,14 @@
  *           FIFO M (the rest), ghost G of the last |M| keys evicted from S; 2-bit frequency; S's
  *           tail moves to M if it was hit while in S, else its key goes to G; a miss found in G
  *           enters M; M reinserts objects with frequency > 0, decrementing it. This is the
- *           engine's pageCachePolicy 's3fifo' exactly (lib/page_cache.ts spells out the rules and
+ *           engine's pageCachePolicy 's3fifo' exactly (lib/core/ts/page_cache.ts spells out the rules and
  *           what pins change; a trace has none); w6_policy.js replays it against both real caches.
  * All are O(1) per request (MIN: O(log n)) on typed arrays, so multi-million-request traces take
  * about a second per policy and size.
  */
 
-const MAX_USAGE_COUNT = 5; // lib/page_cache.ts MAX_USAGE_COUNT
-const MAX_S3FIFO_FREQUENCY = 3; // lib/page_cache.ts MAX_S3FIFO_FREQUENCY
+const MAX_USAGE_COUNT = 5; // lib/core/ts/page_cache.ts MAX_USAGE_COUNT
+const MAX_S3FIFO_FREQUENCY = 3; // lib/core/ts/page_cache.ts MAX_S3FIFO_FREQUENCY
 
 function clock(trace, capacity, universe) {
   const slotKey = new Int32Array(capacity);
@@ -235,7 +235,7 @@ class Fifo {
 }
 
 function s3fifo(trace, capacity, universe) {
-  const smallCap = Math.max(1, Math.floor(capacity / 10)); // lib/page_cache.ts SMALL_QUEUE_DIVISOR
+  const smallCap = Math.max(1, Math.floor(capacity / 10)); // lib/core/ts/page_cache.ts SMALL_QUEUE_DIVISOR
   const mainCap = capacity - smallCap;
   const ghostCap = Math.max(1, mainCap);
   const S = new Fifo(capacity);

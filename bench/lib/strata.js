@@ -38,12 +38,17 @@ function copyDir(src, dst) {
   fs.cpSync(src, dst, { recursive: true });
 }
 
+/** A timeline's directory, from the repository layout docs/FORMAT.md fixes. */
+function timelineDir(repo, tl) {
+  return path.join(repo.dir, 'tenants', tl.tenantId, 'timelines', tl.timelineId);
+}
+
 /**
  * Layer-file blocks of every layer of these timelines: index (B-tree) blocks and total blocks,
- * read from the layer summaries with a throwaway TS core (internal API, dist/ts_core.js).
+ * read from the layer summaries with a throwaway TS core (internal API, dist/core/ts/core.js).
  */
-function layerBlocks(timelines) {
-  const { createTsCore } = require(`${DIST}/ts_core.js`);
+function layerBlocks(repo, timelines) {
+  const { createTsCore } = require(`${DIST}/core/ts/core.js`);
   const core = createTsCore({ pageCacheBytes: 16 * 8192 });
   let index = 0;
   let total = 0;
@@ -51,7 +56,7 @@ function layerBlocks(timelines) {
   try {
     for (const tl of timelines) {
       for (const l of tl.layers()) {
-        const h = core.openLayer(path.join(tl.dir, l.fileName));
+        const h = core.openLayer(path.join(timelineDir(repo, tl), l.fileName));
         const s = core.layerSummary(h);
         index += s.indexBlkCount;
         total += s.totalBlocks;
@@ -77,4 +82,5 @@ function cacheDelta(before, after) {
   return { hits, misses, evictions: after.evictions - before.evictions, hitRatio: hits + misses ? hits / (hits + misses) : null };
 }
 
-module.exports = { strata, IMPLS, tmpDir, benchRoot, openRepo, ingestAll, copyDir, layerBlocks, cacheCounters, cacheDelta, dirUsage, DIST };
+module.exports = {
+  timelineDir, strata, IMPLS, tmpDir, benchRoot, openRepo, ingestAll, copyDir, layerBlocks, cacheCounters, cacheDelta, dirUsage, DIST };

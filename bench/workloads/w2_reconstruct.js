@@ -80,7 +80,7 @@ async function runW2(ctx) {
   let blocks;
   {
     const repo = await openRepo(buildDir, 'native', { pageCacheBytes: 16 * PAGE_SIZE });
-    blocks = layerBlocks(ks.map((k) => repo.getTimeline('t', `k${k}`)));
+    blocks = layerBlocks(repo, ks.map((k) => repo.getTimeline('t', `k${k}`)));
     await repo.close();
   }
   const pageCacheBytes = (blocks.indexBlocks + CACHE_SLACK_BLOCKS) * PAGE_SIZE;

@@ -99,13 +99,13 @@ function arcTrace(name, maxRequests) {
 const ENGINE_POLICIES = ['clock', 's3fifo'];
 
 /**
- * Replays a trace against lib/page_cache.ts (through dist/) and the native core's page cache, both
+ * Replays a trace against lib/core/ts/page_cache.ts (through dist/) and the native core's page cache, both
  * running `policy`, as the read path uses them (lookup, and on a miss insert) and compares hits
  * with that policy's simulator.
  */
 function crossCheck(trace, capacity, universe, policy = 'clock') {
-  const { PageCache } = require(`${DIST}/page_cache.js`);
-  const { createCore } = require(`${DIST}/select.js`);
+  const { PageCache } = require(`${DIST}/core/ts/page_cache.js`);
+  const { createCore } = require(`${DIST}/core/select.js`);
   const block = Buffer.alloc(BLOCK_SIZE);
   const into = Buffer.alloc(BLOCK_SIZE);
   const replay = (cache) => {

@@ -27,7 +27,7 @@ const { monitorEventLoopDelay } = require('node:perf_hooks');
 const { PAGE_SIZE, Rng, heapPages, keyOf } = require('../lib/data');
 const { floorsBinding } = require('../lib/floors');
 const { median, percentile, summary } = require('../lib/harness');
-const { IMPLS, tmpDir, openRepo, ingestAll, copyDir, layerBlocks } = require('../lib/strata');
+const { IMPLS, tmpDir, openRepo, ingestAll, copyDir, layerBlocks, timelineDir } = require('../lib/strata');
 const { timelineRecords } = require('./w2_reconstruct');
 
 const CACHE_SLACK_BLOCKS = 32;
@@ -43,9 +43,10 @@ function deviceReadBytes() {
   }
 }
 
-function dropLayerFiles(tl, floors) {
+function dropLayerFiles(target, floors) {
   let accepted = 0;
-  for (const l of tl.layers()) if (floors.dropFileCache(path.join(tl.dir, l.fileName))) accepted++;
+  const dir = timelineDir(target.repo, target.tl);
+  for (const l of target.tl.layers()) if (floors.dropFileCache(path.join(dir, l.fileName))) accepted++;
   return accepted;
 }
 
@@ -127,8 +128,9 @@ function permutation(n, rng) {
   return a;
 }
 
-async function measure(mode, tl, keys, order, lsn, p, floors) {
-  const dropped = tl ? dropLayerFiles(tl, floors) : 0;
+async function measure(mode, target, keys, order, lsn, p, floors) {
+  const tl = target ? target.tl : null;
+  const dropped = target ? dropLayerFiles(target, floors) : 0;
   const latencies = [];
   const h = monitorEventLoopDelay({ resolution: MONITOR_RESOLUTION_MS });
   h.enable();
@@ -198,7 +200,7 @@ async function runW7(ctx) {
   let blocks;
   {
     const repo = await openRepo(buildDir, 'native', { pageCacheBytes: 16 * PAGE_SIZE });
-    blocks = layerBlocks([repo.getTimeline('t', 'cold')]);
+    blocks = layerBlocks(repo, [repo.getTimeline('t', 'cold')]);
     await repo.close();
   }
   const pageCacheBytes = (blocks.indexBlocks + CACHE_SLACK_BLOCKS) * PAGE_SIZE;
@@ -227,7 +229,7 @@ async function runW7(ctx) {
     per[impl] = { getPage: [], readPage: [], saturated: [] };
     for (let round = 0; round < p.rounds; round++) {
       const modes = round % 2 === 0 ? ['getPage', 'readPage', 'saturated'] : ['saturated', 'readPage', 'getPage'];
-      for (const mode of modes) per[impl][mode].push(await measure(mode, tl, keys, permutation(p.pages, rng), lsn, p, floors));
+      for (const mode of modes) per[impl][mode].push(await measure(mode, { repo, tl }, keys, permutation(p.pages, rng), lsn, p, floors));
       if (impl === IMPLS[0]) idle.push(await measure('idle', null, keys, [], lsn, p, floors));
     }
     await repo.close();

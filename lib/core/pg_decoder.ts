@@ -6,9 +6,9 @@
  * The rules for end of WAL versus WAL_CORRUPT are at the top of either implementation and in
  * docs/POSTGRES.md, "End of WAL".
  */
-import type { ImplementationName } from '../core';
+import type { ImplementationName } from './core';
 import { StrataError, toStrataError } from '../errors';
-import { loadNativeBinding, nativeLoadError, type NativeBinding } from '../native';
+import { loadNativeBinding, nativeLoadError, type NativeBinding } from './native';
 import { TsWalDecoder, type DecodeBatch, type DecodeStateName, type WalDecoderOptions } from './ts/pg/xlogreader';
 
 export type { DecodeBatch, DecodeStateName, WalDecoderOptions };
@@ -108,3 +108,6 @@ export function createWalDecoder(impl: ImplementationName, options: WalDecoderOp
   const h = call(() => new b.PgWalDecoder(options.startLsn, options.endLsn ?? 0n, options.systemId ?? 0n, options.timeline ?? 0));
   return new NativeWalDecoder(h);
 }
+
+/** CRC-32C for the engine's own PostgreSQL files (pg_control): the TS twin's, which both cores match. */
+export { crc32c } from './ts/pg/crc32c';

@@ -16,7 +16,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { StrataError } from '../errors';
 import { formatLsn } from '../lsn';
-import { WAL_SEGMENT_SIZE } from '../core/ts/pg/xlogreader';
+import { WAL_SEGMENT_SIZE } from '../core/pg_wal_format';
 
 const SEGMENT_NAME = /^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})(\.partial)?$/;
 /** Segment numbers per 4 GB "xlogid" with 16 MB segments: the name's middle and last parts. */

@@ -1,91 +1,86 @@
-// JS-facing surface of the PostgreSQL WAL decoder: the PgWalDecoder class (one boundary crossing
-// per feed() and per decode() batch) and test hooks for CRC-32C and pglz. The conventions are
-// addon.cc's: every argument is checked here whatever the TS wrapper checked, every body runs
-// inside Guard() so no C++ exception reaches Node, and failures become coded JS errors.
+// The JS-facing surface of the PostgreSQL parts of the core (native/pg/): the WAL decoder
+// (PgWalDecoder: one boundary crossing per feed() and per decode() batch), the validation of a
+// stored record, and test hooks (bufpage operations, CRC-32C, pglz). Conventions are addon.cc's
+// (js_boundary.h): arguments checked here whatever the TS wrapper checked, every body inside Guard.
 #include "pg_addon.h"
 
-#include <cmath>
 #include <memory>
-#include <new>
 #include <string>
 #include <vector>
 
 #include "../errors.h"
+#include "../js_boundary.h"
+#include "bufpage.h"
 #include "crc32c.h"
+#include "pg_format.h"
 #include "pglz.h"
+#include "redo_record.h"
 #include "xlogreader.h"
 
 namespace strata {
 namespace pg {
 namespace {
 
-constexpr double kMaxU32 = 4294967295.0;
+using js::ArgInteger;
+using js::ArgU32;
+using js::ArgU64;
+using js::ArgUint8Array;
+using js::Guard;
+using js::JsBytes;
+using js::RethrowFromConstructor;
+
 constexpr uint32_t kMaxPglzRawLen = 1u << 30;  // far above any page; bounds the test hook's allocation
 
-// A JS Error with string `code` and "CODE: " before the message, as lib/errors.ts expects.
-void ThrowCoded(napi_env env, const char* code, const std::string& message) {
-  const std::string text = std::string(code) + ": " + message;
-  napi_value js_code, js_msg, error;
-  if (napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &js_code) != napi_ok ||
-      napi_create_string_utf8(env, text.c_str(), text.size(), &js_msg) != napi_ok ||
-      napi_create_error(env, js_code, js_msg, &error) != napi_ok) {
-    napi_throw_error(env, code, text.c_str());
-    return;
-  }
-  napi_throw(env, error);
+uint8_t* ArgPage(const Napi::CallbackInfo& info, size_t i) {
+  const JsBytes b = ArgUint8Array(info, i, "page");
+  if (b.len != kBlckSz) BadArgument("page must be 8192 bytes");
+  return b.data;
 }
 
-template <typename Body>
-Napi::Value Guard(Napi::Env env, Body&& body) {
-  try {
-    return body();
-  } catch (const StrataError& e) {
-    ThrowCoded(env, ErrorCodeName(e.code()), e.what());
-  } catch (const Napi::Error& e) {
-    e.ThrowAsJavaScriptException();
-  } catch (const std::bad_alloc&) {
-    ThrowCoded(env, "IO_ERROR", "out of memory");
-  } catch (const std::exception& e) {
-    ThrowCoded(env, "IO_ERROR", std::string("internal error: ") + e.what());
-  } catch (...) {
-    ThrowCoded(env, "IO_ERROR", "internal error");
-  }
-  return env.Undefined();
+// pgCheckRedoRecord(rec): null when well formed, else what is wrong.
+Napi::Value CheckRedoRecordJs(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    const JsBytes rec = ArgUint8Array(info, 0, "rec");
+    const char* err = CheckRedoRecord(rec.data, rec.len);
+    return err == nullptr ? info.Env().Null() : Napi::String::New(info.Env(), err);
+  });
 }
 
-Napi::Error CodedError(Napi::Env env, const char* code, const std::string& message) {
-  Napi::Error err = Napi::Error::New(env, std::string(code) + ": " + message);
-  err.Set("code", Napi::String::New(env, code));
-  return err;
-}
-
-uint32_t ArgU32(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  if (i >= info.Length() || !info[i].IsNumber()) BadArgument(std::string(name) + " must be a number");
-  const double v = info[i].As<Napi::Number>().DoubleValue();
-  if (!(v >= 0 && v <= kMaxU32) || std::floor(v) != v) BadArgument(std::string(name) + " must be an integer in [0, 2^32)");
-  return static_cast<uint32_t>(v);
-}
-
-uint64_t ArgU64(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  if (i >= info.Length() || !info[i].IsBigInt()) BadArgument(std::string(name) + " must be a bigint");
-  bool lossless = false;
-  const uint64_t v = info[i].As<Napi::BigInt>().Uint64Value(&lossless);
-  if (!lossless) BadArgument(std::string(name) + " must be in [0, 2^64)");
-  return v;
-}
-
-struct Bytes {
-  const uint8_t* data;
-  size_t len;
-};
-
-Bytes ArgBytes(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  if (i >= info.Length() || !info[i].IsTypedArray() ||
-      info[i].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-    BadArgument(std::string(name) + " must be a Uint8Array or Buffer");
-  }
-  auto arr = info[i].As<Napi::Uint8Array>();
-  return Bytes{arr.Data(), arr.ElementLength()};
+// pgPageOp(op, page, a, b, bytes): one bufpage.c function on the page, for the differential test
+// (op numbers in lib/core/ts/pg/bufpage.ts, PAGE_OP). Returns the function's numeric result or 0.
+Napi::Value PageOpJs(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    const int op = static_cast<int>(ArgInteger(info, 0, "op", 100));
+    uint8_t* page = ArgPage(info, 1);
+    const int a = static_cast<int>(ArgInteger(info, 2, "a", 65535));
+    const int b = static_cast<int>(ArgInteger(info, 3, "b", 65535));
+    const JsBytes bytes = ArgUint8Array(info, 4, "bytes");
+    double result = 0;
+    switch (op) {
+      case 0: PageInit(page, static_cast<size_t>(a)); break;
+      case 1: result = PageAddItemExtended(page, bytes.data, bytes.len, a, b); break;
+      case 2: PageRepairFragmentation(page); break;
+      case 3: PageTruncateLinePointerArray(page); break;
+      case 4: PageIndexTupleDelete(page, a); break;
+      case 5: {
+        std::vector<uint16_t> items(bytes.len / 2);
+        for (size_t i = 0; i < items.size(); ++i) items[i] = LoadLe16(bytes.data + 2 * i);
+        PageIndexMultiDelete(page, items.data(), static_cast<int>(items.size()));
+        break;
+      }
+      case 6: PageIndexTupleDeleteNoCompact(page, a); break;
+      case 7: result = PageIndexTupleOverwrite(page, a, bytes.data, bytes.len) ? 1 : 0; break;
+      case 8: result = static_cast<double>(PageGetHeapFreeSpace(page)); break;
+      case 9: result = static_cast<double>(PageGetFreeSpace(page)); break;
+      case 10: result = static_cast<double>(PageGetExactFreeSpace(page)); break;
+      case 11:
+        if (bytes.len != kBlckSz) BadArgument("bytes must be 8192 bytes for PageGetTempPageCopySpecial");
+        PageGetTempPageCopySpecial(page, bytes.data);
+        break;
+      default: BadArgument("unknown page op");
+    }
+    return Napi::Number::New(info.Env(), result);
+  });
 }
 
 // new PgWalDecoder(startLsn: bigint, endLsn: bigint (0n: none), systemId: bigint (0n: from the
@@ -110,21 +105,15 @@ class JsWalDecoder : public Napi::ObjectWrap<JsWalDecoder> {
       options.system_id = ArgU64(info, 2, "systemId");
       options.timeline = ArgU32(info, 3, "timeline");
       decoder_ = std::make_unique<WalDecoder>(options);
-    } catch (const StrataError& e) {
-      throw CodedError(info.Env(), ErrorCodeName(e.code()), e.what());
-    } catch (const Napi::Error&) {
-      throw;
-    } catch (const std::bad_alloc&) {
-      throw CodedError(info.Env(), "IO_ERROR", "out of memory");
-    } catch (const std::exception& e) {
-      throw CodedError(info.Env(), "IO_ERROR", std::string("internal error: ") + e.what());
+    } catch (...) {
+      RethrowFromConstructor(info.Env());
     }
   }
 
  private:
   Napi::Value Feed(const Napi::CallbackInfo& info) {
     return Guard(info.Env(), [&]() -> Napi::Value {
-      const Bytes bytes = ArgBytes(info, 0, "bytes");
+      const JsBytes bytes = ArgUint8Array(info, 0, "bytes");
       decoder_->Feed(bytes.data, bytes.len);
       return info.Env().Undefined();
     });
@@ -159,7 +148,7 @@ class JsWalDecoder : public Napi::ObjectWrap<JsWalDecoder> {
 // pgCrc32c(data[, value]) -> number (CRC-32C, zlib-style continuation)
 Napi::Value Crc32cJs(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value {
-    const Bytes data = ArgBytes(info, 0, "data");
+    const JsBytes data = ArgUint8Array(info, 0, "data");
     const uint32_t start = info.Length() > 1 ? ArgU32(info, 1, "value") : 0;
     return Napi::Number::New(info.Env(), Crc32c(data.data, data.len, start));
   });
@@ -168,7 +157,7 @@ Napi::Value Crc32cJs(const Napi::CallbackInfo& info) {
 // pgCrc32cTables(data) -> number: the table path whatever the CPU, for tests against the instruction
 Napi::Value Crc32cTablesJs(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value {
-    const Bytes data = ArgBytes(info, 0, "data");
+    const JsBytes data = ArgUint8Array(info, 0, "data");
     return Napi::Number::New(info.Env(), Crc32cFinish(Crc32cUpdateTables(kCrc32cInit, data.data, data.len)));
   });
 }
@@ -176,7 +165,7 @@ Napi::Value Crc32cTablesJs(const Napi::CallbackInfo& info) {
 // pgPglzDecompress(src, rawLen) -> Buffer; BAD_ARGUMENT naming the fault on malformed input
 Napi::Value PglzDecompressJs(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value {
-    const Bytes src = ArgBytes(info, 0, "src");
+    const JsBytes src = ArgUint8Array(info, 0, "src");
     const uint32_t raw_len = ArgU32(info, 1, "rawLen");
     if (raw_len > kMaxPglzRawLen) BadArgument("rawLen is too large");
     std::vector<uint8_t> out(raw_len);
@@ -188,6 +177,8 @@ Napi::Value PglzDecompressJs(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitPg(Napi::Env env, Napi::Object exports) {
+  exports.Set("pgCheckRedoRecord", Napi::Function::New<CheckRedoRecordJs>(env, "pgCheckRedoRecord"));
+  exports.Set("pgPageOp", Napi::Function::New<PageOpJs>(env, "pgPageOp"));
   exports.Set("PgWalDecoder", JsWalDecoder::Define(env));
   exports.Set("pgCrc32c", Napi::Function::New<Crc32cJs>(env, "pgCrc32c"));
   exports.Set("pgCrc32cTables", Napi::Function::New<Crc32cTablesJs>(env, "pgCrc32cTables"));

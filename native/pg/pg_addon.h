@@ -1,4 +1,4 @@
-// N-API surface of the PostgreSQL parts of the core (native/pg/); called from addon.cc's module init.
+// Registers the PostgreSQL functions on the addon's exports (called from addon.cc's Init).
 #ifndef STRATA_PG_PG_ADDON_H_
 #define STRATA_PG_PG_ADDON_H_
 
@@ -7,7 +7,6 @@
 namespace strata {
 namespace pg {
 
-// Adds PgWalDecoder and the pg test hooks (pgCrc32c, pgPglzDecompress) to the module's exports.
 void InitPg(Napi::Env env, Napi::Object exports);
 
 }  // namespace pg

@@ -35,7 +35,6 @@ constexpr size_t kXlCrc = 20;
 // Resource managers: built-in ids 0..21 (RM_LOGICALMSG_ID) and custom ids 128..255 (rmgr.h).
 constexpr uint8_t kRmMaxBuiltinId = 21;
 constexpr uint8_t kRmMinCustomId = 128;
-constexpr uint8_t kRmXlogId = 0;
 constexpr uint8_t kXlogSwitch = 0x40;  // pg_control.h
 constexpr uint8_t kXlrRmgrInfoMask = 0xF0;
 
@@ -55,7 +54,6 @@ constexpr uint8_t kBkpImageCompressLz4 = 0x08;
 constexpr uint8_t kBkpImageCompressZstd = 0x10;
 constexpr uint8_t kBkpImageCompressed = kBkpImageCompressPglz | kBkpImageCompressLz4 | kBkpImageCompressZstd;
 
-constexpr uint64_t kMaxAlign = 8;  // MAXIMUM_ALIGNOF on the platforms PostgreSQL 15 runs on here
 // PostgreSQL 15 refuses to allocate a record buffer of 1 GB or more (allocate_recordbuf rounds the
 // length up to a page first): the longest record its reader accepts.
 constexpr uint32_t kMaxRecordLength = 0x3fffe000 - 1;
@@ -85,7 +83,6 @@ inline void Put64(uint8_t* p, uint64_t v) {
   for (int i = 0; i < 8; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
 }
 
-inline uint64_t MaxAlign(uint64_t v) { return (v + kMaxAlign - 1) & ~(kMaxAlign - 1); }
 inline uint64_t PageUp(uint64_t v) { return (v + kWalPageSize - 1) / kWalPageSize * kWalPageSize; }
 inline uint64_t SegmentUp(uint64_t v) { return (v + kWalSegmentSize - 1) / kWalSegmentSize * kWalSegmentSize; }
 

@@ -55,6 +55,7 @@
 #include <vector>
 
 #include "../errors.h"
+#include "pg_format.h"
 
 struct ZSTD_DCtx_s;
 
@@ -68,7 +69,6 @@ constexpr uint16_t kWalPageMagic = 0xD110;       // XLOG_PAGE_MAGIC of PostgreSQ
 constexpr size_t kShortPageHeaderSize = 24;      // SizeOfXLogShortPHD
 constexpr size_t kLongPageHeaderSize = 40;       // SizeOfXLogLongPHD
 constexpr size_t kRecordHeaderSize = 24;         // SizeOfXLogRecord
-constexpr uint8_t kMaxBlockId = 32;              // XLR_MAX_BLOCK_ID
 
 // Decoded-record entry layout (docs/POSTGRES.md, "Decoded record").
 constexpr size_t kEntryHeaderSize = 52;

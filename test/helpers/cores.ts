@@ -3,8 +3,8 @@
  * (npm install builds it); when STRATA_IMPL=ts the suite runs against the TS twin only, which is how
  * the "no compiler" configuration is exercised.
  */
-import type { Core, ImplementationName } from '../../lib/core';
-import { createCore } from '../../lib/select';
+import type { Core, ImplementationName } from '../../lib/core/core';
+import { createCore } from '../../lib/core/select';
 
 export const IMPLEMENTATIONS: ImplementationName[] =
   process.env.STRATA_IMPL === 'ts' ? ['ts'] : ['ts', 'native'];

@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, test } from 'vitest';
 import { formatLsn } from '../../lib/lsn';
 import { walChunks } from '../../lib/pg/wal_source';
 import { createWalDecoder } from '../../lib/core/pg_decoder';
-import { walRecords, type WalRecord } from '../../lib/pg/wal_record';
+import { decodedRecords, type DecodedRecord } from '../../lib/pg/wal_record';
 import { IMPLEMENTATIONS } from '../helpers/cores';
 import { decodeBytes, readWalDir, type DecodeOutcome } from './decode_util';
 import { FIRST_WAL_LSN, getWalFixture, pgAvailable, type WalFixture } from './local_wal';
@@ -23,7 +23,7 @@ const WINDOW = 3 * SEGMENT;
 let fixture: WalFixture;
 let wal: Buffer;
 let ref: DecodeOutcome;
-let recs: WalRecord[];
+let recs: DecodedRecord[];
 
 /** Both cores on the same damaged bytes; they must agree on everything. */
 function both(bytes: Buffer, endLsn?: bigint): DecodeOutcome {
@@ -63,7 +63,7 @@ describe('real PostgreSQL 15 WAL: end of WAL versus corruption', () => {
     fixture = getWalFixture('main');
     wal = readWalDir(fixture.walDir, FIRST_WAL_LSN, WINDOW);
     ref = decodeBytes(IMPLEMENTATIONS[0], wal, { startLsn: FIRST_WAL_LSN });
-    recs = [...walRecords(ref.entries, ref.count)];
+    recs = [...decodedRecords(ref.entries, ref.count)];
   }, 300_000);
 
   test.skipIf(!pg.ok)(`a flipped byte in the middle of a record: WAL_CORRUPT naming it, nothing after it${skipReason}`, () => {

@@ -7,7 +7,7 @@
  */
 import { describe, expect, test } from 'vitest';
 import { createWalDecoder, type WalDecoderOptions } from '../../lib/core/pg_decoder';
-import { WalRecord, walRecords } from '../../lib/pg/wal_record';
+import { DecodedRecord, decodedRecords } from '../../lib/pg/wal_record';
 import { IMPLEMENTATIONS } from '../helpers/cores';
 import { Rng } from '../helpers/random';
 import { decodeBytes, type Chunking, type DecodeOutcome } from './decode_util';
@@ -35,8 +35,8 @@ function both(bytes: Uint8Array, opts: WalDecoderOptions, chunking: Chunking = 1
   return outcomes[0];
 }
 
-function records(o: DecodeOutcome): WalRecord[] {
-  return [...walRecords(o.entries, o.count)];
+function records(o: DecodeOutcome): DecodedRecord[] {
+  return [...decodedRecords(o.entries, o.count)];
 }
 
 function decodeWal(w: BuiltWal, extra: Partial<WalDecoderOptions> = {}, chunking?: Chunking): DecodeOutcome {
@@ -451,10 +451,10 @@ describe('synthetic WAL: randomized differential', () => {
 });
 
 describe('entries as views', () => {
-  test('WalRecord checks entry bounds', () => {
-    expect(() => new WalRecord(Buffer.alloc(10), 0)).toThrow(/BAD_ARGUMENT/);
+  test('DecodedRecord checks entry bounds', () => {
+    expect(() => new DecodedRecord(Buffer.alloc(10), 0)).toThrow(/BAD_ARGUMENT/);
     const b = Buffer.alloc(60);
     b.writeUInt32LE(500, 0);
-    expect(() => new WalRecord(b, 0)).toThrow(/claims 500 bytes/);
+    expect(() => new DecodedRecord(b, 0)).toThrow(/claims 500 bytes/);
   });
 });

@@ -4,10 +4,10 @@
  * native ≡ TS byte for byte, also under randomized chunkings down to one byte at a time.
  */
 import { beforeAll, describe, expect, test } from 'vitest';
-import type { ImplementationName } from '../../lib/core';
+import type { ImplementationName } from '../../lib/core/core';
 import { formatLsn } from '../../lib/lsn';
 import {
-  BKPIMAGE_APPLY, BKPIMAGE_COMPRESS_LZ4, BKPIMAGE_COMPRESS_PGLZ, BKPIMAGE_COMPRESS_ZSTD, WalRecord, walRecords,
+  BKPIMAGE_APPLY, BKPIMAGE_COMPRESS_LZ4, BKPIMAGE_COMPRESS_PGLZ, BKPIMAGE_COMPRESS_ZSTD, DecodedRecord, decodedRecords,
 } from '../../lib/pg/wal_record';
 import { IMPLEMENTATIONS } from '../helpers/cores';
 import { Rng } from '../helpers/random';
@@ -29,7 +29,7 @@ interface Loaded {
   wal: Buffer;
   dump: DumpRecord[];
   outcomes: Map<ImplementationName, DecodeOutcome>;
-  records: WalRecord[];
+  records: DecodedRecord[];
 }
 
 function load(kind: WalFixtureKind): Loaded {
@@ -39,11 +39,11 @@ function load(kind: WalFixtureKind): Loaded {
   const outcomes = new Map<ImplementationName, DecodeOutcome>();
   for (const impl of IMPLEMENTATIONS) outcomes.set(impl, decodeBytes(impl, wal, { startLsn: FIRST_WAL_LSN }, MB));
   const ref = outcomes.get(IMPLEMENTATIONS[0]) as DecodeOutcome;
-  return { fixture, wal, dump, outcomes, records: [...walRecords(ref.entries, ref.count)] };
+  return { fixture, wal, dump, outcomes, records: [...decodedRecords(ref.entries, ref.count)] };
 }
 
 /** One line with every field pg_waldump shows, from our decoding. */
-function describeRecord(rec: WalRecord): string {
+function describeRecord(rec: DecodedRecord): string {
   let fpiBytes = 0;
   let compressed = false;
   const blocks = rec.blocks().map((b) => {
@@ -75,7 +75,7 @@ function describeDump(d: DumpRecord, withRecLen: boolean): string {
 }
 
 /** Why an image is not a plausible PostgreSQL page with its hole at [pd_lower, pd_upper), or null. */
-function imageProblem(rec: WalRecord, index: number): string | null {
+function imageProblem(rec: DecodedRecord, index: number): string | null {
   const b = rec.block(index);
   const page = rec.image(index) as Buffer;
   const where = `image of block #${b.id} in the record at ${formatLsn(rec.startLsn)}`;
@@ -103,7 +103,7 @@ function imageProblem(rec: WalRecord, index: number): string | null {
   return null;
 }
 
-function recordsIn(records: WalRecord[], start: bigint, end: bigint): WalRecord[] {
+function recordsIn(records: DecodedRecord[], start: bigint, end: bigint): DecodedRecord[] {
   return records.filter((r) => r.startLsn >= start && r.startLsn < end);
 }
 

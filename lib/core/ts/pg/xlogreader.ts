@@ -36,26 +36,18 @@
  * LSNs are JS numbers inside (exact below 2^53; both cores refuse start/end LSNs ≥ 2^52).
  */
 import { StrataError } from '../../../errors';
-import { zstdFrameContentSize } from '../../../codec';
+import { loadLz4, loadZstd, type Lz4Module, type ZstdModule } from '../../compress';
+import { zstdFrameContentSize } from '../codec';
 import { CRC32C_INIT, crc32cFinish, crc32cUpdate } from './crc32c';
 import { pglzDecompress } from './pglz';
 
-export const WAL_PAGE_SIZE = 8192; // XLOG_BLCKSZ
-export const WAL_SEGMENT_SIZE = 16 * 1024 * 1024; // PostgreSQL 15's default wal_segment_size
-export const BLOCK_SIZE = 8192; // BLCKSZ
-export const WAL_PAGE_MAGIC = 0xd110; // XLOG_PAGE_MAGIC of PostgreSQL 15
-export const SHORT_PAGE_HEADER_SIZE = 24;
-export const LONG_PAGE_HEADER_SIZE = 40;
-export const RECORD_HEADER_SIZE = 24;
-export const MAX_BLOCK_ID = 32;
-/** Start and end LSNs must be below this (keeps every position exact as a JS number). */
-export const MAX_DECODER_LSN = 2 ** 52;
+import {
+  WAL_PAGE_SIZE, WAL_SEGMENT_SIZE, BLOCK_SIZE, WAL_PAGE_MAGIC, SHORT_PAGE_HEADER_SIZE, LONG_PAGE_HEADER_SIZE, RECORD_HEADER_SIZE, MAX_BLOCK_ID, MAX_DECODER_LSN, ENTRY_HEADER_SIZE, ENTRY_BLOCK_SIZE, ENTRY_FLAG_ORIGIN, ENTRY_FLAG_TOPLEVEL_XID,
+} from '../../pg_wal_format';
 
-/** Decoded-record entry layout (docs/POSTGRES.md). */
-export const ENTRY_HEADER_SIZE = 52;
-export const ENTRY_BLOCK_SIZE = 28;
-export const ENTRY_FLAG_ORIGIN = 0x01;
-export const ENTRY_FLAG_TOPLEVEL_XID = 0x02;
+export {
+  WAL_PAGE_SIZE, WAL_SEGMENT_SIZE, BLOCK_SIZE, WAL_PAGE_MAGIC, SHORT_PAGE_HEADER_SIZE, LONG_PAGE_HEADER_SIZE, RECORD_HEADER_SIZE, MAX_BLOCK_ID, MAX_DECODER_LSN, ENTRY_HEADER_SIZE, ENTRY_BLOCK_SIZE, ENTRY_FLAG_ORIGIN, ENTRY_FLAG_TOPLEVEL_XID,
+};
 
 const XLP_FIRST_IS_CONTRECORD = 0x0001;
 const XLP_LONG_HEADER = 0x0002;
@@ -128,23 +120,13 @@ interface BlockRef {
   bimgInfo: number; spc: number; db: number; rel: number; blkno: number;
 }
 
-interface Lz4Module { uncompressSync(data: Buffer): Buffer }
-interface ZstdModule { decompress(data: Uint8Array): Buffer }
-let lz4: Lz4Module | null | undefined;
-let zstd: ZstdModule | null | undefined;
-
-function loadLz4(): Lz4Module | null {
-  if (lz4 === undefined) {
-    try { lz4 = require('lz4-napi') as Lz4Module; } catch { lz4 = null; }
-  }
-  return lz4;
+/** The codec modules, or null where their npm package does not load here (an image then cannot be restored). */
+function lz4OrNull(): Lz4Module | null {
+  try { return loadLz4(); } catch { return null; }
 }
 
-function loadZstd(): ZstdModule | null {
-  if (zstd === undefined) {
-    try { zstd = require('zstd-napi') as ZstdModule; } catch { zstd = null; }
-  }
-  return zstd;
+function zstdOrNull(): ZstdModule | null {
+  try { return loadZstd(); } catch { return null; }
 }
 
 const maxAlign = (v: number): number => Math.ceil(v / MAX_ALIGN) * MAX_ALIGN;
@@ -894,7 +876,7 @@ function writeLsn(b: Buffer, o: number, lsn: number): void {
 
 /** lz4-napi wants lz4_flex's size-prepended form: a u32 LE size, then the raw LZ4 block. */
 function decompressLz4(src: Buffer, dst: Uint8Array): boolean {
-  const mod = loadLz4();
+  const mod = lz4OrNull();
   if (mod === null) throw new StrataError('WAL_UNSUPPORTED', 'an lz4-compressed WAL image needs the lz4-napi package');
   const framed = Buffer.allocUnsafe(LZ4_SIZE_PREFIX + src.length);
   framed.writeUInt32LE(dst.length, 0);
@@ -913,7 +895,7 @@ function decompressLz4(src: Buffer, dst: Uint8Array): boolean {
 /** One zstd frame that declares exactly the expected size, as PostgreSQL's ZSTD_compress writes it. */
 function decompressZstd(src: Buffer, dst: Uint8Array): boolean {
   if (zstdFrameContentSize(src) !== dst.length) return false;
-  const mod = loadZstd();
+  const mod = zstdOrNull();
   if (mod === null) throw new StrataError('WAL_UNSUPPORTED', 'a zstd-compressed WAL image needs the zstd-napi package');
   let out: Buffer;
   try {

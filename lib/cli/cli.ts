@@ -1,0 +1,362 @@
+/**
+ * The `strata` command-line tool for operators (bin/strata.js → dist/cli/cli.js). Human-readable
+ * output by default, `--json` for scripts; every failure class has its own exit code (util.ts
+ * EXIT, documented in README "CLI"). Inspection commands never modify the repository.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { BLOCK_SIZE } from '../core/format';
+import { dumpLayer, type LayerDump } from './layer';
+import { readTimelineManifest, requireRepository, scanTimelines, verifyRepository, type VerifyReport } from './repo';
+import {
+  CliError, type CliOnlyCode, describeHexKey, EXIT, exitCodeFor, formatBytes, hexDump, parseKeyArg, parseLsnArg, ProgressBar, table, type ExitCode,
+} from './util';
+import { MIN_PAGE_CACHE_PAGES } from '../core/core';
+import { StrataError, type StrataErrorCode } from '../errors';
+import { formatKey } from '../key';
+import { formatLsn } from '../lsn';
+import type { LayerDesc } from '../engine/manifest';
+import { nativeInfo } from '../core/native';
+import { Repository } from '../repository';
+import type { Timeline } from '../timeline';
+import { createCore, resolveImplementation, type ImplementationChoice } from '../core/select';
+
+const USAGE = `Usage: strata <command> [options]
+
+Commands:
+  timelines <dir>                               tenants and timelines of a repository
+  layers <dir> <tenant> <timeline>              a timeline's layers: kind, level, key/LSN ranges, size
+  dump-layer <file> [--limit N | --all]         a layer file's summary, index stats and entries (default 20)
+  get <dir> <tenant> <timeline> <key> <lsn>     one page as a hex dump, or raw with --out FILE
+  verify <dir> [--progress | --no-progress]     check every layer's checksums and the manifests
+  compact <dir> <tenant> <timeline> [--force]   L0 → L1 compaction and image creation; prints the report
+  gc <dir> <tenant> <timeline> [--horizon N]    move the GC cutoff to lastRecordLsn − N (LSN bytes) and remove layers
+  version                                       package version and the native binding's details
+
+Keys: spc/db/rel.fork#block (e.g. 1663/5/16384.0#0) or 36 hex digits. LSNs: X/Y (e.g. 0/16B3748) or 0x-hex.
+
+Options:
+  --json                 machine-readable output on stdout
+  --impl native|ts|auto  the core to use (default: STRATA_IMPL, else auto)
+  -h, --help             this text
+`;
+
+const OPTIONS = {
+  json: { type: 'boolean' },
+  impl: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean' },
+  limit: { type: 'string' },
+  all: { type: 'boolean' },
+  out: { type: 'string' },
+  wait: { type: 'string' },
+  progress: { type: 'boolean' },
+  'no-progress': { type: 'boolean' },
+  force: { type: 'boolean' },
+  horizon: { type: 'string' },
+} as const;
+
+interface Opts {
+  json: boolean;
+  impl: ImplementationChoice | undefined;
+  limit: number;
+  out: string | undefined;
+  waitMs: number;
+  progress: boolean;
+  force: boolean;
+  horizon: bigint | undefined;
+}
+
+/** Runs one command; resolves to the process exit code. Never throws. */
+export async function main(argv: readonly string[]): Promise<number> {
+  let json = argv.includes('--json');
+  try {
+    const { values, positionals } = parseCommandLine(argv);
+    json = values.json === true;
+    if (values.help === true) return print(USAGE);
+    if (values.version === true) return runVersion(json);
+    const [command, ...args] = positionals;
+    if (command === undefined) throw new CliError(EXIT.USAGE, 'no command given');
+    return await dispatch(command, args, toOpts(values));
+  } catch (e) {
+    return reportError(e, json);
+  }
+}
+
+type Values = ReturnType<typeof parseCommandLine>['values'];
+
+function parseCommandLine(argv: readonly string[]) {
+  try {
+    return parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (e) {
+    throw new CliError(EXIT.USAGE, (e as Error).message);
+  }
+}
+
+function toOpts(v: Values): Opts {
+  const impl = v.impl;
+  if (impl !== undefined && impl !== 'native' && impl !== 'ts' && impl !== 'auto') {
+    throw new CliError(EXIT.USAGE, `--impl must be native, ts or auto: got ${JSON.stringify(impl)}`);
+  }
+  if (v.progress === true && v['no-progress'] === true) throw new CliError(EXIT.USAGE, '--progress and --no-progress contradict each other');
+  const limit = v.all === true ? Number.MAX_SAFE_INTEGER : nonNegativeInt(v.limit, '--limit', 20);
+  return {
+    json: v.json === true,
+    impl,
+    limit,
+    out: v.out,
+    waitMs: nonNegativeInt(v.wait, '--wait', 0),
+    // The bar redraws one line in place: only useful on a terminal unless asked for.
+    progress: v.progress === true || (v['no-progress'] !== true && process.stderr.isTTY === true),
+    force: v.force === true,
+    horizon: v.horizon === undefined ? undefined : BigInt(nonNegativeInt(v.horizon, '--horizon', 0)),
+  };
+}
+
+function nonNegativeInt(text: string | undefined, what: string, dflt: number): number {
+  if (text === undefined) return dflt;
+  if (!/^\d+$/.test(text)) throw new CliError(EXIT.USAGE, `${what} takes a non-negative integer: got ${JSON.stringify(text)}`);
+  return Number(text);
+}
+
+async function dispatch(command: string, args: string[], o: Opts): Promise<number> {
+  switch (command) {
+    case 'timelines': return runTimelines(arity(command, args, 1)[0], o);
+    case 'layers': return runLayers(arity(command, args, 3), o);
+    case 'dump-layer': return runDumpLayer(arity(command, args, 1)[0], o);
+    case 'get': return runGet(arity(command, args, 5), o);
+    case 'verify': return runVerify(arity(command, args, 1)[0], o);
+    case 'compact': return runCompact(arity(command, args, 3), o);
+    case 'gc': return runGc(arity(command, args, 3), o);
+    case 'version':
+      arity(command, args, 0);
+      return runVersion(o.json);
+    default: throw new CliError(EXIT.USAGE, `unknown command ${JSON.stringify(command)}`);
+  }
+}
+
+function arity(command: string, args: string[], n: number): string[] {
+  if (args.length !== n) throw new CliError(EXIT.USAGE, `${command} takes ${n} argument${n === 1 ? '' : 's'}, got ${args.length}`);
+  return args;
+}
+
+function print(text: string, code: ExitCode = EXIT.OK): number {
+  process.stdout.write(text);
+  return code;
+}
+
+function printJson(v: unknown, code: ExitCode = EXIT.OK): number {
+  return print(JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? formatLsn(x) : x), 2) + '\n', code);
+}
+
+function reportError(e: unknown, json: boolean): number {
+  const code = exitCodeFor(e);
+  const message = e instanceof Error ? e.message : String(e);
+  if (json) process.stdout.write(JSON.stringify({ error: { code: jsonErrorCode(e, code), message, exitCode: code } }) + '\n');
+  process.stderr.write(`strata: ${message}\n`);
+  if (code === EXIT.USAGE) process.stderr.write(`Run 'strata --help' for usage.\n`);
+  // An unexpected error is a bug: the stack helps whoever reports it.
+  if (code === EXIT.INTERNAL && e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);
+  return code;
+}
+
+/** A StrataError's or CliError's own code; for a bare OS error, the code of its exit class. */
+function jsonErrorCode(e: unknown, exit: ExitCode): StrataErrorCode | CliOnlyCode {
+  if (e instanceof StrataError || e instanceof CliError) return e.code;
+  if (exit === EXIT.NOT_FOUND) return 'NOT_FOUND';
+  if (exit === EXIT.IO_ERROR) return 'IO_ERROR';
+  return 'INTERNAL';
+}
+
+function openCore(o: Opts) {
+  return createCore(resolveImplementation(o.impl), { pageCacheBytes: MIN_PAGE_CACHE_PAGES * BLOCK_SIZE * 4 });
+}
+
+// ---- timelines / layers --------------------------------------------------------------------
+
+function runTimelines(dir: string, o: Opts): number {
+  requireRepository(dir);
+  const rows = scanTimelines(dir).map((t) => {
+    const m = t.manifest;
+    if (m === null) return { tenantId: t.tenantId, timelineId: t.timelineId, error: t.error?.message ?? 'unreadable manifest' };
+    return {
+      tenantId: t.tenantId, timelineId: t.timelineId, ancestorTimelineId: m.ancestorTimelineId, ancestorLsn: m.ancestorLsn,
+      startLsn: m.startLsn, diskConsistentLsn: m.diskConsistentLsn, compression: m.compression,
+      layers: m.layers.length, sizeBytes: m.layers.reduce((s, l) => s + l.sizeBytes, 0),
+    };
+  });
+  const code = rows.some((r) => 'error' in r) ? EXIT.CORRUPT : EXIT.OK;
+  if (o.json) return printJson(rows, code);
+  if (rows.length === 0) return print('no timelines\n', code);
+  const body = rows.map((r) => ('error' in r)
+    ? [r.tenantId, r.timelineId, 'ERROR', r.error ?? '', '', '', '']
+    : [r.tenantId, r.timelineId, r.ancestorTimelineId === null ? '-' : `${r.ancestorTimelineId}@${formatLsn(r.ancestorLsn ?? 0n)}`,
+      formatLsn(r.diskConsistentLsn), String(r.layers), formatBytes(r.sizeBytes), r.compression]);
+  return print(table([['TENANT', 'TIMELINE', 'ANCESTOR', 'DISK_CONSISTENT_LSN', 'LAYERS', 'SIZE', 'CODEC'], ...body]), code);
+}
+
+function runLayers([dir, tenantId, timelineId]: string[], o: Opts): number {
+  requireRepository(dir);
+  const { manifest } = readTimelineManifest(dir, tenantId, timelineId);
+  const layers = manifest.layers.map((l) => layerRow(l));
+  if (o.json) return printJson(layers);
+  if (layers.length === 0) return print(`${tenantId}/${timelineId}: no layers (diskConsistentLsn ${formatLsn(manifest.diskConsistentLsn)})\n`);
+  const body = manifest.layers.map((l) => [
+    l.kind, `L${l.level}`, `${describeHexKey(l.keyStart)}..${describeHexKey(l.keyEnd)}`,
+    l.kind === 'image' ? `@${formatLsn(l.lsnStart)}` : `${formatLsn(l.lsnStart)}..${formatLsn(l.lsnEnd)}`, formatBytes(l.sizeBytes), l.fileName,
+  ]);
+  return print(table([['KIND', 'LEVEL', 'KEYS', 'LSNS', 'SIZE', 'FILE'], ...body]));
+}
+
+function layerRow(l: LayerDesc) {
+  return {
+    kind: l.kind, level: l.level, keyStart: l.keyStart, keyEnd: l.keyEnd, keyStartText: describeHexKey(l.keyStart), keyEndText: describeHexKey(l.keyEnd),
+    lsnStart: l.lsnStart, lsnEnd: l.lsnEnd, sizeBytes: l.sizeBytes, fileName: l.fileName,
+  };
+}
+
+// ---- dump-layer -----------------------------------------------------------------------------
+
+function runDumpLayer(file: string, o: Opts): number {
+  if (!fs.existsSync(file)) throw new CliError(EXIT.NOT_FOUND, `${file}: no such file`);
+  const core = openCore(o);
+  let dump: LayerDump;
+  try {
+    dump = dumpLayer(core, path.resolve(file), o.limit);
+  } finally {
+    core.close();
+  }
+  if (o.json) return printJson(dump);
+  return print(formatDump(dump));
+}
+
+function formatDump(d: LayerDump): string {
+  const s = d.summary;
+  const codec = ['none', 'lz4', 'zstd'][s.codec] ?? String(s.codec);
+  const lsns = s.kind === 'image' ? `@${formatLsn(s.lsnStart)}` : `${formatLsn(s.lsnStart)}..${formatLsn(s.lsnEnd)} (end exclusive)`;
+  const st = d.stats;
+  const lines = [
+    `file        ${d.file}`,
+    `kind        ${s.kind}, codec ${codec}, ${formatBytes(d.sizeBytes)} in ${s.totalBlocks} blocks`,
+    `keys        ${describeHexKey(s.keyStart.toString('hex'))}..${describeHexKey(s.keyEnd.toString('hex'))}`,
+    `lsns        ${lsns}`,
+    `entries     ${st.entries} (${st.distinctKeys} pages): ${st.images} image, ${st.zeros} zero, ${st.patches} patch`,
+    `values      ${s.valueBytes} bytes in ${d.index.valueBlocks} blocks; ${st.compressedBlobs} of ${st.entries} blobs compressed, records ${st.recordBytes} → stored ${st.storedBytes} bytes`,
+    `index       height ${d.index.height}, ${d.index.leaves} leaves + ${d.index.internalNodes} internal nodes, fan-out ${d.index.fanout}, leaves ${(d.index.leafFill * 100).toFixed(1)}% full`,
+    '',
+  ];
+  const rows = d.entries.map((e) => [
+    e.key, e.lsn, e.record + (e.record === 'patch' ? ` @${e.patchOffset}+${e.patchLength}` : ''), e.willInit ? 'yes' : 'no',
+    String(e.recordBytes), String(e.storedBytes) + (e.compressed ? ' (c)' : ''), String(e.valueOffset),
+  ]);
+  const more = d.truncated ? `… ${st.entries - d.entries.length} more entries (--limit N, --all)\n` : '';
+  return lines.join('\n') + '\n' + table([['KEY', 'LSN', 'RECORD', 'WILL_INIT', 'BYTES', 'STORED', 'OFFSET'], ...rows]) + more;
+}
+
+// ---- get ------------------------------------------------------------------------------------
+
+async function runGet([dir, tenantId, timelineId, keyText, lsnText]: string[], o: Opts): Promise<number> {
+  const key = parseKeyArg(keyText);
+  const lsn = parseLsnArg(lsnText);
+  requireRepository(dir);
+  // Reconstruction needs a Repository (timelines, ancestors, layer maps); a read-only open takes no
+  // lock and touches nothing, so this works beside a live writer.
+  const repo = await Repository.open(dir, { implementation: o.impl, readOnly: true });
+  let page: Buffer;
+  try {
+    page = await repo.getTimeline(tenantId, timelineId).getPage(key, lsn, { timeoutMs: o.waitMs });
+  } finally {
+    await repo.close();
+  }
+  if (o.out !== undefined) fs.writeFileSync(o.out, page);
+  if (o.json) {
+    const base = { tenantId, timelineId, key: formatKey(key), lsn: formatLsn(lsn), implementation: repo.implementation, bytes: page.length };
+    return printJson(o.out !== undefined ? { ...base, out: o.out } : { ...base, hex: page.toString('hex') });
+  }
+  if (o.out !== undefined) return print(`wrote ${page.length} bytes (${formatKey(key)} at ${formatLsn(lsn)}) to ${o.out}\n`);
+  return print(hexDump(page));
+}
+
+// ---- compact / gc ---------------------------------------------------------------------------
+
+/**
+ * Open the repository for writing (REPOSITORY_LOCKED, exit 10, while another process has it
+ * open), run `job` on one timeline, close (which flushes nothing: nothing was ingested).
+ */
+async function withTimeline<T>(dir: string, tenantId: string, timelineId: string, o: Opts, job: (tl: Timeline) => Promise<T>): Promise<T> {
+  requireRepository(dir);
+  const repo = await Repository.open(dir, { implementation: o.impl });
+  try {
+    return await job(repo.getTimeline(tenantId, timelineId));
+  } finally {
+    await repo.close();
+  }
+}
+
+async function runCompact([dir, tenantId, timelineId]: string[], o: Opts): Promise<number> {
+  const report = await withTimeline(dir, tenantId, timelineId, o, (tl) => tl.compact({ force: o.force }));
+  if (o.json) return printJson(report);
+  const lines = [
+    `compacted ${report.l0Compacted.length} L0 layer(s) into ${report.layersCreated.length} L1 layer(s); ${report.imageLayersCreated.length} image layer(s) created`,
+    `read ${formatBytes(report.bytesRead)}, wrote ${formatBytes(report.bytesWritten)}`,
+    ...report.layersCreated.map((l) => `  + ${l.fileName}`),
+    ...report.imageLayersCreated.map((l) => `  + ${l.fileName}`),
+    ...report.layersRemoved.map((f) => `  - ${f}`),
+  ];
+  return print(lines.join('\n') + '\n');
+}
+
+async function runGc([dir, tenantId, timelineId]: string[], o: Opts): Promise<number> {
+  const report = await withTimeline(dir, tenantId, timelineId, o, (tl) => tl.gc({ horizon: o.horizon }));
+  if (o.json) return printJson(report);
+  const lines = [
+    `GC cutoff ${formatLsn(report.cutoffLsn)}: removed ${report.layersRemoved} layer(s), ${formatBytes(report.bytesRemoved)}`,
+    ...report.removed.map((f) => `  - ${f}`),
+  ];
+  return print(lines.join('\n') + '\n');
+}
+
+// ---- verify ---------------------------------------------------------------------------------
+
+function runVerify(dir: string, o: Opts): number {
+  requireRepository(dir);
+  const core = openCore(o);
+  let report: VerifyReport;
+  // The total is known only once the manifests are read, on the first progress call.
+  const progress: { bar: ProgressBar | null } = { bar: null };
+  try {
+    report = verifyRepository(dir, core, (done, total, note) => {
+      progress.bar ??= new ProgressBar(o.progress, 'verify', total, formatBytes);
+      progress.bar.update(done, note, done === 0 || done === total);
+    });
+  } finally {
+    progress.bar?.finish();
+    core.close();
+  }
+  const code = report.ok ? EXIT.OK : EXIT.CORRUPT;
+  if (o.json) return printJson({ ...report, implementation: core.implementation }, code);
+  const lines = report.faults.map((f) => `FAULT ${f.message}`);
+  lines.push(...report.orphans.map((f) => `orphan ${f} (crash leftover, not in any manifest; the next open deletes it)`));
+  const verdict = report.ok ? 'ok' : `${report.faults.length} fault${report.faults.length === 1 ? '' : 's'}`;
+  lines.push(`${verdict}: ${report.timelines} timelines, ${report.layersVerified}/${report.layers} layers verified (${report.entries} entries, ${formatBytes(report.bytes)}) with the ${core.implementation} core`);
+  return print(lines.join('\n') + '\n', code);
+}
+
+// ---- version --------------------------------------------------------------------------------
+
+function runVersion(json: boolean): number {
+  const info = nativeInfo();
+  if (json) return printJson(info);
+  const native = info.loaded
+    ? `native: ${info.file} (${info.source}${info.tags.length > 0 ? `, ${info.tags.join('.')}` : ''})`
+    : `native: unavailable: ${info.error}`;
+  const build = info.build === null ? '' : `build: ${JSON.stringify(info.build)}\n`;
+  return print(`strata ${info.version} (${info.target}, node ${process.version})\n${native}\n${build}`);
+}
+
+if (require.main === module) {
+  void main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}

@@ -1,0 +1,73 @@
+/**
+ * Value compression, the writer side. It lives here only, shared by both cores, so the compressed
+ * bytes of a layer are identical whichever core writes the file (lz4-napi is lz4_flex, which
+ * liblz4 cannot reproduce byte for byte). Decompression is per core: native/codec.cc and its TS
+ * twin lib/core/ts/codec.ts. Blob layout: docs/FORMAT.md, "Blobs".
+ */
+import { StrataError } from '../errors';
+import {
+  BLOB_CODEC_SHIFT, BLOB_HEADER_SIZE, BLOB_RAW_LEN_SIZE, CODEC_LZ4, CODEC_NONE, CODEC_ZSTD,
+  COMPRESS_MIN_BYTES, ZSTD_LEVEL, type CodecId,
+} from './format';
+
+export interface Lz4Module { compressSync(data: Buffer): Buffer; uncompressSync(data: Buffer): Buffer }
+export interface ZstdModule {
+  compress(data: Uint8Array, params?: { compressionLevel?: number }): Buffer;
+  decompress(data: Uint8Array): Buffer;
+}
+
+let lz4: Lz4Module | Error | undefined;
+let zstd: ZstdModule | Error | undefined;
+
+export function loadLz4(): Lz4Module {
+  if (lz4 === undefined) {
+    try { lz4 = require('lz4-napi') as Lz4Module; } catch (e) { lz4 = e as Error; }
+  }
+  if (lz4 instanceof Error) throw new StrataError('BAD_ARGUMENT', `lz4 codec unavailable: ${lz4.message}`, { cause: lz4 });
+  return lz4;
+}
+
+export function loadZstd(): ZstdModule {
+  if (zstd === undefined) {
+    try { zstd = require('zstd-napi') as ZstdModule; } catch (e) { zstd = e as Error; }
+  }
+  if (zstd instanceof Error) throw new StrataError('BAD_ARGUMENT', `zstd codec unavailable: ${zstd.message}`, { cause: zstd });
+  return zstd;
+}
+
+/** Whether the codec's npm package loads here (zstd-napi needs a compiler at install time). */
+export function codecAvailable(codec: CodecId): boolean {
+  try {
+    if (codec === CODEC_LZ4) loadLz4();
+    if (codec === CODEC_ZSTD) loadZstd();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function compressWith(codec: CodecId, raw: Buffer): Buffer {
+  return codec === CODEC_LZ4 ? loadLz4().compressSync(raw) : loadZstd().compress(raw, { compressionLevel: ZSTD_LEVEL });
+}
+
+/**
+ * Encode one serialized record as a blob: compressed with `codec` when that saves bytes,
+ * raw otherwise. The result carries its own header (docs/FORMAT.md, "Blobs").
+ */
+export function encodeBlob(codec: CodecId, raw: Buffer): Buffer {
+  if (codec !== CODEC_NONE && raw.length >= COMPRESS_MIN_BYTES) {
+    const packed = compressWith(codec, raw);
+    if (packed.length + BLOB_RAW_LEN_SIZE < raw.length) {
+      const out = Buffer.allocUnsafe(BLOB_HEADER_SIZE + BLOB_RAW_LEN_SIZE + packed.length);
+      out.writeUInt32BE(((codec << BLOB_CODEC_SHIFT) | packed.length) >>> 0, 0);
+      out.writeUInt32BE(raw.length, BLOB_HEADER_SIZE);
+      packed.copy(out, BLOB_HEADER_SIZE + BLOB_RAW_LEN_SIZE);
+      return out;
+    }
+  }
+  const out = Buffer.allocUnsafe(BLOB_HEADER_SIZE + raw.length);
+  out.writeUInt32BE(raw.length, 0);
+  raw.copy(out, BLOB_HEADER_SIZE);
+  return out;
+}
+

@@ -1,0 +1,141 @@
+/**
+ * The contract between the shared TypeScript engine (repository, timeline, manifest, open layer)
+ * and the two cores that hold the hot parts: `native` (C++ addon, native/) and `ts` (pure TS,
+ * ts_core.ts). Both must behave identically and write byte-identical layer files.
+ */
+import type { CodecId } from './format';
+
+export type ImplementationName = 'native' | 'ts';
+export type LayerKind = 'delta' | 'image';
+
+/** What block 0 of a layer file says (docs/FORMAT.md, "Summary block"). */
+export interface LayerSummary {
+  kind: LayerKind;
+  codec: CodecId;
+  keyStart: Buffer;   // 18 bytes
+  keyEnd: Buffer;     // 18 bytes, exclusive
+  lsnStart: bigint;
+  lsnEnd: bigint;     // exclusive; an image at L has [L, L+1)
+  entryCount: number;
+  valueBytes: number;
+  indexHeight: number;
+  indexLeafCount: number;
+  indexBlkCount: number;
+  totalBlocks: number;
+}
+
+export interface LayerWriterOptions {
+  kind: LayerKind;
+  codec: CodecId;     // recorded in the summary; blobs arrive already encoded (codec.ts encodeBlob)
+  keyStart: Buffer;
+  keyEnd: Buffer;
+  lsnStart: bigint;
+  lsnEnd: bigint;
+}
+
+/** Streams one layer file: values as they come, then the B-tree index, then the summary block. */
+export interface LayerWriter {
+  /**
+   * Append n entries in strictly increasing index-key order (across calls too).
+   * indexKeys: n × index key size (delta: key ‖ u64 BE lsn, image: key);
+   * blobs: n encoded blobs back to back; willInit: n bytes, 1 where the record initializes the page.
+   * Throws BAD_ARGUMENT on unsorted keys or malformed blobs.
+   */
+  append(indexKeys: Buffer, blobs: Buffer, willInit: Uint8Array): void;
+  /** Write index and summary, fsync, close. Returns the file size in bytes. */
+  finish(): number;
+  /** Close without finishing; the caller removes the partial file. */
+  abort(): void;
+}
+
+export interface PageCacheStats {
+  hits: number;
+  misses: number;
+  evictions: number;
+  capacityPages: number;
+  usedPages: number;
+  policy: PageCachePolicy;
+}
+
+/** Direct access to a core's page cache, for tests and diagnostics; reads use it internally. */
+export interface PageCacheApi {
+  readonly capacityPages: number;
+  stats(): PageCacheStats;
+  /** On a hit copy the block into `into`, bump its usage count / frequency and count a hit; else count a miss. */
+  lookup(fileId: number, blkno: number, into: Buffer): boolean;
+  /** Cache a block (8192 bytes), evicting by the core's policy. CACHE_FULL if every slot is pinned. */
+  insert(fileId: number, blkno: number, data: Buffer): void;
+  /** Pin a cached block so it cannot be evicted; false if not cached. Pins nest. */
+  pin(fileId: number, blkno: number): boolean;
+  unpin(fileId: number, blkno: number): void;
+  /** Whether the block is cached; touches neither usage counts nor stats. */
+  contains(fileId: number, blkno: number): boolean;
+}
+
+/**
+ * getPages reports per-request read statistics into a caller-owned Uint32Array rather than a
+ * result object: [layersVisited, recordsApplied] for request i at 2i, 2i + 1 (saturating).
+ */
+export const COUNTS_PER_REQUEST = 2;
+
+export const PAGE_STATUS_OK = 0;
+export const PAGE_STATUS_NOT_FOUND = 1;
+
+export interface Core {
+  readonly implementation: ImplementationName;
+  readonly pageCache: PageCacheApi;
+
+  createLayerWriter(path: string, opts: LayerWriterOptions): LayerWriter;
+  /** Open and validate a layer file (summary checksum, magic, version, size); returns a handle. CORRUPT_LAYER otherwise. */
+  openLayer(path: string): number;
+  layerSummary(handle: number): LayerSummary;
+  /**
+   * Sorted distinct 18-byte keys of the layer, concatenated; only those in [keyStart, keyEnd)
+   * when given (a B-tree descent to keyStart, not a scan from the first key).
+   */
+  layerKeys(handle: number, keyStart?: Buffer, keyEnd?: Buffer): Buffer;
+  /**
+   * Read every block of the file (bypassing the cache), check checksums, index structure and every
+   * blob; returns the number of entries. CORRUPT_LAYER names the first fault.
+   */
+  verifyLayer(handle: number): number;
+  closeLayer(handle: number): void;
+
+  /** A layer map is the set of historic layers of one timeline, replaced as a whole. */
+  createLayerMap(): number;
+  setLayerMap(mapId: number, handles: readonly number[]): void;
+  dropLayerMap(mapId: number): void;
+
+  /**
+   * GetPage@LSN for a batch, in one call: `plan` is a read plan (read_plan.ts, docs/FORMAT.md),
+   * `out` receives 8192 bytes per request, `status[i]` is PAGE_STATUS_OK or PAGE_STATUS_NOT_FOUND,
+   * `counts` COUNTS_PER_REQUEST entries per request. CORRUPT_LAYER / IO_ERROR fail the whole call.
+   */
+  getPages(plan: Buffer, out: Uint8Array, status: Uint8Array, counts: Uint32Array): void;
+  /**
+   * The same read off the calling thread where the core can (native: a libuv worker thread, so
+   * disk reads and decompression do not block the event loop; TS: synchronously, settled as a
+   * promise). With `cachedInline`, a read whose blocks are all in the page cache finishes on the
+   * calling thread first (on this machine a thread round trip costs several times such a read);
+   * only reads that need the disk move. The plan is consumed before this returns, so the caller
+   * may reuse its buffer; `out`, `status` and `counts` must stay untouched until the promise
+   * settles. The read sees the layer maps as they were at the call.
+   */
+  getPagesAsync(plan: Buffer, out: Uint8Array, status: Uint8Array, counts: Uint32Array, cachedInline: boolean): Promise<void>;
+
+  /** Release the page cache and every open layer. */
+  close(): void;
+}
+
+/** Page-cache eviction policy (lib/page_cache.ts): PostgreSQL's usage-count clock or S3-FIFO. */
+export type PageCachePolicy = 'clock' | 's3fifo';
+export const PAGE_CACHE_POLICIES: readonly PageCachePolicy[] = ['clock', 's3fifo'];
+
+export interface CoreOptions {
+  /** Page cache size in bytes; rounded down to whole 8 KB pages, at least 16 pages. */
+  pageCacheBytes: number;
+  /** Default 'clock'. */
+  pageCachePolicy?: PageCachePolicy;
+}
+
+export const MIN_PAGE_CACHE_PAGES = 16;

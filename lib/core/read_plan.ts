@@ -1,0 +1,118 @@
+/**
+ * A read plan carries a GetPage@LSN batch to a core in one buffer: for each requested key, the
+ * timelines to search (the timeline, then its ancestors) with the LSN cap in each, and the matching
+ * records from each timeline's in-memory layers. Layout in docs/FORMAT.md ("Read plan").
+ *
+ * ReadPlanWriter encodes straight into a buffer it keeps between calls, so a read allocates no
+ * per-request objects; counts are written as placeholders and patched when known.
+ */
+import { KEY_SIZE } from '../key';
+
+const U32 = 4;
+const U64 = 8;
+const INITIAL_PLAN_BYTES = 4096;
+
+export class ReadPlanWriter {
+  private buf = Buffer.allocUnsafe(INITIAL_PLAN_BYTES);
+  private len = 0;
+  private requests = 0;
+  private segmentCountAt = -1;
+  private segments = 0;
+  private memCountAt = -1;
+  private memRecords = 0;
+
+  /** Start a new plan, dropping the previous one. */
+  reset(): this {
+    this.len = U32;
+    this.requests = 0;
+    this.segmentCountAt = -1;
+    this.memCountAt = -1;
+    return this;
+  }
+
+  /** Start a request; returns the buffer and offset where the caller writes the 18-byte key. */
+  beginRequest(): { buf: Buffer; offset: number } {
+    this.closeRequest();
+    this.ensure(KEY_SIZE + U32);
+    const offset = this.len;
+    this.len += KEY_SIZE;
+    this.segmentCountAt = this.len;
+    this.len += U32;
+    this.segments = 0;
+    this.requests++;
+    return { buf: this.buf, offset };
+  }
+
+  beginSegment(layerMapId: number, capLsn: bigint): void {
+    this.closeSegment();
+    this.ensure(U32 + U64 + U32);
+    this.len = this.buf.writeUInt32BE(layerMapId, this.len);
+    this.len = this.buf.writeBigUInt64BE(capLsn, this.len);
+    this.memCountAt = this.len;
+    this.len += U32;
+    this.memRecords = 0;
+    this.segments++;
+  }
+
+  /** Append an in-memory record (newest first) to the current segment. */
+  memRecord(lsn: bigint, record: Uint8Array): void {
+    this.ensure(U64 + U32 + record.length);
+    this.len = this.buf.writeBigUInt64BE(lsn, this.len);
+    this.len = this.buf.writeUInt32BE(record.length, this.len);
+    this.buf.set(record, this.len);
+    this.len += record.length;
+    this.memRecords++;
+  }
+
+  /** The finished plan: a view of the writer's buffer, valid until the next reset(). */
+  finish(): Buffer {
+    this.closeRequest();
+    this.buf.writeUInt32BE(this.requests, 0);
+    return this.buf.subarray(0, this.len);
+  }
+
+  private closeSegment(): void {
+    if (this.memCountAt >= 0) this.buf.writeUInt32BE(this.memRecords, this.memCountAt);
+    this.memCountAt = -1;
+  }
+
+  private closeRequest(): void {
+    this.closeSegment();
+    if (this.segmentCountAt >= 0) this.buf.writeUInt32BE(this.segments, this.segmentCountAt);
+    this.segmentCountAt = -1;
+  }
+
+  private ensure(extra: number): void {
+    if (this.len + extra <= this.buf.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.len + extra));
+    this.buf.copy(grown, 0, 0, this.len);
+    this.buf = grown;
+  }
+}
+
+/** One request spelled out as objects, for tests that build plans by hand. */
+export interface PlanSegment {
+  layerMapId: number;
+  capLsn: bigint;
+  /** In-memory records with lsn ≤ capLsn, newest first, ending at the first will_init one. */
+  memLsns: bigint[];
+  memRecords: Buffer[];
+}
+
+export interface PlanRequest {
+  key: Buffer;
+  segments: PlanSegment[];
+}
+
+export function encodeReadPlan(requests: readonly PlanRequest[]): Buffer {
+  const w = new ReadPlanWriter().reset();
+  for (const r of requests) {
+    const { buf, offset } = w.beginRequest();
+    r.key.copy(buf, offset, 0, KEY_SIZE);
+    for (const s of r.segments) {
+      w.beginSegment(s.layerMapId, s.capLsn);
+      s.memRecords.forEach((rec, i) => w.memRecord(s.memLsns[i], rec));
+    }
+  }
+  return Buffer.from(w.finish());
+}

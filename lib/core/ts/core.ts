@@ -1,0 +1,150 @@
+/**
+ * The pure-TypeScript core: the twin of the C++ addon (native/), used in tests and wherever the
+ * addon cannot load. Same contract (core.ts), same bytes on disk, same page-cache policy.
+ */
+import type { Core, CoreOptions, LayerSummary, LayerWriter, LayerWriterOptions } from '../core';
+import { StrataError } from '../../errors';
+import { KEY_MAX, KEY_MIN, KEY_SIZE } from '../../key';
+import { Layer, StreamingLayerWriter, layerKeys, openLayerFile, publicSummary, verifyLayer } from './layer_file';
+import { LayerMap } from './layer_map';
+import { withCacheOnlyReads } from './block_io';
+import { PageCache } from './page_cache';
+import { Reconstructor } from './reconstruct';
+
+/** Largest id handed out; handles and map ids are u32 on the C++ side and never reused. */
+const MAX_ID = 0xffff_ffff;
+
+class TsCore implements Core {
+  readonly implementation = 'ts' as const;
+  readonly pageCache: PageCache;
+  private readonly layers = new Map<number, Layer>();
+  private readonly maps = new Map<number, LayerMap>();
+  private readonly reconstructor: Reconstructor;
+  private nextHandle = 1;
+  private nextMapId = 1;
+  private closed = false;
+
+  constructor(opts: CoreOptions) {
+    if (opts === null || typeof opts !== 'object') throw new StrataError('BAD_ARGUMENT', 'core options must be an object');
+    this.pageCache = new PageCache(opts.pageCacheBytes, opts.pageCachePolicy);
+    this.reconstructor = new Reconstructor(this.maps);
+  }
+
+  createLayerWriter(path: string, opts: LayerWriterOptions): LayerWriter {
+    this.checkOpen();
+    checkPath(path);
+    return new StreamingLayerWriter(path, opts);
+  }
+
+  openLayer(path: string): number {
+    this.checkOpen();
+    checkPath(path);
+    // The handle is used up even when the open fails, as in the C++ core: ids are never reused.
+    const handle = this.nextHandle;
+    if (handle > MAX_ID) throw new StrataError('BAD_ARGUMENT', 'out of layer handles');
+    this.nextHandle++;
+    this.layers.set(handle, openLayerFile(path, handle, this.pageCache));
+    return handle;
+  }
+
+  layerSummary(handle: number): LayerSummary {
+    return publicSummary(this.layer(handle).summary);
+  }
+
+  layerKeys(handle: number, keyStart: Buffer = KEY_MIN, keyEnd: Buffer = KEY_MAX): Buffer {
+    checkKeyArg(keyStart, 'keyStart');
+    checkKeyArg(keyEnd, 'keyEnd');
+    return layerKeys(this.layer(handle), keyStart, keyEnd);
+  }
+
+  verifyLayer(handle: number): number {
+    return verifyLayer(this.layer(handle));
+  }
+
+  closeLayer(handle: number): void {
+    const layer = this.layer(handle);
+    this.layers.delete(handle);
+    layer.close();
+  }
+
+  createLayerMap(): number {
+    this.checkOpen();
+    const id = this.nextMapId;
+    if (id > MAX_ID) throw new StrataError('BAD_ARGUMENT', 'out of layer map ids');
+    this.nextMapId++;
+    this.maps.set(id, new LayerMap());
+    return id;
+  }
+
+  setLayerMap(mapId: number, handles: readonly number[]): void {
+    const map = this.map(mapId);
+    if (!Array.isArray(handles)) throw new StrataError('BAD_ARGUMENT', 'setLayerMap takes an array of layer handles');
+    // Resolve every handle before changing anything: the map is replaced as a whole or not at all.
+    const layers = handles.map((h) => this.layer(h));
+    map.layers = layers;
+  }
+
+  dropLayerMap(mapId: number): void {
+    this.map(mapId);
+    this.maps.delete(mapId);
+  }
+
+  getPages(plan: Buffer, out: Uint8Array, status: Uint8Array, counts: Uint32Array): void {
+    this.checkOpen();
+    this.reconstructor.getPages(plan, out, status, counts);
+  }
+
+  /**
+   * Pure TS has no thread to move to: the read runs now, on the calling thread. With
+   * `cachedInline` it first tries cached blocks only, as the native core does, so both cores'
+   * page-cache counters move alike.
+   */
+  getPagesAsync(plan: Buffer, out: Uint8Array, status: Uint8Array, counts: Uint32Array, cachedInline: boolean): Promise<void> {
+    try {
+      if (!cachedInline || !withCacheOnlyReads(() => this.getPages(plan, out, status, counts))) this.getPages(plan, out, status, counts);
+      return Promise.resolve();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const layer of this.layers.values()) layer.close();
+    this.layers.clear();
+    this.maps.clear();
+  }
+
+  private layer(handle: number): Layer {
+    this.checkOpen();
+    const layer = this.layers.get(handle);
+    if (layer === undefined) throw new StrataError('BAD_ARGUMENT', `unknown layer handle ${String(handle)}`);
+    return layer;
+  }
+
+  private map(mapId: number): LayerMap {
+    this.checkOpen();
+    const map = this.maps.get(mapId);
+    if (map === undefined) throw new StrataError('BAD_ARGUMENT', `unknown layer map id ${String(mapId)}`);
+    return map;
+  }
+
+
+
+  private checkOpen(): void {
+    if (this.closed) throw new StrataError('CLOSED', 'the core is closed');
+  }
+}
+
+function checkPath(path: unknown): asserts path is string {
+  if (typeof path !== 'string' || path.length === 0) throw new StrataError('BAD_ARGUMENT', 'layer path must be a non-empty string');
+}
+
+export function createTsCore(opts: CoreOptions): Core {
+  return new TsCore(opts);
+}
+
+function checkKeyArg(k: unknown, what: string): void {
+  if (!Buffer.isBuffer(k) || k.length !== KEY_SIZE) throw new StrataError('BAD_ARGUMENT', `${what} must be a ${KEY_SIZE}-byte Buffer`);
+}

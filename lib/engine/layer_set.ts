@@ -1,0 +1,335 @@
+/**
+ * A timeline's layers, as Neon's LayerManager holds them: the open in-memory layer taking ingest,
+ * frozen in-memory layers waiting to be flushed, and the historic layer files listed in the
+ * manifest (mirrored into the core as one layer map). Writing a layer file and swapping layers are
+ * here; the swap's durable commit point is the manifest, which the timeline writes.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Core, LayerKind } from '../core/core';
+import { COUNTS_PER_REQUEST, PAGE_STATUS_OK } from '../core/core';
+import { encodeBlob } from '../core/compress';
+import { CODEC_BY_NAME, DELTA_INDEX_KEY_SIZE, type CompressionName } from '../core/format';
+import { StrataError } from '../errors';
+import { KEY_MAX, KEY_MIN, KEY_SIZE, keyToHex } from '../key';
+import type { Lsn } from '../lsn';
+import { PAGE_SIZE, RECORD_TAG_IMAGE, RECORD_TAG_ZERO, recordWillInit } from '../record';
+import { level0, type KeyRange } from './compaction';
+import { EntryBatch, WRITE_BATCH_ENTRIES, yieldToEventLoop } from './entry_batch';
+import { fsyncDir, publishFile, TMP_SUFFIX, wrapIo } from './fs_util';
+import { InMemoryLayer } from './inmemory_layer';
+import type { PreparedBatch } from './ingest';
+import { deltaFileName, imageFileName, type LayerDesc, type ManifestPatch } from './manifest';
+import type { ReadPlanWriter } from '../core/read_plan';
+
+/** L0 layers and the manual image layer cover every key. */
+export const FULL_KEYSPACE: KeyRange = { keyStart: KEY_MIN, keyEnd: KEY_MAX };
+/** Keys reconstructed per core call while building an image layer. */
+const IMAGE_BATCH_KEYS = 256;
+
+interface HistoricLayer {
+  desc: LayerDesc;
+  handle: number;
+}
+
+/** Reconstructs keys at an LSN into `out` without counting them as user reads (image creation). */
+export type PageReader = (keys: readonly Buffer[], lsn: Lsn, out: Uint8Array, status: Uint8Array, counts: Uint32Array) => void;
+
+/** One image layer of a snapshot: its key range and its entries in key order. */
+export interface SnapshotPartition {
+  keyStart: Buffer;
+  keyEnd: Buffer;
+  entries: AsyncIterable<{ key: Buffer; record: Buffer }>;
+}
+
+/** Writes the manifest with this layer list and patch: the durable commit point of every swap. */
+export type ManifestCommit = (layers: LayerDesc[], patch: ManifestPatch) => void;
+
+export class LayerSet {
+  readonly mapId: number;
+  private open: InMemoryLayer;
+  private frozen: InMemoryLayer[] = [];
+  private historic: HistoricLayer[] = [];
+  /** Bytes written, for write-amplification metrics. */
+  readonly written = { flushed: 0, compacted: 0, images: 0 };
+
+  constructor(
+    private readonly core: Core,
+    readonly dir: string,
+    layers: readonly LayerDesc[],
+    diskConsistentLsn: Lsn,
+    private readonly compression: CompressionName,
+    private readonly commit: ManifestCommit,
+  ) {
+    this.open = new InMemoryLayer(diskConsistentLsn);
+    this.mapId = core.createLayerMap();
+    try {
+      for (const desc of layers) this.historic.push({ desc, handle: this.openLayerFile(desc) });
+      core.setLayerMap(this.mapId, this.historic.map((l) => l.handle));
+    } catch (e) {
+      this.release();
+      throw e;
+    }
+  }
+
+  // ---- in-memory layers ------------------------------------------------------------------------
+
+  put(batch: PreparedBatch): void {
+    for (let i = 0; i < batch.keys.length; i++) this.open.put(batch.keys[i], batch.lsns[i], batch.values[i]);
+  }
+
+  get openBytes(): number {
+    return this.open.bytes;
+  }
+
+  /** When the open layer took its first record (ms), or null while empty. */
+  get openSince(): number | null {
+    return this.open.firstPutAt;
+  }
+
+  get frozenCount(): number {
+    return this.frozen.length;
+  }
+
+  /** Freeze the open layer (if it holds anything); a new one takes the next records. */
+  freeze(): void {
+    if (this.open.isEmpty) return;
+    this.frozen.push(this.open);
+    this.open = new InMemoryLayer(this.open.endLsn);
+  }
+
+  hasInMemoryRecords(): boolean {
+    return !this.open.isEmpty || this.frozen.length > 0;
+  }
+
+  /** Records from the open and frozen layers, newest first; true when the chain is complete. */
+  collectInMemory(keyId: string, cap: Lsn, w: ReadPlanWriter): boolean {
+    if (this.open.collect(keyId, cap, w)) return true;
+    for (let i = this.frozen.length - 1; i >= 0; i--) {
+      if (this.frozen[i].collect(keyId, cap, w)) return true;
+    }
+    return false;
+  }
+
+  // ---- historic layers -------------------------------------------------------------------------
+
+  descs(): LayerDesc[] {
+    return this.historic.map((l) => l.desc);
+  }
+
+  level0(): LayerDesc[] {
+    return level0(this.descs());
+  }
+
+  find(fileName: string): LayerDesc | undefined {
+    return this.historic.find((l) => l.desc.fileName === fileName)?.desc;
+  }
+
+  physicalSizeBytes(): number {
+    return this.historic.reduce((n, l) => n + l.desc.sizeBytes, 0);
+  }
+
+  /** Every key with a record here (layer files and memory), unsorted, into `seen` by latin1 id. */
+  collectKeys(seen: Map<string, Buffer>): void {
+    for (const l of this.historic) {
+      const packed = this.core.layerKeys(l.handle);
+      for (let o = 0; o < packed.length; o += KEY_SIZE) {
+        const k = Buffer.from(packed.subarray(o, o + KEY_SIZE));
+        seen.set(k.toString('latin1'), k);
+      }
+    }
+    for (const m of [this.open, ...this.frozen]) for (const k of m.keys()) seen.set(k.toString('latin1'), k);
+  }
+
+  // ---- writing layers --------------------------------------------------------------------------
+
+  /** Write the oldest frozen layer as an L0 delta, commit it, then swap it in for readers. */
+  async flushOldestFrozen(): Promise<void> {
+    const layer = this.frozen[0];
+    const lsnStart = layer.startLsn + 1n;
+    const lsnEnd = layer.endLsn + 1n;
+    const fileName = deltaFileName(KEY_MIN, KEY_MAX, lsnStart, lsnEnd);
+    const codec = CODEC_BY_NAME[this.compression];
+    const sizeBytes = await this.writeLayerFile(fileName, 'delta', lsnStart, lsnEnd, FULL_KEYSPACE, async (append) => {
+      let batch = new EntryBatch(DELTA_INDEX_KEY_SIZE);
+      for (const h of layer.sortedHistories()) {
+        for (let i = 0; i < h.lsns.length; i++) {
+          batch.add(h.key, h.lsns[i], encodeBlob(codec, h.records[i]), recordWillInit(h.records[i]));
+          if (batch.count >= WRITE_BATCH_ENTRIES) {
+            append(batch);
+            batch = new EntryBatch(DELTA_INDEX_KEY_SIZE);
+            await yieldToEventLoop();
+          }
+        }
+      }
+      append(batch);
+    });
+    const desc: LayerDesc = {
+      fileName, kind: 'delta', level: 0, keyStart: keyToHex(KEY_MIN), keyEnd: keyToHex(KEY_MAX), lsnStart, lsnEnd, sizeBytes,
+    };
+    this.replace([], [desc], { diskConsistentLsn: layer.endLsn });
+    this.frozen.shift();
+    this.written.flushed += sizeBytes;
+  }
+
+  /**
+   * Materialize the pages of `keys` (sorted, inside `range`) at `lsn` as one image layer over
+   * `range` and commit it; a key with no page at `lsn` is left out (an image says that a key it
+   * covers but lacks does not exist). Returns the existing layer if that image was made before.
+   */
+  async writeImageLayer(lsn: Lsn, range: KeyRange, keys: readonly Buffer[], read: PageReader): Promise<LayerDesc> {
+    const fileName = imageFileName(range.keyStart, range.keyEnd, lsn);
+    const existing = this.find(fileName);
+    if (existing) return existing;
+    const codec = CODEC_BY_NAME[this.compression];
+    const sizeBytes = await this.writeLayerFile(fileName, 'image', lsn, lsn + 1n, range, async (append) => {
+      const out = Buffer.allocUnsafe(PAGE_SIZE * IMAGE_BATCH_KEYS);
+      const status = new Uint8Array(IMAGE_BATCH_KEYS);
+      const counts = new Uint32Array(IMAGE_BATCH_KEYS * COUNTS_PER_REQUEST);
+      for (let start = 0; start < keys.length; start += IMAGE_BATCH_KEYS) {
+        const chunk = keys.slice(start, start + IMAGE_BATCH_KEYS);
+        const n = chunk.length;
+        read(chunk, lsn, out.subarray(0, n * PAGE_SIZE), status.subarray(0, n), counts.subarray(0, n * COUNTS_PER_REQUEST));
+        const batch = new EntryBatch(KEY_SIZE);
+        for (let i = 0; i < n; i++) {
+          if (status[i] !== PAGE_STATUS_OK) continue;
+          batch.add(chunk[i], null, encodeBlob(codec, imageRecord(out.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE))), true);
+        }
+        append(batch);
+        await yieldToEventLoop();
+      }
+    });
+    const desc: LayerDesc = {
+      fileName, kind: 'image', level: 0, keyStart: keyToHex(range.keyStart), keyEnd: keyToHex(range.keyEnd), lsnStart: lsn, lsnEnd: lsn + 1n, sizeBytes,
+    };
+    this.replace([], [desc], {});
+    this.written.images += sizeBytes;
+    return desc;
+  }
+
+  /**
+   * Bulk-load a snapshot: each partition (key ranges increasing and disjoint; entries' keys
+   * strictly increasing inside it, each with a page-initializing record) becomes one image layer
+   * at `lsn`; all are committed in one manifest write that also moves diskConsistentLsn to `lsn`.
+   * The set must hold nothing yet (a new timeline): the snapshot is the whole truth at `lsn`.
+   */
+  async loadSnapshot(lsn: Lsn, partitions: AsyncIterable<SnapshotPartition>): Promise<LayerDesc[]> {
+    if (this.historic.length > 0 || this.hasInMemoryRecords()) {
+      throw new StrataError('BAD_ARGUMENT', `${this.dir}: a snapshot can only be loaded into an empty timeline`);
+    }
+    const codec = CODEC_BY_NAME[this.compression];
+    const descs: LayerDesc[] = [];
+    let prevEnd: Buffer | null = null;
+    try {
+      for await (const part of partitions) {
+        if (Buffer.compare(part.keyStart, part.keyEnd) >= 0 || (prevEnd !== null && Buffer.compare(prevEnd, part.keyStart) > 0)) {
+          throw new StrataError('BAD_ARGUMENT', 'snapshot partitions must be non-empty, increasing and disjoint');
+        }
+        prevEnd = part.keyEnd;
+        const fileName = imageFileName(part.keyStart, part.keyEnd, lsn);
+        const sizeBytes = await this.writeLayerFile(fileName, 'image', lsn, lsn + 1n, part, async (append) => {
+          let batch = new EntryBatch(KEY_SIZE);
+          let prevKey: Buffer | null = null;
+          for await (const { key, record } of part.entries) {
+            if (prevKey !== null && Buffer.compare(prevKey, key) >= 0) throw new StrataError('BAD_ARGUMENT', 'snapshot keys must be strictly increasing');
+            if (!recordWillInit(record)) throw new StrataError('BAD_ARGUMENT', 'a snapshot entry must initialize its page');
+            prevKey = key;
+            batch.add(key, null, encodeBlob(codec, record), true);
+            if (batch.count >= WRITE_BATCH_ENTRIES) {
+              append(batch);
+              batch = new EntryBatch(KEY_SIZE);
+              await yieldToEventLoop();
+            }
+          }
+          append(batch);
+        });
+        descs.push({ fileName, kind: 'image', level: 0, keyStart: keyToHex(part.keyStart), keyEnd: keyToHex(part.keyEnd), lsnStart: lsn, lsnEnd: lsn + 1n, sizeBytes });
+      }
+      this.replace([], descs, { diskConsistentLsn: lsn });
+    } catch (e) {
+      for (const d of descs) fs.rmSync(path.join(this.dir, d.fileName), { force: true });
+      throw e;
+    }
+    this.open = new InMemoryLayer(lsn);
+    this.written.images += descs.reduce((n, d) => n + d.sizeBytes, 0);
+    return descs;
+  }
+
+  /** Stream a layer into `<name>.tmp`, fsync, rename, fsync the directory. Returns its size. */
+  async writeLayerFile(
+    fileName: string, kind: LayerKind, lsnStart: Lsn, lsnEnd: Lsn, keys: KeyRange,
+    produce: (append: (b: EntryBatch) => void) => Promise<void>,
+  ): Promise<number> {
+    const tmp = path.join(this.dir, fileName + TMP_SUFFIX);
+    const writer = this.core.createLayerWriter(tmp, {
+      kind, codec: CODEC_BY_NAME[this.compression], keyStart: keys.keyStart, keyEnd: keys.keyEnd, lsnStart, lsnEnd,
+    });
+    let size: number;
+    try {
+      await produce((b) => { if (b.count > 0) writer.append(b.indexKeys(), Buffer.concat(b.blobs), b.willInit()); });
+      size = writer.finish();
+    } catch (e) {
+      writer.abort();
+      fs.rmSync(tmp, { force: true });
+      throw e;
+    }
+    wrapIo(`publishing ${fileName}`, () => publishFile(tmp, path.join(this.dir, fileName)));
+    return size;
+  }
+
+  /**
+   * Swap layers: the manifest first (the durable commit point), then the layer map, in one
+   * synchronous step so a reader sees each record exactly once; then removed files go. Async reads
+   * in flight hold their own references to the layers they started with (the core refcounts
+   * them). A crash before the files are deleted leaves orphans that the next open removes.
+   */
+  replace(removedNames: readonly string[], added: readonly LayerDesc[], patch: ManifestPatch): void {
+    const removed = new Set(removedNames);
+    const opened: HistoricLayer[] = [];
+    try {
+      for (const desc of added) opened.push({ desc, handle: this.openLayerFile(desc) });
+      const next = [...this.historic.filter((l) => !removed.has(l.desc.fileName)), ...opened];
+      this.commit(next.map((l) => l.desc), patch);
+      const gone = this.historic.filter((l) => removed.has(l.desc.fileName));
+      this.historic = next;
+      this.core.setLayerMap(this.mapId, next.map((l) => l.handle));
+      opened.length = 0;
+      this.deleteLayerFiles(gone);
+    } catch (e) {
+      for (const l of opened) this.core.closeLayer(l.handle);
+      if (e instanceof StrataError) throw e;
+      throw new StrataError('IO_ERROR', `${this.dir}: replacing layers: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  /** Drop the core's layer map and every open layer file. */
+  release(): void {
+    this.core.dropLayerMap(this.mapId);
+    for (const l of this.historic) this.core.closeLayer(l.handle);
+    this.historic = [];
+  }
+
+  private deleteLayerFiles(gone: readonly HistoricLayer[]): void {
+    if (gone.length === 0) return;
+    for (const l of gone) {
+      this.core.closeLayer(l.handle);
+      fs.rmSync(path.join(this.dir, l.desc.fileName), { force: true });
+    }
+    wrapIo(`${this.dir}: syncing the directory`, () => fsyncDir(this.dir));
+  }
+
+  private openLayerFile(desc: LayerDesc): number {
+    return this.core.openLayer(path.join(this.dir, desc.fileName));
+  }
+}
+
+/** An all-zero page is stored as a 1-byte zero record; anything else as a full image record. */
+function imageRecord(page: Buffer): Buffer {
+  if (page.equals(ZERO_PAGE)) return Buffer.of(RECORD_TAG_ZERO);
+  const rec = Buffer.allocUnsafe(1 + PAGE_SIZE);
+  rec[0] = RECORD_TAG_IMAGE;
+  page.copy(rec, 1);
+  return rec;
+}
+
+const ZERO_PAGE = Buffer.alloc(PAGE_SIZE);

@@ -1,0 +1,531 @@
+/**
+ * A timeline inside the engine: one branch of a tenant's page history. It ties together the
+ * concerns that live in their own modules — ingest's admission rules (ingest.ts), the layers
+ * (layer_set.ts), the read path (read_path.ts), LSN waits (lsn_waiters.ts), compaction
+ * (compaction.ts) and GC (gc.ts) — and owns the timeline's LSNs, its manifest and its lifecycle.
+ * Users see it through the public facade in lib/timeline.ts (docs/ARCHITECTURE.md).
+ */
+import type { Core } from '../core/core';
+import type { CompressionName } from '../core/format';
+import type { ReadPlanWriter } from '../core/read_plan';
+import { StrataError } from '../errors';
+import { encodeKey, KEY_SIZE, type PageKey } from '../key';
+import { checkLsn, formatLsn, type Lsn } from '../lsn';
+import type { WalRecord } from '../record';
+import {
+  compactLevel0, type CompactionHost, type CompactionReport, type CompactOptions, createImageLayers, emptyCompactionReport,
+} from './compaction';
+import { layersToRemove } from './gc';
+import type { HistogramSummary, IntHistogram } from './histogram';
+import { checkBatchOrder, MAX_RECORD_LSN, prepareRecords, type PreparedBatch } from './ingest';
+import { FULL_KEYSPACE, LayerSet, type SnapshotPartition } from './layer_set';
+import { LsnWaiters } from './lsn_waiters';
+import { type LayerDesc, type Manifest, type ManifestExtensions, MANIFEST_FILE, type ManifestPatch, writeManifest } from './manifest';
+import { ReadPath, type ReadSegment } from './read_path';
+import * as path from 'node:path';
+
+/** How long getPage waits for ingest to reach a requested LSN, as Neon's wait_lsn_timeout. */
+export const DEFAULT_WAIT_LSN_TIMEOUT_MS = 60_000;
+
+export type { CompactionReport, CompactOptions } from './compaction';
+
+export interface TimelineConfig {
+  /** The repository was opened read-only: every write fails with READ_ONLY. */
+  readOnly: boolean;
+  checkpointDistance: number;
+  compression: CompressionName;
+  /** L0 layers that trigger an L0 → L1 compaction. */
+  compactionThreshold: number;
+  /** Most L0 layers merged by one compaction, bounding its work. */
+  compactionUpperLimit: number;
+  /** Approximate size of each L1 output layer, in bytes. */
+  compactionTargetSize: number;
+  /** Delta layers stacked above the newest image at some key that trigger a new image layer. */
+  imageCreationThreshold: number;
+  /** Default GC horizon: history kept below lastRecordLsn, in LSN bytes. */
+  gcHorizon: bigint;
+  /** L0 count at which each flush is followed by a pause as long as the flush took (0 = off). */
+  l0FlushDelayThreshold: number;
+  /** L0 count at which a flush compacts before it returns, so L0s never exceed it (0 = off). */
+  l0FlushStallThreshold: number;
+  /** Async reads go to the thread pool even when every block they need is cached. */
+  offloadCachedReads: boolean;
+}
+
+/** What one gc() did. */
+export interface GcReport {
+  cutoffLsn: Lsn;
+  layersRemoved: number;
+  bytesRemoved: number;
+  removed: string[];
+}
+
+export interface GcOptions {
+  /** History to keep below lastRecordLsn, in LSN bytes; defaults to the repository's gcHorizon. */
+  horizon?: bigint;
+}
+
+export type LayerInfo = LayerDesc;
+
+export interface GetPageOptions {
+  timeoutMs?: number;
+}
+
+export interface TimelineStats {
+  tenantId: string;
+  timelineId: string;
+  lastRecordLsn: bigint;
+  diskConsistentLsn: bigint;
+  gcCutoffLsn: bigint;
+  openLayerBytes: number;
+  frozenLayers: number;
+  layers: number;
+  l0Count: number;
+  l1Count: number;
+  imageLayerCount: number;
+  reads: number;
+  layersVisited: number;
+  recordsApplied: number;
+  /** Layer files visited per GetPage@LSN (read amplification). */
+  layersVisitedPerRead: HistogramSummary;
+  recordsAppliedPerRead: HistogramSummary;
+  /** Bytes written by flushes, compaction and image creation (write amplification), and freed by GC. */
+  bytesFlushed: number;
+  bytesCompacted: number;
+  bytesImages: number;
+  gcBytesRemoved: number;
+  /** Bytes of this timeline's layer files now (compare with pages × 8192 for storage amplification). */
+  physicalSizeBytes: number;
+  /** Flushes slowed (delay) or made to compact first (stall) by L0 backpressure. */
+  flushDelays: number;
+  flushStalls: number;
+}
+
+export class TimelineImpl implements ReadSegment {
+  readonly tenantId: string;
+  readonly timelineId: string;
+  readonly ancestor: TimelineImpl | null;
+  readonly ancestorLsn: Lsn | null;
+  /** Records of this timeline have lsn > startLsn (the branch point, or 0). */
+  readonly startLsn: Lsn;
+  private _lastRecordLsn: Lsn;
+  private _diskConsistentLsn: Lsn;
+  private _gcCutoffLsn: Lsn;
+  private _extensions: ManifestExtensions;
+  /** Timelines branched from this one; their branch points hold back GC. Engine-internal. */
+  private readonly children = new Set<TimelineImpl>();
+  private readonly layerSet: LayerSet;
+  private readonly reads: ReadPath;
+  private readonly waiters = new LsnWaiters();
+  /** Flushes, image creation, compaction, GC and manifest writes run one at a time, in order. */
+  private serial: Promise<void> = Promise.resolve();
+  /** A failed flush: ingest and flush refuse with it until the repository is reopened. */
+  private writeFailure: StrataError | null = null;
+  private closed = false;
+  private readonly counters = { flushDelays: 0, flushStalls: 0, gcBytesRemoved: 0 };
+
+  constructor(core: Core, readonly dir: string, manifest: Manifest, ancestor: TimelineImpl | null, private readonly config: TimelineConfig) {
+    this.tenantId = manifest.tenantId;
+    this.timelineId = manifest.timelineId;
+    this.ancestor = ancestor;
+    this.ancestorLsn = manifest.ancestorLsn;
+    this.startLsn = manifest.startLsn;
+    this._diskConsistentLsn = manifest.diskConsistentLsn;
+    this._lastRecordLsn = manifest.diskConsistentLsn;
+    this._gcCutoffLsn = manifest.gcCutoffLsn;
+    this._extensions = manifest.extensions;
+    this.layerSet = new LayerSet(core, dir, manifest.layers, manifest.diskConsistentLsn, config.compression, (layers, patch) => this.commitManifest(layers, patch));
+    this.reads = new ReadPath(core, this, this.name);
+    ancestor?.children.add(this);
+  }
+
+  get name(): string {
+    return `timeline ${this.tenantId}/${this.timelineId}`;
+  }
+
+  get lastRecordLsn(): Lsn {
+    return this._lastRecordLsn;
+  }
+
+  get diskConsistentLsn(): Lsn {
+    return this._diskConsistentLsn;
+  }
+
+  get gcCutoffLsn(): Lsn {
+    return this._gcCutoffLsn;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  // ---- ReadSegment -----------------------------------------------------------------------------
+
+  get mapId(): number {
+    return this.layerSet.mapId;
+  }
+
+  get ancestorSegment(): ReadSegment | null {
+    return this.ancestor;
+  }
+
+  hasInMemoryRecords(): boolean {
+    return this.layerSet.hasInMemoryRecords();
+  }
+
+  collectInMemory(keyId: string, cap: Lsn, w: ReadPlanWriter): boolean {
+    return this.layerSet.collectInMemory(keyId, cap, w);
+  }
+
+  // ---- ingest ----------------------------------------------------------------------------------
+
+  /** Public records: validated and serialized, all or nothing. */
+  ingest(records: readonly WalRecord[]): void {
+    this.checkWritable();
+    this.apply(prepareRecords(records, this._lastRecordLsn, this.name));
+  }
+
+  /** Records the engine built itself (PostgreSQL WAL ingest): LSN rules checked, values trusted. */
+  ingestPrepared(batch: PreparedBatch): void {
+    this.checkWritable();
+    checkBatchOrder(batch, this._lastRecordLsn, this.name);
+    this.apply(batch);
+  }
+
+  private apply(batch: PreparedBatch): void {
+    const n = batch.lsns.length;
+    if (n === 0) return;
+    this.layerSet.put(batch);
+    this._lastRecordLsn = batch.lsns[n - 1];
+    this.waiters.wake(this._lastRecordLsn);
+    if (this.layerSet.openBytes >= this.config.checkpointDistance) {
+      this.layerSet.freeze();
+      // A failure is kept in writeFailure (ingest then refuses); nobody awaits this promise.
+      this.enqueue(() => this.flushFrozen()).catch(() => undefined);
+    }
+  }
+
+  // ---- reads -----------------------------------------------------------------------------------
+
+  async getPages(keys: readonly PageKey[], lsn: Lsn, opts: GetPageOptions = {}): Promise<Buffer[]> {
+    this.checkOpen();
+    checkLsn(lsn, 'lsn');
+    const scratch = Buffer.alloc(KEY_SIZE);
+    for (const k of keys) encodeKey(k, scratch); // reject bad keys before waiting
+    await this.waitForLsn(lsn, opts.timeoutMs ?? DEFAULT_WAIT_LSN_TIMEOUT_MS);
+    this.checkOpen();
+    this.checkAboveGcCutoff(lsn, 'read');
+    return this.reads.getPages(keys, lsn, this.config.offloadCachedReads);
+  }
+
+  readPagesInto(keys: readonly PageKey[], lsn: Lsn, into: Uint8Array, offset: number): void {
+    this.checkOpen();
+    checkLsn(lsn, 'lsn');
+    if (lsn > this._lastRecordLsn) {
+      throw new StrataError('LSN_TIMEOUT', `${this.name}: LSN ${formatLsn(lsn)} is above lastRecordLsn ${formatLsn(this._lastRecordLsn)}`);
+    }
+    this.checkAboveGcCutoff(lsn, 'read');
+    this.reads.readPagesInto(keys, lsn, into, offset);
+  }
+
+  /** Resolves once ingest reaches `lsn`; LSN_TIMEOUT after timeoutMs. */
+  waitForLsn(lsn: Lsn, timeoutMs: number): Promise<void> {
+    return this.waiters.wait(lsn, () => this._lastRecordLsn, timeoutMs, this.name);
+  }
+
+  checkAboveGcCutoff(lsn: Lsn, what: string): void {
+    if (lsn < this._gcCutoffLsn) {
+      throw new StrataError('LSN_GC_CUTOFF', `${this.name}: ${what} at LSN ${formatLsn(lsn)} is below the GC cutoff ${formatLsn(this._gcCutoffLsn)}`);
+    }
+  }
+
+  // ---- flush, images, compaction, GC -----------------------------------------------------------
+
+  /** Freeze the open layer and wait until every frozen layer is on disk. */
+  async flush(): Promise<void> {
+    this.checkWritable();
+    this.layerSet.freeze();
+    await this.enqueue(() => this.flushFrozen());
+  }
+
+  async createImageLayer(lsn: Lsn): Promise<LayerInfo> {
+    this.checkWritable();
+    checkLsn(lsn, 'lsn');
+    if (lsn > this._lastRecordLsn) {
+      throw new StrataError('LSN_TIMEOUT', `${this.name}: image LSN ${formatLsn(lsn)} is above lastRecordLsn ${formatLsn(this._lastRecordLsn)}`);
+    }
+    if (lsn < this.startLsn) {
+      throw new StrataError('BAD_ARGUMENT', `${this.name}: image LSN ${formatLsn(lsn)} is below the timeline's start ${formatLsn(this.startLsn)}`);
+    }
+    this.checkAboveGcCutoff(lsn, 'image layer');
+    if (lsn > this._diskConsistentLsn) await this.flush();
+    let info: LayerInfo | undefined;
+    await this.enqueue(async () => {
+      this.checkAboveGcCutoff(lsn, 'image layer');
+      info = await this.writeImage(lsn, FULL_KEYSPACE.keyStart, FULL_KEYSPACE.keyEnd, this.allKeys());
+    });
+    return { ...(info as LayerInfo) };
+  }
+
+  async compact(opts: CompactOptions = {}): Promise<CompactionReport> {
+    this.checkWritable();
+    const report = emptyCompactionReport();
+    await this.enqueue(async () => {
+      await compactLevel0(this.compactionHost(), opts.force === true, report);
+      await createImageLayers(this.compactionHost(), opts.force === true, report);
+    });
+    return report;
+  }
+
+  /**
+   * Move the GC cutoff up to lastRecordLsn − horizon (never down, and never above
+   * diskConsistentLsn: a crash reopens the timeline there, and reads at that LSN must keep working)
+   * and remove the layers no read at or above it, and no child branch, can need (gc.ts). The cutoff
+   * is durable before any file goes.
+   */
+  async gc(opts: GcOptions = {}): Promise<GcReport> {
+    this.checkWritable();
+    const horizon = opts.horizon ?? this.config.gcHorizon;
+    checkLsn(horizon, 'horizon');
+    let report: GcReport | undefined;
+    await this.enqueue(async () => {
+      const wanted = this._lastRecordLsn > horizon ? this._lastRecordLsn - horizon : 0n;
+      const durable = wanted < this._diskConsistentLsn ? wanted : this._diskConsistentLsn;
+      const cutoff = durable > this._gcCutoffLsn ? durable : this._gcCutoffLsn;
+      const branchPoints = [...this.children].map((c) => c.ancestorLsn as Lsn);
+      const doomed = layersToRemove(this.layerSet.descs(), cutoff, branchPoints);
+      this.layerSet.replace(doomed.map((d) => d.fileName), [], { gcCutoffLsn: cutoff });
+      const bytesRemoved = doomed.reduce((n, d) => n + d.sizeBytes, 0);
+      this.counters.gcBytesRemoved += bytesRemoved;
+      report = { cutoffLsn: cutoff, layersRemoved: doomed.length, bytesRemoved, removed: doomed.map((d) => d.fileName) };
+    });
+    return report as GcReport;
+  }
+
+  /**
+   * Bulk-load a snapshot as image layers at `lsn` into this empty timeline (layer_set.ts); the
+   * timeline then stands at `lsn`, durably. Used by importPgDatadir.
+   */
+  async loadSnapshot(lsn: Lsn, partitions: AsyncIterable<SnapshotPartition>): Promise<LayerInfo[]> {
+    this.checkWritable();
+    checkLsn(lsn, 'lsn');
+    if (lsn <= this._lastRecordLsn || lsn > MAX_RECORD_LSN) {
+      throw new StrataError('LSN_ORDER', `${this.name}: a snapshot at ${formatLsn(lsn)} must lie above lastRecordLsn ${formatLsn(this._lastRecordLsn)}`);
+    }
+    let descs: LayerDesc[] = [];
+    await this.enqueue(async () => {
+      descs = await this.layerSet.loadSnapshot(lsn, partitions);
+    });
+    this._lastRecordLsn = lsn;
+    this.waiters.wake(lsn);
+    return descs.map((d) => ({ ...d }));
+  }
+
+  /** For the background scheduler: whether compact() would merge L0 layers now. */
+  needsCompaction(): boolean {
+    return this.layerSet.level0().length >= this.config.compactionThreshold;
+  }
+
+  /** For the background scheduler: when the open layer took its first record (ms), or null. */
+  get openLayerSince(): number | null {
+    return this.layerSet.openSince;
+  }
+
+  // ---- inspection ------------------------------------------------------------------------------
+
+  layers(): LayerInfo[] {
+    return this.layerSet.descs().map((d) => ({ ...d }));
+  }
+
+  stats(): TimelineStats {
+    const descs = this.layerSet.descs();
+    const { reads, layersVisited, recordsApplied } = this.reads.counters;
+    return {
+      tenantId: this.tenantId,
+      timelineId: this.timelineId,
+      lastRecordLsn: this._lastRecordLsn,
+      diskConsistentLsn: this._diskConsistentLsn,
+      gcCutoffLsn: this._gcCutoffLsn,
+      openLayerBytes: this.layerSet.openBytes,
+      frozenLayers: this.layerSet.frozenCount,
+      layers: descs.length,
+      l0Count: this.layerSet.level0().length,
+      l1Count: descs.filter((d) => d.kind === 'delta' && d.level === 1).length,
+      imageLayerCount: descs.filter((d) => d.kind === 'image').length,
+      reads,
+      layersVisited,
+      recordsApplied,
+      layersVisitedPerRead: this.reads.visitedHist.summary(),
+      recordsAppliedPerRead: this.reads.appliedHist.summary(),
+      bytesFlushed: this.layerSet.written.flushed,
+      bytesCompacted: this.layerSet.written.compacted,
+      bytesImages: this.layerSet.written.images,
+      gcBytesRemoved: this.counters.gcBytesRemoved,
+      physicalSizeBytes: this.layerSet.physicalSizeBytes(),
+      flushDelays: this.counters.flushDelays,
+      flushStalls: this.counters.flushStalls,
+    };
+  }
+
+  /** The per-read histograms themselves, for the Prometheus export. */
+  readHistograms(): { layersVisited: IntHistogram; recordsApplied: IntHistogram } {
+    return { layersVisited: this.reads.visitedHist, recordsApplied: this.reads.appliedHist };
+  }
+
+  /** Zero the counters and histograms (layer counts and sizes are state, not counters). */
+  resetStats(): void {
+    this.reads.resetCounters();
+    this.counters.flushDelays = 0;
+    this.counters.flushStalls = 0;
+    this.counters.gcBytesRemoved = 0;
+    this.layerSet.written.flushed = 0;
+    this.layerSet.written.compacted = 0;
+    this.layerSet.written.images = 0;
+  }
+
+  /** The manifest as it stands. */
+  manifest(): Manifest {
+    return {
+      tenantId: this.tenantId,
+      timelineId: this.timelineId,
+      ancestorTimelineId: this.ancestor?.timelineId ?? null,
+      ancestorLsn: this.ancestorLsn,
+      startLsn: this.startLsn,
+      diskConsistentLsn: this._diskConsistentLsn,
+      gcCutoffLsn: this._gcCutoffLsn,
+      compression: this.config.compression,
+      layers: this.layerSet.descs(),
+      extensions: this._extensions,
+    };
+  }
+
+  /** What subsystems recorded about this timeline (manifest `extensions`). */
+  get extensions(): ManifestExtensions {
+    return this._extensions;
+  }
+
+  /**
+   * Record a subsystem's fields in the manifest, durably: serialized with the timeline's other
+   * manifest writes, done when the promise resolves.
+   */
+  async setExtension(name: string, fields: Readonly<Record<string, string>>): Promise<void> {
+    this.checkWritable();
+    await this.enqueue(async () => {
+      const next = { ...this._extensions, [name]: { ...fields } };
+      writeManifest(path.join(this.dir, MANIFEST_FILE), { ...this.manifest(), extensions: next });
+      this._extensions = next;
+    });
+  }
+
+  /**
+   * Flush (unless a flush already failed) and release the core's resources. The repository
+   * closes descendants before their ancestors, whose layer maps their reads go through.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    try {
+      if (this.writeFailure === null && !this.config.readOnly) await this.flush();
+    } finally {
+      this.closed = true;
+      this.waiters.releaseAll();
+      this.ancestor?.children.delete(this);
+      this.layerSet.release();
+    }
+  }
+
+  // ---- internals -------------------------------------------------------------------------------
+
+  private checkOpen(): void {
+    if (this.closed) throw new StrataError('CLOSED', `${this.name} is closed`);
+  }
+
+  private checkWritable(): void {
+    this.checkOpen();
+    if (this.config.readOnly) throw new StrataError('READ_ONLY', `${this.name} belongs to a repository opened read-only`);
+    if (this.writeFailure !== null) throw this.writeFailure;
+  }
+
+  private enqueue(job: () => Promise<void>): Promise<void> {
+    const run = this.serial.then(job);
+    this.serial = run.catch(() => undefined);
+    return run;
+  }
+
+  private async flushFrozen(): Promise<void> {
+    while (this.layerSet.frozenCount > 0) {
+      const started = performance.now();
+      try {
+        await this.layerSet.flushOldestFrozen();
+      } catch (e) {
+        this.writeFailure = flushFailure(this.name, e);
+        throw this.writeFailure;
+      }
+      await this.applyBackpressure(performance.now() - started);
+    }
+  }
+
+  /**
+   * L0 backpressure, after Neon's flush loop: past l0FlushDelayThreshold each flush is followed by
+   * a pause as long as itself (flushing at half speed while compaction catches up); at
+   * l0FlushStallThreshold the flush compacts before returning, so read amplification stays bounded
+   * even with no background compaction running. Callers feel it in flush() and in frozen layers
+   * waiting in memory.
+   */
+  private async applyBackpressure(flushMs: number): Promise<void> {
+    const { l0FlushStallThreshold: stall, l0FlushDelayThreshold: delay } = this.config;
+    if (stall > 0 && this.layerSet.level0().length >= stall) {
+      this.counters.flushStalls++;
+      const report = emptyCompactionReport();
+      while (this.layerSet.level0().length >= stall) await compactLevel0(this.compactionHost(), true, report);
+    } else if (delay > 0 && this.layerSet.level0().length >= delay) {
+      this.counters.flushDelays++;
+      await new Promise((resolve) => setTimeout(resolve, Math.ceil(flushMs)));
+    }
+  }
+
+  /** Write the manifest (the durable commit point of every layer swap), then take its LSNs. */
+  private commitManifest(layers: LayerDesc[], patch: ManifestPatch): void {
+    writeManifest(path.join(this.dir, MANIFEST_FILE), { ...this.manifest(), ...patch, layers });
+    if (patch.diskConsistentLsn !== undefined) this._diskConsistentLsn = patch.diskConsistentLsn;
+    if (patch.gcCutoffLsn !== undefined) this._gcCutoffLsn = patch.gcCutoffLsn;
+  }
+
+  private writeImage(lsn: Lsn, keyStart: Buffer, keyEnd: Buffer, keys: readonly Buffer[]): Promise<LayerDesc> {
+    return this.layerSet.writeImageLayer(lsn, { keyStart, keyEnd }, keys, (chunk, at, out, status, counts) => {
+      this.reads.readInto(chunk, at, out, status, counts, false); // image creation's reads are not user reads
+    });
+  }
+
+  /** Every key with any record in this timeline or the part of its ancestors it can see, sorted. */
+  private allKeys(): Buffer[] {
+    const seen = new Map<string, Buffer>();
+    for (let t: TimelineImpl | null = this; t !== null; t = t.ancestor) t.layerSet.collectKeys(seen);
+    return [...seen.values()].sort(Buffer.compare);
+  }
+
+  /** What compaction and image creation (compaction.ts) may see and do. */
+  private compactionHost(): CompactionHost {
+    return {
+      dir: this.dir,
+      config: this.config,
+      diskConsistentLsn: this._diskConsistentLsn,
+      imageFloorLsn: this._gcCutoffLsn > this.startLsn ? this._gcCutoffLsn : this.startLsn + 1n,
+      layers: () => this.layerSet.descs(),
+      allKeys: () => this.allKeys(),
+      writeLayer: (fileName, kind, lsnStart, lsnEnd, keys, produce) => this.layerSet.writeLayerFile(fileName, kind, lsnStart, lsnEnd, keys, produce),
+      writeImage: async (lsn, range, keys) => ({ ...(await this.writeImage(lsn, range.keyStart, range.keyEnd, keys)) }),
+      replaceLayers: (removed, added) => {
+        this.layerSet.replace(removed, added, {});
+        this.layerSet.written.compacted += added.reduce((n, d) => n + d.sizeBytes, 0);
+      },
+    };
+  }
+}
+
+/** A failed flush stops writes: what was in memory may be half on disk, and retrying would hide it. */
+function flushFailure(name: string, e: unknown): StrataError {
+  const code = e instanceof StrataError ? e.code : 'IO_ERROR';
+  const why = e instanceof Error ? e.message : String(e);
+  return new StrataError(code, `${name}: a flush failed, so ingest is stopped until the repository is reopened ` +
+    `(records above diskConsistentLsn must then be sent again): ${why}`, { cause: e });
+}
