@@ -181,12 +181,12 @@ function fuzzTarget(bin, target, limit) {
 }
 
 /**
- * Real PostgreSQL WAL as extra wal_decoder seeds, when the decoder tests have left their fixture in
- * the temp dir (test/pg/local_wal.ts): a few two-page slices from page boundaries, raw mode. Not
- * committed (PostgreSQL-made); copied into the working corpus only.
+ * Real PostgreSQL WAL as extra wal_decoder seeds, when the PostgreSQL tests have left their fixtures
+ * (test/helpers/pg_fixture.ts; STRATA_PG_FIXTURE_DIR or the temp dir): a few two-page slices from
+ * page boundaries, raw mode. Not committed (PostgreSQL-made); copied into the working corpus only.
  */
 function addRealWalSeeds() {
-  const cache = path.join(os.tmpdir(), 'strata-pg-decoder-wal');
+  const cache = process.env.STRATA_PG_FIXTURE_DIR || path.join(os.tmpdir(), 'strata-pg-fixtures');
   if (!fs.existsSync(cache)) return 0;
   const work = path.join(OUT, 'corpus', 'wal_decoder');
   fs.mkdirSync(work, { recursive: true });

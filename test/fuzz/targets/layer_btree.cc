@@ -40,7 +40,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
     }
     cursor.Release();
-    layer->Keys();
+    layer->Keys(layer->summary().key_start, layer->summary().key_end);
+    layer->Keys(key, layer->summary().key_end);  // from a key taken from the input
     layer->Verify();
   } catch (const StrataError&) {
   }
