@@ -342,6 +342,8 @@ async function main() {
     process.stderr.write('bench: dist/ is missing; run `npm run build` (or `npm install`) first\n');
     process.exit(1);
   }
+  // The native core is the point of half the comparisons: refuse to run without it.
+  require('./lib/strata').requireNative('bench');
   const profile = PROFILES[args.profile];
   const { Harness } = require('./lib/harness');
   const { benchRoot } = require('./lib/strata');
@@ -351,7 +353,7 @@ async function main() {
   const root = benchRoot();
   const ctx = { harness, profile, root, log, seeds: SEEDS };
   const result = { meta: meta(args, profile), floors: null, workloads: {}, targets: null };
-  // The native core is the point of half the comparisons: refuse to run without it.
+  // The floors come from their own addon (scripts/build-bench.js builds it on first use).
   require('./lib/floors').floorsBinding();
   const want = (w) => args.only === null || args.only.has(w);
   try {

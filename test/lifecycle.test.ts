@@ -2,9 +2,9 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, expect, it } from 'vitest';
 import { type PageKey, PAGE_SIZE, Repository, type RepositoryOptions, type Timeline } from '../lib';
-import { IMPLEMENTATIONS } from './helpers/cores';
+import { describeEachCore } from './helpers/cores';
 import { Oracle } from './helpers/oracle';
 import { Rng } from './helpers/random';
 import { type KeySpace, randomBatch } from './helpers/workload';
@@ -18,7 +18,7 @@ function page(s: string): Buffer {
   return p;
 }
 
-describe.each(IMPLEMENTATIONS)('compaction, images and GC (%s core)', (impl) => {
+describeEachCore('compaction, images and GC (%s core)', (impl) => {
   let dir: string;
   let repo: Repository;
   const options: RepositoryOptions = { implementation: impl, compactionThreshold: 10, compactionTargetSize: 32 * 1024 };

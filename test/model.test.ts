@@ -7,9 +7,9 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { type PageKey, PAGE_SIZE, Repository, StrataError, type Timeline } from '../lib';
-import { IMPLEMENTATIONS } from './helpers/cores';
+import { describeEachCore } from './helpers/cores';
 import { Oracle } from './helpers/oracle';
 import { Rng } from './helpers/random';
 import { type KeySpace, randomBatch, randomKey } from './helpers/workload';
@@ -170,7 +170,7 @@ async function step(w: World): Promise<void> {
   await randomReads(w, 3);
 }
 
-describe.each(IMPLEMENTATIONS)('model-based randomized test (%s core)', (impl) => {
+describeEachCore('model-based randomized test (%s core)', (impl) => {
   it.each([1, 2])(`%i: ${OPERATIONS} operations match the oracle`, async (seed) => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), `strata-model-${impl}-`));
     const w: World = {

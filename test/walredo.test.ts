@@ -1,15 +1,15 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, expect, it } from 'vitest';
 import type { Core } from '../lib/core/core';
 import { PAGE_STATUS_NOT_FOUND, PAGE_STATUS_OK } from '../lib/core/core';
 import { isStrataError } from '../lib/errors';
 import { CODEC_LZ4, CODEC_NONE, CODEC_ZSTD, type CodecId } from '../lib/core/format';
 import { codecAvailable } from '../lib/core/compress';
-import { IMPLEMENTATIONS, makeCore } from './helpers/cores';
+import { describeEachCore, makeCore } from './helpers/cores';
 import { type TestRequest, deltaSpec, imageRec, openSpecs, pageKey, patchRec, runOracle, runPlan, tmpDir, zeroRec } from './helpers/layers';
 
 const PAGE = 8192;
 
-describe.each(IMPLEMENTATIONS)('redo (%s core)', (impl) => {
+describeEachCore('redo (%s core)', (impl) => {
   const core: Core = makeCore(impl);
   const dir = tmpDir(`redo-${impl}`);
   const emptyMap = core.createLayerMap();
