@@ -20,6 +20,8 @@
       'native/page_cache.cc',
       'native/reconstruct.cc',
       'native/walredo.cc',
+      'native/pg/bufpage.cc',
+      'native/pg/redo_record.cc',
     ],
   },
   'target_defaults': {
@@ -54,7 +56,7 @@
       'targets': [
         {
           'target_name': 'strata',
-          'sources': ['native/addon.cc', '<@(strata_common_sources)'],
+          'sources': ['native/addon.cc', 'native/pg/pg_addon.cc', '<@(strata_common_sources)'],
         },
       ],
     }, {

@@ -27,8 +27,8 @@ export const PATCH_HEADER_SIZE = 3;
 export const MAX_RECORD_SIZE = PATCH_HEADER_SIZE + PAGE_SIZE;
 
 /** True when the serialized record initializes the page, so reconstruction stops there. */
-export function recordWillInit(rec: Uint8Array): boolean {
-  return rec[0] === RECORD_TAG_IMAGE || rec[0] === RECORD_TAG_ZERO;
+export function recordWillInit(rec: Uint8Array, off = 0): boolean {
+  return rec[off] === RECORD_TAG_IMAGE || rec[off] === RECORD_TAG_ZERO;
 }
 
 /** Validate one record and return its serialized form. Throws BAD_RECORD / BAD_ARGUMENT. */

@@ -13,6 +13,8 @@
 #include "crc32.h"
 #include "errors.h"
 #include "format.h"
+#include "walredo.h"
+#include "pg/pg_addon.h"
 
 namespace strata {
 namespace {
@@ -494,11 +496,34 @@ Napi::Value DecompressJs(const Napi::CallbackInfo& info) {
   });
 }
 
+// redoChain(records: Buffer[] newest first, out: 8192-byte buffer): the redo engine alone, for
+// the differential test of the two cores' redo rules; BAD_ARGUMENT for a malformed record or chain.
+Napi::Value RedoChainJs(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    if (info.Length() < 2 || !info[0].IsArray()) BadArgument("redoChain takes (records: Buffer[], out: Uint8Array)");
+    const Napi::Array arr = info[0].As<Napi::Array>();
+    const ByteSpan out = ArgBytes(info, 1, "out");
+    if (out.len != kPageSize) BadArgument("out must be 8192 bytes");
+    std::vector<RecordView> chain;
+    for (uint32_t i = 0; i < arr.Length(); i++) {
+      const Napi::Value v = arr.Get(i);
+      if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) BadArgument("records must be Uint8Arrays");
+      const Napi::Uint8Array rec = v.As<Napi::Uint8Array>();
+      if (const char* err = CheckSerializedRecord(rec.Data(), rec.ByteLength())) BadArgument(std::string("record ") + std::to_string(i) + ": " + err);
+      chain.push_back(RecordView{rec.Data(), rec.ByteLength()});
+    }
+    if (const char* err = ApplyRecords(chain.data(), chain.size(), out.data)) BadArgument(err);
+    return info.Env().Undefined();
+  });
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Core", JsCore::Define(env));
   exports.Set("LayerWriter", JsLayerWriter::Define(env));
   exports.Set("crc32", Napi::Function::New<Crc32Js>(env, "crc32"));
   exports.Set("decompress", Napi::Function::New<DecompressJs>(env, "decompress"));
+  exports.Set("redoChain", Napi::Function::New<RedoChainJs>(env, "redoChain"));
+  pg::InitPg(env, exports);  // PostgreSQL redo (native/pg/)
   return exports;
 }
 

@@ -43,7 +43,7 @@ Core::Core(uint64_t page_cache_bytes, PageCachePolicy page_cache_policy)
       scratch_(std::make_shared<ScratchPool>()) {}
 
 void Core::CheckOpen() const {
-  if (cache_ == nullptr) BadArgument("the core is closed");
+  if (cache_ == nullptr) Fail(ErrorCode::kClosed, "the core is closed");
 }
 
 PageCache& Core::cache() {

@@ -1,5 +1,6 @@
-// Every failure inside the core is a StrataError carrying one of the stable codes that
-// lib/errors.ts knows; addon.cc turns it into a JS Error with a string `code` property.
+// Every failure inside the core is a StrataError carrying one of the stable codes of
+// lib/errors.ts's ERROR_CODES (test/errors.test.ts checks these names against it); addon.cc turns
+// it into a JS Error with a string `code` property.
 #ifndef STRATA_ERRORS_H_
 #define STRATA_ERRORS_H_
 
@@ -8,7 +9,16 @@
 
 namespace strata {
 
-enum class ErrorCode { kCorruptLayer, kIoError, kBadArgument, kCacheFull };
+enum class ErrorCode {
+  kCorruptLayer,
+  kIoError,
+  kBadArgument,
+  kCacheFull,
+  kClosed,
+  kWalCorrupt,
+  kWalUnsupported,
+  kRedoFailed,
+};
 
 inline const char* ErrorCodeName(ErrorCode code) {
   switch (code) {
@@ -16,6 +26,10 @@ inline const char* ErrorCodeName(ErrorCode code) {
     case ErrorCode::kIoError: return "IO_ERROR";
     case ErrorCode::kBadArgument: return "BAD_ARGUMENT";
     case ErrorCode::kCacheFull: return "CACHE_FULL";
+    case ErrorCode::kClosed: return "CLOSED";
+    case ErrorCode::kWalCorrupt: return "WAL_CORRUPT";
+    case ErrorCode::kWalUnsupported: return "WAL_UNSUPPORTED";
+    case ErrorCode::kRedoFailed: return "REDO_FAILED";
   }
   return "IO_ERROR";
 }

@@ -27,19 +27,24 @@ bool RecordWillInit(const uint8_t* rec) { return rec[0] == kRecordTagImage || re
 
 const char* ApplyRecords(const RecordView* newest_first, size_t count, uint8_t* page) {
   if (count == 0) return "no records to apply";
-  const RecordView& base = newest_first[count - 1];
-  if (base.data[0] == kRecordTagImage) {
-    std::memcpy(page, base.data + 1, kPageSize);
-  } else if (base.data[0] == kRecordTagZero) {
-    std::memset(page, 0, kPageSize);
-  } else {
-    return "the oldest record of the chain does not initialize the page";
-  }
-  for (size_t i = count - 1; i-- > 0;) {
+  if (!RecordWillInit(newest_first[count - 1].data)) return "the oldest record of the chain does not initialize the page";
+  // Oldest first. A page-initializing record starts the page afresh wherever it sits: reading a
+  // chain back from its newest record stops at the first one, so this only makes the function
+  // total, and the TS twin (lib/core/ts/walredo.ts) does the same (docs/FORMAT.md, "Records").
+  for (size_t i = count; i-- > 0;) {
     const RecordView& r = newest_first[i];
-    if (r.data[0] != kRecordTagPatch) return "a page-initializing record in the middle of the chain";
-    const size_t offset = LoadBe16(r.data + 1);
-    std::memcpy(page + offset, r.data + kPatchHeaderSize, r.len - kPatchHeaderSize);
+    switch (r.data[0]) {
+      case kRecordTagImage:
+        std::memcpy(page, r.data + 1, kPageSize);
+        break;
+      case kRecordTagZero:
+        std::memset(page, 0, kPageSize);
+        break;
+      default: {
+        const size_t offset = LoadBe16(r.data + 1);
+        std::memcpy(page + offset, r.data + kPatchHeaderSize, r.len - kPatchHeaderSize);
+      }
+    }
   }
   return nullptr;
 }

@@ -19,9 +19,10 @@ struct RecordView {
   size_t len;
 };
 
-// Rebuilds `page` from `count` well-formed records given newest first: the last one must
-// initialize the page (image or zero), the others are patches applied oldest first.
-// Returns nullptr on success, else what is wrong with the chain.
+// Rebuilds `page` from `count` well-formed records given newest first, applying them oldest
+// first: the oldest must initialize the page (image or zero); a page-initializing record later in
+// the chain starts the page afresh (docs/FORMAT.md, "Records"). Returns nullptr on success, else
+// what is wrong with the chain (empty, or not starting with a page-initializing record).
 const char* ApplyRecords(const RecordView* newest_first, size_t count, uint8_t* page);
 
 }  // namespace strata

@@ -23,13 +23,17 @@ const BUILD_RECORD = path.join(ROOT, 'build', 'Release', 'strata.build.json');
 const LOG = path.join(ROOT, 'build', 'build-native.log');
 const force = process.argv.includes('--force');
 
-/** Latest modification time (ms) of binding.gyp and everything under native/. */
+/** Latest modification time (ms) of binding.gyp and everything under native/ (native/pg/ included). */
 function newestInputMtime() {
   let newest = fs.statSync(path.join(ROOT, 'binding.gyp')).mtimeMs;
-  const nativeDir = path.join(ROOT, 'native');
-  for (const name of fs.readdirSync(nativeDir)) {
-    newest = Math.max(newest, fs.statSync(path.join(nativeDir, name)).mtimeMs);
-  }
+  const walk = (dir) => {
+    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, entry.name);
+      newest = Math.max(newest, fs.statSync(p).mtimeMs);
+      if (entry.isDirectory()) walk(p);
+    }
+  };
+  walk(path.join(ROOT, 'native'));
   return newest;
 }
 

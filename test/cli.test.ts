@@ -114,7 +114,7 @@ describe('strata CLI', () => {
 
   it('timelines on a directory that is no repository exits 4 and creates nothing', () => {
     const missing = path.join(tmp, 'nowhere');
-    jsonError(strata(['timelines', missing, '--json']), EXIT.NOT_FOUND, 'NOT_FOUND');
+    jsonError(strata(['timelines', missing, '--json']), EXIT.NOT_FOUND, 'NOT_A_REPOSITORY');
     expect(fs.existsSync(missing)).toBe(false);
   });
 

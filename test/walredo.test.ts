@@ -1,10 +1,12 @@
-import { afterAll, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { Core } from '../lib/core/core';
 import { PAGE_STATUS_NOT_FOUND, PAGE_STATUS_OK } from '../lib/core/core';
-import { isStrataError } from '../lib/errors';
+import { isStrataError, toStrataError } from '../lib/errors';
+import { loadNativeBinding } from '../lib/core/native';
+import { redoChain as tsRedoChain } from '../lib/core/ts/walredo';
 import { CODEC_LZ4, CODEC_NONE, CODEC_ZSTD, type CodecId } from '../lib/core/format';
 import { codecAvailable } from '../lib/core/compress';
-import { describeEachCore, makeCore } from './helpers/cores';
+import { describeEachCore, makeCore, NATIVE_SKIP_NOTE, SKIP_NATIVE } from './helpers/cores';
 import { type TestRequest, deltaSpec, imageRec, openSpecs, pageKey, patchRec, runOracle, runPlan, tmpDir, zeroRec } from './helpers/layers';
 
 const PAGE = 8192;
@@ -99,4 +101,59 @@ describeEachCore('redo (%s core)', (impl) => {
       expect(got.out[PAGE + 50]).toBe(imageRec(11)[51]);
     });
   }
+});
+
+/**
+ * Issue 9, debt 7: the two cores' redo engines once disagreed on a page-initializing record in the
+ * middle of a chain (TS applied it, C++ failed). The rule now (docs/FORMAT.md, "Records"): records
+ * apply oldest first, the oldest must initialize the page, and any later one that initializes the
+ * page starts it afresh. Checked on both engines alone, against a plain oracle.
+ */
+describe(`redo rule for page-initializing records anywhere in a chain (both engines alone)${NATIVE_SKIP_NOTE}`, () => {
+  const engines: Array<[string, (records: readonly Uint8Array[], out: Uint8Array) => void]> = [['ts', tsRedoChain]];
+  if (!SKIP_NATIVE) engines.push(['native', (r, o) => loadNativeBinding().redoChain(r, o)]);
+
+  /** The plain model: oldest first; image/zero replace the page, a patch writes its bytes. */
+  function oracle(newestFirst: readonly Buffer[]): Buffer {
+    const page = Buffer.alloc(PAGE);
+    for (const rec of [...newestFirst].reverse()) {
+      if (rec[0] === 1) rec.copy(page, 0, 1);
+      else if (rec[0] === 2) page.fill(0);
+      else rec.copy(page, rec.readUInt16BE(1), 3);
+    }
+    return page;
+  }
+
+  it('applies a mid-chain image or zero as a fresh start, identically in both engines', () => {
+    let seed = 7;
+    const rnd = (n: number): number => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed % n; };
+    let midInits = 0;
+    for (let trial = 0; trial < 300; trial++) {
+      const len = 1 + rnd(6);
+      const chain: Buffer[] = [];
+      for (let i = 0; i < len - 1; i++) {
+        const k = rnd(5);
+        chain.push(k === 0 ? imageRec(rnd(200)) : k === 1 ? zeroRec() : patchRec(rnd(PAGE - 8), Buffer.from([rnd(256), rnd(256), rnd(256)])));
+        if (k < 2) midInits++;
+      }
+      chain.push(rnd(2) === 0 ? imageRec(rnd(200)) : zeroRec()); // the oldest initializes
+      const want = oracle(chain);
+      for (const [name, redo] of engines) {
+        const out = Buffer.alloc(PAGE, 0xee);
+        redo(chain, out);
+        expect(out.equals(want), `${name}, trial ${trial}`).toBe(true);
+      }
+    }
+    expect(midInits).toBeGreaterThan(50); // the case under test really occurred
+  });
+
+  it('refuses an empty chain and one whose oldest record is a patch, with BAD_ARGUMENT in both engines', () => {
+    for (const [name, redo] of engines) {
+      for (const chain of [[], [patchRec(0, Buffer.of(1))], [zeroRec(), patchRec(0, Buffer.of(1))]]) {
+        let err: unknown = null;
+        try { redo(chain, Buffer.alloc(PAGE)); } catch (e) { err = e; }
+        expect(isStrataError(toStrataError(err), 'BAD_ARGUMENT'), `${name}: ${String(err)}`).toBe(true);
+      }
+    }
+  });
 });

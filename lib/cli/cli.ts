@@ -1,6 +1,6 @@
 /**
- * The `strata` command-line tool for operators (bin/strata.js → dist/cli.js). Human-readable
- * output by default, `--json` for scripts; every failure class has its own exit code (cli_util.ts
+ * The `strata` command-line tool for operators (bin/strata.js → dist/cli/cli.js). Human-readable
+ * output by default, `--json` for scripts; every failure class has its own exit code (util.ts
  * EXIT, documented in README "CLI"). Inspection commands never modify the repository.
  */
 import * as fs from 'node:fs';
@@ -10,10 +10,10 @@ import { BLOCK_SIZE } from '../core/format';
 import { dumpLayer, type LayerDump } from './layer';
 import { readTimelineManifest, requireRepository, scanTimelines, verifyRepository, type VerifyReport } from './repo';
 import {
-  CliError, describeHexKey, EXIT, exitCodeFor, formatBytes, hexDump, parseKeyArg, parseLsnArg, ProgressBar, table, type ExitCode,
+  CliError, type CliOnlyCode, describeHexKey, EXIT, exitCodeFor, formatBytes, hexDump, parseKeyArg, parseLsnArg, ProgressBar, table, type ExitCode,
 } from './util';
 import { MIN_PAGE_CACHE_PAGES } from '../core/core';
-import { StrataError } from '../errors';
+import { StrataError, type StrataErrorCode } from '../errors';
 import { formatKey } from '../key';
 import { formatLsn } from '../lsn';
 import type { LayerDesc } from '../engine/manifest';
@@ -155,13 +155,20 @@ function printJson(v: unknown, code: ExitCode = EXIT.OK): number {
 function reportError(e: unknown, json: boolean): number {
   const code = exitCodeFor(e);
   const message = e instanceof Error ? e.message : String(e);
-  const errCode = (e as { code?: unknown } | null)?.code;
-  if (json) process.stdout.write(JSON.stringify({ error: { code: typeof errCode === 'string' ? errCode : null, message, exitCode: code } }) + '\n');
+  if (json) process.stdout.write(JSON.stringify({ error: { code: jsonErrorCode(e, code), message, exitCode: code } }) + '\n');
   process.stderr.write(`strata: ${message}\n`);
   if (code === EXIT.USAGE) process.stderr.write(`Run 'strata --help' for usage.\n`);
   // An unexpected error is a bug: the stack helps whoever reports it.
   if (code === EXIT.INTERNAL && e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);
   return code;
+}
+
+/** A StrataError's or CliError's own code; for a bare OS error, the code of its exit class. */
+function jsonErrorCode(e: unknown, exit: ExitCode): StrataErrorCode | CliOnlyCode {
+  if (e instanceof StrataError || e instanceof CliError) return e.code;
+  if (exit === EXIT.NOT_FOUND) return 'NOT_FOUND';
+  if (exit === EXIT.IO_ERROR) return 'IO_ERROR';
+  return 'INTERNAL';
 }
 
 function openCore(o: Opts) {
@@ -255,9 +262,9 @@ async function runGet([dir, tenantId, timelineId, keyText, lsnText]: string[], o
   const key = parseKeyArg(keyText);
   const lsn = parseLsnArg(lsnText);
   requireRepository(dir);
-  // Reconstruction needs a Repository (timelines, ancestors, layer maps). Opening one removes crash
-  // leftovers, as any open does; nothing is ingested, so closing writes nothing.
-  const repo = await Repository.open(dir, { implementation: o.impl });
+  // Reconstruction needs a Repository (timelines, ancestors, layer maps); a read-only open takes no
+  // lock and touches nothing, so this works beside a live writer.
+  const repo = await Repository.open(dir, { implementation: o.impl, readOnly: true });
   let page: Buffer;
   try {
     page = await repo.getTimeline(tenantId, timelineId).getPage(key, lsn, { timeoutMs: o.waitMs });
@@ -275,7 +282,10 @@ async function runGet([dir, tenantId, timelineId, keyText, lsnText]: string[], o
 
 // ---- compact / gc ---------------------------------------------------------------------------
 
-/** Open the repository, run `job` on one timeline, close (which flushes nothing: nothing was ingested). */
+/**
+ * Open the repository for writing (REPOSITORY_LOCKED, exit 10, while another process has it
+ * open), run `job` on one timeline, close (which flushes nothing: nothing was ingested).
+ */
 async function withTimeline<T>(dir: string, tenantId: string, timelineId: string, o: Opts, job: (tl: Timeline) => Promise<T>): Promise<T> {
   requireRepository(dir);
   const repo = await Repository.open(dir, { implementation: o.impl });

@@ -11,7 +11,6 @@ import { TMP_SUFFIX } from '../engine/fs_util';
 import { keyToHex } from '../key';
 import { formatLsn } from '../lsn';
 import { type LayerDesc, type Manifest, MANIFEST_FILE, readManifest } from '../engine/manifest';
-import { CliError, EXIT } from './util';
 
 const REPO_MARKER = 'strata.json';
 const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
@@ -26,10 +25,10 @@ export interface TimelineEntry {
   error: StrataError | null;
 }
 
-/** Fail with exit 4 unless `dir` holds a Strata repository (its marker file). */
+/** NOT_A_REPOSITORY (exit 4) unless `dir` holds a Strata repository (its marker file). */
 export function requireRepository(dir: string): void {
   if (!fs.existsSync(path.join(dir, REPO_MARKER))) {
-    throw new CliError(EXIT.NOT_FOUND, `${dir}: not a Strata repository (no ${REPO_MARKER})`);
+    throw new StrataError('NOT_A_REPOSITORY', `${dir}: not a Strata repository (no ${REPO_MARKER})`);
   }
 }
 

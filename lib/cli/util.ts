@@ -18,18 +18,27 @@ export const EXIT = {
   NATIVE_UNAVAILABLE: 7,
   LSN_TIMEOUT: 8,
   GC_CUTOFF: 9,
+  LOCKED: 10,
+  UNSUPPORTED: 11,
 } as const;
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 
-/** A failure the CLI itself detects (usage, missing repository); carries its exit code. */
-export class CliError extends Error {
-  /** For --json error output, like a StrataError's code. */
-  readonly code: string;
+/**
+ * The `code` of a --json error: a StrataError's code, `USAGE` for a command line the CLI cannot
+ * run, `NOT_FOUND` for a file argument that does not exist, `INTERNAL` for a bug. README's CLI
+ * section lists these; test/cli.test.ts checks every code it sees against that list.
+ */
+export const CLI_ONLY_CODES = ['USAGE', 'NOT_FOUND', 'INTERNAL'] as const;
+export type CliOnlyCode = (typeof CLI_ONLY_CODES)[number];
 
-  constructor(readonly exitCode: ExitCode, message: string) {
+/** A failure the CLI itself detects (usage, a missing file argument); carries its exit code. */
+export class CliError extends Error {
+  readonly code: CliOnlyCode;
+
+  constructor(readonly exitCode: typeof EXIT.USAGE | typeof EXIT.NOT_FOUND, message: string) {
     super(message);
     this.name = 'CliError';
-    this.code = exitCode === EXIT.USAGE ? 'USAGE' : exitCode === EXIT.NOT_FOUND ? 'NOT_FOUND' : 'ERROR';
+    this.code = exitCode === EXIT.USAGE ? 'USAGE' : 'NOT_FOUND';
   }
 }
 
@@ -44,6 +53,12 @@ const EXIT_BY_CODE: Partial<Record<StrataErrorCode, ExitCode>> = {
   NATIVE_UNAVAILABLE: EXIT.NATIVE_UNAVAILABLE,
   LSN_TIMEOUT: EXIT.LSN_TIMEOUT,
   LSN_GC_CUTOFF: EXIT.GC_CUTOFF,
+  NOT_A_REPOSITORY: EXIT.NOT_FOUND,
+  REPOSITORY_LOCKED: EXIT.LOCKED,
+  READ_ONLY: EXIT.LOCKED,
+  WAL_CORRUPT: EXIT.CORRUPT,
+  REDO_FAILED: EXIT.CORRUPT,
+  WAL_UNSUPPORTED: EXIT.UNSUPPORTED,
 };
 
 export function exitCodeFor(e: unknown): ExitCode {

@@ -58,6 +58,8 @@ export interface NativeBinding {
   crc32(data: Uint8Array, value?: number): number;
   /** The C++ decompressor (codec 1 lz4, 2 zstd) on a blob payload, for tests; BAD_ARGUMENT on malformed input. */
   decompress(codec: number, stored: Uint8Array, rawLen: number): Buffer;
+  /** The C++ redo engine alone: apply `records` (serialized, newest first) into `out`; for tests. */
+  redoChain(records: readonly Uint8Array[], out: Uint8Array): void;
 }
 
 /** The package root: dist/core/ (or lib/core/ under vitest) sits two levels below it. */

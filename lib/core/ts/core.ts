@@ -130,8 +130,7 @@ class TsCore implements Core {
 
 
   private checkOpen(): void {
-    // BAD_ARGUMENT, not CLOSED: the C++ core reports use-after-close the same way.
-    if (this.closed) throw new StrataError('BAD_ARGUMENT', 'the core is closed');
+    if (this.closed) throw new StrataError('CLOSED', 'the core is closed');
   }
 }
 

@@ -4,7 +4,8 @@
  * chain allocates nothing per record; every record was checked when it entered the chain.
  */
 import { RecordArena, copyBytes, type RecordSlot } from './block_io';
-import { PAGE_SIZE, PATCH_HEADER_SIZE, RECORD_TAG_IMAGE, RECORD_TAG_PATCH, RECORD_TAG_ZERO } from '../../record';
+import { StrataError } from '../../errors';
+import { checkSerializedRecord, PAGE_SIZE, PATCH_HEADER_SIZE, RECORD_TAG_IMAGE, RECORD_TAG_PATCH, RECORD_TAG_ZERO, recordWillInit } from '../../record';
 
 /** Room for a handful of image records before the arena has to grow. */
 const INITIAL_ARENA_BYTES = 256 * 1024;
@@ -35,10 +36,14 @@ export class RecordChain {
 
   /**
    * Apply the chain into `out[outOff, outOff + PAGE_SIZE)`: the oldest record (an image or zero)
-   * is the base, then the patches from oldest to newest. Returns the records applied.
+   * is the base, then the rest from oldest to newest. Returns the records applied.
    */
   redoInto(out: Uint8Array, outOff: number): number {
     const n = this.length;
+    if (n === 0) throw new StrataError('BAD_ARGUMENT', 'no records to apply');
+    if (!recordWillInit(this.bufs[n - 1], this.offs[n - 1])) {
+      throw new StrataError('BAD_ARGUMENT', 'the oldest record of the chain does not initialize the page');
+    }
     applyBase(this.bufs[n - 1], this.offs[n - 1], out, outOff);
     for (let i = n - 2; i >= 0; i--) applyPatch(this.bufs[i], this.offs[i], this.lens[i], out, outOff);
     return n;
@@ -52,9 +57,10 @@ export function applyBase(rec: Buffer, off: number, out: Uint8Array, outOff: num
 }
 
 /**
- * Apply one record on top of the page. Patches write their data at their offset; a will_init
- * record in the middle of a chain cannot happen (the chain stops at the first one), but applying
- * it as a base keeps the function total.
+ * Apply one record on top of the page. Patches write their data at their offset; a
+ * page-initializing record starts the page afresh wherever it sits. Reading a chain back from its
+ * newest record stops at the first such record, so this only makes the function total; the C++
+ * twin (native/walredo.cc) does the same (docs/FORMAT.md, "Records").
  */
 export function applyPatch(rec: Buffer, off: number, len: number, out: Uint8Array, outOff: number): void {
   const tag = rec[off];
@@ -64,4 +70,16 @@ export function applyPatch(rec: Buffer, off: number, len: number, out: Uint8Arra
   } else if (tag === RECORD_TAG_IMAGE || tag === RECORD_TAG_ZERO) {
     applyBase(rec, off, out, outOff);
   }
+}
+
+/** Redo `records` (serialized, newest first) into `out` alone: the test hook twin of the addon's redoChain. */
+export function redoChain(records: readonly Uint8Array[], out: Uint8Array): void {
+  if (out.length !== PAGE_SIZE) throw new StrataError('BAD_ARGUMENT', 'out must be 8192 bytes');
+  const chain = new RecordChain();
+  records.forEach((r, i) => {
+    const err = checkSerializedRecord(r);
+    if (err !== null) throw new StrataError('BAD_ARGUMENT', `record ${i}: ${err}`);
+    chain.push(Buffer.from(r.buffer, r.byteOffset, r.length), 0, r.length);
+  });
+  chain.redoInto(out, 0);
 }
