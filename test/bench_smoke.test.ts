@@ -38,6 +38,10 @@ let tmp: string | undefined;
 // The quick profile takes ≈ 1 min alone and may share 2 cores with other test files.
 const BENCH_TIMEOUT_MS = 6 * 60_000;
 
+/** Where the bench looks for the ARC traces: beside the repository (STRATA_ARC_TRACES overrides). */
+const ARC_DIR = process.env.STRATA_ARC_TRACES || path.join(ROOT, '..', 'shared', 'traces', 'arc');
+const ARC_PRESENT = ['OLTP', 'P3'].every((n) => fs.existsSync(path.join(ARC_DIR, `${n}.lis.zst`)));
+
 // The bench compares the native core with the TS one, so it needs the addon: the full run fails
 // without it unless STRATA_IMPL=ts leaves the native core out (helpers/cores.ts), and the refusal
 // itself is checked on its own, with an addon path that cannot load.
@@ -57,6 +61,25 @@ describe('npm run bench (quick profile)', () => {
     expect(r.stderr).toMatch(/^bench: the native addon does not load \(cannot load .*missing\.node/);
     expect(r.stderr).not.toMatch(/^\s+at /m);
     expect(fs.existsSync(out)).toBe(false);
+  });
+
+  it.skipIf(SKIP_NATIVE)(`W6 without the ARC traces runs the Zipf traces and says what it skipped and why${NATIVE_SKIP_NOTE}`, () => {
+    tmp ??= fs.mkdtempSync(path.join(os.tmpdir(), 'strata-bench-smoke-'));
+    const out = path.join(tmp, 'no-arc.json');
+    const nowhere = path.join(tmp, 'no-traces-here');
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'bench', 'run.js'), '--tiny', '--only', 'w6', '--out', out], {
+      cwd: ROOT, encoding: 'utf8', env: { ...process.env, STRATA_ARC_TRACES: nowhere },
+    });
+    expect(r.status, `bench failed:\n${r.stderr}`).toBe(0);
+    const why = `ARC traces not found: ${path.join(nowhere, 'OLTP.lis.zst')}, ${path.join(nowhere, 'P3.lis.zst')}`;
+    expect(r.stderr).toContain(`W6 skipped the ARC traces: ${why}`);
+    expect(r.stdout).toContain(`ARC rows skipped: ${why}`);
+    const w6 = (JSON.parse(fs.readFileSync(out, 'utf8')) as Json).workloads.w6;
+    expect(w6.params.arc.skipped).toContain(why);
+    expect(w6.rows.filter((row: Json) => row.trace.startsWith('arc-'))).toEqual([]);
+    expect(w6.rows.length).toBeGreaterThan(0);
+    const p7 = (JSON.parse(fs.readFileSync(out, 'utf8')) as Json).targets.find((t: Json) => t.what.includes('arc-OLTP'));
+    expect(p7).toMatchObject({ met: null, skipped: w6.params.arc.skipped });
   });
 
   it.skipIf(SKIP_NATIVE)(`runs and writes JSON with every workload, implementation, baseline and floor${NATIVE_SKIP_NOTE}`, () => {
@@ -161,11 +184,19 @@ describe('npm run bench (quick profile)', () => {
     }
     expect(w.w7.idle.loopDelayP99Ms.median).toBeGreaterThan(0);
 
-    // W6: every policy on Zipf (with and without scans) and both ARC traces; the clock
-    // simulator agrees with both real page caches.
+    // W6: every policy on Zipf (with and without scans) and both ARC traces where they are (beside
+    // the repository), else the reason they were skipped; the clock simulator agrees with both
+    // real page caches.
     expect(w.w6.crossCheck.match).toBe(true);
     const traces = new Set(w.w6.rows.map((row: Json) => row.trace));
-    for (const t of ['zipf0.8', 'zipf1', 'zipf1.2', 'zipf0.8+scans', 'zipf1+scans', 'zipf1.2+scans', 'arc-OLTP', 'arc-P3']) expect(traces.has(t), t).toBe(true);
+    for (const t of ['zipf0.8', 'zipf1', 'zipf1.2', 'zipf0.8+scans', 'zipf1+scans', 'zipf1.2+scans']) expect(traces.has(t), t).toBe(true);
+    expect(w.w6.params.arc.dir).toBe(ARC_DIR);
+    if (ARC_PRESENT) {
+      for (const t of ['arc-OLTP', 'arc-P3']) expect(traces.has(t), t).toBe(true);
+      expect(w.w6.params.arc.skipped).toBeNull();
+    } else {
+      expect(w.w6.params.arc.skipped).toContain(ARC_DIR);
+    }
     for (const row of w.w6.rows as Json[]) {
       for (const p of ['clock', 'lru', 'min', 'sieve', 's3fifo']) {
         expect(row.hitRatio[p], `${row.trace}/${row.cacheBlocks}.${p}`).toBeGreaterThanOrEqual(0);

@@ -40,6 +40,12 @@ describe.skipIf(!inGit)(`repository hygiene${inGit ? '' : ' — skipped: not a g
     expect(junk).toEqual([]);
   });
 
+  it('no tracked file names an absolute path on this machine (data beside the repository is found relative to it)', () => {
+    // e.g. the bench's ARC traces: ../shared/traces/arc from the repository root, not a fixed path.
+    const r = git(['grep', '-n', '-I', '-E', '(^|[^.A-Za-z0-9_])/(work|home|root|Users)/']);
+    expect(r.status === 0 ? r.stdout.trim().split('\n') : []).toEqual([]);
+  });
+
   it('.gitignore ignores every kind of generated file', () => {
     for (const j of JUNK) {
       expect(j.pattern.test(j.example), `example of ${j.what}`).toBe(true);
