@@ -21,7 +21,10 @@
       'native/reconstruct.cc',
       'native/walredo.cc',
       'native/pg/bufpage.cc',
+      'native/pg/crc32c.cc',
+      'native/pg/pglz.cc',
       'native/pg/redo_record.cc',
+      'native/pg/xlogreader.cc',
     ],
   },
   'target_defaults': {

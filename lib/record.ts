@@ -22,13 +22,29 @@ export const RECORD_FORMAT_VERSION = 1;
 export const RECORD_TAG_IMAGE = 1;
 export const RECORD_TAG_ZERO = 2;
 export const RECORD_TAG_PATCH = 3;
+/**
+ * A small value under a non-page key (a relation's size, say), written by the engine's own ingest
+ * paths, never by callers: tag 5, then up to 8192 payload bytes; it initializes the "page", which
+ * reads back as the payload followed by zeros.
+ */
+export const RECORD_TAG_VALUE = 5;
 export const PATCH_HEADER_SIZE = 3;
 /** Largest serialized record: a patch covering the whole page. */
 export const MAX_RECORD_SIZE = PATCH_HEADER_SIZE + PAGE_SIZE;
 
 /** True when the serialized record initializes the page, so reconstruction stops there. */
 export function recordWillInit(rec: Uint8Array, off = 0): boolean {
-  return rec[off] === RECORD_TAG_IMAGE || rec[off] === RECORD_TAG_ZERO;
+  const tag = rec[off];
+  return tag === RECORD_TAG_IMAGE || tag === RECORD_TAG_ZERO || tag === RECORD_TAG_VALUE;
+}
+
+/** A value record (tag 5) holding `payload` (≤ 8192 bytes). */
+export function serializeValueRecord(payload: Uint8Array): Buffer {
+  if (payload.length > PAGE_SIZE) throw new StrataError('BAD_RECORD', `a value record holds at most ${PAGE_SIZE} bytes, got ${payload.length}`);
+  const out = Buffer.allocUnsafe(1 + payload.length);
+  out[0] = RECORD_TAG_VALUE;
+  out.set(payload, 1);
+  return out;
 }
 
 /** Validate one record and return its serialized form. Throws BAD_RECORD / BAD_ARGUMENT. */
@@ -76,6 +92,8 @@ export function checkSerializedRecord(rec: Uint8Array): string | null {
       return rec.length === 1 + PAGE_SIZE ? null : `image record of ${rec.length} bytes`;
     case RECORD_TAG_ZERO:
       return rec.length === 1 ? null : `zero record of ${rec.length} bytes`;
+    case RECORD_TAG_VALUE:
+      return rec.length <= 1 + PAGE_SIZE ? null : `value record of ${rec.length} bytes`;
     case RECORD_TAG_PATCH: {
       if (rec.length <= PATCH_HEADER_SIZE) return `patch record of ${rec.length} bytes`;
       const offset = (rec[1] << 8) | rec[2];

@@ -13,102 +13,31 @@
 #include "crc32.h"
 #include "errors.h"
 #include "format.h"
+#include "js_boundary.h"
 #include "walredo.h"
 #include "pg/pg_addon.h"
 
 namespace strata {
 namespace {
 
-constexpr double kMaxU32 = 4294967295.0;
 // Largest integer a double holds exactly (Number.MAX_SAFE_INTEGER).
 constexpr double kMaxSafeInteger = 9007199254740991.0;
 
-// Throws a JS Error whose `code` is one of lib/errors.ts's codes, with "CODE: " in the message
-// like StrataError's; uses the C API so that throwing cannot itself throw.
-void ThrowCoded(napi_env env, const char* code, const std::string& message) {
-  const std::string text = std::string(code) + ": " + message;
-  napi_value js_code, js_msg, error;
-  if (napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &js_code) != napi_ok ||
-      napi_create_string_utf8(env, text.c_str(), text.size(), &js_msg) != napi_ok ||
-      napi_create_error(env, js_code, js_msg, &error) != napi_ok) {
-    napi_throw_error(env, code, text.c_str());
-    return;
-  }
-  napi_throw(env, error);
-}
-
-template <typename Body>
-Napi::Value Guard(Napi::Env env, Body&& body) {
-  try {
-    return body();
-  } catch (const StrataError& e) {
-    ThrowCoded(env, ErrorCodeName(e.code()), e.what());
-  } catch (const Napi::Error& e) {
-    e.ThrowAsJavaScriptException();
-  } catch (const std::bad_alloc&) {
-    ThrowCoded(env, "IO_ERROR", "out of memory");
-  } catch (const std::exception& e) {
-    ThrowCoded(env, "IO_ERROR", std::string("internal error: ") + e.what());
-  } catch (...) {
-    ThrowCoded(env, "IO_ERROR", "internal error");
-  }
-  return env.Undefined();
-}
-
-// Constructors cannot leave a pending exception and return; node-addon-api turns a thrown
-// Napi::Error into a JS exception instead. Call from inside a catch block.
-Napi::Error CodedError(Napi::Env env, const char* code, const std::string& message) {
-  Napi::Error err = Napi::Error::New(env, std::string(code) + ": " + message);
-  err.Set("code", Napi::String::New(env, code));
-  return err;
-}
-
-[[noreturn]] void RethrowFromConstructor(Napi::Env env) {
-  try {
-    throw;
-  } catch (const StrataError& e) {
-    throw CodedError(env, ErrorCodeName(e.code()), e.what());
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (const std::bad_alloc&) {
-    throw CodedError(env, "IO_ERROR", "out of memory");
-  } catch (const std::exception& e) {
-    throw CodedError(env, "IO_ERROR", std::string("internal error: ") + e.what());
-  } catch (...) {
-    throw CodedError(env, "IO_ERROR", "internal error");
-  }
-}
+using js::CodedError;
+using js::Guard;
+using js::kMaxU32;
+using js::RethrowFromConstructor;
 
 // ---- argument checking: the binding is the trust boundary, whatever the TS wrapper checked ----
 
-double ArgInteger(const Napi::CallbackInfo& info, size_t i, const char* name, double max) {
-  if (i >= info.Length() || !info[i].IsNumber()) BadArgument(std::string(name) + " must be a number");
-  const double v = info[i].As<Napi::Number>().DoubleValue();
-  if (!(v >= 0 && v <= max) || std::floor(v) != v) {
-    BadArgument(std::string(name) + " must be an integer in [0, " + std::to_string(static_cast<uint64_t>(max)) + "]");
-  }
-  return v;
-}
+using js::ArgInteger;
+using js::ArgU32;
 
-uint32_t ArgU32(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  return static_cast<uint32_t>(ArgInteger(info, i, name, kMaxU32));
-}
-
-uint64_t ArgLsn(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  if (i >= info.Length() || !info[i].IsBigInt()) BadArgument(std::string(name) + " must be a bigint");
-  bool lossless = false;
-  const uint64_t v = info[i].As<Napi::BigInt>().Uint64Value(&lossless);
-  if (!lossless) BadArgument(std::string(name) + " must be in [0, 2^64)");
-  return v;
-}
+uint64_t ArgLsn(const Napi::CallbackInfo& info, size_t i, const char* name) { return js::ArgU64(info, i, name); }
 
 ByteSpan ArgBytes(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  if (i >= info.Length() || !info[i].IsTypedArray() ||
-      info[i].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-    BadArgument(std::string(name) + " must be a Uint8Array or Buffer");
-  }
-  auto arr = info[i].As<Napi::Uint8Array>();
-  return ByteSpan{arr.Data(), arr.ElementLength()};
+  const js::JsBytes b = js::ArgUint8Array(info, i, name);
+  return ByteSpan{b.data, b.len};
 }
 
 CountSpan ArgCounts(const Napi::CallbackInfo& info, size_t i, const char* name) {
@@ -268,7 +197,11 @@ class JsCore : public Napi::ObjectWrap<JsCore> {
 
   Napi::Value LayerKeys(const Napi::CallbackInfo& info) {
     return Guard(info.Env(), [&]() -> Napi::Value {
-      const std::vector<uint8_t> keys = core_->GetLayer(ArgU32(info, 0, "handle")).Keys();
+      uint8_t key_start[kKeySize];
+      uint8_t key_end[kKeySize];
+      ArgKey(info, 1, "keyStart", key_start);
+      ArgKey(info, 2, "keyEnd", key_end);
+      const std::vector<uint8_t> keys = core_->GetLayer(ArgU32(info, 0, "handle")).Keys(key_start, key_end);
       return CopyToBuffer(info.Env(), keys.data(), keys.size());
     });
   }

@@ -78,6 +78,8 @@ constexpr uint8_t kRecordFormatVersion = 1;
 constexpr uint8_t kRecordTagImage = 1;
 constexpr uint8_t kRecordTagZero = 2;
 constexpr uint8_t kRecordTagPatch = 3;
+// A small value under a non-page key: its payload, then zeros (docs/FORMAT.md, "Records").
+constexpr uint8_t kRecordTagValue = 5;
 constexpr size_t kPatchHeaderSize = 3;
 // Largest serialized record: a patch covering the whole page.
 constexpr size_t kMaxRecordSize = kPatchHeaderSize + kPageSize;

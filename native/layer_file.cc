@@ -296,12 +296,21 @@ std::unique_ptr<Layer> Layer::Open(const std::string& path, uint32_t handle, Pag
   return std::unique_ptr<Layer>(new Layer(std::move(file), summary));
 }
 
-std::vector<uint8_t> Layer::Keys() const {
+std::vector<uint8_t> Layer::Keys(const uint8_t* key_start, const uint8_t* key_end) const {
   std::vector<uint8_t> keys;
   std::vector<uint8_t> node(kBlockSize);
   BtreeCursor cursor(*file_, geometry_, ReadMode::kCached, node.data());
-  for (bool ok = cursor.SeekFirst(); ok; ok = cursor.Next()) {
+  // Index keys are the page key (images) or key ‖ LSN (deltas): seek (key_start, LSN 0), then
+  // step to the first entry at or after it, as the TS twin does.
+  const size_t index_key_size = geometry_.key_size;
+  uint8_t search[kMaxIndexKeySize] = {};
+  std::memcpy(search, key_start, kKeySize);
+  bool ok = cursor.SeekLE(search);
+  if (ok && std::memcmp(cursor.key(), search, index_key_size) < 0) ok = cursor.Next();
+  else if (!ok) ok = cursor.SeekFirst();
+  for (; ok; ok = cursor.Next()) {
     const uint8_t* k = cursor.key();
+    if (std::memcmp(k, key_end, kKeySize) >= 0) break;
     if (keys.size() >= kKeySize && std::memcmp(keys.data() + keys.size() - kKeySize, k, kKeySize) == 0) continue;
     keys.insert(keys.end(), k, k + kKeySize);
   }

@@ -102,8 +102,9 @@ class Layer {
   bool is_image() const { return summary_.kind == kLayerKindImage; }
   uint32_t handle() const { return file_->file_id(); }
 
-  // Sorted distinct 18-byte page keys, concatenated.
-  std::vector<uint8_t> Keys() const;
+  // Sorted distinct 18-byte keys in [key_start, key_end), concatenated: one descent to key_start,
+  // then the leaves in order.
+  std::vector<uint8_t> Keys(const uint8_t* key_start, const uint8_t* key_end) const;
   // Full check of every block, the index and every blob; returns the entry count.
   uint64_t Verify() const;
 

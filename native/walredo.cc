@@ -13,6 +13,8 @@ const char* CheckSerializedRecord(const uint8_t* rec, size_t len) {
       return len == 1 + kPageSize ? nullptr : "image record of the wrong length";
     case kRecordTagZero:
       return len == 1 ? nullptr : "zero record of the wrong length";
+    case kRecordTagValue:
+      return len <= 1 + kPageSize ? nullptr : "value record longer than a page";
     case kRecordTagPatch: {
       if (len <= kPatchHeaderSize) return "patch record without data";
       const size_t offset = LoadBe16(rec + 1);
@@ -23,7 +25,9 @@ const char* CheckSerializedRecord(const uint8_t* rec, size_t len) {
   }
 }
 
-bool RecordWillInit(const uint8_t* rec) { return rec[0] == kRecordTagImage || rec[0] == kRecordTagZero; }
+bool RecordWillInit(const uint8_t* rec) {
+  return rec[0] == kRecordTagImage || rec[0] == kRecordTagZero || rec[0] == kRecordTagValue;
+}
 
 const char* ApplyRecords(const RecordView* newest_first, size_t count, uint8_t* page) {
   if (count == 0) return "no records to apply";
@@ -39,6 +43,10 @@ const char* ApplyRecords(const RecordView* newest_first, size_t count, uint8_t* 
         break;
       case kRecordTagZero:
         std::memset(page, 0, kPageSize);
+        break;
+      case kRecordTagValue:
+        std::memset(page, 0, kPageSize);
+        std::memcpy(page, r.data + 1, r.len - 1);
         break;
       default: {
         const size_t offset = LoadBe16(r.data + 1);

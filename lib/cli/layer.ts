@@ -13,7 +13,7 @@ import { openLayerFile, type Layer } from '../core/ts/layer_file';
 import { formatLsn } from '../lsn';
 import { MIN_PAGE_CACHE_PAGES } from '../core/core';
 import { PageCache } from '../core/ts/page_cache';
-import { MAX_RECORD_SIZE, PATCH_HEADER_SIZE, RECORD_TAG_IMAGE, RECORD_TAG_PATCH, RECORD_TAG_ZERO } from '../record';
+import { MAX_RECORD_SIZE, PATCH_HEADER_SIZE, RECORD_TAG_IMAGE, RECORD_TAG_PATCH, RECORD_TAG_VALUE, RECORD_TAG_ZERO } from '../record';
 import { describeKey } from './util';
 
 export interface LayerEntry {
@@ -21,7 +21,7 @@ export interface LayerEntry {
   keyHex: string;     // 36 hex digits
   lsn: string;        // X/Y; an image layer's entries carry the image LSN
   willInit: boolean;
-  record: 'image' | 'zero' | 'patch' | 'unknown';
+  record: 'image' | 'zero' | 'patch' | 'value' | 'unknown';
   /** Patch only: where the data goes in the page and how long it is. */
   patchOffset?: number;
   patchLength?: number;
@@ -64,7 +64,7 @@ export interface LayerDump {
   truncated: boolean;
 }
 
-const RECORD_NAMES: Record<number, LayerEntry['record']> = { [RECORD_TAG_IMAGE]: 'image', [RECORD_TAG_ZERO]: 'zero', [RECORD_TAG_PATCH]: 'patch' };
+const RECORD_NAMES: Record<number, LayerEntry['record']> = { [RECORD_TAG_IMAGE]: 'image', [RECORD_TAG_ZERO]: 'zero', [RECORD_TAG_PATCH]: 'patch', [RECORD_TAG_VALUE]: 'value' };
 
 export function dumpLayer(core: Core, file: string, limit: number): LayerDump {
   const handle = core.openLayer(file);

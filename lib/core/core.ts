@@ -89,8 +89,11 @@ export interface Core {
   /** Open and validate a layer file (summary checksum, magic, version, size); returns a handle. CORRUPT_LAYER otherwise. */
   openLayer(path: string): number;
   layerSummary(handle: number): LayerSummary;
-  /** Sorted distinct 18-byte keys of the layer, concatenated. */
-  layerKeys(handle: number): Buffer;
+  /**
+   * Sorted distinct 18-byte keys of the layer, concatenated; only those in [keyStart, keyEnd)
+   * when given (a B-tree descent to keyStart, not a scan from the first key).
+   */
+  layerKeys(handle: number, keyStart?: Buffer, keyEnd?: Buffer): Buffer;
   /**
    * Read every block of the file (bypassing the cache), check checksums, index structure and every
    * blob; returns the number of entries. CORRUPT_LAYER names the first fault.

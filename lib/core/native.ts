@@ -12,6 +12,7 @@ import type {
   Core, CoreOptions, LayerKind, LayerSummary, LayerWriter, LayerWriterOptions, PageCacheApi, PageCacheStats,
 } from './core';
 import { StrataError, toStrataError } from '../errors';
+import { KEY_MAX, KEY_MIN } from '../key';
 import { CODEC_LZ4, CODEC_NONE, CODEC_ZSTD, LAYER_KIND_DELTA, LAYER_KIND_IMAGE, type CodecId } from './format';
 
 /** What the addon's `Core` object exposes (native/addon.cc, class JsCore). */
@@ -25,7 +26,7 @@ export interface NativeCoreHandle {
   cacheContains(fileId: number, blkno: number): boolean;
   openLayer(path: string): number;
   layerSummary(handle: number): NativeLayerSummary;
-  layerKeys(handle: number): Buffer;
+  layerKeys(handle: number, keyStart: Buffer, keyEnd: Buffer): Buffer;
   verifyLayer(handle: number): number;
   closeLayer(handle: number): void;
   createLayerMap(): number;
@@ -291,8 +292,8 @@ class NativeCore implements Core {
     return { ...s, codec: toCodecId(s.codec) };
   }
 
-  layerKeys(handle: number): Buffer {
-    return call(() => this.c.layerKeys(handle));
+  layerKeys(handle: number, keyStart: Buffer = KEY_MIN, keyEnd: Buffer = KEY_MAX): Buffer {
+    return call(() => this.c.layerKeys(handle, keyStart, keyEnd));
   }
 
   verifyLayer(handle: number): number {

@@ -35,6 +35,13 @@ interface HistoricLayer {
 /** Reconstructs keys at an LSN into `out` without counting them as user reads (image creation). */
 export type PageReader = (keys: readonly Buffer[], lsn: Lsn, out: Uint8Array, status: Uint8Array, counts: Uint32Array) => void;
 
+/** One image layer of a snapshot: its key range and its entries in key order. */
+export interface SnapshotPartition {
+  keyStart: Buffer;
+  keyEnd: Buffer;
+  entries: AsyncIterable<{ key: Buffer; record: Buffer }>;
+}
+
 /** Writes the manifest with this layer list and patch: the durable commit point of every swap. */
 export type ManifestCommit = (layers: LayerDesc[], patch: ManifestPatch) => void;
 
@@ -198,6 +205,54 @@ export class LayerSet {
     this.replace([], [desc], {});
     this.written.images += sizeBytes;
     return desc;
+  }
+
+  /**
+   * Bulk-load a snapshot: each partition (key ranges increasing and disjoint; entries' keys
+   * strictly increasing inside it, each with a page-initializing record) becomes one image layer
+   * at `lsn`; all are committed in one manifest write that also moves diskConsistentLsn to `lsn`.
+   * The set must hold nothing yet (a new timeline): the snapshot is the whole truth at `lsn`.
+   */
+  async loadSnapshot(lsn: Lsn, partitions: AsyncIterable<SnapshotPartition>): Promise<LayerDesc[]> {
+    if (this.historic.length > 0 || this.hasInMemoryRecords()) {
+      throw new StrataError('BAD_ARGUMENT', `${this.dir}: a snapshot can only be loaded into an empty timeline`);
+    }
+    const codec = CODEC_BY_NAME[this.compression];
+    const descs: LayerDesc[] = [];
+    let prevEnd: Buffer | null = null;
+    try {
+      for await (const part of partitions) {
+        if (Buffer.compare(part.keyStart, part.keyEnd) >= 0 || (prevEnd !== null && Buffer.compare(prevEnd, part.keyStart) > 0)) {
+          throw new StrataError('BAD_ARGUMENT', 'snapshot partitions must be non-empty, increasing and disjoint');
+        }
+        prevEnd = part.keyEnd;
+        const fileName = imageFileName(part.keyStart, part.keyEnd, lsn);
+        const sizeBytes = await this.writeLayerFile(fileName, 'image', lsn, lsn + 1n, part, async (append) => {
+          let batch = new EntryBatch(KEY_SIZE);
+          let prevKey: Buffer | null = null;
+          for await (const { key, record } of part.entries) {
+            if (prevKey !== null && Buffer.compare(prevKey, key) >= 0) throw new StrataError('BAD_ARGUMENT', 'snapshot keys must be strictly increasing');
+            if (!recordWillInit(record)) throw new StrataError('BAD_ARGUMENT', 'a snapshot entry must initialize its page');
+            prevKey = key;
+            batch.add(key, null, encodeBlob(codec, record), true);
+            if (batch.count >= WRITE_BATCH_ENTRIES) {
+              append(batch);
+              batch = new EntryBatch(KEY_SIZE);
+              await yieldToEventLoop();
+            }
+          }
+          append(batch);
+        });
+        descs.push({ fileName, kind: 'image', level: 0, keyStart: keyToHex(part.keyStart), keyEnd: keyToHex(part.keyEnd), lsnStart: lsn, lsnEnd: lsn + 1n, sizeBytes });
+      }
+      this.replace([], descs, { diskConsistentLsn: lsn });
+    } catch (e) {
+      for (const d of descs) fs.rmSync(path.join(this.dir, d.fileName), { force: true });
+      throw e;
+    }
+    this.open = new InMemoryLayer(lsn);
+    this.written.images += descs.reduce((n, d) => n + d.sizeBytes, 0);
+    return descs;
   }
 
   /** Stream a layer into `<name>.tmp`, fsync, rename, fsync the directory. Returns its size. */

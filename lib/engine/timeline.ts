@@ -17,10 +17,10 @@ import {
 } from './compaction';
 import { layersToRemove } from './gc';
 import type { HistogramSummary, IntHistogram } from './histogram';
-import { checkBatchOrder, prepareRecords, type PreparedBatch } from './ingest';
-import { FULL_KEYSPACE, LayerSet } from './layer_set';
+import { checkBatchOrder, MAX_RECORD_LSN, prepareRecords, type PreparedBatch } from './ingest';
+import { FULL_KEYSPACE, LayerSet, type SnapshotPartition } from './layer_set';
 import { LsnWaiters } from './lsn_waiters';
-import { type LayerDesc, type Manifest, MANIFEST_FILE, type ManifestPatch, writeManifest } from './manifest';
+import { type LayerDesc, type Manifest, type ManifestExtensions, MANIFEST_FILE, type ManifestPatch, writeManifest } from './manifest';
 import { ReadPath, type ReadSegment } from './read_path';
 import * as path from 'node:path';
 
@@ -111,6 +111,7 @@ export class TimelineImpl implements ReadSegment {
   private _lastRecordLsn: Lsn;
   private _diskConsistentLsn: Lsn;
   private _gcCutoffLsn: Lsn;
+  private _extensions: ManifestExtensions;
   /** Timelines branched from this one; their branch points hold back GC. Engine-internal. */
   private readonly children = new Set<TimelineImpl>();
   private readonly layerSet: LayerSet;
@@ -132,6 +133,7 @@ export class TimelineImpl implements ReadSegment {
     this._diskConsistentLsn = manifest.diskConsistentLsn;
     this._lastRecordLsn = manifest.diskConsistentLsn;
     this._gcCutoffLsn = manifest.gcCutoffLsn;
+    this._extensions = manifest.extensions;
     this.layerSet = new LayerSet(core, dir, manifest.layers, manifest.diskConsistentLsn, config.compression, (layers, patch) => this.commitManifest(layers, patch));
     this.reads = new ReadPath(core, this, this.name);
     ancestor?.children.add(this);
@@ -300,6 +302,25 @@ export class TimelineImpl implements ReadSegment {
     return report as GcReport;
   }
 
+  /**
+   * Bulk-load a snapshot as image layers at `lsn` into this empty timeline (layer_set.ts); the
+   * timeline then stands at `lsn`, durably. Used by importPgDatadir.
+   */
+  async loadSnapshot(lsn: Lsn, partitions: AsyncIterable<SnapshotPartition>): Promise<LayerInfo[]> {
+    this.checkWritable();
+    checkLsn(lsn, 'lsn');
+    if (lsn <= this._lastRecordLsn || lsn > MAX_RECORD_LSN) {
+      throw new StrataError('LSN_ORDER', `${this.name}: a snapshot at ${formatLsn(lsn)} must lie above lastRecordLsn ${formatLsn(this._lastRecordLsn)}`);
+    }
+    let descs: LayerDesc[] = [];
+    await this.enqueue(async () => {
+      descs = await this.layerSet.loadSnapshot(lsn, partitions);
+    });
+    this._lastRecordLsn = lsn;
+    this.waiters.wake(lsn);
+    return descs.map((d) => ({ ...d }));
+  }
+
   /** For the background scheduler: whether compact() would merge L0 layers now. */
   needsCompaction(): boolean {
     return this.layerSet.level0().length >= this.config.compactionThreshold;
@@ -374,7 +395,26 @@ export class TimelineImpl implements ReadSegment {
       gcCutoffLsn: this._gcCutoffLsn,
       compression: this.config.compression,
       layers: this.layerSet.descs(),
+      extensions: this._extensions,
     };
+  }
+
+  /** What subsystems recorded about this timeline (manifest `extensions`). */
+  get extensions(): ManifestExtensions {
+    return this._extensions;
+  }
+
+  /**
+   * Record a subsystem's fields in the manifest, durably: serialized with the timeline's other
+   * manifest writes, done when the promise resolves.
+   */
+  async setExtension(name: string, fields: Readonly<Record<string, string>>): Promise<void> {
+    this.checkWritable();
+    await this.enqueue(async () => {
+      const next = { ...this._extensions, [name]: { ...fields } };
+      writeManifest(path.join(this.dir, MANIFEST_FILE), { ...this.manifest(), extensions: next });
+      this._extensions = next;
+    });
   }
 
   /**

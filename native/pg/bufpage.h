@@ -12,15 +12,18 @@
 #include <stdexcept>
 #include <string>
 
+#include "../errors.h"
+
 #include "pg_format.h"
 
 namespace strata {
 namespace pg {
 
 // A page (or a record applied to it) is not what PostgreSQL's code requires.
-class PageError : public std::runtime_error {
+// A page that contradicts what an operation needs: REDO_FAILED when it reaches the caller.
+class PageError : public StrataError {
  public:
-  explicit PageError(const std::string& message) : std::runtime_error(message) {}
+  explicit PageError(const std::string& message) : StrataError(ErrorCode::kRedoFailed, message) {}
 };
 
 [[noreturn]] inline void ThrowPageError(const std::string& message) { throw PageError(message); }

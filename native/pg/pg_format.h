@@ -13,6 +13,7 @@ namespace pg {
 constexpr size_t kBlckSz = 8192;          // BLCKSZ
 constexpr size_t kMaxAlign = 8;           // MAXIMUM_ALIGNOF on x86-64
 constexpr uint32_t kInvalidBlockNumber = 0xFFFFFFFF;
+constexpr uint8_t kMaxBlockId = 32;  // XLR_MAX_BLOCK_ID
 constexpr uint32_t kInvalidTransactionId = 0;
 constexpr uint32_t kFrozenTransactionId = 2;
 constexpr uint32_t kFirstNormalTransactionId = 3;

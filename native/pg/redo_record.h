@@ -7,13 +7,14 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "pg_format.h"
+
 namespace strata {
 namespace pg {
 
 constexpr uint8_t kRecordTagPg = 4;
 constexpr size_t kStoredHeaderSize = 24;
 constexpr size_t kStoredBlockRefSize = 24;
-constexpr uint8_t kMaxBlockId = 32;  // XLR_MAX_BLOCK_ID
 constexpr size_t kMaxStoredBlockRefs = kMaxBlockId + 1;
 
 // Cluster flags (byte 1): together PostgreSQL's XLogHintBitIsNeeded().

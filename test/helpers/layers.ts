@@ -10,7 +10,7 @@ import { COUNTS_PER_REQUEST, type Core, type LayerKind } from '../../lib/core/co
 import { CODEC_NONE, type CodecId } from '../../lib/core/format';
 import { KEY_MAX, KEY_MIN, KEY_SIZE } from '../../lib/key';
 import { encodeReadPlan, type PlanRequest } from '../../lib/core/read_plan';
-import { PAGE_SIZE, RECORD_TAG_IMAGE, RECORD_TAG_PATCH, RECORD_TAG_ZERO, recordWillInit } from '../../lib/record';
+import { PAGE_SIZE, RECORD_TAG_IMAGE, RECORD_TAG_PATCH, RECORD_TAG_VALUE, RECORD_TAG_ZERO, recordWillInit, serializeValueRecord } from '../../lib/record';
 import type { Rng } from './random';
 
 export function tmpDir(tag: string): string {
@@ -42,6 +42,10 @@ export function randomImageRec(rng: Rng): Buffer {
   if (rng.chance(0.5)) rng.bytes(PAGE_SIZE).copy(r, 1);
   else r.fill(rng.int(0, 256), 1);
   return r;
+}
+
+export function valueRec(payload: Uint8Array): Buffer {
+  return serializeValueRecord(payload);
 }
 
 export function zeroRec(): Buffer {
@@ -220,6 +224,7 @@ function replay(newestFirst: Buffer[]): Buffer {
     const r = newestFirst[i];
     if (r[0] === RECORD_TAG_IMAGE) r.copy(page, 0, 1);
     else if (r[0] === RECORD_TAG_ZERO) page.fill(0);
+    else if (r[0] === RECORD_TAG_VALUE) page.fill(0).set(r.subarray(1));
     else r.copy(page, r.readUInt16BE(1), 3);
   }
   return page;

@@ -4,6 +4,7 @@
  */
 import type { Core, CoreOptions, LayerSummary, LayerWriter, LayerWriterOptions } from '../core';
 import { StrataError } from '../../errors';
+import { KEY_MAX, KEY_MIN, KEY_SIZE } from '../../key';
 import { Layer, StreamingLayerWriter, layerKeys, openLayerFile, publicSummary, verifyLayer } from './layer_file';
 import { LayerMap } from './layer_map';
 import { withCacheOnlyReads } from './block_io';
@@ -50,8 +51,10 @@ class TsCore implements Core {
     return publicSummary(this.layer(handle).summary);
   }
 
-  layerKeys(handle: number): Buffer {
-    return layerKeys(this.layer(handle));
+  layerKeys(handle: number, keyStart: Buffer = KEY_MIN, keyEnd: Buffer = KEY_MAX): Buffer {
+    checkKeyArg(keyStart, 'keyStart');
+    checkKeyArg(keyEnd, 'keyEnd');
+    return layerKeys(this.layer(handle), keyStart, keyEnd);
   }
 
   verifyLayer(handle: number): number {
@@ -140,4 +143,8 @@ function checkPath(path: unknown): asserts path is string {
 
 export function createTsCore(opts: CoreOptions): Core {
   return new TsCore(opts);
+}
+
+function checkKeyArg(k: unknown, what: string): void {
+  if (!Buffer.isBuffer(k) || k.length !== KEY_SIZE) throw new StrataError('BAD_ARGUMENT', `${what} must be a ${KEY_SIZE}-byte Buffer`);
 }

@@ -149,7 +149,7 @@ export class BtreeCursor {
 export class BtreeReader {
   readonly shape: BtreeShape;
   private readonly file: BlockFile;
-  private readonly keySize: number;
+  readonly keySize: number;
   /** Internal nodes are loaded here during a descent; the leaf lands in the cursor's own buffer. */
   private readonly scratch = Buffer.alloc(BLOCK_SIZE);
 

@@ -197,18 +197,39 @@ export function openLayerFile(path: string, handle: number, cache: PageCache): L
 }
 
 /** Sorted distinct 18-byte keys of the layer, walking the contiguous leaves in order. */
-export function layerKeys(layer: Layer): Buffer {
+export function layerKeys(layer: Layer, keyStart: Buffer, keyEnd: Buffer): Buffer {
   const cur = new BtreeCursor();
-  const out = Buffer.allocUnsafe(layer.summary.entryCount * KEY_SIZE);
+  const out: Buffer[] = [];
+  const chunk = (): Buffer => Buffer.allocUnsafe(KEY_CHUNK_KEYS * KEY_SIZE);
+  let buf = chunk();
   let n = 0;
-  for (let ok = layer.btree.first(cur); ok; ok = layer.btree.next(cur)) {
+  let prev: Buffer | null = null;
+  // Index keys are the page key (images) or key ‖ LSN (deltas): search (keyStart, LSN 0) and step
+  // to the first entry at or after it.
+  const search = Buffer.alloc(layer.btree.keySize);
+  keyStart.copy(search, 0, 0, KEY_SIZE);
+  let ok = layer.btree.seekLE(search, 0, cur);
+  if (ok && compareBytes(cur.node, cur.keyOff(), search, 0, layer.btree.keySize) < 0) ok = layer.btree.next(cur);
+  else if (!ok) ok = layer.btree.first(cur);
+  for (; ok; ok = layer.btree.next(cur)) {
     const off = cur.keyOff();
-    if (n > 0 && compareBytes(out, (n - 1) * KEY_SIZE, cur.node, off, KEY_SIZE) === 0) continue;
-    cur.node.copy(out, n * KEY_SIZE, off, off + KEY_SIZE);
+    if (compareBytes(cur.node, off, keyEnd, 0, KEY_SIZE) >= 0) break;
+    if (prev !== null && compareBytes(prev, 0, cur.node, off, KEY_SIZE) === 0) continue;
+    if (n === KEY_CHUNK_KEYS) {
+      out.push(buf);
+      buf = chunk();
+      n = 0;
+    }
+    prev = buf.subarray(n * KEY_SIZE, (n + 1) * KEY_SIZE);
+    cur.node.copy(buf, n * KEY_SIZE, off, off + KEY_SIZE);
     n++;
   }
-  return out.subarray(0, n * KEY_SIZE);
+  out.push(buf.subarray(0, n * KEY_SIZE));
+  return out.length === 1 ? out[0] : Buffer.concat(out);
 }
+
+/** Keys gathered per allocation by layerKeys (a range may hold few keys of a large layer). */
+const KEY_CHUNK_KEYS = 4096;
 
 // ---------------------------------------------------------------------------------------------
 // verifyLayer

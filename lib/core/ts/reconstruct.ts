@@ -13,7 +13,7 @@ import { lookupImage } from './image_layer';
 import { KEY_SIZE } from '../../key';
 import type { Layer } from './layer_file';
 import { type LayerMap, coveringLayers, deltaFloor, pickLayer } from './layer_map';
-import { PAGE_SIZE, RECORD_TAG_IMAGE, RECORD_TAG_ZERO, checkSerializedRecord } from '../../record';
+import { PAGE_SIZE, checkSerializedRecord, recordWillInit } from '../../record';
 import { RecordChain } from './walredo';
 
 const U32 = 4;
@@ -90,7 +90,7 @@ export class Reconstructor {
         const len = plan.readUInt32BE(off + U64);
         const recOff = off + MEM_RECORD_HEADER;
         chain.push(plan, recOff, len);
-        if (plan[recOff] === RECORD_TAG_IMAGE || plan[recOff] === RECORD_TAG_ZERO) return true;
+        if (recordWillInit(plan, recOff)) return true;
         off = recOff + len;
       }
       const walk = this.walkLayers(map, plan, keyOff, cap + 1n);

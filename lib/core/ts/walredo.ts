@@ -5,7 +5,7 @@
  */
 import { RecordArena, copyBytes, type RecordSlot } from './block_io';
 import { StrataError } from '../../errors';
-import { checkSerializedRecord, PAGE_SIZE, PATCH_HEADER_SIZE, RECORD_TAG_IMAGE, RECORD_TAG_PATCH, RECORD_TAG_ZERO, recordWillInit } from '../../record';
+import { checkSerializedRecord, PAGE_SIZE, PATCH_HEADER_SIZE, RECORD_TAG_IMAGE, RECORD_TAG_PATCH, RECORD_TAG_VALUE, recordWillInit } from '../../record';
 
 /** Room for a handful of image records before the arena has to grow. */
 const INITIAL_ARENA_BYTES = 256 * 1024;
@@ -44,16 +44,23 @@ export class RecordChain {
     if (!recordWillInit(this.bufs[n - 1], this.offs[n - 1])) {
       throw new StrataError('BAD_ARGUMENT', 'the oldest record of the chain does not initialize the page');
     }
-    applyBase(this.bufs[n - 1], this.offs[n - 1], out, outOff);
+    applyBase(this.bufs[n - 1], this.offs[n - 1], this.lens[n - 1], out, outOff);
     for (let i = n - 2; i >= 0; i--) applyPatch(this.bufs[i], this.offs[i], this.lens[i], out, outOff);
     return n;
   }
 }
 
-/** Base of a reconstruction: an image is copied, a zero record gives an all-zero page. */
-export function applyBase(rec: Buffer, off: number, out: Uint8Array, outOff: number): void {
-  if (rec[off] === RECORD_TAG_IMAGE) copyBytes(rec, off + 1, out, outOff, PAGE_SIZE);
-  else out.fill(0, outOff, outOff + PAGE_SIZE);
+/**
+ * Base of a reconstruction: an image is copied, a zero record gives an all-zero page, a value
+ * record its payload followed by zeros.
+ */
+export function applyBase(rec: Buffer, off: number, len: number, out: Uint8Array, outOff: number): void {
+  if (rec[off] === RECORD_TAG_IMAGE) {
+    copyBytes(rec, off + 1, out, outOff, PAGE_SIZE);
+    return;
+  }
+  out.fill(0, outOff, outOff + PAGE_SIZE);
+  if (rec[off] === RECORD_TAG_VALUE) copyBytes(rec, off + 1, out, outOff, len - 1);
 }
 
 /**
@@ -67,8 +74,8 @@ export function applyPatch(rec: Buffer, off: number, len: number, out: Uint8Arra
   if (tag === RECORD_TAG_PATCH) {
     const at = (rec[off + 1] << 8) | rec[off + 2];
     copyBytes(rec, off + PATCH_HEADER_SIZE, out, outOff + at, len - PATCH_HEADER_SIZE);
-  } else if (tag === RECORD_TAG_IMAGE || tag === RECORD_TAG_ZERO) {
-    applyBase(rec, off, out, outOff);
+  } else if (recordWillInit(rec, off)) {
+    applyBase(rec, off, len, out, outOff);
   }
 }
 
