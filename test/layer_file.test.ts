@@ -7,7 +7,7 @@ import type { Core, LayerWriterOptions } from '../lib/core/core';
 import { isStrataError, type StrataErrorCode } from '../lib/errors';
 import { CODEC_LZ4, CODEC_NONE, CODEC_ZSTD, DELTA_MAGIC, IMAGE_MAGIC, SUMMARY, type CodecId } from '../lib/core/format';
 import { KEY_MAX, KEY_MIN } from '../lib/key';
-import { IMPLEMENTATIONS, makeCore } from './helpers/cores';
+import { describeEachCore, makeCore } from './helpers/cores';
 import {
   type Entry, type LayerSpec, type TestRequest, appendArgs, deltaSpec, imageRec, imageSpec, pageKey, patchRec, randomImageRec,
   runOracle, runPlan, tmpDir, writeLayer, zeroRec,
@@ -37,7 +37,7 @@ function patchFile(file: string, offset: number, bytes: Buffer, reseal: boolean)
 
 const CODECS: CodecId[] = [CODEC_NONE, CODEC_LZ4, CODEC_ZSTD].filter((c) => codecAvailable(c as CodecId)) as CodecId[];
 
-describe.each(IMPLEMENTATIONS)('layer files (%s core)', (impl) => {
+describeEachCore('layer files (%s core)', (impl) => {
   const core: Core = makeCore(impl);
   const dir = tmpDir(`layer-${impl}`);
   afterAll(() => core.close());

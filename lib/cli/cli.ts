@@ -111,7 +111,7 @@ function parseCommandLine(argv: readonly string[]) {
 function toOpts(v: Values): Opts {
   const impl = v.impl;
   if (impl !== undefined && impl !== 'native' && impl !== 'ts' && impl !== 'auto') {
-    throw new CliError(EXIT.USAGE, `--impl must be native, ts or auto: got ${JSON.stringify(impl)}`);
+    throw new StrataError('BAD_ARGUMENT', `--impl must be native, ts or auto: got ${JSON.stringify(impl)}`);
   }
   if (v.progress === true && v['no-progress'] === true) throw new CliError(EXIT.USAGE, '--progress and --no-progress contradict each other');
   const limit = v.all === true ? Number.MAX_SAFE_INTEGER : nonNegativeInt(v.limit, '--limit', 20);
@@ -133,7 +133,9 @@ function toOpts(v: Values): Opts {
 
 function nonNegativeInt(text: string | undefined, what: string, dflt: number): number {
   if (text === undefined) return dflt;
-  if (!/^\d+$/.test(text)) throw new CliError(EXIT.USAGE, `${what} takes a non-negative integer: got ${JSON.stringify(text)}`);
+  // A malformed value is a bad argument (exit 3), like a malformed key or LSN; usage errors (2) are
+  // unknown commands and options, missing values and wrong argument counts (README, "CLI").
+  if (!/^\d+$/.test(text)) throw new StrataError('BAD_ARGUMENT', `${what} takes a non-negative integer: got ${JSON.stringify(text)}`);
   return Number(text);
 }
 
