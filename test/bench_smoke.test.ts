@@ -10,7 +10,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { NATIVE_SKIP_NOTE, SKIP_NATIVE } from './helpers/cores';
+import { pgAvailability } from './helpers/pg_cluster';
 
+/** W8 needs PostgreSQL; without it the bench must say why instead. */
+const PG = pgAvailability();
 const ROOT = path.join(__dirname, '..');
 const IMPLS = ['native', 'ts'];
 const BASELINES = ['lmdb', 'sqlite'];
@@ -110,7 +113,7 @@ describe('npm run bench (quick profile)', () => {
     }
 
     const w = j.workloads;
-    expect(Object.keys(w).sort()).toEqual(['w1', 'w2', 'w3', 'w4', 'w5', 'w6', 'w7']);
+    expect(Object.keys(w).sort()).toEqual(['w1', 'w2', 'w3', 'w4', 'w5', 'w6', 'w7', 'w8']);
 
     // W1: cached GetPage@latest, both sizes, both cores, both baselines, the floors.
     for (const size of ['small', 'large']) {
@@ -184,6 +187,21 @@ describe('npm run bench (quick profile)', () => {
     }
     expect(w.w7.idle.loopDelayP99Ms.median).toBeGreaterThan(0);
 
+    // W8: real PostgreSQL WAL through both cores, or the reason it could not run.
+    if (PG.ok) {
+      for (const impl of IMPLS) {
+        const c = w.w8.cores[impl];
+        expect(c.ingest.mbPerSec.median, `w8.${impl}.ingest`).toBeGreaterThan(0);
+        expect(c.redo.usPerPage.median, `w8.${impl}.redo`).toBeGreaterThan(0);
+        expect(c.redo.recordsApplied).toBeGreaterThan(c.redo.pages);
+        expect(c.storage.afterGc).toBeGreaterThan(0);
+      }
+      expect(w.w8.archive.walZstdBytes).toBeGreaterThan(0);
+      expect(w.w8.archive.walZstdBytes).toBeLessThan(w.w8.archive.walBytes);
+    } else {
+      expect(w.w8.skipped).toBe(PG.reason);
+    }
+
     // W6: every policy on Zipf (with and without scans) and both ARC traces where they are (beside
     // the repository), else the reason they were skipped; the clock simulator agrees with both
     // real page caches.
@@ -208,7 +226,7 @@ describe('npm run bench (quick profile)', () => {
 
     // The headline ratios.
     expect(Array.isArray(j.targets) && j.targets.length > 0).toBe(true);
-    for (const id of ['P1', 'P2', 'P3', 'P4', 'P5', 'P6', 'P7', 'W4', 'W7']) expect(j.targets.some((t: Json) => t.id === id), id).toBe(true);
+    for (const id of ['P1', 'P2', 'P3', 'P4', 'P5', 'P6', 'P7', 'W4', 'W7', 'W8']) expect(j.targets.some((t: Json) => t.id === id), id).toBe(true);
     // Every P-line carries a verdict computed from its threshold, unless it says why it was skipped
     // (only the ARC line can be, when the traces are missing).
     for (const t of j.targets as Json[]) {
