@@ -85,7 +85,7 @@ function referenceLayerBytes(spec: LayerSpec): Buffer {
   s[SUMMARY.indexKeySize] = keySize;
   s.writeBigUInt64BE(BigInt(spec.entries.length), SUMMARY.entryCount);
   s.writeUInt32BE(blocks.length, SUMMARY.totalBlocks);
-  s[SUMMARY.recordFormat] = 1;
+  s[SUMMARY.recordFormat] = 2;
   for (const b of blocks) b.writeUInt32BE(crc32(b.subarray(0, BLOCK_PAYLOAD)), BLOCK_PAYLOAD);
   return Buffer.concat(blocks);
 }
