@@ -34,6 +34,7 @@ import {
   relId, relSizeKey, relSizeKeyRangeOf, type RelTag, STORED_FORKS, VISIBILITYMAP_FORKNUM,
 } from './keyspace';
 import { relSizes, type RelSizes } from './rel_sizes';
+import { STORED_BLOCK_REF_SIZE, STORED_HEADER_SIZE } from '../core/pg_wal_format';
 import { type DecodedRecord, encodeStoredRecord, imageForBlock, RECORD_TAG_PG } from './wal_record';
 
 /** What ingestPgWal returns. */
@@ -102,8 +103,8 @@ const BATCH_VALUES = 16_384;
 /** Pages read per core call when a database is copied. */
 const COPY_READ_PAGES = 256;
 const RELFILENODE_BYTES = 12;
-const STORED_HEADER = 24;
-const STORED_BLOCK = 24;
+const STORED_HEADER = STORED_HEADER_SIZE;
+const STORED_BLOCK = STORED_BLOCK_REF_SIZE;
 
 /** The values of one ingest batch, in LSN order, at most one per key and LSN. */
 class PendingBatch implements PreparedBatch {
