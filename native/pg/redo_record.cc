@@ -1,5 +1,8 @@
 #include "redo_record.h"
 
+#include <cstring>
+
+#include "bufpage.h"
 #include "pg_format.h"
 
 namespace strata {
@@ -129,6 +132,31 @@ const char* ParseRedoRecord(const uint8_t* rec, size_t len, RedoRecordView* view
 const char* CheckRedoRecord(const uint8_t* rec, size_t len) {
   RedoRecordView view;
   return ParseRedoRecord(rec, len, &view);
+}
+
+bool StoredRecordWillInit(const uint8_t* rec) {
+  const size_t nblocks = rec[kOffNBlocks];
+  for (size_t i = 0; i < nblocks; ++i) {
+    const uint8_t* p = rec + kStoredHeaderSize + i * kStoredBlockRefSize;
+    if (p[kRefId] == rec[kOffTargetId]) return (p[kRefFlags] & kBkpBlockWillInit) != 0;
+  }
+  return false;
+}
+
+RedoAction ReadBufferForRedo(const RedoRecordView& r, const uint8_t* page) {
+  if (r.will_init()) ThrowPageError("block with WILL_INIT flag must be initialized by its redo function");
+  if (PageIsNew(page)) ThrowPageError("page is new (not initialized); the record needs an existing page");
+  return r.lsn <= PageGetLsn(page) ? RedoAction::kDone : RedoAction::kNeedsRedo;
+}
+
+RedoAction ReadBufferForRedoZeroOnError(const RedoRecordView& r, const uint8_t* page) {
+  if (r.will_init()) ThrowPageError("block with WILL_INIT flag must be initialized by its redo function");
+  return r.lsn <= PageGetLsn(page) ? RedoAction::kDone : RedoAction::kNeedsRedo;
+}
+
+void InitBufferForRedo(const RedoRecordView& r, uint8_t* page) {
+  if (!r.will_init()) ThrowPageError("block to be initialized in redo must be marked with WILL_INIT flag");
+  std::memset(page, 0, kBlckSz);
 }
 
 }  // namespace pg

@@ -11,16 +11,19 @@ import { createWalDecoder } from '../../lib/core/pg_decoder';
 import { decodedRecords, type DecodedRecord } from '../../lib/pg/wal_record';
 import { IMPLEMENTATIONS } from '../helpers/cores';
 import { decodeBytes, readWalDir, type DecodeOutcome } from './decode_util';
-import { FIRST_WAL_LSN, getWalFixture, pgAvailable, type WalFixture } from './local_wal';
+import { pgAvailability } from '../helpers/pg_cluster';
+import { getPgFixture, type PgFixture } from '../helpers/pg_fixture';
 
-const pg = pgAvailable();
+const pg = pgAvailability();
+/** initdb's first WAL: the start of segment 1, where the fixtures' wal/ begins. */
+const FIRST_WAL_LSN = 0x1000000n;
 const skipReason = pg.ok ? '' : ` — skipped: ${pg.reason}`;
 const PAGE = 8192;
 const SEGMENT = 16 * 1024 * 1024;
 /** Enough real WAL for every case: three segments. */
 const WINDOW = 3 * SEGMENT;
 
-let fixture: WalFixture;
+let fixture: PgFixture;
 let wal: Buffer;
 let ref: DecodeOutcome;
 let recs: DecodedRecord[];
@@ -58,9 +61,10 @@ function pick(spanning: boolean): number {
 }
 
 describe('real PostgreSQL 15 WAL: end of WAL versus corruption', () => {
-  beforeAll(() => {
+  beforeAll(async () => {
     if (!pg.ok) return;
-    fixture = getWalFixture('main');
+    fixture = await getPgFixture('plain');
+    expect(fixture.walFiles[0]).toBe('000000010000000000000001');
     wal = readWalDir(fixture.walDir, FIRST_WAL_LSN, WINDOW);
     ref = decodeBytes(IMPLEMENTATIONS[0], wal, { startLsn: FIRST_WAL_LSN });
     recs = [...decodedRecords(ref.entries, ref.count)];

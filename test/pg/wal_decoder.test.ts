@@ -310,6 +310,17 @@ describe('synthetic WAL: end of WAL versus WAL_CORRUPT', () => {
     expect(o.count).toBe(1);
   });
 
+  test('a page that begins with a continuation when no record is in progress is WAL_CORRUPT', () => {
+    const page1 = SEG + BigInt(PAGE);
+    const specs = [recordOfSize(PAGE - 40, 1), recordOfSize(200, 2), recordOfSize(3 * PAGE, 3)];
+    const good = buildWal(specs);
+    expect(good.records[0].end).toBe(page1); // the first record fills the first page exactly
+    const stray = buildWal(specs, { pages: new Map([[page1, { info: 0x1 }]]) });
+    const o = both(stray.bytes, { startLsn: stray.startLsn });
+    expect(o.error?.message).toBe(`WAL_CORRUPT: WAL page at ${lsnText(page1)}: page begins with a continuation record but none is in progress; valid WAL follows at ${lsnText(page1)}`);
+    expect(o.count).toBe(1);
+  });
+
   test('page headers: bad magic mid-WAL is corrupt; another version, segment or page size is unsupported; sysid and timelines', () => {
     const long = buildWal(Array.from({ length: 30 }, (_, i) => recordOfSize(900, i)), { tailPages: 1 });
     const p2 = long.startLsn + 2n * BigInt(PAGE);

@@ -16,11 +16,11 @@
 import {
   FIRST_OFFSET_NUMBER, INVALID_OFFSET_NUMBER, ITEM_ID_SIZE, PageError, SIZE_OF_PAGE_HEADER_DATA, itemIdGetLength,
   itemIdGetOffset, pageAddItem, pageGetLower, pageGetMaxOffsetNumber, pageGetSpecial, pageGetTempPageCopySpecial,
-  pageGetUpper, pageIndexMultiDelete, pageIndexTupleDelete, pageIndexTupleOverwrite, pageInit, pageIsNew,
-  pageLsnAtLeast, pageSetLower, pageSetLsn, pageSetUpper,
+  pageGetUpper, pageIndexMultiDelete, pageIndexTupleDelete, pageIndexTupleOverwrite, pageInit,
+  pageSetLower, pageSetLsn, pageSetUpper,
 } from './bufpage';
 import { BLCKSZ, MAXALIGN_BYTES, loadLe16, loadLe32, maxAlign, storeLe16, storeLe32 } from './pg_format';
-import type { RedoRecordView } from './redo_record';
+import { RedoAction, initBufferForRedo, readBufferForRedo, type RedoRecordView } from './redo_record';
 
 // xl_info & 0xF0 of btree records (access/nbtxlog.h).
 export const XLOG_BTREE_INSERT_LEAF = 0x00;
@@ -274,21 +274,9 @@ function noPart(r: RedoRecordView, fn: string): PageError {
   return new PageError(`${fn} changes no page registered as block id ${r.targetId}`);
 }
 
-/**
- * XLogReadBufferForRedo for the stored block: false (BLK_DONE) when the page already has this
- * record. PostgreSQL PANICs on a will_init block and on a page that was never initialized.
- * (pg-heap's shared readBufferForRedo in redo_record.ts replaces this and initForRedo once it lands.)
- */
+/** XLogReadBufferForRedo for the stored block (redo_record.ts): false (BLK_DONE) when the page already has this record. */
 function needsRedo(r: RedoRecordView, page: Uint8Array): boolean {
-  if (r.willInit()) throw new PageError('block with WILL_INIT flag must be initialized by its redo function');
-  if (pageIsNew(page)) throw new PageError('page is new (not initialized); the record needs an existing page');
-  return !pageLsnAtLeast(page, r.lsnHi, r.lsnLo);
-}
-
-/** XLogInitBufferForRedo: the block must carry BKPBLOCK_WILL_INIT; the page starts from zeros. */
-function initForRedo(r: RedoRecordView, page: Uint8Array): void {
-  if (!r.willInit()) throw new PageError('block to be initialized in redo must be marked with WILL_INIT flag');
-  page.fill(0, 0, BLCKSZ);
+  return readBufferForRedo(r, page) === RedoAction.NeedsRedo;
 }
 
 function setLsn(r: RedoRecordView, page: Uint8Array): void { pageSetLsn(page, r.lsnHi, r.lsnLo); }
@@ -327,7 +315,7 @@ function restoreBtreePage(page: Uint8Array, buf: Uint8Array, from: number, len: 
 
 /** _bt_restore_meta: the metapage rebuilt from the block's xl_btree_metadata. */
 function restoreMeta(r: RedoRecordView, page: Uint8Array): void {
-  initForRedo(r, page);
+  initBufferForRedo(r, page);
   if (r.targetBlockNumber() !== BTREE_METAPAGE) throw new PageError(`metapage record on block ${r.targetBlockNumber()}`);
   if (r.blockDataLen !== SIZE_OF_BTREE_METADATA) {
     throw new PageError(`xl_btree_metadata of ${r.blockDataLen} bytes (expected 28)`);
@@ -675,7 +663,7 @@ function splitRightPage(r: RedoRecordView, x: SplitRecord, page: Uint8Array): vo
   const origpagenumber = blockNumberOf(r, 0);
   const sibling = r.findBlock(2);
   const spagenumber = sibling !== null ? sibling.blockNumber : P_NONE;
-  initForRedo(r, page);
+  initBufferForRedo(r, page);
   btreePageInit(page);
   setBtPrev(page, origpagenumber);
   setBtNext(page, spagenumber);
@@ -861,7 +849,7 @@ function btreeXlogMarkPageHalfdead(r: RedoRecordView, page: Uint8Array): void {
     return;
   }
   if (r.targetId !== 0) throw noPart(r, 'btree_xlog_mark_page_halfdead');
-  initForRedo(r, page);
+  initBufferForRedo(r, page);
   btreePageInit(page);
   setBtPrev(page, loadLe32(b, m + 8)); // leftblk
   setBtNext(page, loadLe32(b, m + 12)); // rightblk
@@ -874,7 +862,7 @@ function btreeXlogMarkPageHalfdead(r: RedoRecordView, page: Uint8Array): void {
 
 /** UNLINK_PAGE's block 0: the target rewritten as a deleted page holding its safexid (BTPageSetDeleted). */
 function unlinkTarget(r: RedoRecordView, page: Uint8Array, leftsib: number, rightsib: number, level: number): void {
-  initForRedo(r, page);
+  initBufferForRedo(r, page);
   btreePageInit(page);
   setBtPrev(page, leftsib);
   setBtNext(page, rightsib);
@@ -922,7 +910,7 @@ function btreeXlogUnlinkPage(r: RedoRecordView, page: Uint8Array): void {
       return;
     case 3: // the leaf below an internal target
       if (level === 0) break;
-      initForRedo(r, page);
+      initBufferForRedo(r, page);
       btreePageInit(page);
       setBtFlags(page, BTP_HALF_DEAD | BTP_LEAF);
       setBtPrev(page, loadLe32(b, m + 24)); // leafleftsib
@@ -950,7 +938,7 @@ function btreeXlogNewroot(r: RedoRecordView, page: Uint8Array): void {
   const level = loadLe32(r.buf, r.mainDataOff + 4);
   switch (r.targetId) {
     case 0:
-      initForRedo(r, page);
+      initBufferForRedo(r, page);
       btreePageInit(page);
       setBtFlags(page, BTP_ROOT | (level === 0 ? BTP_LEAF : 0));
       setBtPrev(page, P_NONE);

@@ -1,33 +1,26 @@
 /**
  * The stored PostgreSQL record for one block (record tag 4): a bounds-checked parse view (TS twin
  * of native/pg/redo_record.{h,cc}). Layout in docs/POSTGRES.md, "Stored record": a 24-byte
- * header, n 24-byte block references, the target block's data, the main data.
+ * header, n 24-byte block references, the target block's data, the main data. Also the step every
+ * redo function starts with: PostgreSQL's XLogReadBufferForRedo and XLogInitBufferForRedo for the
+ * one block a stored record is redone on.
  */
-import { loadLe16, loadLe32 } from './pg_format';
+import { PageError, pageIsNew, pageLsnAtLeast } from './bufpage';
+import { BLCKSZ, loadLe16, loadLe32 } from './pg_format';
 
-export const RECORD_TAG_PG = 4;
-export const STORED_HEADER_SIZE = 24;
-export const STORED_BLOCK_REF_SIZE = 24;
-/** XLR_MAX_BLOCK_ID. */
-export const MAX_BLOCK_ID = 32;
+import {
+  BKPBLOCK_FORK_MASK, BKPBLOCK_HAS_DATA, BKPBLOCK_HAS_IMAGE, BKPBLOCK_SAME_REL, BKPBLOCK_WILL_INIT, BKPIMAGE_APPLY, BKPIMAGE_HAS_HOLE,
+  BKPIMAGE_VALID_BITS, CLUSTER_FLAG_CHECKSUMS, CLUSTER_FLAG_WAL_LOG_HINTS, MAX_BLOCK_ID, RECORD_TAG_PG, STORED_BLOCK_REF_SIZE, STORED_HEADER_SIZE,
+} from '../../pg_wal_format';
+
+export {
+  BKPBLOCK_FORK_MASK, BKPBLOCK_HAS_DATA, BKPBLOCK_HAS_IMAGE, BKPBLOCK_SAME_REL, BKPBLOCK_WILL_INIT, BKPIMAGE_APPLY, BKPIMAGE_HAS_HOLE,
+  BKPIMAGE_VALID_BITS, MAX_BLOCK_ID, RECORD_TAG_PG, STORED_BLOCK_REF_SIZE, STORED_HEADER_SIZE,
+};
 export const MAX_STORED_BLOCK_REFS = MAX_BLOCK_ID + 1;
-
-/** Cluster flags (byte 1); together PostgreSQL's XLogHintBitIsNeeded(). */
-export const CLUSTER_DATA_CHECKSUMS = 0x01;
-export const CLUSTER_WAL_LOG_HINTS = 0x02;
+export const CLUSTER_DATA_CHECKSUMS = CLUSTER_FLAG_CHECKSUMS;
+export const CLUSTER_WAL_LOG_HINTS = CLUSTER_FLAG_WAL_LOG_HINTS;
 export const CLUSTER_FLAGS_MASK = CLUSTER_DATA_CHECKSUMS | CLUSTER_WAL_LOG_HINTS;
-
-/** Block reference flags, `fork_flags & 0xF0` as in the WAL. */
-export const BKPBLOCK_FORK_MASK = 0x0f;
-export const BKPBLOCK_HAS_IMAGE = 0x10;
-export const BKPBLOCK_HAS_DATA = 0x20;
-export const BKPBLOCK_WILL_INIT = 0x40;
-export const BKPBLOCK_SAME_REL = 0x80;
-
-/** bimg_info (PostgreSQL 15 values). */
-export const BKPIMAGE_HAS_HOLE = 0x01;
-export const BKPIMAGE_APPLY = 0x02;
-export const BKPIMAGE_VALID_BITS = 0x1f;
 
 /** INIT_FORKNUM. */
 export const MAX_FORK_NUMBER = 3;
@@ -229,4 +222,31 @@ export class RedoRecordView {
 /** Validation for layer readers: null when the stored value is well formed, else what is wrong. */
 export function checkRedoRecord(buf: Uint8Array, off: number, len: number): string | null {
   return new RedoRecordView().parse(buf, off, len);
+}
+
+// ---- the shared first step of every redo function, for the one block being redone ----
+
+/** XLogRedoAction for the one block being redone. */
+export enum RedoAction { NeedsRedo, Done }
+
+/**
+ * XLogReadBufferForRedo: the page must not be will_init (PostgreSQL PANICs) and must be initialized
+ * (PostgreSQL treats a new page as missing); Done when its LSN is already at or past the record's.
+ */
+export function readBufferForRedo(r: RedoRecordView, page: Uint8Array): RedoAction {
+  if (r.willInit()) throw new PageError('block with WILL_INIT flag must be initialized by its redo function');
+  if (pageIsNew(page)) throw new PageError('page is new (not initialized); the record needs an existing page');
+  return pageLsnAtLeast(page, r.lsnHi, r.lsnLo) ? RedoAction.Done : RedoAction.NeedsRedo;
+}
+
+/** The same with RBM_ZERO_ON_ERROR (visibility map pages): a new page is accepted. */
+export function readBufferForRedoZeroOnError(r: RedoRecordView, page: Uint8Array): RedoAction {
+  if (r.willInit()) throw new PageError('block with WILL_INIT flag must be initialized by its redo function');
+  return pageLsnAtLeast(page, r.lsnHi, r.lsnLo) ? RedoAction.Done : RedoAction.NeedsRedo;
+}
+
+/** XLogInitBufferForRedo: the target must carry BKPBLOCK_WILL_INIT; the page is zeroed. */
+export function initBufferForRedo(r: RedoRecordView, page: Uint8Array): void {
+  if (!r.willInit()) throw new PageError('block to be initialized in redo must be marked with WILL_INIT flag');
+  page.fill(0, 0, BLCKSZ);
 }
