@@ -269,7 +269,9 @@ function commandFor(tool: PgTool, args: readonly string[]): { file: string; argv
  */
 function pgEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('PG') && k !== 'LD_PRELOAD' && k !== 'ASAN_OPTIONS') env[k] = v;
+  for (const [k, v] of Object.entries(process.env)) {
+    if (!k.startsWith('PG') && k !== 'LD_PRELOAD' && k !== 'ASAN_OPTIONS') env[k] = v;
+  }
   env.LC_ALL = 'C';
   env.LANG = 'C';
   delete env.LANGUAGE;

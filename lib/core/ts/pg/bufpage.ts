@@ -49,9 +49,10 @@ export const MAX_HEAP_TUPLES_PER_PAGE = Math.floor((BLCKSZ - SIZE_OF_PAGE_HEADER
 export const MAX_HEAP_TUPLE_SIZE = BLCKSZ - maxAlign(SIZE_OF_PAGE_HEADER_DATA + ITEM_ID_SIZE);
 
 export const PAI_OVERWRITE = 1 << 0;
+export const PAI_IS_HEAP = 1 << 1;
+
 /** Items up to this size are copied byte by byte: cheaper than a subarray view for small index tuples. */
 const SMALL_COPY_BYTES = 64;
-export const PAI_IS_HEAP = 1 << 1;
 
 // ---- header access ----
 
