@@ -203,19 +203,10 @@ uint32_t BlockNumberOf(const RedoRecordView& r, uint8_t block_id) {
   ThrowPageError(std::string(fn) + " changes no page registered as block id " + U(r.target_id));
 }
 
-// XLogReadBufferForRedo for the stored block: false (BLK_DONE) when the page already has this
-// record. PostgreSQL PANICs on a will_init block and on a page that was never initialized.
-// (pg-heap's shared ReadBufferForRedo in redo_record.h replaces this and InitForRedo once it lands.)
+// XLogReadBufferForRedo for the stored block (redo_record.h): false (BLK_DONE) when the page
+// already has this record.
 bool NeedsRedo(const RedoRecordView& r, const uint8_t* page) {
-  if (r.will_init()) ThrowPageError("block with WILL_INIT flag must be initialized by its redo function");
-  if (PageIsNew(page)) ThrowPageError("page is new (not initialized); the record needs an existing page");
-  return PageGetLsn(page) < r.lsn;
-}
-
-// XLogInitBufferForRedo: the block must carry BKPBLOCK_WILL_INIT; the page starts from zeros.
-void InitForRedo(const RedoRecordView& r, uint8_t* page) {
-  if (!r.will_init()) ThrowPageError("block to be initialized in redo must be marked with WILL_INIT flag");
-  std::memset(page, 0, kBlckSz);
+  return ReadBufferForRedo(r, page) == RedoAction::kNeedsRedo;
 }
 
 // ---- shared steps ----
@@ -241,7 +232,7 @@ void RestoreBtreePage(uint8_t* page, const uint8_t* from, size_t len) {
 
 // _bt_restore_meta: the metapage rebuilt from the block's xl_btree_metadata.
 void RestoreMeta(const RedoRecordView& r, uint8_t* page) {
-  InitForRedo(r, page);
+  InitBufferForRedo(r, page);
   if (r.Target().block_number != kBtreeMetapage) {
     ThrowPageError("metapage record on block " + U(r.Target().block_number));
   }
@@ -564,7 +555,7 @@ void SplitRightPage(const RedoRecordView& r, const SplitRecord& x, uint8_t* page
   const uint32_t origpagenumber = BlockNumberOf(r, 0);
   BlockRef sibling;
   const uint32_t spagenumber = r.FindBlock(2, &sibling) ? sibling.block_number : kPNone;
-  InitForRedo(r, page);
+  InitBufferForRedo(r, page);
   BtreePageInit(page);
   SetBtPrev(page, origpagenumber);
   SetBtNext(page, spagenumber);
@@ -745,7 +736,7 @@ void BtreeXlogMarkPageHalfdead(const RedoRecordView& r, uint8_t* page) {
     return;
   }
   if (r.target_id != 0) ThrowNoPart(r, "btree_xlog_mark_page_halfdead");
-  InitForRedo(r, page);
+  InitBufferForRedo(r, page);
   BtreePageInit(page);
   SetBtPrev(page, LoadLe32(m + 8));   // leftblk
   SetBtNext(page, LoadLe32(m + 12));  // rightblk
@@ -775,7 +766,7 @@ void BtreeXlogUnlinkPage(const RedoRecordView& r, uint8_t* page) {
       }
       return;
     case 0: {  // the target
-      InitForRedo(r, page);
+      InitBufferForRedo(r, page);
       BtreePageInit(page);
       SetBtPrev(page, leftsib);
       SetBtNext(page, rightsib);
@@ -799,7 +790,7 @@ void BtreeXlogUnlinkPage(const RedoRecordView& r, uint8_t* page) {
       return;
     case 3:  // the leaf below an internal target
       if (level == 0) break;
-      InitForRedo(r, page);
+      InitBufferForRedo(r, page);
       BtreePageInit(page);
       SetBtFlags(page, kBtpHalfDead | kBtpLeaf);
       SetBtPrev(page, LoadLe32(m + 24));  // leafleftsib
@@ -825,7 +816,7 @@ void BtreeXlogNewroot(const RedoRecordView& r, uint8_t* page) {
   const uint32_t level = LoadLe32(r.main_data + 4);
   switch (r.target_id) {
     case 0:
-      InitForRedo(r, page);
+      InitBufferForRedo(r, page);
       BtreePageInit(page);
       SetBtFlags(page, static_cast<uint16_t>(kBtpRoot | (level == 0 ? kBtpLeaf : 0)));
       SetBtPrev(page, kPNone);

@@ -16,7 +16,6 @@
 #include "bufpage.h"
 #include "checksum.h"
 #include "crc32c.h"
-#include "nbtree_redo.h"
 #include "pg_format.h"
 #include "pglz.h"
 #include "redo_record.h"
@@ -77,31 +76,6 @@ Napi::Value CheckRedoRecordJs(const Napi::CallbackInfo& info) {
     const JsBytes rec = ArgUint8Array(info, 0, "rec");
     const char* err = CheckRedoRecord(rec.data, rec.len);
     return err == nullptr ? info.Env().Null() : Napi::String::New(info.Env(), err);
-  });
-}
-
-// pgBtreeRedo(rec, page): btree redo of one stored record on the page in place (test hook until
-// rmgr's dispatch reaches BtreeRedo). Errors as rmgr reports them: REDO_FAILED naming the record's
-// xl_info, LSN and block.
-Napi::Value BtreeRedoJs(const Napi::CallbackInfo& info) {
-  return Guard(info.Env(), [&]() -> Napi::Value {
-    const JsBytes rec = ArgUint8Array(info, 0, "rec");
-    uint8_t* page = ArgPage(info, 1);
-    RedoRecordView r;
-    if (const char* err = ParseRedoRecord(rec.data, rec.len, &r)) {
-      Fail(ErrorCode::kRedoFailed, std::string("malformed PostgreSQL record: ") + err);
-    }
-    if (r.rmid != kRmBtreeId) BadArgument("not a btree record");
-    try {
-      BtreeRedo(r, page);
-    } catch (const PageError& e) {
-      char where[64];
-      std::snprintf(where, sizeof(where), "Btree info 0x%02X at %X/%X", r.info & 0xF0u,
-                    static_cast<unsigned>(r.lsn >> 32), static_cast<unsigned>(r.lsn));
-      Fail(ErrorCode::kRedoFailed, std::string(where) + ", block id " + std::to_string(r.target_id) + " (block " +
-                                       std::to_string(r.Target().block_number) + "): " + e.what());
-    }
-    return info.Env().Undefined();
   });
 }
 
@@ -240,7 +214,6 @@ void InitPg(Napi::Env env, Napi::Object exports) {
   exports.Set("pgChecksumPage", Napi::Function::New<ChecksumPageJs>(env, "pgChecksumPage"));
   exports.Set("pgRmgrInfoName", Napi::Function::New<RmgrInfoNameJs>(env, "pgRmgrInfoName"));
   exports.Set("pgCheckRedoRecord", Napi::Function::New<CheckRedoRecordJs>(env, "pgCheckRedoRecord"));
-  exports.Set("pgBtreeRedo", Napi::Function::New<BtreeRedoJs>(env, "pgBtreeRedo"));
   exports.Set("pgPageOp", Napi::Function::New<PageOpJs>(env, "pgPageOp"));
   exports.Set("PgWalDecoder", JsWalDecoder::Define(env));
   exports.Set("pgCrc32c", Napi::Function::New<Crc32cJs>(env, "pgCrc32c"));

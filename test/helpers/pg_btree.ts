@@ -2,12 +2,10 @@
  * PostgreSQL 15 btree pages, index tuples and stored btree records for tests, written from the
  * layouts in access/itup.h, access/nbtree.h and access/nbtxlog.h (not from the redo code under
  * test): int4-keyed tuples as index_form_tuple makes them, posting lists as _bt_form_posting does,
- * pivots, metapages, and a TS runner with the native test hook's error format.
+ * pivots, metapages, and the TS core's redo entry for them.
  */
-import { pageAddItem, pageInit, itemIdGetLength, itemIdGetOffset, pageGetMaxOffsetNumber, pageSetLsn, PageError } from '../../lib/core/ts/pg/bufpage';
-import { btreeRedo } from '../../lib/core/ts/pg/nbtree_redo';
-import { RedoRecordView } from '../../lib/core/ts/pg/redo_record';
-import { StrataError } from '../../lib/errors';
+import { pageAddItem, pageInit, itemIdGetLength, itemIdGetOffset, pageGetMaxOffsetNumber, pageSetLsn } from '../../lib/core/ts/pg/bufpage';
+import { redoRecord } from '../../lib/core/ts/pg/rmgr';
 import { Bytes, WILL_INIT, storedRecord, type StoredBlockSpec } from './pg_records';
 
 export const RM_BTREE = 11;
@@ -185,23 +183,7 @@ export function btRecord(spec: BtRecordSpec): Buffer {
 
 export { Bytes, WILL_INIT };
 
-const view = new RedoRecordView();
-
-/**
- * The TS core's btree redo with the native hook's error format (pgBtreeRedo): REDO_FAILED naming the
- * record's xl_info, LSN and block.
- */
-export function tsBtreeRedo(rec: Uint8Array, page: Uint8Array): void {
-  const err = view.parse(rec, 0, rec.length);
-  if (err !== null) throw new StrataError('REDO_FAILED', `malformed PostgreSQL record: ${err}`);
-  if (view.rmid !== RM_BTREE) throw new StrataError('BAD_ARGUMENT', 'not a btree record');
-  try {
-    btreeRedo(view, page);
-  } catch (e) {
-    if (!(e instanceof PageError)) throw e;
-    const info = (view.info & 0xf0).toString(16).toUpperCase().padStart(2, '0');
-    const lsn = `${view.lsnHi.toString(16).toUpperCase()}/${view.lsnLo.toString(16).toUpperCase()}`;
-    throw new StrataError('REDO_FAILED',
-      `Btree info 0x${info} at ${lsn}, block id ${view.targetId} (block ${view.targetBlockNumber()}): ${e.message}`);
-  }
+/** The TS core's redo of a stored record (rmgr.ts's dispatch, which sends rmgr 11 to btreeRedo). */
+export function tsRedo(rec: Uint8Array, page: Uint8Array): void {
+  redoRecord(rec, 0, rec.length, page, 0);
 }

@@ -17,7 +17,7 @@ import { walChunks } from '../../lib/pg/wal_source';
 import { DEFAULT_SETTINGS, PgCluster, pgVersionString } from './pg_cluster';
 import { comparePages, type MaskStage, type PageSource } from './pg_compare';
 import { fixtureCacheRoot, readCheckpoint } from './pg_fixture';
-import { tsBtreeRedo } from './pg_btree';
+import { tsRedo } from './pg_btree';
 import type { PgNativeFunctions } from './pg_native';
 
 const RM_XLOG = 0;
@@ -184,9 +184,9 @@ class Oracle {
     let natErr: string | null = null;
     let tsErr: string | null = null;
     const t0 = process.hrtime.bigint();
-    try { this.o.native.pgBtreeRedo(stored, nat); } catch (e) { natErr = errorText(e); }
+    try { this.o.native.pgRedoRecord(stored, nat); } catch (e) { natErr = errorText(e); }
     const t1 = process.hrtime.bigint();
-    try { tsBtreeRedo(stored, ts); } catch (e) { tsErr = errorText(e); }
+    try { tsRedo(stored, ts); } catch (e) { tsErr = errorText(e); }
     const t2 = process.hrtime.bigint();
     this.report.nativeMicros += Number(t1 - t0) / 1000;
     this.report.tsMicros += Number(t2 - t1) / 1000;

@@ -226,7 +226,7 @@ function deriveAvailability(): PgAvailability {
       return { ok: false, reason: `running as root and there is no '${PG_OS_USER}' OS user to run PostgreSQL as` };
     if (!findRunuser()) return { ok: false, reason: 'running as root and runuser(1) is missing' };
   }
-  const v = spawnSync(path.join(PG_BIN_DIR, 'postgres'), ['--version'], { encoding: 'utf8' });
+  const v = spawnSync(path.join(PG_BIN_DIR, 'postgres'), ['--version'], { encoding: 'utf8', env: pgEnv() });
   const version = (v.stdout ?? '').trim();
   if (v.status !== 0 || !new RegExp(`\\) ${PG_MAJOR}\\.`).test(version)) {
     return {
@@ -262,10 +262,16 @@ function commandFor(tool: PgTool, args: readonly string[]): { file: string; argv
   return { file: runuser, argv: ['-u', PG_OS_USER, '--', exe, ...args] };
 }
 
-/** Environment for PostgreSQL's tools: no PG* variables from the caller leak in; C locale. */
+/**
+ * Environment for PostgreSQL's tools: no PG* variables from the caller leak in; C locale. Nor the
+ * sanitizer runtime `npm run test:asan` preloads into Node: PostgreSQL is not built for it, and
+ * `postgres --version` hangs with it preloaded.
+ */
 function pgEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('PG')) env[k] = v;
+  for (const [k, v] of Object.entries(process.env)) {
+    if (!k.startsWith('PG') && k !== 'LD_PRELOAD' && k !== 'ASAN_OPTIONS') env[k] = v;
+  }
   env.LC_ALL = 'C';
   env.LANG = 'C';
   delete env.LANGUAGE;

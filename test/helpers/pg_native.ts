@@ -15,8 +15,6 @@ export interface PgNativeFunctions {
   pgCheckRedoRecord(rec: Uint8Array): string | null;
   pgChecksumPage(page: Uint8Array, blkno: number): number;
   pgRmgrInfoName(rmid: number, info: number): string;
-  /** Btree redo of one stored record on the 8192-byte page in place (native/pg/nbtree_redo.cc). */
-  pgBtreeRedo(rec: Uint8Array, page: Uint8Array): void;
   /** The bufpage test hook; op numbers in lib/core/ts/pg/bufpage.ts (PAGE_OP). */
   pgPageOp(op: number, page: Uint8Array, a: number, b: number, bytes: Uint8Array): number;
 }
@@ -41,7 +39,6 @@ export function pgNative(): PgNativeFunctions {
     pgCheckRedoRecord: (rec) => call(() => f.pgCheckRedoRecord(rec)),
     pgChecksumPage: (page, blkno) => call(() => f.pgChecksumPage(page, blkno)),
     pgRmgrInfoName: (rmid, info) => call(() => f.pgRmgrInfoName(rmid, info)),
-    pgBtreeRedo: (rec, page) => call(() => f.pgBtreeRedo(rec, page)),
     pgPageOp: (op, page, a, b2, bytes) => call(() => f.pgPageOp(op, page, a, b2, bytes)),
   };
 }

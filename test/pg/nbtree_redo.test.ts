@@ -9,7 +9,7 @@ import { pageGetLower, pageGetSpecial, pageGetUpper } from '../../lib/core/ts/pg
 import { isStrataError } from '../../lib/errors';
 import {
   BLCKSZ, Bytes, LSN, WILL_INIT, btRecord, btreePage, leafTuple, metaPage, opaque, pageItems, pageLsn, pivotTuple,
-  postingTuple, tsBtreeRedo, xlMetadata, type Tid,
+  postingTuple, tsRedo, xlMetadata, type Tid,
 } from '../helpers/pg_btree';
 import { nativePg } from '../helpers/pg_native';
 
@@ -52,7 +52,7 @@ function redo(rec: Uint8Array, page: Uint8Array): Uint8Array {
   const ts = page.slice();
   let tsErr: unknown = null;
   try {
-    tsBtreeRedo(rec, ts);
+    tsRedo(rec, ts);
   } catch (e) {
     tsErr = e;
   }
@@ -60,7 +60,7 @@ function redo(rec: Uint8Array, page: Uint8Array): Uint8Array {
     const nat = page.slice();
     let natErr: unknown = null;
     try {
-      NATIVE.pgBtreeRedo(rec, nat);
+      NATIVE.pgRedoRecord(rec, nat);
     } catch (e) {
       natErr = e;
     }
@@ -123,7 +123,7 @@ describe('btree redo: inserts', () => {
   });
 
   it('INSERT_LEAF fails on an offset past the end, a tuple whose header lies, a new page, WILL_INIT', () => {
-    redoFails(insertLeaf(7, leafTuple(20, t(1, 2))), page, /Btree info 0x00 at 2\/4000, block id 0 \(block 4\): failed to add new item/);
+    redoFails(insertLeaf(7, leafTuple(20, t(1, 2))), page, /Btree\/INSERT_LEAF at 2\/4000, block id 0 \(block 4\): failed to add new item/);
     const liar = leafTuple(20, t(1, 2));
     liar[6] = 24;
     redoFails(insertLeaf(2, liar), page, /does not match its header/);
@@ -417,9 +417,16 @@ describe('btree redo: root and metapage records', () => {
     expect(Buffer.from(redo(reuse, page)).equals(Buffer.from(page))).toBe(true);
   });
 
-  it('an unknown btree opcode, a page that is not a btree page, a malformed value fail with REDO_FAILED', () => {
+  it('an unknown btree opcode is WAL_UNSUPPORTED; a page that is not a btree page, a malformed value are REDO_FAILED', () => {
     const page = btreePage({ items: [leafTuple(1, t(1, 1))] });
-    redoFails(btRecord({ info: 0xf0, targetId: 0, blocks: [{ id: 0, blockNumber: 5 }], main: new Uint8Array(0) }), page, /btree_redo: unknown op code 240/);
+    let err: unknown = null;
+    try {
+      redo(btRecord({ info: 0xf0, targetId: 0, blocks: [{ id: 0, blockNumber: 5 }], main: new Uint8Array(0) }), page);
+    } catch (e) {
+      err = e;
+    }
+    expect(isStrataError(err, 'WAL_UNSUPPORTED')).toBe(true);
+    expect((err as Error).message).toMatch(/Btree\/UNKNOWN \(f0\) at 2\/4000/);
     const heapLike = page.slice();
     heapLike[16] = 0;
     heapLike[17] = 0x20;

@@ -11,7 +11,7 @@ import { isStrataError } from '../../lib/errors';
 import { Rng } from '../helpers/random';
 import { NATIVE_WANTED, nativePg } from '../helpers/pg_native';
 import {
-  BLCKSZ, Bytes, WILL_INIT, btRecord, btreePage, leafTuple, pivotTuple, postingTuple, tsBtreeRedo, xlMetadata, type Tid,
+  BLCKSZ, Bytes, WILL_INIT, btRecord, btreePage, leafTuple, pivotTuple, postingTuple, tsRedo, xlMetadata, type Tid,
 } from '../helpers/pg_btree';
 import type { StoredBlockSpec } from '../helpers/pg_records';
 
@@ -235,8 +235,8 @@ describe('btree redo: native ≡ TS on random pages and records', () => {
     for (let i = 0; i < ITERATIONS; i++) {
       const c = randomPage(rng);
       const rec = randomRecord(rng, c);
-      const ts = run((p) => tsBtreeRedo(rec, p), c.page);
-      const nat = run((p) => native.pgBtreeRedo(rec, p), c.page);
+      const ts = run((p) => tsRedo(rec, p), c.page);
+      const nat = run((p) => native.pgRedoRecord(rec, p), c.page);
       if (ts.ok !== nat.ok || (ts.ok && nat.ok && !ts.page.equals(nat.page))) {
         throw new Error(`iteration ${i}: cores disagree (info 0x${rec[17].toString(16)}, target ${rec[2]}): ` +
           `TS ${ts.ok ? 'ok' : ts.message}, native ${nat.ok ? 'ok' : nat.message}; page items ${layoutOf(c.page)}`);

@@ -16,11 +16,11 @@
 import {
   FIRST_OFFSET_NUMBER, INVALID_OFFSET_NUMBER, ITEM_ID_SIZE, PageError, SIZE_OF_PAGE_HEADER_DATA, itemIdGetLength,
   itemIdGetOffset, pageAddItem, pageGetLower, pageGetMaxOffsetNumber, pageGetSpecial, pageGetTempPageCopySpecial,
-  pageGetUpper, pageIndexMultiDelete, pageIndexTupleDelete, pageIndexTupleOverwrite, pageInit, pageIsNew,
-  pageLsnAtLeast, pageSetLower, pageSetLsn, pageSetUpper,
+  pageGetUpper, pageIndexMultiDelete, pageIndexTupleDelete, pageIndexTupleOverwrite, pageInit,
+  pageSetLower, pageSetLsn, pageSetUpper,
 } from './bufpage';
 import { BLCKSZ, MAXALIGN_BYTES, loadLe16, loadLe32, maxAlign, storeLe16, storeLe32 } from './pg_format';
-import type { RedoRecordView } from './redo_record';
+import { RedoAction, initBufferForRedo, readBufferForRedo, type RedoRecordView } from './redo_record';
 
 // xl_info & 0xF0 of btree records (access/nbtxlog.h).
 export const XLOG_BTREE_INSERT_LEAF = 0x00;
@@ -117,6 +117,18 @@ const SIZE_OF_BTREE_METADATA = 28;
 const SIZE_OF_BT_DEDUP_INTERVAL = 4; // u16 baseoff, u16 nitems
 /** btm_last_cleanup_num_heap_tuples = -1.0 as a little-endian float8 (high word; the low word is 0). */
 const MINUS_ONE_FLOAT8_HIGH = 0xbff00000;
+
+/** Copies below this size go byte by byte: a subarray view per copy costs more than the copy. */
+const SMALL_COPY_BYTES = 64;
+
+/** dst[dstOff, +n) = src[srcOff, +n) (distinct buffers). */
+function copyBytes(dst: Uint8Array, dstOff: number, src: Uint8Array, srcOff: number, n: number): void {
+  if (n <= SMALL_COPY_BYTES) {
+    for (let i = 0; i < n; i++) dst[dstOff + i] = src[srcOff + i];
+  } else {
+    dst.set(src.subarray(srcOff, srcOff + n), dstOff);
+  }
+}
 
 // ---- index tuples: (buffer, offset) pairs ----
 
@@ -262,21 +274,9 @@ function noPart(r: RedoRecordView, fn: string): PageError {
   return new PageError(`${fn} changes no page registered as block id ${r.targetId}`);
 }
 
-/**
- * XLogReadBufferForRedo for the stored block: false (BLK_DONE) when the page already has this
- * record. PostgreSQL PANICs on a will_init block and on a page that was never initialized.
- * (pg-heap's shared readBufferForRedo in redo_record.ts replaces this and initForRedo once it lands.)
- */
+/** XLogReadBufferForRedo for the stored block (redo_record.ts): false (BLK_DONE) when the page already has this record. */
 function needsRedo(r: RedoRecordView, page: Uint8Array): boolean {
-  if (r.willInit()) throw new PageError('block with WILL_INIT flag must be initialized by its redo function');
-  if (pageIsNew(page)) throw new PageError('page is new (not initialized); the record needs an existing page');
-  return !pageLsnAtLeast(page, r.lsnHi, r.lsnLo);
-}
-
-/** XLogInitBufferForRedo: the block must carry BKPBLOCK_WILL_INIT; the page starts from zeros. */
-function initForRedo(r: RedoRecordView, page: Uint8Array): void {
-  if (!r.willInit()) throw new PageError('block to be initialized in redo must be marked with WILL_INIT flag');
-  page.fill(0, 0, BLCKSZ);
+  return readBufferForRedo(r, page) === RedoAction.NeedsRedo;
 }
 
 function setLsn(r: RedoRecordView, page: Uint8Array): void { pageSetLsn(page, r.lsnHi, r.lsnLo); }
@@ -315,7 +315,7 @@ function restoreBtreePage(page: Uint8Array, buf: Uint8Array, from: number, len: 
 
 /** _bt_restore_meta: the metapage rebuilt from the block's xl_btree_metadata. */
 function restoreMeta(r: RedoRecordView, page: Uint8Array): void {
-  initForRedo(r, page);
+  initBufferForRedo(r, page);
   if (r.targetBlockNumber() !== BTREE_METAPAGE) throw new PageError(`metapage record on block ${r.targetBlockNumber()}`);
   if (r.blockDataLen !== SIZE_OF_BTREE_METADATA) {
     throw new PageError(`xl_btree_metadata of ${r.blockDataLen} bytes (expected 28)`);
@@ -379,14 +379,14 @@ function swapPosting(page: Uint8Array, op: number, postingoff: number): void {
   if ((tupleInfo(newItemBuf, 0) & INDEX_ALT_TID_MASK) !== 0) {
     throw new PageError('new item of a posting list split is not a plain tuple');
   }
-  npostingBuf.set(page.subarray(op, op + maxAlign(indexTupleSize(page, op))), 0);
+  copyBytes(npostingBuf, 0, page, op, maxAlign(indexTupleSize(page, op)));
   const replacepos = postingOffset(page, op) + postingoff * SIZE_OF_ITEM_POINTER;
   npostingBuf.copyWithin(replacepos + SIZE_OF_ITEM_POINTER, replacepos,
     replacepos + (nhtids - postingoff - 1) * SIZE_OF_ITEM_POINTER);
-  npostingBuf.set(newItemBuf.subarray(0, SIZE_OF_ITEM_POINTER), replacepos);
+  copyBytes(npostingBuf, replacepos, newItemBuf, 0, SIZE_OF_ITEM_POINTER);
   // The new item takes the old posting list's largest TID.
   const maxTid = op + postingOffset(page, op) + (nhtids - 1) * SIZE_OF_ITEM_POINTER;
-  newItemBuf.set(page.subarray(maxTid, maxTid + SIZE_OF_ITEM_POINTER), 0);
+  copyBytes(newItemBuf, 0, page, maxTid, SIZE_OF_ITEM_POINTER);
 }
 
 /**
@@ -398,14 +398,14 @@ function formPosting(b: Uint8Array, base: number, htids: Uint8Array, nhtids: num
   const newsize = nhtids > 1 ? maxAlign(keysize + nhtids * SIZE_OF_ITEM_POINTER) : keysize;
   if (newsize > INDEX_SIZE_MASK) throw new PageError(`posting list tuple of ${newsize} bytes`);
   out.fill(0, 0, maxAlign(newsize));
-  out.set(b.subarray(base, base + keysize), 0);
+  copyBytes(out, 0, b, base, keysize);
   setTupleInfo(out, 0, (tupleInfo(out, 0) & ~INDEX_SIZE_MASK) | newsize);
   if (nhtids > 1) {
     setPosting(out, 0, nhtids, keysize);
-    out.set(htids.subarray(0, nhtids * SIZE_OF_ITEM_POINTER), keysize);
+    copyBytes(out, keysize, htids, 0, nhtids * SIZE_OF_ITEM_POINTER);
   } else {
     setTupleInfo(out, 0, tupleInfo(out, 0) & ~INDEX_ALT_TID_MASK);
-    out.set(htids.subarray(0, SIZE_OF_ITEM_POINTER), 0);
+    copyBytes(out, 0, htids, 0, SIZE_OF_ITEM_POINTER);
   }
   return newsize;
 }
@@ -460,7 +460,7 @@ function dedupStartPending(st: DedupState, page: Uint8Array, base: number, baseo
   const htids = tupleHtids(page, base);
   const n = htidCount;
   if (n * SIZE_OF_ITEM_POINTER > st.htids.length) throw new PageError(`posting list of ${n} TIDs exceeds BTMaxItemSize`);
-  st.htids.set(page.subarray(htids, htids + n * SIZE_OF_ITEM_POINTER), 0);
+  copyBytes(st.htids, 0, page, htids, n * SIZE_OF_ITEM_POINTER);
   st.nhtids = n;
   // basetupsize excludes an existing posting list.
   st.basetupsize = isPosting(page, base) ? postingOffset(page, base) : indexTupleSize(page, base);
@@ -475,7 +475,7 @@ function dedupSaveHtid(st: DedupState, page: Uint8Array, itup: number): boolean 
   const n = htidCount;
   const merged = maxAlign(st.basetupsize + (st.nhtids + n) * SIZE_OF_ITEM_POINTER);
   if (merged > st.maxpostingsize) return false;
-  st.htids.set(page.subarray(htids, htids + n * SIZE_OF_ITEM_POINTER), st.nhtids * SIZE_OF_ITEM_POINTER);
+  copyBytes(st.htids, st.nhtids * SIZE_OF_ITEM_POINTER, page, htids, n * SIZE_OF_ITEM_POINTER);
   st.nhtids += n;
   st.nitems++;
   return true;
@@ -529,7 +529,7 @@ function updatePosting(page: Uint8Array, orig: number, rec: Uint8Array, deleteti
   const newsize = nhtids > 1 ? maxAlign(keysize + nhtids * SIZE_OF_ITEM_POINTER) : keysize;
   const out = tupleBuf;
   out.fill(0, 0, maxAlign(newsize));
-  out.set(page.subarray(orig, orig + keysize), 0);
+  copyBytes(out, 0, page, orig, keysize);
   setTupleInfo(out, 0, (tupleInfo(out, 0) & ~INDEX_SIZE_MASK) | newsize);
   let htids = 0;
   if (nhtids > 1) {
@@ -547,7 +547,7 @@ function updatePosting(page: Uint8Array, orig: number, rec: Uint8Array, deleteti
     }
     if (ui === nhtids) break; // a deletion offset out of order: caught below
     const src = orig + keysize + i * SIZE_OF_ITEM_POINTER;
-    out.set(page.subarray(src, src + SIZE_OF_ITEM_POINTER), htids + ui * SIZE_OF_ITEM_POINTER);
+    copyBytes(out, htids + ui * SIZE_OF_ITEM_POINTER, page, src, SIZE_OF_ITEM_POINTER);
     ui++;
   }
   if (ui !== nhtids || d !== ndeleted) throw new PageError('posting list deletion offsets do not match the tuple');
@@ -617,11 +617,11 @@ function insertOnPage(posting: boolean, r: RedoRecordView, page: Uint8Array): vo
       throw new PageError('failed to add new item');
     }
   } else {
-    newItemBuf.set(b.subarray(item, item + datalen), 0);
+    copyBytes(newItemBuf, 0, b, item, datalen);
     const oposting = btItem(page, offnum - 1);
     swapPosting(page, oposting, postingoff);
     // Replace the existing posting list with its post-split version, then insert the final new item.
-    page.set(npostingBuf.subarray(0, maxAlign(indexTupleSize(npostingBuf, 0))), oposting);
+    copyBytes(page, oposting, npostingBuf, 0, maxAlign(indexTupleSize(npostingBuf, 0)));
     if (pageAddItem(page, newItemBuf, 0, datalen, offnum, false, false) === INVALID_OFFSET_NUMBER) {
       throw new PageError('failed to add posting split new item');
     }
@@ -663,7 +663,7 @@ function splitRightPage(r: RedoRecordView, x: SplitRecord, page: Uint8Array): vo
   const origpagenumber = blockNumberOf(r, 0);
   const sibling = r.findBlock(2);
   const spagenumber = sibling !== null ? sibling.blockNumber : P_NONE;
-  initForRedo(r, page);
+  initBufferForRedo(r, page);
   btreePageInit(page);
   setBtPrev(page, origpagenumber);
   setBtNext(page, spagenumber);
@@ -698,7 +698,7 @@ function splitLeftPage(newitemonleft: boolean, r: RedoRecordView, x: SplitRecord
   if (newitemonleft || x.postingoff !== 0) {
     const at = data.takeAlignedTuple('the new item');
     newitemsz = data.takenSize;
-    newItemBuf.set(b.subarray(at, at + newitemsz), 0);
+    copyBytes(newItemBuf, 0, b, at, newitemsz);
     if (x.postingoff !== 0) {
       // The posting list being split is the item just before the new item's offset.
       replacepostingoff = x.newitemoff - 1;
@@ -849,7 +849,7 @@ function btreeXlogMarkPageHalfdead(r: RedoRecordView, page: Uint8Array): void {
     return;
   }
   if (r.targetId !== 0) throw noPart(r, 'btree_xlog_mark_page_halfdead');
-  initForRedo(r, page);
+  initBufferForRedo(r, page);
   btreePageInit(page);
   setBtPrev(page, loadLe32(b, m + 8)); // leftblk
   setBtNext(page, loadLe32(b, m + 12)); // rightblk
@@ -862,7 +862,7 @@ function btreeXlogMarkPageHalfdead(r: RedoRecordView, page: Uint8Array): void {
 
 /** UNLINK_PAGE's block 0: the target rewritten as a deleted page holding its safexid (BTPageSetDeleted). */
 function unlinkTarget(r: RedoRecordView, page: Uint8Array, leftsib: number, rightsib: number, level: number): void {
-  initForRedo(r, page);
+  initBufferForRedo(r, page);
   btreePageInit(page);
   setBtPrev(page, leftsib);
   setBtNext(page, rightsib);
@@ -910,7 +910,7 @@ function btreeXlogUnlinkPage(r: RedoRecordView, page: Uint8Array): void {
       return;
     case 3: // the leaf below an internal target
       if (level === 0) break;
-      initForRedo(r, page);
+      initBufferForRedo(r, page);
       btreePageInit(page);
       setBtFlags(page, BTP_HALF_DEAD | BTP_LEAF);
       setBtPrev(page, loadLe32(b, m + 24)); // leafleftsib
@@ -938,7 +938,7 @@ function btreeXlogNewroot(r: RedoRecordView, page: Uint8Array): void {
   const level = loadLe32(r.buf, r.mainDataOff + 4);
   switch (r.targetId) {
     case 0:
-      initForRedo(r, page);
+      initBufferForRedo(r, page);
       btreePageInit(page);
       setBtFlags(page, BTP_ROOT | (level === 0 ? BTP_LEAF : 0));
       setBtPrev(page, P_NONE);
