@@ -20,6 +20,7 @@ const workload = require('./fixtures/crash_workload.js') as {
   recordAt(i: number): import('../lib').WalRecord;
   recordsUpTo(lsn: bigint): number;
   PAGES: number;
+  GC_HORIZON: bigint;
 };
 
 const KILLS_PER_IMPLEMENTATION = Number(process.env.STRATA_CRASH_KILLS ?? 6);

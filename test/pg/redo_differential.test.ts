@@ -103,7 +103,7 @@ describe.skipIf(NATIVE === null)('PostgreSQL redo: native ≡ TS', () => {
     for (let chain = 0; chain < 260; chain++) {
       const vm = chain % 5 === 4;
       const ctx = (): Ctx => ({ lsn: (lsn += BigInt(rng.int(1, 400) * 8)), xid: rng.int(3, 1e6), blkno: vm ? rng.int(0, 3) : 7, clusterFlags: rng.int(0, 4) });
-      let page = new Uint8Array(BLCKSZ);
+      let page: Uint8Array = new Uint8Array(BLCKSZ);
       if (!vm) page = apply(rng.chance(0.8) ? heapInsert(ctx(), 1, randomTuple(rng), { init: true }) : seqLog(ctx(), rng.bytes(rng.int(0, 200))), page, 'ts').page;
       const c0 = ctx();
       for (let i = 0; i < 40; i++) {
