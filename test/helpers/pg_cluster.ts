@@ -226,7 +226,7 @@ function deriveAvailability(): PgAvailability {
       return { ok: false, reason: `running as root and there is no '${PG_OS_USER}' OS user to run PostgreSQL as` };
     if (!findRunuser()) return { ok: false, reason: 'running as root and runuser(1) is missing' };
   }
-  const v = spawnSync(path.join(PG_BIN_DIR, 'postgres'), ['--version'], { encoding: 'utf8' });
+  const v = spawnSync(path.join(PG_BIN_DIR, 'postgres'), ['--version'], { encoding: 'utf8', env: pgEnv() });
   const version = (v.stdout ?? '').trim();
   if (v.status !== 0 || !new RegExp(`\\) ${PG_MAJOR}\\.`).test(version)) {
     return {
@@ -266,6 +266,9 @@ function commandFor(tool: PgTool, args: readonly string[]): { file: string; argv
 function pgEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('PG')) env[k] = v;
+  // `npm run test:asan` preloads the sanitizer runtime into the test process; PostgreSQL's programs
+  // must not inherit it (postgres --version hangs under it).
+  delete env.LD_PRELOAD;
   env.LC_ALL = 'C';
   env.LANG = 'C';
   delete env.LANGUAGE;

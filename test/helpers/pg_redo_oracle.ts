@@ -236,14 +236,18 @@ export class RedoOracle {
     return this.store.entries();
   }
 
-  /** Decodes the WAL directory from startLsn and runs every record. */
-  run(): OracleReport {
+  /**
+   * Decodes the WAL directory from startLsn and runs every record. Yields to the event loop after
+   * each decoder batch: a long synchronous pass would starve the test runner's own messages.
+   */
+  async run(): Promise<OracleReport> {
     const d = createWalDecoder(this.opts.decoder, { startLsn: this.opts.startLsn, endLsn: this.opts.endLsn });
     let offset = Number(this.opts.startLsn % 0x1000000n);
-    const drain = (): boolean => {
+    const drain = async (): Promise<boolean> => {
       for (;;) {
         const b = d.decode(BATCH_RECORDS);
         for (const r of walRecords(b.entries, b.count)) this.record(r);
+        await new Promise((resolve) => setImmediate(resolve));
         if (b.state === 'end') return true;
         if (b.state === 'need-more') return false;
       }
@@ -252,11 +256,11 @@ export class RedoOracle {
     for (const seg of planWalSegments(this.opts.walDir, { startLsn: this.opts.startLsn })) {
       d.feed(fs.readFileSync(seg.file).subarray(offset));
       offset = 0;
-      if ((ended = drain())) break;
+      if ((ended = await drain())) break;
     }
     if (!ended) {
       d.finish();
-      drain();
+      await drain();
     }
     return this.report;
   }

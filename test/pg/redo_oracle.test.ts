@@ -30,7 +30,7 @@ describe('per-record redo oracle (wal_consistency_checking images)', () => {
       cores: NATIVE_WANTED ? ['native', 'ts'] : ['ts'],
       decoder: NATIVE_WANTED ? 'native' : 'ts',
     });
-    const report = oracle.run();
+    const report = await oracle.run();
     console.log(`per-record oracle (${fx.variant}):\n${formatOracleReport(report)}`);
     for (const m of report.mismatches) console.log(`  ${m.type} at ${m.lsn.toString(16)} ${m.key}: ${m.what}`);
     expect(report.coreDisagreements).toEqual([]);
@@ -58,7 +58,7 @@ describe('per-record redo oracle (wal_consistency_checking images)', () => {
       clusterFlags: (fx.dataChecksums ? 1 : 0) | (fx.walLogHints ? 2 : 0),
       cores: NATIVE_WANTED ? ['native', 'ts'] : ['ts'], decoder: NATIVE_WANTED ? 'native' : 'ts',
     });
-    const report = oracle.run();
+    const report = await oracle.run();
     const cmp = compareWithFinal(oracle, fx.finalDir, fx.replayDir, fx.relations);
     console.log(`final pages (${variant}): heap ${cmp.heapEqual}/${cmp.heapPages} equal after heap_mask, ` +
       `VM ${cmp.vmEqual}/${cmp.vmPages} equal raw (+${cmp.vmEqualToReplay} equal to PostgreSQL's replay), ${cmp.skipped} gone by the end\n` +
