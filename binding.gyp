@@ -24,6 +24,7 @@
       'native/pg/checksum.cc',
       'native/pg/crc32c.cc',
       'native/pg/heap_redo.cc',
+      'native/pg/nbtree_redo.cc',
       'native/pg/pglz.cc',
       'native/pg/redo_record.cc',
       'native/pg/rmgr.cc',

@@ -26,6 +26,8 @@ export const ERROR_CODES = {
   WAL_CORRUPT: 'PostgreSQL WAL that fails its CRC, header or xl_prev checks before its end (names the LSN)',
   WAL_UNSUPPORTED: 'a page whose history holds a PostgreSQL record Strata cannot redo (names rmgr/INFO and the LSN)',
   REDO_FAILED: 'a PostgreSQL record that does not fit the page it is redone on (names the record, LSN and page)',
+  REL_NOT_FOUND: 'getRelSize of a relation fork that does not exist at that LSN (never created, dropped, or a free-space map)',
+  BAD_PG_DATADIR: 'importPgDatadir of a directory that is not a cleanly shut down PostgreSQL 15 cluster (wrong version, bad pg_control, missing WAL)',
 } as const;
 
 export type StrataErrorCode = keyof typeof ERROR_CODES;

@@ -11,8 +11,18 @@ export interface PageKey {
 
 /** Encoded key: kind u8, spcOid u32, dbOid u32, relNumber u32, forkNum u8, blockNum u32, big-endian. */
 export const KEY_SIZE = 18;
-/** Leading kind byte of a relation page key; other kinds (e.g. relation sizes) sort after it. */
+/**
+ * The leading kind byte (docs/FORMAT.md, "Keys"). Relation pages come first; the other kinds are
+ * written by the PostgreSQL subsystem (lib/pg/keyspace.ts) and sort after every page.
+ */
 export const KEY_KIND_REL_PAGE = 0x00;
+/** A relation fork's size (and existence): spc, db, rel, fork, then zeros. */
+export const KEY_KIND_REL_SIZE = 0x01;
+/** A page of one of PostgreSQL's SLRUs (pg_xact, pg_multixact): slru, segment, page, then zeros. */
+export const KEY_KIND_SLRU = 0x02;
+/** A chunk of a PostgreSQL file that is not a relation (pg_control, pg_filenode.map, …). */
+export const KEY_KIND_AUX = 0x03;
+const KEY_KIND_NAMES: Readonly<Record<number, string>> = { [KEY_KIND_REL_SIZE]: 'relsize', [KEY_KIND_SLRU]: 'slru', [KEY_KIND_AUX]: 'aux' };
 /** Smallest and (exclusive) largest key of the keyspace, bounds of L0 layers and full image layers. */
 export const KEY_MIN: Buffer = Buffer.alloc(KEY_SIZE, 0x00);
 export const KEY_MAX: Buffer = Buffer.alloc(KEY_SIZE, 0xff);
@@ -64,8 +74,11 @@ export function formatKey(key: PageKey): string {
   return `${key.spcOid}/${key.dbOid}/${key.relNumber}.${key.forkNum}#${key.blockNum}`;
 }
 
+/** A page key as `spc/db/rel.fork#block`; another kind as its name and the hex of the rest. */
 export function formatEncodedKey(key: Uint8Array): string {
-  return key[0] === KEY_KIND_REL_PAGE ? formatKey(decodeKey(key)) : keyToHex(key);
+  if (key[0] === KEY_KIND_REL_PAGE) return formatKey(decodeKey(key));
+  const name = KEY_KIND_NAMES[key[0]];
+  return name === undefined ? keyToHex(key) : `${name}:${keyToHex(key).slice(2)}`;
 }
 
 function checkField(key: PageKey, field: keyof PageKey, max: number): void {

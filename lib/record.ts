@@ -21,7 +21,13 @@ export interface ImageRecord { lsn: Lsn; key: PageKey; kind: 'image'; page: Uint
 export interface ZeroRecord { lsn: Lsn; key: PageKey; kind: 'zero' }
 export interface PatchRecord { lsn: Lsn; key: PageKey; kind: 'patch'; offset: number; data: Uint8Array }
 
-export const RECORD_FORMAT_VERSION = 1;
+/**
+ * The record format a layer's summary declares: 2 since PostgreSQL records (tag 4) and values
+ * (tag 5); readers accept 1 (tags 1–3 only) and 2, so older layers stay readable and an older
+ * Strata refuses a newer layer at open instead of failing on its first PostgreSQL record.
+ */
+export const RECORD_FORMAT_VERSION = 2;
+export const OLDEST_RECORD_FORMAT_VERSION = 1;
 export const RECORD_TAG_IMAGE = 1;
 export const RECORD_TAG_ZERO = 2;
 export const RECORD_TAG_PATCH = 3;

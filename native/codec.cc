@@ -80,7 +80,8 @@ const char* Lz4DecodeBlock(const uint8_t* src, size_t src_len, uint8_t* dst, siz
       if (lit_len == kLz4LenNibbleMax && !ReadLz4Length(ip, iend, lit_len)) return "lz4: truncated literal length";
       if (lit_len > static_cast<size_t>(iend - ip)) return "lz4: literals run past the input";
       if (lit_len > static_cast<size_t>(oend - op)) return "lz4: literals overflow the output";
-      std::memcpy(op, ip, lit_len);
+      // memcpy must not see a null pointer even for 0 bytes (an empty output may have none).
+      if (lit_len > 0) std::memcpy(op, ip, lit_len);
     }
     ip += lit_len;
     op += lit_len;

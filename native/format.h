@@ -76,7 +76,10 @@ constexpr uint8_t kCodecMax = kCodecZstd;
 
 // Records (record format version 1).
 constexpr size_t kPageSize = 8192;
-constexpr uint8_t kRecordFormatVersion = 1;
+// Written into every summary; readers accept kOldestRecordFormatVersion..kRecordFormatVersion
+// (lib/record.ts says why).
+constexpr uint8_t kRecordFormatVersion = 2;
+constexpr uint8_t kOldestRecordFormatVersion = 1;
 constexpr uint8_t kRecordTagImage = 1;
 constexpr uint8_t kRecordTagZero = 2;
 constexpr uint8_t kRecordTagPatch = 3;

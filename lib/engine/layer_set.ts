@@ -11,7 +11,7 @@ import { COUNTS_PER_REQUEST, PAGE_STATUS_OK } from '../core/core';
 import { encodeBlob } from '../core/compress';
 import { CODEC_BY_NAME, DELTA_INDEX_KEY_SIZE, type CompressionName } from '../core/format';
 import { StrataError } from '../errors';
-import { KEY_MAX, KEY_MIN, KEY_SIZE, keyToHex } from '../key';
+import { KEY_MAX, KEY_MIN, KEY_SIZE, keyFromHex, keyToHex } from '../key';
 import type { Lsn } from '../lsn';
 import { PAGE_SIZE, RECORD_TAG_IMAGE, RECORD_TAG_ZERO, recordWillInit } from '../record';
 import { level0, type KeyRange } from './compaction';
@@ -34,6 +34,13 @@ interface HistoricLayer {
 
 /** Reconstructs keys at an LSN into `out` without counting them as user reads (image creation). */
 export type PageReader = (keys: readonly Buffer[], lsn: Lsn, out: Uint8Array, status: Uint8Array, counts: Uint32Array) => void;
+
+/** One image layer of a snapshot: its key range and its entries in key order. */
+export interface SnapshotPartition {
+  keyStart: Buffer;
+  keyEnd: Buffer;
+  entries: AsyncIterable<{ key: Buffer; record: Buffer }>;
+}
 
 /** Writes the manifest with this layer list and patch: the durable commit point of every swap. */
 export type ManifestCommit = (layers: LayerDesc[], patch: ManifestPatch) => void;
@@ -84,9 +91,9 @@ export class LayerSet {
     return this.frozen.length;
   }
 
-  /** Freeze the open layer (if it holds anything); a new one takes the next records. */
+  /** Freeze the open layer (if it holds records or an LSN advance); a new one takes the next records. */
   freeze(): void {
-    if (this.open.isEmpty) return;
+    if (!this.open.hasContent) return;
     this.frozen.push(this.open);
     this.open = new InMemoryLayer(this.open.endLsn);
   }
@@ -122,23 +129,39 @@ export class LayerSet {
     return this.historic.reduce((n, l) => n + l.desc.sizeBytes, 0);
   }
 
-  /** Every key with a record here (layer files and memory), unsorted, into `seen` by latin1 id. */
-  collectKeys(seen: Map<string, Buffer>): void {
+  /** Every key in [start, end) with a record here (layer files and memory), into `seen` by latin1 id. */
+  collectKeys(seen: Map<string, Buffer>, start: Buffer = KEY_MIN, end: Buffer = KEY_MAX): void {
     for (const l of this.historic) {
-      const packed = this.core.layerKeys(l.handle);
+      if (Buffer.compare(keyFromHex(l.desc.keyEnd), start) <= 0 || Buffer.compare(end, keyFromHex(l.desc.keyStart)) <= 0) continue;
+      const packed = this.core.layerKeys(l.handle, start, end);
       for (let o = 0; o < packed.length; o += KEY_SIZE) {
         const k = Buffer.from(packed.subarray(o, o + KEY_SIZE));
         seen.set(k.toString('latin1'), k);
       }
     }
-    for (const m of [this.open, ...this.frozen]) for (const k of m.keys()) seen.set(k.toString('latin1'), k);
+    for (const m of [this.open, ...this.frozen]) {
+      for (const k of m.keys()) if (Buffer.compare(k, start) >= 0 && Buffer.compare(k, end) < 0) seen.set(k.toString('latin1'), k);
+    }
   }
 
   // ---- writing layers --------------------------------------------------------------------------
 
-  /** Write the oldest frozen layer as an L0 delta, commit it, then swap it in for readers. */
+  /** WAL up to `lsn` arrived with nothing to store: the next flush makes that LSN durable too. */
+  advanceTo(lsn: Lsn): void {
+    this.open.advanceTo(lsn);
+  }
+
+  /**
+   * Write the oldest frozen layer as an L0 delta, commit it, then swap it in for readers. A layer
+   * that holds only an LSN advance writes no file: the manifest alone moves diskConsistentLsn.
+   */
   async flushOldestFrozen(): Promise<void> {
     const layer = this.frozen[0];
+    if (layer.isEmpty) {
+      this.replace([], [], { diskConsistentLsn: layer.endLsn });
+      this.frozen.shift();
+      return;
+    }
     const lsnStart = layer.startLsn + 1n;
     const lsnEnd = layer.endLsn + 1n;
     const fileName = deltaFileName(KEY_MIN, KEY_MAX, lsnStart, lsnEnd);
@@ -198,6 +221,54 @@ export class LayerSet {
     this.replace([], [desc], {});
     this.written.images += sizeBytes;
     return desc;
+  }
+
+  /**
+   * Bulk-load a snapshot: each partition (key ranges increasing and disjoint; entries' keys
+   * strictly increasing inside it, each with a page-initializing record) becomes one image layer
+   * at `lsn`; all are committed in one manifest write that also moves diskConsistentLsn to `lsn`.
+   * The set must hold nothing yet (a new timeline): the snapshot is the whole truth at `lsn`.
+   */
+  async loadSnapshot(lsn: Lsn, partitions: AsyncIterable<SnapshotPartition>): Promise<LayerDesc[]> {
+    if (this.historic.length > 0 || this.hasInMemoryRecords()) {
+      throw new StrataError('BAD_ARGUMENT', `${this.dir}: a snapshot can only be loaded into an empty timeline`);
+    }
+    const codec = CODEC_BY_NAME[this.compression];
+    const descs: LayerDesc[] = [];
+    let prevEnd: Buffer | null = null;
+    try {
+      for await (const part of partitions) {
+        if (Buffer.compare(part.keyStart, part.keyEnd) >= 0 || (prevEnd !== null && Buffer.compare(prevEnd, part.keyStart) > 0)) {
+          throw new StrataError('BAD_ARGUMENT', 'snapshot partitions must be non-empty, increasing and disjoint');
+        }
+        prevEnd = part.keyEnd;
+        const fileName = imageFileName(part.keyStart, part.keyEnd, lsn);
+        const sizeBytes = await this.writeLayerFile(fileName, 'image', lsn, lsn + 1n, part, async (append) => {
+          let batch = new EntryBatch(KEY_SIZE);
+          let prevKey: Buffer | null = null;
+          for await (const { key, record } of part.entries) {
+            if (prevKey !== null && Buffer.compare(prevKey, key) >= 0) throw new StrataError('BAD_ARGUMENT', 'snapshot keys must be strictly increasing');
+            if (!recordWillInit(record)) throw new StrataError('BAD_ARGUMENT', 'a snapshot entry must initialize its page');
+            prevKey = key;
+            batch.add(key, null, encodeBlob(codec, record), true);
+            if (batch.count >= WRITE_BATCH_ENTRIES) {
+              append(batch);
+              batch = new EntryBatch(KEY_SIZE);
+              await yieldToEventLoop();
+            }
+          }
+          append(batch);
+        });
+        descs.push({ fileName, kind: 'image', level: 0, keyStart: keyToHex(part.keyStart), keyEnd: keyToHex(part.keyEnd), lsnStart: lsn, lsnEnd: lsn + 1n, sizeBytes });
+      }
+      this.replace([], descs, { diskConsistentLsn: lsn });
+    } catch (e) {
+      for (const d of descs) fs.rmSync(path.join(this.dir, d.fileName), { force: true });
+      throw e;
+    }
+    this.open = new InMemoryLayer(lsn);
+    this.written.images += descs.reduce((n, d) => n + d.sizeBytes, 0);
+    return descs;
   }
 
   /** Stream a layer into `<name>.tmp`, fsync, rename, fsync the directory. Returns its size. */

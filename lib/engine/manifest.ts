@@ -36,7 +36,15 @@ export interface Manifest {
   gcCutoffLsn: bigint;
   compression: CompressionName;
   layers: LayerDesc[];
+  /**
+   * What a subsystem records about the timeline, by subsystem name (e.g. `pg`: the PostgreSQL
+   * cluster the timeline follows); the engine keeps it and branches inherit it.
+   */
+  extensions: ManifestExtensions;
 }
+
+/** Flat string fields per subsystem; the engine does not interpret them. */
+export type ManifestExtensions = Readonly<Record<string, Readonly<Record<string, string>>>>;
 
 /** The fields a layer swap may move along with the layer list. */
 export type ManifestPatch = Partial<Pick<Manifest, 'diskConsistentLsn' | 'gcCutoffLsn'>>;
@@ -49,7 +57,7 @@ interface LayerJson {
 interface ManifestJson {
   format: number; tenantId: string; timelineId: string; ancestorTimelineId: string | null;
   ancestorLsn: string | null; startLsn: string; diskConsistentLsn: string; gcCutoffLsn?: string; compression: string;
-  layers: LayerJson[];
+  layers: LayerJson[]; extensions?: Record<string, Record<string, string>>;
 }
 
 const TRAILER = /^crc32 ([0-9a-f]{8})\n$/;
@@ -69,6 +77,7 @@ export function encodeManifest(m: Manifest): string {
       fileName: l.fileName, kind: l.kind, level: l.level, keyStart: l.keyStart, keyEnd: l.keyEnd,
       lsnStart: formatLsn(l.lsnStart), lsnEnd: formatLsn(l.lsnEnd), sizeBytes: l.sizeBytes,
     })),
+    ...(Object.keys(m.extensions).length > 0 ? { extensions: m.extensions } : {}),
   };
   const body = JSON.stringify(json, null, 1);
   return `${body}\ncrc32 ${crc32(body).toString(16).padStart(8, '0')}\n`;
@@ -116,6 +125,7 @@ export function decodeManifest(file: string, text: string): Manifest {
       diskConsistentLsn: parseLsn(j.diskConsistentLsn),
       gcCutoffLsn: j.gcCutoffLsn === undefined ? 0n : parseLsn(j.gcCutoffLsn),
       compression: j.compression as CompressionName,
+      extensions: checkExtensions(j.extensions),
       layers: j.layers.map((l) => checkLayerDesc({
         fileName: l.fileName, kind: l.kind, level: l.level, keyStart: l.keyStart, keyEnd: l.keyEnd,
         lsnStart: parseLsn(l.lsnStart), lsnEnd: parseLsn(l.lsnEnd), sizeBytes: l.sizeBytes,
@@ -127,6 +137,16 @@ export function decodeManifest(file: string, text: string): Manifest {
 }
 
 const KEY_HEX = /^[0-9A-F]{36}$/;
+
+function checkExtensions(x: unknown): ManifestExtensions {
+  if (x === undefined) return {};
+  const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!isRecord(x)) throw new Error('extensions must be an object');
+  for (const [name, fields] of Object.entries(x)) {
+    if (!isRecord(fields) || Object.values(fields).some((v) => typeof v !== 'string')) throw new Error(`extension ${name} must map names to strings`);
+  }
+  return x as ManifestExtensions;
+}
 
 /**
  * A layer entry must describe a file this engine could have written: known kind and level, its

@@ -196,6 +196,8 @@ export class RepositoryImpl {
       gcCutoffLsn: ancestor?.gcCutoffLsn ?? 0n,
       compression: this.opts.compression,
       layers: [],
+      // A branch follows what its ancestor follows (a PostgreSQL cluster, say).
+      extensions: ancestor?.extensions ?? {},
     };
     mkdirDurable(dir);
     writeManifest(path.join(dir, MANIFEST_FILE), manifest);

@@ -5,7 +5,7 @@
  * (compaction.ts) and GC (gc.ts) — and owns the timeline's LSNs, its manifest and its lifecycle.
  * Users see it through the public facade in lib/timeline.ts (docs/ARCHITECTURE.md).
  */
-import type { Core } from '../core/core';
+import type { Core, ImplementationName } from '../core/core';
 import type { CompressionName } from '../core/format';
 import type { ReadPlanWriter } from '../core/read_plan';
 import { StrataError } from '../errors';
@@ -17,10 +17,10 @@ import {
 } from './compaction';
 import { layersToRemove } from './gc';
 import type { HistogramSummary, IntHistogram } from './histogram';
-import { checkBatchOrder, prepareRecords, type PreparedBatch } from './ingest';
-import { FULL_KEYSPACE, LayerSet } from './layer_set';
+import { checkBatchOrder, MAX_RECORD_LSN, prepareRecords, type PreparedBatch } from './ingest';
+import { FULL_KEYSPACE, LayerSet, type SnapshotPartition } from './layer_set';
 import { LsnWaiters } from './lsn_waiters';
-import { type LayerDesc, type Manifest, MANIFEST_FILE, type ManifestPatch, writeManifest } from './manifest';
+import { type LayerDesc, type Manifest, type ManifestExtensions, MANIFEST_FILE, type ManifestPatch, writeManifest } from './manifest';
 import { ReadPath, type ReadSegment } from './read_path';
 import * as path from 'node:path';
 
@@ -111,6 +111,7 @@ export class TimelineImpl implements ReadSegment {
   private _lastRecordLsn: Lsn;
   private _diskConsistentLsn: Lsn;
   private _gcCutoffLsn: Lsn;
+  private _extensions: ManifestExtensions;
   /** Timelines branched from this one; their branch points hold back GC. Engine-internal. */
   private readonly children = new Set<TimelineImpl>();
   private readonly layerSet: LayerSet;
@@ -123,7 +124,7 @@ export class TimelineImpl implements ReadSegment {
   private closed = false;
   private readonly counters = { flushDelays: 0, flushStalls: 0, gcBytesRemoved: 0 };
 
-  constructor(core: Core, readonly dir: string, manifest: Manifest, ancestor: TimelineImpl | null, private readonly config: TimelineConfig) {
+  constructor(private readonly core: Core, readonly dir: string, manifest: Manifest, ancestor: TimelineImpl | null, private readonly config: TimelineConfig) {
     this.tenantId = manifest.tenantId;
     this.timelineId = manifest.timelineId;
     this.ancestor = ancestor;
@@ -132,6 +133,7 @@ export class TimelineImpl implements ReadSegment {
     this._diskConsistentLsn = manifest.diskConsistentLsn;
     this._lastRecordLsn = manifest.diskConsistentLsn;
     this._gcCutoffLsn = manifest.gcCutoffLsn;
+    this._extensions = manifest.extensions;
     this.layerSet = new LayerSet(core, dir, manifest.layers, manifest.diskConsistentLsn, config.compression, (layers, patch) => this.commitManifest(layers, patch));
     this.reads = new ReadPath(core, this, this.name);
     ancestor?.children.add(this);
@@ -190,6 +192,21 @@ export class TimelineImpl implements ReadSegment {
     this.apply(batch);
   }
 
+  /**
+   * WAL up to `lsn` has been received but holds nothing to store (PostgreSQL's commit and
+   * checkpoint records, say): lastRecordLsn moves there, readers waiting for it wake, and the next
+   * flush makes it durable.
+   */
+  advanceLsn(lsn: Lsn): void {
+    this.checkWritable();
+    checkLsn(lsn, 'lsn');
+    if (lsn <= this._lastRecordLsn) return;
+    if (lsn > MAX_RECORD_LSN) throw new StrataError('LSN_ORDER', `${this.name}: LSN ${formatLsn(lsn)} is above the largest storable LSN`);
+    this.layerSet.advanceTo(lsn);
+    this._lastRecordLsn = lsn;
+    this.waiters.wake(lsn);
+  }
+
   private apply(batch: PreparedBatch): void {
     const n = batch.lsns.length;
     if (n === 0) return;
@@ -217,13 +234,54 @@ export class TimelineImpl implements ReadSegment {
   }
 
   readPagesInto(keys: readonly PageKey[], lsn: Lsn, into: Uint8Array, offset: number): void {
+    this.checkSyncRead(lsn);
+    this.reads.readPagesInto(keys, lsn, into, offset);
+  }
+
+  /** The synchronous twin of getPagesWithStatus; the status array is valid until the next such read. */
+  readPagesIntoWithStatus(keys: ReadonlyArray<PageKey | Buffer>, lsn: Lsn, into: Uint8Array, offset: number): Uint8Array | null {
+    this.checkSyncRead(lsn);
+    return this.reads.readPagesIntoWithStatus(keys, lsn, into, offset);
+  }
+
+  private checkSyncRead(lsn: Lsn): void {
     this.checkOpen();
     checkLsn(lsn, 'lsn');
     if (lsn > this._lastRecordLsn) {
       throw new StrataError('LSN_TIMEOUT', `${this.name}: LSN ${formatLsn(lsn)} is above lastRecordLsn ${formatLsn(this._lastRecordLsn)}`);
     }
     this.checkAboveGcCutoff(lsn, 'read');
-    this.reads.readPagesInto(keys, lsn, into, offset);
+  }
+
+  /**
+   * GetPage@LSN for keys of any kind, reporting missing ones in `status` (PAGE_STATUS_NOT_FOUND,
+   * zero bytes) instead of failing: what subsystems build their own read rules on.
+   */
+  async getPagesWithStatus(keys: ReadonlyArray<PageKey | Buffer>, lsn: Lsn, opts: GetPageOptions = {}): Promise<{ out: Buffer; status: Uint8Array }> {
+    this.checkOpen();
+    checkLsn(lsn, 'lsn');
+    await this.waitForLsn(lsn, opts.timeoutMs ?? DEFAULT_WAIT_LSN_TIMEOUT_MS);
+    this.checkOpen();
+    this.checkAboveGcCutoff(lsn, 'read');
+    return this.reads.getPagesWithStatus(keys, lsn, this.config.offloadCachedReads);
+  }
+
+  /** Every key in [start, end) this timeline (and the part of its ancestors it sees) has a record for, sorted. */
+  keysInRange(start: Buffer, end: Buffer): Buffer[] {
+    this.checkOpen();
+    const seen = new Map<string, Buffer>();
+    for (let t: TimelineImpl | null = this; t !== null; t = t.ancestor) t.layerSet.collectKeys(seen, start, end);
+    return [...seen.values()].sort(Buffer.compare);
+  }
+
+  /** Target size of a layer file written by compaction (and by a snapshot import), in bytes. */
+  get compactionTargetSize(): number {
+    return this.config.compactionTargetSize;
+  }
+
+  /** The core this timeline's reads run on. */
+  get implementation(): ImplementationName {
+    return this.core.implementation;
   }
 
   /** Resolves once ingest reaches `lsn`; LSN_TIMEOUT after timeoutMs. */
@@ -300,6 +358,25 @@ export class TimelineImpl implements ReadSegment {
     return report as GcReport;
   }
 
+  /**
+   * Bulk-load a snapshot as image layers at `lsn` into this empty timeline (layer_set.ts); the
+   * timeline then stands at `lsn`, durably. Used by importPgDatadir.
+   */
+  async loadSnapshot(lsn: Lsn, partitions: AsyncIterable<SnapshotPartition>): Promise<LayerInfo[]> {
+    this.checkWritable();
+    checkLsn(lsn, 'lsn');
+    if (lsn <= this._lastRecordLsn || lsn > MAX_RECORD_LSN) {
+      throw new StrataError('LSN_ORDER', `${this.name}: a snapshot at ${formatLsn(lsn)} must lie above lastRecordLsn ${formatLsn(this._lastRecordLsn)}`);
+    }
+    let descs: LayerDesc[] = [];
+    await this.enqueue(async () => {
+      descs = await this.layerSet.loadSnapshot(lsn, partitions);
+    });
+    this._lastRecordLsn = lsn;
+    this.waiters.wake(lsn);
+    return descs.map((d) => ({ ...d }));
+  }
+
   /** For the background scheduler: whether compact() would merge L0 layers now. */
   needsCompaction(): boolean {
     return this.layerSet.level0().length >= this.config.compactionThreshold;
@@ -374,7 +451,26 @@ export class TimelineImpl implements ReadSegment {
       gcCutoffLsn: this._gcCutoffLsn,
       compression: this.config.compression,
       layers: this.layerSet.descs(),
+      extensions: this._extensions,
     };
+  }
+
+  /** What subsystems recorded about this timeline (manifest `extensions`). */
+  get extensions(): ManifestExtensions {
+    return this._extensions;
+  }
+
+  /**
+   * Record a subsystem's fields in the manifest, durably: serialized with the timeline's other
+   * manifest writes, done when the promise resolves.
+   */
+  async setExtension(name: string, fields: Readonly<Record<string, string>>): Promise<void> {
+    this.checkWritable();
+    await this.enqueue(async () => {
+      const next = { ...this._extensions, [name]: { ...fields } };
+      writeManifest(path.join(this.dir, MANIFEST_FILE), { ...this.manifest(), extensions: next });
+      this._extensions = next;
+    });
   }
 
   /**

@@ -2,34 +2,24 @@
  * Typed views over the WAL decoder's packed entries (docs/POSTGRES.md, "Decoded record") and the
  * encoder of the per-block stored record (docs/POSTGRES.md, "Stored record … (record tag 4)").
  *
- * A `WalRecord` reads its fields straight out of the decoder's batch buffer: block data, images
+ * A `DecodedRecord` reads its fields straight out of the decoder's batch buffer: block data, images
  * and main data are subarrays of it, never copies, so a view lives as long as that buffer is not
  * reused (the decoders return a fresh buffer per batch).
  */
 import { StrataError } from '../errors';
 import {
-  BLOCK_SIZE, ENTRY_BLOCK_SIZE, ENTRY_FLAG_ORIGIN, ENTRY_FLAG_TOPLEVEL_XID, ENTRY_HEADER_SIZE, MAX_BLOCK_ID,
+  BKPBLOCK_HAS_DATA, BKPBLOCK_HAS_IMAGE, BKPBLOCK_SAME_REL, BKPBLOCK_WILL_INIT, BKPIMAGE_APPLY, BKPIMAGE_COMPRESS_LZ4,
+  BKPIMAGE_COMPRESS_PGLZ, BKPIMAGE_COMPRESS_ZSTD, BKPIMAGE_HAS_HOLE, BLOCK_SIZE, CLUSTER_FLAG_CHECKSUMS, CLUSTER_FLAG_WAL_LOG_HINTS,
+  ENTRY_BLOCK_SIZE, ENTRY_FLAG_ORIGIN, ENTRY_FLAG_TOPLEVEL_XID, ENTRY_HEADER_SIZE, MAX_BLOCK_ID, RECORD_TAG_PG, STORED_BLOCK_REF_SIZE,
+  STORED_HEADER_SIZE,
 } from '../core/pg_wal_format';
 
-/** Record tag of a stored PostgreSQL record (docs/FORMAT.md / POSTGRES.md). */
-export const RECORD_TAG_PG = 4;
-/** Cluster flags of a stored record: data checksums on, wal_log_hints on. */
-export const CLUSTER_FLAG_CHECKSUMS = 0x01;
-export const CLUSTER_FLAG_WAL_LOG_HINTS = 0x02;
-export const STORED_HEADER_SIZE = 24;
-export const STORED_BLOCK_SIZE = 24;
-
-/** fork_flags bits as in the WAL (xlogrecord.h). */
-export const BKPBLOCK_HAS_IMAGE = 0x10;
-export const BKPBLOCK_HAS_DATA = 0x20;
-export const BKPBLOCK_WILL_INIT = 0x40;
-export const BKPBLOCK_SAME_REL = 0x80;
-/** bimg_info bits of PostgreSQL 15 (xlogrecord.h). */
-export const BKPIMAGE_HAS_HOLE = 0x01;
-export const BKPIMAGE_APPLY = 0x02;
-export const BKPIMAGE_COMPRESS_PGLZ = 0x04;
-export const BKPIMAGE_COMPRESS_LZ4 = 0x08;
-export const BKPIMAGE_COMPRESS_ZSTD = 0x10;
+export {
+  BKPBLOCK_HAS_DATA, BKPBLOCK_HAS_IMAGE, BKPBLOCK_SAME_REL, BKPBLOCK_WILL_INIT, BKPIMAGE_APPLY, BKPIMAGE_COMPRESS_LZ4,
+  BKPIMAGE_COMPRESS_PGLZ, BKPIMAGE_COMPRESS_ZSTD, BKPIMAGE_HAS_HOLE, CLUSTER_FLAG_CHECKSUMS, CLUSTER_FLAG_WAL_LOG_HINTS, RECORD_TAG_PG,
+  STORED_HEADER_SIZE,
+};
+export const STORED_BLOCK_SIZE = STORED_BLOCK_REF_SIZE;
 
 /** Byte offsets inside PostgreSQL's page header (bufpage.h). */
 const PD_LSN = 0;
@@ -64,7 +54,7 @@ export interface WalBlockRef {
   payloadOffset: number;
 }
 
-export class WalRecord {
+export class DecodedRecord {
   private blockCache: WalBlockRef[] | undefined;
 
   /** The entry at `offset` of `buf` (its length is in its first 4 bytes). */
@@ -174,11 +164,11 @@ export class WalRecord {
 }
 
 /** The `count` entries of a decoder batch, in WAL order (each a view into `entries`). */
-export function* walRecords(entries: Buffer, count?: number): Generator<WalRecord> {
+export function* decodedRecords(entries: Buffer, count?: number): Generator<DecodedRecord> {
   let offset = 0;
   let seen = 0;
   while (offset < entries.length && (count === undefined || seen < count)) {
-    const r = new WalRecord(entries, offset);
+    const r = new DecodedRecord(entries, offset);
     yield r;
     offset += r.length;
     seen++;
@@ -193,7 +183,7 @@ export function* walRecords(entries: Buffer, count?: number): Generator<WalRecor
  * the record header, every block reference's tag, this block's data and the main data. A block whose
  * image is to be applied is stored as an image record instead: BAD_ARGUMENT here.
  */
-export function encodeStoredRecord(record: WalRecord, blockIndex: number, clusterFlags: number): Buffer {
+export function encodeStoredRecord(record: DecodedRecord, blockIndex: number, clusterFlags: number): Buffer {
   if (!Number.isInteger(clusterFlags) || clusterFlags < 0 || clusterFlags > (CLUSTER_FLAG_CHECKSUMS | CLUSTER_FLAG_WAL_LOG_HINTS)) {
     throw new StrataError('BAD_ARGUMENT', `cluster flags must combine 0x01 and 0x02: got ${String(clusterFlags)}`);
   }
@@ -236,7 +226,7 @@ export function encodeStoredRecord(record: WalRecord, blockIndex: number, cluste
 }
 
 /** Whether the stored value for this block initializes its page (BKPBLOCK_WILL_INIT). */
-export function storedRecordWillInit(record: WalRecord, blockIndex: number): boolean {
+export function storedRecordWillInit(record: DecodedRecord, blockIndex: number): boolean {
   return record.block(blockIndex).willInit;
 }
 
@@ -245,7 +235,7 @@ export function storedRecordWillInit(record: WalRecord, blockIndex: number): boo
  * RestoreBlockImage + PageSetLSN leave it — unless the page is new (pd_upper == 0), which keeps
  * its bytes. pd_checksum is left as logged: a checksummed cluster's caller recomputes it.
  */
-export function imageForBlock(record: WalRecord, blockIndex: number): Buffer {
+export function imageForBlock(record: DecodedRecord, blockIndex: number): Buffer {
   const image = record.image(blockIndex);
   if (image === null) throw new StrataError('BAD_ARGUMENT', `block #${blockIndex} of the record at ${record.startLsn} has no image`);
   const page = Buffer.from(image);

@@ -6,6 +6,7 @@
 // (js_boundary.h): arguments checked here whatever the TS wrapper checked, every body inside Guard.
 #include "pg_addon.h"
 
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>

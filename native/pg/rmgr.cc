@@ -8,6 +8,7 @@
 #include "bufpage.h"
 #include "checksum.h"
 #include "heap_redo.h"
+#include "nbtree_redo.h"
 #include "pg_format.h"
 #include "xlogreader.h"  // FormatLsn
 
@@ -131,10 +132,9 @@ struct DispatchTable {
     Set(kRmHeapId, 0x50, HeapXlogConfirm);
     Set(kRmHeapId, 0x60, HeapXlogLock);
     Set(kRmHeapId, 0x70, HeapXlogInplace);
-    // ---- Btree (rmgr 11): slot for nbtree_redo.{h,cc} (btree_redo's switch). Until it lands every
-    // Btree record fails with WAL_UNSUPPORTED. Register each opcode here, e.g.
-    //   Set(kRmBtreeId, 0x00, BtreeXlogInsertLeaf);   // INSERT_LEAF
-    // ---- end of the Btree slot ----
+    // Btree (rmgr 11): nbtree_redo's BtreeRedo switches on the opcode as btree_redo does, from
+    // INSERT_LEAF (0x00) to META_CLEANUP (0xE0); 0xF0 is not a btree opcode.
+    for (uint8_t op = 0x00; op <= 0xE0; op += 0x10) Set(kRmBtreeId, op, BtreeRedo);
     // Sequence (rmgr 15).
     Set(kRmSeqId, 0x00, SeqRedo);
     // Strata's own (rmgr 255, docs/POSTGRES.md).

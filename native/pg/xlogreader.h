@@ -28,10 +28,11 @@
 //    carries another position's xlp_pageaddr (a recycled segment) are the clean end of valid WAL.
 //  * Any other failure — a record failing its length, xl_rmid, xl_prev or CRC check, an invalid
 //    block or data header, an image that does not decompress, a continuation page that disagrees
-//    with the record (no XLP_FIRST_IS_CONTRECORD, wrong xlp_rem_len), a page header with a bad magic
-//    or info bits — is the clean end only if nothing valid follows it: the decoder looks at the
-//    first page boundary at or after the last byte it read of the failing record (for a
-//    continuation page that disagrees, that page itself; for a bad page header, the next page). If
+//    with the record (no XLP_FIRST_IS_CONTRECORD, wrong xlp_rem_len), a page that begins with a
+//    continuation when no record is in progress, a page header with a bad magic or info bits — is
+//    the clean end only if nothing valid follows it: the decoder looks at the first page boundary at
+//    or after the last byte it read of the failing record (for a continuation page that disagrees or
+//    a stray continuation, that page itself; for a bad page header, the next page). If
 //    the input has a page header there that is valid for that position (magic, info bits, pageaddr),
 //    WAL continued past the failure and Decode() throws WAL_CORRUPT naming the failing LSN and the
 //    reason; if that header is missing (input finished), zero, stale or invalid, it is the clean end.

@@ -48,8 +48,10 @@ import {
 import { BLCKSZ, isAllZeroPage, pageLsn } from './pg_mask';
 import { loadBase, runWorkload, workloadSteps } from './pg_workload';
 
-export type FixtureVariant = 'plain' | 'checksums' | 'lz4' | 'consistency';
+export type FixtureVariant = 'plain' | 'checksums' | 'lz4' | 'consistency' | 'pglz' | 'zstd';
 export const FIXTURE_VARIANTS: readonly FixtureVariant[] = ['plain', 'checksums', 'lz4', 'consistency'];
+/** The other wal_compression methods: built only by the WAL decoder's tests (test/pg/wal_decoder_pg.test.ts). */
+export const COMPRESSION_VARIANTS: readonly FixtureVariant[] = ['pglz', 'zstd'];
 /** Bump when what a fixture holds or how it is built changes (pg_workload.ts edits are hashed anyway). */
 const FIXTURE_FORMAT = 3;
 const COMPLETE_MARKER = 'COMPLETE';
@@ -135,6 +137,10 @@ export function variantOptions(variant: FixtureVariant): PgClusterOptions {
       return { dataChecksums: true };
     case 'lz4':
       return { walCompression: 'lz4' };
+    case 'pglz':
+      return { walCompression: 'pglz' };
+    case 'zstd':
+      return { walCompression: 'zstd' };
     case 'consistency':
       return { walConsistencyChecking: 'heap,heap2,btree' };
   }

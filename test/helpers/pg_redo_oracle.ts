@@ -22,7 +22,7 @@ import { createWalDecoder } from '../../lib/core/pg_decoder';
 import type { ImplementationName } from '../../lib/core/core';
 import { isStrataError } from '../../lib/errors';
 import { planWalSegments } from '../../lib/pg/wal_source';
-import { encodeStoredRecord, imageForBlock, walRecords, type WalRecord } from '../../lib/pg/wal_record';
+import { encodeStoredRecord, imageForBlock, decodedRecords, type DecodedRecord } from '../../lib/pg/wal_record';
 import type { PgRelation } from './pg_cluster';
 import { readBlocks, scanDataDir, type DiskFork } from './pg_compare';
 import { maskForAm } from './pg_mask';
@@ -132,7 +132,7 @@ function vmPagesEqual(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /** The heap records' VM clears (heapam.c redo: *_ALL_VISIBLE_CLEARED, LOCK's ALL_FROZEN_CLEARED): [heap block, flags][]. */
-function vmClearsOf(r: WalRecord): [number, number][] {
+function vmClearsOf(r: DecodedRecord): [number, number][] {
   const op = r.info & 0x70;
   const main = r.mainData();
   const blk0 = r.blockById(0)?.blockNumber;
@@ -246,7 +246,7 @@ export class RedoOracle {
     const drain = async (): Promise<boolean> => {
       for (;;) {
         const b = d.decode(BATCH_RECORDS);
-        for (const r of walRecords(b.entries, b.count)) this.record(r);
+        for (const r of decodedRecords(b.entries, b.count)) this.record(r);
         await new Promise((resolve) => setImmediate(resolve));
         if (b.state === 'end') return true;
         if (b.state === 'need-more') return false;
@@ -265,7 +265,7 @@ export class RedoOracle {
     return this.report;
   }
 
-  private record(r: WalRecord): void {
+  private record(r: DecodedRecord): void {
     this.report.records++;
     if (r.rmid === RM_SMGR) this.storage(r);
     if (r.rmid === RM_DBASE && (r.info & 0xf0) === DBASE_CREATE_FILE_COPY) {
@@ -347,7 +347,7 @@ export class RedoOracle {
   }
 
   /** A synthesized rmgr-255 VM_CLEAR on the VM page holding heapBlk's bits. */
-  private vmClear(r: WalRecord, heapBlk: number, flags: number): void {
+  private vmClear(r: DecodedRecord, heapBlk: number, flags: number): void {
     const b0 = r.blockById(0)!;
     const vmBlk = Math.floor(heapBlk / HEAPBLOCKS_PER_VM_PAGE);
     const rec = storedRecord({
@@ -369,7 +369,7 @@ export class RedoOracle {
   }
 
   /** Storage CREATE (an empty fork) and TRUNCATE (xl_smgr_truncate: blkno, RelFileNode, flags). */
-  private storage(r: WalRecord): void {
+  private storage(r: DecodedRecord): void {
     const m = r.mainData();
     const op = r.info & 0xf0;
     if (op === SMGR_CREATE && m.length >= 16) {
@@ -430,6 +430,8 @@ export function formatOracleReport(r: OracleReport): string {
 export interface FinalComparison {
   heapPages: number;
   heapEqual: number;
+  btreePages: number;
+  btreeEqual: number;
   vmPages: number;
   vmEqual: number;
   /** VM pages that differ from final/ but equal PostgreSQL's own replay (replay/): the known VM hole of CREATE DATABASE wal_log. */
@@ -440,17 +442,23 @@ export interface FinalComparison {
 }
 
 /**
- * After a run to the final LSN: every heap page and VM page the WAL touched against the final data
- * directory (heap_mask for heap pages, raw for VM pages; a VM page may instead equal `replayDir`,
- * PostgreSQL's own replay, where final/ holds bits WAL never carried). Other AMs are not compared.
+ * After a run to the final LSN: every heap, btree and VM page the WAL touched against the final
+ * data directory (heap_mask / btree_mask for main-fork pages, raw for VM pages of heap relations; a
+ * VM page may instead equal `replayDir`, PostgreSQL's own replay, where final/ holds bits WAL never
+ * carried). Other AMs are not compared.
  */
 export function compareWithFinal(oracle: RedoOracle, finalDir: string, replayDir: string, relations: PgRelation[]): FinalComparison {
-  const heapRels = new Set(relations.filter((r) => r.am === 'heap').map((r) => `${r.spcOid}/${r.dbOid}/${r.relNumber}`));
+  const relId = (r: PgRelation): string => `${r.spcOid}/${r.dbOid}/${r.relNumber}`;
+  const heapRels = new Set(relations.filter((r) => r.am === 'heap').map(relId));
+  const btreeRels = new Set(relations.filter((r) => r.am === 'btree').map(relId));
   const finalForks = new Map(scanDataDir(finalDir).forks.map((f) => [forkId(f.rel.spcOid, f.rel.dbOid, f.rel.relNumber, f.rel.forkNum), f]));
   const replayForks = new Map(scanDataDir(replayDir).forks.map((f) => [forkId(f.rel.spcOid, f.rel.dbOid, f.rel.relNumber, f.rel.forkNum), f]));
-  const out: FinalComparison = { heapPages: 0, heapEqual: 0, vmPages: 0, vmEqual: 0, vmEqualToReplay: 0, skipped: 0, mismatches: [] };
+  const out: FinalComparison = {
+    heapPages: 0, heapEqual: 0, btreePages: 0, btreeEqual: 0, vmPages: 0, vmEqual: 0, vmEqualToReplay: 0, skipped: 0, mismatches: [],
+  };
   for (const [spc, db, rel, fork, blk, page] of oracle.pages()) {
-    if (!heapRels.has(`${spc}/${db}/${rel}`) || (fork !== 0 && fork !== VM_FORK)) continue;
+    const isBtree = btreeRels.has(`${spc}/${db}/${rel}`) && fork === 0;
+    if (!isBtree && (!heapRels.has(`${spc}/${db}/${rel}`) || (fork !== 0 && fork !== VM_FORK))) continue;
     const f = finalForks.get(forkId(spc, db, rel, fork));
     if (f === undefined || blk >= f.blocks) {
       out.skipped++;
@@ -458,6 +466,12 @@ export function compareWithFinal(oracle: RedoOracle, finalDir: string, replayDir
     }
     const disk = readBlocks(finalDir, f, blk, 1);
     const key = keyOf(spc, db, rel, fork, blk);
+    if (isBtree) {
+      out.btreePages++;
+      if (maskForAm('btree', page, blk).equals(maskForAm('btree', disk, blk))) out.btreeEqual++;
+      else if (out.mismatches.length < MAX_REPORTED_MISMATCHES) out.mismatches.push(`btree ${key}`);
+      continue;
+    }
     if (fork === 0) {
       out.heapPages++;
       if (maskForAm('heap', page, blk).equals(maskForAm('heap', disk, blk))) out.heapEqual++;

@@ -3,7 +3,7 @@
  * and collect every entry, the final state and the error, if any.
  */
 import * as fs from 'fs';
-import type { ImplementationName } from '../../lib/core';
+import type { ImplementationName } from '../../lib/core/core';
 import { createWalDecoder, type DecodeStateName, type WalDecoderOptions } from '../../lib/core/pg_decoder';
 import { isStrataError } from '../../lib/errors';
 import { planWalSegments } from '../../lib/pg/wal_source';

@@ -325,7 +325,7 @@ describe('dispatch', () => {
   it('record types without redo fail with WAL_UNSUPPORTED naming rmgr/INFO and the LSN', () => {
     const page = heapPage(['a']);
     expectFailure(noBlockRecord({ lsn: 0x2_0000_1000n }, RM_HASH, 0x20), page, 'WAL_UNSUPPORTED', /^WAL_UNSUPPORTED: Hash\/INSERT at 2\/1000: /);
-    expectFailure(noBlockRecord({ lsn: nextLsn() }, RM_BTREE, 0x00), page, 'WAL_UNSUPPORTED', /Btree\/INSERT_LEAF/);
+    expectFailure(noBlockRecord({ lsn: nextLsn() }, RM_BTREE, 0xf0), page, 'WAL_UNSUPPORTED', /Btree\/UNKNOWN \(f0\)/i);
     expectFailure(noBlockRecord({ lsn: nextLsn() }, RM_HEAP, 0x90), page, 'WAL_UNSUPPORTED', /Heap\/UNKNOWN \(90\)/);
     expectFailure(noBlockRecord({ lsn: nextLsn() }, RM_STRATA, 0x20), page, 'WAL_UNSUPPORTED', /Strata\/UNKNOWN \(20\)/);
     expectFailure(Buffer.from([4]), page, 'REDO_FAILED', /malformed PostgreSQL record/);

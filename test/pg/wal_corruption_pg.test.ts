@@ -8,22 +8,25 @@ import { beforeAll, describe, expect, test } from 'vitest';
 import { formatLsn } from '../../lib/lsn';
 import { walChunks } from '../../lib/pg/wal_source';
 import { createWalDecoder } from '../../lib/core/pg_decoder';
-import { walRecords, type WalRecord } from '../../lib/pg/wal_record';
+import { decodedRecords, type DecodedRecord } from '../../lib/pg/wal_record';
 import { IMPLEMENTATIONS } from '../helpers/cores';
 import { decodeBytes, readWalDir, type DecodeOutcome } from './decode_util';
-import { FIRST_WAL_LSN, getWalFixture, pgAvailable, type WalFixture } from './local_wal';
+import { pgAvailability } from '../helpers/pg_cluster';
+import { getPgFixture, type PgFixture } from '../helpers/pg_fixture';
 
-const pg = pgAvailable();
+const pg = pgAvailability();
+/** initdb's first WAL: the start of segment 1, where the fixtures' wal/ begins. */
+const FIRST_WAL_LSN = 0x1000000n;
 const skipReason = pg.ok ? '' : ` — skipped: ${pg.reason}`;
 const PAGE = 8192;
 const SEGMENT = 16 * 1024 * 1024;
 /** Enough real WAL for every case: three segments. */
 const WINDOW = 3 * SEGMENT;
 
-let fixture: WalFixture;
+let fixture: PgFixture;
 let wal: Buffer;
 let ref: DecodeOutcome;
-let recs: WalRecord[];
+let recs: DecodedRecord[];
 
 /** Both cores on the same damaged bytes; they must agree on everything. */
 function both(bytes: Buffer, endLsn?: bigint): DecodeOutcome {
@@ -58,12 +61,13 @@ function pick(spanning: boolean): number {
 }
 
 describe('real PostgreSQL 15 WAL: end of WAL versus corruption', () => {
-  beforeAll(() => {
+  beforeAll(async () => {
     if (!pg.ok) return;
-    fixture = getWalFixture('main');
+    fixture = await getPgFixture('plain');
+    expect(fixture.walFiles[0]).toBe('000000010000000000000001');
     wal = readWalDir(fixture.walDir, FIRST_WAL_LSN, WINDOW);
     ref = decodeBytes(IMPLEMENTATIONS[0], wal, { startLsn: FIRST_WAL_LSN });
-    recs = [...walRecords(ref.entries, ref.count)];
+    recs = [...decodedRecords(ref.entries, ref.count)];
   }, 300_000);
 
   test.skipIf(!pg.ok)(`a flipped byte in the middle of a record: WAL_CORRUPT naming it, nothing after it${skipReason}`, () => {

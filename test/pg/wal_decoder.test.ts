@@ -7,7 +7,7 @@
  */
 import { describe, expect, test } from 'vitest';
 import { createWalDecoder, type WalDecoderOptions } from '../../lib/core/pg_decoder';
-import { WalRecord, walRecords } from '../../lib/pg/wal_record';
+import { DecodedRecord, decodedRecords } from '../../lib/pg/wal_record';
 import { IMPLEMENTATIONS } from '../helpers/cores';
 import { Rng } from '../helpers/random';
 import { decodeBytes, type Chunking, type DecodeOutcome } from './decode_util';
@@ -35,8 +35,8 @@ function both(bytes: Uint8Array, opts: WalDecoderOptions, chunking: Chunking = 1
   return outcomes[0];
 }
 
-function records(o: DecodeOutcome): WalRecord[] {
-  return [...walRecords(o.entries, o.count)];
+function records(o: DecodeOutcome): DecodedRecord[] {
+  return [...decodedRecords(o.entries, o.count)];
 }
 
 function decodeWal(w: BuiltWal, extra: Partial<WalDecoderOptions> = {}, chunking?: Chunking): DecodeOutcome {
@@ -310,6 +310,17 @@ describe('synthetic WAL: end of WAL versus WAL_CORRUPT', () => {
     expect(o.count).toBe(1);
   });
 
+  test('a page that begins with a continuation when no record is in progress is WAL_CORRUPT', () => {
+    const page1 = SEG + BigInt(PAGE);
+    const specs = [recordOfSize(PAGE - 40, 1), recordOfSize(200, 2), recordOfSize(3 * PAGE, 3)];
+    const good = buildWal(specs);
+    expect(good.records[0].end).toBe(page1); // the first record fills the first page exactly
+    const stray = buildWal(specs, { pages: new Map([[page1, { info: 0x1 }]]) });
+    const o = both(stray.bytes, { startLsn: stray.startLsn });
+    expect(o.error?.message).toBe(`WAL_CORRUPT: WAL page at ${lsnText(page1)}: page begins with a continuation record but none is in progress; valid WAL follows at ${lsnText(page1)}`);
+    expect(o.count).toBe(1);
+  });
+
   test('page headers: bad magic mid-WAL is corrupt; another version, segment or page size is unsupported; sysid and timelines', () => {
     const long = buildWal(Array.from({ length: 30 }, (_, i) => recordOfSize(900, i)), { tailPages: 1 });
     const p2 = long.startLsn + 2n * BigInt(PAGE);
@@ -451,10 +462,10 @@ describe('synthetic WAL: randomized differential', () => {
 });
 
 describe('entries as views', () => {
-  test('WalRecord checks entry bounds', () => {
-    expect(() => new WalRecord(Buffer.alloc(10), 0)).toThrow(/BAD_ARGUMENT/);
+  test('DecodedRecord checks entry bounds', () => {
+    expect(() => new DecodedRecord(Buffer.alloc(10), 0)).toThrow(/BAD_ARGUMENT/);
     const b = Buffer.alloc(60);
     b.writeUInt32LE(500, 0);
-    expect(() => new WalRecord(b, 0)).toThrow(/claims 500 bytes/);
+    expect(() => new DecodedRecord(b, 0)).toThrow(/claims 500 bytes/);
   });
 });

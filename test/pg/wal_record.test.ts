@@ -5,18 +5,18 @@
 import { describe, expect, test } from 'vitest';
 import { createWalDecoder } from '../../lib/core/pg_decoder';
 import {
-  CLUSTER_FLAG_CHECKSUMS, RECORD_TAG_PG, encodeStoredRecord, imageForBlock, storedRecordWillInit, walRecords, type WalRecord,
+  CLUSTER_FLAG_CHECKSUMS, RECORD_TAG_PG, encodeStoredRecord, imageForBlock, storedRecordWillInit, decodedRecords, type DecodedRecord,
 } from '../../lib/pg/wal_record';
 import { IMPLEMENTATIONS } from '../helpers/cores';
 import { PAGE, buildWal, fakePage, withoutHole, type RecordSpec } from './wal_builder';
 
-function decodeSpecs(specs: RecordSpec[]): WalRecord[] {
+function decodeSpecs(specs: RecordSpec[]): DecodedRecord[] {
   const w = buildWal(specs);
   const d = createWalDecoder(IMPLEMENTATIONS[IMPLEMENTATIONS.length - 1], { startLsn: w.startLsn });
   d.feed(w.bytes);
   d.finish();
   const r = d.decode(100);
-  return [...walRecords(r.entries, r.count)];
+  return [...decodedRecords(r.entries, r.count)];
 }
 
 describe('stored record (tag 4)', () => {
@@ -87,10 +87,10 @@ describe('stored record (tag 4)', () => {
     expect(rec.image(0)?.readUInt32LE(4)).toBe(0x1003); // the view itself is untouched
   });
 
-  test('walRecords checks the entry count', () => {
+  test('decodedRecords checks the entry count', () => {
     const recs = decodeSpecs([{ rmid: 8, info: 0x10, main: Buffer.from([1]) }, { rmid: 8, info: 0x10, main: Buffer.from([2]) }]);
     const buf = Buffer.concat(recs.map((r) => r.bytes()));
-    expect([...walRecords(buf)].length).toBe(2);
-    expect(() => [...walRecords(buf, 3)]).toThrow(/holds 2 entries, expected 3/);
+    expect([...decodedRecords(buf)].length).toBe(2);
+    expect(() => [...decodedRecords(buf, 3)]).toThrow(/holds 2 entries, expected 3/);
   });
 });

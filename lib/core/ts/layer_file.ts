@@ -18,7 +18,7 @@ import {
 import { KEY_SIZE } from '../../key';
 import { LSN_MAX } from '../../lsn';
 import type { PageCache } from './page_cache';
-import { MAX_RECORD_SIZE, RECORD_FORMAT_VERSION, recordWillInit } from '../../record';
+import { MAX_RECORD_SIZE, OLDEST_RECORD_FORMAT_VERSION, RECORD_FORMAT_VERSION, recordWillInit } from '../../record';
 import { validateRecord } from './walredo';
 
 const SUMMARY_BLK = 0;
@@ -113,7 +113,7 @@ export function decodeSummary(path: string, block: Buffer, fileBlocks: number): 
   };
   checkIndexShape(fields, bad);
   if (fields.totalBlocks !== fileBlocks) throw bad(`total_blocks ${fields.totalBlocks} but the file holds ${fileBlocks} blocks`);
-  if (block[SUMMARY.recordFormat] !== RECORD_FORMAT_VERSION) throw bad(`unknown record format version ${block[SUMMARY.recordFormat]}`);
+  if (block[SUMMARY.recordFormat] < OLDEST_RECORD_FORMAT_VERSION || block[SUMMARY.recordFormat] > RECORD_FORMAT_VERSION) throw bad(`unknown record format version ${block[SUMMARY.recordFormat]}`);
   if (!zeroTail(block, SUMMARY.end)) throw bad('padding is not zero');
   return fields;
 }

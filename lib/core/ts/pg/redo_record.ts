@@ -8,29 +8,19 @@
 import { PageError, pageIsNew, pageLsnAtLeast } from './bufpage';
 import { BLCKSZ, loadLe16, loadLe32 } from './pg_format';
 
-export const RECORD_TAG_PG = 4;
-export const STORED_HEADER_SIZE = 24;
-export const STORED_BLOCK_REF_SIZE = 24;
-/** XLR_MAX_BLOCK_ID. */
-export const MAX_BLOCK_ID = 32;
+import {
+  BKPBLOCK_FORK_MASK, BKPBLOCK_HAS_DATA, BKPBLOCK_HAS_IMAGE, BKPBLOCK_SAME_REL, BKPBLOCK_WILL_INIT, BKPIMAGE_APPLY, BKPIMAGE_HAS_HOLE,
+  BKPIMAGE_VALID_BITS, CLUSTER_FLAG_CHECKSUMS, CLUSTER_FLAG_WAL_LOG_HINTS, MAX_BLOCK_ID, RECORD_TAG_PG, STORED_BLOCK_REF_SIZE, STORED_HEADER_SIZE,
+} from '../../pg_wal_format';
+
+export {
+  BKPBLOCK_FORK_MASK, BKPBLOCK_HAS_DATA, BKPBLOCK_HAS_IMAGE, BKPBLOCK_SAME_REL, BKPBLOCK_WILL_INIT, BKPIMAGE_APPLY, BKPIMAGE_HAS_HOLE,
+  BKPIMAGE_VALID_BITS, MAX_BLOCK_ID, RECORD_TAG_PG, STORED_BLOCK_REF_SIZE, STORED_HEADER_SIZE,
+};
 export const MAX_STORED_BLOCK_REFS = MAX_BLOCK_ID + 1;
-
-/** Cluster flags (byte 1); together PostgreSQL's XLogHintBitIsNeeded(). */
-export const CLUSTER_DATA_CHECKSUMS = 0x01;
-export const CLUSTER_WAL_LOG_HINTS = 0x02;
+export const CLUSTER_DATA_CHECKSUMS = CLUSTER_FLAG_CHECKSUMS;
+export const CLUSTER_WAL_LOG_HINTS = CLUSTER_FLAG_WAL_LOG_HINTS;
 export const CLUSTER_FLAGS_MASK = CLUSTER_DATA_CHECKSUMS | CLUSTER_WAL_LOG_HINTS;
-
-/** Block reference flags, `fork_flags & 0xF0` as in the WAL. */
-export const BKPBLOCK_FORK_MASK = 0x0f;
-export const BKPBLOCK_HAS_IMAGE = 0x10;
-export const BKPBLOCK_HAS_DATA = 0x20;
-export const BKPBLOCK_WILL_INIT = 0x40;
-export const BKPBLOCK_SAME_REL = 0x80;
-
-/** bimg_info (PostgreSQL 15 values). */
-export const BKPIMAGE_HAS_HOLE = 0x01;
-export const BKPIMAGE_APPLY = 0x02;
-export const BKPIMAGE_VALID_BITS = 0x1f;
 
 /** INIT_FORKNUM. */
 export const MAX_FORK_NUMBER = 3;

@@ -4,7 +4,8 @@
  * cluster has data checksums (docs/POSTGRES.md, "Stored record"); and pg_waldump's record names.
  */
 import { StrataError } from '../../../errors';
-import { BLCKSZ, RM_HEAP2_ID, RM_HEAP_ID, RM_SEQ_ID, RM_STRATA_ID, RM_XLOG_ID } from './pg_format';
+import { BLCKSZ, RM_BTREE_ID, RM_HEAP2_ID, RM_HEAP_ID, RM_SEQ_ID, RM_STRATA_ID, RM_XLOG_ID } from './pg_format';
+import { btreeRedo } from './nbtree_redo';
 import { PageError, pageIsNew, pageSetChecksum } from './bufpage';
 import { pgChecksumPage } from './checksum';
 import {
@@ -147,10 +148,9 @@ function buildDispatchTable(): (RedoFn | undefined)[] {
   set(RM_HEAP_ID, 0x50, heapXlogConfirm);
   set(RM_HEAP_ID, 0x60, heapXlogLock);
   set(RM_HEAP_ID, 0x70, heapXlogInplace);
-  // ---- Btree (rmgr 11): slot for nbtree_redo.ts (btree_redo's switch). Until it lands every Btree
-  // record fails with WAL_UNSUPPORTED. Register each opcode here, e.g.
-  //   set(RM_BTREE_ID, 0x00, btreeXlogInsertLeaf); // INSERT_LEAF
-  // ---- end of the Btree slot ----
+  // Btree (rmgr 11): nbtree_redo's btreeRedo switches on the opcode as btree_redo does, from
+  // INSERT_LEAF (0x00) to META_CLEANUP (0xE0); 0xF0 is not a btree opcode.
+  for (let op = 0x00; op <= 0xe0; op += 0x10) set(RM_BTREE_ID, op, btreeRedo);
   // Sequence (rmgr 15).
   set(RM_SEQ_ID, 0x00, seqRedo);
   // Strata's own (rmgr 255, docs/POSTGRES.md).
@@ -160,6 +160,14 @@ function buildDispatchTable(): (RedoFn | undefined)[] {
 }
 
 const TABLE = buildDispatchTable();
+
+/**
+ * Whether the cores redo records of this (rmid, info): ingest counts the others as unsupported.
+ * Both cores dispatch from the same list (native/pg/rmgr.cc), which the redo differential test keeps equal.
+ */
+export function redoSupported(rmid: number, info: number): boolean {
+  return TABLE[rmid * 16 + ((info & 0xf0) >> 4)] !== undefined;
+}
 
 const view = new RedoRecordView();
 

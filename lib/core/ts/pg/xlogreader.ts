@@ -21,9 +21,10 @@
  *  - xl_tot_len == 0, an all-zero page header, a page header with another position's xlp_pageaddr
  *    (recycled segment): the clean end;
  *  - any other failure (length, xl_rmid, xl_prev, CRC, block/data headers, an image that does not
- *    decompress, a continuation page that disagrees with the record, a page header with a bad
- *    magic or info bits) is the clean end only if nothing valid follows: at the first page boundary
- *    at or after the last byte read of the failing record (a disagreeing continuation page: that
+ *    decompress, a continuation page that disagrees with the record, a page that begins with a
+ *    continuation when no record is in progress, a page header with a bad magic or info bits) is
+ *    the clean end only if nothing valid follows: at the first page boundary at or after the last
+ *    byte read of the failing record (a disagreeing continuation page or a stray continuation: that
  *    page; a bad page header: the next page), a page header valid for its position means WAL
  *    continued past the failure, and decode() throws WAL_CORRUPT naming the LSN and the reason;
  *    a missing, zero, stale or invalid header there means the clean end. Nothing after a failure is

@@ -1,0 +1,140 @@
+/**
+ * global/pg_control of a PostgreSQL 15 cluster: ControlFileData, read as PostgreSQL 15 lays it out
+ * on x86-64 (offsets from catalog/pg_control.h, checked against the server headers), with its
+ * CRC-32C verified. Only version 1300 (PostgreSQL 15) is accepted: another major version has other
+ * WAL and page formats, and is refused with BAD_PG_DATADIR rather than misread.
+ */
+import { StrataError } from '../errors';
+import type { Lsn } from '../lsn';
+import { crc32c } from '../core/pg_decoder';
+
+/** PG_CONTROL_VERSION of PostgreSQL 15. */
+export const PG15_CONTROL_VERSION = 1300;
+/** The file's size (PG_CONTROL_FILE_SIZE); the struct fills its first CONTROL_STRUCT_SIZE bytes. */
+export const PG_CONTROL_FILE_SIZE = 8192;
+
+/** ControlFileData field offsets (PostgreSQL 15, x86-64). */
+const OFF = {
+  systemIdentifier: 0,     // u64
+  pgControlVersion: 8,     // u32
+  catalogVersionNo: 12,    // u32
+  state: 16,               // DBState (u32)
+  checkPoint: 32,          // XLogRecPtr: start of the latest checkpoint record
+  checkPointCopy: 40,      // CheckPoint (88 bytes)
+  walLevel: 172,           // int
+  walLogHints: 176,        // bool
+  blcksz: 216,             // u32
+  relsegSize: 220,         // u32
+  xlogBlcksz: 224,         // u32
+  xlogSegSize: 228,        // u32
+  dataChecksumVersion: 252, // u32
+  crc: 288,                // pg_crc32c over every byte before it
+} as const;
+
+/** CheckPoint field offsets inside checkPointCopy. */
+const CKPT = {
+  redo: 0, thisTimeLineId: 8, prevTimeLineId: 12, fullPageWrites: 16, nextXid: 24, nextOid: 32, nextMulti: 36,
+  nextMultiOffset: 40, oldestXid: 44, oldestXidDb: 48, oldestMulti: 52, oldestMultiDb: 56, time: 64,
+  oldestCommitTsXid: 72, newestCommitTsXid: 76, oldestActiveXid: 80,
+} as const;
+
+/** DBState values of a cluster whose files are consistent at the checkpoint. */
+export const DB_SHUTDOWNED = 1;
+export const DB_SHUTDOWNED_IN_RECOVERY = 2;
+export const DB_IN_PRODUCTION = 6;
+const DB_STATE_NAMES = ['starting up', 'shut down', 'shut down in recovery', 'shutting down', 'in crash recovery', 'in archive recovery', 'in production'];
+
+export interface CheckPointData {
+  redo: Lsn;
+  timeline: number;
+  prevTimeline: number;
+  fullPageWrites: boolean;
+  nextXid: bigint;       // FullTransactionId
+  nextOid: number;
+  nextMulti: number;
+  nextMultiOffset: number;
+  oldestXid: number;
+  oldestXidDb: number;
+  oldestMulti: number;
+  oldestMultiDb: number;
+  time: bigint;          // pg_time_t, seconds since 1970
+  oldestCommitTsXid: number;
+  newestCommitTsXid: number;
+  oldestActiveXid: number;
+}
+
+export interface ControlFile {
+  systemIdentifier: bigint;
+  pgControlVersion: number;
+  catalogVersionNo: number;
+  state: number;
+  stateName: string;
+  /** Start LSN of the latest checkpoint record. */
+  checkPoint: Lsn;
+  checkPointCopy: CheckPointData;
+  walLevel: number;
+  walLogHints: boolean;
+  blockSize: number;
+  relsegSize: number;
+  walBlockSize: number;
+  walSegmentSize: number;
+  /** 0 without data checksums, else PG_DATA_CHECKSUM_VERSION (1). */
+  dataChecksumVersion: number;
+}
+
+/** Parse and check pg_control's bytes; `where` names the file in errors. */
+export function parseControlFile(bytes: Uint8Array, where: string): ControlFile {
+  const fail = (why: string): never => { throw new StrataError('BAD_PG_DATADIR', `${where}: ${why}`); };
+  if (bytes.length < OFF.crc + 4) fail(`${bytes.length} bytes, too short for pg_control`);
+  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+  const version = b.readUInt32LE(OFF.pgControlVersion);
+  if (version !== PG15_CONTROL_VERSION) {
+    fail(`pg_control version ${version} is not PostgreSQL 15's (${PG15_CONTROL_VERSION}): ` +
+      (version > PG15_CONTROL_VERSION ? 'a newer' : 'an older') + ' PostgreSQL major version, which Strata does not read');
+  }
+  const stored = b.readUInt32LE(OFF.crc);
+  const actual = crc32c(b.subarray(0, OFF.crc));
+  if (stored !== actual) fail(`pg_control checksum mismatch (stored ${hex(stored)}, computed ${hex(actual)})`);
+  const state = b.readUInt32LE(OFF.state);
+  const c = OFF.checkPointCopy;
+  const cf: ControlFile = {
+    systemIdentifier: b.readBigUInt64LE(OFF.systemIdentifier),
+    pgControlVersion: version,
+    catalogVersionNo: b.readUInt32LE(OFF.catalogVersionNo),
+    state,
+    stateName: DB_STATE_NAMES[state] ?? `unknown state ${state}`,
+    checkPoint: b.readBigUInt64LE(OFF.checkPoint),
+    checkPointCopy: {
+      redo: b.readBigUInt64LE(c + CKPT.redo),
+      timeline: b.readUInt32LE(c + CKPT.thisTimeLineId),
+      prevTimeline: b.readUInt32LE(c + CKPT.prevTimeLineId),
+      fullPageWrites: b[c + CKPT.fullPageWrites] !== 0,
+      nextXid: b.readBigUInt64LE(c + CKPT.nextXid),
+      nextOid: b.readUInt32LE(c + CKPT.nextOid),
+      nextMulti: b.readUInt32LE(c + CKPT.nextMulti),
+      nextMultiOffset: b.readUInt32LE(c + CKPT.nextMultiOffset),
+      oldestXid: b.readUInt32LE(c + CKPT.oldestXid),
+      oldestXidDb: b.readUInt32LE(c + CKPT.oldestXidDb),
+      oldestMulti: b.readUInt32LE(c + CKPT.oldestMulti),
+      oldestMultiDb: b.readUInt32LE(c + CKPT.oldestMultiDb),
+      time: b.readBigInt64LE(c + CKPT.time),
+      oldestCommitTsXid: b.readUInt32LE(c + CKPT.oldestCommitTsXid),
+      newestCommitTsXid: b.readUInt32LE(c + CKPT.newestCommitTsXid),
+      oldestActiveXid: b.readUInt32LE(c + CKPT.oldestActiveXid),
+    },
+    walLevel: b.readInt32LE(OFF.walLevel),
+    walLogHints: b[OFF.walLogHints] !== 0,
+    blockSize: b.readUInt32LE(OFF.blcksz),
+    relsegSize: b.readUInt32LE(OFF.relsegSize),
+    walBlockSize: b.readUInt32LE(OFF.xlogBlcksz),
+    walSegmentSize: b.readUInt32LE(OFF.xlogSegSize),
+    dataChecksumVersion: b.readUInt32LE(OFF.dataChecksumVersion),
+  };
+  if (cf.blockSize !== 8192 || cf.walBlockSize !== 8192) fail(`block size ${cf.blockSize} / WAL block size ${cf.walBlockSize}: Strata reads 8192-byte pages only`);
+  if (cf.walSegmentSize !== 16 * 1024 * 1024) fail(`WAL segment size ${cf.walSegmentSize}: Strata reads 16 MB segments only`);
+  return cf;
+}
+
+function hex(v: number): string {
+  return v.toString(16).padStart(8, '0');
+}

@@ -1,0 +1,262 @@
+#!/usr/bin/env node
+/**
+ * Coverage-guided fuzzing of the core's parsers with libFuzzer (Debian's clang), under ASan and UBSan.
+ *
+ *   npm run fuzz -- --time N [--target T]   run every target (or T) for N seconds each
+ *   npm run test:fuzz                        the bounded CI slice: 1,000,000 executions of the WAL
+ *                                            decoder target, 100,000 of each layer-file target, and
+ *                                            every reproducer in test/fuzz/regressions/<target>/
+ *   node scripts/fuzz.js --target T --reproduce FILE   run one input under the sanitizers
+ *
+ * Targets (test/fuzz/targets/*.cc): wal_decoder (native/pg/xlogreader.cc fed arbitrary bytes as a
+ * stream with random chunking), layer_summary, layer_btree, layer_blob (the layer-file readers).
+ * They link the core's C++ sources (native/*.cc and native/pg/*.cc, no N-API) and zstd's decoder
+ * from zstd-napi's copy, built in build-fuzz/. Seeds: test/fuzz/corpus/<target>/ (committed, made by
+ * Strata) plus a working corpus in build-fuzz/corpus/<target>/ that grows between runs. A crash
+ * writes its reproducer to build-fuzz/crashes/<target>/ and fails the run; copy it into
+ * test/fuzz/regressions/<target>/ once fixed so test:fuzz replays it from then on.
+ *
+ * Without clang's libFuzzer runtime the script installs it (apt-get, as root) or, when it cannot,
+ * prints "skipped: <why>" and exits 0.
+ */
+'use strict';
+
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const { spawnSync } = require('child_process');
+
+const ROOT = path.join(__dirname, '..');
+const OUT = path.join(ROOT, 'build-fuzz');
+const TARGETS = ['wal_decoder', 'layer_summary', 'layer_btree', 'layer_blob'];
+const CI_RUNS = { wal_decoder: 1_000_000, layer_summary: 100_000, layer_btree: 100_000, layer_blob: 100_000 };
+/** Largest input per target, bytes: two WAL pages and then some; 8 layer blocks; one summary block. */
+const MAX_LEN = { wal_decoder: 20_000, layer_summary: 8192, layer_btree: 65_536, layer_blob: 65_536 };
+const CORE_EXCLUDE = new Set(['addon.cc', 'bench_floors.cc', 'pg_addon.cc']);
+const ZSTD_SOURCES = [
+  'common/debug.c', 'common/entropy_common.c', 'common/error_private.c', 'common/fse_decompress.c', 'common/xxhash.c',
+  'common/zstd_common.c', 'decompress/huf_decompress.c', 'decompress/zstd_ddict.c', 'decompress/zstd_decompress_block.c',
+  'decompress/zstd_decompress.c',
+];
+const SANITIZE = ['-fsanitize=address,undefined', '-fno-sanitize-recover=undefined', '-fno-omit-frame-pointer'];
+
+function parseArgs(argv) {
+  const opts = { time: null, target: null, ci: false, reproduce: null, jobs: Math.max(1, os.cpus().length) };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--time') opts.time = Number(argv[++i]);
+    else if (a === '--target') opts.target = argv[++i];
+    else if (a === '--ci') opts.ci = true;
+    else if (a === '--reproduce') opts.reproduce = argv[++i];
+    else throw new Error(`unknown argument ${a}`);
+  }
+  if (opts.target !== null && !TARGETS.includes(opts.target)) throw new Error(`unknown target ${opts.target}; targets: ${TARGETS.join(', ')}`);
+  if (!opts.ci && opts.reproduce === null && !(opts.time > 0)) throw new Error('give --time N (seconds), --ci, or --reproduce FILE');
+  return opts;
+}
+
+function which(names) {
+  for (const n of names) {
+    const r = spawnSync('sh', ['-c', `command -v ${n}`], { encoding: 'utf8' });
+    if (r.status === 0 && r.stdout.trim() !== '') return r.stdout.trim();
+  }
+  return null;
+}
+
+/** Whether `cxx` links a libFuzzer target here. */
+function fuzzerWorks(cxx) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-fuzz-probe-'));
+  try {
+    const src = path.join(dir, 'probe.cc');
+    fs.writeFileSync(src, 'extern "C" int LLVMFuzzerTestOneInput(const unsigned char*, unsigned long) { return 0; }\n');
+    return spawnSync(cxx, ['-fsanitize=fuzzer,address', src, '-o', path.join(dir, 'probe')], { encoding: 'utf8' }).status === 0;
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** clang++ with libFuzzer, installing Debian's packages when root; or { skip: why }. */
+function findCompiler() {
+  const names = ['clang++', 'clang++-16', 'clang++-15', 'clang++-14'];
+  let cxx = which(names);
+  if (cxx !== null && fuzzerWorks(cxx)) return { cxx, cc: cxx.replace('clang++', 'clang') };
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (!isRoot || which(['apt-get']) === null) {
+    return { skip: cxx === null ? 'clang++ is not installed (apt-get install clang libclang-rt-14-dev)' : `${cxx} cannot link -fsanitize=fuzzer (install libclang-rt-14-dev)` };
+  }
+  process.stderr.write('fuzz: installing clang and the libFuzzer runtime (apt-get)\n');
+  spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit' });
+  const inst = spawnSync('apt-get', ['install', '-y', '-qq', 'clang', 'libclang-rt-14-dev'], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  cxx = which(names);
+  if (inst.status !== 0 || cxx === null || !fuzzerWorks(cxx)) return { skip: 'installing clang / libclang-rt-14-dev with apt-get failed' };
+  return { cxx, cc: cxx.replace('clang++', 'clang') };
+}
+
+function run(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { stdio: 'inherit', ...opts });
+  if (r.error) throw r.error;
+  if (r.status !== 0) throw new Error(`${path.basename(cmd)} failed (exit ${r.status}): ${args.slice(-3).join(' ')}`);
+}
+
+function newer(src, out) {
+  try {
+    return fs.statSync(src).mtimeMs > fs.statSync(out).mtimeMs;
+  } catch {
+    return true;
+  }
+}
+
+/** Compiles sources to objects in parallel, skipping up-to-date ones; returns the object paths. */
+function compileAll(jobs, list) {
+  const objs = [];
+  const todo = [];
+  for (const { compiler, args, src, obj, deps } of list) {
+    objs.push(obj);
+    if (newer(src, obj) || deps.some((d) => newer(d, obj))) todo.push({ compiler, args: [...args, '-c', src, '-o', obj] });
+  }
+  // Run `jobs` compilers at a time through a shell so they overlap.
+  for (let i = 0; i < todo.length; i += jobs) {
+    const batch = todo.slice(i, i + jobs);
+    const script = batch.map((t) => [t.compiler, ...t.args].map((x) => `'${x.replace(/'/g, "'\\''")}'`).join(' ') + ' &').join('\n') + '\nwait_all=0; for p in $(jobs -p); do wait $p || wait_all=1; done; exit $wait_all';
+    run('bash', ['-c', script]);
+  }
+  return objs;
+}
+
+function build(tool, jobs) {
+  const zstdDir = path.join(path.dirname(require.resolve('zstd-napi/package.json', { paths: [ROOT] })), 'deps', 'zstd', 'lib');
+  const objDir = path.join(OUT, 'obj');
+  fs.mkdirSync(objDir, { recursive: true });
+  const headers = [...fs.readdirSync(path.join(ROOT, 'native')).filter((f) => f.endsWith('.h')).map((f) => path.join(ROOT, 'native', f)),
+    ...fs.readdirSync(path.join(ROOT, 'native', 'pg')).filter((f) => f.endsWith('.h')).map((f) => path.join(ROOT, 'native', 'pg', f))];
+  const cxxFlags = ['-std=c++17', '-g', '-O1', '-Wall', '-Wextra', ...SANITIZE, '-fsanitize=fuzzer-no-link', '-pthread',
+    `-I${path.join(ROOT, 'native')}`, `-I${zstdDir}`];
+  const zstdFlags = ['-O2', '-g', '-fsanitize=address', '-DZSTD_DISABLE_ASM', '-DXXH_NAMESPACE=ZSTD_', '-DZSTD_NO_TRACE', `-I${zstdDir}`];
+  const list = [];
+  for (const rel of ZSTD_SOURCES) {
+    list.push({ compiler: tool.cc, args: zstdFlags, src: path.join(zstdDir, rel), obj: path.join(objDir, `zstd_${rel.replace(/\//g, '_')}.o`), deps: [] });
+  }
+  for (const dir of ['native', path.join('native', 'pg')]) {
+    for (const f of fs.readdirSync(path.join(ROOT, dir))) {
+      if (!f.endsWith('.cc') || CORE_EXCLUDE.has(f)) continue;
+      list.push({ compiler: tool.cxx, args: cxxFlags, src: path.join(ROOT, dir, f), obj: path.join(objDir, `${dir.replace(/\//g, '_')}_${f}.o`), deps: headers });
+    }
+  }
+  const objs = compileAll(jobs, list);
+  const targetsDir = path.join(ROOT, 'test', 'fuzz', 'targets');
+  const bins = {};
+  for (const t of TARGETS) {
+    const src = path.join(targetsDir, `${t}.cc`);
+    const bin = path.join(OUT, t);
+    const deps = [...objs, path.join(targetsDir, 'fuzz_util.h'), ...headers];
+    if (newer(src, bin) || deps.some((d) => newer(d, bin))) {
+      run(tool.cxx, [...cxxFlags.filter((f) => f !== '-fsanitize=fuzzer-no-link'), '-fsanitize=fuzzer', `-I${targetsDir}`, src, ...objs, '-o', bin]);
+    }
+    bins[t] = bin;
+  }
+  return bins;
+}
+
+const SANITIZER_ENV = {
+  ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=1:allocator_may_return_null=0',
+  UBSAN_OPTIONS: 'halt_on_error=1:print_stacktrace=1',
+};
+
+/** Runs one target; returns { ok, execs, seconds, crash }. */
+function fuzzTarget(bin, target, limit) {
+  const work = path.join(OUT, 'corpus', target);
+  const seeds = path.join(ROOT, 'test', 'fuzz', 'corpus', target);
+  const crashes = path.join(OUT, 'crashes', target);
+  for (const d of [work, crashes]) fs.mkdirSync(d, { recursive: true });
+  const args = [`-artifact_prefix=${crashes}/`, '-timeout=20', '-rss_limit_mb=2560', `-max_len=${MAX_LEN[target]}`, '-print_final_stats=1', ...limit, work];
+  if (fs.existsSync(seeds)) args.push(seeds);
+  const t0 = Date.now();
+  const r = spawnSync(bin, args, { encoding: 'utf8', env: { ...process.env, ...SANITIZER_ENV }, maxBuffer: 256 * 1024 * 1024 });
+  const seconds = (Date.now() - t0) / 1000;
+  const out = `${r.stdout}\n${r.stderr}`;
+  const m = /stat::number_of_executed_units:\s*(\d+)/.exec(out);
+  const crash = /Test unit written to (\S+)/.exec(out);
+  if (r.status !== 0) process.stderr.write(out.split('\n').filter((l) => !/^#\d+\s+(NEW|REDUCE|pulse)/.test(l)).slice(-60).join('\n') + '\n');
+  return { ok: r.status === 0, execs: m ? Number(m[1]) : 0, seconds, crash: crash ? crash[1] : null };
+}
+
+/**
+ * Real PostgreSQL WAL as extra wal_decoder seeds, when the PostgreSQL tests have left their fixtures
+ * (test/helpers/pg_fixture.ts; STRATA_PG_FIXTURE_DIR or the temp dir): a few two-page slices from
+ * page boundaries, raw mode. Not committed (PostgreSQL-made); copied into the working corpus only.
+ */
+function addRealWalSeeds() {
+  const cache = process.env.STRATA_PG_FIXTURE_DIR || path.join(os.tmpdir(), 'strata-pg-fixtures');
+  if (!fs.existsSync(cache)) return 0;
+  const work = path.join(OUT, 'corpus', 'wal_decoder');
+  fs.mkdirSync(work, { recursive: true });
+  let added = 0;
+  for (const fixture of fs.readdirSync(cache)) {
+    const walDir = path.join(cache, fixture, 'wal');
+    if (!fs.existsSync(walDir)) continue;
+    const segs = fs.readdirSync(walDir).filter((f) => /^[0-9A-F]{24}$/.test(f)).sort().slice(0, 2);
+    for (const seg of segs) {
+      const fd = fs.openSync(path.join(walDir, seg), 'r');
+      try {
+        for (const page of [0, 1, 100, 1000]) {
+          const buf = Buffer.alloc(4 + 2 * 8192);
+          const n = fs.readSync(fd, buf, 4, 2 * 8192, page * 8192);
+          if (n < 8192) continue;
+          fs.writeFileSync(path.join(work, `real-${fixture}-${seg}-${page}`), buf.subarray(0, 4 + n));
+          added++;
+        }
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
+  }
+  return added;
+}
+
+/** Replays every reproducer kept for a target; returns the failures. */
+function replayRegressions(bin, target) {
+  const dir = path.join(ROOT, 'test', 'fuzz', 'regressions', target);
+  if (!fs.existsSync(dir)) return [];
+  const files = fs.readdirSync(dir).map((f) => path.join(dir, f)).filter((f) => fs.statSync(f).isFile());
+  if (files.length === 0) return [];
+  const r = spawnSync(bin, files, { encoding: 'utf8', env: { ...process.env, ...SANITIZER_ENV } });
+  if (r.status !== 0) process.stderr.write(`${r.stdout}\n${r.stderr}\n`);
+  return r.status === 0 ? [] : files;
+}
+
+function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  const tool = findCompiler();
+  if (tool.skip !== undefined) {
+    process.stdout.write(`fuzz: skipped: ${tool.skip}\n`);
+    return 0;
+  }
+  const bins = build(tool, opts.jobs);
+  if (opts.reproduce !== null) {
+    const r = spawnSync(bins[opts.target ?? 'wal_decoder'], [opts.reproduce], { stdio: 'inherit', env: { ...process.env, ...SANITIZER_ENV } });
+    return r.status === null ? 1 : r.status;
+  }
+  const targets = opts.target !== null ? [opts.target] : TARGETS;
+  if (targets.includes('wal_decoder')) addRealWalSeeds();
+  let failed = 0;
+  for (const t of targets) {
+    const replayed = replayRegressions(bins[t], t);
+    if (replayed.length > 0) {
+      failed++;
+      process.stdout.write(`fuzz: ${t}: regression reproducers fail: ${replayed.join(', ')}\n`);
+    }
+    const limit = opts.ci ? [`-runs=${CI_RUNS[t]}`] : [`-max_total_time=${opts.time}`];
+    const r = fuzzTarget(bins[t], t, limit);
+    const rate = r.seconds > 0 ? Math.round(r.execs / r.seconds) : 0;
+    process.stdout.write(`fuzz: ${t}: ${r.execs} executions in ${r.seconds.toFixed(1)} s (${rate}/s), ${r.ok ? 'no crash' : `FAILED${r.crash ? `, reproducer ${r.crash}` : ''}`}\n`);
+    if (!r.ok) failed++;
+  }
+  return failed === 0 ? 0 : 1;
+}
+
+try {
+  process.exitCode = main();
+} catch (e) {
+  process.stderr.write(`fuzz: ${e.message}\n`);
+  process.exitCode = 1;
+}

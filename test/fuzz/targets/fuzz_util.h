@@ -1,0 +1,74 @@
+// Shared pieces of Strata's libFuzzer targets (built by scripts/fuzz.js, linked with the core's
+// C++ sources, no N-API): a small deterministic PRNG seeded from the input, an in-memory file
+// with a path (memfd) for the readers that open files, and block checksum fixing so mutated
+// layer blocks get past the CRC check and reach the parsers behind it.
+#ifndef STRATA_FUZZ_UTIL_H_
+#define STRATA_FUZZ_UTIL_H_
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "crc32.h"
+#include "format.h"
+
+namespace strata {
+namespace fuzz {
+
+// splitmix64: deterministic for a given input, so a crash reproduces from its file.
+class Rng {
+ public:
+  explicit Rng(uint64_t seed) : s_(seed) {}
+  uint64_t Next() {
+    uint64_t z = (s_ += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  // Uniform in [lo, hi].
+  uint64_t Range(uint64_t lo, uint64_t hi) { return lo + Next() % (hi - lo + 1); }
+
+ private:
+  uint64_t s_;
+};
+
+// A file in memory with a path (/proc/self/fd/N) that open(2) accepts; closed on destruction.
+class MemFile {
+ public:
+  MemFile(const uint8_t* data, size_t len) {
+    fd_ = memfd_create("strata-fuzz", MFD_CLOEXEC);
+    if (fd_ < 0) std::abort();
+    size_t done = 0;
+    while (done < len) {
+      const ssize_t n = ::write(fd_, data + done, len - done);
+      if (n <= 0) std::abort();
+      done += static_cast<size_t>(n);
+    }
+    path_ = "/proc/self/fd/" + std::to_string(fd_);
+  }
+  ~MemFile() { ::close(fd_); }
+  MemFile(const MemFile&) = delete;
+  MemFile& operator=(const MemFile&) = delete;
+  const std::string& path() const { return path_; }
+  int fd() const { return fd_; }
+
+ private:
+  int fd_ = -1;
+  std::string path_;
+};
+
+// Rewrites the CRC trailer of every 8 KB block in `blocks` (len a multiple of kBlockSize).
+inline void FixBlockCrcs(uint8_t* blocks, size_t len) {
+  for (size_t off = 0; off + kBlockSize <= len; off += kBlockSize) {
+    StoreBe32(blocks + off + kBlockPayload, Crc32(blocks + off, kBlockPayload));
+  }
+}
+
+}  // namespace fuzz
+}  // namespace strata
+
+#endif  // STRATA_FUZZ_UTIL_H_
