@@ -236,14 +236,18 @@ export class RedoOracle {
     return this.store.entries();
   }
 
-  /** Decodes the WAL directory from startLsn and runs every record. */
-  run(): OracleReport {
+  /**
+   * Decodes the WAL directory from startLsn and runs every record. Yields to the event loop after
+   * each decoder batch: a long synchronous pass would starve the test runner's own messages.
+   */
+  async run(): Promise<OracleReport> {
     const d = createWalDecoder(this.opts.decoder, { startLsn: this.opts.startLsn, endLsn: this.opts.endLsn });
     let offset = Number(this.opts.startLsn % 0x1000000n);
-    const drain = (): boolean => {
+    const drain = async (): Promise<boolean> => {
       for (;;) {
         const b = d.decode(BATCH_RECORDS);
         for (const r of decodedRecords(b.entries, b.count)) this.record(r);
+        await new Promise((resolve) => setImmediate(resolve));
         if (b.state === 'end') return true;
         if (b.state === 'need-more') return false;
       }
@@ -252,11 +256,11 @@ export class RedoOracle {
     for (const seg of planWalSegments(this.opts.walDir, { startLsn: this.opts.startLsn })) {
       d.feed(fs.readFileSync(seg.file).subarray(offset));
       offset = 0;
-      if ((ended = drain())) break;
+      if ((ended = await drain())) break;
     }
     if (!ended) {
       d.finish();
-      drain();
+      await drain();
     }
     return this.report;
   }
@@ -426,6 +430,8 @@ export function formatOracleReport(r: OracleReport): string {
 export interface FinalComparison {
   heapPages: number;
   heapEqual: number;
+  btreePages: number;
+  btreeEqual: number;
   vmPages: number;
   vmEqual: number;
   /** VM pages that differ from final/ but equal PostgreSQL's own replay (replay/): the known VM hole of CREATE DATABASE wal_log. */
@@ -436,17 +442,23 @@ export interface FinalComparison {
 }
 
 /**
- * After a run to the final LSN: every heap page and VM page the WAL touched against the final data
- * directory (heap_mask for heap pages, raw for VM pages; a VM page may instead equal `replayDir`,
- * PostgreSQL's own replay, where final/ holds bits WAL never carried). Other AMs are not compared.
+ * After a run to the final LSN: every heap, btree and VM page the WAL touched against the final
+ * data directory (heap_mask / btree_mask for main-fork pages, raw for VM pages of heap relations; a
+ * VM page may instead equal `replayDir`, PostgreSQL's own replay, where final/ holds bits WAL never
+ * carried). Other AMs are not compared.
  */
 export function compareWithFinal(oracle: RedoOracle, finalDir: string, replayDir: string, relations: PgRelation[]): FinalComparison {
-  const heapRels = new Set(relations.filter((r) => r.am === 'heap').map((r) => `${r.spcOid}/${r.dbOid}/${r.relNumber}`));
+  const relId = (r: PgRelation): string => `${r.spcOid}/${r.dbOid}/${r.relNumber}`;
+  const heapRels = new Set(relations.filter((r) => r.am === 'heap').map(relId));
+  const btreeRels = new Set(relations.filter((r) => r.am === 'btree').map(relId));
   const finalForks = new Map(scanDataDir(finalDir).forks.map((f) => [forkId(f.rel.spcOid, f.rel.dbOid, f.rel.relNumber, f.rel.forkNum), f]));
   const replayForks = new Map(scanDataDir(replayDir).forks.map((f) => [forkId(f.rel.spcOid, f.rel.dbOid, f.rel.relNumber, f.rel.forkNum), f]));
-  const out: FinalComparison = { heapPages: 0, heapEqual: 0, vmPages: 0, vmEqual: 0, vmEqualToReplay: 0, skipped: 0, mismatches: [] };
+  const out: FinalComparison = {
+    heapPages: 0, heapEqual: 0, btreePages: 0, btreeEqual: 0, vmPages: 0, vmEqual: 0, vmEqualToReplay: 0, skipped: 0, mismatches: [],
+  };
   for (const [spc, db, rel, fork, blk, page] of oracle.pages()) {
-    if (!heapRels.has(`${spc}/${db}/${rel}`) || (fork !== 0 && fork !== VM_FORK)) continue;
+    const isBtree = btreeRels.has(`${spc}/${db}/${rel}`) && fork === 0;
+    if (!isBtree && (!heapRels.has(`${spc}/${db}/${rel}`) || (fork !== 0 && fork !== VM_FORK))) continue;
     const f = finalForks.get(forkId(spc, db, rel, fork));
     if (f === undefined || blk >= f.blocks) {
       out.skipped++;
@@ -454,6 +466,12 @@ export function compareWithFinal(oracle: RedoOracle, finalDir: string, replayDir
     }
     const disk = readBlocks(finalDir, f, blk, 1);
     const key = keyOf(spc, db, rel, fork, blk);
+    if (isBtree) {
+      out.btreePages++;
+      if (maskForAm('btree', page, blk).equals(maskForAm('btree', disk, blk))) out.btreeEqual++;
+      else if (out.mismatches.length < MAX_REPORTED_MISMATCHES) out.mismatches.push(`btree ${key}`);
+      continue;
+    }
     if (fork === 0) {
       out.heapPages++;
       if (maskForAm('heap', page, blk).equals(maskForAm('heap', disk, blk))) out.heapEqual++;

@@ -121,9 +121,9 @@ function requireTarget(r: RedoRecordView, id: number): void {
 }
 
 function blockNumberOf(r: RedoRecordView, id: number): number {
-  const b = r.findBlock(id);
-  if (b === null) throw new PageError(`the record has no block id ${id}`);
-  return b.blockNumber;
+  const blkno = r.blockNumberById(id);
+  if (blkno < 0) throw new PageError(`the record has no block id ${id}`);
+  return blkno;
 }
 
 /** Checks an offset number against the line pointer array (PostgreSQL writes through it unchecked). */
@@ -170,8 +170,11 @@ function setCommandId(p: Uint8Array, tup: number, cid: number): void {
   clearInfomaskBits(p, tup, HEAP_COMBOCID);
 }
 
-/** fix_infomask_from_infobits on an (infomask, infomask2) pair: the reverse of compute_infobits. */
-function fixInfomaskFromInfobits(infobits: number, infomask: number, infomask2: number): [number, number] {
+/**
+ * fix_infomask_from_infobits on an (infomask, infomask2) pair: the reverse of compute_infobits.
+ * Returns both packed in one number (infomask | infomask2 << 16) so the hot path allocates nothing.
+ */
+function fixInfomaskFromInfobits(infobits: number, infomask: number, infomask2: number): number {
   infomask &= ~(HEAP_XMAX_IS_MULTI | HEAP_XMAX_LOCK_ONLY | HEAP_XMAX_KEYSHR_LOCK | HEAP_XMAX_EXCL_LOCK);
   infomask2 &= ~HEAP_KEYS_UPDATED;
   if (infobits & XLHL_XMAX_IS_MULTI) infomask |= HEAP_XMAX_IS_MULTI;
@@ -180,18 +183,18 @@ function fixInfomaskFromInfobits(infobits: number, infomask: number, infomask2: 
   // HEAP_XMAX_SHR_LOCK is not considered here, as in PostgreSQL.
   if (infobits & XLHL_XMAX_KEYSHR_LOCK) infomask |= HEAP_XMAX_KEYSHR_LOCK;
   if (infobits & XLHL_KEYS_UPDATED) infomask2 |= HEAP_KEYS_UPDATED;
-  return [infomask & 0xffff, infomask2 & 0xffff];
+  return ((infomask & 0xffff) | ((infomask2 & 0xffff) << 16)) >>> 0;
 }
 
 /** The step delete, update, lock and lock_updated share: drop the old xmax state, then apply infobits. */
 function resetXmaxBits(p: Uint8Array, tup: number, infobits: number): void {
-  const [infomask, infomask2] = fixInfomaskFromInfobits(
+  const both = fixInfomaskFromInfobits(
     infobits,
     loadLe16(p, tup + TUP_INFOMASK) & ~(HEAP_XMAX_BITS | HEAP_MOVED),
     loadLe16(p, tup + TUP_INFOMASK2) & ~HEAP_KEYS_UPDATED,
   );
-  storeLe16(p, tup + TUP_INFOMASK, infomask);
-  storeLe16(p, tup + TUP_INFOMASK2, infomask2);
+  storeLe16(p, tup + TUP_INFOMASK, both & 0xffff);
+  storeLe16(p, tup + TUP_INFOMASK2, both >>> 16);
 }
 
 function xmaxIsLockedOnly(infomask: number): boolean {
@@ -334,8 +337,8 @@ function updateNewTuple(r: RedoRecordView, page: Uint8Array, newblk: number, sam
 function updateBlock(r: RedoRecordView, page: Uint8Array, hotUpdate: boolean): void {
   requireMainData(r, SIZE_OF_HEAP_UPDATE, 'xl_heap_update');
   const newblk = blockNumberOf(r, 0);
-  const oldRef = r.findBlock(1);
-  const oldblk = oldRef !== null ? oldRef.blockNumber : newblk;
+  const oldRef = r.blockNumberById(1);
+  const oldblk = oldRef >= 0 ? oldRef : newblk;
   const samePage = oldblk === newblk;
   const oldId = samePage ? 0 : 1;
   if (r.targetId !== 0 && r.targetId !== oldId) requireTarget(r, 0);

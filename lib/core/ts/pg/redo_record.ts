@@ -199,6 +199,21 @@ export class RedoRecordView {
     return null;
   }
 
+  /** The block number of the reference with this id, or -1 when the record has none (no allocation). */
+  blockNumberById(id: number): number {
+    for (let i = 0; i < this.nblocks; i++) {
+      const o = this.off + STORED_HEADER_SIZE + i * STORED_BLOCK_REF_SIZE;
+      if (this.buf[o + REF_ID] === id) return loadLe32(this.buf, o + REF_BLOCK);
+    }
+    return -1;
+  }
+
+  /** Whether the target block carries an image with BKPIMAGE_APPLY. */
+  targetImageApplies(): boolean {
+    const o = this.off + STORED_HEADER_SIZE + this.targetIndex * STORED_BLOCK_REF_SIZE;
+    return (this.buf[o + REF_FLAGS] & BKPBLOCK_HAS_IMAGE) !== 0 && (this.buf[o + REF_BIMG_INFO] & BKPIMAGE_APPLY) !== 0;
+  }
+
   /** The target's block number, without decoding the whole reference. */
   targetBlockNumber(): number {
     return loadLe32(this.buf, this.off + STORED_HEADER_SIZE + this.targetIndex * STORED_BLOCK_REF_SIZE + REF_BLOCK);

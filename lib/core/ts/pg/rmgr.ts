@@ -13,7 +13,7 @@ import {
   heapXlogLockUpdated, heapXlogMultiInsert, heapXlogNoPageChange, heapXlogPrune, heapXlogUpdate, heapXlogVacuum,
   heapXlogVisible, seqRedo, strataVmClear, strataVmTruncate,
 } from './heap_redo';
-import { RedoRecordView, blockHasImage, blockImageApplies } from './redo_record';
+import { RedoRecordView, blockHasImage } from './redo_record';
 
 /** One redo function: runs the target block's part of a record on `page`; throws PageError. */
 export type RedoFn = (r: RedoRecordView, page: Uint8Array) => void;
@@ -171,6 +171,11 @@ export function redoSupported(rmid: number, info: number): boolean {
 
 const view = new RedoRecordView();
 
+/** "rmgr/INFO at X/Y", the start of every redo error. */
+function where(r: RedoRecordView): string {
+  return `${rmgrInfoName(r.rmid, r.info)} at ${formatLsnParts(r.lsnHi, r.lsnLo)}`;
+}
+
 /**
  * Redoes the stored record rec[off, off + len) on the 8192-byte page at page[pageOff]: the block's
  * previous version, or zeros when the record is will_init. Afterwards the page is as PostgreSQL
@@ -183,18 +188,17 @@ export function redoRecord(rec: Uint8Array, off: number, len: number, page: Uint
   const err = r.parse(rec, off, len);
   if (err !== null) throw new StrataError('REDO_FAILED', `malformed PostgreSQL record: ${err}`);
   const fn = TABLE[r.rmid * 16 + (r.info >> 4)];
-  const where = (): string => `${rmgrInfoName(r.rmid, r.info)} at ${formatLsnParts(r.lsnHi, r.lsnLo)}`;
-  if (fn === undefined) throw new StrataError('WAL_UNSUPPORTED', `${where()}: Strata cannot redo this record type`);
+  if (fn === undefined) throw new StrataError('WAL_UNSUPPORTED', `${where(r)}: Strata cannot redo this record type`);
   const p = pageOff === 0 && page.length === BLCKSZ ? page : page.subarray(pageOff, pageOff + BLCKSZ);
   const blkno = r.targetBlockNumber();
   try {
-    if (blockImageApplies(r.target())) {
+    if (r.targetImageApplies()) {
       throw new PageError('the block has an applicable full-page image; it should have been stored as an image record');
     }
     fn(r, p);
   } catch (e) {
     if (!(e instanceof PageError)) throw e;
-    throw new StrataError('REDO_FAILED', `${where()}, block id ${r.targetId} (block ${blkno}): ${e.message}`);
+    throw new StrataError('REDO_FAILED', `${where(r)}, block id ${r.targetId} (block ${blkno}): ${e.message}`);
   }
   // PostgreSQL computes pd_checksum when it writes a page out (PageSetChecksumInplace), never for a new one.
   if (r.checksums() && !pageIsNew(p)) pageSetChecksum(p, pgChecksumPage(p, blkno));
