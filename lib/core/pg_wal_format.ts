@@ -24,6 +24,12 @@ export const ENTRY_FLAG_TOPLEVEL_XID = 0x02;
 export const RECORD_TAG_PG = 4;
 export const STORED_HEADER_SIZE = 24;
 export const STORED_BLOCK_REF_SIZE = 24;
+/**
+ * Storage flags (byte 3): the WAL record was too large to store (its stored form would pass the
+ * largest record, 128 KiB), so only its header and block references are kept; redo refuses it
+ * with WAL_UNSUPPORTED, so its pages fail loudly instead of missing the change.
+ */
+export const STORED_FLAG_TRUNCATED = 0x01;
 /** Cluster flags of a stored record (byte 1); together PostgreSQL's XLogHintBitIsNeeded(). */
 export const CLUSTER_FLAG_CHECKSUMS = 0x01;
 export const CLUSTER_FLAG_WAL_LOG_HINTS = 0x02;

@@ -27,14 +27,14 @@ import type { TimelineImpl } from '../engine/timeline';
 import { StrataError } from '../errors';
 import { encodeKey, KEY_SIZE, type PageKey } from '../key';
 import { formatLsn, type Lsn } from '../lsn';
-import { PAGE_SIZE, RECORD_TAG_IMAGE, RECORD_TAG_ZERO, serializeValueRecord } from '../record';
+import { MAX_RECORD_SIZE, PAGE_SIZE, RECORD_TAG_IMAGE, RECORD_TAG_ZERO, serializeValueRecord } from '../record';
 import { clusterFlagsOf, type ClusterState, encodeClusterState } from './cluster_state';
 import {
   AUX_CLUSTER_STATE, AUX_RELMAP, auxChunks, decodeRelSizeKey, encodeRelSize, FSM_FORKNUM, MAIN_FORKNUM, pageKeyOf,
   relId, relSizeKey, relSizeKeyRangeOf, type RelTag, STORED_FORKS, VISIBILITYMAP_FORKNUM,
 } from './keyspace';
 import { relSizes, type RelSizes } from './rel_sizes';
-import { STORED_BLOCK_REF_SIZE, STORED_HEADER_SIZE } from '../core/pg_wal_format';
+import { BKPBLOCK_HAS_DATA, STORED_BLOCK_REF_SIZE, STORED_FLAG_TRUNCATED, STORED_HEADER_SIZE } from '../core/pg_wal_format';
 import { type DecodedRecord, encodeStoredRecord, imageForBlock, RECORD_TAG_PG } from './wal_record';
 
 /** What ingestPgWal returns. */
@@ -172,6 +172,7 @@ export class WalIngest {
     const lsn = rec.endLsn;
     const touched = new Map<string, { rel: RelTag; maxBlock: number; written: Set<number> }>();
     let storedRedo = false;
+    let truncated = false;
     for (const b of rec.blocks()) {
       if (b.forkNum === FSM_FORKNUM) continue; // the FSM is not WAL-logged state; PostgreSQL rebuilds it
       const rel: RelTag = { spcOid: b.spcOid, dbOid: b.dbOid, relNumber: b.relNumber, forkNum: b.forkNum };
@@ -179,7 +180,12 @@ export class WalIngest {
       if (b.applyImage) {
         this.pending.add(key, lsn, this.imageValue(imageForBlock(rec, b.index), b.blockNumber));
       } else {
-        this.pending.add(key, lsn, encodeStoredRecord(rec, b.index, clusterFlagsOf(this.cluster)));
+        let value = encodeStoredRecord(rec, b.index, clusterFlagsOf(this.cluster));
+        if (value.length > MAX_RECORD_SIZE) {
+          value = truncatedStoredRecord(value);
+          truncated = true;
+        }
+        this.pending.add(key, lsn, value);
         storedRedo = true;
       }
       this.report.blocks++;
@@ -189,8 +195,8 @@ export class WalIngest {
       t.written.add(b.blockNumber);
       touched.set(id, t);
     }
-    if (storedRedo && !pgRedoSupported(rec.rmid, rec.info)) {
-      const name = pgRmgrInfoName(rec.rmid, rec.info);
+    if (storedRedo && (truncated || !pgRedoSupported(rec.rmid, rec.info))) {
+      const name = pgRmgrInfoName(rec.rmid, rec.info) + (truncated ? ' (too large to store)' : '');
       this.report.unsupported[name] = (this.report.unsupported[name] ?? 0) + 1;
     }
     for (const t of touched.values()) await this.extend(t.rel, t.maxBlock + 1, lsn, t.written);
@@ -430,6 +436,23 @@ export class WalIngest {
       this.pending.add(c.key, rec.endLsn, serializeValueRecord(c.payload));
     }
   }
+}
+
+/**
+ * A stored record too large for a layer (over MAX_RECORD_SIZE) keeps its header and block
+ * references and is marked, so redo refuses it with WAL_UNSUPPORTED rather than redo it without its
+ * data (docs/POSTGRES.md, "Stored record").
+ */
+export function truncatedStoredRecord(value: Buffer): Buffer {
+  const refsEnd = STORED_HEADER + value[18] * STORED_BLOCK;
+  const out = Buffer.from(value.subarray(0, refsEnd));
+  out[3] |= STORED_FLAG_TRUNCATED;
+  out.writeUInt32LE(0, 20); // no main data kept
+  for (let o = STORED_HEADER; o < refsEnd; o += STORED_BLOCK) {
+    out[o + 2] &= ~BKPBLOCK_HAS_DATA; // nor block data
+    out.writeUInt16LE(0, o + 20);
+  }
+  return out;
 }
 
 /** sizeof(xl_parameter_change) and the offset of its wal_log_hints (PostgreSQL 15). */

@@ -17,6 +17,8 @@ namespace pg {
 constexpr uint8_t kRecordTagPg = 4;
 constexpr size_t kStoredHeaderSize = 24;
 constexpr size_t kStoredBlockRefSize = 24;
+// Storage flags (header byte 3): the record was too large to store; redo refuses it.
+constexpr uint8_t kStoredFlagTruncated = 0x01;
 constexpr size_t kMaxStoredBlockRefs = kMaxBlockId + 1;
 
 // Cluster flags (byte 1): together PostgreSQL's XLogHintBitIsNeeded().
@@ -68,6 +70,8 @@ struct RedoRecordView {
   uint32_t xid = 0;
   uint8_t rmid = 0;
   uint8_t info = 0;
+  // The WAL record was too large to store: header and block references only (docs/POSTGRES.md).
+  bool truncated = false;
   uint8_t nblocks = 0;
   uint8_t target_index = 0;  // position of the target among the block references
   const uint8_t* block_data = nullptr;  // the target block's data

@@ -190,6 +190,7 @@ void RedoRecord(const uint8_t* rec, size_t len, uint8_t* page) {
   }
   const RedoFn fn = Table().fn[r.rmid][r.info >> 4];
   if (fn == nullptr) Fail(ErrorCode::kWalUnsupported, Where(r) + ": Strata cannot redo this record type");
+  if (r.truncated) Fail(ErrorCode::kWalUnsupported, Where(r) + ": the record was too large to store, so it cannot be redone");
   const BlockRef target = r.Target();
   try {
     if (target.image_applies()) {

@@ -15,6 +15,7 @@ import {
   RM_HASH, heapDelete, heapInsert, heapPrune, heapUpdate, noBlockRecord, tuple, type Ctx,
 } from '../helpers/pg_heap_records';
 import { Bytes, storedRecord } from '../helpers/pg_records';
+import { truncatedStoredRecord } from '../../lib/pg/walingest';
 import { deltaSpec, openSpecs, pageKey, planOf, runPlan, tmpDir, writeLayer, type LayerSpec, type TestRequest } from '../helpers/layers';
 
 const BLK = 3;
@@ -159,5 +160,30 @@ describe.each(IMPLEMENTATIONS)('PostgreSQL records in the read path (%s core)', 
 describe.skipIf(IMPLEMENTATIONS.length < 2)('PostgreSQL read-path errors', () => {
   it('are the same text in both cores', () => {
     expect(errorsByImpl.get('native')).toEqual(errorsByImpl.get('ts'));
+  });
+});
+
+describe.each(IMPLEMENTATIONS)('a WAL record too large to store (%s core)', (impl) => {
+  const core = makeCore(impl);
+  const dir = tmpDir(`pg-truncated-${impl}`);
+  afterAll(() => core.close());
+
+  it('is kept cut down to its header and block references, and its page fails with WAL_UNSUPPORTED naming it', () => {
+    const recs = heapChain();
+    // An INSERT whose main data makes its stored form pass the largest record: ingest cuts it down.
+    const big = bigInsert(ctx(10), 8, MAX_RECORD_SIZE);
+    expect(big.length).toBeGreaterThan(MAX_RECORD_SIZE);
+    const cut = truncatedStoredRecord(big);
+    expect(cut.length).toBeLessThan(100);
+    const spec = deltaSpec(BASE_LSN, BASE_LSN + 0x1000n, [...recs, cut].map((rec) => ({ key: K, lsn: lsnOf(rec), rec })));
+    const [h] = openSpecs(core, dir, [spec]);
+    const map = core.createLayerMap();
+    core.setLayerMap(map, [h]);
+    const at = (cap: bigint): TestRequest => ({ key: K, segments: [{ mapId: map, layers: [spec], capLsn: cap, mem: [] }] });
+    // Below the cut record the page reads as ever; at it, the read fails loudly.
+    expect(runPlan(core, [at(lsnOf(recs[recs.length - 1]))]).out.equals(expectedPage(recs, recs.length))).toBe(true);
+    const e = errorOf(() => runPlan(core, [at(lsnOf(cut))]));
+    expect(e.code).toBe('WAL_UNSUPPORTED');
+    expect(e.message).toMatch(/Heap\/INSERT at [0-9A-F]+\/[0-9A-F]+.*too large to store/);
   });
 });

@@ -10,7 +10,8 @@ import { BLCKSZ, loadLe16, loadLe32 } from './pg_format';
 
 import {
   BKPBLOCK_FORK_MASK, BKPBLOCK_HAS_DATA, BKPBLOCK_HAS_IMAGE, BKPBLOCK_SAME_REL, BKPBLOCK_WILL_INIT, BKPIMAGE_APPLY, BKPIMAGE_HAS_HOLE,
-  BKPIMAGE_VALID_BITS, CLUSTER_FLAG_CHECKSUMS, CLUSTER_FLAG_WAL_LOG_HINTS, MAX_BLOCK_ID, RECORD_TAG_PG, STORED_BLOCK_REF_SIZE, STORED_HEADER_SIZE,
+  BKPIMAGE_VALID_BITS, CLUSTER_FLAG_CHECKSUMS, CLUSTER_FLAG_WAL_LOG_HINTS, MAX_BLOCK_ID, RECORD_TAG_PG, STORED_BLOCK_REF_SIZE, STORED_FLAG_TRUNCATED,
+  STORED_HEADER_SIZE,
 } from '../../pg_wal_format';
 
 export {
@@ -29,7 +30,7 @@ export const MAX_FORK_NUMBER = 3;
 const OFF_TAG = 0;
 const OFF_CLUSTER_FLAGS = 1;
 const OFF_TARGET_ID = 2;
-const OFF_RESERVED1 = 3;
+const OFF_STORAGE_FLAGS = 3;
 const OFF_LSN = 4;
 const OFF_XID = 12;
 const OFF_RMID = 16;
@@ -125,6 +126,8 @@ export class RedoRecordView {
   xid = 0;
   rmid = 0;
   info = 0;
+  /** The record was too large to store: header and block references only (STORED_FLAG_TRUNCATED). */
+  truncated = false;
   nblocks = 0;
   targetIndex = 0;
   blockDataOff = 0;
@@ -141,7 +144,7 @@ export class RedoRecordView {
     if (len < STORED_HEADER_SIZE) return 'PostgreSQL record shorter than its header';
     if (buf[off + OFF_TAG] !== RECORD_TAG_PG) return 'not a PostgreSQL record';
     if ((buf[off + OFF_CLUSTER_FLAGS] & ~CLUSTER_FLAGS_MASK) !== 0) return 'unknown cluster flags';
-    if (buf[off + OFF_RESERVED1] !== 0 || buf[off + OFF_RESERVED2] !== 0) return 'reserved header byte not zero';
+    if ((buf[off + OFF_STORAGE_FLAGS] & ~STORED_FLAG_TRUNCATED) !== 0 || buf[off + OFF_RESERVED2] !== 0) return 'reserved header byte not zero';
     const nblocks = buf[off + OFF_NBLOCKS];
     if (nblocks === 0) return 'PostgreSQL record without block references';
     if (nblocks > MAX_STORED_BLOCK_REFS) return 'more than 33 block references';
@@ -172,6 +175,7 @@ export class RedoRecordView {
     this.xid = loadLe32(buf, off + OFF_XID);
     this.rmid = buf[off + OFF_RMID];
     this.info = buf[off + OFF_INFO];
+    this.truncated = (buf[off + OFF_STORAGE_FLAGS] & STORED_FLAG_TRUNCATED) !== 0;
     this.nblocks = nblocks;
     this.targetIndex = targetIndex;
     this.blockDataOff = off + refsEnd;

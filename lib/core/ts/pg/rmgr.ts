@@ -189,6 +189,7 @@ export function redoRecord(rec: Uint8Array, off: number, len: number, page: Uint
   if (err !== null) throw new StrataError('REDO_FAILED', `malformed PostgreSQL record: ${err}`);
   const fn = TABLE[r.rmid * 16 + (r.info >> 4)];
   if (fn === undefined) throw new StrataError('WAL_UNSUPPORTED', `${where(r)}: Strata cannot redo this record type`);
+  if (r.truncated) throw new StrataError('WAL_UNSUPPORTED', `${where(r)}: the record was too large to store, so it cannot be redone`);
   const p = pageOff === 0 && page.length === BLCKSZ ? page : page.subarray(pageOff, pageOff + BLCKSZ);
   const blkno = r.targetBlockNumber();
   try {
