@@ -267,7 +267,7 @@ function commandFor(tool: PgTool, args: readonly string[]): { file: string; argv
  * sanitizer runtime `npm run test:asan` preloads into Node: PostgreSQL is not built for it, and
  * `postgres --version` hangs with it preloaded.
  */
-function pgEnv(): NodeJS.ProcessEnv {
+export function pgEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) {
     if (!k.startsWith('PG') && k !== 'LD_PRELOAD' && k !== 'ASAN_OPTIONS') env[k] = v;
