@@ -9,7 +9,7 @@
  *   runs CHECKPOINTs, which remove segments behind the slot's restart_lsn);
  * - pg_hba.conf: unix-socket connections trusted (the tests' psql), TCP connections need
  *   scram-sha-256, replication as the role `strata` (REPLICATION LOGIN, password below);
- * - pgbench -i, the slot (reserving WAL), a clean stop, a copy of the stopped data directory as
+ * - pgbench -i, the slot (reserving WAL; `extraSlots` too), a clean stop, a copy of the stopped data directory as
  *   the import base (`baseDir`: exact at its shutdown checkpoint), then the primary starts again.
  * `runFollowWorkload(primary, ms)`: pgbench (2 clients) plus a DDL loop (CREATE TABLE, INSERT,
  * CREATE INDEX, UPDATE, DELETE, VACUUM, ALTER TABLE, TRUNCATE, DROP TABLE) and CHECKPOINTs, for
@@ -63,14 +63,14 @@ const PG_HBA = [
   '',
 ].join('\n');
 
-export async function startFollowPrimary(opts: { scale?: number; extraConf?: Record<string, string> } = {}): Promise<FollowPrimary> {
+export async function startFollowPrimary(opts: { scale?: number; extraConf?: Record<string, string>; extraSlots?: string[] } = {}): Promise<FollowPrimary> {
   const cluster = await PgCluster.create({ extraConf: { ...PRIMARY_CONF, ...(opts.extraConf ?? {}) } });
   try {
     fs.writeFileSync(path.join(cluster.dataDir, 'pg_hba.conf'), PG_HBA);
     await cluster.start();
     await cluster.pgbench(['-i', '-q', '-s', String(opts.scale ?? 1)]);
     await cluster.sql('postgres', `CREATE ROLE ${FOLLOW_ROLE} WITH REPLICATION LOGIN PASSWORD '${FOLLOW_PASSWORD}'`);
-    await cluster.sql('postgres', `SELECT pg_create_physical_replication_slot('${FOLLOW_SLOT}', true)`);
+    for (const slot of [FOLLOW_SLOT, ...(opts.extraSlots ?? [])]) await cluster.sql('postgres', `SELECT pg_create_physical_replication_slot('${slot}', true)`);
     await cluster.stop('fast');
     const baseDir = path.join(cluster.rootDir, 'base');
     await fs.promises.cp(cluster.dataDir, baseDir, { recursive: true });
@@ -95,6 +95,24 @@ export async function slotRestartLsn(cluster: PgCluster, slot = FOLLOW_SLOT): Pr
   return rows[0][0] === null ? null : parseLsn(rows[0][0]);
 }
 
+/**
+ * The start LSN of the oldest WAL segment file left in pg_wal/: past a follower's start it shows
+ * PostgreSQL did remove or recycle WAL during the run (so only the slot kept what was needed).
+ */
+export function oldestWalSegmentLsn(cluster: PgCluster): Lsn {
+  const SEGMENT_BYTES = 16n * 1024n * 1024n;
+  const SEGMENTS_PER_XLOGID = 256n;
+  let oldest: bigint | null = null;
+  for (const name of fs.readdirSync(cluster.walDir)) {
+    const m = /^[0-9A-F]{8}([0-9A-F]{8})([0-9A-F]{8})$/.exec(name);
+    if (m === null) continue;
+    const segno = BigInt(`0x${m[1]}`) * SEGMENTS_PER_XLOGID + BigInt(`0x${m[2]}`);
+    if (oldest === null || segno < oldest) oldest = segno;
+  }
+  if (oldest === null) throw new Error(`no WAL segment in ${cluster.walDir}`);
+  return oldest * SEGMENT_BYTES;
+}
+
 /** pg_current_wal_flush_lsn(): what a walsender may send. */
 export async function walFlushLsn(cluster: PgCluster): Promise<Lsn> {
   const rows = await cluster.sql('postgres', 'SELECT pg_current_wal_flush_lsn()');
@@ -108,8 +126,8 @@ export async function terminateWalsenders(cluster: PgCluster): Promise<number> {
 }
 
 /** One iteration of the DDL loop: tables come and go, with indexes, updates, deletes and VACUUM. */
-function ddlStep(i: number): string {
-  const t = `follow_ddl_${i}`;
+function ddlStep(run: string, i: number): string {
+  const t = `follow_ddl_${run}_${i}`;
   const lines = [
     `CREATE TABLE ${t} (id int PRIMARY KEY, v text, n int);`,
     `INSERT INTO ${t} SELECT g, md5(g::text), g % 7 FROM generate_series(1, 1500) g;`,
@@ -121,7 +139,7 @@ function ddlStep(i: number): string {
     `UPDATE ${t} SET n = n + 1 WHERE id % 11 = 0;`,
   ];
   if (i % 3 === 2) lines.push(`TRUNCATE ${t};`, `INSERT INTO ${t} SELECT g, 'again', 1 FROM generate_series(1, 300) g;`);
-  if (i >= 2) lines.push(`DROP TABLE follow_ddl_${i - 2};`);
+  if (i >= 2) lines.push(`DROP TABLE follow_ddl_${run}_${i - 2};`);
   return lines.join('\n');
 }
 
@@ -131,16 +149,20 @@ export interface WorkloadReport {
   checkpoints: number;
 }
 
+/** Workload runs in this process so far: their tables get distinct names. */
+let workloadRuns = 0;
+
 /** pgbench plus the DDL loop and CHECKPOINTs for `ms`; resolves when all of it has finished. */
 export async function runFollowWorkload(primary: FollowPrimary, ms: number): Promise<WorkloadReport> {
   const c = primary.cluster;
+  const run = `${process.pid}_${workloadRuns++}`;
   const until = Date.now() + ms;
   const seconds = Math.max(1, Math.round(ms / 1000));
   const bench = c.pgbench(['-n', '-c', String(PGBENCH_CLIENTS), '-j', String(PGBENCH_CLIENTS), '-T', String(seconds)]);
   let ddlSteps = 0;
   let checkpoints = 0;
   const ddl = (async () => {
-    while (Date.now() < until) await c.exec('postgres', ddlStep(ddlSteps++));
+    while (Date.now() < until) await c.exec('postgres', ddlStep(run, ddlSteps++));
   })();
   const checkpointer = (async () => {
     while (Date.now() + CHECKPOINT_EVERY_MS < until) {
