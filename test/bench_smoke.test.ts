@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { NATIVE_SKIP_NOTE, SKIP_NATIVE } from './helpers/cores';
 import { pgAvailability } from './helpers/pg_cluster';
 
-/** W8 needs PostgreSQL; without it the bench must say why instead. */
+/** W8 and W9 need PostgreSQL; without it the bench must say why instead. */
 const PG = pgAvailability();
 const ROOT = path.join(__dirname, '..');
 const IMPLS = ['native', 'ts'];
@@ -113,7 +113,7 @@ describe('npm run bench (quick profile)', () => {
     }
 
     const w = j.workloads;
-    expect(Object.keys(w).sort()).toEqual(['w1', 'w2', 'w3', 'w4', 'w5', 'w6', 'w7', 'w8']);
+    expect(Object.keys(w).sort()).toEqual(['w1', 'w2', 'w3', 'w4', 'w5', 'w6', 'w7', 'w8', 'w9']);
 
     // W1: cached GetPage@latest, both sizes, both cores, both baselines, the floors.
     for (const size of ['small', 'large']) {
@@ -202,6 +202,24 @@ describe('npm run bench (quick profile)', () => {
       expect(w.w8.skipped).toBe(PG.reason);
     }
 
+    // W9: following a live primary under pgbench through both cores, or the reason it could not run.
+    if (PG.ok) {
+      expect(w.w9.tpsWithoutFollower).toBeGreaterThan(0);
+      for (const impl of IMPLS) {
+        const c = w.w9.cores[impl];
+        expect(c.tps, `w9.${impl}.tps`).toBeGreaterThan(0);
+        expect(c.walBytes, `w9.${impl}.walBytes`).toBeGreaterThan(0);
+        for (const k of ['lagBytes', 'lagMs', 'durableLagMs']) {
+          expect(c[k].n, `w9.${impl}.${k}.n`).toBeGreaterThan(0);
+          expect(Number.isFinite(c[k].p50) && Number.isFinite(c[k].p99) && c[k].p99 >= c[k].p50 && c[k].p50 >= 0, `w9.${impl}.${k}`).toBe(true);
+        }
+        expect(c.catchUp.mbPerSec, `w9.${impl}.catchUp`).toBeGreaterThan(0);
+        expect(c.follower).toMatchObject({ state: 'stopped', lastError: null });
+      }
+    } else {
+      expect(w.w9.skipped).toBe(PG.reason);
+    }
+
     // W6: every policy on Zipf (with and without scans) and both ARC traces where they are (beside
     // the repository), else the reason they were skipped; the clock simulator agrees with both
     // real page caches.
@@ -226,7 +244,7 @@ describe('npm run bench (quick profile)', () => {
 
     // The headline ratios.
     expect(Array.isArray(j.targets) && j.targets.length > 0).toBe(true);
-    for (const id of ['P1', 'P2', 'P3', 'P4', 'P5', 'P6', 'P7', 'W4', 'W7', 'W8']) expect(j.targets.some((t: Json) => t.id === id), id).toBe(true);
+    for (const id of ['P1', 'P2', 'P3', 'P4', 'P5', 'P6', 'P7', 'W4', 'W7', 'W8', 'W9']) expect(j.targets.some((t: Json) => t.id === id), id).toBe(true);
     // Every P-line carries a verdict computed from its threshold, unless it says why it was skipped
     // (only the ARC line can be, when the traces are missing).
     for (const t of j.targets as Json[]) {

@@ -22,7 +22,6 @@ import {
 const pg = pgAvailability();
 const skipNote = pg.ok ? '' : ` — skipped: ${pg.reason}`;
 const WORKLOAD_MS = Number(process.env.STRATA_FOLLOW_MS ?? 12_000);
-const CATCH_UP_MS = 120_000;
 const dirs: string[] = [];
 const primaries: FollowPrimary[] = [];
 afterAll(async () => {

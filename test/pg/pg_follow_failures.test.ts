@@ -6,6 +6,7 @@
  * slot and a slot dropped while following each end in state 'failed' with their documented code,
  * without ingesting anything more (reads above what was ingested wait and time out).
  */
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -21,7 +22,8 @@ import {
 
 const pg = pgAvailability();
 const skipNote = pg.ok ? '' : ` — skipped: ${pg.reason}`;
-const STEP_MS = 2_500;
+const STEP_MS = 2_000;
+const BIN = path.join(__dirname, '..', '..', 'bin', 'strata.js');
 const FAST_RECONNECT = { reconnectInitialDelayMs: 50, reconnectMaxDelayMs: 500, flushIntervalMs: 500 };
 const dirs: string[] = [];
 const repos: Repository[] = [];
@@ -60,6 +62,7 @@ function recordStates(f: PgFollower): FollowState[] {
 /** The follower failed with `code`, never retried, and the timeline did not move. */
 async function expectFailedWith(f: PgFollower, tl: Timeline, code: string, importLsn: bigint): Promise<void> {
   const st = await f.done;
+  process.stdout.write(`[follow failure] ${st.state}: ${st.lastError?.message}\n`);
   expect(st.state).toBe('failed');
   expect(st.lastError?.code, st.lastError?.message).toBe(code);
   expect(st.reconnects).toBe(0);
@@ -68,12 +71,20 @@ async function expectFailedWith(f: PgFollower, tl: Timeline, code: string, impor
 }
 
 describe('followPostgres when things go wrong', () => {
+  test('strata follow without --connection is a bad argument (exit 3)', () => {
+    const r = spawnSync(process.execPath, [BIN, 'follow', os.tmpdir(), 'pg', 'main', '--json'], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(3);
+    expect(JSON.parse(r.stdout)).toMatchObject({ error: { code: 'BAD_ARGUMENT' } });
+  });
+
   test.skipIf(!pg.ok)(`a cut connection and a restarted primary: reconnects and continues; every page equals the primary's in the end${skipNote}`, async () => {
     const { repo, tl } = await importedTimeline(primary, 'restart');
     // A slot of its own, created by the follower: RESERVE_WAL reserves from the last checkpoint's
     // redo LSN, which is still at or below the import LSN (no checkpoint since the base).
     const f = repo.followPostgres(tl, { connectionString: primary.connectionString(), slotName: 'created_here', createSlot: true, ...FAST_RECONNECT });
     const states = recordStates(f);
+    const errors: string[] = [];
+    f.on('error', (e) => errors.push(e.message));
     await waitFor('streaming', () => f.state === 'streaming', 30_000);
     expect(await slotRestartLsn(primary.cluster, 'created_here')).not.toBeUndefined();
     await runFollowWorkload(primary, STEP_MS);
@@ -98,7 +109,8 @@ describe('followPostgres when things go wrong', () => {
     expect(states.filter((s) => s === 'reconnecting').length).toBeGreaterThanOrEqual(2);
     expect(states[states.length - 1]).toBe('stopped');
     const report = await compareTimelineWithPrimary(tl, primary.cluster.dataDir, endLsn, relations);
-    process.stdout.write(`[follow restart] ${st.reconnects} reconnects\n${formatCompareReport(report)}\n`);
+    process.stdout.write(`[follow restart] ${st.reconnects} reconnects; errors seen:\n  ${errors.join('\n  ')}\n${formatCompareReport(report)}\n`);
+    expect(errors.length).toBeGreaterThanOrEqual(2);
     expect(report.mismatches).toEqual([]);
     expect(report.ok).toBe(true);
     expect(report.byAm.heap.compared).toBeGreaterThan(100);
@@ -110,6 +122,13 @@ describe('followPostgres when things go wrong', () => {
     const f = repo.followPostgres(tl, { connectionString: primary.connectionString(`${FOLLOW_PASSWORD}-wrong`), slotName: primary.slot, ...FAST_RECONNECT });
     await expectFailedWith(f, tl, 'REPLICATION_AUTH', lsn);
     expect(f.status().lastError?.message).toMatch(/password authentication failed/);
+
+    // The CLI: exit 12 and the code in its --json error.
+    const cliRepo = await importedTimeline(primary, 'cli');
+    await cliRepo.repo.close();
+    const cli = spawnSync(process.execPath, [BIN, 'follow', cliRepo.repo.dir, 'pg', 'cli', '--connection', primary.connectionString('nope'), '--json'], { encoding: 'utf8' });
+    expect(cli.status, cli.stderr).toBe(12);
+    expect(JSON.parse(cli.stdout.trim().split('\n').pop() ?? '{}')).toMatchObject({ error: { code: 'REPLICATION_AUTH', exitCode: 12 } });
 
     await primary.cluster.sql('postgres', "CREATE ROLE no_repl WITH LOGIN PASSWORD 'pw'");
     const g = repo.followPostgres(tl, { connectionString: `postgresql://no_repl:pw@127.0.0.1:${primary.cluster.port}/postgres`, ...FAST_RECONNECT });
@@ -157,6 +176,7 @@ describe('followPostgres when things go wrong', () => {
         RAISE EXCEPTION 'the slot stayed in use';
       END $$`);
     const st = await f.done;
+    process.stdout.write(`[follow failure] ${st.state} after ${st.reconnects} reconnect(s): ${st.lastError?.message}\n`);
     expect(st.state).toBe('failed');
     expect(st.lastError?.code, st.lastError?.message).toBe('REPLICATION_SLOT');
     expect(st.lastError?.message).toMatch(/does not exist any more/);
