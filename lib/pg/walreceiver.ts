@@ -42,7 +42,6 @@ import { WalQueue } from './wal_queue';
 
 type CopyBothStream = Duplex & Submittable;
 // pg-copy-streams ships no type declarations and @types/pg-copy-streams lacks copyBoth.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const copyBoth = (require('pg-copy-streams') as { both(sql: string, opts: { alignOnCopyDataFrame: boolean }): CopyBothStream }).both;
 
 export type FollowState = 'connecting' | 'streaming' | 'reconnecting' | 'stopped' | 'failed';
@@ -270,6 +269,8 @@ export class PgFollower extends EventEmitter<FollowEvents> {
         const end = await this.connectAndStream();
         if (end.streamed) failedAttempts = 0;
         if (end.error === null) break;
+        // A stop during a connection attempt drops its socket: that error is ours, not the server's.
+        if (this.stopRequested && end.error.code === 'REPLICATION_LOST') break;
         this.noteError(end.error);
         if (end.error.code !== 'REPLICATION_LOST') return await this.fail(end.error);
         failedAttempts++;
@@ -324,6 +325,8 @@ export class PgFollower extends EventEmitter<FollowEvents> {
     client.on('error', (e: unknown) => {
       broken.error ??= e;
     });
+    // stop() while connecting or querying: drop the socket rather than wait for a slow server.
+    this.onStop = () => socketOf(client)?.destroy();
     try {
       await client.connect();
       connected = true;
@@ -347,6 +350,7 @@ export class PgFollower extends EventEmitter<FollowEvents> {
       return { error: classifyError(e, this.tl.name), streamed: false };
     } finally {
       this.stream = null;
+      this.onStop = null;
       await closeClient(client, connected);
     }
   }
@@ -653,11 +657,14 @@ async function identifySystem(client: Client): Promise<IdentifySystem> {
   return { systemId: String(row.systemid), timeline: Number(row.timeline), walEnd: parseLsn(row.xlogpos) };
 }
 
+/** node-postgres' socket (not in its types). */
+function socketOf(client: Client): { destroy(): void } | undefined {
+  return (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream;
+}
+
 async function closeClient(client: Client, connected: boolean): Promise<void> {
-  if (!connected) return;
-  const socket = (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream;
-  await Promise.race([client.end().catch(() => undefined), new Promise((r) => setTimeout(r, END_COPY_TIMEOUT_MS))]);
-  socket?.destroy();
+  if (connected) await Promise.race([client.end().catch(() => undefined), new Promise((r) => setTimeout(r, END_COPY_TIMEOUT_MS))]);
+  socketOf(client)?.destroy();
 }
 
 /** Any error as the StrataError the follower reports; see the file comment for what is final. */
