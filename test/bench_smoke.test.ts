@@ -4,7 +4,7 @@
  * valid JSON holding every workload, implementation, baseline and floor. No timing assertions:
  * the numbers of a run this short, beside other tests, mean nothing: only presence and shape count.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -37,6 +37,22 @@ function expectLatency(res: Json, where: string): void {
 }
 
 let tmp: string | undefined;
+
+/**
+ * The quick run, without blocking this worker: a spawnSync longer than vitest's 60 s RPC timeout
+ * makes the worker's pending onTaskUpdate call time out ("Timeout calling onTaskUpdate").
+ */
+function runBench(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(ROOT, 'bench', 'run.js'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => { stdout += b.toString(); });
+    child.stderr.on('data', (b: Buffer) => { stderr += b.toString(); });
+    child.on('error', reject);
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}
 
 // The quick profile takes ≈ 1 min alone and may share 2 cores with other test files.
 const BENCH_TIMEOUT_MS = 6 * 60_000;
@@ -85,12 +101,10 @@ describe('npm run bench (quick profile)', () => {
     expect(p7).toMatchObject({ met: null, skipped: w6.params.arc.skipped });
   });
 
-  it.skipIf(SKIP_NATIVE)(`runs and writes JSON with every workload, implementation, baseline and floor${NATIVE_SKIP_NOTE}`, () => {
+  it.skipIf(SKIP_NATIVE)(`runs and writes JSON with every workload, implementation, baseline and floor${NATIVE_SKIP_NOTE}`, async () => {
     tmp ??= fs.mkdtempSync(path.join(os.tmpdir(), 'strata-bench-smoke-'));
     const out = path.join(tmp, 'latest.json');
-    const r = spawnSync(process.execPath, [path.join(ROOT, 'bench', 'run.js'), '--quick', '--out', out], {
-      cwd: ROOT, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024,
-    });
+    const r = await runBench(['--quick', '--out', out]);
     expect(r.status, `bench failed:\n${r.stderr}`).toBe(0);
     expect(r.stdout).toContain('| task |');
     expect(r.stdout).toContain('Ratios the targets are phrased in');

@@ -1,6 +1,6 @@
 /**
  * What a follower does when things go wrong (docs/POSTGRES.md, "Following a primary", "Errors"),
- * against real PostgreSQL 15 primaries: a cut connection and a restarted primary are retried and
+ * against real PostgreSQL 15 primaries, and TLS: a cut connection and a restarted primary are retried and
  * the follower continues with every page still equal to the primary's in the end; a wrong
  * password, a role without REPLICATION, another cluster, another PostgreSQL timeline, a missing
  * slot and a slot dropped while following each end in state 'failed' with their documented code,
@@ -13,11 +13,11 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { isStrataError, Repository, type FollowState, type PgFollower, type Timeline } from '../../lib';
 import { timelineImpl } from '../../lib/timeline';
-import { pgAvailability } from '../helpers/pg_cluster';
+import { chownToPostgres, pgAvailability } from '../helpers/pg_cluster';
 import { formatCompareReport } from '../helpers/pg_compare';
 import {
   allRelations, compareTimelineWithPrimary, FOLLOW_PASSWORD, type FollowPrimary, runFollowWorkload, slotRestartLsn,
-  startFollowPrimary, stopPrimary, terminateWalsenders, waitFor,
+  startFollowPrimary, stopPrimary, terminateWalsenders, waitFor, walFlushLsn,
 } from '../helpers/pg_follow';
 
 const pg = pgAvailability();
@@ -146,6 +146,36 @@ describe('followPostgres when things go wrong', () => {
     const g = repo.followPostgres(tl, { connectionString: primary.connectionString(), slotName: primary.slot, ...FAST_RECONNECT });
     await expectFailedWith(g, tl, 'REPLICATION_MISMATCH', lsn);
     expect(g.status().lastError?.message).toMatch(/PostgreSQL timeline 1, the timeline holds timeline 2/);
+  }, 60_000);
+
+  test.skipIf(!pg.ok)(`TLS: with hostssl-only replication the follower streams over TLS (certificate checked), without TLS it is refused (REPLICATION_AUTH)${skipNote}`, async () => {
+    const c = other.cluster;
+    const cert = path.join(c.dataDir, 'server.crt');
+    const key = path.join(c.dataDir, 'server.key');
+    const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1',
+      '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { encoding: 'utf8' });
+    expect(made.status, made.stderr).toBe(0);
+    fs.chmodSync(key, 0o600);
+    chownToPostgres(cert);
+    chownToPostgres(key);
+    fs.appendFileSync(path.join(c.dataDir, 'postgresql.conf'), "\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+    fs.writeFileSync(path.join(c.dataDir, 'pg_hba.conf'), 'local all all trust\nlocal replication all trust\nhostssl replication all 127.0.0.1/32 scram-sha-256\n');
+    await c.sql('postgres', 'SELECT pg_reload_conf()');
+    await waitFor('ssl on', async () => (await c.sql('postgres', 'SHOW ssl'))[0][0] === 'on', 10_000);
+
+    const { repo, tl, lsn } = await importedTimeline(other, 'tls');
+    const plain = repo.followPostgres(tl, { connectionString: other.connectionString(), slotName: other.slot, ...FAST_RECONNECT });
+    await expectFailedWith(plain, tl, 'REPLICATION_AUTH', lsn);
+    expect(plain.status().lastError?.message).toMatch(/no encryption/);
+
+    const f = repo.followPostgres(tl, { connectionString: other.connectionString(), slotName: other.slot, ssl: { ca: fs.readFileSync(cert, 'utf8') }, ...FAST_RECONNECT });
+    await waitFor('streaming over TLS', () => f.state === 'streaming', 30_000);
+    const rows = await c.sql('postgres', "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.backend_type = 'walsender'");
+    expect(rows).toEqual([['t']]);
+    await c.sql('postgres', 'CREATE TABLE over_tls AS SELECT g FROM generate_series(1, 1000) g');
+    const target = await walFlushLsn(c);
+    await waitFor('the table over TLS', () => tl.lastRecordLsn >= target, 30_000);
+    expect((await f.stop()).state).toBe('stopped');
   }, 60_000);
 
   test.skipIf(!pg.ok)(`a slot that does not exist: REPLICATION_SLOT (createSlot not asked for)${skipNote}`, async () => {
