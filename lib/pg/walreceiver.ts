@@ -290,7 +290,7 @@ export class PgFollower extends EventEmitter<FollowEvents> {
     return this.status();
   }
 
-  /** Full jitter on an exponential ceiling: uniform in [ceiling/2, ceiling]. */
+  /** Jitter on an exponential ceiling: uniform in [ceiling/2, ceiling], so retries never come all at once nor at 0. */
   private backoffMs(failedAttempts: number): number {
     const ceiling = Math.min(this.s.reconnectMaxDelayMs, this.s.reconnectInitialDelayMs * 2 ** Math.min(failedAttempts - 1, 30));
     return ceiling / 2 + Math.random() * (ceiling / 2);
@@ -310,7 +310,7 @@ export class PgFollower extends EventEmitter<FollowEvents> {
   }
 
   private async fail(e: StrataError): Promise<FollowStatus> {
-    this.noteError(e);
+    if (this.lastError !== e) this.noteError(e);
     // What was ingested before the failure is valid WAL: make it durable if the timeline still can.
     await this.flushNow().catch(() => undefined);
     this.setState('failed');
@@ -431,7 +431,13 @@ export class PgFollower extends EventEmitter<FollowEvents> {
   onIdle(): void {
     if (!this.flushWhenIdle) return;
     this.flushWhenIdle = false;
-    void this.flushNow().catch((e: unknown) => this.stream?.abort(asStrataError(e)));
+    void this.flushNow().catch((e: unknown) => this.onFlushFailed(asStrataError(e)));
+  }
+
+  /** A failed flush stops the timeline's writes (engine rule): end the stream; run() then fails with it. */
+  private onFlushFailed(e: StrataError): void {
+    if (this.stream !== null) this.stream.abort(e);
+    else this.noteError(e);
   }
 
   /** @internal */
@@ -474,18 +480,18 @@ export class PgFollower extends EventEmitter<FollowEvents> {
 
   private tick(): void {
     const now = Date.now();
-    const stream = this.stream;
-    if (stream !== null && this.flushing === null && !this.tl.isClosed) {
+    // Flushing needs no connection: WAL received before an outage becomes durable on time too.
+    if (this.flushing === null && !this.tl.isClosed) {
       const pending = this.tl.lastRecordLsn - this.tl.diskConsistentLsn;
       if (pending <= 0n) this.unflushedSince = null;
       else {
         this.unflushedSince ??= now;
         if (pending >= BigInt(this.s.flushBytes) || now - this.unflushedSince >= this.s.flushIntervalMs) {
-          void this.flushNow().catch((e: unknown) => stream.abort(asStrataError(e)));
+          void this.flushNow().catch((e: unknown) => this.onFlushFailed(asStrataError(e)));
         }
       }
-      stream.statusIfDue(now);
     }
+    this.stream?.statusIfDue(now);
     if (now - this.lastProgressAt >= this.s.progressIntervalMs) {
       this.lastProgressAt = now;
       this.emit('progress', this.status());
