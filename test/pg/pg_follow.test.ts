@@ -15,8 +15,8 @@ import { Repository, type FollowStatus, type FollowState } from '../../lib';
 import { pgAvailability } from '../helpers/pg_cluster';
 import { formatCompareReport } from '../helpers/pg_compare';
 import {
-  allRelations, compareTimelineWithPrimary, type FollowPrimary, formatLsn, runFollowWorkload, slotRestartLsn, startFollowPrimary,
-  stopPrimary, waitFor, walFlushLsn,
+  allRelations, compareTimelineWithPrimary, type FollowPrimary, formatLsn, oldestWalSegmentLsn, runFollowWorkload, slotRestartLsn,
+  startFollowPrimary, stopPrimary, waitFor, walFlushLsn,
 } from '../helpers/pg_follow';
 
 const pg = pgAvailability();
@@ -72,6 +72,9 @@ describe('followPostgres against a live PostgreSQL 15 primary', () => {
       }
       const relations = await allRelations(primary.cluster);
       const restartBeforeStop = await slotRestartLsn(primary.cluster);
+      // PostgreSQL removed WAL meanwhile (wal_keep_size 0): only the slot keeps what a follower needs.
+      const oldestWal = oldestWalSegmentLsn(primary.cluster);
+      expect(oldestWal).toBeGreaterThan(imported.lsn);
       const durableAfter = tl.diskConsistentLsn;
       const endLsn = await stopPrimary(primary.cluster);
       // The shutdown waited until the follower reported everything it sent as flushed.

@@ -23,7 +23,7 @@ import {
 
 const pg = pgAvailability();
 const skipNote = pg.ok ? '' : ` — skipped: ${pg.reason}`;
-const KILLS = Number(process.env.STRATA_FOLLOW_KILLS ?? 3);
+const KILLS = Number(process.env.STRATA_FOLLOW_KILLS ?? 4);
 /** A child lives this long (uniform, ms) before SIGKILL: startup, catch-up, streaming and flushes all get hit. */
 const LIFE_MIN_MS = 300;
 const LIFE_MAX_MS = 2_500;
@@ -44,6 +44,8 @@ interface Follower {
   stderr: () => string;
   /** Resolves when the child's --json status lines say 'streaming' (never, if it dies first). */
   streaming: Promise<void>;
+  /** Resolves when a status line shows diskConsistentLsn past `lsn` (the child flushed). */
+  flushedPast: (lsn: bigint) => Promise<void>;
   exited: Promise<number | null>;
 }
 
@@ -55,15 +57,25 @@ function startFollower(repoDir: string, primary: FollowPrimary): Follower {
   let err = '';
   let out = '';
   child.stderr?.on('data', (b: Buffer) => { err += b.toString(); });
-  const streaming = new Promise<void>((resolve) => child.stdout?.on('data', (b: Buffer) => {
+  const listeners: Array<() => void> = [];
+  child.stdout?.on('data', (b: Buffer) => {
     out += b.toString();
-    if (out.includes('"state":"streaming"')) resolve();
-  }));
+    for (const l of listeners) l();
+  });
+  const when = (cond: () => boolean): Promise<void> => new Promise((resolve) => {
+    const check = (): void => {
+      if (cond()) resolve();
+    };
+    listeners.push(check);
+    check();
+  });
+  const streaming = when(() => out.includes('"state":"streaming"'));
+  const flushedPast = (lsn: bigint): Promise<void> => when(() => [...out.matchAll(/"diskConsistentLsn":"([0-9A-F]+\/[0-9A-F]+)"/g)].some((m) => parseLsn(m[1]) > lsn));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => {
     children.delete(child);
     resolve(code);
   }));
-  return { child, stderr: () => err, streaming, exited };
+  return { child, stderr: () => err, streaming, flushedPast, exited };
 }
 
 /** The LSN a follow child said it starts from (its first stderr line). */
@@ -92,7 +104,8 @@ describe('strata follow killed with SIGKILL and restarted', () => {
     await setup.close();
 
     // Even kills count from the child's start (startup, connecting, catching up), odd ones from the
-    // moment it said 'streaming' (ingest and flushes in flight).
+    // moment it said 'streaming' (ingest and flushes in flight), and every fourth from its first
+    // flush, so the durable LSN surely moves between kills however slow the machine is.
     const lifeMs = Array.from({ length: KILLS }, () => LIFE_MIN_MS + Math.floor(Math.random() * (LIFE_MAX_MS - LIFE_MIN_MS)));
     const workload = runFollowWorkload(primary, lifeMs.reduce((a, b) => a + b, 0) + KILLS * 1_500 + 2_000);
     const log: string[] = [];
@@ -101,7 +114,8 @@ describe('strata follow killed with SIGKILL and restarted', () => {
     const durables = new Set<bigint>([importLsn]);
     for (let k = 0; k < KILLS; k++) {
       const f = startFollower(repoDir, primary);
-      if (k % 2 === 1) await Promise.race([f.streaming, f.exited]);
+      if (k % 4 === 3) await Promise.race([f.flushedPast(expectedStart), f.exited]);
+      else if (k % 2 === 1) await Promise.race([f.streaming, f.exited]);
       await new Promise((r) => setTimeout(r, lifeMs[k]));
       f.child.kill('SIGKILL');
       expect(await f.exited).toBeNull();
@@ -113,8 +127,10 @@ describe('strata follow killed with SIGKILL and restarted', () => {
       expect(typeof restart, 'the slot exists and holds WAL').toBe('bigint');
       expect(restart as bigint, `kill ${k + 1}: restart_lsn ${formatLsn(restart as bigint)} vs durable ${formatLsn(durable)}`).toBeLessThanOrEqual(durable);
       if ((restart as bigint) > maxRestart) maxRestart = restart as bigint;
+      expect(oldestWalSegmentLsn(primary.cluster), 'the WAL the next start needs is still on the primary').toBeLessThanOrEqual(durable);
       durables.add(durable);
-      log.push(`kill ${k + 1} ${lifeMs[k]} ms after ${k % 2 === 1 ? "'streaming'" : 'its start'}: started ${from === null ? '(not yet)' : formatLsn(from)}, durable ${formatLsn(durable)}, restart_lsn ${formatLsn(restart as bigint)}`);
+      const after = k % 4 === 3 ? 'its first flush' : k % 2 === 1 ? "'streaming'" : 'its start';
+      log.push(`kill ${k + 1} ${lifeMs[k]} ms after ${after}: started ${from === null ? '(not yet)' : formatLsn(from)}, durable ${formatLsn(durable)}, restart_lsn ${formatLsn(restart as bigint)}`);
       expectedStart = durable;
     }
 
@@ -128,8 +144,6 @@ describe('strata follow killed with SIGKILL and restarted', () => {
     expect(maxRestart).toBeGreaterThan(importLsn);
     // The killed followers made progress durable between kills (not every kill restarted from the import).
     expect(durables.size).toBeGreaterThanOrEqual(2);
-    // PostgreSQL did drop WAL during the run: what the restarts needed was there because of the slot.
-    expect(oldestWalSegmentLsn(primary.cluster)).toBeGreaterThan(importLsn);
 
     const repo = await Repository.open(repoDir);
     try {
