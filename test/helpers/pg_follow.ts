@@ -12,7 +12,8 @@
  * - pgbench -i, the slot (reserving WAL; `extraSlots` too), a clean stop, a copy of the stopped data directory as
  *   the import base (`baseDir`: exact at its shutdown checkpoint), then the primary starts again.
  * `runFollowWorkload(primary, ms)`: pgbench (2 clients) plus a DDL loop (CREATE TABLE, INSERT,
- * CREATE INDEX, UPDATE, DELETE, VACUUM, ALTER TABLE, TRUNCATE, DROP TABLE) and CHECKPOINTs, for
+ * CREATE INDEX, UPDATE, DELETE, VACUUM, ALTER TABLE, TRUNCATE, DROP TABLE) and CHECKPOINTs (every
+ * other one followed by pg_switch_wal()), for
  * `ms`. No sequences: nextval() changes pages without WAL (docs/POSTGRES.md), which would make the
  * final comparison accept less.
  * `stopPrimaryAndCompare…` helpers: stop cleanly, find the shutdown checkpoint's end, compare every
@@ -168,6 +169,8 @@ export async function runFollowWorkload(primary: FollowPrimary, ms: number): Pro
     while (Date.now() + CHECKPOINT_EVERY_MS < until) {
       await new Promise((r) => setTimeout(r, CHECKPOINT_EVERY_MS));
       await c.checkpoint();
+      // Every other time also an XLOG_SWITCH: the rest of that segment streams as padding the decoder skips.
+      if (checkpoints % 2 === 1) await c.sql('postgres', 'SELECT pg_switch_wal()');
       checkpoints++;
     }
   })();

@@ -18,7 +18,7 @@ import { pgAvailability } from '../helpers/pg_cluster';
 import { formatCompareReport } from '../helpers/pg_compare';
 import {
   allRelations, compareTimelineWithPrimary, type FollowPrimary, formatLsn, oldestWalSegmentLsn, runFollowWorkload, slotRestartLsn,
-  startFollowPrimary, stopPrimary, waitFor,
+  startFollowPrimary, stopPrimary, waitFor, walFlushLsn,
 } from '../helpers/pg_follow';
 
 const pg = pgAvailability();
@@ -46,6 +46,8 @@ interface Follower {
   streaming: Promise<void>;
   /** Resolves when a status line shows diskConsistentLsn past `lsn` (the child flushed). */
   flushedPast: (lsn: bigint) => Promise<void>;
+  /** Resolves when a status line shows lastRecordLsn at or past `lsn` (the child ingested it). */
+  reached: (lsn: bigint) => Promise<void>;
   exited: Promise<number | null>;
 }
 
@@ -70,12 +72,14 @@ function startFollower(repoDir: string, primary: FollowPrimary): Follower {
     check();
   });
   const streaming = when(() => out.includes('"state":"streaming"'));
-  const flushedPast = (lsn: bigint): Promise<void> => when(() => [...out.matchAll(/"diskConsistentLsn":"([0-9A-F]+\/[0-9A-F]+)"/g)].some((m) => parseLsn(m[1]) > lsn));
+  const lsnsIn = (field: string): bigint[] => [...out.matchAll(new RegExp(`"${field}":"([0-9A-F]+/[0-9A-F]+)"`, 'g'))].map((m) => parseLsn(m[1]));
+  const flushedPast = (lsn: bigint): Promise<void> => when(() => lsnsIn('diskConsistentLsn').some((x) => x > lsn));
+  const reached = (lsn: bigint): Promise<void> => when(() => lsnsIn('lastRecordLsn').some((x) => x >= lsn));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => {
     children.delete(child);
     resolve(code);
   }));
-  return { child, stderr: () => err, streaming, flushedPast, exited };
+  return { child, stderr: () => err, streaming, flushedPast, reached, exited };
 }
 
 /** The LSN a follow child said it starts from (its first stderr line). */
@@ -137,6 +141,9 @@ describe('strata follow killed with SIGKILL and restarted', () => {
     const last = startFollower(repoDir, primary);
     const work = await workload;
     const relations = await allRelations(primary.cluster);
+    // Caught up, and connected: a clean shutdown waits for a streaming walsender's flush report only.
+    await last.streaming;
+    await last.reached(await walFlushLsn(primary.cluster));
     const endLsn = await stopPrimary(primary.cluster); // waits until the follower reported all it was sent as flushed
     last.child.kill('SIGTERM');
     expect(await last.exited, last.stderr()).toBe(0);
