@@ -226,7 +226,7 @@ function deriveAvailability(): PgAvailability {
       return { ok: false, reason: `running as root and there is no '${PG_OS_USER}' OS user to run PostgreSQL as` };
     if (!findRunuser()) return { ok: false, reason: 'running as root and runuser(1) is missing' };
   }
-  const v = spawnSync(path.join(PG_BIN_DIR, 'postgres'), ['--version'], { encoding: 'utf8' });
+  const v = spawnSync(path.join(PG_BIN_DIR, 'postgres'), ['--version'], { encoding: 'utf8', env: pgEnv() });
   const version = (v.stdout ?? '').trim();
   if (v.status !== 0 || !new RegExp(`\\) ${PG_MAJOR}\\.`).test(version)) {
     return {
@@ -262,10 +262,16 @@ function commandFor(tool: PgTool, args: readonly string[]): { file: string; argv
   return { file: runuser, argv: ['-u', PG_OS_USER, '--', exe, ...args] };
 }
 
-/** Environment for PostgreSQL's tools: no PG* variables from the caller leak in; C locale. */
-function pgEnv(): NodeJS.ProcessEnv {
+/**
+ * What `npm run test:asan` sets for the addon (scripts/test-asan.js). PostgreSQL must not inherit
+ * it: with the sanitizer runtimes preloaded, `postgres --version` deadlocks in ASan's startup.
+ */
+const SANITIZER_ENV: ReadonlySet<string> = new Set(['LD_PRELOAD', 'ASAN_OPTIONS', 'UBSAN_OPTIONS', 'LSAN_OPTIONS']);
+
+/** Environment for PostgreSQL's tools: no PG* or sanitizer variables from the caller leak in; C locale. */
+export function pgEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('PG')) env[k] = v;
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('PG') && !SANITIZER_ENV.has(k)) env[k] = v;
   env.LC_ALL = 'C';
   env.LANG = 'C';
   delete env.LANGUAGE;

@@ -5,7 +5,7 @@
  */
 import { spawnSync } from 'child_process';
 import { formatLsn, parseLsn } from '../../lib/lsn';
-import { PG_BIN_DIR } from '../helpers/pg_cluster';
+import { PG_BIN_DIR, pgEnv } from '../helpers/pg_cluster';
 import * as path from 'path';
 
 export interface DumpBlock {
@@ -44,7 +44,7 @@ const BLOCK_LINE = /^\s+blkref #(\d+): rel (\d+)\/(\d+)\/(\d+) fork (\w+) blk (\
 export function waldump(walDir: string, start: bigint, end?: bigint): DumpRecord[] {
   const args = ['--bkp-details', '-p', walDir, '-s', formatLsn(start)];
   if (end !== undefined) args.push('-e', formatLsn(end));
-  const r = spawnSync(path.join(PG_BIN_DIR, 'pg_waldump'), args, { encoding: 'utf8', maxBuffer: 1 << 30 });
+  const r = spawnSync(path.join(PG_BIN_DIR, 'pg_waldump'), args, { encoding: 'utf8', maxBuffer: 1 << 30, env: pgEnv() });
   if (r.status !== 0 && !/error in WAL record/.test(r.stderr)) throw new Error(`pg_waldump failed: ${r.stderr}`);
   const out: DumpRecord[] = [];
   for (const line of r.stdout.split('\n')) {
@@ -74,7 +74,7 @@ export function waldump(walDir: string, start: bigint, end?: bigint): DumpRecord
 
 /** The record count pg_waldump --stats reports from `start` to the end of valid WAL. */
 export function waldumpTotal(walDir: string, start: bigint): number {
-  const r = spawnSync(path.join(PG_BIN_DIR, 'pg_waldump'), ['--stats', '-p', walDir, '-s', formatLsn(start)], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  const r = spawnSync(path.join(PG_BIN_DIR, 'pg_waldump'), ['--stats', '-p', walDir, '-s', formatLsn(start)], { encoding: 'utf8', maxBuffer: 1 << 26, env: pgEnv() });
   const m = /^Total\s+(\d+)/m.exec(r.stdout);
   if (m === null) throw new Error(`pg_waldump --stats printed no total: ${r.stderr}`);
   return Number(m[1]);
