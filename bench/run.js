@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 'use strict';
 /**
- * `npm run bench [-- --quick | --tiny] [--out FILE] [--only w1,w2,w3,w4,w6,w7] [--keep]`
+ * `npm run bench [-- --quick | --tiny] [--out FILE] [--only w1,w2,w3,w4,w6,w7,w8] [--keep]`
  * `npm run bench -- --report FILE` prints the tables of an earlier run's JSON again.
  *
  * Runs every workload for the native and the TypeScript core, the LMDB / SQLite baselines and the
@@ -28,6 +28,7 @@ const PROFILES = {
     w3: { pages: 4000, updates: 100000, zipf: 1.0, checkpointDistance: 4 * 2 ** 20, rounds: 3, baselineRounds: 2 },
     w4: { pages: 8000, updates: 400_000, zipf: 1.0, l0Layers: 16, rounds: 3 },
     w7: { pages: 20_000, k: 10, rate: 4000, burst: 16, durationMs: 1500, rounds: 3 },
+    w8: { variant: 'plain', rounds: 3 },
     w6: {
       seed: 7, zipfObjects: 100_000, zipfRequests: 2_000_000, alphas: [0.8, 1.0, 1.2], zipfFractions: [0.01, 0.1],
       arcMaxRequests: Infinity, arcFractions: [0.01, 0.05, 0.1], crossCheckRequests: 100_000,
@@ -40,6 +41,7 @@ const PROFILES = {
     w3: { pages: 500, updates: 8000, zipf: 1.0, checkpointDistance: 2 ** 20, rounds: 2, baselineRounds: 1 },
     w4: { pages: 1000, updates: 40_000, zipf: 1.0, l0Layers: 16, rounds: 2 },
     w7: { pages: 4000, k: 10, rate: 4000, burst: 16, durationMs: 400, rounds: 2 },
+    w8: { variant: 'plain', rounds: 1 },
     w6: {
       seed: 7, zipfObjects: 20_000, zipfRequests: 200_000, alphas: [0.8, 1.0, 1.2], zipfFractions: [0.01, 0.1],
       arcMaxRequests: 300_000, arcFractions: [0.01, 0.05, 0.1], crossCheckRequests: 20_000,
@@ -52,6 +54,7 @@ const PROFILES = {
     w3: { pages: 50, updates: 500, zipf: 1.0, checkpointDistance: 16 * 1024, rounds: 1, baselineRounds: 1 },
     w4: { pages: 100, updates: 2000, zipf: 1.0, l0Layers: 12, rounds: 1 },
     w7: { pages: 400, k: 10, rate: 4000, burst: 16, durationMs: 40, rounds: 1 },
+    w8: { variant: 'plain', rounds: 1 },
     w6: {
       seed: 7, zipfObjects: 2_000, zipfRequests: 20_000, alphas: [0.8, 1.0, 1.2], zipfFractions: [0.01, 0.1],
       arcMaxRequests: 20_000, arcFractions: [0.01, 0.05, 0.1], crossCheckRequests: 5_000,
@@ -73,7 +76,7 @@ function parseArgs(argv) {
     else if (a === '--keep') args.keep = true;
     else if (a === '--report') args.report = path.resolve(argv[++i]);
     else if (a === '--help' || a === '-h') {
-      process.stdout.write('usage: node bench/run.js [--quick|--tiny] [--out FILE] [--only w1,w2,w3,w4,w6,w7] [--keep]\n' +
+      process.stdout.write('usage: node bench/run.js [--quick|--tiny] [--out FILE] [--only w1,w2,w3,w4,w6,w7,w8] [--keep]\n' +
         '       node bench/run.js --report FILE   (print the tables of an earlier run\'s JSON)\n');
       process.exit(0);
     } else {
@@ -193,6 +196,9 @@ function targets(r) {
     add('W6', 'clock − LRU hit ratio, pt: best (highest) over every trace × size', w6.summary.clockMinusLruPt.max, 'report', {}, { unit: 'pt' });
     for (const trace of ['zipf1', 'arc-OLTP']) {
       const rows = w6.rows.filter((x) => x.trace === trace);
+      if (rows.length === 0 && trace.startsWith('arc-') && w6.params.arc.skipped) {
+        add('P7', `S3-FIFO (the option): share of the LRU→Belady gap closed on ${trace}`, null, 'skipped: ARC traces not found (see W6)', { min: 0.3 }, { skipped: w6.params.arc.skipped });
+      }
       if (rows.length === 0) continue;
       const closed = rows.map((x) => x.lruToMinGapClosed.s3fifo);
       add('P7', `S3-FIFO (the option): share of the LRU→Belady gap closed on ${trace}, over cache sizes`, { median: require('./lib/harness').median(closed), min: Math.min(...closed), max: Math.max(...closed), n: closed.length }, '≥ 0.3', { min: 0.3 });
@@ -205,6 +211,17 @@ function targets(r) {
     add('W7', 'event-loop delay p99 under cold reads: native getPage ÷ native readPage (same offered load)', w7.ratios['native.getPage/native.readPage.loopDelayP99'], 'report (< 1: the loop waits less)');
     add('W7', 'event-loop delay p99 under cold reads: native getPage ÷ TS getPage', w7.ratios['native.getPage/ts.getPage.loopDelayP99'], 'report');
     add('W7', 'cold reads, saturated: native getPage ÷ TS getPage pages/s', w7.ratios['native.saturated/ts.saturated.pagesPerSec'], 'report');
+  }
+  const w8 = r.workloads.w8;
+  if (w8 && w8.skipped) add('W8', 'real PostgreSQL WAL', null, `skipped: ${w8.skipped}`, {}, { skipped: w8.skipped });
+  if (w8 && !w8.skipped) {
+    add('W8', 'native redo of real heap/btree pages: µs per page (Neon\'s wal-redo process: ≈ 160 µs per request)', w8.cores.native.redo.usPerPage.median, 'report', {}, { unit: 'µs' });
+    add('W8', 'Neon\'s ≈ 160 µs per request ÷ native µs per page', w8.ratios['neon/native.perPage'], 'report');
+    add('W8', 'native ÷ TS, redo of real pages', w8.ratios['native/ts.redoPerPage'], 'report');
+    add('W8', 'native ingest of real WAL: MB/s (decode + store + flush)', w8.cores.native.ingest.mbPerSec, 'report', {}, { unit: 'MB/s' });
+    add('W8', 'native ÷ TS, ingest of real WAL', w8.ratios['native/ts.ingest'], 'report');
+    add('W8', 'bytes after compaction (all history) ÷ zstd(base + WAL)', w8.ratios['compacted/archive'], 'report');
+    add('W8', 'bytes after GC to the end LSN ÷ zstd(base + WAL)', w8.ratios['gc/archive'], 'report');
   }
   return t;
 }
@@ -308,6 +325,7 @@ function printReport(r) {
       T.fmtNum(x.clockMinusLruPt), T.fmtPct(x.lruToMinGapClosed.sieve), T.fmtPct(x.lruToMinGapClosed.s3fifo),
     ]);
     out.push(T.table(['trace', 'cache blocks', 'clock', 'LRU', 'Belady MIN', 'SIEVE', 'S3-FIFO', 'clock−LRU pt', 'SIEVE gap closed', 'S3-FIFO gap closed'], rows), '');
+    if (w6.params.arc.skipped) out.push(`ARC rows skipped: ${w6.params.arc.skipped}`, '');
   }
   const w7 = r.workloads.w7;
   if (w7) {
@@ -323,6 +341,28 @@ function printReport(r) {
     }
     row('idle loop (monitor floor)', w7.idle);
     out.push(T.table(['mode', 'pages/s', 'loop delay p50 ms', 'p99 ms', 'max ms', 'read p50 µs', 'read p99 µs', 'device bytes / page'], rows), '');
+  }
+  const w8 = r.workloads.w8;
+  if (w8 && w8.skipped) out.push(`### W8 real PostgreSQL WAL — skipped: ${w8.skipped}`, '');
+  if (w8 && !w8.skipped) {
+    const q = w8.params;
+    const a = w8.archive;
+    out.push(`### W8 real PostgreSQL 15 WAL — fixture '${q.variant}' (pgbench + maintenance), ${T.fmtNum(q.walBytes / 2 ** 20, 1)} MiB of WAL, ${q.rounds} round(s)`, '');
+    const rows = ['native', 'ts'].map((impl) => {
+      const c = w8.cores[impl];
+      return [impl, T.fmtNum(c.ingest.mbPerSec.median, 1), `${c.stats.records}`, T.fmtNum(c.redo.usPerPage.median, 1), T.fmtNum(c.redo.usPerRecord.median, 2), T.fmtNum(c.redo.recordsPerPage, 1), `${c.redo.pages}`];
+    });
+    rows.push([`Neon wal-redo process (published)`, '–', '–', `≈ ${q.neonWalRedoUsPerRequest}`, '–', '–', '–']);
+    out.push(T.table(['core', 'ingest MB/s of WAL', 'records', 'redo µs / page', 'µs / record applied', 'records / page', 'pages read'], rows), '');
+    const n = w8.cores.native.storage;
+    const mib = (x) => T.fmtNum(x / 2 ** 20, 1);
+    out.push(T.table(['storage', 'MiB'], [
+      ['Strata after ingest + flush (L0 layers, every LSN)', mib(n.afterIngest)],
+      ['Strata after compact --force (L1 + images, every LSN)', mib(n.afterCompaction)],
+      ['Strata after GC to the end LSN', mib(n.afterGc)],
+      [`base backup raw / zstd-${3}`, `${mib(a.baseBytes)} / ${mib(a.baseZstdBytes)}`],
+      [`WAL raw / zstd-${3}`, `${mib(a.walBytes)} / ${mib(a.walZstdBytes)}`],
+    ], ['l', 'r']), '');
   }
   out.push('### Ratios the targets are phrased in (median [min–max] over rounds, both sides measured in the same rounds)', '');
   const shown = (x) => (x.unit === 'records/s' ? T.fmtRate(x.value?.median) : x.unit === 'µs' || x.unit === 'pt' ? T.fmtNum(x.value) : x.unit === 'MB/s' ? T.fmtNum(x.value?.median, 1) : T.fmtRatio(x.value));
@@ -342,6 +382,8 @@ async function main() {
     process.stderr.write('bench: dist/ is missing; run `npm run build` (or `npm install`) first\n');
     process.exit(1);
   }
+  // The native core is the point of half the comparisons: refuse to run without it.
+  require('./lib/strata').requireNative('bench');
   const profile = PROFILES[args.profile];
   const { Harness } = require('./lib/harness');
   const { benchRoot } = require('./lib/strata');
@@ -351,7 +393,7 @@ async function main() {
   const root = benchRoot();
   const ctx = { harness, profile, root, log, seeds: SEEDS };
   const result = { meta: meta(args, profile), floors: null, workloads: {}, targets: null };
-  // The native core is the point of half the comparisons: refuse to run without it.
+  // The floors come from their own addon (scripts/build-bench.js builds it on first use).
   require('./lib/floors').floorsBinding();
   const want = (w) => args.only === null || args.only.has(w);
   try {
@@ -365,6 +407,7 @@ async function main() {
     if (want('w4')) result.workloads.w4 = await require('./workloads/w4_compaction').runW4(ctx);
     if (want('w6')) result.workloads.w6 = await require('./workloads/w6_policy').runW6(ctx);
     if (want('w7')) result.workloads.w7 = await require('./workloads/w7_event_loop').runW7(ctx);
+    if (want('w8')) result.workloads.w8 = await require('./workloads/w8_postgres').runW8(ctx);
   } finally {
     if (!args.keep) fs.rmSync(root, { recursive: true, force: true });
     else log(`kept ${root}`);

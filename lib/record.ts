@@ -10,6 +10,9 @@ export const PAGE_SIZE = 8192;
  *   image: tag 1, then 8192 page bytes           (will_init)
  *   zero:  tag 2, nothing else                  (will_init)
  *   patch: tag 3, u16 BE offset, then the data   (applies to the previous version)
+ *   pg:    tag 4, a stored PostgreSQL record for one block (docs/POSTGRES.md; will_init when its
+ *          target block is), written by the PostgreSQL ingest path, redone by the core
+ *   value: tag 5, a payload under a non-page key (will_init)
  * New kinds get new tags; readers reject unknown tags.
  */
 export type WalRecord = ImageRecord | ZeroRecord | PatchRecord;
@@ -18,10 +21,18 @@ export interface ImageRecord { lsn: Lsn; key: PageKey; kind: 'image'; page: Uint
 export interface ZeroRecord { lsn: Lsn; key: PageKey; kind: 'zero' }
 export interface PatchRecord { lsn: Lsn; key: PageKey; kind: 'patch'; offset: number; data: Uint8Array }
 
-export const RECORD_FORMAT_VERSION = 1;
+/**
+ * The record format a layer's summary declares: 2 since PostgreSQL records (tag 4) and values
+ * (tag 5); readers accept 1 (tags 1–3 only) and 2, so older layers stay readable and an older
+ * Strata refuses a newer layer at open instead of failing on its first PostgreSQL record.
+ */
+export const RECORD_FORMAT_VERSION = 2;
+export const OLDEST_RECORD_FORMAT_VERSION = 1;
 export const RECORD_TAG_IMAGE = 1;
 export const RECORD_TAG_ZERO = 2;
 export const RECORD_TAG_PATCH = 3;
+/** A stored PostgreSQL record for one block (docs/POSTGRES.md, "Stored record"). */
+export const RECORD_TAG_PG = 4;
 /**
  * A small value under a non-page key (a relation's size, say), written by the engine's own ingest
  * paths, never by callers: tag 5, then up to 8192 payload bytes; it initializes the "page", which
@@ -29,12 +40,35 @@ export const RECORD_TAG_PATCH = 3;
  */
 export const RECORD_TAG_VALUE = 5;
 export const PATCH_HEADER_SIZE = 3;
-/** Largest serialized record: a patch covering the whole page. */
-export const MAX_RECORD_SIZE = PATCH_HEADER_SIZE + PAGE_SIZE;
+/**
+ * Largest serialized record, 128 KiB. Strata's own kinds stay within a page (a patch covering the
+ * whole page is 8195 bytes); a stored PostgreSQL record can in principle reach 24 + 33 × 24 + 65535
+ * bytes plus its main data, far above any heap or btree record. docs/FORMAT.md says what happens
+ * to a larger one.
+ */
+export const MAX_RECORD_SIZE = 128 * 1024;
 
-/** True when the serialized record initializes the page, so reconstruction stops there. */
+// Where a stored PostgreSQL record keeps what recordWillInit needs (docs/POSTGRES.md).
+const PG_TARGET_ID = 2;
+const PG_NBLOCKS = 18;
+const PG_HEADER_SIZE = 24;
+const PG_BLOCK_REF_SIZE = 24;
+const PG_BLOCK_FLAGS = 2;
+const BKPBLOCK_WILL_INIT = 0x40;
+
+/**
+ * True when the serialized record initializes the page, so reconstruction stops there. A stored
+ * PostgreSQL record (already checked) does when its target block carries BKPBLOCK_WILL_INIT.
+ */
 export function recordWillInit(rec: Uint8Array, off = 0): boolean {
   const tag = rec[off];
+  if (tag === RECORD_TAG_PG) {
+    for (let i = 0; i < rec[off + PG_NBLOCKS]; i++) {
+      const ref = off + PG_HEADER_SIZE + i * PG_BLOCK_REF_SIZE;
+      if (rec[ref] === rec[off + PG_TARGET_ID]) return (rec[ref + PG_BLOCK_FLAGS] & BKPBLOCK_WILL_INIT) !== 0;
+    }
+    return false;
+  }
   return tag === RECORD_TAG_IMAGE || tag === RECORD_TAG_ZERO || tag === RECORD_TAG_VALUE;
 }
 
@@ -84,10 +118,16 @@ export function serializeRecord(r: WalRecord): Buffer {
   }
 }
 
-/** Check a serialized record read back from anywhere; returns an error text or null if it is well formed. */
+/**
+ * Check a serialized record read back from anywhere; returns an error text or null if it is well
+ * formed. A stored PostgreSQL record is checked for its size here; its own layout is the core's to
+ * check (validateRecord in lib/core/ts/walredo.ts, CheckSerializedRecord in native/walredo.cc).
+ */
 export function checkSerializedRecord(rec: Uint8Array): string | null {
   if (rec.length === 0) return 'empty record';
   switch (rec[0]) {
+    case RECORD_TAG_PG:
+      return rec.length <= MAX_RECORD_SIZE ? null : 'PostgreSQL record longer than 128 KiB';
     case RECORD_TAG_IMAGE:
       return rec.length === 1 + PAGE_SIZE ? null : `image record of ${rec.length} bytes`;
     case RECORD_TAG_ZERO:

@@ -4,6 +4,11 @@
  * Timeline, see its children or close it on its own (the repository owns timelines' lifecycles).
  */
 import type { TimelineImpl } from './engine/timeline';
+import {
+  getRelSize, importDatadir, ingestWal, isPgTimeline, listRelations, type ImportReport, type IngestPgWalOptions,
+  type RelationInfo, type RelTag, type WalIngestReport, type WalSource,
+} from './pg/pg_timeline';
+import { pgGetPages, pgReadPagesInto } from './pg/rel_sizes';
 import type {
   CompactionReport, CompactOptions, GcOptions, GcReport, GetPageOptions, LayerInfo, TimelineStats,
 } from './engine/timeline';
@@ -12,6 +17,7 @@ import type { Lsn } from './lsn';
 import type { WalRecord } from './record';
 
 export type { CompactionReport, CompactOptions, GcOptions, GcReport, GetPageOptions, LayerInfo, TimelineStats };
+export type { ImportReport, IngestPgWalOptions, RelationInfo, RelTag, WalIngestReport, WalSource };
 
 /** @internal The facade of an engine timeline, one per timeline (the repository's lookups return the same object). */
 export let timelineFacade: (impl: TimelineImpl) => Timeline;
@@ -86,9 +92,13 @@ export class Timeline {
     this.#impl.ingest(records);
   }
 
-  /** GetPage@LSN: the 8192-byte page as of `lsn`. Waits up to timeoutMs for ingest to reach `lsn`. */
+  /**
+   * GetPage@LSN: the 8192-byte page as of `lsn`. Waits up to timeoutMs for ingest to reach `lsn`.
+   * On a PostgreSQL timeline a block inside its relation that no record wrote reads as zeros, and a
+   * block past the relation's end is PAGE_NOT_FOUND.
+   */
   async getPage(key: PageKey, lsn: Lsn, opts?: GetPageOptions): Promise<Buffer> {
-    const [page] = await this.#impl.getPages([key], lsn, opts);
+    const [page] = await this.getPages([key], lsn, opts);
     return page;
   }
 
@@ -98,6 +108,7 @@ export class Timeline {
    * the read sees the layers as they were when it started.
    */
   getPages(keys: readonly PageKey[], lsn: Lsn, opts?: GetPageOptions): Promise<Buffer[]> {
+    if (isPgTimeline(this.#impl)) return pgGetPages(this.#impl, keys, lsn, opts?.timeoutMs);
     return this.#impl.getPages(keys, lsn, opts);
   }
 
@@ -106,12 +117,43 @@ export class Timeline {
    * lastRecordLsn fails at once with LSN_TIMEOUT (use getPage to wait for it).
    */
   readPage(key: PageKey, lsn: Lsn, into: Uint8Array, offset = 0): void {
-    this.#impl.readPagesInto([key], lsn, into, offset);
+    this.readPagesAt([key], lsn, into, offset);
   }
 
   /** Synchronous GetPage@LSN for a batch into `into` (≥ 8192 × keys.length bytes), one core call. */
   readPages(keys: readonly PageKey[], lsn: Lsn, into: Uint8Array): void {
-    this.#impl.readPagesInto(keys, lsn, into, 0);
+    this.readPagesAt(keys, lsn, into, 0);
+  }
+
+  private readPagesAt(keys: readonly PageKey[], lsn: Lsn, into: Uint8Array, offset: number): void {
+    if (isPgTimeline(this.#impl)) pgReadPagesInto(this.#impl, keys, lsn, into, offset);
+    else this.#impl.readPagesInto(keys, lsn, into, offset);
+  }
+
+  /**
+   * Store a cleanly shut down PostgreSQL 15 data directory at the end LSN of its checkpoint record
+   * (docs/POSTGRES.md, "Import"); the timeline must be new and empty. It then follows that cluster.
+   */
+  importPgDatadir(dataDir: string): Promise<ImportReport> {
+    return importDatadir(this.#impl, dataDir, this.#impl.compactionTargetSize);
+  }
+
+  /**
+   * Decode PostgreSQL WAL — a directory of segment files or an AsyncIterable of WAL bytes starting
+   * at startLsn — and store every record, to redo at read time (docs/POSTGRES.md, "Ingest").
+   */
+  ingestPgWal(source: WalSource, opts?: IngestPgWalOptions): Promise<WalIngestReport> {
+    return ingestWal(this.#impl, source, opts);
+  }
+
+  /** A relation fork's size in blocks at `lsn`, as smgrnblocks; REL_NOT_FOUND if it does not exist there. */
+  getRelSize(rel: RelTag, lsn: Lsn, opts?: GetPageOptions): Promise<number> {
+    return getRelSize(this.#impl, rel, lsn, opts?.timeoutMs);
+  }
+
+  /** Every relation fork that exists at `lsn` (of one database with dbOid), with its size. */
+  listRelations(lsn: Lsn, opts?: { dbOid?: number }): Promise<RelationInfo[]> {
+    return listRelations(this.#impl, lsn, opts);
   }
 
   /** Freeze the open layer and wait until every frozen layer is on disk. */

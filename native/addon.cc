@@ -421,7 +421,9 @@ Napi::Value DecompressJs(const Napi::CallbackInfo& info) {
     if (codec > kCodecMax || codec == kCodecNone) BadArgument("codec must be 1 (lz4) or 2 (zstd)");
     if (raw_len > kMaxRecordSize) BadArgument("rawLen exceeds the largest record");
     std::vector<uint8_t> out(raw_len);
-    Decompressor d;
+    // Kept per thread: a new Decompressor allocates a zstd context, which costs more than decoding
+    // a page and is not what the core's reads (one long-lived Decompressor) pay.
+    thread_local Decompressor d;
     if (const char* err = d.Decompress(static_cast<uint8_t>(codec), stored.data, stored.len, out.data(), raw_len)) {
       BadArgument(err);
     }

@@ -9,6 +9,8 @@
 namespace strata {
 
 constexpr size_t kKeySize = 18;
+// Leading kind byte of a relation page key (lib/key.ts KEY_KIND_REL_PAGE).
+constexpr uint8_t kKeyKindRelPage = 0x00;
 
 constexpr size_t kBlockSize = 8192;
 // Each block ends with a big-endian CRC-32 (zlib polynomial) of the bytes before it.
@@ -74,15 +76,24 @@ constexpr uint8_t kCodecMax = kCodecZstd;
 
 // Records (record format version 1).
 constexpr size_t kPageSize = 8192;
-constexpr uint8_t kRecordFormatVersion = 1;
+// Written into every summary; readers accept kOldestRecordFormatVersion..kRecordFormatVersion
+// (lib/record.ts says why).
+constexpr uint8_t kRecordFormatVersion = 2;
+constexpr uint8_t kOldestRecordFormatVersion = 1;
 constexpr uint8_t kRecordTagImage = 1;
 constexpr uint8_t kRecordTagZero = 2;
 constexpr uint8_t kRecordTagPatch = 3;
 // A small value under a non-page key: its payload, then zeros (docs/FORMAT.md, "Records").
 constexpr uint8_t kRecordTagValue = 5;
 constexpr size_t kPatchHeaderSize = 3;
-// Largest serialized record: a patch covering the whole page.
-constexpr size_t kMaxRecordSize = kPatchHeaderSize + kPageSize;
+// A stored PostgreSQL record for one block (docs/POSTGRES.md, "Stored record"), redone by native/pg/.
+constexpr uint8_t kRecordTagPg = 4;
+// Largest serialized record. Strata's own kinds stay within a page (a patch covering the whole page
+// is 8195 bytes); a stored PostgreSQL record can in principle reach 24 + 33 x 24 + 65535 bytes plus
+// its main data, and is bounded here at 128 KiB, far above any heap or btree record (their block
+// data stays within a page, their main data within a few hundred bytes). docs/FORMAT.md says what
+// happens to a larger one.
+constexpr size_t kMaxRecordSize = 128 * 1024;
 
 constexpr uint8_t kPageStatusOk = 0;
 constexpr uint8_t kPageStatusNotFound = 1;

@@ -54,7 +54,7 @@ std::string ValidateSummary(const LayerSummary& s, uint32_t magic, uint16_t vers
   if (MagicFor(s.kind) != magic) return "layer kind does not match the magic";
   if (s.index_key_size != IndexKeySizeFor(s.kind)) return "index key size does not match the layer kind";
   if (s.codec > kCodecMax) return "unknown codec " + std::to_string(s.codec);
-  if (record_format != kRecordFormatVersion) return "unknown record format version " + std::to_string(record_format);
+  if (record_format < kOldestRecordFormatVersion || record_format > kRecordFormatVersion) return "unknown record format version " + std::to_string(record_format);
   if (std::memcmp(s.key_start, s.key_end, kKeySize) >= 0) return "key_start is not below key_end";
   if (s.lsn_start >= s.lsn_end) return "lsn_start is not below lsn_end";
   if (s.kind == kLayerKindImage && s.lsn_end != s.lsn_start + 1) return "image layer LSN range is not [L, L+1)";

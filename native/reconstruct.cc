@@ -1,6 +1,7 @@
 #include "reconstruct.h"
 
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <string>
 
@@ -100,14 +101,32 @@ Outcome SearchLayers(const LayerMap& map, const uint8_t* key, uint64_t cap, Read
   }
 }
 
-void Redo(ReadScratch& s, uint8_t* page) {
+// The key as lib/key.ts formatEncodedKey writes it: spc/db/rel.fork#blk for a relation page, else hex.
+std::string FormatKey(const uint8_t* key) {
+  char buf[2 * kKeySize + 1];
+  if (key[0] == kKeyKindRelPage) {
+    std::snprintf(buf, sizeof(buf), "%u/%u/%u.%u#%u", LoadBe32(key + 1), LoadBe32(key + 5), LoadBe32(key + 9),
+                  static_cast<unsigned>(key[13]), LoadBe32(key + 14));
+  } else {
+    for (size_t i = 0; i < kKeySize; ++i) std::snprintf(buf + 2 * i, 3, "%02X", key[i]);
+  }
+  return buf;
+}
+
+void Redo(ReadScratch& s, const uint8_t* key, uint8_t* page) {
   s.views.clear();
   for (const ChainEntry& e : s.chain) {
     s.views.push_back(RecordView{e.plan_data != nullptr ? e.plan_data : s.arena.data() + e.arena_offset, e.len});
   }
-  if (const char* err = ApplyRecords(s.views.data(), s.views.size(), page)) {
-    Fail(ErrorCode::kCorruptLayer, std::string("reconstruction: ") + err);
+  const char* err = nullptr;
+  try {
+    err = ApplyRecords(s.views.data(), s.views.size(), page);
+  } catch (const StrataError& e) {
+    // PostgreSQL redo failures keep their code; the message gains the page they were reading.
+    if (e.code() != ErrorCode::kWalUnsupported && e.code() != ErrorCode::kRedoFailed) throw;
+    Fail(e.code(), "page " + FormatKey(key) + ": " + e.what());
   }
+  if (err != nullptr) Fail(ErrorCode::kCorruptLayer, std::string("reconstruction: ") + err);
 }
 
 }  // namespace
@@ -146,7 +165,7 @@ void GetPages(const LayerMapTable& maps, ByteSpan plan, ByteSpan out, ByteSpan s
     }
     uint8_t* page = out.data + size_t{i} * kPageSize;
     if (outcome == Outcome::kFound) {
-      Redo(s, page);
+      Redo(s, key, page);
       totals.records_applied = s.chain.size();
       status.data[i] = kPageStatusOk;
     } else {

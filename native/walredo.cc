@@ -3,6 +3,8 @@
 #include <cstring>
 
 #include "format.h"
+#include "pg/redo_record.h"
+#include "pg/rmgr.h"
 
 namespace strata {
 
@@ -15,6 +17,8 @@ const char* CheckSerializedRecord(const uint8_t* rec, size_t len) {
       return len == 1 ? nullptr : "zero record of the wrong length";
     case kRecordTagValue:
       return len <= 1 + kPageSize ? nullptr : "value record longer than a page";
+    case kRecordTagPg:
+      return len <= kMaxRecordSize ? pg::CheckRedoRecord(rec, len) : "PostgreSQL record longer than 128 KiB";
     case kRecordTagPatch: {
       if (len <= kPatchHeaderSize) return "patch record without data";
       const size_t offset = LoadBe16(rec + 1);
@@ -26,6 +30,7 @@ const char* CheckSerializedRecord(const uint8_t* rec, size_t len) {
 }
 
 bool RecordWillInit(const uint8_t* rec) {
+  if (rec[0] == kRecordTagPg) return pg::StoredRecordWillInit(rec);
   return rec[0] == kRecordTagImage || rec[0] == kRecordTagZero || rec[0] == kRecordTagValue;
 }
 
@@ -47,6 +52,11 @@ const char* ApplyRecords(const RecordView* newest_first, size_t count, uint8_t* 
       case kRecordTagValue:
         std::memset(page, 0, kPageSize);
         std::memcpy(page, r.data + 1, r.len - 1);
+        break;
+      case kRecordTagPg:
+        // A will_init record is redone on a zero page (PostgreSQL's XLogInitBufferForRedo).
+        if (pg::StoredRecordWillInit(r.data)) std::memset(page, 0, kPageSize);
+        pg::RedoRecord(r.data, r.len, page);
         break;
       default: {
         const size_t offset = LoadBe16(r.data + 1);

@@ -122,10 +122,12 @@ function buildRecord(how, extra = {}) {
 
 function main() {
   if (!force && addonUpToDate()) return;
-  // A local build takes precedence over a prebuild at load time, so only skip when there is none.
+  // A local build takes precedence over a prebuild at load time, so only skip when there is none,
+  // and only for a prebuild no older than the sources: in the npm tarball every file carries the
+  // same timestamp, while in a checkout a prebuild left by `npm pack` must not hide later edits.
   if (!force && !fs.existsSync(ADDON)) {
     const prebuild = prebuildLoads();
-    if (prebuild) return;
+    if (prebuild && fs.statSync(prebuild).mtimeMs >= newestInputMtime()) return;
   }
   const nodeGyp = findNodeGyp();
   if (!nodeGyp) fail('node-gyp not found');

@@ -2,13 +2,16 @@
 /**
  * Packaging test (npm run test:pack; minutes, so not part of npm test). What a user gets from the
  * registry, checked end to end:
- *   1. stage a copy of the working tree (tracked and new files; never the caller's build outputs),
- *      build the prebuild there (scripts/build-prebuild.js: prebuildify + glibc gate) and `npm pack`;
+ *   1. stage a clean checkout (tracked and new files; never the caller's build outputs) and run a
+ *      plain `npm pack` there: its prepack (scripts/prepack.js) builds dist/ and the prebuild, as it
+ *      does for `npm publish`, so the tarball tested is the one publishing makes. The stage holds a
+ *      developer build in build/ (a copy of the caller's), which must be back, and loading, after;
  *   2. install the tarball into an empty project with --ignore-scripts and a PATH holding only node
  *      and npm: no cc, g++, make or python3, so nothing can be compiled;
  *   3. require('strata') must load the native core from the prebuild, STRATA_IMPL=ts must work, the
  *      `strata` bin must run, and with the prebuild removed the package must fall back to pure TS
  *      with exactly one warning.
+ * `--tarball FILE` skips step 1 and tests that tarball instead (e.g. the one about to be published).
  * STRATA_KEEP_PACK=1 keeps the temp directories for inspection.
  */
 'use strict';
@@ -70,16 +73,44 @@ function stage() {
   return dir;
 }
 
+/** The developer build placed in the stage before packing: a copy of the caller's, if any. */
+function seedDeveloperBuild(stageDir) {
+  const addon = path.join(ROOT, 'build', 'Release', 'strata.node');
+  if (!fs.existsSync(addon)) return null;
+  const dest = path.join(stageDir, 'build', 'Release', 'strata.node');
+  fs.mkdirSync(path.dirname(dest), { recursive: true });
+  fs.copyFileSync(addon, dest);
+  return fs.readFileSync(dest);
+}
+
+/** What node-gyp-build loads in `dir`, asked in a child process: { file, source }. */
+function loadedAddon(dir) {
+  const code = `const p = require('node-gyp-build').path(${JSON.stringify(dir)}); require(p); console.log(p);`;
+  const r = spawnSync(process.execPath, ['-e', code], { cwd: dir, encoding: 'utf8' });
+  const file = r.status === 0 ? r.stdout.trim() : null;
+  return { file, source: file === null ? null : path.relative(dir, file).split(path.sep)[0], error: r.stderr };
+}
+
+/** A plain `npm pack` of the staged checkout, its lifecycle scripts included; the tarball's path. */
 function packTarball(stageDir) {
-  run(process.execPath, [path.join(stageDir, 'scripts', 'build-prebuild.js')], { cwd: stageDir, stdio: 'inherit' });
+  const devBuild = seedDeveloperBuild(stageDir);
   const dest = tmpdir('strata-tgz-');
+  // npm keeps the lifecycle scripts' output (prepack's build, ≈ 1 min) and shows it if one fails.
+  process.stdout.write('npm pack of a clean checkout (prepack builds dist/ and the prebuild)…\n');
   const r = run('npm', ['pack', '--json', '--pack-destination', dest], { cwd: stageDir });
   const info = JSON.parse(r.stdout.slice(r.stdout.indexOf('[')))[0];
   const files = info.files.map((f) => f.path);
   const prebuild = files.find((f) => /^prebuilds\/[^/]+\/strata\..*\.node$/.test(f));
   check(`tarball ${info.filename} holds a prebuild (${prebuild || 'none'})`, prebuild !== undefined);
   check('tarball holds dist/cli/cli.js and bin/strata.js', files.includes('dist/cli/cli.js') && files.includes('bin/strata.js'));
-  check('tarball holds no build/ directory', !files.some((f) => f.startsWith('build/')));
+  check('tarball holds no build/ directory', !files.some((f) => f.startsWith('build')));
+  // The checkout that was packed still works for its developer: their build is back and loads.
+  if (devBuild !== null) {
+    const restored = path.join(stageDir, 'build', 'Release', 'strata.node');
+    check('after npm pack the developer build is back in build/Release', fs.existsSync(restored) && fs.readFileSync(restored).equals(devBuild));
+  }
+  const loaded = loadedAddon(stageDir);
+  check(`after npm pack the checkout loads an addon (${loaded.source || 'none'})`, loaded.file !== null && loaded.source === (devBuild !== null ? 'build' : 'prebuilds'), loaded.error);
   return path.join(dest, info.filename);
 }
 
@@ -158,9 +189,21 @@ function verifyInstall(project, env) {
   if (warnings.length === 1) process.stdout.write(`     warning: ${warnings[0]}\n`);
 }
 
+function tarballArg() {
+  const i = process.argv.indexOf('--tarball');
+  if (i < 0) return null;
+  const file = process.argv[i + 1];
+  if (file === undefined || !fs.existsSync(file)) {
+    process.stderr.write(`test:pack: --tarball needs an existing file, got ${JSON.stringify(file)}\n`);
+    process.exit(2);
+  }
+  return path.resolve(file);
+}
+
 function main() {
   try {
-    const tarball = packTarball(stage());
+    const given = tarballArg();
+    const tarball = given !== null ? given : packTarball(stage());
     const binDir = toolFreePath();
     const { project, env } = install(tarball, binDir);
     verifyInstall(project, env);

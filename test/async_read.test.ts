@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { COUNTS_PER_REQUEST, type Core } from '../lib/core/core';
 import { isStrataError, PAGE_SIZE, type PageKey, Repository, type WalRecord } from '../lib';
-import { IMPLEMENTATIONS, makeCore } from './helpers/cores';
+import { ALL_IMPLEMENTATIONS, describeEachCore, makeCore, NATIVE_SKIP_NOTE, SKIP_NATIVE } from './helpers/cores';
 import { deltaSpec, imageRec, imageSpec, pageKey, patchRec, planOf, runPlan, tmpDir, writeLayer } from './helpers/layers';
 import { Oracle } from './helpers/oracle';
 import { Rng } from './helpers/random';
@@ -26,9 +26,7 @@ function dispatch(core: Core, plan: Buffer, n: number, cachedInline: boolean): {
   return { result, done: core.getPagesAsync(plan, result.out, result.status, result.counts, cachedInline) };
 }
 
-const CASES = IMPLEMENTATIONS.flatMap((impl) => [{ impl, cachedInline: false }, { impl, cachedInline: true }]);
-
-describe.each(CASES)('getPagesAsync ($impl core, cachedInline $cachedInline)', ({ impl, cachedInline }) => {
+for (const cachedInline of [false, true]) describeEachCore(`getPagesAsync (%s core, cachedInline ${cachedInline})`, (impl) => {
   let dir: string;
   let core: Core;
 
@@ -116,9 +114,10 @@ describe.each(CASES)('getPagesAsync ($impl core, cachedInline $cachedInline)', (
   });
 });
 
-describe("cached-inline attempts move both cores' page-cache counters alike", () => {
+// A comparison of the two cores: with one core there is nothing to compare.
+describe.skipIf(SKIP_NATIVE)(`cached-inline attempts move both cores' page-cache counters alike${NATIVE_SKIP_NOTE}`, () => {
   it('same hits, misses and evictions after the same async reads, cached or not', async () => {
-    const cores = IMPLEMENTATIONS.map((impl) => makeCore(impl, 16 * PAGE_SIZE));
+    const cores = ALL_IMPLEMENTATIONS.map((impl) => makeCore(impl, 16 * PAGE_SIZE));
     const dir = tmpDir('async-parity');
     try {
       const rng = new Rng(99);
@@ -151,7 +150,7 @@ describe("cached-inline attempts move both cores' page-cache counters alike", ()
 
 const KS: KeySpace = { rels: 2, blocks: 24 };
 
-describe.each(IMPLEMENTATIONS)('reads in flight while layers are replaced (%s core)', (impl) => {
+describeEachCore('reads in flight while layers are replaced (%s core)', (impl) => {
   let dir: string;
 
   beforeEach(() => { dir = tmpDir(`inflight-${impl}`); });

@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeKey, Repository, type PageKey } from '../lib';
-import { nativeLoadError } from '../lib/core/native';
+import { ALL_IMPLEMENTATIONS, SKIP_NATIVE, skipNoteFor } from './helpers/cores';
 
 const ROOT = path.join(__dirname, '..');
 const BIN = path.join(ROOT, 'bin', 'strata.js');
@@ -23,8 +23,20 @@ function strata(args: string[], env: NodeJS.ProcessEnv = {}): Run {
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-function json<T>(r: Run): T {
+/** README's exit-code table ("CLI"): every run in this file is checked against one of these. */
+const EXIT = { OK: 0, USAGE: 2, BAD_ARGUMENT: 3, NOT_FOUND: 4, CORRUPT: 5, NATIVE_UNAVAILABLE: 7, LSN_TIMEOUT: 8, GC_CUTOFF: 9 } as const;
+
+/** The parsed --json output of a run that must have exited with `status` (success unless told). */
+function json<T>(r: Run, status: number = EXIT.OK): T {
+  expect(r.status, `exit status; stderr: ${r.stderr}`).toBe(status);
   return JSON.parse(r.stdout) as T;
+}
+
+/** A failed --json run: the exit status, and the error object that repeats it with a code. */
+function jsonError(r: Run, status: number, code: string): { code: string; message: string; exitCode: number } {
+  const { error } = json<{ error: { code: string; message: string; exitCode: number } }>(r, status);
+  expect(error).toMatchObject({ code, exitCode: status });
+  return error;
 }
 
 let tmp: string;
@@ -66,7 +78,7 @@ function copyRepo(name: string): string {
 }
 
 beforeAll(async () => {
-  expect(fs.existsSync(path.join(ROOT, 'dist', 'cli.js'))).toBe(true);
+  expect(fs.existsSync(path.join(ROOT, 'dist', 'cli', 'cli.js'))).toBe(true);
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-cli-'));
   repoDir = path.join(tmp, 'repo');
   await makeRepo(repoDir);
@@ -102,9 +114,7 @@ describe('strata CLI', () => {
 
   it('timelines on a directory that is no repository exits 4 and creates nothing', () => {
     const missing = path.join(tmp, 'nowhere');
-    const r = strata(['timelines', missing, '--json']);
-    expect(r.status).toBe(4);
-    expect(json<{ error: { code: string } }>(r).error.code).toBe('NOT_A_REPOSITORY');
+    jsonError(strata(['timelines', missing, '--json']), EXIT.NOT_FOUND, 'NOT_A_REPOSITORY');
     expect(fs.existsSync(missing)).toBe(false);
   });
 
@@ -157,12 +167,32 @@ describe('strata CLI', () => {
   it('get maps errors to exit codes: bad key 3, no page 4, LSN not reached 8', () => {
     expect(strata(['get', repoDir, 't1', 'dev', 'bogus', '0/30']).status).toBe(3);
     expect(strata(['get', repoDir, 't1', 'dev', KEY_TEXT, 'zz']).status).toBe(3);
+    jsonError(strata(['get', repoDir, 't1', 'dev', 'bogus', '0/30', '--json']), EXIT.BAD_ARGUMENT, 'BAD_ARGUMENT');
+    jsonError(strata(['get', repoDir, 't1', 'nope', KEY_TEXT, '0/30', '--json']), EXIT.NOT_FOUND, 'TIMELINE_NOT_FOUND');
     const notFound = strata(['get', repoDir, 't1', 'dev', '1663/5/16384.0#9', '0/30']);
     expect(notFound.status).toBe(4);
     expect(notFound.stderr).toContain('PAGE_NOT_FOUND');
     const ahead = strata(['get', repoDir, 't1', 'dev', KEY_TEXT, '0/99']);
     expect(ahead.status).toBe(8);
     expect(ahead.stderr).toContain('LSN_TIMEOUT');
+    jsonError(strata(['get', repoDir, 't1', 'dev', KEY_TEXT, '0/99', '--json']), EXIT.LSN_TIMEOUT, 'LSN_TIMEOUT');
+  });
+
+  it('a malformed option value is a bad argument (exit 3), an unknown option or a missing value a usage error (exit 2)', () => {
+    for (const args of [
+      ['get', repoDir, 't1', 'dev', KEY_TEXT, '0/30', '--wait', 'soon'],
+      ['dump-layer', layerFiles(repoDir)[0], '--limit=-3'],
+      ['verify', repoDir, '--impl', 'fortran'],
+    ]) {
+      jsonError(strata([...args, '--json']), EXIT.BAD_ARGUMENT, 'BAD_ARGUMENT');
+      const human = strata(args);
+      expect(human.status, args.join(' ')).toBe(EXIT.BAD_ARGUMENT);
+      expect(human.stderr).toMatch(/^strata: BAD_ARGUMENT: (--wait|--limit|--impl) /);
+    }
+    expect(strata(['verify', repoDir, '--limit']).status).toBe(EXIT.USAGE);
+    expect(strata(['dump-layer', layerFiles(repoDir)[0], '--limit', '-3']).status).toBe(EXIT.USAGE); // a value that looks like an option
+    expect(strata(['verify', repoDir, '--frobnicate']).status).toBe(EXIT.USAGE);
+    expect(strata(['verify', repoDir, '--progress', '--no-progress']).status).toBe(EXIT.USAGE);
   });
 
   it('verify passes on a good repository, with a progress bar on stderr when asked', () => {
@@ -171,11 +201,12 @@ describe('strata CLI', () => {
     expect(r.stdout).toMatch(/^ok: 2 timelines, 3\/3 layers verified/m);
     expect(r.stderr).toMatch(/verify \[#+\] 100%/);
     const quiet = strata(['verify', repoDir, '--no-progress']);
+    expect(quiet.status).toBe(0);
     expect(quiet.stderr).toBe('');
   });
 
-  // The native case needs the addon; a machine without a compiler checks the TS core only.
-  it.each(nativeLoadError() === null ? ['native', 'ts'] : ['ts'])('verify exits 5 and names the file for a flipped byte in any layer (%s core)', (impl) => {
+  // The native case needs the addon (helpers/cores.ts: it fails without it unless STRATA_IMPL=ts).
+  for (const impl of ALL_IMPLEMENTATIONS) it.skipIf(impl === 'native' && SKIP_NATIVE)(`verify exits 5 and names the file for a flipped byte in any layer (${impl} core)${skipNoteFor(impl)}`, () => {
     const files = layerFiles(repoDir);
     expect(files.length).toBe(3);
     for (const [i, rel] of files.map((f) => path.relative(repoDir, f)).entries()) {
@@ -201,7 +232,7 @@ describe('strata CLI', () => {
     fs.writeFileSync(manifest, fs.readFileSync(manifest, 'utf8').replace('"lz4"', '"LZ4"'));
     const r = strata(['verify', dir, '--json']);
     expect(r.status).toBe(5);
-    const report = json<{ ok: boolean; faults: { file: string; code: string }[] }>(r);
+    const report = json<{ ok: boolean; faults: { file: string; code: string }[] }>(r, EXIT.CORRUPT);
     expect(report.faults).toContainEqual(expect.objectContaining({ file: manifest, code: 'CORRUPT_MANIFEST' }));
     // dev's ancestor is unreadable now, which verify reports too.
     expect(report.faults.every((f) => f.code === 'CORRUPT_MANIFEST')).toBe(true);
@@ -228,6 +259,7 @@ describe('strata CLI', () => {
     expect(broken.stdout).toContain('native: unavailable: cannot load');
     const forced = strata(['verify', repoDir, '--impl', 'native'], { STRATA_NATIVE_PATH: path.join(tmp, 'missing.node') });
     expect(forced.status).toBe(7);
+    jsonError(strata(['verify', repoDir, '--impl', 'native', '--json'], { STRATA_NATIVE_PATH: path.join(tmp, 'missing.node') }), EXIT.NATIVE_UNAVAILABLE, 'NATIVE_UNAVAILABLE');
   });
 });
 
@@ -266,7 +298,10 @@ describe('strata compact and gc', () => {
       const old = strata(['get', dir, 't1', 'main', KEY_TEXT, '0/10']);
       expect(old.status).toBe(9);
       expect(old.stderr).toContain('LSN_GC_CUTOFF');
-      expect(strata(['gc', dir, 't1', 'main', '--horizon', 'x']).status).not.toBe(0);
+      jsonError(strata(['get', dir, 't1', 'main', KEY_TEXT, '0/10', '--json']), EXIT.GC_CUTOFF, 'LSN_GC_CUTOFF');
+      // A malformed value is a bad argument (3), not a usage error (2): README's exit table.
+      expect(strata(['gc', dir, 't1', 'main', '--horizon', 'x']).status).toBe(EXIT.BAD_ARGUMENT);
+      jsonError(strata(['gc', dir, 't1', 'main', '--horizon=-1', '--json']), EXIT.BAD_ARGUMENT, 'BAD_ARGUMENT');
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

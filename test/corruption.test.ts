@@ -5,10 +5,10 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type PageKey, Repository, StrataError } from '../lib';
 import { BLOCK_SIZE, SUMMARY } from '../lib/core/format';
-import { IMPLEMENTATIONS } from './helpers/cores';
+import { describeEachCore } from './helpers/cores';
 import { Oracle } from './helpers/oracle';
 import { Rng } from './helpers/random';
 import { type KeySpace, randomBatch } from './helpers/workload';
@@ -86,7 +86,7 @@ async function readEverything(dir: string, impl: 'native' | 'ts', p: Pristine): 
   return result;
 }
 
-describe.each(IMPLEMENTATIONS)('corrupt and truncated layer files (%s core)', (impl) => {
+describeEachCore('corrupt and truncated layer files (%s core)', (impl) => {
   let p: Pristine;
 
   beforeAll(async () => { p = await buildPristine(impl); });

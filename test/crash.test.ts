@@ -9,10 +9,10 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { Repository } from '../lib';
 import { createCore } from '../lib/core/select';
-import { IMPLEMENTATIONS } from './helpers/cores';
+import { describeEachCore } from './helpers/cores';
 import { Rng } from './helpers/random';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -20,6 +20,7 @@ const workload = require('./fixtures/crash_workload.js') as {
   recordAt(i: number): import('../lib').WalRecord;
   recordsUpTo(lsn: bigint): number;
   PAGES: number;
+  GC_HORIZON: bigint;
 };
 
 const KILLS_PER_IMPLEMENTATION = Number(process.env.STRATA_CRASH_KILLS ?? 6);
@@ -69,7 +70,7 @@ async function expectedPage(key: number, lsn: bigint): Promise<Buffer | null> {
 
 type Mode = 'ingest' | 'lifecycle';
 
-describe.each(IMPLEMENTATIONS)('crash safety under SIGKILL (%s core)', (impl) => {
+describeEachCore('crash safety under SIGKILL (%s core)', (impl) => {
   it.each(['ingest', 'lifecycle'] as const)(`%s: survives ${KILLS_PER_IMPLEMENTATION} kills at random moments`, async (mode) => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), `strata-crash-${impl}-`));
     const rng = new Rng((impl === 'native' ? 101 : 202) + (mode === 'lifecycle' ? 7 : 0));

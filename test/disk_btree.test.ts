@@ -1,9 +1,9 @@
 import * as path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, expect, it } from 'vitest';
 import type { Core } from '../lib/core/core';
 import { isStrataError } from '../lib/errors';
 import { DELTA_INDEX_KEY_SIZE, IMAGE_INDEX_KEY_SIZE, btreeFanout } from '../lib/core/format';
-import { IMPLEMENTATIONS, makeCore } from './helpers/cores';
+import { describeEachCore, makeCore } from './helpers/cores';
 import {
   type Entry, type LayerSpec, type TestRequest, appendArgs, deltaSpec, imageRec, imageSpec, pageKey, patchRec, runOracle, runPlan,
   tmpDir, writeLayer, zeroRec,
@@ -62,7 +62,7 @@ function requestsFor(rng: Rng, spec: LayerSpec, mapId: number, maxRequests: numb
   }));
 }
 
-describe.each(IMPLEMENTATIONS)('disk B-tree through layer files (%s core)', (impl) => {
+describeEachCore('disk B-tree through layer files (%s core)', (impl) => {
   const core: Core = makeCore(impl);
   const dir = tmpDir(`btree-${impl}`);
   afterAll(() => core.close());

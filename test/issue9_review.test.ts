@@ -15,7 +15,7 @@ import { createCore } from '../lib/core/select';
 import { deltaFileName } from '../lib/engine/manifest';
 import { encodeManifest } from '../lib/engine/manifest';
 import { KEY_MAX, KEY_MIN } from '../lib/key';
-import { IMPLEMENTATIONS } from './helpers/cores';
+import { describeEachCore, IMPLEMENTATIONS, NATIVE_SKIP_NOTE } from './helpers/cores';
 
 const ROOT = path.join(__dirname, '..');
 const HOLDER = path.join(__dirname, 'fixtures', 'hold_repo.js');
@@ -134,7 +134,7 @@ describe('debt 1: one writer per repository; read-only opens for inspection', ()
   });
 });
 
-describe.each(IMPLEMENTATIONS)('debts 2, 3, 5 (%s core)', (impl) => {
+describeEachCore('debts 2, 3, 5 (%s core)', (impl) => {
   it('debt 2: GC never moves the cutoff past durable data, so a crash image reopens and reads', async () => {
     const dir = tmp('gc-durable');
     const repo = await Repository.open(dir, { implementation: impl });
@@ -266,7 +266,7 @@ describe('debt 8: one code per situation', () => {
     await repo.close();
   });
 
-  it('a closed core says CLOSED in both cores', async () => {
+  it(`a closed core says CLOSED in both cores${NATIVE_SKIP_NOTE}`, async () => {
     for (const impl of IMPLEMENTATIONS) {
       const core = createCore(impl, { pageCacheBytes: 1 << 20 });
       core.close();

@@ -7,7 +7,7 @@ import type { Core, LayerWriterOptions } from '../lib/core/core';
 import { isStrataError, type StrataErrorCode } from '../lib/errors';
 import { CODEC_LZ4, CODEC_NONE, CODEC_ZSTD, DELTA_MAGIC, IMAGE_MAGIC, SUMMARY, type CodecId } from '../lib/core/format';
 import { KEY_MAX, KEY_MIN } from '../lib/key';
-import { IMPLEMENTATIONS, makeCore } from './helpers/cores';
+import { describeEachCore, makeCore } from './helpers/cores';
 import {
   type Entry, type LayerSpec, type TestRequest, appendArgs, deltaSpec, imageRec, imageSpec, pageKey, patchRec, randomImageRec,
   runOracle, runPlan, tmpDir, writeLayer, zeroRec,
@@ -37,7 +37,7 @@ function patchFile(file: string, offset: number, bytes: Buffer, reseal: boolean)
 
 const CODECS: CodecId[] = [CODEC_NONE, CODEC_LZ4, CODEC_ZSTD].filter((c) => codecAvailable(c as CodecId)) as CodecId[];
 
-describe.each(IMPLEMENTATIONS)('layer files (%s core)', (impl) => {
+describeEachCore('layer files (%s core)', (impl) => {
   const core: Core = makeCore(impl);
   const dir = tmpDir(`layer-${impl}`);
   afterAll(() => core.close());
@@ -104,7 +104,7 @@ describe.each(IMPLEMENTATIONS)('layer files (%s core)', (impl) => {
     expect(b[SUMMARY.indexKeySize]).toBe(18);
     expect(Number(b.readBigUInt64BE(SUMMARY.entryCount))).toBe(2);
     expect(b.readUInt32BE(SUMMARY.totalBlocks)).toBe(4);
-    expect(b[SUMMARY.recordFormat]).toBe(1);
+    expect(b[SUMMARY.recordFormat]).toBe(2);
     expect(b.length).toBe(4 * BLOCK);
     for (let blk = 0; blk < 4; blk++) {
       expect(b.readUInt32BE(blk * BLOCK + PAYLOAD)).toBe(crc32(b.subarray(blk * BLOCK, blk * BLOCK + PAYLOAD)));
@@ -238,12 +238,17 @@ describe.each(IMPLEMENTATIONS)('layer files (%s core)', (impl) => {
         [SUMMARY.indexRootBlk, Buffer.of(0, 0, 0, 3)],
         [SUMMARY.indexKeySize, Buffer.of(18)],
         [SUMMARY.reserved, Buffer.of(0, 1)],
-        [SUMMARY.recordFormat, Buffer.of(2)],
+        [SUMMARY.recordFormat, Buffer.of(3)],
+        [SUMMARY.recordFormat, Buffer.of(0)],
         [SUMMARY.end + 100, Buffer.of(1)],
         [SUMMARY.lsnEnd, Buffer.alloc(8)],
         [SUMMARY.keyEnd, Buffer.alloc(18)],
         [SUMMARY.entryCount, Buffer.from('0000000000000001', 'hex')],
       ];
+      // A layer written before PostgreSQL records (record format 1) still opens.
+      const old = layout();
+      patchFile(old.file, SUMMARY.recordFormat, Buffer.of(1), true);
+      core.closeLayer(core.openLayer(old.file));
       for (const [off, bytes] of rules) {
         const r = layout();
         patchFile(r.file, off, bytes, true);

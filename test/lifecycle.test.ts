@@ -2,9 +2,9 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type PageKey, PAGE_SIZE, Repository, type RepositoryOptions, type Timeline } from '../lib';
-import { IMPLEMENTATIONS } from './helpers/cores';
+import { afterEach, beforeEach, expect, it, vi } from 'vitest';
+import { type BackgroundStats, type PageKey, PAGE_SIZE, Repository, type RepositoryOptions, type Timeline } from '../lib';
+import { describeEachCore } from './helpers/cores';
 import { Oracle } from './helpers/oracle';
 import { Rng } from './helpers/random';
 import { type KeySpace, randomBatch } from './helpers/workload';
@@ -18,7 +18,7 @@ function page(s: string): Buffer {
   return p;
 }
 
-describe.each(IMPLEMENTATIONS)('compaction, images and GC (%s core)', (impl) => {
+describeEachCore('compaction, images and GC (%s core)', (impl) => {
   let dir: string;
   let repo: Repository;
   const options: RepositoryOptions = { implementation: impl, compactionThreshold: 10, compactionTargetSize: 32 * 1024 };
@@ -197,25 +197,73 @@ describe.each(IMPLEMENTATIONS)('compaction, images and GC (%s core)', (impl) => 
     await expectMatches(tl, oracle, [lsns[5], tl.lastRecordLsn]);
   });
 
-  it('the background scheduler flushes old open layers, compacts, and stops cleanly on close', async () => {
-    await repo.close();
-    repo = await Repository.open(dir, { ...options, compactionThreshold: 3, background: true, backgroundOptions: { periodMs: 10, checkpointTimeoutMs: 30, gcPeriodMs: 50 } });
-    const tl = await repo.createTimeline({ tenantId: 't', timelineId: 'main' });
-    const rng = new Rng(4);
-    for (let i = 0; i < 5; i++) {
-      tl.ingest(randomBatch(rng, KEYS, tl.lastRecordLsn, 50));
-      const target = tl.lastRecordLsn;
-      for (let t = 0; t < 200 && tl.diskConsistentLsn < target; t++) await new Promise((r) => setTimeout(r, 10));
-      expect(tl.diskConsistentLsn).toBe(target); // flushed by checkpointTimeoutMs, not by us
+  it('the background scheduler flushes by age, compacts, runs GC once per gcPeriodMs, and every page reads back', async () => {
+    // Date is faked (timers stay real): the scheduler's ages and periods move only when the test
+    // moves the clock, so "not yet" and "now" are decided by the test, not by the machine's speed.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      await repo.close();
+      const CHECKPOINT_MS = 1_000;
+      const GC_PERIOD_MS = 60_000;
+      repo = await Repository.open(dir, {
+        ...options, compactionThreshold: 3, gcHorizon: 0n, background: true,
+        backgroundOptions: { periodMs: 5, checkpointTimeoutMs: CHECKPOINT_MS, gcPeriodMs: GC_PERIOD_MS },
+      });
+      const tl = await repo.createTimeline({ tenantId: 't', timelineId: 'main' });
+      const bg = (): BackgroundStats => repo.stats().background;
+      /** Waits (real time, bounded) for `n` more scheduler rounds, or for `done` to hold. */
+      const rounds = async (n: number, done: () => boolean = () => false): Promise<void> => {
+        const until = bg().ticks + n;
+        for (let i = 0; i < 2000 && bg().ticks < until && !done(); i++) await new Promise((r) => setTimeout(r, 5));
+        expect(bg().ticks >= until || done(), `scheduler stuck at ${bg().ticks} rounds`).toBe(true);
+      };
+      const advance = (ms: number): void => {
+        vi.setSystemTime(Date.now() + ms);
+      };
+
+      // The first round that sees the timeline collects it; rounds inside the period do not.
+      await rounds(3);
+      expect(bg().gcRuns).toBe(1);
+
+      const oracle = new Oracle();
+      oracle.createTimeline('main');
+      const rng = new Rng(4);
+      for (let i = 0; i < 5; i++) {
+        const batch = randomBatch(rng, KEYS, tl.lastRecordLsn, 50);
+        tl.ingest(batch);
+        oracle.ingest('main', batch);
+        const target = tl.lastRecordLsn;
+        await rounds(3);
+        expect(tl.diskConsistentLsn, 'flushed before checkpointTimeoutMs').toBeLessThan(target);
+        advance(CHECKPOINT_MS);
+        await rounds(50, () => tl.diskConsistentLsn === target);
+        expect(tl.diskConsistentLsn).toBe(target); // flushed by the scheduler, not by us
+        expect(bg().flushes).toBe(i + 1);
+      }
+      await rounds(50, () => tl.stats().l1Count > 0);
+      expect(tl.stats().l1Count).toBeGreaterThan(0);
+      expect(bg().compactions).toBeGreaterThan(0);
+
+      // 5 s of clock and many rounds later, still inside the GC period: no second GC, no cutoff.
+      expect(bg().gcRuns).toBe(1);
+      expect(tl.gcCutoffLsn).toBe(0n);
+      advance(GC_PERIOD_MS);
+      await rounds(50, () => bg().gcRuns === 2);
+      expect(bg().gcRuns).toBe(2);
+      expect(tl.gcCutoffLsn).toBe(tl.diskConsistentLsn); // gcHorizon 0: everything durable
+      await rounds(5);
+      expect(bg().gcRuns).toBe(2);
+
+      // Flush, compaction and GC in the background changed no page.
+      const lsn = tl.lastRecordLsn;
+      expect(await expectMatches(tl, oracle, [lsn])).toBe(oracle.allKeys().length);
+      await expect(tl.getPage(oracle.allKeys()[0], lsn - 1n)).rejects.toMatchObject({ code: 'LSN_GC_CUTOFF' });
+      expect(bg()).toMatchObject({ running: true, failures: 0, lastError: null });
+      await repo.close();
+      expect(repo.stats.bind(repo)).toThrow(expect.objectContaining({ code: 'CLOSED' }));
+    } finally {
+      vi.useRealTimers();
     }
-    for (let t = 0; t < 200 && tl.stats().l1Count === 0; t++) await new Promise((r) => setTimeout(r, 10));
-    const bg = repo.stats().background;
-    expect(bg.running).toBe(true);
-    expect(bg.flushes).toBeGreaterThanOrEqual(5);
-    expect(bg.compactions).toBeGreaterThan(0);
-    expect(bg.gcRuns).toBeGreaterThan(0);
-    await repo.close();
-    expect(repo.stats.bind(repo)).toThrow(expect.objectContaining({ code: 'CLOSED' }));
   });
 
   it('exports metrics in Prometheus text format, per tenant and timeline', async () => {

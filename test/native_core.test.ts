@@ -11,13 +11,14 @@ import type { Core } from '../lib/core/core';
 import { isStrataError } from '../lib/errors';
 import { BLOCK_SIZE, CODEC_LZ4, CODEC_NONE, CODEC_ZSTD, type CodecId } from '../lib/core/format';
 import { KEY_MAX, KEY_MIN } from '../lib/key';
-import { loadNativeBinding, nativeLoadError } from '../lib/core/native';
+import { loadNativeBinding, nativeLoadError, type NativeBinding } from '../lib/core/native';
 import { createTsCore } from '../lib/core/ts/core';
 import { createNativeCore } from '../lib/core/native';
 import {
   deltaSpec, imageRec, imageSpec, pageKey, patchRec, randomImageRec, randomPatchRec, runOracle, runPlan, tmpDir, writeLayer,
   zeroRec, type Entry, type LayerSpec, type TestRequest,
 } from './helpers/layers';
+import { NATIVE_SKIP_NOTE, SKIP_NATIVE } from './helpers/cores';
 import { Rng } from './helpers/random';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -25,7 +26,6 @@ const lz4 = require('lz4-napi') as { compressSync(b: Buffer): Buffer };
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const zstd = require('zstd-napi') as { compress(b: Uint8Array, p?: { compressionLevel?: number }): Buffer };
 
-const skip = process.env.STRATA_IMPL === 'ts' || nativeLoadError() !== null;
 const dirs: string[] = [];
 afterAll(() => {
   for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
@@ -45,19 +45,29 @@ function codeOf(fn: () => unknown): string | null {
   }
 }
 
-describe.skipIf(skip)('native codec and checksum', () => {
-  const b = skip ? null : loadNativeBinding();
+// The addon must load here unless STRATA_IMPL=ts says to leave it out (helpers/cores.ts).
+describe.skipIf(SKIP_NATIVE)(`the native addon${NATIVE_SKIP_NOTE}`, () => {
+  it('loads (npm install builds it; STRATA_IMPL=ts is the only way to test without it)', () => {
+    const err = nativeLoadError();
+    expect(err, `the addon does not load: ${err?.message}`).toBeNull();
+  });
+});
+
+describe.skipIf(SKIP_NATIVE)(`native codec and checksum${NATIVE_SKIP_NOTE}`, () => {
+  // Loaded by each call (memoized), so a load failure fails every test with the load error.
+  const b = { crc32: (...a: Parameters<NativeBinding['crc32']>) => loadNativeBinding().crc32(...a),
+    decompress: (...a: Parameters<NativeBinding['decompress']>) => loadNativeBinding().decompress(...a) };
 
   it('crc32 equals zlib.crc32 for every length 0..300 and whole blocks, and continues like zlib', () => {
     const rng = new Rng(7);
     for (let n = 0; n <= 300; n++) {
       const d = rng.bytes(n);
-      expect(b!.crc32(d)).toBe(zlib.crc32(d));
+      expect(b.crc32(d)).toBe(zlib.crc32(d));
     }
     const block = rng.bytes(BLOCK_SIZE - 4);
-    expect(b!.crc32(block)).toBe(zlib.crc32(block));
+    expect(b.crc32(block)).toBe(zlib.crc32(block));
     const start = zlib.crc32(block.subarray(0, 1000));
-    expect(b!.crc32(block.subarray(1000), start)).toBe(zlib.crc32(block));
+    expect(b.crc32(block.subarray(1000), start)).toBe(zlib.crc32(block));
   });
 
   it('crc32 equals zlib.crc32 on unaligned views of every length up to 1100 and whole blocks, any start value', () => {
@@ -69,12 +79,12 @@ describe.skipIf(skip)('native codec and checksum', () => {
       const off = rng.int(0, 16);
       const d = backing.subarray(off, off + n);
       const start = n % 3 === 0 ? rng.int(0, 2 ** 32) : 0;
-      expect(b!.crc32(d, start)).toBe(zlib.crc32(d, start));
+      expect(b.crc32(d, start)).toBe(zlib.crc32(d, start));
     }
     for (let i = 0; i < 50; i++) {
       const off = rng.int(0, 64);
       const d = backing.subarray(off, off + BLOCK_SIZE - 4);
-      expect(b!.crc32(d)).toBe(zlib.crc32(d));
+      expect(b.crc32(d)).toBe(zlib.crc32(d));
     }
   });
 
@@ -88,7 +98,7 @@ describe.skipIf(skip)('native codec and checksum', () => {
       else if (mode === 1) raw.fill(rng.int(0, 256));
       else for (let j = 0; j < n; j++) raw[j] = rng.chance(0.2) ? rng.int(0, 256) : (j >> 4) & 0xff;
       const packed = lz4.compressSync(raw);
-      expect(b!.decompress(CODEC_LZ4, packed, n).equals(raw)).toBe(true);
+      expect(b.decompress(CODEC_LZ4, packed, n).equals(raw)).toBe(true);
     }
   });
 
@@ -107,7 +117,7 @@ describe.skipIf(skip)('native codec and checksum', () => {
     for (let i = 0; i < 100; i++) inputs.push(Buffer.concat([rng.bytes(rng.int(0, 40)), Buffer.alloc(rng.int(0, 5000), rng.int(0, 256)), rng.bytes(rng.int(0, 300))]).subarray(0, 8193));
     for (const raw of inputs) {
       const packed = lz4.compressSync(raw);
-      expect(b!.decompress(CODEC_LZ4, packed, raw.length).equals(raw)).toBe(true);
+      expect(b.decompress(CODEC_LZ4, packed, raw.length).equals(raw)).toBe(true);
       // Mutations: the native decoder must agree with the reference on success and bytes.
       for (let k = 0; k < 5 && packed.length > 4; k++) {
         const m = Buffer.from(packed);
@@ -115,7 +125,7 @@ describe.skipIf(skip)('native codec and checksum', () => {
         const want = referenceLz4Decode(m.subarray(4), raw.length);
         let got: Buffer | null = null;
         try {
-          got = b!.decompress(CODEC_LZ4, m, raw.length);
+          got = b.decompress(CODEC_LZ4, m, raw.length);
         } catch (e) {
           expect((e as { code?: string }).code).toBe('BAD_ARGUMENT');
         }
@@ -129,7 +139,7 @@ describe.skipIf(skip)('native codec and checksum', () => {
     for (let i = 0; i < 50; i++) {
       const n = rng.int(1, 8196);
       const raw = i % 2 ? rng.bytes(n) : Buffer.alloc(n, i);
-      expect(b!.decompress(CODEC_ZSTD, zstd.compress(raw, { compressionLevel: 1 }), n).equals(raw)).toBe(true);
+      expect(b.decompress(CODEC_ZSTD, zstd.compress(raw, { compressionLevel: 1 }), n).equals(raw)).toBe(true);
     }
   });
 
@@ -138,10 +148,10 @@ describe.skipIf(skip)('native codec and checksum', () => {
     const raw = Buffer.alloc(5000);
     for (let j = 0; j < raw.length; j++) raw[j] = (j * 7) & 0x3f;
     const packed = lz4.compressSync(raw);
-    expect(codeOf(() => b!.decompress(CODEC_LZ4, packed, 4999))).toBe('BAD_ARGUMENT'); // size prefix mismatch
-    expect(codeOf(() => b!.decompress(CODEC_LZ4, packed.subarray(0, 3), 5000))).toBe('BAD_ARGUMENT');
+    expect(codeOf(() => b.decompress(CODEC_LZ4, packed, 4999))).toBe('BAD_ARGUMENT'); // size prefix mismatch
+    expect(codeOf(() => b.decompress(CODEC_LZ4, packed.subarray(0, 3), 5000))).toBe('BAD_ARGUMENT');
     for (let cut = 4; cut < packed.length; cut += 3) {
-      expect(codeOf(() => b!.decompress(CODEC_LZ4, packed.subarray(0, cut), 5000))).toBe('BAD_ARGUMENT');
+      expect(codeOf(() => b.decompress(CODEC_LZ4, packed.subarray(0, cut), 5000))).toBe('BAD_ARGUMENT');
     }
     // Random mutations: any outcome but a crash; a success must still give exactly raw_len bytes.
     for (let i = 0; i < 3000; i++) {
@@ -149,7 +159,7 @@ describe.skipIf(skip)('native codec and checksum', () => {
       const flips = rng.int(1, 4);
       for (let f = 0; f < flips; f++) m[rng.int(4, m.length)] = rng.int(0, 256);
       try {
-        expect(b!.decompress(CODEC_LZ4, m, 5000).length).toBe(5000);
+        expect(b.decompress(CODEC_LZ4, m, 5000).length).toBe(5000);
       } catch (e) {
         expect((e as { code?: string }).code).toBe('BAD_ARGUMENT');
       }
@@ -158,15 +168,15 @@ describe.skipIf(skip)('native codec and checksum', () => {
       const g = rng.bytes(rng.int(0, 200));
       if (g.length >= 4) g.writeUInt32LE(1000, 0);
       try {
-        expect(b!.decompress(CODEC_LZ4, g, 1000).length).toBe(1000);
+        expect(b.decompress(CODEC_LZ4, g, 1000).length).toBe(1000);
       } catch (e) {
         expect((e as { code?: string }).code).toBe('BAD_ARGUMENT');
       }
-      expect(codeOf(() => b!.decompress(CODEC_ZSTD, g, 1000))).toBe('BAD_ARGUMENT');
+      expect(codeOf(() => b.decompress(CODEC_ZSTD, g, 1000))).toBe('BAD_ARGUMENT');
     }
     const frame = zstd.compress(raw);
-    expect(codeOf(() => b!.decompress(CODEC_ZSTD, frame, 4999))).toBe('BAD_ARGUMENT');
-    expect(codeOf(() => b!.decompress(CODEC_ZSTD, frame.subarray(0, frame.length - 2), 5000))).toBe('BAD_ARGUMENT');
+    expect(codeOf(() => b.decompress(CODEC_ZSTD, frame, 4999))).toBe('BAD_ARGUMENT');
+    expect(codeOf(() => b.decompress(CODEC_ZSTD, frame.subarray(0, frame.length - 2), 5000))).toBe('BAD_ARGUMENT');
   });
 });
 
@@ -197,7 +207,7 @@ function bothCores(): [Core, Core] {
   return [createTsCore({ pageCacheBytes: 64 * BLOCK_SIZE }), createNativeCore({ pageCacheBytes: 64 * BLOCK_SIZE })];
 }
 
-describe.skipIf(skip)('native core against the TS twin', () => {
+describe.skipIf(SKIP_NATIVE)(`native core against the TS twin${NATIVE_SKIP_NOTE}`, () => {
   it('writes byte-identical files for every kind, codec and several index heights', () => {
     const d = dir('nat-bytes');
     const [ts, nat] = bothCores();

@@ -3,7 +3,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { Core } from '../lib/core/core';
 import { isStrataError, type StrataErrorCode } from '../lib/errors';
 import { KEY_MAX } from '../lib/key';
-import { IMPLEMENTATIONS, makeCore } from './helpers/cores';
+import { describeEachCore, makeCore } from './helpers/cores';
 import {
   type Entry, type LayerSpec, type TestRequest, deltaSpec, imageRec, imageSpec, openSpecs, pageKey, patchRec, planOf,
   randomImageRec, randomPatchRec, runOracle, runPlan, tmpDir, writeLayer, zeroRec,
@@ -25,7 +25,7 @@ function page(base: Buffer | null, ...patches: Array<[number, string]>): Buffer 
   return p;
 }
 
-describe.each(IMPLEMENTATIONS)('GetPage@LSN layer walk (%s core)', (impl) => {
+describeEachCore('GetPage@LSN layer walk (%s core)', (impl) => {
   const core: Core = makeCore(impl);
   const dir = tmpDir(`recon-${impl}`);
   afterAll(() => core.close());

@@ -6,9 +6,9 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { type PageKey, PAGE_SIZE, Repository, type WalRecord } from '../lib';
-import { IMPLEMENTATIONS } from './helpers/cores';
+import { describeEachCore } from './helpers/cores';
 import { Rng } from './helpers/random';
 
 const PAGES = 10_000;
@@ -32,7 +32,7 @@ function keyOf(i: number): PageKey {
   return { spcOid: 1663, dbOid: 5, relNumber: 16384 + (i % 7), forkNum: 0, blockNum: Math.floor(i / 7) };
 }
 
-describe.each(IMPLEMENTATIONS)('sustained writes with background compaction (%s core)', (impl) => {
+describeEachCore('sustained writes with background compaction (%s core)', (impl) => {
   it('keeps L0s bounded, reads cheap and storage bounded', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), `strata-sustained-${impl}-`));
     const repo = await Repository.open(dir, {

@@ -2,9 +2,9 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, expect, it } from 'vitest';
 import { type PageKey, PAGE_SIZE, Repository, type WalRecord } from '../lib';
-import { IMPLEMENTATIONS } from './helpers/cores';
+import { describeEachCore } from './helpers/cores';
 
 const A: PageKey = { spcOid: 1663, dbOid: 5, relNumber: 16384, forkNum: 0, blockNum: 0 };
 const B: PageKey = { ...A, blockNum: 1 };
@@ -28,7 +28,7 @@ function str(page: Buffer): string {
   return page.subarray(0, page.indexOf(0) < 0 ? PAGE_SIZE : page.indexOf(0)).toString();
 }
 
-describe.each(IMPLEMENTATIONS)('timeline API (%s core)', (impl) => {
+describeEachCore('timeline API (%s core)', (impl) => {
   let dir: string;
   let repo: Repository;
 

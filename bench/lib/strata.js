@@ -70,6 +70,18 @@ function layerBlocks(repo, timelines) {
   return { indexBlocks: index, totalBlocks: total, layers };
 }
 
+/**
+ * Exits with a clear message (exit 2, no stack) when the native addon does not load: the benches
+ * compare the native core with the TS one, so without it they have nothing to say.
+ */
+function requireNative(tool) {
+  const info = strata.nativeInfo();
+  if (info.loaded) return info;
+  process.stderr.write(`${tool}: the native addon does not load (${info.error}); ` +
+    'the benchmarks compare the native core with the TS one, so they need it: run `npm run build:native`\n');
+  process.exit(2);
+}
+
 /** Page-cache counters of a repository, for hit ratios over a measured phase. */
 function cacheCounters(repo) {
   const c = repo.stats().pageCache;
@@ -83,4 +95,4 @@ function cacheDelta(before, after) {
 }
 
 module.exports = {
-  timelineDir, strata, IMPLS, tmpDir, benchRoot, openRepo, ingestAll, copyDir, layerBlocks, cacheCounters, cacheDelta, dirUsage, DIST };
+  timelineDir, strata, IMPLS, tmpDir, benchRoot, openRepo, ingestAll, copyDir, layerBlocks, cacheCounters, cacheDelta, dirUsage, DIST, requireNative };

@@ -15,7 +15,8 @@ import {
 import { MIN_PAGE_CACHE_PAGES } from '../core/core';
 import { StrataError, type StrataErrorCode } from '../errors';
 import { formatKey } from '../key';
-import { formatLsn } from '../lsn';
+import { formatLsn, type Lsn } from '../lsn';
+import { runImportPg, runIngestWal, runRelations, runRelSize } from './pg';
 import type { LayerDesc } from '../engine/manifest';
 import { nativeInfo } from '../core/native';
 import { Repository } from '../repository';
@@ -32,6 +33,13 @@ Commands:
   verify <dir> [--progress | --no-progress]     check every layer's checksums and the manifests
   compact <dir> <tenant> <timeline> [--force]   L0 → L1 compaction and image creation; prints the report
   gc <dir> <tenant> <timeline> [--horizon N]    move the GC cutoff to lastRecordLsn − N (LSN bytes) and remove layers
+  import-pg <dir> <tenant> <timeline> <datadir> a new timeline holding a shut-down PostgreSQL 15 cluster
+  ingest-wal <dir> <tenant> <timeline> <waldir> [--start LSN] [--end LSN]
+                                                store PostgreSQL WAL (pg_wal/ or an archive), then flush
+  rel-size <dir> <tenant> <timeline> <spc/db/rel.fork> <lsn>
+                                                a relation fork's size in blocks at the LSN
+  relations <dir> <tenant> <timeline> <lsn> [--db OID]
+                                                every relation fork that exists at the LSN, with its size
   version                                       package version and the native binding's details
 
 Keys: spc/db/rel.fork#block (e.g. 1663/5/16384.0#0) or 36 hex digits. LSNs: X/Y (e.g. 0/16B3748) or 0x-hex.
@@ -55,6 +63,9 @@ const OPTIONS = {
   'no-progress': { type: 'boolean' },
   force: { type: 'boolean' },
   horizon: { type: 'string' },
+  start: { type: 'string' },
+  end: { type: 'string' },
+  db: { type: 'string' },
 } as const;
 
 interface Opts {
@@ -66,6 +77,9 @@ interface Opts {
   progress: boolean;
   force: boolean;
   horizon: bigint | undefined;
+  startLsn: Lsn | undefined;
+  endLsn: Lsn | undefined;
+  dbOid: number | undefined;
 }
 
 /** Runs one command; resolves to the process exit code. Never throws. */
@@ -97,7 +111,7 @@ function parseCommandLine(argv: readonly string[]) {
 function toOpts(v: Values): Opts {
   const impl = v.impl;
   if (impl !== undefined && impl !== 'native' && impl !== 'ts' && impl !== 'auto') {
-    throw new CliError(EXIT.USAGE, `--impl must be native, ts or auto: got ${JSON.stringify(impl)}`);
+    throw new StrataError('BAD_ARGUMENT', `--impl must be native, ts or auto: got ${JSON.stringify(impl)}`);
   }
   if (v.progress === true && v['no-progress'] === true) throw new CliError(EXIT.USAGE, '--progress and --no-progress contradict each other');
   const limit = v.all === true ? Number.MAX_SAFE_INTEGER : nonNegativeInt(v.limit, '--limit', 20);
@@ -111,12 +125,17 @@ function toOpts(v: Values): Opts {
     progress: v.progress === true || (v['no-progress'] !== true && process.stderr.isTTY === true),
     force: v.force === true,
     horizon: v.horizon === undefined ? undefined : BigInt(nonNegativeInt(v.horizon, '--horizon', 0)),
+    startLsn: v.start === undefined ? undefined : parseLsnArg(v.start),
+    endLsn: v.end === undefined ? undefined : parseLsnArg(v.end),
+    dbOid: v.db === undefined ? undefined : nonNegativeInt(v.db, '--db', 0),
   };
 }
 
 function nonNegativeInt(text: string | undefined, what: string, dflt: number): number {
   if (text === undefined) return dflt;
-  if (!/^\d+$/.test(text)) throw new CliError(EXIT.USAGE, `${what} takes a non-negative integer: got ${JSON.stringify(text)}`);
+  // A malformed value is a bad argument (exit 3), like a malformed key or LSN; usage errors (2) are
+  // unknown commands and options, missing values and wrong argument counts (README, "CLI").
+  if (!/^\d+$/.test(text)) throw new StrataError('BAD_ARGUMENT', `${what} takes a non-negative integer: got ${JSON.stringify(text)}`);
   return Number(text);
 }
 
@@ -129,6 +148,10 @@ async function dispatch(command: string, args: string[], o: Opts): Promise<numbe
     case 'verify': return runVerify(arity(command, args, 1)[0], o);
     case 'compact': return runCompact(arity(command, args, 3), o);
     case 'gc': return runGc(arity(command, args, 3), o);
+    case 'import-pg': return runImportPg(arity(command, args, 4), o, print, printJson);
+    case 'ingest-wal': return runIngestWal(arity(command, args, 4), o, print, printJson);
+    case 'rel-size': return runRelSize(arity(command, args, 5), o, print, printJson);
+    case 'relations': return runRelations(arity(command, args, 4), o, print, printJson);
     case 'version':
       arity(command, args, 0);
       return runVersion(o.json);

@@ -59,6 +59,8 @@ const EXIT_BY_CODE: Partial<Record<StrataErrorCode, ExitCode>> = {
   WAL_CORRUPT: EXIT.CORRUPT,
   REDO_FAILED: EXIT.CORRUPT,
   WAL_UNSUPPORTED: EXIT.UNSUPPORTED,
+  REL_NOT_FOUND: EXIT.NOT_FOUND,
+  BAD_PG_DATADIR: EXIT.BAD_ARGUMENT,
 };
 
 export function exitCodeFor(e: unknown): ExitCode {

@@ -111,3 +111,11 @@ export function createWalDecoder(impl: ImplementationName, options: WalDecoderOp
 
 /** CRC-32C for the engine's own PostgreSQL files (pg_control): the TS twin's, which both cores match. */
 export { crc32c } from './ts/pg/crc32c';
+
+/**
+ * What ingest needs to know about redo, from the TS twin (both cores dispatch the same records and
+ * compute the same checksums — the redo differential tests hold them to it): the page checksum of
+ * a checksummed cluster, the record types the cores redo, and pg_waldump's name of a record type.
+ */
+export { pgChecksumPage } from './ts/pg/checksum';
+export { redoSupported as pgRedoSupported, rmgrInfoName as pgRmgrInfoName } from './ts/pg/rmgr';

@@ -35,6 +35,16 @@ export class InMemoryLayer {
     return this.entries === 0;
   }
 
+  /** Whether a flush has anything to make durable: records, or only an LSN advance. */
+  get hasContent(): boolean {
+    return this.entries > 0 || this.endLsn > this.startLsn;
+  }
+
+  /** WAL up to `lsn` arrived with nothing to store for it (a commit record, say). */
+  advanceTo(lsn: bigint): void {
+    if (lsn > this.endLsn) this.endLsn = lsn;
+  }
+
   put(key: Buffer, lsn: bigint, record: Buffer): void {
     const id = key.toString('latin1');
     let h = this.byKey.get(id);

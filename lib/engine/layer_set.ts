@@ -11,7 +11,7 @@ import { COUNTS_PER_REQUEST, PAGE_STATUS_OK } from '../core/core';
 import { encodeBlob } from '../core/compress';
 import { CODEC_BY_NAME, DELTA_INDEX_KEY_SIZE, type CompressionName } from '../core/format';
 import { StrataError } from '../errors';
-import { KEY_MAX, KEY_MIN, KEY_SIZE, keyToHex } from '../key';
+import { KEY_MAX, KEY_MIN, KEY_SIZE, keyFromHex, keyToHex } from '../key';
 import type { Lsn } from '../lsn';
 import { PAGE_SIZE, RECORD_TAG_IMAGE, RECORD_TAG_ZERO, recordWillInit } from '../record';
 import { level0, type KeyRange } from './compaction';
@@ -91,9 +91,9 @@ export class LayerSet {
     return this.frozen.length;
   }
 
-  /** Freeze the open layer (if it holds anything); a new one takes the next records. */
+  /** Freeze the open layer (if it holds records or an LSN advance); a new one takes the next records. */
   freeze(): void {
-    if (this.open.isEmpty) return;
+    if (!this.open.hasContent) return;
     this.frozen.push(this.open);
     this.open = new InMemoryLayer(this.open.endLsn);
   }
@@ -129,23 +129,39 @@ export class LayerSet {
     return this.historic.reduce((n, l) => n + l.desc.sizeBytes, 0);
   }
 
-  /** Every key with a record here (layer files and memory), unsorted, into `seen` by latin1 id. */
-  collectKeys(seen: Map<string, Buffer>): void {
+  /** Every key in [start, end) with a record here (layer files and memory), into `seen` by latin1 id. */
+  collectKeys(seen: Map<string, Buffer>, start: Buffer = KEY_MIN, end: Buffer = KEY_MAX): void {
     for (const l of this.historic) {
-      const packed = this.core.layerKeys(l.handle);
+      if (Buffer.compare(keyFromHex(l.desc.keyEnd), start) <= 0 || Buffer.compare(end, keyFromHex(l.desc.keyStart)) <= 0) continue;
+      const packed = this.core.layerKeys(l.handle, start, end);
       for (let o = 0; o < packed.length; o += KEY_SIZE) {
         const k = Buffer.from(packed.subarray(o, o + KEY_SIZE));
         seen.set(k.toString('latin1'), k);
       }
     }
-    for (const m of [this.open, ...this.frozen]) for (const k of m.keys()) seen.set(k.toString('latin1'), k);
+    for (const m of [this.open, ...this.frozen]) {
+      for (const k of m.keys()) if (Buffer.compare(k, start) >= 0 && Buffer.compare(k, end) < 0) seen.set(k.toString('latin1'), k);
+    }
   }
 
   // ---- writing layers --------------------------------------------------------------------------
 
-  /** Write the oldest frozen layer as an L0 delta, commit it, then swap it in for readers. */
+  /** WAL up to `lsn` arrived with nothing to store: the next flush makes that LSN durable too. */
+  advanceTo(lsn: Lsn): void {
+    this.open.advanceTo(lsn);
+  }
+
+  /**
+   * Write the oldest frozen layer as an L0 delta, commit it, then swap it in for readers. A layer
+   * that holds only an LSN advance writes no file: the manifest alone moves diskConsistentLsn.
+   */
   async flushOldestFrozen(): Promise<void> {
     const layer = this.frozen[0];
+    if (layer.isEmpty) {
+      this.replace([], [], { diskConsistentLsn: layer.endLsn });
+      this.frozen.shift();
+      return;
+    }
     const lsnStart = layer.startLsn + 1n;
     const lsnEnd = layer.endLsn + 1n;
     const fileName = deltaFileName(KEY_MIN, KEY_MAX, lsnStart, lsnEnd);

@@ -61,17 +61,40 @@ export class ReadPath {
     return pages;
   }
 
+  /**
+   * Async reconstruction that reports, instead of throwing, which keys have no page: status[i] is
+   * PAGE_STATUS_OK or PAGE_STATUS_NOT_FOUND (its 8192 bytes then zero). Keys may be any kind.
+   */
+  async getPagesWithStatus(keys: ReadonlyArray<PageKey | Buffer>, lsn: Lsn, offloadCachedReads: boolean): Promise<{ out: Buffer; status: Uint8Array }> {
+    const n = keys.length;
+    const out = Buffer.allocUnsafe(PAGE_SIZE * n);
+    const status = new Uint8Array(n);
+    const counts = new Uint32Array(n * COUNTS_PER_REQUEST);
+    if (n > 0) await this.core.getPagesAsync(this.buildPlan(keys, lsn), out, status, counts, !offloadCachedReads);
+    this.record(counts, n);
+    return { out, status };
+  }
+
   /** Synchronous reconstruction into `into` at `offset` (8192 bytes per key). */
   readPagesInto(keys: readonly PageKey[], lsn: Lsn, into: Uint8Array, offset: number): void {
+    const status = this.readPagesIntoWithStatus(keys, lsn, into, offset);
+    if (status !== null) this.throwIfMissing(keys, lsn, status);
+  }
+
+  /**
+   * readPagesInto that reports missing keys (zero bytes) in the returned status array, valid
+   * until the next read of the same batch size; null for an empty batch.
+   */
+  readPagesIntoWithStatus(keys: ReadonlyArray<PageKey | Buffer>, lsn: Lsn, into: Uint8Array, offset: number): Uint8Array | null {
     const bytes = keys.length * PAGE_SIZE;
     if (!(into instanceof Uint8Array) || !Number.isInteger(offset) || offset < 0 || into.length < offset + bytes) {
       throw new StrataError('BAD_ARGUMENT', `${this.name}: the output buffer must hold ${bytes} bytes from offset ${String(offset)}`);
     }
-    if (keys.length === 0) return;
+    if (keys.length === 0) return null;
     const { status, counts } = this.scratchFor(keys.length);
     const out = offset === 0 && into.length === bytes ? into : into.subarray(offset, offset + bytes);
     this.readInto(keys, lsn, out, status, counts);
-    this.throwIfMissing(keys, lsn, status);
+    return status;
   }
 
   /** Reconstruct `keys` at `lsn` into `out` with one core call; `countStats` false for the engine's own reads. */

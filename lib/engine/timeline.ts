@@ -5,7 +5,7 @@
  * (compaction.ts) and GC (gc.ts) — and owns the timeline's LSNs, its manifest and its lifecycle.
  * Users see it through the public facade in lib/timeline.ts (docs/ARCHITECTURE.md).
  */
-import type { Core } from '../core/core';
+import type { Core, ImplementationName } from '../core/core';
 import type { CompressionName } from '../core/format';
 import type { ReadPlanWriter } from '../core/read_plan';
 import { StrataError } from '../errors';
@@ -124,7 +124,7 @@ export class TimelineImpl implements ReadSegment {
   private closed = false;
   private readonly counters = { flushDelays: 0, flushStalls: 0, gcBytesRemoved: 0 };
 
-  constructor(core: Core, readonly dir: string, manifest: Manifest, ancestor: TimelineImpl | null, private readonly config: TimelineConfig) {
+  constructor(private readonly core: Core, readonly dir: string, manifest: Manifest, ancestor: TimelineImpl | null, private readonly config: TimelineConfig) {
     this.tenantId = manifest.tenantId;
     this.timelineId = manifest.timelineId;
     this.ancestor = ancestor;
@@ -192,6 +192,21 @@ export class TimelineImpl implements ReadSegment {
     this.apply(batch);
   }
 
+  /**
+   * WAL up to `lsn` has been received but holds nothing to store (PostgreSQL's commit and
+   * checkpoint records, say): lastRecordLsn moves there, readers waiting for it wake, and the next
+   * flush makes it durable.
+   */
+  advanceLsn(lsn: Lsn): void {
+    this.checkWritable();
+    checkLsn(lsn, 'lsn');
+    if (lsn <= this._lastRecordLsn) return;
+    if (lsn > MAX_RECORD_LSN) throw new StrataError('LSN_ORDER', `${this.name}: LSN ${formatLsn(lsn)} is above the largest storable LSN`);
+    this.layerSet.advanceTo(lsn);
+    this._lastRecordLsn = lsn;
+    this.waiters.wake(lsn);
+  }
+
   private apply(batch: PreparedBatch): void {
     const n = batch.lsns.length;
     if (n === 0) return;
@@ -219,13 +234,54 @@ export class TimelineImpl implements ReadSegment {
   }
 
   readPagesInto(keys: readonly PageKey[], lsn: Lsn, into: Uint8Array, offset: number): void {
+    this.checkSyncRead(lsn);
+    this.reads.readPagesInto(keys, lsn, into, offset);
+  }
+
+  /** The synchronous twin of getPagesWithStatus; the status array is valid until the next such read. */
+  readPagesIntoWithStatus(keys: ReadonlyArray<PageKey | Buffer>, lsn: Lsn, into: Uint8Array, offset: number): Uint8Array | null {
+    this.checkSyncRead(lsn);
+    return this.reads.readPagesIntoWithStatus(keys, lsn, into, offset);
+  }
+
+  private checkSyncRead(lsn: Lsn): void {
     this.checkOpen();
     checkLsn(lsn, 'lsn');
     if (lsn > this._lastRecordLsn) {
       throw new StrataError('LSN_TIMEOUT', `${this.name}: LSN ${formatLsn(lsn)} is above lastRecordLsn ${formatLsn(this._lastRecordLsn)}`);
     }
     this.checkAboveGcCutoff(lsn, 'read');
-    this.reads.readPagesInto(keys, lsn, into, offset);
+  }
+
+  /**
+   * GetPage@LSN for keys of any kind, reporting missing ones in `status` (PAGE_STATUS_NOT_FOUND,
+   * zero bytes) instead of failing: what subsystems build their own read rules on.
+   */
+  async getPagesWithStatus(keys: ReadonlyArray<PageKey | Buffer>, lsn: Lsn, opts: GetPageOptions = {}): Promise<{ out: Buffer; status: Uint8Array }> {
+    this.checkOpen();
+    checkLsn(lsn, 'lsn');
+    await this.waitForLsn(lsn, opts.timeoutMs ?? DEFAULT_WAIT_LSN_TIMEOUT_MS);
+    this.checkOpen();
+    this.checkAboveGcCutoff(lsn, 'read');
+    return this.reads.getPagesWithStatus(keys, lsn, this.config.offloadCachedReads);
+  }
+
+  /** Every key in [start, end) this timeline (and the part of its ancestors it sees) has a record for, sorted. */
+  keysInRange(start: Buffer, end: Buffer): Buffer[] {
+    this.checkOpen();
+    const seen = new Map<string, Buffer>();
+    for (let t: TimelineImpl | null = this; t !== null; t = t.ancestor) t.layerSet.collectKeys(seen, start, end);
+    return [...seen.values()].sort(Buffer.compare);
+  }
+
+  /** Target size of a layer file written by compaction (and by a snapshot import), in bytes. */
+  get compactionTargetSize(): number {
+    return this.config.compactionTargetSize;
+  }
+
+  /** The core this timeline's reads run on. */
+  get implementation(): ImplementationName {
+    return this.core.implementation;
   }
 
   /** Resolves once ingest reaches `lsn`; LSN_TIMEOUT after timeoutMs. */

@@ -1,9 +1,12 @@
 // The JS-facing surface of the PostgreSQL parts of the core (native/pg/): the WAL decoder
 // (PgWalDecoder: one boundary crossing per feed() and per decode() batch), the validation of a
-// stored record, and test hooks (bufpage operations, CRC-32C, pglz). Conventions are addon.cc's
+// stored record, redo of one stored record (pgRedoRecord, for tests and benchmarks: the read path
+// redoes through the core), the page checksum, record names, and test hooks (bufpage operations,
+// CRC-32C, pglz). Conventions are addon.cc's
 // (js_boundary.h): arguments checked here whatever the TS wrapper checked, every body inside Guard.
 #include "pg_addon.h"
 
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
@@ -11,10 +14,12 @@
 #include "../errors.h"
 #include "../js_boundary.h"
 #include "bufpage.h"
+#include "checksum.h"
 #include "crc32c.h"
 #include "pg_format.h"
 #include "pglz.h"
 #include "redo_record.h"
+#include "rmgr.h"
 #include "xlogreader.h"
 
 namespace strata {
@@ -35,6 +40,34 @@ uint8_t* ArgPage(const Napi::CallbackInfo& info, size_t i) {
   const JsBytes b = ArgUint8Array(info, i, "page");
   if (b.len != kBlckSz) BadArgument("page must be 8192 bytes");
   return b.data;
+}
+
+// pgRedoRecord(rec, page): redoes the stored record on the page in place.
+Napi::Value RedoRecordJs(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    const JsBytes rec = ArgUint8Array(info, 0, "rec");
+    uint8_t* page = ArgPage(info, 1);
+    RedoRecord(rec.data, rec.len, page);
+    return info.Env().Undefined();
+  });
+}
+
+// pgChecksumPage(page, blkno).
+Napi::Value ChecksumPageJs(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    const uint8_t* page = ArgPage(info, 0);
+    const uint32_t blkno = ArgU32(info, 1, "blkno");
+    return Napi::Number::New(info.Env(), PgChecksumPage(page, blkno));
+  });
+}
+
+// pgRmgrInfoName(rmid, info): "rmgr/INFO" as pg_waldump prints it.
+Napi::Value RmgrInfoNameJs(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    const auto rmid = static_cast<uint8_t>(ArgInteger(info, 0, "rmid", 255));
+    const auto xl_info = static_cast<uint8_t>(ArgInteger(info, 1, "info", 255));
+    return Napi::String::New(info.Env(), RmgrInfoName(rmid, xl_info));
+  });
 }
 
 // pgCheckRedoRecord(rec): null when well formed, else what is wrong.
@@ -177,6 +210,9 @@ Napi::Value PglzDecompressJs(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitPg(Napi::Env env, Napi::Object exports) {
+  exports.Set("pgRedoRecord", Napi::Function::New<RedoRecordJs>(env, "pgRedoRecord"));
+  exports.Set("pgChecksumPage", Napi::Function::New<ChecksumPageJs>(env, "pgChecksumPage"));
+  exports.Set("pgRmgrInfoName", Napi::Function::New<RmgrInfoNameJs>(env, "pgRmgrInfoName"));
   exports.Set("pgCheckRedoRecord", Napi::Function::New<CheckRedoRecordJs>(env, "pgCheckRedoRecord"));
   exports.Set("pgPageOp", Napi::Function::New<PageOpJs>(env, "pgPageOp"));
   exports.Set("PgWalDecoder", JsWalDecoder::Define(env));

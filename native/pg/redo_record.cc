@@ -1,5 +1,8 @@
 #include "redo_record.h"
 
+#include <cstring>
+
+#include "bufpage.h"
 #include "pg_format.h"
 
 namespace strata {
@@ -10,7 +13,7 @@ namespace {
 constexpr size_t kOffTag = 0;
 constexpr size_t kOffClusterFlags = 1;
 constexpr size_t kOffTargetId = 2;
-constexpr size_t kOffReserved1 = 3;
+constexpr size_t kOffStorageFlags = 3;
 constexpr size_t kOffLsn = 4;
 constexpr size_t kOffXid = 12;
 constexpr size_t kOffRmid = 16;
@@ -88,7 +91,7 @@ const char* ParseRedoRecord(const uint8_t* rec, size_t len, RedoRecordView* view
   if (len < kStoredHeaderSize) return "PostgreSQL record shorter than its header";
   if (rec[kOffTag] != kRecordTagPg) return "not a PostgreSQL record";
   if ((rec[kOffClusterFlags] & ~kClusterFlagsMask) != 0) return "unknown cluster flags";
-  if (rec[kOffReserved1] != 0 || rec[kOffReserved2] != 0) return "reserved header byte not zero";
+  if ((rec[kOffStorageFlags] & ~kStoredFlagTruncated) != 0 || rec[kOffReserved2] != 0) return "reserved header byte not zero";
   const size_t nblocks = rec[kOffNBlocks];
   if (nblocks == 0) return "PostgreSQL record without block references";
   if (nblocks > kMaxStoredBlockRefs) return "more than 33 block references";
@@ -117,6 +120,7 @@ const char* ParseRedoRecord(const uint8_t* rec, size_t len, RedoRecordView* view
   view->xid = LoadLe32(rec + kOffXid);
   view->rmid = rec[kOffRmid];
   view->info = rec[kOffInfo];
+  view->truncated = (rec[kOffStorageFlags] & kStoredFlagTruncated) != 0;
   view->nblocks = static_cast<uint8_t>(nblocks);
   view->target_index = static_cast<uint8_t>(target_index);
   view->block_data = rec + refs_end;
@@ -129,6 +133,31 @@ const char* ParseRedoRecord(const uint8_t* rec, size_t len, RedoRecordView* view
 const char* CheckRedoRecord(const uint8_t* rec, size_t len) {
   RedoRecordView view;
   return ParseRedoRecord(rec, len, &view);
+}
+
+bool StoredRecordWillInit(const uint8_t* rec) {
+  const size_t nblocks = rec[kOffNBlocks];
+  for (size_t i = 0; i < nblocks; ++i) {
+    const uint8_t* p = rec + kStoredHeaderSize + i * kStoredBlockRefSize;
+    if (p[kRefId] == rec[kOffTargetId]) return (p[kRefFlags] & kBkpBlockWillInit) != 0;
+  }
+  return false;
+}
+
+RedoAction ReadBufferForRedo(const RedoRecordView& r, const uint8_t* page) {
+  if (r.will_init()) ThrowPageError("block with WILL_INIT flag must be initialized by its redo function");
+  if (PageIsNew(page)) ThrowPageError("page is new (not initialized); the record needs an existing page");
+  return r.lsn <= PageGetLsn(page) ? RedoAction::kDone : RedoAction::kNeedsRedo;
+}
+
+RedoAction ReadBufferForRedoZeroOnError(const RedoRecordView& r, const uint8_t* page) {
+  if (r.will_init()) ThrowPageError("block with WILL_INIT flag must be initialized by its redo function");
+  return r.lsn <= PageGetLsn(page) ? RedoAction::kDone : RedoAction::kNeedsRedo;
+}
+
+void InitBufferForRedo(const RedoRecordView& r, uint8_t* page) {
+  if (!r.will_init()) ThrowPageError("block to be initialized in redo must be marked with WILL_INIT flag");
+  std::memset(page, 0, kBlckSz);
 }
 
 }  // namespace pg

@@ -1,6 +1,8 @@
 // The stored PostgreSQL record for one block (record tag 4): a bounds-checked parse view.
 // Layout in docs/POSTGRES.md, "Stored record": a 24-byte header, n 24-byte block references, the
 // target block's data, the main data. Every length is checked against the value's length before use.
+// Also the step every redo function starts with: PostgreSQL's XLogReadBufferForRedo and
+// XLogInitBufferForRedo for the one block a stored record is redone on.
 #ifndef STRATA_PG_REDO_RECORD_H_
 #define STRATA_PG_REDO_RECORD_H_
 
@@ -15,6 +17,8 @@ namespace pg {
 constexpr uint8_t kRecordTagPg = 4;
 constexpr size_t kStoredHeaderSize = 24;
 constexpr size_t kStoredBlockRefSize = 24;
+// Storage flags (header byte 3): the record was too large to store; redo refuses it.
+constexpr uint8_t kStoredFlagTruncated = 0x01;
 constexpr size_t kMaxStoredBlockRefs = kMaxBlockId + 1;
 
 // Cluster flags (byte 1): together PostgreSQL's XLogHintBitIsNeeded().
@@ -66,6 +70,8 @@ struct RedoRecordView {
   uint32_t xid = 0;
   uint8_t rmid = 0;
   uint8_t info = 0;
+  // The WAL record was too large to store: header and block references only (docs/POSTGRES.md).
+  bool truncated = false;
   uint8_t nblocks = 0;
   uint8_t target_index = 0;  // position of the target among the block references
   const uint8_t* block_data = nullptr;  // the target block's data
@@ -92,6 +98,23 @@ const char* ParseRedoRecord(const uint8_t* rec, size_t len, RedoRecordView* view
 
 // ParseRedoRecord without keeping the view: for layer readers validating what they load.
 const char* CheckRedoRecord(const uint8_t* rec, size_t len);
+
+// Whether a stored record that CheckRedoRecord accepted is will_init (its target block carries
+// BKPBLOCK_WILL_INIT): redo then starts from a zero page and the record ends a reconstruction chain.
+bool StoredRecordWillInit(const uint8_t* rec);
+
+// ---- the shared first step of every redo function, for the one block being redone ----
+
+// XLogRedoAction for the one block being redone.
+enum class RedoAction { kNeedsRedo, kDone };
+
+// XLogReadBufferForRedo: the page must not be will_init (PostgreSQL PANICs) and must be initialized
+// (PostgreSQL treats a new page as missing); kDone when its LSN is already at or past the record's.
+RedoAction ReadBufferForRedo(const RedoRecordView& r, const uint8_t* page);
+// The same with RBM_ZERO_ON_ERROR (visibility map pages): a new page is accepted.
+RedoAction ReadBufferForRedoZeroOnError(const RedoRecordView& r, const uint8_t* page);
+// XLogInitBufferForRedo: the target must carry BKPBLOCK_WILL_INIT; the page is zeroed.
+void InitBufferForRedo(const RedoRecordView& r, uint8_t* page);
 
 }  // namespace pg
 }  // namespace strata

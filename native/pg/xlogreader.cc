@@ -282,20 +282,28 @@ void WalDecoder::AcceptPageHeader(const PageHeader& header) {
 
 // ---- steps ----
 
+// The header of the page at `page` where no record is in progress: true when it is valid; else
+// *stop is what the step returns (need more input, the end of WAL, or the failure).
+bool WalDecoder::PageHeaderBetweenRecords(uint64_t page, PageHeader* h, Step* stop) {
+  std::string why;
+  switch (CheckPageHeader(page, true, h, &why)) {
+    case Verdict::kNeedMore: *stop = Step::kNeedMore; return false;
+    case Verdict::kMissing:
+    case Verdict::kZero:
+    case Verdict::kStale: *stop = EndOfWal(); return false;
+    case Verdict::kInvalid: *stop = Fail(page, "WAL page", why, page + kWalPageSize); return false;
+    case Verdict::kFatal: *stop = Fatal(error_code_, "WAL page at " + FormatLsn(page) + ": " + why); return false;
+    case Verdict::kValid: break;
+  }
+  return true;
+}
+
 WalDecoder::Step WalDecoder::StepSkipContinuation() {
   if (!SkipTo(skip_to_)) return finished_ ? EndOfWal() : Step::kNeedMore;
   const uint64_t page = pos_;
   PageHeader h;
-  std::string why;
-  switch (CheckPageHeader(page, true, &h, &why)) {
-    case Verdict::kNeedMore: return Step::kNeedMore;
-    case Verdict::kMissing:
-    case Verdict::kZero:
-    case Verdict::kStale: return EndOfWal();
-    case Verdict::kInvalid: return Fail(page, "WAL page", why, page + kWalPageSize);
-    case Verdict::kFatal: return Fatal(error_code_, "WAL page at " + FormatLsn(page) + ": " + why);
-    case Verdict::kValid: break;
-  }
+  Step stop;
+  if (!PageHeaderBetweenRecords(page, &h, &stop)) return stop;
   AcceptPageHeader(h);
   if ((h.info & kXlpFirstIsContrecord) == 0) {
     skip_to_ = pos_;
@@ -314,16 +322,8 @@ WalDecoder::Step WalDecoder::StepNextRecord() {
   if (pos_ % kWalPageSize == 0) {
     const uint64_t page = pos_;
     PageHeader h;
-    std::string why;
-    switch (CheckPageHeader(page, true, &h, &why)) {
-      case Verdict::kNeedMore: return Step::kNeedMore;
-      case Verdict::kMissing:
-      case Verdict::kZero:
-      case Verdict::kStale: return EndOfWal();
-      case Verdict::kInvalid: return Fail(page, "WAL page", why, page + kWalPageSize);
-      case Verdict::kFatal: return Fatal(error_code_, "WAL page at " + FormatLsn(page) + ": " + why);
-      case Verdict::kValid: break;
-    }
+    Step stop;
+    if (!PageHeaderBetweenRecords(page, &h, &stop)) return stop;
     if ((h.info & kXlpFirstIsContrecord) != 0) {
       return Fail(page, "WAL page", "page begins with a continuation record but none is in progress", page);
     }

@@ -144,6 +144,7 @@ class WalDecoder {
   Verdict CheckPageHeader(uint64_t page_lsn, bool full, PageHeader* header, std::string* why);
   void AcceptPageHeader(const PageHeader& header);
 
+  bool PageHeaderBetweenRecords(uint64_t page, PageHeader* h, Step* stop);
   Step StepSkipContinuation();
   Step StepNextRecord();
   Step StepInRecord();

@@ -263,15 +263,15 @@ function commandFor(tool: PgTool, args: readonly string[]): { file: string; argv
 }
 
 /**
- * What `npm run test:asan` sets for the addon (scripts/test-asan.js). PostgreSQL must not inherit
- * it: with the sanitizer runtimes preloaded, `postgres --version` deadlocks in ASan's startup.
+ * Environment for PostgreSQL's tools: no PG* variables from the caller leak in; C locale. Nor the
+ * sanitizer runtime `npm run test:asan` preloads into Node: PostgreSQL is not built for it, and
+ * `postgres --version` hangs with it preloaded.
  */
-const SANITIZER_ENV: ReadonlySet<string> = new Set(['LD_PRELOAD', 'ASAN_OPTIONS', 'UBSAN_OPTIONS', 'LSAN_OPTIONS']);
-
-/** Environment for PostgreSQL's tools: no PG* or sanitizer variables from the caller leak in; C locale. */
 export function pgEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('PG') && !SANITIZER_ENV.has(k)) env[k] = v;
+  for (const [k, v] of Object.entries(process.env)) {
+    if (!k.startsWith('PG') && k !== 'LD_PRELOAD' && k !== 'ASAN_OPTIONS') env[k] = v;
+  }
   env.LC_ALL = 'C';
   env.LANG = 'C';
   delete env.LANGUAGE;
@@ -345,6 +345,29 @@ function freePort(): Promise<number> {
       srv.close(() => resolve(port));
     });
   });
+}
+
+/** sizeof(sockaddr_un.sun_path) − 1: PostgreSQL refuses a longer socket path ("is too long"). */
+const MAX_SOCKET_PATH = 107;
+/** The socket file PostgreSQL makes in its socket dir, at the longest port. */
+const SOCKET_FILE_NAME_MAX = '/.s.PGSQL.65535'.length;
+
+/**
+ * rootDir/sock when the socket path fits, else a short temp dir of its own (a cluster made in a deep
+ * directory, e.g. a fixture build under a long TMPDIR); destroy() removes either.
+ */
+function makeSocketDir(rootDir: string): string {
+  const fits = (dir: string): boolean => dir.length + SOCKET_FILE_NAME_MAX <= MAX_SOCKET_PATH;
+  const inRoot = path.join(rootDir, 'sock');
+  if (fits(inRoot)) {
+    fs.mkdirSync(inRoot, { recursive: true });
+    return inRoot;
+  }
+  for (const base of [os.tmpdir(), '/tmp']) {
+    const prefix = path.join(base, 'strata-sock-');
+    if (fits(`${prefix}XXXXXX`)) return fs.mkdtempSync(prefix);
+  }
+  throw new Error(`no directory short enough for a unix socket (${MAX_SOCKET_PATH} bytes) near ${rootDir}`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -424,10 +447,10 @@ function confValue(v: string): string {
 // The cluster
 
 export class PgCluster {
-  /** The temp dir holding everything: data/, sock/, postgres.log. */
+  /** The temp dir holding everything: data/, sock/ (unless its path is too long), postgres.log. */
   readonly rootDir: string;
   readonly dataDir: string;
-  /** Unix socket directory (short path: the socket name must fit in 107 bytes). */
+  /** Unix socket directory: rootDir/sock, or a short temp dir of its own when that path is too long. */
   readonly socketDir: string;
   readonly logFile: string;
   readonly options: Readonly<PgClusterOptions>;
@@ -437,7 +460,7 @@ export class PgCluster {
   private constructor(rootDir: string, options: PgClusterOptions) {
     this.rootDir = rootDir;
     this.dataDir = path.join(rootDir, 'data');
-    this.socketDir = path.join(rootDir, 'sock');
+    this.socketDir = makeSocketDir(rootDir);
     this.logFile = path.join(rootDir, 'postgres.log');
     this.options = { ...options };
   }
@@ -464,8 +487,8 @@ export class PgCluster {
     const root = fs.mkdtempSync(path.join(parent, 'strata-pg-'));
     const c = new PgCluster(root, options);
     try {
-      fs.mkdirSync(c.socketDir);
       chownToPostgres(root);
+      chownToPostgres(c.socketDir);
       const args = [
         '-D',
         c.dataDir,
@@ -497,6 +520,7 @@ export class PgCluster {
       );
     } catch (e) {
       fs.rmSync(root, { recursive: true, force: true });
+      fs.rmSync(c.socketDir, { recursive: true, force: true });
       throw e;
     }
     return c;
@@ -516,7 +540,7 @@ export class PgCluster {
     const root = fs.mkdtempSync(path.join(options.parentDir ?? os.tmpdir(), 'strata-pg-'));
     const c = new PgCluster(root, options);
     try {
-      fs.mkdirSync(c.socketDir);
+      chownToPostgres(c.socketDir);
       await fs.promises.cp(sourceDataDir, c.dataDir, { recursive: true, preserveTimestamps: true });
       fs.rmSync(path.join(c.dataDir, 'postmaster.pid'), { force: true });
       fs.chmodSync(c.dataDir, 0o700); // PostgreSQL refuses a data dir others can read
@@ -527,6 +551,7 @@ export class PgCluster {
       chownToPostgres(root);
     } catch (e) {
       fs.rmSync(root, { recursive: true, force: true });
+      fs.rmSync(c.socketDir, { recursive: true, force: true });
       throw e;
     }
     return c;
@@ -630,6 +655,7 @@ export class PgCluster {
       }
     }
     fs.rmSync(this.rootDir, { recursive: true, force: true });
+    fs.rmSync(this.socketDir, { recursive: true, force: true });
   }
 
   private connArgs(db: string): string[] {

@@ -465,6 +465,8 @@ async function compareFork(ctx: ForkContext, sizes: SizeSource): Promise<void> {
   let loggedBeyond = 0; // WAL-logged disk pages at or past the source's size
   for (let from = 0; from < fork.blocks; from += READ_CHUNK_BLOCKS) {
     const n = Math.min(READ_CHUNK_BLOCKS, fork.blocks - from);
+    // Sources that answer synchronously would otherwise starve the event loop (and the test runner's RPC).
+    await new Promise<void>((resolve) => setImmediate(resolve));
     const chunk = readBlocks(ctx.dataDir, fork, from, n);
     for (let i = 0; i < n; i++) {
       const blockNum = from + i;

@@ -9,8 +9,12 @@ import { toStrataError } from '../../lib/errors';
 
 /** What native/pg/pg_addon.cc registers on the addon's exports. */
 export interface PgNativeFunctions {
+  /** Redoes the stored tag-4 record on the 8192-byte page in place. */
+  pgRedoRecord(rec: Uint8Array, page: Uint8Array): void;
   /** null when the stored record is well formed, else what is wrong. */
   pgCheckRedoRecord(rec: Uint8Array): string | null;
+  pgChecksumPage(page: Uint8Array, blkno: number): number;
+  pgRmgrInfoName(rmid: number, info: number): string;
   /** The bufpage test hook; op numbers in lib/core/ts/pg/bufpage.ts (PAGE_OP). */
   pgPageOp(op: number, page: Uint8Array, a: number, b: number, bytes: Uint8Array): number;
 }
@@ -31,7 +35,10 @@ export function pgNative(): PgNativeFunctions {
   if (typeof b.pgCheckRedoRecord !== 'function') throw new Error('the loaded addon has no PostgreSQL functions (rebuild it)');
   const f = b as PgNativeFunctions;
   return {
+    pgRedoRecord: (rec, page) => call(() => f.pgRedoRecord(rec, page)),
     pgCheckRedoRecord: (rec) => call(() => f.pgCheckRedoRecord(rec)),
+    pgChecksumPage: (page, blkno) => call(() => f.pgChecksumPage(page, blkno)),
+    pgRmgrInfoName: (rmid, info) => call(() => f.pgRmgrInfoName(rmid, info)),
     pgPageOp: (op, page, a, b2, bytes) => call(() => f.pgPageOp(op, page, a, b2, bytes)),
   };
 }

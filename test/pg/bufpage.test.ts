@@ -14,6 +14,7 @@ import {
 import { BLCKSZ, maxAlign } from '../../lib/core/ts/pg/pg_format';
 import { isStrataError } from '../../lib/errors';
 import { Rng } from '../helpers/random';
+import { NATIVE_SKIP_NOTE } from '../helpers/cores';
 import { nativePg } from '../helpers/pg_native';
 
 function newPage(special = 0): Uint8Array {
@@ -265,7 +266,7 @@ function randomOp(rng: Rng, page: Uint8Array): [number, number, number, Uint8Arr
 
 const NATIVE = nativePg();
 
-describe.skipIf(NATIVE === null)('bufpage native ≡ TS', () => {
+describe.skipIf(NATIVE === null)(`bufpage native ≡ TS${NATIVE_SKIP_NOTE}`, () => {
   it('randomized pages and operations give the same bytes, results and errors (4000 cases)', () => {
     const rng = new Rng(0xb0f9a6e);
     let errors = 0;

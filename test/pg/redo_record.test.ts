@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { RedoRecordView, checkRedoRecord } from '../../lib/core/ts/pg/redo_record';
 import { Rng } from '../helpers/random';
+import { NATIVE_SKIP_NOTE } from '../helpers/cores';
 import { nativePg } from '../helpers/pg_native';
 import { Bytes, WILL_INIT, storedRecord } from '../helpers/pg_records';
 
@@ -44,7 +45,7 @@ function noTarget(): Buffer {
   return b;
 }
 
-describe('stored PostgreSQL record (tag 4)', () => {
+describe(`stored PostgreSQL record (tag 4)${NATIVE_SKIP_NOTE}`, () => {
   it('parses header, block references, target data and main data', () => {
     expect(verdict(good)).toBeNull();
     const v = new RedoRecordView();

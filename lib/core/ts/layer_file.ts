@@ -18,7 +18,8 @@ import {
 import { KEY_SIZE } from '../../key';
 import { LSN_MAX } from '../../lsn';
 import type { PageCache } from './page_cache';
-import { MAX_RECORD_SIZE, RECORD_FORMAT_VERSION, checkSerializedRecord, recordWillInit } from '../../record';
+import { MAX_RECORD_SIZE, OLDEST_RECORD_FORMAT_VERSION, RECORD_FORMAT_VERSION, recordWillInit } from '../../record';
+import { validateRecord } from './walredo';
 
 const SUMMARY_BLK = 0;
 /** Value and index blocks are batched into writes of this many blocks (512 KB). */
@@ -112,7 +113,7 @@ export function decodeSummary(path: string, block: Buffer, fileBlocks: number): 
   };
   checkIndexShape(fields, bad);
   if (fields.totalBlocks !== fileBlocks) throw bad(`total_blocks ${fields.totalBlocks} but the file holds ${fileBlocks} blocks`);
-  if (block[SUMMARY.recordFormat] !== RECORD_FORMAT_VERSION) throw bad(`unknown record format version ${block[SUMMARY.recordFormat]}`);
+  if (block[SUMMARY.recordFormat] < OLDEST_RECORD_FORMAT_VERSION || block[SUMMARY.recordFormat] > RECORD_FORMAT_VERSION) throw bad(`unknown record format version ${block[SUMMARY.recordFormat]}`);
   if (!zeroTail(block, SUMMARY.end)) throw bad('padding is not zero');
   return fields;
 }
@@ -350,7 +351,7 @@ function checkEntryInRanges(layer: Layer, blk: number, node: Buffer, keyOff: num
 /** The decoded record must be well formed and agree with the index's will_init bit. */
 export function checkRecord(layer: Layer, blk: number, slot: RecordSlot, willInitBit: boolean, valueOffset: number): void {
   const rec = slot.buf.subarray(slot.off, slot.off + slot.len);
-  const err = checkSerializedRecord(rec);
+  const err = validateRecord(rec);
   if (err !== null) throw layer.file.corrupt(blk, `record at value offset ${valueOffset}: ${err}`);
   if (recordWillInit(rec) !== willInitBit) throw layer.file.corrupt(blk, `record at value offset ${valueOffset}: will_init bit disagrees with the record`);
   if (layer.isImage && !willInitBit) throw layer.file.corrupt(blk, `image layer entry at value offset ${valueOffset} is not will_init`);

@@ -8,13 +8,13 @@
 import { COUNTS_PER_REQUEST } from '../core';
 import { PAGE_STATUS_NOT_FOUND, PAGE_STATUS_OK } from '../core';
 import { ReadScratch, collectDeltaChain } from './delta_layer';
-import { StrataError } from '../../errors';
+import { StrataError, isStrataError } from '../../errors';
 import { lookupImage } from './image_layer';
-import { KEY_SIZE } from '../../key';
+import { KEY_SIZE, formatEncodedKey } from '../../key';
 import type { Layer } from './layer_file';
 import { type LayerMap, coveringLayers, deltaFloor, pickLayer } from './layer_map';
-import { PAGE_SIZE, checkSerializedRecord, recordWillInit } from '../../record';
-import { RecordChain } from './walredo';
+import { PAGE_SIZE, recordWillInit } from '../../record';
+import { RecordChain, validateRecord } from './walredo';
 
 const U32 = 4;
 const U64 = 8;
@@ -62,7 +62,7 @@ export class Reconstructor {
       off = this.skipRequest(plan, keyOff);
       const outOff = r * PAGE_SIZE;
       if (found) {
-        recordsApplied = this.chain.redoInto(out, outOff);
+        recordsApplied = this.redo(plan, keyOff, out, outOff);
         status[r] = PAGE_STATUS_OK;
       } else {
         out.fill(0, outOff, outOff + PAGE_SIZE);
@@ -71,6 +71,20 @@ export class Reconstructor {
       // A Uint32Array store wraps; saturate like the C++ core.
       counts[r * COUNTS_PER_REQUEST] = Math.min(this.layersVisited, U32_MAX);
       counts[r * COUNTS_PER_REQUEST + 1] = Math.min(recordsApplied, U32_MAX);
+    }
+  }
+
+  /**
+   * Redo the collected chain into out[outOff]. PostgreSQL redo failures keep their code
+   * (WAL_UNSUPPORTED, REDO_FAILED); the message gains the page being read, as in native/reconstruct.cc.
+   */
+  private redo(plan: Buffer, keyOff: number, out: Uint8Array, outOff: number): number {
+    try {
+      return this.chain.redoInto(out, outOff);
+    } catch (e) {
+      if (!isStrataError(e, 'WAL_UNSUPPORTED') && !isStrataError(e, 'REDO_FAILED')) throw e;
+      const detail = e.message.slice(e.code.length + 2);
+      throw new StrataError(e.code, `page ${formatEncodedKey(plan.subarray(keyOff, keyOff + KEY_SIZE))}: ${detail}`, { cause: e });
     }
   }
 
@@ -154,7 +168,7 @@ export class Reconstructor {
           const len = plan.readUInt32BE(off + U64);
           off += MEM_RECORD_HEADER;
           need(off, len, `request ${r} segment ${s} record ${m} body`);
-          const err = checkSerializedRecord(plan.subarray(off, off + len));
+          const err = validateRecord(plan.subarray(off, off + len));
           if (err !== null) throw bad(`request ${r} segment ${s} record ${m} at LSN ${plan.readBigUInt64BE(off - MEM_RECORD_HEADER)}: ${err}`);
           off += len;
         }

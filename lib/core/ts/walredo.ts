@@ -1,11 +1,27 @@
 /**
  * The redo engine: turns a reconstruction chain (records newest first, ending at a will_init
  * record) into a page. Records are referenced in place (buffer, offset, length) so collecting a
- * chain allocates nothing per record; every record was checked when it entered the chain.
+ * chain allocates nothing per record; every record was checked when it entered the chain. A stored
+ * PostgreSQL record (tag 4) is redone by ./pg/rmgr; one that cannot be throws WAL_UNSUPPORTED or
+ * REDO_FAILED (the reader adds the page key). TS twin of native/walredo.cc.
  */
 import { RecordArena, copyBytes, type RecordSlot } from './block_io';
 import { StrataError } from '../../errors';
-import { checkSerializedRecord, PAGE_SIZE, PATCH_HEADER_SIZE, RECORD_TAG_IMAGE, RECORD_TAG_PATCH, RECORD_TAG_VALUE, recordWillInit } from '../../record';
+import {
+  checkSerializedRecord, PAGE_SIZE, PATCH_HEADER_SIZE, RECORD_TAG_IMAGE, RECORD_TAG_PATCH, RECORD_TAG_PG, RECORD_TAG_VALUE, recordWillInit,
+} from '../../record';
+import { checkRedoRecord } from './pg/redo_record';
+import { redoRecord } from './pg/rmgr';
+
+/**
+ * What the core accepts from a layer file or a read plan (CheckSerializedRecord in native/walredo.cc):
+ * ../../record's check, and for a stored PostgreSQL record its own layout.
+ */
+export function validateRecord(rec: Uint8Array): string | null {
+  const err = checkSerializedRecord(rec);
+  if (err !== null || rec[0] !== RECORD_TAG_PG) return err;
+  return checkRedoRecord(rec, 0, rec.length);
+}
 
 /** Room for a handful of image records before the arena has to grow. */
 const INITIAL_ARENA_BYTES = 256 * 1024;
@@ -61,6 +77,8 @@ export function applyBase(rec: Buffer, off: number, len: number, out: Uint8Array
   }
   out.fill(0, outOff, outOff + PAGE_SIZE);
   if (rec[off] === RECORD_TAG_VALUE) copyBytes(rec, off + 1, out, outOff, len - 1);
+  // A will_init PostgreSQL record is redone on the zero page (XLogInitBufferForRedo).
+  else if (rec[off] === RECORD_TAG_PG) redoRecord(rec, off, len, out, outOff);
 }
 
 /**
@@ -74,6 +92,8 @@ export function applyPatch(rec: Buffer, off: number, len: number, out: Uint8Arra
   if (tag === RECORD_TAG_PATCH) {
     const at = (rec[off + 1] << 8) | rec[off + 2];
     copyBytes(rec, off + PATCH_HEADER_SIZE, out, outOff + at, len - PATCH_HEADER_SIZE);
+  } else if (tag === RECORD_TAG_PG && !recordWillInit(rec, off)) {
+    redoRecord(rec, off, len, out, outOff);
   } else if (recordWillInit(rec, off)) {
     applyBase(rec, off, len, out, outOff);
   }
@@ -84,7 +104,7 @@ export function redoChain(records: readonly Uint8Array[], out: Uint8Array): void
   if (out.length !== PAGE_SIZE) throw new StrataError('BAD_ARGUMENT', 'out must be 8192 bytes');
   const chain = new RecordChain();
   records.forEach((r, i) => {
-    const err = checkSerializedRecord(r);
+    const err = validateRecord(r);
     if (err !== null) throw new StrataError('BAD_ARGUMENT', `record ${i}: ${err}`);
     chain.push(Buffer.from(r.buffer, r.byteOffset, r.length), 0, r.length);
   });

@@ -51,6 +51,9 @@ export const MAX_HEAP_TUPLE_SIZE = BLCKSZ - maxAlign(SIZE_OF_PAGE_HEADER_DATA + 
 export const PAI_OVERWRITE = 1 << 0;
 export const PAI_IS_HEAP = 1 << 1;
 
+/** Items up to this size are copied byte by byte: cheaper than a subarray view for small index tuples. */
+const SMALL_COPY_BYTES = 64;
+
 // ---- header access ----
 
 /** pd_lsn as a bigint (xlogid is the high half, stored first). */
@@ -199,7 +202,11 @@ export function pageAddItemExtended(page: Uint8Array, item: Uint8Array, itemOff:
   if (lower > upper) return INVALID_OFFSET_NUMBER;
   if (needshuffle) page.copyWithin(itemIdPos(offnum + 1), itemIdPos(offnum), itemIdPos(limit));
   itemIdSetNormal(page, offnum, upper, size);
-  page.set(item.subarray(itemOff, itemOff + size), upper);
+  if (size <= SMALL_COPY_BYTES) {
+    for (let i = 0; i < size; i++) page[upper + i] = item[itemOff + i];
+  } else {
+    page.set(item.subarray(itemOff, itemOff + size), upper);
+  }
   pageSetLower(page, lower);
   pageSetUpper(page, upper);
   return offnum;

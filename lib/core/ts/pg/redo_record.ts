@@ -1,33 +1,27 @@
 /**
  * The stored PostgreSQL record for one block (record tag 4): a bounds-checked parse view (TS twin
  * of native/pg/redo_record.{h,cc}). Layout in docs/POSTGRES.md, "Stored record": a 24-byte
- * header, n 24-byte block references, the target block's data, the main data.
+ * header, n 24-byte block references, the target block's data, the main data. Also the step every
+ * redo function starts with: PostgreSQL's XLogReadBufferForRedo and XLogInitBufferForRedo for the
+ * one block a stored record is redone on.
  */
-import { loadLe16, loadLe32 } from './pg_format';
+import { PageError, pageIsNew, pageLsnAtLeast } from './bufpage';
+import { BLCKSZ, loadLe16, loadLe32 } from './pg_format';
 
-export const RECORD_TAG_PG = 4;
-export const STORED_HEADER_SIZE = 24;
-export const STORED_BLOCK_REF_SIZE = 24;
-/** XLR_MAX_BLOCK_ID. */
-export const MAX_BLOCK_ID = 32;
+import {
+  BKPBLOCK_FORK_MASK, BKPBLOCK_HAS_DATA, BKPBLOCK_HAS_IMAGE, BKPBLOCK_SAME_REL, BKPBLOCK_WILL_INIT, BKPIMAGE_APPLY, BKPIMAGE_HAS_HOLE,
+  BKPIMAGE_VALID_BITS, CLUSTER_FLAG_CHECKSUMS, CLUSTER_FLAG_WAL_LOG_HINTS, MAX_BLOCK_ID, RECORD_TAG_PG, STORED_BLOCK_REF_SIZE, STORED_FLAG_TRUNCATED,
+  STORED_HEADER_SIZE,
+} from '../../pg_wal_format';
+
+export {
+  BKPBLOCK_FORK_MASK, BKPBLOCK_HAS_DATA, BKPBLOCK_HAS_IMAGE, BKPBLOCK_SAME_REL, BKPBLOCK_WILL_INIT, BKPIMAGE_APPLY, BKPIMAGE_HAS_HOLE,
+  BKPIMAGE_VALID_BITS, MAX_BLOCK_ID, RECORD_TAG_PG, STORED_BLOCK_REF_SIZE, STORED_HEADER_SIZE,
+};
 export const MAX_STORED_BLOCK_REFS = MAX_BLOCK_ID + 1;
-
-/** Cluster flags (byte 1); together PostgreSQL's XLogHintBitIsNeeded(). */
-export const CLUSTER_DATA_CHECKSUMS = 0x01;
-export const CLUSTER_WAL_LOG_HINTS = 0x02;
+export const CLUSTER_DATA_CHECKSUMS = CLUSTER_FLAG_CHECKSUMS;
+export const CLUSTER_WAL_LOG_HINTS = CLUSTER_FLAG_WAL_LOG_HINTS;
 export const CLUSTER_FLAGS_MASK = CLUSTER_DATA_CHECKSUMS | CLUSTER_WAL_LOG_HINTS;
-
-/** Block reference flags, `fork_flags & 0xF0` as in the WAL. */
-export const BKPBLOCK_FORK_MASK = 0x0f;
-export const BKPBLOCK_HAS_IMAGE = 0x10;
-export const BKPBLOCK_HAS_DATA = 0x20;
-export const BKPBLOCK_WILL_INIT = 0x40;
-export const BKPBLOCK_SAME_REL = 0x80;
-
-/** bimg_info (PostgreSQL 15 values). */
-export const BKPIMAGE_HAS_HOLE = 0x01;
-export const BKPIMAGE_APPLY = 0x02;
-export const BKPIMAGE_VALID_BITS = 0x1f;
 
 /** INIT_FORKNUM. */
 export const MAX_FORK_NUMBER = 3;
@@ -36,7 +30,7 @@ export const MAX_FORK_NUMBER = 3;
 const OFF_TAG = 0;
 const OFF_CLUSTER_FLAGS = 1;
 const OFF_TARGET_ID = 2;
-const OFF_RESERVED1 = 3;
+const OFF_STORAGE_FLAGS = 3;
 const OFF_LSN = 4;
 const OFF_XID = 12;
 const OFF_RMID = 16;
@@ -132,6 +126,8 @@ export class RedoRecordView {
   xid = 0;
   rmid = 0;
   info = 0;
+  /** The record was too large to store: header and block references only (STORED_FLAG_TRUNCATED). */
+  truncated = false;
   nblocks = 0;
   targetIndex = 0;
   blockDataOff = 0;
@@ -148,7 +144,7 @@ export class RedoRecordView {
     if (len < STORED_HEADER_SIZE) return 'PostgreSQL record shorter than its header';
     if (buf[off + OFF_TAG] !== RECORD_TAG_PG) return 'not a PostgreSQL record';
     if ((buf[off + OFF_CLUSTER_FLAGS] & ~CLUSTER_FLAGS_MASK) !== 0) return 'unknown cluster flags';
-    if (buf[off + OFF_RESERVED1] !== 0 || buf[off + OFF_RESERVED2] !== 0) return 'reserved header byte not zero';
+    if ((buf[off + OFF_STORAGE_FLAGS] & ~STORED_FLAG_TRUNCATED) !== 0 || buf[off + OFF_RESERVED2] !== 0) return 'reserved header byte not zero';
     const nblocks = buf[off + OFF_NBLOCKS];
     if (nblocks === 0) return 'PostgreSQL record without block references';
     if (nblocks > MAX_STORED_BLOCK_REFS) return 'more than 33 block references';
@@ -179,6 +175,7 @@ export class RedoRecordView {
     this.xid = loadLe32(buf, off + OFF_XID);
     this.rmid = buf[off + OFF_RMID];
     this.info = buf[off + OFF_INFO];
+    this.truncated = (buf[off + OFF_STORAGE_FLAGS] & STORED_FLAG_TRUNCATED) !== 0;
     this.nblocks = nblocks;
     this.targetIndex = targetIndex;
     this.blockDataOff = off + refsEnd;
@@ -206,6 +203,21 @@ export class RedoRecordView {
     return null;
   }
 
+  /** The block number of the reference with this id, or -1 when the record has none (no allocation). */
+  blockNumberById(id: number): number {
+    for (let i = 0; i < this.nblocks; i++) {
+      const o = this.off + STORED_HEADER_SIZE + i * STORED_BLOCK_REF_SIZE;
+      if (this.buf[o + REF_ID] === id) return loadLe32(this.buf, o + REF_BLOCK);
+    }
+    return -1;
+  }
+
+  /** Whether the target block carries an image with BKPIMAGE_APPLY. */
+  targetImageApplies(): boolean {
+    const o = this.off + STORED_HEADER_SIZE + this.targetIndex * STORED_BLOCK_REF_SIZE;
+    return (this.buf[o + REF_FLAGS] & BKPBLOCK_HAS_IMAGE) !== 0 && (this.buf[o + REF_BIMG_INFO] & BKPIMAGE_APPLY) !== 0;
+  }
+
   /** The target's block number, without decoding the whole reference. */
   targetBlockNumber(): number {
     return loadLe32(this.buf, this.off + STORED_HEADER_SIZE + this.targetIndex * STORED_BLOCK_REF_SIZE + REF_BLOCK);
@@ -229,4 +241,31 @@ export class RedoRecordView {
 /** Validation for layer readers: null when the stored value is well formed, else what is wrong. */
 export function checkRedoRecord(buf: Uint8Array, off: number, len: number): string | null {
   return new RedoRecordView().parse(buf, off, len);
+}
+
+// ---- the shared first step of every redo function, for the one block being redone ----
+
+/** XLogRedoAction for the one block being redone. */
+export enum RedoAction { NeedsRedo, Done }
+
+/**
+ * XLogReadBufferForRedo: the page must not be will_init (PostgreSQL PANICs) and must be initialized
+ * (PostgreSQL treats a new page as missing); Done when its LSN is already at or past the record's.
+ */
+export function readBufferForRedo(r: RedoRecordView, page: Uint8Array): RedoAction {
+  if (r.willInit()) throw new PageError('block with WILL_INIT flag must be initialized by its redo function');
+  if (pageIsNew(page)) throw new PageError('page is new (not initialized); the record needs an existing page');
+  return pageLsnAtLeast(page, r.lsnHi, r.lsnLo) ? RedoAction.Done : RedoAction.NeedsRedo;
+}
+
+/** The same with RBM_ZERO_ON_ERROR (visibility map pages): a new page is accepted. */
+export function readBufferForRedoZeroOnError(r: RedoRecordView, page: Uint8Array): RedoAction {
+  if (r.willInit()) throw new PageError('block with WILL_INIT flag must be initialized by its redo function');
+  return pageLsnAtLeast(page, r.lsnHi, r.lsnLo) ? RedoAction.Done : RedoAction.NeedsRedo;
+}
+
+/** XLogInitBufferForRedo: the target must carry BKPBLOCK_WILL_INIT; the page is zeroed. */
+export function initBufferForRedo(r: RedoRecordView, page: Uint8Array): void {
+  if (!r.willInit()) throw new PageError('block to be initialized in redo must be marked with WILL_INIT flag');
+  page.fill(0, 0, BLCKSZ);
 }

@@ -404,18 +404,27 @@ export class TsWalDecoder {
 
   // ---- steps ----
 
-  private stepSkipContinuation(): Step {
-    if (!this.skipToPos(this.skipTo)) return this.finished ? this.endOfWal() : Step.NeedMore;
-    const page = this.pos;
-    const h: PageHeader = { info: 0, tli: 0, remLen: 0, size: 0 };
+  /**
+   * The header of the page at `page` where no record is in progress: null when it is valid (h is
+   * filled), else what the step returns (need more input, the end of WAL, or the failure).
+   */
+  private pageHeaderBetweenRecords(page: number, h: PageHeader): Step | null {
     const why = { text: '' };
     switch (this.checkPageHeader(page, true, h, why)) {
       case Verdict.NeedMore: return Step.NeedMore;
       case Verdict.Missing: case Verdict.Zero: case Verdict.Stale: return this.endOfWal();
       case Verdict.Invalid: return this.fail(page, 'WAL page', why.text, page + WAL_PAGE_SIZE);
       case Verdict.Fatal: return this.fatal(this.errorCode, `WAL page at ${formatLsnNumber(page)}: ${why.text}`);
-      default: break;
+      default: return null;
     }
+  }
+
+  private stepSkipContinuation(): Step {
+    if (!this.skipToPos(this.skipTo)) return this.finished ? this.endOfWal() : Step.NeedMore;
+    const page = this.pos;
+    const h: PageHeader = { info: 0, tli: 0, remLen: 0, size: 0 };
+    const stop = this.pageHeaderBetweenRecords(page, h);
+    if (stop !== null) return stop;
     this.acceptPageHeader(h);
     if ((h.info & XLP_FIRST_IS_CONTRECORD) === 0) {
       this.skipTo = this.pos;
@@ -434,14 +443,8 @@ export class TsWalDecoder {
     if (this.pos % WAL_PAGE_SIZE === 0) {
       const page = this.pos;
       const h: PageHeader = { info: 0, tli: 0, remLen: 0, size: 0 };
-      const why = { text: '' };
-      switch (this.checkPageHeader(page, true, h, why)) {
-        case Verdict.NeedMore: return Step.NeedMore;
-        case Verdict.Missing: case Verdict.Zero: case Verdict.Stale: return this.endOfWal();
-        case Verdict.Invalid: return this.fail(page, 'WAL page', why.text, page + WAL_PAGE_SIZE);
-        case Verdict.Fatal: return this.fatal(this.errorCode, `WAL page at ${formatLsnNumber(page)}: ${why.text}`);
-        default: break;
-      }
+      const stop = this.pageHeaderBetweenRecords(page, h);
+      if (stop !== null) return stop;
       if ((h.info & XLP_FIRST_IS_CONTRECORD) !== 0) {
         return this.fail(page, 'WAL page', 'page begins with a continuation record but none is in progress', page);
       }

@@ -1,0 +1,99 @@
+/**
+ * The `strata` commands for PostgreSQL (docs/POSTGRES.md, "CLI"): import a data directory, ingest
+ * WAL, relation sizes and lists. Each opens the repository like the library does (import-pg and
+ * ingest-wal for writing, the others read-only), reports progress on stderr and the result on
+ * stdout (`--json` for scripts).
+ */
+import { formatLsn, type Lsn } from '../lsn';
+import { Repository } from '../repository';
+import type { Timeline } from '../timeline';
+import { StrataError } from '../errors';
+import { type ImplementationChoice } from '../core/select';
+import { parseLsnArg } from './util';
+
+export interface PgCliOpts {
+  json: boolean;
+  impl: ImplementationChoice | undefined;
+  waitMs: number;
+  progress: boolean;
+  startLsn: Lsn | undefined;
+  endLsn: Lsn | undefined;
+  dbOid: number | undefined;
+}
+
+type Out = (text: string) => number;
+type OutJson = (v: unknown) => number;
+
+const REL_ARG = /^(\d+)\/(\d+)\/(\d+)\.(\d)$/;
+
+/** `spc/db/rel.fork`, e.g. 1663/5/16384.0. */
+export function parseRelArg(text: string): { spcOid: number; dbOid: number; relNumber: number; forkNum: number } {
+  const m = REL_ARG.exec(text);
+  if (m === null) throw new StrataError('BAD_ARGUMENT', `not a relation fork: ${JSON.stringify(text)} (use spc/db/rel.fork, e.g. 1663/5/16384.0)`);
+  return { spcOid: Number(m[1]), dbOid: Number(m[2]), relNumber: Number(m[3]), forkNum: Number(m[4]) };
+}
+
+function note(o: PgCliOpts, text: string): void {
+  if (o.progress || !o.json) process.stderr.write(`${text}\n`);
+}
+
+/** import-pg <dir> <tenant> <timeline> <datadir>: a new timeline holding the cluster at its checkpoint. */
+export async function runImportPg([dir, tenantId, timelineId, dataDir]: string[], o: PgCliOpts, print: Out, printJson: OutJson): Promise<number> {
+  const repo = await Repository.open(dir, { implementation: o.impl });
+  try {
+    const tl = await repo.createTimeline({ tenantId, timelineId });
+    note(o, `importing ${dataDir} into ${tenantId}/${timelineId} (${repo.implementation} core)…`);
+    const started = Date.now();
+    const r = await tl.importPgDatadir(dataDir);
+    const seconds = (Date.now() - started) / 1000;
+    if (o.json) return printJson({ tenantId, timelineId, lsn: r.lsn, relations: r.relations, pages: r.pages, seconds });
+    return print(`imported ${r.relations} relations, ${r.pages} pages at ${formatLsn(r.lsn)} in ${seconds.toFixed(1)} s\n`);
+  } finally {
+    await repo.close();
+  }
+}
+
+/** ingest-wal <dir> <tenant> <timeline> <waldir> [--start LSN] [--end LSN]: store WAL, then flush. */
+export async function runIngestWal([dir, tenantId, timelineId, walDir]: string[], o: PgCliOpts, print: Out, printJson: OutJson): Promise<number> {
+  const repo = await Repository.open(dir, { implementation: o.impl });
+  try {
+    const tl = repo.getTimeline(tenantId, timelineId);
+    note(o, `ingesting ${walDir} into ${tenantId}/${timelineId} from ${formatLsn(o.startLsn ?? tl.lastRecordLsn)}…`);
+    const started = Date.now();
+    const r = await tl.ingestPgWal(walDir, { startLsn: o.startLsn, endLsn: o.endLsn });
+    await tl.flush();
+    const seconds = (Date.now() - started) / 1000;
+    if (o.json) return printJson({ tenantId, timelineId, ...r, seconds });
+    const unsupported = Object.entries(r.unsupported).map(([k, v]) => `${k} ×${v}`).join(', ');
+    return print(`ingested ${r.records} records (${r.blocks} block references) up to ${formatLsn(r.endLsn)} in ${seconds.toFixed(1)} s` +
+      (unsupported === '' ? '\n' : `; not redoable: ${unsupported}\n`));
+  } finally {
+    await repo.close();
+  }
+}
+
+async function withReadOnly<T>(dir: string, o: PgCliOpts, tenantId: string, timelineId: string, job: (tl: Timeline) => Promise<T>): Promise<T> {
+  const repo = await Repository.open(dir, { implementation: o.impl, readOnly: true });
+  try {
+    return await job(repo.getTimeline(tenantId, timelineId));
+  } finally {
+    await repo.close();
+  }
+}
+
+/** rel-size <dir> <tenant> <timeline> <spc/db/rel.fork> <lsn>: blocks, as smgrnblocks. */
+export async function runRelSize([dir, tenantId, timelineId, relText, lsnText]: string[], o: PgCliOpts, print: Out, printJson: OutJson): Promise<number> {
+  const rel = parseRelArg(relText);
+  const lsn = parseLsnArg(lsnText);
+  const n = await withReadOnly(dir, o, tenantId, timelineId, (tl) => tl.getRelSize(rel, lsn, { timeoutMs: o.waitMs }));
+  if (o.json) return printJson({ tenantId, timelineId, rel: relText, lsn, nblocks: n });
+  return print(`${n}\n`);
+}
+
+/** relations <dir> <tenant> <timeline> <lsn> [--db OID]: every relation fork that exists there. */
+export async function runRelations([dir, tenantId, timelineId, lsnText]: string[], o: PgCliOpts, print: Out, printJson: OutJson): Promise<number> {
+  const lsn = parseLsnArg(lsnText);
+  const rels = await withReadOnly(dir, o, tenantId, timelineId, (tl) => tl.listRelations(lsn, { dbOid: o.dbOid }));
+  if (o.json) return printJson(rels);
+  return print(rels.map((r) => `${r.spcOid}/${r.dbOid}/${r.relNumber}.${r.forkNum}\t${r.nblocks}`).join('\n') + (rels.length > 0 ? '\n' : ''));
+}

@@ -1,0 +1,140 @@
+/**
+ * The PostgreSQL calls of a timeline (docs/POSTGRES.md): importPgDatadir, ingestPgWal,
+ * getRelSize, listRelations, and the PostgreSQL read rules for getPage. A timeline becomes a
+ * PostgreSQL timeline when a data directory is imported into it (its manifest then records the
+ * cluster under `extensions.pg`); branches of it are PostgreSQL timelines too.
+ */
+import { PAGE_STATUS_NOT_FOUND } from '../core/core';
+import { createWalDecoder } from '../core/pg_decoder';
+import { DEFAULT_WAIT_LSN_TIMEOUT_MS, type TimelineImpl } from '../engine/timeline';
+import { StrataError } from '../errors';
+import { checkLsn, formatLsn, type Lsn } from '../lsn';
+import { type ClusterState, decodeClusterState } from './cluster_state';
+import { importPgDatadir, type ImportReport } from './import_datadir';
+import { AUX_CLUSTER_STATE, auxKey, FSM_FORKNUM, relId, type RelTag } from './keyspace';
+import { relSizes } from './rel_sizes';
+import { decodedRecords } from './wal_record';
+import { walChunks, type WalSource } from './wal_source';
+import { listRelationsAt, WalIngest, type WalIngestReport } from './walingest';
+
+export type { ImportReport, WalIngestReport, WalSource, RelTag };
+
+export interface IngestPgWalOptions {
+  /** Where the WAL bytes start; default: the timeline's lastRecordLsn (records up to it are skipped). */
+  startLsn?: Lsn;
+  /** Stop at this LSN; WAL_CORRUPT if the WAL ends before it. Default: the end of valid WAL. */
+  endLsn?: Lsn;
+  /** Directory sources: the PostgreSQL timeline to read (default: the one the cluster was on). */
+  timeline?: number;
+}
+
+export interface RelationInfo extends RelTag {
+  /** The fork's size in blocks at the LSN asked. */
+  nblocks: number;
+}
+
+/** Decoded records per decoder call (one boundary crossing each). */
+const DECODE_BATCH = 1024;
+
+export function isPgTimeline(tl: TimelineImpl): boolean {
+  return tl.extensions.pg !== undefined;
+}
+
+function pgExtension(tl: TimelineImpl, what: string): Readonly<Record<string, string>> {
+  const ext = tl.extensions.pg;
+  if (ext === undefined) throw new StrataError('BAD_ARGUMENT', `${tl.name}: ${what} needs a PostgreSQL timeline: import a data directory into it first (importPgDatadir)`);
+  return ext;
+}
+
+export function importDatadir(tl: TimelineImpl, dataDir: string, targetBytes: number): Promise<ImportReport> {
+  if (isPgTimeline(tl) || tl.layers().length > 0 || tl.lastRecordLsn !== tl.startLsn || tl.ancestor !== null) {
+    throw new StrataError('BAD_ARGUMENT', `${tl.name}: importPgDatadir needs a new, empty timeline without an ancestor`);
+  }
+  return importPgDatadir(tl, dataDir, targetBytes);
+}
+
+/**
+ * Decode WAL from `source` and store every record (walingest.ts). Stops at the end of valid WAL
+ * (a zeroed or torn tail) or at `endLsn`; a record that fails its checks with valid WAL after it is
+ * WAL_CORRUPT naming its LSN, and nothing from it on is stored.
+ */
+export async function ingestWal(tl: TimelineImpl, source: WalSource, opts: IngestPgWalOptions = {}): Promise<WalIngestReport> {
+  const ext = pgExtension(tl, 'ingestPgWal');
+  const startLsn = opts.startLsn ?? tl.lastRecordLsn;
+  checkLsn(startLsn, 'startLsn');
+  if (opts.endLsn !== undefined) checkLsn(opts.endLsn, 'endLsn');
+  if (startLsn > tl.lastRecordLsn) {
+    throw new StrataError('BAD_ARGUMENT', `${tl.name}: WAL from ${formatLsn(startLsn)} would leave a gap after lastRecordLsn ${formatLsn(tl.lastRecordLsn)}`);
+  }
+  const timeline = opts.timeline ?? Number(ext.timeline);
+  const decoder = createWalDecoder(tl.implementation, { startLsn, endLsn: opts.endLsn, systemId: BigInt(ext.systemIdentifier), timeline });
+  const ingest = new WalIngest(tl, await clusterState(tl));
+  const drain = async (): Promise<boolean> => {
+    for (;;) {
+      const batch = decoder.decode(DECODE_BATCH);
+      for (const rec of decodedRecords(batch.entries, batch.count)) await ingest.ingest(rec);
+      if (batch.state !== 'full') return batch.state === 'end';
+    }
+  };
+  try {
+    let ended = false;
+    for await (const chunk of walChunks(source, { startLsn, endLsn: opts.endLsn, timeline })) {
+      decoder.feed(chunk);
+      if ((ended = await drain())) break;
+    }
+    if (!ended) {
+      decoder.finish();
+      await drain();
+    }
+  } finally {
+    // What was decoded before a failure is stored; the failure itself is what the caller sees.
+    ingest.submit();
+  }
+  return ingest.finish();
+}
+
+/** The cluster settings in force at the timeline's newest LSN. */
+async function clusterState(tl: TimelineImpl): Promise<ClusterState> {
+  const { out, status } = await tl.getPagesWithStatus([auxKey(AUX_CLUSTER_STATE, 0, 0, 0, 0)], tl.lastRecordLsn);
+  if (status[0] === PAGE_STATUS_NOT_FOUND) throw new StrataError('CORRUPT_LAYER', `${tl.name}: the PostgreSQL timeline has no cluster state at ${formatLsn(tl.lastRecordLsn)}`);
+  const len = out.readUInt32LE(0);
+  return decodeClusterState(out.subarray(4, 4 + len));
+}
+
+/** smgrnblocks at `lsn`: REL_NOT_FOUND when the fork does not exist there (the FSM is never kept). */
+export async function getRelSize(tl: TimelineImpl, rel: RelTag, lsn: Lsn, timeoutMs?: number): Promise<number> {
+  pgExtension(tl, 'getRelSize');
+  checkRelTag(rel);
+  checkLsn(lsn, 'lsn');
+  await tl.waitForLsn(lsn, timeoutMs ?? DEFAULT_WAIT_LSN_TIMEOUT_MS);
+  tl.checkAboveGcCutoff(lsn, 'getRelSize');
+  const n = await relSizes(tl).at(rel, lsn);
+  if (n === null) {
+    const why = rel.forkNum === FSM_FORKNUM ? 'free-space maps are not kept' : 'it does not exist at that LSN';
+    throw new StrataError('REL_NOT_FOUND', `${tl.name}: relation fork ${relId(rel)} at ${formatLsn(lsn)}: ${why}`);
+  }
+  return n;
+}
+
+/** Every relation fork that exists at `lsn` (of one database when dbOid is given), with its size, in key order. */
+export async function listRelations(tl: TimelineImpl, lsn: Lsn, opts: { dbOid?: number } = {}): Promise<RelationInfo[]> {
+  pgExtension(tl, 'listRelations');
+  checkLsn(lsn, 'lsn');
+  if (opts.dbOid !== undefined) checkU32(opts.dbOid, 'dbOid');
+  await tl.waitForLsn(lsn, DEFAULT_WAIT_LSN_TIMEOUT_MS);
+  tl.checkAboveGcCutoff(lsn, 'listRelations');
+  const rels = await listRelationsAt(tl, lsn, null, opts.dbOid ?? null);
+  return rels.map(({ rel, nblocks }) => ({ ...rel, nblocks }));
+}
+
+function checkRelTag(rel: RelTag): void {
+  if (rel === null || typeof rel !== 'object') throw new StrataError('BAD_ARGUMENT', 'a relation is { spcOid, dbOid, relNumber, forkNum }');
+  checkU32(rel.spcOid, 'spcOid');
+  checkU32(rel.dbOid, 'dbOid');
+  checkU32(rel.relNumber, 'relNumber');
+  if (!Number.isInteger(rel.forkNum) || rel.forkNum < 0 || rel.forkNum > 3) throw new StrataError('BAD_ARGUMENT', `forkNum must be 0..3: got ${String(rel.forkNum)}`);
+}
+
+function checkU32(v: unknown, what: string): void {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffff_ffff) throw new StrataError('BAD_ARGUMENT', `${what} must be an integer in [0, 2^32): got ${String(v)}`);
+}
