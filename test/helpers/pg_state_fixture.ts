@@ -15,6 +15,8 @@
  *   - two-phase commit: COMMIT PREPARED, ROLLBACK PREPARED of a tree with a subtransaction, and one
  *     transaction left prepared at shutdown (its pg_twophase file is in final/)
  *   - 9 000 large objects (XLOG NEXTOID), an online CHECKPOINT in the middle
+ *   - CREATE DATABASE … STRATEGY file_copy (the template's pg_filenode.map copied) and a database
+ *     created and dropped (its pg_filenode.map gone)
  *
  * base/ is a fresh initdb stopped cleanly; final/ is after the workload and a fast stop.
  */
@@ -49,6 +51,8 @@ COMMIT;
   { db: 'template1', sql: 'VACUUM FREEZE;' },
   { db: 'postgres', sql: 'VACUUM FREEZE;' },
   { db: 'postgres', sql: 'ALTER DATABASE template0 WITH ALLOW_CONNECTIONS false;' },
+  // Relation maps: copied with a FILE_COPY database, gone with a dropped one.
+  { db: 'postgres', sql: 'CREATE DATABASE copied STRATEGY file_copy;\nCREATE DATABASE gone;\nDROP DATABASE gone;' },
   { db: 'postgres', sql: `DO $$ BEGIN WHILE txid_current() < ${XID_TARGET_BEFORE_TREE} LOOP COMMIT; END LOOP; END $$;` },
   { db: 'postgres', sql: `
 DO $$ BEGIN
