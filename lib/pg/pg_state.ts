@@ -29,7 +29,7 @@ import { DEFAULT_WAIT_LSN_TIMEOUT_MS } from '../engine/timeline';
 import { StrataError } from '../errors';
 import { checkLsn, type Lsn } from '../lsn';
 import { PAGE_SIZE } from '../record';
-import { readAuxFile, readAuxFiles } from './aux_files';
+import { readAuxFiles } from './aux_files';
 import { decodeClusterState } from './cluster_state';
 import {
   type CheckpointInfo, type ControlState, decodeCheckpoint, decodeControlState, FIRST_MULTIXACT_ID, FIRST_NORMAL_TRANSACTION_ID,
@@ -102,7 +102,9 @@ export async function readClusterState(tl: TimelineImpl, lsn: Lsn): Promise<PgCl
   const cluster = decodeClusterState(await stateValue(tl, AUX_CLUSTER_STATE, lsn, 'cluster state'));
   const checkpoint = decodeCheckpoint(await stateValue(tl, AUX_CHECKPOINT, lsn, 'checkpoint'));
   const importedPgControl = await stateValue(tl, AUX_PG_CONTROL, lsn, 'pg_control');
-  const { oldestClogXid, multiTruncation: _truncation, ...counters } = control;
+  // The truncation horizons stay internal: readSlruPages applies them.
+  const { oldestClogXid, multiTruncation, ...counters } = control;
+  void multiTruncation;
   return {
     ...counters,
     lsn,
@@ -145,11 +147,6 @@ export async function readTwoPhaseFiles(tl: TimelineImpl, lsn: Lsn): Promise<Two
 export async function readRelmaps(tl: TimelineImpl, lsn: Lsn): Promise<RelmapFile[]> {
   await checkRead(tl, lsn, 'readRelmaps');
   return (await readAuxFiles(tl, AUX_RELMAP, lsn)).map((f) => ({ spcOid: f.spcOid, dbOid: f.dbOid, bytes: f.bytes }));
-}
-
-/** One aux file at `lsn` (for tests and tools): null when it does not exist there. */
-export function readPgAuxFile(tl: TimelineImpl, kind: number, spcOid: number, dbOid: number, id: number, lsn: Lsn): Promise<Buffer | null> {
-  return readAuxFile(tl, kind, spcOid, dbOid, id, lsn);
 }
 
 // ---- segments PostgreSQL's truncations removed ----------------------------------------------
