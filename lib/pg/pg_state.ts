@@ -3,7 +3,7 @@
  * data directory"): what a writer of a PostgreSQL 15 data directory at an LSN needs besides the
  * relation pages and sizes (getPage, listRelations). Contract, for any LSN from the import on that
  * the timeline has reached (each call waits for it like getPage, and fails with LSN_GC_CUTOFF below
- * the GC cutoff and BAD_ARGUMENT on a timeline that is not a PostgreSQL one):
+ * the GC cutoff, BAD_ARGUMENT below the import LSN or on a timeline that is not a PostgreSQL one):
  *
  *   readClusterState(tl, lsn)   pg_control's content as PostgreSQL would have it after the record
  *                               ending at `lsn`: the latest checkpoint record (struct as logged,
@@ -27,7 +27,7 @@
 import type { TimelineImpl } from '../engine/timeline';
 import { DEFAULT_WAIT_LSN_TIMEOUT_MS } from '../engine/timeline';
 import { StrataError } from '../errors';
-import { checkLsn, type Lsn } from '../lsn';
+import { checkLsn, formatLsn, type Lsn, parseLsn } from '../lsn';
 import { PAGE_SIZE } from '../record';
 import { readAuxFiles } from './aux_files';
 import { decodeClusterState } from './cluster_state';
@@ -89,8 +89,12 @@ const READ_BATCH = 256;
 const MEMBER_SEGMENTS = Math.floor(Math.floor(0xffff_ffff / 1636) / SLRU_PAGES_PER_SEGMENT) + 1;
 
 async function checkRead(tl: TimelineImpl, lsn: Lsn, what: string): Promise<void> {
-  if (tl.extensions.pg === undefined) throw new StrataError('BAD_ARGUMENT', `${tl.name}: ${what} needs a PostgreSQL timeline: import a data directory into it first (importPgDatadir)`);
+  const ext = tl.extensions.pg;
+  if (ext === undefined) throw new StrataError('BAD_ARGUMENT', `${tl.name}: ${what} needs a PostgreSQL timeline: import a data directory into it first (importPgDatadir)`);
   checkLsn(lsn, 'lsn');
+  if (ext.importLsn !== undefined && lsn < parseLsn(ext.importLsn)) {
+    throw new StrataError('BAD_ARGUMENT', `${tl.name}: ${what} at ${formatLsn(lsn)}: the cluster was imported at ${ext.importLsn}, there is nothing before it`);
+  }
   await tl.waitForLsn(lsn, DEFAULT_WAIT_LSN_TIMEOUT_MS);
   tl.checkAboveGcCutoff(lsn, what);
 }

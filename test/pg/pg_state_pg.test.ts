@@ -29,7 +29,7 @@ import { Repository, type Timeline } from '../../lib';
 import { crc32c } from '../../lib/core/pg_decoder';
 import type { ImplementationName } from '../../lib/core/core';
 import type { TimelineImpl } from '../../lib/engine/timeline';
-import { readClusterState, readTwoPhaseFiles } from '../../lib/pg/pg_state';
+import { readClusterState, readSlruPages, readTwoPhaseFiles } from '../../lib/pg/pg_state';
 import { slruPageKey } from '../../lib/pg/slru_records';
 import { timelineImpl } from '../../lib/timeline';
 import { IMPLEMENTATIONS, NATIVE_SKIP_NOTE, TS_ONLY } from '../helpers/cores';
@@ -214,6 +214,18 @@ describe('cluster state against PostgreSQL 15 (the state workload)', () => {
       expect(multis).toBeGreaterThan(10);
     });
   }
+
+  test.skipIf(!pg.ok)(`below the import LSN, or on a timeline that is not a PostgreSQL one, the read API is BAD_ARGUMENT${skipNote}`, async () => {
+    const tl = timelines.get(IMPLEMENTATIONS[0]) as TimelineImpl;
+    await expect(readClusterState(tl, src.baseEndLsn - 8n)).rejects.toMatchObject({ code: 'BAD_ARGUMENT', message: expect.stringMatching(/imported at/) });
+    await expect(readSlruPages(tl, 3, src.finalEndLsn)).rejects.toMatchObject({ code: 'BAD_ARGUMENT' });
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-pgstate-plain-'));
+    dirs.push(dir);
+    const repo = await Repository.open(dir, { implementation: IMPLEMENTATIONS[0] });
+    repos.push(repo);
+    const plain = timelineImpl(await repo.createTimeline({ tenantId: 't', timelineId: 'plain' }));
+    await expect(readTwoPhaseFiles(plain, 0n)).rejects.toMatchObject({ code: 'BAD_ARGUMENT', message: expect.stringMatching(/needs a PostgreSQL timeline/) });
+  });
 
   test.skipIf(!pg.ok || TS_ONLY)(`the TS and native cores answer byte for byte alike, at the import, mid-way and at the end${skipNote}${NATIVE_SKIP_NOTE}`, async () => {
     const [a, b] = IMPLEMENTATIONS.map((i) => timelines.get(i) as TimelineImpl);
