@@ -28,6 +28,7 @@
       'native/pg/pglz.cc',
       'native/pg/redo_record.cc',
       'native/pg/rmgr.cc',
+      'native/pg/slru_redo.cc',
       'native/pg/xlogreader.cc',
     ],
   },

@@ -240,7 +240,9 @@ describe('debt 6: manifest file names are checked before they become paths', () 
     const text = fs.readFileSync(file, 'utf8');
     const m = JSON.parse(text.slice(0, text.lastIndexOf('\ncrc32 '))) as { layers: Array<Record<string, unknown>> };
     // A crafted entry: well-formed ranges, a name that walks out of the directory.
-    m.layers.push({ ...m.layers[0], fileName: '../../../victim', sizeBytes: PAGE });
+    // tenants/t/timelines/main → four levels up is the repository directory, where the victim is.
+    // An image entry, so that no delta overlap check refuses it first.
+    m.layers.push({ ...m.layers[0], kind: 'image', lsnStart: '0/40', lsnEnd: '0/41', fileName: '../../../../victim', sizeBytes: PAGE });
     const { crc32 } = await import('node:zlib');
     const body = JSON.stringify(m, null, 2);
     fs.writeFileSync(file, `${body}\ncrc32 ${crc32(body).toString(16).padStart(8, '0')}\n`);

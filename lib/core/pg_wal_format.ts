@@ -48,3 +48,41 @@ export const BKPIMAGE_COMPRESS_LZ4 = 0x08;
 export const BKPIMAGE_COMPRESS_ZSTD = 0x10;
 export const BKPIMAGE_VALID_BITS = 0x1f;
 
+
+/**
+ * Strata's own resource manager (rmgr 255) and its record types (docs/POSTGRES.md, "Strata's own
+ * records"): page changes PostgreSQL makes without a block reference, synthesized at ingest.
+ */
+export const RM_STRATA = 255;
+export const STRATA_VM_CLEAR = 0x00;
+export const STRATA_VM_TRUNCATE = 0x10;
+/** Transaction status bits on one pg_xact page (commit, abort, their prepared forms). */
+export const STRATA_CLOG_SET = 0x20;
+/** Starting member offsets of multixacts on one pg_multixact/offsets page (MultiXact CREATE_ID). */
+export const STRATA_MULTIXACT_OFFSETS = 0x30;
+/** Members (xid and lock status) on one pg_multixact/members page (MultiXact CREATE_ID). */
+export const STRATA_MULTIXACT_MEMBERS = 0x40;
+
+/**
+ * The SLRUs Strata keeps (docs/FORMAT.md, "Keys"): the SLRU byte of their keys, and the relation
+ * number of the block reference in their rmgr-255 records.
+ */
+export const SLRU_XACT = 0;
+export const SLRU_MULTIXACT_OFFSETS = 1;
+export const SLRU_MULTIXACT_MEMBERS = 2;
+/** SLRU geometry of PostgreSQL 15 (slru.h, clog.c, multixact.c) with 8 KB pages. */
+export const SLRU_PAGES_PER_SEGMENT = 32;
+/** Two status bits per transaction: 4 per byte, 32768 per page. */
+export const CLOG_XACTS_PER_PAGE = 32768;
+/** A u32 starting offset per multixact: 2048 per page. */
+export const MULTIXACT_OFFSETS_PER_PAGE = 2048;
+/** Members come in groups of 4: 4 flag bytes, then 4 xids (20 bytes); 409 groups per page. */
+export const MULTIXACT_MEMBERS_PER_GROUP = 4;
+export const MULTIXACT_MEMBERGROUP_SIZE = 20;
+export const MULTIXACT_MEMBERGROUPS_PER_PAGE = 409;
+export const MULTIXACT_MEMBERS_PER_PAGE = 1636;
+/** TransactionStatus values (clog.h) a CLOG_SET record may set. */
+export const TRANSACTION_STATUS_COMMITTED = 1;
+export const TRANSACTION_STATUS_ABORTED = 2;
+/** The largest MultiXactStatus (multixact.h: MultiXactStatusUpdate). */
+export const MULTIXACT_STATUS_MAX = 5;

@@ -9,8 +9,9 @@
  *                    by PostgreSQL), the main and VM forks of unlogged relations (reset from their
  *                    init fork when PostgreSQL starts), temporary relations (never outlive a session)
  *   SLRUs            pg_xact, pg_multixact/offsets and members, page by page
- *   aux files        pg_control, every pg_filenode.map, pg_twophase state files, and Strata's
- *                    record of the cluster settings redo needs (cluster_state.ts)
+ *   aux files        pg_control, every pg_filenode.map, pg_twophase state files, Strata's record
+ *                    of the cluster settings redo needs (cluster_state.ts), and the checkpoint and
+ *                    control state ingest continues from (control_state.ts)
  *
  * The checkpoint record is read from pg_wal/ to learn where it ends; a directory whose WAL lacks
  * it, whose pg_control fails its checksum, or that another PostgreSQL major version wrote is
@@ -26,12 +27,15 @@ import { encodeKey, KEY_MAX } from '../key';
 import { formatLsn, type Lsn } from '../lsn';
 import { PAGE_SIZE, serializeValueRecord } from '../record';
 import { encodeClusterState } from './cluster_state';
+import { controlStateFromControlFile, encodeCheckpoint, encodeControlState } from './control_state';
 import {
-  AUX_CLUSTER_STATE, AUX_PG_CONTROL, AUX_RELMAP, AUX_TWOPHASE, auxChunks, DEFAULTTABLESPACE_OID, encodeRelSize, FSM_FORKNUM,
+  AUX_CHECKPOINT, AUX_CLUSTER_STATE, AUX_CONTROL_STATE, AUX_PG_CONTROL, AUX_RELMAP, AUX_TWOPHASE, auxChunks, DEFAULTTABLESPACE_OID, encodeRelSize, FSM_FORKNUM,
   GLOBALTABLESPACE_OID, INIT_FORKNUM, MAIN_FORKNUM, relSizeKey, type RelTag, SLRU_MULTIXACT_MEMBERS, SLRU_MULTIXACT_OFFSETS,
   SLRU_PAGES_PER_SEGMENT, SLRU_XACT, slruKey, VISIBILITYMAP_FORKNUM,
 } from './keyspace';
-import { DB_IN_PRODUCTION, DB_SHUTDOWNED, DB_SHUTDOWNED_IN_RECOVERY, parseControlFile, type ControlFile } from './pg_control';
+import {
+  checkPointCopyBytes, DB_IN_PRODUCTION, DB_SHUTDOWNED, DB_SHUTDOWNED_IN_RECOVERY, parseControlFile, type ControlFile,
+} from './pg_control';
 import { relSizes } from './rel_sizes';
 import { walChunks } from './wal_source';
 import { decodedRecords } from './wal_record';
@@ -75,10 +79,10 @@ interface SlruFile {
 export async function importPgDatadir(tl: TimelineImpl, dataDir: string, targetBytes: number): Promise<ImportReport> {
   const where = path.resolve(dataDir);
   const control = readControl(where);
-  const lsn = await checkpointEnd(where, control, tl.implementation);
+  const { lsn, shutdown } = await checkpointEnd(where, control, tl.implementation);
   const forks = scanRelations(where);
   const slrus = scanSlrus(where);
-  const aux = auxFiles(where, control);
+  const aux = auxFiles(where, control, { startLsn: control.checkPoint, endLsn: lsn, shutdown });
   // The extension marks a PostgreSQL timeline before its data lands: a crash in between leaves an
   // empty timeline that can be imported again.
   await tl.setExtension('pg', {
@@ -110,8 +114,15 @@ function readControl(dataDir: string): ControlFile {
   return cf;
 }
 
+/** The latest checkpoint record as read from pg_wal: where it ends, and whether it is a shutdown checkpoint. */
+interface CheckpointRecord {
+  startLsn: Lsn;
+  endLsn: Lsn;
+  shutdown: boolean;
+}
+
 /** The end LSN of the latest checkpoint record, read from pg_wal (and checked to be a checkpoint). */
-async function checkpointEnd(dataDir: string, cf: ControlFile, impl: 'native' | 'ts'): Promise<Lsn> {
+async function checkpointEnd(dataDir: string, cf: ControlFile, impl: 'native' | 'ts'): Promise<{ lsn: Lsn; shutdown: boolean }> {
   const walDir = path.join(dataDir, 'pg_wal');
   const start = cf.checkPoint;
   const decoder = createWalDecoder(impl, { startLsn: start, systemId: cf.systemIdentifier });
@@ -125,7 +136,7 @@ async function checkpointEnd(dataDir: string, cf: ControlFile, impl: 'native' | 
         if (rec.startLsn !== start || rec.rmid !== RM_XLOG || (op !== XLOG_CHECKPOINT_SHUTDOWN && op !== XLOG_CHECKPOINT_ONLINE)) {
           throw new StrataError('BAD_PG_DATADIR', `${walDir}: the record at ${formatLsn(start)} is not the checkpoint pg_control names`);
         }
-        return rec.endLsn;
+        return { lsn: rec.endLsn, shutdown: op === XLOG_CHECKPOINT_SHUTDOWN };
       }
       if (batch.state === 'end') break;
     }
@@ -140,13 +151,7 @@ async function checkpointEnd(dataDir: string, cf: ControlFile, impl: 'native' | 
 function scanRelations(dataDir: string): ForkFiles[] {
   const dirs: Array<{ spcOid: number; dbOid: number; dir: string }> = [{ spcOid: GLOBALTABLESPACE_OID, dbOid: 0, dir: path.join(dataDir, 'global') }];
   for (const db of numericEntries(path.join(dataDir, 'base'))) dirs.push({ spcOid: DEFAULTTABLESPACE_OID, dbOid: db, dir: path.join(dataDir, 'base', String(db)) });
-  const tblspc = path.join(dataDir, 'pg_tblspc');
-  for (const spc of numericEntries(tblspc)) {
-    const versionDirs = fs.readdirSync(path.join(tblspc, String(spc))).filter((d) => d.startsWith('PG_15_'));
-    for (const v of versionDirs) {
-      for (const db of numericEntries(path.join(tblspc, String(spc), v))) dirs.push({ spcOid: spc, dbOid: db, dir: path.join(tblspc, String(spc), v, String(db)) });
-    }
-  }
+  dirs.push(...tablespaceDatabases(dataDir));
   const forks = new Map<string, ForkFiles & { segmentFiles: Map<number, string> }>();
   const unlogged = new Set<string>();
   for (const { spcOid, dbOid, dir } of dirs) {
@@ -185,6 +190,19 @@ function scanRelations(dataDir: string): ForkFiles[] {
   return out.sort((a, b) => Buffer.compare(relSizeKey(a.rel), relSizeKey(b.rel)));
 }
 
+/** The database directories of tablespaces: pg_tblspc/<spc>/PG_15_<catversion>/<db>. */
+function tablespaceDatabases(dataDir: string): Array<{ spcOid: number; dbOid: number; dir: string }> {
+  const out: Array<{ spcOid: number; dbOid: number; dir: string }> = [];
+  const tblspc = path.join(dataDir, 'pg_tblspc');
+  for (const spc of numericEntries(tblspc)) {
+    const versionDirs = fs.readdirSync(path.join(tblspc, String(spc))).filter((d) => d.startsWith('PG_15_'));
+    for (const v of versionDirs) {
+      for (const db of numericEntries(path.join(tblspc, String(spc), v))) out.push({ spcOid: spc, dbOid: db, dir: path.join(tblspc, String(spc), v, String(db)) });
+    }
+  }
+  return out;
+}
+
 function numericEntries(dir: string): number[] {
   if (!fs.existsSync(dir)) return [];
   return fs.readdirSync(dir).filter((n) => /^\d+$/.test(n)).map(Number).sort((a, b) => a - b);
@@ -209,12 +227,18 @@ function scanSlrus(dataDir: string): SlruFile[] {
   return out.sort((a, b) => a.slru - b.slru || a.segment - b.segment);
 }
 
-/** The aux files' values, in key order. */
-function auxFiles(dataDir: string, cf: ControlFile): Array<{ key: Buffer; record: Buffer }> {
+/**
+ * The aux files' values, in key order: pg_control, the relation maps, the two-phase state files,
+ * and Strata's state at the import LSN — the cluster settings, the checkpoint pg_control names and
+ * the control state PostgreSQL would start from (control_state.ts).
+ */
+function auxFiles(dataDir: string, cf: ControlFile, checkpoint: CheckpointRecord): Array<{ key: Buffer; record: Buffer }> {
   const files: Array<{ kind: number; spc: number; db: number; id: number; bytes: Buffer }> = [];
-  files.push({ kind: AUX_PG_CONTROL, spc: 0, db: 0, id: 0, bytes: fs.readFileSync(path.join(dataDir, 'global', 'pg_control')) });
+  const controlBytes = fs.readFileSync(path.join(dataDir, 'global', 'pg_control'));
+  files.push({ kind: AUX_PG_CONTROL, spc: 0, db: 0, id: 0, bytes: controlBytes });
   const maps: Array<[number, number, string]> = [[GLOBALTABLESPACE_OID, 0, path.join(dataDir, 'global', 'pg_filenode.map')]];
   for (const db of numericEntries(path.join(dataDir, 'base'))) maps.push([DEFAULTTABLESPACE_OID, db, path.join(dataDir, 'base', String(db), 'pg_filenode.map')]);
+  for (const { spcOid, dbOid, dir } of tablespaceDatabases(dataDir)) maps.push([spcOid, dbOid, path.join(dir, 'pg_filenode.map')]);
   for (const [spc, db, file] of maps) if (fs.existsSync(file)) files.push({ kind: AUX_RELMAP, spc, db, id: 0, bytes: fs.readFileSync(file) });
   const twophase = path.join(dataDir, 'pg_twophase');
   if (fs.existsSync(twophase)) {
@@ -223,6 +247,8 @@ function auxFiles(dataDir: string, cf: ControlFile): Array<{ key: Buffer; record
     }
   }
   files.push({ kind: AUX_CLUSTER_STATE, spc: 0, db: 0, id: 0, bytes: encodeClusterState({ dataChecksums: cf.dataChecksumVersion !== 0, walLogHints: cf.walLogHints }) });
+  files.push({ kind: AUX_CHECKPOINT, spc: 0, db: 0, id: 0, bytes: encodeCheckpoint(checkpoint.startLsn, checkpoint.endLsn, checkpoint.shutdown, checkPointCopyBytes(controlBytes)) });
+  files.push({ kind: AUX_CONTROL_STATE, spc: 0, db: 0, id: 0, bytes: encodeControlState(controlStateFromControlFile(cf)) });
   const values = files.flatMap((f) => auxChunks(f.kind, f.spc, f.db, f.id, f.bytes)).map((c) => ({ key: c.key, record: serializeValueRecord(c.payload) }));
   return values.sort((a, b) => Buffer.compare(a.key, b.key));
 }

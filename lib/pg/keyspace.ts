@@ -7,7 +7,8 @@
  *   SLRU page       0x02 | slru u8 (0 pg_xact, 1 multixact offsets, 2 multixact members)
  *                        | segment u32 | page-in-segment u32 | 0 … — an 8192-byte page
  *   aux file chunk  0x03 | file kind u8 | spcOid u32 | dbOid u32 | id u32 | chunk u32
- *                   value: u32 LE length (chunk 0: the whole file's) | up to 8188 bytes
+ *                   value: u32 LE length (chunk 0: the whole file's, 0xFFFFFFFF once deleted)
+ *                          | up to 8188 bytes
  *
  * A relation fork exists at an LSN when its size key holds state 1 there; its size is what
  * PostgreSQL's smgrnblocks would say. Dropping writes state 0, so a dropped relation stays
@@ -100,11 +101,8 @@ export function relId(rel: RelTag): string {
 
 // ---- SLRU pages --------------------------------------------------------------------------------
 
-export const SLRU_XACT = 0;
-export const SLRU_MULTIXACT_OFFSETS = 1;
-export const SLRU_MULTIXACT_MEMBERS = 2;
-/** SLRU_PAGES_PER_SEGMENT of PostgreSQL 15. */
-export const SLRU_PAGES_PER_SEGMENT = 32;
+/** The SLRU byte of the key; SLRU_PAGES_PER_SEGMENT of PostgreSQL 15 (shared with the cores). */
+export { SLRU_MULTIXACT_MEMBERS, SLRU_MULTIXACT_OFFSETS, SLRU_PAGES_PER_SEGMENT, SLRU_XACT } from '../core/pg_wal_format';
 
 export function slruKey(slru: number, segment: number, page: number): Buffer {
   const k = Buffer.alloc(KEY_SIZE);
@@ -123,6 +121,17 @@ export const AUX_RELMAP = 2;
 export const AUX_TWOPHASE = 3;
 /** Strata's own record of the cluster settings that change how pages are written (see cluster_state.ts). */
 export const AUX_CLUSTER_STATE = 4;
+/** The latest checkpoint record (control_state.ts). */
+export const AUX_CHECKPOINT = 5;
+/** The counters and horizons pg_control needs at an LSN (control_state.ts). */
+export const AUX_CONTROL_STATE = 6;
+
+/**
+ * Chunk 0's length field of a file that no longer exists (a committed or aborted prepared
+ * transaction's state file, a dropped database's pg_filenode.map). Its other chunks are left as they
+ * were: chunk 0's length says how many chunks a file has.
+ */
+export const AUX_DELETED = 0xffff_ffff;
 
 /** Bytes of file per aux chunk (a value record holds 8192: a 4-byte length, then the bytes). */
 export const AUX_CHUNK_BYTES = 8188;
@@ -136,6 +145,49 @@ export function auxKey(kind: number, spcOid: number, dbOid: number, id: number, 
   k.writeUInt32BE(id, 10);
   k.writeUInt32BE(chunk, 14);
   return k;
+}
+
+/** [start, end) of every aux key of one file kind. */
+export function auxKindRange(kind: number): { start: Buffer; end: Buffer } {
+  const start = Buffer.alloc(KEY_SIZE);
+  start[0] = KEY_KIND_AUX;
+  start[1] = kind;
+  const end = Buffer.alloc(KEY_SIZE);
+  end[0] = KEY_KIND_AUX;
+  end[1] = kind + 1;
+  return { start, end };
+}
+
+/** An aux key's file and chunk. */
+export function decodeAuxKey(key: Uint8Array): { kind: number; spcOid: number; dbOid: number; id: number; chunk: number } {
+  const b = Buffer.from(key.buffer, key.byteOffset, KEY_SIZE);
+  if (b[0] !== KEY_KIND_AUX) throw new StrataError('BAD_ARGUMENT', `key kind 0x${b[0].toString(16)} is not an aux key`);
+  return { kind: b[1], spcOid: b.readUInt32BE(2), dbOid: b.readUInt32BE(6), id: b.readUInt32BE(10), chunk: b.readUInt32BE(14) };
+}
+
+/** [start, end) of the keys of one SLRU. */
+export function slruKeyRange(slru: number): { start: Buffer; end: Buffer } {
+  const start = Buffer.alloc(KEY_SIZE);
+  start[0] = KEY_KIND_SLRU;
+  start[1] = slru;
+  const end = Buffer.alloc(KEY_SIZE);
+  end[0] = KEY_KIND_SLRU;
+  end[1] = slru + 1;
+  return { start, end };
+}
+
+/** An SLRU key's segment and page in the segment. */
+export function decodeSlruKey(key: Uint8Array): { slru: number; segment: number; page: number } {
+  const b = Buffer.from(key.buffer, key.byteOffset, KEY_SIZE);
+  if (b[0] !== KEY_KIND_SLRU) throw new StrataError('BAD_ARGUMENT', `key kind 0x${b[0].toString(16)} is not an SLRU key`);
+  return { slru: b[1], segment: b.readUInt32BE(2), page: b.readUInt32BE(6) };
+}
+
+/** The value that marks an aux file deleted (chunk 0, length AUX_DELETED). */
+export function auxDeletion(kind: number, spcOid: number, dbOid: number, id: number): { key: Buffer; payload: Buffer } {
+  const payload = Buffer.alloc(4);
+  payload.writeUInt32LE(AUX_DELETED, 0);
+  return { key: auxKey(kind, spcOid, dbOid, id, 0), payload };
 }
 
 /** The values (keys and payloads) that store `file` as aux chunks. */

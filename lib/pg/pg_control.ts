@@ -23,6 +23,12 @@ const OFF = {
   checkPointCopy: 40,      // CheckPoint (88 bytes)
   walLevel: 172,           // int
   walLogHints: 176,        // bool
+  maxConnections: 180,     // int
+  maxWorkerProcesses: 184, // int
+  maxWalSenders: 188,      // int
+  maxPreparedXacts: 192,   // int
+  maxLocksPerXact: 196,    // int
+  trackCommitTimestamp: 200, // bool
   blcksz: 216,             // u32
   relsegSize: 220,         // u32
   xlogBlcksz: 224,         // u32
@@ -30,6 +36,9 @@ const OFF = {
   dataChecksumVersion: 252, // u32
   crc: 288,                // pg_crc32c over every byte before it
 } as const;
+
+/** sizeof(CheckPoint): the checkpoint records' main data and pg_control's checkPointCopy. */
+export const CHECKPOINT_SIZE = 88;
 
 /** CheckPoint field offsets inside checkPointCopy. */
 const CKPT = {
@@ -74,6 +83,12 @@ export interface ControlFile {
   checkPointCopy: CheckPointData;
   walLevel: number;
   walLogHints: boolean;
+  maxConnections: number;
+  maxWorkerProcesses: number;
+  maxWalSenders: number;
+  maxPreparedXacts: number;
+  maxLocksPerXact: number;
+  trackCommitTimestamp: boolean;
   blockSize: number;
   relsegSize: number;
   walBlockSize: number;
@@ -96,7 +111,6 @@ export function parseControlFile(bytes: Uint8Array, where: string): ControlFile 
   const actual = crc32c(b.subarray(0, OFF.crc));
   if (stored !== actual) fail(`pg_control checksum mismatch (stored ${hex(stored)}, computed ${hex(actual)})`);
   const state = b.readUInt32LE(OFF.state);
-  const c = OFF.checkPointCopy;
   const cf: ControlFile = {
     systemIdentifier: b.readBigUInt64LE(OFF.systemIdentifier),
     pgControlVersion: version,
@@ -104,26 +118,15 @@ export function parseControlFile(bytes: Uint8Array, where: string): ControlFile 
     state,
     stateName: DB_STATE_NAMES[state] ?? `unknown state ${state}`,
     checkPoint: b.readBigUInt64LE(OFF.checkPoint),
-    checkPointCopy: {
-      redo: b.readBigUInt64LE(c + CKPT.redo),
-      timeline: b.readUInt32LE(c + CKPT.thisTimeLineId),
-      prevTimeline: b.readUInt32LE(c + CKPT.prevTimeLineId),
-      fullPageWrites: b[c + CKPT.fullPageWrites] !== 0,
-      nextXid: b.readBigUInt64LE(c + CKPT.nextXid),
-      nextOid: b.readUInt32LE(c + CKPT.nextOid),
-      nextMulti: b.readUInt32LE(c + CKPT.nextMulti),
-      nextMultiOffset: b.readUInt32LE(c + CKPT.nextMultiOffset),
-      oldestXid: b.readUInt32LE(c + CKPT.oldestXid),
-      oldestXidDb: b.readUInt32LE(c + CKPT.oldestXidDb),
-      oldestMulti: b.readUInt32LE(c + CKPT.oldestMulti),
-      oldestMultiDb: b.readUInt32LE(c + CKPT.oldestMultiDb),
-      time: b.readBigInt64LE(c + CKPT.time),
-      oldestCommitTsXid: b.readUInt32LE(c + CKPT.oldestCommitTsXid),
-      newestCommitTsXid: b.readUInt32LE(c + CKPT.newestCommitTsXid),
-      oldestActiveXid: b.readUInt32LE(c + CKPT.oldestActiveXid),
-    },
+    checkPointCopy: parseCheckPoint(b, OFF.checkPointCopy),
     walLevel: b.readInt32LE(OFF.walLevel),
     walLogHints: b[OFF.walLogHints] !== 0,
+    maxConnections: b.readInt32LE(OFF.maxConnections),
+    maxWorkerProcesses: b.readInt32LE(OFF.maxWorkerProcesses),
+    maxWalSenders: b.readInt32LE(OFF.maxWalSenders),
+    maxPreparedXacts: b.readInt32LE(OFF.maxPreparedXacts),
+    maxLocksPerXact: b.readInt32LE(OFF.maxLocksPerXact),
+    trackCommitTimestamp: b[OFF.trackCommitTimestamp] !== 0,
     blockSize: b.readUInt32LE(OFF.blcksz),
     relsegSize: b.readUInt32LE(OFF.relsegSize),
     walBlockSize: b.readUInt32LE(OFF.xlogBlcksz),
@@ -133,6 +136,35 @@ export function parseControlFile(bytes: Uint8Array, where: string): ControlFile 
   if (cf.blockSize !== 8192 || cf.walBlockSize !== 8192) fail(`block size ${cf.blockSize} / WAL block size ${cf.walBlockSize}: Strata reads 8192-byte pages only`);
   if (cf.walSegmentSize !== 16 * 1024 * 1024) fail(`WAL segment size ${cf.walSegmentSize}: Strata reads 16 MB segments only`);
   return cf;
+}
+
+/** A CheckPoint struct (88 bytes at `off`): pg_control's copy, or a checkpoint record's main data. */
+export function parseCheckPoint(bytes: Uint8Array, off: number): CheckPointData {
+  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+  if (off + CHECKPOINT_SIZE > b.length) throw new StrataError('BAD_ARGUMENT', `a CheckPoint needs ${CHECKPOINT_SIZE} bytes at ${off}, the buffer has ${b.length}`);
+  return {
+    redo: b.readBigUInt64LE(off + CKPT.redo),
+    timeline: b.readUInt32LE(off + CKPT.thisTimeLineId),
+    prevTimeline: b.readUInt32LE(off + CKPT.prevTimeLineId),
+    fullPageWrites: b[off + CKPT.fullPageWrites] !== 0,
+    nextXid: b.readBigUInt64LE(off + CKPT.nextXid),
+    nextOid: b.readUInt32LE(off + CKPT.nextOid),
+    nextMulti: b.readUInt32LE(off + CKPT.nextMulti),
+    nextMultiOffset: b.readUInt32LE(off + CKPT.nextMultiOffset),
+    oldestXid: b.readUInt32LE(off + CKPT.oldestXid),
+    oldestXidDb: b.readUInt32LE(off + CKPT.oldestXidDb),
+    oldestMulti: b.readUInt32LE(off + CKPT.oldestMulti),
+    oldestMultiDb: b.readUInt32LE(off + CKPT.oldestMultiDb),
+    time: b.readBigInt64LE(off + CKPT.time),
+    oldestCommitTsXid: b.readUInt32LE(off + CKPT.oldestCommitTsXid),
+    newestCommitTsXid: b.readUInt32LE(off + CKPT.newestCommitTsXid),
+    oldestActiveXid: b.readUInt32LE(off + CKPT.oldestActiveXid),
+  };
+}
+
+/** The raw CheckPoint bytes of pg_control (checkPointCopy). */
+export function checkPointCopyBytes(controlFile: Uint8Array): Buffer {
+  return Buffer.from(controlFile.subarray(OFF.checkPointCopy, OFF.checkPointCopy + CHECKPOINT_SIZE));
 }
 
 function hex(v: number): string {

@@ -4,14 +4,15 @@
  * PostgreSQL timeline when a data directory is imported into it (its manifest then records the
  * cluster under `extensions.pg`); branches of it are PostgreSQL timelines too.
  */
-import { PAGE_STATUS_NOT_FOUND } from '../core/core';
 import { createWalDecoder } from '../core/pg_decoder';
 import { DEFAULT_WAIT_LSN_TIMEOUT_MS, type TimelineImpl } from '../engine/timeline';
 import { StrataError } from '../errors';
 import { checkLsn, formatLsn, type Lsn } from '../lsn';
+import { readAuxFile } from './aux_files';
 import { type ClusterState, decodeClusterState } from './cluster_state';
+import { type ControlState, decodeControlState } from './control_state';
 import { importPgDatadir, type ImportReport } from './import_datadir';
-import { AUX_CLUSTER_STATE, auxKey, FSM_FORKNUM, relId, type RelTag } from './keyspace';
+import { AUX_CLUSTER_STATE, AUX_CONTROL_STATE, FSM_FORKNUM, relId, type RelTag } from './keyspace';
 import { relSizes } from './rel_sizes';
 import { decodedRecords } from './wal_record';
 import { walChunks, type WalSource } from './wal_source';
@@ -68,7 +69,7 @@ export async function ingestWal(tl: TimelineImpl, source: WalSource, opts: Inges
   }
   const timeline = opts.timeline ?? Number(ext.timeline);
   const decoder = createWalDecoder(tl.implementation, { startLsn, endLsn: opts.endLsn, systemId: BigInt(ext.systemIdentifier), timeline });
-  const ingest = new WalIngest(tl, await clusterState(tl));
+  const ingest = new WalIngest(tl, await clusterState(tl), await controlStateAt(tl, tl.lastRecordLsn));
   const drain = async (): Promise<boolean> => {
     for (;;) {
       const batch = decoder.decode(DECODE_BATCH);
@@ -98,10 +99,19 @@ export async function ingestWal(tl: TimelineImpl, source: WalSource, opts: Inges
 
 /** The cluster settings in force at the timeline's newest LSN. */
 async function clusterState(tl: TimelineImpl): Promise<ClusterState> {
-  const { out, status } = await tl.getPagesWithStatus([auxKey(AUX_CLUSTER_STATE, 0, 0, 0, 0)], tl.lastRecordLsn);
-  if (status[0] === PAGE_STATUS_NOT_FOUND) throw new StrataError('CORRUPT_LAYER', `${tl.name}: the PostgreSQL timeline has no cluster state at ${formatLsn(tl.lastRecordLsn)}`);
-  const len = out.readUInt32LE(0);
-  return decodeClusterState(out.subarray(4, 4 + len));
+  return decodeClusterState(await stateValue(tl, AUX_CLUSTER_STATE, tl.lastRecordLsn, 'cluster state'));
+}
+
+/** The control state at `lsn` (control_state.ts). */
+export async function controlStateAt(tl: TimelineImpl, lsn: Lsn): Promise<ControlState> {
+  return decodeControlState(await stateValue(tl, AUX_CONTROL_STATE, lsn, 'control state'));
+}
+
+/** One of Strata's single-chunk state values at `lsn`; CORRUPT_LAYER when the timeline has none there. */
+export async function stateValue(tl: TimelineImpl, kind: number, lsn: Lsn, what: string): Promise<Buffer> {
+  const v = await readAuxFile(tl, kind, 0, 0, 0, lsn);
+  if (v === null) throw new StrataError('CORRUPT_LAYER', `${tl.name}: the PostgreSQL timeline has no ${what} at ${formatLsn(lsn)} (imported by a Strata that did not keep it? import it again)`);
+  return v;
 }
 
 /** smgrnblocks at `lsn`: REL_NOT_FOUND when the fork does not exist there (the FSM is never kept). */

@@ -15,8 +15,10 @@
  *   Transaction COMMIT/ABORT (and PREPARED): relations listed as dropped
  *   Database CREATE/DROP    FILE_COPY copies the template's pages at that LSN; DROP drops every
  *                           relation of the database
- *   RelMap UPDATE           pg_filenode.map as an aux file
+ *   RelMap UPDATE           pg_filenode.map as an aux file (copied by CREATE DATABASE … FILE_COPY,
+ *                           deleted by DROP DATABASE)
  *   XLOG PARAMETER_CHANGE   wal_log_hints, which changes how later pages are written
+ *   CLOG, multixacts, two-phase state files, checkpoint and control state: state_ingest.ts
  *
  * Values go to the timeline in batches (all or nothing each); a batch is sent before anything is
  * read back (a relation's size, a template's pages), so reads see every earlier record.
@@ -29,13 +31,19 @@ import { encodeKey, KEY_SIZE, type PageKey } from '../key';
 import { formatLsn, type Lsn } from '../lsn';
 import { MAX_RECORD_SIZE, PAGE_SIZE, RECORD_TAG_IMAGE, RECORD_TAG_ZERO, serializeValueRecord } from '../record';
 import { clusterFlagsOf, type ClusterState, encodeClusterState } from './cluster_state';
+import type { ControlState } from './control_state';
 import {
-  AUX_CLUSTER_STATE, AUX_RELMAP, auxChunks, decodeRelSizeKey, encodeRelSize, FSM_FORKNUM, MAIN_FORKNUM, pageKeyOf,
+  AUX_CLUSTER_STATE, AUX_RELMAP, auxChunks, auxDeletion, decodeRelSizeKey, encodeRelSize, FSM_FORKNUM, MAIN_FORKNUM, pageKeyOf,
   relId, relSizeKey, relSizeKeyRangeOf, type RelTag, STORED_FORKS, VISIBILITYMAP_FORKNUM,
 } from './keyspace';
+import { readAuxFile } from './aux_files';
+import { strataRecord } from './slru_records';
+import { StateIngest } from './state_ingest';
 import { relSizes, type RelSizes } from './rel_sizes';
-import { BKPBLOCK_HAS_DATA, STORED_BLOCK_REF_SIZE, STORED_FLAG_TRUNCATED, STORED_HEADER_SIZE } from '../core/pg_wal_format';
-import { type DecodedRecord, encodeStoredRecord, imageForBlock, RECORD_TAG_PG } from './wal_record';
+import {
+  BKPBLOCK_HAS_DATA, STORED_BLOCK_REF_SIZE, STORED_FLAG_TRUNCATED, STORED_HEADER_SIZE, STRATA_VM_CLEAR, STRATA_VM_TRUNCATE,
+} from '../core/pg_wal_format';
+import { type DecodedRecord, encodeStoredRecord, imageForBlock } from './wal_record';
 
 /** What ingestPgWal returns. */
 export interface WalIngestReport {
@@ -56,10 +64,6 @@ const RM_DBASE = 4;
 const RM_RELMAP = 7;
 const RM_HEAP2 = 9;
 const RM_HEAP = 10;
-/** Strata's own resource manager (docs/POSTGRES.md, "Strata's own records"). */
-const RM_STRATA = 255;
-const STRATA_VM_CLEAR = 0x00;
-const STRATA_VM_TRUNCATE = 0x10;
 const XLR_RMGR_INFO_MASK = 0xf0;
 const XLOG_HEAP_OPMASK = 0x70;
 const XLOG_PARAMETER_CHANGE = 0x60;
@@ -129,10 +133,12 @@ export class WalIngest {
   private pendingSizes = new Map<string, number | null>();
   private readonly sizes: RelSizes;
   private readonly report: WalIngestReport;
+  private readonly state: StateIngest;
 
-  constructor(private readonly tl: TimelineImpl, private cluster: ClusterState) {
+  constructor(private readonly tl: TimelineImpl, private cluster: ClusterState, control: ControlState) {
     this.sizes = relSizes(tl);
     this.report = { endLsn: tl.lastRecordLsn, records: 0, blocks: 0, unsupported: {} };
+    this.state = new StateIngest(tl, control, (key, lsn, value) => this.pending.add(key, lsn, value));
   }
 
   /** Store one decoded record (records ending at or below lastRecordLsn were ingested before: skipped). */
@@ -141,6 +147,7 @@ export class WalIngest {
     if (lsn <= this.tl.lastRecordLsn || (this.pending.length > 0 && lsn <= this.pending.lsns[this.pending.length - 1])) return;
     await this.blocks(rec);
     await this.sideEffects(rec);
+    await this.state.ingest(rec);
     this.report.records++;
     this.report.endLsn = lsn;
     if (this.pending.length >= BATCH_VALUES) this.submit();
@@ -294,26 +301,9 @@ export class WalIngest {
     }
   }
 
-  /** A tag-4 value of Strata's rmgr 255 for one page, in the stored-record layout. */
+  /** A tag-4 value of Strata's rmgr 255 for one relation page. */
   private strataRecord(info: number, rel: RelTag, blockNumber: number, rec: DecodedRecord, main: Buffer): Buffer {
-    const out = Buffer.alloc(STORED_HEADER + STORED_BLOCK + main.length);
-    out[0] = RECORD_TAG_PG;
-    out[1] = clusterFlagsOf(this.cluster);
-    out[2] = 0; // block id
-    out.writeBigUInt64LE(rec.endLsn, 4);
-    out.writeUInt32LE(rec.xid, 12);
-    out[16] = RM_STRATA;
-    out[17] = info;
-    out[18] = 1;
-    out.writeUInt32LE(main.length, 20);
-    out[STORED_HEADER] = 0;
-    out[STORED_HEADER + 1] = rel.forkNum;
-    out.writeUInt32LE(rel.spcOid, STORED_HEADER + 4);
-    out.writeUInt32LE(rel.dbOid, STORED_HEADER + 8);
-    out.writeUInt32LE(rel.relNumber, STORED_HEADER + 12);
-    out.writeUInt32LE(blockNumber, STORED_HEADER + 16);
-    main.copy(out, STORED_HEADER + STORED_BLOCK);
-    return out;
+    return strataRecord(info, clusterFlagsOf(this.cluster), rec.endLsn, rec.xid, { ...rel, blockNumber }, main);
   }
 
   /** smgr_redo CREATE: the fork exists, empty unless it already does. */
@@ -394,6 +384,11 @@ export class WalIngest {
       }
       this.setSize(dst, nblocks, rec.endLsn);
     }
+    // copydir copies the template's pg_filenode.map with its files; no RelMap record follows.
+    const map = await readAuxFile(this.tl, AUX_RELMAP, srcSpcOid, srcDbOid, 0, at);
+    if (map !== null) {
+      for (const c of auxChunks(AUX_RELMAP, spcOid, dbOid, 0, map)) this.pending.add(c.key, rec.endLsn, serializeValueRecord(c.payload));
+    }
   }
 
   /** DROP DATABASE: every relation of the database, in each tablespace listed, is dropped. */
@@ -406,6 +401,11 @@ export class WalIngest {
     for (let i = 0; i < n; i++) {
       const spcOid = m.readUInt32LE(8 + 4 * i);
       for (const { rel } of await this.relationsOf(spcOid, dbOid, this.tl.lastRecordLsn)) this.setSize(rel, null, rec.endLsn);
+      // The database's directory goes, pg_filenode.map with it.
+      if ((await readAuxFile(this.tl, AUX_RELMAP, spcOid, dbOid, 0, this.tl.lastRecordLsn)) !== null) {
+        const d = auxDeletion(AUX_RELMAP, spcOid, dbOid, 0);
+        this.pending.add(d.key, rec.endLsn, serializeValueRecord(d.payload));
+      }
     }
   }
 

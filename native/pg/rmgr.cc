@@ -10,6 +10,7 @@
 #include "heap_redo.h"
 #include "nbtree_redo.h"
 #include "pg_format.h"
+#include "slru_redo.h"
 #include "xlogreader.h"  // FormatLsn
 
 namespace strata {
@@ -79,7 +80,7 @@ const OpNames kOpNames[kNumBuiltinRmgrs] = {
     /* LogicalMessage */ {},
 };
 
-const OpNames kStrataOpNames = {"VM_CLEAR", "VM_TRUNCATE"};
+const OpNames kStrataOpNames = {"VM_CLEAR", "VM_TRUNCATE", "CLOG_SET", "MULTIXACT_OFFSETS", "MULTIXACT_MEMBERS"};
 
 std::string Hex(unsigned v) {
   char buf[16];
@@ -140,6 +141,9 @@ struct DispatchTable {
     // Strata's own (rmgr 255, docs/POSTGRES.md).
     Set(kRmStrataId, 0x00, StrataVmClear);
     Set(kRmStrataId, 0x10, StrataVmTruncate);
+    Set(kRmStrataId, kStrataClogSet, StrataClogSet);
+    Set(kRmStrataId, kStrataMultixactOffsets, StrataMultixactOffsets);
+    Set(kRmStrataId, kStrataMultixactMembers, StrataMultixactMembers);
   }
 };
 
@@ -201,8 +205,11 @@ void RedoRecord(const uint8_t* rec, size_t len, uint8_t* page) {
     Fail(ErrorCode::kRedoFailed, Where(r) + ", block id " + std::to_string(r.target_id) + " (block " +
                                      std::to_string(target.block_number) + "): " + e.what());
   }
-  // PostgreSQL computes pd_checksum when it writes a page out (PageSetChecksumInplace), never for a new one.
-  if (r.checksums() && !PageIsNew(page)) PageSetChecksum(page, PgChecksumPage(page, target.block_number));
+  // PostgreSQL computes pd_checksum when it writes a page out (PageSetChecksumInplace), never for a
+  // new one, and never for an SLRU page (it has no page header).
+  if (r.checksums() && !PageIsNew(page) && !IsSlruRecord(r.rmid, r.info)) {
+    PageSetChecksum(page, PgChecksumPage(page, target.block_number));
+  }
 }
 
 }  // namespace pg

@@ -327,7 +327,7 @@ describe('dispatch', () => {
     expectFailure(noBlockRecord({ lsn: 0x2_0000_1000n }, RM_HASH, 0x20), page, 'WAL_UNSUPPORTED', /^WAL_UNSUPPORTED: Hash\/INSERT at 2\/1000: /);
     expectFailure(noBlockRecord({ lsn: nextLsn() }, RM_BTREE, 0xf0), page, 'WAL_UNSUPPORTED', /Btree\/UNKNOWN \(f0\)/i);
     expectFailure(noBlockRecord({ lsn: nextLsn() }, RM_HEAP, 0x90), page, 'WAL_UNSUPPORTED', /Heap\/UNKNOWN \(90\)/);
-    expectFailure(noBlockRecord({ lsn: nextLsn() }, RM_STRATA, 0x20), page, 'WAL_UNSUPPORTED', /Strata\/UNKNOWN \(20\)/);
+    expectFailure(noBlockRecord({ lsn: nextLsn() }, RM_STRATA, 0x50), page, 'WAL_UNSUPPORTED', /Strata\/UNKNOWN \(50\)/);
     expectFailure(Buffer.from([4]), page, 'REDO_FAILED', /malformed PostgreSQL record/);
   });
 

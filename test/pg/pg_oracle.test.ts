@@ -7,6 +7,8 @@
  * from final/ (sequence pages advanced without WAL, the VM pages CREATE DATABASE … wal_log logs
  * as holes), a page equal to that replay is accepted: no WAL consumer can do better there, and the
  * report counts those pages. Three cluster variants: plain, data checksums, wal_compression=lz4.
+ * The same timelines also answer for the rest of a data directory: SLRU pages, pg_twophase files,
+ * relation maps and pg_control's fields equal base/ at the import LSN and final/ at the end.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -17,6 +19,8 @@ import { pgAvailability } from '../helpers/pg_cluster';
 import { compareWithDataDir, dataDirPageSource, formatCompareReport } from '../helpers/pg_compare';
 import { type FixtureVariant, getPgFixture } from '../helpers/pg_fixture';
 import { IMPLEMENTATIONS } from '../helpers/cores';
+import { compareWithDataDir as compareStateWithDataDir } from '../helpers/pg_state_check';
+import { timelineImpl } from '../../lib/timeline';
 
 const pg = pgAvailability();
 const skipNote = pg.ok ? '' : ` — skipped: ${pg.reason}`;
@@ -81,6 +85,10 @@ describe.each(VARIANTS)('whole-database oracle against PostgreSQL 15 (%s cluster
         expect(report.sizes.different).toBe(0);
         // Every alternate-equal page is one PostgreSQL's own replay also gets "wrong".
         expect(report.pages.equalAlternate).toBeLessThanOrEqual(fx.replayVsFinal.mismatchCount);
+        // What PostgreSQL needs to start besides pages (SLRUs, pg_twophase, relation maps, pg_control):
+        // as base/ at the import, as final/ at the end.
+        expect(await compareStateWithDataDir(timelineImpl(tl), fx.base.checkpointEndLsn, fx.baseDir)).toEqual([]);
+        expect(await compareStateWithDataDir(timelineImpl(tl), lsn, fx.finalDir)).toEqual([]);
       } finally {
         await repo.close();
       }

@@ -14,6 +14,8 @@ import {
   heapXlogVisible, seqRedo, strataVmClear, strataVmTruncate,
 } from './heap_redo';
 import { RedoRecordView, blockHasImage } from './redo_record';
+import { STRATA_CLOG_SET, STRATA_MULTIXACT_MEMBERS, STRATA_MULTIXACT_OFFSETS } from '../../pg_wal_format';
+import { strataClogSet, strataMultixactMembers, strataMultixactOffsets } from './slru_redo';
 
 /** One redo function: runs the target block's part of a record on `page`; throws PageError. */
 export type RedoFn = (r: RedoRecordView, page: Uint8Array) => void;
@@ -72,7 +74,7 @@ const OP_NAMES: readonly OpNames[] = [
   /* LogicalMessage */ [],
 ];
 
-const STRATA_OP_NAMES: OpNames = ['VM_CLEAR', 'VM_TRUNCATE'];
+const STRATA_OP_NAMES: OpNames = ['VM_CLEAR', 'VM_TRUNCATE', 'CLOG_SET', 'MULTIXACT_OFFSETS', 'MULTIXACT_MEMBERS'];
 
 /**
  * "rmgr/INFO" as pg_waldump names a record, e.g. "Heap/INSERT+INIT", "Hash/INSERT",
@@ -156,6 +158,9 @@ function buildDispatchTable(): (RedoFn | undefined)[] {
   // Strata's own (rmgr 255, docs/POSTGRES.md).
   set(RM_STRATA_ID, 0x00, strataVmClear);
   set(RM_STRATA_ID, 0x10, strataVmTruncate);
+  set(RM_STRATA_ID, STRATA_CLOG_SET, strataClogSet);
+  set(RM_STRATA_ID, STRATA_MULTIXACT_OFFSETS, strataMultixactOffsets);
+  set(RM_STRATA_ID, STRATA_MULTIXACT_MEMBERS, strataMultixactMembers);
   return t;
 }
 
@@ -170,6 +175,11 @@ export function redoSupported(rmid: number, info: number): boolean {
 }
 
 const view = new RedoRecordView();
+
+/** Whether (rmid, info) is one of Strata's SLRU records: their pages get no checksum. */
+export function isSlruRecord(rmid: number, info: number): boolean {
+  return rmid === RM_STRATA_ID && (info === STRATA_CLOG_SET || info === STRATA_MULTIXACT_OFFSETS || info === STRATA_MULTIXACT_MEMBERS);
+}
 
 /** "rmgr/INFO at X/Y", the start of every redo error. */
 function where(r: RedoRecordView): string {
@@ -201,6 +211,7 @@ export function redoRecord(rec: Uint8Array, off: number, len: number, page: Uint
     if (!(e instanceof PageError)) throw e;
     throw new StrataError('REDO_FAILED', `${where(r)}, block id ${r.targetId} (block ${blkno}): ${e.message}`);
   }
-  // PostgreSQL computes pd_checksum when it writes a page out (PageSetChecksumInplace), never for a new one.
-  if (r.checksums() && !pageIsNew(p)) pageSetChecksum(p, pgChecksumPage(p, blkno));
+  // PostgreSQL computes pd_checksum when it writes a page out (PageSetChecksumInplace), never for a
+  // new one, and never for an SLRU page (it has no page header).
+  if (r.checksums() && !pageIsNew(p) && !isSlruRecord(r.rmid, r.info)) pageSetChecksum(p, pgChecksumPage(p, blkno));
 }
