@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 'use strict';
 /**
- * `npm run bench [-- --quick | --tiny] [--out FILE] [--only w1,w2,w3,w4,w6,w7,w8] [--keep]`
+ * `npm run bench [-- --quick | --tiny] [--out FILE] [--only w1,w2,w3,w4,w6,w7,w8,w9] [--keep]`
  * `npm run bench -- --report FILE` prints the tables of an earlier run's JSON again.
  *
  * Runs every workload for the native and the TypeScript core, the LMDB / SQLite baselines and the
@@ -29,6 +29,7 @@ const PROFILES = {
     w4: { pages: 8000, updates: 400_000, zipf: 1.0, l0Layers: 16, rounds: 3 },
     w7: { pages: 20_000, k: 10, rate: 4000, burst: 16, durationMs: 1500, rounds: 3 },
     w8: { variant: 'plain', rounds: 3 },
+    w9: { durationMs: 20_000, clients: 4 },
     w6: {
       seed: 7, zipfObjects: 100_000, zipfRequests: 2_000_000, alphas: [0.8, 1.0, 1.2], zipfFractions: [0.01, 0.1],
       arcMaxRequests: Infinity, arcFractions: [0.01, 0.05, 0.1], crossCheckRequests: 100_000,
@@ -42,6 +43,7 @@ const PROFILES = {
     w4: { pages: 1000, updates: 40_000, zipf: 1.0, l0Layers: 16, rounds: 2 },
     w7: { pages: 4000, k: 10, rate: 4000, burst: 16, durationMs: 400, rounds: 2 },
     w8: { variant: 'plain', rounds: 1 },
+    w9: { durationMs: 4_000, clients: 4 },
     w6: {
       seed: 7, zipfObjects: 20_000, zipfRequests: 200_000, alphas: [0.8, 1.0, 1.2], zipfFractions: [0.01, 0.1],
       arcMaxRequests: 300_000, arcFractions: [0.01, 0.05, 0.1], crossCheckRequests: 20_000,
@@ -55,6 +57,7 @@ const PROFILES = {
     w4: { pages: 100, updates: 2000, zipf: 1.0, l0Layers: 12, rounds: 1 },
     w7: { pages: 400, k: 10, rate: 4000, burst: 16, durationMs: 40, rounds: 1 },
     w8: { variant: 'plain', rounds: 1 },
+    w9: { durationMs: 2_000, clients: 2 },
     w6: {
       seed: 7, zipfObjects: 2_000, zipfRequests: 20_000, alphas: [0.8, 1.0, 1.2], zipfFractions: [0.01, 0.1],
       arcMaxRequests: 20_000, arcFractions: [0.01, 0.05, 0.1], crossCheckRequests: 5_000,
@@ -76,7 +79,7 @@ function parseArgs(argv) {
     else if (a === '--keep') args.keep = true;
     else if (a === '--report') args.report = path.resolve(argv[++i]);
     else if (a === '--help' || a === '-h') {
-      process.stdout.write('usage: node bench/run.js [--quick|--tiny] [--out FILE] [--only w1,w2,w3,w4,w6,w7,w8] [--keep]\n' +
+      process.stdout.write('usage: node bench/run.js [--quick|--tiny] [--out FILE] [--only w1,w2,w3,w4,w6,w7,w8,w9] [--keep]\n' +
         '       node bench/run.js --report FILE   (print the tables of an earlier run\'s JSON)\n');
       process.exit(0);
     } else {
@@ -223,6 +226,16 @@ function targets(r) {
     add('W8', 'bytes after compaction (all history) ÷ zstd(base + WAL)', w8.ratios['compacted/archive'], 'report');
     add('W8', 'bytes after GC to the end LSN ÷ zstd(base + WAL)', w8.ratios['gc/archive'], 'report');
   }
+  const w9 = r.workloads.w9;
+  if (w9 && w9.skipped) add('W9', 'following a live PostgreSQL primary', null, `skipped: ${w9.skipped}`, {}, { skipped: w9.skipped });
+  if (w9 && !w9.skipped) {
+    const n = w9.cores.native;
+    add('W9', `native follow under pgbench (${w9.params.clients} clients): replication lag p50, ms (readable)`, n.lagMs.p50, 'report', {}, { unit: 'ms' });
+    add('W9', 'native follow: replication lag p99, ms (readable)', n.lagMs.p99, 'report', {}, { unit: 'ms', bytesP50: n.lagBytes.p50, bytesP99: n.lagBytes.p99 });
+    add('W9', 'native follow: durable lag p99, ms (default flush policy: 64 MiB or 10 s)', n.durableLagMs.p99, 'report', {}, { unit: 'ms' });
+    add('W9', 'native follow: pgbench tps with the follower ÷ without (same 2 cores)', w9.ratios['native.tps/withoutFollower'], 'report');
+    add('W9', 'native ÷ TS, catch-up MB/s of WAL', w9.ratios['native/ts.catchUp'], 'report');
+  }
   return t;
 }
 
@@ -364,8 +377,21 @@ function printReport(r) {
       [`WAL raw / zstd-${3}`, `${mib(a.walBytes)} / ${mib(a.walZstdBytes)}`],
     ], ['l', 'r']), '');
   }
+  const w9 = r.workloads.w9;
+  if (w9 && w9.skipped) out.push(`### W9 following a live PostgreSQL primary — skipped: ${w9.skipped}`, '');
+  if (w9 && !w9.skipped) {
+    const q = w9.params;
+    out.push(`### W9 following a live PostgreSQL 15 primary — pgbench ${q.clients} clients unthrottled, ${q.durationMs / 1000} s per core, lag sampled every ${q.sampleMs} ms; pgbench alone: ${T.fmtNum(w9.tpsWithoutFollower, 0)} tps`, '');
+    const mib = (x) => T.fmtNum(x / 2 ** 20, 2);
+    const rows = ['native', 'ts'].map((impl) => {
+      const c = w9.cores[impl];
+      return [impl, T.fmtNum(c.tps, 0), T.fmtNum(c.walMBps, 1), `${mib(c.lagBytes.p50)} / ${mib(c.lagBytes.p99)}`, `${T.fmtNum(c.lagMs.p50, 0)} / ${T.fmtNum(c.lagMs.p99, 0)}`,
+        `${T.fmtNum(c.durableLagMs.p50, 0)} / ${T.fmtNum(c.durableLagMs.p99, 0)}`, T.fmtNum(c.catchUp.mbPerSec, 1), `${c.lagMs.n}`];
+    });
+    out.push(T.table(['core', 'tps', 'WAL MB/s', 'lag MiB p50 / p99', 'lag ms p50 / p99 (readable)', 'durable ms p50 / p99', 'catch-up MB/s', 'samples'], rows), '');
+  }
   out.push('### Ratios the targets are phrased in (median [min–max] over rounds, both sides measured in the same rounds)', '');
-  const shown = (x) => (x.unit === 'records/s' ? T.fmtRate(x.value?.median) : x.unit === 'µs' || x.unit === 'pt' ? T.fmtNum(x.value) : x.unit === 'MB/s' ? T.fmtNum(x.value?.median, 1) : T.fmtRatio(x.value));
+  const shown = (x) => (x.unit === 'records/s' ? T.fmtRate(x.value?.median) : x.unit === 'µs' || x.unit === 'pt' || x.unit === 'ms' ? T.fmtNum(x.value) : x.unit === 'MB/s' ? T.fmtNum(x.value?.median, 1) : T.fmtRatio(x.value));
   const verdict = (x) => (x.met === null ? '' : x.met ? 'met' : 'missed');
   out.push(T.table(['ref', 'ratio', 'this run', 'target', ''], r.targets.map((x) => [x.id, x.what, shown(x), x.target, verdict(x)]), ['l', 'l', 'r', 'l', 'l']));
   out.push('');
@@ -408,6 +434,7 @@ async function main() {
     if (want('w6')) result.workloads.w6 = await require('./workloads/w6_policy').runW6(ctx);
     if (want('w7')) result.workloads.w7 = await require('./workloads/w7_event_loop').runW7(ctx);
     if (want('w8')) result.workloads.w8 = await require('./workloads/w8_postgres').runW8(ctx);
+    if (want('w9')) result.workloads.w9 = await require('./workloads/w9_follow').runW9(ctx);
   } finally {
     if (!args.keep) fs.rmSync(root, { recursive: true, force: true });
     else log(`kept ${root}`);

@@ -28,6 +28,10 @@ export const ERROR_CODES = {
   REDO_FAILED: 'a PostgreSQL record that does not fit the page it is redone on (names the record, LSN and page)',
   REL_NOT_FOUND: 'getRelSize of a relation fork that does not exist at that LSN (never created, dropped, or a free-space map)',
   BAD_PG_DATADIR: 'importPgDatadir of a directory that is not a cleanly shut down PostgreSQL 15 cluster (wrong version, bad pg_control, missing WAL)',
+  REPLICATION_AUTH: 'followPostgres: the server refused the connection (wrong password, no pg_hba.conf replication entry, a role without REPLICATION); not retried',
+  REPLICATION_MISMATCH: 'followPostgres: the server is another cluster (system identifier), on another PostgreSQL timeline, or behind the timeline\'s LSN; nothing is ingested',
+  REPLICATION_SLOT: 'followPostgres: the replication slot does not exist, was dropped, or no longer holds the WAL from the LSN Strata needs',
+  REPLICATION_LOST: 'followPostgres: the connection failed, was cut or broke the protocol; retried with backoff, fatal only after maxReconnectAttempts',
 } as const;
 
 export type StrataErrorCode = keyof typeof ERROR_CODES;

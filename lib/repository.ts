@@ -5,7 +5,9 @@
 import type { BackgroundOptions } from './engine/background';
 import { RepositoryImpl, type CreateTimelineOptions, type RepositoryOptions, type RepositoryStats } from './engine/repository';
 import type { ImplementationName } from './core/core';
-import { Timeline, timelineFacade } from './timeline';
+import { StrataError } from './errors';
+import { followPostgres, type FollowPostgresOptions, type PgFollower } from './pg/walreceiver';
+import { Timeline, timelineFacade, timelineImpl } from './timeline';
 
 export type { CreateTimelineOptions, RepositoryOptions, RepositoryStats };
 
@@ -14,6 +16,8 @@ export let repositoryImpl: (repo: Repository) => RepositoryImpl;
 
 export class Repository {
   readonly #impl: RepositoryImpl;
+  /** Followers started here; close() stops them first. */
+  readonly #followers = new Set<PgFollower>();
 
   static {
     repositoryImpl = (repo) => repo.#impl;
@@ -86,8 +90,26 @@ export class Repository {
     return this.#impl.runBackgroundOnce();
   }
 
-  /** Flush every open layer, then release files, the page cache and the lock. */
-  close(): Promise<void> {
+  /**
+   * Follow a running PostgreSQL 15 primary over physical streaming replication into `tl`, a
+   * timeline imported from that cluster (docs/POSTGRES.md, "Following a primary"). Returns at once;
+   * the follower connects, streams, flushes and reconnects on its own until stop().
+   */
+  followPostgres(tl: Timeline, options: FollowPostgresOptions): PgFollower {
+    this.#impl.checkWritable('followPostgres');
+    const impl = timelineImpl(tl);
+    if (this.#impl.getTimeline(tl.tenantId, tl.timelineId) !== impl) {
+      throw new StrataError('BAD_ARGUMENT', `followPostgres: timeline ${tl.tenantId}/${tl.timelineId} belongs to another repository`);
+    }
+    const follower = followPostgres(impl, options);
+    this.#followers.add(follower);
+    void follower.done.then(() => this.#followers.delete(follower));
+    return follower;
+  }
+
+  /** Stop every follower (gracefully), flush every open layer, then release files, the page cache and the lock. */
+  async close(): Promise<void> {
+    await Promise.all([...this.#followers].map((f) => f.stop()));
     return this.#impl.close();
   }
 }

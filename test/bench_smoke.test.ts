@@ -4,7 +4,7 @@
  * valid JSON holding every workload, implementation, baseline and floor. No timing assertions:
  * the numbers of a run this short, beside other tests, mean nothing: only presence and shape count.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { NATIVE_SKIP_NOTE, SKIP_NATIVE } from './helpers/cores';
 import { pgAvailability } from './helpers/pg_cluster';
 
-/** W8 needs PostgreSQL; without it the bench must say why instead. */
+/** W8 and W9 need PostgreSQL; without it the bench must say why instead. */
 const PG = pgAvailability();
 const ROOT = path.join(__dirname, '..');
 const IMPLS = ['native', 'ts'];
@@ -37,6 +37,22 @@ function expectLatency(res: Json, where: string): void {
 }
 
 let tmp: string | undefined;
+
+/**
+ * The quick run, without blocking this worker: a spawnSync longer than vitest's 60 s RPC timeout
+ * makes the worker's pending onTaskUpdate call time out ("Timeout calling onTaskUpdate").
+ */
+function runBench(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(ROOT, 'bench', 'run.js'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => { stdout += b.toString(); });
+    child.stderr.on('data', (b: Buffer) => { stderr += b.toString(); });
+    child.on('error', reject);
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}
 
 // The quick profile takes ≈ 1 min alone and may share 2 cores with other test files.
 const BENCH_TIMEOUT_MS = 6 * 60_000;
@@ -85,12 +101,10 @@ describe('npm run bench (quick profile)', () => {
     expect(p7).toMatchObject({ met: null, skipped: w6.params.arc.skipped });
   });
 
-  it.skipIf(SKIP_NATIVE)(`runs and writes JSON with every workload, implementation, baseline and floor${NATIVE_SKIP_NOTE}`, () => {
+  it.skipIf(SKIP_NATIVE)(`runs and writes JSON with every workload, implementation, baseline and floor${NATIVE_SKIP_NOTE}`, async () => {
     tmp ??= fs.mkdtempSync(path.join(os.tmpdir(), 'strata-bench-smoke-'));
     const out = path.join(tmp, 'latest.json');
-    const r = spawnSync(process.execPath, [path.join(ROOT, 'bench', 'run.js'), '--quick', '--out', out], {
-      cwd: ROOT, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024,
-    });
+    const r = await runBench(['--quick', '--out', out]);
     expect(r.status, `bench failed:\n${r.stderr}`).toBe(0);
     expect(r.stdout).toContain('| task |');
     expect(r.stdout).toContain('Ratios the targets are phrased in');
@@ -113,7 +127,7 @@ describe('npm run bench (quick profile)', () => {
     }
 
     const w = j.workloads;
-    expect(Object.keys(w).sort()).toEqual(['w1', 'w2', 'w3', 'w4', 'w5', 'w6', 'w7', 'w8']);
+    expect(Object.keys(w).sort()).toEqual(['w1', 'w2', 'w3', 'w4', 'w5', 'w6', 'w7', 'w8', 'w9']);
 
     // W1: cached GetPage@latest, both sizes, both cores, both baselines, the floors.
     for (const size of ['small', 'large']) {
@@ -202,6 +216,24 @@ describe('npm run bench (quick profile)', () => {
       expect(w.w8.skipped).toBe(PG.reason);
     }
 
+    // W9: following a live primary under pgbench through both cores, or the reason it could not run.
+    if (PG.ok) {
+      expect(w.w9.tpsWithoutFollower).toBeGreaterThan(0);
+      for (const impl of IMPLS) {
+        const c = w.w9.cores[impl];
+        expect(c.tps, `w9.${impl}.tps`).toBeGreaterThan(0);
+        expect(c.walBytes, `w9.${impl}.walBytes`).toBeGreaterThan(0);
+        for (const k of ['lagBytes', 'lagMs', 'durableLagMs']) {
+          expect(c[k].n, `w9.${impl}.${k}.n`).toBeGreaterThan(0);
+          expect(Number.isFinite(c[k].p50) && Number.isFinite(c[k].p99) && c[k].p99 >= c[k].p50 && c[k].p50 >= 0, `w9.${impl}.${k}`).toBe(true);
+        }
+        expect(c.catchUp.mbPerSec, `w9.${impl}.catchUp`).toBeGreaterThan(0);
+        expect(c.follower).toMatchObject({ state: 'stopped', lastError: null });
+      }
+    } else {
+      expect(w.w9.skipped).toBe(PG.reason);
+    }
+
     // W6: every policy on Zipf (with and without scans) and both ARC traces where they are (beside
     // the repository), else the reason they were skipped; the clock simulator agrees with both
     // real page caches.
@@ -226,7 +258,7 @@ describe('npm run bench (quick profile)', () => {
 
     // The headline ratios.
     expect(Array.isArray(j.targets) && j.targets.length > 0).toBe(true);
-    for (const id of ['P1', 'P2', 'P3', 'P4', 'P5', 'P6', 'P7', 'W4', 'W7', 'W8']) expect(j.targets.some((t: Json) => t.id === id), id).toBe(true);
+    for (const id of ['P1', 'P2', 'P3', 'P4', 'P5', 'P6', 'P7', 'W4', 'W7', 'W8', 'W9']) expect(j.targets.some((t: Json) => t.id === id), id).toBe(true);
     // Every P-line carries a verdict computed from its threshold, unless it says why it was skipped
     // (only the ARC line can be, when the traces are missing).
     for (const t of j.targets as Json[]) {

@@ -16,7 +16,7 @@ import { MIN_PAGE_CACHE_PAGES } from '../core/core';
 import { StrataError, type StrataErrorCode } from '../errors';
 import { formatKey } from '../key';
 import { formatLsn, type Lsn } from '../lsn';
-import { runImportPg, runIngestWal, runRelations, runRelSize } from './pg';
+import { runFollow, runImportPg, runIngestWal, runRelations, runRelSize } from './pg';
 import type { LayerDesc } from '../engine/manifest';
 import { nativeInfo } from '../core/native';
 import { Repository } from '../repository';
@@ -40,6 +40,10 @@ Commands:
                                                 a relation fork's size in blocks at the LSN
   relations <dir> <tenant> <timeline> <lsn> [--db OID]
                                                 every relation fork that exists at the LSN, with its size
+  follow <dir> <tenant> <timeline> --connection CONNINFO [--slot NAME] [--create-slot]
+         [--start LSN] [--flush-interval MS] [--interval MS]
+                                                stream WAL from a running PostgreSQL 15 primary until
+                                                SIGINT/SIGTERM; status on stderr (--json: lines on stdout)
   version                                       package version and the native binding's details
 
 Keys: spc/db/rel.fork#block (e.g. 1663/5/16384.0#0) or 36 hex digits. LSNs: X/Y (e.g. 0/16B3748) or 0x-hex.
@@ -49,6 +53,9 @@ Options:
   --impl native|ts|auto  the core to use (default: STRATA_IMPL, else auto)
   -h, --help             this text
 `;
+
+/** `follow`: a status line this often unless --interval says otherwise (ms). */
+const DEFAULT_STATUS_INTERVAL_MS = 5_000;
 
 const OPTIONS = {
   json: { type: 'boolean' },
@@ -66,6 +73,11 @@ const OPTIONS = {
   start: { type: 'string' },
   end: { type: 'string' },
   db: { type: 'string' },
+  connection: { type: 'string' },
+  slot: { type: 'string' },
+  'create-slot': { type: 'boolean' },
+  'flush-interval': { type: 'string' },
+  interval: { type: 'string' },
 } as const;
 
 interface Opts {
@@ -80,6 +92,11 @@ interface Opts {
   startLsn: Lsn | undefined;
   endLsn: Lsn | undefined;
   dbOid: number | undefined;
+  connection: string | undefined;
+  slot: string | undefined;
+  createSlot: boolean;
+  flushIntervalMs: number | undefined;
+  intervalMs: number;
 }
 
 /** Runs one command; resolves to the process exit code. Never throws. */
@@ -128,6 +145,11 @@ function toOpts(v: Values): Opts {
     startLsn: v.start === undefined ? undefined : parseLsnArg(v.start),
     endLsn: v.end === undefined ? undefined : parseLsnArg(v.end),
     dbOid: v.db === undefined ? undefined : nonNegativeInt(v.db, '--db', 0),
+    connection: v.connection,
+    slot: v.slot,
+    createSlot: v['create-slot'] === true,
+    flushIntervalMs: v['flush-interval'] === undefined ? undefined : nonNegativeInt(v['flush-interval'], '--flush-interval', 0),
+    intervalMs: nonNegativeInt(v.interval, '--interval', DEFAULT_STATUS_INTERVAL_MS),
   };
 }
 
@@ -152,6 +174,7 @@ async function dispatch(command: string, args: string[], o: Opts): Promise<numbe
     case 'ingest-wal': return runIngestWal(arity(command, args, 4), o, print, printJson);
     case 'rel-size': return runRelSize(arity(command, args, 5), o, print, printJson);
     case 'relations': return runRelations(arity(command, args, 4), o, print, printJson);
+    case 'follow': return runFollow(arity(command, args, 3), o);
     case 'version':
       arity(command, args, 0);
       return runVersion(o.json);

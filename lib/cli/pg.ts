@@ -1,6 +1,6 @@
 /**
  * The `strata` commands for PostgreSQL (docs/POSTGRES.md, "CLI"): import a data directory, ingest
- * WAL, relation sizes and lists. Each opens the repository like the library does (import-pg and
+ * WAL, follow a running primary, relation sizes and lists. Each opens the repository like the library does (import-pg and
  * ingest-wal for writing, the others read-only), reports progress on stderr and the result on
  * stdout (`--json` for scripts).
  */
@@ -8,6 +8,7 @@ import { formatLsn, type Lsn } from '../lsn';
 import { Repository } from '../repository';
 import type { Timeline } from '../timeline';
 import { StrataError } from '../errors';
+import type { FollowStatus } from '../pg/walreceiver';
 import { type ImplementationChoice } from '../core/select';
 import { parseLsnArg } from './util';
 
@@ -19,6 +20,12 @@ export interface PgCliOpts {
   startLsn: Lsn | undefined;
   endLsn: Lsn | undefined;
   dbOid: number | undefined;
+  connection: string | undefined;
+  slot: string | undefined;
+  createSlot: boolean;
+  flushIntervalMs: number | undefined;
+  /** follow: status lines this often (ms). */
+  intervalMs: number;
 }
 
 type Out = (text: string) => number;
@@ -96,4 +103,67 @@ export async function runRelations([dir, tenantId, timelineId, lsnText]: string[
   const rels = await withReadOnly(dir, o, tenantId, timelineId, (tl) => tl.listRelations(lsn, { dbOid: o.dbOid }));
   if (o.json) return printJson(rels);
   return print(rels.map((r) => `${r.spcOid}/${r.dbOid}/${r.relNumber}.${r.forkNum}\t${r.nblocks}`).join('\n') + (rels.length > 0 ? '\n' : ''));
+}
+
+/** One status as a compact JSON line (LSNs in X/Y form, the error as { code, message }). */
+function statusLine(st: FollowStatus, event: string): string {
+  return JSON.stringify({
+    time: new Date().toISOString(), event, state: st.state,
+    receivedLsn: formatLsn(st.receivedLsn), lastRecordLsn: formatLsn(st.lastRecordLsn), diskConsistentLsn: formatLsn(st.diskConsistentLsn),
+    serverWalEnd: st.serverWalEnd === null ? null : formatLsn(st.serverWalEnd), lagBytes: st.lagBytes, reconnects: st.reconnects,
+    slotName: st.slotName, lastError: st.lastError === null ? null : { code: st.lastError.code, message: st.lastError.message },
+  }) + '\n';
+}
+
+function statusText(st: FollowStatus): string {
+  const lag = st.lagBytes < 1024 * 1024 ? `${st.lagBytes} B` : `${(st.lagBytes / 2 ** 20).toFixed(1)} MiB`;
+  return `${st.state}: received ${formatLsn(st.receivedLsn)}, ingested ${formatLsn(st.lastRecordLsn)}, flushed ${formatLsn(st.diskConsistentLsn)}, ` +
+    `lag ${lag}, reconnects ${st.reconnects}` + (st.lastError === null ? '' : `; last error ${st.lastError.message}`);
+}
+
+/**
+ * follow <dir> <tenant> <timeline> --connection CONNINFO [--slot NAME] [--create-slot] [--start LSN]
+ * [--flush-interval MS] [--interval MS]: follow until SIGINT/SIGTERM (a graceful stop: the last WAL
+ * received is flushed and reported to the slot), or until the follower fails (its error's exit code).
+ * The repository runs its background work meanwhile (compaction of the flushed layers, GC).
+ */
+export async function runFollow([dir, tenantId, timelineId]: string[], o: PgCliOpts): Promise<number> {
+  if (o.connection === undefined) throw new StrataError('BAD_ARGUMENT', 'follow needs --connection CONNINFO (e.g. postgresql://user:password@host:5432/postgres)');
+  const repo = await Repository.open(dir, { implementation: o.impl, background: true });
+  try {
+    const tl = repo.getTimeline(tenantId, timelineId);
+    const f = repo.followPostgres(tl, {
+      connectionString: o.connection,
+      slotName: o.slot,
+      createSlot: o.createSlot,
+      startLsn: o.startLsn,
+      ...(o.flushIntervalMs !== undefined ? { flushIntervalMs: Math.max(1, o.flushIntervalMs) } : {}),
+    });
+    const report = (event: string): void => {
+      const st = f.status();
+      if (o.json) process.stdout.write(statusLine(st, event));
+      process.stderr.write(`strata follow ${tenantId}/${timelineId}: ${statusText(st)}\n`);
+    };
+    process.stderr.write(`strata follow ${tenantId}/${timelineId}: from ${formatLsn(o.startLsn ?? tl.lastRecordLsn)} (${repo.implementation} core)\n`);
+    f.on('state', () => report('state'));
+    const timer = setInterval(() => report('progress'), Math.max(1, o.intervalMs));
+    const onSignal = (): void => {
+      void f.stop();
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    let st: FollowStatus;
+    try {
+      st = await f.done;
+    } finally {
+      clearInterval(timer);
+      process.removeListener('SIGINT', onSignal);
+      process.removeListener('SIGTERM', onSignal);
+    }
+    report('end');
+    if (st.state === 'failed' && st.lastError !== null) throw st.lastError;
+    return 0;
+  } finally {
+    await repo.close();
+  }
 }

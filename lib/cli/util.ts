@@ -20,6 +20,7 @@ export const EXIT = {
   GC_CUTOFF: 9,
   LOCKED: 10,
   UNSUPPORTED: 11,
+  REPLICATION: 12,
 } as const;
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 
@@ -61,6 +62,10 @@ const EXIT_BY_CODE: Partial<Record<StrataErrorCode, ExitCode>> = {
   WAL_UNSUPPORTED: EXIT.UNSUPPORTED,
   REL_NOT_FOUND: EXIT.NOT_FOUND,
   BAD_PG_DATADIR: EXIT.BAD_ARGUMENT,
+  REPLICATION_AUTH: EXIT.REPLICATION,
+  REPLICATION_MISMATCH: EXIT.REPLICATION,
+  REPLICATION_SLOT: EXIT.REPLICATION,
+  REPLICATION_LOST: EXIT.REPLICATION,
 };
 
 export function exitCodeFor(e: unknown): ExitCode {

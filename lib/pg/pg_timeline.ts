@@ -82,6 +82,9 @@ export async function ingestWal(tl: TimelineImpl, source: WalSource, opts: Inges
     for await (const chunk of walChunks(source, { startLsn, endLsn: opts.endLsn, timeline })) {
       decoder.feed(chunk);
       if ((ended = await drain())) break;
+      // What this chunk completed goes to the timeline now, not at the next full batch: a live
+      // stream (followPostgres) may wait long for its next chunk, and readers wait for these LSNs.
+      ingest.submit();
     }
     if (!ended) {
       decoder.finish();

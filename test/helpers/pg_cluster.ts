@@ -557,12 +557,15 @@ export class PgCluster {
     return c;
   }
 
-  /** Starts the server on a free port of 127.0.0.1 and the socket dir; waits until it accepts connections. */
-  async start(): Promise<void> {
+  /**
+   * Starts the server on a free port of 127.0.0.1 (or `port`, e.g. the one it had, for a restart a
+   * client should find again) and the socket dir; waits until it accepts connections.
+   */
+  async start(options: { port?: number } = {}): Promise<void> {
     if (this.isRunning) return;
     let lastError: unknown = null;
-    for (let attempt = 0; attempt < START_ATTEMPTS; attempt++) {
-      const port = await freePort();
+    for (let attempt = 0; attempt < (options.port === undefined ? START_ATTEMPTS : 1); attempt++) {
+      const port = options.port ?? (await freePort());
       const opts = `-p ${port} -k ${this.socketDir} -c listen_addresses=127.0.0.1`;
       try {
         await runPgTool(
