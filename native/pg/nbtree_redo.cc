@@ -106,7 +106,6 @@ void SetPosting(uint8_t* t, int nhtids, size_t postingoffset) {
 
 // ---- btree pages ----
 
-inline uint32_t BtPrev(const uint8_t* p) { return LoadLe32(p + kBtSpecial + btpo_off::kPrev); }
 inline uint32_t BtNext(const uint8_t* p) { return LoadLe32(p + kBtSpecial + btpo_off::kNext); }
 inline uint16_t BtFlags(const uint8_t* p) { return LoadLe16(p + kBtSpecial + btpo_off::kFlags); }
 inline void SetBtPrev(uint8_t* p, uint32_t v) { StoreLe32(p + kBtSpecial + btpo_off::kPrev, v); }

@@ -114,6 +114,22 @@ export function oldestWalSegmentLsn(cluster: PgCluster): Lsn {
   return oldest * SEGMENT_BYTES;
 }
 
+/**
+ * Switch segments and checkpoint until PostgreSQL has removed every WAL segment before `lsn`
+ * (it can only once the slot's restart_lsn, i.e. the follower's flush, has passed them); returns
+ * the oldest segment's start. A slow run (sanitizers) may not have checkpointed on its own.
+ */
+export async function recycleWalPast(cluster: PgCluster, lsn: Lsn, timeoutMs: number): Promise<Lsn> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const oldest = oldestWalSegmentLsn(cluster);
+    if (oldest > lsn || Date.now() > deadline) return oldest;
+    await cluster.sql('postgres', 'SELECT pg_switch_wal()');
+    await cluster.sql('postgres', 'CHECKPOINT');
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
 /** pg_current_wal_flush_lsn(): what a walsender may send. */
 export async function walFlushLsn(cluster: PgCluster): Promise<Lsn> {
   const rows = await cluster.sql('postgres', 'SELECT pg_current_wal_flush_lsn()');

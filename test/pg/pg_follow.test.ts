@@ -15,7 +15,7 @@ import { Repository, type FollowStatus, type FollowState } from '../../lib';
 import { pgAvailability } from '../helpers/pg_cluster';
 import { formatCompareReport } from '../helpers/pg_compare';
 import {
-  allRelations, compareTimelineWithPrimary, type FollowPrimary, formatLsn, oldestWalSegmentLsn, runFollowWorkload, slotRestartLsn,
+  allRelations, compareTimelineWithPrimary, type FollowPrimary, formatLsn, recycleWalPast, runFollowWorkload, slotRestartLsn,
   startFollowPrimary, stopPrimary, waitFor, walFlushLsn,
 } from '../helpers/pg_follow';
 
@@ -74,8 +74,8 @@ describe('followPostgres against a live PostgreSQL 15 primary', () => {
       }
       const relations = await allRelations(primary.cluster);
       const restartBeforeStop = await slotRestartLsn(primary.cluster);
-      // PostgreSQL removed WAL meanwhile (wal_keep_size 0): only the slot keeps what a follower needs.
-      const oldestWal = oldestWalSegmentLsn(primary.cluster);
+      // PostgreSQL removes WAL it no longer needs (wal_keep_size 0): only the slot keeps what a follower needs.
+      const oldestWal = await recycleWalPast(primary.cluster, imported.lsn, 30_000);
       expect(oldestWal).toBeGreaterThan(imported.lsn);
       const durableAfter = tl.diskConsistentLsn;
       // The connection held for the whole workload (the primary's shutdown below ends it).
