@@ -32,6 +32,9 @@ export const ERROR_CODES = {
   REPLICATION_MISMATCH: 'followPostgres: the server is another cluster (system identifier), on another PostgreSQL timeline, or behind the timeline\'s LSN; nothing is ingested',
   REPLICATION_SLOT: 'followPostgres: the replication slot does not exist, was dropped, or no longer holds the WAL from the LSN Strata needs',
   REPLICATION_LOST: 'followPostgres: the connection failed, was cut or broke the protocol; retried with backoff, fatal only after maxReconnectAttempts',
+  REMOTE_ERROR: 'object storage failed: no answer (refused, reset, timed out), a 5xx, or a refused request such as a missing bucket or bad credentials; the message names the operation, the key and the server\'s answer',
+  REMOTE_NOT_FOUND: 'get of an object key that does not exist in object storage (the message names the key)',
+  REMOTE_PRECONDITION_FAILED: 'a conditional put lost: create-only (ifNoneMatch \'*\') on a key that exists, or compare-and-swap (ifMatch) with an ETag that is no longer current',
 } as const;
 
 export type StrataErrorCode = keyof typeof ERROR_CODES;
