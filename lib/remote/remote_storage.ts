@@ -56,7 +56,7 @@ export interface RemoteStorageOptions {
   /** Give up on connecting after this long (S3). Default 10 s. */
   connectTimeoutMs?: number;
   /** Give up on a request whose socket is idle this long (S3). Default 60 s. */
-  requestTimeoutMs?: number;
+  idleTimeoutMs?: number;
   /** Explicit S3 credentials; default: the SDK's standard chain (environment, profile, instance role). */
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
   /** Local backend: how long a put waits for another writer's per-key lock. Default 30 s. */

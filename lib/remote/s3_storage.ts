@@ -8,7 +8,8 @@
  * - `forcePathStyle` for servers without virtual-host buckets; `endpoint` for anything but AWS.
  * - Checksums only WHEN_REQUIRED: since 3.729 the SDK adds CRC32 trailers (aws-chunked uploads)
  *   that S3-compatible servers such as radosgw 16 do not all understand.
- * - Timeouts: `connectTimeoutMs` to connect, `requestTimeoutMs` of socket inactivity per request.
+ * - Timeouts: `connectTimeoutMs` to connect, `idleTimeoutMs` of socket inactivity; no bound on a
+ *   whole request, which for a large layer on a slow link may rightly take minutes.
  * - Retries: the SDK's defaults (3 attempts, backoff) for requests that can be repeated safely —
  *   get, head, list, delete and unconditional puts of a Buffer. Conditional puts and puts from a
  *   file or stream go through a second client with a single attempt: a conditional put whose
@@ -51,10 +52,26 @@ import {
 } from './remote_storage';
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
-const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
+const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
 const DEFAULT_REGION = 'us-east-1';
 /** S3's minimum bucket name length; shorter ones are refused before any request. */
 const MIN_BUCKET_NAME = 3;
+
+/**
+ * The SDK's own warnings (socket exhaustion, say), less the one it prints for every failed
+ * streaming put ("non-retryable streaming request"). Errors are not logged: with a logger set the
+ * SDK logs every failed command, and each is thrown to the caller as a RemoteStorageError anyway.
+ */
+const QUIET_LOGGER = {
+  trace: (): void => undefined,
+  debug: (): void => undefined,
+  info: (): void => undefined,
+  warn: (...args: unknown[]): void => {
+    if (typeof args[0] === 'string' && args[0].includes('non-retryable streaming request')) return;
+    console.warn(...args);
+  },
+  error: (): void => undefined,
+};
 
 /** What an SDK failure carries that we classify on. */
 interface SdkFailure {
@@ -92,8 +109,10 @@ export class S3Storage implements RemoteStorage {
       responseChecksumValidation: 'WHEN_REQUIRED',
       requestHandler: {
         connectionTimeout: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
-        requestTimeout: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+        // socketTimeout is the idle timeout (requestTimeout would bound a whole upload, however large).
+        socketTimeout: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
       },
+      logger: QUIET_LOGGER,
       ...(config.endpoint !== undefined ? { endpoint: config.endpoint } : {}),
       ...(options.credentials !== undefined ? { credentials: options.credentials } : {}),
     };
@@ -135,6 +154,7 @@ export class S3Storage implements RemoteStorage {
     let ContentLength: number;
     let repeatable = true;
     let lengthError = (): StrataError | null => null;
+    const abort = new AbortController();
     if (body instanceof Uint8Array) {
       Body = body;
       ContentLength = body.length;
@@ -149,7 +169,7 @@ export class S3Storage implements RemoteStorage {
     } else if ('stream' in body) {
       // Sent with the length the caller gave; a stream that disagrees aborts the request (a short
       // one would otherwise leave the server waiting for the missing bytes until the timeout).
-      const counted = lengthChecked(body.stream, body.length);
+      const counted = lengthChecked(body.stream, body.length, key, abort);
       Body = counted.stream;
       lengthError = counted.error;
       ContentLength = body.length;
@@ -167,7 +187,7 @@ export class S3Storage implements RemoteStorage {
       ...(options.ifMatch !== undefined ? { IfMatch: normalizeEtag(options.ifMatch) } : {}),
     });
     try {
-      const res = await (conditional || !repeatable ? this.onceClient : this.client).send(cmd);
+      const res = await (conditional || !repeatable ? this.onceClient : this.client).send(cmd, { abortSignal: abort.signal });
       if (res.ETag === undefined) throw new Error('the server answered without an ETag');
       return { etag: normalizeEtag(res.ETag) };
     } catch (e) {
@@ -304,22 +324,29 @@ export class S3Storage implements RemoteStorage {
   }
 }
 
-/** `source` passed through a counter that fails the stream when it gives more or fewer than `length` bytes. */
-function lengthChecked(source: Readable, length: number): { stream: Readable; error: () => StrataError | null } {
+/**
+ * `source` passed through a counter. A stream that gives more or fewer than `length` bytes aborts
+ * the request through `abort` (a short one would otherwise leave the server waiting for the
+ * missing bytes until the idle timeout); `error()` then says what was wrong.
+ */
+function lengthChecked(source: Readable, length: number, key: string, abort: AbortController): { stream: Readable; error: () => StrataError | null } {
   let seen = 0;
   let wrong: StrataError | null = null;
-  const fail = (what: string): StrataError => {
-    wrong = new StrataError('BAD_ARGUMENT', `put: the stream gave ${what} bytes, its length said ${length}`);
-    return wrong;
+  const fail = (what: string): void => {
+    wrong ??= new StrataError('BAD_ARGUMENT', `put ${JSON.stringify(key)}: the stream gave ${what} bytes, its length said ${length}`);
+    abort.abort(wrong);
   };
   const counter = new Transform({
     transform(chunk: Buffer, _enc, cb) {
       seen += chunk.length;
-      if (seen > length) cb(fail(`more than ${length}`));
-      else cb(null, chunk);
+      if (seen > length) {
+        fail(`more than ${length}`);
+        cb();
+      } else cb(null, chunk);
     },
     flush(cb) {
-      cb(seen === length ? null : fail(String(seen)));
+      if (seen !== length) fail(String(seen));
+      cb();
     },
   });
   source.on('error', (e) => counter.destroy(e));

@@ -415,7 +415,7 @@ describe(`S3 backend errors${s3.ok ? '' : ` — skipped: ${s3.reason}`}`, () => 
 
   test('the server stopped: REMOTE_ERROR (transient) naming operation and key; back up, the objects are there', async () => {
     const srv = server as S3Server;
-    const st = await openRemoteStorage(srv.config('outage'), srv.options({ connectTimeoutMs: 2000, requestTimeoutMs: 5000 }));
+    const st = await openRemoteStorage(srv.config('outage'), srv.options({ connectTimeoutMs: 2000, idleTimeoutMs: 5000 }));
     try {
       await st.put('before', Buffer.from('kept'));
       await srv.stopGateway();
