@@ -218,7 +218,7 @@ osd class update on start = false
 
 [${RGW_NAME}]
 rgw data = ${root}/rgw
-rgw frontends = beast endpoint=127.0.0.1:${rgwPort}
+rgw frontends = beast endpoint=127.0.0.1:${rgwPort} tcp_nodelay=1
 rgw enable usage log = false
 ms mon client mode = crc
 `;

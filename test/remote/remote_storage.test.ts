@@ -7,6 +7,7 @@
  * Throughput of the large-object test and the server's start time are printed, not asserted
  * (timings belong to bench/).
  */
+import { spawn } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -24,6 +25,10 @@ const LARGE_OBJECT_BYTES = 20 * MiB;
 /** More keys than one ListObjectsV2 page can hold (S3 caps a page at 1000). */
 const MANY_KEYS = 1001;
 const PUT_CONCURRENCY = 16;
+/** Time for the writer processes of the cross-process race to load before they all begin. */
+const WRITERS_START_DELAY_MS = 1500;
+/** The race's writers try key k at start + k × this. */
+const RACE_SLOT_MS = 25;
 
 let server: S3Server | null = null;
 const tmpRoots: string[] = [];
@@ -368,6 +373,43 @@ describe('local directory backend', () => {
     fs.rmSync(dir, { recursive: true, force: true });
     const e = await expectCode(st.put('tenants/t/x', Buffer.from('x')), 'REMOTE_ERROR');
     expect(e.message).toMatch(/^REMOTE_ERROR: put "tenants\/t\/x" on local directory/);
+  });
+
+  it('create-only puts from three processes at once: every key has exactly one winner, whose bytes are stored', async () => {
+    const dir = tmpDir('procs');
+    const dist = path.join(__dirname, '..', '..', 'dist', 'remote', 'open_remote_storage.js');
+    const KEYS = 60;
+    const script = `
+      const { openRemoteStorage } = require(${JSON.stringify(dist)});
+      (async () => {
+        const st = await openRemoteStorage({ type: 'local', path: ${JSON.stringify(dir)} });
+        const won = [];
+        for (let k = 0; k < ${KEYS}; k++) {
+          // Every writer tries key k in the same time slot, so they contend for it at the same moment.
+          await new Promise((r) => setTimeout(r, Math.max(0, Number(process.argv[2]) + k * ${RACE_SLOT_MS} - Date.now())));
+          try { await st.put('race/' + k, Buffer.from(process.argv[1]), { ifNoneMatch: '*' }); won.push(k); }
+          catch (e) { if (e.code !== 'REMOTE_PRECONDITION_FAILED') throw e; }
+        }
+        process.stdout.write(JSON.stringify(won));
+      })().catch((e) => { console.error(e); process.exit(1); });`;
+    const run = (id: string): Promise<number[]> => new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, ['-e', script, id, String(startAt)], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (b: Buffer) => { out += b.toString(); });
+      child.stderr.on('data', (b: Buffer) => { err += b.toString(); });
+      child.on('close', (code) => (code === 0 ? resolve(JSON.parse(out) as number[]) : reject(new Error(`writer ${id}: exit ${code}: ${err}`))));
+    });
+    const startAt = Date.now() + WRITERS_START_DELAY_MS;
+    const ids = ['p0', 'p1', 'p2'];
+    const wins = await Promise.all(ids.map(run));
+    const st = await openRemoteStorage({ type: 'local', path: dir });
+    console.log(`cross-process race: keys won per writer ${wins.map((w) => w.length).join(' / ')}`);
+    for (let k = 0; k < KEYS; k++) {
+      const winners = ids.filter((_, i) => wins[i].includes(k));
+      expect(winners, `race/${k}`).toHaveLength(1);
+      expect((await st.get(`race/${k}`)).toString()).toBe(winners[0]);
+    }
   });
 
   it('a lock left by a killed writer is taken over', async () => {
