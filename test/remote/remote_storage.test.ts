@@ -349,6 +349,10 @@ describe('local directory backend', () => {
     expect(fs.readdirSync(path.join(dir, '.strata-remote', 'tmp'))).toEqual([]);
     expect(fs.readdirSync(path.join(dir, '.strata-remote', 'locks'))).toEqual([]);
     await expectCode(st.put('.strata-remote/x', Buffer.from('x')), 'BAD_ARGUMENT');
+    // a key cannot be both an object and the directory of another key here (S3 would not mind)
+    await expectCode(st.put('tenants/t1/index_part.json-00000001/x', Buffer.from('x')), 'BAD_ARGUMENT');
+    await expectCode(st.put('tenants', Buffer.from('x')), 'BAD_ARGUMENT');
+    expect(fs.readdirSync(path.join(dir, '.strata-remote', 'tmp'))).toEqual([]);
     expect((await st.list('')).map((o) => o.key)).toEqual(['tenants/t1/index_part.json-00000001']);
     // deleting the last object of a "directory" removes the directory, as S3 has none
     await st.delete('tenants/t1/index_part.json-00000001');
