@@ -9,6 +9,7 @@ export {
 } from './engine/repository';
 export type { RepositoryOptions, CreateTimelineOptions, RepositoryStats } from './engine/repository';
 export { Timeline } from './timeline';
+export type { ExportPgDatadirOptions, ExportProgress, ExportReport } from './timeline';
 export type { PgFollower, FollowPostgresOptions, FollowStatus, FollowState, FollowEvents } from './pg/walreceiver';
 export { DEFAULT_WAIT_LSN_TIMEOUT_MS } from './engine/timeline';
 export type { LayerInfo, GetPageOptions, TimelineStats, CompactionReport, CompactOptions, GcReport, GcOptions } from './engine/timeline';

@@ -5,8 +5,8 @@
  */
 import type { TimelineImpl } from './engine/timeline';
 import {
-  getRelSize, importDatadir, ingestWal, isPgTimeline, listRelations, type ImportReport, type IngestPgWalOptions,
-  type RelationInfo, type RelTag, type WalIngestReport, type WalSource,
+  exportDatadir, getRelSize, importDatadir, ingestWal, isPgTimeline, listRelations, type ExportPgDatadirOptions, type ExportProgress,
+  type ExportReport, type ImportReport, type IngestPgWalOptions, type RelationInfo, type RelTag, type WalIngestReport, type WalSource,
 } from './pg/pg_timeline';
 import { pgGetPages, pgReadPagesInto } from './pg/rel_sizes';
 import type {
@@ -17,7 +17,7 @@ import type { Lsn } from './lsn';
 import type { WalRecord } from './record';
 
 export type { CompactionReport, CompactOptions, GcOptions, GcReport, GetPageOptions, LayerInfo, TimelineStats };
-export type { ImportReport, IngestPgWalOptions, RelationInfo, RelTag, WalIngestReport, WalSource };
+export type { ExportPgDatadirOptions, ExportProgress, ExportReport, ImportReport, IngestPgWalOptions, RelationInfo, RelTag, WalIngestReport, WalSource };
 
 /** @internal The facade of an engine timeline, one per timeline (the repository's lookups return the same object). */
 export let timelineFacade: (impl: TimelineImpl) => Timeline;
@@ -136,6 +136,16 @@ export class Timeline {
    */
   importPgDatadir(dataDir: string): Promise<ImportReport> {
     return importDatadir(this.#impl, dataDir, this.#impl.compactionTargetSize);
+  }
+
+  /**
+   * Write a PostgreSQL 15 data directory holding the cluster as of `opts.lsn` into `dir` (new or
+   * empty; mode 0700), which PostgreSQL 15 starts as after a clean shutdown there: transactions in
+   * progress at the LSN are aborted, prepared ones stay prepared (docs/POSTGRES.md, "Restore").
+   * Waits for the LSN like getPage.
+   */
+  exportPgDatadir(dir: string, opts: ExportPgDatadirOptions): Promise<ExportReport> {
+    return exportDatadir(this.#impl, dir, opts);
   }
 
   /**

@@ -16,7 +16,7 @@ import { MIN_PAGE_CACHE_PAGES } from '../core/core';
 import { StrataError, type StrataErrorCode } from '../errors';
 import { formatKey } from '../key';
 import { formatLsn, type Lsn } from '../lsn';
-import { runFollow, runImportPg, runIngestWal, runRelations, runRelSize } from './pg';
+import { runExportPg, runFollow, runImportPg, runIngestWal, runRelations, runRelSize } from './pg';
 import type { LayerDesc } from '../engine/manifest';
 import { nativeInfo } from '../core/native';
 import { Repository } from '../repository';
@@ -40,6 +40,9 @@ Commands:
                                                 a relation fork's size in blocks at the LSN
   relations <dir> <tenant> <timeline> <lsn> [--db OID]
                                                 every relation fork that exists at the LSN, with its size
+  export-pg <dir> <tenant> <timeline> <datadir> --lsn LSN
+                                                write a PostgreSQL 15 data directory holding the cluster
+                                                at the LSN (starts as after a clean shutdown there)
   follow <dir> <tenant> <timeline> --connection CONNINFO [--slot NAME] [--create-slot]
          [--start LSN] [--flush-interval MS] [--interval MS]
                                                 stream WAL from a running PostgreSQL 15 primary until
@@ -78,6 +81,7 @@ const OPTIONS = {
   'create-slot': { type: 'boolean' },
   'flush-interval': { type: 'string' },
   interval: { type: 'string' },
+  lsn: { type: 'string' },
 } as const;
 
 interface Opts {
@@ -97,6 +101,7 @@ interface Opts {
   createSlot: boolean;
   flushIntervalMs: number | undefined;
   intervalMs: number;
+  lsn: Lsn | undefined;
 }
 
 /** Runs one command; resolves to the process exit code. Never throws. */
@@ -150,6 +155,7 @@ function toOpts(v: Values): Opts {
     createSlot: v['create-slot'] === true,
     flushIntervalMs: v['flush-interval'] === undefined ? undefined : nonNegativeInt(v['flush-interval'], '--flush-interval', 0),
     intervalMs: nonNegativeInt(v.interval, '--interval', DEFAULT_STATUS_INTERVAL_MS),
+    lsn: v.lsn === undefined ? undefined : parseLsnArg(v.lsn),
   };
 }
 
@@ -174,6 +180,7 @@ async function dispatch(command: string, args: string[], o: Opts): Promise<numbe
     case 'ingest-wal': return runIngestWal(arity(command, args, 4), o, print, printJson);
     case 'rel-size': return runRelSize(arity(command, args, 5), o, print, printJson);
     case 'relations': return runRelations(arity(command, args, 4), o, print, printJson);
+    case 'export-pg': return runExportPg(arity(command, args, 4), o, print, printJson);
     case 'follow': return runFollow(arity(command, args, 3), o);
     case 'version':
       arity(command, args, 0);
