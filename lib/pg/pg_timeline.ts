@@ -56,7 +56,7 @@ export function importDatadir(tl: TimelineImpl, dataDir: string, targetBytes: nu
 }
 
 /** Write a PostgreSQL 15 data directory holding the cluster at `opts.lsn` (export_datadir.ts). */
-export function exportDatadir(tl: TimelineImpl, dir: string, opts: ExportPgDatadirOptions): Promise<ExportReport> {
+export async function exportDatadir(tl: TimelineImpl, dir: string, opts: ExportPgDatadirOptions): Promise<ExportReport> {
   pgExtension(tl, 'exportPgDatadir');
   return exportPgDatadir(tl, dir, opts);
 }

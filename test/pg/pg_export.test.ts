@@ -202,6 +202,8 @@ async function checkExport(p: Point, dir: string, report: ExportReport): Promise
   }
   const amcheck = await runPgTool('pg_amcheck', ['-h', c.socketDir, '-p', String(c.port), '-U', 'postgres', '--all', '--heapallindexed', '--install-missing']);
   expect(`${amcheck.stdout}${amcheck.stderr}`.trim()).toBe('');
+  // It did visit every database: --install-missing created the extension in each.
+  for (const db of dbs) expect(await c.sql(db, `SELECT extname FROM pg_extension WHERE extname = 'amcheck'`)).toEqual([['amcheck']]);
   await c.exec('postgres', 'CREATE TABLE after_export AS SELECT g FROM generate_series(1, 1000) g; INSERT INTO items VALUES (3000001, \'new\'); CHECKPOINT;');
   expect(Number((await c.sql('postgres', 'SELECT count(*) FROM after_export'))[0][0])).toBe(1000);
   await c.stop('fast');
