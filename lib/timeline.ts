@@ -4,9 +4,10 @@
  * Timeline, see its children or close it on its own (the repository owns timelines' lifecycles).
  */
 import type { TimelineImpl } from './engine/timeline';
+import { exportPgDatadir, type ExportPgDatadirOptions, type ExportProgress, type ExportReport } from './pg/export_datadir';
 import {
-  exportDatadir, getRelSize, importDatadir, ingestWal, isPgTimeline, listRelations, type ExportPgDatadirOptions, type ExportProgress,
-  type ExportReport, type ImportReport, type IngestPgWalOptions, type RelationInfo, type RelTag, type WalIngestReport, type WalSource,
+  getRelSize, importDatadir, ingestWal, isPgTimeline, listRelations, type ImportReport, type IngestPgWalOptions,
+  type RelationInfo, type RelTag, type WalIngestReport, type WalSource,
 } from './pg/pg_timeline';
 import { pgGetPages, pgReadPagesInto } from './pg/rel_sizes';
 import type {
@@ -145,7 +146,7 @@ export class Timeline {
    * Waits for the LSN like getPage.
    */
   exportPgDatadir(dir: string, opts: ExportPgDatadirOptions): Promise<ExportReport> {
-    return exportDatadir(this.#impl, dir, opts);
+    return exportPgDatadir(this.#impl, dir, opts);
   }
 
   /**

@@ -124,6 +124,9 @@ const DEFAULT_CONFIG: Readonly<Record<string, string>> = {
 
 export async function exportPgDatadir(tl: TimelineImpl, dir: string, opts: ExportPgDatadirOptions): Promise<ExportReport> {
   const started = performance.now();
+  if (tl.extensions.pg === undefined) {
+    throw new StrataError('BAD_ARGUMENT', `${tl.name}: exportPgDatadir needs a PostgreSQL timeline: import a data directory into it first (importPgDatadir)`);
+  }
   if (opts === null || typeof opts !== 'object') throw new StrataError('BAD_ARGUMENT', 'exportPgDatadir needs { lsn }');
   if (typeof dir !== 'string' || dir === '') throw new StrataError('BAD_ARGUMENT', `exportPgDatadir needs a directory: got ${JSON.stringify(dir)}`);
   checkLsn(opts.lsn, 'lsn');

@@ -1,5 +1,5 @@
 /**
- * The PostgreSQL calls of a timeline (docs/POSTGRES.md): importPgDatadir, exportPgDatadir, ingestPgWal,
+ * The PostgreSQL calls of a timeline (docs/POSTGRES.md): importPgDatadir, ingestPgWal,
  * getRelSize, listRelations, and the PostgreSQL read rules for getPage. A timeline becomes a
  * PostgreSQL timeline when a data directory is imported into it (its manifest then records the
  * cluster under `extensions.pg`); branches of it are PostgreSQL timelines too.
@@ -11,7 +11,6 @@ import { checkLsn, formatLsn, type Lsn } from '../lsn';
 import { readAuxFile } from './aux_files';
 import { type ClusterState, decodeClusterState } from './cluster_state';
 import { type ControlState, decodeControlState } from './control_state';
-import { exportPgDatadir, type ExportPgDatadirOptions, type ExportProgress, type ExportReport } from './export_datadir';
 import { importPgDatadir, type ImportReport } from './import_datadir';
 import { AUX_CLUSTER_STATE, AUX_CONTROL_STATE, FSM_FORKNUM, relId, type RelTag } from './keyspace';
 import { relSizes } from './rel_sizes';
@@ -19,7 +18,7 @@ import { decodedRecords } from './wal_record';
 import { walChunks, type WalSource } from './wal_source';
 import { listRelationsAt, WalIngest, type WalIngestReport } from './walingest';
 
-export type { ExportPgDatadirOptions, ExportProgress, ExportReport, ImportReport, WalIngestReport, WalSource, RelTag };
+export type { ImportReport, WalIngestReport, WalSource, RelTag };
 
 export interface IngestPgWalOptions {
   /** Where the WAL bytes start; default: the timeline's lastRecordLsn (records up to it are skipped). */
@@ -53,12 +52,6 @@ export function importDatadir(tl: TimelineImpl, dataDir: string, targetBytes: nu
     throw new StrataError('BAD_ARGUMENT', `${tl.name}: importPgDatadir needs a new, empty timeline without an ancestor`);
   }
   return importPgDatadir(tl, dataDir, targetBytes);
-}
-
-/** Write a PostgreSQL 15 data directory holding the cluster at `opts.lsn` (export_datadir.ts). */
-export async function exportDatadir(tl: TimelineImpl, dir: string, opts: ExportPgDatadirOptions): Promise<ExportReport> {
-  pgExtension(tl, 'exportPgDatadir');
-  return exportPgDatadir(tl, dir, opts);
 }
 
 /**
