@@ -142,7 +142,7 @@ export async function exportPgDatadir(tl: TimelineImpl, dir: string, opts: Expor
     w.phase = 'state';
     w.report();
     const prepared = await writeClusterFiles(tl, lsn, state, w);
-    const configFiles = await writeConfigFiles(tl, lsn, w);
+    const configFiles = await writeConfigFiles(tl, lsn, w, Math.max(state.maxPreparedXacts, prepared));
     const { checkpointLsn, walSegment } = writeWalAndControl(state, lsn, w);
     w.syncDirectories();
     w.phase = 'done';
@@ -441,10 +441,18 @@ async function writeClusterFiles(tl: TimelineImpl, lsn: Lsn, state: PgClusterSta
   return twophase.length;
 }
 
-async function writeConfigFiles(tl: TimelineImpl, lsn: Lsn, w: Writer): Promise<'imported' | 'default'> {
+/**
+ * The configuration files kept at import, or (a timeline imported before they were kept) a minimal
+ * set whose postgresql.conf allows as many prepared transactions as the primary did: with fewer
+ * than the export restores, PostgreSQL would refuse to start.
+ */
+async function writeConfigFiles(tl: TimelineImpl, lsn: Lsn, w: Writer, maxPreparedXacts: number): Promise<'imported' | 'default'> {
   const kept = await readAuxFiles(tl, AUX_CONFIG_FILE, lsn);
   if (kept.length === 0) {
-    for (const [name, text] of Object.entries(DEFAULT_CONFIG)) w.writeFile(name, text);
+    for (const [name, text] of Object.entries(DEFAULT_CONFIG)) {
+      const extra = name === 'postgresql.conf' && maxPreparedXacts > 0 ? `max_prepared_transactions = ${maxPreparedXacts}\n` : '';
+      w.writeFile(name, text + extra);
+    }
     return 'default';
   }
   for (const f of kept) {

@@ -100,6 +100,9 @@ beforeAll(async () => {
   await primary.stop('fast');
   const baseDir = path.join(work, 'base');
   await fs.promises.cp(primary.dataDir, baseDir, { recursive: true });
+  // The same base without its configuration files: imported, it is a timeline without kept ones.
+  await fs.promises.cp(primary.dataDir, path.join(work, 'base-noconf'), { recursive: true });
+  for (const f of ['postgresql.conf', 'postgresql.auto.conf', 'pg_hba.conf', 'pg_ident.conf']) fs.rmSync(path.join(work, 'base-noconf', f));
   await primary.start();
 
   // Phase 1: OLTP and DDL, then a pause with one transaction open and one prepared.
@@ -164,12 +167,12 @@ afterAll(async () => {
 });
 
 /** Start PostgreSQL on (a copy of) the export and check it against the primary at `p`. */
-async function checkExport(p: Point, dir: string, report: ExportReport): Promise<void> {
+async function checkExport(p: Point, dir: string, report: ExportReport, configFiles: 'imported' | 'default' = 'imported'): Promise<void> {
   expect(report.lsn).toBe(p.lsn);
   expect(report.dir).toBe(path.resolve(dir));
   expect(report.pages).toBeGreaterThan(1000);
   expect(report.bytes).toBeGreaterThan(report.pages * 8192);
-  expect(report.configFiles).toBe('imported');
+  expect(report.configFiles).toBe(configFiles);
   expect(report.preparedTransactions).toBe(p.prepared.length);
   expect(fs.statSync(dir).mode & 0o777).toBe(0o700);
   expect(fs.existsSync(path.join(dir, 'postmaster.pid'))).toBe(false);
@@ -231,6 +234,25 @@ describe('exportPgDatadir: PostgreSQL 15 starts on the export', () => {
     console.log(`export at the end: ${r.relations} relations, ${r.pages} pages, ${mb.toFixed(1)} MiB in ${r.durationMs.toFixed(0)} ms (${(mb / (r.durationMs / 1000)).toFixed(0)} MiB/s, ${repo.implementation} core)`);
     await checkExport(points[2], dir, r);
   }, 120_000);
+});
+
+describe('exportPgDatadir: configuration', () => {
+  test.skipIf(!pg.ok)(`a timeline that kept no configuration files gets a minimal set PostgreSQL starts with, prepared transactions included${skipNote}`, async () => {
+    const bare = await repo.createTimeline({ tenantId: 'pg', timelineId: 'noconf' });
+    await bare.importPgDatadir(path.join(work, 'base-noconf'));
+    await bare.ingestPgWal(primary.walDir);
+    const dir = path.join(work, 'export-noconf');
+    const r = await bare.exportPgDatadir(dir, { lsn: points[1].lsn });
+    expect(fs.readFileSync(path.join(dir, 'postgresql.conf'), 'utf8')).toMatch(/^max_prepared_transactions = 4$/m);
+    expect(fs.readFileSync(path.join(dir, 'pg_hba.conf'), 'utf8')).toMatch(/^local\s+all\s+all\s+peer$/m);
+    await checkExport(points[1], dir, r, 'default');
+  }, 120_000);
+
+  test.skipIf(!pg.ok)(`the configuration files kept at import are written back as they were${skipNote}`, () => {
+    for (const f of ['postgresql.conf', 'postgresql.auto.conf', 'pg_hba.conf', 'pg_ident.conf']) {
+      expect(fs.readFileSync(path.join(work, 'export-end', f)), f).toEqual(fs.readFileSync(path.join(work, 'base', f)));
+    }
+  });
 });
 
 describe('exportPgDatadir: errors', () => {
