@@ -350,13 +350,16 @@ async function writeRelations(tl: TimelineImpl, lsn: Lsn, state: PgClusterState,
   w.report();
 
   // Every fork's first file exists even with 0 blocks (an empty heap's init fork, a just created relation).
-  const pending: Array<{ job: ForkJob; blk: number }> = [];
-  const flush = async (): Promise<void> => {
-    if (pending.length === 0) return;
-    const batch = pending.splice(0, pending.length);
+  // One read is in flight while the previous batch is written: the native core reads on a libuv
+  // thread, so reading and writing overlap.
+  type Batch = { blocks: Array<{ job: ForkJob; blk: number }>; read: Promise<{ out: Buffer }> };
+  let pending: Array<{ job: ForkJob; blk: number }> = [];
+  let inflight: Batch | null = null;
+  const write = async (b: Batch): Promise<void> => {
+    const batch = b.blocks;
     // A block inside the relation that no record wrote comes back as zeros (its status
     // PAGE_STATUS_NOT_FOUND), as PostgreSQL extended it: exactly what the file must hold.
-    const { out } = await tl.getPagesWithStatus(batch.map((p) => pageKeyOf(p.job.rel, p.blk)), lsn);
+    const { out } = await b.read;
     // Runs of consecutive blocks of one segment file become one write each.
     let i = 0;
     while (i < batch.length) {
@@ -380,22 +383,44 @@ async function writeRelations(tl: TimelineImpl, lsn: Lsn, state: PgClusterState,
     w.pages += batch.length;
     w.report();
   };
-  for (const job of jobs) {
-    w.mkdir(path.dirname(job.targets[0]));
-    if (job.nblocks === 0) {
-      for (const t of job.targets) {
-        w.openFile(t);
-        w.closeFile(t);
+  /** Start reading what is pending, then write the batch read before it. */
+  const flush = async (): Promise<void> => {
+    let next: Batch | null = null;
+    if (pending.length > 0) {
+      const blocks = pending;
+      pending = [];
+      const read = tl.getPagesWithStatus(blocks.map((p) => pageKeyOf(p.job.rel, p.blk)), lsn);
+      // Its failure is seen when it is awaited (in write); until then it must not count as unhandled.
+      read.catch(() => undefined);
+      next = { blocks, read };
+    }
+    const previous = inflight;
+    inflight = next;
+    if (previous !== null) await write(previous);
+  };
+  try {
+    for (const job of jobs) {
+      w.mkdir(path.dirname(job.targets[0]));
+      if (job.nblocks === 0) {
+        for (const t of job.targets) {
+          w.openFile(t);
+          w.closeFile(t);
+        }
+        w.forks++;
+        continue;
       }
-      w.forks++;
-      continue;
+      for (let blk = 0; blk < job.nblocks; blk++) {
+        pending.push({ job, blk });
+        if (pending.length === READ_BATCH_PAGES) await flush();
+      }
     }
-    for (let blk = 0; blk < job.nblocks; blk++) {
-      pending.push({ job, blk });
-      if (pending.length === READ_BATCH_PAGES) await flush();
-    }
+    await flush(); // the last partial batch starts; the one before it is written
+    await flush(); // and the last is written
+  } finally {
+    // On a failure a read may still be in flight: wait for it before the caller removes the files.
+    const left = inflight as Batch | null;
+    if (left !== null) await left.read.catch(() => undefined);
   }
-  await flush();
   w.report();
   const relations = new Set(jobs.map((j) => relKeyOf(j.rel))).size;
   return { relations, pages: w.pages };
