@@ -230,6 +230,7 @@ describe('exportPgDatadir: PostgreSQL 15 starts on the export', () => {
   test.skipIf(!pg.ok)(`at the end (the primary's shutdown checkpoint)${skipNote}`, async () => {
     const dir = path.join(work, 'export-end');
     const r = await tl.exportPgDatadir(dir, { lsn: points[2].lsn });
+    fs.writeFileSync(path.join(work, 'end-report.json'), JSON.stringify({ pages: r.pages, relations: r.relations }));
     const mb = r.bytes / 2 ** 20;
     console.log(`export at the end: ${r.relations} relations, ${r.pages} pages, ${mb.toFixed(1)} MiB in ${r.durationMs.toFixed(0)} ms (${(mb / (r.durationMs / 1000)).toFixed(0)} MiB/s, ${repo.implementation} core)`);
     await checkExport(points[2], dir, r);
@@ -271,6 +272,18 @@ describe('exportPgDatadir: errors', () => {
     const other = path.join(work, 'plain-export');
     await expect(plain.exportPgDatadir(other, { lsn: 0n })).rejects.toSatisfy((e: unknown) => isStrataError(e, 'BAD_ARGUMENT') && /PostgreSQL timeline/.test((e as Error).message));
     expect(fs.existsSync(other)).toBe(false);
+  });
+
+  test.skipIf(!pg.ok)(`a branch exports like its ancestor; below the GC cutoff is LSN_GC_CUTOFF${skipNote}`, async () => {
+    const branch = await repo.createTimeline({ tenantId: 'pg', timelineId: 'branch', ancestorTimelineId: 'main', ancestorLsn: points[2].lsn });
+    const r = await branch.exportPgDatadir(path.join(work, 'export-branch'), { lsn: points[2].lsn });
+    const main = JSON.parse(fs.readFileSync(path.join(work, 'end-report.json'), 'utf8')) as { pages: number; relations: number };
+    expect({ pages: r.pages, relations: r.relations }).toEqual(main);
+    await branch.gc({ horizon: 0n });
+    expect(branch.gcCutoffLsn).toBe(points[2].lsn);
+    const below = path.join(work, 'below-cutoff');
+    await expect(branch.exportPgDatadir(below, { lsn: points[1].lsn })).rejects.toSatisfy((e: unknown) => isStrataError(e, 'LSN_GC_CUTOFF'));
+    expect(fs.existsSync(below)).toBe(false);
   });
 });
 
