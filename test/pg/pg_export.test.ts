@@ -272,6 +272,15 @@ describe('exportPgDatadir: errors', () => {
     const other = path.join(work, 'plain-export');
     await expect(plain.exportPgDatadir(other, { lsn: 0n })).rejects.toSatisfy((e: unknown) => isStrataError(e, 'BAD_ARGUMENT') && /PostgreSQL timeline/.test((e as Error).message));
     expect(fs.existsSync(other)).toBe(false);
+
+    // A failure half-way (here: the progress callback throws) removes what was written.
+    const half = path.join(work, 'half-way');
+    await expect(tl.exportPgDatadir(half, { lsn: points[2].lsn, onProgress: (p) => { if (p.pages > 1000) throw new Error('stop here'); } })).rejects.toThrow('stop here');
+    expect(fs.existsSync(half)).toBe(false);
+    const emptyDir = path.join(work, 'empty-given');
+    fs.mkdirSync(emptyDir);
+    await expect(tl.exportPgDatadir(emptyDir, { lsn: points[2].lsn, onProgress: (p) => { if (p.pages > 1000) throw new Error('stop here'); } })).rejects.toThrow('stop here');
+    expect(fs.readdirSync(emptyDir)).toEqual([]); // the caller's empty directory stays, empty
   });
 
   test.skipIf(!pg.ok)(`a branch exports like its ancestor; below the GC cutoff is LSN_GC_CUTOFF${skipNote}`, async () => {
