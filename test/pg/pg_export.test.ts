@@ -1,7 +1,7 @@
 /**
  * exportPgDatadir (issue 10 point 4; docs/POSTGRES.md, "Restore: export at an LSN"): a cluster
  * with data checksums is imported, then runs pgbench and DDL (CREATE/DROP TABLE, CREATE DATABASE,
- * indexes, an unlogged table, a sequence, a transaction left open and one left prepared at a
+ * indexes, a table in a tablespace, an unlogged table, a sequence, a transaction left open and one left prepared at a
  * paused point), and its WAL is ingested. At the import LSN, the paused point and the end, the
  * export is started by an unmodified PostgreSQL 15: every user table's digest equals what the
  * primary showed there, the open transaction's changes are absent, the prepared transaction is
@@ -96,12 +96,22 @@ beforeAll(async () => {
     SELECT nextval('seq1') FROM generate_series(1, 5);
     CREATE TABLE doomed AS SELECT g AS x FROM generate_series(1, 300) g;
   `);
+  // A tablespace: the export writes it as a directory inside pg_tblspc/.
+  const tsDir = path.join(primary.rootDir, 'ts1');
+  fs.mkdirSync(tsDir);
+  chownToPostgres(tsDir);
+  await primary.exec('postgres', `
+    CREATE TABLESPACE ts1 LOCATION '${tsDir}';
+    CREATE TABLE in_ts (id int PRIMARY KEY, v text) TABLESPACE ts1;
+    INSERT INTO in_ts SELECT g, md5(g::text) FROM generate_series(1, 2000) g;
+  `);
   points.push({ name: 'import', lsn: 0n, digests: await digests(primary, ['postgres']), sequence: await sequenceValue(primary), prepared: [], openRows: 0 });
   await primary.stop('fast');
   const baseDir = path.join(work, 'base');
-  await fs.promises.cp(primary.dataDir, baseDir, { recursive: true });
+  // dereference: the tablespace's files are copied, not linked (the primary goes on writing them).
+  await fs.promises.cp(primary.dataDir, baseDir, { recursive: true, dereference: true });
   // The same base without its configuration files: imported, it is a timeline without kept ones.
-  await fs.promises.cp(primary.dataDir, path.join(work, 'base-noconf'), { recursive: true });
+  await fs.promises.cp(primary.dataDir, path.join(work, 'base-noconf'), { recursive: true, dereference: true });
   for (const f of ['postgresql.conf', 'postgresql.auto.conf', 'pg_hba.conf', 'pg_ident.conf']) fs.rmSync(path.join(work, 'base-noconf', f));
   await primary.start();
 
@@ -113,6 +123,7 @@ beforeAll(async () => {
     CREATE TABLE added AS SELECT g AS id, repeat('a', g % 50) AS pad FROM generate_series(1, 3000) g;
     CREATE INDEX added_pad ON added (pad);
     UPDATE items SET v = v || 'u' WHERE id % 7 = 0;
+    UPDATE in_ts SET v = 'changed' WHERE id % 3 = 0;
     DELETE FROM items WHERE id % 11 = 0;
     VACUUM items;
     SELECT nextval('seq1') FROM generate_series(1, 40);
@@ -197,6 +208,10 @@ async function checkExport(p: Point, dir: string, report: ExportReport, configFi
   expect(Number((await c.sql('postgres', 'SELECT count(*) FROM items WHERE id <= 10'))[0][0])).toBe(p.openRows === 0 ? 10 : 0);
   // Unlogged: reset from the init fork, as after a crash.
   expect(Number((await c.sql('postgres', 'SELECT count(*) FROM scratch'))[0][0])).toBe(0);
+  // The tablespace's table is in the digests; its files are in a directory under pg_tblspc/.
+  expect(Object.keys(p.digests)).toContain('postgres.public.in_ts');
+  const tsOid = (await c.sql('postgres', `SELECT oid FROM pg_tablespace WHERE spcname = 'ts1'`))[0][0];
+  expect(fs.lstatSync(path.join(dir, 'pg_tblspc', String(tsOid))).isDirectory()).toBe(true);
   expect(Number((await c.sql('postgres', `SELECT nextval('seq1')`))[0][0])).toBeGreaterThan(p.sequence);
   expect(await preparedGids(c)).toEqual(p.prepared);
   if (p.prepared.length > 0) {
