@@ -18,7 +18,7 @@ import { Client } from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type ExportReport, formatLsn, isStrataError, type Lsn, Repository, type Timeline } from '../../lib';
 import { chownToPostgres, PgCluster, pgAvailability, readControlData, runPgTool } from '../helpers/pg_cluster';
-import { readCheckpoint } from '../helpers/pg_fixture';
+import { getPgFixture, readCheckpoint } from '../helpers/pg_fixture';
 
 const pg = pgAvailability();
 const skipNote = pg.ok ? '' : ` — skipped: ${pg.reason}`;
@@ -250,6 +250,36 @@ describe('exportPgDatadir: PostgreSQL 15 starts on the export', () => {
     console.log(`export at the end: ${r.relations} relations, ${r.pages} pages, ${mb.toFixed(1)} MiB in ${r.durationMs.toFixed(0)} ms (${(mb / (r.durationMs / 1000)).toFixed(0)} MiB/s, ${repo.implementation} core)`);
     await checkExport(points[2], dir, r);
   }, 120_000);
+});
+
+describe('exportPgDatadir: the oracle fixture', () => {
+  test.skipIf(!pg.ok)(`plain: the export at its final LSN holds what PostgreSQL's own final/ holds, in every database${skipNote}`, async () => {
+    // The fixture's workload: pgbench, two-phase commit, TOAST, CLUSTER, REINDEX, TRUNCATE, VACUUM
+    // that deletes and truncates, CREATE DATABASE both ways (docs/POSTGRES.md, "Fixtures").
+    const fx = await getPgFixture('plain');
+    const fxTl = await repo.createTimeline({ tenantId: 'fixture', timelineId: 'plain' });
+    await fxTl.importPgDatadir(fx.baseDir);
+    await fxTl.ingestPgWal(fx.walDir);
+    const dir = path.join(work, 'export-fixture');
+    const r = await fxTl.exportPgDatadir(dir, { lsn: fx.finalEndLsn });
+    expect(r.preparedTransactions).toBe(0);
+    const dbs = fx.databases.filter((d) => d.allowConnections).map((d) => d.name);
+    expect(dbs.length).toBeGreaterThanOrEqual(4);
+    const final = await PgCluster.copyOf(fx.finalDir);
+    started.push(final);
+    await final.start();
+    const want = await digests(final, dbs);
+    await final.stop('fast');
+    chownToPostgres(work);
+    const c = await PgCluster.copyOf(dir);
+    started.push(c);
+    await c.start();
+    expect(await digests(c, dbs)).toEqual(want);
+    const amcheck = await runPgTool('pg_amcheck', ['-h', c.socketDir, '-p', String(c.port), '-U', 'postgres', '--all', '--heapallindexed', '--install-missing']);
+    expect(`${amcheck.stdout}${amcheck.stderr}`.trim()).toBe('');
+    await c.exec('postgres', 'CREATE TABLE after_export AS SELECT g FROM generate_series(1, 100) g; CHECKPOINT;');
+    await c.stop('fast');
+  }, 300_000);
 });
 
 describe('exportPgDatadir: configuration', () => {
