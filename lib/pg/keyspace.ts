@@ -125,6 +125,8 @@ export const AUX_CLUSTER_STATE = 4;
 export const AUX_CHECKPOINT = 5;
 /** The counters and horizons pg_control needs at an LSN (control_state.ts). */
 export const AUX_CONTROL_STATE = 6;
+/** The largest commit timestamp so far and the latest commit record's end LSN (lsn_time.ts). */
+export const AUX_LAST_COMMIT = 8;
 
 /**
  * Chunk 0's length field of a file that no longer exists (a committed or aborted prepared
