@@ -9,6 +9,7 @@ import {
   getRelSize, importDatadir, ingestWal, isPgTimeline, listRelations, type ImportReport, type IngestPgWalOptions,
   type RelationInfo, type RelTag, type WalIngestReport, type WalSource,
 } from './pg/pg_timeline';
+import { type LsnForTimestamp, lsnForTimestamp, type LsnForTimestampKind } from './pg/lsn_time';
 import { pgGetPages, pgReadPagesInto } from './pg/rel_sizes';
 import type {
   CompactionReport, CompactOptions, GcOptions, GcReport, GetPageOptions, LayerInfo, TimelineStats,
@@ -18,7 +19,10 @@ import type { Lsn } from './lsn';
 import type { WalRecord } from './record';
 
 export type { CompactionReport, CompactOptions, GcOptions, GcReport, GetPageOptions, LayerInfo, TimelineStats };
-export type { ExportPgDatadirOptions, ExportProgress, ExportReport, ImportReport, IngestPgWalOptions, RelationInfo, RelTag, WalIngestReport, WalSource };
+export type {
+  ExportPgDatadirOptions, ExportProgress, ExportReport, ImportReport, IngestPgWalOptions, LsnForTimestamp, LsnForTimestampKind, RelationInfo, RelTag,
+  WalIngestReport, WalSource,
+};
 
 /** @internal The facade of an engine timeline, one per timeline (the repository's lookups return the same object). */
 export let timelineFacade: (impl: TimelineImpl) => Timeline;
@@ -165,6 +169,15 @@ export class Timeline {
   /** Every relation fork that exists at `lsn` (of one database with dbOid), with its size. */
   listRelations(lsn: Lsn, opts?: { dbOid?: number }): Promise<RelationInfo[]> {
     return listRelations(this.#impl, lsn, opts);
+  }
+
+  /**
+   * The LSN that shows the cluster as of `at`, from the commit records' timestamps
+   * (docs/POSTGRES.md, "LSN ↔ time"): 'present' with the end LSN of the last commit at or before
+   * `at`; 'past' / 'nodata' with the lowest searchable LSN; 'future' with lastRecordLsn.
+   */
+  lsnForTimestamp(at: Date): Promise<LsnForTimestamp> {
+    return lsnForTimestamp(this.#impl, at);
   }
 
   /** Freeze the open layer and wait until every frozen layer is on disk. */

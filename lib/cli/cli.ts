@@ -16,7 +16,7 @@ import { MIN_PAGE_CACHE_PAGES } from '../core/core';
 import { StrataError, type StrataErrorCode } from '../errors';
 import { formatKey } from '../key';
 import { formatLsn, type Lsn } from '../lsn';
-import { runExportPg, runFollow, runImportPg, runIngestWal, runRelations, runRelSize } from './pg';
+import { runExportPg, runFollow, runImportPg, runIngestWal, runLsnAt, runRelations, runRelSize } from './pg';
 import type { LayerDesc } from '../engine/manifest';
 import { nativeInfo } from '../core/native';
 import { Repository } from '../repository';
@@ -40,6 +40,8 @@ Commands:
                                                 a relation fork's size in blocks at the LSN
   relations <dir> <tenant> <timeline> <lsn> [--db OID]
                                                 every relation fork that exists at the LSN, with its size
+  lsn-at <dir> <tenant> <timeline> <time>       the LSN as of a time (ISO-8601 with a zone): present,
+                                                past, future or nodata, and the LSN
   export-pg <dir> <tenant> <timeline> <datadir> --lsn LSN
                                                 write a PostgreSQL 15 data directory holding the cluster
                                                 at the LSN (starts as after a clean shutdown there)
@@ -180,6 +182,7 @@ async function dispatch(command: string, args: string[], o: Opts): Promise<numbe
     case 'ingest-wal': return runIngestWal(arity(command, args, 4), o, print, printJson);
     case 'rel-size': return runRelSize(arity(command, args, 5), o, print, printJson);
     case 'relations': return runRelations(arity(command, args, 4), o, print, printJson);
+    case 'lsn-at': return runLsnAt(arity(command, args, 4), o, print, printJson);
     case 'export-pg': return runExportPg(arity(command, args, 4), o, print, printJson);
     case 'follow': return runFollow(arity(command, args, 3), o);
     case 'version':

@@ -1,6 +1,6 @@
 /**
  * The `strata` commands for PostgreSQL (docs/POSTGRES.md, "CLI"): import a data directory, ingest
- * WAL, export a data directory at an LSN, follow a running primary, relation sizes and lists. Each opens the repository like the library does (import-pg and
+ * WAL, export a data directory at an LSN, follow a running primary, relation sizes and lists, the LSN as of a time. Each opens the repository like the library does (import-pg and
  * ingest-wal for writing, the others read-only), reports progress on stderr and the result on
  * stdout (`--json` for scripts).
  */
@@ -10,7 +10,7 @@ import type { Timeline } from '../timeline';
 import { StrataError } from '../errors';
 import type { FollowStatus } from '../pg/walreceiver';
 import { type ImplementationChoice } from '../core/select';
-import { parseLsnArg } from './util';
+import { parseLsnArg, parseTimeArg } from './util';
 
 export interface PgCliOpts {
   json: boolean;
@@ -105,6 +105,17 @@ export async function runRelations([dir, tenantId, timelineId, lsnText]: string[
   const rels = await withReadOnly(dir, o, tenantId, timelineId, (tl) => tl.listRelations(lsn, { dbOid: o.dbOid }));
   if (o.json) return printJson(rels);
   return print(rels.map((r) => `${r.spcOid}/${r.dbOid}/${r.relNumber}.${r.forkNum}\t${r.nblocks}`).join('\n') + (rels.length > 0 ? '\n' : ''));
+}
+
+/**
+ * lsn-at <dir> <tenant> <timeline> <time>: the LSN that shows the cluster as of the time
+ * (docs/POSTGRES.md, "LSN ↔ time"), as `<kind> <LSN>`; every kind exits 0 (scripts read the kind).
+ */
+export async function runLsnAt([dir, tenantId, timelineId, timeText]: string[], o: PgCliOpts, print: Out, printJson: OutJson): Promise<number> {
+  const at = parseTimeArg(timeText);
+  const r = await withReadOnly(dir, o, tenantId, timelineId, (tl) => tl.lsnForTimestamp(at));
+  if (o.json) return printJson({ tenantId, timelineId, time: at.toISOString(), kind: r.kind, lsn: r.lsn });
+  return print(`${r.kind} ${formatLsn(r.lsn)}\n`);
 }
 
 /** export-pg: progress lines at most this often (ms). */

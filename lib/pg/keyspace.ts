@@ -132,6 +132,8 @@ export const AUX_CONTROL_STATE = 6;
 export const AUX_CONFIG_FILE = 7;
 /** The configuration files the import keeps, by aux id (never reorder: the id is stored). */
 export const PG_CONFIG_FILES: readonly string[] = ['postgresql.conf', 'postgresql.auto.conf', 'pg_hba.conf', 'pg_ident.conf'];
+/** The largest commit timestamp so far and the latest commit record's end LSN (lsn_time.ts). */
+export const AUX_LAST_COMMIT = 8;
 
 /**
  * Chunk 0's length field of a file that no longer exists (a committed or aborted prepared
