@@ -137,6 +137,7 @@ export async function exportPgDatadir(tl: TimelineImpl, dir: string, opts: Expor
   const target = path.resolve(dir);
   const created = prepareDirectory(target);
   const w = new Writer(target, opts.onProgress);
+  w.bytes += PG_VERSION_TEXT.length;
   try {
     const rels = await writeRelations(tl, lsn, state, w);
     w.phase = 'state';
@@ -179,6 +180,24 @@ function prepareDirectory(dir: string): boolean {
     fs.chmodSync(dir, DIR_MODE);
   } catch (e) {
     throw new StrataError('IO_ERROR', `${dir}: cannot create the data directory: ${(e as Error).message}`, { cause: e });
+  }
+  // The export claims the directory by creating its first file exclusively: of two exports racing
+  // into one empty directory, the second stops here, before it could remove the first one's files.
+  let fd: number;
+  try {
+    fd = fs.openSync(path.join(dir, 'PG_VERSION'), 'wx', FILE_MODE);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new StrataError('BAD_ARGUMENT', `${dir}: not empty (another export writing into it?)`);
+    throw new StrataError('IO_ERROR', `${dir}: ${(e as Error).message}`, { cause: e });
+  }
+  try {
+    fs.writeSync(fd, PG_VERSION_TEXT);
+    fs.fsyncSync(fd);
+  } catch (e) {
+    fs.rmSync(path.join(dir, 'PG_VERSION'), { force: true });
+    throw new StrataError('IO_ERROR', `${dir}/PG_VERSION: ${(e as Error).message}`, { cause: e });
+  } finally {
+    fs.closeSync(fd);
   }
   return entries === null;
 }
@@ -433,8 +452,7 @@ function relKeyOf(rel: RelTag): string {
 // ---- SLRUs, maps, two-phase files, PG_VERSION ----------------------------------------------------
 
 async function writeClusterFiles(tl: TimelineImpl, lsn: Lsn, state: PgClusterState, w: Writer): Promise<number> {
-  for (const d of PG_SUBDIRS) w.mkdir(d);
-  w.writeFile('PG_VERSION', PG_VERSION_TEXT);
+  for (const d of PG_SUBDIRS) w.mkdir(d); // PG_VERSION in the root claimed the directory (prepareDirectory)
   for (const [slru, dir] of SLRU_DIRS) {
     const pages = await readSlruPages(tl, slru, lsn);
     const bySegment = new Map<number, typeof pages>();

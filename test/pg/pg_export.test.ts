@@ -326,6 +326,14 @@ describe('exportPgDatadir: errors', () => {
     fs.mkdirSync(emptyDir);
     await expect(tl.exportPgDatadir(emptyDir, { lsn: points[2].lsn, onProgress: (p) => { if (p.pages > 1000) throw new Error('stop here'); } })).rejects.toThrow('stop here');
     expect(fs.readdirSync(emptyDir)).toEqual([]); // the caller's empty directory stays, empty
+
+    // Two exports into one directory at once: the second finds it claimed and leaves the first alone.
+    const shared = path.join(work, 'shared');
+    const results = await Promise.allSettled([0, 1].map(() => tl.exportPgDatadir(shared, { lsn: points[2].lsn })));
+    expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
+    const lost = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+    expect(isStrataError(lost.reason, 'BAD_ARGUMENT')).toBe(true);
+    expect(fs.existsSync(path.join(shared, 'global', 'pg_control'))).toBe(true);
   });
 
   test.skipIf(!pg.ok)(`a branch exports like its ancestor; below the GC cutoff is LSN_GC_CUTOFF${skipNote}`, async () => {
