@@ -10,6 +10,7 @@ export {
 export type { RepositoryOptions, RepositoryStats } from './engine/repository';
 export type { CreateTimelineOptions } from './repository';
 export { Timeline } from './timeline';
+export type { ExportPgDatadirOptions, ExportProgress, ExportReport } from './timeline';
 export type { LsnForTimestamp, LsnForTimestampKind } from './timeline';
 export type { PgFollower, FollowPostgresOptions, FollowStatus, FollowState, FollowEvents } from './pg/walreceiver';
 export { DEFAULT_WAIT_LSN_TIMEOUT_MS } from './engine/timeline';

@@ -4,6 +4,7 @@
  * Timeline, see its children or close it on its own (the repository owns timelines' lifecycles).
  */
 import type { TimelineImpl } from './engine/timeline';
+import { exportPgDatadir, type ExportPgDatadirOptions, type ExportProgress, type ExportReport } from './pg/export_datadir';
 import {
   getRelSize, importDatadir, ingestWal, isPgTimeline, listRelations, type ImportReport, type IngestPgWalOptions,
   type RelationInfo, type RelTag, type WalIngestReport, type WalSource,
@@ -18,7 +19,10 @@ import type { Lsn } from './lsn';
 import type { WalRecord } from './record';
 
 export type { CompactionReport, CompactOptions, GcOptions, GcReport, GetPageOptions, LayerInfo, TimelineStats };
-export type { ImportReport, IngestPgWalOptions, LsnForTimestamp, LsnForTimestampKind, RelationInfo, RelTag, WalIngestReport, WalSource };
+export type {
+  ExportPgDatadirOptions, ExportProgress, ExportReport, ImportReport, IngestPgWalOptions, LsnForTimestamp, LsnForTimestampKind, RelationInfo, RelTag,
+  WalIngestReport, WalSource,
+};
 
 /** @internal The facade of an engine timeline, one per timeline (the repository's lookups return the same object). */
 export let timelineFacade: (impl: TimelineImpl) => Timeline;
@@ -137,6 +141,16 @@ export class Timeline {
    */
   importPgDatadir(dataDir: string): Promise<ImportReport> {
     return importDatadir(this.#impl, dataDir, this.#impl.compactionTargetSize);
+  }
+
+  /**
+   * Write a PostgreSQL 15 data directory holding the cluster as of `opts.lsn` into `dir` (new or
+   * empty; mode 0700), which PostgreSQL 15 starts as after a clean shutdown there: transactions in
+   * progress at the LSN are aborted, prepared ones stay prepared (docs/POSTGRES.md, "Restore").
+   * Waits for the LSN like getPage.
+   */
+  exportPgDatadir(dir: string, opts: ExportPgDatadirOptions): Promise<ExportReport> {
+    return exportPgDatadir(this.#impl, dir, opts);
   }
 
   /**

@@ -16,7 +16,7 @@ import { MIN_PAGE_CACHE_PAGES } from '../core/core';
 import { StrataError, type StrataErrorCode } from '../errors';
 import { formatKey } from '../key';
 import { formatLsn, type Lsn } from '../lsn';
-import { runFollow, runImportPg, runIngestWal, runLsnAt, runRelations, runRelSize } from './pg';
+import { runExportPg, runFollow, runImportPg, runIngestWal, runLsnAt, runRelations, runRelSize } from './pg';
 import type { LayerDesc } from '../engine/manifest';
 import { nativeInfo } from '../core/native';
 import { Repository } from '../repository';
@@ -42,6 +42,9 @@ Commands:
                                                 every relation fork that exists at the LSN, with its size
   lsn-at <dir> <tenant> <timeline> <time>       the LSN as of a time (ISO-8601 with a zone): present,
                                                 past, future or nodata, and the LSN
+  export-pg <dir> <tenant> <timeline> <datadir> --lsn LSN
+                                                write a PostgreSQL 15 data directory holding the cluster
+                                                at the LSN (starts as after a clean shutdown there)
   follow <dir> <tenant> <timeline> --connection CONNINFO [--slot NAME] [--create-slot]
          [--start LSN] [--flush-interval MS] [--interval MS]
                                                 stream WAL from a running PostgreSQL 15 primary until
@@ -80,6 +83,7 @@ const OPTIONS = {
   'create-slot': { type: 'boolean' },
   'flush-interval': { type: 'string' },
   interval: { type: 'string' },
+  lsn: { type: 'string' },
 } as const;
 
 interface Opts {
@@ -99,6 +103,7 @@ interface Opts {
   createSlot: boolean;
   flushIntervalMs: number | undefined;
   intervalMs: number;
+  lsn: Lsn | undefined;
 }
 
 /** Runs one command; resolves to the process exit code. Never throws. */
@@ -152,6 +157,7 @@ function toOpts(v: Values): Opts {
     createSlot: v['create-slot'] === true,
     flushIntervalMs: v['flush-interval'] === undefined ? undefined : nonNegativeInt(v['flush-interval'], '--flush-interval', 0),
     intervalMs: nonNegativeInt(v.interval, '--interval', DEFAULT_STATUS_INTERVAL_MS),
+    lsn: v.lsn === undefined ? undefined : parseLsnArg(v.lsn),
   };
 }
 
@@ -177,6 +183,7 @@ async function dispatch(command: string, args: string[], o: Opts): Promise<numbe
     case 'rel-size': return runRelSize(arity(command, args, 5), o, print, printJson);
     case 'relations': return runRelations(arity(command, args, 4), o, print, printJson);
     case 'lsn-at': return runLsnAt(arity(command, args, 4), o, print, printJson);
+    case 'export-pg': return runExportPg(arity(command, args, 4), o, print, printJson);
     case 'follow': return runFollow(arity(command, args, 3), o);
     case 'version':
       arity(command, args, 0);

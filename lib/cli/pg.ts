@@ -1,6 +1,6 @@
 /**
  * The `strata` commands for PostgreSQL (docs/POSTGRES.md, "CLI"): import a data directory, ingest
- * WAL, follow a running primary, relation sizes and lists, the LSN as of a time. Each opens the repository like the library does (import-pg and
+ * WAL, export a data directory at an LSN, follow a running primary, relation sizes and lists, the LSN as of a time. Each opens the repository like the library does (import-pg and
  * ingest-wal for writing, the others read-only), reports progress on stderr and the result on
  * stdout (`--json` for scripts).
  */
@@ -26,6 +26,8 @@ export interface PgCliOpts {
   flushIntervalMs: number | undefined;
   /** follow: status lines this often (ms). */
   intervalMs: number;
+  /** export-pg: the LSN to export at. */
+  lsn: Lsn | undefined;
 }
 
 type Out = (text: string) => number;
@@ -114,6 +116,51 @@ export async function runLsnAt([dir, tenantId, timelineId, timeText]: string[], 
   const r = await withReadOnly(dir, o, tenantId, timelineId, (tl) => tl.lsnForTimestamp(at));
   if (o.json) return printJson({ tenantId, timelineId, time: at.toISOString(), kind: r.kind, lsn: r.lsn });
   return print(`${r.kind} ${formatLsn(r.lsn)}\n`);
+}
+
+/** export-pg: progress lines at most this often (ms). */
+const EXPORT_PROGRESS_INTERVAL_MS = 1_000;
+
+/**
+ * The LSN export-pg writes the cluster at. Today only `--lsn`; other ways to name the point (e.g.
+ * `--at <time>`, resolved to an LSN from the timeline) go here, each exclusive of the others.
+ */
+function exportLsn(o: PgCliOpts, tl: Timeline): Lsn {
+  if (o.lsn === undefined) throw new StrataError('BAD_ARGUMENT', 'export-pg needs --lsn LSN (e.g. --lsn 0/16B3748)');
+  // The repository is opened read-only (an export may run beside a follower or ingest): it holds
+  // what was durable at the open, and an LSN past it would never come.
+  if (o.lsn > tl.lastRecordLsn) {
+    throw new StrataError('LSN_TIMEOUT', `${tl.tenantId}/${tl.timelineId}: LSN ${formatLsn(o.lsn)} is past the timeline's newest durable LSN ${formatLsn(tl.lastRecordLsn)}`);
+  }
+  return o.lsn;
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+}
+
+/**
+ * export-pg <dir> <tenant> <timeline> <datadir> --lsn LSN: write a PostgreSQL 15 data directory
+ * holding the cluster at the LSN. Progress lines on stderr, the report on stdout.
+ */
+export async function runExportPg([dir, tenantId, timelineId, dataDir]: string[], o: PgCliOpts, print: Out, printJson: OutJson): Promise<number> {
+  return withReadOnly(dir, o, tenantId, timelineId, async (tl) => {
+    const lsn = exportLsn(o, tl);
+    note(o, `exporting ${tenantId}/${timelineId} at ${formatLsn(lsn)} into ${dataDir}…`);
+    let lastNote = Date.now();
+    const r = await tl.exportPgDatadir(dataDir, {
+      lsn,
+      onProgress: (p) => {
+        if (p.phase !== 'relations' || Date.now() - lastNote < EXPORT_PROGRESS_INTERVAL_MS) return;
+        lastNote = Date.now();
+        note(o, `  ${p.pages}/${p.pagesTotal} pages, ${p.forks}/${p.forksTotal} relation forks, ${mib(p.bytes)} written`);
+      },
+    });
+    const seconds = r.durationMs / 1000;
+    if (o.json) return printJson({ tenantId, timelineId, ...r, seconds });
+    return print(`exported ${r.relations} relations, ${r.pages} pages (${mib(r.bytes)}) at ${formatLsn(r.lsn)} into ${r.dir} in ${seconds.toFixed(1)} s; ` +
+      `checkpoint at ${formatLsn(r.checkpointLsn)} in pg_wal/${r.walSegment}, ${r.preparedTransactions} prepared transactions, ${r.configFiles} configuration files\n`);
+  });
 }
 
 /** One status as a compact JSON line (LSNs in X/Y form, the error as { code, message }). */
