@@ -10,7 +10,7 @@ import { BLOCK_SIZE } from '../core/format';
 import { dumpLayer, type LayerDump } from './layer';
 import { readTimelineManifest, requireRepository, scanTimelines, verifyRepository, type VerifyReport } from './repo';
 import {
-  CliError, type CliOnlyCode, describeHexKey, EXIT, exitCodeFor, formatBytes, hexDump, parseKeyArg, parseLsnArg, ProgressBar, table, type ExitCode,
+  CliError, type CliOnlyCode, describeHexKey, EXIT, exitCodeFor, formatBytes, hexDump, parseKeyArg, parseLsnArg, parseTimeArg, ProgressBar, table, type ExitCode,
 } from './util';
 import { MIN_PAGE_CACHE_PAGES } from '../core/core';
 import { StrataError, type StrataErrorCode } from '../errors';
@@ -42,9 +42,10 @@ Commands:
                                                 every relation fork that exists at the LSN, with its size
   lsn-at <dir> <tenant> <timeline> <time>       the LSN as of a time (ISO-8601 with a zone): present,
                                                 past, future or nodata, and the LSN
-  export-pg <dir> <tenant> <timeline> <datadir> --lsn LSN
+  export-pg <dir> <tenant> <timeline> <datadir> --lsn LSN | --at TIME
                                                 write a PostgreSQL 15 data directory holding the cluster
-                                                at the LSN (starts as after a clean shutdown there)
+                                                at the LSN, or as of the time (the 'present' LSN of
+                                                lsn-at); it starts as after a clean shutdown there
   follow <dir> <tenant> <timeline> --connection CONNINFO [--slot NAME] [--create-slot]
          [--start LSN] [--flush-interval MS] [--interval MS]
                                                 stream WAL from a running PostgreSQL 15 primary until
@@ -84,6 +85,7 @@ const OPTIONS = {
   'flush-interval': { type: 'string' },
   interval: { type: 'string' },
   lsn: { type: 'string' },
+  at: { type: 'string' },
 } as const;
 
 interface Opts {
@@ -104,6 +106,7 @@ interface Opts {
   flushIntervalMs: number | undefined;
   intervalMs: number;
   lsn: Lsn | undefined;
+  at: Date | undefined;
 }
 
 /** Runs one command; resolves to the process exit code. Never throws. */
@@ -158,6 +161,7 @@ function toOpts(v: Values): Opts {
     flushIntervalMs: v['flush-interval'] === undefined ? undefined : nonNegativeInt(v['flush-interval'], '--flush-interval', 0),
     intervalMs: nonNegativeInt(v.interval, '--interval', DEFAULT_STATUS_INTERVAL_MS),
     lsn: v.lsn === undefined ? undefined : parseLsnArg(v.lsn),
+    at: v.at === undefined ? undefined : parseTimeArg(v.at),
   };
 }
 

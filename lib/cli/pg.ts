@@ -28,6 +28,8 @@ export interface PgCliOpts {
   intervalMs: number;
   /** export-pg: the LSN to export at. */
   lsn: Lsn | undefined;
+  /** export-pg: the time to export as of (resolved with lsnForTimestamp). */
+  at: Date | undefined;
 }
 
 type Out = (text: string) => number;
@@ -122,17 +124,29 @@ export async function runLsnAt([dir, tenantId, timelineId, timeText]: string[], 
 const EXPORT_PROGRESS_INTERVAL_MS = 1_000;
 
 /**
- * The LSN export-pg writes the cluster at. Today only `--lsn`; other ways to name the point (e.g.
- * `--at <time>`, resolved to an LSN from the timeline) go here, each exclusive of the others.
+ * The LSN export-pg writes the cluster at: `--lsn`, or `--at <time>` resolved with lsnForTimestamp,
+ * which must be 'present' (a time before the first or after the last commit names no state the
+ * timeline can show as of that time: BAD_ARGUMENT with the kind, exit 3).
  */
-function exportLsn(o: PgCliOpts, tl: Timeline): Lsn {
-  if (o.lsn === undefined) throw new StrataError('BAD_ARGUMENT', 'export-pg needs --lsn LSN (e.g. --lsn 0/16B3748)');
+async function exportLsn(o: PgCliOpts, tl: Timeline): Promise<Lsn> {
+  if ((o.lsn === undefined) === (o.at === undefined)) {
+    throw new StrataError('BAD_ARGUMENT', 'export-pg needs exactly one of --lsn LSN (e.g. --lsn 0/16B3748) or --at TIME (e.g. --at 2026-12-01T14:03:12Z)');
+  }
+  if (o.at !== undefined) {
+    const found = await tl.lsnForTimestamp(o.at);
+    if (found.kind !== 'present') {
+      throw new StrataError('BAD_ARGUMENT', `${tl.tenantId}/${tl.timelineId}: --at ${o.at.toISOString()} is '${found.kind}' (${formatLsn(found.lsn)}): ` +
+        'no commit on the timeline is after it, or none before it; `strata lsn-at` shows the kinds');
+    }
+    return found.lsn;
+  }
+  const lsn = o.lsn as Lsn;
   // The repository is opened read-only (an export may run beside a follower or ingest): it holds
   // what was durable at the open, and an LSN past it would never come.
-  if (o.lsn > tl.lastRecordLsn) {
-    throw new StrataError('LSN_TIMEOUT', `${tl.tenantId}/${tl.timelineId}: LSN ${formatLsn(o.lsn)} is past the timeline's newest durable LSN ${formatLsn(tl.lastRecordLsn)}`);
+  if (lsn > tl.lastRecordLsn) {
+    throw new StrataError('LSN_TIMEOUT', `${tl.tenantId}/${tl.timelineId}: LSN ${formatLsn(lsn)} is past the timeline's newest durable LSN ${formatLsn(tl.lastRecordLsn)}`);
   }
-  return o.lsn;
+  return lsn;
 }
 
 function mib(bytes: number): string {
@@ -140,12 +154,12 @@ function mib(bytes: number): string {
 }
 
 /**
- * export-pg <dir> <tenant> <timeline> <datadir> --lsn LSN: write a PostgreSQL 15 data directory
- * holding the cluster at the LSN. Progress lines on stderr, the report on stdout.
+ * export-pg <dir> <tenant> <timeline> <datadir> --lsn LSN | --at TIME: write a PostgreSQL 15 data
+ * directory holding the cluster at the LSN (or as of the time). Progress lines on stderr, the report on stdout.
  */
 export async function runExportPg([dir, tenantId, timelineId, dataDir]: string[], o: PgCliOpts, print: Out, printJson: OutJson): Promise<number> {
   return withReadOnly(dir, o, tenantId, timelineId, async (tl) => {
-    const lsn = exportLsn(o, tl);
+    const lsn = await exportLsn(o, tl);
     note(o, `exporting ${tenantId}/${timelineId} at ${formatLsn(lsn)} into ${dataDir}…`);
     let lastNote = Date.now();
     const r = await tl.exportPgDatadir(dataDir, {

@@ -16,9 +16,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Client } from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type ExportReport, formatLsn, isStrataError, type Lsn, Repository, type Timeline } from '../../lib';
-import { chownToPostgres, PgCluster, pgAvailability, readControlData, runPgTool } from '../helpers/pg_cluster';
+import { type ExportReport, formatLsn, isStrataError, type Lsn, parseLsn, Repository, type Timeline } from '../../lib';
+import { chownToPostgres, PgCluster, pgAvailability, readControlData } from '../helpers/pg_cluster';
 import { getPgFixture, readCheckpoint } from '../helpers/pg_fixture';
+import { amcheckAll } from '../helpers/pg_restore_check';
 
 const pg = pgAvailability();
 const skipNote = pg.ok ? '' : ` — skipped: ${pg.reason}`;
@@ -28,6 +29,8 @@ const OPEN_ROWS = 100;
 const PREPARED_ROWS = 50;
 const UNLOGGED_ROWS = 1000;
 const GID = 'export_p1';
+/** Around the paused moment no transaction commits for this long (ms): commit times are µs, a Date ms. */
+const QUIET_MS = 60;
 
 /** "db.schema.table" → "count md5" of its rows in text order. */
 type Digests = Record<string, string>;
@@ -48,6 +51,8 @@ let work: string;
 let repo: Repository;
 let tl: Timeline;
 const points: Point[] = [];
+/** clock_timestamp() on the primary during the pause (the CLI's --at), with quiet gaps around it. */
+let pausedAt: Date;
 let midExport: Promise<ExportReport>;
 const started: PgCluster[] = [];
 
@@ -146,6 +151,9 @@ beforeAll(async () => {
       prepared: await preparedGids(primary), openRows: await openRowCount(primary),
     });
     points[1].lsn = (await primary.currentWalInsertLsn());
+    await new Promise((r) => setTimeout(r, QUIET_MS));
+    pausedAt = new Date(Number((await primary.sql('postgres', 'SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)'))[0][0]));
+    await new Promise((r) => setTimeout(r, QUIET_MS));
     // Phase 2: the open transaction commits, more OLTP, the prepared one commits, another index.
     await open.query('COMMIT');
   } finally {
@@ -218,8 +226,7 @@ async function checkExport(p: Point, dir: string, report: ExportReport, configFi
     await c.sql('postgres', `COMMIT PREPARED '${GID}'`);
     expect(Number((await c.sql('postgres', `SELECT count(*) FROM items WHERE v = 'prepared'`))[0][0])).toBe(PREPARED_ROWS);
   }
-  const amcheck = await runPgTool('pg_amcheck', ['-h', c.socketDir, '-p', String(c.port), '-U', 'postgres', '--all', '--heapallindexed', '--install-missing']);
-  expect(`${amcheck.stdout}${amcheck.stderr}`.trim()).toBe('');
+  expect(await amcheckAll(c)).toEqual({ code: 0, report: '' });
   // It did visit every database: --install-missing created the extension in each.
   for (const db of dbs) expect(await c.sql(db, `SELECT extname FROM pg_extension WHERE extname = 'amcheck'`)).toEqual([['amcheck']]);
   await c.exec('postgres', 'CREATE TABLE after_export AS SELECT g FROM generate_series(1, 1000) g; INSERT INTO items VALUES (3000001, \'new\'); CHECKPOINT;');
@@ -275,8 +282,7 @@ describe('exportPgDatadir: the oracle fixture', () => {
     started.push(c);
     await c.start();
     expect(await digests(c, dbs)).toEqual(want);
-    const amcheck = await runPgTool('pg_amcheck', ['-h', c.socketDir, '-p', String(c.port), '-U', 'postgres', '--all', '--heapallindexed', '--install-missing']);
-    expect(`${amcheck.stdout}${amcheck.stderr}`.trim()).toBe('');
+    expect(await amcheckAll(c)).toEqual({ code: 0, report: '' });
     await c.exec('postgres', 'CREATE TABLE after_export AS SELECT g FROM generate_series(1, 100) g; CHECKPOINT;');
     await c.stop('fast');
   }, 300_000);
@@ -374,5 +380,35 @@ describe('strata export-pg', () => {
     const future = strata(['export-pg', path.join(work, 'repo'), 'pg', 'main', path.join(work, 'cli-future'), '--lsn', formatLsn(points[2].lsn + 2n ** 30n)]);
     expect(future.status).toBe(8); // LSN_TIMEOUT: the timeline never reaches it
     expect(fs.existsSync(path.join(work, 'cli-future'))).toBe(false);
+  });
+
+  test.skipIf(!pg.ok)(`--at TIME exports at lsn-at's 'present' LSN, which shows the paused moment's tables; --at and --lsn together, or a time before every commit, exit 3${skipNote}`, async () => {
+    const repoDir = path.join(work, 'repo');
+    const at = pausedAt.toISOString();
+    const lookup = strata(['lsn-at', repoDir, 'pg', 'main', at]);
+    expect(lookup.status, lookup.stderr).toBe(0);
+    const [kind, lsnText] = lookup.stdout.trim().split(' ');
+    expect(kind).toBe('present');
+    const dir = path.join(work, 'cli-at');
+    const r = strata(['export-pg', repoDir, 'pg', 'main', dir, '--at', at, '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as { lsn: string };
+    expect(report.lsn).toBe(lsnText);
+    expect(parseLsn(report.lsn)).toBeGreaterThan(points[0].lsn);
+    expect(parseLsn(report.lsn)).toBeLessThanOrEqual(points[1].lsn);
+    const c = await PgCluster.copyOf(dir);
+    started.push(c);
+    await c.start();
+    // The open transaction's rows and the prepared one's are not there at the pause either way.
+    expect(await digests(c, ['postgres', 'db2'])).toEqual(points[1].digests);
+    await c.stop('fast');
+
+    const both = strata(['export-pg', repoDir, 'pg', 'main', path.join(work, 'cli-both'), '--at', at, '--lsn', lsnText]);
+    expect(both.status).toBe(3);
+    expect(both.stderr).toContain('exactly one of --lsn');
+    const past = strata(['export-pg', repoDir, 'pg', 'main', path.join(work, 'cli-past'), '--at', '2001-01-01T00:00:00Z']);
+    expect(past.status).toBe(3);
+    expect(past.stderr).toContain("'past'");
+    expect(fs.existsSync(path.join(work, 'cli-past'))).toBe(false);
   });
 });
