@@ -6,13 +6,11 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { createLocalJWKSet, exportJWK, generateKeyPair, importJWK, jwtVerify, SignJWT, type JSONWebKeySet, type JWK, type JWTVerifyGetKey } from 'jose';
+import { decodeProtectedHeader, exportJWK, generateKeyPair, importJWK, jwtVerify, SignJWT, type JSONWebKeySet, type JWK, type KeyLike } from 'jose';
 import { StrataError } from '../errors';
 
 export type TokenScope = 'pageserver' | 'admin';
 export const TOKEN_SCOPES: readonly TokenScope[] = ['pageserver', 'admin'];
-/** The algorithms a key file's keys may use; anything else in a token header is refused. */
-const ALGORITHMS = ['EdDSA', 'HS256'];
 
 /** How a Server checks tokens: a key file, keys in memory, or (only when said) not at all. */
 export type AuthConfig = { keysFile: string } | { keys: JSONWebKeySet } | { disabled: true };
@@ -25,8 +23,18 @@ export interface GeneratedKeys {
   signingKeyFile: string;
 }
 
+type Alg = 'EdDSA' | 'HS256';
+interface VerifyKey {
+  kid: string | undefined;
+  alg: Alg;
+  jwk: JWK;
+}
+
 export class Authenticator {
-  private constructor(private readonly getKey: JWTVerifyGetKey | null) {}
+  /** The keys imported for jose, once, on the first check. */
+  private imported: Promise<Array<{ kid: string | undefined; alg: Alg; key: KeyLike | Uint8Array }>> | null = null;
+
+  private constructor(private readonly keys: readonly VerifyKey[] | null) {}
 
   static disabled(): Authenticator {
     return new Authenticator(null);
@@ -38,31 +46,48 @@ export class Authenticator {
       return Authenticator.disabled();
     }
     const keys = 'keys' in config ? config.keys : readKeySet(config.keysFile);
-    return new Authenticator(keySet(keys, 'keysFile' in config ? config.keysFile : 'auth.keys'));
+    return new Authenticator(checkKeySet(keys, 'keysFile' in config ? config.keysFile : 'auth.keys'));
   }
 
   get enabled(): boolean {
-    return this.getKey !== null;
+    return this.keys !== null;
   }
 
   /** Resolves when `token` lets its bearer read `tenantId` through the page service; AUTH_FAILED otherwise. */
   async checkPageAccess(token: string, tenantId: string): Promise<void> {
-    if (this.getKey === null) return;
+    if (this.keys === null) return;
     if (token === '') throw new StrataError('AUTH_FAILED', 'no token: this server requires a JWT in HELLO');
-    let payload: Record<string, unknown>;
-    try {
-      payload = (await jwtVerify(token, this.getKey, { algorithms: ALGORITHMS })).payload;
-    } catch (e) {
-      const code = (e as { code?: unknown }).code;
-      const why = code === 'ERR_JWT_EXPIRED' ? 'the token has expired' : `the token does not verify (${typeof code === 'string' ? code : (e as Error).message})`;
-      throw new StrataError('AUTH_FAILED', why);
-    }
+    const payload = await this.verify(token);
     if (payload.scope !== 'pageserver') {
       throw new StrataError('AUTH_FAILED', `the token's scope is ${JSON.stringify(payload.scope)}; the page service needs "pageserver"`);
     }
     if (payload.tenant_id !== tenantId) {
       throw new StrataError('AUTH_FAILED', `the token is for tenant ${JSON.stringify(payload.tenant_id)}, not ${JSON.stringify(tenantId)}`);
     }
+  }
+
+  /** The verified claims: the signature must verify with a key of the set for the header's alg (and kid). */
+  private async verify(token: string): Promise<Record<string, unknown>> {
+    let header: { alg?: string; kid?: string };
+    try {
+      header = decodeProtectedHeader(token);
+    } catch {
+      throw new StrataError('AUTH_FAILED', 'the token does not verify (not a compact JWS)');
+    }
+    this.imported ??= Promise.all((this.keys ?? []).map(async (k) => ({ kid: k.kid, alg: k.alg, key: await importJWK(k.jwk, k.alg) })));
+    const candidates = (await this.imported).filter((k) => k.alg === header.alg && (header.kid === undefined || k.kid === undefined || k.kid === header.kid));
+    if (candidates.length === 0) throw new StrataError('AUTH_FAILED', `the token does not verify (no key for alg ${String(header.alg)}${header.kid === undefined ? '' : `, kid ${header.kid}`})`);
+    for (const k of candidates) {
+      try {
+        return (await jwtVerify(token, k.key, { algorithms: [k.alg] })).payload;
+      } catch (e) {
+        const code = (e as { code?: unknown }).code;
+        if (code === 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED') continue; // another key of the set may verify it
+        if (code === 'ERR_JWT_EXPIRED') throw new StrataError('AUTH_FAILED', 'the token has expired');
+        throw new StrataError('AUTH_FAILED', `the token does not verify (${typeof code === 'string' ? code : (e as Error).message})`);
+      }
+    }
+    throw new StrataError('AUTH_FAILED', 'the token does not verify (ERR_JWS_SIGNATURE_VERIFICATION_FAILED)');
   }
 }
 
@@ -80,20 +105,16 @@ function readKeySet(file: string): JSONWebKeySet {
   }
 }
 
-function keySet(jwks: JSONWebKeySet, where: string): JWTVerifyGetKey {
+function checkKeySet(jwks: JSONWebKeySet, where: string): VerifyKey[] {
   if (jwks === null || typeof jwks !== 'object' || !Array.isArray(jwks.keys) || jwks.keys.length === 0) {
     throw new StrataError('BAD_ARGUMENT', `auth keys ${where}: a JWK Set { "keys": [ … ] } with at least one key`);
   }
-  for (const [i, k] of jwks.keys.entries()) {
+  return jwks.keys.map((k, i) => {
     const okp = k.kty === 'OKP' && k.crv === 'Ed25519' && typeof k.x === 'string' && k.d === undefined;
-    const oct = k.kty === 'oct' && typeof k.k === 'string';
+    const oct = k.kty === 'oct' && typeof k.k === 'string' && k.k.length > 0;
     if (!okp && !oct) throw new StrataError('BAD_ARGUMENT', `auth keys ${where}: key ${i} is neither an Ed25519 public key (OKP, no "d") nor an HS256 secret (oct)`);
-  }
-  try {
-    return createLocalJWKSet(jwks);
-  } catch (e) {
-    throw new StrataError('BAD_ARGUMENT', `auth keys ${where}: ${(e as Error).message}`);
-  }
+    return { kid: k.kid, alg: okp ? 'EdDSA' : 'HS256', jwk: k };
+  });
 }
 
 /**
