@@ -78,7 +78,7 @@ export class Server {
     this.maxInFlight = m;
     this.waitLsnTimeoutMs = options.waitLsnTimeoutMs;
     this.drainTimeoutMs = options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
-    this.tcp = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
+    this.tcp = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.accept(socket));
   }
 
   get authEnabled(): boolean {
@@ -180,6 +180,8 @@ class Connection {
   private readonly inFlight = new Set<number>();
   private timeline: Timeline | null = null;
   private writeBlocked = false;
+  /** The client sent FIN: it will send nothing more but still reads the answers to what it sent. */
+  private peerEnded = false;
   private paused = false;
   private requests = 0;
   private handshakeTimer: NodeJS.Timeout | null;
@@ -200,6 +202,10 @@ class Connection {
     });
     socket.on('drain', () => {
       this.writeBlocked = false;
+      this.pump();
+    });
+    socket.on('end', () => {
+      this.peerEnded = true;
       this.pump();
     });
     // A reset or a write to a vanished client: the socket closes; answers still running are dropped.
@@ -249,6 +255,9 @@ class Connection {
       }
     }
     if (this.state === 'ready') this.resumeReading();
+    // Everything the client sent before its FIN is answered; then the connection closes (a partial
+    // frame left in the buffer is a stream cut short and is dropped).
+    if (this.peerEnded && this.inFlight.size === 0 && (this.state === 'ready' || this.state === 'handshake')) this.end();
   }
 
   private pauseReading(): void {
