@@ -14,7 +14,7 @@ import {
   type RequestLsns, type ServerFrame,
 } from './frames';
 
-/** Default deadline of one request (ms): generous, since a read may wait for WAL (10 s on the server). */
+/** Default deadline of one request (ms): generous, since a read may wait for WAL (10 s by default on the server). */
 export const DEFAULT_REQUEST_DEADLINE_MS = 30_000;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 const MAX_REQUEST_ID = 0xffff_ffff;

@@ -26,13 +26,19 @@ const LINGER_MS = 2_000;
 /** close(): connections still busy after this long are destroyed (a read stuck waiting for WAL). */
 export const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
 const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+/**
+ * How long a request waits for ingest to reach its LSN unless `waitLsnTimeoutMs` says otherwise:
+ * well inside the client's default deadline (30 s), so a client hears LSN_TIMEOUT rather than
+ * giving up on its own.
+ */
+export const DEFAULT_SERVICE_WAIT_LSN_TIMEOUT_MS = 10_000;
 
 export interface ServerOptions {
   /** Token checking (docs/PROTOCOL.md, "Authentication"). Required: `{ disabled: true }` turns it off. */
   auth: AuthConfig;
   /** Requests per connection in flight before the server stops reading it (default 32, at most 65535). */
   maxInFlight?: number;
-  /** How long a request waits for ingest to reach its effective LSN (default: the timeline's 10 s). */
+  /** How long a request waits for ingest to reach its effective LSN (default 10 s). */
   waitLsnTimeoutMs?: number;
   /** close(): how long to wait for in-flight requests before destroying connections (default 30 s). */
   drainTimeoutMs?: number;
@@ -54,6 +60,8 @@ export interface ServerStats {
   errors: number;
   violations: number;
   refused: number;
+  /** Most requests one connection had in flight at once (never above maxInFlight). */
+  peakInFlight: number;
 }
 
 type ConnState = 'handshake' | 'authenticating' | 'ready' | 'draining' | 'closed';
@@ -61,12 +69,12 @@ type ConnState = 'handshake' | 'authenticating' | 'ready' | 'draining' | 'closed
 export class Server {
   private readonly auth: Authenticator;
   private readonly maxInFlight: number;
-  private readonly waitLsnTimeoutMs: number | undefined;
+  private readonly waitLsnTimeoutMs: number;
   private readonly drainTimeoutMs: number;
   private readonly tcp: net.Server;
   private readonly connections = new Set<Connection>();
   private closing: Promise<void> | null = null;
-  readonly counters: Omit<ServerStats, 'connections'> = { connectionsTotal: 0, requests: 0, errors: 0, violations: 0, refused: 0 };
+  readonly counters: Omit<ServerStats, 'connections'> = { connectionsTotal: 0, requests: 0, errors: 0, violations: 0, refused: 0, peakInFlight: 0 };
 
   constructor(readonly repository: Repository, private readonly options: ServerOptions) {
     if (options === undefined || options.auth === undefined) {
@@ -76,7 +84,7 @@ export class Server {
     const m = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
     if (!Number.isInteger(m) || m < 1 || m > 0xffff) throw new StrataError('BAD_ARGUMENT', `maxInFlight must be an integer in [1, 65535]: got ${String(m)}`);
     this.maxInFlight = m;
-    this.waitLsnTimeoutMs = options.waitLsnTimeoutMs;
+    this.waitLsnTimeoutMs = options.waitLsnTimeoutMs ?? DEFAULT_SERVICE_WAIT_LSN_TIMEOUT_MS;
     this.drainTimeoutMs = options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
     this.tcp = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.accept(socket));
   }
@@ -153,7 +161,7 @@ export class Server {
   }
 
   /** @internal The connection's settings. */
-  get settings(): { auth: Authenticator; maxInFlight: number; waitLsnTimeoutMs: number | undefined } {
+  get settings(): { auth: Authenticator; maxInFlight: number; waitLsnTimeoutMs: number } {
     return { auth: this.auth, maxInFlight: this.maxInFlight, waitLsnTimeoutMs: this.waitLsnTimeoutMs };
   }
 
@@ -312,6 +320,7 @@ class Connection {
 
   private start(r: Request): void {
     this.inFlight.add(r.id);
+    if (this.inFlight.size > this.server.counters.peakInFlight) this.server.counters.peakInFlight = this.inFlight.size;
     this.requests++;
     this.server.counters.requests++;
     this.run(r).then(

@@ -129,6 +129,7 @@ describeEachCore('page service (%s core)', (impl) => {
       else expect(r.equals(want[i % PAGES])).toBe(true);
     });
     expect(server.stats().requests).toBe(500);
+    expect(server.stats().peakInFlight).toBe(2); // the server stopped reading at 2, never took more
   });
 
   it('a per-request deadline fails only that request; its late answer is dropped and the connection goes on', async () => {
