@@ -14,7 +14,7 @@ import type { Repository } from '../repository';
 import type { Timeline } from '../timeline';
 import { Authenticator, type AuthConfig } from './auth';
 import {
-  decodeClientFrame, DEFAULT_MAX_IN_FLIGHT, encodeError, encodeExistsResult, encodeHelloOk, encodePage, encodePages, encodeRefuse,
+  decodeClientFrame, DEFAULT_MAX_IN_FLIGHT, describeFrameType, encodeError, encodeExistsResult, encodeHelloOk, encodePage, encodePages, encodeRefuse,
   encodeRelations, encodeRelSize, encodeViolation, FrameReader, MAX_BATCH_PAGES, MAX_FRAME_BYTES, PROTOCOL_VERSION,
   type Hello, type Request, type RequestLsns,
 } from './frames';
@@ -249,14 +249,15 @@ class Connection {
         raw = this.reader.next();
         if (raw === null) break;
         const f = decodeClientFrame(raw);
-        if (this.state === 'authenticating') throw new StrataError('PROTOCOL_ERROR', `frame type at stream offset ${raw.streamOffset}: a frame sent before HELLO_OK`);
+        const where = `frame type ${describeFrameType(raw.type)} (request id ${raw.id}) at stream offset ${raw.streamOffset}`;
+        if (this.state === 'authenticating') throw new StrataError('PROTOCOL_ERROR', `${where}: sent before HELLO_OK`);
         if (this.state === 'handshake') {
-          if (f.kind !== 'hello') throw new StrataError('PROTOCOL_ERROR', `frame at stream offset ${raw.streamOffset}, request id ${raw.id}: the first frame must be HELLO`);
+          if (f.kind !== 'hello') throw new StrataError('PROTOCOL_ERROR', `${where}: the first frame must be HELLO`);
           this.hello(f.hello);
           continue;
         }
-        if (f.kind === 'hello') throw new StrataError('PROTOCOL_ERROR', `frame at stream offset ${raw.streamOffset}: a second HELLO`);
-        if (this.inFlight.has(f.request.id)) throw new StrataError('PROTOCOL_ERROR', `frame at stream offset ${raw.streamOffset}: request id ${f.request.id} is already in flight`);
+        if (f.kind === 'hello') throw new StrataError('PROTOCOL_ERROR', `${where}: a second HELLO`);
+        if (this.inFlight.has(f.request.id)) throw new StrataError('PROTOCOL_ERROR', `${where}: request id ${f.request.id} is already in flight`);
         this.start(f.request);
       } catch (e) {
         this.violation(raw?.id ?? 0, isStrataError(e) ? e.message : String(e));

@@ -132,6 +132,27 @@ describeEachCore('page service (%s core)', (impl) => {
     expect(server.stats().peakInFlight).toBe(2); // the server stopped reading at 2, never took more
   });
 
+  it('a client that stops reading: the server stops taking its requests instead of buffering answers; all arrive once it reads', async () => {
+    const r = await RawConn.ready(port);
+    r.socket.pause();
+    const N = 100; // 100 × 512 KiB of answers: far more than socket buffers hold
+    const lsns = { requestLsn: LSN_LAST, notModifiedSince: LSN_LAST };
+    r.send(Buffer.concat(Array.from({ length: N }, (_, i) => encodeRequest({ kind: 'getPages', id: i + 1, lsns, keys: KEYS }))));
+    // Let the server run until it makes no more progress, then look at how much it took up.
+    let last = -1;
+    while (server.stats().requests !== last) {
+      last = server.stats().requests;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    expect(server.stats().requests).toBeLessThan(N);
+    r.socket.resume();
+    await r.waitFor(() => r.frames.filter((f) => f.kind === 'pages').length === N);
+    const want = await tl.getPages(KEYS, LSN_LAST);
+    for (const f of r.frames) if (f.kind === 'pages') expect(f.pages.every((p, i) => p.equals(want[i]))).toBe(true);
+    expect(server.stats().requests).toBe(N);
+    r.socket.destroy();
+  });
+
   it('a per-request deadline fails only that request; its late answer is dropped and the connection goes on', async () => {
     const c = await connect();
     const next = LSN_LAST + 1n;
@@ -185,8 +206,16 @@ describeEachCore('page service (%s core)', (impl) => {
     it('a request before the handshake, and a frame before HELLO_OK', async () => {
       const r = await RawConn.connect(port);
       r.send(encodeRequest({ kind: 'getPage', id: 1, lsns: { requestLsn: LSN_LAST, notModifiedSince: LSN_LAST }, key: KEYS[0] }));
-      expect((await r.waitFor((f) => f.kind === 'violation') as { message: string }).message).toMatch(/first frame must be HELLO/);
+      expect((await r.waitFor((f) => f.kind === 'violation') as { message: string }).message).toMatch(/0x10 GET_PAGE \(request id 1\) at stream offset 0: the first frame must be HELLO/);
       await r.closed;
+      // HELLO and a request in one write: the request came before HELLO_OK.
+      const early = await RawConn.connect(port);
+      early.send(Buffer.concat([
+        encodeHello({ version: 1, tenantId: TENANT, timelineId: TIMELINE, token: '' }),
+        encodeRequest({ kind: 'getPage', id: 1, lsns: { requestLsn: LSN_LAST, notModifiedSince: LSN_LAST }, key: KEYS[0] }),
+      ]));
+      expect((await early.waitFor((f) => f.kind === 'violation') as { message: string }).message).toMatch(/sent before HELLO_OK/);
+      await early.closed;
     });
 
     it('a duplicate id of a request still in flight', async () => {
