@@ -91,8 +91,9 @@ async function oneConnection(port: number, rng: Rng, clean: boolean): Promise<Ou
     const id = (f as { id: number }).id;
     answers.set(id, (answers.get(id) ?? 0) + 1);
   }
-  for (const n of answers.values()) expect(n, 'one answer per request').toBe(1);
   if (clean) {
+    // (A mutated id may legally repeat one already answered, so this holds for clean connections.)
+    for (const n of answers.values()) expect(n, 'one answer per request').toBe(1);
     expect(violation).toBe(false);
     expect([...answers.keys()].sort((a, b) => a - b)).toEqual([...sentIds].sort((a, b) => a - b));
   }
