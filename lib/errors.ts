@@ -32,6 +32,11 @@ export const ERROR_CODES = {
   REPLICATION_MISMATCH: 'followPostgres: the server is another cluster (system identifier), on another PostgreSQL timeline, or behind the timeline\'s LSN; nothing is ingested',
   REPLICATION_SLOT: 'followPostgres: the replication slot does not exist, was dropped, or no longer holds the WAL from the LSN Strata needs',
   REPLICATION_LOST: 'followPostgres: the connection failed, was cut or broke the protocol; retried with backoff, fatal only after maxReconnectAttempts',
+  PROTOCOL_ERROR: 'page service: a frame that breaks docs/PROTOCOL.md (length, type, layout, order, request id); names the frame type and byte offset; the connection is closed',
+  AUTH_FAILED: 'page service: the handshake\'s token is missing, unverifiable, expired, for another tenant or without the pageserver scope',
+  DEADLINE_EXCEEDED: 'StrataClient: a request got no answer within its deadline (the connection stays open; a late answer is dropped)',
+  CONNECTION_CLOSED: 'StrataClient: the connection closed (or could not be made) before the request was answered',
+  SERVER_ERROR: 'page service: a request failed for a reason that is not a StrataError (a bug; the message says what)',
 } as const;
 
 export type StrataErrorCode = keyof typeof ERROR_CODES;

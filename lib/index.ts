@@ -29,3 +29,9 @@ export type { ImplementationName, PageCachePolicy, PageCacheStats } from './core
 export type { CompressionName } from './core/format';
 export { nativeInfo } from './core/native';
 export type { NativeInfo, NativeSource } from './core/native';
+export { Server } from './service/page_server';
+export type { ServerOptions, ServerStats, ServerEvent } from './service/page_server';
+export { StrataClient } from './service/client';
+export type { ClientOptions, RequestOptions } from './service/client';
+export type { AuthConfig, TokenScope } from './service/auth';
+export type { RelationInfo, RelTag } from './timeline';

@@ -1,6 +1,6 @@
 /**
  * The tree is the architecture (docs/ARCHITECTURE.md, "The tree"): imports flow one way,
- * tools → public facades → subsystems → engine → core selection → the two cores → the core contract → the public
+ * tools → the network service → public facades → subsystems → engine → core selection → the two cores → the core contract → the public
  * vocabulary, and no module imports itself through a cycle. This test reads every import in lib/
  * and fails on an import against that direction or on any cycle.
  */
@@ -17,8 +17,9 @@ const LAYERS: ReadonlyArray<{ name: string; test: (rel: string) => boolean }> = 
   { name: 'cores', test: (r) => r.startsWith('core/ts/') || r === 'core/native.ts' },
   { name: 'core selection', test: (r) => r === 'core/select.ts' || r === 'core/pg_decoder.ts' },
   { name: 'engine', test: (r) => r.startsWith('engine/') },
-  { name: 'subsystems', test: (r) => /^(pg|service|remote)\//.test(r) },
+  { name: 'subsystems', test: (r) => /^(pg|remote)\//.test(r) },
   { name: 'public facades', test: (r) => /^(repository|timeline)\.ts$/.test(r) },
+  { name: 'service', test: (r) => r.startsWith('service/') },
   { name: 'tools', test: (r) => r.startsWith('cli/') },
   { name: 'entry', test: (r) => r === 'index.ts' },
 ];

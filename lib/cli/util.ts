@@ -21,6 +21,7 @@ export const EXIT = {
   LOCKED: 10,
   UNSUPPORTED: 11,
   REPLICATION: 12,
+  SERVICE: 13,
 } as const;
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 
@@ -66,6 +67,11 @@ const EXIT_BY_CODE: Partial<Record<StrataErrorCode, ExitCode>> = {
   REPLICATION_MISMATCH: EXIT.REPLICATION,
   REPLICATION_SLOT: EXIT.REPLICATION,
   REPLICATION_LOST: EXIT.REPLICATION,
+  AUTH_FAILED: EXIT.SERVICE,
+  PROTOCOL_ERROR: EXIT.SERVICE,
+  CONNECTION_CLOSED: EXIT.SERVICE,
+  DEADLINE_EXCEEDED: EXIT.SERVICE,
+  SERVER_ERROR: EXIT.SERVICE,
 };
 
 export function exitCodeFor(e: unknown): ExitCode {
