@@ -19,6 +19,7 @@
  * Usage: vite-node bench/lib/pg_export_bench.ts '{"scale":10,"durationMs":20000,"clients":2,"impls":["native","ts"],"root":"/tmp/x"}'
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { formatLsn, type Lsn, Repository } from '../../lib';
 import type { ImplementationName } from '../../lib/core/core';
@@ -63,7 +64,7 @@ interface Prepared {
 }
 
 async function prepare(p: Params): Promise<Prepared> {
-  const primary = await PgCluster.create({ extraConf: PRIMARY_CONF, parentDir: p.root });
+  const primary = await PgCluster.create({ extraConf: PRIMARY_CONF });
   await primary.start();
   await primary.pgbench(['-i', '-q', '-s', String(p.scale)]);
   await primary.stop('fast');
@@ -99,7 +100,7 @@ async function strataExport(impl: ImplementationName, prep: Prepared, p: Params)
     const { value: report, seconds } = await timed(() => tl.exportPgDatadir(out, { lsn: prep.targetLsn }));
     const bytes = du(path.join(out, 'base')) + du(path.join(out, 'global'));
     // The export is only a restore if PostgreSQL starts on it.
-    const check = await PgCluster.copyOf(out, { parentDir: p.root });
+    const check = await PgCluster.copyOf(out);
     try {
       await check.start();
       const [[n]] = await check.sql('postgres', 'SELECT count(*) FROM pgbench_accounts');
@@ -117,7 +118,6 @@ async function strataExport(impl: ImplementationName, prep: Prepared, p: Params)
 async function replayRestore(prep: Prepared, p: Params) {
   chownToPostgres(prep.walDir);
   const copy = await timed(() => PgCluster.copyOf(prep.baseDir, {
-    parentDir: p.root,
     extraConf: {
       restore_command: `'cp ${prep.walDir}/%f %p'`,
       recovery_target_lsn: `'${formatLsn(prep.targetLsn)}'`,
@@ -141,7 +141,8 @@ async function replayRestore(prep: Prepared, p: Params) {
 
 async function baseBackup(prep: Prepared, p: Params) {
   await prep.primary.start();
-  const target = fs.mkdtempSync(path.join(p.root, 'w10-basebackup-'));
+  // PostgreSQL's tools run as the postgres user: the bench root (private to this user) is out of reach.
+  const target = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-w10-basebackup-'));
   chownToPostgres(target);
   const out = path.join(target, 'data');
   try {
