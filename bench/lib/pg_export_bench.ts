@@ -115,7 +115,7 @@ async function strataExport(impl: ImplementationName, prep: Prepared, p: Params)
   }
 }
 
-async function replayRestore(prep: Prepared, p: Params) {
+async function replayRestore(prep: Prepared) {
   chownToPostgres(prep.walDir);
   const copy = await timed(() => PgCluster.copyOf(prep.baseDir, {
     extraConf: {
@@ -139,7 +139,7 @@ async function replayRestore(prep: Prepared, p: Params) {
   }
 }
 
-async function baseBackup(prep: Prepared, p: Params) {
+async function baseBackup(prep: Prepared) {
   await prep.primary.start();
   // PostgreSQL's tools run as the postgres user: the bench root (private to this user) is out of reach.
   const target = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-w10-basebackup-'));
@@ -166,8 +166,8 @@ async function main(): Promise<void> {
   try {
     const cores: Record<string, unknown> = {};
     for (const impl of p.impls) cores[impl] = await strataExport(impl, prep, p);
-    const replay = await replayRestore(prep, p);
-    const basebackup = await baseBackup(prep, p);
+    const replay = await replayRestore(prep);
+    const basebackup = await baseBackup(prep);
     process.stdout.write(JSON.stringify({ pgVersion: pg.reason, walBytes: prep.walBytes, targetLsn: formatLsn(prep.targetLsn), cores, replay, basebackup }) + '\n');
   } finally {
     await prep.primary.destroy();
