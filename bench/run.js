@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 'use strict';
 /**
- * `npm run bench [-- --quick | --tiny] [--out FILE] [--only w1,w2,w3,w4,w6,w7,w8,w9] [--keep]`
+ * `npm run bench [-- --quick | --tiny] [--out FILE] [--only w1,w2,w3,w4,w6,w7,w8,w9,w10] [--keep]`
  * `npm run bench -- --report FILE` prints the tables of an earlier run's JSON again.
  *
  * Runs every workload for the native and the TypeScript core, the LMDB / SQLite baselines and the
@@ -30,6 +30,7 @@ const PROFILES = {
     w7: { pages: 20_000, k: 10, rate: 4000, burst: 16, durationMs: 1500, rounds: 3 },
     w8: { variant: 'plain', rounds: 3 },
     w9: { durationMs: 20_000, clients: 4 },
+    w10: { scale: 10, durationMs: 20_000, clients: 2 },
     w6: {
       seed: 7, zipfObjects: 100_000, zipfRequests: 2_000_000, alphas: [0.8, 1.0, 1.2], zipfFractions: [0.01, 0.1],
       arcMaxRequests: Infinity, arcFractions: [0.01, 0.05, 0.1], crossCheckRequests: 100_000,
@@ -44,6 +45,7 @@ const PROFILES = {
     w7: { pages: 4000, k: 10, rate: 4000, burst: 16, durationMs: 400, rounds: 2 },
     w8: { variant: 'plain', rounds: 1 },
     w9: { durationMs: 4_000, clients: 4 },
+    w10: { scale: 1, durationMs: 3_000, clients: 2 },
     w6: {
       seed: 7, zipfObjects: 20_000, zipfRequests: 200_000, alphas: [0.8, 1.0, 1.2], zipfFractions: [0.01, 0.1],
       arcMaxRequests: 300_000, arcFractions: [0.01, 0.05, 0.1], crossCheckRequests: 20_000,
@@ -58,6 +60,7 @@ const PROFILES = {
     w7: { pages: 400, k: 10, rate: 4000, burst: 16, durationMs: 40, rounds: 1 },
     w8: { variant: 'plain', rounds: 1 },
     w9: { durationMs: 2_000, clients: 2 },
+    w10: { scale: 1, durationMs: 1_000, clients: 1 },
     w6: {
       seed: 7, zipfObjects: 2_000, zipfRequests: 20_000, alphas: [0.8, 1.0, 1.2], zipfFractions: [0.01, 0.1],
       arcMaxRequests: 20_000, arcFractions: [0.01, 0.05, 0.1], crossCheckRequests: 5_000,
@@ -79,7 +82,7 @@ function parseArgs(argv) {
     else if (a === '--keep') args.keep = true;
     else if (a === '--report') args.report = path.resolve(argv[++i]);
     else if (a === '--help' || a === '-h') {
-      process.stdout.write('usage: node bench/run.js [--quick|--tiny] [--out FILE] [--only w1,w2,w3,w4,w6,w7,w8,w9] [--keep]\n' +
+      process.stdout.write('usage: node bench/run.js [--quick|--tiny] [--out FILE] [--only w1,w2,w3,w4,w6,w7,w8,w9,w10] [--keep]\n' +
         '       node bench/run.js --report FILE   (print the tables of an earlier run\'s JSON)\n');
       process.exit(0);
     } else {
@@ -236,6 +239,13 @@ function targets(r) {
     add('W9', 'native follow: pgbench tps with the follower ÷ without (same 2 cores)', w9.ratios['native.tps/withoutFollower'], 'report');
     add('W9', 'native ÷ TS, catch-up MB/s of WAL', w9.ratios['native/ts.catchUp'], 'report');
   }
+  const w10 = r.workloads.w10;
+  if (w10 && w10.skipped) add('W10', 'restore at an LSN', null, `skipped: ${w10.skipped}`, {}, { skipped: w10.skipped });
+  if (w10 && !w10.skipped) {
+    add('W10', 'native export s/GiB (restored relation files)', w10.cores.native.secondsPerGiB, 'report', {}, { unit: 's/GiB' });
+    add('W10', 'PostgreSQL restore (copy base + archive recovery to the LSN) ÷ native export, time', w10.ratios['native.export/replayRestore'], 'report');
+    add('W10', 'TS ÷ native export time', w10.ratios['native/ts.export'], 'report');
+  }
   return t;
 }
 
@@ -390,8 +400,22 @@ function printReport(r) {
     });
     out.push(T.table(['core', 'tps', 'WAL MB/s', 'lag MiB p50 / p99', 'lag ms p50 / p99 (readable)', 'durable ms p50 / p99', 'catch-up MB/s', 'samples'], rows), '');
   }
+  const w10 = r.workloads.w10;
+  if (w10 && w10.skipped) out.push(`### W10 restore at an LSN — skipped: ${w10.skipped}`, '');
+  if (w10 && !w10.skipped) {
+    const q = w10.params;
+    out.push(`### W10 restore at an LSN — pgbench scale ${q.scale}, ${q.durationMs / 1000} s of pgbench (${T.fmtNum(q.walBytes / 2 ** 20, 1)} MiB of WAL) after the base; target ${q.targetLsn}`, '');
+    const mib = (x) => T.fmtNum(x / 2 ** 20, 1);
+    const rows = ['native', 'ts'].map((impl) => {
+      const c = w10.cores[impl];
+      return [`Strata export, ${impl} core`, T.fmtNum(c.seconds, 2), mib(c.bytes), T.fmtNum(c.secondsPerGiB, 1)];
+    });
+    rows.push([`PostgreSQL: copy base (${T.fmtNum(w10.replay.copySeconds, 2)} s) + archive recovery (${T.fmtNum(w10.replay.replaySeconds, 2)} s)`, T.fmtNum(w10.replay.seconds, 2), mib(w10.replay.bytes), T.fmtNum(w10.replay.secondsPerGiB, 1)]);
+    rows.push(['pg_basebackup of the primary (the base a replay restore needs)', T.fmtNum(w10.basebackup.seconds, 2), mib(w10.basebackup.bytes), T.fmtNum(w10.basebackup.secondsPerGiB, 1)]);
+    out.push(T.table(['restore', 's', 'MiB', 's/GiB'], rows, ['l', 'r', 'r', 'r']), '');
+  }
   out.push('### Ratios the targets are phrased in (median [min–max] over rounds, both sides measured in the same rounds)', '');
-  const shown = (x) => (x.unit === 'records/s' ? T.fmtRate(x.value?.median) : x.unit === 'µs' || x.unit === 'pt' || x.unit === 'ms' ? T.fmtNum(x.value) : x.unit === 'MB/s' ? T.fmtNum(x.value?.median, 1) : T.fmtRatio(x.value));
+  const shown = (x) => (x.unit === 'records/s' ? T.fmtRate(x.value?.median) : x.unit === 'µs' || x.unit === 'pt' || x.unit === 'ms' || x.unit === 's/GiB' ? T.fmtNum(x.value) : x.unit === 'MB/s' ? T.fmtNum(x.value?.median, 1) : T.fmtRatio(x.value));
   const verdict = (x) => (x.met === null ? '' : x.met ? 'met' : 'missed');
   out.push(T.table(['ref', 'ratio', 'this run', 'target', ''], r.targets.map((x) => [x.id, x.what, shown(x), x.target, verdict(x)]), ['l', 'l', 'r', 'l', 'l']));
   out.push('');
@@ -435,6 +459,7 @@ async function main() {
     if (want('w7')) result.workloads.w7 = await require('./workloads/w7_event_loop').runW7(ctx);
     if (want('w8')) result.workloads.w8 = await require('./workloads/w8_postgres').runW8(ctx);
     if (want('w9')) result.workloads.w9 = await require('./workloads/w9_follow').runW9(ctx);
+    if (want('w10')) result.workloads.w10 = await require('./workloads/w10_export').runW10(ctx);
   } finally {
     if (!args.keep) fs.rmSync(root, { recursive: true, force: true });
     else log(`kept ${root}`);

@@ -7,8 +7,11 @@ export {
   DEFAULT_CHECKPOINT_DISTANCE, DEFAULT_PAGE_CACHE_BYTES, DEFAULT_COMPACTION_THRESHOLD, DEFAULT_COMPACTION_UPPER_LIMIT,
   DEFAULT_COMPACTION_TARGET_SIZE, DEFAULT_IMAGE_CREATION_THRESHOLD, DEFAULT_GC_HORIZON, DEFAULT_BACKGROUND,
 } from './engine/repository';
-export type { RepositoryOptions, CreateTimelineOptions, RepositoryStats } from './engine/repository';
+export type { RepositoryOptions, RepositoryStats } from './engine/repository';
+export type { CreateTimelineOptions } from './repository';
 export { Timeline } from './timeline';
+export type { ExportPgDatadirOptions, ExportProgress, ExportReport } from './timeline';
+export type { LsnForTimestamp, LsnForTimestampKind } from './timeline';
 export type { PgFollower, FollowPostgresOptions, FollowStatus, FollowState, FollowEvents } from './pg/walreceiver';
 export { DEFAULT_WAIT_LSN_TIMEOUT_MS } from './engine/timeline';
 export type { LayerInfo, GetPageOptions, TimelineStats, CompactionReport, CompactOptions, GcReport, GcOptions } from './engine/timeline';
@@ -26,3 +29,9 @@ export type { ImplementationName, PageCachePolicy, PageCacheStats } from './core
 export type { CompressionName } from './core/format';
 export { nativeInfo } from './core/native';
 export type { NativeInfo, NativeSource } from './core/native';
+export { Server } from './service/page_server';
+export type { ServerOptions, ServerStats, ServerEvent } from './service/page_server';
+export { StrataClient } from './service/client';
+export type { ClientOptions, RequestOptions } from './service/client';
+export type { AuthConfig, TokenScope } from './service/auth';
+export type { RelationInfo, RelTag } from './timeline';

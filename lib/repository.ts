@@ -3,13 +3,22 @@
  * RepositoryImpl (lib/engine/repository.ts). Timelines come back as public Timeline facades.
  */
 import type { BackgroundOptions } from './engine/background';
-import { RepositoryImpl, type CreateTimelineOptions, type RepositoryOptions, type RepositoryStats } from './engine/repository';
+import { RepositoryImpl, type CreateTimelineOptions as EngineCreateTimelineOptions, type RepositoryOptions, type RepositoryStats } from './engine/repository';
 import type { ImplementationName } from './core/core';
 import { StrataError } from './errors';
+import { branchLsnForTimestamp } from './pg/lsn_time';
 import { followPostgres, type FollowPostgresOptions, type PgFollower } from './pg/walreceiver';
 import { Timeline, timelineFacade, timelineImpl } from './timeline';
 
-export type { CreateTimelineOptions, RepositoryOptions, RepositoryStats };
+export type { RepositoryOptions, RepositoryStats };
+
+export interface CreateTimelineOptions extends EngineCreateTimelineOptions {
+  /**
+   * Branch a PostgreSQL timeline as of this time instead of at an LSN: at the 'present' LSN of
+   * `ancestor.lsnForTimestamp(ancestorTimestamp)` (docs/POSTGRES.md, "LSN ↔ time"). Not with ancestorLsn.
+   */
+  ancestorTimestamp?: Date;
+}
 
 /** @internal The engine repository behind a facade, for subsystems that need more than the public calls. */
 export let repositoryImpl: (repo: Repository) => RepositoryImpl;
@@ -49,9 +58,19 @@ export class Repository {
     return this.#impl.readOnly;
   }
 
-  /** A new timeline, or a branch of `ancestorTimelineId` at `ancestorLsn` (default: its lastRecordLsn). */
+  /**
+   * A new timeline, or a branch of `ancestorTimelineId` at `ancestorLsn` (default: its
+   * lastRecordLsn) or, for a PostgreSQL timeline, as of `ancestorTimestamp`.
+   */
   async createTimeline(o: CreateTimelineOptions): Promise<Timeline> {
-    return timelineFacade(await this.#impl.createTimeline(o));
+    if (o?.ancestorTimestamp === undefined) return timelineFacade(await this.#impl.createTimeline(o));
+    const { ancestorTimestamp, ...rest } = o;
+    if (rest.ancestorLsn !== undefined) throw new StrataError('BAD_ARGUMENT', 'createTimeline: ancestorLsn and ancestorTimestamp exclude each other');
+    if (rest.ancestorTimelineId === undefined) throw new StrataError('BAD_ARGUMENT', 'ancestorTimestamp given without ancestorTimelineId');
+    this.#impl.checkWritable('createTimeline');
+    const ancestor = this.#impl.getTimeline(rest.tenantId, rest.ancestorTimelineId);
+    const ancestorLsn = await branchLsnForTimestamp(ancestor, ancestorTimestamp);
+    return timelineFacade(await this.#impl.createTimeline({ ...rest, ancestorLsn }));
   }
 
   getTimeline(tenantId: string, timelineId: string): Timeline {

@@ -4,10 +4,12 @@
  * Timeline, see its children or close it on its own (the repository owns timelines' lifecycles).
  */
 import type { TimelineImpl } from './engine/timeline';
+import { exportPgDatadir, type ExportPgDatadirOptions, type ExportProgress, type ExportReport } from './pg/export_datadir';
 import {
   getRelSize, importDatadir, ingestWal, isPgTimeline, listRelations, type ImportReport, type IngestPgWalOptions,
   type RelationInfo, type RelTag, type WalIngestReport, type WalSource,
 } from './pg/pg_timeline';
+import { type LsnForTimestamp, lsnForTimestamp, type LsnForTimestampKind } from './pg/lsn_time';
 import { pgGetPages, pgReadPagesInto } from './pg/rel_sizes';
 import type {
   CompactionReport, CompactOptions, GcOptions, GcReport, GetPageOptions, LayerInfo, TimelineStats,
@@ -17,7 +19,10 @@ import type { Lsn } from './lsn';
 import type { WalRecord } from './record';
 
 export type { CompactionReport, CompactOptions, GcOptions, GcReport, GetPageOptions, LayerInfo, TimelineStats };
-export type { ImportReport, IngestPgWalOptions, RelationInfo, RelTag, WalIngestReport, WalSource };
+export type {
+  ExportPgDatadirOptions, ExportProgress, ExportReport, ImportReport, IngestPgWalOptions, LsnForTimestamp, LsnForTimestampKind, RelationInfo, RelTag,
+  WalIngestReport, WalSource,
+};
 
 /** @internal The facade of an engine timeline, one per timeline (the repository's lookups return the same object). */
 export let timelineFacade: (impl: TimelineImpl) => Timeline;
@@ -139,6 +144,16 @@ export class Timeline {
   }
 
   /**
+   * Write a PostgreSQL 15 data directory holding the cluster as of `opts.lsn` into `dir` (new or
+   * empty; mode 0700), which PostgreSQL 15 starts as after a clean shutdown there: transactions in
+   * progress at the LSN are aborted, prepared ones stay prepared (docs/POSTGRES.md, "Restore").
+   * Waits for the LSN like getPage.
+   */
+  exportPgDatadir(dir: string, opts: ExportPgDatadirOptions): Promise<ExportReport> {
+    return exportPgDatadir(this.#impl, dir, opts);
+  }
+
+  /**
    * Decode PostgreSQL WAL — a directory of segment files or an AsyncIterable of WAL bytes starting
    * at startLsn — and store every record, to redo at read time (docs/POSTGRES.md, "Ingest").
    */
@@ -154,6 +169,15 @@ export class Timeline {
   /** Every relation fork that exists at `lsn` (of one database with dbOid), with its size. */
   listRelations(lsn: Lsn, opts?: { dbOid?: number }): Promise<RelationInfo[]> {
     return listRelations(this.#impl, lsn, opts);
+  }
+
+  /**
+   * The LSN that shows the cluster as of `at`, from the commit records' timestamps
+   * (docs/POSTGRES.md, "LSN ↔ time"): 'present' with the end LSN of the last commit at or before
+   * `at`; 'past' / 'nodata' with the lowest searchable LSN; 'future' with lastRecordLsn.
+   */
+  lsnForTimestamp(at: Date): Promise<LsnForTimestamp> {
+    return lsnForTimestamp(this.#impl, at);
   }
 
   /** Freeze the open layer and wait until every frozen layer is on disk. */

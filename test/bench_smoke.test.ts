@@ -127,7 +127,7 @@ describe('npm run bench (quick profile)', () => {
     }
 
     const w = j.workloads;
-    expect(Object.keys(w).sort()).toEqual(['w1', 'w2', 'w3', 'w4', 'w5', 'w6', 'w7', 'w8', 'w9']);
+    expect(Object.keys(w).sort()).toEqual(['w1', 'w10', 'w2', 'w3', 'w4', 'w5', 'w6', 'w7', 'w8', 'w9']);
 
     // W1: cached GetPage@latest, both sizes, both cores, both baselines, the floors.
     for (const size of ['small', 'large']) {
@@ -232,6 +232,21 @@ describe('npm run bench (quick profile)', () => {
       }
     } else {
       expect(w.w9.skipped).toBe(PG.reason);
+    }
+
+    // W10: export at an LSN through both cores beside PostgreSQL's archive recovery, or why not.
+    if (PG.ok) {
+      for (const impl of IMPLS) {
+        const c = w.w10.cores[impl];
+        expect(c.bytes, `w10.${impl}.bytes`).toBeGreaterThan(0);
+        expect(c.seconds, `w10.${impl}.seconds`).toBeGreaterThan(0);
+        expect(c.pages, `w10.${impl}.pages`).toBeGreaterThan(0);
+      }
+      expect(w.w10.replay.seconds).toBeGreaterThan(w.w10.replay.replaySeconds);
+      expect(w.w10.basebackup.bytes).toBeGreaterThan(0);
+      expect(w.w10.params.walBytes).toBeGreaterThan(0);
+    } else {
+      expect(w.w10.skipped).toBe(PG.reason);
     }
 
     // W6: every policy on Zipf (with and without scans) and both ARC traces where they are (beside

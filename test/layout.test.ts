@@ -1,7 +1,8 @@
 /**
  * The tree is the architecture (docs/ARCHITECTURE.md, "The tree"): imports flow one way,
- * tools → public facades → subsystems → engine → object storage → core selection → the two cores →
- * the core contract → the public vocabulary, and no module imports itself through a cycle. This test reads every import in lib/
+ * tools → the network service → public facades → subsystems → engine → object storage → core
+ * selection → the two cores → the core contract → the public vocabulary, and no module imports
+ * itself through a cycle. This test reads every import in lib/
  * and fails on an import against that direction or on any cycle.
  */
 import * as fs from 'node:fs';
@@ -18,8 +19,9 @@ const LAYERS: ReadonlyArray<{ name: string; test: (rel: string) => boolean }> = 
   { name: 'core selection', test: (r) => r === 'core/select.ts' || r === 'core/pg_decoder.ts' },
   { name: 'object storage', test: (r) => r.startsWith('remote/') },
   { name: 'engine', test: (r) => r.startsWith('engine/') },
-  { name: 'subsystems', test: (r) => /^(pg|service)\//.test(r) },
+  { name: 'subsystems', test: (r) => /^pg\//.test(r) },
   { name: 'public facades', test: (r) => /^(repository|timeline)\.ts$/.test(r) },
+  { name: 'service', test: (r) => r.startsWith('service/') },
   { name: 'tools', test: (r) => r.startsWith('cli/') },
   { name: 'entry', test: (r) => r === 'index.ts' },
 ];

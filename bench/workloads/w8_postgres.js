@@ -12,22 +12,17 @@
  */
 const fs = require('node:fs');
 const path = require('node:path');
-const { spawnSync } = require('node:child_process');
 const { median } = require('../lib/harness');
 const { IMPLS, tmpDir, openRepo, strata } = require('../lib/strata');
+const { runTsMeasurement } = require('../lib/ts_measure');
 
-const ROOT = path.join(__dirname, '..', '..');
 const NEON_WALREDO_US_PER_REQUEST = 160;
 const READ_BATCH = 64;
 const ZSTD_LEVEL = 3;
 
 function fixture(variant, log) {
-  const viteNode = path.join(ROOT, 'node_modules', '.bin', 'vite-node');
-  if (!fs.existsSync(viteNode)) return { skipped: 'vite-node (vitest) is not installed' };
   log(`W8: PostgreSQL fixture '${variant}' (built on first use)`);
-  const r = spawnSync(viteNode, [path.join(ROOT, 'bench', 'lib', 'pg_fixture_cli.ts'), variant], { cwd: ROOT, encoding: 'utf8', maxBuffer: 16 * 2 ** 20 });
-  if (r.status !== 0) throw new Error(`W8: building the PostgreSQL fixture failed: ${r.stderr}`);
-  return JSON.parse(r.stdout.trim().split('\n').pop());
+  return runTsMeasurement('pg_fixture_cli.ts', [variant], 'W8: building the PostgreSQL fixture');
 }
 
 function dirBytes(dir) {

@@ -11,21 +11,11 @@
  *   tps          pgbench with the follower beside it, and without (baseline, same primary)
  * Primary and follower share the machine's cores, so tps with a follower is lower.
  */
-const fs = require('node:fs');
-const path = require('node:path');
-const { spawnSync } = require('node:child_process');
-
-const ROOT = path.join(__dirname, '..', '..');
+const { runTsMeasurement } = require('../lib/ts_measure');
 
 function measure(params, log) {
-  const viteNode = path.join(ROOT, 'node_modules', '.bin', 'vite-node');
-  if (!fs.existsSync(viteNode)) return { skipped: 'vite-node (vitest) is not installed' };
   log(`W9: following a PostgreSQL primary under pgbench (${params.clients} clients, ${params.durationMs} ms per core)`);
-  const r = spawnSync(viteNode, [path.join(ROOT, 'bench', 'lib', 'pg_follow_bench.ts'), JSON.stringify(params)], {
-    cwd: ROOT, encoding: 'utf8', maxBuffer: 16 * 2 ** 20,
-  });
-  if (r.status !== 0) throw new Error(`W9: the follow measurement failed: ${r.stderr}`);
-  return JSON.parse(r.stdout.trim().split('\n').pop());
+  return runTsMeasurement('pg_follow_bench.ts', [JSON.stringify(params)], 'W9: the follow measurement');
 }
 
 async function runW9(ctx) {

@@ -10,13 +10,14 @@ import { BLOCK_SIZE } from '../core/format';
 import { dumpLayer, type LayerDump } from './layer';
 import { readTimelineManifest, requireRepository, scanTimelines, verifyRepository, type VerifyReport } from './repo';
 import {
-  CliError, type CliOnlyCode, describeHexKey, EXIT, exitCodeFor, formatBytes, hexDump, parseKeyArg, parseLsnArg, ProgressBar, table, type ExitCode,
+  CliError, type CliOnlyCode, describeHexKey, EXIT, exitCodeFor, formatBytes, hexDump, parseKeyArg, parseLsnArg, parseTimeArg, ProgressBar, table, type ExitCode,
 } from './util';
 import { MIN_PAGE_CACHE_PAGES } from '../core/core';
 import { StrataError, type StrataErrorCode } from '../errors';
 import { formatKey } from '../key';
 import { formatLsn, type Lsn } from '../lsn';
-import { runFollow, runImportPg, runIngestWal, runRelations, runRelSize } from './pg';
+import { runExportPg, runFollow, runImportPg, runIngestWal, runLsnAt, runRelations, runRelSize } from './pg';
+import { runServe, runToken, type ServeOpts, type TokenOpts } from './serve';
 import type { LayerDesc } from '../engine/manifest';
 import { nativeInfo } from '../core/native';
 import { Repository } from '../repository';
@@ -40,10 +41,22 @@ Commands:
                                                 a relation fork's size in blocks at the LSN
   relations <dir> <tenant> <timeline> <lsn> [--db OID]
                                                 every relation fork that exists at the LSN, with its size
+  lsn-at <dir> <tenant> <timeline> <time>       the LSN as of a time (ISO-8601 with a zone): present,
+                                                past, future or nodata, and the LSN
+  export-pg <dir> <tenant> <timeline> <datadir> --lsn LSN | --at TIME
+                                                write a PostgreSQL 15 data directory holding the cluster
+                                                at the LSN, or as of the time (the 'present' LSN of
+                                                lsn-at); it starts as after a clean shutdown there
   follow <dir> <tenant> <timeline> --connection CONNINFO [--slot NAME] [--create-slot]
          [--start LSN] [--flush-interval MS] [--interval MS]
                                                 stream WAL from a running PostgreSQL 15 primary until
                                                 SIGINT/SIGTERM; status on stderr (--json: lines on stdout)
+  serve [--data DIR] [--listen HOST:PORT] [--auth-keys FILE | --no-auth] [--max-in-flight N]
+                                                the page service (docs/PROTOCOL.md) until SIGTERM/SIGINT;
+                                                defaults ./strata-data, 127.0.0.1:64000, auth on with a
+                                                key pair generated in DIR/auth/ on first start
+  token --signing-key FILE --tenant T [--scope pageserver|admin] [--ttl SECONDS]
+                                                print a JWT for serve's auth
   version                                       package version and the native binding's details
 
 Keys: spc/db/rel.fork#block (e.g. 1663/5/16384.0#0) or 36 hex digits. LSNs: X/Y (e.g. 0/16B3748) or 0x-hex.
@@ -78,6 +91,17 @@ const OPTIONS = {
   'create-slot': { type: 'boolean' },
   'flush-interval': { type: 'string' },
   interval: { type: 'string' },
+  lsn: { type: 'string' },
+  at: { type: 'string' },
+  data: { type: 'string' },
+  listen: { type: 'string' },
+  'auth-keys': { type: 'string' },
+  'no-auth': { type: 'boolean' },
+  'max-in-flight': { type: 'string' },
+  'signing-key': { type: 'string' },
+  tenant: { type: 'string' },
+  scope: { type: 'string' },
+  ttl: { type: 'string' },
 } as const;
 
 interface Opts {
@@ -97,6 +121,10 @@ interface Opts {
   createSlot: boolean;
   flushIntervalMs: number | undefined;
   intervalMs: number;
+  lsn: Lsn | undefined;
+  at: Date | undefined;
+  serve: ServeOpts;
+  token: TokenOpts;
 }
 
 /** Runs one command; resolves to the process exit code. Never throws. */
@@ -150,6 +178,23 @@ function toOpts(v: Values): Opts {
     createSlot: v['create-slot'] === true,
     flushIntervalMs: v['flush-interval'] === undefined ? undefined : nonNegativeInt(v['flush-interval'], '--flush-interval', 0),
     intervalMs: nonNegativeInt(v.interval, '--interval', DEFAULT_STATUS_INTERVAL_MS),
+    lsn: v.lsn === undefined ? undefined : parseLsnArg(v.lsn),
+    at: v.at === undefined ? undefined : parseTimeArg(v.at),
+    serve: {
+      json: v.json === true,
+      impl,
+      data: v.data,
+      listen: v.listen,
+      authKeys: v['auth-keys'],
+      noAuth: v['no-auth'] === true,
+      maxInFlight: v['max-in-flight'] === undefined ? undefined : nonNegativeInt(v['max-in-flight'], '--max-in-flight', 0),
+    },
+    token: {
+      signingKey: v['signing-key'],
+      tenant: v.tenant,
+      scope: v.scope,
+      ttlSeconds: v.ttl === undefined ? undefined : nonNegativeInt(v.ttl, '--ttl', 0),
+    },
   };
 }
 
@@ -174,7 +219,11 @@ async function dispatch(command: string, args: string[], o: Opts): Promise<numbe
     case 'ingest-wal': return runIngestWal(arity(command, args, 4), o, print, printJson);
     case 'rel-size': return runRelSize(arity(command, args, 5), o, print, printJson);
     case 'relations': return runRelations(arity(command, args, 4), o, print, printJson);
+    case 'lsn-at': return runLsnAt(arity(command, args, 4), o, print, printJson);
+    case 'export-pg': return runExportPg(arity(command, args, 4), o, print, printJson);
     case 'follow': return runFollow(arity(command, args, 3), o);
+    case 'serve': return runServe(arity(command, args, 0), o.serve);
+    case 'token': return runToken(arity(command, args, 0), o.token);
     case 'version':
       arity(command, args, 0);
       return runVersion(o.json);

@@ -1,6 +1,6 @@
 /**
  * The `strata` commands for PostgreSQL (docs/POSTGRES.md, "CLI"): import a data directory, ingest
- * WAL, follow a running primary, relation sizes and lists. Each opens the repository like the library does (import-pg and
+ * WAL, export a data directory at an LSN, follow a running primary, relation sizes and lists, the LSN as of a time. Each opens the repository like the library does (import-pg and
  * ingest-wal for writing, the others read-only), reports progress on stderr and the result on
  * stdout (`--json` for scripts).
  */
@@ -10,7 +10,7 @@ import type { Timeline } from '../timeline';
 import { StrataError } from '../errors';
 import type { FollowStatus } from '../pg/walreceiver';
 import { type ImplementationChoice } from '../core/select';
-import { parseLsnArg } from './util';
+import { parseLsnArg, parseTimeArg } from './util';
 
 export interface PgCliOpts {
   json: boolean;
@@ -26,6 +26,10 @@ export interface PgCliOpts {
   flushIntervalMs: number | undefined;
   /** follow: status lines this often (ms). */
   intervalMs: number;
+  /** export-pg: the LSN to export at. */
+  lsn: Lsn | undefined;
+  /** export-pg: the time to export as of (resolved with lsnForTimestamp). */
+  at: Date | undefined;
 }
 
 type Out = (text: string) => number;
@@ -103,6 +107,74 @@ export async function runRelations([dir, tenantId, timelineId, lsnText]: string[
   const rels = await withReadOnly(dir, o, tenantId, timelineId, (tl) => tl.listRelations(lsn, { dbOid: o.dbOid }));
   if (o.json) return printJson(rels);
   return print(rels.map((r) => `${r.spcOid}/${r.dbOid}/${r.relNumber}.${r.forkNum}\t${r.nblocks}`).join('\n') + (rels.length > 0 ? '\n' : ''));
+}
+
+/**
+ * lsn-at <dir> <tenant> <timeline> <time>: the LSN that shows the cluster as of the time
+ * (docs/POSTGRES.md, "LSN ↔ time"), as `<kind> <LSN>`; every kind exits 0 (scripts read the kind).
+ */
+export async function runLsnAt([dir, tenantId, timelineId, timeText]: string[], o: PgCliOpts, print: Out, printJson: OutJson): Promise<number> {
+  const at = parseTimeArg(timeText);
+  const r = await withReadOnly(dir, o, tenantId, timelineId, (tl) => tl.lsnForTimestamp(at));
+  if (o.json) return printJson({ tenantId, timelineId, time: at.toISOString(), kind: r.kind, lsn: r.lsn });
+  return print(`${r.kind} ${formatLsn(r.lsn)}\n`);
+}
+
+/** export-pg: progress lines at most this often (ms). */
+const EXPORT_PROGRESS_INTERVAL_MS = 1_000;
+
+/**
+ * The LSN export-pg writes the cluster at: `--lsn`, or `--at <time>` resolved with lsnForTimestamp,
+ * which must be 'present' (a time before the first or after the last commit names no state the
+ * timeline can show as of that time: BAD_ARGUMENT with the kind, exit 3).
+ */
+async function exportLsn(o: PgCliOpts, tl: Timeline): Promise<Lsn> {
+  if ((o.lsn === undefined) === (o.at === undefined)) {
+    throw new StrataError('BAD_ARGUMENT', 'export-pg needs exactly one of --lsn LSN (e.g. --lsn 0/16B3748) or --at TIME (e.g. --at 2026-12-01T14:03:12Z)');
+  }
+  if (o.at !== undefined) {
+    const found = await tl.lsnForTimestamp(o.at);
+    if (found.kind !== 'present') {
+      throw new StrataError('BAD_ARGUMENT', `${tl.tenantId}/${tl.timelineId}: --at ${o.at.toISOString()} is '${found.kind}' (${formatLsn(found.lsn)}): ` +
+        'no commit on the timeline is after it, or none before it; `strata lsn-at` shows the kinds');
+    }
+    return found.lsn;
+  }
+  const lsn = o.lsn as Lsn;
+  // The repository is opened read-only (an export may run beside a follower or ingest): it holds
+  // what was durable at the open, and an LSN past it would never come.
+  if (lsn > tl.lastRecordLsn) {
+    throw new StrataError('LSN_TIMEOUT', `${tl.tenantId}/${tl.timelineId}: LSN ${formatLsn(lsn)} is past the timeline's newest durable LSN ${formatLsn(tl.lastRecordLsn)}`);
+  }
+  return lsn;
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+}
+
+/**
+ * export-pg <dir> <tenant> <timeline> <datadir> --lsn LSN | --at TIME: write a PostgreSQL 15 data
+ * directory holding the cluster at the LSN (or as of the time). Progress lines on stderr, the report on stdout.
+ */
+export async function runExportPg([dir, tenantId, timelineId, dataDir]: string[], o: PgCliOpts, print: Out, printJson: OutJson): Promise<number> {
+  return withReadOnly(dir, o, tenantId, timelineId, async (tl) => {
+    const lsn = await exportLsn(o, tl);
+    note(o, `exporting ${tenantId}/${timelineId} at ${formatLsn(lsn)} into ${dataDir}…`);
+    let lastNote = Date.now();
+    const r = await tl.exportPgDatadir(dataDir, {
+      lsn,
+      onProgress: (p) => {
+        if (p.phase !== 'relations' || Date.now() - lastNote < EXPORT_PROGRESS_INTERVAL_MS) return;
+        lastNote = Date.now();
+        note(o, `  ${p.pages}/${p.pagesTotal} pages, ${p.forks}/${p.forksTotal} relation forks, ${mib(p.bytes)} written`);
+      },
+    });
+    const seconds = r.durationMs / 1000;
+    if (o.json) return printJson({ tenantId, timelineId, ...r, seconds });
+    return print(`exported ${r.relations} relations, ${r.pages} pages (${mib(r.bytes)}) at ${formatLsn(r.lsn)} into ${r.dir} in ${seconds.toFixed(1)} s; ` +
+      `checkpoint at ${formatLsn(r.checkpointLsn)} in pg_wal/${r.walSegment}, ${r.preparedTransactions} prepared transactions, ${r.configFiles} configuration files\n`);
+  });
 }
 
 /** One status as a compact JSON line (LSNs in X/Y form, the error as { code, message }). */

@@ -21,6 +21,7 @@ export const EXIT = {
   LOCKED: 10,
   UNSUPPORTED: 11,
   REPLICATION: 12,
+  SERVICE: 13,
 } as const;
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 
@@ -66,6 +67,11 @@ const EXIT_BY_CODE: Partial<Record<StrataErrorCode, ExitCode>> = {
   REPLICATION_MISMATCH: EXIT.REPLICATION,
   REPLICATION_SLOT: EXIT.REPLICATION,
   REPLICATION_LOST: EXIT.REPLICATION,
+  AUTH_FAILED: EXIT.SERVICE,
+  PROTOCOL_ERROR: EXIT.SERVICE,
+  CONNECTION_CLOSED: EXIT.SERVICE,
+  DEADLINE_EXCEEDED: EXIT.SERVICE,
+  SERVER_ERROR: EXIT.SERVICE,
 };
 
 export function exitCodeFor(e: unknown): ExitCode {
@@ -96,6 +102,47 @@ export function parseLsnArg(text: string): Lsn {
   if (/^0x[0-9A-Fa-f]{1,16}$/.test(text)) return BigInt(text);
   if (text.includes('/')) return parseLsn(text);
   throw new StrataError('BAD_ARGUMENT', `not an LSN: ${JSON.stringify(text)} (use X/Y, e.g. 0/16B3748, or 0x-hex)`);
+}
+
+/**
+ * ISO-8601 date and time with an explicit zone: `YYYY-MM-DD[T| ]HH:MM[:SS[.fraction]]` then `Z`,
+ * `±HH`, `±HHMM` or `±HH:MM` (so psql's `2026-12-01 10:30:37.123456+00` works). A zone is required:
+ * without one, "10:30" is the reader's local time to some and UTC to others.
+ */
+const TIME_ARG = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?\s*(Z|[+-]\d{2}(?::?\d{2})?)$/i;
+const MS_PER_MINUTE = 60_000;
+const MAX_ZONE_HOURS = 15;
+
+/**
+ * A time argument (`lsn-at`; issue 10's `export-pg --at`) as a Date. Fractions of a second beyond
+ * milliseconds are truncated, a Date's precision. Anything else — no zone, an impossible date
+ * (February 30, hour 24), free text Date.parse would guess at — is BAD_ARGUMENT (exit 3).
+ */
+export function parseTimeArg(text: string): Date {
+  const bad = (why: string): StrataError => new StrataError('BAD_ARGUMENT',
+    `not a time: ${JSON.stringify(text)}: ${why} (use ISO-8601 with a zone, e.g. 2026-12-01T10:30:00Z or '2026-12-01 10:30:00.123+01')`);
+  const m = TIME_ARG.exec(text.trim());
+  if (m === null) {
+    const zoneless = /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?$/i.test(text.trim());
+    throw bad(zoneless ? 'it has no zone (Z or ±HH:MM)' : 'not ISO-8601');
+  }
+  const [year, month, day, hour, minute] = [m[1], m[2], m[3], m[4], m[5]].map(Number);
+  const second = m[6] === undefined ? 0 : Number(m[6]);
+  const ms = m[7] === undefined ? 0 : Number(m[7].slice(0, 3).padEnd(3, '0'));
+  if (month < 1 || month > 12 || hour > 23 || minute > 59 || second > 59) throw bad('a field is out of range');
+  const local = Date.UTC(year, month - 1, day, hour, minute, second, ms);
+  const check = new Date(local);
+  if (check.getUTCFullYear() !== year || check.getUTCMonth() !== month - 1 || check.getUTCDate() !== day) throw bad(`${m[1]}-${m[2]} has no day ${m[3]}`);
+  let offsetMinutes = 0;
+  const zone = m[8].toUpperCase();
+  if (zone !== 'Z') {
+    const digits = zone.slice(1).replace(':', '');
+    const zh = Number(digits.slice(0, 2));
+    const zm = digits.length > 2 ? Number(digits.slice(2)) : 0;
+    if (zh > MAX_ZONE_HOURS || zm > 59) throw bad(`zone ${m[8]} is out of range`);
+    offsetMinutes = (zone[0] === '-' ? -1 : 1) * (zh * 60 + zm);
+  }
+  return new Date(local - offsetMinutes * MS_PER_MINUTE);
 }
 
 /** `spc/db/rel.fork#block` for relation-page keys; hex for the reserved kinds and range bounds like KEY_MAX. */

@@ -9,7 +9,9 @@
  *                    by PostgreSQL), the main and VM forks of unlogged relations (reset from their
  *                    init fork when PostgreSQL starts), temporary relations (never outlive a session)
  *   SLRUs            pg_xact, pg_multixact/offsets and members, page by page
- *   aux files        pg_control, every pg_filenode.map, pg_twophase state files, Strata's record
+ *   aux files        pg_control, every pg_filenode.map, pg_twophase state files, the configuration
+ *                    files (postgresql.conf, postgresql.auto.conf, pg_hba.conf, pg_ident.conf: the
+ *                    export writes them back), Strata's record
  *                    of the cluster settings redo needs (cluster_state.ts), and the checkpoint and
  *                    control state ingest continues from (control_state.ts)
  *
@@ -29,9 +31,9 @@ import { PAGE_SIZE, serializeValueRecord } from '../record';
 import { encodeClusterState } from './cluster_state';
 import { controlStateFromControlFile, encodeCheckpoint, encodeControlState } from './control_state';
 import {
-  AUX_CHECKPOINT, AUX_CLUSTER_STATE, AUX_CONTROL_STATE, AUX_PG_CONTROL, AUX_RELMAP, AUX_TWOPHASE, auxChunks, DEFAULTTABLESPACE_OID, encodeRelSize, FSM_FORKNUM,
+  AUX_CHECKPOINT, AUX_CLUSTER_STATE, AUX_CONFIG_FILE, AUX_CONTROL_STATE, AUX_PG_CONTROL, AUX_RELMAP, AUX_TWOPHASE, auxChunks, DEFAULTTABLESPACE_OID, encodeRelSize, FSM_FORKNUM,
   GLOBALTABLESPACE_OID, INIT_FORKNUM, MAIN_FORKNUM, relSizeKey, type RelTag, SLRU_MULTIXACT_MEMBERS, SLRU_MULTIXACT_OFFSETS,
-  SLRU_PAGES_PER_SEGMENT, SLRU_XACT, slruKey, VISIBILITYMAP_FORKNUM,
+  PG_CONFIG_FILES, SLRU_PAGES_PER_SEGMENT, SLRU_XACT, slruKey, VISIBILITYMAP_FORKNUM,
 } from './keyspace';
 import {
   checkPointCopyBytes, DB_IN_PRODUCTION, DB_SHUTDOWNED, DB_SHUTDOWNED_IN_RECOVERY, parseControlFile, type ControlFile,
@@ -246,6 +248,11 @@ function auxFiles(dataDir: string, cf: ControlFile, checkpoint: CheckpointRecord
       files.push({ kind: AUX_TWOPHASE, spc: 0, db: 0, id: parseInt(name, 16), bytes: fs.readFileSync(path.join(twophase, name)) });
     }
   }
+  // The configuration as imported, for an export to start with (a missing file is left out).
+  PG_CONFIG_FILES.forEach((name, id) => {
+    const file = path.join(dataDir, name);
+    if (fs.existsSync(file) && fs.statSync(file).isFile()) files.push({ kind: AUX_CONFIG_FILE, spc: 0, db: 0, id, bytes: fs.readFileSync(file) });
+  });
   files.push({ kind: AUX_CLUSTER_STATE, spc: 0, db: 0, id: 0, bytes: encodeClusterState({ dataChecksums: cf.dataChecksumVersion !== 0, walLogHints: cf.walLogHints }) });
   files.push({ kind: AUX_CHECKPOINT, spc: 0, db: 0, id: 0, bytes: encodeCheckpoint(checkpoint.startLsn, checkpoint.endLsn, checkpoint.shutdown, checkPointCopyBytes(controlBytes)) });
   files.push({ kind: AUX_CONTROL_STATE, spc: 0, db: 0, id: 0, bytes: encodeControlState(controlStateFromControlFile(cf)) });

@@ -125,6 +125,15 @@ export const AUX_CLUSTER_STATE = 4;
 export const AUX_CHECKPOINT = 5;
 /** The counters and horizons pg_control needs at an LSN (control_state.ts). */
 export const AUX_CONTROL_STATE = 6;
+/**
+ * A configuration file of the data directory as imported (id: its index in PG_CONFIG_FILES); the
+ * export writes them back. Timelines imported before this kind existed have none.
+ */
+export const AUX_CONFIG_FILE = 7;
+/** The configuration files the import keeps, by aux id (never reorder: the id is stored). */
+export const PG_CONFIG_FILES: readonly string[] = ['postgresql.conf', 'postgresql.auto.conf', 'pg_hba.conf', 'pg_ident.conf'];
+/** The largest commit timestamp so far and the latest commit record's end LSN (lsn_time.ts). */
+export const AUX_LAST_COMMIT = 8;
 
 /**
  * Chunk 0's length field of a file that no longer exists (a committed or aborted prepared

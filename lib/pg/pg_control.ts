@@ -19,8 +19,14 @@ const OFF = {
   pgControlVersion: 8,     // u32
   catalogVersionNo: 12,    // u32
   state: 16,               // DBState (u32)
+  time: 24,                // pg_time_t: last update of the file
   checkPoint: 32,          // XLogRecPtr: start of the latest checkpoint record
   checkPointCopy: 40,      // CheckPoint (88 bytes)
+  minRecoveryPoint: 136,   // XLogRecPtr
+  minRecoveryPointTLI: 144, // TimeLineID
+  backupStartPoint: 152,   // XLogRecPtr
+  backupEndPoint: 160,     // XLogRecPtr
+  backupEndRequired: 168,  // bool
   walLevel: 172,           // int
   walLogHints: 176,        // bool
   maxConnections: 180,     // int
@@ -160,6 +166,76 @@ export function parseCheckPoint(bytes: Uint8Array, off: number): CheckPointData 
     newestCommitTsXid: b.readUInt32LE(off + CKPT.newestCommitTsXid),
     oldestActiveXid: b.readUInt32LE(off + CKPT.oldestActiveXid),
   };
+}
+
+/** The 88 bytes of a CheckPoint struct (parseCheckPoint's inverse; padding zero). */
+export function encodeCheckPoint(cp: CheckPointData): Buffer {
+  const b = Buffer.alloc(CHECKPOINT_SIZE);
+  b.writeBigUInt64LE(cp.redo, CKPT.redo);
+  b.writeUInt32LE(cp.timeline, CKPT.thisTimeLineId);
+  b.writeUInt32LE(cp.prevTimeline, CKPT.prevTimeLineId);
+  b[CKPT.fullPageWrites] = cp.fullPageWrites ? 1 : 0;
+  b.writeBigUInt64LE(cp.nextXid, CKPT.nextXid);
+  b.writeUInt32LE(cp.nextOid, CKPT.nextOid);
+  b.writeUInt32LE(cp.nextMulti, CKPT.nextMulti);
+  b.writeUInt32LE(cp.nextMultiOffset, CKPT.nextMultiOffset);
+  b.writeUInt32LE(cp.oldestXid, CKPT.oldestXid);
+  b.writeUInt32LE(cp.oldestXidDb, CKPT.oldestXidDb);
+  b.writeUInt32LE(cp.oldestMulti, CKPT.oldestMulti);
+  b.writeUInt32LE(cp.oldestMultiDb, CKPT.oldestMultiDb);
+  b.writeBigInt64LE(cp.time, CKPT.time);
+  b.writeUInt32LE(cp.oldestCommitTsXid, CKPT.oldestCommitTsXid);
+  b.writeUInt32LE(cp.newestCommitTsXid, CKPT.newestCommitTsXid);
+  b.writeUInt32LE(cp.oldestActiveXid, CKPT.oldestActiveXid);
+  return b;
+}
+
+/** What an exporter sets in pg_control; everything else is kept from the template. */
+export interface ControlFileRewrite {
+  state: number;
+  /** pg_time_t of the rewrite (seconds). */
+  time: bigint;
+  checkPoint: Lsn;
+  checkPointCopy: CheckPointData;
+  walLevel: number;
+  walLogHints: boolean;
+  maxConnections: number;
+  maxWorkerProcesses: number;
+  maxWalSenders: number;
+  maxPreparedXacts: number;
+  maxLocksPerXact: number;
+  trackCommitTimestamp: boolean;
+}
+
+/**
+ * A new pg_control from `template` (a PostgreSQL 15 pg_control of the same cluster), as
+ * pg_resetwal's RewriteControlFile does it: the new state and checkpoint, no minimum recovery
+ * point and no backup in progress, then the CRC-32C over the struct. The rest (system identifier,
+ * catalog version, compile-time constants, data checksum version, unlogged LSN, the mock
+ * authentication nonce) stays as the template has it.
+ */
+export function rewriteControlFile(template: Uint8Array, u: ControlFileRewrite): Buffer {
+  if (template.length !== PG_CONTROL_FILE_SIZE) throw new StrataError('BAD_ARGUMENT', `a pg_control template is ${PG_CONTROL_FILE_SIZE} bytes, got ${template.length}`);
+  const b = Buffer.from(template);
+  b.writeUInt32LE(u.state, OFF.state);
+  b.writeBigInt64LE(u.time, OFF.time);
+  b.writeBigUInt64LE(u.checkPoint, OFF.checkPoint);
+  encodeCheckPoint(u.checkPointCopy).copy(b, OFF.checkPointCopy);
+  b.writeBigUInt64LE(0n, OFF.minRecoveryPoint);
+  b.writeUInt32LE(0, OFF.minRecoveryPointTLI);
+  b.writeBigUInt64LE(0n, OFF.backupStartPoint);
+  b.writeBigUInt64LE(0n, OFF.backupEndPoint);
+  b[OFF.backupEndRequired] = 0;
+  b.writeInt32LE(u.walLevel, OFF.walLevel);
+  b[OFF.walLogHints] = u.walLogHints ? 1 : 0;
+  b.writeInt32LE(u.maxConnections, OFF.maxConnections);
+  b.writeInt32LE(u.maxWorkerProcesses, OFF.maxWorkerProcesses);
+  b.writeInt32LE(u.maxWalSenders, OFF.maxWalSenders);
+  b.writeInt32LE(u.maxPreparedXacts, OFF.maxPreparedXacts);
+  b.writeInt32LE(u.maxLocksPerXact, OFF.maxLocksPerXact);
+  b[OFF.trackCommitTimestamp] = u.trackCommitTimestamp ? 1 : 0;
+  b.writeUInt32LE(crc32c(b.subarray(0, OFF.crc)), OFF.crc);
+  return b;
 }
 
 /** The raw CheckPoint bytes of pg_control (checkPointCopy). */

@@ -13,6 +13,7 @@ import { type ClusterState, decodeClusterState } from './cluster_state';
 import { type ControlState, decodeControlState } from './control_state';
 import { importPgDatadir, type ImportReport } from './import_datadir';
 import { AUX_CLUSTER_STATE, AUX_CONTROL_STATE, FSM_FORKNUM, relId, type RelTag } from './keyspace';
+import { lastCommitAt } from './lsn_time';
 import { relSizes } from './rel_sizes';
 import { decodedRecords } from './wal_record';
 import { walChunks, type WalSource } from './wal_source';
@@ -69,7 +70,7 @@ export async function ingestWal(tl: TimelineImpl, source: WalSource, opts: Inges
   }
   const timeline = opts.timeline ?? Number(ext.timeline);
   const decoder = createWalDecoder(tl.implementation, { startLsn, endLsn: opts.endLsn, systemId: BigInt(ext.systemIdentifier), timeline });
-  const ingest = new WalIngest(tl, await clusterState(tl), await controlStateAt(tl, tl.lastRecordLsn));
+  const ingest = new WalIngest(tl, await clusterState(tl), await controlStateAt(tl, tl.lastRecordLsn), await lastCommitAt(tl, tl.lastRecordLsn));
   const drain = async (): Promise<boolean> => {
     for (;;) {
       const batch = decoder.decode(DECODE_BATCH);

@@ -88,9 +88,14 @@ export function encodeStatusUpdate(s: StandbyStatus): Buffer {
   return b;
 }
 
-/** Now, as PostgreSQL's TimestampTz: µs since 2000-01-01 UTC. */
+/** Unix milliseconds as PostgreSQL's TimestampTz: µs since 2000-01-01 UTC. */
+export function unixMsToPgMicros(ms: number): bigint {
+  return BigInt(Math.round((ms - PG_EPOCH_UNIX_MS) * 1000));
+}
+
+/** Now, as PostgreSQL's TimestampTz. */
 export function pgNowMicros(nowMs: number = Date.now()): bigint {
-  return BigInt(Math.round((nowMs - PG_EPOCH_UNIX_MS) * 1000));
+  return unixMsToPgMicros(nowMs);
 }
 
 /** A PostgreSQL TimestampTz as Unix milliseconds. */

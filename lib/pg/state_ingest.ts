@@ -4,7 +4,8 @@
  * clog.c, multixact.c, xact.c, twophase.c and xlog.c in REL_15_STABLE and Neon's walingest.rs:
  *
  *   Transaction COMMIT / ABORT (and PREPARED)  CLOG_SET on each pg_xact page of the xid and its
- *                                              subxacts; a prepared one's state file deleted
+ *                                              subxacts; a prepared one's state file deleted;
+ *                                              a commit: the last-commit value (lsn_time.ts)
  *   Transaction PREPARE                        the two-phase state file (record data + CRC-32C)
  *   CLOG ZEROPAGE / TRUNCATE                   a zero page / the oldest kept xid
  *   MultiXact ZERO_*_PAGE / CREATE_ID / TRUNCATE_ID   zero pages / offsets and members / horizons
@@ -33,7 +34,8 @@ import {
   advanceNextMulti, advanceNextXidPast, applyCheckpoint, type ControlState, encodeCheckpoint, encodeControlState,
   FIRST_MULTIXACT_ID, transactionIdPrecedes,
 } from './control_state';
-import { AUX_CHECKPOINT, AUX_CONTROL_STATE, AUX_TWOPHASE, auxChunks, auxDeletion } from './keyspace';
+import { AUX_CHECKPOINT, AUX_CONTROL_STATE, AUX_LAST_COMMIT, AUX_TWOPHASE, auxChunks, auxDeletion } from './keyspace';
+import { encodeLastCommit, type LastCommit } from './lsn_time';
 import { CHECKPOINT_SIZE, parseCheckPoint } from './pg_control';
 import {
   clogPageOf, clogSetRecord, membersPageOf, type MultiXactMember, multixactMembersRecord, multixactOffsetsRecord, offsetsPageOf,
@@ -133,7 +135,14 @@ export class StateIngest {
   /** SLRU pages known to exist (or not) in this ingest run, by key in hex. */
   private readonly slruExists = new Map<string, boolean>();
 
-  constructor(private readonly tl: TimelineImpl, private readonly state: ControlState, private readonly put: PutValue) {}
+  /**
+   * The last-commit value as ingest has it so far (lsn_time.ts): null until the first commit, also
+   * on timelines ingested before Strata kept it.
+   */
+  constructor(
+    private readonly tl: TimelineImpl, private readonly state: ControlState, private readonly put: PutValue,
+    private lastCommit: LastCommit | null = null,
+  ) {}
 
   /** The control state as ingest has it so far. */
   get current(): Readonly<ControlState> {
@@ -235,6 +244,7 @@ export class StateIngest {
     if (op !== XLOG_XACT_COMMIT && op !== XLOG_XACT_ABORT && op !== XLOG_XACT_COMMIT_PREPARED && op !== XLOG_XACT_ABORT_PREPARED) return;
     const end = parseXactEnd(rec, op);
     await this.setClog(rec, end);
+    if (end.committed) this.noteCommit(rec.mainData().readBigInt64LE(0), rec.endLsn);
     // xact_redo_commit / xact_redo_abort: nextXid past the latest xid of the tree.
     let latest = end.xid;
     for (const x of end.subxacts) if (transactionIdPrecedes(latest, x)) latest = x;
@@ -243,6 +253,16 @@ export class StateIngest {
       const d = auxDeletion(AUX_TWOPHASE, 0, 0, end.xid);
       this.put(d.key, rec.endLsn, serializeValueRecord(d.payload));
     }
+  }
+
+  /**
+   * A commit record's xact_time: the running maximum of commit times and this record's end LSN,
+   * written at every commit so the value at any LSN names the latest commit at or below it.
+   */
+  private noteCommit(xactTime: bigint, lsn: Lsn): void {
+    const prev = this.lastCommit;
+    this.lastCommit = { maxTime: prev !== null && prev.maxTime > xactTime ? prev.maxTime : xactTime, lsn };
+    this.putAux(AUX_LAST_COMMIT, 0, encodeLastCommit(this.lastCommit), lsn);
   }
 
   /**

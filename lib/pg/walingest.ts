@@ -37,6 +37,7 @@ import {
   relId, relSizeKey, relSizeKeyRangeOf, type RelTag, STORED_FORKS, VISIBILITYMAP_FORKNUM,
 } from './keyspace';
 import { readAuxFile } from './aux_files';
+import type { LastCommit } from './lsn_time';
 import { strataRecord } from './slru_records';
 import { StateIngest } from './state_ingest';
 import { relSizes, type RelSizes } from './rel_sizes';
@@ -135,10 +136,10 @@ export class WalIngest {
   private readonly report: WalIngestReport;
   private readonly state: StateIngest;
 
-  constructor(private readonly tl: TimelineImpl, private cluster: ClusterState, control: ControlState) {
+  constructor(private readonly tl: TimelineImpl, private cluster: ClusterState, control: ControlState, lastCommit: LastCommit | null) {
     this.sizes = relSizes(tl);
     this.report = { endLsn: tl.lastRecordLsn, records: 0, blocks: 0, unsupported: {} };
-    this.state = new StateIngest(tl, control, (key, lsn, value) => this.pending.add(key, lsn, value));
+    this.state = new StateIngest(tl, control, (key, lsn, value) => this.pending.add(key, lsn, value), lastCommit);
   }
 
   /** Store one decoded record (records ending at or below lastRecordLsn were ingested before: skipped). */

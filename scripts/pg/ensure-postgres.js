@@ -25,7 +25,7 @@ const { spawnSync } = require('child_process');
 
 const BIN_DIR = process.env.STRATA_PG_BIN || '/usr/lib/postgresql/15/bin';
 /** Every tool the helpers in test/helpers/pg_*.ts run. */
-const TOOLS = ['postgres', 'initdb', 'pg_ctl', 'psql', 'pgbench', 'pg_controldata', 'pg_waldump'];
+const TOOLS = ['postgres', 'initdb', 'pg_ctl', 'psql', 'pgbench', 'pg_controldata', 'pg_waldump', 'pg_amcheck', 'pg_basebackup'];
 /** Debian packages that hold those tools (psql is in the client package, pulled in as a dependency). */
 const PACKAGES = ['postgresql-15', 'postgresql-client-15'];
 const CREATECLUSTER_CONF = '/etc/postgresql-common/createcluster.conf';

@@ -35,7 +35,7 @@ import { parseLsn } from '../../lib/lsn';
 export const PG_MAJOR = 15;
 export const PG_BIN_DIR = process.env.STRATA_PG_BIN ?? `/usr/lib/postgresql/${PG_MAJOR}/bin`;
 /** Every tool these helpers run; scripts/pg/ensure-postgres.js checks the same list. */
-const PG_TOOLS = ['postgres', 'initdb', 'pg_ctl', 'psql', 'pgbench', 'pg_controldata', 'pg_waldump'] as const;
+const PG_TOOLS = ['postgres', 'initdb', 'pg_ctl', 'psql', 'pgbench', 'pg_controldata', 'pg_waldump', 'pg_amcheck', 'pg_basebackup'] as const;
 export type PgTool = (typeof PG_TOOLS)[number];
 /** Written by scripts/pg/ensure-postgres.js: the reason an install did not happen or failed. */
 const ENSURE_STATUS_FILE = path.join(os.tmpdir(), 'strata-pg-ensure.json');

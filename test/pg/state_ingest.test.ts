@@ -14,7 +14,8 @@ import type { TimelineImpl } from '../../lib/engine/timeline';
 import { isStrataError } from '../../lib/errors';
 import { RECORD_TAG_ZERO } from '../../lib/record';
 import { type ControlState, decodeCheckpoint, decodeControlState } from '../../lib/pg/control_state';
-import { AUX_CHECKPOINT, AUX_CONTROL_STATE, AUX_DELETED, AUX_TWOPHASE, decodeAuxKey, decodeSlruKey } from '../../lib/pg/keyspace';
+import { AUX_CHECKPOINT, AUX_CONTROL_STATE, AUX_DELETED, AUX_LAST_COMMIT, AUX_TWOPHASE, decodeAuxKey, decodeSlruKey } from '../../lib/pg/keyspace';
+import { decodeLastCommit, type LastCommit } from '../../lib/pg/lsn_time';
 import { segmentFilter } from '../../lib/pg/pg_state';
 import { slruPageKey } from '../../lib/pg/slru_records';
 import { StateIngest } from '../../lib/pg/state_ingest';
@@ -58,7 +59,7 @@ class Harness {
   readonly puts: Put[] = [];
   readonly state: ControlState;
   readonly ingest: StateIngest;
-  constructor(over: Partial<ControlState> = {}, readonly existing = new Set<string>()) {
+  constructor(over: Partial<ControlState> = {}, readonly existing = new Set<string>(), lastCommit: LastCommit | null = null) {
     this.state = initialState(over);
     const tl = {
       lastRecordLsn: 0n,
@@ -67,7 +68,7 @@ class Harness {
         status: Uint8Array.from(keys.map((k) => (existing.has(k.toString('hex')) ? 0 : 1))),
       }),
     } as unknown as TimelineImpl;
-    this.ingest = new StateIngest(tl, this.state, (key, lsn, value) => this.puts.push({ key, lsn, value }));
+    this.ingest = new StateIngest(tl, this.state, (key, lsn, value) => this.puts.push({ key, lsn, value }), lastCommit);
   }
 
   async run(specs: RecordSpec[]): Promise<DecodedRecord[]> {
@@ -222,6 +223,33 @@ describe('state ingest: transactions and pg_xact', () => {
     const h2 = new Harness();
     await h2.run([{ rmid: RM_XACT, info: 0x10, xid: 1500, main: prepareMain(1500, 'g', [1501, 1600]) }]);
     expect(h2.ingest.current.nextXid).toBe(1601n);
+  });
+
+  test('every COMMIT and COMMIT_PREPARED writes the last-commit value (running maximum of xact_time, its own end LSN); aborts and prepares do not', async () => {
+    const withTime = (main: Buffer, us: bigint): Buffer => {
+      const m = Buffer.from(main);
+      m.writeBigInt64LE(us, 0);
+      return m;
+    };
+    const h = new Harness();
+    const recs = await h.run([
+      { rmid: RM_XACT, info: 0x80, xid: 100, main: withTime(commitMain({ subxacts: [101] }), 5_000n) },
+      { rmid: RM_XACT, info: 0x20, xid: 102, main: withTime(commitMain(), 9_000n) },
+      { rmid: RM_XACT, info: 0x80, xid: 103, main: withTime(commitMain(), 4_000n) },
+      { rmid: RM_XACT, info: 0x10, xid: 300, main: prepareMain(300, 'g1', []) },
+      { rmid: RM_XACT, info: 0x30 | 0x80, xid: 0, main: withTime(commitMain({ twophaseXid: 300 }), 7_000n) },
+      { rmid: RM_XACT, info: 0x40 | 0x80, xid: 0, main: withTime(commitMain({ twophaseXid: 301 }), 8_000n) },
+    ]);
+    const values = h.aux(AUX_LAST_COMMIT).map((p) => ({ at: p.lsn, ...decodeLastCommit(auxPayload(p)) }));
+    expect(values).toEqual([
+      { at: recs[0].endLsn, maxTime: 5_000n, lsn: recs[0].endLsn },
+      { at: recs[2].endLsn, maxTime: 5_000n, lsn: recs[2].endLsn },
+      { at: recs[4].endLsn, maxTime: 7_000n, lsn: recs[4].endLsn },
+    ]);
+    // A run that starts from an earlier value keeps its maximum.
+    const h2 = new Harness({}, new Set(), { maxTime: 6_000n, lsn: 8n });
+    const [r] = await h2.run([{ rmid: RM_XACT, info: 0x80, xid: 100, main: withTime(commitMain(), 5_500n) }]);
+    expect(decodeLastCommit(auxPayload(h2.aux(AUX_LAST_COMMIT)[0]))).toEqual({ maxTime: 6_000n, lsn: r.endLsn });
   });
 
   test('ZEROPAGE stores a zero page; TRUNCATE moves oldestClogXid and oldestXid forward only', async () => {

@@ -1,0 +1,120 @@
+/**
+ * `strata serve`: the page service (docs/PROTOCOL.md) on one repository until SIGTERM/SIGINT, and
+ * `strata token`: mint a JWT for it. With no options, serve runs with the defaults `npm start`
+ * uses: ./strata-data, 127.0.0.1:64000, auth on with an Ed25519 key pair generated on first start
+ * in <data>/auth/ (paths printed).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { StrataError } from '../errors';
+import { Repository } from '../repository';
+import { generateAuthKeys, readSigningKey, signToken, TOKEN_SCOPES, type AuthConfig, type TokenScope } from '../service/auth';
+import { Server } from '../service/page_server';
+import type { ImplementationChoice } from '../core/select';
+
+export const DEFAULT_DATA_DIR = './strata-data';
+/** Neon's page service port. */
+export const DEFAULT_LISTEN = '127.0.0.1:64000';
+/** Where serve keeps the key pair it generates, inside the data directory. */
+const AUTH_DIR = 'auth';
+
+export interface ServeOpts {
+  json: boolean;
+  impl: ImplementationChoice | undefined;
+  data: string | undefined;
+  listen: string | undefined;
+  authKeys: string | undefined;
+  noAuth: boolean;
+  maxInFlight: number | undefined;
+}
+
+export function parseListen(s: string): { host: string; port: number } {
+  const m = /^(.+):(\d{1,5})$/.exec(s);
+  const port = m === null ? NaN : Number(m[2]);
+  if (m === null || port > 65535) throw new StrataError('BAD_ARGUMENT', `--listen must be HOST:PORT (port 0-65535): got ${JSON.stringify(s)}`);
+  return { host: m[1].replace(/^\[(.*)\]$/, '$1'), port };
+}
+
+/** The auth settings of a serve command line, generating the default key pair if needed. */
+async function authFor(o: ServeOpts, dataDir: string, say: (line: string) => void): Promise<AuthConfig> {
+  if (o.noAuth && o.authKeys !== undefined) throw new StrataError('BAD_ARGUMENT', '--auth-keys and --no-auth contradict each other');
+  if (o.noAuth) {
+    say('auth: off (--no-auth): any client can read any tenant');
+    return { disabled: true };
+  }
+  if (o.authKeys !== undefined) {
+    say(`auth: on, keys ${path.resolve(o.authKeys)}`);
+    return { keysFile: o.authKeys };
+  }
+  const dir = path.join(dataDir, AUTH_DIR);
+  const keysFile = path.join(dir, 'jwks.json');
+  const signingKeyFile = path.join(dir, 'signing-key.jwk.json');
+  if (!fs.existsSync(keysFile)) {
+    await generateAuthKeys(dir);
+    say(`auth: generated an Ed25519 key pair: ${path.resolve(keysFile)} (public), ${path.resolve(signingKeyFile)} (private)`);
+  }
+  say(`auth: on, keys ${path.resolve(keysFile)}; a token: strata token --signing-key ${path.resolve(signingKeyFile)} --tenant TENANT`);
+  return { keysFile };
+}
+
+/** Serve until SIGTERM/SIGINT; then drain, close the repository and return 0. */
+export async function runServe(args: string[], o: ServeOpts): Promise<number> {
+  if (args.length > 0) throw new StrataError('BAD_ARGUMENT', `serve takes options only (--data DIR --listen HOST:PORT): got ${args.join(' ')}`);
+  const dataDir = o.data ?? DEFAULT_DATA_DIR;
+  const { host, port } = parseListen(o.listen ?? DEFAULT_LISTEN);
+  const say = (line: string): void => {
+    if (o.json) process.stdout.write(`${JSON.stringify({ event: 'log', message: line })}\n`);
+    else process.stdout.write(`strata serve: ${line}\n`);
+  };
+  const auth = await authFor(o, dataDir, say);
+  const repo = await Repository.open(dataDir, { implementation: o.impl });
+  let server: Server | null = null;
+  try {
+    server = new Server(repo, {
+      auth,
+      maxInFlight: o.maxInFlight,
+      onEvent: o.json ? (e) => process.stdout.write(`${JSON.stringify(e)}\n`) : undefined,
+    });
+    const stopped = new Promise<string>((resolve) => {
+      const onSignal = (sig: NodeJS.Signals): void => {
+        process.removeListener('SIGINT', onSignal);
+        process.removeListener('SIGTERM', onSignal);
+        resolve(sig);
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+    });
+    const addr = await server.listen(host, port);
+    const tenants = repo.listTenants().map((t) => `${t} (${repo.listTimelines(t).map((tl) => tl.timelineId).join(', ')})`);
+    say(`data ${path.resolve(dataDir)} (${repo.implementation} core), tenants: ${tenants.length === 0 ? 'none yet' : tenants.join('; ')}`);
+    if (o.json) process.stdout.write(`${JSON.stringify({ event: 'listening', host: addr.host, port: addr.port })}\n`);
+    else say(`listening on ${addr.host}:${addr.port} (page service protocol 1, docs/PROTOCOL.md)`);
+    const sig = await stopped;
+    say(`${sig}: draining ${server.stats().connections} connection(s)`);
+    await server.close();
+    say(`stopped after ${server.stats().requests} request(s)`);
+    return 0;
+  } finally {
+    if (server !== null) await server.close();
+    await repo.close();
+  }
+}
+
+export interface TokenOpts {
+  signingKey: string | undefined;
+  tenant: string | undefined;
+  scope: string | undefined;
+  ttlSeconds: number | undefined;
+}
+
+/** token --signing-key FILE --tenant T [--scope pageserver|admin] [--ttl SECONDS]: print a JWT. */
+export async function runToken(args: string[], o: TokenOpts): Promise<number> {
+  if (args.length > 0) throw new StrataError('BAD_ARGUMENT', `token takes options only: got ${args.join(' ')}`);
+  if (o.signingKey === undefined) throw new StrataError('BAD_ARGUMENT', 'token needs --signing-key FILE (serve prints where its key is)');
+  const scope = (o.scope ?? 'pageserver') as TokenScope;
+  if (!TOKEN_SCOPES.includes(scope)) throw new StrataError('BAD_ARGUMENT', `--scope must be ${TOKEN_SCOPES.join(' or ')}: got ${JSON.stringify(o.scope)}`);
+  if (scope === 'pageserver' && o.tenant === undefined) throw new StrataError('BAD_ARGUMENT', 'a pageserver token needs --tenant TENANT');
+  const token = await signToken(readSigningKey(o.signingKey), { tenantId: o.tenant, scope, expiresInSeconds: o.ttlSeconds });
+  process.stdout.write(`${token}\n`);
+  return 0;
+}

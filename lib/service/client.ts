@@ -1,0 +1,263 @@
+/**
+ * StrataClient: one connection to a page service (docs/PROTOCOL.md). Requests are pipelined — each
+ * gets a fresh id and is written at once; answers are matched by id in whatever order they come —
+ * and each has a deadline. The read calls take and return what Timeline's do, so code written
+ * against an embedded Timeline runs against a server.
+ */
+import * as net from 'node:net';
+import { StrataError, isErrorCode } from '../errors';
+import type { PageKey } from '../key';
+import { checkLsn, LSN_MAX, type Lsn } from '../lsn';
+import type { RelationInfo, RelTag } from '../timeline';
+import {
+  decodeServerFrame, encodeHello, encodeRequest, FrameReader, MAX_FRAME_BYTES, PROTOCOL_VERSION, type HelloOk, type Request,
+  type RequestLsns, type ServerFrame,
+} from './frames';
+
+/** Default deadline of one request (ms): generous, since a read may wait for WAL (10 s by default on the server). */
+export const DEFAULT_REQUEST_DEADLINE_MS = 30_000;
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+const MAX_REQUEST_ID = 0xffff_ffff;
+
+export interface ClientOptions {
+  host: string;
+  port: number;
+  tenantId: string;
+  timelineId: string;
+  /** The JWT; omit (or '') for a server started without auth. */
+  token?: string;
+  /** Connect and handshake within this long (default 10 s). */
+  connectTimeoutMs?: number;
+  /** Default deadline of each request (default 30 s); per call: `{ deadlineMs }`. */
+  requestDeadlineMs?: number;
+}
+
+export interface RequestOptions {
+  /** The client promises the data did not change between this LSN and the request's (default: the request LSN; for LSN_MAX, 0). */
+  notModifiedSince?: Lsn;
+  /** Fail with DEADLINE_EXCEEDED if no answer comes within this long. */
+  deadlineMs?: number;
+}
+
+type Settle = (frame: ServerFrame) => void;
+
+interface Pending {
+  settle: Settle;
+  fail: (e: StrataError) => void;
+  timer: NodeJS.Timeout;
+}
+
+export class StrataClient {
+  private readonly reader: FrameReader;
+  private readonly pending = new Map<number, Pending>();
+  /** Ids whose caller gave up (deadline): their late answers are dropped, not treated as strays. */
+  private readonly abandoned = new Set<number>();
+  private nextId = 1;
+  private closedError: StrataError | null = null;
+  private readonly closedPromise: Promise<void>;
+
+  private constructor(private readonly socket: net.Socket, readonly server: HelloOk, private readonly deadlineMs: number, leftover: FrameReader) {
+    this.reader = leftover;
+    this.closedPromise = new Promise((resolve) => socket.once('close', () => resolve()));
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (e) => this.shutdown(new StrataError('CONNECTION_CLOSED', `connection to the page service failed: ${e.message}`, { cause: e })));
+    socket.on('close', () => this.shutdown(new StrataError('CONNECTION_CLOSED', 'the page service closed the connection')));
+    this.onData(Buffer.alloc(0));
+  }
+
+  /** Connect, handshake, and resolve once the server accepted (AUTH_FAILED, TIMELINE_NOT_FOUND … when it refused). */
+  static connect(o: ClientOptions): Promise<StrataClient> {
+    const timeoutMs = o.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    const hello = encodeHello({ version: PROTOCOL_VERSION, tenantId: o.tenantId, timelineId: o.timelineId, token: o.token ?? '' });
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ host: o.host, port: o.port, noDelay: true });
+      const reader = new FrameReader(MAX_FRAME_BYTES);
+      let done = false;
+      const finish = (e: StrataError | null, ok?: HelloOk): void => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        socket.removeListener('data', onData);
+        socket.removeListener('error', onError);
+        socket.removeListener('close', onClose);
+        if (e !== null) {
+          socket.destroy();
+          reject(e);
+        } else {
+          socket.pause();
+          resolve(new StrataClient(socket, ok as HelloOk, o.requestDeadlineMs ?? DEFAULT_REQUEST_DEADLINE_MS, reader));
+          socket.resume();
+        }
+      };
+      const timer = setTimeout(() => finish(new StrataError('CONNECTION_CLOSED', `no handshake answer from ${o.host}:${o.port} within ${timeoutMs} ms`)), timeoutMs);
+      const onError = (e: Error): void => finish(new StrataError('CONNECTION_CLOSED', `connect to ${o.host}:${o.port}: ${e.message}`, { cause: e }));
+      const onClose = (): void => finish(new StrataError('CONNECTION_CLOSED', `${o.host}:${o.port} closed the connection during the handshake`));
+      const onData = (chunk: Buffer): void => {
+        reader.push(chunk);
+        try {
+          const raw = reader.next();
+          if (raw === null) return;
+          const f = decodeServerFrame(raw);
+          if (f.kind === 'helloOk') finish(null, f.helloOk);
+          else if (f.kind === 'refuse' || f.kind === 'violation') finish(new StrataError(isErrorCode(f.code) ? f.code : 'PROTOCOL_ERROR', `page service refused: ${f.message}`));
+          else finish(new StrataError('PROTOCOL_ERROR', `the server answered the handshake with a ${f.kind} frame`));
+        } catch (e) {
+          finish(e instanceof StrataError ? e : new StrataError('PROTOCOL_ERROR', String(e)));
+        }
+      };
+      socket.on('data', onData);
+      socket.on('error', onError);
+      socket.on('close', onClose);
+      socket.write(hello);
+    });
+  }
+
+  /** Requests sent and not yet answered (nor given up). */
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  get isClosed(): boolean {
+    return this.closedError !== null;
+  }
+
+  getPage(key: PageKey, lsn: Lsn, opts?: RequestOptions): Promise<Buffer> {
+    return this.request((id, lsns) => ({ kind: 'getPage', id, lsns, key }), lsn, opts, (f) => (f.kind === 'page' ? Buffer.from(f.page) : undefined));
+  }
+
+  /** Many pages at one LSN; more than the server's batch limit are split into several pipelined requests. */
+  async getPages(keys: readonly PageKey[], lsn: Lsn, opts?: RequestOptions): Promise<Buffer[]> {
+    if (keys.length === 0) return [];
+    const batch = this.server.maxBatchPages;
+    const parts: Promise<Buffer[]>[] = [];
+    for (let i = 0; i < keys.length; i += batch) {
+      const part = keys.slice(i, i + batch);
+      parts.push(this.request((id, lsns) => ({ kind: 'getPages', id, lsns, keys: part }), lsn, opts, (f) => (f.kind === 'pages' && f.pages.length === part.length ? f.pages.map((p) => Buffer.from(p)) : undefined)));
+    }
+    return (await Promise.all(parts)).flat();
+  }
+
+  getRelSize(rel: RelTag, lsn: Lsn, opts?: RequestOptions): Promise<number> {
+    return this.request((id, lsns) => ({ kind: 'getRelSize', id, lsns, rel }), lsn, opts, (f) => (f.kind === 'relSize' ? f.nblocks : undefined));
+  }
+
+  /** Whether the relation fork exists at `lsn` (smgrexists). */
+  exists(rel: RelTag, lsn: Lsn, opts?: RequestOptions): Promise<boolean> {
+    return this.request((id, lsns) => ({ kind: 'exists', id, lsns, rel }), lsn, opts, (f) => (f.kind === 'existsResult' ? f.exists : undefined));
+  }
+
+  listRelations(lsn: Lsn, opts?: RequestOptions & { dbOid?: number }): Promise<RelationInfo[]> {
+    const out: RelationInfo[] = [];
+    return this.request((id, lsns) => ({ kind: 'listRelations', id, lsns, dbOid: opts?.dbOid ?? null }), lsn, opts, (f) => {
+      if (f.kind !== 'relations') return undefined;
+      out.push(...f.relations);
+      return f.final ? out : null;
+    });
+  }
+
+  /** Close the connection; requests in flight fail with CONNECTION_CLOSED. */
+  async close(): Promise<void> {
+    this.shutdown(new StrataError('CONNECTION_CLOSED', 'the client was closed'));
+    this.socket.end();
+    const t = setTimeout(() => this.socket.destroy(), 1_000);
+    await this.closedPromise;
+    clearTimeout(t);
+  }
+
+  /**
+   * Send one request and resolve with `accept`'s value for its answer: undefined means the frame
+   * is of the wrong kind (the server broke the protocol), null means "more frames follow".
+   */
+  private request<T>(make: (id: number, lsns: RequestLsns) => Request, lsn: Lsn, opts: RequestOptions | undefined, accept: (f: ServerFrame) => T | null | undefined): Promise<T> {
+    if (this.closedError !== null) return Promise.reject(this.closedError);
+    let frame: Buffer;
+    let id: number;
+    try {
+      checkLsn(lsn, 'lsn');
+      const nms = opts?.notModifiedSince ?? (lsn === LSN_MAX ? 0n : lsn);
+      checkLsn(nms, 'notModifiedSince');
+      id = this.takeId();
+      frame = encodeRequest(make(id, { requestLsn: lsn, notModifiedSince: nms }));
+    } catch (e) {
+      return Promise.reject(e instanceof RangeError ? new StrataError('BAD_ARGUMENT', `a request field is out of range: ${e.message}`) : e);
+    }
+    const deadline = opts?.deadlineMs ?? this.deadlineMs;
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        this.abandoned.add(id);
+        reject(new StrataError('DEADLINE_EXCEEDED', `request ${id} got no answer within ${deadline} ms`));
+      }, deadline);
+      const settle: Settle = (f) => {
+        if (f.kind === 'error') {
+          this.done(id);
+          reject(new StrataError(isErrorCode(f.code) ? f.code : 'SERVER_ERROR', f.message));
+          return;
+        }
+        const v = accept(f);
+        if (v === undefined) {
+          this.shutdown(new StrataError('PROTOCOL_ERROR', `request ${id} was answered with a ${f.kind} frame`));
+          return;
+        }
+        if (v === null) return;
+        this.done(id);
+        resolve(v);
+      };
+      this.pending.set(id, { settle, fail: reject, timer });
+      this.socket.write(frame);
+    });
+  }
+
+  private done(id: number): void {
+    const p = this.pending.get(id);
+    if (p !== undefined) clearTimeout(p.timer);
+    this.pending.delete(id);
+  }
+
+  private takeId(): number {
+    for (let tries = 0; tries < 1_000_000; tries++) {
+      const id = this.nextId;
+      this.nextId = id === MAX_REQUEST_ID ? 1 : id + 1;
+      if (!this.pending.has(id) && !this.abandoned.has(id)) return id;
+    }
+    throw new StrataError('BAD_ARGUMENT', 'no free request id: a million requests in flight');
+  }
+
+  private onData(chunk: Buffer): void {
+    this.reader.push(chunk);
+    try {
+      for (;;) {
+        const raw = this.reader.next();
+        if (raw === null) return;
+        const f = decodeServerFrame(raw);
+        if (f.kind === 'violation') {
+          this.shutdown(new StrataError('PROTOCOL_ERROR', `the server closed the connection: ${f.message}`));
+          return;
+        }
+        if (f.kind === 'helloOk' || f.kind === 'refuse') throw new StrataError('PROTOCOL_ERROR', `a ${f.kind} frame after the handshake`);
+        const p = this.pending.get(f.id);
+        if (p !== undefined) {
+          p.settle(f);
+        } else if (this.abandoned.has(f.id)) {
+          if (f.kind !== 'relations' || f.final) this.abandoned.delete(f.id);
+        } else {
+          throw new StrataError('PROTOCOL_ERROR', `an answer to request id ${f.id}, which is not in flight`);
+        }
+      }
+    } catch (e) {
+      this.shutdown(e instanceof StrataError ? e : new StrataError('PROTOCOL_ERROR', String(e)));
+    }
+  }
+
+  /** Fail everything in flight with `e` and close the socket; later calls reject with `e`. */
+  private shutdown(e: StrataError): void {
+    if (this.closedError === null) this.closedError = e;
+    for (const [id, p] of this.pending) {
+      clearTimeout(p.timer);
+      this.pending.delete(id);
+      p.fail(e);
+    }
+    // A broken stream cannot be read on; a plain close is left to close() or the peer.
+    if (e.code !== 'CONNECTION_CLOSED') this.socket.destroy();
+  }
+}

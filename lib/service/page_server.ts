@@ -1,0 +1,416 @@
+/**
+ * The page service (docs/PROTOCOL.md): a TCP server on one Repository answering GetPage@LSN and
+ * relation requests from pipelining clients. Each connection is a small state machine —
+ * handshake → authenticating → ready → draining → closed — that reads frames, runs up to
+ * `maxInFlight` requests at once through the timeline's async read path (so the event loop stays
+ * free while the native core reads from disk on worker threads), and writes each answer whole, in
+ * completion order. A frame it cannot accept gets a PROTOCOL_VIOLATION frame and a close; nothing a
+ * client sends can throw out of a socket handler, so other connections never notice.
+ */
+import * as net from 'node:net';
+import { isStrataError, StrataError } from '../errors';
+import type { Lsn } from '../lsn';
+import type { Repository } from '../repository';
+import type { Timeline } from '../timeline';
+import { Authenticator, type AuthConfig } from './auth';
+import {
+  decodeClientFrame, DEFAULT_MAX_IN_FLIGHT, describeFrameType, encodeError, encodeExistsResult, encodeHelloOk, encodePage, encodePages, encodeRefuse,
+  encodeRelations, encodeRelSize, encodeViolation, FrameReader, MAX_BATCH_PAGES, MAX_FRAME_BYTES, PROTOCOL_VERSION,
+  type Hello, type Request, type RequestLsns,
+} from './frames';
+
+/** A client that has not completed its handshake by then is disconnected. */
+export const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** After the server ends a connection, how long the peer has to close its side before it is destroyed. */
+const LINGER_MS = 2_000;
+/** close(): connections still busy after this long are destroyed (a read stuck waiting for WAL). */
+export const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
+const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+/**
+ * How long a request waits for ingest to reach its LSN unless `waitLsnTimeoutMs` says otherwise:
+ * well inside the client's default deadline (30 s), so a client hears LSN_TIMEOUT rather than
+ * giving up on its own.
+ */
+export const DEFAULT_SERVICE_WAIT_LSN_TIMEOUT_MS = 10_000;
+
+export interface ServerOptions {
+  /** Token checking (docs/PROTOCOL.md, "Authentication"). Required: `{ disabled: true }` turns it off. */
+  auth: AuthConfig;
+  /** Requests per connection in flight before the server stops reading it (default 32, at most 65535). */
+  maxInFlight?: number;
+  /** How long a request waits for ingest to reach its effective LSN (default 10 s). */
+  waitLsnTimeoutMs?: number;
+  /** close(): how long to wait for in-flight requests before destroying connections (default 30 s). */
+  drainTimeoutMs?: number;
+  /** Told about connections and violations (the CLI prints these as JSON lines). */
+  onEvent?: (event: ServerEvent) => void;
+}
+
+export type ServerEvent =
+  | { event: 'connection'; remote: string }
+  | { event: 'ready'; remote: string; tenantId: string; timelineId: string }
+  | { event: 'refused'; remote: string; code: string; message: string }
+  | { event: 'violation'; remote: string; message: string }
+  | { event: 'closed'; remote: string; requests: number };
+
+export interface ServerStats {
+  connections: number;
+  connectionsTotal: number;
+  requests: number;
+  errors: number;
+  violations: number;
+  refused: number;
+  /** Most requests one connection had in flight at once (never above maxInFlight). */
+  peakInFlight: number;
+}
+
+type ConnState = 'handshake' | 'authenticating' | 'ready' | 'draining' | 'closed';
+
+export class Server {
+  private readonly auth: Authenticator;
+  private readonly maxInFlight: number;
+  private readonly waitLsnTimeoutMs: number;
+  private readonly drainTimeoutMs: number;
+  private readonly tcp: net.Server;
+  private readonly connections = new Set<Connection>();
+  private closing: Promise<void> | null = null;
+  readonly counters: Omit<ServerStats, 'connections'> = { connectionsTotal: 0, requests: 0, errors: 0, violations: 0, refused: 0, peakInFlight: 0 };
+
+  constructor(readonly repository: Repository, private readonly options: ServerOptions) {
+    if (options === undefined || options.auth === undefined) {
+      throw new StrataError('BAD_ARGUMENT', 'Server needs options.auth: { keysFile } or { keys } (or { disabled: true } to serve without auth)');
+    }
+    this.auth = Authenticator.fromConfig(options.auth);
+    const m = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
+    if (!Number.isInteger(m) || m < 1 || m > 0xffff) throw new StrataError('BAD_ARGUMENT', `maxInFlight must be an integer in [1, 65535]: got ${String(m)}`);
+    this.maxInFlight = m;
+    this.waitLsnTimeoutMs = options.waitLsnTimeoutMs ?? DEFAULT_SERVICE_WAIT_LSN_TIMEOUT_MS;
+    this.drainTimeoutMs = options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
+    this.tcp = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.accept(socket));
+  }
+
+  get authEnabled(): boolean {
+    return this.auth.enabled;
+  }
+
+  /** Start listening; resolves with the address bound (port 0 picks a free port). */
+  listen(host: string, port: number): Promise<{ host: string; port: number }> {
+    return new Promise((resolve, reject) => {
+      const onError = (e: Error): void => reject(new StrataError('IO_ERROR', `listen on ${host}:${port}: ${e.message}`, { cause: e }));
+      this.tcp.once('error', onError);
+      this.tcp.listen(port, host, () => {
+        this.tcp.removeListener('error', onError);
+        const a = this.tcp.address() as net.AddressInfo;
+        resolve({ host: a.address, port: a.port });
+      });
+    });
+  }
+
+  get address(): { host: string; port: number } | null {
+    const a = this.tcp.address();
+    return a === null || typeof a === 'string' ? null : { host: a.address, port: a.port };
+  }
+
+  stats(): ServerStats {
+    return { connections: this.connections.size, ...this.counters };
+  }
+
+  /**
+   * Graceful stop: no new connections, no new requests read; every request taken up is answered,
+   * then each connection is closed. The repository stays open (its owner closes it).
+   */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      const stopped = new Promise<void>((resolve) => this.tcp.close(() => resolve()));
+      const conns = [...this.connections];
+      for (const c of conns) c.drain();
+      const drained = Promise.all(conns.map((c) => c.closed));
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<void>((resolve) => {
+        timer = setTimeout(() => {
+          for (const c of this.connections) c.destroy();
+          resolve();
+        }, this.drainTimeoutMs);
+      });
+      await Promise.race([drained, timeout]);
+      clearTimeout(timer);
+      await stopped;
+    })();
+    return this.closing;
+  }
+
+  private accept(socket: net.Socket): void {
+    if (this.closing !== null) {
+      socket.destroy();
+      return;
+    }
+    const conn = new Connection(this, socket);
+    this.connections.add(conn);
+    this.counters.connectionsTotal++;
+    void conn.closed.then(() => this.connections.delete(conn));
+    this.emit({ event: 'connection', remote: conn.remote });
+  }
+
+  /** @internal */
+  emit(e: ServerEvent): void {
+    try {
+      this.options.onEvent?.(e);
+    } catch {
+      // A listener's failure is not the connection's.
+    }
+  }
+
+  /** @internal The connection's settings. */
+  get settings(): { auth: Authenticator; maxInFlight: number; waitLsnTimeoutMs: number } {
+    return { auth: this.auth, maxInFlight: this.maxInFlight, waitLsnTimeoutMs: this.waitLsnTimeoutMs };
+  }
+
+  /** @internal */
+  get isClosing(): boolean {
+    return this.closing !== null;
+  }
+}
+
+/** The LSN a request reads at (docs/PROTOCOL.md, "LSNs"), as Neon's effective request LSN. */
+export function effectiveLsn(lsns: RequestLsns, lastRecordLsn: Lsn): Lsn {
+  const { requestLsn, notModifiedSince } = lsns;
+  if (requestLsn === 0n) throw new StrataError('BAD_ARGUMENT', 'requestLsn 0 is not an LSN (use LSN_MAX for the latest)');
+  if (notModifiedSince > requestLsn) throw new StrataError('BAD_ARGUMENT', `notModifiedSince ${notModifiedSince} is above requestLsn ${requestLsn}`);
+  if (notModifiedSince > lastRecordLsn) return notModifiedSince;
+  return requestLsn < lastRecordLsn ? requestLsn : lastRecordLsn;
+}
+
+class Connection {
+  readonly remote: string;
+  readonly closed: Promise<void>;
+  private state: ConnState = 'handshake';
+  private readonly reader = new FrameReader(MAX_FRAME_BYTES);
+  private readonly inFlight = new Set<number>();
+  private timeline: Timeline | null = null;
+  private writeBlocked = false;
+  private corked = false;
+  /** The client sent FIN: it will send nothing more but still reads the answers to what it sent. */
+  private peerEnded = false;
+  private paused = false;
+  private requests = 0;
+  private handshakeTimer: NodeJS.Timeout | null;
+  private lingerTimer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly server: Server, private readonly socket: net.Socket) {
+    this.remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    this.closed = new Promise((resolve) => socket.once('close', () => {
+      this.state = 'closed';
+      this.clearTimers();
+      this.server.emit({ event: 'closed', remote: this.remote, requests: this.requests });
+      resolve();
+    }));
+    socket.on('data', (chunk: Buffer) => {
+      if (this.state === 'closed' || this.state === 'draining') return;
+      this.reader.push(chunk);
+      this.pump();
+    });
+    socket.on('drain', () => {
+      this.writeBlocked = false;
+      this.pump();
+    });
+    socket.on('end', () => {
+      this.peerEnded = true;
+      this.pump();
+    });
+    // A reset or a write to a vanished client: the socket closes; answers still running are dropped.
+    socket.on('error', () => socket.destroy());
+    this.handshakeTimer = setTimeout(() => {
+      if (this.state === 'handshake' || this.state === 'authenticating') this.violation(0, `no handshake within ${HANDSHAKE_TIMEOUT_MS} ms`);
+    }, HANDSHAKE_TIMEOUT_MS);
+  }
+
+  /** Stop reading requests; close once every request taken up is answered. */
+  drain(): void {
+    if (this.state === 'closed') return;
+    this.state = 'draining';
+    this.pauseReading();
+    if (this.inFlight.size === 0) this.end();
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  /** Take frames off the buffer while requests may start; pause the socket otherwise. */
+  private pump(): void {
+    const max = this.server.settings.maxInFlight;
+    while (this.state === 'handshake' || this.state === 'authenticating' || this.state === 'ready') {
+      if (this.state === 'ready' && (this.inFlight.size >= max || this.writeBlocked)) {
+        this.pauseReading();
+        return;
+      }
+      let raw;
+      try {
+        raw = this.reader.next();
+        if (raw === null) break;
+        const f = decodeClientFrame(raw);
+        const where = `frame type ${describeFrameType(raw.type)} (request id ${raw.id}) at stream offset ${raw.streamOffset}`;
+        if (this.state === 'authenticating') throw new StrataError('PROTOCOL_ERROR', `${where}: sent before HELLO_OK`);
+        if (this.state === 'handshake') {
+          if (f.kind !== 'hello') throw new StrataError('PROTOCOL_ERROR', `${where}: the first frame must be HELLO`);
+          this.hello(f.hello);
+          continue;
+        }
+        if (f.kind === 'hello') throw new StrataError('PROTOCOL_ERROR', `${where}: a second HELLO`);
+        if (this.inFlight.has(f.request.id)) throw new StrataError('PROTOCOL_ERROR', `${where}: request id ${f.request.id} is already in flight`);
+        this.start(f.request);
+      } catch (e) {
+        this.violation(raw?.id ?? 0, isStrataError(e) ? e.message : String(e));
+        return;
+      }
+    }
+    if (this.state === 'ready') this.resumeReading();
+    // Everything the client sent before its FIN is answered; then the connection closes (a partial
+    // frame left in the buffer is a stream cut short and is dropped).
+    if (this.peerEnded && this.inFlight.size === 0 && (this.state === 'ready' || this.state === 'handshake')) this.end();
+  }
+
+  private pauseReading(): void {
+    if (!this.paused) {
+      this.paused = true;
+      this.socket.pause();
+    }
+  }
+
+  private resumeReading(): void {
+    if (this.paused && this.state === 'ready') {
+      this.paused = false;
+      this.socket.resume();
+    }
+  }
+
+  private hello(h: Hello): void {
+    this.state = 'authenticating';
+    void this.authenticate(h).then(
+      (tl) => {
+        if (this.state !== 'authenticating') return;
+        this.timeline = tl;
+        this.state = this.server.isClosing ? 'draining' : 'ready';
+        this.clearTimers();
+        this.write(encodeHelloOk({ version: PROTOCOL_VERSION, maxFrameBytes: MAX_FRAME_BYTES, maxInFlight: this.server.settings.maxInFlight, maxBatchPages: MAX_BATCH_PAGES, lastRecordLsn: tl.lastRecordLsn }));
+        this.server.emit({ event: 'ready', remote: this.remote, tenantId: h.tenantId, timelineId: h.timelineId });
+        if (this.state === 'draining') this.end();
+        else this.pump();
+      },
+      (e: unknown) => {
+        if (this.state !== 'authenticating') return;
+        const code = isStrataError(e) ? e.code : 'SERVER_ERROR';
+        const message = isStrataError(e) ? e.message.slice(code.length + 2) : String(e);
+        this.server.counters.refused++;
+        this.server.emit({ event: 'refused', remote: this.remote, code, message });
+        this.write(encodeRefuse(code, message));
+        this.end();
+      },
+    );
+  }
+
+  private async authenticate(h: Hello): Promise<Timeline> {
+    if (h.version !== PROTOCOL_VERSION) throw new StrataError('PROTOCOL_ERROR', `protocol version ${h.version} is not supported; this server speaks ${PROTOCOL_VERSION}`);
+    await this.server.settings.auth.checkPageAccess(h.token, h.tenantId);
+    for (const [what, id] of [['tenantId', h.tenantId], ['timelineId', h.timelineId]] as const) {
+      if (!ID_PATTERN.test(id)) throw new StrataError('BAD_ARGUMENT', `${what} ${JSON.stringify(id)} does not match ${ID_PATTERN}`);
+    }
+    if (this.server.isClosing) throw new StrataError('CLOSED', 'the server is shutting down');
+    return this.server.repository.getTimeline(h.tenantId, h.timelineId);
+  }
+
+  private start(r: Request): void {
+    this.inFlight.add(r.id);
+    if (this.inFlight.size > this.server.counters.peakInFlight) this.server.counters.peakInFlight = this.inFlight.size;
+    this.requests++;
+    this.server.counters.requests++;
+    this.run(r).then(
+      (frames) => this.finish(r.id, frames),
+      (e: unknown) => {
+        this.server.counters.errors++;
+        const code = isStrataError(e) ? e.code : 'SERVER_ERROR';
+        const message = isStrataError(e) ? e.message.slice(code.length + 2) : e instanceof Error ? e.message : String(e);
+        this.finish(r.id, [encodeError(r.id, code, message)]);
+      },
+    ).catch(() => this.socket.destroy()); // a bug in answering must cost this connection, never the process
+  }
+
+  private async run(r: Request): Promise<Buffer[]> {
+    const tl = this.timeline as Timeline;
+    const lsn = effectiveLsn(r.lsns, tl.lastRecordLsn);
+    const opts = { timeoutMs: this.server.settings.waitLsnTimeoutMs };
+    switch (r.kind) {
+      case 'getPage':
+        return [encodePage(r.id, await tl.getPage(r.key, lsn, opts))];
+      case 'getPages':
+        return [encodePages(r.id, await tl.getPages(r.keys, lsn, opts))];
+      case 'getRelSize':
+        return [encodeRelSize(r.id, await tl.getRelSize(r.rel, lsn, opts))];
+      case 'exists':
+        try {
+          await tl.getRelSize(r.rel, lsn, opts);
+          return [encodeExistsResult(r.id, true)];
+        } catch (e) {
+          if (isStrataError(e, 'REL_NOT_FOUND')) return [encodeExistsResult(r.id, false)];
+          throw e;
+        }
+      case 'listRelations':
+        return encodeRelations(r.id, await tl.listRelations(lsn, r.dbOid === null ? {} : { dbOid: r.dbOid }));
+    }
+  }
+
+  private finish(id: number, frames: Buffer[]): void {
+    if (this.state === 'closed') return; // the client is gone: nothing to answer
+    this.inFlight.delete(id);
+    for (const f of frames) this.write(f);
+    if (this.state === 'draining') {
+      if (this.inFlight.size === 0) this.end();
+    } else {
+      this.pump();
+    }
+  }
+
+  /** One whole frame per write: the socket never holds part of a frame followed by another. */
+  private write(frame: Buffer): void {
+    if (this.socket.destroyed || this.socket.writableEnded) return;
+    // Answers completing in the same tick go out in one writev (corked until the next tick), not
+    // one syscall each: pipelined small answers are what this saves.
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
+    if (!this.socket.write(frame)) this.writeBlocked = true;
+  }
+
+  private violation(id: number, message: string): void {
+    if (this.state === 'closed') return;
+    this.server.counters.violations++;
+    this.server.emit({ event: 'violation', remote: this.remote, message });
+    this.write(encodeViolation(id, message));
+    this.state = 'draining';
+    this.inFlight.clear(); // answers still running are not sent: the client cannot trust the stream
+    this.end();
+  }
+
+  /** Flush what is written, send FIN, and destroy the socket if the peer lingers. */
+  private end(): void {
+    // Keep reading (and discarding: the data handler ignores a draining connection) so the peer's
+    // FIN is seen and the socket closes promptly.
+    this.paused = false;
+    this.socket.resume();
+    if (!this.socket.writableEnded) this.socket.end();
+    this.lingerTimer ??= setTimeout(() => this.socket.destroy(), LINGER_MS);
+    this.lingerTimer.unref();
+    if (this.state !== 'closed') this.state = 'draining';
+  }
+
+  private clearTimers(): void {
+    if (this.handshakeTimer !== null) clearTimeout(this.handshakeTimer);
+    this.handshakeTimer = null;
+    if (this.state === 'closed' && this.lingerTimer !== null) clearTimeout(this.lingerTimer);
+  }
+}

@@ -1,0 +1,153 @@
+/**
+ * `strata serve` as a child process (the built CLI, dist/): it says where it listens; with no auth
+ * option it generates a key pair on first start (and reuses it after), which `strata token` signs
+ * tokens with; SIGTERM in the middle of a pipelined load drains gracefully — every request is
+ * answered whole or its connection closes, no half frame — and the process exits 0.
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { isStrataError, Repository, StrataClient } from '../../lib';
+import { encodeRequest, type ServerFrame } from '../../lib/service/frames';
+import { IMPLEMENTATIONS } from '../helpers/cores';
+import { tmpDir } from '../helpers/layers';
+import { KEYS, LSN_FLUSHED, LSN_LAST, RawConn, removeDir, repoWithData, TENANT, TIMELINE } from '../helpers/service';
+
+const BIN = path.join(__dirname, '..', '..', 'bin', 'strata.js');
+const IMPL = IMPLEMENTATIONS[IMPLEMENTATIONS.length - 1];
+
+interface Child {
+  proc: ChildProcess;
+  lines: string[];
+  exit: Promise<number | null>;
+}
+
+function startServe(args: string[]): Child {
+  const proc = spawn(process.execPath, [BIN, 'serve', '--impl', IMPL, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: string[] = [];
+  let buf = '';
+  proc.stdout?.on('data', (d: Buffer) => {
+    buf += d.toString('utf8');
+    const parts = buf.split('\n');
+    buf = parts.pop() ?? '';
+    lines.push(...parts);
+  });
+  proc.stderr?.on('data', (d: Buffer) => lines.push(`stderr: ${d.toString('utf8')}`));
+  const exit = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  return { proc, lines, exit };
+}
+
+async function waitForLine(c: Child, re: RegExp): Promise<string> {
+  for (;;) {
+    const l = c.lines.find((x) => re.test(x));
+    if (l !== undefined) return l;
+    if (c.proc.exitCode !== null) throw new Error(`serve exited ${c.proc.exitCode}: ${c.lines.join('\n')}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    const v = await p;
+    if (v instanceof StrataClient) await v.close();
+  } catch (e) {
+    if (isStrataError(e)) return e.code;
+    throw e;
+  }
+  return 'accepted';
+}
+
+describe('strata serve (child process)', () => {
+  const dirs: string[] = [];
+  const children: Child[] = [];
+
+  afterEach(() => {
+    for (const c of children.splice(0)) if (c.proc.exitCode === null) c.proc.kill('SIGKILL');
+    for (const d of dirs.splice(0)) removeDir(d);
+  });
+
+  it('first start generates keys and prints them; strata token signs a token it accepts; keys are kept across restarts', async () => {
+    const dir = tmpDir('svc-cli-auth');
+    dirs.push(dir);
+    const data = path.join(dir, 'data');
+    const first = startServe(['--data', data, '--listen', '127.0.0.1:0']);
+    children.push(first);
+    const gen = await waitForLine(first, /generated an Ed25519 key pair/);
+    const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(await waitForLine(first, /listening on/))?.[1]);
+    const signingKey = /strata token --signing-key (\S+) --tenant TENANT/.exec(await waitForLine(first, /strata token --signing-key/))?.[1] ?? '';
+    expect(gen).toContain(path.join(data, 'auth', 'jwks.json'));
+    expect(signingKey).toBe(path.join(data, 'auth', 'signing-key.jwk.json'));
+    const tok = spawnSync(process.execPath, [BIN, 'token', '--signing-key', signingKey, '--tenant', TENANT], { encoding: 'utf8' });
+    expect(tok.status, tok.stderr).toBe(0);
+    const token = tok.stdout.trim();
+    expect(token.split('.').length).toBe(3);
+    const connect = (t: string | undefined, p: number): Promise<StrataClient> => StrataClient.connect({ host: '127.0.0.1', port: p, tenantId: TENANT, timelineId: TIMELINE, token: t });
+    // The repository is empty: a token that passes auth gets as far as TIMELINE_NOT_FOUND.
+    expect(await codeOf(connect(token, port))).toBe('TIMELINE_NOT_FOUND');
+    expect(await codeOf(connect(undefined, port))).toBe('AUTH_FAILED');
+    first.proc.kill('SIGINT');
+    expect(await first.exit).toBe(0);
+    expect(first.lines.some((l) => /SIGINT: draining/.test(l))).toBe(true);
+
+    const second = startServe(['--data', data, '--listen', '127.0.0.1:0']);
+    children.push(second);
+    const port2 = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(await waitForLine(second, /listening on/))?.[1]);
+    expect(second.lines.some((l) => /generated/.test(l))).toBe(false);
+    expect(await codeOf(connect(token, port2))).toBe('TIMELINE_NOT_FOUND');
+    second.proc.kill('SIGTERM');
+    expect(await second.exit).toBe(0);
+  }, 60_000);
+
+  it('SIGTERM during pipelined load: every request answered whole or its connection closed, no half frame, exit 0', async () => {
+    const { dir, repo, tl } = await repoWithData(IMPL, 'cli-sigterm');
+    dirs.push(dir);
+    const want = await tl.getPages(KEYS, LSN_LAST);
+    const wantFlushed = await tl.getPages(KEYS, LSN_FLUSHED);
+    await repo.close();
+    const child = startServe(['--data', dir, '--listen', '127.0.0.1:0', '--no-auth', '--json']);
+    children.push(child);
+    const port = (JSON.parse(await waitForLine(child, /"event":"listening"/)) as { port: number }).port;
+
+    const REQUESTS_PER_CONNECTION = 3000;
+    const conns = await Promise.all(Array.from({ length: 4 }, () => RawConn.ready(port)));
+    const sent = conns.map((c, ci) => {
+      const reqs: Buffer[] = [];
+      for (let id = 1; id <= REQUESTS_PER_CONNECTION; id++) {
+        const lsn = (id + ci) % 3 === 0 ? LSN_FLUSHED : LSN_LAST;
+        const lsns = { requestLsn: lsn, notModifiedSince: lsn };
+        reqs.push(encodeRequest(id % 7 === 0 ? { kind: 'getPages', id, lsns, keys: KEYS.slice(0, 8) } : { kind: 'getPage', id, lsns, key: KEYS[id % KEYS.length] }));
+      }
+      c.send(Buffer.concat(reqs));
+      return REQUESTS_PER_CONNECTION;
+    });
+    // Some answers are in: the load is running. Then SIGTERM.
+    await Promise.all(conns.map((c) => c.waitFor((f) => f.kind === 'page')));
+    child.proc.kill('SIGTERM');
+    expect(await child.exit).toBe(0);
+    await Promise.all(conns.map((c) => c.closed));
+
+    let answered = 0;
+    conns.forEach((c, ci) => {
+      expect(c.decodeError).toBeNull();
+      expect(c.trailingBytes, 'half a frame').toBe(0);
+      const seen = new Set<number>();
+      for (const f of c.frames as ServerFrame[]) {
+        if (f.kind === 'helloOk') continue;
+        expect(f.kind === 'page' || f.kind === 'pages', `${f.kind}: ${JSON.stringify(f).slice(0, 200)}`).toBe(true);
+        const id = (f as { id: number }).id;
+        expect(id >= 1 && id <= sent[ci] && !seen.has(id)).toBe(true);
+        seen.add(id);
+        const ref = (id + ci) % 3 === 0 ? wantFlushed : want;
+        if (f.kind === 'page') expect(f.page.equals(ref[id % KEYS.length])).toBe(true);
+        if (f.kind === 'pages') expect(f.pages.every((p, j) => p.equals(ref[j]))).toBe(true);
+      }
+      answered += seen.size;
+    });
+    expect(answered).toBeGreaterThan(0);
+    expect(child.lines.some((l) => /SIGTERM: draining/.test(l))).toBe(true);
+    // The repository was closed cleanly: it reopens for writing (no lock left behind).
+    const again = await Repository.open(dir, { implementation: IMPL });
+    expect(again.getTimeline(TENANT, TIMELINE).lastRecordLsn).toBe(LSN_LAST);
+    await again.close();
+  }, 120_000);
+});
