@@ -37,6 +37,9 @@ export const ERROR_CODES = {
   DEADLINE_EXCEEDED: 'StrataClient: a request got no answer within its deadline (the connection stays open; a late answer is dropped)',
   CONNECTION_CLOSED: 'StrataClient: the connection closed (or could not be made) before the request was answered',
   SERVER_ERROR: 'page service: a request failed for a reason that is not a StrataError (a bug; the message says what)',
+  REMOTE_ERROR: 'object storage failed: no answer (refused, reset, timed out), a 5xx, or a refused request such as a missing bucket or bad credentials; the message names the operation, the key and the server\'s answer',
+  REMOTE_NOT_FOUND: 'get of an object key that does not exist in object storage (the message names the key)',
+  REMOTE_PRECONDITION_FAILED: 'a conditional put lost: create-only (ifNoneMatch \'*\') on a key that exists, or compare-and-swap (ifMatch) with an ETag that is no longer current',
 } as const;
 
 export type StrataErrorCode = keyof typeof ERROR_CODES;

@@ -1,7 +1,8 @@
 /**
  * The tree is the architecture (docs/ARCHITECTURE.md, "The tree"): imports flow one way,
- * tools → the network service → public facades → subsystems → engine → core selection → the two cores → the core contract → the public
- * vocabulary, and no module imports itself through a cycle. This test reads every import in lib/
+ * tools → the network service → public facades → subsystems → engine → object storage → core
+ * selection → the two cores → the core contract → the public vocabulary, and no module imports
+ * itself through a cycle. This test reads every import in lib/
  * and fails on an import against that direction or on any cycle.
  */
 import * as fs from 'node:fs';
@@ -16,8 +17,9 @@ const LAYERS: ReadonlyArray<{ name: string; test: (rel: string) => boolean }> = 
   { name: 'core contract', test: (r) => /^core\/(core|format|read_plan|compress|pg_wal_format)\.ts$/.test(r) },
   { name: 'cores', test: (r) => r.startsWith('core/ts/') || r === 'core/native.ts' },
   { name: 'core selection', test: (r) => r === 'core/select.ts' || r === 'core/pg_decoder.ts' },
+  { name: 'object storage', test: (r) => r.startsWith('remote/') },
   { name: 'engine', test: (r) => r.startsWith('engine/') },
-  { name: 'subsystems', test: (r) => /^(pg|remote)\//.test(r) },
+  { name: 'subsystems', test: (r) => /^pg\//.test(r) },
   { name: 'public facades', test: (r) => /^(repository|timeline)\.ts$/.test(r) },
   { name: 'service', test: (r) => r.startsWith('service/') },
   { name: 'tools', test: (r) => r.startsWith('cli/') },
@@ -80,6 +82,16 @@ describe('source layout', () => {
         const skipsContract = (above === 'engine' || above === 'subsystems') && to.startsWith('core/ts/') && !ALLOWED_SKIPS.has(edge);
         if (up || skipsContract) wrong.push(`${edge} (${LAYERS[layerOf(from)].name} → ${LAYERS[layerOf(to)].name})`);
       }
+    }
+    expect(wrong).toEqual([]);
+  });
+
+  test('object storage (lib/remote/) stands on the vocabulary alone: no engine, no core', () => {
+    // The engine's upload queue and on-demand downloads (issue 15) will use it, so it must not use them.
+    const wrong: string[] = [];
+    for (const [from, tos] of graph) {
+      if (!from.startsWith('remote/')) continue;
+      for (const to of tos) if (!to.startsWith('remote/') && LAYERS[layerOf(to)].name !== 'vocabulary') wrong.push(`${from} -> ${to}`);
     }
     expect(wrong).toEqual([]);
   });
