@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Core } from '../core/core';
 import { isStrataError, StrataError, type StrataErrorCode } from '../errors';
-import { TMP_SUFFIX } from '../engine/fs_util';
+import { TMP_SUFFIX } from '../fs_util';
 import { keyToHex } from '../key';
 import { formatLsn } from '../lsn';
 import { type LayerDesc, type Manifest, MANIFEST_FILE, readManifest } from '../engine/manifest';

@@ -16,7 +16,7 @@ import type { Lsn } from '../lsn';
 import { PAGE_SIZE, RECORD_TAG_IMAGE, RECORD_TAG_ZERO, recordWillInit } from '../record';
 import { level0, type KeyRange } from './compaction';
 import { EntryBatch, WRITE_BATCH_ENTRIES, yieldToEventLoop } from './entry_batch';
-import { fsyncDir, publishFile, TMP_SUFFIX, wrapIo } from './fs_util';
+import { fsyncDir, publishFile, TMP_SUFFIX, wrapIo } from '../fs_util';
 import { InMemoryLayer } from './inmemory_layer';
 import type { PreparedBatch } from './ingest';
 import { deltaFileName, imageFileName, type LayerDesc, type ManifestPatch } from './manifest';

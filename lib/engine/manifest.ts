@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import { crc32 } from 'node:zlib';
 import { StrataError } from '../errors';
 import { BLOCK_SIZE, type CompressionName, CODEC_NAMES } from '../core/format';
-import { writeFileAtomic } from './fs_util';
+import { writeFileAtomic } from '../fs_util';
 import { keyFromHex, keyToHex } from '../key';
 import { formatLsn, lsnToHex16, parseLsn, type Lsn } from '../lsn';
 import type { LayerKind } from '../core/core';

@@ -14,7 +14,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { StrataError } from '../errors';
-import { fsyncDir } from './fs_util';
+import { fsyncDir } from '../fs_util';
 
 export const LOCK_FILE = 'strata.lock';
 /** Attempts before giving up when other processes keep racing for a stale lock. */

@@ -11,7 +11,7 @@ import { MIN_PAGE_CACHE_PAGES, PAGE_CACHE_POLICIES } from '../core/core';
 import { codecAvailable } from '../core/compress';
 import { StrataError } from '../errors';
 import { BLOCK_SIZE, CODEC_BY_NAME, CODEC_NAMES, type CompressionName } from '../core/format';
-import { fsyncDir, mkdirDurable, TMP_SUFFIX, wrapIo, writeFileAtomic } from './fs_util';
+import { fsyncDir, mkdirDurable, TMP_SUFFIX, wrapIo, writeFileAtomic } from '../fs_util';
 import { checkLsn, formatLsn, type Lsn } from '../lsn';
 import { renderMetrics } from './metrics';
 import { type Manifest, MANIFEST_FILE, readManifest, writeManifest } from './manifest';

@@ -1,6 +1,6 @@
 /**
- * Durable file steps of the object-storage layer (its own copy of engine/fs_util.ts's two
- * helpers: this layer sits below the engine and imports only the vocabulary). Downloads land in a
+ * Durable streamed downloads of the object-storage layer (the directory steps are lib/fs_util.ts's,
+ * shared with the engine). Downloads land in a
  * temp file beside their target and are renamed into place after an fsync, so a crash or a broken
  * connection never leaves a partial file under the final name.
  */
@@ -9,28 +9,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import { StrataError } from '../errors';
+import { fsyncDir } from '../fs_util';
 import { RemoteStorageError } from './remote_storage';
-
-export function fsyncDir(dir: string): void {
-  const fd = fs.openSync(dir, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-/** mkdir -p, fsyncing each parent whose entry was created so the new directories survive a crash. */
-export function mkdirDurable(dir: string): void {
-  if (fs.existsSync(dir)) return;
-  mkdirDurable(path.dirname(dir));
-  try {
-    fs.mkdirSync(dir);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e; // a concurrent put made it
-  }
-  fsyncDir(path.dirname(dir));
-}
 
 /** Stream into `file` through a temp file beside it: fsync, rename, fsync the directory. */
 export async function writeFileFromStream(file: string, source: Readable, key: string, storage: string): Promise<void> {

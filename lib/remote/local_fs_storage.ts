@@ -26,7 +26,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import { StrataError } from '../errors';
-import { fsyncDir, mkdirDurable, writeFileFromStream } from './fs_durable';
+import { fsyncDir, mkdirDurable } from '../fs_util';
+import { writeFileFromStream } from './fs_durable';
 import { processAlive, SELF, tryLock } from './owner_lock';
 import {
   normalizeEtag,

@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { StrataError } from '../errors';
+import { StrataError } from './errors';
 
 export const TMP_SUFFIX = '.tmp';
 
@@ -39,10 +39,15 @@ export function publishFile(tmp: string, file: string): void {
 }
 
 /** mkdir -p, fsyncing each parent whose entry was created so the new directories survive a crash. */
+/** mkdir -p, fsyncing each parent whose entry was created so the new directories survive a crash. */
 export function mkdirDurable(dir: string): void {
   if (fs.existsSync(dir)) return;
   mkdirDurable(path.dirname(dir));
-  fs.mkdirSync(dir);
+  try {
+    fs.mkdirSync(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e; // made concurrently
+  }
   fsyncDir(path.dirname(dir));
 }
 
