@@ -59,3 +59,18 @@ export function wrapIo<T>(what: string, fn: () => T): T {
     throw new StrataError('IO_ERROR', `${what}: ${(e as Error).message}`, { cause: e });
   }
 }
+
+/**
+ * A process's start time in clock ticks (field 22 of /proc/<pid>/stat), recorded in lock files so a
+ * pid reused by another process is not taken for the owner; null off Linux.
+ */
+export function processStartTicks(pid: number): number | null {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[19]); // field 22 is the 20th after "pid (comm)"
+    return Number.isSafeInteger(ticks) ? ticks : null;
+  } catch {
+    return null;
+  }
+}

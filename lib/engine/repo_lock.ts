@@ -14,7 +14,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { StrataError } from '../errors';
-import { fsyncDir } from '../fs_util';
+import { fsyncDir, processStartTicks } from '../fs_util';
 
 export const LOCK_FILE = 'strata.lock';
 /** Attempts before giving up when other processes keep racing for a stale lock. */
@@ -131,14 +131,3 @@ function directoryId(dir: string): string {
   return `${st.dev}:${st.ino}`;
 }
 
-/** Field 22 of /proc/<pid>/stat (after the parenthesized command name), or null off Linux. */
-function processStartTicks(pid: number): number | null {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(fields[19]); // field 22 is the 20th after "pid (comm)"
-    return Number.isSafeInteger(ticks) ? ticks : null;
-  } catch {
-    return null;
-  }
-}

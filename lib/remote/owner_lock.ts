@@ -10,6 +10,7 @@
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
+import { processStartTicks } from '../fs_util';
 
 export interface LockOwner {
   pid: number;
@@ -18,20 +19,9 @@ export interface LockOwner {
   token: string;
 }
 
-/** This process, as lock files and temp-file names record it. */
+/** This process, as lock files and temp-file names record it (start ticks tell a reused pid apart). */
 export const SELF: Omit<LockOwner, 'token'> = { pid: process.pid, startTicks: processStartTicks(process.pid) };
 
-/** Field 22 of /proc/<pid>/stat (after the parenthesized command name), or null off Linux. */
-export function processStartTicks(pid: number): number | null {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(fields[19]); // field 22 is the 20th after "pid (comm)"
-    return Number.isSafeInteger(ticks) ? ticks : null;
-  } catch {
-    return null;
-  }
-}
 
 /** Whether the process `pid` (started at `startTicks` when known) still runs. */
 export function processAlive(pid: number, startTicks: number | null): boolean {
