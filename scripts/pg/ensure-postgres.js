@@ -21,7 +21,7 @@
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
-const { spawnSync } = require('child_process');
+const { aptInstall, isRoot } = require('../lib/apt');
 
 const BIN_DIR = process.env.STRATA_PG_BIN || '/usr/lib/postgresql/15/bin';
 /** Every tool the helpers in test/helpers/pg_*.ts run. */
@@ -31,8 +31,6 @@ const PACKAGES = ['postgresql-15', 'postgresql-client-15'];
 const CREATECLUSTER_CONF = '/etc/postgresql-common/createcluster.conf';
 /** Read by pgAvailability() in test/helpers/pg_cluster.ts: keep the two in sync. */
 const STATUS_FILE = path.join(os.tmpdir(), 'strata-pg-ensure.json');
-/** apt-get can take minutes on a slow mirror; a hung install must not hang `npm test` forever. */
-const APT_TIMEOUT_MS = 15 * 60 * 1000;
 
 function missingTools() {
   return TOOLS.filter((t) => !fs.existsSync(path.join(BIN_DIR, t)));
@@ -48,10 +46,6 @@ function postgresUserExists() {
   } catch {
     return false;
   }
-}
-
-function isRoot() {
-  return typeof process.getuid === 'function' && process.getuid() === 0;
 }
 
 function findInPath(name) {
@@ -82,44 +76,9 @@ function disableMainCluster() {
   if (next !== text) fs.writeFileSync(CREATECLUSTER_CONF, next);
 }
 
-function apt(args) {
-  const r = spawnSync('apt-get', args, {
-    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-    encoding: 'utf8',
-    timeout: APT_TIMEOUT_MS,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const tail = `${r.stderr || ''}${r.stdout || ''}`.trim().split('\n').slice(-3).join(' | ');
-  return { ok: r.status === 0, tail: r.error ? String(r.error.message) : tail };
-}
-
 function install() {
   disableMainCluster();
-  const args = [
-    'install',
-    '-y',
-    '-q',
-    '--no-install-recommends',
-    '-o',
-    'Dpkg::Options::=--force-confdef',
-    '-o',
-    'Dpkg::Options::=--force-confold',
-    ...PACKAGES,
-  ];
-  let r = apt(args);
-  let updated = false;
-  if (!r.ok) {
-    // A fresh image often has no package lists yet ("Unable to locate package").
-    const u = apt(['update', '-q']);
-    updated = true;
-    if (!u.ok) return { ok: false, detail: `apt-get update failed: ${u.tail}` };
-    r = apt(args);
-  }
-  if (!r.ok) return { ok: false, detail: `apt-get install ${PACKAGES.join(' ')} failed: ${r.tail}` };
-  return {
-    ok: true,
-    detail: `installed ${PACKAGES.join(' ')} with apt-get${updated ? ' (after apt-get update)' : ''}`,
-  };
+  return aptInstall(PACKAGES);
 }
 
 /** Decides, acts, and returns { ok, action, reason }. */

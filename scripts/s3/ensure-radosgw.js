@@ -20,7 +20,7 @@
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
-const { spawnSync } = require('child_process');
+const { aptInstall, isRoot } = require('../lib/apt');
 
 /** Every program test/helpers/s3_server.ts runs; keep the two lists in sync. */
 const TOOLS = ['ceph-mon', 'ceph-osd', 'radosgw', 'radosgw-admin', 'ceph', 'monmaptool'];
@@ -28,8 +28,6 @@ const TOOLS = ['ceph-mon', 'ceph-osd', 'radosgw', 'radosgw-admin', 'ceph', 'monm
 const PACKAGES = ['radosgw', 'ceph-mon', 'ceph-osd', 'ceph-common'];
 /** Read by s3Availability() in test/helpers/s3_server.ts: keep the two in sync. */
 const STATUS_FILE = path.join(os.tmpdir(), 'strata-s3-ensure.json');
-/** About 60 MB of packages; a hung install must not hang `npm test` forever. */
-const APT_TIMEOUT_MS = 15 * 60 * 1000;
 
 function findTool(name) {
   for (const dir of [...(process.env.PATH || '').split(':'), '/usr/bin', '/usr/sbin', '/bin', '/sbin']) {
@@ -42,44 +40,8 @@ function missingTools() {
   return TOOLS.filter((t) => findTool(t) === null);
 }
 
-function isRoot() {
-  return typeof process.getuid === 'function' && process.getuid() === 0;
-}
-
-function apt(args) {
-  const r = spawnSync('apt-get', args, {
-    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-    encoding: 'utf8',
-    timeout: APT_TIMEOUT_MS,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const tail = `${r.stderr || ''}${r.stdout || ''}`.trim().split('\n').slice(-3).join(' | ');
-  return { ok: r.status === 0, tail: r.error ? String(r.error.message) : tail };
-}
-
 function install() {
-  const args = [
-    'install',
-    '-y',
-    '-q',
-    '--no-install-recommends',
-    '-o',
-    'Dpkg::Options::=--force-confdef',
-    '-o',
-    'Dpkg::Options::=--force-confold',
-    ...PACKAGES,
-  ];
-  let r = apt(args);
-  let updated = false;
-  if (!r.ok) {
-    // A fresh image often has no package lists yet ("Unable to locate package").
-    const u = apt(['update', '-q']);
-    updated = true;
-    if (!u.ok) return { ok: false, detail: `apt-get update failed: ${u.tail}` };
-    r = apt(args);
-  }
-  if (!r.ok) return { ok: false, detail: `apt-get install ${PACKAGES.join(' ')} failed: ${r.tail}` };
-  return { ok: true, detail: `installed ${PACKAGES.join(' ')} with apt-get${updated ? ' (after apt-get update)' : ''}` };
+  return aptInstall(PACKAGES);
 }
 
 /** Decides, acts, and returns { ok, action, reason }. */
