@@ -190,22 +190,10 @@ export function encodeCheckPoint(cp: CheckPointData): Buffer {
   return b;
 }
 
-/** What an exporter sets in pg_control; everything else is kept from the template. */
-export interface ControlFileRewrite {
-  state: number;
-  /** pg_time_t of the rewrite (seconds). */
-  time: bigint;
-  checkPoint: Lsn;
-  checkPointCopy: CheckPointData;
-  walLevel: number;
-  walLogHints: boolean;
-  maxConnections: number;
-  maxWorkerProcesses: number;
-  maxWalSenders: number;
-  maxPreparedXacts: number;
-  maxLocksPerXact: number;
-  trackCommitTimestamp: boolean;
-}
+/** What an exporter sets in pg_control (and its time, pg_time_t seconds); the rest is kept from the template. */
+export type ControlFileRewrite = Pick<ControlFile,
+  'state' | 'checkPoint' | 'checkPointCopy' | 'walLevel' | 'walLogHints' | 'maxConnections' | 'maxWorkerProcesses' |
+  'maxWalSenders' | 'maxPreparedXacts' | 'maxLocksPerXact' | 'trackCommitTimestamp'> & { time: bigint };
 
 /**
  * A new pg_control from `template` (a PostgreSQL 15 pg_control of the same cluster), as
