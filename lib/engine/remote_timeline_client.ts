@@ -52,6 +52,9 @@ interface SyncWaiter {
 /** Thrown inside the worker when the client stops; never escapes it. */
 class Stopped extends Error {}
 
+/** What attempt() returns when a failed call's result is no longer wanted. */
+const GAVE_UP: unique symbol = Symbol('gave up');
+
 export class RemoteTimelineClient {
   private desired: Manifest | null = null;
   /** Commits handed over so far, and the newest whose index is uploaded. */
@@ -69,6 +72,8 @@ export class RemoteTimelineClient {
   private wakeSleeper: (() => void) | null = null;
   private readonly counters = { uploads: 0, uploadedBytes: 0, deletions: 0, failures: 0 };
   private lastError: unknown = null;
+  /** Failed storage calls since the last that succeeded. */
+  private consecutiveFailures = 0;
 
   /**
    * `known`: the index this node attached from (nothing to discover). Without it the worker first
@@ -194,10 +199,12 @@ export class RemoteTimelineClient {
   private async uploadNewest(): Promise<void> {
     const seq = this.desiredSeq;
     const m = this.desired as Manifest;
+    // A newer manifest makes this one's work moot: after a failure, start over with the newest.
+    const superseded = (): boolean => this.desiredSeq !== seq;
     for (const l of layersToUpload(m.layers, this.remoteLayers)) {
-      if (this.desiredSeq !== seq) return;
-      const uploaded = await this.attempt(() => this.uploadLayer(l.fileName, l.sizeBytes, seq));
-      if (!uploaded) return; // dropped by a newer manifest before we got to it
+      if (superseded()) return;
+      const uploaded = await this.attempt(() => this.uploadLayer(l.fileName, l.sizeBytes, seq), superseded);
+      if (uploaded !== true) return; // dropped by a newer manifest, or superseded while failing
     }
     const index: IndexPart = {
       generation: this.generation,
@@ -205,7 +212,8 @@ export class RemoteTimelineClient {
       layerGenerations: new Map(m.layers.map((l) => [l.fileName, (this.remoteLayers.get(l.fileName) as RemoteLayer).generation])),
     };
     const body = encodeIndex(index);
-    await this.attempt(() => this.storage.put(indexKey(this.tenantId, this.timelineId, this.generation), body));
+    const put = await this.attempt(() => this.storage.put(indexKey(this.tenantId, this.timelineId, this.generation), body), superseded);
+    if (put === GAVE_UP) return;
     this.counters.uploads++;
     this.counters.uploadedBytes += body.length;
     this.uploadedSeq = seq;
@@ -282,19 +290,28 @@ export class RemoteTimelineClient {
     }
   }
 
-  /** Run `op` until it succeeds, backing off with full jitter; Stopped when the client stops. */
-  private async attempt<T>(op: () => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
+  /**
+   * Run `op` until it succeeds, backing off with full jitter; Stopped when the client stops;
+   * GAVE_UP when it failed and `giveUp()` says its result is no longer wanted.
+   */
+  private async attempt<T>(op: () => Promise<T>, giveUp: () => boolean = () => false): Promise<T | typeof GAVE_UP> {
+    for (;;) {
       if (this.stopped) throw new Stopped();
       try {
-        return await op();
+        const r = await op();
+        this.consecutiveFailures = 0;
+        return r;
       } catch (e) {
         if (this.stopped) throw new Stopped();
+        // Counted across calls, so neither the backoff nor syncRemote's verdict starts over when
+        // a newer manifest replaces the work that failed.
+        const n = ++this.consecutiveFailures;
         this.counters.failures++;
         this.lastError = e;
         const retryable = !(e instanceof RemoteStorageError) || e.transient;
-        if (attempt >= this.retry.failSyncAfterAttempts || !retryable) this.rejectWaiters(e);
-        await this.sleep(backoffDelayMs(attempt, this.retry));
+        if (n >= this.retry.failSyncAfterAttempts || !retryable) this.rejectWaiters(e);
+        await this.sleep(backoffDelayMs(n, this.retry));
+        if (giveUp()) return GAVE_UP;
       }
     }
   }

@@ -15,6 +15,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ImplementationName, isStrataError, type PageKey, Repository, type StrataErrorCode, type Timeline, type WalRecord } from '../../lib';
 import { decodeIndex, INDEX_NAME, layerKey, splitGeneration, tenantPrefix } from '../../lib/engine/remote_layout';
+import { backoffDelayMs, DEFAULT_REMOTE_RETRY } from '../../lib/engine/upload_queue';
 import { openRemoteStorage } from '../../lib/remote/open_remote_storage';
 import {
   type GetOptions, type PutBody, type PutOptions, type PutResult, type RemoteObjectInfo, RemoteStorageError, type RemoteStorage,
@@ -81,6 +82,22 @@ class FlakyStorage extends ForwardingStorage {
   override async head(key: string): Promise<RemoteObjectInfo | null> { this.check('head', key); return super.head(key); }
   override async list(prefix: string): Promise<RemoteObjectInfo[]> { this.check('list', prefix); return super.list(prefix); }
   override async delete(key: string): Promise<void> { this.check('delete', key); return super.delete(key); }
+}
+
+/** Index puts fail while `failIndex` (a storage that takes layers but loses every index put). */
+class IndexFailingStorage extends ForwardingStorage {
+  failIndex = false;
+  deletes = 0;
+  override async put(key: string, body: PutBody, o?: PutOptions): Promise<PutResult> {
+    if (this.failIndex && splitGeneration(key.slice(key.lastIndexOf('/') + 1))?.name === INDEX_NAME) {
+      throw new RemoteStorageError('REMOTE_ERROR', { operation: 'put', key, storage: this.description, httpStatus: 503, transient: true }, 'SlowDown (HTTP 503) (test)');
+    }
+    return super.put(key, body, o);
+  }
+  override async delete(key: string): Promise<void> {
+    this.deletes++;
+    return super.delete(key);
+  }
 }
 
 /** Checks the ordering rules against the storage before each index put and each layer delete. */
@@ -388,6 +405,8 @@ describe.each(backends.map((b) => [b.title, b] as const))('remote timelines: %s'
       const st = tl.stats().remote!;
       expect(st.failures).toBeGreaterThanOrEqual(FAST_RETRY.failSyncAfterAttempts);
       expect(st.queuedObjects).toBeGreaterThan(0);
+      expect(st.queuedBytes).toBeGreaterThan(0);
+      expect(repo.metricsText()).toMatch(/^strata_remote_upload_queue_objects\{tenant_id="tenant1",timeline_id="main"\} [1-9]/m);
       expect(st.lastError).toMatch(/REMOTE_ERROR/);
       expect(tl.remoteConsistentLsn).toBe(before);
       expect(tl.diskConsistentLsn).toBeGreaterThan(before as bigint);
@@ -412,7 +431,56 @@ describe.each(backends.map((b) => [b.title, b] as const))('remote timelines: %s'
   }, 180_000);
 });
 
-describe('remote timelines: restart and options (local directory)', () => {
+describe('remote timelines: deletion queue, restart and options (local directory)', () => {
+  it('layers compaction dropped are not deleted while the index without them fails to upload', async () => {
+    const storage = new IndexFailingStorage(await openRemoteStorage({ type: 'local', path: tmpDir('delq-store') }));
+    const repo = await Repository.open(tmpDir('delq'), { remoteStorage: storage, remoteRetry: FAST_RETRY });
+    const w: Workload = { oracle: new Oracle(), lsns: new Map([['main', []]]) };
+    const rng = new Rng(3);
+    try {
+      const tl = await repo.createTimeline({ tenantId: TENANT, timelineId: 'main' });
+      w.oracle.createTimeline('main');
+      initPages(tl, w, rng);
+      for (let i = 0; i < 3; i++) {
+        ingest(tl, w, randomBatch(rng, KEYSPACE, tl.lastRecordLsn, 20));
+        await tl.flush();
+      }
+      await tl.syncRemote();
+      const l0Keys = tl.layers().map((l) => layerKey(TENANT, 'main', l.fileName, 1));
+      expect(l0Keys.length).toBe(3);
+
+      storage.failIndex = true;
+      await tl.compact({ force: true });
+      const l1Keys = tl.layers().map((l) => layerKey(TENANT, 'main', l.fileName, 1));
+      await expectCode(tl.syncRemote(), 'REMOTE_ERROR');
+      let listed = (await storage.list(tenantPrefix(TENANT))).map((o) => o.key);
+      // The new layers went up before their index; the old ones stay, as the uploaded index names them.
+      for (const k of [...l0Keys, ...l1Keys]) expect(listed).toContain(k);
+      expect(storage.deletes).toBe(0);
+      expect(tl.stats().remote!.deletionsQueued).toBe(0);
+
+      storage.failIndex = false;
+      await tl.syncRemote();
+      // Deletions run right after the index upload; wait for the queue to drain.
+      while (tl.stats().remote!.deletionsQueued > 0 || storage.deletes < l0Keys.length) await new Promise((r) => setTimeout(r, 10));
+      listed = (await storage.list(tenantPrefix(TENANT))).map((o) => o.key);
+      for (const k of l0Keys) expect(listed).not.toContain(k);
+      for (const k of l1Keys) expect(listed).toContain(k);
+      expect(storage.deletes).toBe(l0Keys.length);
+      expect(await checkListing(storage)).toBe(1);
+    } finally {
+      await repo.close();
+    }
+  });
+
+  it('backoff is full jitter under an exponential cap', () => {
+    const o = DEFAULT_REMOTE_RETRY;
+    expect(backoffDelayMs(1, o, () => 0)).toBe(0);
+    expect(backoffDelayMs(1, o, () => 0.999999)).toBe(o.baseMs - 1);
+    expect(backoffDelayMs(4, o, () => 0.5)).toBe(o.baseMs * 4);
+    expect(backoffDelayMs(40, o, () => 0.999999)).toBe(o.maxMs - 1);
+  });
+
   it('a reopened repository finds what it uploaded: only the index goes up again', async () => {
     const remote = { type: 'local' as const, path: tmpDir('restart-store') };
     const dir = tmpDir('restart');
