@@ -327,9 +327,11 @@ export class RepositoryImpl {
       }
       indexes.set(tlKey(tenantId, timelineId), idx);
     }
+    // The generation before any manifest: a timeline that exists locally must never upload under
+    // another generation (a crash between the two would otherwise reopen it as generation 1).
+    this.setGeneration(tenantId, generation);
     // Manifests last: a crash before them leaves directories the next open removes (no manifest).
     for (const idx of indexes.values()) writeManifest(path.join(this.timelineDir(tenantId, idx.manifest.timelineId), MANIFEST_FILE), idx.manifest);
-    this.setGeneration(tenantId, generation);
     const loaded = this.loadManifests(new Map([...indexes].map(([k, idx]) => [k, idx.manifest])));
     this.startRemoteClients(loaded, indexes);
     report.timelines = loaded.map((t) => t.timelineId).sort();
