@@ -156,7 +156,8 @@ export class RemoteTimelineClient {
 
   private kick(): void {
     if (this.running !== null || this.stopped) return;
-    this.running = this.work()
+    // A microtask later: none of the worker's work runs on the stack of the commit that kicked it.
+    this.running = Promise.resolve().then(() => this.work())
       .then(() => true, (e: unknown) => {
         if (e instanceof Stopped) return true;
         // Not a storage failure (those are retried inside): report it, and try again later
