@@ -481,7 +481,7 @@ describe('remote timelines: deletion queue, restart and options (local directory
     expect(backoffDelayMs(40, o, () => 0.999999)).toBe(o.maxMs - 1);
   });
 
-  it('a reopened repository finds what it uploaded: only the index goes up again', async () => {
+  it('a reopened repository finds what it uploaded: only the index goes up again, own-generation leftovers are deleted', async () => {
     const remote = { type: 'local' as const, path: tmpDir('restart-store') };
     const dir = tmpDir('restart');
     let repo = await Repository.open(dir, { remote });
@@ -490,13 +490,26 @@ describe('remote timelines: deletion queue, restart and options (local directory
     await tl.flush();
     await tl.syncRemote();
     await repo.close();
+    // What a crash between a layer's upload and its index leaves: an object of our generation no
+    // index names. And one of a newer generation, which this node must not touch.
+    const store = await openRemoteStorage(remote);
+    const orphan = layerKey(TENANT, 'main', 'ORPHAN', 1);
+    const newer = layerKey(TENANT, 'main', 'NEWER', 2);
+    await store.put(orphan, Buffer.from('x'));
+    await store.put(newer, Buffer.from('y'));
     repo = await Repository.open(dir, { remote });
     try {
       const again = repo.getTimeline(TENANT, 'main');
       await again.syncRemote();
       expect(again.remoteConsistentLsn).toBe(again.diskConsistentLsn);
-      expect(again.stats().remote).toMatchObject({ generation: 1, uploads: 1 });
+      while (again.stats().remote!.deletionsQueued > 0) await new Promise((r) => setTimeout(r, 10));
+      // Only the index went up again; the orphan went through the deletion queue.
+      expect(again.stats().remote).toMatchObject({ generation: 1, uploads: 1, deletions: 1 });
+      expect(await store.head(orphan)).toBeNull();
+      expect(await store.head(newer)).not.toBeNull();
+      expect(await checkListing(store)).toBe(1);
     } finally {
+      await store.close();
       await repo.close();
     }
   });
