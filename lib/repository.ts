@@ -3,14 +3,17 @@
  * RepositoryImpl (lib/engine/repository.ts). Timelines come back as public Timeline facades.
  */
 import type { BackgroundOptions } from './engine/background';
-import { RepositoryImpl, type CreateTimelineOptions as EngineCreateTimelineOptions, type RepositoryOptions, type RepositoryStats } from './engine/repository';
+import {
+  type AttachTenantOptions, type AttachTenantReport, RepositoryImpl, type CreateTimelineOptions as EngineCreateTimelineOptions,
+  type RepositoryOptions, type RepositoryStats,
+} from './engine/repository';
 import type { ImplementationName } from './core/core';
 import { StrataError } from './errors';
 import { branchLsnForTimestamp } from './pg/lsn_time';
 import { followPostgres, type FollowPostgresOptions, type PgFollower } from './pg/walreceiver';
 import { Timeline, timelineFacade, timelineImpl } from './timeline';
 
-export type { RepositoryOptions, RepositoryStats };
+export type { AttachTenantOptions, AttachTenantReport, RepositoryOptions, RepositoryStats };
 
 export interface CreateTimelineOptions extends EngineCreateTimelineOptions {
   /**
@@ -83,6 +86,20 @@ export class Repository {
 
   listTenants(): string[] {
     return this.#impl.listTenants();
+  }
+
+  /**
+   * Attach a tenant to this node with a generation (docs/REMOTE.md): a tenant held here keeps its
+   * own; one that is not is downloaded from remote storage (the newest index of each timeline and
+   * its layers), and the new generation uploads from then on. Needs the `remote` option.
+   */
+  attachTenant(tenantId: string, options?: AttachTenantOptions): Promise<AttachTenantReport> {
+    return this.#impl.attachTenant(tenantId, options);
+  }
+
+  /** The tenant's generation in remote storage, or null (no remote, or not attached). */
+  tenantGeneration(tenantId: string): number | null {
+    return this.#impl.tenantGeneration(tenantId);
   }
 
   stats(): RepositoryStats {

@@ -80,6 +80,19 @@ export class Timeline {
   }
 
   /** Every record with lsn ≤ this is in a layer file listed in the manifest. */
+  /** diskConsistentLsn of the newest index uploaded to remote storage (null without a remote, or before the first upload). */
+  get remoteConsistentLsn(): Lsn | null {
+    return this.#impl.remoteConsistentLsn;
+  }
+
+  /**
+   * Resolves once everything durable locally at the call is in remote storage (layers, then the
+   * index naming them); rejects with the storage's coded error while uploads keep failing.
+   */
+  syncRemote(): Promise<void> {
+    return this.#impl.syncRemote();
+  }
+
   get diskConsistentLsn(): Lsn {
     return this.#impl.diskConsistentLsn;
   }

@@ -75,6 +75,18 @@ export function renderMetrics(implementation: string, cache: PageCacheStats, tim
     w.metric('strata_gc_bytes_removed_total', 'counter', 'Layer-file bytes removed by GC.', l, st.gcBytesRemoved);
     w.metric('strata_flush_delays_total', 'counter', 'Flushes slowed by L0 backpressure.', l, st.flushDelays);
     w.metric('strata_flush_stalls_total', 'counter', 'Flushes that compacted first under L0 backpressure.', l, st.flushStalls);
+    const r = st.remote;
+    if (r !== null) {
+      // Neon's names, where it has them (pageserver_remote_*).
+      if (r.remoteConsistentLsn !== null) w.metric('strata_remote_consistent_lsn', 'gauge', 'diskConsistentLsn of the newest index in remote storage.', l, r.remoteConsistentLsn);
+      w.metric('strata_remote_upload_queue_objects', 'gauge', 'Layers and index waiting to be uploaded.', l, r.queuedObjects);
+      w.metric('strata_remote_upload_queue_bytes', 'gauge', 'Layer bytes waiting to be uploaded.', l, r.queuedBytes);
+      w.metric('strata_remote_deletion_queue_objects', 'gauge', 'Remote layer objects waiting to be deleted.', l, r.deletionsQueued);
+      w.metric('strata_remote_uploads_total', 'counter', 'Objects uploaded (layers and indexes).', l, r.uploads);
+      w.metric('strata_remote_uploaded_bytes_total', 'counter', 'Bytes uploaded.', l, r.uploadedBytes);
+      w.metric('strata_remote_deletions_total', 'counter', 'Remote layer objects deleted.', l, r.deletions);
+      w.metric('strata_remote_failures_total', 'counter', 'Failed remote storage calls (each is retried).', l, r.failures);
+    }
   }
   return w.text();
 }

@@ -19,6 +19,11 @@ import { createCore, type ImplementationChoice, resolveImplementation } from '..
 import { BackgroundScheduler, type BackgroundOptions, type BackgroundStats } from './background';
 import { TimelineImpl, type TimelineConfig, type TimelineStats } from './timeline';
 import { RepositoryLock } from './repo_lock';
+import { openRemoteStorage } from '../remote/open_remote_storage';
+import type { RemoteConfig, RemoteStorage, RemoteStorageOptions } from '../remote/remote_storage';
+import { checkGeneration, decodeIndex, INDEX_NAME, type IndexPart, layerKey, splitGeneration, tenantPrefix } from './remote_layout';
+import { RemoteTimelineClient } from './remote_timeline_client';
+import { type RemoteRetryOptions, resolveRetryOptions } from './upload_queue';
 
 export const DEFAULT_PAGE_CACHE_BYTES = 64 * 1024 * 1024;       // Neon's default: 8192 pages
 export const DEFAULT_PAGE_CACHE_POLICY: PageCachePolicy = 'clock'; // Neon's (and PostgreSQL's)
@@ -76,9 +81,49 @@ export interface RepositoryOptions {
    * READ_ONLY. It sees the repository as it was when opened, and may coexist with a writer.
    */
   readOnly?: boolean;
+  /**
+   * Remote storage every layer and timeline index is uploaded to (docs/REMOTE.md):
+   * `{ type: 'local', path }` or `{ type: 's3', bucket, endpoint?, region?, prefix?, forcePathStyle? }`.
+   */
+  remote?: RemoteConfig;
+  /**
+   * An already opened RemoteStorage instead of `remote` (a backend of one's own, or a wrapper that
+   * injects failures in tests); the repository does not close it.
+   */
+  remoteStorage?: RemoteStorage;
+  /** What is not configuration for the storage `remote` opens: S3 credentials, timeouts (RemoteStorageOptions). */
+  remoteStorageOptions?: RemoteStorageOptions;
+  /** Backoff of the upload queue's retries; defaults in DEFAULT_REMOTE_RETRY. */
+  remoteRetry?: Partial<RemoteRetryOptions>;
 }
 
-type ResolvedOptions = Required<Omit<RepositoryOptions, 'implementation' | 'background' | 'backgroundOptions'>>;
+type ResolvedOptions = Required<Omit<RepositoryOptions, 'implementation' | 'background' | 'backgroundOptions' | 'remote' | 'remoteStorage' | 'remoteStorageOptions' | 'remoteRetry'>>;
+
+export interface AttachTenantOptions {
+  /**
+   * The attachment's generation (a control plane's number, never issued twice). Default: 1 for a
+   * tenant remote storage does not know, else one above the newest generation found there.
+   */
+  generation?: number;
+}
+
+export interface AttachTenantReport {
+  tenantId: string;
+  generation: number;
+  /** Timelines attached from remote storage (none when the tenant was already here). */
+  timelines: string[];
+  layersDownloaded: number;
+  bytesDownloaded: number;
+}
+
+/** The repository's remote storage and the settings its upload queues share. */
+interface RemoteSetup {
+  storage: RemoteStorage;
+  ownsStorage: boolean;
+  retry: RemoteRetryOptions;
+}
+
+const TENANT_REMOTE_FILE = 'remote.json';
 
 export interface CreateTimelineOptions {
   tenantId: string;
@@ -104,6 +149,10 @@ export class RepositoryImpl {
   private readonly backgroundOpts: BackgroundOptions = { ...DEFAULT_BACKGROUND };
   private readonly scheduler: BackgroundScheduler;
 
+  private remote: RemoteSetup | null = null;
+  /** Each tenant's generation, for tenants attached to remote storage. */
+  private readonly generations = new Map<string, number>();
+
   private constructor(dir: string, private readonly core: Core, private readonly opts: ResolvedOptions, private readonly lock: RepositoryLock | null) {
     this.dir = dir;
     this.implementation = core.implementation;
@@ -116,6 +165,9 @@ export class RepositoryImpl {
 
   static async open(dir: string, options: RepositoryOptions = {}): Promise<RepositoryImpl> {
     const opts = resolveOptions(options);
+    if (opts.readOnly && (options.remote !== undefined || options.remoteStorage !== undefined)) {
+      throw new StrataError('BAD_ARGUMENT', 'a read-only repository uploads nothing: remote needs a writable open');
+    }
     const impl = resolveImplementation(options.implementation);
     const root = path.resolve(dir);
     const lock = opts.readOnly ? null : prepareWritable(root);
@@ -129,7 +181,15 @@ export class RepositoryImpl {
     }
     const repo = new RepositoryImpl(root, core, opts, lock);
     try {
+      if (options.remote !== undefined || options.remoteStorage !== undefined) {
+        if (options.remote !== undefined && options.remoteStorage !== undefined) throw new StrataError('BAD_ARGUMENT', 'remote and remoteStorage exclude each other');
+        const retry = resolveRetryOptions(options.remoteRetry);
+        repo.remote = options.remoteStorage !== undefined
+          ? { storage: options.remoteStorage, ownsStorage: false, retry }
+          : { storage: await openRemoteStorage(options.remote as RemoteConfig, options.remoteStorageOptions), ownsStorage: true, retry };
+      }
       repo.loadTimelines();
+      repo.startRemoteClients(repo.listTimelinesUnchecked(), new Map());
     } catch (e) {
       await repo.close().catch(() => undefined);
       throw e;
@@ -200,10 +260,88 @@ export class RepositoryImpl {
       extensions: ancestor?.extensions ?? {},
     };
     mkdirDurable(dir);
+    if (this.remote !== null && !this.generations.has(o.tenantId)) this.setGeneration(o.tenantId, 1);
     writeManifest(path.join(dir, MANIFEST_FILE), manifest);
     const tl = new TimelineImpl(this.core, dir, manifest, ancestor, this.timelineConfig());
     this.timelines.set(key, tl);
+    this.startRemoteClients([tl], new Map());
     return tl;
+  }
+
+  /**
+   * Attach a tenant with a generation (docs/REMOTE.md, "Generations and attach"). A tenant this
+   * repository holds keeps its generation (giving another one is BAD_ARGUMENT in this increment). A
+   * tenant it does not hold is downloaded: for each timeline the newest index of a generation not
+   * above the new one, and every layer that index names (eagerly; on-demand download is not built
+   * yet). The new generation then uploads its own index. STALE_GENERATION: the generation given is
+   * not above every generation remote storage already has for the tenant.
+   */
+  async attachTenant(tenantId: string, o: AttachTenantOptions = {}): Promise<AttachTenantReport> {
+    this.checkWritable('attachTenant');
+    checkId(tenantId, 'tenantId');
+    if (o.generation !== undefined) checkGeneration(o.generation, 'generation');
+    const remote = this.remote;
+    if (remote === null) throw new StrataError('BAD_ARGUMENT', `attachTenant ${tenantId}: the repository has no remote storage (Repository.open's remote option)`);
+    const current = this.generations.get(tenantId);
+    if (current !== undefined || this.listTimelinesUnchecked().some((t) => t.tenantId === tenantId)) {
+      const g = current ?? 1;
+      if (o.generation !== undefined && o.generation !== g) {
+        throw new StrataError('BAD_ARGUMENT', `attachTenant ${tenantId}: already attached here with generation ${g}; changing it is not supported yet`);
+      }
+      return { tenantId, generation: g, timelines: [], layersDownloaded: 0, bytesDownloaded: 0 };
+    }
+    const prefix = tenantPrefix(tenantId);
+    const objects = await remote.storage.list(prefix);
+    let newestSeen = 0;
+    for (const obj of objects) newestSeen = Math.max(newestSeen, splitGeneration(obj.key.slice(prefix.length).split('/').pop() as string)?.generation ?? 0);
+    const generation = o.generation ?? newestSeen + 1;
+    if (generation <= newestSeen) {
+      throw new StrataError('STALE_GENERATION', `attachTenant ${tenantId}: generation ${generation} is not above generation ${newestSeen}, which remote storage ${remote.storage.description} already has`);
+    }
+    checkGeneration(generation, 'generation');
+    // The newest index per timeline (all are below `generation`).
+    const newestIndex = new Map<string, { key: string; generation: number }>();
+    for (const obj of objects) {
+      const parts = obj.key.slice(prefix.length).split('/');
+      if (parts.length !== 2 || !ID_PATTERN.test(parts[0])) continue;
+      const parsed = splitGeneration(parts[1]);
+      if (parsed === null || parsed.name !== INDEX_NAME) continue;
+      const prev = newestIndex.get(parts[0]);
+      if (prev === undefined || parsed.generation > prev.generation) newestIndex.set(parts[0], { key: obj.key, generation: parsed.generation });
+    }
+    const indexes = new Map<string, IndexPart>();
+    const report: AttachTenantReport = { tenantId, generation, timelines: [], layersDownloaded: 0, bytesDownloaded: 0 };
+    for (const [timelineId, { key }] of newestIndex) {
+      const idx = decodeIndex(key, await remote.storage.get(key));
+      if (idx.manifest.tenantId !== tenantId || idx.manifest.timelineId !== timelineId) {
+        throw new StrataError('CORRUPT_MANIFEST', `remote index ${key}: names ${idx.manifest.tenantId}/${idx.manifest.timelineId}`);
+      }
+      const dir = this.timelineDir(tenantId, timelineId);
+      mkdirDurable(dir);
+      for (const l of idx.manifest.layers) {
+        const file = path.join(dir, l.fileName);
+        const info = await remote.storage.getToFile(layerKey(tenantId, timelineId, l.fileName, idx.layerGenerations.get(l.fileName) as number), file);
+        if (info.size !== l.sizeBytes) throw new StrataError('CORRUPT_LAYER', `${file}: downloaded ${info.size} bytes, the remote index ${key} says ${l.sizeBytes}`);
+        report.layersDownloaded++;
+        report.bytesDownloaded += info.size;
+      }
+      indexes.set(tlKey(tenantId, timelineId), idx);
+    }
+    // The generation before any manifest: a timeline that exists locally must never upload under
+    // another generation (a crash between the two would otherwise reopen it as generation 1).
+    this.setGeneration(tenantId, generation);
+    // Manifests last: a crash before them leaves directories the next open removes (no manifest).
+    for (const idx of indexes.values()) writeManifest(path.join(this.timelineDir(tenantId, idx.manifest.timelineId), MANIFEST_FILE), idx.manifest);
+    const loaded = this.loadManifests(new Map([...indexes].map(([k, idx]) => [k, idx.manifest])));
+    this.startRemoteClients(loaded, indexes);
+    report.timelines = loaded.map((t) => t.timelineId).sort();
+    return report;
+  }
+
+  /** A tenant's generation (attached to remote storage), or null. */
+  tenantGeneration(tenantId: string): number | null {
+    this.checkOpen();
+    return this.generations.get(tenantId) ?? null;
   }
 
   getTimeline(tenantId: string, timelineId: string): TimelineImpl {
@@ -248,6 +386,7 @@ export class RepositoryImpl {
     for (const tl of [...this.timelines.values()].sort((a, b) => depth(b) - depth(a))) {
       await tl.close().catch((e: unknown) => errors.push(e));
     }
+    if (this.remote?.ownsStorage === true) await this.remote.storage.close().catch((e: unknown) => errors.push(e));
     this.closed = true;
     this.timelines.clear();
     this.core.close();
@@ -275,6 +414,54 @@ export class RepositoryImpl {
       l0FlushDelayThreshold: o.l0FlushDelayThreshold, l0FlushStallThreshold: o.l0FlushStallThreshold,
       offloadCachedReads: o.offloadCachedReads,
     };
+  }
+
+  private listTimelinesUnchecked(): TimelineImpl[] {
+    return [...this.timelines.values()];
+  }
+
+  private setGeneration(tenantId: string, generation: number): void {
+    const dir = path.join(this.dir, 'tenants', tenantId);
+    mkdirDurable(dir);
+    const file = path.join(dir, TENANT_REMOTE_FILE);
+    wrapIo(`writing ${file}`, () => writeFileAtomic(file, JSON.stringify({ generation }) + '\n'));
+    this.generations.set(tenantId, generation);
+  }
+
+  /** The tenant's recorded generation; a tenant from before the remote option was given gets 1. */
+  private loadGeneration(tenantId: string): number {
+    const known = this.generations.get(tenantId);
+    if (known !== undefined) return known;
+    const file = path.join(this.dir, 'tenants', tenantId, TENANT_REMOTE_FILE);
+    if (!fs.existsSync(file)) {
+      this.setGeneration(tenantId, 1);
+      return 1;
+    }
+    let g: unknown;
+    try {
+      g = (JSON.parse(fs.readFileSync(file, 'utf8')) as { generation?: unknown }).generation;
+    } catch (e) {
+      throw new StrataError('CORRUPT_MANIFEST', `${file}: unreadable: ${(e as Error).message}`, { cause: e });
+    }
+    try {
+      checkGeneration(g, 'generation');
+    } catch {
+      throw new StrataError('CORRUPT_MANIFEST', `${file}: bad generation ${JSON.stringify(g)}`);
+    }
+    this.generations.set(tenantId, g as number);
+    return g as number;
+  }
+
+  /** Give each timeline its upload queue (when there is remote storage); `known`: indexes just attached from. */
+  private startRemoteClients(timelines: readonly TimelineImpl[], known: ReadonlyMap<string, IndexPart>): void {
+    const remote = this.remote;
+    if (remote === null) return;
+    for (const tl of timelines) {
+      const generation = this.loadGeneration(tl.tenantId);
+      const client = new RemoteTimelineClient(remote.storage, tl.tenantId, tl.timelineId, tl.dir, generation, remote.retry,
+        known.get(tlKey(tl.tenantId, tl.timelineId)) ?? null);
+      tl.attachRemote(client);
+    }
   }
 
   private timelineDir(tenantId: string, timelineId: string): string {
@@ -307,6 +494,12 @@ export class RepositoryImpl {
         manifests.set(tlKey(tenantId, timelineId), m);
       }
     }
+    this.loadManifests(manifests);
+  }
+
+  /** Make timelines of `manifests` (ancestors first; an ancestor may already be loaded); returns the new ones. */
+  private loadManifests(manifests: ReadonlyMap<string, Manifest>): TimelineImpl[] {
+    const made: TimelineImpl[] = [];
     const load = (key: string): TimelineImpl => {
       const existing = this.timelines.get(key);
       if (existing) return existing;
@@ -314,16 +507,18 @@ export class RepositoryImpl {
       let ancestor: TimelineImpl | null = null;
       if (m.ancestorTimelineId !== null) {
         const akey = tlKey(m.tenantId, m.ancestorTimelineId);
-        if (!manifests.has(akey)) {
+        if (!manifests.has(akey) && !this.timelines.has(akey)) {
           throw new StrataError('CORRUPT_MANIFEST', `timeline ${m.tenantId}/${m.timelineId}: ancestor ${m.ancestorTimelineId} is missing`);
         }
         ancestor = load(akey);
       }
       const tl = new TimelineImpl(this.core, this.timelineDir(m.tenantId, m.timelineId), m, ancestor, this.timelineConfig(m.compression));
       this.timelines.set(key, tl);
+      made.push(tl);
       return tl;
     };
     for (const key of manifests.keys()) load(key);
+    return made;
   }
 }
 

@@ -22,6 +22,7 @@ import { FULL_KEYSPACE, LayerSet, type SnapshotPartition } from './layer_set';
 import { LsnWaiters } from './lsn_waiters';
 import { type LayerDesc, type Manifest, type ManifestExtensions, MANIFEST_FILE, type ManifestPatch, writeManifest } from './manifest';
 import { ReadPath, type ReadSegment } from './read_path';
+import type { RemoteTimelineClient, RemoteTimelineStats } from './remote_timeline_client';
 import * as path from 'node:path';
 
 /** How long getPage waits for ingest to reach a requested LSN, as Neon's wait_lsn_timeout. */
@@ -99,6 +100,8 @@ export interface TimelineStats {
   /** Flushes slowed (delay) or made to compact first (stall) by L0 backpressure. */
   flushDelays: number;
   flushStalls: number;
+  /** Uploads to remote storage (docs/REMOTE.md); null when the repository has no remote. */
+  remote: RemoteTimelineStats | null;
 }
 
 export class TimelineImpl implements ReadSegment {
@@ -123,6 +126,8 @@ export class TimelineImpl implements ReadSegment {
   private writeFailure: StrataError | null = null;
   private closed = false;
   private readonly counters = { flushDelays: 0, flushStalls: 0, gcBytesRemoved: 0 };
+  /** Uploads each committed manifest's layers and index to remote storage, when there is one. */
+  private remote: RemoteTimelineClient | null = null;
 
   constructor(private readonly core: Core, readonly dir: string, manifest: Manifest, ancestor: TimelineImpl | null, private readonly config: TimelineConfig) {
     this.tenantId = manifest.tenantId;
@@ -387,6 +392,30 @@ export class TimelineImpl implements ReadSegment {
     return this.layerSet.openSince;
   }
 
+  // ---- remote storage ----------------------------------------------------------------------------
+
+  /** Engine-internal: from now on every manifest commit is uploaded by `client` (starting with the current one). */
+  attachRemote(client: RemoteTimelineClient): void {
+    this.remote = client;
+    client.schedule(this.manifest());
+  }
+
+  /** diskConsistentLsn of the newest index uploaded to remote storage; null without a remote or before the first. */
+  get remoteConsistentLsn(): Lsn | null {
+    return this.remote?.remoteConsistentLsn ?? null;
+  }
+
+  /**
+   * Resolves once everything durable locally at the call (layers, then the index naming them) is
+   * in remote storage; rejects with the storage's coded error (REMOTE_ERROR …) when uploads keep
+   * failing (they go on being retried), CLOSED when the repository closes first.
+   */
+  syncRemote(): Promise<void> {
+    this.checkOpen();
+    if (this.remote === null) return Promise.reject(new StrataError('BAD_ARGUMENT', `${this.name}: syncRemote needs a repository opened with a remote`));
+    return this.remote.sync();
+  }
+
   // ---- inspection ------------------------------------------------------------------------------
 
   layers(): LayerInfo[] {
@@ -420,6 +449,7 @@ export class TimelineImpl implements ReadSegment {
       physicalSizeBytes: this.layerSet.physicalSizeBytes(),
       flushDelays: this.counters.flushDelays,
       flushStalls: this.counters.flushStalls,
+      remote: this.remote?.stats() ?? null,
     };
   }
 
@@ -470,6 +500,7 @@ export class TimelineImpl implements ReadSegment {
       const next = { ...this._extensions, [name]: { ...fields } };
       writeManifest(path.join(this.dir, MANIFEST_FILE), { ...this.manifest(), extensions: next });
       this._extensions = next;
+      this.remote?.schedule(this.manifest());
     });
   }
 
@@ -483,6 +514,7 @@ export class TimelineImpl implements ReadSegment {
       if (this.writeFailure === null && !this.config.readOnly) await this.flush();
     } finally {
       this.closed = true;
+      await this.remote?.stop();
       this.waiters.releaseAll();
       this.ancestor?.children.delete(this);
       this.layerSet.release();
@@ -541,9 +573,12 @@ export class TimelineImpl implements ReadSegment {
 
   /** Write the manifest (the durable commit point of every layer swap), then take its LSNs. */
   private commitManifest(layers: LayerDesc[], patch: ManifestPatch): void {
-    writeManifest(path.join(this.dir, MANIFEST_FILE), { ...this.manifest(), ...patch, layers });
+    const next: Manifest = { ...this.manifest(), ...patch, layers };
+    writeManifest(path.join(this.dir, MANIFEST_FILE), next);
     if (patch.diskConsistentLsn !== undefined) this._diskConsistentLsn = patch.diskConsistentLsn;
     if (patch.gcCutoffLsn !== undefined) this._gcCutoffLsn = patch.gcCutoffLsn;
+    // Off the caller's path: the client's worker uploads it (remote_timeline_client.ts).
+    this.remote?.schedule(next);
   }
 
   private writeImage(lsn: Lsn, keyStart: Buffer, keyEnd: Buffer, keys: readonly Buffer[]): Promise<LayerDesc> {

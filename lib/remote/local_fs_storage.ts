@@ -178,8 +178,14 @@ export class LocalFsStorage implements RemoteStorage {
       counter.bytes = body.length;
     } else if ('file' in body) {
       try {
-        if (!(await fs.promises.stat(body.file)).isFile()) throw new Error('not a regular file');
-        source = fs.createReadStream(body.file);
+        // Opened here, not by the stream: a file removed meanwhile must fail this put, not
+        // become an 'error' event nobody listens to yet.
+        const src = await fs.promises.open(body.file, 'r');
+        if (!(await src.stat()).isFile()) {
+          await src.close();
+          throw new Error('not a regular file');
+        }
+        source = src.createReadStream();
       } catch (e) {
         throw new RemoteStorageError('IO_ERROR', { operation: 'put', key, storage: this.description, transient: false }, `cannot read ${body.file}: ${(e as Error).message}`, { cause: e });
       }

@@ -159,12 +159,17 @@ export class S3Storage implements RemoteStorage {
       Body = body;
       ContentLength = body.length;
     } else if ('file' in body) {
+      // Opened here, not by the stream: a file removed meanwhile must fail this put, not become
+      // an 'error' event nobody listens to yet. The stream closes the handle.
+      let src: fs.promises.FileHandle | null = null;
       try {
-        ContentLength = (await fs.promises.stat(body.file)).size;
+        src = await fs.promises.open(body.file, 'r');
+        ContentLength = (await src.stat()).size;
       } catch (e) {
+        await src?.close();
         throw new RemoteStorageError('IO_ERROR', { operation: 'put', key, storage: this.description, transient: false }, `cannot read ${body.file}: ${(e as Error).message}`, { cause: e });
       }
-      Body = fs.createReadStream(body.file);
+      Body = src.createReadStream();
       repeatable = false;
     } else if ('stream' in body) {
       // Sent with the length the caller gave; a stream that disagrees aborts the request (a short
