@@ -8,6 +8,7 @@ export {
   DEFAULT_COMPACTION_TARGET_SIZE, DEFAULT_IMAGE_CREATION_THRESHOLD, DEFAULT_GC_HORIZON, DEFAULT_BACKGROUND,
 } from './engine/repository';
 export type { RepositoryOptions, RepositoryStats } from './engine/repository';
+export type { MetricFamily, MetricName, MetricSample } from './engine/metrics';
 export type { CreateTimelineOptions } from './repository';
 export { Timeline } from './timeline';
 export type { ExportPgDatadirOptions, ExportProgress, ExportReport } from './timeline';
@@ -30,8 +31,13 @@ export type { CompressionName } from './core/format';
 export { nativeInfo } from './core/native';
 export type { NativeInfo, NativeSource } from './core/native';
 export { Server } from './service/page_server';
-export type { ServerOptions, ServerStats, ServerEvent } from './service/page_server';
-export { StrataClient } from './service/client';
+export type { ServerOptions, ServerStats, ServerEvent, RequestOutcome } from './service/page_server';
+export { StrataClient, ThrottledError } from './service/client';
+export { Throttle } from './service/throttle';
+export { AdminApi } from './service/admin_api';
+export type { AdminApiOptions, TenantInfo, TenantState, ThrottleInfo } from './service/admin_api';
+export { registerRepositoryMetrics, PageServiceMetrics } from './service/prom_metrics';
+export type { ThrottleLimit, ThrottleDecision, Clock } from './service/throttle';
 export type { ClientOptions, RequestOptions } from './service/client';
 export type { AuthConfig, TokenScope } from './service/auth';
 export type { RelationInfo, RelTag } from './timeline';

@@ -3,6 +3,7 @@
  * TimelineImpl (lib/engine/timeline.ts), which stays out of reach: a caller cannot construct a
  * Timeline, see its children or close it on its own (the repository owns timelines' lifecycles).
  */
+import type { StrataError } from './errors';
 import type { TimelineImpl } from './engine/timeline';
 import { exportPgDatadir, type ExportPgDatadirOptions, type ExportProgress, type ExportReport } from './pg/export_datadir';
 import {
@@ -82,6 +83,11 @@ export class Timeline {
   /** Every record with lsn ≤ this is in a layer file listed in the manifest. */
   get diskConsistentLsn(): Lsn {
     return this.#impl.diskConsistentLsn;
+  }
+
+  /** The failed flush that stopped this timeline's ingest until the repository is reopened, or null. */
+  get writeFailure(): StrataError | null {
+    return this.#impl.failure;
   }
 
   /** Reads, images and branches below this LSN fail with LSN_GC_CUTOFF. */
