@@ -10,6 +10,7 @@
  *   and removed for a deleted tenant.
  */
 import { Counter, Histogram, type Metric, type MetricObjectWithValues, type MetricValue, type Registry } from 'prom-client';
+import { StrataError } from '../errors';
 import { METRIC_DEFS, type MetricFamily, type MetricName, type Repository } from '../repository';
 import type { RequestOutcome } from './page_server';
 
@@ -62,7 +63,12 @@ export function registerRepositoryMetrics(repo: Repository, registry: Registry):
       },
       reset: (): void => undefined,
     };
-    registry.registerMetric(collector as unknown as Metric);
+    try {
+      registry.registerMetric(collector as unknown as Metric);
+    } catch (e) {
+      for (const n of names.slice(0, names.indexOf(name))) registry.removeSingleMetric(n);
+      throw new StrataError('BAD_ARGUMENT', `registerRepositoryMetrics: the registry already has ${name} (another repository or AdminApi registered there?): ${(e as Error).message}`);
+    }
   }
   return () => {
     for (const name of names) registry.removeSingleMetric(name);

@@ -13,6 +13,7 @@ import { PAGE_SIZE, type Repository, StrataClient } from '../../lib';
 import { AdminApi } from '../../lib/service/admin_api';
 import { signToken } from '../../lib/service/auth';
 import { ThrottledError } from '../../lib/service/client';
+import { registerRepositoryMetrics } from '../../lib/service/prom_metrics';
 import type { Server } from '../../lib/service/page_server';
 import { KEYS, LSN_LAST, removeDir, repoWithData, startServer, TENANT, TIMELINE } from '../helpers/service';
 
@@ -254,6 +255,9 @@ describe('admin API', () => {
     const after = (await call('GET', '/metrics')).text;
     expect(after).not.toContain(`tenant_id="${TENANT}"`);
     expect(after).toContain('my_app_things_total 3');
+    // One repository's families per registry: a second registration is refused, and leaves the first intact.
+    expect(() => registerRepositoryMetrics(repo, registry)).toThrow(/BAD_ARGUMENT.*already has strata_page_cache_hits_total/);
+    expect((await call('GET', '/metrics')).text).toContain('strata_page_cache_hits_total{implementation="ts"}');
     // Closing the API unregisters Strata's metrics from the caller's registry and leaves the caller's.
     await api.close();
     expect((await registry.getMetricsAsJSON()).map((f) => f.name)).toEqual(['my_app_things_total']);
