@@ -3,8 +3,8 @@
  * TimelineImpl (lib/engine/timeline.ts), which stays out of reach: a caller cannot construct a
  * Timeline, see its children or close it on its own (the repository owns timelines' lifecycles).
  */
-import type { StrataError } from './errors';
 import type { TimelineImpl } from './engine/timeline';
+import type { StrataError } from './errors';
 import { exportPgDatadir, type ExportPgDatadirOptions, type ExportProgress, type ExportReport } from './pg/export_datadir';
 import {
   getRelSize, importDatadir, ingestWal, isPgTimeline, listRelations, type ImportReport, type IngestPgWalOptions,
