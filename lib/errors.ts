@@ -36,6 +36,8 @@ export const ERROR_CODES = {
   AUTH_FAILED: 'page service: the handshake\'s token is missing, unverifiable, expired, for another tenant or without the pageserver scope',
   DEADLINE_EXCEEDED: 'StrataClient: a request got no answer within its deadline (the connection stays open; a late answer is dropped)',
   CONNECTION_CLOSED: 'StrataClient: the connection closed (or could not be made) before the request was answered',
+  THROTTLED: 'page service: the tenant is over its GCRA limit (pages/s and burst); the request was not run; retry after the retry-after the answer carries (StrataClient: `retryAfterMs` on the error)',
+  CIRCUIT_OPEN: 'RetryingClient: the circuit breaker for that server is open (consecutive calls got no answer); calls fail at once until its half-open probe is answered',
   SERVER_ERROR: 'page service: a request failed for a reason that is not a StrataError (a bug; the message says what)',
   REMOTE_ERROR: 'object storage failed: no answer (refused, reset, timed out), a 5xx, or a refused request such as a missing bucket or bad credentials; the message names the operation, the key and the server\'s answer',
   REMOTE_NOT_FOUND: 'get of an object key that does not exist in object storage (the message names the key)',

@@ -3,6 +3,7 @@
  * RepositoryImpl (lib/engine/repository.ts). Timelines come back as public Timeline facades.
  */
 import type { BackgroundOptions } from './engine/background';
+import type { MetricFamily } from './engine/metrics';
 import {
   type AttachTenantOptions, type AttachTenantReport, RepositoryImpl, type CreateTimelineOptions as EngineCreateTimelineOptions,
   type RepositoryOptions, type RepositoryStats,
@@ -14,6 +15,8 @@ import { followPostgres, type FollowPostgresOptions, type PgFollower } from './p
 import { Timeline, timelineFacade, timelineImpl } from './timeline';
 
 export type { AttachTenantOptions, AttachTenantReport, RepositoryOptions, RepositoryStats };
+export { METRIC_DEFS } from './engine/metrics';
+export type { MetricFamily, MetricName, MetricSample } from './engine/metrics';
 
 export interface CreateTimelineOptions extends EngineCreateTimelineOptions {
   /**
@@ -76,6 +79,11 @@ export class Repository {
     return timelineFacade(await this.#impl.createTimeline({ ...rest, ancestorLsn }));
   }
 
+  /** Delete a timeline and its files (BAD_ARGUMENT while branches of it exist); its handles then fail with CLOSED. */
+  deleteTimeline(tenantId: string, timelineId: string): Promise<void> {
+    return this.#impl.deleteTimeline(tenantId, timelineId);
+  }
+
   getTimeline(tenantId: string, timelineId: string): Timeline {
     return timelineFacade(this.#impl.getTimeline(tenantId, timelineId));
   }
@@ -104,6 +112,11 @@ export class Repository {
 
   stats(): RepositoryStats {
     return this.#impl.stats();
+  }
+
+  /** Every metric as families of samples (what metricsText renders; what a prom-client bridge reads). */
+  metricFamilies(): MetricFamily[] {
+    return this.#impl.metricFamilies();
   }
 
   /** Every metric in Prometheus text format, labelled by tenant and timeline. */

@@ -4,6 +4,7 @@
  * Timeline, see its children or close it on its own (the repository owns timelines' lifecycles).
  */
 import type { TimelineImpl } from './engine/timeline';
+import type { StrataError } from './errors';
 import { exportPgDatadir, type ExportPgDatadirOptions, type ExportProgress, type ExportReport } from './pg/export_datadir';
 import {
   getRelSize, importDatadir, ingestWal, isPgTimeline, listRelations, type ImportReport, type IngestPgWalOptions,
@@ -95,6 +96,11 @@ export class Timeline {
 
   get diskConsistentLsn(): Lsn {
     return this.#impl.diskConsistentLsn;
+  }
+
+  /** The failed flush that stopped this timeline's ingest until the repository is reopened, or null. */
+  get writeFailure(): StrataError | null {
+    return this.#impl.failure;
   }
 
   /** Reads, images and branches below this LSN fail with LSN_GC_CUTOFF. */

@@ -51,10 +51,12 @@ Commands:
          [--start LSN] [--flush-interval MS] [--interval MS]
                                                 stream WAL from a running PostgreSQL 15 primary until
                                                 SIGINT/SIGTERM; status on stderr (--json: lines on stdout)
-  serve [--data DIR] [--listen HOST:PORT] [--auth-keys FILE | --no-auth] [--max-in-flight N]
+  serve [--data DIR] [--listen HOST:PORT] [--http HOST:PORT] [--auth-keys FILE | --no-auth]
+        [--max-in-flight N] [--throttle-rate PAGES_PER_S --throttle-burst PAGES]
                                                 the page service (docs/PROTOCOL.md) until SIGTERM/SIGINT;
                                                 defaults ./strata-data, 127.0.0.1:64000, auth on with a
-                                                key pair generated in DIR/auth/ on first start
+                                                key pair generated in DIR/auth/ on first start; --http:
+                                                the admin API and /metrics too
   token --signing-key FILE --tenant T [--scope pageserver|admin] [--ttl SECONDS]
                                                 print a JWT for serve's auth
   version                                       package version and the native binding's details
@@ -98,6 +100,9 @@ const OPTIONS = {
   'auth-keys': { type: 'string' },
   'no-auth': { type: 'boolean' },
   'max-in-flight': { type: 'string' },
+  http: { type: 'string' },
+  'throttle-rate': { type: 'string' },
+  'throttle-burst': { type: 'string' },
   'signing-key': { type: 'string' },
   tenant: { type: 'string' },
   scope: { type: 'string' },
@@ -188,6 +193,9 @@ function toOpts(v: Values): Opts {
       authKeys: v['auth-keys'],
       noAuth: v['no-auth'] === true,
       maxInFlight: v['max-in-flight'] === undefined ? undefined : nonNegativeInt(v['max-in-flight'], '--max-in-flight', 0),
+      http: v.http,
+      throttleRate: v['throttle-rate'] === undefined ? undefined : positiveNumber(v['throttle-rate'], '--throttle-rate'),
+      throttleBurst: v['throttle-burst'] === undefined ? undefined : nonNegativeInt(v['throttle-burst'], '--throttle-burst', 0),
     },
     token: {
       signingKey: v['signing-key'],
@@ -196,6 +204,12 @@ function toOpts(v: Values): Opts {
       ttlSeconds: v.ttl === undefined ? undefined : nonNegativeInt(v.ttl, '--ttl', 0),
     },
   };
+}
+
+function positiveNumber(text: string, what: string): number {
+  const n = Number(text);
+  if (!/^\d+(\.\d+)?$/.test(text) || !(n > 0)) throw new StrataError('BAD_ARGUMENT', `${what} takes a positive number: got ${JSON.stringify(text)}`);
+  return n;
 }
 
 function nonNegativeInt(text: string | undefined, what: string, dflt: number): number {

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { StrataError } from '../errors';
 import { Repository } from '../repository';
 import { generateAuthKeys, readSigningKey, signToken, TOKEN_SCOPES, type AuthConfig, type TokenScope } from '../service/auth';
+import { AdminApi } from '../service/admin_api';
 import { Server } from '../service/page_server';
 import type { ImplementationChoice } from '../core/select';
 
@@ -26,12 +27,16 @@ export interface ServeOpts {
   authKeys: string | undefined;
   noAuth: boolean;
   maxInFlight: number | undefined;
+  /** HOST:PORT of the admin API (none: no admin API). */
+  http: string | undefined;
+  throttleRate: number | undefined;
+  throttleBurst: number | undefined;
 }
 
-export function parseListen(s: string): { host: string; port: number } {
+export function parseListen(s: string, option = '--listen'): { host: string; port: number } {
   const m = /^(.+):(\d{1,5})$/.exec(s);
   const port = m === null ? NaN : Number(m[2]);
-  if (m === null || port > 65535) throw new StrataError('BAD_ARGUMENT', `--listen must be HOST:PORT (port 0-65535): got ${JSON.stringify(s)}`);
+  if (m === null || port > 65535) throw new StrataError('BAD_ARGUMENT', `${option} must be HOST:PORT (port 0-65535): got ${JSON.stringify(s)}`);
   return { host: m[1].replace(/^\[(.*)\]$/, '$1'), port };
 }
 
@@ -62,6 +67,11 @@ export async function runServe(args: string[], o: ServeOpts): Promise<number> {
   if (args.length > 0) throw new StrataError('BAD_ARGUMENT', `serve takes options only (--data DIR --listen HOST:PORT): got ${args.join(' ')}`);
   const dataDir = o.data ?? DEFAULT_DATA_DIR;
   const { host, port } = parseListen(o.listen ?? DEFAULT_LISTEN);
+  const http = o.http === undefined ? null : parseListen(o.http, '--http');
+  if ((o.throttleRate === undefined) !== (o.throttleBurst === undefined)) {
+    throw new StrataError('BAD_ARGUMENT', '--throttle-rate and --throttle-burst go together (pages/s sustained, pages at once)');
+  }
+  const throttle = o.throttleRate === undefined ? undefined : { rate: o.throttleRate, burst: o.throttleBurst as number };
   const say = (line: string): void => {
     if (o.json) process.stdout.write(`${JSON.stringify({ event: 'log', message: line })}\n`);
     else process.stdout.write(`strata serve: ${line}\n`);
@@ -69,10 +79,12 @@ export async function runServe(args: string[], o: ServeOpts): Promise<number> {
   const auth = await authFor(o, dataDir, say);
   const repo = await Repository.open(dataDir, { implementation: o.impl });
   let server: Server | null = null;
+  let admin: AdminApi | null = null;
   try {
     server = new Server(repo, {
       auth,
       maxInFlight: o.maxInFlight,
+      throttle,
       onEvent: o.json ? (e) => process.stdout.write(`${JSON.stringify(e)}\n`) : undefined,
     });
     const stopped = new Promise<string>((resolve) => {
@@ -88,13 +100,23 @@ export async function runServe(args: string[], o: ServeOpts): Promise<number> {
     const tenants = repo.listTenants().map((t) => `${t} (${repo.listTimelines(t).map((tl) => tl.timelineId).join(', ')})`);
     say(`data ${path.resolve(dataDir)} (${repo.implementation} core), tenants: ${tenants.length === 0 ? 'none yet' : tenants.join('; ')}`);
     if (o.json) process.stdout.write(`${JSON.stringify({ event: 'listening', host: addr.host, port: addr.port })}\n`);
-    else say(`listening on ${addr.host}:${addr.port} (page service protocol 1, docs/PROTOCOL.md)`);
+    else say(`listening on ${addr.host}:${addr.port} (page service protocol 2, docs/PROTOCOL.md)`);
+    if (throttle !== undefined) say(`throttle: ${throttle.rate} pages/s, burst ${throttle.burst} pages per tenant (admin API: PUT /v1/tenant/:id/throttle)`);
+    if (http !== null) {
+      // The same auth as the page port: admin-scope tokens here, pageserver tokens there.
+      admin = new AdminApi(repo, { auth, pageServer: server });
+      const a = await admin.listen(http.host, http.port);
+      if (o.json) process.stdout.write(`${JSON.stringify({ event: 'listening-http', host: a.host, port: a.port })}\n`);
+      else say(`admin API on http://${a.host}:${a.port} (/v1/tenant, /metrics; admin-scope tokens: strata token --scope admin)`);
+    }
     const sig = await stopped;
     say(`${sig}: draining ${server.stats().connections} connection(s)`);
+    if (admin !== null) await admin.close();
     await server.close();
     say(`stopped after ${server.stats().requests} request(s)`);
     return 0;
   } finally {
+    if (admin !== null) await admin.close();
     if (server !== null) await server.close();
     await repo.close();
   }

@@ -1,7 +1,8 @@
 /**
- * Prometheus text exposition (format 0.0.4) of repository and per-timeline metrics, labelled by
- * tenant and timeline as Neon's pageserver labels them. Written by hand: the format is a few lines
- * of text and a client library would add a registry Strata does not need.
+ * The repository's metrics, labelled by tenant and timeline as Neon's pageserver labels them, as
+ * metric families: rendered here as Prometheus text exposition (format 0.0.4, each family's samples
+ * together under its HELP and TYPE), and read by lib/service/prom_metrics.ts, which registers them
+ * into a caller's prom-client Registry. The engine itself needs no metrics library.
  */
 import type { PageCacheStats } from '../core/core';
 import type { IntHistogram } from './histogram';
@@ -10,83 +11,145 @@ import type { TimelineImpl } from './timeline';
 /** Read-amplification buckets, as Neon's pageserver_layers_per_read (1 … 1024). */
 const READ_BUCKETS = [1, 2, 3, 4, 8, 16, 32, 64, 128, 256, 1024];
 
-type Labels = Record<string, string>;
+export type MetricLabels = Record<string, string>;
+export type MetricType = 'counter' | 'gauge' | 'histogram';
 
-class Writer {
-  private readonly lines: string[] = [];
-  private readonly declared = new Set<string>();
+/** One sample line: `suffix` is '_bucket', '_sum' or '_count' for a histogram's lines, '' otherwise. */
+export interface MetricSample {
+  suffix: '' | '_bucket' | '_sum' | '_count';
+  labels: MetricLabels;
+  /** LSNs stay bigint so the text form is exact; Prometheus itself keeps a float64. */
+  value: number | bigint;
+}
 
-  metric(name: string, type: 'counter' | 'gauge' | 'histogram', help: string, labels: Labels, value: number | bigint): void {
-    this.declare(name, type, help);
-    this.lines.push(`${name}${fmtLabels(labels)} ${String(value)}`);
+export interface MetricFamily {
+  name: string;
+  type: MetricType;
+  help: string;
+  samples: MetricSample[];
+}
+
+class Collector {
+  private readonly families = new Map<string, MetricFamily>();
+
+  metric(name: MetricName, labels: MetricLabels, value: number | bigint): void {
+    this.family(name).samples.push({ suffix: '', labels, value });
   }
 
-  histogram(name: string, help: string, labels: Labels, h: IntHistogram, sum: number): void {
-    this.declare(name, 'histogram', help);
+  histogram(name: MetricName, labels: MetricLabels, h: IntHistogram, sum: number): void {
+    const f = this.family(name);
     const cumulative = h.cumulative(READ_BUCKETS);
-    READ_BUCKETS.forEach((b, i) => this.lines.push(`${name}_bucket${fmtLabels({ ...labels, le: String(b) })} ${cumulative[i]}`));
-    this.lines.push(`${name}_bucket${fmtLabels({ ...labels, le: '+Inf' })} ${h.count}`);
-    this.lines.push(`${name}_sum${fmtLabels(labels)} ${sum}`);
-    this.lines.push(`${name}_count${fmtLabels(labels)} ${h.count}`);
+    READ_BUCKETS.forEach((b, i) => f.samples.push({ suffix: '_bucket', labels: { ...labels, le: String(b) }, value: cumulative[i] }));
+    f.samples.push({ suffix: '_bucket', labels: { ...labels, le: '+Inf' }, value: h.count });
+    f.samples.push({ suffix: '_sum', labels, value: sum });
+    f.samples.push({ suffix: '_count', labels, value: h.count });
   }
 
-  text(): string {
-    return this.lines.join('\n') + '\n';
+  list(): MetricFamily[] {
+    return [...this.families.values()];
   }
 
-  private declare(name: string, type: string, help: string): void {
-    if (this.declared.has(name)) return;
-    this.declared.add(name);
-    this.lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+  private family(name: MetricName): MetricFamily {
+    let f = this.families.get(name);
+    if (f === undefined) {
+      f = { name, ...METRIC_DEFS[name], samples: [] };
+      this.families.set(name, f);
+    }
+    return f;
   }
 }
 
-function fmtLabels(labels: Labels): string {
+function fmtLabels(labels: MetricLabels): string {
   const parts = Object.entries(labels).map(([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`);
   return parts.length === 0 ? '' : `{${parts.join(',')}}`;
 }
 
+/** Prometheus text exposition of metric families. */
+export function formatMetrics(families: readonly MetricFamily[]): string {
+  const lines: string[] = [];
+  for (const f of families) {
+    lines.push(`# HELP ${f.name} ${f.help}`, `# TYPE ${f.name} ${f.type}`);
+    for (const s of f.samples) lines.push(`${f.name}${s.suffix}${fmtLabels(s.labels)} ${String(s.value)}`);
+  }
+  return lines.join('\n') + '\n';
+}
+
 export function renderMetrics(implementation: string, cache: PageCacheStats, timelines: readonly TimelineImpl[]): string {
-  const w = new Writer();
+  return formatMetrics(collectMetrics(implementation, cache, timelines));
+}
+
+/** Every family the repository exports: name → type and help (the one place they are declared). */
+export const METRIC_DEFS = {
+  strata_page_cache_hits_total: { type: 'counter', help: 'Layer-file block reads served from the page cache.' },
+  strata_page_cache_misses_total: { type: 'counter', help: 'Layer-file block reads that went to disk.' },
+  strata_page_cache_evictions_total: { type: 'counter', help: 'Blocks evicted by the clock.' },
+  strata_page_cache_capacity_pages: { type: 'gauge', help: 'Page cache slots (8 KiB each).' },
+  strata_page_cache_used_pages: { type: 'gauge', help: 'Page cache slots holding a block.' },
+  strata_last_record_lsn: { type: 'gauge', help: 'Newest ingested LSN.' },
+  strata_disk_consistent_lsn: { type: 'gauge', help: 'Newest durable LSN.' },
+  strata_gc_cutoff_lsn: { type: 'gauge', help: 'Reads below this LSN are refused.' },
+  strata_layers: { type: 'gauge', help: 'Layer files by kind and level.' },
+  strata_open_layer_bytes: { type: 'gauge', help: 'Bytes of records in the open in-memory layer.' },
+  strata_physical_size_bytes: { type: 'gauge', help: 'Bytes of layer files.' },
+  strata_reads_total: { type: 'counter', help: 'GetPage@LSN requests served.' },
+  strata_bytes_written_total: { type: 'counter', help: 'Layer-file bytes written, by operation (write amplification).' },
+  strata_gc_bytes_removed_total: { type: 'counter', help: 'Layer-file bytes removed by GC.' },
+  strata_flush_delays_total: { type: 'counter', help: 'Flushes slowed by L0 backpressure.' },
+  strata_flush_stalls_total: { type: 'counter', help: 'Flushes that compacted first under L0 backpressure.' },
+  strata_layers_visited_per_read: { type: 'histogram', help: 'Layer files visited per GetPage@LSN.' },
+  strata_records_applied_per_read: { type: 'histogram', help: 'WAL records applied per GetPage@LSN.' },
+  strata_remote_consistent_lsn: { type: 'gauge', help: 'diskConsistentLsn of the newest index in remote storage.' },
+  strata_remote_upload_queue_objects: { type: 'gauge', help: 'Layers and index waiting to be uploaded.' },
+  strata_remote_upload_queue_bytes: { type: 'gauge', help: 'Layer bytes waiting to be uploaded.' },
+  strata_remote_deletion_queue_objects: { type: 'gauge', help: 'Remote layer objects waiting to be deleted.' },
+  strata_remote_uploads_total: { type: 'counter', help: 'Objects uploaded (layers and indexes).' },
+  strata_remote_uploaded_bytes_total: { type: 'counter', help: 'Bytes uploaded.' },
+  strata_remote_deletions_total: { type: 'counter', help: 'Remote layer objects deleted.' },
+  strata_remote_failures_total: { type: 'counter', help: 'Failed remote storage calls (each is retried).' },
+} as const satisfies Record<string, { type: MetricType; help: string }>;
+export type MetricName = keyof typeof METRIC_DEFS;
+
+export function collectMetrics(implementation: string, cache: PageCacheStats, timelines: readonly TimelineImpl[]): MetricFamily[] {
+  const w = new Collector();
   const impl = { implementation };
-  w.metric('strata_page_cache_hits_total', 'counter', 'Layer-file block reads served from the page cache.', impl, cache.hits);
-  w.metric('strata_page_cache_misses_total', 'counter', 'Layer-file block reads that went to disk.', impl, cache.misses);
-  w.metric('strata_page_cache_evictions_total', 'counter', 'Blocks evicted by the clock.', impl, cache.evictions);
-  w.metric('strata_page_cache_capacity_pages', 'gauge', 'Page cache slots (8 KiB each).', impl, cache.capacityPages);
-  w.metric('strata_page_cache_used_pages', 'gauge', 'Page cache slots holding a block.', impl, cache.usedPages);
+  w.metric('strata_page_cache_hits_total', impl, cache.hits);
+  w.metric('strata_page_cache_misses_total', impl, cache.misses);
+  w.metric('strata_page_cache_evictions_total', impl, cache.evictions);
+  w.metric('strata_page_cache_capacity_pages', impl, cache.capacityPages);
+  w.metric('strata_page_cache_used_pages', impl, cache.usedPages);
   for (const t of timelines) {
-    const l: Labels = { tenant_id: t.tenantId, timeline_id: t.timelineId };
+    const l: MetricLabels = { tenant_id: t.tenantId, timeline_id: t.timelineId };
     const st = t.stats();
     const hist = t.readHistograms();
-    w.metric('strata_last_record_lsn', 'gauge', 'Newest ingested LSN.', l, st.lastRecordLsn);
-    w.metric('strata_disk_consistent_lsn', 'gauge', 'Newest durable LSN.', l, st.diskConsistentLsn);
-    w.metric('strata_gc_cutoff_lsn', 'gauge', 'Reads below this LSN are refused.', l, st.gcCutoffLsn);
-    w.metric('strata_layers', 'gauge', 'Layer files by kind and level.', { ...l, kind: 'delta', level: '0' }, st.l0Count);
-    w.metric('strata_layers', 'gauge', 'Layer files by kind and level.', { ...l, kind: 'delta', level: '1' }, st.l1Count);
-    w.metric('strata_layers', 'gauge', 'Layer files by kind and level.', { ...l, kind: 'image', level: '0' }, st.imageLayerCount);
-    w.metric('strata_open_layer_bytes', 'gauge', 'Bytes of records in the open in-memory layer.', l, st.openLayerBytes);
-    w.metric('strata_physical_size_bytes', 'gauge', 'Bytes of layer files.', l, st.physicalSizeBytes);
-    w.metric('strata_reads_total', 'counter', 'GetPage@LSN requests served.', l, st.reads);
-    w.histogram('strata_layers_visited_per_read', 'Layer files visited per GetPage@LSN.', l, hist.layersVisited, st.layersVisited);
-    w.histogram('strata_records_applied_per_read', 'WAL records applied per GetPage@LSN.', l, hist.recordsApplied, st.recordsApplied);
+    w.metric('strata_last_record_lsn', l, st.lastRecordLsn);
+    w.metric('strata_disk_consistent_lsn', l, st.diskConsistentLsn);
+    w.metric('strata_gc_cutoff_lsn', l, st.gcCutoffLsn);
+    w.metric('strata_layers', { ...l, kind: 'delta', level: '0' }, st.l0Count);
+    w.metric('strata_layers', { ...l, kind: 'delta', level: '1' }, st.l1Count);
+    w.metric('strata_layers', { ...l, kind: 'image', level: '0' }, st.imageLayerCount);
+    w.metric('strata_open_layer_bytes', l, st.openLayerBytes);
+    w.metric('strata_physical_size_bytes', l, st.physicalSizeBytes);
+    w.metric('strata_reads_total', l, st.reads);
+    w.histogram('strata_layers_visited_per_read', l, hist.layersVisited, st.layersVisited);
+    w.histogram('strata_records_applied_per_read', l, hist.recordsApplied, st.recordsApplied);
     for (const [op, bytes] of [['flush', st.bytesFlushed], ['compaction', st.bytesCompacted], ['image', st.bytesImages]] as const) {
-      w.metric('strata_bytes_written_total', 'counter', 'Layer-file bytes written, by operation (write amplification).', { ...l, op }, bytes);
+      w.metric('strata_bytes_written_total', { ...l, op }, bytes);
     }
-    w.metric('strata_gc_bytes_removed_total', 'counter', 'Layer-file bytes removed by GC.', l, st.gcBytesRemoved);
-    w.metric('strata_flush_delays_total', 'counter', 'Flushes slowed by L0 backpressure.', l, st.flushDelays);
-    w.metric('strata_flush_stalls_total', 'counter', 'Flushes that compacted first under L0 backpressure.', l, st.flushStalls);
+    w.metric('strata_gc_bytes_removed_total', l, st.gcBytesRemoved);
+    w.metric('strata_flush_delays_total', l, st.flushDelays);
+    w.metric('strata_flush_stalls_total', l, st.flushStalls);
     const r = st.remote;
     if (r !== null) {
       // Neon's names, where it has them (pageserver_remote_*).
-      if (r.remoteConsistentLsn !== null) w.metric('strata_remote_consistent_lsn', 'gauge', 'diskConsistentLsn of the newest index in remote storage.', l, r.remoteConsistentLsn);
-      w.metric('strata_remote_upload_queue_objects', 'gauge', 'Layers and index waiting to be uploaded.', l, r.queuedObjects);
-      w.metric('strata_remote_upload_queue_bytes', 'gauge', 'Layer bytes waiting to be uploaded.', l, r.queuedBytes);
-      w.metric('strata_remote_deletion_queue_objects', 'gauge', 'Remote layer objects waiting to be deleted.', l, r.deletionsQueued);
-      w.metric('strata_remote_uploads_total', 'counter', 'Objects uploaded (layers and indexes).', l, r.uploads);
-      w.metric('strata_remote_uploaded_bytes_total', 'counter', 'Bytes uploaded.', l, r.uploadedBytes);
-      w.metric('strata_remote_deletions_total', 'counter', 'Remote layer objects deleted.', l, r.deletions);
-      w.metric('strata_remote_failures_total', 'counter', 'Failed remote storage calls (each is retried).', l, r.failures);
+      if (r.remoteConsistentLsn !== null) w.metric('strata_remote_consistent_lsn', l, r.remoteConsistentLsn);
+      w.metric('strata_remote_upload_queue_objects', l, r.queuedObjects);
+      w.metric('strata_remote_upload_queue_bytes', l, r.queuedBytes);
+      w.metric('strata_remote_deletion_queue_objects', l, r.deletionsQueued);
+      w.metric('strata_remote_uploads_total', l, r.uploads);
+      w.metric('strata_remote_uploaded_bytes_total', l, r.uploadedBytes);
+      w.metric('strata_remote_deletions_total', l, r.deletions);
+      w.metric('strata_remote_failures_total', l, r.failures);
     }
   }
-  return w.text();
+  return w.list();
 }

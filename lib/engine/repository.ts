@@ -13,7 +13,7 @@ import { StrataError } from '../errors';
 import { BLOCK_SIZE, CODEC_BY_NAME, CODEC_NAMES, type CompressionName } from '../core/format';
 import { fsyncDir, mkdirDurable, TMP_SUFFIX, wrapIo, writeFileAtomic } from '../fs_util';
 import { checkLsn, formatLsn, type Lsn } from '../lsn';
-import { renderMetrics } from './metrics';
+import { collectMetrics, type MetricFamily, renderMetrics } from './metrics';
 import { type Manifest, MANIFEST_FILE, readManifest, writeManifest } from './manifest';
 import { createCore, type ImplementationChoice, resolveImplementation } from '../core/select';
 import { BackgroundScheduler, type BackgroundOptions, type BackgroundStats } from './background';
@@ -344,6 +344,37 @@ export class RepositoryImpl {
     return this.generations.get(tenantId) ?? null;
   }
 
+  /**
+   * Delete a timeline and its layer files. Refused while branches of it exist (their reads go
+   * through its layers). Crash-safe by order: the manifest goes first (durably), and a timeline
+   * directory without a manifest is what loadTimelines already removes as never having existed.
+   */
+  async deleteTimeline(tenantId: string, timelineId: string): Promise<void> {
+    this.checkWritable('deleteTimeline');
+    const tl = this.getTimeline(tenantId, timelineId);
+    const children = tl.childIds();
+    if (children.length > 0) {
+      throw new StrataError('BAD_ARGUMENT', `timeline ${tenantId}/${timelineId} has branches (${children.join(', ')}); delete them first`);
+    }
+    // Closed while still registered: meanwhile reads fail with CLOSED and a createTimeline of the
+    // same id with TIMELINE_EXISTS, so nothing new lands in the directory being removed.
+    try {
+      await tl.close();
+    } catch {
+      // A failed flush of a timeline being deleted loses nothing anyone will read.
+    }
+    const dir = this.timelineDir(tenantId, timelineId);
+    wrapIo(`delete ${dir}/${MANIFEST_FILE}`, () => {
+      fs.rmSync(path.join(dir, MANIFEST_FILE), { force: true });
+      fsyncDir(dir);
+    });
+    this.timelines.delete(tlKey(tenantId, timelineId));
+    wrapIo(`delete ${dir}`, () => {
+      fs.rmSync(dir, { recursive: true, force: true });
+      fsyncDir(path.dirname(dir));
+    });
+  }
+
   getTimeline(tenantId: string, timelineId: string): TimelineImpl {
     this.checkOpen();
     const tl = this.timelines.get(tlKey(tenantId, timelineId));
@@ -372,6 +403,11 @@ export class RepositoryImpl {
   }
 
   /** Every metric in Prometheus text format, labelled by tenant and timeline. */
+  metricFamilies(): MetricFamily[] {
+    this.checkOpen();
+    return collectMetrics(this.implementation, this.core.pageCache.stats(), [...this.timelines.values()]);
+  }
+
   metricsText(): string {
     this.checkOpen();
     return renderMetrics(this.implementation, this.core.pageCache.stats(), [...this.timelines.values()]);

@@ -148,6 +148,16 @@ export class TimelineImpl implements ReadSegment {
     return `timeline ${this.tenantId}/${this.timelineId}`;
   }
 
+  /** The failed flush that stopped ingest (until the repository is reopened), or null. */
+  get failure(): StrataError | null {
+    return this.writeFailure;
+  }
+
+  /** Ids of the timelines branched from this one (deleteTimeline refuses while there are any). */
+  childIds(): string[] {
+    return [...this.children].map((c) => c.timelineId).sort();
+  }
+
   get lastRecordLsn(): Lsn {
     return this._lastRecordLsn;
   }

@@ -66,6 +66,27 @@ export class Authenticator {
     }
   }
 
+  /**
+   * Whether `authorization` (an HTTP Authorization header) lets its bearer use the admin API: a
+   * `Bearer` JWT with `scope: "admin"`. 401 when there is no token or it does not verify, 403 when
+   * it verifies but is not an admin token (a pageserver token never administers).
+   */
+  async checkAdminAccess(authorization: string | undefined): Promise<{ ok: true } | { ok: false; status: 401 | 403; message: string }> {
+    if (this.keys === null) return { ok: true };
+    const m = /^Bearer\s+(\S+)$/i.exec(authorization ?? '');
+    if (m === null) return { ok: false, status: 401, message: 'no token: the admin API requires "Authorization: Bearer <JWT>"' };
+    let payload: Record<string, unknown>;
+    try {
+      payload = await this.verify(m[1]);
+    } catch (e) {
+      return { ok: false, status: 401, message: (e as Error).message.replace(/^AUTH_FAILED: /, '') };
+    }
+    if (payload.scope !== 'admin') {
+      return { ok: false, status: 403, message: `the token's scope is ${JSON.stringify(payload.scope)}; the admin API needs "admin"` };
+    }
+    return { ok: true };
+  }
+
   /** The verified claims: the signature must verify with a key of the set for the header's alg (and kid). */
   private async verify(token: string): Promise<Record<string, unknown>> {
     let header: { alg?: string; kid?: string };

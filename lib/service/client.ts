@@ -39,6 +39,14 @@ export interface RequestOptions {
   deadlineMs?: number;
 }
 
+/** THROTTLED: the server did not run the request; `retryAfterMs` says when it would fit the tenant's limit. */
+export class ThrottledError extends StrataError {
+  constructor(readonly retryAfterMs: number, message: string) {
+    super('THROTTLED', message);
+    this.name = 'ThrottledError';
+  }
+}
+
 type Settle = (frame: ServerFrame) => void;
 
 interface Pending {
@@ -192,6 +200,11 @@ export class StrataClient {
         if (f.kind === 'error') {
           this.done(id);
           reject(new StrataError(isErrorCode(f.code) ? f.code : 'SERVER_ERROR', f.message));
+          return;
+        }
+        if (f.kind === 'throttled') {
+          this.done(id);
+          reject(new ThrottledError(f.retryAfterMs, f.message));
           return;
         }
         const v = accept(f);

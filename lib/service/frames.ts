@@ -10,7 +10,12 @@ import { LSN_MAX, type Lsn } from '../lsn';
 import { PAGE_SIZE } from '../record';
 import type { RelationInfo, RelTag } from '../timeline';
 
-export const PROTOCOL_VERSION = 1;
+/** Version 2 added THROTTLED (docs/PROTOCOL.md, "Versions"). */
+export const PROTOCOL_VERSION = 2;
+/** The oldest version a server still speaks: a version-1 client is told of throttling with ERROR THROTTLED. */
+export const MIN_PROTOCOL_VERSION = 1;
+/** Largest retry-after a THROTTLED frame carries (ms, u32 on the wire). */
+export const MAX_RETRY_AFTER_MS = 0xffff_ffff;
 /** "STRP": the first field of HELLO, so a stray connection (HTTP, TLS) is told apart at once. */
 export const HELLO_MAGIC = 0x5354_5250;
 /** u32 length, u8 type, u32 request id. */
@@ -48,6 +53,7 @@ export const FRAME_TYPE = {
   REL_SIZE: 0x22,
   EXISTS_RESULT: 0x23,
   RELATIONS: 0x24,
+  THROTTLED: 0x2e,
   ERROR: 0x2f,
   PROTOCOL_VIOLATION: 0x30,
 } as const;
@@ -97,6 +103,7 @@ export type ServerFrame =
   | { kind: 'relSize'; id: number; nblocks: number }
   | { kind: 'existsResult'; id: number; exists: boolean }
   | { kind: 'relations'; id: number; final: boolean; relations: RelationInfo[] }
+  | { kind: 'throttled'; id: number; retryAfterMs: number; message: string }
   | { kind: 'error'; id: number; code: string; message: string }
   | { kind: 'violation'; id: number; code: string; message: string };
 
@@ -233,6 +240,15 @@ export function encodeRefuse(code: string, message: string): Buffer {
 
 export function encodeError(id: number, code: string, message: string): Buffer {
   return encodeCodeMessage(FRAME_TYPE.ERROR, id, code, message);
+}
+
+/** THROTTLED (version 2): the request was not run; send it again after `retryAfterMs` (rounded up). */
+export function encodeThrottled(id: number, retryAfterMs: number, message: string): Buffer {
+  const m = utf8Capped(message);
+  const b = frame(FRAME_TYPE.THROTTLED, id, 4 + 2 + m.length);
+  b.writeUInt32BE(Math.min(MAX_RETRY_AFTER_MS, Math.max(0, Math.ceil(retryAfterMs))), 9);
+  writeStr(b, 13, m);
+  return b;
 }
 
 export function encodeViolation(id: number, message: string): Buffer {
@@ -535,6 +551,9 @@ export function decodeServerFrame(raw: RawFrame): ServerFrame {
       out = { kind: 'relations', id, final, relations };
       break;
     }
+    case FRAME_TYPE.THROTTLED:
+      out = { kind: 'throttled', id, retryAfterMs: c.u32('retryAfterMs'), message: c.str16('message') };
+      break;
     case FRAME_TYPE.ERROR:
       out = { kind: 'error', id, code: c.str16('code'), message: c.str16('message') };
       break;

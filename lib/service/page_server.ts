@@ -13,10 +13,11 @@ import type { Lsn } from '../lsn';
 import type { Repository } from '../repository';
 import type { Timeline } from '../timeline';
 import { Authenticator, type AuthConfig } from './auth';
+import { type Clock, monotonicClock, Throttle, type ThrottleLimit } from './throttle';
 import {
   decodeClientFrame, DEFAULT_MAX_IN_FLIGHT, describeFrameType, encodeError, encodeExistsResult, encodeHelloOk, encodePage, encodePages, encodeRefuse,
-  encodeRelations, encodeRelSize, encodeViolation, FrameReader, MAX_BATCH_PAGES, MAX_FRAME_BYTES, PROTOCOL_VERSION,
-  type Hello, type Request, type RequestLsns,
+  encodeRelations, encodeRelSize, encodeThrottled, encodeViolation, FrameReader, MAX_BATCH_PAGES, MAX_FRAME_BYTES, MIN_PROTOCOL_VERSION,
+  PROTOCOL_VERSION, type Hello, type Request, type RequestLsns,
 } from './frames';
 
 /** A client that has not completed its handshake by then is disconnected. */
@@ -44,6 +45,26 @@ export interface ServerOptions {
   drainTimeoutMs?: number;
   /** Told about connections and violations (the CLI prints these as JSON lines). */
   onEvent?: (event: ServerEvent) => void;
+  /**
+   * Per-tenant GCRA throttle on page requests (docs/PROTOCOL.md, "Throttling"): the limit of every
+   * tenant without one of its own (`server.throttle.setLimit`). Omitted: tenants are not throttled.
+   */
+  throttle?: ThrottleLimit;
+  /** The throttle's clock (ms, monotonic); tests inject a virtual one. */
+  clock?: Clock;
+  /** Told about every answered request (more listeners: `addRequestListener`; the admin API's metrics are one). */
+  onRequest?: (r: RequestOutcome) => void;
+}
+
+/** What became of one request: for per-tenant metrics. */
+export interface RequestOutcome {
+  tenantId: string;
+  kind: Request['kind'];
+  /** Pages the request asked for (GetPages: its keys; others 1). */
+  pages: number;
+  outcome: 'ok' | 'error' | 'throttled';
+  /** From taking the request up to its answer being written. */
+  seconds: number;
 }
 
 export type ServerEvent =
@@ -60,6 +81,8 @@ export interface ServerStats {
   errors: number;
   violations: number;
   refused: number;
+  /** Requests answered THROTTLED. */
+  throttled: number;
   /** Most requests one connection had in flight at once (never above maxInFlight). */
   peakInFlight: number;
 }
@@ -71,10 +94,15 @@ export class Server {
   private readonly maxInFlight: number;
   private readonly waitLsnTimeoutMs: number;
   private readonly drainTimeoutMs: number;
+  /** @internal */
+  readonly clock: Clock;
   private readonly tcp: net.Server;
   private readonly connections = new Set<Connection>();
+  private readonly requestListeners = new Set<(r: RequestOutcome) => void>();
   private closing: Promise<void> | null = null;
-  readonly counters: Omit<ServerStats, 'connections'> = { connectionsTotal: 0, requests: 0, errors: 0, violations: 0, refused: 0, peakInFlight: 0 };
+  /** Per-tenant limits, changeable while the server runs (the admin API's PUT …/throttle). */
+  readonly throttle: Throttle;
+  readonly counters: Omit<ServerStats, 'connections'> = { connectionsTotal: 0, requests: 0, errors: 0, violations: 0, refused: 0, throttled: 0, peakInFlight: 0 };
 
   constructor(readonly repository: Repository, private readonly options: ServerOptions) {
     if (options === undefined || options.auth === undefined) {
@@ -86,6 +114,9 @@ export class Server {
     this.maxInFlight = m;
     this.waitLsnTimeoutMs = options.waitLsnTimeoutMs ?? DEFAULT_SERVICE_WAIT_LSN_TIMEOUT_MS;
     this.drainTimeoutMs = options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
+    this.clock = options.clock ?? monotonicClock;
+    this.throttle = new Throttle(options.throttle ?? null, this.clock);
+    if (options.onRequest !== undefined) this.requestListeners.add(options.onRequest);
     this.tcp = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.accept(socket));
   }
 
@@ -160,6 +191,26 @@ export class Server {
     }
   }
 
+  /** Be told about every request answered from now on (per-tenant metrics). */
+  addRequestListener(l: (r: RequestOutcome) => void): void {
+    this.requestListeners.add(l);
+  }
+
+  removeRequestListener(l: (r: RequestOutcome) => void): void {
+    this.requestListeners.delete(l);
+  }
+
+  /** @internal */
+  reportRequest(r: RequestOutcome): void {
+    for (const l of this.requestListeners) {
+      try {
+        l(r);
+      } catch {
+        // A listener's failure is not the request's.
+      }
+    }
+  }
+
   /** @internal The connection's settings. */
   get settings(): { auth: Authenticator; maxInFlight: number; waitLsnTimeoutMs: number } {
     return { auth: this.auth, maxInFlight: this.maxInFlight, waitLsnTimeoutMs: this.waitLsnTimeoutMs };
@@ -187,6 +238,8 @@ class Connection {
   private readonly reader = new FrameReader(MAX_FRAME_BYTES);
   private readonly inFlight = new Set<number>();
   private timeline: Timeline | null = null;
+  /** The version agreed in the handshake: THROTTLED frames need 2. */
+  private version = PROTOCOL_VERSION;
   private writeBlocked = false;
   private corked = false;
   /** The client sent FIN: it will send nothing more but still reads the answers to what it sent. */
@@ -290,9 +343,10 @@ class Connection {
       (tl) => {
         if (this.state !== 'authenticating') return;
         this.timeline = tl;
+        this.version = h.version;
         this.state = this.server.isClosing ? 'draining' : 'ready';
         this.clearTimers();
-        this.write(encodeHelloOk({ version: PROTOCOL_VERSION, maxFrameBytes: MAX_FRAME_BYTES, maxInFlight: this.server.settings.maxInFlight, maxBatchPages: MAX_BATCH_PAGES, lastRecordLsn: tl.lastRecordLsn }));
+        this.write(encodeHelloOk({ version: h.version, maxFrameBytes: MAX_FRAME_BYTES, maxInFlight: this.server.settings.maxInFlight, maxBatchPages: MAX_BATCH_PAGES, lastRecordLsn: tl.lastRecordLsn }));
         this.server.emit({ event: 'ready', remote: this.remote, tenantId: h.tenantId, timelineId: h.timelineId });
         if (this.state === 'draining') this.end();
         else this.pump();
@@ -310,7 +364,9 @@ class Connection {
   }
 
   private async authenticate(h: Hello): Promise<Timeline> {
-    if (h.version !== PROTOCOL_VERSION) throw new StrataError('PROTOCOL_ERROR', `protocol version ${h.version} is not supported; this server speaks ${PROTOCOL_VERSION}`);
+    if (h.version < MIN_PROTOCOL_VERSION || h.version > PROTOCOL_VERSION) {
+      throw new StrataError('PROTOCOL_ERROR', `protocol version ${h.version} is not supported; this server speaks ${MIN_PROTOCOL_VERSION} to ${PROTOCOL_VERSION}`);
+    }
     await this.server.settings.auth.checkPageAccess(h.token, h.tenantId);
     for (const [what, id] of [['tenantId', h.tenantId], ['timelineId', h.timelineId]] as const) {
       if (!ID_PATTERN.test(id)) throw new StrataError('BAD_ARGUMENT', `${what} ${JSON.stringify(id)} does not match ${ID_PATTERN}`);
@@ -324,10 +380,29 @@ class Connection {
     if (this.inFlight.size > this.server.counters.peakInFlight) this.server.counters.peakInFlight = this.inFlight.size;
     this.requests++;
     this.server.counters.requests++;
+    const tl = this.timeline as Timeline;
+    const pages = r.kind === 'getPages' ? r.keys.length : 1;
+    const started = this.server.clock();
+    const report = (outcome: RequestOutcome['outcome']): void => {
+      this.server.reportRequest({ tenantId: tl.tenantId, kind: r.kind, pages, outcome, seconds: Math.max(0, this.server.clock() - started) / 1000 });
+    };
+    const decision = this.server.throttle.take(tl.tenantId, pages);
+    if (!decision.allowed) {
+      // Answered at once, never queued: the request was not run and cost the tenant nothing.
+      this.server.counters.throttled++;
+      const message = `tenant ${tl.tenantId} is over its limit of ${this.server.throttle.limitOf(tl.tenantId)?.rate ?? '?'} pages/s; retry after ${Math.ceil(decision.retryAfterMs)} ms`;
+      report('throttled');
+      queueMicrotask(() => this.finish(r.id, [this.version >= 2 ? encodeThrottled(r.id, decision.retryAfterMs, message) : encodeError(r.id, 'THROTTLED', message)]));
+      return;
+    }
     this.run(r).then(
-      (frames) => this.finish(r.id, frames),
+      (frames) => {
+        report('ok');
+        this.finish(r.id, frames);
+      },
       (e: unknown) => {
         this.server.counters.errors++;
+        report('error');
         const code = isStrataError(e) ? e.code : 'SERVER_ERROR';
         const message = isStrataError(e) ? e.message.slice(code.length + 2) : e instanceof Error ? e.message : String(e);
         this.finish(r.id, [encodeError(r.id, code, message)]);

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { isStrataError, LSN_MAX, PAGE_SIZE } from '../../lib';
 import {
   decodeClientFrame, decodeServerFrame, encodeError, encodeExistsResult, encodeHello, encodeHelloOk, encodePage, encodePages, encodeRefuse,
-  encodeRelations, encodeRelSize, encodeRequest, encodeViolation, FRAME_HEADER_BYTES, FRAME_TYPE, FrameReader, HELLO_MAGIC, MAX_BATCH_PAGES,
+  encodeRelations, encodeRelSize, encodeRequest, encodeThrottled, encodeViolation, FRAME_HEADER_BYTES, FRAME_TYPE, FrameReader, HELLO_MAGIC, MAX_BATCH_PAGES,
   MAX_FRAME_BYTES, MAX_RELATIONS_PER_FRAME, PROTOCOL_VERSION, type RawFrame, type Request,
 } from '../../lib/service/frames';
 import { Rng } from '../helpers/random';
@@ -65,6 +65,15 @@ describe('frames: round trips and layout', () => {
     expect(decodeServerFrame(split(encodeExistsResult(7, true)))).toEqual({ kind: 'existsResult', id: 7, exists: true });
     expect(decodeServerFrame(split(encodeError(8, 'PAGE_NOT_FOUND', 'gone')))).toEqual({ kind: 'error', id: 8, code: 'PAGE_NOT_FOUND', message: 'gone' });
     expect(decodeServerFrame(split(encodeViolation(9, 'bad')))).toEqual({ kind: 'violation', id: 9, code: 'PROTOCOL_ERROR', message: 'bad' });
+    // retry-after is rounded up to whole ms and clamped into u32.
+    expect(decodeServerFrame(split(encodeThrottled(10, 12.2, 'slow down')))).toEqual({ kind: 'throttled', id: 10, retryAfterMs: 13, message: 'slow down' });
+    expect(decodeServerFrame(split(encodeThrottled(10, 1e12, '')))).toMatchObject({ retryAfterMs: 0xffff_ffff });
+  });
+
+  it('pins the bytes of a THROTTLED frame', () => {
+    const b = encodeThrottled(7, 250, 'x');
+    expect(b.toString('hex')).toBe('00000010' + '2e' + '00000007' + '000000fa' + '0001' + '78');
+    expect(FRAME_TYPE.THROTTLED).toBe(0x2e);
   });
 
   it('a long relation list is split into frames, only the last final', () => {

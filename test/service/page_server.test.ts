@@ -52,7 +52,7 @@ describeEachCore('page service (%s core)', (impl) => {
 
   it('GetPage and GetPages answer exactly what the timeline reads, at every LSN, in memory and on disk', async () => {
     const c = await connect();
-    expect(c.server).toMatchObject({ version: 1, maxFrameBytes: MAX_FRAME_BYTES, maxBatchPages: 64, lastRecordLsn: LSN_LAST });
+    expect(c.server).toMatchObject({ version: 2, maxFrameBytes: MAX_FRAME_BYTES, maxBatchPages: 64, lastRecordLsn: LSN_LAST });
     for (const lsn of [LSN_IMAGES, LSN_FLUSHED, LSN_FLUSHED + 50n, LSN_LAST]) {
       for (const k of [KEYS[0], KEYS[17], KEYS[PAGES - 1]]) expect((await c.getPage(k, lsn)).equals(await tl.getPage(k, lsn))).toBe(true);
       const got = await c.getPages(KEYS, lsn);

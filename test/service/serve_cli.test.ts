@@ -150,4 +150,38 @@ describe('strata serve (child process)', () => {
     expect(again.getTimeline(TENANT, TIMELINE).lastRecordLsn).toBe(LSN_LAST);
     await again.close();
   }, 120_000);
+
+  it('--http serves the admin API beside the page port: admin tokens from strata token --scope admin, pageserver tokens refused, a timeline created over HTTP is served', async () => {
+    const dir = tmpDir('svc-cli-http');
+    dirs.push(dir);
+    const data = path.join(dir, 'data');
+    const child = startServe(['--data', data, '--listen', '127.0.0.1:0', '--http', '127.0.0.1:0', '--throttle-rate', '1000', '--throttle-burst', '64']);
+    children.push(child);
+    const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(await waitForLine(child, /listening on/))?.[1]);
+    const http = /admin API on (http:\/\/127\.0\.0\.1:\d+)/.exec(await waitForLine(child, /admin API on/))?.[1] ?? '';
+    expect(await waitForLine(child, /throttle:/)).toMatch(/1000 pages\/s, burst 64 pages per tenant/);
+    const signingKey = path.join(data, 'auth', 'signing-key.jwk.json');
+    const mint = (args: string[]): string => {
+      const r = spawnSync(process.execPath, [BIN, 'token', '--signing-key', signingKey, ...args], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      return r.stdout.trim();
+    };
+    const admin = mint(['--scope', 'admin']);
+    const page = mint(['--tenant', TENANT]);
+    const call = (method: string, url: string, token: string, body?: unknown): Promise<Response> => fetch(`${http}${url}`, {
+      method, headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    expect((await call('GET', '/v1/tenant', page)).status).toBe(403);
+    expect((await call('POST', '/v1/tenant', admin, { tenant_id: TENANT })).status).toBe(201);
+    expect((await call('POST', `/v1/tenant/${TENANT}/timeline`, admin, { timeline_id: TIMELINE })).status).toBe(201);
+    expect(await (await call('GET', `/v1/tenant/${TENANT}/throttle`, admin)).json()).toEqual({ limit: { rate: 1000, burst: 64 }, source: 'default' });
+    // The page port now finds the timeline the admin API created (empty: PAGE_NOT_FOUND, not TIMELINE_NOT_FOUND).
+    const c = await StrataClient.connect({ host: '127.0.0.1', port, tenantId: TENANT, timelineId: TIMELINE, token: page });
+    expect(await codeOf(c.getPage(KEYS[0], 0x10n, { notModifiedSince: 0n }))).toMatch(/PAGE_NOT_FOUND|LSN_TIMEOUT/);
+    await c.close();
+    const metrics = await (await call('GET', '/metrics', admin)).text();
+    expect(metrics).toContain(`strata_page_service_requests_total{tenant_id="${TENANT}",kind="getPage"} 1`);
+    child.proc.kill('SIGTERM');
+    expect(await child.exit).toBe(0);
+  }, 60_000);
 });

@@ -1,0 +1,151 @@
+/**
+ * RetryingClient: StrataClient's calls with reconnection, exponential backoff with full jitter, and
+ * a circuit breaker for the server (README, "Service"). Page reads are idempotent, so a call that
+ * got no answer — the connection could not be made or was lost (CONNECTION_CLOSED), or the deadline
+ * passed (DEADLINE_EXCEEDED) — or that was refused with THROTTLED is sent again, on a new connection
+ * when the old one is gone, after a delay: full jitter, uniform in [0, min(maxDelayMs,
+ * baseDelayMs · 2^attempt)) (the AWS architecture blog's "full jitter"), and for THROTTLED at least
+ * the server's retry-after. Every other error is the answer and is thrown at once.
+ *
+ * The breaker counts calls the server did not answer; once open, calls fail at once with
+ * CIRCUIT_OPEN until its half-open probe gets an answer. Clock, sleep and random are injectable so
+ * tests replay exact schedules.
+ */
+import { isStrataError, StrataError } from '../errors';
+import type { PageKey } from '../key';
+import type { Lsn } from '../lsn';
+import type { RelationInfo, RelTag } from '../timeline';
+import { type BreakerOptions, type BreakerState, CircuitBreaker } from './circuit_breaker';
+import { type ClientOptions, type RequestOptions, StrataClient, ThrottledError } from './client';
+import { type Clock, monotonicClock } from './throttle';
+
+export interface RetryOptions {
+  /** Tries per call, the first included (default 5). */
+  maxAttempts?: number;
+  /** The first retry's delay bound (default 10 ms); doubles per attempt. */
+  baseDelayMs?: number;
+  /** The bound never exceeds this (default 2 s). */
+  maxDelayMs?: number;
+}
+
+export const DEFAULT_RETRY_MAX_ATTEMPTS = 5;
+export const DEFAULT_RETRY_BASE_DELAY_MS = 10;
+export const DEFAULT_RETRY_MAX_DELAY_MS = 2_000;
+
+export interface RetryingClientOptions extends ClientOptions {
+  retry?: RetryOptions;
+  breaker?: BreakerOptions;
+  /** Told of every breaker transition. */
+  onBreakerState?: (to: BreakerState, from: BreakerState) => void;
+  /** Told of every retry: the attempt that failed (0-based), why, and the delay before the next. */
+  onRetry?: (e: { attempt: number; code: string; delayMs: number }) => void;
+  /** Injectable for tests: uniform in [0, 1), ms clock, and the wait between tries. */
+  random?: () => number;
+  clock?: Clock;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/** Full jitter: uniform in [0, min(maxDelayMs, baseDelayMs · 2^attempt)). */
+export function fullJitterDelayMs(attempt: number, baseDelayMs: number, maxDelayMs: number, random: () => number): number {
+  return random() * Math.min(maxDelayMs, baseDelayMs * 2 ** attempt);
+}
+
+const realSleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+export class RetryingClient {
+  readonly breaker: CircuitBreaker;
+  private conn: StrataClient | null = null;
+  private connecting: Promise<StrataClient> | null = null;
+  private closed = false;
+  private readonly maxAttempts: number;
+  private readonly baseDelayMs: number;
+  private readonly maxDelayMs: number;
+  private readonly random: () => number;
+  private readonly sleep: (ms: number) => Promise<void>;
+
+  constructor(private readonly options: RetryingClientOptions) {
+    const r = options.retry ?? {};
+    this.maxAttempts = r.maxAttempts ?? DEFAULT_RETRY_MAX_ATTEMPTS;
+    this.baseDelayMs = r.baseDelayMs ?? DEFAULT_RETRY_BASE_DELAY_MS;
+    this.maxDelayMs = r.maxDelayMs ?? DEFAULT_RETRY_MAX_DELAY_MS;
+    if (!Number.isInteger(this.maxAttempts) || this.maxAttempts < 1) throw new StrataError('BAD_ARGUMENT', `retry.maxAttempts must be an integer ≥ 1: got ${String(this.maxAttempts)}`);
+    if (!(this.baseDelayMs >= 0) || !(this.maxDelayMs >= 0)) throw new StrataError('BAD_ARGUMENT', 'retry.baseDelayMs and retry.maxDelayMs must be ≥ 0');
+    this.random = options.random ?? Math.random;
+    this.sleep = options.sleep ?? realSleep;
+    this.breaker = new CircuitBreaker(options.breaker, options.clock ?? monotonicClock, options.onBreakerState);
+  }
+
+  /** The breaker's state: 'closed', 'open' or 'half-open'. */
+  get breakerState(): BreakerState {
+    return this.breaker.state;
+  }
+
+  getPage(key: PageKey, lsn: Lsn, opts?: RequestOptions): Promise<Buffer> {
+    return this.call((c) => c.getPage(key, lsn, opts));
+  }
+
+  getPages(keys: readonly PageKey[], lsn: Lsn, opts?: RequestOptions): Promise<Buffer[]> {
+    return this.call((c) => c.getPages(keys, lsn, opts));
+  }
+
+  getRelSize(rel: RelTag, lsn: Lsn, opts?: RequestOptions): Promise<number> {
+    return this.call((c) => c.getRelSize(rel, lsn, opts));
+  }
+
+  exists(rel: RelTag, lsn: Lsn, opts?: RequestOptions): Promise<boolean> {
+    return this.call((c) => c.exists(rel, lsn, opts));
+  }
+
+  listRelations(lsn: Lsn, opts?: RequestOptions & { dbOid?: number }): Promise<RelationInfo[]> {
+    return this.call((c) => c.listRelations(lsn, opts));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const c = this.conn ?? (this.connecting === null ? null : await this.connecting.catch(() => null));
+    this.conn = null;
+    if (c !== null) await c.close();
+  }
+
+  private async call<T>(op: (c: StrataClient) => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      if (this.closed) throw new StrataError('CONNECTION_CLOSED', 'the client was closed');
+      if (!this.breaker.tryAcquire()) {
+        throw new StrataError('CIRCUIT_OPEN', `the circuit breaker for ${this.options.host}:${this.options.port} is open after ${this.breaker.consecutiveFailures} consecutive failures; next probe in ${Math.ceil(this.breaker.retryInMs)} ms`);
+      }
+      let e: unknown;
+      try {
+        const v = await op(await this.connection());
+        this.breaker.success();
+        return v;
+      } catch (x) {
+        e = x;
+      }
+      const unanswered = isStrataError(e, 'CONNECTION_CLOSED') || isStrataError(e, 'DEADLINE_EXCEEDED');
+      if (unanswered) this.breaker.failure();
+      else this.breaker.success(); // an answer, even an error or THROTTLED: the server is up
+      const retriable = unanswered || e instanceof ThrottledError;
+      if (!retriable || attempt + 1 >= this.maxAttempts) throw e;
+      const jitter = fullJitterDelayMs(attempt, this.baseDelayMs, this.maxDelayMs, this.random);
+      const delayMs = e instanceof ThrottledError ? Math.max(e.retryAfterMs, jitter) : jitter;
+      this.options.onRetry?.({ attempt, code: (e as StrataError).code, delayMs });
+      await this.sleep(delayMs);
+    }
+  }
+
+  /** The open connection, or a new one (one connect at a time, shared by the calls waiting for it). */
+  private async connection(): Promise<StrataClient> {
+    if (this.conn !== null && !this.conn.isClosed) return this.conn;
+    this.conn = null;
+    this.connecting ??= StrataClient.connect(this.options).finally(() => {
+      this.connecting = null;
+    });
+    const c = await this.connecting;
+    if (this.closed) {
+      await c.close();
+      throw new StrataError('CONNECTION_CLOSED', 'the client was closed');
+    }
+    this.conn = c;
+    return c;
+  }
+}
