@@ -10,6 +10,7 @@ import {
   BtreeCursor, BtreeReader, btreeShape, buildBtree, checkNodeHeader, compareBytes, nodeUsedBytes, readU64, zeroTail, type BtreeShape,
 } from './disk_btree';
 import { StrataError } from '../../errors';
+import { fsyncFile, writeAll } from '../../fs_util';
 import {
   BLOB_HEADER_SIZE, BLOB_RAW_LEN_SIZE, BLOCK_PAYLOAD, BLOCK_SIZE, BTREE_NODE_HEADER, BTREE_VALUE_SIZE, CODEC_LZ4,
   CODEC_NONE, CODEC_ZSTD, DELTA_INDEX_KEY_SIZE, DELTA_MAGIC, IMAGE_INDEX_KEY_SIZE, IMAGE_MAGIC, LAYER_FORMAT_VERSION,
@@ -448,11 +449,7 @@ export class StreamingLayerWriter implements LayerWriter {
     const block = Buffer.alloc(BLOCK_SIZE);
     encodeSummary(summary, block);
     this.writeAt(block, BLOCK_SIZE, SUMMARY_BLK);
-    try {
-      fs.fsyncSync(this.fd);
-    } catch (e) {
-      throw new StrataError('IO_ERROR', `${this.path}: fsync: ${(e as Error).message}`, { cause: e });
-    }
+    fsyncFile(this.fd, this.path, 'layer_fsync');
     return summary.totalBlocks * BLOCK_SIZE;
   }
 
@@ -552,12 +549,7 @@ export class StreamingLayerWriter implements LayerWriter {
   }
 
   private writeAt(buf: Buffer, len: number, blk: number): void {
-    let done = 0;
-    try {
-      while (done < len) done += fs.writeSync(this.fd, buf, done, len - done, blk * BLOCK_SIZE + done);
-    } catch (e) {
-      throw new StrataError('IO_ERROR', `${this.path}: write at block ${blk}: ${(e as Error).message}`, { cause: e });
-    }
+    writeAll(this.fd, this.path, buf, len, blk * BLOCK_SIZE, 'layer_write');
   }
 
   private closeFd(): void {
