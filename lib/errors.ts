@@ -57,6 +57,20 @@ export class StrataError extends Error {
   }
 }
 
+/**
+ * A caller's value named for a BAD_ARGUMENT message without throwing: String() throws on objects
+ * without a prototype, and template strings throw on symbols.
+ */
+export function describeValue(v: unknown): string {
+  if (typeof v === 'symbol' || typeof v === 'function') return typeof v;
+  if (typeof v === 'bigint') return v.toString();
+  if (v instanceof Uint8Array) return `${v.constructor.name} of ${v.length} bytes`;
+  if (Array.isArray(v)) return `an array of ${v.length}`;
+  if (typeof v === 'object' && v !== null) return 'an object';
+  if (typeof v === 'string' && v.length > 64) return `a string of ${v.length} characters`;
+  return String(v);
+}
+
 export function isStrataError(e: unknown, code?: StrataErrorCode): e is StrataError {
   return e instanceof StrataError && (code === undefined || e.code === code);
 }

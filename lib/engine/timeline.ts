@@ -8,7 +8,7 @@
 import type { Core, ImplementationName } from '../core/core';
 import type { CompressionName } from '../core/format';
 import type { ReadPlanWriter } from '../core/read_plan';
-import { StrataError } from '../errors';
+import { describeValue, StrataError } from '../errors';
 import { encodeKey, KEY_SIZE, type PageKey } from '../key';
 import { checkLsn, formatLsn, type Lsn } from '../lsn';
 import type { WalRecord } from '../record';
@@ -240,6 +240,9 @@ export class TimelineImpl implements ReadSegment {
   async getPages(keys: readonly PageKey[], lsn: Lsn, opts: GetPageOptions = {}): Promise<Buffer[]> {
     this.checkOpen();
     checkLsn(lsn, 'lsn');
+    checkKeyList(keys);
+    checkOptionsObject(opts, 'getPage options');
+    checkTimeout(opts.timeoutMs);
     const scratch = Buffer.alloc(KEY_SIZE);
     for (const k of keys) encodeKey(k, scratch); // reject bad keys before waiting
     await this.waitForLsn(lsn, opts.timeoutMs ?? DEFAULT_WAIT_LSN_TIMEOUT_MS);
@@ -250,6 +253,7 @@ export class TimelineImpl implements ReadSegment {
 
   readPagesInto(keys: readonly PageKey[], lsn: Lsn, into: Uint8Array, offset: number): void {
     this.checkSyncRead(lsn);
+    checkKeyList(keys);
     this.reads.readPagesInto(keys, lsn, into, offset);
   }
 
@@ -340,6 +344,7 @@ export class TimelineImpl implements ReadSegment {
 
   async compact(opts: CompactOptions = {}): Promise<CompactionReport> {
     this.checkWritable();
+    checkOptionsObject(opts, 'compact options');
     const report = emptyCompactionReport();
     await this.enqueueWrite('compaction', async () => {
       await compactLevel0(this.compactionHost(), opts.force === true, report);
@@ -356,6 +361,7 @@ export class TimelineImpl implements ReadSegment {
    */
   async gc(opts: GcOptions = {}): Promise<GcReport> {
     this.checkWritable();
+    checkOptionsObject(opts, 'gc options');
     const horizon = opts.horizon ?? this.config.gcHorizon;
     checkLsn(horizon, 'horizon');
     let report: GcReport | undefined;
@@ -429,6 +435,7 @@ export class TimelineImpl implements ReadSegment {
   // ---- inspection ------------------------------------------------------------------------------
 
   layers(): LayerInfo[] {
+    this.checkOpen();
     return this.layerSet.descs().map((d) => ({ ...d }));
   }
 
@@ -646,6 +653,25 @@ export class TimelineImpl implements ReadSegment {
 }
 
 /** A failed flush stops writes: what was in memory may be half on disk, and retrying would hide it. */
+/** setTimeout's largest delay; a larger one fires at once. */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
+function checkOptionsObject(opts: unknown, what: string): void {
+  if (typeof opts !== 'object' || opts === null || Array.isArray(opts)) {
+    throw new StrataError('BAD_ARGUMENT', `${what} must be an object: got ${describeValue(opts)}`);
+  }
+}
+
+function checkTimeout(ms: unknown): void {
+  if (ms !== undefined && (typeof ms !== 'number' || !(ms >= 0) || ms > MAX_TIMEOUT_MS)) {
+    throw new StrataError('BAD_ARGUMENT', `timeoutMs must be a number of milliseconds in [0, ${MAX_TIMEOUT_MS}]: got ${describeValue(ms)}`);
+  }
+}
+
+function checkKeyList(keys: unknown): void {
+  if (!Array.isArray(keys)) throw new StrataError('BAD_ARGUMENT', `keys must be an array of page keys: got ${describeValue(keys)}`);
+}
+
 function writeFailure(name: string, what: string, e: unknown): StrataError {
   const code = e instanceof StrataError ? e.code : 'IO_ERROR';
   const why = e instanceof Error ? e.message : String(e);
