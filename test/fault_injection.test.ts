@@ -99,7 +99,7 @@ function oracleAt(lsn: bigint): (Buffer | null)[] {
   return pages;
 }
 
-const figures = { points: 0, pagesChecked: 0, pagesLost: 0, byCore: {} as Record<string, number> };
+const figures = { points: 0, pagesChecked: 0, pagesLost: 0, byCore: {} as Record<string, number>, calls: {} as Record<string, Record<string, number>> };
 
 /** Read every workload page at `lsn` and compare with the oracle; returns the number checked. */
 async function checkPages(tl: Timeline, lsn: bigint, where: string): Promise<void> {
@@ -196,6 +196,12 @@ describeEachCore('I/O fault injection sweep (%s core)', (impl) => {
     const total = FAULT_OPS.reduce((n, op) => n + counts[op], 0);
     expect(total, `${s.name} made no counted I/O call`).toBeGreaterThan(0);
     expect(counts.layer_fsync + counts.fsync, `${s.name} fsynced nothing`).toBeGreaterThan(0);
+    if (s.name === 'flush' || s.name === 'compaction' || s.name === 'image creation') {
+      // The core's layer writer is counted (for the native core: through the addon's failpoints).
+      expect(counts.layer_write, `${s.name}: layer writes counted`).toBeGreaterThan(0);
+      expect(counts.layer_fsync, `${s.name}: layer fsyncs counted`).toBeGreaterThan(0);
+    }
+    figures.calls[`${impl} ${s.name}`] = Object.fromEntries(FAULT_OPS.filter((op) => counts[op] > 0).map((op) => [op, counts[op]]));
 
     const rng = new Rng(impl === 'native' ? 17 : 29);
     let point = 0;
