@@ -41,6 +41,7 @@ const RECORDS_PER_ROUND = 100;
 const BASE_ROUNDS = 4;
 const TENANT = 't1';
 const TIMELINE = 'main';
+const BRANCH = 'branch';
 const REPO_OPTIONS = {
   checkpointDistance: 64 * 1024 * 1024, // no flush unless the test asks for one
   compactionThreshold: 3,
@@ -49,7 +50,7 @@ const REPO_OPTIONS = {
   pageCacheBytes: 1024 * 1024,
 };
 
-type ScenarioName = 'flush' | 'compaction' | 'image creation' | 'gc' | 'manifest update';
+type ScenarioName = 'flush' | 'compaction' | 'image creation' | 'gc' | 'manifest update' | 'branch creation';
 
 interface Scenario {
   name: ScenarioName;
@@ -57,7 +58,12 @@ interface Scenario {
   prepare(tl: Timeline): Promise<void>;
   /** Steps on each opened copy before the fault is armed (records that live in memory only). */
   setup?(tl: Timeline): void;
-  act(tl: Timeline): Promise<unknown>;
+  act(tl: Timeline, repo: Repository): Promise<unknown>;
+  /**
+   * Whether a failure stops the timeline's writes until reopen (the fsync policy). Branch creation
+   * touches no existing timeline: a failed one is simply retried (it rewrites its whole manifest).
+   */
+  stopsWrites: boolean;
 }
 
 function ingestRound(tl: Timeline): void {
@@ -68,9 +74,9 @@ function ingestRound(tl: Timeline): void {
 }
 
 const SCENARIOS: readonly Scenario[] = [
-  { name: 'flush', prepare: async () => undefined, setup: ingestRound, act: (tl) => tl.flush() },
-  { name: 'compaction', prepare: async () => undefined, act: (tl) => tl.compact({ force: true }) },
-  { name: 'image creation', prepare: async () => undefined, act: (tl) => tl.createImageLayer(tl.lastRecordLsn) },
+  { name: 'flush', prepare: async () => undefined, setup: ingestRound, act: (tl) => tl.flush(), stopsWrites: true },
+  { name: 'compaction', prepare: async () => undefined, act: (tl) => tl.compact({ force: true }), stopsWrites: true },
+  { name: 'image creation', prepare: async () => undefined, act: (tl) => tl.createImageLayer(tl.lastRecordLsn), stopsWrites: true },
   {
     name: 'gc',
     prepare: async (tl) => {
@@ -79,11 +85,19 @@ const SCENARIOS: readonly Scenario[] = [
       await tl.flush();
     },
     act: (tl) => tl.gc({ horizon: 0x10n }),
+    stopsWrites: true,
   },
   {
     name: 'manifest update',
     prepare: async () => undefined,
     act: (tl) => timelineImpl(tl).setExtension('fault_test', { note: 'x' }),
+    stopsWrites: true,
+  },
+  {
+    name: 'branch creation',
+    prepare: async () => undefined,
+    act: (_tl, repo) => repo.createTimeline({ tenantId: TENANT, timelineId: BRANCH, ancestorTimelineId: TIMELINE }),
+    stopsWrites: false,
   },
 ];
 
@@ -186,7 +200,7 @@ describeEachCore('I/O fault injection sweep (%s core)', (impl) => {
       s.setup?.(tl);
       countFaults();
       try {
-        await s.act(tl);
+        await s.act(tl, repo);
       } finally {
         counts = faultCounts();
         clearFaults();
@@ -231,7 +245,7 @@ async function checkOnePoint(dir: string, impl: ImplementationName, s: Scenario,
   armFault(op, n, kind);
   let failure: unknown = null;
   try {
-    await s.act(tl);
+    await s.act(tl, repo);
   } catch (e) {
     failure = e;
   } finally {
@@ -247,11 +261,18 @@ async function checkOnePoint(dir: string, impl: ImplementationName, s: Scenario,
   await checkPages(tl, durableBefore, `${where}, before reopen`);
   await checkPages(tl, lastBefore, `${where}, before reopen, at lastRecordLsn`);
 
-  // The policy: no retry as if nothing happened; writes refuse, clearly, until reopen.
-  const refused = await tl.flush().then(() => null, (e: unknown) => e);
-  expect(isStrataError(refused, 'IO_ERROR'), `${where}: flush after the fault: ${String(refused)}`).toBe(true);
-  expect((refused as Error).message, where).toMatch(/writes are stopped until the repository is reopened/);
-  expect(() => tl.ingest([workload.recordAt(workload.recordsUpTo(lastBefore))]), where).toThrow(/writes are stopped/);
+  if (s.stopsWrites) {
+    // The policy: no retry as if nothing happened; writes refuse, clearly, until reopen.
+    const refused = await tl.flush().then(() => null, (e: unknown) => e);
+    expect(isStrataError(refused, 'IO_ERROR'), `${where}: flush after the fault: ${String(refused)}`).toBe(true);
+    expect((refused as Error).message, where).toMatch(/writes are stopped until the repository is reopened/);
+    expect(() => tl.ingest([workload.recordAt(workload.recordsUpTo(lastBefore))]), where).toThrow(/writes are stopped/);
+  } else {
+    // Nothing existing was touched: the ancestor still takes writes, and the operation succeeds now.
+    await tl.flush();
+    const branch = (await s.act(tl, repo)) as Timeline;
+    await checkPages(branch, lastBefore, `${where}, the retried branch`);
+  }
   await repo.close();
 
   // No half-written or missing layer in any manifest (orphans are allowed until reopen).
@@ -275,8 +296,9 @@ async function checkOnePoint(dir: string, impl: ImplementationName, s: Scenario,
     const resend: WalRecord[] = [];
     for (let i = workload.recordsUpTo(durable); i < workload.recordsUpTo(lastBefore); i++) resend.push(workload.recordAt(i));
     if (resend.length > 0) again.tl.ingest(resend);
-    await s.act(again.tl);
+    if (s.stopsWrites) await s.act(again.tl, again.repo);
     await checkPages(again.tl, lastBefore, `${where}, after the retried operation`);
+    if (!s.stopsWrites) await checkPages(again.repo.getTimeline(TENANT, BRANCH), lastBefore, `${where}, the branch after reopen`);
   } finally {
     await again.repo.close();
   }
