@@ -1,11 +1,12 @@
 /**
- * I/O fault injection sweep (docs/RELIABILITY.md): for a flush, a compaction, image creation, GC
- * and a manifest update, on both cores, a counting run finds how many writes, fsyncs, directory
+ * I/O fault injection sweep (docs/RELIABILITY.md): for a flush, a compaction, image creation, GC,
+ * a manifest update and branch creation, on both cores, a counting run finds how many writes, fsyncs, directory
  * fsyncs, renames, unlinks and block reads the operation makes; then each call N in turn fails
  * (EIO, ENOSPC or a short write) on a fresh copy of the same repository, and we check:
  *  - the operation rejects with IO_ERROR naming a path in the repository and the errno;
  *  - every page durable before the operation reads back as the oracle says, before and after reopen;
- *  - the timeline then refuses writes clearly (the fsync policy: no retry until reopen);
+ *  - the timeline then refuses writes clearly (the fsync policy: no retry until reopen), except
+ *    after a failed branch creation, which touched no existing timeline and simply succeeds when retried;
  *  - `verifyRepository` finds no fault: no half-written or missing layer in any manifest;
  *  - after reopen there are no temp files or orphans, and the same operation succeeds.
  * npm test samples the calls of each kind (first, last and a seeded few between);
