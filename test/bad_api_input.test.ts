@@ -144,6 +144,7 @@ describeEachCore('bad API input (%s core)', (impl) => {
       ['createTimeline', (_t, r) => r.createTimeline({ tenantId: weird(rng) as string, timelineId: weird(rng) as string, ancestorTimelineId: rng.chance(0.5) ? 'main' : (weird(rng) as string), ancestorLsn: weird(rng) as bigint })],
       ['getTimeline', (_t, r) => r.getTimeline(weird(rng) as string, weird(rng) as string)],
       ['listTimelines', (_t, r) => r.listTimelines(weird(rng) as string)],
+      ['deleteTimeline', (_t, r) => r.deleteTimeline(weird(rng) as string, weird(rng) as string)],
       ['Repository.open', () => Repository.open(rng.chance(0.3) ? (notAString(weird(rng)) as string) : dir, { implementation: impl, pageCacheBytes: weird(rng) as number, checkpointDistance: weird(rng) as number })],
     ];
     const lastBefore = tl.lastRecordLsn;
@@ -211,6 +212,7 @@ describeEachCore('bad API input (%s core)', (impl) => {
       ['getTimeline', () => repo.getTimeline('t1', 'main')],
       ['listTimelines', () => repo.listTimelines('t1')],
       ['listTenants', () => repo.listTenants()],
+      ['deleteTimeline', () => repo.deleteTimeline('t1', 'main')],
       ['runBackgroundOnce', () => repo.runBackgroundOnce()],
     ];
     for (const [name, call] of [...onTimeline, ...onRepo]) {
