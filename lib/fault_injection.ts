@@ -8,18 +8,19 @@
  *   write, fsync        the engine's small files (manifest, repository marker) via fs_util
  *   dirsync, rename, unlink   directory fsyncs, renames into place, layer file removals
  *   read                the TS block reader (TS core reads, and compaction's merge in either core)
+ *   native_read         the native core's block reads (native/block_io.cc), in C++, armed through the bridge
  *   layer_write, layer_fsync   the core's layer writer; counted here for the TS core and in C++
  *                       (native/fault_injection.cc) for the native core, armed through the bridge
  * A "short" fault writes half of the requested bytes and then fails with ENOSPC, as a filling disk does.
  */
 
-export const FAULT_OPS = ['write', 'fsync', 'dirsync', 'rename', 'unlink', 'read', 'layer_write', 'layer_fsync'] as const;
+export const FAULT_OPS = ['write', 'fsync', 'dirsync', 'rename', 'unlink', 'read', 'native_read', 'layer_write', 'layer_fsync'] as const;
 export type FaultOp = typeof FAULT_OPS[number];
 export type FaultKind = 'EIO' | 'ENOSPC' | 'short';
 
 /** The native core's twin of this module, registered by lib/core/native.ts when the addon loads. */
 export interface NativeFaultBridge {
-  /** Count layer_write / layer_fsync calls; fail call `n` (1-based) of `op` when op is given. */
+  /** Count layer_write / layer_fsync / native_read calls; fail call `n` (1-based) of `op` when op is given. */
   set(op: FaultOp | null, n: number, errno: number, shortWrite: boolean): void;
   clear(): void;
   counts(): Partial<Record<FaultOp, number>>;
@@ -36,7 +37,7 @@ export const faults = { active: false };
 
 const ERRNO = { EIO: 5, ENOSPC: 28 } as const;
 const MESSAGES = { EIO: 'i/o error', ENOSPC: 'no space left on device' } as const;
-const NATIVE_OPS: ReadonlySet<FaultOp> = new Set(['layer_write', 'layer_fsync']);
+const NATIVE_OPS: ReadonlySet<FaultOp> = new Set(['layer_write', 'layer_fsync', 'native_read']);
 
 let armed: Armed | null = null;
 const calls = new Map<FaultOp, number>();

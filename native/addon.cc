@@ -414,7 +414,7 @@ Napi::Value Crc32Js(const Napi::CallbackInfo& info) {
 }
 
 // setFaultInjection(opIndex, n, errno, shortWrite): test-only (fault_injection.h); opIndex -1 only
-// counts. clearFaultInjection() disarms; faultInjectionCounts() -> [layerWrites, layerFsyncs].
+// counts. clearFaultInjection() disarms; faultInjectionCounts() -> calls per op, in fault::Op order.
 Napi::Value SetFaultInjectionJs(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value {
     if (info.Length() < 4 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsNumber() || !info[3].IsBoolean()) {
@@ -433,8 +433,9 @@ Napi::Value ClearFaultInjectionJs(const Napi::CallbackInfo& info) {
 
 Napi::Value FaultInjectionCountsJs(const Napi::CallbackInfo& info) {
   Napi::Array out = Napi::Array::New(info.Env(), fault::kOpCount);
-  out.Set(0u, Napi::Number::New(info.Env(), static_cast<double>(fault::Calls(fault::Op::kLayerWrite))));
-  out.Set(1u, Napi::Number::New(info.Env(), static_cast<double>(fault::Calls(fault::Op::kLayerFsync))));
+  for (int i = 0; i < fault::kOpCount; i++) {
+    out.Set(static_cast<uint32_t>(i), Napi::Number::New(info.Env(), static_cast<double>(fault::Calls(static_cast<fault::Op>(i)))));
+  }
   return out;
 }
 

@@ -12,7 +12,7 @@ namespace {
 // Layer writers run on the main thread, but reads may run on libuv workers; a mutex keeps the
 // counters exact for a test that arms them, and costs nothing when inactive (never taken).
 std::mutex g_mu;
-uint64_t g_calls[kOpCount] = {0, 0};
+uint64_t g_calls[kOpCount] = {};
 int g_armed_op = -1;
 uint64_t g_armed_n = 0;
 int g_armed_err = 0;

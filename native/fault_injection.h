@@ -1,4 +1,4 @@
-// Test-only I/O fault injection for the native core's layer writer, the twin of
+// Test-only I/O fault injection for the native core's layer writer and block reads, the twin of
 // lib/fault_injection.ts (docs/RELIABILITY.md). Inert unless a test arms it through the addon
 // (setFaultInjection): every call site first reads one relaxed atomic flag.
 #ifndef STRATA_FAULT_INJECTION_H_
@@ -11,8 +11,9 @@
 namespace strata {
 namespace fault {
 
-enum class Op { kLayerWrite = 0, kLayerFsync = 1 };
-constexpr int kOpCount = 2;
+// The order is lib/core/native.ts's NATIVE_FAULT_OPS.
+enum class Op { kLayerWrite = 0, kLayerFsync = 1, kBlockRead = 2 };
+constexpr int kOpCount = 3;
 
 extern std::atomic<bool> g_active;
 

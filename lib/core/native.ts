@@ -65,12 +65,12 @@ export interface NativeBinding {
   /** Test-only fault injection in the layer writer (native/fault_injection.h); opIndex -1 only counts. */
   setFaultInjection?(opIndex: number, n: number, errno: number, shortWrite: boolean): void;
   clearFaultInjection?(): void;
-  /** [layer writes, layer fsyncs] since setFaultInjection. */
-  faultInjectionCounts?(): [number, number];
+  /** Calls per op since setFaultInjection, in NATIVE_FAULT_OPS order. */
+  faultInjectionCounts?(): number[];
 }
 
 /** The native fault ops in the addon's index order (native/fault_injection.h, fault::Op). */
-const NATIVE_FAULT_OPS: readonly FaultOp[] = ['layer_write', 'layer_fsync'];
+const NATIVE_FAULT_OPS: readonly FaultOp[] = ['layer_write', 'layer_fsync', 'native_read'];
 
 function bridgeFaults(b: NativeBinding): void {
   const { setFaultInjection: set, clearFaultInjection: clear, faultInjectionCounts: counts } = b;
@@ -80,7 +80,7 @@ function bridgeFaults(b: NativeBinding): void {
     clear: () => clear(),
     counts: () => {
       const c = counts();
-      return { layer_write: c[0], layer_fsync: c[1] };
+      return Object.fromEntries(NATIVE_FAULT_OPS.map((op, i) => [op, c[i] ?? 0]));
     },
   });
 }

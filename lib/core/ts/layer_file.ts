@@ -10,6 +10,7 @@ import {
   BtreeCursor, BtreeReader, btreeShape, buildBtree, checkNodeHeader, compareBytes, nodeUsedBytes, readU64, zeroTail, type BtreeShape,
 } from './disk_btree';
 import { StrataError } from '../../errors';
+import { faults, injectFault } from '../../fault_injection';
 import { fsyncFile, writeAll } from '../../fs_util';
 import {
   BLOB_HEADER_SIZE, BLOB_RAW_LEN_SIZE, BLOCK_PAYLOAD, BLOCK_SIZE, BTREE_NODE_HEADER, BTREE_VALUE_SIZE, CODEC_LZ4,
@@ -188,7 +189,13 @@ export function openLayerFile(path: string, handle: number, cache: PageCache): L
       throw new StrataError('CORRUPT_LAYER', `${path}: file size ${size} is not a positive multiple of ${BLOCK_SIZE}`);
     }
     const block = Buffer.alloc(BLOCK_SIZE);
-    const got = fs.readSync(fd, block, 0, BLOCK_SIZE, SUMMARY_BLK * BLOCK_SIZE);
+    let got: number;
+    try {
+      if (faults.active) injectFault('read', 'read'); // a block read, as in the native core's open
+      got = fs.readSync(fd, block, 0, BLOCK_SIZE, SUMMARY_BLK * BLOCK_SIZE);
+    } catch (e) {
+      throw new StrataError('IO_ERROR', `${path}: block ${SUMMARY_BLK}: ${(e as Error).message}`, { cause: e });
+    }
     if (got !== BLOCK_SIZE) throw new StrataError('CORRUPT_LAYER', `${path}: block 0: short read of ${got} bytes`);
     const summary = decodeSummary(path, block, size / BLOCK_SIZE);
     return new Layer(handle, path, summary, new BlockFile(path, fd, handle, summary.totalBlocks, cache));
