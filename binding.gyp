@@ -14,6 +14,7 @@
       'native/crc32.cc',
       'native/delta_layer.cc',
       'native/disk_btree.cc',
+      'native/fault_injection.cc',
       'native/image_layer.cc',
       'native/layer_file.cc',
       'native/layer_map.cc',

@@ -19,7 +19,7 @@ export const ERROR_CODES = {
   CACHE_FULL: 'every page-cache slot is pinned',
   NATIVE_UNAVAILABLE: 'implementation \'native\' was forced but the addon cannot load',
   CLOSED: 'a repository, timeline or core used after close()',
-  IO_ERROR: 'the operating system refused a read, write, fsync or rename (the message has the path and errno); after a failed flush ingest stops until reopen',
+  IO_ERROR: 'the operating system refused a read, write, fsync, rename or unlink (the message has the path and errno); after one in a flush, compaction, image creation, GC or manifest update the timeline refuses writes until reopen',
   REPOSITORY_LOCKED: 'the repository is open for writing by another process (or another Repository in this one)',
   READ_ONLY: 'a write on a repository opened with readOnly: true',
   NOT_A_REPOSITORY: 'the directory has no strata.json (opening read-only, or a CLI command on a wrong path)',
@@ -55,6 +55,20 @@ export class StrataError extends Error {
     this.name = 'StrataError';
     this.code = code;
   }
+}
+
+/**
+ * A caller's value named for a BAD_ARGUMENT message without throwing: String() throws on objects
+ * without a prototype, and template strings throw on symbols.
+ */
+export function describeValue(v: unknown): string {
+  if (typeof v === 'symbol' || typeof v === 'function') return typeof v;
+  if (typeof v === 'bigint') return v.toString();
+  if (v instanceof Uint8Array) return `${v.constructor.name} of ${v.length} bytes`;
+  if (Array.isArray(v)) return `an array of ${v.length}`;
+  if (typeof v === 'object' && v !== null) return 'an object';
+  if (typeof v === 'string' && v.length > 64) return `a string of ${v.length} characters`;
+  return String(v);
 }
 
 export function isStrataError(e: unknown, code?: StrataErrorCode): e is StrataError {

@@ -6,39 +6,105 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { StrataError } from './errors';
+import { faultAt, faults, type FaultOp, injectFault } from './fault_injection';
 
 export const TMP_SUFFIX = '.tmp';
 
+/** An OS error as IO_ERROR naming the path, the step and the errno (Node's message starts with it). */
+export function ioError(file: string, step: string, e: unknown): StrataError {
+  if (e instanceof StrataError) return e;
+  return new StrataError('IO_ERROR', `${file}: ${step}: ${(e as Error).message}`, { cause: e });
+}
+
 export function fsyncDir(dir: string): void {
-  const fd = fs.openSync(dir, 'r');
+  let fd: number;
   try {
+    fd = fs.openSync(dir, 'r');
+  } catch (e) {
+    throw ioError(dir, 'opening the directory to fsync it', e);
+  }
+  try {
+    if (faults.active) injectFault('dirsync', 'fsync');
     fs.fsyncSync(fd);
+  } catch (e) {
+    throw ioError(dir, 'directory fsync', e);
   } finally {
     fs.closeSync(fd);
   }
 }
 
-/** Replace `file` with `data` atomically and durably. */
+/** fsync a file; an injected fault of kind `op` counts here. */
+export function fsyncFile(fd: number, file: string, op: FaultOp = 'fsync'): void {
+  try {
+    if (faults.active) injectFault(op, 'fsync');
+    fs.fsyncSync(fd);
+  } catch (e) {
+    throw ioError(file, 'fsync', e);
+  }
+}
+
+/** Write all of buf[0, len) at `position` (null: the file position), looping over short writes. */
+export function writeAll(fd: number, file: string, buf: Uint8Array, len: number, position: number | null, op: FaultOp = 'write'): void {
+  let done = 0;
+  try {
+    if (faults.active) {
+      const f = faultAt(op, 'write', len);
+      if (f !== null) {
+        if (f.shortBytes !== null && f.shortBytes > 0) fs.writeSync(fd, buf, 0, f.shortBytes, position);
+        throw f.error;
+      }
+    }
+    while (done < len) done += fs.writeSync(fd, buf, done, len - done, position === null ? null : position + done);
+  } catch (e) {
+    throw ioError(file, `write of ${len} bytes at offset ${position ?? 'end'}`, e);
+  }
+}
+
+/** Replace `file` with `data` atomically and durably; IO_ERROR names the file and the step. */
 export function writeFileAtomic(file: string, data: Uint8Array | string): void {
   const tmp = file + TMP_SUFFIX;
-  const fd = fs.openSync(tmp, 'w', 0o644);
+  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+  let fd: number;
   try {
-    fs.writeFileSync(fd, data);
-    fs.fsyncSync(fd);
+    fd = fs.openSync(tmp, 'w', 0o644);
+  } catch (e) {
+    throw ioError(tmp, 'create', e);
+  }
+  try {
+    writeAll(fd, tmp, bytes, bytes.length, null);
+    fsyncFile(fd, tmp);
   } finally {
     fs.closeSync(fd);
   }
-  fs.renameSync(tmp, file);
+  renameFile(tmp, file);
   fsyncDir(path.dirname(file));
+}
+
+export function renameFile(from: string, to: string): void {
+  try {
+    if (faults.active) injectFault('rename', 'rename');
+    fs.renameSync(from, to);
+  } catch (e) {
+    throw ioError(from, `rename to ${path.basename(to)}`, e);
+  }
+}
+
+/** Remove a file if it exists (rm -f). */
+export function removeFile(file: string): void {
+  try {
+    if (faults.active) injectFault('unlink', 'unlink');
+    fs.rmSync(file, { force: true });
+  } catch (e) {
+    throw ioError(file, 'unlink', e);
+  }
 }
 
 /** Rename a finished, fsynced temp file into place and make the rename durable. */
 export function publishFile(tmp: string, file: string): void {
-  fs.renameSync(tmp, file);
+  renameFile(tmp, file);
   fsyncDir(path.dirname(file));
 }
 
-/** mkdir -p, fsyncing each parent whose entry was created so the new directories survive a crash. */
 /** mkdir -p, fsyncing each parent whose entry was created so the new directories survive a crash. */
 export function mkdirDurable(dir: string): void {
   if (fs.existsSync(dir)) return;

@@ -1,4 +1,4 @@
-import { StrataError } from './errors';
+import { describeValue, StrataError } from './errors';
 
 /** Identifies one 8 KB page of a relation fork, as PostgreSQL's BufferTag does. */
 export interface PageKey {
@@ -84,6 +84,6 @@ export function formatEncodedKey(key: Uint8Array): string {
 function checkField(key: PageKey, field: keyof PageKey, max: number): void {
   const v = key?.[field];
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max) {
-    throw new StrataError('BAD_ARGUMENT', `page key field ${field} must be an integer in [0, ${max}]: got ${String(v)}`);
+    throw new StrataError('BAD_ARGUMENT', `page key field ${field} must be an integer in [0, ${max}]: got ${describeValue(v)}`);
   }
 }

@@ -1,4 +1,4 @@
-import { StrataError } from './errors';
+import { describeValue, StrataError } from './errors';
 
 /** A log sequence number: a byte position in the WAL, as an unsigned 64-bit bigint. */
 export type Lsn = bigint;
@@ -27,6 +27,6 @@ export function lsnToHex16(lsn: Lsn): string {
 
 export function checkLsn(lsn: unknown, what: string): asserts lsn is Lsn {
   if (typeof lsn !== 'bigint' || lsn < 0n || lsn > LSN_MAX) {
-    throw new StrataError('BAD_ARGUMENT', `${what} must be a bigint in [0, 2^64): got ${String(lsn)}`);
+    throw new StrataError('BAD_ARGUMENT', `${what} must be a bigint in [0, 2^64): got ${describeValue(lsn)}`);
   }
 }

@@ -1,4 +1,4 @@
-import { StrataError } from './errors';
+import { describeValue, StrataError } from './errors';
 import { encodeKey, formatKey, type PageKey } from './key';
 import { checkLsn, formatLsn, type Lsn } from './lsn';
 
@@ -105,7 +105,7 @@ export function serializeRecord(r: WalRecord): Buffer {
         throw new StrataError('BAD_RECORD', `${where()}: patch data must be a non-empty Uint8Array, got ${describeLen(data)}`);
       }
       if (!Number.isInteger(offset) || offset < 0 || offset + data.length > PAGE_SIZE) {
-        throw new StrataError('BAD_RECORD', `${where()}: patch [${String(offset)}, +${data.length}) falls outside the ${PAGE_SIZE}-byte page`);
+        throw new StrataError('BAD_RECORD', `${where()}: patch [${describeValue(offset)}, +${data.length}) falls outside the ${PAGE_SIZE}-byte page`);
       }
       const out = Buffer.allocUnsafe(PATCH_HEADER_SIZE + data.length);
       out[0] = RECORD_TAG_PATCH;

@@ -12,6 +12,7 @@
 #include "core.h"
 #include "crc32.h"
 #include "errors.h"
+#include "fault_injection.h"
 #include "format.h"
 #include "js_boundary.h"
 #include "walredo.h"
@@ -412,6 +413,32 @@ Napi::Value Crc32Js(const Napi::CallbackInfo& info) {
   });
 }
 
+// setFaultInjection(opIndex, n, errno, shortWrite): test-only (fault_injection.h); opIndex -1 only
+// counts. clearFaultInjection() disarms; faultInjectionCounts() -> calls per op, in fault::Op order.
+Napi::Value SetFaultInjectionJs(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    if (info.Length() < 4 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsNumber() || !info[3].IsBoolean()) {
+      BadArgument("setFaultInjection takes (opIndex, n, errno, shortWrite)");
+    }
+    fault::Set(info[0].As<Napi::Number>().Int32Value(), static_cast<uint64_t>(info[1].As<Napi::Number>().Int64Value()),
+               info[2].As<Napi::Number>().Int32Value(), info[3].As<Napi::Boolean>().Value());
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value ClearFaultInjectionJs(const Napi::CallbackInfo& info) {
+  fault::Clear();
+  return info.Env().Undefined();
+}
+
+Napi::Value FaultInjectionCountsJs(const Napi::CallbackInfo& info) {
+  Napi::Array out = Napi::Array::New(info.Env(), fault::kOpCount);
+  for (int i = 0; i < fault::kOpCount; i++) {
+    out.Set(static_cast<uint32_t>(i), Napi::Number::New(info.Env(), static_cast<double>(fault::Calls(static_cast<fault::Op>(i)))));
+  }
+  return out;
+}
+
 // decompress(codec, stored, rawLen) -> Buffer; BAD_ARGUMENT describing the fault otherwise
 Napi::Value DecompressJs(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value {
@@ -458,6 +485,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("crc32", Napi::Function::New<Crc32Js>(env, "crc32"));
   exports.Set("decompress", Napi::Function::New<DecompressJs>(env, "decompress"));
   exports.Set("redoChain", Napi::Function::New<RedoChainJs>(env, "redoChain"));
+  exports.Set("setFaultInjection", Napi::Function::New<SetFaultInjectionJs>(env, "setFaultInjection"));
+  exports.Set("clearFaultInjection", Napi::Function::New<ClearFaultInjectionJs>(env, "clearFaultInjection"));
+  exports.Set("faultInjectionCounts", Napi::Function::New<FaultInjectionCountsJs>(env, "faultInjectionCounts"));
   pg::InitPg(env, exports);  // PostgreSQL redo (native/pg/)
   return exports;
 }

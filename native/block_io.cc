@@ -7,6 +7,7 @@
 
 #include "crc32.h"
 #include "errors.h"
+#include "fault_injection.h"
 #include "page_cache.h"
 #include "walredo.h"
 
@@ -23,13 +24,19 @@ void BlockFile::Corrupt(uint32_t blkno, const std::string& what) const {
   Fail(ErrorCode::kCorruptLayer, path_ + ": block " + std::to_string(blkno) + ": " + what);
 }
 
+// Names the errno as Node does (EIO), as layer_file.cc's messages and the TS core's do.
 void BlockFile::IoError(const std::string& what, int err) const {
-  Fail(ErrorCode::kIoError, path_ + ": " + what + ": " + std::strerror(err));
+  const char* name = ::strerrorname_np(err);
+  Fail(ErrorCode::kIoError, path_ + ": " + what + ": " + (name != nullptr ? name : "errno " + std::to_string(err)) + ": " + std::strerror(err));
 }
 
 void BlockFile::ReadBlockFromDisk(uint32_t blkno, uint8_t* dst) const {
   size_t got = 0;
   const off_t base = static_cast<off_t>(blkno) * static_cast<off_t>(kBlockSize);
+  if (fault::Active()) {
+    const int injected = fault::Check(fault::Op::kBlockRead, 0, nullptr);
+    if (injected != 0) IoError("read of block " + std::to_string(blkno) + " failed", injected);
+  }
   while (got < kBlockSize) {
     const ssize_t n = ::pread(fd_, dst + got, kBlockSize - got, base + static_cast<off_t>(got));
     if (n < 0) {

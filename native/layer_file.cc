@@ -9,6 +9,7 @@
 
 #include "crc32.h"
 #include "errors.h"
+#include "fault_injection.h"
 #include "page_cache.h"
 
 namespace strata {
@@ -26,13 +27,26 @@ uint32_t MagicFor(uint8_t kind) { return kind == kLayerKindDelta ? kDeltaMagic :
 // Written without a + b - 1, which wraps for lengths read from a corrupt file.
 uint64_t CeilDiv(uint64_t a, uint64_t b) { return a / b + (a % b != 0); }
 
+// Names the errno as Node does (EIO, ENOSPC) so both cores' IO_ERROR messages carry it.
 std::string IoMessage(const std::string& path, const char* what, int err) {
-  return path + ": " + what + ": " + std::strerror(err);
+  const char* name = ::strerrorname_np(err);
+  return path + ": " + what + ": " + (name != nullptr ? name : "errno " + std::to_string(err)) + ": " + std::strerror(err);
 }
 
 void SealBlock(uint8_t* block) { StoreBe32(block + kBlockPayload, Crc32(block, kBlockPayload)); }
 
 void PwriteAll(int fd, const std::string& path, const uint8_t* data, size_t len, off_t at) {
+  if (fault::Active()) {
+    size_t short_bytes = 0;
+    const int err = fault::Check(fault::Op::kLayerWrite, len, &short_bytes);
+    if (err != 0) {
+      if (short_bytes > 0) {
+        const ssize_t torn = ::pwrite(fd, data, short_bytes, at);  // the prefix a filling disk leaves
+        (void)torn;
+      }
+      Fail(ErrorCode::kIoError, IoMessage(path, "write failed", err));
+    }
+  }
   while (len > 0) {
     const ssize_t n = ::pwrite(fd, data, len, at);
     if (n < 0) {
@@ -254,6 +268,8 @@ uint64_t LayerWriter::Finish() {
     s.total_blocks = 1 + s.value_blk_count + s.index_blk_count;
     EncodeSummary(s, block_.data());
     WriteBlock(0, block_.data());
+    const int injected = fault::Active() ? fault::Check(fault::Op::kLayerFsync, 0, nullptr) : 0;
+    if (injected != 0) Fail(ErrorCode::kIoError, IoMessage(path_, "fsync failed", injected));
     if (::fsync(fd_) != 0) Fail(ErrorCode::kIoError, IoMessage(path_, "fsync failed", errno));
     const int fd = fd_;
     fd_ = -1;

@@ -12,6 +12,7 @@ import type {
   Core, CoreOptions, LayerKind, LayerSummary, LayerWriter, LayerWriterOptions, PageCacheApi, PageCacheStats,
 } from './core';
 import { StrataError, toStrataError } from '../errors';
+import { registerNativeFaultBridge, type FaultOp } from '../fault_injection';
 import { KEY_MAX, KEY_MIN } from '../key';
 import { CODEC_LZ4, CODEC_NONE, CODEC_ZSTD, LAYER_KIND_DELTA, LAYER_KIND_IMAGE, type CodecId } from './format';
 
@@ -61,6 +62,27 @@ export interface NativeBinding {
   decompress(codec: number, stored: Uint8Array, rawLen: number): Buffer;
   /** The C++ redo engine alone: apply `records` (serialized, newest first) into `out`; for tests. */
   redoChain(records: readonly Uint8Array[], out: Uint8Array): void;
+  /** Test-only fault injection in the layer writer (native/fault_injection.h); opIndex -1 only counts. */
+  setFaultInjection?(opIndex: number, n: number, errno: number, shortWrite: boolean): void;
+  clearFaultInjection?(): void;
+  /** Calls per op since setFaultInjection, in NATIVE_FAULT_OPS order. */
+  faultInjectionCounts?(): number[];
+}
+
+/** The native fault ops in the addon's index order (native/fault_injection.h, fault::Op). */
+const NATIVE_FAULT_OPS: readonly FaultOp[] = ['layer_write', 'layer_fsync', 'native_read'];
+
+function bridgeFaults(b: NativeBinding): void {
+  const { setFaultInjection: set, clearFaultInjection: clear, faultInjectionCounts: counts } = b;
+  if (set === undefined || clear === undefined || counts === undefined) return; // an addon built without it
+  registerNativeFaultBridge({
+    set: (op, n, errno, shortWrite) => set(op === null ? -1 : NATIVE_FAULT_OPS.indexOf(op), n, errno, shortWrite),
+    clear: () => clear(),
+    counts: () => {
+      const c = counts();
+      return Object.fromEntries(NATIVE_FAULT_OPS.map((op, i) => [op, c[i] ?? 0]));
+    },
+  });
 }
 
 /** The package root: dist/core/ (or lib/core/ under vitest) sits two levels below it. */
@@ -130,6 +152,7 @@ function tryLoad(): LoadAttempt {
     if (b === null || typeof b !== 'object' || typeof b.Core !== 'function' || typeof b.LayerWriter !== 'function') {
       return { binding: null, error: new Error(`${file} is not the Strata addon (it lacks Core / LayerWriter)`), file, source };
     }
+    bridgeFaults(b as NativeBinding);
     return { binding: b as NativeBinding, error: null, file, source };
   } catch (e) {
     return { binding: null, error: new Error(`cannot load ${file}: ${firstLine(e)}`, { cause: e }), file, source };

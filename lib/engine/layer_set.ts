@@ -16,7 +16,7 @@ import type { Lsn } from '../lsn';
 import { PAGE_SIZE, RECORD_TAG_IMAGE, RECORD_TAG_ZERO, recordWillInit } from '../record';
 import { level0, type KeyRange } from './compaction';
 import { EntryBatch, WRITE_BATCH_ENTRIES, yieldToEventLoop } from './entry_batch';
-import { fsyncDir, publishFile, TMP_SUFFIX, wrapIo } from '../fs_util';
+import { fsyncDir, publishFile, removeFile, TMP_SUFFIX, wrapIo } from '../fs_util';
 import { InMemoryLayer } from './inmemory_layer';
 import type { PreparedBatch } from './ingest';
 import { deltaFileName, imageFileName, type LayerDesc, type ManifestPatch } from './manifest';
@@ -329,7 +329,7 @@ export class LayerSet {
     if (gone.length === 0) return;
     for (const l of gone) {
       this.core.closeLayer(l.handle);
-      fs.rmSync(path.join(this.dir, l.desc.fileName), { force: true });
+      removeFile(path.join(this.dir, l.desc.fileName));
     }
     wrapIo(`${this.dir}: syncing the directory`, () => fsyncDir(this.dir));
   }

@@ -7,7 +7,7 @@
 import type { Core } from '../core/core';
 import { COUNTS_PER_REQUEST, PAGE_STATUS_NOT_FOUND } from '../core/core';
 import { ReadPlanWriter } from '../core/read_plan';
-import { StrataError } from '../errors';
+import { describeValue, StrataError } from '../errors';
 import { encodeKey, formatKey, KEY_SIZE, type PageKey } from '../key';
 import { formatLsn, type Lsn } from '../lsn';
 import { PAGE_SIZE } from '../record';
@@ -88,7 +88,7 @@ export class ReadPath {
   readPagesIntoWithStatus(keys: ReadonlyArray<PageKey | Buffer>, lsn: Lsn, into: Uint8Array, offset: number): Uint8Array | null {
     const bytes = keys.length * PAGE_SIZE;
     if (!(into instanceof Uint8Array) || !Number.isInteger(offset) || offset < 0 || into.length < offset + bytes) {
-      throw new StrataError('BAD_ARGUMENT', `${this.name}: the output buffer must hold ${bytes} bytes from offset ${String(offset)}`);
+      throw new StrataError('BAD_ARGUMENT', `${this.name}: the output buffer must hold ${bytes} bytes from offset ${describeValue(offset)}`);
     }
     if (keys.length === 0) return null;
     const { status, counts } = this.scratchFor(keys.length);

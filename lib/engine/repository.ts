@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import type { Core, ImplementationName, PageCachePolicy, PageCacheStats } from '../core/core';
 import { MIN_PAGE_CACHE_PAGES, PAGE_CACHE_POLICIES } from '../core/core';
 import { codecAvailable } from '../core/compress';
-import { StrataError } from '../errors';
+import { describeValue, StrataError } from '../errors';
 import { BLOCK_SIZE, CODEC_BY_NAME, CODEC_NAMES, type CompressionName } from '../core/format';
 import { fsyncDir, mkdirDurable, TMP_SUFFIX, wrapIo, writeFileAtomic } from '../fs_util';
 import { checkLsn, formatLsn, type Lsn } from '../lsn';
@@ -164,6 +164,10 @@ export class RepositoryImpl {
   }
 
   static async open(dir: string, options: RepositoryOptions = {}): Promise<RepositoryImpl> {
+    if (typeof dir !== 'string' || dir === '' || dir.includes('\0')) {
+      throw new StrataError('BAD_ARGUMENT', `the repository directory must be a non-empty path: got ${describeValue(dir)}`);
+    }
+    if (typeof options !== 'object' || options === null) throw new StrataError('BAD_ARGUMENT', `repository options must be an object: got ${describeValue(options)}`);
     const opts = resolveOptions(options);
     if (opts.readOnly && (options.remote !== undefined || options.remoteStorage !== undefined)) {
       throw new StrataError('BAD_ARGUMENT', 'a read-only repository uploads nothing: remote needs a writable open');
@@ -377,6 +381,8 @@ export class RepositoryImpl {
 
   getTimeline(tenantId: string, timelineId: string): TimelineImpl {
     this.checkOpen();
+    checkIdType(tenantId, 'tenantId');
+    checkIdType(timelineId, 'timelineId');
     const tl = this.timelines.get(tlKey(tenantId, timelineId));
     if (!tl) throw new StrataError('TIMELINE_NOT_FOUND', `no timeline ${tenantId}/${timelineId}`);
     return tl;
@@ -384,6 +390,7 @@ export class RepositoryImpl {
 
   listTimelines(tenantId: string): TimelineImpl[] {
     this.checkOpen();
+    checkIdType(tenantId, 'tenantId');
     return [...this.timelines.values()].filter((t) => t.tenantId === tenantId);
   }
 
@@ -560,7 +567,7 @@ export class RepositoryImpl {
 
 function positiveInt(v: number | undefined, dflt: number, what: string): number {
   const n = v ?? dflt;
-  if (!Number.isSafeInteger(n) || n <= 0) throw new StrataError('BAD_ARGUMENT', `${what} must be a positive integer: got ${String(v)}`);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new StrataError('BAD_ARGUMENT', `${what} must be a positive integer: got ${describeValue(v)}`);
   return n;
 }
 
@@ -576,19 +583,19 @@ function checkBackgroundOptions(o: Partial<BackgroundOptions>): Partial<Backgrou
 function resolveOptions(o: RepositoryOptions): ResolvedOptions {
   const pageCacheBytes = o.pageCacheBytes ?? DEFAULT_PAGE_CACHE_BYTES;
   if (!Number.isSafeInteger(pageCacheBytes) || pageCacheBytes < MIN_PAGE_CACHE_PAGES * BLOCK_SIZE) {
-    throw new StrataError('BAD_ARGUMENT', `pageCacheBytes must be an integer ≥ ${MIN_PAGE_CACHE_PAGES * BLOCK_SIZE}: got ${String(o.pageCacheBytes)}`);
+    throw new StrataError('BAD_ARGUMENT', `pageCacheBytes must be an integer ≥ ${MIN_PAGE_CACHE_PAGES * BLOCK_SIZE}: got ${describeValue(o.pageCacheBytes)}`);
   }
   const pageCachePolicy = o.pageCachePolicy ?? DEFAULT_PAGE_CACHE_POLICY;
   if (!PAGE_CACHE_POLICIES.includes(pageCachePolicy)) {
-    throw new StrataError('BAD_ARGUMENT', `pageCachePolicy must be one of ${PAGE_CACHE_POLICIES.join(', ')}: got ${String(o.pageCachePolicy)}`);
+    throw new StrataError('BAD_ARGUMENT', `pageCachePolicy must be one of ${PAGE_CACHE_POLICIES.join(', ')}: got ${describeValue(o.pageCachePolicy)}`);
   }
   const checkpointDistance = o.checkpointDistance ?? DEFAULT_CHECKPOINT_DISTANCE;
   if (!Number.isSafeInteger(checkpointDistance) || checkpointDistance <= 0) {
-    throw new StrataError('BAD_ARGUMENT', `checkpointDistance must be a positive integer: got ${String(o.checkpointDistance)}`);
+    throw new StrataError('BAD_ARGUMENT', `checkpointDistance must be a positive integer: got ${describeValue(o.checkpointDistance)}`);
   }
   const compression = o.compression ?? 'lz4';
   if (!CODEC_NAMES.includes(compression)) {
-    throw new StrataError('BAD_ARGUMENT', `compression must be one of ${CODEC_NAMES.join(', ')}: got ${String(compression)}`);
+    throw new StrataError('BAD_ARGUMENT', `compression must be one of ${CODEC_NAMES.join(', ')}: got ${describeValue(compression)}`);
   }
   if (!codecAvailable(CODEC_BY_NAME[compression])) {
     throw new StrataError('BAD_ARGUMENT', `compression '${compression}' is unavailable here (its npm package did not load)`);
@@ -598,10 +605,10 @@ function resolveOptions(o: RepositoryOptions): ResolvedOptions {
   const compactionThreshold = positiveInt(o.compactionThreshold, DEFAULT_COMPACTION_THRESHOLD, 'compactionThreshold');
   const offloadCachedReads = o.offloadCachedReads ?? false;
   if (typeof offloadCachedReads !== 'boolean') {
-    throw new StrataError('BAD_ARGUMENT', `offloadCachedReads must be a boolean: got ${String(o.offloadCachedReads)}`);
+    throw new StrataError('BAD_ARGUMENT', `offloadCachedReads must be a boolean: got ${describeValue(o.offloadCachedReads)}`);
   }
   const readOnly = o.readOnly ?? false;
-  if (typeof readOnly !== 'boolean') throw new StrataError('BAD_ARGUMENT', `readOnly must be a boolean: got ${String(o.readOnly)}`);
+  if (typeof readOnly !== 'boolean') throw new StrataError('BAD_ARGUMENT', `readOnly must be a boolean: got ${describeValue(o.readOnly)}`);
   if (readOnly && o.background === true) throw new StrataError('BAD_ARGUMENT', 'a read-only repository runs no background work');
   return {
     readOnly,
@@ -652,8 +659,13 @@ function checkMarker(marker: string): void {
 
 function checkId(id: unknown, what: string): asserts id is string {
   if (typeof id !== 'string' || !ID_PATTERN.test(id)) {
-    throw new StrataError('BAD_ARGUMENT', `${what} must match ${ID_PATTERN.source}: got ${JSON.stringify(id)}`);
+    throw new StrataError('BAD_ARGUMENT', `${what} must match ${ID_PATTERN.source}: got ${typeof id === 'string' ? JSON.stringify(id) : describeValue(id)}`);
   }
+}
+
+/** A lookup by id takes any string (an unknown one is TIMELINE_NOT_FOUND) but only a string. */
+function checkIdType(id: unknown, what: string): asserts id is string {
+  if (typeof id !== 'string') throw new StrataError('BAD_ARGUMENT', `${what} must be a string: got ${typeof id}`);
 }
 
 function tlKey(tenantId: string, timelineId: string): string {

@@ -8,7 +8,7 @@
 import type { Core, ImplementationName } from '../core/core';
 import type { CompressionName } from '../core/format';
 import type { ReadPlanWriter } from '../core/read_plan';
-import { StrataError } from '../errors';
+import { describeValue, StrataError } from '../errors';
 import { encodeKey, KEY_SIZE, type PageKey } from '../key';
 import { checkLsn, formatLsn, type Lsn } from '../lsn';
 import type { WalRecord } from '../record';
@@ -240,6 +240,9 @@ export class TimelineImpl implements ReadSegment {
   async getPages(keys: readonly PageKey[], lsn: Lsn, opts: GetPageOptions = {}): Promise<Buffer[]> {
     this.checkOpen();
     checkLsn(lsn, 'lsn');
+    checkKeyList(keys);
+    checkOptionsObject(opts, 'getPage options');
+    checkTimeout(opts.timeoutMs);
     const scratch = Buffer.alloc(KEY_SIZE);
     for (const k of keys) encodeKey(k, scratch); // reject bad keys before waiting
     await this.waitForLsn(lsn, opts.timeoutMs ?? DEFAULT_WAIT_LSN_TIMEOUT_MS);
@@ -250,6 +253,7 @@ export class TimelineImpl implements ReadSegment {
 
   readPagesInto(keys: readonly PageKey[], lsn: Lsn, into: Uint8Array, offset: number): void {
     this.checkSyncRead(lsn);
+    checkKeyList(keys);
     this.reads.readPagesInto(keys, lsn, into, offset);
   }
 
@@ -331,7 +335,7 @@ export class TimelineImpl implements ReadSegment {
     this.checkAboveGcCutoff(lsn, 'image layer');
     if (lsn > this._diskConsistentLsn) await this.flush();
     let info: LayerInfo | undefined;
-    await this.enqueue(async () => {
+    await this.enqueueWrite('image creation', async () => {
       this.checkAboveGcCutoff(lsn, 'image layer');
       info = await this.writeImage(lsn, FULL_KEYSPACE.keyStart, FULL_KEYSPACE.keyEnd, this.allKeys());
     });
@@ -340,8 +344,9 @@ export class TimelineImpl implements ReadSegment {
 
   async compact(opts: CompactOptions = {}): Promise<CompactionReport> {
     this.checkWritable();
+    checkOptionsObject(opts, 'compact options');
     const report = emptyCompactionReport();
-    await this.enqueue(async () => {
+    await this.enqueueWrite('compaction', async () => {
       await compactLevel0(this.compactionHost(), opts.force === true, report);
       await createImageLayers(this.compactionHost(), opts.force === true, report);
     });
@@ -356,10 +361,11 @@ export class TimelineImpl implements ReadSegment {
    */
   async gc(opts: GcOptions = {}): Promise<GcReport> {
     this.checkWritable();
+    checkOptionsObject(opts, 'gc options');
     const horizon = opts.horizon ?? this.config.gcHorizon;
     checkLsn(horizon, 'horizon');
     let report: GcReport | undefined;
-    await this.enqueue(async () => {
+    await this.enqueueWrite('GC', async () => {
       const wanted = this._lastRecordLsn > horizon ? this._lastRecordLsn - horizon : 0n;
       const durable = wanted < this._diskConsistentLsn ? wanted : this._diskConsistentLsn;
       const cutoff = durable > this._gcCutoffLsn ? durable : this._gcCutoffLsn;
@@ -384,7 +390,7 @@ export class TimelineImpl implements ReadSegment {
       throw new StrataError('LSN_ORDER', `${this.name}: a snapshot at ${formatLsn(lsn)} must lie above lastRecordLsn ${formatLsn(this._lastRecordLsn)}`);
     }
     let descs: LayerDesc[] = [];
-    await this.enqueue(async () => {
+    await this.enqueueWrite('snapshot load', async () => {
       descs = await this.layerSet.loadSnapshot(lsn, partitions);
     });
     this._lastRecordLsn = lsn;
@@ -429,6 +435,7 @@ export class TimelineImpl implements ReadSegment {
   // ---- inspection ------------------------------------------------------------------------------
 
   layers(): LayerInfo[] {
+    this.checkOpen();
     return this.layerSet.descs().map((d) => ({ ...d }));
   }
 
@@ -506,7 +513,7 @@ export class TimelineImpl implements ReadSegment {
    */
   async setExtension(name: string, fields: Readonly<Record<string, string>>): Promise<void> {
     this.checkWritable();
-    await this.enqueue(async () => {
+    await this.enqueueWrite('a manifest update', async () => {
       const next = { ...this._extensions, [name]: { ...fields } };
       writeManifest(path.join(this.dir, MANIFEST_FILE), { ...this.manifest(), extensions: next });
       this._extensions = next;
@@ -543,6 +550,28 @@ export class TimelineImpl implements ReadSegment {
     if (this.writeFailure !== null) throw this.writeFailure;
   }
 
+  /**
+   * A write-path job (compaction, image creation, GC, snapshot load) whose I/O failure stops this
+   * timeline's writes until reopen, as a failed flush does: once an fsync has failed, the kernel
+   * may have dropped the dirty pages and a retried fsync would report success for lost data
+   * (PostgreSQL's fsync lesson), and a failed manifest commit may leave the manifest on disk ahead
+   * of or behind memory. Reopening rebuilds the state from what the manifest says is durable.
+   */
+  private enqueueWrite(what: string, job: () => Promise<void>): Promise<void> {
+    return this.enqueue(async () => {
+      this.checkWritable(); // an earlier queued job may have failed
+      try {
+        await job();
+      } catch (e) {
+        if (e instanceof StrataError && e.code === 'IO_ERROR') {
+          this.writeFailure = writeFailure(this.name, what, e);
+          throw this.writeFailure;
+        }
+        throw e;
+      }
+    });
+  }
+
   private enqueue(job: () => Promise<void>): Promise<void> {
     const run = this.serial.then(job);
     this.serial = run.catch(() => undefined);
@@ -555,7 +584,7 @@ export class TimelineImpl implements ReadSegment {
       try {
         await this.layerSet.flushOldestFrozen();
       } catch (e) {
-        this.writeFailure = flushFailure(this.name, e);
+        this.writeFailure = writeFailure(this.name, 'a flush', e);
         throw this.writeFailure;
       }
       await this.applyBackpressure(performance.now() - started);
@@ -624,9 +653,28 @@ export class TimelineImpl implements ReadSegment {
 }
 
 /** A failed flush stops writes: what was in memory may be half on disk, and retrying would hide it. */
-function flushFailure(name: string, e: unknown): StrataError {
+/** setTimeout's largest delay; a larger one fires at once. */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
+function checkOptionsObject(opts: unknown, what: string): void {
+  if (typeof opts !== 'object' || opts === null || Array.isArray(opts)) {
+    throw new StrataError('BAD_ARGUMENT', `${what} must be an object: got ${describeValue(opts)}`);
+  }
+}
+
+function checkTimeout(ms: unknown): void {
+  if (ms !== undefined && (typeof ms !== 'number' || !(ms >= 0) || ms > MAX_TIMEOUT_MS)) {
+    throw new StrataError('BAD_ARGUMENT', `timeoutMs must be a number of milliseconds in [0, ${MAX_TIMEOUT_MS}]: got ${describeValue(ms)}`);
+  }
+}
+
+function checkKeyList(keys: unknown): void {
+  if (!Array.isArray(keys)) throw new StrataError('BAD_ARGUMENT', `keys must be an array of page keys: got ${describeValue(keys)}`);
+}
+
+function writeFailure(name: string, what: string, e: unknown): StrataError {
   const code = e instanceof StrataError ? e.code : 'IO_ERROR';
   const why = e instanceof Error ? e.message : String(e);
-  return new StrataError(code, `${name}: a flush failed, so ingest is stopped until the repository is reopened ` +
+  return new StrataError(code, `${name}: ${what} failed, so writes are stopped until the repository is reopened ` +
     `(records above diskConsistentLsn must then be sent again): ${why}`, { cause: e });
 }

@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import { crc32 } from 'node:zlib';
 import { decompress } from './codec';
 import { StrataError } from '../../errors';
+import { faults, injectFault } from '../../fault_injection';
 import {
   BLOB_CODEC_SHIFT, BLOB_HEADER_SIZE, BLOB_LEN_MASK, BLOB_RAW_LEN_SIZE, BLOCK_PAYLOAD, BLOCK_SIZE, CODEC_LZ4, CODEC_NONE, CODEC_ZSTD,
 } from '../format';
@@ -159,6 +160,7 @@ export class BlockFile {
     if (this.fd < 0) throw new StrataError('BAD_ARGUMENT', `${this.path}: layer is closed`);
     let got: number;
     try {
+      if (faults.active) injectFault('read', 'read');
       got = fs.readSync(this.fd, into, 0, BLOCK_SIZE, blkno * BLOCK_SIZE);
     } catch (e) {
       throw new StrataError('IO_ERROR', `${this.path}: block ${blkno}: ${(e as Error).message}`, { cause: e });

@@ -10,6 +10,8 @@ import {
   BtreeCursor, BtreeReader, btreeShape, buildBtree, checkNodeHeader, compareBytes, nodeUsedBytes, readU64, zeroTail, type BtreeShape,
 } from './disk_btree';
 import { StrataError } from '../../errors';
+import { faults, injectFault } from '../../fault_injection';
+import { fsyncFile, writeAll } from '../../fs_util';
 import {
   BLOB_HEADER_SIZE, BLOB_RAW_LEN_SIZE, BLOCK_PAYLOAD, BLOCK_SIZE, BTREE_NODE_HEADER, BTREE_VALUE_SIZE, CODEC_LZ4,
   CODEC_NONE, CODEC_ZSTD, DELTA_INDEX_KEY_SIZE, DELTA_MAGIC, IMAGE_INDEX_KEY_SIZE, IMAGE_MAGIC, LAYER_FORMAT_VERSION,
@@ -187,7 +189,13 @@ export function openLayerFile(path: string, handle: number, cache: PageCache): L
       throw new StrataError('CORRUPT_LAYER', `${path}: file size ${size} is not a positive multiple of ${BLOCK_SIZE}`);
     }
     const block = Buffer.alloc(BLOCK_SIZE);
-    const got = fs.readSync(fd, block, 0, BLOCK_SIZE, SUMMARY_BLK * BLOCK_SIZE);
+    let got: number;
+    try {
+      if (faults.active) injectFault('read', 'read'); // a block read, as in the native core's open
+      got = fs.readSync(fd, block, 0, BLOCK_SIZE, SUMMARY_BLK * BLOCK_SIZE);
+    } catch (e) {
+      throw new StrataError('IO_ERROR', `${path}: block ${SUMMARY_BLK}: ${(e as Error).message}`, { cause: e });
+    }
     if (got !== BLOCK_SIZE) throw new StrataError('CORRUPT_LAYER', `${path}: block 0: short read of ${got} bytes`);
     const summary = decodeSummary(path, block, size / BLOCK_SIZE);
     return new Layer(handle, path, summary, new BlockFile(path, fd, handle, summary.totalBlocks, cache));
@@ -448,11 +456,7 @@ export class StreamingLayerWriter implements LayerWriter {
     const block = Buffer.alloc(BLOCK_SIZE);
     encodeSummary(summary, block);
     this.writeAt(block, BLOCK_SIZE, SUMMARY_BLK);
-    try {
-      fs.fsyncSync(this.fd);
-    } catch (e) {
-      throw new StrataError('IO_ERROR', `${this.path}: fsync: ${(e as Error).message}`, { cause: e });
-    }
+    fsyncFile(this.fd, this.path, 'layer_fsync');
     return summary.totalBlocks * BLOCK_SIZE;
   }
 
@@ -552,12 +556,7 @@ export class StreamingLayerWriter implements LayerWriter {
   }
 
   private writeAt(buf: Buffer, len: number, blk: number): void {
-    let done = 0;
-    try {
-      while (done < len) done += fs.writeSync(this.fd, buf, done, len - done, blk * BLOCK_SIZE + done);
-    } catch (e) {
-      throw new StrataError('IO_ERROR', `${this.path}: write at block ${blk}: ${(e as Error).message}`, { cause: e });
-    }
+    writeAll(this.fd, this.path, buf, len, blk * BLOCK_SIZE, 'layer_write');
   }
 
   private closeFd(): void {
