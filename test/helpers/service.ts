@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import type { ImplementationName } from '../../lib/core/core';
-import { type PageKey, PAGE_SIZE, Repository, type Timeline, type WalRecord } from '../../lib';
+import { isStrataError, type PageKey, PAGE_SIZE, Repository, type Timeline, type WalRecord } from '../../lib';
 import { decodeServerFrame, encodeHello, FrameReader, PROTOCOL_VERSION, type ServerFrame } from '../../lib/service/frames';
 import { Server, type ServerOptions } from '../../lib/service/page_server';
 import { tmpDir } from './layers';
@@ -115,4 +115,15 @@ export class RawConn {
     this.waiters = [];
     for (const r of w) r();
   }
+}
+
+/** The StrataError code a promise rejects with, or 'resolved'; anything else is rethrown. */
+export async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    if (isStrataError(e)) return e.code;
+    throw e;
+  }
+  return 'resolved';
 }

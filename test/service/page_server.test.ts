@@ -6,23 +6,13 @@
  * mid-answer leaves the server serving; backpressure bounds in-flight requests without losing any.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { isStrataError, LSN_MAX, PAGE_SIZE, type Repository, StrataClient, type Timeline } from '../../lib';
+import { LSN_MAX, PAGE_SIZE, type Repository, StrataClient, type Timeline } from '../../lib';
 import { encodeHello, encodeRequest, FRAME_TYPE, MAX_FRAME_BYTES, type ServerFrame } from '../../lib/service/frames';
 import type { Server } from '../../lib/service/page_server';
 import { describeEachCore } from '../helpers/cores';
 import {
-  KEYS, keyOf, LSN_FLUSHED, LSN_IMAGES, LSN_LAST, PAGES, RawConn, removeDir, repoWithData, startServer, TENANT, TIMELINE,
+  KEYS, keyOf, LSN_FLUSHED, LSN_IMAGES, LSN_LAST, PAGES, RawConn, removeDir, repoWithData, startServer, TENANT, TIMELINE, codeOf,
 } from '../helpers/service';
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    if (isStrataError(e)) return e.code;
-    throw e;
-  }
-  return 'resolved';
-}
 
 describeEachCore('page service (%s core)', (impl) => {
   let dir: string;

@@ -6,26 +6,16 @@
  * the reason, where PostgreSQL 15 is not available.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { isStrataError, Repository, StrataClient, type Timeline } from '../../lib';
+import { Repository, StrataClient, type Timeline } from '../../lib';
 import type { Server } from '../../lib/service/page_server';
 import { describeEachCore } from '../helpers/cores';
 import { tmpDir } from '../helpers/layers';
 import { pgAvailability } from '../helpers/pg_cluster';
 import { getPgFixture } from '../helpers/pg_fixture';
-import { removeDir, startServer } from '../helpers/service';
+import { removeDir, startServer, codeOf } from '../helpers/service';
 
 const pg = pgAvailability();
 const skipNote = pg.ok ? '' : ` — skipped: ${pg.reason}`;
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    if (isStrataError(e)) return e.code;
-    throw e;
-  }
-  return 'resolved';
-}
 
 describeEachCore(`page service on a PostgreSQL timeline (%s core)${skipNote}`, (impl) => {
   let dir: string;

@@ -11,17 +11,7 @@ import { isStrataError, type Repository, type Timeline } from '../../lib';
 import { type BreakerState, CircuitBreaker } from '../../lib/service/circuit_breaker';
 import { Server } from '../../lib/service/page_server';
 import { fullJitterDelayMs, RetryingClient } from '../../lib/service/retrying_client';
-import { KEYS, LSN_LAST, removeDir, repoWithData, startServer, TENANT, TIMELINE } from '../helpers/service';
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    if (isStrataError(e)) return e.code;
-    throw e;
-  }
-  return 'resolved';
-}
+import { KEYS, LSN_LAST, removeDir, repoWithData, startServer, TENANT, TIMELINE, codeOf } from '../helpers/service';
 
 describe('backoff and breaker arithmetic', () => {
   it('full jitter: uniform below min(max, base · 2^attempt)', () => {
