@@ -419,14 +419,17 @@ export class LocalFsStorage implements RemoteStorage {
     try {
       const release = await this.lockKey(key, 'delete');
       try {
+        let removed = false;
         try {
           await fs.promises.unlink(file);
+          removed = true;
         } catch (e) {
           // EISDIR: a prefix of other keys, not an object; nothing to delete.
           if (!isMissing(e) && errnoOf(e) !== 'EISDIR') throw e;
         }
         await fs.promises.rm(path.join(this.etagDir, `${this.keyHash(key)}.json`), { force: true });
-        fsyncDir(path.dirname(file));
+        // Only a removed entry needs its directory synced (a key never written may have no directory).
+        if (removed) fsyncDir(path.dirname(file));
       } finally {
         release();
       }
