@@ -27,6 +27,19 @@ import { type RemoteRetryOptions, resolveRetryOptions } from './upload_queue';
 
 export const DEFAULT_PAGE_CACHE_BYTES = 64 * 1024 * 1024;       // Neon's default: 8192 pages
 export const DEFAULT_PAGE_CACHE_POLICY: PageCachePolicy = 'clock'; // Neon's (and PostgreSQL's)
+
+/**
+ * The policy when the caller names none: STRATA_PAGE_CACHE_POLICY if set (so a whole test suite
+ * can run under another policy), else DEFAULT_PAGE_CACHE_POLICY.
+ */
+function defaultPageCachePolicy(): PageCachePolicy {
+  const v = process.env.STRATA_PAGE_CACHE_POLICY;
+  if (v === undefined || v === '') return DEFAULT_PAGE_CACHE_POLICY;
+  if (!(PAGE_CACHE_POLICIES as readonly string[]).includes(v)) {
+    throw new StrataError('BAD_ARGUMENT', `STRATA_PAGE_CACHE_POLICY must be one of ${PAGE_CACHE_POLICIES.join(', ')}: got ${JSON.stringify(v)}`);
+  }
+  return v as PageCachePolicy;
+}
 export const DEFAULT_CHECKPOINT_DISTANCE = 256 * 1024 * 1024;   // bytes of WAL per L0 layer
 // Compaction and GC defaults are Neon's (docs/ARCHITECTURE.md, "Compaction").
 export const DEFAULT_COMPACTION_THRESHOLD = 10;                 // L0 layers
@@ -50,7 +63,10 @@ export interface RepositoryOptions {
   /** 'auto' (default, or STRATA_IMPL) uses the C++ core when the addon loads. */
   implementation?: ImplementationChoice;
   pageCacheBytes?: number;
-  /** Page-cache eviction: 'clock' (default, usage-count clock) or 's3fifo' (docs/ARCHITECTURE.md). */
+  /**
+   * Page-cache eviction: 'clock' (default, or STRATA_PAGE_CACHE_POLICY: usage-count clock), 's3fifo'
+   * or 'adaptive-s3fifo' (docs/ARCHITECTURE.md).
+   */
   pageCachePolicy?: PageCachePolicy;
   /** Bytes of records in the open layer before it is frozen and flushed as an L0 layer. */
   checkpointDistance?: number;
@@ -585,7 +601,7 @@ function resolveOptions(o: RepositoryOptions): ResolvedOptions {
   if (!Number.isSafeInteger(pageCacheBytes) || pageCacheBytes < MIN_PAGE_CACHE_PAGES * BLOCK_SIZE) {
     throw new StrataError('BAD_ARGUMENT', `pageCacheBytes must be an integer ≥ ${MIN_PAGE_CACHE_PAGES * BLOCK_SIZE}: got ${describeValue(o.pageCacheBytes)}`);
   }
-  const pageCachePolicy = o.pageCachePolicy ?? DEFAULT_PAGE_CACHE_POLICY;
+  const pageCachePolicy = o.pageCachePolicy ?? defaultPageCachePolicy();
   if (!PAGE_CACHE_POLICIES.includes(pageCachePolicy)) {
     throw new StrataError('BAD_ARGUMENT', `pageCachePolicy must be one of ${PAGE_CACHE_POLICIES.join(', ')}: got ${describeValue(o.pageCachePolicy)}`);
   }
