@@ -226,7 +226,8 @@ describe.each(backends.map((b) => [b.title, b] as const))('fencing: %s', (_title
       const aIndexBefore = (await checker.head(indexKey(TENANT, 'main', 1)))!.etag;
 
       // Both nodes go on. A: ingest, flush, compaction, an image, GC — each would upload an index
-      // and queue deletions of its own generation's objects.
+      // and queue deletions of its own generation's objects. B only flushes, so its index keeps
+      // naming the layers it inherited from A, which A's compaction and GC drop.
       const rngB = new Rng(22);
       for (let round = 0; round < 6; round++) {
         ingest(a, m, 'A', randomBatch(rng, KEYSPACE, a.lastRecordLsn, 25));
@@ -235,42 +236,22 @@ describe.each(backends.map((b) => [b.title, b] as const))('fencing: %s', (_title
         await bTl.flush();
         if (round === 2) await a.compact({ force: true });
         if (round === 3) await a.createImageLayer(a.lastRecordLsn);
-        if (round === 4) await bTl.compact({ force: true });
         await bTl.syncRemote();
       }
       const gc = await a.gc({ horizon: 1n });
       expect(gc.layersRemoved).toBeGreaterThan(0);
-      await expectCode(a.syncRemote(), 'STALE_GENERATION');
       await bTl.syncRemote();
+      // Let A's queue do whatever it still would (it is refused; without fencing it would delete).
+      await a.syncRemote().catch((e: unknown) => { if (!isStrataError(e, 'STALE_GENERATION')) throw e; });
+      await until(() => a.stats().remote!.stale || a.stats().remote!.deletionsQueued === 0);
 
-      // A knows it is stale, says so everywhere, and changed nothing after B's attach but layer
-      // objects of its own generation that nobody's index names.
-      const st = a.stats().remote!;
-      expect(st).toMatchObject({ generation: 1, stale: true });
-      expect(st.staleRefusals).toBeGreaterThan(0);
-      expect(st.lastError).toMatch(/STALE_GENERATION/);
-      expect(repoA.metricsText()).toMatch(/^strata_remote_stale\{tenant_id="tenant1",timeline_id="main"\} 1$/m);
-      expect(repoA.metricsText()).toMatch(/^strata_remote_stale_refusals_total\{tenant_id="tenant1",timeline_id="main"\} [1-9]/m);
-      expect(bTl.stats().remote).toMatchObject({ generation: 2, stale: false });
-      expect(rec.deletes.length).toBe(deletesBefore);
-      const aPutsAfter = rec.puts.slice(putsBefore);
-      for (const k of aPutsAfter) {
-        expect(splitGeneration(k.slice(k.lastIndexOf('/') + 1))).toMatchObject({ generation: 1 });
-        expect(k.endsWith(`${INDEX_NAME}-00000001`), `A put an index after B attached: ${k}`).toBe(false);
-        expect(k).not.toBe(attachmentKey(TENANT));
-      }
-      expect((await checker.head(indexKey(TENANT, 'main', 1)))!.etag).toBe(aIndexBefore);
-      expect((await readAttachment(checker, TENANT))?.record.attachmentId).toBe(att?.record.attachmentId);
-
-      // B's data is undamaged: its pages at every LSN, every object its index names.
-      expect(await checkPages(bTl, m, 'B')).toBeGreaterThan(500);
+      // B's data is undamaged: every object its index names, its pages at every LSN — and a third
+      // node attaching now reads B's history, not A's.
       const bRefs = await referencedBy(checker, 2);
       expect(bRefs.size).toBeGreaterThan(1);
-      // A's stale timeline still serves its own local reads.
-      expect(await checkPages(a, m, 'A')).toBeGreaterThan(0);
+      expect(await checkPages(bTl, m, 'B')).toBeGreaterThan(500);
+      expect(bTl.stats().remote).toMatchObject({ generation: 2, stale: false });
       await repoB.close();
-
-      // A third node sees B's history, not A's.
       const repoC = await Repository.open(tmpDir('c'), { remoteStorage: await open() });
       try {
         expect((await repoC.attachTenant(TENANT)).generation).toBe(3);
@@ -280,6 +261,27 @@ describe.each(backends.map((b) => [b.title, b] as const))('fencing: %s', (_title
       } finally {
         await repoC.close();
       }
+
+      // A knows it is stale, says so everywhere, and changed nothing after B's attach but layer
+      // objects of its own generation that nobody's index names.
+      await expectCode(a.syncRemote(), 'STALE_GENERATION');
+      const st = a.stats().remote!;
+      expect(st).toMatchObject({ generation: 1, stale: true });
+      expect(st.staleRefusals).toBeGreaterThan(0);
+      expect(st.lastError).toMatch(/STALE_GENERATION/);
+      expect(repoA.metricsText()).toMatch(/^strata_remote_stale\{tenant_id="tenant1",timeline_id="main"\} 1$/m);
+      expect(repoA.metricsText()).toMatch(/^strata_remote_stale_refusals_total\{tenant_id="tenant1",timeline_id="main"\} [1-9]/m);
+      expect(rec.deletes.length).toBe(deletesBefore);
+      const aPutsAfter = rec.puts.slice(putsBefore);
+      for (const k of aPutsAfter) {
+        expect(splitGeneration(k.slice(k.lastIndexOf('/') + 1))).toMatchObject({ generation: 1 });
+        expect(k.endsWith(`${INDEX_NAME}-00000001`), `A put an index after B attached: ${k}`).toBe(false);
+        expect(k).not.toBe(attachmentKey(TENANT));
+      }
+      expect((await checker.head(indexKey(TENANT, 'main', 1)))!.etag).toBe(aIndexBefore);
+      expect((await readAttachment(checker, TENANT))?.record.generation).toBe(3);
+      // A's stale timeline still serves its own local reads.
+      expect(await checkPages(a, m, 'A')).toBeGreaterThan(0);
       await checker.close();
     } finally {
       await repoB.close();
