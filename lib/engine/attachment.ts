@@ -19,7 +19,7 @@
 import * as crypto from 'node:crypto';
 import * as os from 'node:os';
 import { isStrataError, StrataError } from '../errors';
-import type { RemoteStorage } from '../remote/remote_storage';
+import { RemoteStorageError, type RemoteStorage } from '../remote/remote_storage';
 import { checkGeneration, splitGeneration, tenantPrefix } from './remote_layout';
 
 export const ATTACHMENT_FORMAT = 1;
@@ -31,6 +31,8 @@ export const ATTACHMENT_FORMAT = 1;
 export const IMPLICIT_GENERATION = 1;
 /** Rounds of read → conditional put before a contended or unanswered write is reported. */
 const CAS_ROUNDS = 8;
+/** Up to this long between rounds after a transient failure of a conditional put. */
+const CAS_RETRY_JITTER_MS = 50;
 
 /** What the attachment object holds. */
 export interface AttachmentRecord {
@@ -114,6 +116,12 @@ async function conditionalWrite(storage: RemoteStorage, record: AttachmentRecord
     // The put may have happened with its answer lost: only a read tells.
     const now = await readAttachment(storage, record.tenantId);
     if (now !== null && now.record.attachmentId === record.attachmentId && now.record.generation === record.generation) return true;
+    // radosgw answers some concurrent conditional puts of one key with HTTP 500 instead of 412:
+    // a transient failure that did not write is a lost round, decided again after a fresh read.
+    if (e instanceof RemoteStorageError && e.transient) {
+      await new Promise((r) => setTimeout(r, Math.floor(Math.random() * CAS_RETRY_JITTER_MS)));
+      return false;
+    }
     throw e;
   }
 }
