@@ -55,11 +55,14 @@ function tmpDir(tag: string): string {
 class RecordingStorage implements RemoteStorage {
   readonly puts: string[] = [];
   readonly deletes: string[] = [];
+  /** Puts of an attachment object without a condition (fencing must never make one). */
+  readonly unconditionalAttachmentPuts: string[] = [];
   onIndexPut: ((key: string) => Promise<void>) | null = null;
   constructor(private readonly inner: RemoteStorage) {}
   get kind(): RemoteStorage['kind'] { return this.inner.kind; }
   get description(): string { return this.inner.description; }
   async put(key: string, body: PutBody, options?: PutOptions): Promise<PutResult> {
+    if (key.endsWith('/attachment') && options?.ifMatch === undefined && options?.ifNoneMatch === undefined) this.unconditionalAttachmentPuts.push(key);
     const r = await this.inner.put(key, body, options);
     this.puts.push(key);
     if (splitGeneration(key.slice(key.lastIndexOf('/') + 1))?.name === INDEX_NAME && this.onIndexPut !== null) {
@@ -208,8 +211,10 @@ describe.each(backends.map((b) => [b.title, b] as const))('fencing: %s', (_title
     const rec = new RecordingStorage(await open());
     const m = newModel();
     const rng = new Rng(21);
-    const repoA = await Repository.open(tmpDir('a'), { remoteStorage: rec, compactionThreshold: 3, remoteRetry: FAST_RETRY });
-    const repoB = await Repository.open(tmpDir('b'), { remoteStorage: await open(), compactionThreshold: 3 });
+    const recB = new RecordingStorage(await open());
+    const dirA = tmpDir('a');
+    let repoA = await Repository.open(dirA, { remoteStorage: rec, compactionThreshold: 3, remoteRetry: FAST_RETRY });
+    const repoB = await Repository.open(tmpDir('b'), { remoteStorage: recB, compactionThreshold: 3 });
     try {
       const a = await startTenant(repoA, m, rng, 4);
       await a.syncRemote();
@@ -283,6 +288,14 @@ describe.each(backends.map((b) => [b.title, b] as const))('fencing: %s', (_title
       expect((await readAttachment(checker, TENANT))?.record.generation).toBe(3);
       // A's stale timeline still serves its own local reads.
       expect(await checkPages(a, m, 'A')).toBeGreaterThan(0);
+      expect(rec.unconditionalAttachmentPuts).toEqual([]);
+      expect(recB.unconditionalAttachmentPuts).toEqual([]);
+      expect(recB.puts).toContain(attachmentKey(TENANT));
+      // Reopened, A finds itself stale again at its first upload.
+      await repoA.close();
+      repoA = await Repository.open(dirA, { remoteStorage: rec, remoteRetry: FAST_RETRY });
+      await expectCode(repoA.getTimeline(TENANT, 'main').syncRemote(), 'STALE_GENERATION');
+      expect(rec.deletes.length).toBe(deletesBefore);
       await checker.close();
     } finally {
       await repoB.close();
