@@ -42,7 +42,7 @@ export const ERROR_CODES = {
   REMOTE_ERROR: 'object storage failed: no answer (refused, reset, timed out), a 5xx, or a refused request such as a missing bucket or bad credentials; the message names the operation, the key and the server\'s answer',
   REMOTE_NOT_FOUND: 'get of an object key that does not exist in object storage (the message names the key)',
   REMOTE_PRECONDITION_FAILED: 'a conditional put lost: create-only (ifNoneMatch \'*\') on a key that exists, or compare-and-swap (ifMatch) with an ETag that is no longer current',
-  STALE_GENERATION: 'attachTenant with a generation that is not above every generation remote storage already holds for the tenant (another attachment wrote it)',
+  STALE_GENERATION: 'attachTenant with a generation that is not above every generation the tenant already has (its attachment object, its keys); or this node\'s generation of the tenant is stale — another node attached it since — so syncRemote, deleteTimeline and a generation change are refused and nothing more is uploaded or deleted',
 } as const;
 
 export type StrataErrorCode = keyof typeof ERROR_CODES;

@@ -106,6 +106,9 @@ export const METRIC_DEFS = {
   strata_remote_uploaded_bytes_total: { type: 'counter', help: 'Bytes uploaded.' },
   strata_remote_deletions_total: { type: 'counter', help: 'Remote layer objects deleted.' },
   strata_remote_failures_total: { type: 'counter', help: 'Failed remote storage calls (each is retried).' },
+  strata_remote_stale: { type: 'gauge', help: '1 when the tenant\'s generation here is stale (another node attached it): nothing is uploaded or deleted.' },
+  strata_remote_fence_validations_total: { type: 'counter', help: 'Checks of the tenant\'s generation against its attachment object.' },
+  strata_remote_stale_refusals_total: { type: 'counter', help: 'Index uploads and deletion batches refused because the generation is stale.' },
 } as const satisfies Record<string, { type: MetricType; help: string }>;
 export type MetricName = keyof typeof METRIC_DEFS;
 
@@ -149,6 +152,9 @@ export function collectMetrics(implementation: string, cache: PageCacheStats, ti
       w.metric('strata_remote_uploaded_bytes_total', l, r.uploadedBytes);
       w.metric('strata_remote_deletions_total', l, r.deletions);
       w.metric('strata_remote_failures_total', l, r.failures);
+      w.metric('strata_remote_stale', l, r.stale ? 1 : 0);
+      w.metric('strata_remote_fence_validations_total', l, r.fenceValidations);
+      w.metric('strata_remote_stale_refusals_total', l, r.staleRefusals);
     }
   }
   return w.list();
