@@ -1,18 +1,16 @@
 /**
  * Issue 15, second increment: the upload queue (layers, then the index, then deletions) and
  * attaching a tenant on a second repository directory, on both backends — a local directory
- * always, S3 against a real radosgw (test/helpers/s3_server.ts, one server for this file) when it
- * can run here, skipped with the reason otherwise.
+ * always, S3 against a real radosgw (test/helpers/s3_server.ts, one server for this file via
+ * test/helpers/remote.ts) when it can run here, skipped with the reason otherwise.
  *
  * Every storage call of the workload goes through an auditing wrapper that checks, against the
  * storage itself, the two ordering rules: when an index is put, every layer object it names exists;
  * when a layer object is deleted, the newest index of the deleting generation does not name it.
  */
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { type ImplementationName, isStrataError, type PageKey, Repository, type StrataErrorCode, type Timeline, type WalRecord } from '../../lib';
 import { decodeIndex, INDEX_NAME, layerKey, splitGeneration, tenantPrefix } from '../../lib/engine/remote_layout';
 import { backoffDelayMs, DEFAULT_REMOTE_RETRY } from '../../lib/engine/upload_queue';
@@ -23,34 +21,16 @@ import {
 import { IMPLEMENTATIONS } from '../helpers/cores';
 import { Oracle } from '../helpers/oracle';
 import { Rng } from '../helpers/random';
-import { s3Availability, S3Server } from '../helpers/s3_server';
+import { useRemoteTestEnv } from '../helpers/remote';
 import { type KeySpace, randomBatch, randomPage } from '../helpers/workload';
 
-const s3 = s3Availability();
 const TENANT = 'tenant1';
 const KEYSPACE: KeySpace = { rels: 2, blocks: 10 };
 /** Quick retries: the outage tests want syncRemote to give up after a few failed attempts. */
 const FAST_RETRY = { baseMs: 10, maxMs: 200, failSyncAfterAttempts: 3 };
 
-let server: S3Server | null = null;
-const tmpRoots: string[] = [];
-
-beforeAll(async () => {
-  if (!s3.ok) return;
-  server = await S3Server.start();
-  console.log(`radosgw test server up in ${(server.startMs / 1000).toFixed(1)} s at ${server.endpoint}`);
-}, 240_000);
-
-afterAll(async () => {
-  await server?.destroy();
-  for (const d of tmpRoots) fs.rmSync(d, { recursive: true, force: true });
-});
-
-function tmpDir(tag: string): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), `strata-rtl-${tag}-`));
-  tmpRoots.push(d);
-  return d;
-}
+const env = useRemoteTestEnv('rtl');
+const tmpDir = env.tmpDir;
 
 // ---- storage wrappers ----------------------------------------------------------------------------
 
@@ -159,38 +139,32 @@ interface Backend {
   fresh(): Store;
 }
 
-const backends: Backend[] = [
-  {
-    title: 'local directory',
-    available: true,
-    fresh: () => {
-      const dir = tmpDir('store');
-      const clients: FlakyStorage[] = [];
+const backends: Backend[] = env.backends.map((b) => ({
+  title: b.title,
+  available: b.available,
+  fresh: (): Store => {
+    const loc = env.freshLocation(b.kind);
+    if (loc.config.type === 's3') {
+      const srv = env.server();
       return {
-        open: async () => {
-          const c = new FlakyStorage(await openRemoteStorage({ type: 'local', path: dir }));
-          clients.push(c);
-          return c;
-        },
-        down: async () => { for (const c of clients) c.down = true; },
-        up: async () => { for (const c of clients) c.down = false; },
-      };
-    },
-  },
-  {
-    title: `S3 (radosgw)${s3.ok ? '' : ` — skipped: ${s3.reason}`}`,
-    available: s3.ok,
-    fresh: () => {
-      const prefix = `t-${crypto.randomBytes(6).toString('hex')}`;
-      const srv = server as S3Server;
-      return {
-        open: () => openRemoteStorage(srv.config(prefix), srv.options()),
+        open: () => openRemoteStorage(loc.config, loc.options),
         down: () => srv.stopGateway(),
         up: () => srv.startGateway(),
       };
-    },
+    }
+    // The local directory has no server to stop: the outage is a wrapper's.
+    const clients: FlakyStorage[] = [];
+    return {
+      open: async () => {
+        const c = new FlakyStorage(await openRemoteStorage(loc.config, loc.options));
+        clients.push(c);
+        return c;
+      },
+      down: async () => { for (const c of clients) c.down = true; },
+      up: async () => { for (const c of clients) c.down = false; },
+    };
   },
-];
+}));
 
 // ---- workload ------------------------------------------------------------------------------------
 
