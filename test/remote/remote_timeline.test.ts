@@ -447,6 +447,46 @@ describe('remote timelines: deletion queue, restart and options (local directory
     }
   });
 
+  it('commits arriving faster than layers upload do not starve the index: remoteConsistentLsn advances meanwhile', async () => {
+    // Each layer put lets another flush and image commit first: a steady ingest that outpaces the uploads.
+    const CHURN_COMMITS = 12;
+    let tl: Timeline | null = null;
+    let commits = 0;
+    let indexPutsDuringChurn = 0;
+    const rng = new Rng(11);
+    class ChurningStorage extends ForwardingStorage {
+      override async put(key: string, body: PutBody, o?: PutOptions): Promise<PutResult> {
+        const isIndex = splitGeneration(key.slice(key.lastIndexOf('/') + 1))?.name === INDEX_NAME;
+        if (isIndex && tl !== null && commits < CHURN_COMMITS) indexPutsDuringChurn++;
+        if (!isIndex && tl !== null && commits < CHURN_COMMITS) {
+          // Two new layers per round (an L0 and an image), so a manifest has more than one to upload.
+          commits++;
+          tl.ingest(randomBatch(rng, KEYSPACE, tl.lastRecordLsn, 10));
+          await tl.flush();
+          await tl.createImageLayer(tl.lastRecordLsn);
+        }
+        return super.put(key, body, o);
+      }
+    }
+    const repo = await Repository.open(tmpDir('churn'), { remoteStorage: new ChurningStorage(await openRemoteStorage({ type: 'local', path: tmpDir('churn-store') })) });
+    try {
+      const t = await repo.createTimeline({ tenantId: TENANT, timelineId: 'main' });
+      t.ingest(allKeys(KEYSPACE).map((key, i) => ({ lsn: BigInt(0x100 + i * 8), key, kind: 'zero' })));
+      await t.flush();
+      await t.syncRemote();
+      tl = t;
+      t.ingest(randomBatch(rng, KEYSPACE, t.lastRecordLsn, 10));
+      await t.flush();
+      do await t.syncRemote(); while (commits < CHURN_COMMITS);
+      await t.syncRemote();
+      expect(t.remoteConsistentLsn).toBe(t.diskConsistentLsn);
+      // Indexes of older manifests went up while newer ones kept arriving.
+      expect(indexPutsDuringChurn).toBeGreaterThan(1);
+    } finally {
+      await repo.close();
+    }
+  });
+
   it('backoff is full jitter under an exponential cap', () => {
     const o = DEFAULT_REMOTE_RETRY;
     expect(backoffDelayMs(1, o, () => 0)).toBe(0);
