@@ -196,14 +196,19 @@ export class RemoteTimelineClient {
     throw new Stopped();
   }
 
-  /** Upload the newest manifest's missing layers, then its index; start over if a newer one arrives. */
+  /**
+   * Upload the newest manifest's missing layers, then its index. A newer manifest arriving meanwhile
+   * does not interrupt calls that succeed — the index of this one still advances
+   * remoteConsistentLsn, and dropping it at each arrival would starve the index for as long as
+   * commits outpace uploads — but a call that fails is abandoned for the newest manifest after its
+   * backoff, as is this manifest when a layer it names is gone locally.
+   */
   private async uploadNewest(): Promise<void> {
     const seq = this.desiredSeq;
     const m = this.desired as Manifest;
-    // A newer manifest makes this one's work moot: after a failure, start over with the newest.
     const superseded = (): boolean => this.desiredSeq !== seq;
     for (const l of layersToUpload(m.layers, this.remoteLayers)) {
-      if (superseded()) return;
+      if (this.stopped) throw new Stopped();
       const uploaded = await this.attempt(() => this.uploadLayer(l.fileName, l.sizeBytes, seq), superseded);
       if (uploaded !== true) return; // dropped by a newer manifest, or superseded while failing
     }
