@@ -5,6 +5,7 @@
  * into a caller's prom-client Registry. The engine itself needs no metrics library.
  */
 import type { PageCacheStats } from '../core/core';
+import type { BreakerState } from './circuit_breaker';
 import type { IntHistogram } from './histogram';
 import type { TimelineImpl } from './timeline';
 
@@ -106,8 +107,12 @@ export const METRIC_DEFS = {
   strata_remote_uploaded_bytes_total: { type: 'counter', help: 'Bytes uploaded.' },
   strata_remote_deletions_total: { type: 'counter', help: 'Remote layer objects deleted.' },
   strata_remote_failures_total: { type: 'counter', help: 'Failed remote storage calls (each is retried).' },
+  strata_remote_breaker_open: { type: 'gauge', help: 'The remote circuit breaker: 0 closed, 1 open, 2 half-open (probing).' },
+  strata_remote_breaker_opens_total: { type: 'counter', help: 'Times the remote circuit breaker opened.' },
 } as const satisfies Record<string, { type: MetricType; help: string }>;
 export type MetricName = keyof typeof METRIC_DEFS;
+
+const BREAKER_GAUGE: Readonly<Record<BreakerState, number>> = { closed: 0, open: 1, 'half-open': 2 };
 
 export function collectMetrics(implementation: string, cache: PageCacheStats, timelines: readonly TimelineImpl[]): MetricFamily[] {
   const w = new Collector();
@@ -149,6 +154,8 @@ export function collectMetrics(implementation: string, cache: PageCacheStats, ti
       w.metric('strata_remote_uploaded_bytes_total', l, r.uploadedBytes);
       w.metric('strata_remote_deletions_total', l, r.deletions);
       w.metric('strata_remote_failures_total', l, r.failures);
+      w.metric('strata_remote_breaker_open', l, BREAKER_GAUGE[r.breakerState]);
+      w.metric('strata_remote_breaker_opens_total', l, r.breakerOpens);
     }
   }
   return w.list();

@@ -13,13 +13,15 @@
  * committed while the worker is busy are coalesced: the worker always works towards the newest one
  * (a layer that a newer manifest already dropped, and whose file is gone locally, is not uploaded).
  * Every storage call is retried with exponential backoff and full jitter until it succeeds or the
- * repository closes (upload_queue.ts).
+ * repository closes (upload_queue.ts), and goes through the remote's circuit breaker
+ * (circuit_breaker.ts): while storage is down, one probe call at a time instead of every queue's own.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { StrataError } from '../errors';
 import type { Lsn } from '../lsn';
 import { RemoteStorageError, type RemoteStorage } from '../remote/remote_storage';
+import { type BreakerState, breakerFor, type CircuitBreaker } from './circuit_breaker';
 import type { Manifest } from './manifest';
 import {
   decodeIndex, encodeIndex, INDEX_NAME, type IndexPart, indexKey, layerKey, splitGeneration, timelinePrefix,
@@ -41,10 +43,15 @@ export interface RemoteTimelineStats {
   /** Failed storage calls (each is retried). */
   failures: number;
   lastError: string | null;
+  /** The remote's circuit breaker (shared by every timeline using this storage): its state, and how often it opened. */
+  breakerState: BreakerState;
+  breakerOpens: number;
 }
 
 interface SyncWaiter {
   seq: number;
+  /** The breaker's downVerdicts when the sync was asked: a later verdict rejects it. */
+  verdicts: number;
   resolve: () => void;
   reject: (e: unknown) => void;
 }
@@ -74,6 +81,7 @@ export class RemoteTimelineClient {
   private lastError: unknown = null;
   /** Failed storage calls since the last that succeeded. */
   private consecutiveFailures = 0;
+  private readonly breaker: CircuitBreaker;
 
   /**
    * `known`: the index this node attached from (nothing to discover). Without it the worker first
@@ -88,6 +96,7 @@ export class RemoteTimelineClient {
     private readonly retry: RemoteRetryOptions,
     known: IndexPart | null,
   ) {
+    this.breaker = breakerFor(storage, retry.breakerFailures, retry.breakerCooldownMs);
     this.initialized = known !== null;
     if (known !== null) {
       for (const l of known.manifest.layers) this.remoteLayers.set(l.fileName, { generation: known.layerGenerations.get(l.fileName) as number, sizeBytes: l.sizeBytes });
@@ -121,7 +130,7 @@ export class RemoteTimelineClient {
     const seq = this.desiredSeq;
     if (this.uploadedSeq >= seq && this.initialized) return Promise.resolve();
     this.kick();
-    return new Promise((resolve, reject) => this.waiters.push({ seq, resolve, reject }));
+    return new Promise((resolve, reject) => this.waiters.push({ seq, verdicts: this.breaker.downVerdicts, resolve, reject }));
   }
 
   stats(): RemoteTimelineStats {
@@ -140,6 +149,8 @@ export class RemoteTimelineClient {
       deletionsQueued: this.deletions.size,
       ...this.counters,
       lastError: this.lastError === null ? null : (this.lastError instanceof Error ? this.lastError.message : String(this.lastError)),
+      breakerState: this.breaker.state,
+      breakerOpens: this.breaker.opens,
     };
   }
 
@@ -303,22 +314,38 @@ export class RemoteTimelineClient {
   private async attempt<T>(op: () => Promise<T>, giveUp: () => boolean = () => false): Promise<T | typeof GAVE_UP> {
     for (;;) {
       if (this.stopped) throw new Stopped();
+      const admission = this.breaker.admit();
+      if (admission.waitMs > 0) {
+        // Storage is down (the breaker is open, or another queue's probe is out): no call. Syncs
+        // asked before the latest "down" verdict learn it now rather than after a cooldown.
+        this.rejectWaiters(this.breaker.lastError, (w) => w.verdicts < this.breaker.downVerdicts);
+        await this.sleep(admission.waitMs);
+        if (giveUp()) return GAVE_UP;
+        continue;
+      }
+      let r: T;
       try {
-        const r = await op();
-        this.consecutiveFailures = 0;
-        return r;
+        r = await op();
       } catch (e) {
+        // The breaker hears of every call, also one the closing repository no longer wants (a
+        // probe left in flight would keep every other queue waiting).
+        const retryable = !(e instanceof RemoteStorageError) || e.transient;
+        if (retryable) this.breaker.failed(admission.probe, e);
+        else this.breaker.answered(admission.probe);
         if (this.stopped) throw new Stopped();
         // Counted across calls, so neither the backoff nor syncRemote's verdict starts over when
         // a newer manifest replaces the work that failed.
         const n = ++this.consecutiveFailures;
         this.counters.failures++;
         this.lastError = e;
-        const retryable = !(e instanceof RemoteStorageError) || e.transient;
         if (n >= this.retry.failSyncAfterAttempts || !retryable) this.rejectWaiters(e);
         await this.sleep(backoffDelayMs(n, this.retry));
         if (giveUp()) return GAVE_UP;
+        continue;
       }
+      this.breaker.answered(admission.probe);
+      this.consecutiveFailures = 0;
+      return r;
     }
   }
 
@@ -337,9 +364,10 @@ export class RemoteTimelineClient {
     for (const w of done) w.resolve();
   }
 
-  private rejectWaiters(e: unknown): void {
-    const all = this.waiters;
-    this.waiters = [];
-    for (const w of all) w.reject(e);
+  private rejectWaiters(e: unknown, which: (w: SyncWaiter) => boolean = () => true): void {
+    const out = this.waiters.filter(which);
+    if (out.length === 0) return;
+    this.waiters = this.waiters.filter((w) => !which(w));
+    for (const w of out) w.reject(e);
   }
 }
