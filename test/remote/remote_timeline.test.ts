@@ -447,23 +447,30 @@ describe('remote timelines: deletion queue, restart and options (local directory
     }
   });
 
-  it('commits arriving faster than layers upload do not starve the index: remoteConsistentLsn advances meanwhile', async () => {
+  it.each(['images', 'compactions'] as const)('commits arriving faster than layers upload starve neither the index nor deletions (flushes and %s): remoteConsistentLsn advances meanwhile', async (churn) => {
     // Each layer put lets another flush and image commit first: a steady ingest that outpaces the uploads.
     const CHURN_COMMITS = 12;
     let tl: Timeline | null = null;
     let commits = 0;
     let indexPutsDuringChurn = 0;
+    let deletesDuringChurn = 0;
     const rng = new Rng(11);
     class ChurningStorage extends ForwardingStorage {
+      override async delete(key: string): Promise<void> {
+        if (tl !== null && commits < CHURN_COMMITS) deletesDuringChurn++;
+        return super.delete(key);
+      }
       override async put(key: string, body: PutBody, o?: PutOptions): Promise<PutResult> {
         const isIndex = splitGeneration(key.slice(key.lastIndexOf('/') + 1))?.name === INDEX_NAME;
         if (isIndex && tl !== null && commits < CHURN_COMMITS) indexPutsDuringChurn++;
         if (!isIndex && tl !== null && commits < CHURN_COMMITS) {
-          // Two new layers per round (an L0 and an image), so a manifest has more than one to upload.
+          // New layers faster than uploads: a manifest has more than one to upload.
           commits++;
           tl.ingest(randomBatch(rng, KEYSPACE, tl.lastRecordLsn, 10));
           await tl.flush();
-          await tl.createImageLayer(tl.lastRecordLsn);
+          // Compaction drops L0s the queue has not uploaded yet: their files are gone when it gets to them.
+          if (churn === 'images') await tl.createImageLayer(tl.lastRecordLsn);
+          else if (commits % 2 === 0) await tl.compact({ force: true });
         }
         return super.put(key, body, o);
       }
@@ -482,6 +489,8 @@ describe('remote timelines: deletion queue, restart and options (local directory
       expect(t.remoteConsistentLsn).toBe(t.diskConsistentLsn);
       // Indexes of older manifests went up while newer ones kept arriving.
       expect(indexPutsDuringChurn).toBeGreaterThan(1);
+      // And the deletion queue runs between them, not only once commits stop.
+      if (churn === 'compactions') expect(deletesDuringChurn).toBeGreaterThan(0);
     } finally {
       await repo.close();
     }
