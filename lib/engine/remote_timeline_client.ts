@@ -59,6 +59,9 @@ interface SyncWaiter {
 /** Thrown inside the worker when the client stops; never escapes it. */
 class Stopped extends Error {}
 
+/** Deletions run after each index upload while uploads are pending (all of them once none is). */
+const DELETIONS_PER_INDEX = 16;
+
 /** What attempt() returns when a failed call's result is no longer wanted. */
 const GAVE_UP: unique symbol = Symbol('gave up');
 
@@ -197,12 +200,15 @@ export class RemoteTimelineClient {
     }
     while (!this.stopped) {
       if (this.desiredSeq > this.uploadedSeq) {
+        const indexed = this.uploadedSeq;
         await this.uploadNewest();
+        // A batch of deletions after each index, so steady commits cannot starve them.
+        if (this.uploadedSeq > indexed && this.deletions.size > 0) await this.runDeletions(DELETIONS_PER_INDEX);
         continue;
       }
       this.resolveWaiters();
       if (this.deletions.size === 0) return;
-      await this.runDeletions();
+      await this.runDeletions(Infinity);
     }
     throw new Stopped();
   }
@@ -266,9 +272,11 @@ export class RemoteTimelineClient {
     return true;
   }
 
-  private async runDeletions(): Promise<void> {
+  /** Delete up to `max` queued objects; none of them is named by an index of ours. */
+  private async runDeletions(max: number): Promise<void> {
+    let done = 0;
     for (const [name, generation] of [...this.deletions]) {
-      if (this.stopped || this.desiredSeq > this.uploadedSeq) return; // uploads first
+      if (this.stopped || done++ >= max) return;
       await this.attempt(() => this.storage.delete(layerKey(this.tenantId, this.timelineId, name, generation)));
       if (this.deletions.get(name) === generation) this.deletions.delete(name);
       this.counters.deletions++;
