@@ -60,6 +60,11 @@ export class CircuitBreaker {
     this._state = 'closed';
   }
 
+  /** The call failed on our side (not storage's answer): a probe's turn passes to the next caller. */
+  abandoned(probe: boolean): void {
+    if (probe) this.probeInFlight = false;
+  }
+
   /** The call got no answer (a transient failure). */
   failed(probe: boolean, error: unknown): void {
     if (probe) this.probeInFlight = false;

@@ -10,8 +10,9 @@
  *  3. then layers the uploaded index no longer names are deleted (the deletion queue).
  *
  * So an index is never ahead of its layers, and nothing an uploaded index names is deleted. Manifests
- * committed while the worker is busy are coalesced: the worker always works towards the newest one
- * (a layer that a newer manifest already dropped, and whose file is gone locally, is not uploaded).
+ * committed while the worker is busy are coalesced: the worker finishes the one in hand and then goes
+ * to the newest (a layer that a newer manifest already dropped, and whose file is gone locally, is
+ * not uploaded). Deletions run in batches after each index upload.
  * Every storage call is retried with exponential backoff and full jitter until it succeeds or the
  * repository closes (upload_queue.ts), and goes through the remote's circuit breaker
  * (circuit_breaker.ts): while storage is down, one probe call at a time instead of every queue's own.
@@ -338,7 +339,9 @@ export class RemoteTimelineClient {
         // The breaker hears of every call, also one the closing repository no longer wants (a
         // probe left in flight would keep every other queue waiting).
         const retryable = !(e instanceof RemoteStorageError) || e.transient;
-        if (retryable) this.breaker.failed(admission.probe, e);
+        // Only storage's own errors say whether it answered; a local one (the layer file) says nothing.
+        if (!(e instanceof RemoteStorageError)) this.breaker.abandoned(admission.probe);
+        else if (e.transient) this.breaker.failed(admission.probe, e);
         else this.breaker.answered(admission.probe);
         if (this.stopped) throw new Stopped();
         // Counted across calls, so neither the backoff nor syncRemote's verdict starts over when

@@ -405,6 +405,10 @@ describe('circuit breaker', () => {
     expect(b).toMatchObject({ state: 'open', opens: 2, downVerdicts: 2 });
     now += 500;
     expect(b.admit().probe).toBe(true);
+    // A probe that failed on our side (a local file error) passes the turn on, without a verdict.
+    b.abandoned(true);
+    expect(b).toMatchObject({ state: 'half-open', opens: 2 });
+    expect(b.admit().probe).toBe(true);
     b.answered(true);
     expect(b.state).toBe('closed');
     expect(b.admit()).toEqual({ waitMs: 0, probe: false });
