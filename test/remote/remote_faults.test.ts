@@ -45,7 +45,7 @@ const TENANT = 't1';
 /** The kill points: each step of the upload queue, before and after its storage call. */
 const STEPS = ['layer-put', 'layer-put-done', 'index-put', 'index-put-done', 'delete', 'delete-done'] as const;
 /** A child that never reaches its step is killed anyway after this (the kill then lands at random). */
-const STEP_WAIT_MS = 30_000;
+const STEP_WAIT_MS = 60_000;
 /** Waiting for a queue to drain after a restart or an outage. */
 const DRAIN_TIMEOUT_MS = 60_000;
 
@@ -249,7 +249,7 @@ describe.each(env.backends.map((b) => [b.title, b] as const))('remote faults: %s
     } finally {
       await st.close();
     }
-  }, 60_000 + KILLS_PER_BACKEND * 45_000);
+  }, 60_000 + KILLS_PER_BACKEND * 75_000);
 });
 
 // ---- S3 stopped mid-run --------------------------------------------------------------------------
