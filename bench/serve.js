@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 'use strict';
 /**
- * `npm run bench:serve [-- --quick] [--out FILE] [--only cached,cold,half,fairness]`: the page service's
+ * `npm run bench:serve [-- --quick] [--out FILE] [--only cached,cold,half,fairness] [--conns 1,4] [--batch 1,32]`: the page service's
  * load benchmark (issue 13), loopback only, bounded in time (full ≈ 3 min, --quick ≈ 40 s).
  *
  * `strata serve` runs in a child process and the load in other child processes (this file run with
@@ -140,7 +140,9 @@ async function worker(spec) {
 
 function runWorker(spec) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [__filename, '--worker', JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    // STRATA_WORKER_NODE_ARGS / STRATA_SERVE_NODE_ARGS: node flags for the load workers / the server (e.g. --cpu-prof).
+    const nodeArgs = (process.env.STRATA_WORKER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    const child = spawn(process.execPath, [...nodeArgs, __filename, '--worker', JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`load worker exited ${code}`))));
@@ -189,17 +191,15 @@ async function makeData(dir, tenants, pages) {
   const r = rng(99);
   for (const tenantId of tenants) {
     const tl = await repo.createTimeline({ tenantId, timelineId: 'main' });
-    const CHUNK = 1024;
-    for (let o = 0; o < pages; o += CHUNK) {
-      const recs = [];
-      for (let i = o; i < Math.min(pages, o + CHUNK); i++) {
-        const page = Buffer.alloc(PAGE_SIZE);
-        for (let b = 0; b < PAGE_SIZE / 2; b += 4) page.writeUInt32LE((r() * 0x1_0000_0000) >>> 0, b);
-        page.writeUInt32BE(i, 0);
-        recs.push({ lsn: LSN, key: keyOf(i), kind: 'image', page });
-      }
-      tl.ingest(recs);
+    // One batch: every page's image at LSN (a batch may hold many records at one LSN).
+    const recs = [];
+    for (let i = 0; i < pages; i++) {
+      const page = Buffer.alloc(PAGE_SIZE);
+      for (let b = 0; b < PAGE_SIZE / 2; b += 4) page.writeUInt32LE((r() * 0x1_0000_0000) >>> 0, b);
+      page.writeUInt32BE(i, 0);
+      recs.push({ lsn: LSN, key: keyOf(i), kind: 'image', page });
     }
+    tl.ingest(recs);
   }
   await repo.close();
 }
@@ -225,6 +225,11 @@ async function main() {
   const onlyIdx = argv.indexOf('--only');
   const only = onlyIdx >= 0 ? new Set(argv[onlyIdx + 1].split(',')) : null;
   const want = (x) => only === null || only.has(x);
+  // --conns 1 / --batch 1: a slice of the matrix (e.g. for a before/after of one client).
+  const connsIdx = argv.indexOf('--conns');
+  if (connsIdx >= 0) P.conns = argv[connsIdx + 1].split(',').map(Number);
+  const batchIdx = argv.indexOf('--batch');
+  const batches = batchIdx >= 0 ? argv[batchIdx + 1].split(',').map(Number) : [1, BATCH_PAGES];
   const started = performance.now();
   const log = (s) => process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(1)}s] ${s}\n`);
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-bench-serve-'));
@@ -253,7 +258,7 @@ async function main() {
         // Read the working set once so the cached runs find every block in the page cache.
         await runWorker({ port: srv.port, tenant: 'quiet', conns: 1, depth: 8, batch: BATCH_PAGES, pages: P.hotPages, ms: 300, warmupMs: 0, seed: 5 });
         if (want('cached')) {
-          for (const batch of [1, BATCH_PAGES]) for (const conns of P.conns) for (const depth of P.depths) await cell(srv.port, 'cached', P.hotPages, conns, depth, batch);
+          for (const batch of batches) for (const conns of P.conns) for (const depth of P.depths) await cell(srv.port, 'cached', P.hotPages, conns, depth, batch);
         }
         if (want('half')) {
           const sat = await runWorker({ port: srv.port, tenant: 'quiet', conns: 1, depth: 32, batch: 1, pages: P.hotPages, ms: P.cellMs, warmupMs: P.warmupMs, seed: 11 });
@@ -269,7 +274,7 @@ async function main() {
     if (want('cold')) {
       const srv = await startServer(coldDir, ['--page-cache-bytes', String(COLD_PAGE_CACHE_BYTES)]);
       try {
-        for (const batch of [1, BATCH_PAGES]) for (const conns of P.conns) for (const depth of P.depths) await cell(srv.port, 'cold', P.coldPages, conns, depth, batch);
+        for (const batch of batches) for (const conns of P.conns) for (const depth of P.depths) await cell(srv.port, 'cold', P.coldPages, conns, depth, batch);
       } finally {
         await srv.stop();
       }
