@@ -35,8 +35,8 @@ const COLD_PAGE_CACHE_BYTES = 1 << 20;
 const SERVER_MAX_IN_FLIGHT = 64;
 
 const PROFILES = {
-  full: { cellMs: 1500, warmupMs: 300, hotPages: 2048, coldPages: 16384, conns: [1, 4, 16], depths: [1, 4, 16, 32], fairMs: 5000, noisyRate: 5000, noisyBurst: 250, quietRate: 1000 },
-  quick: { cellMs: 400, warmupMs: 100, hotPages: 1024, coldPages: 4096, conns: [1, 4, 16], depths: [1, 4, 16, 32], fairMs: 1500, noisyRate: 5000, noisyBurst: 250, quietRate: 1000 },
+  full: { cellMs: 1500, warmupMs: 300, hotPages: 2048, coldPages: 16384, conns: [1, 4, 16], depths: [1, 4, 16, 32], fairMs: 5000, noisyRate: 5000, noisyBurst: 500, quietRate: 1000 },
+  quick: { cellMs: 400, warmupMs: 100, hotPages: 1024, coldPages: 4096, conns: [1, 4, 16], depths: [1, 4, 16, 32], fairMs: 1500, noisyRate: 5000, noisyBurst: 500, quietRate: 1000 },
 };
 
 // ---- load worker (a child process) -------------------------------------------------------------
@@ -86,8 +86,9 @@ async function worker(spec) {
     } catch (e) {
       if (e instanceof ThrottledError) {
         if (s >= tMeasure) throttled++;
-        // A well-behaved client: wait what the server said before the next try.
-        await new Promise((res) => setTimeout(res, e.retryAfterMs));
+        // A well-behaved client: wait what the server said, plus jitter so that the tries of
+        // its many loops do not all land at the same moment (as RetryingClient's full jitter).
+        await new Promise((res) => setTimeout(res, e.retryAfterMs * (1 + r())));
         return;
       }
       errors++;
@@ -122,8 +123,10 @@ async function worker(spec) {
         const at = t0 + i * intervalMs;
         if (at >= tEnd) break;
         const wait = at - performance.now();
-        if (wait > 1) await new Promise((res) => setTimeout(res, wait));
-        const p = one(clients[i % spec.conns], r, at);
+        if (wait > 0) await new Promise((res) => setTimeout(res, wait));
+        // Latency counts from the send, never before its scheduled time; a client late on its
+        // schedule (starved of CPU) shows as an achieved rate below the offered one.
+        const p = one(clients[i % spec.conns], r, undefined);
         inFlight.add(p);
         void p.then(() => inFlight.delete(p));
       }
