@@ -8,6 +8,7 @@ import * as net from 'node:net';
 import { StrataError, isErrorCode } from '../errors';
 import type { PageKey } from '../key';
 import { checkLsn, LSN_MAX, type Lsn } from '../lsn';
+import { PAGE_SIZE } from '../record';
 import type { RelationInfo, RelTag } from '../timeline';
 import {
   decodeServerFrame, encodeHello, encodeRequest, FrameReader, MAX_FRAME_BYTES, PROTOCOL_VERSION, type HelloOk, type Request,
@@ -55,6 +56,19 @@ interface Pending {
   /** performance.now() after which the request fails with DEADLINE_EXCEEDED. */
   deadlineAt: number;
   deadlineMs: number;
+}
+
+/**
+ * The pages of one answer copied out of the socket's buffer into one allocation (a page kept by the
+ * caller must not pin the chunk it arrived in; one buffer per batch rather than per page spares
+ * the garbage collector).
+ */
+function copyPages(pages: readonly Buffer[]): Buffer[] {
+  const all = Buffer.allocUnsafe(pages.length * PAGE_SIZE);
+  return pages.map((p, i) => {
+    p.copy(all, i * PAGE_SIZE);
+    return all.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE);
+  });
 }
 
 export class StrataClient {
@@ -152,7 +166,7 @@ export class StrataClient {
     const parts: Promise<Buffer[]>[] = [];
     for (let i = 0; i < keys.length; i += batch) {
       const part = keys.slice(i, i + batch);
-      parts.push(this.request((id, lsns) => ({ kind: 'getPages', id, lsns, keys: part }), lsn, opts, (f) => (f.kind === 'pages' && f.pages.length === part.length ? f.pages.map((p) => Buffer.from(p)) : undefined)));
+      parts.push(this.request((id, lsns) => ({ kind: 'getPages', id, lsns, keys: part }), lsn, opts, (f) => (f.kind === 'pages' && f.pages.length === part.length ? copyPages(f.pages) : undefined)));
     }
     return (await Promise.all(parts)).flat();
   }
