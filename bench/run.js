@@ -227,6 +227,11 @@ function targets(r) {
     add('W7', 'event-loop delay p99 under cold reads: native getPage ÷ native readPage (same offered load)', w7.ratios['native.getPage/native.readPage.loopDelayP99'], 'report (< 1: the loop waits less)');
     add('W7', 'event-loop delay p99 under cold reads: native getPage ÷ TS getPage', w7.ratios['native.getPage/ts.getPage.loopDelayP99'], 'report');
     add('W7', 'cold reads, saturated: native getPage ÷ TS getPage pages/s', w7.ratios['native.saturated/ts.saturated.pagesPerSec'], 'report');
+    for (const impl of ['native', 'ts']) {
+      if (!w7[impl] || !w7[impl].storm) continue;
+      add('W7', `${impl}: event-loop delay p99 during an ingest + flush + compaction storm ÷ idle p99 (same run)`, w7[impl].storm.p99OverIdle, '≤ 2', { max: 2 });
+      add('W7', `${impl}: event-loop delay p99 during the same ingest without flush or compaction ÷ idle p99`, w7[impl].ingestOnly.p99OverIdle, 'report');
+    }
   }
   const w8 = r.workloads.w8;
   if (w8 && w8.skipped) add('W8', 'real PostgreSQL WAL', null, `skipped: ${w8.skipped}`, {}, { skipped: w8.skipped });
@@ -382,6 +387,18 @@ function printReport(r) {
     }
     row('idle loop (monitor floor)', w7.idle);
     out.push(T.table(['mode', 'pages/s', 'loop delay p50 ms', 'p99 ms', 'max ms', 'read p50 µs', 'read p99 µs', 'device bytes / page'], rows), '');
+    if (q.storm) {
+      const st = q.storm;
+      out.push(`Storm: ${st.records} records (image + ${q.k}) ingested ${st.batchRecords} per call with a yield after each, checkpointDistance ${st.checkpointDistanceBytes / 2 ** 20} MiB, an awaited flush + compact({ force }) every ${st.maintenanceEveryBatches} calls; fresh repository per round; idle p99 from the same run:`, '');
+      const srows = [];
+      for (const impl of ['native', 'ts']) {
+        for (const [label, m] of [['storm', w7[impl].storm], ['ingest only', w7[impl].ingestOnly]]) {
+          if (!m) continue;
+          srows.push([`${impl} ${label}`, T.fmtRate(m.recordsPerSec.median), f(m.loopDelayP50Ms), f(m.loopDelayP99Ms), f(m.loopDelayMaxMs), f(m.p99OverIdle), f(m.compactions, 0)]);
+        }
+      }
+      out.push(T.table(['mode', 'records/s', 'loop delay p50 ms', 'p99 ms', 'max ms', 'p99 ÷ idle p99', 'flush + compactions'], srows), '');
+    }
   }
   const w8 = r.workloads.w8;
   if (w8 && w8.skipped) out.push(`### W8 real PostgreSQL WAL — skipped: ${w8.skipped}`, '');

@@ -17,6 +17,13 @@
  *   idle      no reads: the delay the monitor reports with nothing to do (its resolution floor).
  * The same offered load for every mode and core makes the loop delays comparable: what differs
  * is only how long the JS thread is held per read.
+ * Storm (issue 11, step 5): no reads; the same image + K records are ingested in small batches
+ * (STORM_BATCH records, a yield after each, as a WAL receiver delivers them) into a fresh
+ * repository per core and round, with a small checkpointDistance so L0 layers are flushed along
+ * the way, and after every STORM_MAINTENANCE_EVERY batches an awaited flush + compact({ force })
+ * (L0 merge and image creation). 'storm' measures that; 'ingest only' the same ingest with no
+ * flush or compaction until the end, to separate what the maintenance adds; both against the
+ * idle floor measured in the same run.
  * Each read takes the next key of a seeded permutation, so within a round no page is read twice
  * and every read misses both caches. Bytes read from the device (/proc/self/io read_bytes) are
  * recorded to show the reads really were cold.
@@ -31,6 +38,12 @@ const { IMPLS, tmpDir, openRepo, ingestAll, copyDir, layerBlocks, timelineDir } 
 const { timelineRecords } = require('./w2_reconstruct');
 
 const CACHE_SLACK_BLOCKS = 32;
+/** Storm: records per ingest call (≈ what one WAL message carries), a yield after each. */
+const STORM_BATCH = 100;
+/** Storm: batches between awaited flush + forced compaction. */
+const STORM_MAINTENANCE_EVERY = 200;
+/** Storm: checkpointDistance, bytes of ingested WAL per L0 layer. */
+const STORM_CHECKPOINT_BYTES = 8 * 2 ** 20;
 const MONITOR_RESOLUTION_MS = 1; // the finest perf_hooks allows
 const NS_PER_MS = 1e6;
 
@@ -161,6 +174,63 @@ async function measure(mode, target, keys, order, lsn, p, floors) {
   };
 }
 
+/**
+ * One storm round on a fresh repository: returns the loop delay over the whole ingest (and, with
+ * `maintenance`, the flushes and compactions) and what was done.
+ */
+async function measureStorm(impl, root, records, maintenance) {
+  const dir = tmpDir(root, `w7-storm-${impl}`);
+  const repo = await openRepo(dir, impl, { checkpointDistance: maintenance ? STORM_CHECKPOINT_BYTES : 2 ** 40 });
+  try {
+    const tl = await repo.createTimeline({ tenantId: 't', timelineId: 'storm' });
+    const h = monitorEventLoopDelay({ resolution: MONITOR_RESOLUTION_MS });
+    h.enable();
+    await new Promise((resolve) => setTimeout(resolve, 2 * MONITOR_RESOLUTION_MS));
+    const t0 = performance.now();
+    let compactions = 0;
+    let bytesWritten = 0;
+    let batches = 0;
+    for (let i = 0; i < records.length; i += STORM_BATCH) {
+      tl.ingest(records.slice(i, i + STORM_BATCH));
+      await new Promise((resolve) => setImmediate(resolve));
+      if (maintenance && ++batches % STORM_MAINTENANCE_EVERY === 0) {
+        await tl.flush();
+        const report = await tl.compact({ force: true });
+        bytesWritten += report.bytesWritten;
+        compactions++;
+      }
+    }
+    const sec = (performance.now() - t0) / 1000;
+    await new Promise((resolve) => setTimeout(resolve, 2 * MONITOR_RESOLUTION_MS));
+    h.disable();
+    await tl.flush(); // outside the measured window: the ingest-only round's one big flush
+    return {
+      records: records.length,
+      seconds: sec,
+      recordsPerSec: records.length / sec,
+      compactions,
+      compactionBytesWritten: bytesWritten,
+      layersAtEnd: tl.layers().length,
+      loopDelayMs: { p50: h.percentile(50) / NS_PER_MS, p99: h.percentile(99) / NS_PER_MS, max: h.max / NS_PER_MS, mean: h.mean / NS_PER_MS },
+    };
+  } finally {
+    await repo.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function summarizeStorm(rounds) {
+  const pick = (f) => summary(rounds.map(f));
+  return {
+    recordsPerSec: pick((r) => r.recordsPerSec),
+    loopDelayP50Ms: pick((r) => r.loopDelayMs.p50),
+    loopDelayP99Ms: pick((r) => r.loopDelayMs.p99),
+    loopDelayMaxMs: pick((r) => r.loopDelayMs.max),
+    compactions: pick((r) => r.compactions),
+    rounds,
+  };
+}
+
 function summarizeRounds(rounds) {
   const pick = (f) => summary(rounds.map(f).filter((x) => x !== null && x !== undefined));
   return {
@@ -237,6 +307,25 @@ async function runW7(ctx) {
     log(`W7 ${impl}: getPage loop delay p99 ${median(per[impl].getPage.map((r) => r.loopDelayMs.p99)).toFixed(2)} ms, readPage ${median(per[impl].readPage.map((r) => r.loopDelayMs.p99)).toFixed(2)} ms`);
   }
   out.idle = summarizeRounds(idle);
+  const storm = {};
+  for (const impl of IMPLS) {
+    storm[impl] = { storm: [], ingestOnly: [] };
+    for (let round = 0; round < p.rounds; round++) {
+      storm[impl].storm.push(await measureStorm(impl, root, records, true));
+      storm[impl].ingestOnly.push(await measureStorm(impl, root, records, false));
+      idle.push(await measure('idle', null, keys, [], 0n, p, floors));
+    }
+    out[impl].storm = summarizeStorm(storm[impl].storm);
+    out[impl].ingestOnly = summarizeStorm(storm[impl].ingestOnly);
+    log(`W7 ${impl} storm: loop delay p99 ${out[impl].storm.loopDelayP99Ms.median.toFixed(2)} ms (ingest only ${out[impl].ingestOnly.loopDelayP99Ms.median.toFixed(2)} ms), ${out[impl].storm.compactions.median} flush + compactions`);
+  }
+  out.idle = summarizeRounds(idle);
+  out.params.storm = { records: records.length, batchRecords: STORM_BATCH, maintenanceEveryBatches: STORM_MAINTENANCE_EVERY, checkpointDistanceBytes: STORM_CHECKPOINT_BYTES };
+  const idleP99 = out.idle.loopDelayP99Ms.median;
+  for (const impl of IMPLS) {
+    out[impl].storm.p99OverIdle = summary(storm[impl].storm.map((r) => r.loopDelayMs.p99 / idleP99));
+    out[impl].ingestOnly.p99OverIdle = summary(storm[impl].ingestOnly.map((r) => r.loopDelayMs.p99 / idleP99));
+  }
   const perRound = (a, b, f) => summary(a.map((x, i) => (b[i] ? f(x) / f(b[i]) : null)).filter((x) => x !== null && Number.isFinite(x)));
   out.ratios = {
     'native.getPage/native.readPage.loopDelayP99': perRound(per.native.getPage, per.native.readPage, (r) => r.loopDelayMs.p99),
@@ -246,4 +335,4 @@ async function runW7(ctx) {
   return out;
 }
 
-module.exports = { runW7 };
+module.exports = { runW7, STORM_BATCH, STORM_MAINTENANCE_EVERY };

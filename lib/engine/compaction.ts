@@ -16,7 +16,7 @@ import * as path from 'node:path';
 import type { LayerKind } from '../core/core';
 import { MIN_PAGE_CACHE_PAGES } from '../core/core';
 import { BtreeCursor, compareBytes } from '../core/ts/disk_btree';
-import { EntryBatch, WRITE_BATCH_ENTRIES, yieldToEventLoop } from './entry_batch';
+import { EntryBatch, yieldToEventLoop } from './entry_batch';
 import { StrataError } from '../errors';
 import { BLOCK_SIZE, DELTA_INDEX_KEY_SIZE } from '../core/format';
 import { KEY_MAX, KEY_MIN, KEY_SIZE, keyToHex } from '../key';
@@ -314,7 +314,7 @@ async function writeL1(host: CompactionHost, merge: DeltaMerge, range: KeyRange,
     while (merge.hasKeyBelow(range.keyEnd)) {
       const e = merge.next()!;
       batch.addIndexed(e.indexKey, e.blob, e.willInit);
-      if (batch.count >= WRITE_BATCH_ENTRIES) {
+      if (batch.isFull()) {
         append(batch);
         batch = new EntryBatch(DELTA_INDEX_KEY_SIZE);
         await yieldToEventLoop();

@@ -6,12 +6,20 @@
 import { KEY_SIZE } from '../key';
 import type { Lsn } from '../lsn';
 
-/** Entries handed to a layer writer per call. */
+/** Most entries handed to a layer writer per call. */
 export const WRITE_BATCH_ENTRIES = 4096;
+/**
+ * Most blob bytes per call: the step between two yields encodes and copies this much, so it
+ * bounds how long a flush or compaction holds the event loop (4096 whole 8 KB images were 32 MB,
+ * ≈ 250 ms here; 256 KiB is a few ms).
+ */
+export const WRITE_BATCH_BYTES = 256 * 1024;
 
 /** Index keys, blobs and will_init flags of a run of entries, in the shape LayerWriter.append takes. */
 export class EntryBatch {
   count = 0;
+  /** Blob bytes gathered. */
+  bytes = 0;
   readonly blobs: Buffer[] = [];
   private readonly keys: Buffer[] = [];
   private readonly flags: number[] = [];
@@ -30,6 +38,12 @@ export class EntryBatch {
     this.blobs.push(blob);
     this.flags.push(willInit ? 1 : 0);
     this.count++;
+    this.bytes += blob.length;
+  }
+
+  /** Whether to hand the batch over (and yield) now. */
+  isFull(): boolean {
+    return this.count >= WRITE_BATCH_ENTRIES || this.bytes >= WRITE_BATCH_BYTES;
   }
 
   indexKeys(): Buffer {

@@ -15,7 +15,7 @@ import { KEY_MAX, KEY_MIN, KEY_SIZE, keyFromHex, keyToHex } from '../key';
 import type { Lsn } from '../lsn';
 import { PAGE_SIZE, RECORD_TAG_IMAGE, RECORD_TAG_ZERO, recordWillInit } from '../record';
 import { level0, type KeyRange } from './compaction';
-import { EntryBatch, WRITE_BATCH_ENTRIES, yieldToEventLoop } from './entry_batch';
+import { EntryBatch, yieldToEventLoop } from './entry_batch';
 import { fsyncDir, publishFile, removeFile, TMP_SUFFIX, wrapIo } from '../fs_util';
 import { InMemoryLayer } from './inmemory_layer';
 import type { PreparedBatch } from './ingest';
@@ -25,7 +25,7 @@ import type { ReadPlanWriter } from '../core/read_plan';
 /** L0 layers and the manual image layer cover every key. */
 export const FULL_KEYSPACE: KeyRange = { keyStart: KEY_MIN, keyEnd: KEY_MAX };
 /** Keys reconstructed per core call while building an image layer. */
-const IMAGE_BATCH_KEYS = 256;
+const IMAGE_BATCH_KEYS = 32; // pages reconstructed and encoded between two yields (256 KiB of images)
 
 interface HistoricLayer {
   desc: LayerDesc;
@@ -171,7 +171,7 @@ export class LayerSet {
       for (const h of layer.sortedHistories()) {
         for (let i = 0; i < h.lsns.length; i++) {
           batch.add(h.key, h.lsns[i], encodeBlob(codec, h.records[i]), recordWillInit(h.records[i]));
-          if (batch.count >= WRITE_BATCH_ENTRIES) {
+          if (batch.isFull()) {
             append(batch);
             batch = new EntryBatch(DELTA_INDEX_KEY_SIZE);
             await yieldToEventLoop();
@@ -251,7 +251,7 @@ export class LayerSet {
             if (!recordWillInit(record)) throw new StrataError('BAD_ARGUMENT', 'a snapshot entry must initialize its page');
             prevKey = key;
             batch.add(key, null, encodeBlob(codec, record), true);
-            if (batch.count >= WRITE_BATCH_ENTRIES) {
+            if (batch.isFull()) {
               append(batch);
               batch = new EntryBatch(KEY_SIZE);
               await yieldToEventLoop();
