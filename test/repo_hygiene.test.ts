@@ -20,6 +20,8 @@ const JUNK: ReadonlyArray<{ what: string; pattern: RegExp; example: string }> = 
   { what: 'compiled addon', pattern: /\.node$/, example: 'native/strata.node' },
   { what: 'compiled TypeScript', pattern: /^dist\//, example: 'dist/index.js' },
   { what: 'installed dependency', pattern: /(^|\/)node_modules\//, example: 'node_modules/vitest/package.json' },
+  // A worktree sharing another checkout's install through a symlink: git tracks the link itself.
+  { what: 'node_modules symlink', pattern: /(^|\/)node_modules$/, example: 'node_modules' },
   { what: 'benchmark result', pattern: /^bench\/results\/.*\.json$/, example: 'bench/results/latest.json' },
   { what: 'test report', pattern: /^\.vitest-results\.json$/, example: '.vitest-results.json' },
   { what: 'CPU or heap profile', pattern: /\.(cpuprofile|heapprofile|heapsnapshot)$/, example: 'CPU.20261122.cpuprofile' },

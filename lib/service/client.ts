@@ -14,6 +14,7 @@ import {
   decodeServerFrame, encodeHello, encodeRequest, FrameReader, MAX_FRAME_BYTES, PROTOCOL_VERSION, type HelloOk, type Request,
   type RequestLsns, type ServerFrame,
 } from './frames';
+import { TickCork } from './tick_cork';
 
 /** Default deadline of one request (ms): generous, since a read may wait for WAL (10 s by default on the server). */
 export const DEFAULT_REQUEST_DEADLINE_MS = 30_000;
@@ -81,11 +82,12 @@ export class StrataClient {
   /** One timer for every deadline (not one per request): armed for the earliest pending one. */
   private deadlineTimer: NodeJS.Timeout | null = null;
   private deadlineTimerAt = Infinity;
-  /** Requests written in one tick go out in one writev: the socket is corked until the next tick. */
-  private corked = false;
+  /** Requests written in one tick go out in one writev. */
+  private readonly cork: TickCork;
   private readonly closedPromise: Promise<void>;
 
   private constructor(private readonly socket: net.Socket, readonly server: HelloOk, private readonly deadlineMs: number, leftover: FrameReader) {
+    this.cork = new TickCork(socket);
     this.reader = leftover;
     this.closedPromise = new Promise((resolve) => socket.once('close', () => resolve()));
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -240,14 +242,7 @@ export class StrataClient {
       const deadlineAt = performance.now() + deadline;
       this.pending.set(id, { settle, fail: reject, deadlineAt, deadlineMs: deadline });
       if (deadlineAt < this.deadlineTimerAt) this.armDeadlineTimer(deadlineAt);
-      if (!this.corked) {
-        this.corked = true;
-        this.socket.cork();
-        process.nextTick(() => {
-          this.corked = false;
-          this.socket.uncork();
-        });
-      }
+      this.cork.hold();
       this.socket.write(frame);
     });
   }

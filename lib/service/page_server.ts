@@ -20,6 +20,7 @@ import {
   encodeRelations, encodeRelSize, encodeThrottled, encodeViolation, FrameReader, MAX_BATCH_PAGES, MAX_FRAME_BYTES, MIN_PROTOCOL_VERSION,
   PAGE_FRAME_PAGE_OFFSET, PAGES_FRAME_PAGES_OFFSET, PROTOCOL_VERSION, type Hello, type Request, type RequestLsns,
 } from './frames';
+import { TickCork } from './tick_cork';
 
 /** A client that has not completed its handshake by then is disconnected. */
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -299,7 +300,8 @@ class Connection {
   /** The version agreed in the handshake: THROTTLED frames need 2. */
   private version = PROTOCOL_VERSION;
   private writeBlocked = false;
-  private corked = false;
+  /** Answers completing in the same tick go out in one writev. */
+  private readonly cork: TickCork;
   /** The client sent FIN: it will send nothing more but still reads the answers to what it sent. */
   private peerEnded = false;
   private paused = false;
@@ -308,6 +310,7 @@ class Connection {
   private lingerTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly server: Server, private readonly socket: net.Socket) {
+    this.cork = new TickCork(socket);
     this.remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
     this.closed = new Promise((resolve) => socket.once('close', () => {
       this.state = 'closed';
@@ -538,16 +541,7 @@ class Connection {
   /** One whole frame per write: the socket never holds part of a frame followed by another. */
   private write(frame: Buffer): void {
     if (this.socket.destroyed || this.socket.writableEnded) return;
-    // Answers completing in the same tick go out in one writev (corked until the next tick), not
-    // one syscall each: pipelined small answers are what this saves.
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        this.socket.uncork();
-      });
-    }
+    this.cork.hold();
     this.socket.write(frame);
     // Stop reading once a client lets answers pile up; 'drain' resumes (write returned false too,
     // since the limit is above the socket's own mark).
