@@ -106,6 +106,11 @@ export const METRIC_DEFS = {
   strata_remote_uploaded_bytes_total: { type: 'counter', help: 'Bytes uploaded.' },
   strata_remote_deletions_total: { type: 'counter', help: 'Remote layer objects deleted.' },
   strata_remote_failures_total: { type: 'counter', help: 'Failed remote storage calls (each is retried).' },
+  strata_remote_local_layer_bytes: { type: 'gauge', help: 'Bytes of layer files on local disk.' },
+  strata_remote_only_layer_bytes: { type: 'gauge', help: 'Bytes of layers in remote storage only (evicted or not yet downloaded).' },
+  strata_remote_ondemand_downloads_total: { type: 'counter', help: 'Layers downloaded on demand.' },
+  strata_remote_ondemand_downloaded_bytes_total: { type: 'counter', help: 'Bytes of layers downloaded on demand.' },
+  strata_remote_evictions_total: { type: 'counter', help: 'Layer files evicted from local disk under localLayerBudgetBytes.' },
 } as const satisfies Record<string, { type: MetricType; help: string }>;
 export type MetricName = keyof typeof METRIC_DEFS;
 
@@ -149,6 +154,11 @@ export function collectMetrics(implementation: string, cache: PageCacheStats, ti
       w.metric('strata_remote_uploaded_bytes_total', l, r.uploadedBytes);
       w.metric('strata_remote_deletions_total', l, r.deletions);
       w.metric('strata_remote_failures_total', l, r.failures);
+      w.metric('strata_remote_local_layer_bytes', l, r.localLayerBytes);
+      w.metric('strata_remote_only_layer_bytes', l, r.remoteOnlyLayerBytes);
+      w.metric('strata_remote_ondemand_downloads_total', l, r.onDemandDownloads);
+      w.metric('strata_remote_ondemand_downloaded_bytes_total', l, r.onDemandDownloadedBytes);
+      w.metric('strata_remote_evictions_total', l, r.evictions);
     }
   }
   return w.list();

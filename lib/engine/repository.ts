@@ -24,6 +24,8 @@ import type { RemoteConfig, RemoteStorage, RemoteStorageOptions } from '../remot
 import { checkGeneration, decodeIndex, INDEX_NAME, type IndexPart, layerKey, splitGeneration, tenantPrefix } from './remote_layout';
 import { RemoteTimelineClient } from './remote_timeline_client';
 import { type RemoteRetryOptions, resolveRetryOptions } from './upload_queue';
+import { LocalLayerCache, type LocalLayerStats } from './eviction';
+import { readRemoteOnly, REMOTE_LAYERS_FILE, writeRemoteOnly } from './layer_residency';
 
 export const DEFAULT_PAGE_CACHE_BYTES = 64 * 1024 * 1024;       // Neon's default: 8192 pages
 export const DEFAULT_PAGE_CACHE_POLICY: PageCachePolicy = 'clock'; // Neon's (and PostgreSQL's)
@@ -95,9 +97,15 @@ export interface RepositoryOptions {
   remoteStorageOptions?: RemoteStorageOptions;
   /** Backoff of the upload queue's retries; defaults in DEFAULT_REMOTE_RETRY. */
   remoteRetry?: Partial<RemoteRetryOptions>;
+  /**
+   * With a remote: bytes of layer files kept on local disk; beyond it, layers already in a durable
+   * remote index are evicted least recently used first and downloaded again when a read needs them
+   * (docs/REMOTE.md). Default: no budget.
+   */
+  localLayerBudgetBytes?: number;
 }
 
-type ResolvedOptions = Required<Omit<RepositoryOptions, 'implementation' | 'background' | 'backgroundOptions' | 'remote' | 'remoteStorage' | 'remoteStorageOptions' | 'remoteRetry'>>;
+type ResolvedOptions = Required<Omit<RepositoryOptions, 'implementation' | 'background' | 'backgroundOptions' | 'remote' | 'remoteStorage' | 'remoteStorageOptions' | 'remoteRetry' | 'localLayerBudgetBytes'>>;
 
 export interface AttachTenantOptions {
   /**
@@ -105,6 +113,11 @@ export interface AttachTenantOptions {
    * tenant remote storage does not know, else one above the newest generation found there.
    */
   generation?: number;
+  /**
+   * 'onDemand' (default): download only the indexes; layers come when a read (or a compaction)
+   * needs them. 'eager': download every layer before attachTenant resolves.
+   */
+  download?: 'eager' | 'onDemand';
 }
 
 export interface AttachTenantReport {
@@ -114,6 +127,9 @@ export interface AttachTenantReport {
   timelines: string[];
   layersDownloaded: number;
   bytesDownloaded: number;
+  /** Layers left in remote storage, to be downloaded on demand, and their bytes. */
+  layersRemote: number;
+  bytesRemote: number;
 }
 
 /** The repository's remote storage and the settings its upload queues share. */
@@ -121,6 +137,8 @@ interface RemoteSetup {
   storage: RemoteStorage;
   ownsStorage: boolean;
   retry: RemoteRetryOptions;
+  /** Local layer files as a cache of the remote: on-demand downloads and eviction. */
+  cache: LocalLayerCache;
 }
 
 const TENANT_REMOTE_FILE = 'remote.json';
@@ -138,6 +156,8 @@ export interface RepositoryStats {
   pageCache: PageCacheStats;
   background: BackgroundStats;
   timelines: TimelineStats[];
+  /** Local layer files against remote storage (docs/REMOTE.md); null without a remote. */
+  localLayers: LocalLayerStats | null;
 }
 
 export class RepositoryImpl {
@@ -188,9 +208,11 @@ export class RepositoryImpl {
       if (options.remote !== undefined || options.remoteStorage !== undefined) {
         if (options.remote !== undefined && options.remoteStorage !== undefined) throw new StrataError('BAD_ARGUMENT', 'remote and remoteStorage exclude each other');
         const retry = resolveRetryOptions(options.remoteRetry);
-        repo.remote = options.remoteStorage !== undefined
-          ? { storage: options.remoteStorage, ownsStorage: false, retry }
-          : { storage: await openRemoteStorage(options.remote as RemoteConfig, options.remoteStorageOptions), ownsStorage: true, retry };
+        const budget = options.localLayerBudgetBytes === undefined ? null : nonNegativeInt(options.localLayerBudgetBytes, 0, 'localLayerBudgetBytes');
+        const storage = options.remoteStorage ?? await openRemoteStorage(options.remote as RemoteConfig, options.remoteStorageOptions);
+        repo.remote = { storage, ownsStorage: options.remoteStorage === undefined, retry, cache: new LocalLayerCache(storage, budget) };
+      } else if (options.localLayerBudgetBytes !== undefined) {
+        throw new StrataError('BAD_ARGUMENT', 'localLayerBudgetBytes needs a remote: only layers in remote storage can be evicted');
       }
       repo.loadTimelines();
       repo.startRemoteClients(repo.listTimelinesUnchecked(), new Map());
@@ -275,9 +297,10 @@ export class RepositoryImpl {
   /**
    * Attach a tenant with a generation (docs/REMOTE.md, "Generations and attach"). A tenant this
    * repository holds keeps its generation (giving another one is BAD_ARGUMENT in this increment). A
-   * tenant it does not hold is downloaded: for each timeline the newest index of a generation not
-   * above the new one, and every layer that index names (eagerly; on-demand download is not built
-   * yet). The new generation then uploads its own index. STALE_GENERATION: the generation given is
+   * tenant it does not hold is attached from remote storage: for each timeline the newest index of a
+   * generation not above the new one; its layers are downloaded when a read needs them
+   * (`download: 'onDemand'`, the default) or all before this resolves ('eager'). The new generation
+   * then uploads its own index. STALE_GENERATION: the generation given is
    * not above every generation remote storage already has for the tenant.
    */
   async attachTenant(tenantId: string, o: AttachTenantOptions = {}): Promise<AttachTenantReport> {
@@ -292,7 +315,7 @@ export class RepositoryImpl {
       if (o.generation !== undefined && o.generation !== g) {
         throw new StrataError('BAD_ARGUMENT', `attachTenant ${tenantId}: already attached here with generation ${g}; changing it is not supported yet`);
       }
-      return { tenantId, generation: g, timelines: [], layersDownloaded: 0, bytesDownloaded: 0 };
+      return { tenantId, generation: g, timelines: [], layersDownloaded: 0, bytesDownloaded: 0, layersRemote: 0, bytesRemote: 0 };
     }
     const prefix = tenantPrefix(tenantId);
     const objects = await remote.storage.list(prefix);
@@ -314,7 +337,11 @@ export class RepositoryImpl {
       if (prev === undefined || parsed.generation > prev.generation) newestIndex.set(parts[0], { key: obj.key, generation: parsed.generation });
     }
     const indexes = new Map<string, IndexPart>();
-    const report: AttachTenantReport = { tenantId, generation, timelines: [], layersDownloaded: 0, bytesDownloaded: 0 };
+    const eager = o.download === 'eager';
+    if (o.download !== undefined && !eager && o.download !== 'onDemand') {
+      throw new StrataError('BAD_ARGUMENT', `attachTenant ${tenantId}: download must be 'eager' or 'onDemand': got ${describeValue(o.download)}`);
+    }
+    const report: AttachTenantReport = { tenantId, generation, timelines: [], layersDownloaded: 0, bytesDownloaded: 0, layersRemote: 0, bytesRemote: 0 };
     for (const [timelineId, { key }] of newestIndex) {
       const idx = decodeIndex(key, await remote.storage.get(key));
       if (idx.manifest.tenantId !== tenantId || idx.manifest.timelineId !== timelineId) {
@@ -322,6 +349,14 @@ export class RepositoryImpl {
       }
       const dir = this.timelineDir(tenantId, timelineId);
       mkdirDurable(dir);
+      if (!eager) {
+        // Before the manifest: a reopen must find every layer either here or listed as remote-only.
+        writeRemoteOnly(dir, idx.layerGenerations);
+        report.layersRemote += idx.manifest.layers.length;
+        report.bytesRemote += idx.manifest.layers.reduce((n, l) => n + l.sizeBytes, 0);
+        indexes.set(tlKey(tenantId, timelineId), idx);
+        continue;
+      }
       for (const l of idx.manifest.layers) {
         const file = path.join(dir, l.fileName);
         const info = await remote.storage.getToFile(layerKey(tenantId, timelineId, l.fileName, idx.layerGenerations.get(l.fileName) as number), file);
@@ -406,6 +441,7 @@ export class RepositoryImpl {
       pageCache: this.core.pageCache.stats(),
       background: this.scheduler.stats(),
       timelines: [...this.timelines.values()].map((t) => t.stats()),
+      localLayers: this.remote?.cache.stats() ?? null,
     };
   }
 
@@ -503,7 +539,7 @@ export class RepositoryImpl {
       const generation = this.loadGeneration(tl.tenantId);
       const client = new RemoteTimelineClient(remote.storage, tl.tenantId, tl.timelineId, tl.dir, generation, remote.retry,
         known.get(tlKey(tl.tenantId, tl.timelineId)) ?? null);
-      tl.attachRemote(client);
+      tl.attachRemote(client, remote.cache);
     }
   }
 
@@ -696,7 +732,7 @@ function removeTempFiles(dir: string): void {
 
 /** A layer file no manifest names was written by a flush that crashed before its commit point. */
 function removeOrphanLayers(dir: string, m: Manifest): void {
-  const named = new Set(m.layers.map((l) => l.fileName));
+  const named = new Set([...m.layers.map((l) => l.fileName), REMOTE_LAYERS_FILE]);
   let removed = false;
   for (const f of fs.readdirSync(dir)) {
     if (f !== MANIFEST_FILE && !named.has(f)) {
@@ -707,14 +743,19 @@ function removeOrphanLayers(dir: string, m: Manifest): void {
   if (removed) fsyncDir(dir);
 }
 
-/** Every listed layer exists with its recorded size, and delta layers never overlap in LSN. */
+/**
+ * Every listed layer exists with its recorded size or is listed as remote-only (layer_residency.ts),
+ * and delta layers never overlap in LSN.
+ */
 function checkLayers(dir: string, m: Manifest): void {
+  const remoteOnly = readRemoteOnly(dir);
   for (const l of m.layers) {
     const file = path.join(dir, l.fileName);
     let size: number;
     try {
       size = fs.statSync(file).size;
     } catch {
+      if (remoteOnly.has(l.fileName)) continue;
       throw new StrataError('CORRUPT_MANIFEST', `${path.join(dir, MANIFEST_FILE)}: layer ${l.fileName} is missing`);
     }
     if (size !== l.sizeBytes) {

@@ -9,7 +9,7 @@ import type { Core, ImplementationName } from '../core/core';
 import type { CompressionName } from '../core/format';
 import type { ReadPlanWriter } from '../core/read_plan';
 import { describeValue, StrataError } from '../errors';
-import { encodeKey, KEY_SIZE, type PageKey } from '../key';
+import { encodeKey, KEY_SIZE, keyToHex, type PageKey } from '../key';
 import { checkLsn, formatLsn, type Lsn } from '../lsn';
 import type { WalRecord } from '../record';
 import {
@@ -23,6 +23,10 @@ import { LsnWaiters } from './lsn_waiters';
 import { type LayerDesc, type Manifest, type ManifestExtensions, MANIFEST_FILE, type ManifestPatch, writeManifest } from './manifest';
 import { ReadPath, type ReadSegment } from './read_path';
 import type { RemoteTimelineClient, RemoteTimelineStats } from './remote_timeline_client';
+import type { EvictionCandidate, EvictionOwner, LocalLayerCache } from './eviction';
+import { type NeedSegment, visitNeededLayers } from './layer_residency';
+import { layerKey } from './remote_layout';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 /** How long getPage waits for ingest to reach a requested LSN, as Neon's wait_lsn_timeout. */
@@ -100,11 +104,28 @@ export interface TimelineStats {
   /** Flushes slowed (delay) or made to compact first (stall) by L0 backpressure. */
   flushDelays: number;
   flushStalls: number;
-  /** Uploads to remote storage (docs/REMOTE.md); null when the repository has no remote. */
-  remote: RemoteTimelineStats | null;
+  /** Uploads to remote storage and local residency (docs/REMOTE.md); null when the repository has no remote. */
+  remote: (RemoteTimelineStats & TimelineResidencyStats) | null;
 }
 
-export class TimelineImpl implements ReadSegment {
+/** A timeline's layers as a cache of remote storage (docs/REMOTE.md, "On-demand download and eviction"). */
+export interface TimelineResidencyStats {
+  localLayerBytes: number;
+  remoteOnlyLayers: number;
+  remoteOnlyLayerBytes: number;
+  /** Layers of this timeline downloaded on demand, and their bytes. */
+  onDemandDownloads: number;
+  onDemandDownloadedBytes: number;
+  evictions: number;
+}
+
+/** A layer a read or a rewrite needs that is not local, with the timeline holding it. */
+interface MissingLayer {
+  tl: TimelineImpl;
+  desc: LayerDesc;
+}
+
+export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
   readonly tenantId: string;
   readonly timelineId: string;
   readonly ancestor: TimelineImpl | null;
@@ -128,6 +149,9 @@ export class TimelineImpl implements ReadSegment {
   private readonly counters = { flushDelays: 0, flushStalls: 0, gcBytesRemoved: 0 };
   /** Uploads each committed manifest's layers and index to remote storage, when there is one. */
   private remote: RemoteTimelineClient | null = null;
+  /** The repository's local layer cache (downloads, eviction), when it has a remote. */
+  private layerCache: LocalLayerCache | null = null;
+  private readonly residency = { onDemandDownloads: 0, onDemandDownloadedBytes: 0, evictions: 0 };
 
   constructor(private readonly core: Core, readonly dir: string, manifest: Manifest, ancestor: TimelineImpl | null, private readonly config: TimelineConfig) {
     this.tenantId = manifest.tenantId;
@@ -192,6 +216,39 @@ export class TimelineImpl implements ReadSegment {
     return this.layerSet.collectInMemory(keyId, cap, w);
   }
 
+  // ---- NeedSegment, EvictionOwner (layer_residency.ts, eviction.ts) ---------------------------------
+
+  layerDescs(): readonly LayerDesc[] {
+    return this.layerSet.descs();
+  }
+
+  get needParent(): NeedSegment | null {
+    return this.ancestor;
+  }
+
+  localLayerBytes(): number {
+    return this.layerSet.localBytes();
+  }
+
+  remoteOnlyLayerBytes(): number {
+    return this.layerSet.remoteOnlyBytes();
+  }
+
+  evictionCandidates(): EvictionCandidate[] {
+    if (this.layerSet.pins > 0 || this.remote === null || this.closed) return [];
+    const out: EvictionCandidate[] = [];
+    for (const { desc, lastUsed } of this.layerSet.localLayers()) {
+      const generation = this.remote.durableGeneration(desc.fileName);
+      if (generation !== undefined) out.push({ fileName: desc.fileName, sizeBytes: desc.sizeBytes, lastUsed, generation });
+    }
+    return out;
+  }
+
+  evictLayer(fileName: string, generation: number): void {
+    this.layerSet.evict(fileName, generation);
+    this.residency.evictions++;
+  }
+
   // ---- ingest ----------------------------------------------------------------------------------
 
   /** Public records: validated and serialized, all or nothing. */
@@ -246,21 +303,113 @@ export class TimelineImpl implements ReadSegment {
     const scratch = Buffer.alloc(KEY_SIZE);
     for (const k of keys) encodeKey(k, scratch); // reject bad keys before waiting
     await this.waitForLsn(lsn, opts.timeoutMs ?? DEFAULT_WAIT_LSN_TIMEOUT_MS);
-    this.checkOpen();
-    this.checkAboveGcCutoff(lsn, 'read');
-    return this.reads.getPages(keys, lsn, this.config.offloadCachedReads);
+    for (;;) {
+      this.checkOpen();
+      this.checkAboveGcCutoff(lsn, 'read');
+      const missing = this.missingForRead(keys, lsn);
+      if (missing === null) break;
+      await this.download(missing);
+    }
+    // No await between the local check and the core call: an eviction cannot slip in between.
+    const pages = this.reads.getPages(keys, lsn, this.config.offloadCachedReads);
+    this.layerCache?.enforce();
+    return pages;
   }
 
   readPagesInto(keys: readonly PageKey[], lsn: Lsn, into: Uint8Array, offset: number): void {
     this.checkSyncRead(lsn);
     checkKeyList(keys);
+    this.throwIfNotLocal(keys, lsn);
     this.reads.readPagesInto(keys, lsn, into, offset);
   }
 
   /** The synchronous twin of getPagesWithStatus; the status array is valid until the next such read. */
   readPagesIntoWithStatus(keys: ReadonlyArray<PageKey | Buffer>, lsn: Lsn, into: Uint8Array, offset: number): Uint8Array | null {
     this.checkSyncRead(lsn);
+    this.throwIfNotLocal(keys, lsn);
     return this.reads.readPagesIntoWithStatus(keys, lsn, into, offset);
+  }
+
+  /**
+   * A synchronous read cannot wait for a download: one that needs a remote-only layer fails with
+   * LAYER_NOT_LOCAL naming it (docs/REMOTE.md explains why this beats blocking the event loop).
+   */
+  private throwIfNotLocal(keys: ReadonlyArray<PageKey | Buffer>, lsn: Lsn): void {
+    if (!Array.isArray(keys)) return; // the read path reports the bad argument
+    const missing = this.missingForRead(keys, lsn);
+    if (missing !== null) throw missing[0].tl.layerSet.notLocal(missing[0].desc.fileName, `${this.name}: a synchronous read at LSN ${formatLsn(lsn)}`);
+  }
+
+  /**
+   * The remote-only layers a read of `keys` at `lsn` may need (layer_residency.ts), or null when
+   * all are local; under a budget, records the use of the local ones for eviction.
+   */
+  private missingForRead(keys: ReadonlyArray<PageKey | Buffer>, lsn: Lsn): MissingLayer[] | null {
+    const cache = this.layerCache;
+    let anyRemote = false;
+    for (let t: TimelineImpl | null = this; t !== null; t = t.ancestor) if (t.layerSet.remoteOnlyCount > 0) anyRemote = true;
+    if (!anyRemote && (cache === null || !cache.tracksUse)) return null;
+    const scratch = Buffer.allocUnsafe(KEY_SIZE);
+    const hexes = keys.map((k) => keyToHex(Buffer.isBuffer(k) ? k : encodeKey(k, scratch)));
+    const tick = cache?.tick() ?? 0;
+    const missing = new Map<string, MissingLayer>();
+    visitNeededLayers(this, hexes, lsn, (s, desc) => {
+      const tl = s as TimelineImpl;
+      if (!tl.layerSet.touch(desc.fileName, tick)) missing.set(`${tl.timelineId}/${desc.fileName}`, { tl, desc });
+    });
+    return missing.size === 0 ? null : [...missing.values()];
+  }
+
+  /** Download remote-only layers (each timeline fetches its own; concurrent fetches of one layer are shared). */
+  private async download(missing: readonly MissingLayer[]): Promise<void> {
+    await Promise.all(missing.map((m) => m.tl.downloadLayer(m.desc)));
+  }
+
+  private async downloadLayer(desc: LayerDesc): Promise<void> {
+    const gen = this.layerSet.remoteOnlyGeneration(desc.fileName);
+    if (gen === undefined) return; // local meanwhile, or dropped by compaction or GC
+    const cache = this.layerCache;
+    if (cache === null) throw this.layerSet.notLocal(desc.fileName, `${this.name}: a read (this repository was opened without its remote)`);
+    const file = path.join(this.dir, desc.fileName);
+    await cache.downloader.fetch(layerKey(this.tenantId, this.timelineId, desc.fileName, gen), file, desc.sizeBytes);
+    if (this.closed) return;
+    // Waiters sharing one download all get here: the first installs the layer.
+    if (this.layerSet.remoteOnlyGeneration(desc.fileName) === undefined) {
+      if (this.layerSet.find(desc.fileName) === undefined) fs.rmSync(file, { force: true }); // dropped by compaction or GC meanwhile
+      return;
+    }
+    this.layerSet.installDownloaded(desc.fileName, cache.tick());
+    this.residency.onDemandDownloads++;
+    this.residency.onDemandDownloadedBytes += desc.sizeBytes;
+  }
+
+  /**
+   * Download every remote-only layer of this timeline and its ancestors (what a synchronous read,
+   * a key listing or a rewrite may need). Eviction may remove them again later under a budget.
+   */
+  async downloadLayers(): Promise<{ layers: number; bytes: number }> {
+    this.checkOpen();
+    const missing: MissingLayer[] = [];
+    for (let t: TimelineImpl | null = this; t !== null; t = t.ancestor) for (const desc of t.layerSet.remoteOnlyDescs()) missing.push({ tl: t, desc });
+    await this.download(missing);
+    return { layers: missing.length, bytes: missing.reduce((n, m) => n + m.desc.sizeBytes, 0) };
+  }
+
+  /**
+   * Compaction and image creation read layer files directly: pin this timeline and its ancestors
+   * against eviction, download what is remote-only, run `job`, unpin.
+   */
+  private async withLocalLayers<T>(job: () => Promise<T>): Promise<T> {
+    const chain: TimelineImpl[] = [];
+    for (let t: TimelineImpl | null = this; t !== null; t = t.ancestor) chain.push(t);
+    for (const t of chain) t.layerSet.pins++;
+    try {
+      await this.downloadLayers();
+      return await job();
+    } finally {
+      for (const t of chain) t.layerSet.pins--;
+      this.layerCache?.enforce();
+    }
   }
 
   private checkSyncRead(lsn: Lsn): void {
@@ -280,9 +429,16 @@ export class TimelineImpl implements ReadSegment {
     this.checkOpen();
     checkLsn(lsn, 'lsn');
     await this.waitForLsn(lsn, opts.timeoutMs ?? DEFAULT_WAIT_LSN_TIMEOUT_MS);
-    this.checkOpen();
-    this.checkAboveGcCutoff(lsn, 'read');
-    return this.reads.getPagesWithStatus(keys, lsn, this.config.offloadCachedReads);
+    for (;;) {
+      this.checkOpen();
+      this.checkAboveGcCutoff(lsn, 'read');
+      const missing = this.missingForRead(keys, lsn);
+      if (missing === null) break;
+      await this.download(missing);
+    }
+    const result = this.reads.getPagesWithStatus(keys, lsn, this.config.offloadCachedReads);
+    this.layerCache?.enforce();
+    return result;
   }
 
   /** Every key in [start, end) this timeline (and the part of its ancestors it sees) has a record for, sorted. */
@@ -335,10 +491,10 @@ export class TimelineImpl implements ReadSegment {
     this.checkAboveGcCutoff(lsn, 'image layer');
     if (lsn > this._diskConsistentLsn) await this.flush();
     let info: LayerInfo | undefined;
-    await this.enqueueWrite('image creation', async () => {
+    await this.enqueueWrite('image creation', () => this.withLocalLayers(async () => {
       this.checkAboveGcCutoff(lsn, 'image layer');
       info = await this.writeImage(lsn, FULL_KEYSPACE.keyStart, FULL_KEYSPACE.keyEnd, this.allKeys());
-    });
+    }));
     return { ...(info as LayerInfo) };
   }
 
@@ -346,10 +502,10 @@ export class TimelineImpl implements ReadSegment {
     this.checkWritable();
     checkOptionsObject(opts, 'compact options');
     const report = emptyCompactionReport();
-    await this.enqueueWrite('compaction', async () => {
+    await this.enqueueWrite('compaction', () => this.withLocalLayers(async () => {
       await compactLevel0(this.compactionHost(), opts.force === true, report);
       await createImageLayers(this.compactionHost(), opts.force === true, report);
-    });
+    }));
     return report;
   }
 
@@ -411,8 +567,11 @@ export class TimelineImpl implements ReadSegment {
   // ---- remote storage ----------------------------------------------------------------------------
 
   /** Engine-internal: from now on every manifest commit is uploaded by `client` (starting with the current one). */
-  attachRemote(client: RemoteTimelineClient): void {
+  attachRemote(client: RemoteTimelineClient, cache: LocalLayerCache): void {
     this.remote = client;
+    this.layerCache = cache;
+    cache.register(this);
+    client.onIndexUploaded = () => cache.enforce();
     client.schedule(this.manifest());
   }
 
@@ -466,7 +625,13 @@ export class TimelineImpl implements ReadSegment {
       physicalSizeBytes: this.layerSet.physicalSizeBytes(),
       flushDelays: this.counters.flushDelays,
       flushStalls: this.counters.flushStalls,
-      remote: this.remote?.stats() ?? null,
+      remote: this.remote === null ? null : {
+        ...this.remote.stats(),
+        localLayerBytes: this.layerSet.localBytes(),
+        remoteOnlyLayers: this.layerSet.remoteOnlyCount,
+        remoteOnlyLayerBytes: this.layerSet.remoteOnlyBytes(),
+        ...this.residency,
+      },
     };
   }
 
@@ -531,6 +696,7 @@ export class TimelineImpl implements ReadSegment {
       if (this.writeFailure === null && !this.config.readOnly) await this.flush();
     } finally {
       this.closed = true;
+      this.layerCache?.unregister(this);
       await this.remote?.stop();
       this.waiters.releaseAll();
       this.ancestor?.children.delete(this);
@@ -603,7 +769,9 @@ export class TimelineImpl implements ReadSegment {
     if (stall > 0 && this.layerSet.level0().length >= stall) {
       this.counters.flushStalls++;
       const report = emptyCompactionReport();
-      while (this.layerSet.level0().length >= stall) await compactLevel0(this.compactionHost(), true, report);
+      await this.withLocalLayers(async () => {
+        while (this.layerSet.level0().length >= stall) await compactLevel0(this.compactionHost(), true, report);
+      });
     } else if (delay > 0 && this.layerSet.level0().length >= delay) {
       this.counters.flushDelays++;
       await new Promise((resolve) => setTimeout(resolve, Math.ceil(flushMs)));
