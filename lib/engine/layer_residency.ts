@@ -69,9 +69,11 @@ export interface NeedSegment {
 
 /**
  * The layers of `head` and its ancestors that a read of the keys (36-hex-digit ids) at `lsn` may
- * visit, as `visit(segment, layer)` calls: per timeline, every layer covering the key that starts at
- * or below the read's cap down to the newest covering image (included; an image ends the walk:
- * it holds the key's page or says there is none), then the ancestor capped at the branch point.
+ * visit, as `visit(segment, layer)` calls: per timeline, the newest covering image at or below the
+ * read's cap (an image ends the walk: it holds the key's page or says there is none) and every
+ * covering layer starting at or below the cap with records above that image's LSN (all covering
+ * layers when there is no image, then the ancestor capped at the branch point). This follows the
+ * core's candidate order (docs/ARCHITECTURE.md, "GetPage@LSN"; lib/core/ts/layer_map.ts).
  * A superset of what the core reads (a delta's will-init record may end its walk earlier), so a
  * read whose needed layers are all local never touches a missing one.
  */
@@ -86,7 +88,9 @@ export function visitNeededLayers(head: NeedSegment, keyHexes: readonly string[]
         covering.push(l);
         if (l.kind === 'image' && (image === null || l.lsnStart > image.lsnStart)) image = l;
       }
-      for (const l of covering) if (image === null || l === image || l.lsnEnd > image.lsnStart) visit(s, l);
+      // The core visits, newest first, layers by min(lsnEnd, cap + 1), an image winning a tie: so
+      // it reaches the image before any layer with no record above the image's LSN.
+      for (const l of covering) if (image === null || l === image || l.lsnEnd > image.lsnStart + 1n) visit(s, l);
       if (image !== null) break;
       if (s.ancestorLsn !== null && s.ancestorLsn < cap) cap = s.ancestorLsn;
     }
