@@ -13,7 +13,7 @@ import { encodeKey, KEY_SIZE, keyToHex, type PageKey } from '../key';
 import { checkLsn, formatLsn, type Lsn } from '../lsn';
 import type { WalRecord } from '../record';
 import {
-  compactLevel0, type CompactionHost, type CompactionReport, type CompactOptions, createImageLayers, emptyCompactionReport,
+  compactLevel0, type CompactionHost, type CompactionReport, type CompactOptions, createImageLayers, emptyCompactionReport, maxStackDepth,
 } from './compaction';
 import { layersToRemove } from './gc';
 import type { HistogramSummary, IntHistogram } from './histogram';
@@ -397,19 +397,53 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
 
   /**
    * Compaction and image creation read layer files directly: pin this timeline and its ancestors
-   * against eviction, download what is remote-only, run `job`, unpin.
+   * against eviction, download what `needs` names (this timeline's L0 inputs, or every layer of
+   * the chain), run `job`, unpin.
    */
-  private async withLocalLayers<T>(job: () => Promise<T>): Promise<T> {
+  private async withLocalLayers<T>(needs: readonly LayerDesc[] | 'chain', job: () => Promise<T>): Promise<T> {
     const chain: TimelineImpl[] = [];
     for (let t: TimelineImpl | null = this; t !== null; t = t.ancestor) chain.push(t);
     for (const t of chain) t.layerSet.pins++;
     try {
-      await this.downloadLayers();
+      if (needs === 'chain') await this.downloadLayers();
+      else await this.download(needs.filter((d) => this.layerSet.remoteOnlyGeneration(d.fileName) !== undefined).map((desc) => ({ tl: this, desc })));
       return await job();
     } finally {
       for (const t of chain) t.layerSet.pins--;
       this.layerCache?.enforce();
     }
+  }
+
+  /** The L0 layers compactLevel0 would merge now (compaction.ts), or none. */
+  private l0CompactionInputs(force: boolean): LayerDesc[] {
+    const l0 = this.layerSet.level0();
+    if (l0.length === 0 || (!force && l0.length < this.config.compactionThreshold)) return [];
+    return l0.slice(0, this.config.compactionUpperLimit);
+  }
+
+  /**
+   * Whether a non-forced image creation might write an image, judged on layer descriptions alone
+   * — so that, while layers are remote-only, the background's periodic compaction does not
+   * download a whole tenant to learn that nothing is due. An upper bound of createImageLayers'
+   * test: every partition's newest image is at least the newest image covering the whole keyspace,
+   * so its deltas above are among those above that one.
+   */
+  private imageCreationMayRun(): boolean {
+    const chainRemote = (): boolean => {
+      for (let t: TimelineImpl | null = this; t !== null; t = t.ancestor) if (t.layerSet.remoteOnlyCount > 0) return true;
+      return false;
+    };
+    if (!chainRemote()) return true;
+    const lsn = this._diskConsistentLsn;
+    const layers = this.layerSet.descs();
+    const fullStart = keyToHex(FULL_KEYSPACE.keyStart);
+    const fullEnd = keyToHex(FULL_KEYSPACE.keyEnd);
+    const fullNewest = layers
+      .filter((l) => l.kind === 'image' && l.keyStart === fullStart && l.keyEnd === fullEnd)
+      .reduce<Lsn>((m, l) => (l.lsnStart > m ? l.lsnStart : m), -1n);
+    if (lsn <= fullNewest) return false;
+    const above = layers.filter((l) => l.kind === 'delta' && l.lsnEnd > fullNewest + 1n);
+    return above.length > 0 && maxStackDepth(above) >= this.config.imageCreationThreshold;
   }
 
   private checkSyncRead(lsn: Lsn): void {
@@ -491,7 +525,7 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
     this.checkAboveGcCutoff(lsn, 'image layer');
     if (lsn > this._diskConsistentLsn) await this.flush();
     let info: LayerInfo | undefined;
-    await this.enqueueWrite('image creation', () => this.withLocalLayers(async () => {
+    await this.enqueueWrite('image creation', () => this.withLocalLayers('chain', async () => {
       this.checkAboveGcCutoff(lsn, 'image layer');
       info = await this.writeImage(lsn, FULL_KEYSPACE.keyStart, FULL_KEYSPACE.keyEnd, this.allKeys());
     }));
@@ -502,10 +536,11 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
     this.checkWritable();
     checkOptionsObject(opts, 'compact options');
     const report = emptyCompactionReport();
-    await this.enqueueWrite('compaction', () => this.withLocalLayers(async () => {
-      await compactLevel0(this.compactionHost(), opts.force === true, report);
-      await createImageLayers(this.compactionHost(), opts.force === true, report);
-    }));
+    const force = opts.force === true;
+    await this.enqueueWrite('compaction', async () => {
+      await this.withLocalLayers(this.l0CompactionInputs(force), () => compactLevel0(this.compactionHost(), force, report));
+      if (force || this.imageCreationMayRun()) await this.withLocalLayers('chain', () => createImageLayers(this.compactionHost(), force, report));
+    });
     return report;
   }
 
@@ -769,9 +804,9 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
     if (stall > 0 && this.layerSet.level0().length >= stall) {
       this.counters.flushStalls++;
       const report = emptyCompactionReport();
-      await this.withLocalLayers(async () => {
-        while (this.layerSet.level0().length >= stall) await compactLevel0(this.compactionHost(), true, report);
-      });
+      while (this.layerSet.level0().length >= stall) {
+        await this.withLocalLayers(this.l0CompactionInputs(true), () => compactLevel0(this.compactionHost(), true, report));
+      }
     } else if (delay > 0 && this.layerSet.level0().length >= delay) {
       this.counters.flushDelays++;
       await new Promise((resolve) => setTimeout(resolve, Math.ceil(flushMs)));

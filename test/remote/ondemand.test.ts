@@ -253,6 +253,11 @@ describe.each(backends.map((b) => [b.title, b] as const))('on-demand layers: %s'
       expect(st1.downloads).toBe(counting.downloadsByKey.size);
       expect(st1.localBytes).toBe(st1.downloadedBytes);
       expect(st1.remoteOnlyBytes).toBeGreaterThan(0);
+      // A background-style compaction with nothing due downloads nothing (judged on the index alone).
+      const downloadsBefore = counting.downloadsByKey.size;
+      const idle = await main.compact();
+      expect(idle.l0Compacted.length + idle.imageLayersCreated.length).toBe(0);
+      expect(counting.downloadsByKey.size).toBe(downloadsBefore);
       // Now that sync read works too.
       const page = Buffer.alloc(8192);
       main.readPage(keys[0], main.lastRecordLsn, page);
