@@ -22,7 +22,7 @@ import { INDEX_NAME, splitGeneration } from '../../lib/engine/remote_layout';
 import { REMOTE_LAYERS_FILE } from '../../lib/engine/layer_residency';
 import { openRemoteStorage } from '../../lib/remote/open_remote_storage';
 import {
-  type GetOptions, type PutBody, type PutOptions, type PutResult, type RemoteObjectInfo, type RemoteStorage,
+  type GetOptions, type PutBody, type PutOptions, type PutResult, type RemoteObjectInfo, RemoteStorageError, type RemoteStorage,
 } from '../../lib/remote/remote_storage';
 import { IMPLEMENTATIONS } from '../helpers/cores';
 import { Oracle } from '../helpers/oracle';
@@ -413,6 +413,45 @@ describe.each(backends.map((b) => [b.title, b] as const))('on-demand layers: %s'
       await repo.close();
     }
   }, 180_000);
+});
+
+describe('on-demand layers: failures (local directory)', () => {
+  it('a download that fails rejects the read with the storage error and is retried by the next read; a short object is CORRUPT_LAYER', async () => {
+    const storeDir = tmpDir('fail-store');
+    const repoA = await Repository.open(tmpDir('fail-a'), { remote: { type: 'local', path: storeDir } });
+    let w: Workload;
+    try {
+      w = await buildTenant(repoA, 4, 2, false);
+      await syncAll(repoA);
+    } finally {
+      await repoA.close();
+    }
+    const storage = new CountingStorage(await openRemoteStorage({ type: 'local', path: storeDir }));
+    let down = false;
+    const real = storage.getToFile.bind(storage);
+    storage.getToFile = async (key, file) => {
+      if (down) throw new RemoteStorageError('REMOTE_ERROR', { operation: 'get', key, storage: storage.description, transient: true }, 'connect ECONNREFUSED (test outage)');
+      return real(key, file);
+    };
+    const repoB = await Repository.open(tmpDir('fail-b'), { remoteStorage: storage });
+    try {
+      await repoB.attachTenant(TENANT);
+      const main = repoB.getTimeline(TENANT, 'main');
+      const key = allKeys()[2];
+      down = true;
+      await expect(main.getPage(key, main.lastRecordLsn)).rejects.toThrow(/REMOTE_ERROR: .*ECONNREFUSED/);
+      down = false;
+      await checkPage(main, w, key, main.lastRecordLsn, await main.getPage(key, main.lastRecordLsn));
+      // An object shorter than the index says: CORRUPT_LAYER, and nothing is left in the directory.
+      const br = repoB.getTimeline(TENANT, 'br');
+      const brObjects = (await storage.list(`tenants/${TENANT}/timelines/br/`)).filter((o) => splitGeneration(o.key.slice(o.key.lastIndexOf('/') + 1))?.name !== INDEX_NAME);
+      for (const o of brObjects) fs.truncateSync(path.join(storeDir, o.key), 8192);
+      await expect(br.getPage(key, br.lastRecordLsn)).rejects.toThrow(/CORRUPT_LAYER: .*downloaded 8192 bytes/);
+      expect(localLayerFiles(repoB, 'br')).toEqual([]);
+    } finally {
+      await repoB.close();
+    }
+  });
 });
 
 describe('on-demand layers: options', () => {
