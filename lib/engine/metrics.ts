@@ -111,6 +111,7 @@ export const METRIC_DEFS = {
   strata_remote_ondemand_downloads_total: { type: 'counter', help: 'Layers downloaded on demand.' },
   strata_remote_ondemand_downloaded_bytes_total: { type: 'counter', help: 'Bytes of layers downloaded on demand.' },
   strata_remote_evictions_total: { type: 'counter', help: 'Layer files evicted from local disk under localLayerBudgetBytes.' },
+  strata_remote_download_wait_seconds_total: { type: 'counter', help: 'Time reads and rewrites waited for on-demand downloads, summed over waiters.' },
 } as const satisfies Record<string, { type: MetricType; help: string }>;
 export type MetricName = keyof typeof METRIC_DEFS;
 
@@ -159,6 +160,7 @@ export function collectMetrics(implementation: string, cache: PageCacheStats, ti
       w.metric('strata_remote_ondemand_downloads_total', l, r.onDemandDownloads);
       w.metric('strata_remote_ondemand_downloaded_bytes_total', l, r.onDemandDownloadedBytes);
       w.metric('strata_remote_evictions_total', l, r.evictions);
+      w.metric('strata_remote_download_wait_seconds_total', l, r.downloadWaitMs / 1000);
     }
   }
   return w.list();

@@ -116,6 +116,8 @@ export interface TimelineResidencyStats {
   /** Layers of this timeline downloaded on demand, and their bytes. */
   onDemandDownloads: number;
   onDemandDownloadedBytes: number;
+  /** Milliseconds reads and rewrites of this timeline waited for downloads, summed over waiters. */
+  downloadWaitMs: number;
   evictions: number;
 }
 
@@ -151,7 +153,7 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
   private remote: RemoteTimelineClient | null = null;
   /** The repository's local layer cache (downloads, eviction), when it has a remote. */
   private layerCache: LocalLayerCache | null = null;
-  private readonly residency = { onDemandDownloads: 0, onDemandDownloadedBytes: 0, evictions: 0 };
+  private readonly residency = { onDemandDownloads: 0, onDemandDownloadedBytes: 0, downloadWaitMs: 0, evictions: 0 };
 
   constructor(private readonly core: Core, readonly dir: string, manifest: Manifest, ancestor: TimelineImpl | null, private readonly config: TimelineConfig) {
     this.tenantId = manifest.tenantId;
@@ -362,7 +364,9 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
 
   /** Download remote-only layers (each timeline fetches its own; concurrent fetches of one layer are shared). */
   private async download(missing: readonly MissingLayer[]): Promise<void> {
-    await Promise.all(missing.map((m) => m.tl.downloadLayer(m.desc)));
+    // All settle before a failure is reported: nothing of this read is still writing afterwards.
+    const results = await Promise.allSettled(missing.map((m) => m.tl.downloadLayer(m.desc)));
+    for (const r of results) if (r.status === 'rejected') throw r.reason;
   }
 
   private async downloadLayer(desc: LayerDesc): Promise<void> {
@@ -371,8 +375,16 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
     const cache = this.layerCache;
     if (cache === null) throw this.layerSet.notLocal(desc.fileName, `${this.name}: a read (this repository was opened without its remote)`);
     const file = path.join(this.dir, desc.fileName);
-    await cache.downloader.fetch(layerKey(this.tenantId, this.timelineId, desc.fileName, gen), file, desc.sizeBytes);
+    const started = performance.now();
+    try {
+      await cache.downloader.fetch(layerKey(this.tenantId, this.timelineId, desc.fileName, gen), file, desc.sizeBytes);
+    } finally {
+      this.residency.downloadWaitMs += performance.now() - started;
+    }
     if (this.closed) return;
+    // Installed by a waiter of the same download and evicted again before this one resumed: the
+    // caller's next local check sees it missing and downloads it anew.
+    if (!fs.existsSync(file)) return;
     // Waiters sharing one download all get here: the first installs the layer.
     if (this.layerSet.remoteOnlyGeneration(desc.fileName) === undefined) {
       if (this.layerSet.find(desc.fileName) === undefined) fs.rmSync(file, { force: true }); // dropped by compaction or GC meanwhile
