@@ -307,6 +307,10 @@ export class RepositoryImpl {
     this.checkWritable('attachTenant');
     checkId(tenantId, 'tenantId');
     if (o.generation !== undefined) checkGeneration(o.generation, 'generation');
+    const eager = o.download === 'eager';
+    if (o.download !== undefined && !eager && o.download !== 'onDemand') {
+      throw new StrataError('BAD_ARGUMENT', `attachTenant ${tenantId}: download must be 'eager' or 'onDemand': got ${describeValue(o.download)}`);
+    }
     const remote = this.remote;
     if (remote === null) throw new StrataError('BAD_ARGUMENT', `attachTenant ${tenantId}: the repository has no remote storage (Repository.open's remote option)`);
     const current = this.generations.get(tenantId);
@@ -337,10 +341,6 @@ export class RepositoryImpl {
       if (prev === undefined || parsed.generation > prev.generation) newestIndex.set(parts[0], { key: obj.key, generation: parsed.generation });
     }
     const indexes = new Map<string, IndexPart>();
-    const eager = o.download === 'eager';
-    if (o.download !== undefined && !eager && o.download !== 'onDemand') {
-      throw new StrataError('BAD_ARGUMENT', `attachTenant ${tenantId}: download must be 'eager' or 'onDemand': got ${describeValue(o.download)}`);
-    }
     const report: AttachTenantReport = { tenantId, generation, timelines: [], layersDownloaded: 0, bytesDownloaded: 0, layersRemote: 0, bytesRemote: 0 };
     for (const [timelineId, { key }] of newestIndex) {
       const idx = decodeIndex(key, await remote.storage.get(key));
