@@ -212,6 +212,16 @@ function targets(r) {
     add('W6', 'S3-FIFO: share of the LRU→Belady gap closed, every trace × size', w6.summary.s3fifoGapClosed, 'report');
     add('W6', 'SIEVE: share of the LRU→Belady gap closed, every trace × size', w6.summary.sieveGapClosed, 'report');
     add('W6', 'worst S3-FIFO − LRU hit ratio, pt', w6.summary.worstS3fifoVsLruPt, 'report', {}, { unit: 'pt' });
+    const paper = w6.oltpPaper;
+    if (paper === null) {
+      add('P7', 'adaptive S3-FIFO − ARC on OLTP at the paper\'s 5 cache sizes, worst pt', null, 'skipped: ARC traces not found (see W6)', { min: 0 }, { skipped: w6.params.arc.skipped });
+    } else {
+      const what = paper.wholeTrace ? 'whole trace' : `first ${paper.requests} requests only`;
+      add('P7', `adaptive S3-FIFO − ARC hit ratio on OLTP at the paper's 5 cache sizes (ARC simulated in this run; ${what}), worst pt`, paper.worstAdaptiveMinusArcPt, '> 0 at every size', { min: 1e-9 }, { unit: 'pt' });
+      if (paper.wholeTrace) add('W6', 'LRU simulator reproduces the ARC paper\'s OLTP LRU column (5 sizes, 2 decimals)', paper.lruReproducesPaper ? 1 : 0, '1 = exact', { min: 1 });
+    }
+    add('P7', 'worst adaptive S3-FIFO − LRU hit ratio on P3 and the Zipf + scan mixes, pt', w6.summary.worstAdaptiveVsLruPtOnP3AndScans, '≥ 0 (no worse than LRU)', { min: 0 }, { unit: 'pt' });
+    add('W6', 'adaptive S3-FIFO: share of the LRU→Belady gap closed, every trace × size', w6.summary.adaptiveGapClosed, 'report');
   }
   if (w7) {
     add('W7', 'event-loop delay p99 under cold reads: native getPage ÷ native readPage (same offered load)', w7.ratios['native.getPage/native.readPage.loopDelayP99'], 'report (< 1: the loop waits less)');
@@ -342,13 +352,21 @@ function printReport(r) {
   const w6 = r.workloads.w6;
   if (w6) {
     const same = (c) => `${c.requests} requests: ${c.match ? 'identical' : 'MISMATCH'}`;
-    out.push(`### W6 page-cache policy — hit ratios (clock simulator = engine's caches on ${same(w6.crossCheck)}${w6.crossCheckS3fifo ? `; S3-FIFO simulator = engine's s3fifo caches on ${same(w6.crossCheckS3fifo)}` : ''})`, '');
+    const checked = [['clock', w6.crossCheck], ['s3fifo', w6.crossCheckS3fifo], ['adaptive-s3fifo', w6.crossCheckAdaptive]].filter(([, c]) => c);
+    out.push(`### W6 page-cache policy — hit ratios (simulators = engine's caches, ${checked.map(([n, c]) => `${n} on ${same(c)}`).join('; ')})`, '');
     const rows = w6.rows.map((x) => [
-      x.trace, String(x.cacheBlocks), ...['clock', 'lru', 'min', 'sieve', 's3fifo'].map((p) => T.fmtPct(x.hitRatio[p])),
-      T.fmtNum(x.clockMinusLruPt), T.fmtPct(x.lruToMinGapClosed.sieve), T.fmtPct(x.lruToMinGapClosed.s3fifo),
+      x.trace, String(x.cacheBlocks), ...['clock', 'lru', 'arc', 'min', 'sieve', 's3fifo', 'adaptiveS3fifo'].map((p) => T.fmtPct(x.hitRatio[p])),
+      T.fmtNum(x.clockMinusLruPt), T.fmtPct(x.lruToMinGapClosed.s3fifo), T.fmtPct(x.lruToMinGapClosed.adaptiveS3fifo),
     ]);
-    out.push(T.table(['trace', 'cache blocks', 'clock', 'LRU', 'Belady MIN', 'SIEVE', 'S3-FIFO', 'clock−LRU pt', 'SIEVE gap closed', 'S3-FIFO gap closed'], rows), '');
+    out.push(T.table(['trace', 'cache blocks', 'clock', 'LRU', 'ARC', 'Belady MIN', 'SIEVE', 'S3-FIFO', 'adaptive S3-FIFO', 'clock−LRU pt', 'S3-FIFO gap closed', 'adaptive gap closed'], rows), '');
     if (w6.params.arc.skipped) out.push(`ARC rows skipped: ${w6.params.arc.skipped}`, '');
+    if (w6.oltpPaper) {
+      const pp = w6.oltpPaper;
+      out.push(`OLTP at the ARC paper's cache sizes (${pp.wholeTrace ? 'whole trace' : `first ${pp.requests} requests: the paper's figures are for the whole trace`}; hit ratio %):`, '');
+      const f2 = (x) => x.toFixed(2);
+      out.push(T.table(['blocks', 'paper LRU', 'LRU', 'paper ARC', 'ARC', 'clock', 'S3-FIFO', 'adaptive S3-FIFO', 'adaptive − ARC pt'],
+        pp.rows.map((x) => [String(x.blocks), f2(x.paper.lru), f2(x.hitPct.lru), f2(x.paper.arc), f2(x.hitPct.arc), f2(x.hitPct.clock), f2(x.hitPct.s3fifo), f2(x.hitPct.adaptiveS3fifo), f2(x.adaptiveMinusArcPt)])), '');
+    }
   }
   const w7 = r.workloads.w7;
   if (w7) {

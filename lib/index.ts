@@ -7,7 +7,7 @@ export {
   DEFAULT_CHECKPOINT_DISTANCE, DEFAULT_PAGE_CACHE_BYTES, DEFAULT_COMPACTION_THRESHOLD, DEFAULT_COMPACTION_UPPER_LIMIT,
   DEFAULT_COMPACTION_TARGET_SIZE, DEFAULT_IMAGE_CREATION_THRESHOLD, DEFAULT_GC_HORIZON, DEFAULT_BACKGROUND,
 } from './engine/repository';
-export type { RepositoryOptions, RepositoryStats, AttachTenantOptions, AttachTenantReport } from './engine/repository';
+export type { RepositoryOptions, RepositoryStats, AttachTenantOptions, AttachTenantReport, DetachTenantReport } from './engine/repository';
 export type { RemoteTimelineStats } from './engine/remote_timeline_client';
 export type { LocalLayerStats } from './engine/eviction';
 export type { RemoteRetryOptions } from './engine/upload_queue';

@@ -5,7 +5,7 @@
 import type { BackgroundOptions } from './engine/background';
 import type { MetricFamily } from './engine/metrics';
 import {
-  type AttachTenantOptions, type AttachTenantReport, RepositoryImpl, type CreateTimelineOptions as EngineCreateTimelineOptions,
+  type AttachTenantOptions, type AttachTenantReport, type DetachTenantReport, RepositoryImpl, type CreateTimelineOptions as EngineCreateTimelineOptions,
   type RepositoryOptions, type RepositoryStats,
 } from './engine/repository';
 import type { ImplementationName } from './core/core';
@@ -14,7 +14,7 @@ import { branchLsnForTimestamp } from './pg/lsn_time';
 import { followPostgres, type FollowPostgresOptions, type PgFollower } from './pg/walreceiver';
 import { Timeline, timelineFacade, timelineImpl } from './timeline';
 
-export type { AttachTenantOptions, AttachTenantReport, RepositoryOptions, RepositoryStats };
+export type { AttachTenantOptions, AttachTenantReport, DetachTenantReport, RepositoryOptions, RepositoryStats };
 export { METRIC_DEFS } from './engine/metrics';
 export type { MetricFamily, MetricName, MetricSample } from './engine/metrics';
 
@@ -97,12 +97,22 @@ export class Repository {
   }
 
   /**
-   * Attach a tenant to this node with a generation (docs/REMOTE.md): a tenant held here keeps its
-   * own; one that is not is downloaded from remote storage (the newest index of each timeline and
-   * its layers), and the new generation uploads from then on. Needs the `remote` option.
+   * Attach a tenant to this node with a generation (docs/REMOTE.md): the caller's, or the next one
+   * obtained by compare-and-swap on the tenant's attachment object. A tenant held here keeps its
+   * own (or moves to a higher one given); one that is not is downloaded from remote storage (the
+   * newest index of each timeline and its layers), and the new generation uploads from then on.
+   * Needs the `remote` option.
    */
   attachTenant(tenantId: string, options?: AttachTenantOptions): Promise<AttachTenantReport> {
     return this.#impl.attachTenant(tenantId, options);
+  }
+
+  /**
+   * Hand a tenant back to remote storage: final flush and upload, then its timelines close and its
+   * local files go. Attaching it (here or on another node) continues from the uploaded state.
+   */
+  detachTenant(tenantId: string): Promise<DetachTenantReport> {
+    return this.#impl.detachTenant(tenantId);
   }
 
   /** The tenant's generation in remote storage, or null (no remote, or not attached). */

@@ -101,7 +101,7 @@ class JsCore : public Napi::ObjectWrap<JsCore> {
       if (!(bytes >= 0 && bytes <= kMaxSafeInteger)) BadArgument("pageCacheBytes must be a non-negative number");
       PageCachePolicy policy = PageCachePolicy::kClock;
       if (info.Length() >= 2 && !info[1].IsUndefined()) {
-        if (!info[1].IsString()) BadArgument("pageCachePolicy must be 'clock' or 's3fifo'");
+        if (!info[1].IsString()) BadArgument("pageCachePolicy must be one of clock, s3fifo, adaptive-s3fifo");
         policy = ParsePageCachePolicy(info[1].As<Napi::String>().Utf8Value());
       }
       core_ = std::make_unique<Core>(static_cast<uint64_t>(bytes), policy);  // PageCache rounds down to whole pages

@@ -17,11 +17,17 @@ uint32_t PageCache::CapacityFor(uint64_t bytes) {
 PageCachePolicy ParsePageCachePolicy(const std::string& name) {
   if (name == "clock") return PageCachePolicy::kClock;
   if (name == "s3fifo") return PageCachePolicy::kS3Fifo;
-  BadArgument("pageCachePolicy must be 'clock' or 's3fifo': got '" + name + "'");
+  if (name == "adaptive-s3fifo") return PageCachePolicy::kAdaptiveS3Fifo;
+  BadArgument("pageCachePolicy must be one of clock, s3fifo, adaptive-s3fifo: got " + name);
 }
 
 const char* PageCachePolicyName(PageCachePolicy policy) {
-  return policy == PageCachePolicy::kS3Fifo ? "s3fifo" : "clock";
+  switch (policy) {
+    case PageCachePolicy::kS3Fifo: return "s3fifo";
+    case PageCachePolicy::kAdaptiveS3Fifo: return "adaptive-s3fifo";
+    case PageCachePolicy::kClock: break;
+  }
+  return "clock";
 }
 
 PageCache::PageCache(uint64_t bytes, PageCachePolicy policy)
@@ -30,12 +36,17 @@ PageCache::PageCache(uint64_t bytes, PageCachePolicy policy)
       pages_(new uint8_t[size_t{capacity_} * kCachePageSize]),
       slots_(capacity_) {
   index_.reserve(capacity_);
-  if (policy_ == PageCachePolicy::kS3Fifo) {
-    small_cap_ = std::max<uint32_t>(1, capacity_ / kSmallQueueDivisor);
-    main_cap_ = capacity_ - small_cap_;  // ≥ 1: capacity_ ≥ kMinCachePages
+  if (IsS3Fifo()) {
+    const uint32_t small_share = std::max<uint32_t>(1, capacity_ / kSmallQueueDivisor);
+    small_target_ = small_share;
     next_.resize(capacity_);
-    ghost_ring_.resize(main_cap_);
-    ghost_.reserve(main_cap_);
+    if (policy_ == PageCachePolicy::kAdaptiveS3Fifo) {
+      promote_at_ = kAdaptivePromoteFrequency;
+      small_ghost_.Resize(capacity_);
+      main_ghost_.Resize(capacity_);
+    } else {
+      small_ghost_.Resize(capacity_ - small_share);  // M's share, ≥ 1: capacity_ ≥ kMinCachePages
+    }
   }
 }
 
@@ -65,7 +76,7 @@ bool PageCache::LookupPinned(uint32_t file_id, uint32_t blkno, const uint8_t** d
   }
   *slot = static_cast<uint32_t>(found);
   Slot& s = slots_[*slot];
-  const uint8_t max_usage = policy_ == PageCachePolicy::kS3Fifo ? kMaxS3FifoFrequency : kMaxUsageCount;
+  const uint8_t max_usage = IsS3Fifo() ? kMaxS3FifoFrequency : kMaxUsageCount;
   if (s.usage < max_usage) ++s.usage;
   ++s.pins;
   ++hits_;
@@ -90,7 +101,7 @@ bool PageCache::Lookup(uint32_t file_id, uint32_t blkno, uint8_t* into) {
 
 uint32_t PageCache::ClaimSlot() {
   if (next_unused_ < capacity_) return next_unused_++;
-  return policy_ == PageCachePolicy::kS3Fifo ? S3FifoVictim() : ClockVictim();
+  return IsS3Fifo() ? S3FifoVictim() : ClockVictim();
 }
 
 void PageCache::Drop(uint32_t slot) {
@@ -131,18 +142,27 @@ uint32_t PageCache::Pop(SlotQueue* q) {
   return slot;
 }
 
-void PageCache::GhostAdd(uint64_t key) {
-  const uint64_t stamp = ++ghost_stamp_;
-  const uint64_t ring_size = ghost_ring_.size();
-  uint64_t& cell = ghost_ring_[stamp % ring_size];
+void PageCache::Ghost::Resize(size_t size) {
+  ring_.assign(size, 0);
+  keys_.reserve(size);
+}
+
+void PageCache::Ghost::Add(uint64_t key) {
+  const uint64_t stamp = ++stamp_;
+  const uint64_t ring_size = ring_.size();
+  uint64_t& cell = ring_[stamp % ring_size];
   if (stamp > ring_size) {
-    // The cell's key was added ring_size additions ago: forget it unless it has since left the
-    // ghost (readmitted) or been added again with a newer stamp.
-    auto it = ghost_.find(cell);
-    if (it != ghost_.end() && it->second + ring_size == stamp) ghost_.erase(it);
+    // The cell's key was added ring_size additions ago: forget it unless it has since been taken
+    // (readmitted) or added again with a newer stamp.
+    auto it = keys_.find(cell);
+    if (it != keys_.end() && it->second + ring_size == stamp) keys_.erase(it);
   }
   cell = key;
-  ghost_[key] = stamp;
+  keys_[key] = stamp;
+}
+
+bool PageCache::Ghost::Take(uint64_t key) {
+  return keys_.erase(key) > 0;
 }
 
 bool PageCache::EvictMain(uint32_t* victim) {
@@ -161,6 +181,7 @@ bool PageCache::EvictMain(uint32_t* victim) {
       Push(&main_, slot);
       continue;
     }
+    if (policy_ == PageCachePolicy::kAdaptiveS3Fifo) main_ghost_.Add(s.key);
     Drop(slot);
     *victim = slot;
     return true;
@@ -170,12 +191,12 @@ bool PageCache::EvictMain(uint32_t* victim) {
 bool PageCache::EvictSmall(uint32_t* victim) {
   const uint32_t slot = Pop(&small_);
   Slot& s = slots_[slot];
-  if (s.pins > 0 || s.usage > 0) {
+  if (s.pins > 0 || s.usage >= promote_at_) {
     // Accessed while in S (a pin counts as an access): promoted with its frequency kept.
     Push(&main_, slot);
-    return main_.len > main_cap_ && EvictMain(victim);
+    return main_.len > capacity_ - SmallShare() && EvictMain(victim);
   }
-  GhostAdd(s.key);
+  small_ghost_.Add(s.key);
   Drop(slot);
   *victim = slot;
   return true;
@@ -185,7 +206,7 @@ uint32_t PageCache::S3FifoVictim() {
   // The cache is full, so S and M together hold capacity_ ≥ kMinCachePages slots.
   uint32_t victim = 0;
   for (;;) {
-    if (small_.len >= small_cap_ || main_.len == 0) {
+    if (small_.len >= SmallShare() || main_.len == 0) {
       if (EvictSmall(&victim)) return victim;
     } else if (EvictMain(&victim)) {
       return victim;
@@ -198,9 +219,17 @@ uint32_t PageCache::S3FifoVictim() {
 }
 
 void PageCache::S3FifoAdmit(uint32_t slot, uint64_t key) {
-  auto it = ghost_.find(key);
-  if (it != ghost_.end()) {
-    ghost_.erase(it);
+  const bool adaptive = policy_ == PageCachePolicy::kAdaptiveS3Fifo;
+  // The ratios are computed after the key left its ghost, in doubles, as the TS twin does.
+  if (small_ghost_.Take(key)) {
+    if (adaptive) {
+      const double ratio = static_cast<double>(main_ghost_.live()) / static_cast<double>(small_ghost_.live() + 1);
+      small_target_ = std::min(static_cast<double>(capacity_ - 1), small_target_ + std::max(1.0, ratio));
+    }
+    Push(&main_, slot);
+  } else if (adaptive && main_ghost_.Take(key)) {
+    const double ratio = static_cast<double>(small_ghost_.live()) / static_cast<double>(main_ghost_.live() + 1);
+    small_target_ = std::max(1.0, small_target_ - std::max(1.0, ratio));
     Push(&main_, slot);
   } else {
     Push(&small_, slot);
@@ -221,7 +250,7 @@ void PageCache::Insert(uint32_t file_id, uint32_t blkno, const uint8_t* data) {
   Slot& s = slots_[slot];
   s.key = key;
   s.pins = 0;
-  if (policy_ == PageCachePolicy::kS3Fifo) {
+  if (IsS3Fifo()) {
     s.usage = 0;
     S3FifoAdmit(slot, key);  // after the eviction, which may have pushed this key out of the ghost
   } else {

@@ -1,5 +1,5 @@
 // A fixed pool of 8 KB slots holding immutable layer-file blocks, evicted by a usage-count clock
-// (PostgreSQL / Neon style, the default) or by S3-FIFO. Each policy is pinned down exactly and
+// (PostgreSQL / Neon style, the default), by S3-FIFO, or by S3-FIFO with ARC's adaptation. Each policy is pinned down exactly and
 // shared with the TS twin (lib/core/ts/page_cache.ts, which documents the rules) so both cores report the
 // same stats for the same access sequence.
 #ifndef STRATA_PAGE_CACHE_H_
@@ -27,10 +27,12 @@ constexpr uint64_t kSweepTurns = 10;
 // saturate at 3 (two bits).
 constexpr uint32_t kSmallQueueDivisor = 10;
 constexpr uint8_t kMaxS3FifoFrequency = 3;
+// Adaptive S3-FIFO: hits while in S needed to move to M.
+constexpr uint8_t kAdaptivePromoteFrequency = 2;
 
-enum class PageCachePolicy : uint8_t { kClock, kS3Fifo };
+enum class PageCachePolicy : uint8_t { kClock, kS3Fifo, kAdaptiveS3Fifo };
 
-// "clock" or "s3fifo" (the names JS passes); BAD_ARGUMENT otherwise.
+// "clock", "s3fifo" or "adaptive-s3fifo" (the names JS passes); BAD_ARGUMENT otherwise.
 PageCachePolicy ParsePageCachePolicy(const std::string& name);
 const char* PageCachePolicyName(PageCachePolicy policy);
 
@@ -85,7 +87,25 @@ class PageCache {
     uint32_t len = 0;
   };
 
+  // Keys recently evicted from one queue: the last ring.size() added, oldest forgotten first;
+  // `keys` maps a key still remembered to the stamp it was added with (stamps count from 1).
+  class Ghost {
+   public:
+    void Resize(size_t size);
+    void Add(uint64_t key);
+    // Forgets the key; whether it was remembered.
+    bool Take(uint64_t key);
+    size_t live() const { return keys_.size(); }
+
+   private:
+    std::vector<uint64_t> ring_;
+    std::unordered_map<uint64_t, uint64_t> keys_;
+    uint64_t stamp_ = 0;
+  };
+
   static uint64_t MakeKey(uint32_t file_id, uint32_t blkno) { return (uint64_t{file_id} << 32) | blkno; }
+  bool IsS3Fifo() const { return policy_ != PageCachePolicy::kClock; }
+  uint32_t SmallShare() const { return static_cast<uint32_t>(small_target_); }
   uint8_t* SlotData(uint32_t slot) { return pages_.get() + size_t{slot} * kCachePageSize; }
   // Index of the slot holding `key`, or -1. Caller holds mu_.
   int64_t Find(uint64_t key) const;
@@ -99,11 +119,11 @@ class PageCache {
   bool EvictSmall(uint32_t* victim);
   // Rotates M until an unpinned slot at frequency 0 is found (true); false if every slot in M is pinned.
   bool EvictMain(uint32_t* victim);
-  // Queues a freshly filled slot: into M if its key is in the ghost (which forgets it), else into S.
+  // Queues a freshly filled slot: into M if its key is in a ghost (which forgets it; the adaptive
+  // variant moves S's target), else into S.
   void S3FifoAdmit(uint32_t slot, uint64_t key);
   void Push(SlotQueue* q, uint32_t slot);
   uint32_t Pop(SlotQueue* q);
-  void GhostAdd(uint64_t key);
   // Evicts the slot's block: drops its key from the index and counts the eviction.
   void Drop(uint32_t slot);
 
@@ -114,17 +134,16 @@ class PageCache {
   std::unordered_map<uint64_t, uint32_t> index_;
   uint32_t next_unused_ = 0;  // slots [next_unused_, capacity_) have never held a block
   uint32_t hand_ = 0;
-  // S3-FIFO state (left empty under the clock).
-  uint32_t small_cap_ = 0;
-  uint32_t main_cap_ = 0;
+  // S3-FIFO state (left empty under the clock). S's share is floor(small_target_): fixed for
+  // s3fifo, adapted in [1, capacity - 1] for adaptive-s3fifo (a double, as the TS twin's number,
+  // so both cores compute the same shares).
+  double small_target_ = 0;
+  uint8_t promote_at_ = 1;
   std::vector<uint32_t> next_;
   SlotQueue small_;
   SlotQueue main_;
-  // Ghost: the last ghost_ring_.size() keys evicted from S, oldest overwritten first; ghost_ maps a
-  // key still remembered to the stamp it was added with (stamps count additions from 1).
-  std::vector<uint64_t> ghost_ring_;
-  std::unordered_map<uint64_t, uint64_t> ghost_;
-  uint64_t ghost_stamp_ = 0;
+  Ghost small_ghost_;  // keys evicted from S (S3-FIFO's G)
+  Ghost main_ghost_;   // keys evicted from M: adaptive only
   uint64_t hits_ = 0;
   uint64_t misses_ = 0;
   uint64_t evictions_ = 0;

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PAGE_SIZE, type PageKey, Repository, type WalRecord } from '../lib';
 import type { Core, ImplementationName, PageCacheApi, PageCachePolicy, PageCacheStats } from '../lib/core/core';
-import { MIN_PAGE_CACHE_PAGES } from '../lib/core/core';
+import { MIN_PAGE_CACHE_PAGES, PAGE_CACHE_POLICIES } from '../lib/core/core';
 import { isStrataError } from '../lib/errors';
 import { PageCache } from '../lib/core/ts/page_cache';
 import { createCore } from '../lib/core/select';
@@ -14,7 +14,7 @@ import { Rng } from './helpers/random';
 // The W6 benchmark's policy simulators: the caches must replay them hit for hit.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { POLICIES } = require('../bench/lib/policies.js') as {
-  POLICIES: Record<PageCachePolicy, (trace: Int32Array, capacity: number, universe: number) => number>;
+  POLICIES: Record<string, (trace: Int32Array, capacity: number, universe: number) => number>;
 };
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { zipfSampler } = require('../bench/lib/data.js') as { zipfSampler(rng: { next(): number }, n: number, s: number): () => number };
@@ -108,21 +108,30 @@ class ClockModel implements CacheModel {
  * S3-FIFO as lib/core/ts/page_cache.ts's comment states it, on arrays of keys (index 0 = head): S, M, and
  * the ghost as the window of the last (M's share) keys evicted from S, a readmitted key blanked out
  * of its cell. Pins: a pinned head of S moves to M; M made only of pinned keys frees nothing.
+ * `adaptive`: the 'adaptive-s3fifo' variant — S's share ⌊p⌋, a second window of keys evicted from
+ * M, both windows `capacity` long, p moved by ghost hits, promotion from S at frequency 2.
  */
 class S3FifoModel implements CacheModel {
-  readonly smallCap: number;
-  readonly mainCap: number;
+  p: number;
+  /** Times a ghost hit moved p (adaptive), so a test can check the adaptation was exercised. */
+  pMoves = 0;
   small: string[] = [];
   main: string[] = [];
   ghost: Array<string | null> = [];
+  mainGhost: Array<string | null> = [];
   freq = new Map<string, number>();
   pins = new Map<string, number>();
   hits = 0;
   misses = 0;
   evictions = 0;
-  constructor(readonly capacity: number) {
-    this.smallCap = Math.max(1, Math.floor(capacity / 10));
-    this.mainCap = capacity - this.smallCap;
+  constructor(readonly capacity: number, readonly adaptive = false) {
+    this.p = Math.max(1, Math.floor(capacity / 10));
+  }
+  private get smallShare(): number {
+    return Math.floor(this.p);
+  }
+  private get ghostCap(): number {
+    return this.adaptive ? this.capacity : this.capacity - Math.max(1, Math.floor(this.capacity / 10));
   }
   contains(k: string): boolean {
     return this.freq.has(k);
@@ -138,9 +147,20 @@ class S3FifoModel implements CacheModel {
     if (this.contains(k)) return;
     if (this.small.length + this.main.length === this.capacity) this.evict();
     this.freq.set(k, 0);
+    const live = (g: Array<string | null>): number => g.filter((x) => x !== null).length;
     const g = this.ghost.indexOf(k);
+    const gm = this.mainGhost.indexOf(k);
     if (g >= 0) {
       this.ghost[g] = null;
+      if (this.adaptive) {
+        this.p = Math.min(this.capacity - 1, this.p + Math.max(1, live(this.mainGhost) / (live(this.ghost) + 1)));
+        this.pMoves++;
+      }
+      this.main.push(k);
+    } else if (gm >= 0) {
+      this.mainGhost[gm] = null;
+      this.p = Math.max(1, this.p - Math.max(1, live(this.ghost) / (live(this.mainGhost) + 1)));
+      this.pMoves++;
       this.main.push(k);
     } else {
       this.small.push(k);
@@ -161,7 +181,7 @@ class S3FifoModel implements CacheModel {
   }
   private evict(): void {
     for (;;) {
-      if (this.small.length >= this.smallCap || this.main.length === 0) {
+      if (this.small.length >= this.smallShare || this.main.length === 0) {
         if (this.fromSmall()) return;
       } else if (this.fromMain()) {
         return;
@@ -174,12 +194,11 @@ class S3FifoModel implements CacheModel {
   }
   private fromSmall(): boolean {
     const k = this.small.shift() as string;
-    if (this.pinned(k) || (this.freq.get(k) as number) > 0) {
+    if (this.pinned(k) || (this.freq.get(k) as number) >= (this.adaptive ? 2 : 1)) {
       this.main.push(k);
-      return this.main.length > this.mainCap && this.fromMain();
+      return this.main.length > this.capacity - this.smallShare && this.fromMain();
     }
-    this.ghost.push(k);
-    if (this.ghost.length > this.mainCap) this.ghost.shift();
+    this.remember(this.ghost, k);
     this.drop(k);
     return true;
   }
@@ -193,9 +212,14 @@ class S3FifoModel implements CacheModel {
         this.main.push(k);
         continue;
       }
+      if (this.adaptive) this.remember(this.mainGhost, k);
       this.drop(k);
       return true;
     }
+  }
+  private remember(ghost: Array<string | null>, k: string): void {
+    ghost.push(k);
+    if (ghost.length > this.ghostCap) ghost.shift();
   }
   private drop(k: string): void {
     this.freq.delete(k);
@@ -560,13 +584,59 @@ describeEachCore('S3-FIFO page cache (%s core)', (impl) => {
   });
 });
 
+describeEachCore('adaptive S3-FIFO page cache (%s core)', (impl) => {
+  let core: Core | undefined;
+  afterEach(() => {
+    core?.close();
+    core = undefined;
+  });
+  const cacheOf = (pages: number): PageCacheApi => {
+    core = createCore(impl, { pageCacheBytes: pages * PAGE, pageCachePolicy: 'adaptive-s3fifo' });
+    return core.pageCache;
+  };
+  const into = Buffer.alloc(PAGE);
+
+  it('promotes from the small queue only a block hit twice there', () => {
+    // 20 slots: S's share starts at 2. The fill puts all 20 blocks in S, in order.
+    const c = cacheOf(20);
+    expect(c.stats().policy).toBe('adaptive-s3fifo');
+    for (let b = 0; b < 20; b++) c.insert(1, b, block(1, b));
+    expect(c.lookup(1, 5, into)).toBe(true); // once: not enough
+    expect(c.lookup(1, 6, into) && c.lookup(1, 6, into)).toBe(true); // twice: promoted
+    for (let b = 100; b < 119; b++) c.insert(1, b, block(1, b));
+    expect([5, 6].filter((b) => c.contains(1, b))).toEqual([6]);
+  });
+
+  it('readmits a block evicted from the main queue into the main queue, where one-hit blocks cannot reach it', () => {
+    const c = cacheOf(16); // S's share starts at 1
+    for (let b = 0; b < 16; b++) c.insert(1, b, block(1, b));
+    c.lookup(1, 0, into);
+    c.lookup(1, 0, into); // block 0: promoted to M when S's head comes round
+    // Blocks hit twice each are promoted in turn until M's rotation evicts block 0.
+    let b = 100;
+    for (; c.contains(1, 0) && b < 1000; b++) {
+      c.insert(1, b, block(1, b));
+      c.lookup(1, b, into);
+      c.lookup(1, b, into);
+    }
+    expect(c.contains(1, 0)).toBe(false);
+    expect(b).toBeGreaterThan(115); // it left through M, after M filled, not through S
+    c.insert(1, 0, block(1, 0)); // remembered as evicted from M: queued in M
+    // 40 one-hit blocks churn S (S's share is small); a block queued in S would be gone.
+    for (let x = 2000; x < 2040; x++) c.insert(1, x, block(1, x));
+    expect(c.contains(1, 0)).toBe(true);
+    expect([2000, 2001, 2002].some((x) => c.contains(1, x))).toBe(false);
+  });
+});
+
 describe(`page cache policies: seeded random operations give identical results on every core and the model${NATIVE_SKIP_NOTE}`, () => {
   const models: Record<PageCachePolicy, (capacity: number) => CacheModel> = {
     clock: (capacity) => new ClockModel(capacity),
     s3fifo: (capacity) => new S3FifoModel(capacity),
+    'adaptive-s3fifo': (capacity) => new S3FifoModel(capacity, true),
   };
   const OPS = 6000;
-  for (const policy of ['clock', 's3fifo'] as const) {
+  for (const policy of PAGE_CACHE_POLICIES) {
     for (const [capacity, seed] of [[16, 11], [40, 12], [16, 13]]) {
       it(`${policy}, ${capacity} slots, seed ${seed}`, () => {
         const model = models[policy](capacity);
@@ -575,6 +645,7 @@ describe(`page cache policies: seeded random operations give identical results o
         expect(want.some((l) => l.endsWith('CACHE_FULL')) || capacity > 16).toBe(true);
         expect(want.filter((l) => l.startsWith('pin') && l.endsWith('true')).length).toBeGreaterThan(50);
         expect(model.evictions).toBeGreaterThan(OPS / 20);
+        if (model instanceof S3FifoModel && model.adaptive) expect(model.pMoves).toBeGreaterThan(50);
         for (const impl of IMPLEMENTATIONS) {
           const core = createCore(impl, { pageCacheBytes: capacity * PAGE, pageCachePolicy: policy });
           try {
@@ -626,7 +697,8 @@ describe('page cache policies: the caches replay the W6 simulators hit for hit',
     }
     return hits;
   };
-  for (const policy of ['clock', 's3fifo'] as const) {
+  const simulatorOf: Record<PageCachePolicy, string> = { clock: 'clock', s3fifo: 's3fifo', 'adaptive-s3fifo': 'adaptiveS3fifo' };
+  for (const policy of PAGE_CACHE_POLICIES) {
     for (const impl of ALL_IMPLEMENTATIONS) {
       it.skipIf(impl === 'native' && SKIP_NATIVE)(`${policy} on the ${impl} core${skipNoteFor(impl)}`, () => {
         for (const t of traces) {
@@ -634,7 +706,7 @@ describe('page cache policies: the caches replay the W6 simulators hit for hit',
             const core = createCore(impl, { pageCacheBytes: capacity * PAGE, pageCachePolicy: policy });
             try {
               const hits = replay(core.pageCache, t.trace);
-              expect(hits, `${capacity} slots`).toBe(POLICIES[policy](t.trace, capacity, t.universe));
+              expect(hits, `${capacity} slots`).toBe(POLICIES[simulatorOf[policy]](t.trace, capacity, t.universe));
               expect(core.pageCache.stats()).toMatchObject({ hits, misses: t.trace.length - hits, evictions: t.trace.length - hits - capacity });
             } finally {
               core.close();
@@ -644,10 +716,11 @@ describe('page cache policies: the caches replay the W6 simulators hit for hit',
       });
     }
   }
-  it('the two policies differ on these traces (so the replays tell them apart)', () => {
+  it('the policies differ on these traces (so the replays tell them apart)', () => {
     const t = traces[1];
     const hits = (policy: PageCachePolicy): number => replay(new PageCache(90 * PAGE, policy), t.trace);
-    expect(hits('s3fifo')).not.toBe(hits('clock'));
+    const all = PAGE_CACHE_POLICIES.map(hits);
+    expect(new Set(all).size).toBe(PAGE_CACHE_POLICIES.length);
   });
 });
 
@@ -706,27 +779,48 @@ describe('Repository option pageCachePolicy', () => {
     }
   }
 
-  it(`reads pages correctly with s3fifo on every core, with identical cache counters${NATIVE_SKIP_NOTE}`, async () => {
-    const stats = [];
-    for (const impl of IMPLEMENTATIONS) stats.push(await readBack(impl, 's3fifo'));
-    for (const s of stats) expect(s).toEqual(stats[0]);
-    // The option reaches the cache: the clock counts differently on the same reads. Compare the
-    // counters only: the stats also name the policy, so whole objects would differ regardless.
-    const clock = await readBack(IMPLEMENTATIONS[0], 'clock');
-    expect(clock.policy).toBe('clock');
-    expect(counters(clock)).not.toEqual(counters(stats[0]));
-  });
+  for (const policy of ['s3fifo', 'adaptive-s3fifo'] as const) {
+    it(`reads pages correctly with ${policy} on every core, with identical cache counters${NATIVE_SKIP_NOTE}`, async () => {
+      const stats = [];
+      for (const impl of IMPLEMENTATIONS) stats.push(await readBack(impl, policy));
+      for (const s of stats) expect(s).toEqual(stats[0]);
+      // The option reaches the cache: the clock counts differently on the same reads. Compare the
+      // counters only: the stats also name the policy, so whole objects would differ regardless.
+      const clock = await readBack(IMPLEMENTATIONS[0], 'clock');
+      expect(clock.policy).toBe('clock');
+      expect(counters(clock)).not.toEqual(counters(stats[0]));
+    });
+  }
 
   it(`defaults to the clock and rejects anything else with BAD_ARGUMENT naming the option${NATIVE_SKIP_NOTE}`, async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-policy-'));
     for (const impl of IMPLEMENTATIONS) {
       const repo = await Repository.open(dir, { implementation: impl });
-      expect(repo.stats().pageCache.policy).toBe('clock');
+      expect(repo.stats().pageCache.policy).toBe(process.env.STRATA_PAGE_CACHE_POLICY || 'clock');
       await repo.close();
       for (const bad of ['lru', 'S3FIFO', '', 3]) {
         await expect(Repository.open(dir, { implementation: impl, pageCachePolicy: bad as PageCachePolicy }))
           .rejects.toMatchObject({ code: 'BAD_ARGUMENT', message: expect.stringContaining('pageCachePolicy') });
       }
+    }
+  });
+
+  it('takes its default from STRATA_PAGE_CACHE_POLICY, and refuses a bad value naming the variable', async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-policy-env-'));
+    const saved = process.env.STRATA_PAGE_CACHE_POLICY;
+    try {
+      process.env.STRATA_PAGE_CACHE_POLICY = 'adaptive-s3fifo';
+      const repo = await Repository.open(dir, { implementation: 'ts' });
+      expect(repo.stats().pageCache.policy).toBe('adaptive-s3fifo');
+      await repo.close();
+      const named = await Repository.open(dir, { implementation: 'ts', pageCachePolicy: 'clock' });
+      expect(named.stats().pageCache.policy).toBe('clock'); // the option wins over the variable
+      await named.close();
+      process.env.STRATA_PAGE_CACHE_POLICY = 'lru';
+      await expect(Repository.open(dir, { implementation: 'ts' })).rejects.toMatchObject({ code: 'BAD_ARGUMENT', message: expect.stringContaining('STRATA_PAGE_CACHE_POLICY') });
+    } finally {
+      if (saved === undefined) delete process.env.STRATA_PAGE_CACHE_POLICY;
+      else process.env.STRATA_PAGE_CACHE_POLICY = saved;
     }
   });
 });

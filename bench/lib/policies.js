@@ -20,12 +20,24 @@
  *           enters M; M reinserts objects with frequency > 0, decrementing it. This is the
  *           engine's pageCachePolicy 's3fifo' exactly (lib/core/ts/page_cache.ts spells out the rules and
  *           what pins change; a trace has none); w6_policy.js replays it against both real caches.
+ *   adaptiveS3fifo  the engine's pageCachePolicy 'adaptive-s3fifo' exactly: S3-FIFO whose small
+ *           queue's share p adapts as ARC's target does. Two ghosts of `capacity` keys each: GS (keys
+ *           evicted from S without promotion) and GM (keys evicted from M). A miss found in GS grows
+ *           p by max(1, |GM| / (|GS| + 1)), one found in GM shrinks it by max(1, |GS| / (|GM| + 1))
+ *           (both counted after the key leaves its ghost; p stays in [1, capacity − 1]); either way
+ *           the key enters M. S's share is ⌊p⌋ and M's the rest; S's head is promoted only if it was
+ *           hit at least ADAPTIVE_PROMOTE_FREQUENCY times while in S. Hits cost what S3-FIFO's cost
+ *           (a frequency bump, no list relinking).
+ *   arc     ARC (Megiddo & Modha, FAST '03, Fig. 4) as the paper states it, the reference the
+ *           adaptive policy is measured against: T1/T2 LRU lists, ghosts B1/B2, target p adapted
+ *           by δ = max(1, |B2|/|B1|) on a B1 hit and max(1, |B1|/|B2|) on a B2 hit (real-valued).
  * All are O(1) per request (MIN: O(log n)) on typed arrays, so multi-million-request traces take
  * about a second per policy and size.
  */
 
 const MAX_USAGE_COUNT = 5; // lib/core/ts/page_cache.ts MAX_USAGE_COUNT
 const MAX_S3FIFO_FREQUENCY = 3; // lib/core/ts/page_cache.ts MAX_S3FIFO_FREQUENCY
+const ADAPTIVE_PROMOTE_FREQUENCY = 2; // lib/core/ts/page_cache.ts ADAPTIVE_PROMOTE_FREQUENCY
 
 function clock(trace, capacity, universe) {
   const slotKey = new Int32Array(capacity);
@@ -296,6 +308,160 @@ function s3fifo(trace, capacity, universe) {
   return hits;
 }
 
-const POLICIES = { clock, lru, min, sieve, s3fifo };
+/** A ghost of at most `cap` keys, oldest forgotten first; `live` counts the keys it remembers. */
+class Ghost {
+  constructor(cap, universe) {
+    this.cap = cap;
+    this.ring = new Int32Array(cap);
+    this.stampOf = new Float64Array(universe); // 0: not remembered
+    this.stamp = 0;
+    this.live = 0;
+  }
+  add(x) {
+    const st = ++this.stamp;
+    const cell = st % this.cap;
+    if (st > this.cap) {
+      const old = this.ring[cell];
+      if (this.stampOf[old] === st - this.cap) { this.stampOf[old] = 0; this.live--; }
+    }
+    this.ring[cell] = x;
+    if (this.stampOf[x] === 0) this.live++;
+    this.stampOf[x] = st;
+  }
+  /** Forgets x; whether it was remembered. */
+  take(x) {
+    if (this.stampOf[x] === 0) return false;
+    this.stampOf[x] = 0;
+    this.live--;
+    return true;
+  }
+}
 
-module.exports = { POLICIES, clock, lru, min, sieve, s3fifo, MAX_USAGE_COUNT, MAX_S3FIFO_FREQUENCY };
+function adaptiveS3fifo(trace, capacity, universe) {
+  let p = Math.max(1, Math.floor(capacity / 10));
+  const S = new Fifo(capacity);
+  const M = new Fifo(capacity);
+  const where = new Uint8Array(universe); // 0 absent, 1 in S, 2 in M
+  const freq = new Uint8Array(universe);
+  const gs = new Ghost(capacity, universe);
+  const gm = new Ghost(capacity, universe);
+  let hits = 0;
+  const evictMain = () => {
+    for (;;) {
+      const t = M.pop();
+      if (freq[t] > 0) {
+        freq[t]--;
+        M.push(t);
+      } else {
+        where[t] = 0;
+        gm.add(t);
+        return true;
+      }
+    }
+  };
+  const evictSmall = () => {
+    const t = S.pop();
+    if (freq[t] >= ADAPTIVE_PROMOTE_FREQUENCY) {
+      where[t] = 2;
+      M.push(t);
+      return M.len > capacity - Math.floor(p) ? evictMain() : false;
+    }
+    where[t] = 0;
+    gs.add(t);
+    return true;
+  };
+  for (let i = 0; i < trace.length; i++) {
+    const x = trace[i];
+    if (where[x] !== 0) {
+      if (freq[x] < MAX_S3FIFO_FREQUENCY) freq[x]++;
+      hits++;
+      continue;
+    }
+    if (S.len + M.len >= capacity) {
+      let freed = false;
+      while (!freed) freed = S.len >= Math.floor(p) || M.len === 0 ? evictSmall() : evictMain();
+    }
+    freq[x] = 0;
+    if (gs.take(x)) {
+      p = Math.min(capacity - 1, p + Math.max(1, gm.live / (gs.live + 1)));
+      where[x] = 2;
+      M.push(x);
+    } else if (gm.take(x)) {
+      p = Math.max(1, p - Math.max(1, gs.live / (gm.live + 1)));
+      where[x] = 2;
+      M.push(x);
+    } else {
+      where[x] = 1;
+      S.push(x);
+    }
+  }
+  return hits;
+}
+
+/** ARC's four doubly linked lists over ids: 1 = T1, 2 = T2, 3 = B1, 4 = B2; head = most recent. */
+function arc(trace, c, universe) {
+  const prev = new Int32Array(universe).fill(-1);
+  const next = new Int32Array(universe).fill(-1);
+  const where = new Uint8Array(universe);
+  const head = [-1, -1, -1, -1, -1];
+  const tail = [-1, -1, -1, -1, -1];
+  const size = [0, 0, 0, 0, 0];
+  const unlink = (x) => {
+    const l = where[x];
+    const pv = prev[x];
+    const nx = next[x];
+    if (pv >= 0) next[pv] = nx; else head[l] = nx;
+    if (nx >= 0) prev[nx] = pv; else tail[l] = pv;
+    size[l]--;
+    where[x] = 0;
+  };
+  const pushHead = (x, l) => {
+    prev[x] = -1;
+    next[x] = head[l];
+    if (head[l] >= 0) prev[head[l]] = x; else tail[l] = x;
+    head[l] = x;
+    size[l]++;
+    where[x] = l;
+  };
+  const moveLru = (from, to) => { const v = tail[from]; unlink(v); pushHead(v, to); };
+  let p = 0;
+  let hits = 0;
+  // REPLACE(x, p): T1's LRU to B1 if T1 exceeds p (or equals it on a B2 hit), else T2's LRU to B2.
+  const replace = (inB2) => {
+    if (size[1] > 0 && (size[1] > p || (inB2 && size[1] === p))) moveLru(1, 3);
+    else moveLru(2, 4);
+  };
+  for (let i = 0; i < trace.length; i++) {
+    const x = trace[i];
+    const w = where[x];
+    if (w === 1 || w === 2) { // case I
+      hits++;
+      unlink(x);
+      pushHead(x, 2);
+    } else if (w === 3) { // case II
+      p = Math.min(c, p + Math.max(1, size[4] / size[3]));
+      replace(false);
+      unlink(x);
+      pushHead(x, 2);
+    } else if (w === 4) { // case III
+      p = Math.max(0, p - Math.max(1, size[3] / size[4]));
+      replace(true);
+      unlink(x);
+      pushHead(x, 2);
+    } else { // case IV
+      const l1 = size[1] + size[3];
+      if (l1 === c) {
+        if (size[1] < c) { unlink(tail[3]); replace(false); } else unlink(tail[1]);
+      } else if (l1 + size[2] + size[4] >= c) {
+        if (l1 + size[2] + size[4] === 2 * c) unlink(tail[4]);
+        replace(false);
+      }
+      pushHead(x, 1);
+    }
+  }
+  return hits;
+}
+
+const POLICIES = { clock, lru, min, sieve, s3fifo, adaptiveS3fifo, arc };
+
+module.exports = { POLICIES, clock, lru, min, sieve, s3fifo, adaptiveS3fifo, arc, MAX_USAGE_COUNT, MAX_S3FIFO_FREQUENCY, ADAPTIVE_PROMOTE_FREQUENCY };

@@ -18,6 +18,7 @@ import { formatKey } from '../key';
 import { formatLsn, type Lsn } from '../lsn';
 import { runExportPg, runFollow, runImportPg, runIngestWal, runLsnAt, runRelations, runRelSize } from './pg';
 import { runServe, runToken, type ServeOpts, type TokenOpts } from './serve';
+import { type RemoteFlags, runAttach, runDetach, runRemoteStatus } from './remote';
 import type { LayerDesc } from '../engine/manifest';
 import { nativeInfo } from '../core/native';
 import { Repository } from '../repository';
@@ -59,7 +60,15 @@ Commands:
                                                 the admin API and /metrics too
   token --signing-key FILE --tenant T [--scope pageserver|admin] [--ttl SECONDS]
                                                 print a JWT for serve's auth
+  remote status <dir> REMOTE                    per timeline: generation, stale?, diskConsistentLsn vs
+                                                remoteConsistentLsn, what is not uploaded yet
+  attach <dir> <tenant> [--generation N] REMOTE attach the tenant here (download it; next generation
+                                                by compare-and-swap unless --generation)
+  detach <dir> <tenant> REMOTE                  final flush and upload, then remove the tenant here
   version                                       package version and the native binding's details
+
+REMOTE: --remote-path DIR | --s3-bucket B [--s3-endpoint URL] [--s3-region R] [--s3-prefix P] [--s3-path-style]
+(S3 credentials from the AWS SDK's chain: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, profiles, roles)
 
 Keys: spc/db/rel.fork#block (e.g. 1663/5/16384.0#0) or 36 hex digits. LSNs: X/Y (e.g. 0/16B3748) or 0x-hex.
 
@@ -107,6 +116,13 @@ const OPTIONS = {
   tenant: { type: 'string' },
   scope: { type: 'string' },
   ttl: { type: 'string' },
+  generation: { type: 'string' },
+  'remote-path': { type: 'string' },
+  's3-bucket': { type: 'string' },
+  's3-endpoint': { type: 'string' },
+  's3-region': { type: 'string' },
+  's3-prefix': { type: 'string' },
+  's3-path-style': { type: 'boolean' },
 } as const;
 
 interface Opts {
@@ -130,6 +146,7 @@ interface Opts {
   at: Date | undefined;
   serve: ServeOpts;
   token: TokenOpts;
+  remote: RemoteFlags;
 }
 
 /** Runs one command; resolves to the process exit code. Never throws. */
@@ -203,6 +220,12 @@ function toOpts(v: Values): Opts {
       scope: v.scope,
       ttlSeconds: v.ttl === undefined ? undefined : nonNegativeInt(v.ttl, '--ttl', 0),
     },
+    remote: {
+      remotePath: v['remote-path'], s3Bucket: v['s3-bucket'], s3Endpoint: v['s3-endpoint'], s3Region: v['s3-region'],
+      s3Prefix: v['s3-prefix'], s3PathStyle: v['s3-path-style'] === true,
+      generation: v.generation === undefined ? undefined : nonNegativeInt(v.generation, '--generation', 0),
+      json: v.json === true, impl,
+    },
   };
 }
 
@@ -238,6 +261,11 @@ async function dispatch(command: string, args: string[], o: Opts): Promise<numbe
     case 'follow': return runFollow(arity(command, args, 3), o);
     case 'serve': return runServe(arity(command, args, 0), o.serve);
     case 'token': return runToken(arity(command, args, 0), o.token);
+    case 'remote':
+      if (args[0] !== 'status') throw new CliError(EXIT.USAGE, `unknown remote subcommand ${JSON.stringify(args[0] ?? '')} (remote status <dir>)`);
+      return runRemoteStatus(arity('remote status', args.slice(1), 1), o.remote, print, printJson);
+    case 'attach': return runAttach(arity(command, args, 2), o.remote, print, printJson);
+    case 'detach': return runDetach(arity(command, args, 2), o.remote, print, printJson);
     case 'version':
       arity(command, args, 0);
       return runVersion(o.json);

@@ -22,6 +22,7 @@ export const EXIT = {
   UNSUPPORTED: 11,
   REPLICATION: 12,
   SERVICE: 13,
+  REMOTE: 14,
 } as const;
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 
@@ -74,6 +75,10 @@ const EXIT_BY_CODE: Partial<Record<StrataErrorCode, ExitCode>> = {
   THROTTLED: EXIT.SERVICE,
   CIRCUIT_OPEN: EXIT.SERVICE,
   SERVER_ERROR: EXIT.SERVICE,
+  REMOTE_ERROR: EXIT.REMOTE,
+  REMOTE_NOT_FOUND: EXIT.REMOTE,
+  REMOTE_PRECONDITION_FAILED: EXIT.REMOTE,
+  STALE_GENERATION: EXIT.REMOTE,
 };
 
 export function exitCodeFor(e: unknown): ExitCode {

@@ -127,9 +127,12 @@ export interface Core {
   close(): void;
 }
 
-/** Page-cache eviction policy (lib/page_cache.ts): PostgreSQL's usage-count clock or S3-FIFO. */
-export type PageCachePolicy = 'clock' | 's3fifo';
-export const PAGE_CACHE_POLICIES: readonly PageCachePolicy[] = ['clock', 's3fifo'];
+/**
+ * Page-cache eviction policy (lib/core/ts/page_cache.ts): PostgreSQL's usage-count clock, S3-FIFO,
+ * or S3-FIFO whose small queue adapts as ARC's target does.
+ */
+export type PageCachePolicy = 'clock' | 's3fifo' | 'adaptive-s3fifo';
+export const PAGE_CACHE_POLICIES: readonly PageCachePolicy[] = ['clock', 's3fifo', 'adaptive-s3fifo'];
 
 export interface CoreOptions {
   /** Page cache size in bytes; rounded down to whole 8 KB pages, at least 16 pages. */

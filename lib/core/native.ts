@@ -50,7 +50,7 @@ export interface NativeLayerWriterHandle {
 }
 
 export interface NativeBinding {
-  /** pageCachePolicy: 'clock' (default) or 's3fifo'. */
+  /** pageCachePolicy: 'clock' (default), 's3fifo' or 'adaptive-s3fifo'. */
   Core: new (pageCacheBytes: number, pageCachePolicy?: string) => NativeCoreHandle;
   /** kind: 1 delta, 2 image (LAYER_KIND_*); codec: CODEC_*. */
   LayerWriter: new (

@@ -9,6 +9,10 @@
  *  2. then the index (`index_part.json-<generation>`) naming exactly those layers;
  *  3. then layers the uploaded index no longer names are deleted (the deletion queue).
  *
+ * Before each index upload and each batch of deletions the tenant's fence (attachment.ts) checks
+ * that this node's generation is still the tenant's current one; once it is not, the client stops
+ * uploading and deleting for good and syncs reject with STALE_GENERATION.
+ *
  * So an index is never ahead of its layers, and nothing an uploaded index names is deleted. Manifests
  * committed while the worker is busy are coalesced: the worker always works towards the newest one
  * (a layer that a newer manifest already dropped, and whose file is gone locally, is not uploaded).
@@ -17,9 +21,10 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { StrataError } from '../errors';
+import { isStrataError, StrataError } from '../errors';
 import type { Lsn } from '../lsn';
 import { RemoteStorageError, type RemoteStorage } from '../remote/remote_storage';
+import type { TenantFence } from './attachment';
 import type { Manifest } from './manifest';
 import {
   decodeIndex, encodeIndex, INDEX_NAME, type IndexPart, indexKey, layerKey, splitGeneration, timelinePrefix,
@@ -41,6 +46,11 @@ export interface RemoteTimelineStats {
   /** Failed storage calls (each is retried). */
   failures: number;
   lastError: string | null;
+  /** The tenant's generation here is stale (another attachment took it): nothing is uploaded or deleted any more. */
+  stale: boolean;
+  /** The tenant's validations of its generation against the attachment object, and index uploads / deletion batches they refused. */
+  fenceValidations: number;
+  staleRefusals: number;
 }
 
 interface SyncWaiter {
@@ -81,6 +91,7 @@ export class RemoteTimelineClient {
   private lastError: unknown = null;
   /** Failed storage calls since the last that succeeded. */
   private consecutiveFailures = 0;
+  readonly generation: number;
 
   /**
    * `known`: the index this node attached from (nothing to discover). Without it the worker first
@@ -91,10 +102,11 @@ export class RemoteTimelineClient {
     readonly tenantId: string,
     readonly timelineId: string,
     private readonly dir: string,
-    readonly generation: number,
+    private readonly fence: TenantFence,
     private readonly retry: RemoteRetryOptions,
     known: IndexPart | null,
   ) {
+    this.generation = fence.attachment.generation;
     this.initialized = known !== null;
     if (known !== null) {
       this.learnIndex(known);
@@ -138,6 +150,7 @@ export class RemoteTimelineClient {
    * times in a row, or with CLOSED when the repository closes first.
    */
   sync(): Promise<void> {
+    if (this.fence.stale !== null) return Promise.reject(this.fence.stale);
     if (this.stopped) return Promise.reject(new StrataError('CLOSED', `${this.name}: remote uploads are stopped (repository closed)`));
     const seq = this.desiredSeq;
     if (this.uploadedSeq >= seq && this.initialized) return Promise.resolve();
@@ -153,6 +166,7 @@ export class RemoteTimelineClient {
       queuedObjects = todo.length + 1;
       queuedBytes = todo.reduce((n, l) => n + l.sizeBytes, 0);
     }
+    const fence = this.fence.stats();
     return {
       generation: this.generation,
       remoteConsistentLsn: this._remoteConsistentLsn,
@@ -161,6 +175,9 @@ export class RemoteTimelineClient {
       deletionsQueued: this.deletions.size,
       ...this.counters,
       lastError: this.lastError === null ? null : (this.lastError instanceof Error ? this.lastError.message : String(this.lastError)),
+      stale: fence.stale,
+      fenceValidations: fence.validations,
+      staleRefusals: fence.refusals,
     };
   }
 
@@ -181,6 +198,12 @@ export class RemoteTimelineClient {
     this.running = Promise.resolve().then(() => this.work())
       .then(() => true, (e: unknown) => {
         if (e instanceof Stopped) return true;
+        if (isStrataError(e, 'STALE_GENERATION')) {
+          // Not a failure to retry: this node has lost the tenant (attachment.ts).
+          this.lastError = e;
+          this.rejectWaiters(e);
+          return true;
+        }
         // Not a storage failure (those are retried inside): report it, and try again later
         // rather than in a tight loop.
         this.counters.failures++;
@@ -197,6 +220,7 @@ export class RemoteTimelineClient {
   }
 
   private hasWork(): boolean {
+    if (this.fence.stale !== null) return false;
     return !this.initialized || this.desiredSeq > this.uploadedSeq || this.deletions.size > 0;
   }
 
@@ -206,6 +230,7 @@ export class RemoteTimelineClient {
       this.initialized = true;
     }
     while (!this.stopped) {
+      if (this.fence.stale !== null) throw this.fence.stale;
       if (this.desiredSeq > this.uploadedSeq) {
         await this.uploadNewest();
         continue;
@@ -224,6 +249,7 @@ export class RemoteTimelineClient {
     // A newer manifest makes this one's work moot: after a failure, start over with the newest.
     const superseded = (): boolean => this.desiredSeq !== seq;
     for (const l of layersToUpload(m.layers, this.remoteLayers)) {
+      if (this.fence.stale !== null) throw this.fence.stale;
       if (superseded()) return;
       const uploaded = await this.attempt(() => this.uploadLayer(l.fileName, l.sizeBytes, seq), superseded);
       if (uploaded !== true) return; // dropped by a newer manifest, or superseded while failing
@@ -234,6 +260,8 @@ export class RemoteTimelineClient {
       layerGenerations: new Map(m.layers.map((l) => [l.fileName, (this.remoteLayers.get(l.fileName) as RemoteLayer).generation])),
     };
     const body = encodeIndex(index);
+    // Fencing: never put an index once a newer generation holds the tenant.
+    if (await this.validate(superseded) === GAVE_UP) return;
     const put = await this.attempt(() => this.storage.put(indexKey(this.tenantId, this.timelineId, this.generation), body), superseded);
     if (put === GAVE_UP) return;
     this.counters.uploads++;
@@ -275,11 +303,24 @@ export class RemoteTimelineClient {
   }
 
   private async runDeletions(): Promise<void> {
+    // Fencing: this read comes after the index upload that queued these deletions, so a newer
+    // generation, which reads indexes only after winning its compare-and-swap, never names them.
+    await this.validate();
     for (const [name, generation] of [...this.deletions]) {
       if (this.stopped || this.desiredSeq > this.uploadedSeq) return; // uploads first
       await this.attempt(() => this.storage.delete(layerKey(this.tenantId, this.timelineId, name, generation)));
       if (this.deletions.get(name) === generation) this.deletions.delete(name);
       this.counters.deletions++;
+    }
+  }
+
+  /** The fence's verdict, retried as any storage call; a stale verdict counts as a refusal and ends the worker. */
+  private async validate(giveUp?: () => boolean): Promise<void | typeof GAVE_UP> {
+    try {
+      return await this.attempt(() => this.fence.validate(), giveUp);
+    } catch (e) {
+      if (isStrataError(e, 'STALE_GENERATION')) this.fence.refused();
+      throw e;
     }
   }
 
@@ -326,6 +367,7 @@ export class RemoteTimelineClient {
         return r;
       } catch (e) {
         if (this.stopped) throw new Stopped();
+        if (isStrataError(e, 'STALE_GENERATION')) throw e;
         // Counted across calls, so neither the backoff nor syncRemote's verdict starts over when
         // a newer manifest replaces the work that failed.
         const n = ++this.consecutiveFailures;

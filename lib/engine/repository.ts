@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import type { Core, ImplementationName, PageCachePolicy, PageCacheStats } from '../core/core';
 import { MIN_PAGE_CACHE_PAGES, PAGE_CACHE_POLICIES } from '../core/core';
 import { codecAvailable } from '../core/compress';
-import { describeValue, StrataError } from '../errors';
+import { describeValue, isStrataError, StrataError } from '../errors';
 import { BLOCK_SIZE, CODEC_BY_NAME, CODEC_NAMES, type CompressionName } from '../core/format';
 import { fsyncDir, mkdirDurable, TMP_SUFFIX, wrapIo, writeFileAtomic } from '../fs_util';
 import { checkLsn, formatLsn, type Lsn } from '../lsn';
@@ -21,7 +21,8 @@ import { TimelineImpl, type TimelineConfig, type TimelineStats } from './timelin
 import { RepositoryLock } from './repo_lock';
 import { openRemoteStorage } from '../remote/open_remote_storage';
 import type { RemoteConfig, RemoteStorage, RemoteStorageOptions } from '../remote/remote_storage';
-import { checkGeneration, decodeIndex, INDEX_NAME, type IndexPart, layerKey, splitGeneration, tenantPrefix } from './remote_layout';
+import { checkGeneration, decodeIndex, INDEX_NAME, type IndexPart, layerKey, splitGeneration, tenantPrefix, timelinePrefix } from './remote_layout';
+import { acquireGeneration, defaultNodeName, IMPLICIT_GENERATION, type LocalAttachment, newAttachmentId, TenantFence } from './attachment';
 import { RemoteTimelineClient } from './remote_timeline_client';
 import { type RemoteRetryOptions, resolveRetryOptions } from './upload_queue';
 import { LocalLayerCache, type LocalLayerStats } from './eviction';
@@ -29,6 +30,19 @@ import { readRemoteOnly, REMOTE_LAYERS_FILE, writeRemoteOnly } from './layer_res
 
 export const DEFAULT_PAGE_CACHE_BYTES = 64 * 1024 * 1024;       // Neon's default: 8192 pages
 export const DEFAULT_PAGE_CACHE_POLICY: PageCachePolicy = 'clock'; // Neon's (and PostgreSQL's)
+
+/**
+ * The policy when the caller names none: STRATA_PAGE_CACHE_POLICY if set (so a whole test suite
+ * can run under another policy), else DEFAULT_PAGE_CACHE_POLICY.
+ */
+function defaultPageCachePolicy(): PageCachePolicy {
+  const v = process.env.STRATA_PAGE_CACHE_POLICY;
+  if (v === undefined || v === '') return DEFAULT_PAGE_CACHE_POLICY;
+  if (!(PAGE_CACHE_POLICIES as readonly string[]).includes(v)) {
+    throw new StrataError('BAD_ARGUMENT', `STRATA_PAGE_CACHE_POLICY must be one of ${PAGE_CACHE_POLICIES.join(', ')}: got ${JSON.stringify(v)}`);
+  }
+  return v as PageCachePolicy;
+}
 export const DEFAULT_CHECKPOINT_DISTANCE = 256 * 1024 * 1024;   // bytes of WAL per L0 layer
 // Compaction and GC defaults are Neon's (docs/ARCHITECTURE.md, "Compaction").
 export const DEFAULT_COMPACTION_THRESHOLD = 10;                 // L0 layers
@@ -52,7 +66,10 @@ export interface RepositoryOptions {
   /** 'auto' (default, or STRATA_IMPL) uses the C++ core when the addon loads. */
   implementation?: ImplementationChoice;
   pageCacheBytes?: number;
-  /** Page-cache eviction: 'clock' (default, usage-count clock) or 's3fifo' (docs/ARCHITECTURE.md). */
+  /**
+   * Page-cache eviction: 'clock' (default, or STRATA_PAGE_CACHE_POLICY: usage-count clock), 's3fifo'
+   * or 'adaptive-s3fifo' (docs/ARCHITECTURE.md).
+   */
   pageCachePolicy?: PageCachePolicy;
   /** Bytes of records in the open layer before it is frozen and flushed as an L0 layer. */
   checkpointDistance?: number;
@@ -120,6 +137,18 @@ export interface AttachTenantOptions {
   download?: 'eager' | 'onDemand';
 }
 
+export interface DetachTenantReport {
+  tenantId: string;
+  generation: number;
+  /** Timelines closed and removed from this node. */
+  timelines: string[];
+  /**
+   * The tenant's generation here was stale: a newer attachment holds the tenant, so the final
+   * upload was refused and whatever this node held beyond the remote state is dropped.
+   */
+  stale: boolean;
+}
+
 export interface AttachTenantReport {
   tenantId: string;
   generation: number;
@@ -170,12 +199,17 @@ export class RepositoryImpl {
   private readonly scheduler: BackgroundScheduler;
 
   private remote: RemoteSetup | null = null;
-  /** Each tenant's generation, for tenants attached to remote storage. */
-  private readonly generations = new Map<string, number>();
+  /** Names this node in attachment objects (for people reading them). */
+  private readonly nodeName: string;
+  /** Each tenant's attachment (generation and id), for tenants attached to remote storage. */
+  private readonly attachments = new Map<string, LocalAttachment>();
+  /** Each attached tenant's fence, shared by its timelines' upload queues (attachment.ts). */
+  private readonly fences = new Map<string, TenantFence>();
 
   private constructor(dir: string, private readonly core: Core, private readonly opts: ResolvedOptions, private readonly lock: RepositoryLock | null) {
     this.dir = dir;
     this.implementation = core.implementation;
+    this.nodeName = defaultNodeName(dir);
     this.scheduler = new BackgroundScheduler(() => [...this.timelines.values()], this.backgroundOpts);
   }
 
@@ -286,7 +320,7 @@ export class RepositoryImpl {
       extensions: ancestor?.extensions ?? {},
     };
     mkdirDurable(dir);
-    if (this.remote !== null && !this.generations.has(o.tenantId)) this.setGeneration(o.tenantId, 1);
+    if (this.remote !== null && !this.attachments.has(o.tenantId)) this.setAttachment(o.tenantId, { generation: IMPLICIT_GENERATION, attachmentId: newAttachmentId() });
     writeManifest(path.join(dir, MANIFEST_FILE), manifest);
     const tl = new TimelineImpl(this.core, dir, manifest, ancestor, this.timelineConfig());
     this.timelines.set(key, tl);
@@ -295,13 +329,16 @@ export class RepositoryImpl {
   }
 
   /**
-   * Attach a tenant with a generation (docs/REMOTE.md, "Generations and attach"). A tenant this
-   * repository holds keeps its generation (giving another one is BAD_ARGUMENT in this increment). A
-   * tenant it does not hold is attached from remote storage: for each timeline the newest index of a
-   * generation not above the new one; its layers are downloaded when a read needs them
-   * (`download: 'onDemand'`, the default) or all before this resolves ('eager'). The new generation
-   * then uploads its own index. STALE_GENERATION: the generation given is
-   * not above every generation remote storage already has for the tenant.
+   * Attach a tenant with a generation (docs/REMOTE.md, "Generations and attach", "Fencing"). The
+   * generation is the caller's or the next one, recorded in the tenant's attachment object by a
+   * compare-and-swap (attachment.ts) before anything else is read. A tenant it does not hold is
+   * then attached: for each timeline the newest index; its layers are downloaded when a read needs
+   * them (`download: 'onDemand'`, the default) or all before this resolves ('eager'). The new
+   * generation then uploads its own index.
+   * A tenant this repository holds keeps its generation, or moves to the one given when that is
+   * above it and no other node attached the tenant meanwhile. STALE_GENERATION: the generation
+   * given is not above every generation remote storage already has for the tenant, or the tenant
+   * here is stale.
    */
   async attachTenant(tenantId: string, o: AttachTenantOptions = {}): Promise<AttachTenantReport> {
     this.checkWritable('attachTenant');
@@ -313,30 +350,24 @@ export class RepositoryImpl {
     }
     const remote = this.remote;
     if (remote === null) throw new StrataError('BAD_ARGUMENT', `attachTenant ${tenantId}: the repository has no remote storage (Repository.open's remote option)`);
-    const current = this.generations.get(tenantId);
-    if (current !== undefined || this.listTimelinesUnchecked().some((t) => t.tenantId === tenantId)) {
-      const g = current ?? 1;
-      if (o.generation !== undefined && o.generation !== g) {
-        throw new StrataError('BAD_ARGUMENT', `attachTenant ${tenantId}: already attached here with generation ${g}; changing it is not supported yet`);
-      }
-      return { tenantId, generation: g, timelines: [], layersDownloaded: 0, bytesDownloaded: 0, layersRemote: 0, bytesRemote: 0 };
+    if (this.attachments.has(tenantId) || this.listTimelinesUnchecked().some((t) => t.tenantId === tenantId)) {
+      const g = this.loadAttachment(tenantId).generation;
+      if (o.generation !== undefined && o.generation !== g) await this.changeGeneration(tenantId, o.generation);
+      return { tenantId, generation: this.loadAttachment(tenantId).generation, timelines: [], layersDownloaded: 0, bytesDownloaded: 0, layersRemote: 0, bytesRemote: 0 };
     }
+    // Fencing first: the indexes are read only after this attachment won its compare-and-swap,
+    // so an older generation's later deletions never touch what they name (docs/REMOTE.md).
+    const attachment = await acquireGeneration(remote.storage, tenantId, this.nodeName, o.generation);
+    const generation = attachment.generation;
     const prefix = tenantPrefix(tenantId);
     const objects = await remote.storage.list(prefix);
-    let newestSeen = 0;
-    for (const obj of objects) newestSeen = Math.max(newestSeen, splitGeneration(obj.key.slice(prefix.length).split('/').pop() as string)?.generation ?? 0);
-    const generation = o.generation ?? newestSeen + 1;
-    if (generation <= newestSeen) {
-      throw new StrataError('STALE_GENERATION', `attachTenant ${tenantId}: generation ${generation} is not above generation ${newestSeen}, which remote storage ${remote.storage.description} already has`);
-    }
-    checkGeneration(generation, 'generation');
     // The newest index per timeline (all are below `generation`).
     const newestIndex = new Map<string, { key: string; generation: number }>();
     for (const obj of objects) {
       const parts = obj.key.slice(prefix.length).split('/');
       if (parts.length !== 2 || !ID_PATTERN.test(parts[0])) continue;
       const parsed = splitGeneration(parts[1]);
-      if (parsed === null || parsed.name !== INDEX_NAME) continue;
+      if (parsed === null || parsed.name !== INDEX_NAME || parsed.generation > generation) continue;
       const prev = newestIndex.get(parts[0]);
       if (prev === undefined || parsed.generation > prev.generation) newestIndex.set(parts[0], { key: obj.key, generation: parsed.generation });
     }
@@ -368,7 +399,7 @@ export class RepositoryImpl {
     }
     // The generation before any manifest: a timeline that exists locally must never upload under
     // another generation (a crash between the two would otherwise reopen it as generation 1).
-    this.setGeneration(tenantId, generation);
+    this.setAttachment(tenantId, attachment);
     // Manifests last: a crash before them leaves directories the next open removes (no manifest).
     for (const idx of indexes.values()) writeManifest(path.join(this.timelineDir(tenantId, idx.manifest.timelineId), MANIFEST_FILE), idx.manifest);
     const loaded = this.loadManifests(new Map([...indexes].map(([k, idx]) => [k, idx.manifest])));
@@ -377,16 +408,82 @@ export class RepositoryImpl {
     return report;
   }
 
-  /** A tenant's generation (attached to remote storage), or null. */
-  tenantGeneration(tenantId: string): number | null {
-    this.checkOpen();
-    return this.generations.get(tenantId) ?? null;
+  /**
+   * A held tenant moves to a higher generation given by the caller (a control plane re-issuing it):
+   * only while this node is still the tenant's current attachment — otherwise another node has
+   * written since, and this node's local state may be behind it (STALE_GENERATION: detach, then
+   * attach). The upload queues stop, the attachment object moves by compare-and-swap, and new
+   * queues upload under the new generation.
+   */
+  private async changeGeneration(tenantId: string, generation: number): Promise<void> {
+    const remote = this.remote as RemoteSetup;
+    const fence = this.fenceOf(remote, tenantId);
+    if (generation < fence.attachment.generation) {
+      throw new StrataError('STALE_GENERATION', `attachTenant ${tenantId}: generation ${generation} is below generation ${fence.attachment.generation}, which this node holds`);
+    }
+    await fence.validate(); // STALE_GENERATION when another node took the tenant
+    const timelines = this.listTimelinesUnchecked().filter((t) => t.tenantId === tenantId).sort((a, b) => depth(a) - depth(b));
+    for (const tl of timelines) await tl.detachRemote();
+    let attachment: LocalAttachment;
+    try {
+      attachment = await acquireGeneration(remote.storage, tenantId, this.nodeName, generation);
+    } catch (e) {
+      this.startRemoteClients(timelines, new Map()); // unchanged: the old generation goes on
+      throw e;
+    }
+    this.setAttachment(tenantId, attachment);
+    this.fences.delete(tenantId);
+    this.startRemoteClients(timelines, new Map());
   }
 
   /**
-   * Delete a timeline and its layer files. Refused while branches of it exist (their reads go
-   * through its layers). Crash-safe by order: the manifest goes first (durably), and a timeline
-   * directory without a manifest is what loadTimelines already removes as never having existed.
+   * Hand a tenant back to remote storage (docs/REMOTE.md, "Detach"): flush every timeline, wait
+   * until remote storage has it all (syncRemote), stop the upload queues, close the timelines and
+   * remove the tenant's local files. Attaching it here or elsewhere then continues from the
+   * uploaded state. A stale tenant (another node holds it) is detached without the final upload.
+   * A storage failure rejects and leaves the tenant attached. Callers stop writing to the tenant
+   * first: records ingested while detach runs may miss the final upload.
+   */
+  async detachTenant(tenantId: string): Promise<DetachTenantReport> {
+    this.checkWritable('detachTenant');
+    checkId(tenantId, 'tenantId');
+    const remote = this.remote;
+    if (remote === null) throw new StrataError('BAD_ARGUMENT', `detachTenant ${tenantId}: the repository has no remote storage to hand the tenant to (Repository.open's remote option)`);
+    const timelines = this.listTimelinesUnchecked().filter((t) => t.tenantId === tenantId);
+    if (timelines.length === 0) throw new StrataError('TIMELINE_NOT_FOUND', `detachTenant: no tenant ${tenantId} in ${this.dir}`);
+    const generation = this.loadAttachment(tenantId).generation;
+    let stale = false;
+    try {
+      for (const tl of timelines) await tl.flush();
+      for (const tl of timelines) await tl.syncRemote();
+    } catch (e) {
+      if (!isStrataError(e, 'STALE_GENERATION')) throw e;
+      stale = true;
+    }
+    const errors: unknown[] = [];
+    for (const tl of timelines.sort((a, b) => depth(b) - depth(a))) await tl.close().catch((e: unknown) => errors.push(e));
+    for (const tl of timelines) this.timelines.delete(tlKey(tenantId, tl.timelineId));
+    this.attachments.delete(tenantId);
+    this.fences.delete(tenantId);
+    removeTenantDir(path.join(this.dir, 'tenants', tenantId), timelines.map((t) => t.dir));
+    if (errors.length > 0) throw errors[0];
+    return { tenantId, generation, timelines: timelines.map((t) => t.timelineId).sort(), stale };
+  }
+
+  /** A tenant's generation (attached to remote storage), or null. */
+  tenantGeneration(tenantId: string): number | null {
+    this.checkOpen();
+    return this.attachments.get(tenantId)?.generation ?? null;
+  }
+
+  /**
+   * Delete a timeline and its layer files — and, with a remote, its objects in remote storage
+   * (indexes first, so an attach never finds half a timeline), after checking that this node's
+   * generation is current (STALE_GENERATION otherwise, nothing deleted). Refused while branches of
+   * it exist (their reads go through its layers). Crash-safe by order: the manifest goes first
+   * (durably), and a timeline directory without a manifest is what loadTimelines already removes
+   * as never having existed. A crash before the remote objects are gone leaves the timeline here,
+   * to delete again.
    */
   async deleteTimeline(tenantId: string, timelineId: string): Promise<void> {
     this.checkWritable('deleteTimeline');
@@ -395,6 +492,8 @@ export class RepositoryImpl {
     if (children.length > 0) {
       throw new StrataError('BAD_ARGUMENT', `timeline ${tenantId}/${timelineId} has branches (${children.join(', ')}); delete them first`);
     }
+    const remote = this.remote;
+    if (remote !== null) await this.fenceOf(remote, tenantId).validate();
     // Closed while still registered: meanwhile reads fail with CLOSED and a createTimeline of the
     // same id with TIMELINE_EXISTS, so nothing new lands in the directory being removed.
     try {
@@ -402,6 +501,7 @@ export class RepositoryImpl {
     } catch {
       // A failed flush of a timeline being deleted loses nothing anyone will read.
     }
+    if (remote !== null) await deleteTimelineObjects(remote.storage, timelinePrefix(tenantId, timelineId));
     const dir = this.timelineDir(tenantId, timelineId);
     wrapIo(`delete ${dir}/${MANIFEST_FILE}`, () => {
       fs.rmSync(path.join(dir, MANIFEST_FILE), { force: true });
@@ -499,36 +599,50 @@ export class RepositoryImpl {
     return [...this.timelines.values()];
   }
 
-  private setGeneration(tenantId: string, generation: number): void {
+  private setAttachment(tenantId: string, a: LocalAttachment): void {
     const dir = path.join(this.dir, 'tenants', tenantId);
     mkdirDurable(dir);
     const file = path.join(dir, TENANT_REMOTE_FILE);
-    wrapIo(`writing ${file}`, () => writeFileAtomic(file, JSON.stringify({ generation }) + '\n'));
-    this.generations.set(tenantId, generation);
+    wrapIo(`writing ${file}`, () => writeFileAtomic(file, JSON.stringify(a) + '\n'));
+    this.attachments.set(tenantId, { ...a });
   }
 
-  /** The tenant's recorded generation; a tenant from before the remote option was given gets 1. */
-  private loadGeneration(tenantId: string): number {
-    const known = this.generations.get(tenantId);
+  /** The tenant's recorded attachment; a tenant from before the remote option (or fencing) was given gets generation 1. */
+  private loadAttachment(tenantId: string): LocalAttachment {
+    const known = this.attachments.get(tenantId);
     if (known !== undefined) return known;
     const file = path.join(this.dir, 'tenants', tenantId, TENANT_REMOTE_FILE);
     if (!fs.existsSync(file)) {
-      this.setGeneration(tenantId, 1);
-      return 1;
+      this.setAttachment(tenantId, { generation: IMPLICIT_GENERATION, attachmentId: newAttachmentId() });
+      return this.attachments.get(tenantId) as LocalAttachment;
     }
-    let g: unknown;
+    let j: { generation?: unknown; attachmentId?: unknown };
     try {
-      g = (JSON.parse(fs.readFileSync(file, 'utf8')) as { generation?: unknown }).generation;
+      j = JSON.parse(fs.readFileSync(file, 'utf8')) as { generation?: unknown; attachmentId?: unknown };
     } catch (e) {
       throw new StrataError('CORRUPT_MANIFEST', `${file}: unreadable: ${(e as Error).message}`, { cause: e });
     }
     try {
-      checkGeneration(g, 'generation');
+      checkGeneration(j.generation, 'generation');
     } catch {
-      throw new StrataError('CORRUPT_MANIFEST', `${file}: bad generation ${JSON.stringify(g)}`);
+      throw new StrataError('CORRUPT_MANIFEST', `${file}: bad generation ${JSON.stringify(j.generation)}`);
     }
-    this.generations.set(tenantId, g as number);
-    return g as number;
+    if (typeof j.attachmentId !== 'string') {
+      // Recorded before fencing existed: this attachment gets its id now.
+      this.setAttachment(tenantId, { generation: j.generation as number, attachmentId: newAttachmentId() });
+    } else {
+      this.attachments.set(tenantId, { generation: j.generation as number, attachmentId: j.attachmentId });
+    }
+    return this.attachments.get(tenantId) as LocalAttachment;
+  }
+
+  private fenceOf(remote: RemoteSetup, tenantId: string): TenantFence {
+    let fence = this.fences.get(tenantId);
+    if (fence === undefined) {
+      fence = new TenantFence(remote.storage, tenantId, this.loadAttachment(tenantId), this.nodeName);
+      this.fences.set(tenantId, fence);
+    }
+    return fence;
   }
 
   /** Give each timeline its upload queue (when there is remote storage); `known`: indexes just attached from. */
@@ -536,8 +650,7 @@ export class RepositoryImpl {
     const remote = this.remote;
     if (remote === null) return;
     for (const tl of timelines) {
-      const generation = this.loadGeneration(tl.tenantId);
-      const client = new RemoteTimelineClient(remote.storage, tl.tenantId, tl.timelineId, tl.dir, generation, remote.retry,
+      const client = new RemoteTimelineClient(remote.storage, tl.tenantId, tl.timelineId, tl.dir, this.fenceOf(remote, tl.tenantId), remote.retry,
         known.get(tlKey(tl.tenantId, tl.timelineId)) ?? null);
       tl.attachRemote(client, remote.cache);
     }
@@ -621,7 +734,7 @@ function resolveOptions(o: RepositoryOptions): ResolvedOptions {
   if (!Number.isSafeInteger(pageCacheBytes) || pageCacheBytes < MIN_PAGE_CACHE_PAGES * BLOCK_SIZE) {
     throw new StrataError('BAD_ARGUMENT', `pageCacheBytes must be an integer ≥ ${MIN_PAGE_CACHE_PAGES * BLOCK_SIZE}: got ${describeValue(o.pageCacheBytes)}`);
   }
-  const pageCachePolicy = o.pageCachePolicy ?? DEFAULT_PAGE_CACHE_POLICY;
+  const pageCachePolicy = o.pageCachePolicy ?? defaultPageCachePolicy();
   if (!PAGE_CACHE_POLICIES.includes(pageCachePolicy)) {
     throw new StrataError('BAD_ARGUMENT', `pageCachePolicy must be one of ${PAGE_CACHE_POLICIES.join(', ')}: got ${describeValue(o.pageCachePolicy)}`);
   }
@@ -774,4 +887,27 @@ function checkLayers(dir: string, m: Manifest): void {
       }
     }
   }
+}
+
+/**
+ * Remove a detached tenant's directory: manifests first (durably; a timeline directory without
+ * one is what an open removes as never having existed), then the rest.
+ */
+function removeTenantDir(tenantDir: string, timelineDirs: readonly string[]): void {
+  wrapIo(`delete ${tenantDir}`, () => {
+    for (const dir of timelineDirs) {
+      fs.rmSync(path.join(dir, MANIFEST_FILE), { force: true });
+      if (fs.existsSync(dir)) fsyncDir(dir);
+    }
+    fs.rmSync(tenantDir, { recursive: true, force: true });
+    fsyncDir(path.dirname(tenantDir));
+  });
+}
+
+/** Every object of a deleted timeline: indexes first, so an attach never finds an index without its layers. */
+async function deleteTimelineObjects(storage: RemoteStorage, prefix: string): Promise<void> {
+  const objects = await storage.list(prefix);
+  const isIndex = (key: string): boolean => splitGeneration(key.slice(prefix.length))?.name === INDEX_NAME;
+  for (const o of objects) if (isIndex(o.key)) await storage.delete(o.key);
+  for (const o of objects) if (!isIndex(o.key)) await storage.delete(o.key);
 }

@@ -622,6 +622,13 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
     client.schedule(this.manifest());
   }
 
+  /** Engine-internal: stop uploading (the generation changes); pending syncs reject with CLOSED. */
+  async detachRemote(): Promise<void> {
+    const client = this.remote;
+    this.remote = null;
+    await client?.stop();
+  }
+
   /** diskConsistentLsn of the newest index uploaded to remote storage; null without a remote or before the first. */
   get remoteConsistentLsn(): Lsn | null {
     return this.remote?.remoteConsistentLsn ?? null;

@@ -58,7 +58,10 @@ const HTTP_STATUS: Partial<Record<StrataErrorCode, number>> = {
   LSN_TIMEOUT: 409,
   LSN_GC_CUTOFF: 409,
   READ_ONLY: 409,
+  // A DELETE of a timeline whose tenant another node attached since (docs/REMOTE.md, "Fencing").
+  STALE_GENERATION: 409,
   CLOSED: 503,
+  REMOTE_ERROR: 503,
 };
 
 const idParam = { type: 'string', pattern: ID_PATTERN } as const;

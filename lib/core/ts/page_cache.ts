@@ -27,6 +27,19 @@
  *     untouched. M finding only pinned slots (a run of |M| pinned heads) frees nothing: after a
  *     promotion the loop just goes on; on M's own turn S's head is taken instead, or, with S empty,
  *     every slot is pinned: CACHE_FULL. (The loop ends: every turn that frees nothing pops S.)
+ *
+ * 'adaptive-s3fifo', S3-FIFO with ARC's adaptation (bench/lib/policies.js's adaptiveS3fifo exactly
+ * when nothing is pinned). As 's3fifo', except:
+ *   - S's share is ⌊p⌋ slots, M's the rest; p starts at S3-FIFO's share and stays in
+ *     [1, capacity − 1];
+ *   - two ghosts of `capacity` keys each: GS remembers keys evicted from S (as G does), GM keys
+ *     evicted from M. A fill whose key is in GS grows p by max(1, |GM| / (|GS| + 1)), one in GM
+ *     shrinks it by max(1, |GS| / (|GM| + 1)), both counted after the key left its ghost; either
+ *     way the slot goes to M's tail;
+ *   - S's head moves to M only with frequency ≥ ADAPTIVE_PROMOTE_FREQUENCY (or pinned); M evicts
+ *     at once when it then holds more than its share.
+ * A ghost hit says the cache would have kept that key had the queue it left been larger, which is
+ * ARC's signal; lazy promotion keeps a hit as cheap as S3-FIFO's (no list relinking).
  */
 import type { PageCacheApi, PageCachePolicy, PageCacheStats } from '../core';
 import { MIN_PAGE_CACHE_PAGES, PAGE_CACHE_POLICIES } from '../core';
@@ -40,6 +53,8 @@ export const SWEEP_LIMIT_FACTOR = 10;
 /** S3-FIFO: S gets capacity / SMALL_QUEUE_DIVISOR slots; frequencies are two bits. */
 export const SMALL_QUEUE_DIVISOR = 10;
 export const MAX_S3FIFO_FREQUENCY = 3;
+/** Adaptive S3-FIFO: hits while in S needed to move to M (one hit is often a correlated re-read). */
+export const ADAPTIVE_PROMOTE_FREQUENCY = 2;
 
 const U32_MAX = 0xffff_ffff;
 
@@ -56,7 +71,7 @@ export class PageCache implements PageCacheApi {
   private readonly usage: Uint8Array;
   private readonly maxUsage: number;
   private readonly pins: Uint32Array;
-  /** Queues and ghost when the policy is S3-FIFO. */
+  /** Queues and ghosts when the policy is S3-FIFO (either variant). */
   private readonly s3fifo: S3Fifo | null;
   /** fileId → (blkno → slot). Nested because fileId × 2^32 + blkno is not exact in a double for large ids. */
   private readonly mapping = new Map<number, Map<number, number>>();
@@ -72,7 +87,7 @@ export class PageCache implements PageCacheApi {
       throw new StrataError('BAD_ARGUMENT', `pageCacheBytes must be a non-negative number: got ${String(pageCacheBytes)}`);
     }
     if (!PAGE_CACHE_POLICIES.includes(policy)) {
-      throw new StrataError('BAD_ARGUMENT', `pageCachePolicy must be 'clock' or 's3fifo': got ${String(policy)}`);
+      throw new StrataError('BAD_ARGUMENT', `pageCachePolicy must be one of ${PAGE_CACHE_POLICIES.join(', ')}: got ${String(policy)}`);
     }
     this.policy = policy;
     this.capacityPages = Math.max(MIN_PAGE_CACHE_PAGES, Math.floor(pageCacheBytes / BLOCK_SIZE));
@@ -82,8 +97,8 @@ export class PageCache implements PageCacheApi {
     this.slotBlk = new Uint32Array(this.capacityPages);
     this.usage = new Uint8Array(this.capacityPages);
     this.pins = new Uint32Array(this.capacityPages);
-    this.maxUsage = policy === 's3fifo' ? MAX_S3FIFO_FREQUENCY : MAX_USAGE_COUNT;
-    this.s3fifo = policy === 's3fifo' ? new S3Fifo(this.capacityPages, this.usage, this.pins, this.slotFile, this.slotBlk) : null;
+    this.maxUsage = policy === 'clock' ? MAX_USAGE_COUNT : MAX_S3FIFO_FREQUENCY;
+    this.s3fifo = policy === 'clock' ? null : new S3Fifo(this.capacityPages, policy === 'adaptive-s3fifo', this.usage, this.pins, this.slotFile, this.slotBlk);
   }
 
   stats(): PageCacheStats {
@@ -225,42 +240,104 @@ class SlotQueue {
 }
 
 /**
- * S3-FIFO's queues and ghost over the cache's slot arrays (shared, not copied); the rules are in the
- * file comment. Nothing here allocates per access except the ghost's inner maps for new file ids.
+ * Keys recently evicted from one queue: the last `size` added, oldest forgotten first. A key added
+ * with stamp t lives in ring cell t mod size until stamp t + size overwrites it; `live` counts the
+ * keys still remembered (adaptive S3-FIFO's sizes).
+ */
+class Ghost {
+  private readonly ringFile: Uint32Array;
+  private readonly ringBlk: Uint32Array;
+  /** fileId → (blkno → stamp) for the keys still remembered. */
+  private readonly keys = new Map<number, Map<number, number>>();
+  private stamp = 0;
+  live = 0;
+
+  constructor(size: number) {
+    this.ringFile = new Uint32Array(size);
+    this.ringBlk = new Uint32Array(size);
+  }
+
+  add(fileId: number, blkno: number): void {
+    const stamp = ++this.stamp;
+    const size = this.ringFile.length;
+    const cell = stamp % size;
+    // Forget the key added `size` additions ago, unless it was taken or added again since.
+    if (stamp > size && this.stampOf(this.ringFile[cell], this.ringBlk[cell]) === stamp - size) {
+      this.forget(this.ringFile[cell], this.ringBlk[cell]);
+    }
+    this.ringFile[cell] = fileId;
+    this.ringBlk[cell] = blkno;
+    let blocks = this.keys.get(fileId);
+    if (blocks === undefined) {
+      blocks = new Map<number, number>();
+      this.keys.set(fileId, blocks);
+    }
+    if (!blocks.has(blkno)) this.live++;
+    blocks.set(blkno, stamp);
+  }
+
+  /** Forgets the key; whether it was remembered. */
+  take(fileId: number, blkno: number): boolean {
+    if (this.stampOf(fileId, blkno) === undefined) return false;
+    this.forget(fileId, blkno);
+    return true;
+  }
+
+  private stampOf(fileId: number, blkno: number): number | undefined {
+    return this.keys.get(fileId)?.get(blkno);
+  }
+
+  private forget(fileId: number, blkno: number): void {
+    const blocks = this.keys.get(fileId) as Map<number, number>;
+    blocks.delete(blkno);
+    if (blocks.size === 0) this.keys.delete(fileId);
+    this.live--;
+  }
+}
+
+/**
+ * S3-FIFO's queues and ghosts over the cache's slot arrays (shared, not copied); the rules of both
+ * variants are in the file comment. Nothing here allocates per access except the ghosts' inner
+ * maps for new file ids.
  */
 class S3Fifo {
-  private readonly smallCap: number;
-  private readonly mainCap: number;
+  private readonly capacity: number;
+  /** S's share: fixed for 's3fifo', adapted (⌊target⌋) for 'adaptive-s3fifo'. */
+  private target: number;
+  private readonly promoteAt: number;
   /** Successor of each slot in its queue (a slot is in at most one queue). */
   private readonly next: Uint32Array;
   private readonly small = new SlotQueue();
   private readonly main = new SlotQueue();
-  /** Ghost ring: key added with stamp t lives in cell t mod size until stamp t + size overwrites it. */
-  private readonly ghostFile: Uint32Array;
-  private readonly ghostBlk: Uint32Array;
-  /** fileId → (blkno → stamp) for the keys the ghost still remembers. */
-  private readonly ghost = new Map<number, Map<number, number>>();
-  private ghostStamp = 0;
+  /** Keys evicted from S (S3-FIFO's G). */
+  private readonly smallGhost: Ghost;
+  /** Keys evicted from M: adaptive only. */
+  private readonly mainGhost: Ghost | null;
 
   constructor(
     capacity: number,
+    adaptive: boolean,
     private readonly freq: Uint8Array,
     private readonly pins: Uint32Array,
     private readonly slotFile: Uint32Array,
     private readonly slotBlk: Uint32Array,
   ) {
-    this.smallCap = Math.max(1, Math.floor(capacity / SMALL_QUEUE_DIVISOR));
-    this.mainCap = capacity - this.smallCap; // ≥ 1: capacity ≥ MIN_PAGE_CACHE_PAGES
+    this.capacity = capacity;
+    this.target = Math.max(1, Math.floor(capacity / SMALL_QUEUE_DIVISOR));
+    this.promoteAt = adaptive ? ADAPTIVE_PROMOTE_FREQUENCY : 1;
     this.next = new Uint32Array(capacity);
-    this.ghostFile = new Uint32Array(this.mainCap);
-    this.ghostBlk = new Uint32Array(this.mainCap);
+    // capacity ≥ MIN_PAGE_CACHE_PAGES, so M's share is ≥ 1.
+    this.smallGhost = new Ghost(adaptive ? capacity : capacity - this.target);
+    this.mainGhost = adaptive ? new Ghost(capacity) : null;
   }
 
   /** Queues a freshly filled slot (called after the eviction that freed it). */
   admit(slot: number, fileId: number, blkno: number): void {
-    const blocks = this.ghost.get(fileId);
-    if (blocks !== undefined && blocks.delete(blkno)) {
-      if (blocks.size === 0) this.ghost.delete(fileId);
+    if (this.smallGhost.take(fileId, blkno)) {
+      if (this.mainGhost !== null) this.grow(this.mainGhost.live / (this.smallGhost.live + 1));
+      this.push(this.main, slot);
+    } else if (this.mainGhost !== null && this.mainGhost.take(fileId, blkno)) {
+      this.shrink(this.smallGhost.live / (this.mainGhost.live + 1));
       this.push(this.main, slot);
     } else {
       this.push(this.small, slot);
@@ -271,7 +348,7 @@ class S3Fifo {
   victim(): number {
     for (;;) {
       let slot: number;
-      if (this.small.len >= this.smallCap || this.main.len === 0) {
+      if (this.small.len >= this.smallShare() || this.main.len === 0) {
         slot = this.evictSmall();
       } else {
         slot = this.evictMain();
@@ -284,15 +361,27 @@ class S3Fifo {
     }
   }
 
+  private smallShare(): number {
+    return Math.floor(this.target);
+  }
+
+  private grow(ratio: number): void {
+    this.target = Math.min(this.capacity - 1, this.target + Math.max(1, ratio));
+  }
+
+  private shrink(ratio: number): void {
+    this.target = Math.max(1, this.target - Math.max(1, ratio));
+  }
+
   /** Pops S's head: the victim, or -1 when it moved to M (unless M then overflowed and evicted). */
   private evictSmall(): number {
     const slot = this.pop(this.small);
-    if (this.pins[slot] !== 0 || this.freq[slot] !== 0) {
+    if (this.pins[slot] !== 0 || this.freq[slot] >= this.promoteAt) {
       // Accessed while in S (a pin counts as an access): promoted with its frequency kept.
       this.push(this.main, slot);
-      return this.main.len > this.mainCap ? this.evictMain() : -1;
+      return this.main.len > this.capacity - this.smallShare() ? this.evictMain() : -1;
     }
-    this.ghostAdd(this.slotFile[slot], this.slotBlk[slot]);
+    this.smallGhost.add(this.slotFile[slot], this.slotBlk[slot]);
     return slot;
   }
 
@@ -307,32 +396,13 @@ class S3Fifo {
         continue;
       }
       pinnedRun = 0;
-      if (this.freq[slot] === 0) return slot;
+      if (this.freq[slot] === 0) {
+        this.mainGhost?.add(this.slotFile[slot], this.slotBlk[slot]);
+        return slot;
+      }
       this.freq[slot]--;
       this.push(this.main, slot);
     }
-  }
-
-  private ghostAdd(fileId: number, blkno: number): void {
-    const stamp = ++this.ghostStamp;
-    const size = this.ghostFile.length;
-    const cell = stamp % size;
-    if (stamp > size) {
-      // Forget the key added `size` additions ago, unless it was readmitted or added again since.
-      const blocks = this.ghost.get(this.ghostFile[cell]);
-      if (blocks !== undefined && blocks.get(this.ghostBlk[cell]) === stamp - size) {
-        blocks.delete(this.ghostBlk[cell]);
-        if (blocks.size === 0) this.ghost.delete(this.ghostFile[cell]);
-      }
-    }
-    this.ghostFile[cell] = fileId;
-    this.ghostBlk[cell] = blkno;
-    let blocks = this.ghost.get(fileId);
-    if (blocks === undefined) {
-      blocks = new Map<number, number>();
-      this.ghost.set(fileId, blocks);
-    }
-    blocks.set(blkno, stamp);
   }
 
   private push(q: SlotQueue, slot: number): void {
