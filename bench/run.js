@@ -484,6 +484,10 @@ async function main() {
   }
   result.floors = floors(result);
   result.targets = targets(result);
+  // The page service's load benchmark runs on its own (npm run bench:serve: server and load in
+  // separate processes); its latest results ride along here when present.
+  const serveJson = path.join(__dirname, 'results', 'serve.json');
+  if (fs.existsSync(serveJson)) result.serve = { file: 'bench/results/serve.json', ...JSON.parse(fs.readFileSync(serveJson, 'utf8')) };
   result.meta.loadAvgAtEnd = os.loadavg();
   result.meta.elapsedSec = (performance.now() - started) / 1000;
   fs.mkdirSync(path.dirname(args.out), { recursive: true });

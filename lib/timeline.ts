@@ -154,6 +154,17 @@ export class Timeline {
     this.readPagesAt([key], lsn, into, offset);
   }
 
+  /**
+   * @internal GetPage@LSN into `into` at `offset` only if it can finish now from cached blocks:
+   * false (nothing to use in `into`) when it would wait for WAL, touch the disk or fail — then use
+   * getPages. The page service serves cached pages this way, without a promise per request. Plain
+   * timelines only (a PostgreSQL timeline's size rules need the async path): false there.
+   */
+  tryReadPagesCached(keys: readonly PageKey[], lsn: Lsn, into: Uint8Array, offset: number): boolean {
+    if (isPgTimeline(this.#impl)) return false;
+    return this.#impl.tryReadPagesCached(keys, lsn, into, offset);
+  }
+
   /** Synchronous GetPage@LSN for a batch into `into` (≥ 8192 × keys.length bytes), one core call. */
   readPages(keys: readonly PageKey[], lsn: Lsn, into: Uint8Array): void {
     this.readPagesAt(keys, lsn, into, 0);

@@ -89,6 +89,7 @@ class JsCore : public Napi::ObjectWrap<JsCore> {
                            InstanceMethod<&JsCore::DropLayerMap>("dropLayerMap"),
                            InstanceMethod<&JsCore::GetPagesJs>("getPages"),
                            InstanceMethod<&JsCore::GetPagesAsyncJs>("getPagesAsync"),
+                           InstanceMethod<&JsCore::TryGetPagesCachedJs>("tryGetPagesCached"),
                            InstanceMethod<&JsCore::Close>("close"),
                        });
   }
@@ -258,6 +259,16 @@ class JsCore : public Napi::ObjectWrap<JsCore> {
 
   // getPagesAsync(plan, out, status, counts, cachedInline) -> Promise<void>.
   Napi::Value GetPagesAsyncJs(const Napi::CallbackInfo& info);
+
+  // tryGetPagesCached(plan, out, status, counts) -> boolean: the read from cached blocks only, on
+  // this thread; false (out/status/counts then undefined) when a block would need the disk.
+  Napi::Value TryGetPagesCachedJs(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      const bool done = core_->TryGetPagesCached(ArgBytes(info, 0, "plan"), ArgBytes(info, 1, "out"), ArgBytes(info, 2, "status"),
+                                                 ArgCounts(info, 3, "counts"));
+      return Napi::Boolean::New(info.Env(), done);
+    });
+  }
 
   Napi::Value Close(const Napi::CallbackInfo& info) {
     return Guard(info.Env(), [&]() -> Napi::Value {

@@ -6,6 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { pino, type Logger } from 'pino';
 import { StrataError } from '../errors';
 import { Repository } from '../repository';
 import { generateAuthKeys, readSigningKey, signToken, TOKEN_SCOPES, type AuthConfig, type TokenScope } from '../service/auth';
@@ -27,6 +28,8 @@ export interface ServeOpts {
   authKeys: string | undefined;
   noAuth: boolean;
   maxInFlight: number | undefined;
+  /** The repository's page cache (default 64 MiB). */
+  pageCacheBytes: number | undefined;
   /** HOST:PORT of the admin API (none: no admin API). */
   http: string | undefined;
   throttleRate: number | undefined;
@@ -72,12 +75,15 @@ export async function runServe(args: string[], o: ServeOpts): Promise<number> {
     throw new StrataError('BAD_ARGUMENT', '--throttle-rate and --throttle-burst go together (pages/s sustained, pages at once)');
   }
   const throttle = o.throttleRate === undefined ? undefined : { rate: o.throttleRate, burst: o.throttleBurst as number };
+  // --json: every line is a pino JSON log record on stdout (the server's connection, refusal,
+  // violation and shutdown events among them); otherwise plain lines for a person.
+  const logger: Logger | null = o.json ? pino({ name: 'strata-serve' }, pino.destination({ dest: 1, sync: true })) : null;
   const say = (line: string): void => {
-    if (o.json) process.stdout.write(`${JSON.stringify({ event: 'log', message: line })}\n`);
+    if (logger !== null) logger.info(line);
     else process.stdout.write(`strata serve: ${line}\n`);
   };
   const auth = await authFor(o, dataDir, say);
-  const repo = await Repository.open(dataDir, { implementation: o.impl });
+  const repo = await Repository.open(dataDir, { implementation: o.impl, pageCacheBytes: o.pageCacheBytes });
   let server: Server | null = null;
   let admin: AdminApi | null = null;
   try {
@@ -85,7 +91,7 @@ export async function runServe(args: string[], o: ServeOpts): Promise<number> {
       auth,
       maxInFlight: o.maxInFlight,
       throttle,
-      onEvent: o.json ? (e) => process.stdout.write(`${JSON.stringify(e)}\n`) : undefined,
+      logger: logger ?? undefined,
     });
     const stopped = new Promise<string>((resolve) => {
       const onSignal = (sig: NodeJS.Signals): void => {
@@ -99,14 +105,14 @@ export async function runServe(args: string[], o: ServeOpts): Promise<number> {
     const addr = await server.listen(host, port);
     const tenants = repo.listTenants().map((t) => `${t} (${repo.listTimelines(t).map((tl) => tl.timelineId).join(', ')})`);
     say(`data ${path.resolve(dataDir)} (${repo.implementation} core), tenants: ${tenants.length === 0 ? 'none yet' : tenants.join('; ')}`);
-    if (o.json) process.stdout.write(`${JSON.stringify({ event: 'listening', host: addr.host, port: addr.port })}\n`);
+    if (logger !== null) logger.info({ event: 'listening', host: addr.host, port: addr.port }, `listening on ${addr.host}:${addr.port} (page service protocol 2, docs/PROTOCOL.md)`);
     else say(`listening on ${addr.host}:${addr.port} (page service protocol 2, docs/PROTOCOL.md)`);
     if (throttle !== undefined) say(`throttle: ${throttle.rate} pages/s, burst ${throttle.burst} pages per tenant (admin API: PUT /v1/tenant/:id/throttle)`);
     if (http !== null) {
       // The same auth as the page port: admin-scope tokens here, pageserver tokens there.
       admin = new AdminApi(repo, { auth, pageServer: server });
       const a = await admin.listen(http.host, http.port);
-      if (o.json) process.stdout.write(`${JSON.stringify({ event: 'listening-http', host: a.host, port: a.port })}\n`);
+      if (logger !== null) logger.info({ event: 'listening-http', host: a.host, port: a.port }, `admin API on http://${a.host}:${a.port}`);
       else say(`admin API on http://${a.host}:${a.port} (/v1/tenant, /metrics; admin-scope tokens: strata token --scope admin)`);
     }
     const sig = await stopped;

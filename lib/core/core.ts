@@ -122,6 +122,12 @@ export interface Core {
    * settles. The read sees the layer maps as they were at the call.
    */
   getPagesAsync(plan: Buffer, out: Uint8Array, status: Uint8Array, counts: Uint32Array, cachedInline: boolean): Promise<void>;
+  /**
+   * getPages from page-cache blocks only, on the calling thread: true when it finished; false when
+   * some block would need the disk (then `out`, `status` and `counts` hold nothing to use). What a
+   * caller that must not block (the page service) tries before going async.
+   */
+  tryGetPagesCached(plan: Buffer, out: Uint8Array, status: Uint8Array, counts: Uint32Array): boolean;
 
   /** Release the page cache and every open layer. */
   close(): void;

@@ -34,6 +34,7 @@ export interface NativeCoreHandle {
   setLayerMap(mapId: number, handles: Uint32Array): void;
   dropLayerMap(mapId: number): void;
   getPages(plan: Uint8Array, out: Uint8Array, status: Uint8Array, counts: Uint32Array): void;
+  tryGetPagesCached(plan: Uint8Array, out: Uint8Array, status: Uint8Array, counts: Uint32Array): boolean;
   getPagesAsync(plan: Uint8Array, out: Uint8Array, status: Uint8Array, counts: Uint32Array, cachedInline: boolean): Promise<void>;
   close(): void;
 }
@@ -342,6 +343,10 @@ class NativeCore implements Core {
 
   getPages(plan: Buffer, out: Uint8Array, status: Uint8Array, counts: Uint32Array): void {
     call(() => this.c.getPages(plan, out, status, counts));
+  }
+
+  tryGetPagesCached(plan: Buffer, out: Uint8Array, status: Uint8Array, counts: Uint32Array): boolean {
+    return call(() => this.c.tryGetPagesCached(plan, out, status, counts));
   }
 
   getPagesAsync(plan: Buffer, out: Uint8Array, status: Uint8Array, counts: Uint32Array, cachedInline: boolean): Promise<void> {

@@ -5,6 +5,7 @@
  * into a caller's prom-client Registry. The engine itself needs no metrics library.
  */
 import type { PageCacheStats } from '../core/core';
+import type { BreakerState } from './circuit_breaker';
 import type { IntHistogram } from './histogram';
 import type { TimelineImpl } from './timeline';
 
@@ -115,8 +116,12 @@ export const METRIC_DEFS = {
   strata_remote_stale: { type: 'gauge', help: '1 when the tenant\'s generation here is stale (another node attached it): nothing is uploaded or deleted.' },
   strata_remote_fence_validations_total: { type: 'counter', help: 'Checks of the tenant\'s generation against its attachment object.' },
   strata_remote_stale_refusals_total: { type: 'counter', help: 'Index uploads and deletion batches refused because the generation is stale.' },
+  strata_remote_breaker_open: { type: 'gauge', help: 'The remote circuit breaker: 0 closed, 1 open, 2 half-open (probing).' },
+  strata_remote_breaker_opens_total: { type: 'counter', help: 'Times the remote circuit breaker opened.' },
 } as const satisfies Record<string, { type: MetricType; help: string }>;
 export type MetricName = keyof typeof METRIC_DEFS;
+
+const BREAKER_GAUGE: Readonly<Record<BreakerState, number>> = { closed: 0, open: 1, 'half-open': 2 };
 
 export function collectMetrics(implementation: string, cache: PageCacheStats, timelines: readonly TimelineImpl[]): MetricFamily[] {
   const w = new Collector();
@@ -167,6 +172,8 @@ export function collectMetrics(implementation: string, cache: PageCacheStats, ti
       w.metric('strata_remote_stale', l, r.stale ? 1 : 0);
       w.metric('strata_remote_fence_validations_total', l, r.fenceValidations);
       w.metric('strata_remote_stale_refusals_total', l, r.staleRefusals);
+      w.metric('strata_remote_breaker_open', l, BREAKER_GAUGE[r.breakerState]);
+      w.metric('strata_remote_breaker_opens_total', l, r.breakerOpens);
     }
   }
   return w.list();

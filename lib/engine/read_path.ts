@@ -75,6 +75,21 @@ export class ReadPath {
     return { out, status };
   }
 
+  /**
+   * Reconstruction into `into` at `offset` from page-cache blocks only, on this thread: true when
+   * every key was read; false when a block would need the disk or a key has no page (the caller
+   * then takes the async path, which reads the disk off the event loop and reports the error).
+   */
+  tryReadPagesCached(keys: readonly PageKey[], lsn: Lsn, into: Uint8Array, offset: number): boolean {
+    const n = keys.length;
+    if (n === 0 || into.length < offset + n * PAGE_SIZE) return false;
+    const { status, counts } = this.scratchFor(n);
+    const out = offset === 0 && into.length === n * PAGE_SIZE ? into : into.subarray(offset, offset + n * PAGE_SIZE);
+    if (!this.core.tryGetPagesCached(this.buildPlan(keys, lsn), out, status, counts)) return false;
+    this.record(counts, n);
+    return status.indexOf(PAGE_STATUS_NOT_FOUND) < 0;
+  }
+
   /** Synchronous reconstruction into `into` at `offset` (8192 bytes per key). */
   readPagesInto(keys: readonly PageKey[], lsn: Lsn, into: Uint8Array, offset: number): void {
     const status = this.readPagesIntoWithStatus(keys, lsn, into, offset);

@@ -14,10 +14,12 @@
  * uploading and deleting for good and syncs reject with STALE_GENERATION.
  *
  * So an index is never ahead of its layers, and nothing an uploaded index names is deleted. Manifests
- * committed while the worker is busy are coalesced: the worker always works towards the newest one
- * (a layer that a newer manifest already dropped, and whose file is gone locally, is not uploaded).
+ * committed while the worker is busy are coalesced: the worker finishes the one in hand and then goes
+ * to the newest (a layer that a newer manifest already dropped, and whose file is gone locally, is
+ * not uploaded). Deletions run in batches after each index upload.
  * Every storage call is retried with exponential backoff and full jitter until it succeeds or the
- * repository closes (upload_queue.ts).
+ * repository closes (upload_queue.ts), and goes through the remote's circuit breaker
+ * (circuit_breaker.ts): while storage is down, one probe call at a time instead of every queue's own.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -25,6 +27,7 @@ import { isStrataError, StrataError } from '../errors';
 import type { Lsn } from '../lsn';
 import { RemoteStorageError, type RemoteStorage } from '../remote/remote_storage';
 import type { TenantFence } from './attachment';
+import { type BreakerState, breakerFor, type CircuitBreaker } from './circuit_breaker';
 import type { Manifest } from './manifest';
 import {
   decodeIndex, encodeIndex, INDEX_NAME, type IndexPart, indexKey, layerKey, splitGeneration, timelinePrefix,
@@ -51,16 +54,24 @@ export interface RemoteTimelineStats {
   /** The tenant's validations of its generation against the attachment object, and index uploads / deletion batches they refused. */
   fenceValidations: number;
   staleRefusals: number;
+  /** The remote's circuit breaker (shared by every timeline using this storage): its state, and how often it opened. */
+  breakerState: BreakerState;
+  breakerOpens: number;
 }
 
 interface SyncWaiter {
   seq: number;
+  /** The breaker's downVerdicts when the sync was asked: a later verdict rejects it. */
+  verdicts: number;
   resolve: () => void;
   reject: (e: unknown) => void;
 }
 
 /** Thrown inside the worker when the client stops; never escapes it. */
 class Stopped extends Error {}
+
+/** Deletions run after each index upload while uploads are pending (all of them once none is). */
+const DELETIONS_PER_INDEX = 16;
 
 /** What attempt() returns when a failed call's result is no longer wanted. */
 const GAVE_UP: unique symbol = Symbol('gave up');
@@ -92,6 +103,7 @@ export class RemoteTimelineClient {
   /** Failed storage calls since the last that succeeded. */
   private consecutiveFailures = 0;
   readonly generation: number;
+  private readonly breaker: CircuitBreaker;
 
   /**
    * `known`: the index this node attached from (nothing to discover). Without it the worker first
@@ -107,6 +119,7 @@ export class RemoteTimelineClient {
     known: IndexPart | null,
   ) {
     this.generation = fence.attachment.generation;
+    this.breaker = breakerFor(storage, retry.breakerFailures, retry.breakerCooldownMs);
     this.initialized = known !== null;
     if (known !== null) {
       this.learnIndex(known);
@@ -155,7 +168,7 @@ export class RemoteTimelineClient {
     const seq = this.desiredSeq;
     if (this.uploadedSeq >= seq && this.initialized) return Promise.resolve();
     this.kick();
-    return new Promise((resolve, reject) => this.waiters.push({ seq, resolve, reject }));
+    return new Promise((resolve, reject) => this.waiters.push({ seq, verdicts: this.breaker.downVerdicts, resolve, reject }));
   }
 
   stats(): RemoteTimelineStats {
@@ -178,6 +191,8 @@ export class RemoteTimelineClient {
       stale: fence.stale,
       fenceValidations: fence.validations,
       staleRefusals: fence.refusals,
+      breakerState: this.breaker.state,
+      breakerOpens: this.breaker.opens,
     };
   }
 
@@ -232,25 +247,33 @@ export class RemoteTimelineClient {
     while (!this.stopped) {
       if (this.fence.stale !== null) throw this.fence.stale;
       if (this.desiredSeq > this.uploadedSeq) {
+        const indexed = this.uploadedSeq;
         await this.uploadNewest();
+        // A batch of deletions after each index, so steady commits cannot starve them.
+        if (this.uploadedSeq > indexed && this.deletions.size > 0) await this.runDeletions(DELETIONS_PER_INDEX);
         continue;
       }
       this.resolveWaiters();
       if (this.deletions.size === 0) return;
-      await this.runDeletions();
+      await this.runDeletions(Infinity);
     }
     throw new Stopped();
   }
 
-  /** Upload the newest manifest's missing layers, then its index; start over if a newer one arrives. */
+  /**
+   * Upload the newest manifest's missing layers, then its index. A newer manifest arriving meanwhile
+   * does not interrupt calls that succeed — the index of this one still advances
+   * remoteConsistentLsn, and dropping it at each arrival would starve the index for as long as
+   * commits outpace uploads — but a call that fails is abandoned for the newest manifest after its
+   * backoff, as is this manifest when a layer it names is gone locally.
+   */
   private async uploadNewest(): Promise<void> {
     const seq = this.desiredSeq;
     const m = this.desired as Manifest;
-    // A newer manifest makes this one's work moot: after a failure, start over with the newest.
     const superseded = (): boolean => this.desiredSeq !== seq;
     for (const l of layersToUpload(m.layers, this.remoteLayers)) {
+      if (this.stopped) throw new Stopped();
       if (this.fence.stale !== null) throw this.fence.stale;
-      if (superseded()) return;
       const uploaded = await this.attempt(() => this.uploadLayer(l.fileName, l.sizeBytes, seq), superseded);
       if (uploaded !== true) return; // dropped by a newer manifest, or superseded while failing
     }
@@ -302,12 +325,14 @@ export class RemoteTimelineClient {
     return true;
   }
 
-  private async runDeletions(): Promise<void> {
+  /** Delete up to `max` queued objects; none of them is named by an index of ours. */
+  private async runDeletions(max: number): Promise<void> {
     // Fencing: this read comes after the index upload that queued these deletions, so a newer
     // generation, which reads indexes only after winning its compare-and-swap, never names them.
     await this.validate();
+    let done = 0;
     for (const [name, generation] of [...this.deletions]) {
-      if (this.stopped || this.desiredSeq > this.uploadedSeq) return; // uploads first
+      if (this.stopped || done++ >= max) return;
       await this.attempt(() => this.storage.delete(layerKey(this.tenantId, this.timelineId, name, generation)));
       if (this.deletions.get(name) === generation) this.deletions.delete(name);
       this.counters.deletions++;
@@ -361,11 +386,26 @@ export class RemoteTimelineClient {
   private async attempt<T>(op: () => Promise<T>, giveUp: () => boolean = () => false): Promise<T | typeof GAVE_UP> {
     for (;;) {
       if (this.stopped) throw new Stopped();
+      const admission = this.breaker.admit();
+      if (admission.waitMs > 0) {
+        // Storage is down (the breaker is open, or another queue's probe is out): no call. Syncs
+        // asked before the latest "down" verdict learn it now rather than after a cooldown.
+        this.rejectWaiters(this.breaker.lastError, (w) => w.verdicts < this.breaker.downVerdicts);
+        await this.sleep(admission.waitMs);
+        if (giveUp()) return GAVE_UP;
+        continue;
+      }
+      let r: T;
       try {
-        const r = await op();
-        this.consecutiveFailures = 0;
-        return r;
+        r = await op();
       } catch (e) {
+        // The breaker hears of every call, also one the closing repository no longer wants (a
+        // probe left in flight would keep every other queue waiting).
+        const retryable = !(e instanceof RemoteStorageError) || e.transient;
+        // Only storage's own errors say whether it answered; a local one (the layer file) says nothing.
+        if (!(e instanceof RemoteStorageError)) this.breaker.abandoned(admission.probe);
+        else if (e.transient) this.breaker.failed(admission.probe, e);
+        else this.breaker.answered(admission.probe);
         if (this.stopped) throw new Stopped();
         if (isStrataError(e, 'STALE_GENERATION')) throw e;
         // Counted across calls, so neither the backoff nor syncRemote's verdict starts over when
@@ -373,11 +413,14 @@ export class RemoteTimelineClient {
         const n = ++this.consecutiveFailures;
         this.counters.failures++;
         this.lastError = e;
-        const retryable = !(e instanceof RemoteStorageError) || e.transient;
         if (n >= this.retry.failSyncAfterAttempts || !retryable) this.rejectWaiters(e);
         await this.sleep(backoffDelayMs(n, this.retry));
         if (giveUp()) return GAVE_UP;
+        continue;
       }
+      this.breaker.answered(admission.probe);
+      this.consecutiveFailures = 0;
+      return r;
     }
   }
 
@@ -396,9 +439,10 @@ export class RemoteTimelineClient {
     for (const w of done) w.resolve();
   }
 
-  private rejectWaiters(e: unknown): void {
-    const all = this.waiters;
-    this.waiters = [];
-    for (const w of all) w.reject(e);
+  private rejectWaiters(e: unknown, which: (w: SyncWaiter) => boolean = () => true): void {
+    const out = this.waiters.filter(which);
+    if (out.length === 0) return;
+    this.waiters = this.waiters.filter((w) => !which(w));
+    for (const w of out) w.reject(e);
   }
 }

@@ -318,6 +318,20 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
     return pages;
   }
 
+  /**
+   * readPagesInto from cached blocks only, never waiting nor touching the disk: false when it
+   * cannot (an LSN above lastRecordLsn or below the GC cutoff, a closed timeline, a block not
+   * cached, a key without a page) — the caller then goes the async way, which says why.
+   */
+  tryReadPagesCached(keys: readonly PageKey[], lsn: Lsn, into: Uint8Array, offset: number): boolean {
+    if (this.closed || lsn > this._lastRecordLsn || lsn < this._gcCutoffLsn) return false;
+    try {
+      return this.reads.tryReadPagesCached(keys, lsn, into, offset);
+    } catch {
+      return false; // a bad key, a corrupt block: the async path meets it again and reports it
+    }
+  }
+
   readPagesInto(keys: readonly PageKey[], lsn: Lsn, into: Uint8Array, offset: number): void {
     this.checkSyncRead(lsn);
     checkKeyList(keys);

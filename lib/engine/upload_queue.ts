@@ -16,10 +16,19 @@ export interface RemoteRetryOptions {
    * pending syncRemote() calls reject with the storage's error; the queue itself keeps retrying.
    */
   failSyncAfterAttempts: number;
+  /** The remote's circuit breaker opens after this many calls in a row (of all its queues) got no answer. */
+  breakerFailures: number;
+  /** An open breaker lets no call through for this long, then one probe (circuit_breaker.ts). */
+  breakerCooldownMs: number;
 }
 
-/** AWS's recommended full-jitter backoff, starting at 100 ms and capped at 30 s (Neon caps at 60 s). */
-export const DEFAULT_REMOTE_RETRY: Readonly<RemoteRetryOptions> = Object.freeze({ baseMs: 100, maxMs: 30_000, failSyncAfterAttempts: 6 });
+/**
+ * AWS's recommended full-jitter backoff, starting at 100 ms and capped at 30 s (Neon caps at 60 s);
+ * the breaker opens after 5 unanswered calls in a row and probes every 5 s while storage is down.
+ */
+export const DEFAULT_REMOTE_RETRY: Readonly<RemoteRetryOptions> = Object.freeze({
+  baseMs: 100, maxMs: 30_000, failSyncAfterAttempts: 6, breakerFailures: 5, breakerCooldownMs: 5_000,
+});
 
 export function resolveRetryOptions(o: Partial<RemoteRetryOptions> | undefined): RemoteRetryOptions {
   const r = { ...DEFAULT_REMOTE_RETRY, ...(o ?? {}) };

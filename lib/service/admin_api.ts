@@ -5,9 +5,9 @@
  * disabled by name, as on the page port; a pageserver token is refused (403).
  *
  * Tenants: the repository knows a tenant by its timelines. A tenant created here with no timeline
- * yet lives in this process's memory only (until its first timeline is created); its throttle
- * limit likewise lives in the page server, not on disk — both are the operator's to re-apply after
- * a restart. Errors answer `{ "error": { "code", "message" } }` with a StrataError code.
+ * yet, and each tenant's own throttle limit, are kept in the repository directory's
+ * service/tenants.json (TenantSettingsStore), written durably before the change is acknowledged,
+ * and applied again when an AdminApi opens on the repository. Errors answer `{ "error": { "code", "message" } }` with a StrataError code.
  */
 import { fastify, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { Registry } from 'prom-client';
@@ -18,6 +18,7 @@ import type { Timeline } from '../timeline';
 import { Authenticator, type AuthConfig } from './auth';
 import type { RequestOutcome, Server } from './page_server';
 import { PageServiceMetrics, registerRepositoryMetrics } from './prom_metrics';
+import { TenantSettingsStore } from './tenant_settings';
 import type { ThrottleLimit } from './throttle';
 
 /** Largest request body the admin API reads: its bodies are a few ids and numbers. */
@@ -32,6 +33,11 @@ export interface AdminApiOptions {
   pageServer?: Server;
   /** Where metrics register (yours, to export Strata's beside your own); default a new Registry. */
   registry?: Registry;
+  /**
+   * Keep tenants without timelines and throttle limits in <repository>/service/tenants.json across
+   * restarts (default true; false: in memory only, e.g. on a read-only repository).
+   */
+  persistSettings?: boolean;
 }
 
 export type TenantState = 'active' | 'stopping' | 'broken';
@@ -111,15 +117,21 @@ export class AdminApi {
   private readonly unregisterRepoMetrics: () => void;
   private readonly onRequest: ((r: RequestOutcome) => void) | null = null;
   private closing: Promise<void> | null = null;
+  private readonly settings: TenantSettingsStore | null;
 
   constructor(readonly repository: Repository, private readonly options: AdminApiOptions) {
     if (options === undefined || options.auth === undefined) {
       throw new StrataError('BAD_ARGUMENT', 'AdminApi needs options.auth: { keysFile } or { keys } (or { disabled: true } to serve without auth)');
     }
     this.auth = Authenticator.fromConfig(options.auth);
+    this.settings = options.persistSettings === false ? null : new TenantSettingsStore(repository.dir);
     this.registry = options.registry ?? new Registry();
     this.unregisterRepoMetrics = registerRepositoryMetrics(repository, this.registry);
     this.pageMetrics = new PageServiceMetrics(this.registry);
+    for (const [id, st] of this.settings?.entries() ?? []) {
+      this.emptyTenants.add(id); // dropped from this set once the tenant has timelines
+      if (st.throttle !== null) options.pageServer?.throttle.setLimit(id, st.throttle);
+    }
     if (options.pageServer !== undefined) {
       const m = this.pageMetrics;
       this.onRequest = (r) => m.observe(r);
@@ -220,6 +232,7 @@ export class AdminApi {
       if (req.body.throttle !== undefined) this.requirePageServer().throttle.setLimit(id, req.body.throttle);
       this.repository.listTimelines(id); // the repository is open (CLOSED otherwise)
       this.emptyTenants.add(id);
+      this.persist(id);
       return reply.code(201).send(this.tenantInfo(id));
     });
 
@@ -245,6 +258,7 @@ export class AdminApi {
         this.stopping.delete(id);
       }
       this.emptyTenants.delete(id);
+      this.settings?.delete(id);
       this.options.pageServer?.throttle.forget(id);
       this.pageMetrics.removeTenant(id);
       return { tenant_id: id, deleted_timelines: deleted };
@@ -289,7 +303,10 @@ export class AdminApi {
       const last = this.repository.listTimelines(tenantId).length === 1;
       await this.repository.deleteTimeline(tenantId, timelineId);
       // The tenant outlives its last timeline: it was created, it is deleted by DELETE /v1/tenant/:id.
-      if (last) this.emptyTenants.add(tenantId);
+      if (last) {
+        this.emptyTenants.add(tenantId);
+        this.persist(tenantId);
+      }
       return { tenant_id: tenantId, timeline_id: timelineId, deleted: true };
     });
 
@@ -323,14 +340,23 @@ export class AdminApi {
     app.put<{ Params: TenantParams; Body: ThrottleLimit }>('/v1/tenant/:tenant_id/throttle', { schema: { params: tenantParams, body: throttleBody } }, async (req, reply) => {
       if (this.tenantInfo(req.params.tenant_id) === null) return fail(reply, 404, 'TENANT_NOT_FOUND', `no tenant ${req.params.tenant_id}`);
       this.requirePageServer().throttle.setLimit(req.params.tenant_id, { rate: req.body.rate, burst: req.body.burst });
+      this.persist(req.params.tenant_id);
       return this.throttleInfo(req.params.tenant_id);
     });
 
     app.delete<{ Params: TenantParams }>('/v1/tenant/:tenant_id/throttle', { schema: { params: tenantParams } }, async (req, reply) => {
       if (this.tenantInfo(req.params.tenant_id) === null) return fail(reply, 404, 'TENANT_NOT_FOUND', `no tenant ${req.params.tenant_id}`);
       this.requirePageServer().throttle.setLimit(req.params.tenant_id, null);
+      this.persist(req.params.tenant_id);
       return this.throttleInfo(req.params.tenant_id);
     });
+  }
+
+  /** Write the tenant's settings (its own limit, if any) before the change is acknowledged. */
+  private persist(tenantId: string): void {
+    if (this.settings === null) return;
+    const t = this.options.pageServer?.throttle;
+    this.settings.set(tenantId, { throttle: t !== undefined && t.hasOwnLimit(tenantId) ? t.limitOf(tenantId) : null });
   }
 
   private requirePageServer(): Server {

@@ -8,6 +8,7 @@ import * as net from 'node:net';
 import { StrataError, isErrorCode } from '../errors';
 import type { PageKey } from '../key';
 import { checkLsn, LSN_MAX, type Lsn } from '../lsn';
+import { PAGE_SIZE } from '../record';
 import type { RelationInfo, RelTag } from '../timeline';
 import {
   decodeServerFrame, encodeHello, encodeRequest, FrameReader, MAX_FRAME_BYTES, PROTOCOL_VERSION, type HelloOk, type Request,
@@ -52,7 +53,22 @@ type Settle = (frame: ServerFrame) => void;
 interface Pending {
   settle: Settle;
   fail: (e: StrataError) => void;
-  timer: NodeJS.Timeout;
+  /** performance.now() after which the request fails with DEADLINE_EXCEEDED. */
+  deadlineAt: number;
+  deadlineMs: number;
+}
+
+/**
+ * The pages of one answer copied out of the socket's buffer into one allocation (a page kept by the
+ * caller must not pin the chunk it arrived in; one buffer per batch rather than per page spares
+ * the garbage collector).
+ */
+function copyPages(pages: readonly Buffer[]): Buffer[] {
+  const all = Buffer.allocUnsafe(pages.length * PAGE_SIZE);
+  return pages.map((p, i) => {
+    p.copy(all, i * PAGE_SIZE);
+    return all.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE);
+  });
 }
 
 export class StrataClient {
@@ -62,6 +78,11 @@ export class StrataClient {
   private readonly abandoned = new Set<number>();
   private nextId = 1;
   private closedError: StrataError | null = null;
+  /** One timer for every deadline (not one per request): armed for the earliest pending one. */
+  private deadlineTimer: NodeJS.Timeout | null = null;
+  private deadlineTimerAt = Infinity;
+  /** Requests written in one tick go out in one writev: the socket is corked until the next tick. */
+  private corked = false;
   private readonly closedPromise: Promise<void>;
 
   private constructor(private readonly socket: net.Socket, readonly server: HelloOk, private readonly deadlineMs: number, leftover: FrameReader) {
@@ -129,6 +150,11 @@ export class StrataClient {
     return this.closedError !== null;
   }
 
+  /** Resolves once the socket has closed (by either side, for any reason). */
+  whenClosed(): Promise<void> {
+    return this.closedPromise;
+  }
+
   getPage(key: PageKey, lsn: Lsn, opts?: RequestOptions): Promise<Buffer> {
     return this.request((id, lsns) => ({ kind: 'getPage', id, lsns, key }), lsn, opts, (f) => (f.kind === 'page' ? Buffer.from(f.page) : undefined));
   }
@@ -140,7 +166,7 @@ export class StrataClient {
     const parts: Promise<Buffer[]>[] = [];
     for (let i = 0; i < keys.length; i += batch) {
       const part = keys.slice(i, i + batch);
-      parts.push(this.request((id, lsns) => ({ kind: 'getPages', id, lsns, keys: part }), lsn, opts, (f) => (f.kind === 'pages' && f.pages.length === part.length ? f.pages.map((p) => Buffer.from(p)) : undefined)));
+      parts.push(this.request((id, lsns) => ({ kind: 'getPages', id, lsns, keys: part }), lsn, opts, (f) => (f.kind === 'pages' && f.pages.length === part.length ? copyPages(f.pages) : undefined)));
     }
     return (await Promise.all(parts)).flat();
   }
@@ -191,11 +217,6 @@ export class StrataClient {
     }
     const deadline = opts?.deadlineMs ?? this.deadlineMs;
     return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        this.abandoned.add(id);
-        reject(new StrataError('DEADLINE_EXCEEDED', `request ${id} got no answer within ${deadline} ms`));
-      }, deadline);
       const settle: Settle = (f) => {
         if (f.kind === 'error') {
           this.done(id);
@@ -216,15 +237,52 @@ export class StrataClient {
         this.done(id);
         resolve(v);
       };
-      this.pending.set(id, { settle, fail: reject, timer });
+      const deadlineAt = performance.now() + deadline;
+      this.pending.set(id, { settle, fail: reject, deadlineAt, deadlineMs: deadline });
+      if (deadlineAt < this.deadlineTimerAt) this.armDeadlineTimer(deadlineAt);
+      if (!this.corked) {
+        this.corked = true;
+        this.socket.cork();
+        process.nextTick(() => {
+          this.corked = false;
+          this.socket.uncork();
+        });
+      }
       this.socket.write(frame);
     });
   }
 
   private done(id: number): void {
-    const p = this.pending.get(id);
-    if (p !== undefined) clearTimeout(p.timer);
     this.pending.delete(id);
+    if (this.pending.size === 0 && this.deadlineTimer !== null) {
+      clearTimeout(this.deadlineTimer);
+      this.deadlineTimer = null;
+      this.deadlineTimerAt = Infinity;
+    }
+  }
+
+  private armDeadlineTimer(at: number): void {
+    if (this.deadlineTimer !== null) clearTimeout(this.deadlineTimer);
+    this.deadlineTimerAt = at;
+    this.deadlineTimer = setTimeout(() => this.expireDeadlines(), Math.max(0, at - performance.now()));
+  }
+
+  /** Fail every request past its deadline; re-arm for the earliest left. */
+  private expireDeadlines(): void {
+    this.deadlineTimer = null;
+    this.deadlineTimerAt = Infinity;
+    const now = performance.now();
+    let next = Infinity;
+    for (const [id, p] of this.pending) {
+      if (p.deadlineAt <= now) {
+        this.pending.delete(id);
+        this.abandoned.add(id);
+        p.fail(new StrataError('DEADLINE_EXCEEDED', `request ${id} got no answer within ${p.deadlineMs} ms`));
+      } else if (p.deadlineAt < next) {
+        next = p.deadlineAt;
+      }
+    }
+    if (next < Infinity) this.armDeadlineTimer(next);
   }
 
   private takeId(): number {
@@ -265,8 +323,10 @@ export class StrataClient {
   /** Fail everything in flight with `e` and close the socket; later calls reject with `e`. */
   private shutdown(e: StrataError): void {
     if (this.closedError === null) this.closedError = e;
+    if (this.deadlineTimer !== null) clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = null;
+    this.deadlineTimerAt = Infinity;
     for (const [id, p] of this.pending) {
-      clearTimeout(p.timer);
       this.pending.delete(id);
       p.fail(e);
     }

@@ -255,6 +255,22 @@ export function encodeViolation(id: number, message: string): Buffer {
   return encodeCodeMessage(FRAME_TYPE.PROTOCOL_VIOLATION, id, 'PROTOCOL_ERROR', message);
 }
 
+/** Where a PAGE frame's page starts (after the header). */
+export const PAGE_FRAME_PAGE_OFFSET = FRAME_HEADER_BYTES;
+/** Where a PAGES frame's first page starts (after the header and count u16). */
+export const PAGES_FRAME_PAGES_OFFSET = FRAME_HEADER_BYTES + 2;
+
+/**
+ * A PAGE frame (`count` null) or a PAGES frame of `count` pages with its header and count written
+ * and the pages left to the caller, to read them straight into the frame (no copy).
+ */
+export function allocPagesFrame(id: number, count: number | null): Buffer {
+  if (count === null) return frame(FRAME_TYPE.PAGE, id, PAGE_SIZE);
+  const b = frame(FRAME_TYPE.PAGES, id, 2 + PAGE_SIZE * count);
+  b.writeUInt16BE(count, FRAME_HEADER_BYTES);
+  return b;
+}
+
 export function encodePage(id: number, page: Uint8Array): Buffer {
   const b = frame(FRAME_TYPE.PAGE, id, PAGE_SIZE);
   b.set(page.subarray(0, PAGE_SIZE), 9);

@@ -2,8 +2,9 @@
  * RetryingClient: StrataClient's calls with reconnection, exponential backoff with full jitter, and
  * a circuit breaker for the server (README, "Service"). Page reads are idempotent, so a call that
  * got no answer — the connection could not be made or was lost (CONNECTION_CLOSED), or the deadline
- * passed (DEADLINE_EXCEEDED) — or that was refused with THROTTLED is sent again, on a new connection
- * when the old one is gone, after a delay: full jitter, uniform in [0, min(maxDelayMs,
+ * passed (DEADLINE_EXCEEDED) — or that was refused with THROTTLED is sent again, on another open
+ * connection of its ClientPool (`pool: { connections }`, one by default; lost ones are replaced with
+ * backoff) or a new one, after a delay: full jitter, uniform in [0, min(maxDelayMs,
  * baseDelayMs · 2^attempt)) (the AWS architecture blog's "full jitter"), and for THROTTLED at least
  * the server's retry-after. Every other error is the answer and is thrown at once.
  *
@@ -16,7 +17,8 @@ import type { PageKey } from '../key';
 import type { Lsn } from '../lsn';
 import type { RelationInfo, RelTag } from '../timeline';
 import { type BreakerOptions, type BreakerState, CircuitBreaker } from './circuit_breaker';
-import { type ClientOptions, type RequestOptions, StrataClient, ThrottledError } from './client';
+import { type ClientOptions, type RequestOptions, type StrataClient, ThrottledError } from './client';
+import { ClientPool, type PoolOptions, type PoolStats } from './client_pool';
 import { type Clock, monotonicClock } from './throttle';
 
 export interface RetryOptions {
@@ -34,6 +36,8 @@ export const DEFAULT_RETRY_MAX_DELAY_MS = 2_000;
 
 export interface RetryingClientOptions extends ClientOptions {
   retry?: RetryOptions;
+  /** Connections to keep open and how lost ones are replaced (default: one connection). */
+  pool?: PoolOptions;
   breaker?: BreakerOptions;
   /** Told of every breaker transition. */
   onBreakerState?: (to: BreakerState, from: BreakerState) => void;
@@ -54,8 +58,7 @@ const realSleep = (ms: number): Promise<void> => new Promise((resolve) => setTim
 
 export class RetryingClient {
   readonly breaker: CircuitBreaker;
-  private conn: StrataClient | null = null;
-  private connecting: Promise<StrataClient> | null = null;
+  private readonly pool: ClientPool;
   private closed = false;
   private readonly maxAttempts: number;
   private readonly baseDelayMs: number;
@@ -73,6 +76,12 @@ export class RetryingClient {
     this.random = options.random ?? Math.random;
     this.sleep = options.sleep ?? realSleep;
     this.breaker = new CircuitBreaker(options.breaker, options.clock ?? monotonicClock, options.onBreakerState);
+    this.pool = new ClientPool(options, { random: this.random, mayReconnect: () => this.breaker.state === 'closed', ...options.pool });
+  }
+
+  /** The connection pool's counters: open connections, connects made, connects failed. */
+  poolStats(): PoolStats {
+    return this.pool.stats();
   }
 
   /** The breaker's state: 'closed', 'open' or 'half-open'. */
@@ -102,9 +111,7 @@ export class RetryingClient {
 
   async close(): Promise<void> {
     this.closed = true;
-    const c = this.conn ?? (this.connecting === null ? null : await this.connecting.catch(() => null));
-    this.conn = null;
-    if (c !== null) await c.close();
+    await this.pool.close();
   }
 
   private async call<T>(op: (c: StrataClient) => Promise<T>): Promise<T> {
@@ -115,7 +122,7 @@ export class RetryingClient {
       }
       let e: unknown;
       try {
-        const v = await op(await this.connection());
+        const v = await op(await this.pool.acquire());
         this.breaker.success();
         return v;
       } catch (x) {
@@ -131,21 +138,5 @@ export class RetryingClient {
       this.options.onRetry?.({ attempt, code: (e as StrataError).code, delayMs });
       await this.sleep(delayMs);
     }
-  }
-
-  /** The open connection, or a new one (one connect at a time, shared by the calls waiting for it). */
-  private async connection(): Promise<StrataClient> {
-    if (this.conn !== null && !this.conn.isClosed) return this.conn;
-    this.conn = null;
-    this.connecting ??= StrataClient.connect(this.options).finally(() => {
-      this.connecting = null;
-    });
-    const c = await this.connecting;
-    if (this.closed) {
-      await c.close();
-      throw new StrataError('CONNECTION_CLOSED', 'the client was closed');
-    }
-    this.conn = c;
-    return c;
   }
 }

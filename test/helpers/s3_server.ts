@@ -11,7 +11,8 @@
  *   scripts/s3/ensure-radosgw.js); a test that needs the server is skipped with `reason` when not.
  * - `S3Server.start()` — everything up, an S3 user made and the bucket `bucket` created (≈ 15 s);
  *   then `endpoint`, `credentials`, `config(prefix?)`, `options()`, `createBucket(name)`,
- *   `stopGateway()` / `startGateway()` (radosgw alone, same port: an outage), `destroy()`.
+ *   `stopGateway()` / `startGateway()` (radosgw alone, same port: an outage), `pauseGateway()` /
+ *   `resumeGateway()` (SIGSTOP / SIGCONT: a hung server), `destroy()`.
  *   One server per test file, shared by its tests (start in beforeAll, destroy in afterAll).
  *
  * No daemon outlives the test process: destroy() kills them and deletes the directory, a process
@@ -388,6 +389,24 @@ export class S3Server {
     const exited = new Promise((r) => child.once('exit', r));
     child.kill('SIGKILL');
     await exited;
+  }
+
+  /**
+   * Freezes radosgw (SIGSTOP): the kernel still accepts connections, but nothing answers — the
+   * outage clients meet only through their timeouts. resumeGateway() (SIGCONT) ends it.
+   */
+  pauseGateway(): void {
+    this.signalGateway('SIGSTOP');
+  }
+
+  resumeGateway(): void {
+    this.signalGateway('SIGCONT');
+  }
+
+  private signalGateway(signal: 'SIGSTOP' | 'SIGCONT'): void {
+    const child = this.daemons.get('rgw');
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) throw new Error(`radosgw is not running (${signal})`);
+    child.kill(signal);
   }
 
   async createBucket(name: string): Promise<void> {

@@ -1,7 +1,7 @@
 /**
  * The RemoteStorage contract (lib/remote/remote_storage.ts), one suite run against both backends:
  * a local directory, and S3 through the SDK against a real radosgw started by
- * test/helpers/s3_server.ts (one server for this file, shared by its tests; each test works under a
+ * test/helpers/s3_server.ts (one server for this file via test/helpers/remote.ts; each test works under a
  * prefix of its own). Without the Ceph programs the S3 half is reported as skipped with the reason.
  *
  * Throughput of the large-object test and the server's start time are printed, not asserted
@@ -10,16 +10,14 @@
 import { spawn } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { isStrataError, type StrataErrorCode } from '../../lib/errors';
 import { openRemoteStorage } from '../../lib/remote/open_remote_storage';
 import { RemoteStorageError, type RemoteStorage, type RemoteStorageOptions } from '../../lib/remote/remote_storage';
-import { s3Availability, S3Server } from '../helpers/s3_server';
+import { useRemoteTestEnv } from '../helpers/remote';
 
-const s3 = s3Availability();
 const MiB = 1024 * 1024;
 const LARGE_OBJECT_BYTES = 20 * MiB;
 /** More keys than one ListObjectsV2 page can hold (S3 caps a page at 1000). */
@@ -30,25 +28,8 @@ const WRITERS_START_DELAY_MS = 1500;
 /** The race's writers try key k at start + k × this. */
 const RACE_SLOT_MS = 25;
 
-let server: S3Server | null = null;
-const tmpRoots: string[] = [];
-
-beforeAll(async () => {
-  if (!s3.ok) return;
-  server = await S3Server.start();
-  console.log(`radosgw test server up in ${(server.startMs / 1000).toFixed(1)} s at ${server.endpoint}`);
-}, 240_000);
-
-afterAll(async () => {
-  await server?.destroy();
-  for (const d of tmpRoots) fs.rmSync(d, { recursive: true, force: true });
-});
-
-function tmpDir(tag: string): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), `strata-remote-${tag}-`));
-  tmpRoots.push(d);
-  return d;
-}
+const env = useRemoteTestEnv('remote');
+const tmpDir = env.tmpDir;
 
 /** A fresh, empty store per test; `open` gives another client on the same store. */
 interface Store {
@@ -61,25 +42,14 @@ interface Backend {
   fresh(): Store;
 }
 
-const backends: Backend[] = [
-  {
-    title: 'local directory',
-    available: true,
-    fresh: () => {
-      const dir = tmpDir('local');
-      return { open: (options) => openRemoteStorage({ type: 'local', path: dir }, options) };
-    },
+const backends: Backend[] = env.backends.map((b) => ({
+  title: b.title,
+  available: b.available,
+  fresh: () => {
+    const loc = env.freshLocation(b.kind);
+    return { open: (options) => openRemoteStorage(loc.config, { ...loc.options, ...options }) };
   },
-  {
-    title: `S3 (radosgw)${s3.ok ? '' : ` — skipped: ${s3.reason}`}`,
-    available: s3.ok,
-    fresh: () => {
-      const prefix = `t-${crypto.randomBytes(6).toString('hex')}`;
-      const srv = server as S3Server;
-      return { open: (options) => openRemoteStorage(srv.config(prefix), srv.options(options)) };
-    },
-  },
-];
+}));
 
 async function expectCode(p: Promise<unknown>, code: StrataErrorCode): Promise<RemoteStorageError> {
   try {
@@ -429,11 +399,11 @@ describe('local directory backend', () => {
   });
 });
 
-describe(`S3 backend errors${s3.ok ? '' : ` — skipped: ${s3.reason}`}`, () => {
-  const test = it.skipIf(!s3.ok);
+describe(`S3 backend errors${env.s3.ok ? '' : ` — skipped: ${env.s3.reason}`}`, () => {
+  const test = it.skipIf(!env.s3.ok);
 
   test('a bucket that does not exist: REMOTE_ERROR naming operation, key and NoSuchBucket', async () => {
-    const srv = server as S3Server;
+    const srv = env.server();
     const st = await openRemoteStorage(srv.config('p', 'strata-no-such-bucket'), srv.options());
     try {
       const put = await expectCode(st.put('k1', Buffer.from('x')), 'REMOTE_ERROR');
@@ -448,7 +418,7 @@ describe(`S3 backend errors${s3.ok ? '' : ` — skipped: ${s3.reason}`}`, () => 
   });
 
   test('wrong credentials: REMOTE_ERROR, not transient', async () => {
-    const srv = server as S3Server;
+    const srv = env.server();
     const st = await openRemoteStorage(srv.config('p'), { credentials: { accessKeyId: srv.accessKeyId, secretAccessKey: 'wrong' } });
     try {
       const e = await expectCode(st.put('k', Buffer.from('x')), 'REMOTE_ERROR');
@@ -460,7 +430,7 @@ describe(`S3 backend errors${s3.ok ? '' : ` — skipped: ${s3.reason}`}`, () => 
   });
 
   test('the server stopped: REMOTE_ERROR (transient) naming operation and key; back up, the objects are there', async () => {
-    const srv = server as S3Server;
+    const srv = env.server();
     const st = await openRemoteStorage(srv.config('outage'), srv.options({ connectTimeoutMs: 2000, idleTimeoutMs: 5000 }));
     try {
       await st.put('before', Buffer.from('kept'));

@@ -1,18 +1,16 @@
 /**
  * Issue 15, second increment: the upload queue (layers, then the index, then deletions) and
  * attaching a tenant on a second repository directory, on both backends — a local directory
- * always, S3 against a real radosgw (test/helpers/s3_server.ts, one server for this file) when it
- * can run here, skipped with the reason otherwise.
+ * always, S3 against a real radosgw (test/helpers/s3_server.ts, one server for this file via
+ * test/helpers/remote.ts) when it can run here, skipped with the reason otherwise.
  *
  * Every storage call of the workload goes through an auditing wrapper that checks, against the
  * storage itself, the two ordering rules: when an index is put, every layer object it names exists;
  * when a layer object is deleted, the newest index of the deleting generation does not name it.
  */
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { type ImplementationName, isStrataError, type PageKey, Repository, type StrataErrorCode, type Timeline, type WalRecord } from '../../lib';
 import { decodeIndex, INDEX_NAME, layerKey, splitGeneration, tenantPrefix } from '../../lib/engine/remote_layout';
 import { backoffDelayMs, DEFAULT_REMOTE_RETRY } from '../../lib/engine/upload_queue';
@@ -23,34 +21,16 @@ import {
 import { IMPLEMENTATIONS } from '../helpers/cores';
 import { Oracle } from '../helpers/oracle';
 import { Rng } from '../helpers/random';
-import { s3Availability, S3Server } from '../helpers/s3_server';
+import { useRemoteTestEnv } from '../helpers/remote';
 import { type KeySpace, randomBatch, randomPage } from '../helpers/workload';
 
-const s3 = s3Availability();
 const TENANT = 'tenant1';
 const KEYSPACE: KeySpace = { rels: 2, blocks: 10 };
 /** Quick retries: the outage tests want syncRemote to give up after a few failed attempts. */
 const FAST_RETRY = { baseMs: 10, maxMs: 200, failSyncAfterAttempts: 3 };
 
-let server: S3Server | null = null;
-const tmpRoots: string[] = [];
-
-beforeAll(async () => {
-  if (!s3.ok) return;
-  server = await S3Server.start();
-  console.log(`radosgw test server up in ${(server.startMs / 1000).toFixed(1)} s at ${server.endpoint}`);
-}, 240_000);
-
-afterAll(async () => {
-  await server?.destroy();
-  for (const d of tmpRoots) fs.rmSync(d, { recursive: true, force: true });
-});
-
-function tmpDir(tag: string): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), `strata-rtl-${tag}-`));
-  tmpRoots.push(d);
-  return d;
-}
+const env = useRemoteTestEnv('rtl');
+const tmpDir = env.tmpDir;
 
 // ---- storage wrappers ----------------------------------------------------------------------------
 
@@ -159,38 +139,32 @@ interface Backend {
   fresh(): Store;
 }
 
-const backends: Backend[] = [
-  {
-    title: 'local directory',
-    available: true,
-    fresh: () => {
-      const dir = tmpDir('store');
-      const clients: FlakyStorage[] = [];
+const backends: Backend[] = env.backends.map((b) => ({
+  title: b.title,
+  available: b.available,
+  fresh: (): Store => {
+    const loc = env.freshLocation(b.kind);
+    if (loc.config.type === 's3') {
+      const srv = env.server();
       return {
-        open: async () => {
-          const c = new FlakyStorage(await openRemoteStorage({ type: 'local', path: dir }));
-          clients.push(c);
-          return c;
-        },
-        down: async () => { for (const c of clients) c.down = true; },
-        up: async () => { for (const c of clients) c.down = false; },
-      };
-    },
-  },
-  {
-    title: `S3 (radosgw)${s3.ok ? '' : ` — skipped: ${s3.reason}`}`,
-    available: s3.ok,
-    fresh: () => {
-      const prefix = `t-${crypto.randomBytes(6).toString('hex')}`;
-      const srv = server as S3Server;
-      return {
-        open: () => openRemoteStorage(srv.config(prefix), srv.options()),
+        open: () => openRemoteStorage(loc.config, loc.options),
         down: () => srv.stopGateway(),
         up: () => srv.startGateway(),
       };
-    },
+    }
+    // The local directory has no server to stop: the outage is a wrapper's.
+    const clients: FlakyStorage[] = [];
+    return {
+      open: async () => {
+        const c = new FlakyStorage(await openRemoteStorage(loc.config, loc.options));
+        clients.push(c);
+        return c;
+      },
+      down: async () => { for (const c of clients) c.down = true; },
+      up: async () => { for (const c of clients) c.down = false; },
+    };
   },
-];
+}));
 
 // ---- workload ------------------------------------------------------------------------------------
 
@@ -468,6 +442,55 @@ describe('remote timelines: deletion queue, restart and options (local directory
       for (const k of l1Keys) expect(listed).toContain(k);
       expect(storage.deletes).toBe(l0Keys.length);
       expect(await checkListing(storage)).toBe(1);
+    } finally {
+      await repo.close();
+    }
+  });
+
+  it.each(['images', 'compactions'] as const)('commits arriving faster than layers upload starve neither the index nor deletions (flushes and %s): remoteConsistentLsn advances meanwhile', async (churn) => {
+    // Each layer put lets another flush and image commit first: a steady ingest that outpaces the uploads.
+    const CHURN_COMMITS = 12;
+    let tl: Timeline | null = null;
+    let commits = 0;
+    let indexPutsDuringChurn = 0;
+    let deletesDuringChurn = 0;
+    const rng = new Rng(11);
+    class ChurningStorage extends ForwardingStorage {
+      override async delete(key: string): Promise<void> {
+        if (tl !== null && commits < CHURN_COMMITS) deletesDuringChurn++;
+        return super.delete(key);
+      }
+      override async put(key: string, body: PutBody, o?: PutOptions): Promise<PutResult> {
+        const isIndex = splitGeneration(key.slice(key.lastIndexOf('/') + 1))?.name === INDEX_NAME;
+        if (isIndex && tl !== null && commits < CHURN_COMMITS) indexPutsDuringChurn++;
+        if (!isIndex && tl !== null && commits < CHURN_COMMITS) {
+          // New layers faster than uploads: a manifest has more than one to upload.
+          commits++;
+          tl.ingest(randomBatch(rng, KEYSPACE, tl.lastRecordLsn, 10));
+          await tl.flush();
+          // Compaction drops L0s the queue has not uploaded yet: their files are gone when it gets to them.
+          if (churn === 'images') await tl.createImageLayer(tl.lastRecordLsn);
+          else if (commits % 2 === 0) await tl.compact({ force: true });
+        }
+        return super.put(key, body, o);
+      }
+    }
+    const repo = await Repository.open(tmpDir('churn'), { remoteStorage: new ChurningStorage(await openRemoteStorage({ type: 'local', path: tmpDir('churn-store') })) });
+    try {
+      const t = await repo.createTimeline({ tenantId: TENANT, timelineId: 'main' });
+      t.ingest(allKeys(KEYSPACE).map((key, i) => ({ lsn: BigInt(0x100 + i * 8), key, kind: 'zero' })));
+      await t.flush();
+      await t.syncRemote();
+      tl = t;
+      t.ingest(randomBatch(rng, KEYSPACE, t.lastRecordLsn, 10));
+      await t.flush();
+      do await t.syncRemote(); while (commits < CHURN_COMMITS);
+      await t.syncRemote();
+      expect(t.remoteConsistentLsn).toBe(t.diskConsistentLsn);
+      // Indexes of older manifests went up while newer ones kept arriving.
+      expect(indexPutsDuringChurn).toBeGreaterThan(1);
+      // And the deletion queue runs between them, not only once commits stop.
+      if (churn === 'compactions') expect(deletesDuringChurn).toBeGreaterThan(0);
     } finally {
       await repo.close();
     }

@@ -262,4 +262,32 @@ describe('admin API', () => {
     await api.close();
     expect((await registry.getMetricsAsJSON()).map((f) => f.name)).toEqual(['my_app_things_total']);
   });
+
+  it('tenants without timelines and throttle limits survive a restart (service/tenants.json); a deleted tenant is forgotten; a corrupt file is refused', async () => {
+    expect((await call('POST', '/v1/tenant', { tenant_id: 'empty_one', throttle: { rate: 50, burst: 5 } })).status).toBe(201);
+    expect((await call('PUT', `/v1/tenant/${TENANT}/throttle`, { rate: 123, burst: 7 })).status).toBe(200);
+    expect((await call('POST', '/v1/tenant', { tenant_id: 'gone' })).status).toBe(201);
+    expect((await call('DELETE', '/v1/tenant/gone')).status).toBe(200);
+    await api.close();
+    await server.close();
+
+    // A new server and admin API on the same repository, as after a restart.
+    ({ server, port: pagePort } = await startServer(repo, { auth: AUTH, clock: () => now }));
+    api = new AdminApi(repo, { auth: AUTH, pageServer: server, registry: new Registry() });
+    base = `http://127.0.0.1:${(await api.listen('127.0.0.1', 0)).port}`;
+    expect((await call('GET', '/v1/tenant/empty_one')).body).toMatchObject({ tenant_id: 'empty_one', timelines: [], throttle: { limit: { rate: 50, burst: 5 }, source: 'tenant' } });
+    expect((await call('GET', `/v1/tenant/${TENANT}/throttle`)).body).toEqual({ limit: { rate: 123, burst: 7 }, source: 'tenant' });
+    expect(server.throttle.limitOf(TENANT)).toEqual({ rate: 123, burst: 7 });
+    expect((await call('GET', '/v1/tenant/gone')).status).toBe(404);
+    // DELETE …/throttle returns the tenant to the default, and that is kept too.
+    expect((await call('DELETE', `/v1/tenant/${TENANT}/throttle`)).status).toBe(200);
+    const file = path.join(repo.dir, 'service', 'tenants.json');
+    expect(JSON.parse(fs.readFileSync(file, 'utf8'))).toEqual({ version: 1, tenants: { empty_one: { throttle: { rate: 50, burst: 5 } }, [TENANT]: { throttle: null } } });
+
+    fs.writeFileSync(file, '{"version": 1, "tenants": {"x": {"throttle": {"rate": -1, "burst": 1}}}}');
+    expect(() => new AdminApi(repo, { auth: AUTH, pageServer: server, registry: new Registry() })).toThrow(/CORRUPT_MANIFEST.*tenants\.json.*rate/);
+    fs.writeFileSync(file, 'not json');
+    expect(() => new AdminApi(repo, { auth: AUTH, pageServer: server, registry: new Registry() })).toThrow(/CORRUPT_MANIFEST/);
+    fs.rmSync(file);
+  });
 });

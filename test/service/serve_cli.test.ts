@@ -98,15 +98,39 @@ describe('strata serve (child process)', () => {
     expect(await second.exit).toBe(0);
   }, 60_000);
 
-  it('SIGTERM during pipelined load: every request answered whole or its connection closed, no half frame, exit 0', async () => {
+  it('SIGTERM during pipelined load and admin writes: every answer whole and correct, no half frame, every acknowledged write durable, exit 0', async () => {
     const { dir, repo, tl } = await repoWithData(IMPL, 'cli-sigterm');
     dirs.push(dir);
     const want = await tl.getPages(KEYS, LSN_LAST);
     const wantFlushed = await tl.getPages(KEYS, LSN_FLUSHED);
     await repo.close();
-    const child = startServe(['--data', dir, '--listen', '127.0.0.1:0', '--no-auth', '--json']);
+    const child = startServe(['--data', dir, '--listen', '127.0.0.1:0', '--http', '127.0.0.1:0', '--no-auth', '--json']);
     children.push(child);
     const port = (JSON.parse(await waitForLine(child, /"event":"listening"/)) as { port: number }).port;
+    const httpPort = (JSON.parse(await waitForLine(child, /"event":"listening-http"/)) as { port: number }).port;
+
+    // Writes over the admin API until the server stops answering: branches of main and throttle
+    // limits. Only those acknowledged (201 / 200) must survive; one cut short by the shutdown may go either way.
+    const acked: Array<{ branch: string; rate: number }> = [];
+    let writing = true;
+    const writes = (async () => {
+      for (let i = 0; writing; i++) {
+        try {
+          const branch = `b${i}`;
+          const r = await fetch(`http://127.0.0.1:${httpPort}/v1/tenant/${TENANT}/timeline`, {
+            method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ timeline_id: branch, ancestor_timeline_id: TIMELINE }),
+          });
+          if (r.status !== 201) break;
+          const t = await fetch(`http://127.0.0.1:${httpPort}/v1/tenant/${TENANT}/throttle`, {
+            method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ rate: 1e6 + i, burst: 1000 }),
+          });
+          acked.push({ branch, rate: t.status === 200 ? 1e6 + i : -1 });
+          if (t.status !== 200) break;
+        } catch {
+          break; // the server is gone
+        }
+      }
+    })();
 
     const REQUESTS_PER_CONNECTION = 3000;
     const conns = await Promise.all(Array.from({ length: 4 }, () => RawConn.ready(port)));
@@ -122,9 +146,12 @@ describe('strata serve (child process)', () => {
     });
     // Some answers are in: the load is running. Then SIGTERM.
     await Promise.all(conns.map((c) => c.waitFor((f) => f.kind === 'page')));
+    while (acked.length < 3) await new Promise((r) => setTimeout(r, 5));
     child.proc.kill('SIGTERM');
     expect(await child.exit).toBe(0);
     await Promise.all(conns.map((c) => c.closed));
+    writing = false;
+    await writes;
 
     let answered = 0;
     conns.forEach((c, ci) => {
@@ -144,11 +171,27 @@ describe('strata serve (child process)', () => {
       answered += seen.size;
     });
     expect(answered).toBeGreaterThan(0);
-    expect(child.lines.some((l) => /SIGTERM: draining/.test(l))).toBe(true);
-    // The repository was closed cleanly: it reopens for writing (no lock left behind).
+    // --json: pino records, one JSON object a line, with the server's connection and shutdown events.
+    const records = child.lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { level: number; msg: string; event?: string });
+    expect(records.length).toBe(child.lines.filter((l) => !l.startsWith('stderr')).length);
+    expect(records.some((r) => /SIGTERM: draining/.test(r.msg))).toBe(true);
+    for (const ev of ['connection', 'ready', 'closed', 'shutdown', 'stopped']) expect(records.some((r) => r.event === ev), ev).toBe(true);
+    // The repository was closed cleanly: it reopens for writing (no lock left behind), and every
+    // acknowledged write is there.
     const again = await Repository.open(dir, { implementation: IMPL });
     expect(again.getTimeline(TENANT, TIMELINE).lastRecordLsn).toBe(LSN_LAST);
+    expect(acked.length).toBeGreaterThanOrEqual(3);
+    const branches = new Set(again.listTimelines(TENANT).map((t) => t.timelineId));
+    for (const a of acked) expect(branches.has(a.branch), a.branch).toBe(true);
     await again.close();
+    // The last acknowledged throttle limit survives the restart too (tenant settings are persisted).
+    const lastRate = acked.filter((a) => a.rate > 0).at(-1)?.rate;
+    const back = startServe(['--data', dir, '--listen', '127.0.0.1:0', '--http', '127.0.0.1:0', '--no-auth', '--json']);
+    children.push(back);
+    const httpBack = (JSON.parse(await waitForLine(back, /"event":"listening-http"/)) as { port: number }).port;
+    expect(await (await fetch(`http://127.0.0.1:${httpBack}/v1/tenant/${TENANT}/throttle`)).json()).toEqual({ limit: { rate: lastRate, burst: 1000 }, source: 'tenant' });
+    back.proc.kill('SIGTERM');
+    expect(await back.exit).toBe(0);
   }, 120_000);
 
   it('--http serves the admin API beside the page port: admin tokens from strata token --scope admin, pageserver tokens refused, a timeline created over HTTP is served', async () => {

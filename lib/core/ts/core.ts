@@ -99,6 +99,10 @@ class TsCore implements Core {
    * `cachedInline` it first tries cached blocks only, as the native core does, so both cores'
    * page-cache counters move alike.
    */
+  tryGetPagesCached(plan: Buffer, out: Uint8Array, status: Uint8Array, counts: Uint32Array): boolean {
+    return withCacheOnlyReads(() => this.getPages(plan, out, status, counts));
+  }
+
   getPagesAsync(plan: Buffer, out: Uint8Array, status: Uint8Array, counts: Uint32Array, cachedInline: boolean): Promise<void> {
     try {
       if (!cachedInline || !withCacheOnlyReads(() => this.getPages(plan, out, status, counts))) this.getPages(plan, out, status, counts);
