@@ -42,6 +42,7 @@ export const ERROR_CODES = {
   REMOTE_ERROR: 'object storage failed: no answer (refused, reset, timed out), a 5xx, or a refused request such as a missing bucket or bad credentials; the message names the operation, the key and the server\'s answer',
   REMOTE_NOT_FOUND: 'get of an object key that does not exist in object storage (the message names the key)',
   REMOTE_PRECONDITION_FAILED: 'a conditional put lost: create-only (ifNoneMatch \'*\') on a key that exists, or compare-and-swap (ifMatch) with an ETag that is no longer current',
+  LAYER_NOT_LOCAL: 'a synchronous read (readPage, readPagesInto) or key listing needs a layer that is in remote storage only (evicted, or attached on demand); async reads download it, or call tl.downloadLayers() first; also a read of such a layer in a repository opened without its remote',
   STALE_GENERATION: 'attachTenant with a generation that is not above every generation the tenant already has (its attachment object, its keys); or this node\'s generation of the tenant is stale — another node attached it since — so syncRemote, deleteTimeline and a generation change are refused and nothing more is uploaded or deleted',
 } as const;
 

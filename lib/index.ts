@@ -9,6 +9,7 @@ export {
 } from './engine/repository';
 export type { RepositoryOptions, RepositoryStats, AttachTenantOptions, AttachTenantReport, DetachTenantReport } from './engine/repository';
 export type { RemoteTimelineStats } from './engine/remote_timeline_client';
+export type { LocalLayerStats } from './engine/eviction';
 export type { RemoteRetryOptions } from './engine/upload_queue';
 export type { RemoteConfig, LocalRemoteConfig, S3RemoteConfig, RemoteStorage, RemoteStorageOptions } from './remote/remote_storage';
 export type { MetricFamily, MetricName, MetricSample } from './engine/metrics';
@@ -18,7 +19,7 @@ export type { ExportPgDatadirOptions, ExportProgress, ExportReport } from './tim
 export type { LsnForTimestamp, LsnForTimestampKind } from './timeline';
 export type { PgFollower, FollowPostgresOptions, FollowStatus, FollowState, FollowEvents } from './pg/walreceiver';
 export { DEFAULT_WAIT_LSN_TIMEOUT_MS } from './engine/timeline';
-export type { LayerInfo, GetPageOptions, TimelineStats, CompactionReport, CompactOptions, GcReport, GcOptions } from './engine/timeline';
+export type { LayerInfo, GetPageOptions, TimelineStats, TimelineResidencyStats, CompactionReport, CompactOptions, GcReport, GcOptions } from './engine/timeline';
 export type { BackgroundOptions, BackgroundStats } from './engine/background';
 export type { HistogramSummary } from './engine/histogram';
 export { StrataError, isStrataError, ERROR_CODES } from './errors';

@@ -94,6 +94,16 @@ export class Timeline {
     return this.#impl.syncRemote();
   }
 
+  /**
+   * Download every layer of this timeline (and of its ancestors) that is in remote storage only —
+   * after an on-demand attach or an eviction — so synchronous reads and key listings work; resolves
+   * with how many layers and bytes were fetched. Under localLayerBudgetBytes, eviction may remove
+   * them again.
+   */
+  downloadLayers(): Promise<{ layers: number; bytes: number }> {
+    return this.#impl.downloadLayers();
+  }
+
   get diskConsistentLsn(): Lsn {
     return this.#impl.diskConsistentLsn;
   }

@@ -57,7 +57,9 @@ export async function runAttach([dir, tenantId]: string[], f: RemoteFlags, print
   const remote = remoteConfigFrom(f);
   const repo = await Repository.open(dir, { implementation: f.impl, remote });
   try {
-    const report = await repo.attachTenant(tenantId, { generation: f.generation });
+    // Eager: the CLI's other commands open the directory without the remote (read-only ones cannot
+    // have one), so layers left in remote storage would be unreadable to them (LAYER_NOT_LOCAL).
+    const report = await repo.attachTenant(tenantId, { generation: f.generation, download: 'eager' });
     // The new generation's indexes up before returning: the attach is then visible to every node.
     for (const tl of repo.listTimelines(tenantId)) await tl.syncRemote();
     if (f.json) return printJson(report);

@@ -21,6 +21,7 @@ import { InMemoryLayer } from './inmemory_layer';
 import type { PreparedBatch } from './ingest';
 import { deltaFileName, imageFileName, type LayerDesc, type ManifestPatch } from './manifest';
 import type { ReadPlanWriter } from '../core/read_plan';
+import { readRemoteOnly, writeRemoteOnly } from './layer_residency';
 
 /** L0 layers and the manual image layer cover every key. */
 export const FULL_KEYSPACE: KeyRange = { keyStart: KEY_MIN, keyEnd: KEY_MAX };
@@ -29,7 +30,10 @@ const IMAGE_BATCH_KEYS = 32; // pages reconstructed and encoded between two yiel
 
 interface HistoricLayer {
   desc: LayerDesc;
-  handle: number;
+  /** The core's handle of the local file, or null for a layer in remote storage only. */
+  handle: number | null;
+  /** The local layer cache's tick of its last use (eviction.ts). */
+  lastUsed: number;
 }
 
 /** Reconstructs keys at an LSN into `out` without counting them as user reads (image creation). */
@@ -50,6 +54,10 @@ export class LayerSet {
   private open: InMemoryLayer;
   private frozen: InMemoryLayer[] = [];
   private historic: HistoricLayer[] = [];
+  /** Remote-only layers: name → generation of the object key (layer_residency.ts). */
+  private readonly remoteOnly: Map<string, number>;
+  /** Compactions and image creations running over these layers: eviction leaves them alone. */
+  pins = 0;
   /** Bytes written, for write-amplification metrics. */
   readonly written = { flushed: 0, compacted: 0, images: 0 };
 
@@ -63,9 +71,20 @@ export class LayerSet {
   ) {
     this.open = new InMemoryLayer(diskConsistentLsn);
     this.mapId = core.createLayerMap();
+    const listed = readRemoteOnly(dir);
+    this.remoteOnly = new Map();
     try {
-      for (const desc of layers) this.historic.push({ desc, handle: this.openLayerFile(desc) });
-      core.setLayerMap(this.mapId, this.historic.map((l) => l.handle));
+      for (const desc of layers) {
+        // A listed layer whose file is present is local (a crash between list and unlink).
+        const gen = listed.get(desc.fileName);
+        if (gen !== undefined && !fs.existsSync(path.join(dir, desc.fileName))) {
+          this.remoteOnly.set(desc.fileName, gen);
+          this.historic.push({ desc, handle: null, lastUsed: 0 });
+        } else {
+          this.historic.push({ desc, handle: this.openLayerFile(desc), lastUsed: 0 });
+        }
+      }
+      this.syncLayerMap();
     } catch (e) {
       this.release();
       throw e;
@@ -133,6 +152,7 @@ export class LayerSet {
   collectKeys(seen: Map<string, Buffer>, start: Buffer = KEY_MIN, end: Buffer = KEY_MAX): void {
     for (const l of this.historic) {
       if (Buffer.compare(keyFromHex(l.desc.keyEnd), start) <= 0 || Buffer.compare(end, keyFromHex(l.desc.keyStart)) <= 0) continue;
+      if (l.handle === null) throw this.notLocal(l.desc.fileName, 'a key listing');
       const packed = this.core.layerKeys(l.handle, start, end);
       for (let o = 0; o < packed.length; o += KEY_SIZE) {
         const k = Buffer.from(packed.subarray(o, o + KEY_SIZE));
@@ -142,6 +162,93 @@ export class LayerSet {
     for (const m of [this.open, ...this.frozen]) {
       for (const k of m.keys()) if (Buffer.compare(k, start) >= 0 && Buffer.compare(k, end) < 0) seen.set(k.toString('latin1'), k);
     }
+  }
+
+  // ---- residency (layer_residency.ts, eviction.ts) ---------------------------------------------
+
+  /** The generation of a remote-only layer's object key, or undefined when the layer is local (or unknown). */
+  remoteOnlyGeneration(fileName: string): number | undefined {
+    return this.remoteOnly.get(fileName);
+  }
+
+  get remoteOnlyCount(): number {
+    return this.remoteOnly.size;
+  }
+
+  /** Record a use of a layer; false when it is remote-only (or unknown). */
+  touch(fileName: string, tick: number): boolean {
+    const l = this.historic.find((h) => h.desc.fileName === fileName);
+    if (l === undefined || l.handle === null) return false;
+    if (tick > l.lastUsed) l.lastUsed = tick;
+    return true;
+  }
+
+  localBytes(): number {
+    return this.historic.reduce((n, l) => n + (l.handle === null ? 0 : l.desc.sizeBytes), 0);
+  }
+
+  remoteOnlyBytes(): number {
+    return this.historic.reduce((n, l) => n + (l.handle === null ? l.desc.sizeBytes : 0), 0);
+  }
+
+  /** Local layers with their last use. */
+  localLayers(): Array<{ desc: LayerDesc; lastUsed: number }> {
+    return this.historic.filter((l) => l.handle !== null).map((l) => ({ desc: l.desc, lastUsed: l.lastUsed }));
+  }
+
+  /** Remote-only layers. */
+  remoteOnlyDescs(): LayerDesc[] {
+    return this.historic.filter((l) => l.handle === null).map((l) => l.desc);
+  }
+
+  /**
+   * A downloaded file is in place: open it and put it into the layer map. False when the layer
+   * left the set meanwhile (compaction or GC dropped it); the caller then removes the file.
+   */
+  installDownloaded(fileName: string, tick: number): boolean {
+    const l = this.historic.find((h) => h.desc.fileName === fileName);
+    if (l === undefined) return false;
+    if (l.handle === null) {
+      l.handle = this.openLayerFile(l.desc);
+      this.remoteOnly.delete(fileName);
+      this.syncLayerMap();
+    }
+    if (tick > l.lastUsed) l.lastUsed = tick;
+    return true;
+  }
+
+  /**
+   * Evict a local layer that a durable remote index names as `generation`'s object: the
+   * remote-only list first (durably), then out of the layer map, then the file. A crash between
+   * list and unlink leaves a listed layer whose file exists, which counts as local.
+   */
+  evict(fileName: string, generation: number): void {
+    const l = this.historic.find((h) => h.desc.fileName === fileName);
+    if (l === undefined || l.handle === null) return;
+    const next = new Map(this.remoteOnly);
+    next.set(fileName, generation);
+    writeRemoteOnly(this.dir, next);
+    this.remoteOnly.set(fileName, generation);
+    const handle = l.handle;
+    l.handle = null;
+    this.syncLayerMap();
+    this.core.closeLayer(handle);
+    wrapIo(`${this.dir}: evicting ${fileName}`, () => {
+      removeFile(path.join(this.dir, fileName));
+      fsyncDir(this.dir);
+    });
+  }
+
+  /** LAYER_NOT_LOCAL for a synchronous operation that needs a remote-only layer. */
+  notLocal(fileName: string, what: string): StrataError {
+    return new StrataError('LAYER_NOT_LOCAL', `${this.dir}: ${what} needs layer ${fileName}, which is in remote storage only ` +
+      '(evicted, or not downloaded since attach): async reads (getPage, getPages) download it; sync reads and key listings do not — await tl.downloadLayers() first');
+  }
+
+  private syncLayerMap(): void {
+    const handles: number[] = [];
+    for (const l of this.historic) if (l.handle !== null) handles.push(l.handle);
+    this.core.setLayerMap(this.mapId, handles);
   }
 
   // ---- writing layers --------------------------------------------------------------------------
@@ -303,16 +410,17 @@ export class LayerSet {
     const removed = new Set(removedNames);
     const opened: HistoricLayer[] = [];
     try {
-      for (const desc of added) opened.push({ desc, handle: this.openLayerFile(desc) });
+      for (const desc of added) opened.push({ desc, handle: this.openLayerFile(desc), lastUsed: 0 });
       const next = [...this.historic.filter((l) => !removed.has(l.desc.fileName)), ...opened];
       this.commit(next.map((l) => l.desc), patch);
       const gone = this.historic.filter((l) => removed.has(l.desc.fileName));
       this.historic = next;
-      this.core.setLayerMap(this.mapId, next.map((l) => l.handle));
+      for (const name of removed) this.remoteOnly.delete(name);
+      this.syncLayerMap();
       opened.length = 0;
       this.deleteLayerFiles(gone);
     } catch (e) {
-      for (const l of opened) this.core.closeLayer(l.handle);
+      for (const l of opened) if (l.handle !== null) this.core.closeLayer(l.handle);
       if (e instanceof StrataError) throw e;
       throw new StrataError('IO_ERROR', `${this.dir}: replacing layers: ${(e as Error).message}`, { cause: e });
     }
@@ -321,14 +429,15 @@ export class LayerSet {
   /** Drop the core's layer map and every open layer file. */
   release(): void {
     this.core.dropLayerMap(this.mapId);
-    for (const l of this.historic) this.core.closeLayer(l.handle);
+    for (const l of this.historic) if (l.handle !== null) this.core.closeLayer(l.handle);
     this.historic = [];
   }
 
   private deleteLayerFiles(gone: readonly HistoricLayer[]): void {
     if (gone.length === 0) return;
     for (const l of gone) {
-      this.core.closeLayer(l.handle);
+      // A remote-only layer has no file here; its object goes through the deletion queue.
+      if (l.handle !== null) this.core.closeLayer(l.handle);
       removeFile(path.join(this.dir, l.desc.fileName));
     }
     wrapIo(`${this.dir}: syncing the directory`, () => fsyncDir(this.dir));

@@ -107,6 +107,12 @@ export const METRIC_DEFS = {
   strata_remote_uploaded_bytes_total: { type: 'counter', help: 'Bytes uploaded.' },
   strata_remote_deletions_total: { type: 'counter', help: 'Remote layer objects deleted.' },
   strata_remote_failures_total: { type: 'counter', help: 'Failed remote storage calls (each is retried).' },
+  strata_remote_local_layer_bytes: { type: 'gauge', help: 'Bytes of layer files on local disk.' },
+  strata_remote_only_layer_bytes: { type: 'gauge', help: 'Bytes of layers in remote storage only (evicted or not yet downloaded).' },
+  strata_remote_ondemand_downloads_total: { type: 'counter', help: 'Layers downloaded on demand.' },
+  strata_remote_ondemand_downloaded_bytes_total: { type: 'counter', help: 'Bytes of layers downloaded on demand.' },
+  strata_remote_evictions_total: { type: 'counter', help: 'Layer files evicted from local disk under localLayerBudgetBytes.' },
+  strata_remote_download_wait_seconds_total: { type: 'counter', help: 'Time reads and rewrites waited for on-demand downloads, summed over waiters.' },
   strata_remote_stale: { type: 'gauge', help: '1 when the tenant\'s generation here is stale (another node attached it): nothing is uploaded or deleted.' },
   strata_remote_fence_validations_total: { type: 'counter', help: 'Checks of the tenant\'s generation against its attachment object.' },
   strata_remote_stale_refusals_total: { type: 'counter', help: 'Index uploads and deletion batches refused because the generation is stale.' },
@@ -157,6 +163,12 @@ export function collectMetrics(implementation: string, cache: PageCacheStats, ti
       w.metric('strata_remote_uploaded_bytes_total', l, r.uploadedBytes);
       w.metric('strata_remote_deletions_total', l, r.deletions);
       w.metric('strata_remote_failures_total', l, r.failures);
+      w.metric('strata_remote_local_layer_bytes', l, r.localLayerBytes);
+      w.metric('strata_remote_only_layer_bytes', l, r.remoteOnlyLayerBytes);
+      w.metric('strata_remote_ondemand_downloads_total', l, r.onDemandDownloads);
+      w.metric('strata_remote_ondemand_downloaded_bytes_total', l, r.onDemandDownloadedBytes);
+      w.metric('strata_remote_evictions_total', l, r.evictions);
+      w.metric('strata_remote_download_wait_seconds_total', l, r.downloadWaitMs / 1000);
       w.metric('strata_remote_stale', l, r.stale ? 1 : 0);
       w.metric('strata_remote_fence_validations_total', l, r.fenceValidations);
       w.metric('strata_remote_stale_refusals_total', l, r.staleRefusals);

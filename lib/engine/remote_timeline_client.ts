@@ -84,6 +84,13 @@ export class RemoteTimelineClient {
   private _remoteConsistentLsn: Lsn | null = null;
   /** What remote storage holds for this timeline, by layer name. */
   private readonly remoteLayers = new Map<string, RemoteLayer>();
+  /**
+   * Layers named by an index known to be in storage (uploaded by this node, attached from or
+   * found on open): name → generation of the key. Only these may be evicted locally.
+   */
+  private readonly durable = new Map<string, number>();
+  /** Called after each index upload (eviction may now remove more). */
+  onIndexUploaded: (() => void) | null = null;
   /** Layer objects to delete: name → generation of the key. */
   private readonly deletions = new Map<string, number>();
   private initialized: boolean;
@@ -115,9 +122,23 @@ export class RemoteTimelineClient {
     this.breaker = breakerFor(storage, retry.breakerFailures, retry.breakerCooldownMs);
     this.initialized = known !== null;
     if (known !== null) {
-      for (const l of known.manifest.layers) this.remoteLayers.set(l.fileName, { generation: known.layerGenerations.get(l.fileName) as number, sizeBytes: l.sizeBytes });
-      this._remoteConsistentLsn = known.manifest.diskConsistentLsn;
+      this.learnIndex(known);
     }
+  }
+
+  /** The generation of the key under which a durable index names this layer; undefined when none does (yet). */
+  durableGeneration(fileName: string): number | undefined {
+    return this.durable.get(fileName);
+  }
+
+  /** An index that is in storage: its layers are remote, durably. */
+  private learnIndex(idx: IndexPart): void {
+    for (const l of idx.manifest.layers) {
+      const generation = idx.layerGenerations.get(l.fileName) as number;
+      this.remoteLayers.set(l.fileName, { generation, sizeBytes: l.sizeBytes });
+      this.durable.set(l.fileName, generation);
+    }
+    this._remoteConsistentLsn = idx.manifest.diskConsistentLsn;
   }
 
   get remoteConsistentLsn(): Lsn | null {
@@ -270,6 +291,8 @@ export class RemoteTimelineClient {
     this.counters.uploadedBytes += body.length;
     this.uploadedSeq = seq;
     this._remoteConsistentLsn = m.diskConsistentLsn;
+    this.durable.clear();
+    for (const [name, g] of index.layerGenerations) this.durable.set(name, g);
     // Only now may what the index no longer names go: no uploaded index of ours references it.
     const named = new Set(m.layers.map((l) => l.fileName));
     for (const [name, r] of [...this.remoteLayers]) {
@@ -280,6 +303,7 @@ export class RemoteTimelineClient {
       if (r.generation === this.generation) this.deletions.set(name, r.generation);
     }
     this.resolveWaiters();
+    this.onIndexUploaded?.();
   }
 
   /** true when uploaded; false when the file is gone locally because a newer manifest dropped it. */
@@ -348,9 +372,7 @@ export class RemoteTimelineClient {
       }
     }
     if (newestIndex !== null) {
-      const idx = decodeIndex(newestIndex.key, await this.storage.get(newestIndex.key));
-      for (const l of idx.manifest.layers) this.remoteLayers.set(l.fileName, { generation: idx.layerGenerations.get(l.fileName) as number, sizeBytes: l.sizeBytes });
-      this._remoteConsistentLsn = idx.manifest.diskConsistentLsn;
+      this.learnIndex(decodeIndex(newestIndex.key, await this.storage.get(newestIndex.key)));
     }
     for (const [name, size] of own) {
       if (!this.remoteLayers.has(name)) this.remoteLayers.set(name, { generation: this.generation, sizeBytes: size });

@@ -25,6 +25,8 @@ import { checkGeneration, decodeIndex, INDEX_NAME, type IndexPart, layerKey, spl
 import { acquireGeneration, defaultNodeName, IMPLICIT_GENERATION, type LocalAttachment, newAttachmentId, TenantFence } from './attachment';
 import { RemoteTimelineClient } from './remote_timeline_client';
 import { type RemoteRetryOptions, resolveRetryOptions } from './upload_queue';
+import { LocalLayerCache, type LocalLayerStats } from './eviction';
+import { readRemoteOnly, REMOTE_LAYERS_FILE, writeRemoteOnly } from './layer_residency';
 
 export const DEFAULT_PAGE_CACHE_BYTES = 64 * 1024 * 1024;       // Neon's default: 8192 pages
 export const DEFAULT_PAGE_CACHE_POLICY: PageCachePolicy = 'clock'; // Neon's (and PostgreSQL's)
@@ -112,9 +114,15 @@ export interface RepositoryOptions {
   remoteStorageOptions?: RemoteStorageOptions;
   /** Backoff of the upload queue's retries; defaults in DEFAULT_REMOTE_RETRY. */
   remoteRetry?: Partial<RemoteRetryOptions>;
+  /**
+   * With a remote: bytes of layer files kept on local disk; beyond it, layers already in a durable
+   * remote index are evicted least recently used first and downloaded again when a read needs them
+   * (docs/REMOTE.md). Default: no budget.
+   */
+  localLayerBudgetBytes?: number;
 }
 
-type ResolvedOptions = Required<Omit<RepositoryOptions, 'implementation' | 'background' | 'backgroundOptions' | 'remote' | 'remoteStorage' | 'remoteStorageOptions' | 'remoteRetry'>>;
+type ResolvedOptions = Required<Omit<RepositoryOptions, 'implementation' | 'background' | 'backgroundOptions' | 'remote' | 'remoteStorage' | 'remoteStorageOptions' | 'remoteRetry' | 'localLayerBudgetBytes'>>;
 
 export interface AttachTenantOptions {
   /**
@@ -122,6 +130,11 @@ export interface AttachTenantOptions {
    * tenant remote storage does not know, else one above the newest generation found there.
    */
   generation?: number;
+  /**
+   * 'onDemand' (default): download only the indexes; layers come when a read (or a compaction)
+   * needs them. 'eager': download every layer before attachTenant resolves.
+   */
+  download?: 'eager' | 'onDemand';
 }
 
 export interface DetachTenantReport {
@@ -143,6 +156,9 @@ export interface AttachTenantReport {
   timelines: string[];
   layersDownloaded: number;
   bytesDownloaded: number;
+  /** Layers left in remote storage, to be downloaded on demand, and their bytes. */
+  layersRemote: number;
+  bytesRemote: number;
 }
 
 /** The repository's remote storage and the settings its upload queues share. */
@@ -150,6 +166,8 @@ interface RemoteSetup {
   storage: RemoteStorage;
   ownsStorage: boolean;
   retry: RemoteRetryOptions;
+  /** Local layer files as a cache of the remote: on-demand downloads and eviction. */
+  cache: LocalLayerCache;
 }
 
 const TENANT_REMOTE_FILE = 'remote.json';
@@ -167,6 +185,8 @@ export interface RepositoryStats {
   pageCache: PageCacheStats;
   background: BackgroundStats;
   timelines: TimelineStats[];
+  /** Local layer files against remote storage (docs/REMOTE.md); null without a remote. */
+  localLayers: LocalLayerStats | null;
 }
 
 export class RepositoryImpl {
@@ -222,9 +242,11 @@ export class RepositoryImpl {
       if (options.remote !== undefined || options.remoteStorage !== undefined) {
         if (options.remote !== undefined && options.remoteStorage !== undefined) throw new StrataError('BAD_ARGUMENT', 'remote and remoteStorage exclude each other');
         const retry = resolveRetryOptions(options.remoteRetry);
-        repo.remote = options.remoteStorage !== undefined
-          ? { storage: options.remoteStorage, ownsStorage: false, retry }
-          : { storage: await openRemoteStorage(options.remote as RemoteConfig, options.remoteStorageOptions), ownsStorage: true, retry };
+        const budget = options.localLayerBudgetBytes === undefined ? null : nonNegativeInt(options.localLayerBudgetBytes, 0, 'localLayerBudgetBytes');
+        const storage = options.remoteStorage ?? await openRemoteStorage(options.remote as RemoteConfig, options.remoteStorageOptions);
+        repo.remote = { storage, ownsStorage: options.remoteStorage === undefined, retry, cache: new LocalLayerCache(storage, budget) };
+      } else if (options.localLayerBudgetBytes !== undefined) {
+        throw new StrataError('BAD_ARGUMENT', 'localLayerBudgetBytes needs a remote: only layers in remote storage can be evicted');
       }
       repo.loadTimelines();
       repo.startRemoteClients(repo.listTimelinesUnchecked(), new Map());
@@ -310,8 +332,9 @@ export class RepositoryImpl {
    * Attach a tenant with a generation (docs/REMOTE.md, "Generations and attach", "Fencing"). The
    * generation is the caller's or the next one, recorded in the tenant's attachment object by a
    * compare-and-swap (attachment.ts) before anything else is read. A tenant it does not hold is
-   * then downloaded: for each timeline the newest index, and every layer that index names
-   * (eagerly; on-demand download is not built yet). The new generation then uploads its own index.
+   * then attached: for each timeline the newest index; its layers are downloaded when a read needs
+   * them (`download: 'onDemand'`, the default) or all before this resolves ('eager'). The new
+   * generation then uploads its own index.
    * A tenant this repository holds keeps its generation, or moves to the one given when that is
    * above it and no other node attached the tenant meanwhile. STALE_GENERATION: the generation
    * given is not above every generation remote storage already has for the tenant, or the tenant
@@ -321,12 +344,16 @@ export class RepositoryImpl {
     this.checkWritable('attachTenant');
     checkId(tenantId, 'tenantId');
     if (o.generation !== undefined) checkGeneration(o.generation, 'generation');
+    const eager = o.download === 'eager';
+    if (o.download !== undefined && !eager && o.download !== 'onDemand') {
+      throw new StrataError('BAD_ARGUMENT', `attachTenant ${tenantId}: download must be 'eager' or 'onDemand': got ${describeValue(o.download)}`);
+    }
     const remote = this.remote;
     if (remote === null) throw new StrataError('BAD_ARGUMENT', `attachTenant ${tenantId}: the repository has no remote storage (Repository.open's remote option)`);
     if (this.attachments.has(tenantId) || this.listTimelinesUnchecked().some((t) => t.tenantId === tenantId)) {
       const g = this.loadAttachment(tenantId).generation;
       if (o.generation !== undefined && o.generation !== g) await this.changeGeneration(tenantId, o.generation);
-      return { tenantId, generation: this.loadAttachment(tenantId).generation, timelines: [], layersDownloaded: 0, bytesDownloaded: 0 };
+      return { tenantId, generation: this.loadAttachment(tenantId).generation, timelines: [], layersDownloaded: 0, bytesDownloaded: 0, layersRemote: 0, bytesRemote: 0 };
     }
     // Fencing first: the indexes are read only after this attachment won its compare-and-swap,
     // so an older generation's later deletions never touch what they name (docs/REMOTE.md).
@@ -345,7 +372,7 @@ export class RepositoryImpl {
       if (prev === undefined || parsed.generation > prev.generation) newestIndex.set(parts[0], { key: obj.key, generation: parsed.generation });
     }
     const indexes = new Map<string, IndexPart>();
-    const report: AttachTenantReport = { tenantId, generation, timelines: [], layersDownloaded: 0, bytesDownloaded: 0 };
+    const report: AttachTenantReport = { tenantId, generation, timelines: [], layersDownloaded: 0, bytesDownloaded: 0, layersRemote: 0, bytesRemote: 0 };
     for (const [timelineId, { key }] of newestIndex) {
       const idx = decodeIndex(key, await remote.storage.get(key));
       if (idx.manifest.tenantId !== tenantId || idx.manifest.timelineId !== timelineId) {
@@ -353,6 +380,14 @@ export class RepositoryImpl {
       }
       const dir = this.timelineDir(tenantId, timelineId);
       mkdirDurable(dir);
+      if (!eager) {
+        // Before the manifest: a reopen must find every layer either here or listed as remote-only.
+        writeRemoteOnly(dir, idx.layerGenerations);
+        report.layersRemote += idx.manifest.layers.length;
+        report.bytesRemote += idx.manifest.layers.reduce((n, l) => n + l.sizeBytes, 0);
+        indexes.set(tlKey(tenantId, timelineId), idx);
+        continue;
+      }
       for (const l of idx.manifest.layers) {
         const file = path.join(dir, l.fileName);
         const info = await remote.storage.getToFile(layerKey(tenantId, timelineId, l.fileName, idx.layerGenerations.get(l.fileName) as number), file);
@@ -506,6 +541,7 @@ export class RepositoryImpl {
       pageCache: this.core.pageCache.stats(),
       background: this.scheduler.stats(),
       timelines: [...this.timelines.values()].map((t) => t.stats()),
+      localLayers: this.remote?.cache.stats() ?? null,
     };
   }
 
@@ -616,7 +652,7 @@ export class RepositoryImpl {
     for (const tl of timelines) {
       const client = new RemoteTimelineClient(remote.storage, tl.tenantId, tl.timelineId, tl.dir, this.fenceOf(remote, tl.tenantId), remote.retry,
         known.get(tlKey(tl.tenantId, tl.timelineId)) ?? null);
-      tl.attachRemote(client);
+      tl.attachRemote(client, remote.cache);
     }
   }
 
@@ -809,7 +845,7 @@ function removeTempFiles(dir: string): void {
 
 /** A layer file no manifest names was written by a flush that crashed before its commit point. */
 function removeOrphanLayers(dir: string, m: Manifest): void {
-  const named = new Set(m.layers.map((l) => l.fileName));
+  const named = new Set([...m.layers.map((l) => l.fileName), REMOTE_LAYERS_FILE]);
   let removed = false;
   for (const f of fs.readdirSync(dir)) {
     if (f !== MANIFEST_FILE && !named.has(f)) {
@@ -820,14 +856,19 @@ function removeOrphanLayers(dir: string, m: Manifest): void {
   if (removed) fsyncDir(dir);
 }
 
-/** Every listed layer exists with its recorded size, and delta layers never overlap in LSN. */
+/**
+ * Every listed layer exists with its recorded size or is listed as remote-only (layer_residency.ts),
+ * and delta layers never overlap in LSN.
+ */
 function checkLayers(dir: string, m: Manifest): void {
+  const remoteOnly = readRemoteOnly(dir);
   for (const l of m.layers) {
     const file = path.join(dir, l.fileName);
     let size: number;
     try {
       size = fs.statSync(file).size;
     } catch {
+      if (remoteOnly.has(l.fileName)) continue;
       throw new StrataError('CORRUPT_MANIFEST', `${path.join(dir, MANIFEST_FILE)}: layer ${l.fileName} is missing`);
     }
     if (size !== l.sizeBytes) {

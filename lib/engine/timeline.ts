@@ -9,11 +9,11 @@ import type { Core, ImplementationName } from '../core/core';
 import type { CompressionName } from '../core/format';
 import type { ReadPlanWriter } from '../core/read_plan';
 import { describeValue, StrataError } from '../errors';
-import { encodeKey, KEY_SIZE, type PageKey } from '../key';
+import { encodeKey, KEY_SIZE, keyToHex, type PageKey } from '../key';
 import { checkLsn, formatLsn, type Lsn } from '../lsn';
 import type { WalRecord } from '../record';
 import {
-  compactLevel0, type CompactionHost, type CompactionReport, type CompactOptions, createImageLayers, emptyCompactionReport,
+  compactLevel0, type CompactionHost, type CompactionReport, type CompactOptions, createImageLayers, emptyCompactionReport, maxStackDepth,
 } from './compaction';
 import { layersToRemove } from './gc';
 import type { HistogramSummary, IntHistogram } from './histogram';
@@ -23,6 +23,10 @@ import { LsnWaiters } from './lsn_waiters';
 import { type LayerDesc, type Manifest, type ManifestExtensions, MANIFEST_FILE, type ManifestPatch, writeManifest } from './manifest';
 import { ReadPath, type ReadSegment } from './read_path';
 import type { RemoteTimelineClient, RemoteTimelineStats } from './remote_timeline_client';
+import type { EvictionCandidate, EvictionOwner, LocalLayerCache } from './eviction';
+import { type NeedSegment, visitNeededLayers } from './layer_residency';
+import { layerKey } from './remote_layout';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 /** How long getPage waits for ingest to reach a requested LSN, as Neon's wait_lsn_timeout. */
@@ -100,11 +104,30 @@ export interface TimelineStats {
   /** Flushes slowed (delay) or made to compact first (stall) by L0 backpressure. */
   flushDelays: number;
   flushStalls: number;
-  /** Uploads to remote storage (docs/REMOTE.md); null when the repository has no remote. */
-  remote: RemoteTimelineStats | null;
+  /** Uploads to remote storage and local residency (docs/REMOTE.md); null when the repository has no remote. */
+  remote: (RemoteTimelineStats & TimelineResidencyStats) | null;
 }
 
-export class TimelineImpl implements ReadSegment {
+/** A timeline's layers as a cache of remote storage (docs/REMOTE.md, "On-demand download and eviction"). */
+export interface TimelineResidencyStats {
+  localLayerBytes: number;
+  remoteOnlyLayers: number;
+  remoteOnlyLayerBytes: number;
+  /** Layers of this timeline downloaded on demand, and their bytes. */
+  onDemandDownloads: number;
+  onDemandDownloadedBytes: number;
+  /** Milliseconds reads and rewrites of this timeline waited for downloads, summed over waiters. */
+  downloadWaitMs: number;
+  evictions: number;
+}
+
+/** A layer a read or a rewrite needs that is not local, with the timeline holding it. */
+interface MissingLayer {
+  tl: TimelineImpl;
+  desc: LayerDesc;
+}
+
+export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
   readonly tenantId: string;
   readonly timelineId: string;
   readonly ancestor: TimelineImpl | null;
@@ -128,6 +151,9 @@ export class TimelineImpl implements ReadSegment {
   private readonly counters = { flushDelays: 0, flushStalls: 0, gcBytesRemoved: 0 };
   /** Uploads each committed manifest's layers and index to remote storage, when there is one. */
   private remote: RemoteTimelineClient | null = null;
+  /** The repository's local layer cache (downloads, eviction), when it has a remote. */
+  private layerCache: LocalLayerCache | null = null;
+  private readonly residency = { onDemandDownloads: 0, onDemandDownloadedBytes: 0, downloadWaitMs: 0, evictions: 0 };
 
   constructor(private readonly core: Core, readonly dir: string, manifest: Manifest, ancestor: TimelineImpl | null, private readonly config: TimelineConfig) {
     this.tenantId = manifest.tenantId;
@@ -192,6 +218,39 @@ export class TimelineImpl implements ReadSegment {
     return this.layerSet.collectInMemory(keyId, cap, w);
   }
 
+  // ---- NeedSegment, EvictionOwner (layer_residency.ts, eviction.ts) ---------------------------------
+
+  layerDescs(): readonly LayerDesc[] {
+    return this.layerSet.descs();
+  }
+
+  get needParent(): NeedSegment | null {
+    return this.ancestor;
+  }
+
+  localLayerBytes(): number {
+    return this.layerSet.localBytes();
+  }
+
+  remoteOnlyLayerBytes(): number {
+    return this.layerSet.remoteOnlyBytes();
+  }
+
+  evictionCandidates(): EvictionCandidate[] {
+    if (this.layerSet.pins > 0 || this.remote === null || this.closed) return [];
+    const out: EvictionCandidate[] = [];
+    for (const { desc, lastUsed } of this.layerSet.localLayers()) {
+      const generation = this.remote.durableGeneration(desc.fileName);
+      if (generation !== undefined) out.push({ fileName: desc.fileName, sizeBytes: desc.sizeBytes, lastUsed, generation });
+    }
+    return out;
+  }
+
+  evictLayer(fileName: string, generation: number): void {
+    this.layerSet.evict(fileName, generation);
+    this.residency.evictions++;
+  }
+
   // ---- ingest ----------------------------------------------------------------------------------
 
   /** Public records: validated and serialized, all or nothing. */
@@ -246,9 +305,17 @@ export class TimelineImpl implements ReadSegment {
     const scratch = Buffer.alloc(KEY_SIZE);
     for (const k of keys) encodeKey(k, scratch); // reject bad keys before waiting
     await this.waitForLsn(lsn, opts.timeoutMs ?? DEFAULT_WAIT_LSN_TIMEOUT_MS);
-    this.checkOpen();
-    this.checkAboveGcCutoff(lsn, 'read');
-    return this.reads.getPages(keys, lsn, this.config.offloadCachedReads);
+    for (;;) {
+      this.checkOpen();
+      this.checkAboveGcCutoff(lsn, 'read');
+      const missing = this.missingForRead(keys, lsn);
+      if (missing === null) break;
+      await this.download(missing);
+    }
+    // No await between the local check and the core call: an eviction cannot slip in between.
+    const pages = this.reads.getPages(keys, lsn, this.config.offloadCachedReads);
+    this.layerCache?.enforce();
+    return pages;
   }
 
   /**
@@ -268,13 +335,141 @@ export class TimelineImpl implements ReadSegment {
   readPagesInto(keys: readonly PageKey[], lsn: Lsn, into: Uint8Array, offset: number): void {
     this.checkSyncRead(lsn);
     checkKeyList(keys);
+    this.throwIfNotLocal(keys, lsn);
     this.reads.readPagesInto(keys, lsn, into, offset);
   }
 
   /** The synchronous twin of getPagesWithStatus; the status array is valid until the next such read. */
   readPagesIntoWithStatus(keys: ReadonlyArray<PageKey | Buffer>, lsn: Lsn, into: Uint8Array, offset: number): Uint8Array | null {
     this.checkSyncRead(lsn);
+    this.throwIfNotLocal(keys, lsn);
     return this.reads.readPagesIntoWithStatus(keys, lsn, into, offset);
+  }
+
+  /**
+   * A synchronous read cannot wait for a download: one that needs a remote-only layer fails with
+   * LAYER_NOT_LOCAL naming it (docs/REMOTE.md explains why this beats blocking the event loop).
+   */
+  private throwIfNotLocal(keys: ReadonlyArray<PageKey | Buffer>, lsn: Lsn): void {
+    if (!Array.isArray(keys)) return; // the read path reports the bad argument
+    const missing = this.missingForRead(keys, lsn);
+    if (missing !== null) throw missing[0].tl.layerSet.notLocal(missing[0].desc.fileName, `${this.name}: a synchronous read at LSN ${formatLsn(lsn)}`);
+  }
+
+  /**
+   * The remote-only layers a read of `keys` at `lsn` may need (layer_residency.ts), or null when
+   * all are local; under a budget, records the use of the local ones for eviction.
+   */
+  private missingForRead(keys: ReadonlyArray<PageKey | Buffer>, lsn: Lsn): MissingLayer[] | null {
+    const cache = this.layerCache;
+    let anyRemote = false;
+    for (let t: TimelineImpl | null = this; t !== null; t = t.ancestor) if (t.layerSet.remoteOnlyCount > 0) anyRemote = true;
+    if (!anyRemote && (cache === null || !cache.tracksUse)) return null;
+    const scratch = Buffer.allocUnsafe(KEY_SIZE);
+    const hexes = keys.map((k) => keyToHex(Buffer.isBuffer(k) ? k : encodeKey(k, scratch)));
+    const tick = cache?.tick() ?? 0;
+    const missing = new Map<string, MissingLayer>();
+    visitNeededLayers(this, hexes, lsn, (s, desc) => {
+      const tl = s as TimelineImpl;
+      if (!tl.layerSet.touch(desc.fileName, tick)) missing.set(`${tl.timelineId}/${desc.fileName}`, { tl, desc });
+    });
+    return missing.size === 0 ? null : [...missing.values()];
+  }
+
+  /** Download remote-only layers (each timeline fetches its own; concurrent fetches of one layer are shared). */
+  private async download(missing: readonly MissingLayer[]): Promise<void> {
+    // All settle before a failure is reported: nothing of this read is still writing afterwards.
+    const results = await Promise.allSettled(missing.map((m) => m.tl.downloadLayer(m.desc)));
+    for (const r of results) if (r.status === 'rejected') throw r.reason;
+  }
+
+  private async downloadLayer(desc: LayerDesc): Promise<void> {
+    const gen = this.layerSet.remoteOnlyGeneration(desc.fileName);
+    if (gen === undefined) return; // local meanwhile, or dropped by compaction or GC
+    const cache = this.layerCache;
+    if (cache === null) throw this.layerSet.notLocal(desc.fileName, `${this.name}: a read (this repository was opened without its remote)`);
+    const file = path.join(this.dir, desc.fileName);
+    const started = performance.now();
+    try {
+      await cache.downloader.fetch(layerKey(this.tenantId, this.timelineId, desc.fileName, gen), file, desc.sizeBytes);
+    } finally {
+      this.residency.downloadWaitMs += performance.now() - started;
+    }
+    if (this.closed) return;
+    // Installed by a waiter of the same download and evicted again before this one resumed: the
+    // caller's next local check sees it missing and downloads it anew.
+    if (!fs.existsSync(file)) return;
+    // Waiters sharing one download all get here: the first installs the layer.
+    if (this.layerSet.remoteOnlyGeneration(desc.fileName) === undefined) {
+      if (this.layerSet.find(desc.fileName) === undefined) fs.rmSync(file, { force: true }); // dropped by compaction or GC meanwhile
+      return;
+    }
+    this.layerSet.installDownloaded(desc.fileName, cache.tick());
+    this.residency.onDemandDownloads++;
+    this.residency.onDemandDownloadedBytes += desc.sizeBytes;
+  }
+
+  /**
+   * Download every remote-only layer of this timeline and its ancestors (what a synchronous read,
+   * a key listing or a rewrite may need). Eviction may remove them again later under a budget.
+   */
+  async downloadLayers(): Promise<{ layers: number; bytes: number }> {
+    this.checkOpen();
+    const missing: MissingLayer[] = [];
+    for (let t: TimelineImpl | null = this; t !== null; t = t.ancestor) for (const desc of t.layerSet.remoteOnlyDescs()) missing.push({ tl: t, desc });
+    await this.download(missing);
+    return { layers: missing.length, bytes: missing.reduce((n, m) => n + m.desc.sizeBytes, 0) };
+  }
+
+  /**
+   * Compaction and image creation read layer files directly: pin this timeline and its ancestors
+   * against eviction, download what `needs` names (this timeline's L0 inputs, or every layer of
+   * the chain), run `job`, unpin.
+   */
+  private async withLocalLayers<T>(needs: readonly LayerDesc[] | 'chain', job: () => Promise<T>): Promise<T> {
+    const chain: TimelineImpl[] = [];
+    for (let t: TimelineImpl | null = this; t !== null; t = t.ancestor) chain.push(t);
+    for (const t of chain) t.layerSet.pins++;
+    try {
+      if (needs === 'chain') await this.downloadLayers();
+      else await this.download(needs.filter((d) => this.layerSet.remoteOnlyGeneration(d.fileName) !== undefined).map((desc) => ({ tl: this, desc })));
+      return await job();
+    } finally {
+      for (const t of chain) t.layerSet.pins--;
+      this.layerCache?.enforce();
+    }
+  }
+
+  /** The L0 layers compactLevel0 would merge now (compaction.ts), or none. */
+  private l0CompactionInputs(force: boolean): LayerDesc[] {
+    const l0 = this.layerSet.level0();
+    if (l0.length === 0 || (!force && l0.length < this.config.compactionThreshold)) return [];
+    return l0.slice(0, this.config.compactionUpperLimit);
+  }
+
+  /**
+   * Whether a non-forced image creation might write an image, judged on layer descriptions alone
+   * — so that, while layers are remote-only, the background's periodic compaction does not
+   * download a whole tenant to learn that nothing is due. An upper bound of createImageLayers'
+   * test: every partition's newest image is at least the newest image covering the whole keyspace,
+   * so its deltas above are among those above that one.
+   */
+  private imageCreationMayRun(): boolean {
+    const chainRemote = (): boolean => {
+      for (let t: TimelineImpl | null = this; t !== null; t = t.ancestor) if (t.layerSet.remoteOnlyCount > 0) return true;
+      return false;
+    };
+    if (!chainRemote()) return true;
+    const lsn = this._diskConsistentLsn;
+    const layers = this.layerSet.descs();
+    const fullStart = keyToHex(FULL_KEYSPACE.keyStart);
+    const fullEnd = keyToHex(FULL_KEYSPACE.keyEnd);
+    const fullNewest = layers
+      .filter((l) => l.kind === 'image' && l.keyStart === fullStart && l.keyEnd === fullEnd)
+      .reduce<Lsn>((m, l) => (l.lsnStart > m ? l.lsnStart : m), -1n);
+    if (lsn <= fullNewest) return false;
+    const above = layers.filter((l) => l.kind === 'delta' && l.lsnEnd > fullNewest + 1n);
+    return above.length > 0 && maxStackDepth(above) >= this.config.imageCreationThreshold;
   }
 
   private checkSyncRead(lsn: Lsn): void {
@@ -294,9 +489,16 @@ export class TimelineImpl implements ReadSegment {
     this.checkOpen();
     checkLsn(lsn, 'lsn');
     await this.waitForLsn(lsn, opts.timeoutMs ?? DEFAULT_WAIT_LSN_TIMEOUT_MS);
-    this.checkOpen();
-    this.checkAboveGcCutoff(lsn, 'read');
-    return this.reads.getPagesWithStatus(keys, lsn, this.config.offloadCachedReads);
+    for (;;) {
+      this.checkOpen();
+      this.checkAboveGcCutoff(lsn, 'read');
+      const missing = this.missingForRead(keys, lsn);
+      if (missing === null) break;
+      await this.download(missing);
+    }
+    const result = this.reads.getPagesWithStatus(keys, lsn, this.config.offloadCachedReads);
+    this.layerCache?.enforce();
+    return result;
   }
 
   /** Every key in [start, end) this timeline (and the part of its ancestors it sees) has a record for, sorted. */
@@ -349,10 +551,10 @@ export class TimelineImpl implements ReadSegment {
     this.checkAboveGcCutoff(lsn, 'image layer');
     if (lsn > this._diskConsistentLsn) await this.flush();
     let info: LayerInfo | undefined;
-    await this.enqueueWrite('image creation', async () => {
+    await this.enqueueWrite('image creation', () => this.withLocalLayers('chain', async () => {
       this.checkAboveGcCutoff(lsn, 'image layer');
       info = await this.writeImage(lsn, FULL_KEYSPACE.keyStart, FULL_KEYSPACE.keyEnd, this.allKeys());
-    });
+    }));
     return { ...(info as LayerInfo) };
   }
 
@@ -360,9 +562,10 @@ export class TimelineImpl implements ReadSegment {
     this.checkWritable();
     checkOptionsObject(opts, 'compact options');
     const report = emptyCompactionReport();
+    const force = opts.force === true;
     await this.enqueueWrite('compaction', async () => {
-      await compactLevel0(this.compactionHost(), opts.force === true, report);
-      await createImageLayers(this.compactionHost(), opts.force === true, report);
+      await this.withLocalLayers(this.l0CompactionInputs(force), () => compactLevel0(this.compactionHost(), force, report));
+      if (force || this.imageCreationMayRun()) await this.withLocalLayers('chain', () => createImageLayers(this.compactionHost(), force, report));
     });
     return report;
   }
@@ -425,8 +628,11 @@ export class TimelineImpl implements ReadSegment {
   // ---- remote storage ----------------------------------------------------------------------------
 
   /** Engine-internal: from now on every manifest commit is uploaded by `client` (starting with the current one). */
-  attachRemote(client: RemoteTimelineClient): void {
+  attachRemote(client: RemoteTimelineClient, cache: LocalLayerCache): void {
     this.remote = client;
+    this.layerCache = cache;
+    cache.register(this);
+    client.onIndexUploaded = () => cache.enforce();
     client.schedule(this.manifest());
   }
 
@@ -487,7 +693,13 @@ export class TimelineImpl implements ReadSegment {
       physicalSizeBytes: this.layerSet.physicalSizeBytes(),
       flushDelays: this.counters.flushDelays,
       flushStalls: this.counters.flushStalls,
-      remote: this.remote?.stats() ?? null,
+      remote: this.remote === null ? null : {
+        ...this.remote.stats(),
+        localLayerBytes: this.layerSet.localBytes(),
+        remoteOnlyLayers: this.layerSet.remoteOnlyCount,
+        remoteOnlyLayerBytes: this.layerSet.remoteOnlyBytes(),
+        ...this.residency,
+      },
     };
   }
 
@@ -552,6 +764,7 @@ export class TimelineImpl implements ReadSegment {
       if (this.writeFailure === null && !this.config.readOnly) await this.flush();
     } finally {
       this.closed = true;
+      this.layerCache?.unregister(this);
       await this.remote?.stop();
       this.waiters.releaseAll();
       this.ancestor?.children.delete(this);
@@ -624,7 +837,9 @@ export class TimelineImpl implements ReadSegment {
     if (stall > 0 && this.layerSet.level0().length >= stall) {
       this.counters.flushStalls++;
       const report = emptyCompactionReport();
-      while (this.layerSet.level0().length >= stall) await compactLevel0(this.compactionHost(), true, report);
+      while (this.layerSet.level0().length >= stall) {
+        await this.withLocalLayers(this.l0CompactionInputs(true), () => compactLevel0(this.compactionHost(), true, report));
+      }
     } else if (delay > 0 && this.layerSet.level0().length >= delay) {
       this.counters.flushDelays++;
       await new Promise((resolve) => setTimeout(resolve, Math.ceil(flushMs)));

@@ -316,8 +316,8 @@ describe.each(backends.map((b) => [b.title, b] as const))('remote timelines: %s'
     const main = w.oracle.lastRecordLsn('main');
     const repoB = await Repository.open(tmpDir('b'), { implementation: impl, remoteStorage: await store.open() });
     try {
-      const report = await repoB.attachTenant(TENANT);
-      expect(report).toMatchObject({ tenantId: TENANT, generation: 2, timelines: ['br', 'main'] });
+      const report = await repoB.attachTenant(TENANT, { download: 'eager' });
+      expect(report).toMatchObject({ tenantId: TENANT, generation: 2, timelines: ['br', 'main'], layersRemote: 0 });
       expect(report.layersDownloaded).toBeGreaterThan(0);
       const bMain = repoB.getTimeline(TENANT, 'main');
       const bBr = repoB.getTimeline(TENANT, 'br');
