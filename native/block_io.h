@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "codec.h"
+#include "file_handles.h"
 #include "format.h"
 
 namespace strata {
@@ -48,8 +49,10 @@ class BlockRef {
 
 class BlockFile {
  public:
-  // Takes ownership of `fd`.
-  BlockFile(std::string path, int fd, uint32_t file_id, PageCache* cache);
+  // Takes ownership of `fd`, which joins `handles` (the core's bounded set of open layer files;
+  // null: a set of its own without a limit) and may be closed and reopened there between reads.
+  BlockFile(std::string path, int fd, uint32_t file_id, PageCache* cache,
+            std::shared_ptr<FileHandles> handles = nullptr);
   ~BlockFile();
   BlockFile(const BlockFile&) = delete;
   BlockFile& operator=(const BlockFile&) = delete;
@@ -72,7 +75,7 @@ class BlockFile {
 
  private:
   std::string path_;
-  int fd_;
+  std::shared_ptr<FileHandles> handles_;
   uint32_t file_id_;
   uint32_t total_blocks_ = 1;
   PageCache* cache_;

@@ -38,9 +38,10 @@ void ReadSnapshot::Read(ByteSpan plan, ByteSpan out, ByteSpan status, CountSpan 
   scratch->Return(std::move(s));
 }
 
-Core::Core(uint64_t page_cache_bytes, PageCachePolicy page_cache_policy)
+Core::Core(uint64_t page_cache_bytes, PageCachePolicy page_cache_policy, size_t max_open_layer_files)
     : cache_(std::make_shared<PageCache>(page_cache_bytes, page_cache_policy)),
-      scratch_(std::make_shared<ScratchPool>()) {}
+      scratch_(std::make_shared<ScratchPool>()),
+      file_handles_(std::make_shared<FileHandles>(max_open_layer_files)) {}
 
 void Core::CheckOpen() const {
   if (cache_ == nullptr) Fail(ErrorCode::kClosed, "the core is closed");
@@ -54,7 +55,7 @@ PageCache& Core::cache() {
 uint32_t Core::OpenLayer(const std::string& path) {
   CheckOpen();
   const uint32_t handle = NextId(&next_handle_, "layer");
-  layers_.emplace(handle, std::shared_ptr<const Layer>(Layer::Open(path, handle, cache_.get())));
+  layers_.emplace(handle, std::shared_ptr<const Layer>(Layer::Open(path, handle, cache_.get(), file_handles_)));
   return handle;
 }
 

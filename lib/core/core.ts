@@ -139,6 +139,14 @@ export interface CoreOptions {
   pageCacheBytes: number;
   /** Default 'clock'. */
   pageCachePolicy?: PageCachePolicy;
+  /**
+   * Layer-file descriptors held open at once (default DEFAULT_MAX_OPEN_LAYER_FILES): beyond it the
+   * least recently read layer's file is closed and reopened on its next read.
+   */
+  maxOpenLayerFiles?: number;
 }
+
+/** Neon's pageserver defaults to 100 virtual-file descriptors; layers here are fewer and larger. */
+export const DEFAULT_MAX_OPEN_LAYER_FILES = 256;
 
 export const MIN_PAGE_CACHE_PAGES = 16;
