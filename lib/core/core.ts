@@ -146,7 +146,7 @@ export interface CoreOptions {
   maxOpenLayerFiles?: number;
 }
 
-/** Neon's pageserver defaults to 100 virtual-file descriptors; layers here are fewer and larger. */
+/** Well under the usual 1,024-descriptor process limit, and more than compaction keeps a timeline at. */
 export const DEFAULT_MAX_OPEN_LAYER_FILES = 256;
 
 export const MIN_PAGE_CACHE_PAGES = 16;
