@@ -26,6 +26,11 @@ BlockFile::BlockFile(std::string path, int fd, uint32_t file_id, PageCache* cach
 
 BlockFile::~BlockFile() { handles_->Forget(file_id_); }
 
+void BlockFile::KeepOpen() const {
+  // Best effort: if the file cannot be reopened now, a later read reports that itself.
+  (void)handles_->Retain(file_id_);
+}
+
 void BlockFile::Corrupt(uint32_t blkno, const std::string& what) const {
   Fail(ErrorCode::kCorruptLayer, path_ + ": block " + std::to_string(blkno) + ": " + what);
 }

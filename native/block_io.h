@@ -70,6 +70,10 @@ class BlockFile {
   // pread + CRC check, no cache, no range check against total_blocks (used for the summary).
   void ReadBlockFromDisk(uint32_t blkno, uint8_t* dst) const;
 
+  // Keeps the descriptor open until this file is destroyed (FileHandles::Retain): called when the
+  // layer is closed while reads may still hold it, before its file can be deleted. Best effort.
+  void KeepOpen() const;
+
   [[noreturn]] void Corrupt(uint32_t blkno, const std::string& what) const;
   [[noreturn]] void IoError(const std::string& what, int err) const;
 

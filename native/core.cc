@@ -69,7 +69,10 @@ std::shared_ptr<const Layer> Core::FindLayer(uint32_t handle) const {
 const Layer& Core::GetLayer(uint32_t handle) const { return *FindLayer(handle); }
 
 void Core::CloseLayer(uint32_t handle) {
-  FindLayer(handle);
+  const std::shared_ptr<const Layer> layer = FindLayer(handle);
+  // A read on a worker thread may still hold the layer, and the engine deletes the file right
+  // after closing it: keep its descriptor open (not evictable) until the last holder lets go.
+  if (layer.use_count() > 2) layer->file().KeepOpen();
   layers_.erase(handle);
   for (auto& entry : maps_) {
     if (entry.second->Holds(handle)) entry.second = entry.second->WithClosedLayer(handle);
@@ -127,6 +130,10 @@ ReadSnapshot Core::Snapshot() const {
 }
 
 void Core::Close() {
+  // As in CloseLayer: reads in flight keep the descriptors of the layers they hold.
+  for (const auto& [handle, layer] : layers_) {
+    if (layer.use_count() > 1) layer->file().KeepOpen();
+  }
   maps_.clear();
   layers_.clear();
   scratch_.reset();

@@ -77,10 +77,33 @@ void FileHandles::Release(uint32_t id) {
   EvictOverLimit();
 }
 
+int FileHandles::Retain(uint32_t id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Entry& e = entries_.at(id);
+  if (e.retained) return 0;
+  if (e.fd < 0) {
+    const int fd = ::open(e.path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    e.fd = fd;
+    open_++;
+  }
+  if (e.in_lru) {
+    lru_.erase(e.lru_pos);
+    e.in_lru = false;
+  }
+  e.retained = true;
+  e.pins++;
+  return 0;
+}
+
 void FileHandles::Forget(uint32_t id) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = entries_.find(id);
   if (it == entries_.end()) return;
+  if (it->second.retained) {
+    it->second.retained = false;
+    it->second.pins--;
+  }
   if (it->second.pins > 0) {
     it->second.forgotten = true;
     return;

@@ -31,6 +31,10 @@ class FileHandles {
   // -errno when the reopen fails.
   int Acquire(uint32_t id);
   void Release(uint32_t id);
+  // Keeps the descriptor open (reopening it if needed) until Forget: for a layer that is closed
+  // while reads still hold it, whose file is about to be deleted and could not be reopened.
+  // Returns -errno when the reopen fails, else 0.
+  int Retain(uint32_t id);
   // The file is gone for good: close its descriptor now, or at its last Release.
   void Forget(uint32_t id);
 
@@ -43,6 +47,7 @@ class FileHandles {
     int fd = -1;
     uint32_t pins = 0;
     bool forgotten = false;
+    bool retained = false;
     bool in_lru = false;
     std::list<uint32_t>::iterator lru_pos;
   };

@@ -15,7 +15,9 @@ import * as path from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { type PageKey, PAGE_SIZE, Repository, StrataError, type Timeline } from '../lib';
 import { describeEachCore } from './helpers/cores';
-import type { ImplementationName } from '../lib/core/core';
+import { COUNTS_PER_REQUEST, type ImplementationName } from '../lib/core/core';
+import { createCore } from '../lib/core/select';
+import { imageRec, imageSpec, pageKey, planOf, writeLayer } from './helpers/layers';
 import { LOCK_FILE } from '../lib/engine/repo_lock';
 import { Rng } from './helpers/random';
 
@@ -224,4 +226,37 @@ it('scripts/resource-limits.js samples peak RSS and checks its bounds on a small
   const fds = /fds: layers=40 maxOpenLayerFiles=16 .*fdsAfterReads=(\d+) /.exec(r.stdout);
   expect(fds).not.toBeNull();
   expect(r.stdout).not.toMatch(/FAIL/);
+});
+
+// ---------------------------------------------------------------------------------------------
+// A read in flight keeps a closed, deleted layer readable even when its descriptor was evicted
+
+describeEachCore('a read in flight over an evicted layer file (%s core)', (impl) => {
+  it('still reads the layer after it is closed and unlinked, with maxOpenLayerFiles 1', async () => {
+    const dir = tmpDir(`strata-evicted-${impl}-`);
+    const core = createCore(impl, { pageCacheBytes: 4 * 1024 * 1024, maxOpenLayerFiles: 1 });
+    try {
+      const K = pageKey(7);
+      const target = path.join(dir, 'target');
+      const other = path.join(dir, 'other');
+      writeLayer(core, target, imageSpec(10n, [{ key: K, rec: imageRec(7) }]));
+      writeLayer(core, other, imageSpec(10n, [{ key: pageKey(8), rec: imageRec(8) }]));
+      const h = core.openLayer(target);
+      core.openLayer(other); // evicts target's descriptor: only one may stay open
+      const map = core.createLayerMap();
+      core.setLayerMap(map, [h]);
+      const plan = planOf([{ key: K, segments: [{ mapId: map, layers: [], capLsn: 10n, mem: [] }] }]);
+      const out = Buffer.alloc(PAGE_SIZE, 0xee);
+      const status = new Uint8Array(1).fill(0xee);
+      const done = core.getPagesAsync(plan, out, status, new Uint32Array(COUNTS_PER_REQUEST), false);
+      core.setLayerMap(map, []);
+      core.closeLayer(h);
+      fs.unlinkSync(target); // as the engine does after a compaction or GC swap
+      await done;
+      expect(status[0]).toBe(0);
+      expect(out.equals(imageRec(7).subarray(1))).toBe(true);
+    } finally {
+      core.close();
+    }
+  });
 });
