@@ -15,6 +15,7 @@
       'native/delta_layer.cc',
       'native/disk_btree.cc',
       'native/fault_injection.cc',
+      'native/file_handles.cc',
       'native/image_layer.cc',
       'native/layer_file.cc',
       'native/layer_map.cc',

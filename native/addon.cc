@@ -94,7 +94,7 @@ class JsCore : public Napi::ObjectWrap<JsCore> {
                        });
   }
 
-  // new Core(pageCacheBytes, pageCachePolicy = 'clock')
+  // new Core(pageCacheBytes, pageCachePolicy = 'clock', maxOpenLayerFiles)
   explicit JsCore(const Napi::CallbackInfo& info) : Napi::ObjectWrap<JsCore>(info) {
     try {
       if (info.Length() < 1 || !info[0].IsNumber()) BadArgument("pageCacheBytes must be a number");
@@ -105,7 +105,15 @@ class JsCore : public Napi::ObjectWrap<JsCore> {
         if (!info[1].IsString()) BadArgument("pageCachePolicy must be one of clock, s3fifo, adaptive-s3fifo");
         policy = ParsePageCachePolicy(info[1].As<Napi::String>().Utf8Value());
       }
-      core_ = std::make_unique<Core>(static_cast<uint64_t>(bytes), policy);  // PageCache rounds down to whole pages
+      double max_open = kDefaultMaxOpenLayerFiles;
+      if (info.Length() >= 3 && !info[2].IsUndefined()) {
+        if (!info[2].IsNumber()) BadArgument("maxOpenLayerFiles must be a number");
+        max_open = info[2].As<Napi::Number>().DoubleValue();
+        if (!(max_open >= 1 && max_open <= kMaxSafeInteger && max_open == static_cast<double>(static_cast<uint64_t>(max_open)))) {
+          BadArgument("maxOpenLayerFiles must be a positive integer");
+        }
+      }
+      core_ = std::make_unique<Core>(static_cast<uint64_t>(bytes), policy, static_cast<size_t>(max_open));  // PageCache rounds down to whole pages
     } catch (...) {
       RethrowFromConstructor(info.Env());
     }

@@ -13,11 +13,22 @@
 
 namespace strata {
 
-BlockFile::BlockFile(std::string path, int fd, uint32_t file_id, PageCache* cache)
-    : path_(std::move(path)), fd_(fd), file_id_(file_id), cache_(cache) {}
+// Without a shared set, a file keeps its descriptor for its lifetime, as before the set existed.
+static constexpr size_t kUnboundedOpenFiles = SIZE_MAX;
 
-BlockFile::~BlockFile() {
-  if (fd_ >= 0) ::close(fd_);
+BlockFile::BlockFile(std::string path, int fd, uint32_t file_id, PageCache* cache, std::shared_ptr<FileHandles> handles)
+    : path_(std::move(path)),
+      handles_(handles != nullptr ? std::move(handles) : std::make_shared<FileHandles>(kUnboundedOpenFiles)),
+      file_id_(file_id),
+      cache_(cache) {
+  handles_->Adopt(file_id_, path_, fd);
+}
+
+BlockFile::~BlockFile() { handles_->Forget(file_id_); }
+
+void BlockFile::KeepOpen() const {
+  // Best effort: if the file cannot be reopened now, a later read reports that itself.
+  (void)handles_->Retain(file_id_);
 }
 
 void BlockFile::Corrupt(uint32_t blkno, const std::string& what) const {
@@ -37,8 +48,10 @@ void BlockFile::ReadBlockFromDisk(uint32_t blkno, uint8_t* dst) const {
     const int injected = fault::Check(fault::Op::kBlockRead, 0, nullptr);
     if (injected != 0) IoError("read of block " + std::to_string(blkno) + " failed", injected);
   }
+  const FdLease lease(handles_.get(), file_id_);
+  if (lease.fd() < 0) IoError("cannot reopen layer file", -lease.fd());
   while (got < kBlockSize) {
-    const ssize_t n = ::pread(fd_, dst + got, kBlockSize - got, base + static_cast<off_t>(got));
+    const ssize_t n = ::pread(lease.fd(), dst + got, kBlockSize - got, base + static_cast<off_t>(got));
     if (n < 0) {
       if (errno == EINTR) continue;
       IoError("read of block " + std::to_string(blkno) + " failed", errno);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "codec.h"
+#include "file_handles.h"
 #include "format.h"
 
 namespace strata {
@@ -48,8 +49,10 @@ class BlockRef {
 
 class BlockFile {
  public:
-  // Takes ownership of `fd`.
-  BlockFile(std::string path, int fd, uint32_t file_id, PageCache* cache);
+  // Takes ownership of `fd`, which joins `handles` (the core's bounded set of open layer files;
+  // null: a set of its own without a limit) and may be closed and reopened there between reads.
+  BlockFile(std::string path, int fd, uint32_t file_id, PageCache* cache,
+            std::shared_ptr<FileHandles> handles = nullptr);
   ~BlockFile();
   BlockFile(const BlockFile&) = delete;
   BlockFile& operator=(const BlockFile&) = delete;
@@ -67,12 +70,16 @@ class BlockFile {
   // pread + CRC check, no cache, no range check against total_blocks (used for the summary).
   void ReadBlockFromDisk(uint32_t blkno, uint8_t* dst) const;
 
+  // Keeps the descriptor open until this file is destroyed (FileHandles::Retain): called when the
+  // layer is closed while reads may still hold it, before its file can be deleted. Best effort.
+  void KeepOpen() const;
+
   [[noreturn]] void Corrupt(uint32_t blkno, const std::string& what) const;
   [[noreturn]] void IoError(const std::string& what, int err) const;
 
  private:
   std::string path_;
-  int fd_;
+  std::shared_ptr<FileHandles> handles_;
   uint32_t file_id_;
   uint32_t total_blocks_ = 1;
   PageCache* cache_;

@@ -38,9 +38,10 @@ void ReadSnapshot::Read(ByteSpan plan, ByteSpan out, ByteSpan status, CountSpan 
   scratch->Return(std::move(s));
 }
 
-Core::Core(uint64_t page_cache_bytes, PageCachePolicy page_cache_policy)
+Core::Core(uint64_t page_cache_bytes, PageCachePolicy page_cache_policy, size_t max_open_layer_files)
     : cache_(std::make_shared<PageCache>(page_cache_bytes, page_cache_policy)),
-      scratch_(std::make_shared<ScratchPool>()) {}
+      scratch_(std::make_shared<ScratchPool>()),
+      file_handles_(std::make_shared<FileHandles>(max_open_layer_files)) {}
 
 void Core::CheckOpen() const {
   if (cache_ == nullptr) Fail(ErrorCode::kClosed, "the core is closed");
@@ -54,7 +55,7 @@ PageCache& Core::cache() {
 uint32_t Core::OpenLayer(const std::string& path) {
   CheckOpen();
   const uint32_t handle = NextId(&next_handle_, "layer");
-  layers_.emplace(handle, std::shared_ptr<const Layer>(Layer::Open(path, handle, cache_.get())));
+  layers_.emplace(handle, std::shared_ptr<const Layer>(Layer::Open(path, handle, cache_.get(), file_handles_)));
   return handle;
 }
 
@@ -68,7 +69,10 @@ std::shared_ptr<const Layer> Core::FindLayer(uint32_t handle) const {
 const Layer& Core::GetLayer(uint32_t handle) const { return *FindLayer(handle); }
 
 void Core::CloseLayer(uint32_t handle) {
-  FindLayer(handle);
+  const std::shared_ptr<const Layer> layer = FindLayer(handle);
+  // A read on a worker thread may still hold the layer, and the engine deletes the file right
+  // after closing it: keep its descriptor open (not evictable) until the last holder lets go.
+  if (layer.use_count() > 2) layer->file().KeepOpen();
   layers_.erase(handle);
   for (auto& entry : maps_) {
     if (entry.second->Holds(handle)) entry.second = entry.second->WithClosedLayer(handle);
@@ -126,6 +130,10 @@ ReadSnapshot Core::Snapshot() const {
 }
 
 void Core::Close() {
+  // As in CloseLayer: reads in flight keep the descriptors of the layers they hold.
+  for (const auto& [handle, layer] : layers_) {
+    if (layer.use_count() > 1) layer->file().KeepOpen();
+  }
   maps_.clear();
   layers_.clear();
   scratch_.reset();

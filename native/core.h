@@ -44,7 +44,8 @@ struct ReadSnapshot {
 
 class Core {
  public:
-  Core(uint64_t page_cache_bytes, PageCachePolicy page_cache_policy);
+  // `max_open_layer_files` bounds the layer-file descriptors held at once (file_handles.h).
+  Core(uint64_t page_cache_bytes, PageCachePolicy page_cache_policy, size_t max_open_layer_files);
 
   PageCache& cache();
 
@@ -76,6 +77,7 @@ class Core {
 
   std::shared_ptr<PageCache> cache_;
   std::shared_ptr<ScratchPool> scratch_;
+  std::shared_ptr<FileHandles> file_handles_;
   std::unordered_map<uint32_t, std::shared_ptr<const Layer>> layers_;
   LayerMapTable maps_;
   uint32_t next_handle_ = 1;

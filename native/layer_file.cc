@@ -292,10 +292,12 @@ Layer::Layer(std::unique_ptr<BlockFile> file, const LayerSummary& summary)
   file_->set_total_blocks(summary.total_blocks);
 }
 
-std::unique_ptr<Layer> Layer::Open(const std::string& path, uint32_t handle, PageCache* cache) {
+std::unique_ptr<Layer> Layer::Open(const std::string& path, uint32_t handle, PageCache* cache,
+                                   std::shared_ptr<FileHandles> handles) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) Fail(ErrorCode::kIoError, IoMessage(path, "cannot open layer file", errno));
-  auto file = std::make_unique<BlockFile>(path, fd, handle, cache);
+  // The newest file of the set is never the one closed, so `fd` stays open for the fstat below.
+  auto file = std::make_unique<BlockFile>(path, fd, handle, cache, std::move(handles));
   struct stat st;
   if (::fstat(fd, &st) != 0) Fail(ErrorCode::kIoError, IoMessage(path, "fstat failed", errno));
   const uint64_t size = static_cast<uint64_t>(st.st_size);

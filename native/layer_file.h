@@ -94,7 +94,8 @@ class LayerWriter : private BlockSink {
 // stays open until the last owner (the core's handle table, a layer map, an in-flight read) lets go.
 class Layer {
  public:
-  static std::unique_ptr<Layer> Open(const std::string& path, uint32_t handle, PageCache* cache);
+  static std::unique_ptr<Layer> Open(const std::string& path, uint32_t handle, PageCache* cache,
+                                     std::shared_ptr<FileHandles> handles = nullptr);
 
   const LayerSummary& summary() const { return summary_; }
   const BlockFile& file() const { return *file_; }

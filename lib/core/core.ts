@@ -145,6 +145,14 @@ export interface CoreOptions {
   pageCacheBytes: number;
   /** Default 'clock'. */
   pageCachePolicy?: PageCachePolicy;
+  /**
+   * Layer-file descriptors held open at once (default DEFAULT_MAX_OPEN_LAYER_FILES): beyond it the
+   * least recently read layer's file is closed and reopened on its next read.
+   */
+  maxOpenLayerFiles?: number;
 }
+
+/** Well under the usual 1,024-descriptor process limit, and more than compaction keeps a timeline at. */
+export const DEFAULT_MAX_OPEN_LAYER_FILES = 256;
 
 export const MIN_PAGE_CACHE_PAGES = 16;

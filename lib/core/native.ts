@@ -11,6 +11,7 @@ import * as path from 'path';
 import type {
   Core, CoreOptions, LayerKind, LayerSummary, LayerWriter, LayerWriterOptions, PageCacheApi, PageCacheStats,
 } from './core';
+import { DEFAULT_MAX_OPEN_LAYER_FILES } from './core';
 import { StrataError, toStrataError } from '../errors';
 import { registerNativeFaultBridge, type FaultOp } from '../fault_injection';
 import { KEY_MAX, KEY_MIN } from '../key';
@@ -51,8 +52,8 @@ export interface NativeLayerWriterHandle {
 }
 
 export interface NativeBinding {
-  /** pageCachePolicy: 'clock' (default), 's3fifo' or 'adaptive-s3fifo'. */
-  Core: new (pageCacheBytes: number, pageCachePolicy?: string) => NativeCoreHandle;
+  /** pageCachePolicy: 'clock' (default), 's3fifo' or 'adaptive-s3fifo'; maxOpenLayerFiles: see CoreOptions. */
+  Core: new (pageCacheBytes: number, pageCachePolicy?: string, maxOpenLayerFiles?: number) => NativeCoreHandle;
   /** kind: 1 delta, 2 image (LAYER_KIND_*); codec: CODEC_*. */
   LayerWriter: new (
     path: string, kind: number, codec: number, keyStart: Uint8Array, keyEnd: Uint8Array, lsnStart: bigint, lsnEnd: bigint,
@@ -371,6 +372,6 @@ export function createNativeCore(opts: CoreOptions): Core {
     throw new StrataError('NATIVE_UNAVAILABLE', `the native addon cannot load: ${err.message}`, { cause: err });
   }
   const binding = loadNativeBinding();
-  const handle = call(() => new binding.Core(opts.pageCacheBytes, opts.pageCachePolicy ?? 'clock'));
+  const handle = call(() => new binding.Core(opts.pageCacheBytes, opts.pageCachePolicy ?? 'clock', opts.maxOpenLayerFiles ?? DEFAULT_MAX_OPEN_LAYER_FILES));
   return new NativeCore(binding, handle);
 }

@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Core, ImplementationName, PageCachePolicy, PageCacheStats } from '../core/core';
-import { MIN_PAGE_CACHE_PAGES, PAGE_CACHE_POLICIES } from '../core/core';
+import { DEFAULT_MAX_OPEN_LAYER_FILES, MIN_PAGE_CACHE_PAGES, PAGE_CACHE_POLICIES } from '../core/core';
 import { codecAvailable } from '../core/compress';
 import { describeValue, isStrataError, StrataError } from '../errors';
 import { BLOCK_SIZE, CODEC_BY_NAME, CODEC_NAMES, type CompressionName } from '../core/format';
@@ -71,6 +71,12 @@ export interface RepositoryOptions {
    * or 'adaptive-s3fifo' (docs/ARCHITECTURE.md).
    */
   pageCachePolicy?: PageCachePolicy;
+  /**
+   * Layer-file descriptors held open at once (default 256, DEFAULT_MAX_OPEN_LAYER_FILES): past it
+   * the least recently read layer's file is closed and reopened when next read, so a timeline of
+   * thousands of layers does not hold thousands of descriptors.
+   */
+  maxOpenLayerFiles?: number;
   /** Bytes of records in the open layer before it is frozen and flushed as an L0 layer. */
   checkpointDistance?: number;
   /** Codec for values in new layer files: 'lz4' (default), 'zstd' or 'none'. */
@@ -232,7 +238,7 @@ export class RepositoryImpl {
     let core: Core | null = null;
     try {
       checkMarker(path.join(root, REPO_MARKER));
-      core = createCore(impl, { pageCacheBytes: opts.pageCacheBytes, pageCachePolicy: opts.pageCachePolicy });
+      core = createCore(impl, { pageCacheBytes: opts.pageCacheBytes, pageCachePolicy: opts.pageCachePolicy, maxOpenLayerFiles: opts.maxOpenLayerFiles });
     } catch (e) {
       lock?.release();
       throw e;
@@ -763,6 +769,7 @@ function resolveOptions(o: RepositoryOptions): ResolvedOptions {
     readOnly,
     offloadCachedReads,
     pageCacheBytes, pageCachePolicy, checkpointDistance, compression, gcHorizon, compactionThreshold,
+    maxOpenLayerFiles: positiveInt(o.maxOpenLayerFiles, DEFAULT_MAX_OPEN_LAYER_FILES, 'maxOpenLayerFiles'),
     l0FlushDelayThreshold: nonNegativeInt(o.l0FlushDelayThreshold, L0_FLUSH_DELAY_FACTOR * compactionThreshold, 'l0FlushDelayThreshold'),
     l0FlushStallThreshold: nonNegativeInt(o.l0FlushStallThreshold, L0_FLUSH_STALL_FACTOR * compactionThreshold, 'l0FlushStallThreshold'),
     compactionUpperLimit: positiveInt(o.compactionUpperLimit, DEFAULT_COMPACTION_UPPER_LIMIT, 'compactionUpperLimit'),

@@ -14,6 +14,7 @@ import {
   BLOB_CODEC_SHIFT, BLOB_HEADER_SIZE, BLOB_LEN_MASK, BLOB_RAW_LEN_SIZE, BLOCK_PAYLOAD, BLOCK_SIZE, CODEC_LZ4, CODEC_NONE, CODEC_ZSTD,
 } from '../format';
 import type { PageCache } from './page_cache';
+import { type FileHandles, unboundedFileHandles } from './file_handles';
 import { MAX_RECORD_SIZE } from '../../record';
 
 /** The value stream starts right after the summary block. */
@@ -116,16 +117,22 @@ export class BlockFile {
   readonly fileId: number;
   /** Blocks the file holds; reads beyond are corruption, not I/O. */
   readonly totalBlocks: number;
-  private fd: number;
+  private readonly handles: FileHandles;
+  private closed = false;
   private readonly cache: PageCache;
   /** The block a blob read is currently consuming (reused; see readBlob). */
   private readonly valueBlock = Buffer.alloc(BLOCK_SIZE);
   private readonly headerScratch = Buffer.alloc(BLOB_HEADER_SIZE + BLOB_RAW_LEN_SIZE);
   private readonly stream: ValueCursor;
 
-  constructor(path: string, fd: number, fileId: number, totalBlocks: number, cache: PageCache) {
+  /**
+   * Takes ownership of `fd`, which joins `handles` (the core's bounded set of open layer files;
+   * by default a set of its own without a limit) and may be closed and reopened between reads.
+   */
+  constructor(path: string, fd: number, fileId: number, totalBlocks: number, cache: PageCache, handles: FileHandles = unboundedFileHandles()) {
     this.path = path;
-    this.fd = fd;
+    this.handles = handles;
+    handles.adopt(fileId, path, fd);
     this.fileId = fileId;
     this.totalBlocks = totalBlocks;
     this.cache = cache;
@@ -133,10 +140,9 @@ export class BlockFile {
   }
 
   close(): void {
-    if (this.fd < 0) return;
-    const fd = this.fd;
-    this.fd = -1;
-    fs.closeSync(fd);
+    if (this.closed) return;
+    this.closed = true;
+    this.handles.forget(this.fileId);
   }
 
   corrupt(blkno: number, what: string): StrataError {
@@ -157,11 +163,17 @@ export class BlockFile {
   /** Read a block from disk, bypassing the cache, and check its CRC. */
   readBlockDirect(blkno: number, into: Buffer): void {
     if (blkno >= this.totalBlocks) throw this.corrupt(blkno, `beyond the end of the file (${this.totalBlocks} blocks)`);
-    if (this.fd < 0) throw new StrataError('BAD_ARGUMENT', `${this.path}: layer is closed`);
+    if (this.closed) throw new StrataError('BAD_ARGUMENT', `${this.path}: layer is closed`);
+    let fd: number;
+    try {
+      fd = this.handles.acquire(this.fileId);
+    } catch (e) {
+      throw new StrataError('IO_ERROR', `${this.path}: cannot reopen layer file: ${(e as Error).message}`, { cause: e });
+    }
     let got: number;
     try {
       if (faults.active) injectFault('read', 'read');
-      got = fs.readSync(this.fd, into, 0, BLOCK_SIZE, blkno * BLOCK_SIZE);
+      got = fs.readSync(fd, into, 0, BLOCK_SIZE, blkno * BLOCK_SIZE);
     } catch (e) {
       throw new StrataError('IO_ERROR', `${this.path}: block ${blkno}: ${(e as Error).message}`, { cause: e });
     }

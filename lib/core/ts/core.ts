@@ -2,13 +2,14 @@
  * The pure-TypeScript core: the twin of the C++ addon (native/), used in tests and wherever the
  * addon cannot load. Same contract (core.ts), same bytes on disk, same page-cache policy.
  */
-import type { Core, CoreOptions, LayerSummary, LayerWriter, LayerWriterOptions } from '../core';
+import { DEFAULT_MAX_OPEN_LAYER_FILES, type Core, type CoreOptions, type LayerSummary, type LayerWriter, type LayerWriterOptions } from '../core';
 import { StrataError } from '../../errors';
 import { KEY_MAX, KEY_MIN, KEY_SIZE } from '../../key';
 import { Layer, StreamingLayerWriter, layerKeys, openLayerFile, publicSummary, verifyLayer } from './layer_file';
 import { LayerMap } from './layer_map';
 import { withCacheOnlyReads } from './block_io';
 import { PageCache } from './page_cache';
+import { FileHandles } from './file_handles';
 import { Reconstructor } from './reconstruct';
 
 /** Largest id handed out; handles and map ids are u32 on the C++ side and never reused. */
@@ -17,6 +18,7 @@ const MAX_ID = 0xffff_ffff;
 class TsCore implements Core {
   readonly implementation = 'ts' as const;
   readonly pageCache: PageCache;
+  private readonly fileHandles: FileHandles;
   private readonly layers = new Map<number, Layer>();
   private readonly maps = new Map<number, LayerMap>();
   private readonly reconstructor: Reconstructor;
@@ -27,6 +29,7 @@ class TsCore implements Core {
   constructor(opts: CoreOptions) {
     if (opts === null || typeof opts !== 'object') throw new StrataError('BAD_ARGUMENT', 'core options must be an object');
     this.pageCache = new PageCache(opts.pageCacheBytes, opts.pageCachePolicy);
+    this.fileHandles = new FileHandles(checkMaxOpenLayerFiles(opts.maxOpenLayerFiles));
     this.reconstructor = new Reconstructor(this.maps);
   }
 
@@ -43,7 +46,7 @@ class TsCore implements Core {
     const handle = this.nextHandle;
     if (handle > MAX_ID) throw new StrataError('BAD_ARGUMENT', 'out of layer handles');
     this.nextHandle++;
-    this.layers.set(handle, openLayerFile(path, handle, this.pageCache));
+    this.layers.set(handle, openLayerFile(path, handle, this.pageCache, this.fileHandles));
     return handle;
   }
 
@@ -139,6 +142,14 @@ class TsCore implements Core {
   private checkOpen(): void {
     if (this.closed) throw new StrataError('CLOSED', 'the core is closed');
   }
+}
+
+function checkMaxOpenLayerFiles(v: unknown): number {
+  if (v === undefined) return DEFAULT_MAX_OPEN_LAYER_FILES;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) {
+    throw new StrataError('BAD_ARGUMENT', 'maxOpenLayerFiles must be a positive integer');
+  }
+  return v;
 }
 
 function checkPath(path: unknown): asserts path is string {

@@ -20,6 +20,7 @@ import {
 import { KEY_SIZE } from '../../key';
 import { LSN_MAX } from '../../lsn';
 import type { PageCache } from './page_cache';
+import type { FileHandles } from './file_handles';
 import { MAX_RECORD_SIZE, OLDEST_RECORD_FORMAT_VERSION, RECORD_FORMAT_VERSION, recordWillInit } from '../../record';
 import { validateRecord } from './walredo';
 
@@ -176,13 +177,14 @@ export class Layer {
 }
 
 /** Open and validate a layer file; the summary is read directly (it is parsed once and kept). */
-export function openLayerFile(path: string, handle: number, cache: PageCache): Layer {
+export function openLayerFile(path: string, handle: number, cache: PageCache, handles?: FileHandles): Layer {
   let fd: number;
   try {
     fd = fs.openSync(path, 'r');
   } catch (e) {
     throw new StrataError('IO_ERROR', `${path}: cannot open layer: ${(e as Error).message}`, { cause: e });
   }
+  let file: BlockFile | undefined;
   try {
     const size = fs.fstatSync(fd).size;
     if (size % BLOCK_SIZE !== 0 || size === 0) {
@@ -198,9 +200,12 @@ export function openLayerFile(path: string, handle: number, cache: PageCache): L
     }
     if (got !== BLOCK_SIZE) throw new StrataError('CORRUPT_LAYER', `${path}: block 0: short read of ${got} bytes`);
     const summary = decodeSummary(path, block, size / BLOCK_SIZE);
-    return new Layer(handle, path, summary, new BlockFile(path, fd, handle, summary.totalBlocks, cache));
+    file = new BlockFile(path, fd, handle, summary.totalBlocks, cache, handles);
+    return new Layer(handle, path, summary, file);
   } catch (e) {
-    fs.closeSync(fd);
+    // Once the file holds the descriptor, closing the file closes (and unregisters) it.
+    if (file !== undefined) file.close();
+    else fs.closeSync(fd);
     throw e;
   }
 }
