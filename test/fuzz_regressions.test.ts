@@ -1,9 +1,15 @@
 /**
  * Inputs found by the fuzz targets (scripts/fuzz.js; reproducers in test/fuzz/regressions/), kept
  * as tests through the addon's own entry points so `npm run test:asan` replays them under the
- * sanitizers too.
+ * sanitizers too. Every reproducer also goes through the TS target of the same name (the TS twins
+ * take the native targets' input layouts), which must end in success or a coded StrataError; the
+ * libFuzzer binaries replay the native ones in `npm run test:fuzz`.
  */
-import { expect, test } from 'vitest';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { readInputs, REGRESSIONS_DIR, runOne } from './fuzz/ts/harness';
+import { TS_TARGETS } from './fuzz/ts/targets';
 import { decompress } from '../lib/core/ts/codec';
 import { CODEC_LZ4 } from '../lib/core/format';
 import { loadNativeBinding } from '../lib/core/native';
@@ -16,4 +22,19 @@ test('lz4: an empty block decodes to an empty value in both cores', () => {
   const stored = Buffer.from([0, 0, 0, 0, 0x00]); // size prefix 0, then one token with no literals
   expect(decompress(CODEC_LZ4, stored, 0).length).toBe(0);
   if (IMPLEMENTATIONS.includes('native')) expect(loadNativeBinding().decompress(CODEC_LZ4, stored, 0).length).toBe(0);
+});
+
+describe('every reproducer through its TS target', () => {
+  const dirs = fs.readdirSync(REGRESSIONS_DIR).filter((d) => fs.statSync(path.join(REGRESSIONS_DIR, d)).isDirectory());
+  test('each regression directory is named for a TS or native target', () => {
+    const native = fs.readdirSync(path.join(REGRESSIONS_DIR, '..', 'targets')).filter((f) => f.endsWith('.cc')).map((f) => f.slice(0, -3));
+    for (const d of dirs) expect([...native, ...TS_TARGETS.map((t) => t.name)]).toContain(d);
+  });
+  for (const t of TS_TARGETS) {
+    const inputs = readInputs(path.join(REGRESSIONS_DIR, t.name));
+    if (inputs.length === 0) continue;
+    test(`${t.name}: ${inputs.length} reproducers end in success or a coded StrataError`, async () => {
+      for (const i of inputs) await runOne(t, i.bytes);
+    });
+  }
 });
