@@ -14,6 +14,9 @@ import { decompress } from '../lib/core/ts/codec';
 import { CODEC_LZ4 } from '../lib/core/format';
 import { loadNativeBinding } from '../lib/core/native';
 import { IMPLEMENTATIONS } from './helpers/cores';
+import { nativePg } from './helpers/pg_native';
+import { redoRecord } from '../lib/core/ts/pg/rmgr';
+import { isStrataError } from '../lib/errors';
 
 // layer_blob, lz4-empty-value-null-output.bin: a compressed blob whose record is 0 bytes long. The
 // LZ4 decoder copied its empty literal run with memcpy into an output with no storage (a null
@@ -37,4 +40,34 @@ describe('every reproducer through its TS target', () => {
       for (const i of inputs) await runOne(t, i.bytes);
     });
   }
+});
+
+/** [u16 LE length][stored record][base page bytes] (the pg_redo target's layout) → the two cores' outcomes. */
+function pgRedoBoth(input: Buffer): Array<{ core: string; outcome: string }> {
+  const len = input.readUInt16LE(0);
+  const rec = input.subarray(2, 2 + len);
+  const base = new Uint8Array(8192);
+  base.set(input.subarray(2 + len, 2 + len + 8192));
+  const cores: Array<[string, (r: Uint8Array, p: Uint8Array) => void]> = [['ts', (r, p) => redoRecord(r, 0, r.length, p, 0)]];
+  const native = nativePg();
+  if (native !== null) cores.push(['native', (r, p) => native.pgRedoRecord(r, p)]);
+  return cores.map(([core, redo]) => {
+    try {
+      redo(rec, Uint8Array.from(base));
+      return { core, outcome: 'ok' };
+    } catch (e) {
+      return { core, outcome: isStrataError(e) ? `${e.code}: ${e.message}` : `not coded: ${String(e)}` };
+    }
+  });
+}
+
+// pg_redo, heap-vacuum-pd-lower-past-page.bin: Heap2/VACUUM on a page whose pd_lower (64856) lies
+// past the page. PageTruncateLinePointerArray walked line pointers up to pd_lower and read outside
+// the 8192 bytes (ASan: SEGV in the native core; the TS core read undefined). A page whose header
+// bounds are impossible is now refused before redo touches it, as PostgreSQL's PageIsVerified would.
+test('pg redo: a page header with bounds past the page is REDO_FAILED in both cores', () => {
+  const input = fs.readFileSync(path.join(REGRESSIONS_DIR, 'pg_redo', 'heap-vacuum-pd-lower-past-page.bin'));
+  const out = pgRedoBoth(input);
+  for (const o of out) expect(o.outcome, o.core).toMatch(/^REDO_FAILED: .*page header/);
+  expect(new Set(out.map((o) => o.outcome)).size).toBe(1);
 });
