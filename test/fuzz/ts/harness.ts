@@ -17,6 +17,8 @@ const ROOT = path.join(__dirname, '..', '..', '..');
 export const CORPUS_DIR = path.join(ROOT, 'test', 'fuzz', 'corpus');
 export const REGRESSIONS_DIR = path.join(ROOT, 'test', 'fuzz', 'regressions');
 const CRASH_DIR = path.join(ROOT, 'build-fuzz', 'crashes', 'ts');
+/** Inputs per fast-check run; the event loop gets a turn between runs. */
+const CHUNK_RUNS = 5000;
 
 export interface CampaignLimits {
   /** Stop after this many inputs… */
@@ -95,45 +97,64 @@ export async function campaign(t: TsFuzzTarget, limits: CampaignLimits): Promise
     executions++;
   };
   const input = (r: InputRecipe): Buffer => materialize(r, seeds, t.maxLen, t.json === true);
-  const params: fc.Parameters<[InputRecipe]> = {
-    numRuns: limits.runs,
-    seed: limits.seed,
-    ...(limits.seconds > 0 ? { interruptAfterTimeLimit: limits.seconds * 1000, markInterruptAsFailure: false } : {}),
-  };
+  let bad: { input: Buffer; error: unknown } | null = null;
+  const syncProp = fc.property(recipeArbitrary, (r) => {
+    const b = input(r);
+    try {
+      t.run(b);
+      count('ok');
+    } catch (e) {
+      if (e instanceof StrataError && isErrorCode(e.code)) count(e.code);
+      else {
+        bad ??= { input: b, error: e };
+        throw e;
+      }
+    }
+  });
+  const asyncProp = fc.asyncProperty(recipeArbitrary, async (r) => {
+    const b = input(r);
+    try {
+      await t.run(b);
+      count('ok');
+    } catch (e) {
+      if (e instanceof StrataError && isErrorCode(e.code)) count(e.code);
+      else {
+        bad ??= { input: b, error: e };
+        throw e;
+      }
+    }
+  });
   // Stack traces cost more than most targets' parsing, and refused inputs throw by the thousand;
   // a failure is re-run with them on before it is reported.
   const stackTraceLimit = Error.stackTraceLimit;
   Error.stackTraceLimit = 0;
   const t0 = process.hrtime.bigint();
+  const elapsedS = (): number => Number(process.hrtime.bigint() - t0) / 1e9;
   try {
     // Every seed as it is first (most are valid and succeed).
     for (const s of seeds) count(await runOne(t, s));
-    if (t.async === true) {
-      await fc.assert(fc.asyncProperty(recipeArbitrary, async (r) => count(await runOne(t, input(r)))), params);
-    } else {
-      // A synchronous property for synchronous targets: several times faster than an async one.
-      let bad: { input: Buffer; error: unknown } | null = null;
-      const prop = fc.property(recipeArbitrary, (r) => {
-        const b = input(r);
-        try {
-          t.run(b);
-          count('ok');
-        } catch (e) {
-          if (e instanceof StrataError && isErrorCode(e.code)) count(e.code);
-          else {
-            bad ??= { input: b, error: e };
-            throw e;
-          }
-        }
-      });
+    // In chunks of CHUNK_RUNS, yielding between them: a long synchronous run would starve the test
+    // runner's own messages. Chunk i uses fast-check seed `seed + i` (fast-check prints it on failure).
+    for (let chunk = 0, done = 0; done < limits.runs; chunk++) {
+      const left = limits.seconds > 0 ? limits.seconds - elapsedS() : Infinity;
+      if (left <= 0) break;
+      const numRuns = Math.min(CHUNK_RUNS, limits.runs - done);
+      const params: fc.Parameters<[InputRecipe]> = {
+        numRuns,
+        seed: (limits.seed + chunk) | 0,
+        ...(left !== Infinity ? { interruptAfterTimeLimit: Math.ceil(left * 1000), markInterruptAsFailure: false } : {}),
+      };
       try {
-        fc.assert(prop, params);
+        if (t.async === true) await fc.assert(asyncProp, params);
+        else fc.assert(syncProp, params);
       } catch (e) {
         if (bad === null) throw e;
         const first = bad as { input: Buffer; error: unknown };
         // fast-check's report (seed, shrunk recipe) first, then the first failing input itself.
         throw new Error(`${(e as Error).message}\n${(await failure(t, first.input, first.error)).message}`, { cause: first.error });
       }
+      done += numRuns;
+      await new Promise((resolve) => setImmediate(resolve));
     }
   } finally {
     Error.stackTraceLimit = stackTraceLimit;
