@@ -67,6 +67,23 @@ function sealAll(file: Buffer): void {
   for (let off = 0; off + BLOCK_SIZE <= file.length; off += BLOCK_SIZE) sealBlock(file.subarray(off, off + BLOCK_SIZE));
 }
 
+/** A scratch file kept open for writing: rewriting it in place saves an open and a close per input. */
+class ScratchFile {
+  readonly path: string;
+  readonly fd: number;
+
+  constructor(name: string) {
+    this.path = scratchFile(name);
+    this.fd = fs.openSync(this.path, 'w+');
+  }
+
+  /** The file's whole content becomes `bytes`. */
+  set(bytes: Buffer): void {
+    fs.ftruncateSync(this.fd, bytes.length);
+    fs.writeSync(this.fd, bytes, 0, bytes.length, 0);
+  }
+}
+
 let nextHandle = 1;
 const layerCache = new PageCache(32 * BLOCK_SIZE);
 
@@ -93,7 +110,10 @@ function readKey(layer: Layer, key: Buffer, chain: RecordChain, s: ReadScratch):
   else collectDeltaChain(layer, key, 0, 0n, 0xffff_ffff_ffff_ffffn, chain, s);
 }
 
-const layerPath = scratchFile('layer');
+let layerScratch: ScratchFile | null = null;
+// Reused between inputs as the read path reuses them (a RecordChain holds a 256 KB arena).
+const layerChain = new RecordChain();
+const layerReadScratch = new ReadScratch();
 
 /** A whole layer file (the twin of the native layer_btree target): open, seek, read, keys, verify. */
 function layerFile(input: Buffer): void {
@@ -103,11 +123,12 @@ function layerFile(input: Buffer): void {
   input.copy(file, 0, 0, file.length);
   if ((input[input.length - 1] & 1) !== 0) file.writeUInt32BE(blocks, SUMMARY.totalBlocks);
   sealAll(file);
-  fs.writeFileSync(layerPath, file);
-  const layer = openLayerFile(layerPath, nextHandle++, layerCache);
+  layerScratch ??= new ScratchFile('layer');
+  layerScratch.set(file);
+  const layer = openLayerFile(layerScratch.path, nextHandle++, layerCache);
   try {
-    const chain = new RecordChain();
-    const s = new ReadScratch();
+    const chain = layerChain;
+    const s = layerReadScratch;
     const key = Buffer.alloc(KEY_SIZE);
     for (let probe = 0; probe < 4; probe++) {
       for (let i = 0; i < KEY_SIZE; i++) key[i] = input[(probe * 31 + i) % input.length];
@@ -123,7 +144,7 @@ function layerFile(input: Buffer): void {
   }
 }
 
-const blobPath = scratchFile('blob');
+let blobScratch: ScratchFile | null = null;
 
 /** [u8 ops][value stream]: blobs read back to back from offset 0, then at offsets from the input. */
 function layerBlob(input: Buffer): void {
@@ -135,9 +156,10 @@ function layerBlob(input: Buffer): void {
     input.copy(file, (1 + i) * BLOCK_SIZE, 1 + i * BLOCK_PAYLOAD, 1 + Math.min(valueBytes, (i + 1) * BLOCK_PAYLOAD));
   }
   sealAll(file);
-  fs.writeFileSync(blobPath, file);
-  const fd = fs.openSync(blobPath, 'r');
-  const bf = new BlockFile(blobPath, fd, nextHandle++, 1 + valueBlocks, layerCache);
+  blobScratch ??= new ScratchFile('blob');
+  blobScratch.set(file);
+  // Reads go through the scratch file's own descriptor, so the BlockFile is never closed.
+  const bf = new BlockFile(blobScratch.path, blobScratch.fd, nextHandle++, 1 + valueBlocks, layerCache);
   const arena = new RecordArena(64 * 1024);
   const slot = new RecordSlot();
   const rng = new Prng(input[0] + 1);
@@ -152,20 +174,16 @@ function layerBlob(input: Buffer): void {
       return false;
     }
   };
-  try {
-    let offset = 0;
-    for (let i = 0; i < 8 + (input[0] & 7); i++) {
-      const ok = attempt(() => {
-        bf.readBlob(offset, valueBytes, arena, slot, (i & 1) === 1);
-        const bad = validateRecord(slot.buf.subarray(slot.off, slot.off + slot.len));
-        if (bad !== null) throw new StrataError('CORRUPT_LAYER', `blob at value offset ${offset}: ${bad}`);
-      });
-      const at = offset;
-      attempt(() => bf.readEncodedBlob(at, valueBytes));
-      offset = ok ? offset + slot.blobLen : rng.below(valueBytes + 1);
-    }
-  } finally {
-    bf.close();
+  let offset = 0;
+  for (let i = 0; i < 8 + (input[0] & 7); i++) {
+    const ok = attempt(() => {
+      bf.readBlob(offset, valueBytes, arena, slot, (i & 1) === 1);
+      const bad = validateRecord(slot.buf.subarray(slot.off, slot.off + slot.len));
+      if (bad !== null) throw new StrataError('CORRUPT_LAYER', `blob at value offset ${offset}: ${bad}`);
+    });
+    const at = offset;
+    attempt(() => bf.readEncodedBlob(at, valueBytes));
+    offset = ok ? offset + slot.blobLen : rng.below(valueBytes + 1);
   }
   // The first refusal is the outcome (the walk went on past it, as Verify's would not).
   if (refused !== null) throw refused;
@@ -222,10 +240,13 @@ function splitRecords(input: Buffer, max: number): Buffer[] | null {
  * page-initializing one, as the read path does) applied to a page. A chain the redo cannot start
  * (empty, no page-initializing record) is BAD_ARGUMENT.
  */
+const redoChain = new RecordChain();
+
 function recordRedo(input: Buffer): void {
   const records = splitRecords(input, MAX_CHAIN_RECORDS);
   if (records === null) return;
-  const chain = new RecordChain();
+  const chain = redoChain;
+  chain.reset();
   for (const r of records) {
     if (validateRecord(r) !== null) continue;
     chain.push(r, 0, r.length);
