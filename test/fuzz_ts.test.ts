@@ -18,8 +18,10 @@ const RUNS = Number(process.env.STRATA_FUZZ_TS_RUNS ?? DEFAULT_RUNS);
 const SECONDS = Number(process.env.STRATA_FUZZ_TS_SECONDS ?? 0);
 const ONLY = process.env.STRATA_FUZZ_TS_TARGET;
 const SEED = Number(process.env.STRATA_FUZZ_TS_SEED ?? Date.now() % 0x7fff_ffff);
+/** The slowest target's rate on a loaded 2-core machine, with a margin: sizes the test timeout. */
+const SLOWEST_EXECS_PER_S = 200;
 /** Per target: the time limit and then some for shrinking a failure, or generous for a run count. */
-const TEST_TIMEOUT_MS = SECONDS > 0 ? SECONDS * 1000 + 120_000 : 120_000 + RUNS / 10;
+const TEST_TIMEOUT_MS = (SECONDS > 0 ? SECONDS * 1000 : (RUNS / SLOWEST_EXECS_PER_S) * 1000) + 120_000;
 
 for (const t of TS_TARGETS) {
   test.skipIf(ONLY !== undefined && ONLY !== t.name)(`fuzz ${t.name}: every input ends in success or a coded StrataError`, async () => {
