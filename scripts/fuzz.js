@@ -1,23 +1,31 @@
 #!/usr/bin/env node
 /**
- * Coverage-guided fuzzing of the core's parsers with libFuzzer (Debian's clang), under ASan and UBSan.
+ * Fuzzing of every parser of untrusted bytes: coverage-guided libFuzzer targets for the C++ core
+ * (Debian's clang, under ASan and UBSan), then the TS targets (test/fuzz_ts.test.ts: fast-check
+ * over mutated real seeds, every input must end in success or a coded StrataError).
  *
- *   npm run fuzz -- --time N [--target T]   run every target (or T) for N seconds each
+ *   npm run fuzz -- --time N [--target T]   every target (or T, native and TS) for N seconds each
+ *        [--runs N] [--ts-runs N]           …or at most N executions per native / TS target
+ *        [--only native|ts]                 only one side
  *   npm run test:fuzz                        the bounded CI slice: 1,000,000 executions of the WAL
- *                                            decoder target, 100,000 of each layer-file target, and
- *                                            every reproducer in test/fuzz/regressions/<target>/
+ *                                            decoder target, 100,000 of each other native target,
+ *                                            20,000 of each TS target, and every reproducer in
+ *                                            test/fuzz/regressions/<target>/
  *   node scripts/fuzz.js --target T --reproduce FILE   run one input under the sanitizers
  *
- * Targets (test/fuzz/targets/*.cc): wal_decoder (native/pg/xlogreader.cc fed arbitrary bytes as a
- * stream with random chunking), layer_summary, layer_btree, layer_blob (the layer-file readers).
- * They link the core's C++ sources (native/*.cc and native/pg/*.cc, no N-API) and zstd's decoder
- * from zstd-napi's copy, built in build-fuzz/. Seeds: test/fuzz/corpus/<target>/ (committed, made by
- * Strata) plus a working corpus in build-fuzz/corpus/<target>/ that grows between runs. A crash
- * writes its reproducer to build-fuzz/crashes/<target>/ and fails the run; copy it into
- * test/fuzz/regressions/<target>/ once fixed so test:fuzz replays it from then on.
+ * Native targets (test/fuzz/targets/*.cc): wal_decoder (native/pg/xlogreader.cc fed arbitrary bytes
+ * as a stream with random chunking), layer_summary, layer_btree, layer_blob (the layer-file
+ * readers), value_codec (lz4, zstd, pglz decoders), record_redo (serialized records and the redo
+ * engine), read_plan (GetPages' plan parser and walk), pg_redo (PostgreSQL redo of one stored record
+ * on a page). They link the core's C++ sources (native/*.cc and native/pg/*.cc, no N-API) and
+ * zstd's decoder from zstd-napi's copy, built in build-fuzz/. Seeds: test/fuzz/corpus/<target>/
+ * (committed, made by Strata or PostgreSQL: test/fuzz/make_seeds.js) plus a working corpus in
+ * build-fuzz/corpus/<target>/ that grows between runs. A crash writes its reproducer to
+ * build-fuzz/crashes/<target>/ (TS: build-fuzz/crashes/ts/<target>/) and fails the run; commit it
+ * into test/fuzz/regressions/<target>/ so test:fuzz and test/fuzz_regressions.test.ts replay it.
  *
  * Without clang's libFuzzer runtime the script installs it (apt-get, as root) or, when it cannot,
- * prints "skipped: <why>" and exits 0.
+ * prints "skipped: <why>" for the native side and still runs the TS targets.
  */
 'use strict';
 
@@ -28,10 +36,23 @@ const { spawnSync } = require('child_process');
 
 const ROOT = path.join(__dirname, '..');
 const OUT = path.join(ROOT, 'build-fuzz');
-const TARGETS = ['wal_decoder', 'layer_summary', 'layer_btree', 'layer_blob'];
-const CI_RUNS = { wal_decoder: 1_000_000, layer_summary: 100_000, layer_btree: 100_000, layer_blob: 100_000 };
-/** Largest input per target, bytes: two WAL pages and then some; 8 layer blocks; one summary block. */
-const MAX_LEN = { wal_decoder: 20_000, layer_summary: 8192, layer_btree: 65_536, layer_blob: 65_536 };
+const TARGETS = ['wal_decoder', 'layer_summary', 'layer_btree', 'layer_blob', 'value_codec', 'record_redo', 'read_plan', 'pg_redo'];
+const CI_RUNS = {
+  wal_decoder: 1_000_000, layer_summary: 100_000, layer_btree: 100_000, layer_blob: 100_000,
+  value_codec: 100_000, record_redo: 100_000, read_plan: 100_000, pg_redo: 100_000,
+};
+/**
+ * Largest input per target, bytes: two WAL pages and then some; 8 layer blocks; one summary block;
+ * a value of a page and its compressed form; a few page-sized records; a record and its base page.
+ */
+const MAX_LEN = {
+  wal_decoder: 20_000, layer_summary: 8192, layer_btree: 65_536, layer_blob: 65_536,
+  value_codec: 20_000, record_redo: 40_000, read_plan: 40_000, pg_redo: 20_000,
+};
+/** Extra environment per target: read_plan searches a real layer file (a committed seed). */
+const TARGET_ENV = {
+  read_plan: { STRATA_FUZZ_LAYER: path.join(ROOT, 'test', 'fuzz', 'corpus', 'layer_btree', 'layer-0.bin') },
+};
 const CORE_EXCLUDE = new Set(['addon.cc', 'bench_floors.cc', 'pg_addon.cc']);
 const ZSTD_SOURCES = [
   'common/debug.c', 'common/entropy_common.c', 'common/error_private.c', 'common/fse_decompress.c', 'common/xxhash.c',
@@ -40,18 +61,33 @@ const ZSTD_SOURCES = [
 ];
 const SANITIZE = ['-fsanitize=address,undefined', '-fno-sanitize-recover=undefined', '-fno-omit-frame-pointer'];
 
+/** The TS targets (test/fuzz/ts/targets.ts); those named like a native one share its input layout. */
+const TS_TARGETS = [
+  'layer_summary', 'layer_btree', 'layer_blob', 'value_codec', 'record_redo', 'pg_redo', 'read_plan', 'wal_decoder',
+  'manifest', 'remote_index', 'frames', 'handshake', 'jwt_claims',
+];
+const CI_TS_RUNS = 20_000;
+
 function parseArgs(argv) {
-  const opts = { time: null, target: null, ci: false, reproduce: null, jobs: Math.max(1, os.cpus().length) };
+  const opts = { time: null, runs: null, tsRuns: null, only: null, target: null, ci: false, reproduce: null, jobs: Math.max(1, os.cpus().length) };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--time') opts.time = Number(argv[++i]);
+    else if (a === '--runs') opts.runs = Number(argv[++i]);
+    else if (a === '--ts-runs') opts.tsRuns = Number(argv[++i]);
+    else if (a === '--only') opts.only = argv[++i];
     else if (a === '--target') opts.target = argv[++i];
     else if (a === '--ci') opts.ci = true;
     else if (a === '--reproduce') opts.reproduce = argv[++i];
     else throw new Error(`unknown argument ${a}`);
   }
-  if (opts.target !== null && !TARGETS.includes(opts.target)) throw new Error(`unknown target ${opts.target}; targets: ${TARGETS.join(', ')}`);
-  if (!opts.ci && opts.reproduce === null && !(opts.time > 0)) throw new Error('give --time N (seconds), --ci, or --reproduce FILE');
+  if (opts.target !== null && !TARGETS.includes(opts.target) && !TS_TARGETS.includes(opts.target)) {
+    throw new Error(`unknown target ${opts.target}; native: ${TARGETS.join(', ')}; TS: ${TS_TARGETS.join(', ')}`);
+  }
+  if (opts.only !== null && opts.only !== 'native' && opts.only !== 'ts') throw new Error('--only takes native or ts');
+  if (!opts.ci && opts.reproduce === null && !(opts.time > 0) && !(opts.runs > 0) && !(opts.tsRuns > 0)) {
+    throw new Error('give --time N (seconds), --runs N / --ts-runs N, --ci, or --reproduce FILE');
+  }
   return opts;
 }
 
@@ -171,7 +207,7 @@ function fuzzTarget(bin, target, limit) {
   const args = [`-artifact_prefix=${crashes}/`, '-timeout=20', '-rss_limit_mb=2560', `-max_len=${MAX_LEN[target]}`, '-print_final_stats=1', ...limit, work];
   if (fs.existsSync(seeds)) args.push(seeds);
   const t0 = Date.now();
-  const r = spawnSync(bin, args, { encoding: 'utf8', env: { ...process.env, ...SANITIZER_ENV }, maxBuffer: 256 * 1024 * 1024 });
+  const r = spawnSync(bin, args, { encoding: 'utf8', env: { ...process.env, ...SANITIZER_ENV, ...TARGET_ENV[target] }, maxBuffer: 256 * 1024 * 1024 });
   const seconds = (Date.now() - t0) / 1000;
   const out = `${r.stdout}\n${r.stderr}`;
   const m = /stat::number_of_executed_units:\s*(\d+)/.exec(out);
@@ -219,24 +255,31 @@ function replayRegressions(bin, target) {
   if (!fs.existsSync(dir)) return [];
   const files = fs.readdirSync(dir).map((f) => path.join(dir, f)).filter((f) => fs.statSync(f).isFile());
   if (files.length === 0) return [];
-  const r = spawnSync(bin, files, { encoding: 'utf8', env: { ...process.env, ...SANITIZER_ENV } });
+  const r = spawnSync(bin, files, { encoding: 'utf8', env: { ...process.env, ...SANITIZER_ENV, ...TARGET_ENV[target] } });
   if (r.status !== 0) process.stderr.write(`${r.stdout}\n${r.stderr}\n`);
   return r.status === 0 ? [] : files;
 }
 
-function main() {
-  const opts = parseArgs(process.argv.slice(2));
+/** Files in the target's working corpus (what libFuzzer kept: seeds plus inputs that found new coverage). */
+function corpusSize(target) {
+  const dir = path.join(OUT, 'corpus', target);
+  return fs.existsSync(dir) ? fs.readdirSync(dir).length : 0;
+}
+
+/** The native side; returns the number of failures and appends figures to `summary`. */
+function runNative(opts, summary) {
   const tool = findCompiler();
   if (tool.skip !== undefined) {
-    process.stdout.write(`fuzz: skipped: ${tool.skip}\n`);
+    process.stdout.write(`fuzz: native targets skipped: ${tool.skip}\n`);
     return 0;
   }
   const bins = build(tool, opts.jobs);
   if (opts.reproduce !== null) {
-    const r = spawnSync(bins[opts.target ?? 'wal_decoder'], [opts.reproduce], { stdio: 'inherit', env: { ...process.env, ...SANITIZER_ENV } });
-    return r.status === null ? 1 : r.status;
+    const t = opts.target ?? 'wal_decoder';
+    const r = spawnSync(bins[t], [opts.reproduce], { stdio: 'inherit', env: { ...process.env, ...SANITIZER_ENV, ...TARGET_ENV[t] } });
+    return r.status === 0 ? 0 : 1;
   }
-  const targets = opts.target !== null ? [opts.target] : TARGETS;
+  const targets = opts.target !== null ? [opts.target].filter((t) => TARGETS.includes(t)) : TARGETS;
   if (targets.includes('wal_decoder')) addRealWalSeeds();
   let failed = 0;
   for (const t of targets) {
@@ -245,12 +288,58 @@ function main() {
       failed++;
       process.stdout.write(`fuzz: ${t}: regression reproducers fail: ${replayed.join(', ')}\n`);
     }
-    const limit = opts.ci ? [`-runs=${CI_RUNS[t]}`] : [`-max_total_time=${opts.time}`];
+    const limit = opts.ci ? [`-runs=${CI_RUNS[t]}`] : [
+      ...(opts.time > 0 ? [`-max_total_time=${opts.time}`] : []),
+      ...(opts.runs > 0 ? [`-runs=${opts.runs}`] : []),
+    ];
     const r = fuzzTarget(bins[t], t, limit);
     const rate = r.seconds > 0 ? Math.round(r.execs / r.seconds) : 0;
-    process.stdout.write(`fuzz: ${t}: ${r.execs} executions in ${r.seconds.toFixed(1)} s (${rate}/s), ${r.ok ? 'no crash' : `FAILED${r.crash ? `, reproducer ${r.crash}` : ''}`}\n`);
+    const corpus = corpusSize(t);
+    process.stdout.write(`fuzz: ${t}: ${r.execs} executions in ${r.seconds.toFixed(1)} s (${rate}/s), corpus ${corpus}, ${r.ok ? 'no crash' : `FAILED${r.crash ? `, reproducer ${r.crash}` : ''}`}\n`);
+    summary.push({ side: 'native', target: t, executions: r.execs, seconds: r.seconds, rate, corpus, ok: r.ok });
     if (!r.ok) failed++;
   }
+  return failed;
+}
+
+/** The TS side through vitest (test/fuzz_ts.test.ts); returns the number of failures. */
+function runTs(opts, summary) {
+  const targets = opts.target !== null ? [opts.target].filter((t) => TS_TARGETS.includes(t)) : TS_TARGETS;
+  if (targets.length === 0) return 0;
+  const stats = path.join(OUT, 'ts-stats.jsonl');
+  fs.mkdirSync(OUT, { recursive: true });
+  fs.rmSync(stats, { force: true });
+  const env = { ...process.env, STRATA_FUZZ_TS_STATS: stats };
+  if (opts.target !== null) env.STRATA_FUZZ_TS_TARGET = opts.target;
+  if (opts.ci) env.STRATA_FUZZ_TS_RUNS = String(CI_TS_RUNS);
+  else {
+    if (opts.time > 0) env.STRATA_FUZZ_TS_SECONDS = String(opts.time);
+    if (opts.tsRuns > 0) env.STRATA_FUZZ_TS_RUNS = String(opts.tsRuns);
+    else if (opts.time > 0) env.STRATA_FUZZ_TS_RUNS = String(Number.MAX_SAFE_INTEGER);
+  }
+  // A hang in a synchronous target cannot be interrupted inside the process: bound it from here.
+  const perTargetS = opts.time > 0 ? opts.time : 3600;
+  const r = spawnSync('npx', ['vitest', 'run', 'test/fuzz_ts.test.ts'], {
+    cwd: ROOT, stdio: 'inherit', env, timeout: (targets.length * (perTargetS + 120) + 300) * 1000,
+  });
+  if (r.signal !== null) process.stdout.write(`fuzz: TS targets: killed by ${r.signal} (a hang?)\n`);
+  const lines = fs.existsSync(stats) ? fs.readFileSync(stats, 'utf8').split('\n').filter((l) => l !== '') : [];
+  for (const l of lines) {
+    const s = JSON.parse(l);
+    const rate = Math.round(s.executions / Math.max(s.seconds, 1e-9));
+    process.stdout.write(`fuzz: ts ${s.target}: ${s.executions} executions in ${s.seconds.toFixed(1)} s (${rate}/s), ${s.seeds} seeds, no failure\n`);
+    summary.push({ side: 'ts', target: s.target, executions: s.executions, seconds: s.seconds, rate, seeds: s.seeds, outcomes: s.outcomes, ok: true });
+  }
+  return r.status === 0 ? 0 : 1;
+}
+
+function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  const summary = [];
+  let failed = 0;
+  if (opts.only !== 'ts') failed += runNative(opts, summary);
+  if (opts.reproduce === null && opts.only !== 'native') failed += runTs(opts, summary);
+  if (summary.length > 0) fs.writeFileSync(path.join(OUT, 'last-run.json'), `${JSON.stringify({ date: new Date().toISOString(), args: process.argv.slice(2), failed, targets: summary }, null, 1)}\n`);
   return failed === 0 ? 0 : 1;
 }
 

@@ -93,6 +93,13 @@ inline uint32_t PageGetPruneXid(const uint8_t* page) { return LoadLe32(page + pa
 inline void PageSetPruneXid(uint8_t* page, uint32_t xid) { StoreLe32(page + page_off::kPruneXid, xid); }
 
 inline bool PageIsNew(const uint8_t* page) { return PageGetUpper(page) == 0; }
+// The layout checks of PostgreSQL's PageIsVerifiedExtended (bufpage.c) for an initialized page:
+// pd_lower <= pd_upper <= pd_special <= BLCKSZ, pd_special MAXALIGNed. Redo reads line pointers up
+// to pd_lower and tuples from pd_upper, so a page failing this would be read outside its 8192 bytes.
+inline bool PageHeaderIsValid(const uint8_t* page) {
+  const size_t lower = PageGetLower(page), upper = PageGetUpper(page), special = PageGetSpecial(page);
+  return lower <= upper && upper <= special && special <= kBlckSz && special == MaxAlign(special);
+}
 inline bool PageIsEmpty(const uint8_t* page) { return PageGetLower(page) <= kSizeOfPageHeaderData; }
 inline int PageGetMaxOffsetNumber(const uint8_t* page) {
   const uint16_t lower = PageGetLower(page);

@@ -1,6 +1,7 @@
 #include "redo_record.h"
 
 #include <cstring>
+#include <string>
 
 #include "bufpage.h"
 #include "pg_format.h"
@@ -147,6 +148,10 @@ bool StoredRecordWillInit(const uint8_t* rec) {
 RedoAction ReadBufferForRedo(const RedoRecordView& r, const uint8_t* page) {
   if (r.will_init()) ThrowPageError("block with WILL_INIT flag must be initialized by its redo function");
   if (PageIsNew(page)) ThrowPageError("page is new (not initialized); the record needs an existing page");
+  if (!PageHeaderIsValid(page)) {
+    ThrowPageError("page header is corrupt (pd_lower " + std::to_string(PageGetLower(page)) + ", pd_upper " +
+                   std::to_string(PageGetUpper(page)) + ", pd_special " + std::to_string(PageGetSpecial(page)) + ")");
+  }
   return r.lsn <= PageGetLsn(page) ? RedoAction::kDone : RedoAction::kNeedsRedo;
 }
 

@@ -6,8 +6,17 @@
  *                 images) and raw-mode inputs (the same WAL as a byte stream, from the harness's
  *                 STRATA_FUZZ_DUMP_WAL output);
  *   layer_*       layer files written by Strata's TS core (a delta and an image layer), their
- *                 summary block, and their value stream.
- * Run after `npm run build` and one `npm run fuzz` build: node test/fuzz/make_seeds.js
+ *                 summary block, and their value stream;
+ *   value_codec   pages compressed by the writer (lib/core/compress.ts encodeBlob) and pglz;
+ *   record_redo   chains of serialized records (lib/record.ts), a stored PostgreSQL record among them;
+ *   read_plan     plans (lib/core/read_plan.ts) over the layer_btree layer-0.bin seed's keys;
+ *   pg_redo       stored records built from real PostgreSQL WAL (the PostgreSQL tests' fixtures,
+ *                 test/helpers/pg_fixture.ts) with the page each was redone on;
+ *   ts_manifest, ts_remote_index   a repository's manifest and its remote index_part.json;
+ *   ts_frames, ts_handshake, ts_jwt_claims   page service frames (lib/service/frames.ts), HELLO with
+ *                 a token signed by the fuzz-only secret, and that token's header and claims.
+ * Run after `npm run build` and one `npm run fuzz` build: node test/fuzz/make_seeds.js [target…]
+ * (no targets: all of them; the layer seeds are written together).
  */
 'use strict';
 
@@ -129,6 +138,248 @@ async function layerSeeds() {
   }
 }
 
+const dist = (m) => require(path.join(ROOT, 'dist', m));
+
+function valueCodecSeeds() {
+  const { encodeBlob } = dist('core/compress');
+  const { CODEC_LZ4, CODEC_ZSTD } = dist('core/format');
+  const out = {};
+  const rawLen = (n) => Buffer.from([n >> 8, n & 0xff]);
+  const values = { page: page(3), tuple: Buffer.from('a heap tuple, more or less'.repeat(20)), heap: realHeapPage() };
+  for (const [name, raw] of Object.entries(values)) {
+    if (raw === null) continue;
+    out[`lz4-${name}`] = Buffer.concat([Buffer.from([0]), rawLen(raw.length), encodeBlob(CODEC_LZ4, raw).subarray(8)]);
+    out[`zstd-${name}`] = Buffer.concat([Buffer.from([1]), rawLen(raw.length), encodeBlob(CODEC_ZSTD, raw).subarray(8)]);
+    out[`lz4block-${name}`] = Buffer.concat([Buffer.from([2]), rawLen(raw.length), encodeBlob(CODEC_LZ4, raw).subarray(12)]);
+  }
+  const h = hole(page(1));
+  out['pglz-page'] = Buffer.concat([Buffer.from([3]), rawLen(h.length), pglzLiterals(h)]);
+  return out;
+}
+
+/** A heap page PostgreSQL wrote (block 0 of the fixture's largest relation file), or null without fixtures. */
+function realHeapPage() {
+  const fixture = pgFixture();
+  if (fixture === null) return null;
+  const dbDir = path.join(fixture, 'base', 'base');
+  if (!fs.existsSync(dbDir)) return null;
+  let best = null;
+  for (const db of fs.readdirSync(dbDir)) {
+    for (const f of fs.readdirSync(path.join(dbDir, db))) {
+      if (!/^\d+$/.test(f)) continue;
+      const file = path.join(dbDir, db, f);
+      const size = fs.statSync(file).size;
+      if (size >= 8192 && (best === null || size > best.size)) best = { file, size };
+    }
+  }
+  if (best === null) return null;
+  const b = Buffer.alloc(8192);
+  const fd = fs.openSync(best.file, 'r');
+  fs.readSync(fd, b, 0, 8192, 0);
+  fs.closeSync(fd);
+  return b;
+}
+
+/** The PostgreSQL tests' fixture directory (plain variant first), or null. */
+function pgFixture() {
+  const cache = process.env.STRATA_PG_FIXTURE_DIR || path.join(os.tmpdir(), 'strata-pg-fixtures');
+  if (!fs.existsSync(cache)) return null;
+  const names = fs.readdirSync(cache).filter((n) => fs.existsSync(path.join(cache, n, 'COMPLETE')));
+  const pick = names.find((n) => n.startsWith('plain-')) ?? names.find((n) => n.startsWith('btree-')) ?? names[0];
+  return pick === undefined ? null : path.join(cache, pick);
+}
+
+/** [u8 n][n × u16 BE length][records…] (the record_redo layout). */
+function chain(records) {
+  const lens = records.map((r) => Buffer.from([r.length >> 8, r.length & 0xff]));
+  return Buffer.concat([Buffer.from([records.length]), ...lens, ...records]);
+}
+
+const KEY = (blockNum) => ({ spcOid: 1663, dbOid: 5, relNumber: 16384, forkNum: 0, blockNum });
+
+function recordSeeds(pgRecords) {
+  const { serializeRecord, serializeValueRecord } = dist('record');
+  const image = serializeRecord({ lsn: 1n, key: KEY(0), kind: 'image', page: page(5) });
+  const zero = serializeRecord({ lsn: 1n, key: KEY(0), kind: 'zero' });
+  const patch = (off, text) => serializeRecord({ lsn: 2n, key: KEY(0), kind: 'patch', offset: off, data: Buffer.from(text) });
+  const out = {
+    image: chain([image]),
+    'patches-image': chain([patch(100, 'newest'), patch(8000, 'older patch at the end'), image]),
+    'patch-zero': chain([patch(0, 'x'), zero]),
+    value: chain([patch(10, 'v'), serializeValueRecord(Buffer.from('a short value'))]),
+  };
+  const pgPairs = Object.entries(pgRecords).slice(0, 2);
+  for (const [name, input] of pgPairs) {
+    const len = input.readUInt16LE(0);
+    const rec = input.subarray(2, 2 + len);
+    const base = Buffer.concat([Buffer.from([1]), input.subarray(2 + len, 2 + len + 8192)]);
+    out[`pg-${name}`] = chain([rec, base.length === 8193 ? base : image]);
+  }
+  return out;
+}
+
+function readPlanSeeds() {
+  const { encodeReadPlan } = dist('core/read_plan');
+  const { encodeKey } = dist('key');
+  const { serializeRecord } = dist('record');
+  const key = (blk) => encodeKey(KEY(blk));
+  const seg = (layerMapId, capLsn, records = []) => ({ layerMapId, capLsn, memLsns: records.map((_, i) => BigInt(0x40 - i)), memRecords: records });
+  const patch = serializeRecord({ lsn: 0x30n, key: KEY(1), kind: 'patch', offset: 8, data: Buffer.from('mem') });
+  const image = serializeRecord({ lsn: 0x30n, key: KEY(9), kind: 'image', page: page(9) });
+  return {
+    'layer-hit': encodeReadPlan([{ key: key(1), segments: [seg(2, 0xffffn)] }]),
+    'layer-cap': encodeReadPlan([{ key: key(2), segments: [seg(2, 0x15n)] }, { key: key(1), segments: [seg(2, 0x20n)] }]),
+    'mem-then-layer': encodeReadPlan([{ key: key(1), segments: [seg(1, 0x40n, [patch]), seg(2, 0x30n)] }]),
+    'mem-image': encodeReadPlan([{ key: key(9), segments: [seg(1, 0x40n, [patch, image])] }, { key: key(7), segments: [seg(1, 1n), seg(2, 0xffn)] }]),
+    empty: encodeReadPlan([]),
+  };
+}
+
+/**
+ * Stored records (tag 4) from real PostgreSQL WAL, each with the page it was redone on: the WAL
+ * of a fixture decoded by the TS decoder, pages followed from full-page images and will_init
+ * records (blocks first seen otherwise are skipped), up to two seeds per record type.
+ */
+function pgRedoSeeds() {
+  const fixture = pgFixture();
+  if (fixture === null) {
+    process.stdout.write('pg_redo: no PostgreSQL fixtures (run the PostgreSQL tests once); skipped\n');
+    return null;
+  }
+  const { createWalDecoder } = dist('core/pg_decoder');
+  const { decodedRecords, encodeStoredRecord, imageForBlock } = dist('pg/wal_record');
+  const { redoRecord, rmgrInfoName } = dist('core/ts/pg/rmgr');
+  const meta = JSON.parse(fs.readFileSync(path.join(fixture, 'fixture.json'), 'utf8'));
+  const startLsn = (() => { const [hi, lo] = meta.base.redoLsn.replace('lsn:', '').split('/'); return (BigInt(`0x${hi}`) << 32n) | BigInt(`0x${lo}`); })();
+  const clusterFlags = (meta.dataChecksums ? 1 : 0) | (meta.walLogHints ? 2 : 0);
+  const pages = new Map();
+  const perType = new Map();
+  const out = {};
+  const d = createWalDecoder('ts', { startLsn });
+  const segs = [...dist('pg/wal_source').planWalSegments(path.join(fixture, 'wal'), { startLsn })].map((s) => s.file);
+  let offset = Number(startLsn % 0x1000000n);
+  for (const seg of segs) {
+    d.feed(fs.readFileSync(seg).subarray(offset));
+    offset = 0;
+    for (;;) {
+      const b = d.decode(2000);
+      for (const r of decodedRecords(b.entries, b.count)) {
+        const type = rmgrInfoName(r.rmid, r.info);
+        for (const blk of r.blocks()) {
+          const id = `${blk.spcOid}/${blk.dbOid}/${blk.relNumber}/${blk.forkNum}/${blk.blockNumber}`;
+          if (blk.applyImage) { pages.set(id, imageForBlock(r, blk.index)); continue; }
+          const before = blk.willInit ? Buffer.alloc(8192) : pages.get(id);
+          if (before === undefined) continue;
+          const stored = encodeStoredRecord(r, blk.index, clusterFlags);
+          const after = Buffer.from(before);
+          try { redoRecord(stored, 0, stored.length, after, 0); } catch { pages.delete(id); continue; }
+          pages.set(id, after);
+          const n = perType.get(type) ?? 0;
+          if (n < 2 && stored.length < 4096) {
+            perType.set(type, n + 1);
+            const lenLe = Buffer.from([stored.length & 0xff, stored.length >> 8]);
+            out[`${type.replace(/[^A-Za-z0-9]+/g, '_')}-${n}`] = Buffer.concat([lenLe, stored, blk.willInit ? Buffer.alloc(0) : trimZeros(before)]);
+          }
+        }
+      }
+      if (b.state !== 'full') break;
+    }
+    if (Object.keys(out).length >= 40) break;
+  }
+  return out;
+}
+
+/** A page without its trailing zero bytes (the harness pads the base page with zeros). */
+function trimZeros(b) {
+  let end = b.length;
+  while (end > 0 && b[end - 1] === 0) end--;
+  return b.subarray(0, end);
+}
+
+/** A repository with a local remote: its manifest (as written) and the index_part.json uploaded. */
+async function metadataSeeds() {
+  const { Repository } = dist('index');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-seed-meta-'));
+  try {
+    const remote = path.join(dir, 'remote');
+    const repo = await Repository.open(path.join(dir, 'repo'), { implementation: 'ts', remote: { type: 'local', path: remote } });
+    const tl = await repo.createTimeline({ tenantId: 't', timelineId: 'main' });
+    for (let round = 0; round < 2; round++) {
+      tl.ingest(Array.from({ length: 4 }, (_, i) => ({ lsn: BigInt(0x10 + round * 8 + i), key: KEY(i), kind: 'image', page: page(i) })));
+      await tl.flush();
+    }
+    const br = await repo.createTimeline({ tenantId: 't', timelineId: 'branch', ancestorTimelineId: 'main', ancestorLsn: 0x12n }).catch(() => null);
+    if (br !== null) { br.ingest([{ lsn: 0x30n, key: KEY(1), kind: 'zero' }]); await br.flush(); await br.syncRemote(); }
+    await tl.syncRemote();
+    await repo.close();
+    const files = [];
+    const walk = (d) => { for (const e of fs.readdirSync(d, { withFileTypes: true })) { const f = path.join(d, e.name); if (e.isDirectory()) walk(f); else files.push(f); } };
+    walk(dir);
+    const manifests = files.filter((f) => path.basename(f) === 'manifest');
+    const indexes = files.filter((f) => path.basename(f).startsWith('index_part.json'));
+    return {
+      manifest: Object.fromEntries(manifests.slice(0, 3).map((f, i) => [`manifest-${i}`, fs.readFileSync(f)])),
+      index: Object.fromEntries(indexes.slice(0, 3).map((f, i) => [`index-${i}`, fs.readFileSync(f)])),
+    };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Kept equal to HANDSHAKE_SECRET in test/fuzz/ts/targets.ts: a fuzz-only key, in no real config. */
+const HANDSHAKE_SECRET = 'c3RyYXRhLWZ1enotdGVzdC1zZWNyZXQtbm90LWZvci11c2U';
+const HANDSHAKE_TENANT = 'tenant-fuzz';
+
+async function serviceSeeds() {
+  const f = dist('service/frames');
+  const { signToken } = dist('service/auth');
+  const key = { kty: 'oct', k: HANDSHAKE_SECRET, kid: 'fuzz' };
+  const token = await signToken(key, { scope: 'pageserver', tenantId: HANDSHAKE_TENANT });
+  const admin = await signToken(key, { scope: 'admin' });
+  const expiring = await signToken(key, { scope: 'pageserver', tenantId: HANDSHAKE_TENANT, expiresInSeconds: 3600 * 24 * 365 * 50 });
+  const hello = (t, tenantId = HANDSHAKE_TENANT) => f.encodeHello({ version: f.PROTOCOL_VERSION, tenantId, timelineId: 'main', token: t });
+  const lsns = { requestLsn: 0x100n, notModifiedSince: 0x80n };
+  const rel = { spcOid: 1663, dbOid: 5, relNumber: 16384, forkNum: 0 };
+  const client = [
+    hello(token),
+    f.encodeRequest({ kind: 'getPage', id: 1, lsns, key: KEY(3) }),
+    f.encodeRequest({ kind: 'getPages', id: 2, lsns, keys: [KEY(1), KEY(2)] }),
+    f.encodeRequest({ kind: 'getRelSize', id: 3, lsns, rel }),
+    f.encodeRequest({ kind: 'exists', id: 4, lsns, rel }),
+    f.encodeRequest({ kind: 'listRelations', id: 5, lsns, dbOid: 5 }),
+  ];
+  const server = [
+    f.encodeHelloOk({ version: f.PROTOCOL_VERSION, maxFrameBytes: f.MAX_FRAME_BYTES, maxInFlight: 32, maxBatchPages: 64, lastRecordLsn: 0x100n }),
+    f.encodeRefuse('AUTH_FAILED', 'no'),
+    f.encodeError(1, 'NOT_FOUND', 'gone'),
+    f.encodeThrottled(2, 50, 'slow down'),
+    f.encodeViolation(3, 'bad frame'),
+    f.encodeRelSize(4, 17),
+    f.encodeExistsResult(5, true),
+    ...f.encodeRelations(6, [{ ...rel, nblocks: 3 }, { ...rel, relNumber: 16385, nblocks: 0 }]),
+    f.encodePages(7, [page(1).subarray(0, 8192)]).subarray(0, 64),
+  ];
+  return {
+    frames: {
+      'client-stream': Buffer.concat([Buffer.from([7]), ...client]),
+      'server-stream': Buffer.concat([Buffer.from([3]), ...server]),
+      'page': Buffer.concat([Buffer.from([1]), f.encodePage(9, page(2))]),
+    },
+    handshake: {
+      'hello-valid': hello(token),
+      'hello-admin': hello(admin),
+      'hello-expiring': hello(expiring),
+      'hello-other-tenant': hello(token, 'another'),
+      'hello-no-token': hello(''),
+    },
+    claims: {
+      pageserver: Buffer.from(JSON.stringify({ header: { alg: 'HS256', kid: 'fuzz' }, claims: { scope: 'pageserver', tenant_id: HANDSHAKE_TENANT, iat: 1764547200 } })),
+      expiring: Buffer.from(JSON.stringify({ header: { alg: 'HS256', typ: 'JWT' }, claims: { scope: 'pageserver', tenant_id: HANDSHAKE_TENANT, iat: 1764547200, exp: 4102444800, nbf: 1764547200 } })),
+      admin: Buffer.from(JSON.stringify({ header: { alg: 'HS256', kid: 'fuzz', crit: ['b64'], b64: true }, claims: { scope: 'admin' } })),
+    },
+  };
+}
+
 function write(target, files) {
   const dir = path.join(CORPUS, target);
   fs.mkdirSync(dir, { recursive: true });
@@ -137,10 +388,32 @@ function write(target, files) {
 }
 
 (async () => {
-  const f = walSeeds();
-  write('wal_decoder', { ...f, ...rawSeeds(f) });
-  const l = await layerSeeds();
-  write('layer_btree', l.btree);
-  write('layer_summary', l.summary);
-  write('layer_blob', l.blob);
+  const only = process.argv.slice(2);
+  const want = (t) => only.length === 0 || only.includes(t);
+  if (want('wal_decoder')) {
+    const f = walSeeds();
+    write('wal_decoder', { ...f, ...rawSeeds(f) });
+  }
+  if (want('layer_btree') || want('layer_summary') || want('layer_blob')) {
+    const l = await layerSeeds();
+    write('layer_btree', l.btree);
+    write('layer_summary', l.summary);
+    write('layer_blob', l.blob);
+  }
+  if (want('value_codec')) write('value_codec', valueCodecSeeds());
+  const pg = want('pg_redo') || want('record_redo') ? pgRedoSeeds() : null;
+  if (want('pg_redo') && pg !== null) write('pg_redo', pg);
+  if (want('record_redo')) write('record_redo', recordSeeds(pg ?? {}));
+  if (want('read_plan')) write('read_plan', readPlanSeeds());
+  if (want('ts_manifest') || want('ts_remote_index')) {
+    const m = await metadataSeeds();
+    write('ts_manifest', m.manifest);
+    write('ts_remote_index', m.index);
+  }
+  if (want('ts_frames') || want('ts_handshake') || want('ts_jwt_claims')) {
+    const s = await serviceSeeds();
+    write('ts_frames', s.frames);
+    write('ts_handshake', s.handshake);
+    write('ts_jwt_claims', s.claims);
+  }
 })().catch((e) => { process.stderr.write(`${e.stack}\n`); process.exitCode = 1; });

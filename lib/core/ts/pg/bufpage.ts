@@ -85,6 +85,15 @@ export function pageGetPruneXid(page: Uint8Array): number { return loadLe32(page
 export function pageSetPruneXid(page: Uint8Array, xid: number): void { storeLe32(page, PD_PRUNE_XID, xid); }
 
 export function pageIsNew(page: Uint8Array): boolean { return pageGetUpper(page) === 0; }
+/**
+ * The layout checks of PostgreSQL's PageIsVerifiedExtended (bufpage.c) for an initialized page:
+ * pd_lower <= pd_upper <= pd_special <= BLCKSZ, pd_special MAXALIGNed. Redo reads line pointers up
+ * to pd_lower and tuples from pd_upper, so a page failing this would be read outside its 8192 bytes.
+ */
+export function pageHeaderIsValid(page: Uint8Array): boolean {
+  const lower = pageGetLower(page), upper = pageGetUpper(page), special = pageGetSpecial(page);
+  return lower <= upper && upper <= special && special <= BLCKSZ && special === maxAlign(special);
+}
 export function pageIsEmpty(page: Uint8Array): boolean { return pageGetLower(page) <= SIZE_OF_PAGE_HEADER_DATA; }
 
 export function pageGetMaxOffsetNumber(page: Uint8Array): number {

@@ -5,7 +5,7 @@
  * redo function starts with: PostgreSQL's XLogReadBufferForRedo and XLogInitBufferForRedo for the
  * one block a stored record is redone on.
  */
-import { PageError, pageIsNew, pageLsnAtLeast } from './bufpage';
+import { PageError, pageGetLower, pageGetSpecial, pageGetUpper, pageHeaderIsValid, pageIsNew, pageLsnAtLeast } from './bufpage';
 import { BLCKSZ, loadLe16, loadLe32 } from './pg_format';
 
 import {
@@ -255,6 +255,9 @@ export enum RedoAction { NeedsRedo, Done }
 export function readBufferForRedo(r: RedoRecordView, page: Uint8Array): RedoAction {
   if (r.willInit()) throw new PageError('block with WILL_INIT flag must be initialized by its redo function');
   if (pageIsNew(page)) throw new PageError('page is new (not initialized); the record needs an existing page');
+  if (!pageHeaderIsValid(page)) {
+    throw new PageError(`page header is corrupt (pd_lower ${pageGetLower(page)}, pd_upper ${pageGetUpper(page)}, pd_special ${pageGetSpecial(page)})`);
+  }
   return pageLsnAtLeast(page, r.lsnHi, r.lsnLo) ? RedoAction.Done : RedoAction.NeedsRedo;
 }
 
