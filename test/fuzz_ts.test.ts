@@ -33,6 +33,6 @@ for (const t of TS_TARGETS) {
     if (process.env.STRATA_FUZZ_TS_STATS) fs.appendFileSync(process.env.STRATA_FUZZ_TS_STATS, `${JSON.stringify({ ...stats, seed: SEED })}\n`);
     expect(stats.executions).toBeGreaterThanOrEqual(stats.seeds);
     // Mutation must reach past the first check: some inputs succeed and some are refused.
-    if (stats.executions >= 200) expect(Object.keys(stats.outcomes).length).toBeGreaterThan(1);
+    if (stats.executions >= 200 && t.oneOutcomeIsNormal !== true) expect(Object.keys(stats.outcomes).length).toBeGreaterThan(1);
   }, TEST_TIMEOUT_MS);
 }
