@@ -109,28 +109,36 @@ function runAndKill(args: string[], phase: string, times: number, delayMs: numbe
   });
 }
 
-async function expectedPage(key: number, lsn: bigint): Promise<Buffer | null> {
-  const page = Buffer.alloc(8192);
-  let seen = false;
-  for (let i = 0; i < workload.recordsUpTo(lsn); i++) {
-    const r = workload.recordAt(i);
-    if (r.key.blockNum !== key) continue;
-    seen = true;
-    if (r.kind === 'image') page.set(r.page);
-    else if (r.kind === 'patch') page.set(r.data, r.offset);
+/**
+ * Every workload page as of each of `lsns`, in one pass over the records (the WAL grows with every
+ * kill, so a pass per page and LSN would make a long campaign quadratic); null where none was written.
+ */
+function oracleAt(lsns: readonly bigint[]): Map<bigint, (Buffer | null)[]> {
+  const pages: (Buffer | null)[] = Array.from({ length: workload.PAGES }, () => null);
+  const out = new Map<bigint, (Buffer | null)[]>();
+  const sorted = [...new Set(lsns)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  let i = 0;
+  for (const lsn of sorted) {
+    for (const end = workload.recordsUpTo(lsn); i < end; i++) {
+      const r = workload.recordAt(i);
+      const k = r.key.blockNum;
+      if (r.kind === 'image') pages[k] = Buffer.from(r.page);
+      else if (r.kind === 'patch') (pages[k] ?? (pages[k] = Buffer.alloc(8192))).set(r.data, r.offset);
+    }
+    out.set(lsn, pages.map((p) => (p === null ? null : Buffer.from(p))));
   }
-  return seen ? page : null;
+  return out;
 }
 
-/** Every workload page of `tl` at `at` is what the deterministic WAL wrote. */
-async function checkWorkloadPages(tl: Timeline, at: bigint, impl: string): Promise<void> {
+/** Every workload page of `tl` at `at` is what the deterministic WAL wrote (`want`: oracleAt's pages at `at`). */
+async function checkWorkloadPages(tl: Timeline, at: bigint, want: readonly (Buffer | null)[], impl: string): Promise<void> {
   const f = figuresFor(impl);
   for (let b = 0; b < workload.PAGES; b++) {
     const key = { spcOid: 1663, dbOid: 5, relNumber: 16384, forkNum: 0, blockNum: b };
-    const want = await expectedPage(b, at);
+    const expected = want[b];
     f.pagesChecked++;
-    if (want === null) await expect(tl.getPage(key, at)).rejects.toMatchObject({ code: 'PAGE_NOT_FOUND' });
-    else expect((await tl.getPage(key, at)).equals(want), `${tl.timelineId}: page ${b} at ${at}`).toBe(true);
+    if (expected === null) await expect(tl.getPage(key, at)).rejects.toMatchObject({ code: 'PAGE_NOT_FOUND' });
+    else expect((await tl.getPage(key, at)).equals(expected), `${tl.timelineId}: page ${b} at ${at}`).toBe(true);
   }
 }
 
@@ -170,12 +178,14 @@ describeEachCore('crash safety under SIGKILL (%s core)', (impl) => {
           const lsn = tl.diskConsistentLsn;
           const cutoff = tl.gcCutoffLsn;
           expect(cutoff).toBeLessThanOrEqual(lsn > workload.GC_HORIZON ? lsn - workload.GC_HORIZON : 0n);
-          for (const at of [lsn, (cutoff + lsn) / 2n, cutoff]) await checkWorkloadPages(tl, at, impl);
+          const ats = [lsn, (cutoff + lsn) / 2n, cutoff];
+          const oracle = oracleAt([...ats, ...branches.values()]);
+          for (const at of ats) await checkWorkloadPages(tl, at, oracle.get(at) ?? [], impl);
           // Every branch reported created and not deleted is there, at its branch point.
           for (const [id, at] of branches) {
             const b = repo.getTimeline('t1', id);
             expect(b.ancestorLsn).toBe(at);
-            await checkWorkloadPages(b, at, impl);
+            await checkWorkloadPages(b, at, oracle.get(at) ?? [], impl);
             branchesChecked++;
           }
           // Only finished, manifest-listed layers remain, and each passes a full check.
