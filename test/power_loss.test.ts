@@ -14,7 +14,7 @@
  *  - after reopen no temp file or orphan is left.
  * The mutants prove the test bites: with the shim ignoring one kind of fsync (directory fsyncs,
  * layer file fsyncs, manifest file fsyncs), as if the code lacked it, some cut must find a fault.
- * npm test cuts STRATA_POWER_CUTS (16) times per core; npm run test:power cuts 500 per core.
+ * npm test cuts STRATA_POWER_CUTS (6) times per core; npm run test:power cuts 260 per core.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -39,7 +39,7 @@ const workload = require('./fixtures/crash_workload.js') as {
 
 const ROOT = path.join(__dirname, '..');
 const CHILD = path.join(__dirname, 'fixtures', 'power_child.js');
-const CUTS_PER_CORE = Number(process.env.STRATA_POWER_CUTS ?? 8);
+const CUTS_PER_CORE = Number(process.env.STRATA_POWER_CUTS ?? 6);
 /** Rounds of the child's lifecycle: enough for every step to run at least twice. */
 const ROUNDS = 6;
 /** Cuts tried per mutant before concluding the test does not notice it (it should at once). */
@@ -269,6 +269,21 @@ async function countOperations(root: string, template: string, impl: Implementat
   return Number(m?.[1]);
 }
 
+/** Per core: the template repository and the operation count of a whole run (measured once). */
+const prepared = new Map<ImplementationName, Promise<{ root: string; template: string; total: number }>>();
+function prepare(impl: ImplementationName): Promise<{ root: string; template: string; total: number }> {
+  let p = prepared.get(impl);
+  if (p === undefined) {
+    p = (async () => {
+      const root = newRoot(impl);
+      const template = await makeTemplate(root, impl);
+      return { root, template, total: await countOperations(root, template, impl) };
+    })();
+    prepared.set(impl, p);
+  }
+  return p;
+}
+
 /** `n` cut points spread over [1, total]: one seeded point in each of n equal slices. */
 function cutPoints(total: number, n: number, rng: Rng): number[] {
   return Array.from({ length: n }, (_, k) => 1 + Math.min(total - 1, Math.floor((total * (k + rng.next())) / n)));
@@ -333,9 +348,7 @@ describe.skipIf(skipAll)(`power-cut shim${suffix}`, () => {
 
 describeEachCore(`power loss (%s core)${suffix}`, (impl) => {
   it.skipIf(skipAll)(`${CUTS_PER_CORE} power cuts across flush, compaction, image creation, GC, manifest updates and branch creation lose nothing reported durable`, async () => {
-    const root = newRoot(impl);
-    const template = await makeTemplate(root, impl);
-    const total = await countOperations(root, template, impl);
+    const { root, template, total } = await prepare(impl);
     const f = figuresFor(impl);
     f.operations = total;
     const rng = new Rng(impl === 'native' ? 4242 : 2424);
@@ -354,16 +367,14 @@ describeEachCore(`power loss (%s core)${suffix}`, (impl) => {
   }, LONG_TIMEOUT_MS);
 
   it.skipIf(skipAll).each(MUTANTS.map((m) => [m]))('mutant: with every %s ignored, some power cut loses data the test sees', async (mutant) => {
-    const root = newRoot(impl);
-    const template = await makeTemplate(root, impl);
-    const total = await countOperations(root, template, impl);
+    const { root, template, total } = await prepare(impl);
     const f = figuresFor(`${impl} mutant ${mutant}`);
     const rng = new Rng(mutant.length * 31 + (impl === 'native' ? 1 : 0));
     // Cut late (after several flushes reported durable), where there is most to lose.
     const points = cutPoints(total, MUTANT_CUTS, rng).map((p) => Math.max(p, Math.floor(total / 2)));
     const found: string[] = [];
     for (const [k, at] of points.entries()) {
-      const dir = path.join(root, `mutant${k}`);
+      const dir = path.join(root, `mutant-${mutant}-${k}`);
       fs.cpSync(template, dir, { recursive: true });
       const run = await runChild(root, dir, impl, { at, seed: rng.int(1, 2 ** 31), mutant });
       recordCut(f, run);
