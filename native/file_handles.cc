@@ -43,9 +43,7 @@ void FileHandles::Adopt(uint32_t id, const std::string& path, int fd) {
   EvictOverLimit();
 }
 
-int FileHandles::Acquire(uint32_t id) {
-  std::lock_guard<std::mutex> lock(mu_);
-  Entry& e = entries_.at(id);
+int FileHandles::OpenOutOfLru(Entry& e) {
   if (e.fd < 0) {
     const int fd = ::open(e.path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return -errno;
@@ -56,6 +54,14 @@ int FileHandles::Acquire(uint32_t id) {
     lru_.erase(e.lru_pos);
     e.in_lru = false;
   }
+  return 0;
+}
+
+int FileHandles::Acquire(uint32_t id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Entry& e = entries_.at(id);
+  const int err = OpenOutOfLru(e);
+  if (err != 0) return err;
   e.pins++;
   EvictOverLimit();
   return e.fd;
@@ -81,16 +87,8 @@ int FileHandles::Retain(uint32_t id) {
   std::lock_guard<std::mutex> lock(mu_);
   Entry& e = entries_.at(id);
   if (e.retained) return 0;
-  if (e.fd < 0) {
-    const int fd = ::open(e.path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -errno;
-    e.fd = fd;
-    open_++;
-  }
-  if (e.in_lru) {
-    lru_.erase(e.lru_pos);
-    e.in_lru = false;
-  }
+  const int err = OpenOutOfLru(e);
+  if (err != 0) return err;
   e.retained = true;
   e.pins++;
   return 0;

@@ -51,6 +51,9 @@ class FileHandles {
     bool in_lru = false;
     std::list<uint32_t>::iterator lru_pos;
   };
+  // Opens the entry's file if it is closed and takes it out of the LRU (it is about to be in
+  // use); 0, or -errno of a failed open. Caller holds mu_.
+  int OpenOutOfLru(Entry& e);
   void CloseEntry(Entry& e);
   void EvictOverLimit();
 

@@ -305,13 +305,7 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
     const scratch = Buffer.alloc(KEY_SIZE);
     for (const k of keys) encodeKey(k, scratch); // reject bad keys before waiting
     await this.waitForLsn(lsn, opts.timeoutMs ?? DEFAULT_WAIT_LSN_TIMEOUT_MS);
-    for (;;) {
-      this.checkOpen();
-      this.checkAboveGcCutoff(lsn, 'read');
-      const missing = this.missingForRead(keys, lsn);
-      if (missing === null) break;
-      await this.download(missing);
-    }
+    await this.makeLocalForRead(keys, lsn);
     // No await between the local check and the core call: an eviction cannot slip in between.
     const pages = this.reads.getPages(keys, lsn, this.config.offloadCachedReads);
     this.layerCache?.enforce();
@@ -377,6 +371,20 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
   }
 
   /** Download remote-only layers (each timeline fetches its own; concurrent fetches of one layer are shared). */
+  /**
+   * Downloads what a read of `keys` at `lsn` needs until nothing is missing; the caller then reads
+   * with no await in between, so an eviction cannot slip in.
+   */
+  private async makeLocalForRead(keys: ReadonlyArray<PageKey | Buffer>, lsn: Lsn): Promise<void> {
+    for (;;) {
+      this.checkOpen();
+      this.checkAboveGcCutoff(lsn, 'read');
+      const missing = this.missingForRead(keys, lsn);
+      if (missing === null) return;
+      await this.download(missing);
+    }
+  }
+
   private async download(missing: readonly MissingLayer[]): Promise<void> {
     // All settle before a failure is reported: nothing of this read is still writing afterwards.
     const results = await Promise.allSettled(missing.map((m) => m.tl.downloadLayer(m.desc)));
@@ -489,13 +497,7 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
     this.checkOpen();
     checkLsn(lsn, 'lsn');
     await this.waitForLsn(lsn, opts.timeoutMs ?? DEFAULT_WAIT_LSN_TIMEOUT_MS);
-    for (;;) {
-      this.checkOpen();
-      this.checkAboveGcCutoff(lsn, 'read');
-      const missing = this.missingForRead(keys, lsn);
-      if (missing === null) break;
-      await this.download(missing);
-    }
+    await this.makeLocalForRead(keys, lsn);
     const result = this.reads.getPagesWithStatus(keys, lsn, this.config.offloadCachedReads);
     this.layerCache?.enforce();
     return result;
