@@ -71,12 +71,21 @@ interface CutOptions {
   mutant?: Mutant;
 }
 
+/**
+ * The child's LD_PRELOAD: the shim after whatever the parent preloads. Under `npm run test:asan`
+ * that is the sanitizer runtime, which must come first in the list or the sanitized addon the
+ * child loads refuses to start.
+ */
+function childPreload(): string {
+  return [process.env.LD_PRELOAD, shim.library].filter((x): x is string => x !== undefined && x !== null && x !== '').join(':');
+}
+
 function runChild(root: string, dir: string, impl: ImplementationName, opts: CutOptions): Promise<ChildRun> {
   const stash = fs.mkdtempSync(path.join(root, 'stash-'));
   const report = path.join(stash, 'report');
   const env: NodeJS.ProcessEnv = {
     ...process.env,
-    LD_PRELOAD: shim.library ?? '',
+    LD_PRELOAD: childPreload(),
     UV_USE_IO_URING: '0', // io_uring would bypass libc
     STRATA_POWERCUT_ROOT: dir,
     STRATA_POWERCUT_STASH: stash,
@@ -326,7 +335,7 @@ describe.skipIf(skipAll)(`power-cut shim${suffix}`, () => {
       fs.mkdirSync(dir);
       const stash = fs.mkdtempSync(path.join(root, 'stash-'));
       const r = spawnSync(process.execPath, ['-e', script], {
-        env: { ...process.env, LD_PRELOAD: shim.library ?? '', UV_USE_IO_URING: '0', STRATA_POWERCUT_ROOT: dir, STRATA_POWERCUT_STASH: stash, STRATA_POWERCUT_AT: '11', STRATA_POWERCUT_SEED: String(seed) },
+        env: { ...process.env, LD_PRELOAD: childPreload(), UV_USE_IO_URING: '0', STRATA_POWERCUT_ROOT: dir, STRATA_POWERCUT_STASH: stash, STRATA_POWERCUT_AT: '11', STRATA_POWERCUT_SEED: String(seed) },
       });
       expect(r.status, r.stderr.toString()).toBe(CUT_EXIT_STATUS);
       const names = fs.readdirSync(dir).sort();
