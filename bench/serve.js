@@ -78,11 +78,12 @@ async function worker(spec) {
     const o = Math.floor(r() * (spec.pages - spec.batch));
     return Array.from({ length: spec.batch }, (_, i) => keyOf(o + i));
   };
-  const one = async (c, r, scheduled) => {
+  // Each loop reads into its own buffer, as a compute fills its buffer pool (no allocation per page).
+  const one = async (c, r, scheduled, into) => {
     const s = scheduled ?? performance.now();
     try {
-      if (spec.batch === 1) await c.getPage(keyOf(Math.floor(r() * spec.pages)), LSN);
-      else await c.getPages(batchKeys(r), LSN);
+      if (spec.batch === 1) await c.getPage(keyOf(Math.floor(r() * spec.pages)), LSN, { into });
+      else await c.getPages(batchKeys(r), LSN, { into });
     } catch (e) {
       if (e instanceof ThrottledError) {
         if (s >= tMeasure) throttled++;
@@ -109,8 +110,9 @@ async function worker(spec) {
     for (let ci = 0; ci < spec.conns; ci++) {
       for (let d = 0; d < spec.depth; d++) {
         const r = rng(spec.seed + ci * 1000 + d);
+        const into = Buffer.alloc(spec.batch * 8192);
         loops.push((async () => {
-          while (performance.now() < tEnd) await one(clients[ci], r, undefined);
+          while (performance.now() < tEnd) await one(clients[ci], r, undefined, into);
         })());
       }
     }
@@ -119,6 +121,7 @@ async function worker(spec) {
     const intervalMs = 1000 / spec.rate;
     loops.push((async () => {
       const inFlight = new Set();
+      const free = [];
       for (let i = 0; ; i++) {
         const at = t0 + i * intervalMs;
         if (at >= tEnd) break;
@@ -129,9 +132,14 @@ async function worker(spec) {
         else if (wait > 0 || i % 8 === 0) await new Promise((res) => setImmediate(res));
         // Latency counts from the send, never before its scheduled time; a client late on its
         // schedule (starved of CPU) shows as an achieved rate below the offered one.
-        const p = one(clients[i % spec.conns], r, undefined);
+        // Open loop: a buffer per request in flight, back to the free list once answered.
+        const into = free.pop() ?? Buffer.alloc(spec.batch * 8192);
+        const p = one(clients[i % spec.conns], r, undefined, into);
         inFlight.add(p);
-        void p.then(() => inFlight.delete(p));
+        void p.then(() => {
+          inFlight.delete(p);
+          free.push(into);
+        });
       }
       await Promise.all(inFlight);
     })());

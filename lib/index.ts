@@ -48,6 +48,6 @@ export { AdminApi } from './service/admin_api';
 export type { AdminApiOptions, TenantInfo, TenantState, ThrottleInfo } from './service/admin_api';
 export { registerRepositoryMetrics, PageServiceMetrics } from './service/prom_metrics';
 export type { ThrottleLimit, ThrottleDecision, Clock } from './service/throttle';
-export type { ClientOptions, RequestOptions } from './service/client';
+export type { ClientOptions, PageReadOptions, RequestOptions } from './service/client';
 export type { AuthConfig, TokenScope } from './service/auth';
 export type { RelationInfo, RelTag } from './timeline';

@@ -41,6 +41,25 @@ export interface RequestOptions {
   deadlineMs?: number;
 }
 
+/** Page reads may land in the caller's buffer, as PostgreSQL's smgrread fills a shared buffer. */
+export interface PageReadOptions extends RequestOptions {
+  /**
+   * Where the page(s) go: page i at `into[8192·i …]`; the call resolves with views of it. It must
+   * hold every page asked for and must not be reused before the call settles. Without it each
+   * answer is a fresh allocation, and a client reading tens of thousands of pages a second makes
+   * V8 run a full collection several times a second (ms-long pauses).
+   */
+  into?: Buffer;
+}
+
+/** The caller's destination, checked before anything is sent (BAD_ARGUMENT names what is wrong). */
+function checkInto(into: unknown, pages: number): Buffer | undefined {
+  if (into === undefined) return undefined;
+  if (!Buffer.isBuffer(into)) throw new StrataError('BAD_ARGUMENT', `opts.into must be a Buffer: got ${typeof into}`);
+  if (into.length < pages * PAGE_SIZE) throw new StrataError('BAD_ARGUMENT', `opts.into holds ${into.length} bytes; ${pages} page(s) need ${pages * PAGE_SIZE}`);
+  return into;
+}
+
 /** THROTTLED: the server did not run the request; `retryAfterMs` says when it would fit the tenant's limit. */
 export class ThrottledError extends StrataError {
   constructor(readonly retryAfterMs: number, message: string) {
@@ -60,12 +79,12 @@ interface Pending {
 }
 
 /**
- * The pages of one answer copied out of the socket's buffer into one allocation (a page kept by the
- * caller must not pin the chunk it arrived in; one buffer per batch rather than per page spares
- * the garbage collector).
+ * The pages of one answer copied out of the socket's buffer into the caller's `into`, or else one
+ * allocation (a page kept by the caller must not pin the chunk it arrived in; one buffer per batch
+ * rather than per page spares the garbage collector).
  */
-function copyPages(pages: readonly Buffer[]): Buffer[] {
-  const all = Buffer.allocUnsafe(pages.length * PAGE_SIZE);
+function copyPages(pages: readonly Buffer[], into?: Buffer): Buffer[] {
+  const all = into ?? Buffer.allocUnsafe(pages.length * PAGE_SIZE);
   return pages.map((p, i) => {
     p.copy(all, i * PAGE_SIZE);
     return all.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE);
@@ -157,18 +176,27 @@ export class StrataClient {
     return this.closedPromise;
   }
 
-  getPage(key: PageKey, lsn: Lsn, opts?: RequestOptions): Promise<Buffer> {
-    return this.request((id, lsns) => ({ kind: 'getPage', id, lsns, key }), lsn, opts, (f) => (f.kind === 'page' ? Buffer.from(f.page) : undefined));
+  getPage(key: PageKey, lsn: Lsn, opts?: PageReadOptions): Promise<Buffer> {
+    let into: Buffer | undefined;
+    try {
+      into = checkInto(opts?.into, 1);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.request((id, lsns) => ({ kind: 'getPage', id, lsns, key }), lsn, opts, (f) => (f.kind === 'page' ? copyPages([f.page], into)[0] : undefined));
   }
 
   /** Many pages at one LSN; more than the server's batch limit are split into several pipelined requests. */
-  async getPages(keys: readonly PageKey[], lsn: Lsn, opts?: RequestOptions): Promise<Buffer[]> {
+  async getPages(keys: readonly PageKey[], lsn: Lsn, opts?: PageReadOptions): Promise<Buffer[]> {
+    if (!Array.isArray(keys)) throw new StrataError('BAD_ARGUMENT', `keys must be an array of page keys: got ${typeof keys}`);
+    const into = checkInto(opts?.into, keys.length);
     if (keys.length === 0) return [];
     const batch = this.server.maxBatchPages;
     const parts: Promise<Buffer[]>[] = [];
     for (let i = 0; i < keys.length; i += batch) {
       const part = keys.slice(i, i + batch);
-      parts.push(this.request((id, lsns) => ({ kind: 'getPages', id, lsns, keys: part }), lsn, opts, (f) => (f.kind === 'pages' && f.pages.length === part.length ? copyPages(f.pages) : undefined)));
+      const dest = into?.subarray(i * PAGE_SIZE, (i + part.length) * PAGE_SIZE);
+      parts.push(this.request((id, lsns) => ({ kind: 'getPages', id, lsns, keys: part }), lsn, opts, (f) => (f.kind === 'pages' && f.pages.length === part.length ? copyPages(f.pages, dest) : undefined)));
     }
     return (await Promise.all(parts)).flat();
   }

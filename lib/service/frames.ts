@@ -118,11 +118,16 @@ export interface RawFrame {
 
 // ---- encoding ----------------------------------------------------------------------------------
 
+/** Allocates a frame's buffer of exactly the bytes asked (a FramePool's take, or a fresh Buffer). */
+export type FrameAlloc = (bytes: number) => Buffer;
+
+const freshBuffer: FrameAlloc = (bytes) => Buffer.allocUnsafe(bytes);
+
 /** A frame buffer of `payloadBytes` with its header written; the payload starts at FRAME_HEADER_BYTES. */
-function frame(type: number, id: number, payloadBytes: number): Buffer {
+function frame(type: number, id: number, payloadBytes: number, alloc: FrameAlloc = freshBuffer): Buffer {
   const length = FRAME_HEADER_BYTES + payloadBytes;
   if (length > MAX_FRAME_BYTES) throw new StrataError('BAD_ARGUMENT', `a ${describeFrameType(type)} frame of ${length} bytes exceeds MAX_FRAME_BYTES ${MAX_FRAME_BYTES}`);
-  const b = Buffer.allocUnsafe(length);
+  const b = alloc(length);
   b.writeUInt32BE(length, 0);
   b[4] = type;
   b.writeUInt32BE(id, 5);
@@ -264,21 +269,21 @@ export const PAGES_FRAME_PAGES_OFFSET = FRAME_HEADER_BYTES + 2;
  * A PAGE frame (`count` null) or a PAGES frame of `count` pages with its header and count written
  * and the pages left to the caller, to read them straight into the frame (no copy).
  */
-export function allocPagesFrame(id: number, count: number | null): Buffer {
-  if (count === null) return frame(FRAME_TYPE.PAGE, id, PAGE_SIZE);
-  const b = frame(FRAME_TYPE.PAGES, id, 2 + PAGE_SIZE * count);
+export function allocPagesFrame(id: number, count: number | null, alloc?: FrameAlloc): Buffer {
+  if (count === null) return frame(FRAME_TYPE.PAGE, id, PAGE_SIZE, alloc);
+  const b = frame(FRAME_TYPE.PAGES, id, 2 + PAGE_SIZE * count, alloc);
   b.writeUInt16BE(count, FRAME_HEADER_BYTES);
   return b;
 }
 
-export function encodePage(id: number, page: Uint8Array): Buffer {
-  const b = frame(FRAME_TYPE.PAGE, id, PAGE_SIZE);
+export function encodePage(id: number, page: Uint8Array, alloc?: FrameAlloc): Buffer {
+  const b = frame(FRAME_TYPE.PAGE, id, PAGE_SIZE, alloc);
   b.set(page.subarray(0, PAGE_SIZE), 9);
   return b;
 }
 
-export function encodePages(id: number, pages: readonly Uint8Array[]): Buffer {
-  const b = frame(FRAME_TYPE.PAGES, id, 2 + PAGE_SIZE * pages.length);
+export function encodePages(id: number, pages: readonly Uint8Array[], alloc?: FrameAlloc): Buffer {
+  const b = frame(FRAME_TYPE.PAGES, id, 2 + PAGE_SIZE * pages.length, alloc);
   b.writeUInt16BE(pages.length, 9);
   let off = 11;
   for (const p of pages) {

@@ -13,6 +13,7 @@ import type { PageKey } from '../key';
 import type { Lsn } from '../lsn';
 import type { Repository } from '../repository';
 import type { Timeline } from '../timeline';
+import { PAGE_SIZE } from '../record';
 import { Authenticator, type AuthConfig } from './auth';
 import { type Clock, monotonicClock, Throttle, type ThrottleLimit } from './throttle';
 import {
@@ -21,6 +22,7 @@ import {
   PAGE_FRAME_PAGE_OFFSET, PAGES_FRAME_PAGES_OFFSET, PROTOCOL_VERSION, type Hello, type Request, type RequestLsns,
 } from './frames';
 import { TickCork } from './tick_cork';
+import { FramePool } from './frame_pool';
 
 /** A client that has not completed its handshake by then is disconnected. */
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -145,6 +147,8 @@ export class Server {
   private closing: Promise<void> | null = null;
   /** Per-tenant limits, changeable while the server runs (the admin API's PUT …/throttle). */
   readonly throttle: Throttle;
+  /** @internal Page answer frames, reused once written (lib/service/frame_pool.ts). */
+  readonly framePool = new FramePool();
   readonly counters: Omit<ServerStats, 'connections'> = { connectionsTotal: 0, requests: 0, errors: 0, violations: 0, refused: 0, throttled: 0, peakInFlight: 0 };
 
   constructor(readonly repository: Repository, private readonly options: ServerOptions) {
@@ -494,24 +498,33 @@ class Connection {
     } catch {
       return null; // BAD_ARGUMENT: the async path answers it
     }
+    const pool = this.server.framePool;
+    const take = (bytes: number): Buffer => pool.take(bytes);
+    let frame: Buffer;
+    let hit: boolean;
     if (r.kind === 'getPage') {
-      const frame = allocPagesFrame(r.id, null);
+      frame = allocPagesFrame(r.id, null, take);
       this.oneKey[0] = r.key;
-      return tl.tryReadPagesCached(this.oneKey, lsn, frame, PAGE_FRAME_PAGE_OFFSET) ? frame : null;
+      hit = tl.tryReadPagesCached(this.oneKey, lsn, frame, PAGE_FRAME_PAGE_OFFSET);
+    } else {
+      frame = allocPagesFrame(r.id, r.keys.length, take);
+      hit = tl.tryReadPagesCached(r.keys, lsn, frame, PAGES_FRAME_PAGES_OFFSET);
     }
-    const frame = allocPagesFrame(r.id, r.keys.length);
-    return tl.tryReadPagesCached(r.keys, lsn, frame, PAGES_FRAME_PAGES_OFFSET) ? frame : null;
+    if (hit) return frame;
+    pool.give(frame);
+    return null;
   }
 
   private async run(r: Request): Promise<Buffer[]> {
     const tl = this.timeline as Timeline;
     const lsn = effectiveLsn(r.lsns, tl.lastRecordLsn);
     const opts = { timeoutMs: this.server.settings.waitLsnTimeoutMs };
+    const take = (bytes: number): Buffer => this.server.framePool.take(bytes);
     switch (r.kind) {
       case 'getPage':
-        return [encodePage(r.id, await tl.getPage(r.key, lsn, opts))];
+        return [encodePage(r.id, await tl.getPage(r.key, lsn, opts), take)];
       case 'getPages':
-        return [encodePages(r.id, await tl.getPages(r.keys, lsn, opts))];
+        return [encodePages(r.id, await tl.getPages(r.keys, lsn, opts), take)];
       case 'getRelSize':
         return [encodeRelSize(r.id, await tl.getRelSize(r.rel, lsn, opts))];
       case 'exists':
@@ -540,9 +553,16 @@ class Connection {
 
   /** One whole frame per write: the socket never holds part of a frame followed by another. */
   private write(frame: Buffer): void {
-    if (this.socket.destroyed || this.socket.writableEnded) return;
+    // Page answers go back to the pool once written: every frame is fresh or pooled and held by
+    // nobody else, and the write callback runs when Node has let go of it (written or failed).
+    const recycle = frame.length >= PAGE_SIZE;
+    if (this.socket.destroyed || this.socket.writableEnded) {
+      if (recycle) this.server.framePool.give(frame);
+      return;
+    }
     this.cork.hold();
-    this.socket.write(frame);
+    if (recycle) this.socket.write(frame, () => this.server.framePool.give(frame));
+    else this.socket.write(frame);
     // Stop reading once a client lets answers pile up; 'drain' resumes (write returned false too,
     // since the limit is above the socket's own mark).
     if (this.socket.writableLength >= WRITE_BUFFER_LIMIT_BYTES) this.writeBlocked = true;

@@ -17,7 +17,7 @@ import type { PageKey } from '../key';
 import type { Lsn } from '../lsn';
 import type { RelationInfo, RelTag } from '../timeline';
 import { type BreakerOptions, type BreakerState, CircuitBreaker } from './circuit_breaker';
-import { type ClientOptions, type RequestOptions, type StrataClient, ThrottledError } from './client';
+import { type ClientOptions, type PageReadOptions, type RequestOptions, type StrataClient, ThrottledError } from './client';
 import { ClientPool, type PoolOptions, type PoolStats } from './client_pool';
 import { type Clock, monotonicClock } from './throttle';
 
@@ -89,11 +89,11 @@ export class RetryingClient {
     return this.breaker.state;
   }
 
-  getPage(key: PageKey, lsn: Lsn, opts?: RequestOptions): Promise<Buffer> {
+  getPage(key: PageKey, lsn: Lsn, opts?: PageReadOptions): Promise<Buffer> {
     return this.call((c) => c.getPage(key, lsn, opts));
   }
 
-  getPages(keys: readonly PageKey[], lsn: Lsn, opts?: RequestOptions): Promise<Buffer[]> {
+  getPages(keys: readonly PageKey[], lsn: Lsn, opts?: PageReadOptions): Promise<Buffer[]> {
     return this.call((c) => c.getPages(keys, lsn, opts));
   }
 

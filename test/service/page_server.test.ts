@@ -58,6 +58,35 @@ describeEachCore('page service (%s core)', (impl) => {
     expect((await c.getPage(KEYS[3], LSN_MAX)).equals(await tl.getPage(KEYS[3], LSN_LAST))).toBe(true);
   });
 
+  it('answer frames are reused once written, and heavy pipelining still gets every page right; pages can land in the caller\'s buffer', async () => {
+    const c = await connect();
+    const want = await tl.getPages(KEYS, LSN_LAST);
+    await c.getPages(KEYS, LSN_LAST); // cached from here on
+    const before = server.framePool.reused;
+    // 2,000 single-page reads in flight at once: a frame recycled before its bytes left would show
+    // up as another request's page.
+    const ids = Array.from({ length: 2_000 }, (_, i) => (i * 7) % PAGES);
+    const got = await Promise.all(ids.map((i) => c.getPage(KEYS[i], LSN_LAST)));
+    for (let n = 0; n < ids.length; n++) expect(got[n].equals(want[ids[n]]), `request ${n} (page ${ids[n]})`).toBe(true);
+    expect(server.framePool.reused - before).toBeGreaterThan(500);
+    // into: the page is written into the caller's buffer and the answer is a view of it.
+    const into = Buffer.alloc(3 * PAGE_SIZE, 0xee);
+    const one = await c.getPage(KEYS[4], LSN_LAST, { into });
+    expect(one.buffer).toBe(into.buffer);
+    expect(into.subarray(0, PAGE_SIZE).equals(want[4])).toBe(true);
+    expect(into[PAGE_SIZE]).toBe(0xee); // nothing past the page
+    const three = await c.getPages([KEYS[1], KEYS[2], KEYS[3]], LSN_LAST, { into });
+    for (let i = 0; i < 3; i++) {
+      expect(three[i].buffer).toBe(into.buffer);
+      expect(into.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE).equals(want[i + 1])).toBe(true);
+    }
+    // A destination too small, or not a Buffer, is refused before anything is sent.
+    expect(await codeOf(c.getPages([KEYS[1], KEYS[2], KEYS[3], KEYS[4]], LSN_LAST, { into }))).toBe('BAD_ARGUMENT');
+    expect(await codeOf(c.getPage(KEYS[1], LSN_LAST, { into: Buffer.alloc(100) }))).toBe('BAD_ARGUMENT');
+    expect(await codeOf(c.getPage(KEYS[1], LSN_LAST, { into: new Uint8Array(PAGE_SIZE) as Buffer }))).toBe('BAD_ARGUMENT');
+    expect(c.isClosed).toBe(false);
+  });
+
   it('errors come back as their StrataError codes and the connection goes on', async () => {
     const c = await connect();
     expect(await codeOf(c.getPage(keyOf(5, 99), LSN_LAST))).toBe('PAGE_NOT_FOUND');
