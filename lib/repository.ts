@@ -64,6 +64,11 @@ export class Repository {
     return this.#impl.readOnly;
   }
 
+  /** Whether the repository was opened with remote storage (the `remote` option). */
+  get hasRemoteStorage(): boolean {
+    return this.#impl.hasRemoteStorage;
+  }
+
   /**
    * A new timeline, or a branch of `ancestorTimelineId` at `ancestorLsn` (default: its
    * lastRecordLsn) or, for a PostgreSQL timeline, as of `ancestorTimestamp`.

@@ -54,10 +54,11 @@ Commands:
                                                 SIGINT/SIGTERM; status on stderr (--json: lines on stdout)
   serve [--data DIR] [--listen HOST:PORT] [--http HOST:PORT] [--auth-keys FILE | --no-auth]
         [--max-in-flight N] [--page-cache-bytes N] [--throttle-rate PAGES_PER_S --throttle-burst PAGES]
-                                                the page service (docs/PROTOCOL.md) until SIGTERM/SIGINT;
+        [REMOTE]                                the page service (docs/PROTOCOL.md) until SIGTERM/SIGINT;
                                                 defaults ./strata-data, 127.0.0.1:64000, auth on with a
                                                 key pair generated in DIR/auth/ on first start; --http:
-                                                the admin API and /metrics too
+                                                the admin API and /metrics too; REMOTE: layers uploaded
+                                                there, tenants attached and detached over the admin API
   token --signing-key FILE --tenant T [--scope pageserver|admin] [--ttl SECONDS]
                                                 print a JWT for serve's auth
   remote status <dir> REMOTE                    per timeline: generation, stale?, diskConsistentLsn vs
@@ -261,7 +262,7 @@ async function dispatch(command: string, args: string[], o: Opts): Promise<numbe
     case 'lsn-at': return runLsnAt(arity(command, args, 4), o, print, printJson);
     case 'export-pg': return runExportPg(arity(command, args, 4), o, print, printJson);
     case 'follow': return runFollow(arity(command, args, 3), o);
-    case 'serve': return runServe(arity(command, args, 0), o.serve);
+    case 'serve': return runServe(arity(command, args, 0), o.serve, o.remote);
     case 'token': return runToken(arity(command, args, 0), o.token);
     case 'remote':
       if (args[0] !== 'status') throw new CliError(EXIT.USAGE, `unknown remote subcommand ${JSON.stringify(args[0] ?? '')} (remote status <dir>)`);

@@ -13,6 +13,8 @@ import { generateAuthKeys, readSigningKey, signToken, TOKEN_SCOPES, type AuthCon
 import { AdminApi } from '../service/admin_api';
 import { Server } from '../service/page_server';
 import type { ImplementationChoice } from '../core/select';
+import type { RemoteConfig } from '../remote/remote_storage';
+import { type RemoteFlags, remoteConfigFrom } from './remote';
 
 export const DEFAULT_DATA_DIR = './strata-data';
 /** Neon's page service port. */
@@ -66,7 +68,7 @@ async function authFor(o: ServeOpts, dataDir: string, say: (line: string) => voi
 }
 
 /** Serve until SIGTERM/SIGINT; then drain, close the repository and return 0. */
-export async function runServe(args: string[], o: ServeOpts): Promise<number> {
+export async function runServe(args: string[], o: ServeOpts, remoteFlags?: RemoteFlags): Promise<number> {
   if (args.length > 0) throw new StrataError('BAD_ARGUMENT', `serve takes options only (--data DIR --listen HOST:PORT): got ${args.join(' ')}`);
   const dataDir = o.data ?? DEFAULT_DATA_DIR;
   const { host, port } = parseListen(o.listen ?? DEFAULT_LISTEN);
@@ -82,8 +84,9 @@ export async function runServe(args: string[], o: ServeOpts): Promise<number> {
     if (logger !== null) logger.info(line);
     else process.stdout.write(`strata serve: ${line}\n`);
   };
+  const remote = remoteFlagsGiven(remoteFlags) ? remoteConfigFrom(remoteFlags) : undefined;
   const auth = await authFor(o, dataDir, say);
-  const repo = await Repository.open(dataDir, { implementation: o.impl, pageCacheBytes: o.pageCacheBytes });
+  const repo = await Repository.open(dataDir, { implementation: o.impl, pageCacheBytes: o.pageCacheBytes, remote });
   let server: Server | null = null;
   let admin: AdminApi | null = null;
   try {
@@ -105,6 +108,7 @@ export async function runServe(args: string[], o: ServeOpts): Promise<number> {
     const addr = await server.listen(host, port);
     const tenants = repo.listTenants().map((t) => `${t} (${repo.listTimelines(t).map((tl) => tl.timelineId).join(', ')})`);
     say(`data ${path.resolve(dataDir)} (${repo.implementation} core), tenants: ${tenants.length === 0 ? 'none yet' : tenants.join('; ')}`);
+    say(`remote storage: ${describeRemote(remote)}`);
     if (logger !== null) logger.info({ event: 'listening', host: addr.host, port: addr.port }, `listening on ${addr.host}:${addr.port} (page service protocol 2, docs/PROTOCOL.md)`);
     else say(`listening on ${addr.host}:${addr.port} (page service protocol 2, docs/PROTOCOL.md)`);
     if (throttle !== undefined) say(`throttle: ${throttle.rate} pages/s, burst ${throttle.burst} pages per tenant (admin API: PUT /v1/tenant/:id/throttle)`);
@@ -126,6 +130,15 @@ export async function runServe(args: string[], o: ServeOpts): Promise<number> {
     if (server !== null) await server.close();
     await repo.close();
   }
+}
+
+function remoteFlagsGiven(f: RemoteFlags | undefined): f is RemoteFlags {
+  return f !== undefined && (f.remotePath !== undefined || f.s3Bucket !== undefined || f.s3Endpoint !== undefined || f.s3Region !== undefined || f.s3Prefix !== undefined || f.s3PathStyle);
+}
+
+function describeRemote(r: RemoteConfig | undefined): string {
+  if (r === undefined) return 'none (layers stay on this node; --remote-path DIR or --s3-bucket B to upload them)';
+  return r.type === 'local' ? `directory ${path.resolve(r.path)}` : `s3://${r.bucket}/${r.prefix ?? ''}${r.endpoint === undefined ? '' : ` at ${r.endpoint}`}`;
 }
 
 export interface TokenOpts {

@@ -205,6 +205,10 @@ export class RepositoryImpl {
   private readonly scheduler: BackgroundScheduler;
 
   private remote: RemoteSetup | null = null;
+
+  get hasRemoteStorage(): boolean {
+    return this.remote !== null;
+  }
   /** Names this node in attachment objects (for people reading them). */
   private readonly nodeName: string;
   /** Each tenant's attachment (generation and id), for tenants attached to remote storage. */

@@ -13,7 +13,7 @@ import { fastify, type FastifyError, type FastifyInstance, type FastifyReply, ty
 import { Registry } from 'prom-client';
 import { isStrataError, StrataError, type StrataErrorCode } from '../errors';
 import { formatLsn, parseLsn } from '../lsn';
-import type { Repository } from '../repository';
+import type { AttachTenantOptions, Repository } from '../repository';
 import type { Timeline } from '../timeline';
 import { Authenticator, type AuthConfig } from './auth';
 import type { RequestOutcome, Server } from './page_server';
@@ -40,12 +40,12 @@ export interface AdminApiOptions {
   persistSettings?: boolean;
 }
 
-export type TenantState = 'active' | 'stopping' | 'broken';
+export type TenantState = 'attaching' | 'active' | 'stopping' | 'broken';
 
 export interface TenantInfo {
   tenant_id: string;
   state: TenantState;
-  /** Why the tenant is broken (the failed flush of one of its timelines), else null. */
+  /** Why the tenant is broken (its failed attach, or the failed flush of one of its timelines), else null. */
   reason: string | null;
   timelines: string[];
   throttle: ThrottleInfo;
@@ -111,8 +111,12 @@ export class AdminApi {
   private readonly auth: Authenticator;
   /** Tenants created here that have no timeline yet (the repository cannot know them). */
   private readonly emptyTenants = new Set<string>();
-  /** Tenants being deleted: state 'stopping', and refused for new timelines. */
+  /** Tenants being deleted or detached: state 'stopping', and refused for new timelines. */
   private readonly stopping = new Set<string>();
+  /** Attaches under way (POST …/attach answers at once): state 'attaching'. */
+  private readonly attaching = new Map<string, Promise<void>>();
+  /** Attaches that failed, with why: state 'broken' until the next attach, detach or delete. */
+  private readonly attachFailures = new Map<string, string>();
   private readonly pageMetrics: PageServiceMetrics;
   private readonly unregisterRepoMetrics: () => void;
   private readonly onRequest: ((r: RequestOutcome) => void) | null = null;
@@ -168,6 +172,7 @@ export class AdminApi {
   close(): Promise<void> {
     this.closing ??= (async () => {
       await this.app.close();
+      await Promise.all(this.attaching.values()); // an attach under way ends before the repository may close
       if (this.onRequest !== null) this.options.pageServer?.removeRequestListener(this.onRequest);
       this.unregisterRepoMetrics();
       this.pageMetrics.unregister();
@@ -178,14 +183,16 @@ export class AdminApi {
   /** What GET /v1/tenant/:id answers; null for a tenant that does not exist. */
   tenantInfo(tenantId: string): TenantInfo | null {
     const timelines = this.repository.listTimelines(tenantId);
-    if (timelines.length === 0 && !this.emptyTenants.has(tenantId)) return null;
+    const attaching = this.attaching.has(tenantId);
+    const attachFailure = this.attachFailures.get(tenantId) ?? null;
+    if (timelines.length === 0 && !this.emptyTenants.has(tenantId) && !attaching && attachFailure === null) return null;
     if (timelines.length > 0) this.emptyTenants.delete(tenantId);
-    const failure = timelines.map((t) => t.writeFailure).find((f) => f !== null) ?? null;
-    const state: TenantState = this.stopping.has(tenantId) ? 'stopping' : failure !== null ? 'broken' : 'active';
+    const failure = attachFailure ?? timelines.map((t) => t.writeFailure).find((f) => f !== null)?.message ?? null;
+    const state: TenantState = this.stopping.has(tenantId) ? 'stopping' : attaching ? 'attaching' : failure !== null ? 'broken' : 'active';
     return {
       tenant_id: tenantId,
       state,
-      reason: failure === null ? null : failure.message,
+      reason: failure,
       timelines: timelines.map((t) => t.timelineId).sort(),
       throttle: this.throttleInfo(tenantId),
     };
@@ -199,7 +206,37 @@ export class AdminApi {
   }
 
   private tenantIds(): string[] {
-    return [...new Set([...this.repository.listTenants(), ...this.emptyTenants])].sort();
+    return [...new Set([...this.repository.listTenants(), ...this.emptyTenants, ...this.attaching.keys(), ...this.attachFailures.keys()])].sort();
+  }
+
+  /** Resolves once the tenant's attach (if one is under way) has ended, either way. */
+  async attachSettled(tenantId: string): Promise<void> {
+    await this.attaching.get(tenantId);
+  }
+
+  /** Attach in the background (Neon's Attaching state): reads see the tenant once it is active. */
+  private startAttach(tenantId: string, o: AttachTenantOptions): void {
+    this.attachFailures.delete(tenantId);
+    const run = (async () => {
+      try {
+        await this.repository.attachTenant(tenantId, o);
+        this.emptyTenants.delete(tenantId);
+      } catch (e) {
+        this.attachFailures.set(tenantId, `attach failed: ${e instanceof Error ? e.message : String(e)}`);
+      } finally {
+        this.attaching.delete(tenantId);
+      }
+    })();
+    this.attaching.set(tenantId, run);
+  }
+
+  /** What a tenant leaving this node (delete or detach) leaves behind here: nothing. */
+  private forgetTenant(id: string): void {
+    this.emptyTenants.delete(id);
+    this.attachFailures.delete(id);
+    this.settings?.delete(id);
+    this.options.pageServer?.throttle.forget(id);
+    this.pageMetrics.removeTenant(id);
   }
 
   private routes(): void {
@@ -257,11 +294,42 @@ export class AdminApi {
       } finally {
         this.stopping.delete(id);
       }
-      this.emptyTenants.delete(id);
-      this.settings?.delete(id);
-      this.options.pageServer?.throttle.forget(id);
-      this.pageMetrics.removeTenant(id);
+      this.forgetTenant(id);
       return { tenant_id: id, deleted_timelines: deleted };
+    });
+
+    app.post<{ Params: TenantParams; Body: { generation?: number; download?: 'eager' | 'onDemand' } }>('/v1/tenant/:tenant_id/attach', {
+      schema: {
+        params: tenantParams,
+        body: {
+          type: ['object', 'null'], additionalProperties: false,
+          properties: { generation: { type: 'integer', minimum: 1, maximum: 0xffffffff }, download: { type: 'string', enum: ['eager', 'onDemand'] } },
+        },
+      },
+    }, async (req, reply) => {
+      const id = req.params.tenant_id;
+      if (!this.repository.hasRemoteStorage) return fail(reply, 400, 'BAD_ARGUMENT', `cannot attach ${id}: the repository has no remote storage (strata serve --remote-path DIR or --s3-bucket B)`);
+      if (this.attaching.has(id)) return fail(reply, 409, 'TENANT_ATTACHING', `tenant ${id} is already being attached`);
+      if (this.stopping.has(id)) return fail(reply, 409, 'TENANT_STOPPING', `tenant ${id} is being deleted or detached`);
+      const b = req.body ?? {};
+      this.startAttach(id, { ...(b.generation === undefined ? {} : { generation: b.generation }), ...(b.download === undefined ? {} : { download: b.download }) });
+      return reply.code(202).send(this.tenantInfo(id));
+    });
+
+    app.post<{ Params: TenantParams }>('/v1/tenant/:tenant_id/detach', { schema: { params: tenantParams } }, async (req, reply) => {
+      const id = req.params.tenant_id;
+      if (!this.repository.hasRemoteStorage) return fail(reply, 400, 'BAD_ARGUMENT', `cannot detach ${id}: the repository has no remote storage to hand it to`);
+      if (this.attaching.has(id)) return fail(reply, 409, 'TENANT_ATTACHING', `tenant ${id} is being attached`);
+      if (this.stopping.has(id)) return fail(reply, 409, 'TENANT_STOPPING', `tenant ${id} is already being deleted or detached`);
+      if (this.repository.listTimelines(id).length === 0) return fail(reply, 404, 'TENANT_NOT_FOUND', `no tenant ${id} attached here`);
+      this.stopping.add(id);
+      try {
+        const r = await this.repository.detachTenant(id);
+        this.forgetTenant(id);
+        return { tenant_id: id, generation: r.generation, detached_timelines: r.timelines, stale: r.stale };
+      } finally {
+        this.stopping.delete(id);
+      }
     });
 
     app.get<{ Params: TenantParams }>('/v1/tenant/:tenant_id/timeline', { schema: { params: tenantParams } }, async (req, reply) => {

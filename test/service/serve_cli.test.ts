@@ -194,12 +194,14 @@ describe('strata serve (child process)', () => {
     expect(await back.exit).toBe(0);
   }, 120_000);
 
-  it('--http serves the admin API beside the page port: admin tokens from strata token --scope admin, pageserver tokens refused, a timeline created over HTTP is served', async () => {
+  it('--http serves the admin API beside the page port: admin tokens from strata token --scope admin, pageserver tokens refused, a timeline created over HTTP is served, detached to --remote-path and attached again', async () => {
     const dir = tmpDir('svc-cli-http');
     dirs.push(dir);
     const data = path.join(dir, 'data');
-    const child = startServe(['--data', data, '--listen', '127.0.0.1:0', '--http', '127.0.0.1:0', '--throttle-rate', '1000', '--throttle-burst', '64']);
+    const remote = path.join(dir, 'remote');
+    const child = startServe(['--data', data, '--listen', '127.0.0.1:0', '--http', '127.0.0.1:0', '--throttle-rate', '1000', '--throttle-burst', '64', '--remote-path', remote]);
     children.push(child);
+    expect(await waitForLine(child, /remote storage:/)).toContain(`directory ${remote}`);
     const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(await waitForLine(child, /listening on/))?.[1]);
     const http = /admin API on (http:\/\/127\.0\.0\.1:\d+)/.exec(await waitForLine(child, /admin API on/))?.[1] ?? '';
     expect(await waitForLine(child, /throttle:/)).toMatch(/1000 pages\/s, burst 64 pages per tenant/);
@@ -224,6 +226,19 @@ describe('strata serve (child process)', () => {
     await c.close();
     const metrics = await (await call('GET', '/metrics', admin)).text();
     expect(metrics).toContain(`strata_page_service_requests_total{tenant_id="${TENANT}",kind="getPage"} 1`);
+    // The tenant leaves for remote storage and comes back: attaching, then active, served again.
+    expect(await (await call('POST', `/v1/tenant/${TENANT}/detach`, admin)).json()).toMatchObject({ tenant_id: TENANT, detached_timelines: [TIMELINE] });
+    expect((await call('GET', `/v1/tenant/${TENANT}`, admin)).status).toBe(404);
+    const attach = await call('POST', `/v1/tenant/${TENANT}/attach`, admin, {});
+    expect(attach.status).toBe(202);
+    let state = '';
+    for (let i = 0; i < 500 && state !== 'active'; i++) {
+      state = ((await (await call('GET', `/v1/tenant/${TENANT}`, admin)).json()) as { state: string }).state;
+      if (state !== 'active') await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(state).toBe('active');
+    const again = await StrataClient.connect({ host: '127.0.0.1', port, tenantId: TENANT, timelineId: TIMELINE, token: page });
+    await again.close();
     child.proc.kill('SIGTERM');
     expect(await child.exit).toBe(0);
   }, 60_000);
