@@ -28,12 +28,18 @@ import { FramePool } from './frame_pool';
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
 /**
  * Answers a connection may have queued in its socket before the server stops reading it (the client
- * is not reading fast enough). Reading resumes only once the socket has drained completely, so the
- * limit must hold what a pipelining client keeps in flight: Node's own mark (16 KiB, two pages)
- * cost a round of the event loop per two answers, and 1 MiB (four 32-page batches) tripled the
- * p50 of GetPages(32) at depth 4 (bench:serve, 8 ms → 2.5 ms at 4 MiB).
+ * is not reading fast enough). It must hold what a pipelining client keeps in flight: Node's own
+ * mark (16 KiB, two pages) cost a round of the event loop per two answers, and 1 MiB (four 32-page
+ * batches) tripled the p50 of GetPages(32) at depth 4 (bench:serve, 8 ms → 2.5 ms at 4 MiB).
  */
 const WRITE_BUFFER_LIMIT_BYTES = 4 * MAX_FRAME_BYTES;
+/**
+ * Reading resumes once the queued answers fall to this (checked as each write completes), not
+ * only when the socket has drained completely: a client keeping more than the limit in flight then
+ * finds its next requests read while the last answers are still leaving, instead of the pipeline
+ * emptying between rounds.
+ */
+const WRITE_BUFFER_RESUME_BYTES = MAX_FRAME_BYTES;
 /** After the server ends a connection, how long the peer has to close its side before it is destroyed. */
 const LINGER_MS = 2_000;
 /** close(): connections still busy after this long are destroyed (a read stuck waiting for WAL). */
@@ -561,11 +567,18 @@ class Connection {
       return;
     }
     this.cork.hold();
-    if (recycle) this.socket.write(frame, () => this.server.framePool.give(frame));
-    else this.socket.write(frame);
-    // Stop reading once a client lets answers pile up; 'drain' resumes (write returned false too,
-    // since the limit is above the socket's own mark).
+    this.socket.write(frame, () => this.written(recycle ? frame : null));
+    // Stop reading once a client lets answers pile up; written() (or 'drain') resumes.
     if (this.socket.writableLength >= WRITE_BUFFER_LIMIT_BYTES) this.writeBlocked = true;
+  }
+
+  /** A write left Node (sent or failed): its frame back to the pool, reading resumed at the low mark. */
+  private written(frame: Buffer | null): void {
+    if (frame !== null) this.server.framePool.give(frame);
+    if (this.writeBlocked && this.state !== 'closed' && this.socket.writableLength <= WRITE_BUFFER_RESUME_BYTES) {
+      this.writeBlocked = false;
+      this.pump();
+    }
   }
 
   private violation(id: number, message: string): void {
