@@ -140,3 +140,89 @@ export function processStartTicks(pid: number): number | null {
     return null;
   }
 }
+
+// ---- the same steps on the libuv pool, for work that must not hold the event loop (a flush's or
+// compaction's commit): each counts and injects faults exactly as its synchronous twin does.
+
+/** fsync a file descriptor on the libuv pool; an injected fault of kind `op` counts here. */
+export async function fsyncFileAsync(fd: number, file: string, op: FaultOp = 'fsync'): Promise<void> {
+  try {
+    if (faults.active) injectFault(op, 'fsync');
+    await new Promise<void>((resolve, reject) => fs.fsync(fd, (e) => (e ? reject(e) : resolve())));
+  } catch (e) {
+    throw ioError(file, 'fsync', e);
+  }
+}
+
+export async function fsyncDirAsync(dir: string): Promise<void> {
+  let fh: fs.promises.FileHandle;
+  try {
+    fh = await fs.promises.open(dir, 'r');
+  } catch (e) {
+    throw ioError(dir, 'opening the directory to fsync it', e);
+  }
+  try {
+    if (faults.active) injectFault('dirsync', 'fsync');
+    await fh.sync();
+  } catch (e) {
+    throw ioError(dir, 'directory fsync', e);
+  } finally {
+    await fh.close();
+  }
+}
+
+export async function renameFileAsync(from: string, to: string): Promise<void> {
+  try {
+    if (faults.active) injectFault('rename', 'rename');
+    await fs.promises.rename(from, to);
+  } catch (e) {
+    throw ioError(from, `rename to ${path.basename(to)}`, e);
+  }
+}
+
+/** Remove a file if it exists (rm -f). */
+export async function removeFileAsync(file: string): Promise<void> {
+  try {
+    if (faults.active) injectFault('unlink', 'unlink');
+    await fs.promises.rm(file, { force: true });
+  } catch (e) {
+    throw ioError(file, 'unlink', e);
+  }
+}
+
+/** writeFileAtomic with every step on the libuv pool: the same order, so the same crash safety. */
+export async function writeFileAtomicAsync(file: string, data: Uint8Array | string): Promise<void> {
+  const tmp = file + TMP_SUFFIX;
+  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+  let fh: fs.promises.FileHandle;
+  try {
+    fh = await fs.promises.open(tmp, 'w', 0o644);
+  } catch (e) {
+    throw ioError(tmp, 'create', e);
+  }
+  try {
+    await writeAllAsync(fh, tmp, bytes);
+    await fsyncFileAsync(fh.fd, tmp);
+  } finally {
+    await fh.close();
+  }
+  await renameFileAsync(tmp, file);
+  await fsyncDirAsync(path.dirname(file));
+}
+
+async function writeAllAsync(fh: fs.promises.FileHandle, file: string, buf: Uint8Array): Promise<void> {
+  const len = buf.length;
+  let done = 0;
+  try {
+    if (faults.active) {
+      const f = faultAt('write', 'write', len);
+      if (f !== null) {
+        if (f.shortBytes !== null && f.shortBytes > 0) await fh.write(buf, 0, f.shortBytes, null);
+        throw f.error;
+      }
+    }
+    while (done < len) done += (await fh.write(buf, done, len - done, null)).bytesWritten;
+  } catch (e) {
+    throw ioError(file, `write of ${len} bytes at offset end`, e);
+  }
+}

@@ -366,6 +366,59 @@ Napi::Value JsCore::GetPagesAsyncJs(const Napi::CallbackInfo& info) {
 
 // ---- LayerWriter ----
 
+// One finishAsync call: the writer's B-tree build, tail writes, fsync and close run on a libuv
+// worker thread, so a flush or compaction does not hold the event loop for them. The JS writer
+// is kept alive by a reference and refuses every call until the promise settles (busy flag), so
+// only this thread touches the C++ writer meanwhile.
+class FinishWorker : public Napi::AsyncWorker {
+ public:
+  FinishWorker(Napi::Env env, LayerWriter* writer, bool* busy, Napi::Object owner)
+      : Napi::AsyncWorker(env, "strata:layerWriterFinish"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        writer_(writer),
+        busy_(busy),
+        owner_(Napi::Persistent(owner)) {}
+
+  Napi::Promise Promise() const { return deferred_.Promise(); }
+
+  void Execute() override {
+    try {
+      size_ = writer_->Finish();
+    } catch (const StrataError& e) {
+      Fail(ErrorCodeName(e.code()), e.what());
+    } catch (const std::bad_alloc&) {
+      Fail("IO_ERROR", "out of memory");
+    } catch (const std::exception& e) {
+      Fail("IO_ERROR", std::string("internal error: ") + e.what());
+    } catch (...) {
+      Fail("IO_ERROR", "internal error");
+    }
+  }
+
+  void OnOK() override {
+    *busy_ = false;
+    if (error_code_ == nullptr) {
+      deferred_.Resolve(Napi::Number::New(Env(), static_cast<double>(size_)));
+    } else {
+      deferred_.Reject(CodedError(Env(), error_code_, error_message_).Value());
+    }
+  }
+
+ private:
+  void Fail(const char* code, std::string message) {
+    error_code_ = code;
+    error_message_ = std::move(message);
+  }
+
+  Napi::Promise::Deferred deferred_;
+  LayerWriter* writer_;
+  bool* busy_;
+  Napi::ObjectReference owner_;  // keeps the JsLayerWriter (and so writer_ and busy_) alive
+  uint64_t size_ = 0;
+  const char* error_code_ = nullptr;
+  std::string error_message_;
+};
+
 class JsLayerWriter : public Napi::ObjectWrap<JsLayerWriter> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -373,6 +426,7 @@ class JsLayerWriter : public Napi::ObjectWrap<JsLayerWriter> {
                        {
                            InstanceMethod<&JsLayerWriter::Append>("append"),
                            InstanceMethod<&JsLayerWriter::Finish>("finish"),
+                           InstanceMethod<&JsLayerWriter::FinishAsync>("finishAsync"),
                            InstanceMethod<&JsLayerWriter::Abort>("abort"),
                        });
   }
@@ -397,6 +451,7 @@ class JsLayerWriter : public Napi::ObjectWrap<JsLayerWriter> {
  private:
   Napi::Value Append(const Napi::CallbackInfo& info) {
     return Guard(info.Env(), [&]() -> Napi::Value {
+      CheckIdle();
       const ByteSpan keys = ArgBytes(info, 0, "indexKeys");
       const ByteSpan blobs = ArgBytes(info, 1, "blobs");
       const ByteSpan will_init = ArgBytes(info, 2, "willInit");
@@ -407,18 +462,37 @@ class JsLayerWriter : public Napi::ObjectWrap<JsLayerWriter> {
 
   Napi::Value Finish(const Napi::CallbackInfo& info) {
     return Guard(info.Env(), [&]() -> Napi::Value {
+      CheckIdle();
       return Napi::Number::New(info.Env(), static_cast<double>(writer_->Finish()));
+    });
+  }
+
+  // finishAsync() -> Promise<number>: Finish() on the thread pool (FinishWorker).
+  Napi::Value FinishAsync(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      CheckIdle();
+      writer_->CheckOpen();  // a finished or aborted writer fails here, synchronously
+      auto* worker = new FinishWorker(info.Env(), writer_.get(), &busy_, info.This().As<Napi::Object>());
+      busy_ = true;
+      worker->Queue();  // the worker deletes itself after OnOK
+      return worker->Promise();
     });
   }
 
   Napi::Value Abort(const Napi::CallbackInfo& info) {
     return Guard(info.Env(), [&]() -> Napi::Value {
+      CheckIdle();
       writer_->Abort();
       return info.Env().Undefined();
     });
   }
 
+  void CheckIdle() const {
+    if (busy_) BadArgument("layer writer is finishing (finishAsync in flight)");
+  }
+
   std::unique_ptr<LayerWriter> writer_;
+  bool busy_ = false;  // a FinishWorker owns writer_ until its promise settles
 };
 
 // ---- test hooks: the C++ codec and checksum, reachable from test/native_*.test.ts ----

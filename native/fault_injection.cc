@@ -9,7 +9,7 @@ std::atomic<bool> g_active{false};
 
 namespace {
 
-// Layer writers run on the main thread, but reads may run on libuv workers; a mutex keeps the
+// Layer writers and reads may run on libuv workers (finishAsync, getPagesAsync); a mutex keeps the
 // counters exact for a test that arms them, and costs nothing when inactive (never taken).
 std::mutex g_mu;
 uint64_t g_calls[kOpCount] = {};

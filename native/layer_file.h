@@ -70,10 +70,11 @@ class LayerWriter : private BlockSink {
   // Writes index and summary, fsyncs, closes; returns the file size in bytes.
   uint64_t Finish();
   void Abort();
+  // BAD_ARGUMENT once finished or aborted.
+  void CheckOpen() const;
 
  private:
   void WriteBlock(uint32_t blkno, uint8_t* block) override;
-  void CheckOpen() const;
   void ValidateAppend(const uint8_t* keys, size_t keys_len, const uint8_t* blobs, size_t blobs_len,
                       const uint8_t* will_init, size_t n) const;
   void AppendValueBytes(const uint8_t* data, size_t len);

@@ -17,7 +17,7 @@ import {
 import { IMPLEMENTATIONS, makeCore, NATIVE_SKIP_NOTE } from './helpers/cores';
 import {
   type Entry, type LayerSpec, type PagesResult, type TestRequest, appendArgs, deltaSpec, imageSpec, indexKey, pageKey,
-  randomImageRec, randomPatchRec, runOracle, runPlan, tmpDir, writeLayer, zeroRec,
+  randomImageRec, randomPatchRec, runOracle, runPlan, tmpDir, writeLayer, writeLayerAsync, zeroRec,
 } from './helpers/layers';
 import { Rng } from './helpers/random';
 
@@ -158,6 +158,21 @@ describe(`cross-core byte identity and read equivalence${NATIVE_SKIP_NOTE}`, () 
       }
     });
   }
+
+  it('finishAsync writes the same bytes as finish (and the reference), in both cores', async () => {
+    const rng = new Rng(9100);
+    for (let round = 0; round < 6; round++) {
+      const spec = randomSpec(rng, rng.pick(CODECS));
+      const want = referenceLayerBytes(spec);
+      for (const [impl, core] of cores) {
+        const file = path.join(dir, `${impl}-async-${n++}`);
+        const size = await writeLayerAsync(core, file, spec, rng.pick([1, 240, 100000]));
+        const bytes = fs.readFileSync(file);
+        expect(size, `${impl} round ${round}`).toBe(want.length);
+        expect(bytes.equals(want), `${impl} round ${round}: first difference at byte ${firstDiff(bytes, want)}`).toBe(true);
+      }
+    }
+  });
 
   it('answers random plans identically (pages, statuses, read stats, cache counters) and as the oracle', () => {
     const rng = new Rng(4242);

@@ -180,6 +180,22 @@ describeEachCore('layer files (%s core)', (impl) => {
     ranged.abort();
   });
 
+  it('finishAsync: settles with the size, refuses every call until then, and a second finish', async () => {
+    const spec = deltaSpec(1n, 100n, Array.from({ length: 500 }, (_, k) => ({ key: pageKey(k), lsn: 5n, rec: zeroRec() })));
+    const file = fresh('async');
+    const w = core.createLayerWriter(file, { kind: 'delta', codec: CODEC_NONE, keyStart: KEY_MIN, keyEnd: KEY_MAX, lsnStart: 1n, lsnEnd: 100n });
+    w.append(...appendArgs(spec, spec.entries));
+    const pending = w.finishAsync();
+    expectError('BAD_ARGUMENT', () => w.append(...appendArgs(spec, [{ key: pageKey(600), lsn: 5n, rec: zeroRec() }])));
+    expectError('BAD_ARGUMENT', () => w.abort());
+    expectError('BAD_ARGUMENT', () => w.finish());
+    const size = await pending;
+    expect(size).toBe(fs.statSync(file).size);
+    await expect(w.finishAsync()).rejects.toMatchObject({ code: 'BAD_ARGUMENT' });
+    const h = core.openLayer(file);
+    expect(core.verifyLayer(h)).toBe(500);
+  });
+
   it('leaves the writer unchanged when an append is rejected', () => {
     const spec = deltaSpec(1n, 100n, [{ key: pageKey(1), lsn: 5n, rec: zeroRec() }, { key: pageKey(2), lsn: 5n, rec: zeroRec() }]);
     const file = fresh('atomic');

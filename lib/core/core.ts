@@ -44,6 +44,13 @@ export interface LayerWriter {
   append(indexKeys: Buffer, blobs: Buffer, willInit: Uint8Array): void;
   /** Write index and summary, fsync, close. Returns the file size in bytes. */
   finish(): number;
+  /**
+   * finish() off the event loop where the core can, for flushes and compactions that must not
+   * stall it: native builds the index, writes and fsyncs on a libuv worker thread; TS builds and
+   * writes the index on the calling thread and fsyncs on the libuv pool. The file is byte for byte
+   * the one finish() writes. Until the promise settles the writer takes no other call (BAD_ARGUMENT).
+   */
+  finishAsync(): Promise<number>;
   /** Close without finishing; the caller removes the partial file. */
   abort(): void;
 }

@@ -48,6 +48,7 @@ export interface NativeLayerSummary extends Omit<LayerSummary, 'codec'> {
 export interface NativeLayerWriterHandle {
   append(indexKeys: Uint8Array, blobs: Uint8Array, willInit: Uint8Array): void;
   finish(): number;
+  finishAsync(): Promise<number>;
   abort(): void;
 }
 
@@ -263,6 +264,15 @@ class NativeLayerWriter implements LayerWriter {
   }
   finish(): number {
     return call(() => this.w.finish());
+  }
+  finishAsync(): Promise<number> {
+    let pending: Promise<number>;
+    try {
+      pending = call(() => this.w.finishAsync());
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return pending.catch((e: unknown) => { throw toStrataError(e); });
   }
   abort(): void {
     call(() => this.w.abort());

@@ -16,10 +16,10 @@ import type { Lsn } from '../lsn';
 import { PAGE_SIZE, RECORD_TAG_IMAGE, RECORD_TAG_ZERO, recordWillInit } from '../record';
 import { level0, type KeyRange } from './compaction';
 import { EntryBatch, yieldToEventLoop } from './entry_batch';
-import { fsyncDir, publishFile, removeFile, TMP_SUFFIX, wrapIo } from '../fs_util';
+import { fsyncDir, fsyncDirAsync, removeFile, removeFileAsync, renameFileAsync, TMP_SUFFIX, wrapIo } from '../fs_util';
 import { InMemoryLayer } from './inmemory_layer';
 import type { PreparedBatch } from './ingest';
-import { deltaFileName, imageFileName, type LayerDesc, type ManifestPatch } from './manifest';
+import { deltaFileName, imageFileName, type LayerDesc, type Manifest, type ManifestPatch } from './manifest';
 import type { ReadPlanWriter } from '../core/read_plan';
 import { readRemoteOnly, writeRemoteOnly } from './layer_residency';
 
@@ -46,8 +46,13 @@ export interface SnapshotPartition {
   entries: AsyncIterable<{ key: Buffer; record: Buffer }>;
 }
 
-/** Writes the manifest with this layer list and patch: the durable commit point of every swap. */
-export type ManifestCommit = (layers: LayerDesc[], patch: ManifestPatch) => void;
+/** The timeline's side of a swap's durable commit point, the manifest. */
+export interface ManifestCommit {
+  /** Write the manifest with this layer list and patch, durably, off the event loop; returns it. Memory is unchanged. */
+  write(layers: LayerDesc[], patch: ManifestPatch): Promise<Manifest>;
+  /** Take a written manifest as the timeline's state; called in the synchronous step that swaps the layers. */
+  apply(written: Manifest): void;
+}
 
 export class LayerSet {
   readonly mapId: number;
@@ -150,15 +155,40 @@ export class LayerSet {
 
   /** Every key in [start, end) with a record here (layer files and memory), into `seen` by latin1 id. */
   collectKeys(seen: Map<string, Buffer>, start: Buffer = KEY_MIN, end: Buffer = KEY_MAX): void {
-    for (const l of this.historic) {
-      if (Buffer.compare(keyFromHex(l.desc.keyEnd), start) <= 0 || Buffer.compare(end, keyFromHex(l.desc.keyStart)) <= 0) continue;
-      if (l.handle === null) throw this.notLocal(l.desc.fileName, 'a key listing');
-      const packed = this.core.layerKeys(l.handle, start, end);
-      for (let o = 0; o < packed.length; o += KEY_SIZE) {
-        const k = Buffer.from(packed.subarray(o, o + KEY_SIZE));
-        seen.set(k.toString('latin1'), k);
-      }
+    for (const l of this.historic) this.collectLayerKeys(l, seen, start, end);
+    this.collectInMemoryKeys(seen, start, end);
+  }
+
+  /**
+   * collectKeys for image creation, yielding after each layer file (a layer's key listing walks
+   * its whole index). A swap meanwhile (an ancestor's compaction) may replace layers: each step
+   * lists a layer of the current set not listed yet, and the last step, with none left, takes the
+   * in-memory keys too, so every key is seen (a key of a layer swapped out after listing is
+   * still in its replacement; one too many only costs a not-found read).
+   */
+  async collectKeysAsync(seen: Map<string, Buffer>): Promise<void> {
+    const listed = new Set<string>();
+    for (;;) {
+      const l = this.historic.find((h) => !listed.has(h.desc.fileName));
+      if (l === undefined) break;
+      listed.add(l.desc.fileName);
+      this.collectLayerKeys(l, seen, KEY_MIN, KEY_MAX);
+      await yieldToEventLoop();
     }
+    this.collectInMemoryKeys(seen, KEY_MIN, KEY_MAX);
+  }
+
+  private collectLayerKeys(l: HistoricLayer, seen: Map<string, Buffer>, start: Buffer, end: Buffer): void {
+    if (Buffer.compare(keyFromHex(l.desc.keyEnd), start) <= 0 || Buffer.compare(end, keyFromHex(l.desc.keyStart)) <= 0) return;
+    if (l.handle === null) throw this.notLocal(l.desc.fileName, 'a key listing');
+    const packed = this.core.layerKeys(l.handle, start, end);
+    for (let o = 0; o < packed.length; o += KEY_SIZE) {
+      const k = Buffer.from(packed.subarray(o, o + KEY_SIZE));
+      seen.set(k.toString('latin1'), k);
+    }
+  }
+
+  private collectInMemoryKeys(seen: Map<string, Buffer>, start: Buffer, end: Buffer): void {
     for (const m of [this.open, ...this.frozen]) {
       for (const k of m.keys()) if (Buffer.compare(k, start) >= 0 && Buffer.compare(k, end) < 0) seen.set(k.toString('latin1'), k);
     }
@@ -264,9 +294,10 @@ export class LayerSet {
    */
   async flushOldestFrozen(): Promise<void> {
     const layer = this.frozen[0];
+    // The frozen layer leaves in the swap's synchronous step, so no read sees its records twice.
+    const drop = (): void => { this.frozen.shift(); };
     if (layer.isEmpty) {
-      this.replace([], [], { diskConsistentLsn: layer.endLsn });
-      this.frozen.shift();
+      await this.replace([], [], { diskConsistentLsn: layer.endLsn }, drop);
       return;
     }
     const lsnStart = layer.startLsn + 1n;
@@ -290,8 +321,7 @@ export class LayerSet {
     const desc: LayerDesc = {
       fileName, kind: 'delta', level: 0, keyStart: keyToHex(KEY_MIN), keyEnd: keyToHex(KEY_MAX), lsnStart, lsnEnd, sizeBytes,
     };
-    this.replace([], [desc], { diskConsistentLsn: layer.endLsn });
-    this.frozen.shift();
+    await this.replace([], [desc], { diskConsistentLsn: layer.endLsn }, drop);
     this.written.flushed += sizeBytes;
   }
 
@@ -325,7 +355,7 @@ export class LayerSet {
     const desc: LayerDesc = {
       fileName, kind: 'image', level: 0, keyStart: keyToHex(range.keyStart), keyEnd: keyToHex(range.keyEnd), lsnStart: lsn, lsnEnd: lsn + 1n, sizeBytes,
     };
-    this.replace([], [desc], {});
+    await this.replace([], [desc], {});
     this.written.images += sizeBytes;
     return desc;
   }
@@ -368,17 +398,19 @@ export class LayerSet {
         });
         descs.push({ fileName, kind: 'image', level: 0, keyStart: keyToHex(part.keyStart), keyEnd: keyToHex(part.keyEnd), lsnStart: lsn, lsnEnd: lsn + 1n, sizeBytes });
       }
-      this.replace([], descs, { diskConsistentLsn: lsn });
+      await this.replace([], descs, { diskConsistentLsn: lsn }, () => { this.open = new InMemoryLayer(lsn); });
     } catch (e) {
       for (const d of descs) fs.rmSync(path.join(this.dir, d.fileName), { force: true });
       throw e;
     }
-    this.open = new InMemoryLayer(lsn);
     this.written.images += descs.reduce((n, d) => n + d.sizeBytes, 0);
     return descs;
   }
 
-  /** Stream a layer into `<name>.tmp`, fsync, rename, fsync the directory. Returns its size. */
+  /**
+   * Stream a layer into `<name>.tmp`, fsync, rename, fsync the directory. Returns its size. The
+   * index build, fsyncs and rename run off the event loop where the core can (finishAsync).
+   */
   async writeLayerFile(
     fileName: string, kind: LayerKind, lsnStart: Lsn, lsnEnd: Lsn, keys: KeyRange,
     produce: (append: (b: EntryBatch) => void) => Promise<void>,
@@ -390,39 +422,51 @@ export class LayerSet {
     let size: number;
     try {
       await produce((b) => { if (b.count > 0) writer.append(b.indexKeys(), Buffer.concat(b.blobs), b.willInit()); });
-      size = writer.finish();
+      size = await writer.finishAsync();
     } catch (e) {
       writer.abort();
       fs.rmSync(tmp, { force: true });
       throw e;
     }
-    wrapIo(`publishing ${fileName}`, () => publishFile(tmp, path.join(this.dir, fileName)));
+    await renameFileAsync(tmp, path.join(this.dir, fileName));
+    await fsyncDirAsync(this.dir);
     return size;
   }
 
   /**
-   * Swap layers: the manifest first (the durable commit point), then the layer map, in one
-   * synchronous step so a reader sees each record exactly once; then removed files go. Async reads
-   * in flight hold their own references to the layers they started with (the core refcounts
-   * them). A crash before the files are deleted leaves orphans that the next open removes.
+   * Swap layers: the manifest first (the durable commit point: written, fsynced, renamed and its
+   * directory fsynced on the libuv pool), then, in one synchronous step, the layer list, the
+   * layer map, the timeline's LSNs and `onSwap` (a flush drops its frozen layer there), so a
+   * reader sees each record exactly once; then the removed files go. Readers see the old layers
+   * until the swap. Async reads in flight hold their own references to the layers they started
+   * with (the core refcounts them). A crash before the files are deleted leaves orphans that the
+   * next open removes. Swaps are serialized by the timeline's write queue; eviction leaves the
+   * set alone meanwhile (pinned).
    */
-  replace(removedNames: readonly string[], added: readonly LayerDesc[], patch: ManifestPatch): void {
+  async replace(removedNames: readonly string[], added: readonly LayerDesc[], patch: ManifestPatch, onSwap?: () => void): Promise<void> {
     const removed = new Set(removedNames);
+    const kept = (l: HistoricLayer): boolean => !removed.has(l.desc.fileName);
     const opened: HistoricLayer[] = [];
+    this.pins++;
     try {
       for (const desc of added) opened.push({ desc, handle: this.openLayerFile(desc), lastUsed: 0 });
-      const next = [...this.historic.filter((l) => !removed.has(l.desc.fileName)), ...opened];
-      this.commit(next.map((l) => l.desc), patch);
-      const gone = this.historic.filter((l) => removed.has(l.desc.fileName));
-      this.historic = next;
+      const written = await this.commit.write([...this.historic.filter(kept).map((l) => l.desc), ...added], patch);
+      // From here to the first await: the swap. `historic` is read again, since a download may
+      // have opened one of its layers meanwhile.
+      const gone = this.historic.filter((l) => !kept(l));
+      this.historic = [...this.historic.filter(kept), ...opened];
       for (const name of removed) this.remoteOnly.delete(name);
       this.syncLayerMap();
       opened.length = 0;
-      this.deleteLayerFiles(gone);
+      this.commit.apply(written);
+      onSwap?.();
+      await this.deleteLayerFiles(gone);
     } catch (e) {
       for (const l of opened) if (l.handle !== null) this.core.closeLayer(l.handle);
       if (e instanceof StrataError) throw e;
       throw new StrataError('IO_ERROR', `${this.dir}: replacing layers: ${(e as Error).message}`, { cause: e });
+    } finally {
+      this.pins--;
     }
   }
 
@@ -433,14 +477,13 @@ export class LayerSet {
     this.historic = [];
   }
 
-  private deleteLayerFiles(gone: readonly HistoricLayer[]): void {
+  /** Close the removed layers (in the swap's step), then unlink their files and fsync the directory. */
+  private async deleteLayerFiles(gone: readonly HistoricLayer[]): Promise<void> {
     if (gone.length === 0) return;
-    for (const l of gone) {
-      // A remote-only layer has no file here; its object goes through the deletion queue.
-      if (l.handle !== null) this.core.closeLayer(l.handle);
-      removeFile(path.join(this.dir, l.desc.fileName));
-    }
-    wrapIo(`${this.dir}: syncing the directory`, () => fsyncDir(this.dir));
+    for (const l of gone) if (l.handle !== null) this.core.closeLayer(l.handle);
+    // A remote-only layer has no file here (rm -f); its object goes through the deletion queue.
+    for (const l of gone) await removeFileAsync(path.join(this.dir, l.desc.fileName));
+    await fsyncDirAsync(this.dir);
   }
 
   private openLayerFile(desc: LayerDesc): number {

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import { crc32 } from 'node:zlib';
 import { StrataError } from '../errors';
 import { BLOCK_SIZE, type CompressionName, CODEC_NAMES } from '../core/format';
-import { writeFileAtomic } from '../fs_util';
+import { writeFileAtomic, writeFileAtomicAsync } from '../fs_util';
 import { keyFromHex, keyToHex } from '../key';
 import { formatLsn, lsnToHex16, parseLsn, type Lsn } from '../lsn';
 import type { LayerKind } from '../core/core';
@@ -85,6 +85,11 @@ export function encodeManifest(m: Manifest): string {
 
 export function writeManifest(file: string, m: Manifest): void {
   writeFileAtomic(file, encodeManifest(m));
+}
+
+/** writeManifest with the write, fsyncs and rename on the libuv pool (a layer swap's commit). */
+export function writeManifestAsync(file: string, m: Manifest): Promise<void> {
+  return writeFileAtomicAsync(file, encodeManifest(m));
 }
 
 export function readManifest(file: string): Manifest {

@@ -20,7 +20,7 @@ import type { HistogramSummary, IntHistogram } from './histogram';
 import { checkBatchOrder, MAX_RECORD_LSN, prepareRecords, type PreparedBatch } from './ingest';
 import { FULL_KEYSPACE, LayerSet, type SnapshotPartition } from './layer_set';
 import { LsnWaiters } from './lsn_waiters';
-import { type LayerDesc, type Manifest, type ManifestExtensions, MANIFEST_FILE, type ManifestPatch, writeManifest } from './manifest';
+import { type LayerDesc, type Manifest, type ManifestExtensions, MANIFEST_FILE, type ManifestPatch, writeManifest, writeManifestAsync } from './manifest';
 import { ReadPath, type ReadSegment } from './read_path';
 import type { RemoteTimelineClient, RemoteTimelineStats } from './remote_timeline_client';
 import type { EvictionCandidate, EvictionOwner, LocalLayerCache } from './eviction';
@@ -165,7 +165,10 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
     this._lastRecordLsn = manifest.diskConsistentLsn;
     this._gcCutoffLsn = manifest.gcCutoffLsn;
     this._extensions = manifest.extensions;
-    this.layerSet = new LayerSet(core, dir, manifest.layers, manifest.diskConsistentLsn, config.compression, (layers, patch) => this.commitManifest(layers, patch));
+    this.layerSet = new LayerSet(core, dir, manifest.layers, manifest.diskConsistentLsn, config.compression, {
+      write: (layers, patch) => this.writeNextManifest(layers, patch),
+      apply: (written) => this.applyManifest(written),
+    });
     this.reads = new ReadPath(core, this, this.name);
     ancestor?.children.add(this);
   }
@@ -555,7 +558,7 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
     let info: LayerInfo | undefined;
     await this.enqueueWrite('image creation', () => this.withLocalLayers('chain', async () => {
       this.checkAboveGcCutoff(lsn, 'image layer');
-      info = await this.writeImage(lsn, FULL_KEYSPACE.keyStart, FULL_KEYSPACE.keyEnd, this.allKeys());
+      info = await this.writeImage(lsn, FULL_KEYSPACE.keyStart, FULL_KEYSPACE.keyEnd, await this.allKeys());
     }));
     return { ...(info as LayerInfo) };
   }
@@ -590,7 +593,7 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
       const cutoff = durable > this._gcCutoffLsn ? durable : this._gcCutoffLsn;
       const branchPoints = [...this.children].map((c) => c.ancestorLsn as Lsn);
       const doomed = layersToRemove(this.layerSet.descs(), cutoff, branchPoints);
-      this.layerSet.replace(doomed.map((d) => d.fileName), [], { gcCutoffLsn: cutoff });
+      await this.layerSet.replace(doomed.map((d) => d.fileName), [], { gcCutoffLsn: cutoff });
       const bytesRemoved = doomed.reduce((n, d) => n + d.sizeBytes, 0);
       this.counters.gcBytesRemoved += bytesRemoved;
       report = { cutoffLsn: cutoff, layersRemoved: doomed.length, bytesRemoved, removed: doomed.map((d) => d.fileName) };
@@ -848,14 +851,23 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
     }
   }
 
-  /** Write the manifest (the durable commit point of every layer swap), then take its LSNs. */
-  private commitManifest(layers: LayerDesc[], patch: ManifestPatch): void {
+  /**
+   * Write the manifest of a layer swap (its durable commit point) on the libuv pool; memory is
+   * unchanged until applyManifest. Swaps are serialized (the write queue), so nothing else
+   * writes the manifest meanwhile.
+   */
+  private async writeNextManifest(layers: LayerDesc[], patch: ManifestPatch): Promise<Manifest> {
     const next: Manifest = { ...this.manifest(), ...patch, layers };
-    writeManifest(path.join(this.dir, MANIFEST_FILE), next);
-    if (patch.diskConsistentLsn !== undefined) this._diskConsistentLsn = patch.diskConsistentLsn;
-    if (patch.gcCutoffLsn !== undefined) this._gcCutoffLsn = patch.gcCutoffLsn;
+    await writeManifestAsync(path.join(this.dir, MANIFEST_FILE), next);
+    return next;
+  }
+
+  /** Take a written manifest's LSNs; runs in the synchronous step that swaps the layers in. */
+  private applyManifest(written: Manifest): void {
+    this._diskConsistentLsn = written.diskConsistentLsn;
+    this._gcCutoffLsn = written.gcCutoffLsn;
     // Off the caller's path: the client's worker uploads it (remote_timeline_client.ts).
-    this.remote?.schedule(next);
+    this.remote?.schedule(written);
   }
 
   private writeImage(lsn: Lsn, keyStart: Buffer, keyEnd: Buffer, keys: readonly Buffer[]): Promise<LayerDesc> {
@@ -864,10 +876,13 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
     });
   }
 
-  /** Every key with any record in this timeline or the part of its ancestors it can see, sorted. */
-  private allKeys(): Buffer[] {
+  /**
+   * Every key with any record in this timeline or the part of its ancestors it can see, sorted;
+   * yields between layer files (collectKeysAsync).
+   */
+  private async allKeys(): Promise<Buffer[]> {
     const seen = new Map<string, Buffer>();
-    for (let t: TimelineImpl | null = this; t !== null; t = t.ancestor) t.layerSet.collectKeys(seen);
+    for (let t: TimelineImpl | null = this; t !== null; t = t.ancestor) await t.layerSet.collectKeysAsync(seen);
     return [...seen.values()].sort(Buffer.compare);
   }
 
@@ -882,8 +897,8 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
       allKeys: () => this.allKeys(),
       writeLayer: (fileName, kind, lsnStart, lsnEnd, keys, produce) => this.layerSet.writeLayerFile(fileName, kind, lsnStart, lsnEnd, keys, produce),
       writeImage: async (lsn, range, keys) => ({ ...(await this.writeImage(lsn, range.keyStart, range.keyEnd, keys)) }),
-      replaceLayers: (removed, added) => {
-        this.layerSet.replace(removed, added, {});
+      replaceLayers: async (removed, added) => {
+        await this.layerSet.replace(removed, added, {});
         this.layerSet.written.compacted += added.reduce((n, d) => n + d.sizeBytes, 0);
       },
     };

@@ -127,6 +127,20 @@ export function writeLayer(core: Core, file: string, spec: LayerSpec, chunk = 10
   return w.finish();
 }
 
+/** writeLayer ending in finishAsync (native: on the libuv pool), as flushes and compactions do. */
+export async function writeLayerAsync(core: Core, file: string, spec: LayerSpec, chunk = 1000): Promise<number> {
+  const w = core.createLayerWriter(file, {
+    kind: spec.kind, codec: spec.codec, keyStart: spec.keyStart, keyEnd: spec.keyEnd, lsnStart: spec.lsnStart, lsnEnd: spec.lsnEnd,
+  });
+  try {
+    for (let i = 0; i < spec.entries.length; i += chunk) w.append(...appendArgs(spec, spec.entries.slice(i, i + chunk)));
+  } catch (e) {
+    w.abort();
+    throw e;
+  }
+  return w.finishAsync();
+}
+
 let fileCounter = 0;
 
 /** Write and open every spec; returns handles in order. */
