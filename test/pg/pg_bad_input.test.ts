@@ -218,6 +218,53 @@ describe.each(IMPLEMENTATIONS)('bad input to the PostgreSQL calls (%s core)', (i
     await repo.close();
   }, TIMEOUT_MS);
 
+  test.skipIf(!pg.ok)(`the cases that failed before the fix: each BAD_ARGUMENT naming what was wrong${skipNote}`, async () => {
+    const fx = await getPgFixture('plain');
+    const repo = await Repository.open(tmp('fixed'), { implementation: impl });
+    const tl = await repo.createTimeline({ tenantId: 'pg', timelineId: 'main' });
+    await tl.importPgDatadir(fx.baseDir);
+    const fresh = await repo.createTimeline({ tenantId: 'pg', timelineId: 'fresh' });
+    const lsn = tl.lastRecordLsn;
+    const out = path.join(tmp('fixed-export'), 'out');
+    const rel = { spcOid: 1664, dbOid: 0, relNumber: 1262, forkNum: 0 };
+    // Each was a TypeError (a template literal or JSON.stringify of a symbol or bigint, a property
+    // of null, a private field of a non-Timeline, path.resolve of a number) or went on unchecked.
+    const cases: Array<[string, () => unknown, RegExp]> = [
+      ['getRelSize forkNum symbol', () => tl.getRelSize({ ...rel, forkNum: Symbol('f') as unknown as number }, lsn), /forkNum/],
+      ['getRelSize spcOid 1n', () => tl.getRelSize({ ...rel, spcOid: 1n as unknown as number }, lsn), /spcOid/],
+      ["getRelSize timeoutMs 'x'", () => tl.getRelSize(rel, lsn, { timeoutMs: 'x' as unknown as number }), /timeoutMs/],
+      ['listRelations options null', () => tl.listRelations(lsn, null as never), /options/],
+      ['listRelations dbOid symbol', () => tl.listRelations(lsn, { dbOid: Symbol('d') as unknown as number }), /dbOid/],
+      ['lsnForTimestamp symbol', () => tl.lsnForTimestamp(Symbol('t') as unknown as Date), /time/],
+      ['exportPgDatadir dir 1n', () => tl.exportPgDatadir(1n as unknown as string, { lsn }), /directory/],
+      ["exportPgDatadir onProgress 'x'", () => tl.exportPgDatadir(out, { lsn, onProgress: 'x' as never }), /onProgress/],
+      ['ingestPgWal options null', () => tl.ingestPgWal(fx.walDir, null as never), /options/],
+      ["ingestPgWal timeline 'x'", () => tl.ingestPgWal(fx.walDir, { timeline: 'x' as unknown as number }), /timeline/],
+      ['ingestPgWal source 42', () => tl.ingestPgWal(42 as unknown as string), /WAL source/],
+      ['importPgDatadir 42', () => fresh.importPgDatadir(42 as unknown as string), /data directory/],
+      ["importPgDatadir ''", () => fresh.importPgDatadir(''), /data directory/],
+      ['followPostgres timeline null', () => repo.followPostgres(null as unknown as Timeline, { connectionString: 'host=127.0.0.1 port=1' }), /Timeline/],
+      ['followPostgres slotName 1n', () => repo.followPostgres(tl, { connectionString: 'host=127.0.0.1 port=1', slotName: 1n as unknown as string }), /slotName/],
+      ['followPostgres flushIntervalMs symbol', () => repo.followPostgres(tl, { connectionString: 'host=127.0.0.1 port=1', flushIntervalMs: Symbol('m') as unknown as number }), /flushIntervalMs/],
+    ];
+    const wrong: string[] = [];
+    for (const [name, call, names] of cases) {
+      let e: Awaited<ReturnType<typeof outcome>> = null;
+      try {
+        e = await outcome(name, call);
+      } catch (x) {
+        wrong.push(`${name}: ${(x as Error).message}`);
+        continue;
+      }
+      if (e?.code !== 'BAD_ARGUMENT' || !names.test(e.message)) wrong.push(`${name}: ${e === null ? 'accepted' : e.message}`);
+    }
+    expect(wrong).toEqual([]);
+    expect(fs.existsSync(out)).toBe(false);
+    expect(tl.lastRecordLsn).toBe(lsn);
+    expect(fresh.lastRecordLsn).toBe(fresh.startLsn);
+    await repo.close();
+  }, TIMEOUT_MS);
+
   test.skipIf(!pg.ok)(`every PostgreSQL call on a closed timeline and repository: CLOSED${skipNote}`, async () => {
     const fx = await getPgFixture('plain');
     const repo = await Repository.open(tmp('closed'), { implementation: impl });

@@ -152,6 +152,55 @@ describeEachCore('page service bad input (%s core)', (impl) => {
     await retrying.close();
   }, TIMEOUT_MS);
 
+  it('the cases that failed before the fix (docs/RELIABILITY.md, "Bad API input"): each BAD_ARGUMENT', async () => {
+    const c = await StrataClient.connect(good());
+    const other = new Server(repo, { auth: { disabled: true } });
+    // Each of these was a TypeError or RangeError, or was accepted and read another page: a key field
+    // of 1.5, 256 (forkNum), null or '1' went on the wire truncated or coerced.
+    const cases: Array<[string, () => unknown, RegExp]> = [
+      ['getPage blockNum 1.5', () => c.getPage({ ...KEYS[1], blockNum: 1.5 }, LSN_LAST), /blockNum/],
+      ['getPage forkNum 256', () => c.getPage({ ...KEYS[1], forkNum: 256 }, LSN_LAST), /forkNum/],
+      ['getPage blockNum null', () => c.getPage({ ...KEYS[1], blockNum: null as unknown as number }, LSN_LAST), /blockNum/],
+      ["getPage blockNum '1'", () => c.getPage({ ...KEYS[1], blockNum: '1' as unknown as number }, LSN_LAST), /blockNum/],
+      ['getPage key null', () => c.getPage(null as unknown as PageKey, LSN_LAST), /spcOid/],
+      ["getPage deadlineMs 'x'", () => c.getPage(KEYS[1], LSN_LAST, { deadlineMs: 'x' as unknown as number }), /deadlineMs/],
+      ['getPages with one bad key among good ones', () => c.getPages([...KEYS.slice(0, 70), { ...KEYS[0], relNumber: -1 }], LSN_LAST), /relNumber/],
+      ['getRelSize forkNum 9', () => c.getRelSize({ spcOid: 1663, dbOid: 5, relNumber: 1, forkNum: 9 }, LSN_LAST), /forkNum/],
+      ['connect port 70000', () => StrataClient.connect({ ...good(), port: 70000 }), /port/],
+      ['connect tenantId 5', () => StrataClient.connect({ ...good(), tenantId: 5 as unknown as string }), /tenantId/],
+      ['connect null', () => StrataClient.connect(null as never), /client options/],
+      ['connect connectTimeoutMs NaN', () => StrataClient.connect({ ...good(), connectTimeoutMs: NaN }), /connectTimeoutMs/],
+      ['listen port -1', () => other.listen('127.0.0.1', -1), /port/],
+      ['listen host 5', () => other.listen(5 as unknown as string, 0), /host/],
+      ["Server auth 'x'", () => new Server(repo, { auth: 'x' as never }), /auth/],
+      ['Server null options', () => new Server(repo, null as never), /auth/],
+      ['Server auth keys [null]', () => new Server(repo, { auth: { keys: { keys: [null as never] } } }), /key 0/],
+      ['Server auth keysFile 0 (read stdin)', () => new Server(repo, { auth: { keysFile: 0 as unknown as string } }), /keysFile/],
+      ["Server waitLsnTimeoutMs 'x'", () => new Server(repo, { auth: { disabled: true }, waitLsnTimeoutMs: 'x' as unknown as number }), /waitLsnTimeoutMs/],
+      ['ClientPool null options', () => new ClientPool(good(), null as never), /pool options/],
+      ['ClientPool client null', () => new ClientPool(null as never), /client options/],
+      ['RetryingClient retry null', () => new RetryingClient({ ...good(), retry: null as never }), /retry/],
+      ['RetryingClient breaker null', () => new RetryingClient({ ...good(), breaker: null as never }), /breaker/],
+      ["RetryingClient port 'x'", () => new RetryingClient({ ...good(), port: 'x' as unknown as number }), /port/],
+    ];
+    const wrong: string[] = [];
+    for (const [name, call, names] of cases) {
+      let e: Awaited<ReturnType<typeof outcome>> = null;
+      try {
+        e = await outcome(name, call);
+      } catch (x) {
+        wrong.push(`${name}: ${(x as Error).message}`);
+        continue;
+      }
+      if (e?.code !== 'BAD_ARGUMENT' || !names.test(e.message)) wrong.push(`${name}: ${e === null ? 'accepted' : e.message}`);
+    }
+    expect(wrong).toEqual([]);
+    expect(c.isClosed).toBe(false);
+    expect((await c.getPage(KEYS[1], LSN_LAST)).equals(await tl.getPage(KEYS[1], LSN_LAST))).toBe(true);
+    await c.close();
+    await other.close();
+  });
+
   it('every method of a closed client, pool and retrying client: CONNECTION_CLOSED; a closed server refuses connections', async () => {
     const client = await StrataClient.connect(good());
     const pool = new ClientPool(good());
