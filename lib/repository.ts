@@ -9,7 +9,7 @@ import {
   type RepositoryOptions, type RepositoryStats,
 } from './engine/repository';
 import type { ImplementationName } from './core/core';
-import { StrataError } from './errors';
+import { describeValue, StrataError } from './errors';
 import { branchLsnForTimestamp } from './pg/lsn_time';
 import { followPostgres, type FollowPostgresOptions, type PgFollower } from './pg/walreceiver';
 import { Timeline, timelineFacade, timelineImpl } from './timeline';
@@ -161,6 +161,7 @@ export class Repository {
    */
   followPostgres(tl: Timeline, options: FollowPostgresOptions): PgFollower {
     this.#impl.checkWritable('followPostgres');
+    if (!(tl instanceof Timeline)) throw new StrataError('BAD_ARGUMENT', `followPostgres needs a Timeline of this repository: got ${describeValue(tl)}`);
     const impl = timelineImpl(tl);
     if (this.#impl.getTimeline(tl.tenantId, tl.timelineId) !== impl) {
       throw new StrataError('BAD_ARGUMENT', `followPostgres: timeline ${tl.tenantId}/${tl.timelineId} belongs to another repository`);

@@ -15,7 +15,7 @@ import {
 import { MIN_PAGE_CACHE_PAGES } from '../core/core';
 import { StrataError, type StrataErrorCode } from '../errors';
 import { formatKey } from '../key';
-import { formatLsn, type Lsn } from '../lsn';
+import { formatLsn, LSN_MAX, type Lsn } from '../lsn';
 import { runExportPg, runFollow, runImportPg, runIngestWal, runLsnAt, runRelations, runRelSize } from './pg';
 import { runServe, runToken, type ServeOpts, type TokenOpts } from './serve';
 import { type RemoteFlags, runAttach, runDetach, runRemoteStatus } from './remote';
@@ -81,6 +81,10 @@ Options:
 
 /** `follow`: a status line this often unless --interval says otherwise (ms). */
 const DEFAULT_STATUS_INTERVAL_MS = 5_000;
+/** setTimeout's limit: a longer delay fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const U16_MAX = 0xffff;
+const U32_MAX = 0xffff_ffff;
 
 const OPTIONS = {
   json: { type: 'boolean' },
@@ -173,7 +177,8 @@ function parseCommandLine(argv: readonly string[]) {
   try {
     return parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
   } catch (e) {
-    throw new CliError(EXIT.USAGE, (e as Error).message);
+    // node:util's messages can run over several lines ("… is ambiguous.\nDid you forget …"): the error is one line.
+    throw new CliError(EXIT.USAGE, oneLine((e as Error).message));
   }
 }
 
@@ -189,19 +194,19 @@ function toOpts(v: Values): Opts {
     impl,
     limit,
     out: v.out,
-    waitMs: nonNegativeInt(v.wait, '--wait', 0),
+    waitMs: nonNegativeInt(v.wait, '--wait', 0, MAX_TIMER_MS),
     // The bar redraws one line in place: only useful on a terminal unless asked for.
     progress: v.progress === true || (v['no-progress'] !== true && process.stderr.isTTY === true),
     force: v.force === true,
-    horizon: v.horizon === undefined ? undefined : BigInt(nonNegativeInt(v.horizon, '--horizon', 0)),
+    horizon: v.horizon === undefined ? undefined : nonNegativeBigInt(v.horizon, '--horizon', LSN_MAX),
     startLsn: v.start === undefined ? undefined : parseLsnArg(v.start),
     endLsn: v.end === undefined ? undefined : parseLsnArg(v.end),
-    dbOid: v.db === undefined ? undefined : nonNegativeInt(v.db, '--db', 0),
+    dbOid: v.db === undefined ? undefined : nonNegativeInt(v.db, '--db', 0, U32_MAX),
     connection: v.connection,
     slot: v.slot,
     createSlot: v['create-slot'] === true,
-    flushIntervalMs: v['flush-interval'] === undefined ? undefined : nonNegativeInt(v['flush-interval'], '--flush-interval', 0),
-    intervalMs: nonNegativeInt(v.interval, '--interval', DEFAULT_STATUS_INTERVAL_MS),
+    flushIntervalMs: v['flush-interval'] === undefined ? undefined : nonNegativeInt(v['flush-interval'], '--flush-interval', 0, MAX_TIMER_MS),
+    intervalMs: nonNegativeInt(v.interval, '--interval', DEFAULT_STATUS_INTERVAL_MS, MAX_TIMER_MS),
     lsn: v.lsn === undefined ? undefined : parseLsnArg(v.lsn),
     at: v.at === undefined ? undefined : parseTimeArg(v.at),
     serve: {
@@ -211,7 +216,7 @@ function toOpts(v: Values): Opts {
       listen: v.listen,
       authKeys: v['auth-keys'],
       noAuth: v['no-auth'] === true,
-      maxInFlight: v['max-in-flight'] === undefined ? undefined : nonNegativeInt(v['max-in-flight'], '--max-in-flight', 0),
+      maxInFlight: v['max-in-flight'] === undefined ? undefined : nonNegativeInt(v['max-in-flight'], '--max-in-flight', 0, U16_MAX),
       pageCacheBytes: v['page-cache-bytes'] === undefined ? undefined : nonNegativeInt(v['page-cache-bytes'], '--page-cache-bytes', 0),
       http: v.http,
       throttleRate: v['throttle-rate'] === undefined ? undefined : positiveNumber(v['throttle-rate'], '--throttle-rate'),
@@ -226,7 +231,7 @@ function toOpts(v: Values): Opts {
     remote: {
       remotePath: v['remote-path'], s3Bucket: v['s3-bucket'], s3Endpoint: v['s3-endpoint'], s3Region: v['s3-region'],
       s3Prefix: v['s3-prefix'], s3PathStyle: v['s3-path-style'] === true,
-      generation: v.generation === undefined ? undefined : nonNegativeInt(v.generation, '--generation', 0),
+      generation: v.generation === undefined ? undefined : nonNegativeInt(v.generation, '--generation', 0, U32_MAX),
       json: v.json === true, impl,
     },
   };
@@ -238,12 +243,23 @@ function positiveNumber(text: string, what: string): number {
   return n;
 }
 
-function nonNegativeInt(text: string | undefined, what: string, dflt: number): number {
+/**
+ * A non-negative decimal integer up to `max` (default 2^53 − 1: above it a Number would round, so
+ * `--generation 9007199254740993` would mean another generation and a timer delay above 2^31 − 1 ms
+ * would fire at once).
+ */
+function nonNegativeInt(text: string | undefined, what: string, dflt: number, max = Number.MAX_SAFE_INTEGER): number {
   if (text === undefined) return dflt;
+  return Number(nonNegativeBigInt(text, what, BigInt(max)));
+}
+
+function nonNegativeBigInt(text: string, what: string, max: bigint): bigint {
   // A malformed value is a bad argument (exit 3), like a malformed key or LSN; usage errors (2) are
   // unknown commands and options, missing values and wrong argument counts (README, "CLI").
   if (!/^\d+$/.test(text)) throw new StrataError('BAD_ARGUMENT', `${what} takes a non-negative integer: got ${JSON.stringify(text)}`);
-  return Number(text);
+  const n = BigInt(text);
+  if (n > max) throw new StrataError('BAD_ARGUMENT', `${what} takes an integer in [0, ${max}]: got ${text}`);
+  return n;
 }
 
 async function dispatch(command: string, args: string[], o: Opts): Promise<number> {
@@ -290,9 +306,13 @@ function printJson(v: unknown, code: ExitCode = EXIT.OK): number {
   return print(JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? formatLsn(x) : x), 2) + '\n', code);
 }
 
+function oneLine(text: string): string {
+  return text.replace(/\s*\n\s*/g, ' ').trim();
+}
+
 function reportError(e: unknown, json: boolean): number {
   const code = exitCodeFor(e);
-  const message = e instanceof Error ? e.message : String(e);
+  const message = oneLine(e instanceof Error ? e.message : String(e));
   if (json) process.stdout.write(JSON.stringify({ error: { code: jsonErrorCode(e, code), message, exitCode: code } }) + '\n');
   process.stderr.write(`strata: ${message}\n`);
   if (code === EXIT.USAGE) process.stderr.write(`Run 'strata --help' for usage.\n`);

@@ -6,10 +6,12 @@
  */
 import { formatLsn, type Lsn } from '../lsn';
 import { Repository } from '../repository';
-import type { Timeline } from '../timeline';
+import type { ImportReport, Timeline } from '../timeline';
 import { StrataError } from '../errors';
+import { checkRelTag } from '../pg/keyspace';
 import type { FollowStatus } from '../pg/walreceiver';
 import { type ImplementationChoice } from '../core/select';
+import { requireRepository } from './repo';
 import { parseLsnArg, parseTimeArg } from './util';
 
 export interface PgCliOpts {
@@ -41,7 +43,14 @@ const REL_ARG = /^(\d+)\/(\d+)\/(\d+)\.(\d)$/;
 export function parseRelArg(text: string): { spcOid: number; dbOid: number; relNumber: number; forkNum: number } {
   const m = REL_ARG.exec(text);
   if (m === null) throw new StrataError('BAD_ARGUMENT', `not a relation fork: ${JSON.stringify(text)} (use spc/db/rel.fork, e.g. 1663/5/16384.0)`);
-  return { spcOid: Number(m[1]), dbOid: Number(m[2]), relNumber: Number(m[3]), forkNum: Number(m[4]) };
+  const rel = { spcOid: Number(m[1]), dbOid: Number(m[2]), relNumber: Number(m[3]), forkNum: Number(m[4]) };
+  try {
+    checkRelTag(rel);
+  } catch (e) {
+    // Refused here, before the repository is opened, naming the argument (fork 7, an OID above 2^32).
+    throw new StrataError('BAD_ARGUMENT', `not a relation fork: ${JSON.stringify(text)}: ${(e as StrataError).message.replace(/^BAD_ARGUMENT: /, '')}`);
+  }
+  return rel;
 }
 
 function note(o: PgCliOpts, text: string): void {
@@ -55,7 +64,15 @@ export async function runImportPg([dir, tenantId, timelineId, dataDir]: string[]
     const tl = await repo.createTimeline({ tenantId, timelineId });
     note(o, `importing ${dataDir} into ${tenantId}/${timelineId} (${repo.implementation} core)…`);
     const started = Date.now();
-    const r = await tl.importPgDatadir(dataDir);
+    let r: ImportReport;
+    try {
+      r = await tl.importPgDatadir(dataDir);
+    } catch (e) {
+      // The timeline was made for this import: a failed import leaves none behind (not an empty one
+      // that a second `import-pg` would refuse as existing).
+      await repo.deleteTimeline(tenantId, timelineId).catch(() => undefined);
+      throw e;
+    }
     const seconds = (Date.now() - started) / 1000;
     if (o.json) return printJson({ tenantId, timelineId, lsn: r.lsn, relations: r.relations, pages: r.pages, seconds });
     return print(`imported ${r.relations} relations, ${r.pages} pages at ${formatLsn(r.lsn)} in ${seconds.toFixed(1)} s\n`);
@@ -66,6 +83,9 @@ export async function runImportPg([dir, tenantId, timelineId, dataDir]: string[]
 
 /** ingest-wal <dir> <tenant> <timeline> <waldir> [--start LSN] [--end LSN]: store WAL, then flush. */
 export async function runIngestWal([dir, tenantId, timelineId, walDir]: string[], o: PgCliOpts, print: Out, printJson: OutJson): Promise<number> {
+  // An existing repository: Repository.open would make one in a missing or empty directory, and
+  // a command that then fails (no such timeline) would leave it behind.
+  requireRepository(dir);
   const repo = await Repository.open(dir, { implementation: o.impl });
   try {
     const tl = repo.getTimeline(tenantId, timelineId);
@@ -84,6 +104,7 @@ export async function runIngestWal([dir, tenantId, timelineId, walDir]: string[]
 }
 
 async function withReadOnly<T>(dir: string, o: PgCliOpts, tenantId: string, timelineId: string, job: (tl: Timeline) => Promise<T>): Promise<T> {
+  requireRepository(dir);
   const repo = await Repository.open(dir, { implementation: o.impl, readOnly: true });
   try {
     return await job(repo.getTimeline(tenantId, timelineId));
@@ -201,6 +222,7 @@ function statusText(st: FollowStatus): string {
  */
 export async function runFollow([dir, tenantId, timelineId]: string[], o: PgCliOpts): Promise<number> {
   if (o.connection === undefined) throw new StrataError('BAD_ARGUMENT', 'follow needs --connection CONNINFO (e.g. postgresql://user:password@host:5432/postgres)');
+  requireRepository(dir);
   const repo = await Repository.open(dir, { implementation: o.impl, background: true });
   try {
     const tl = repo.getTimeline(tenantId, timelineId);

@@ -779,7 +779,8 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
 
   // ---- internals -------------------------------------------------------------------------------
 
-  private checkOpen(): void {
+  /** CLOSED once the repository closed: every call of a closed timeline, the subsystems' too. */
+  checkOpen(): void {
     if (this.closed) throw new StrataError('CLOSED', `${this.name} is closed`);
   }
 
@@ -909,13 +910,13 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
 /** setTimeout's largest delay; a larger one fires at once. */
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
-function checkOptionsObject(opts: unknown, what: string): void {
+export function checkOptionsObject(opts: unknown, what: string): void {
   if (typeof opts !== 'object' || opts === null || Array.isArray(opts)) {
     throw new StrataError('BAD_ARGUMENT', `${what} must be an object: got ${describeValue(opts)}`);
   }
 }
 
-function checkTimeout(ms: unknown): void {
+export function checkTimeout(ms: unknown): void {
   if (ms !== undefined && (typeof ms !== 'number' || !(ms >= 0) || ms > MAX_TIMEOUT_MS)) {
     throw new StrataError('BAD_ARGUMENT', `timeoutMs must be a number of milliseconds in [0, ${MAX_TIMEOUT_MS}]: got ${describeValue(ms)}`);
   }

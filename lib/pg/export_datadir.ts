@@ -25,7 +25,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { crc32c } from '../core/pg_decoder';
 import type { TimelineImpl } from '../engine/timeline';
-import { StrataError } from '../errors';
+import { describeValue, StrataError } from '../errors';
 import { checkLsn, formatLsn, type Lsn } from '../lsn';
 import { PAGE_SIZE } from '../record';
 import { readAuxFiles } from './aux_files';
@@ -124,12 +124,14 @@ const DEFAULT_CONFIG: Readonly<Record<string, string>> = {
 
 export async function exportPgDatadir(tl: TimelineImpl, dir: string, opts: ExportPgDatadirOptions): Promise<ExportReport> {
   const started = performance.now();
+  tl.checkOpen();
   if (tl.extensions.pg === undefined) {
     throw new StrataError('BAD_ARGUMENT', `${tl.name}: exportPgDatadir needs a PostgreSQL timeline: import a data directory into it first (importPgDatadir)`);
   }
   if (opts === null || typeof opts !== 'object') throw new StrataError('BAD_ARGUMENT', 'exportPgDatadir needs { lsn }');
-  if (typeof dir !== 'string' || dir === '') throw new StrataError('BAD_ARGUMENT', `exportPgDatadir needs a directory: got ${JSON.stringify(dir)}`);
+  if (typeof dir !== 'string' || dir === '' || dir.includes('\0')) throw new StrataError('BAD_ARGUMENT', `exportPgDatadir needs a directory path: got ${typeof dir === 'string' ? JSON.stringify(dir) : describeValue(dir)}`);
   checkLsn(opts.lsn, 'lsn');
+  if (opts.onProgress !== undefined && typeof opts.onProgress !== 'function') throw new StrataError('BAD_ARGUMENT', `exportPgDatadir: onProgress must be a function: got ${describeValue(opts.onProgress)}`);
   const lsn = opts.lsn;
   // Everything about the LSN (a PostgreSQL timeline, at or after the import, reached, above the GC
   // cutoff) is checked here, before the directory is touched.

@@ -14,7 +14,7 @@
  * PostgreSQL's smgrnblocks would say. Dropping writes state 0, so a dropped relation stays
  * dropped at every later LSN while its history stays readable below the drop.
  */
-import { StrataError } from '../errors';
+import { describeValue, StrataError } from '../errors';
 import { KEY_KIND_AUX, KEY_KIND_REL_SIZE, KEY_KIND_SLRU, KEY_SIZE, type PageKey } from '../key';
 
 /** A relation fork, PostgreSQL's (RelFileNode, ForkNumber). */
@@ -210,4 +210,19 @@ export function auxChunks(kind: number, spcOid: number, dbOid: number, id: numbe
     out.push({ key: auxKey(kind, spcOid, dbOid, id, chunk), payload });
   }
   return out;
+}
+
+/** A relation tag from a caller: { spcOid, dbOid, relNumber } u32s and forkNum 0..3 (BAD_ARGUMENT naming the field). */
+export function checkRelTag(rel: unknown): asserts rel is RelTag {
+  if (rel === null || typeof rel !== 'object') throw new StrataError('BAD_ARGUMENT', `a relation is { spcOid, dbOid, relNumber, forkNum }: got ${describeValue(rel)}`);
+  const r = rel as Record<string, unknown>;
+  checkU32(r.spcOid, 'spcOid');
+  checkU32(r.dbOid, 'dbOid');
+  checkU32(r.relNumber, 'relNumber');
+  const f = r.forkNum;
+  if (typeof f !== 'number' || !Number.isInteger(f) || f < MAIN_FORKNUM || f > INIT_FORKNUM) throw new StrataError('BAD_ARGUMENT', `forkNum must be 0..3: got ${describeValue(f)}`);
+}
+
+export function checkU32(v: unknown, what: string): asserts v is number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffff_ffff) throw new StrataError('BAD_ARGUMENT', `${what} must be an integer in [0, 2^32): got ${describeValue(v)}`);
 }

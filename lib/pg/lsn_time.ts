@@ -31,7 +31,7 @@
  * commit stamped exactly `at` as after it; here it is visible ("as of `at`", inclusive).
  */
 import type { TimelineImpl } from '../engine/timeline';
-import { StrataError } from '../errors';
+import { describeValue, StrataError } from '../errors';
 import { formatLsn, type Lsn, parseLsn } from '../lsn';
 import { readAuxFile } from './aux_files';
 import { AUX_LAST_COMMIT } from './keyspace';
@@ -105,11 +105,12 @@ export function searchRange(tl: TimelineImpl): { min: Lsn; last: Lsn } {
 }
 
 function checkDate(at: unknown): asserts at is Date {
-  if (!(at instanceof Date) || Number.isNaN(at.getTime())) throw new StrataError('BAD_ARGUMENT', `a time must be a valid Date: got ${String(at)}`);
+  if (!(at instanceof Date) || Number.isNaN(at.getTime())) throw new StrataError('BAD_ARGUMENT', `a time must be a valid Date: got ${describeValue(at)}`);
 }
 
 /** The LSN that shows the cluster as of `at` (the module comment defines the kinds). */
 export async function lsnForTimestamp(tl: TimelineImpl, at: Date): Promise<LsnForTimestamp> {
+  tl.checkOpen();
   checkDate(at);
   const atUs = dateToPgMicros(at);
   const { min, last } = searchRange(tl);

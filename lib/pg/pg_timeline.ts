@@ -5,14 +5,14 @@
  * cluster under `extensions.pg`); branches of it are PostgreSQL timelines too.
  */
 import { createWalDecoder } from '../core/pg_decoder';
-import { DEFAULT_WAIT_LSN_TIMEOUT_MS, type TimelineImpl } from '../engine/timeline';
-import { StrataError } from '../errors';
+import { checkOptionsObject, checkTimeout, DEFAULT_WAIT_LSN_TIMEOUT_MS, type TimelineImpl } from '../engine/timeline';
+import { describeValue, StrataError } from '../errors';
 import { checkLsn, formatLsn, type Lsn } from '../lsn';
 import { readAuxFile } from './aux_files';
 import { type ClusterState, decodeClusterState } from './cluster_state';
 import { type ControlState, decodeControlState } from './control_state';
 import { importPgDatadir, type ImportReport } from './import_datadir';
-import { AUX_CLUSTER_STATE, AUX_CONTROL_STATE, FSM_FORKNUM, relId, type RelTag } from './keyspace';
+import { AUX_CLUSTER_STATE, AUX_CONTROL_STATE, checkRelTag, checkU32, FSM_FORKNUM, relId, type RelTag } from './keyspace';
 import { lastCommitAt } from './lsn_time';
 import { relSizes } from './rel_sizes';
 import { decodedRecords } from './wal_record';
@@ -43,12 +43,15 @@ export function isPgTimeline(tl: TimelineImpl): boolean {
 }
 
 function pgExtension(tl: TimelineImpl, what: string): Readonly<Record<string, string>> {
+  tl.checkOpen();
   const ext = tl.extensions.pg;
   if (ext === undefined) throw new StrataError('BAD_ARGUMENT', `${tl.name}: ${what} needs a PostgreSQL timeline: import a data directory into it first (importPgDatadir)`);
   return ext;
 }
 
 export function importDatadir(tl: TimelineImpl, dataDir: string, targetBytes: number): Promise<ImportReport> {
+  tl.checkOpen();
+  checkPath(dataDir, 'importPgDatadir: a data directory');
   if (isPgTimeline(tl) || tl.layers().length > 0 || tl.lastRecordLsn !== tl.startLsn || tl.ancestor !== null) {
     throw new StrataError('BAD_ARGUMENT', `${tl.name}: importPgDatadir needs a new, empty timeline without an ancestor`);
   }
@@ -62,9 +65,12 @@ export function importDatadir(tl: TimelineImpl, dataDir: string, targetBytes: nu
  */
 export async function ingestWal(tl: TimelineImpl, source: WalSource, opts: IngestPgWalOptions = {}): Promise<WalIngestReport> {
   const ext = pgExtension(tl, 'ingestPgWal');
+  checkOptionsObject(opts, 'ingestPgWal options');
   const startLsn = opts.startLsn ?? tl.lastRecordLsn;
   checkLsn(startLsn, 'startLsn');
   if (opts.endLsn !== undefined) checkLsn(opts.endLsn, 'endLsn');
+  if (opts.timeline !== undefined) checkU32(opts.timeline, 'timeline');
+  checkWalSource(source);
   if (startLsn > tl.lastRecordLsn) {
     throw new StrataError('BAD_ARGUMENT', `${tl.name}: WAL from ${formatLsn(startLsn)} would leave a gap after lastRecordLsn ${formatLsn(tl.lastRecordLsn)}`);
   }
@@ -120,6 +126,7 @@ export async function getRelSize(tl: TimelineImpl, rel: RelTag, lsn: Lsn, timeou
   pgExtension(tl, 'getRelSize');
   checkRelTag(rel);
   checkLsn(lsn, 'lsn');
+  checkTimeout(timeoutMs);
   await tl.waitForLsn(lsn, timeoutMs ?? DEFAULT_WAIT_LSN_TIMEOUT_MS);
   tl.checkAboveGcCutoff(lsn, 'getRelSize');
   const n = await relSizes(tl).at(rel, lsn);
@@ -133,6 +140,7 @@ export async function getRelSize(tl: TimelineImpl, rel: RelTag, lsn: Lsn, timeou
 /** Every relation fork that exists at `lsn` (of one database when dbOid is given), with its size, in key order. */
 export async function listRelations(tl: TimelineImpl, lsn: Lsn, opts: { dbOid?: number } = {}): Promise<RelationInfo[]> {
   pgExtension(tl, 'listRelations');
+  checkOptionsObject(opts, 'listRelations options');
   checkLsn(lsn, 'lsn');
   if (opts.dbOid !== undefined) checkU32(opts.dbOid, 'dbOid');
   await tl.waitForLsn(lsn, DEFAULT_WAIT_LSN_TIMEOUT_MS);
@@ -141,14 +149,20 @@ export async function listRelations(tl: TimelineImpl, lsn: Lsn, opts: { dbOid?: 
   return rels.map(({ rel, nblocks }) => ({ ...rel, nblocks }));
 }
 
-function checkRelTag(rel: RelTag): void {
-  if (rel === null || typeof rel !== 'object') throw new StrataError('BAD_ARGUMENT', 'a relation is { spcOid, dbOid, relNumber, forkNum }');
-  checkU32(rel.spcOid, 'spcOid');
-  checkU32(rel.dbOid, 'dbOid');
-  checkU32(rel.relNumber, 'relNumber');
-  if (!Number.isInteger(rel.forkNum) || rel.forkNum < 0 || rel.forkNum > 3) throw new StrataError('BAD_ARGUMENT', `forkNum must be 0..3: got ${String(rel.forkNum)}`);
+/** A directory path or an AsyncIterable, checked before anything is decoded (walChunks reads it later). */
+function checkWalSource(source: unknown): void {
+  if (typeof source === 'string') {
+    checkPath(source, 'ingestPgWal: a WAL directory');
+    return;
+  }
+  if (source === null || typeof source !== 'object' || typeof (source as Partial<AsyncIterable<Uint8Array>>)[Symbol.asyncIterator] !== 'function') {
+    throw new StrataError('BAD_ARGUMENT', `ingestPgWal: a WAL source is a directory path or an AsyncIterable<Uint8Array>: got ${describeValue(source)}`);
+  }
 }
 
-function checkU32(v: unknown, what: string): void {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffff_ffff) throw new StrataError('BAD_ARGUMENT', `${what} must be an integer in [0, 2^32): got ${String(v)}`);
+/** A path from a caller: a non-empty string without NUL (which the file system calls would throw a TypeError on). */
+function checkPath(p: unknown, what: string): asserts p is string {
+  if (typeof p !== 'string' || p === '' || p.includes('\0')) {
+    throw new StrataError('BAD_ARGUMENT', `${what} must be a non-empty path: got ${typeof p === 'string' ? JSON.stringify(p) : describeValue(p)}`);
+  }
 }

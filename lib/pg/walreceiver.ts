@@ -32,7 +32,7 @@ import type { Duplex } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
 import { Client, type ClientConfig, type Submittable } from 'pg';
 import type { TimelineImpl } from '../engine/timeline';
-import { StrataError } from '../errors';
+import { describeValue, StrataError } from '../errors';
 import { checkLsn, formatLsn, parseLsn, type Lsn } from '../lsn';
 import { ingestWal } from './pg_timeline';
 import {
@@ -149,6 +149,7 @@ const following = new WeakSet<TimelineImpl>();
 
 /** Start following; see the file comment. One follower per timeline at a time. */
 export function followPostgres(tl: TimelineImpl, options: FollowPostgresOptions): PgFollower {
+  tl.checkOpen();
   const ext = tl.extensions.pg;
   if (ext === undefined) throw new StrataError('BAD_ARGUMENT', `${tl.name}: followPostgres needs a PostgreSQL timeline: import a data directory into it first (importPgDatadir)`);
   if (following.has(tl)) throw new StrataError('BAD_ARGUMENT', `${tl.name} is already following a PostgreSQL server: stop() that follower first`);
@@ -163,7 +164,7 @@ function checkOptions(o: FollowPostgresOptions, tl: TimelineImpl): Settings {
   if (o === null || typeof o !== 'object') throw new StrataError('BAD_ARGUMENT', 'followPostgres needs { connectionString, … }');
   if (typeof o.connectionString !== 'string' || o.connectionString === '') throw new StrataError('BAD_ARGUMENT', 'followPostgres: connectionString must be a non-empty string');
   if (o.slotName !== undefined && (typeof o.slotName !== 'string' || !SLOT_NAME.test(o.slotName))) {
-    throw new StrataError('BAD_ARGUMENT', `followPostgres: slotName must be 1–63 of [a-z0-9_] (PostgreSQL's rule): got ${JSON.stringify(o.slotName)}`);
+    throw new StrataError('BAD_ARGUMENT', `followPostgres: slotName must be 1–63 of [a-z0-9_] (PostgreSQL's rule): got ${typeof o.slotName === 'string' ? JSON.stringify(o.slotName) : describeValue(o.slotName)}`);
   }
   if (o.createSlot === true && o.slotName === undefined) throw new StrataError('BAD_ARGUMENT', 'followPostgres: createSlot needs a slotName');
   if (o.startLsn !== undefined) {
@@ -175,7 +176,7 @@ function checkOptions(o: FollowPostgresOptions, tl: TimelineImpl): Settings {
   const num = (k: keyof typeof DEFAULTS, min: number): number => {
     const v = o[k] ?? DEFAULTS[k];
     if (typeof v !== 'number' || Number.isNaN(v) || v < min || (!Number.isFinite(v) && k !== 'maxReconnectAttempts')) {
-      throw new StrataError('BAD_ARGUMENT', `followPostgres: ${k} must be a number ≥ ${min}: got ${String(v)}`);
+      throw new StrataError('BAD_ARGUMENT', `followPostgres: ${k} must be a number ≥ ${min}: got ${describeValue(v)}`);
     }
     return v;
   };

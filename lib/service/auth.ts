@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { decodeProtectedHeader, exportJWK, generateKeyPair, importJWK, jwtVerify, SignJWT, type JSONWebKeySet, type JWK, type KeyLike } from 'jose';
-import { StrataError } from '../errors';
+import { describeValue, StrataError } from '../errors';
 
 export type TokenScope = 'pageserver' | 'admin';
 export const TOKEN_SCOPES: readonly TokenScope[] = ['pageserver', 'admin'];
@@ -41,9 +41,14 @@ export class Authenticator {
   }
 
   static fromConfig(config: AuthConfig): Authenticator {
+    if (config === null || typeof config !== 'object') throw new StrataError('BAD_ARGUMENT', `auth must be { keysFile }, { keys } or { disabled: true }: got ${describeValue(config)}`);
     if ('disabled' in config) {
       if (config.disabled !== true) throw new StrataError('BAD_ARGUMENT', 'auth: { disabled } must be true; to use auth give keysFile or keys');
       return Authenticator.disabled();
+    }
+    if (!('keys' in config) && (typeof config.keysFile !== 'string' || config.keysFile === '' || config.keysFile.includes('\0'))) {
+      // A number here would be read as a file descriptor (0: stdin, waiting forever).
+      throw new StrataError('BAD_ARGUMENT', `auth.keysFile must be a file path: got ${describeValue((config as { keysFile?: unknown }).keysFile)}`);
     }
     const keys = 'keys' in config ? config.keys : readKeySet(config.keysFile);
     return new Authenticator(checkKeySet(keys, 'keysFile' in config ? config.keysFile : 'auth.keys'));
@@ -131,6 +136,7 @@ function checkKeySet(jwks: JSONWebKeySet, where: string): VerifyKey[] {
     throw new StrataError('BAD_ARGUMENT', `auth keys ${where}: a JWK Set { "keys": [ … ] } with at least one key`);
   }
   return jwks.keys.map((k, i) => {
+    if (k === null || typeof k !== 'object') throw new StrataError('BAD_ARGUMENT', `auth keys ${where}: key ${i} is not a JWK object: got ${describeValue(k)}`);
     const okp = k.kty === 'OKP' && k.crv === 'Ed25519' && typeof k.x === 'string' && k.d === undefined;
     const oct = k.kty === 'oct' && typeof k.k === 'string' && k.k.length > 0;
     if (!okp && !oct) throw new StrataError('BAD_ARGUMENT', `auth keys ${where}: key ${i} is neither an Ed25519 public key (OKP, no "d") nor an HS256 secret (oct)`);

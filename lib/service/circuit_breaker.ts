@@ -6,7 +6,8 @@
  * answering (connection refused or lost, deadline); any answer — a page, an ERROR, THROTTLED —
  * is a success: the server is up. Time comes from an injected clock.
  */
-import { StrataError } from '../errors';
+import { describeValue, StrataError } from '../errors';
+import { checkOptionalFunction, checkOptionalObject } from './arg_checks';
 import { type Clock, monotonicClock } from './throttle';
 
 export type BreakerState = 'closed' | 'open' | 'half-open';
@@ -30,10 +31,12 @@ export class CircuitBreaker {
   private readonly openMs: number;
 
   constructor(o: BreakerOptions = {}, private readonly clock: Clock = monotonicClock, private readonly onChange?: (to: BreakerState, from: BreakerState) => void) {
+    checkOptionalObject(o, 'breaker options');
+    checkOptionalFunction(onChange, 'onBreakerState');
     this.threshold = o.failureThreshold ?? DEFAULT_BREAKER_FAILURE_THRESHOLD;
     this.openMs = o.openMs ?? DEFAULT_BREAKER_OPEN_MS;
-    if (!Number.isInteger(this.threshold) || this.threshold < 1) throw new StrataError('BAD_ARGUMENT', `breaker failureThreshold must be an integer ≥ 1: got ${String(this.threshold)}`);
-    if (!Number.isFinite(this.openMs) || this.openMs < 0) throw new StrataError('BAD_ARGUMENT', `breaker openMs must be a number of ms ≥ 0: got ${String(this.openMs)}`);
+    if (!Number.isInteger(this.threshold) || this.threshold < 1) throw new StrataError('BAD_ARGUMENT', `breaker failureThreshold must be an integer ≥ 1: got ${describeValue(this.threshold)}`);
+    if (typeof this.openMs !== 'number' || !Number.isFinite(this.openMs) || this.openMs < 0) throw new StrataError('BAD_ARGUMENT', `breaker openMs must be a number of ms ≥ 0: got ${describeValue(this.openMs)}`);
   }
 
   /** The state now (an open breaker whose time is up reads as half-open). */
@@ -90,3 +93,4 @@ export class CircuitBreaker {
     }
   }
 }
+

@@ -5,15 +5,17 @@
  * against an embedded Timeline runs against a server.
  */
 import * as net from 'node:net';
-import { StrataError, isErrorCode } from '../errors';
-import type { PageKey } from '../key';
+import { describeValue, StrataError, isErrorCode } from '../errors';
+import { encodeKey, KEY_SIZE, type PageKey } from '../key';
 import { checkLsn, LSN_MAX, type Lsn } from '../lsn';
 import { PAGE_SIZE } from '../record';
+import { checkRelTag, checkU32 } from '../pg/keyspace';
 import type { RelationInfo, RelTag } from '../timeline';
 import {
   decodeServerFrame, encodeHello, encodeRequest, FrameReader, MAX_FRAME_BYTES, PROTOCOL_VERSION, type HelloOk, type Request,
   type RequestLsns, type ServerFrame,
 } from './frames';
+import { checkHost, checkOptionalMs, checkPort } from './arg_checks';
 import { TickCork } from './tick_cork';
 
 /** Default deadline of one request (ms): generous, since a read may wait for WAL (10 s by default on the server). */
@@ -55,10 +57,43 @@ export interface PageReadOptions extends RequestOptions {
 /** The caller's destination, checked before anything is sent (BAD_ARGUMENT names what is wrong). */
 function checkInto(into: unknown, pages: number): Buffer | undefined {
   if (into === undefined) return undefined;
-  if (!Buffer.isBuffer(into)) throw new StrataError('BAD_ARGUMENT', `opts.into must be a Buffer: got ${typeof into}`);
+  if (!Buffer.isBuffer(into)) throw new StrataError('BAD_ARGUMENT', `opts.into must be a Buffer: got ${describeValue(into)}`);
   if (into.length < pages * PAGE_SIZE) throw new StrataError('BAD_ARGUMENT', `opts.into holds ${into.length} bytes; ${pages} page(s) need ${pages * PAGE_SIZE}`);
   return into;
 }
+
+/**
+ * ClientOptions from a caller (connect, ClientPool, RetryingClient): BAD_ARGUMENT naming the field,
+ * before any socket is opened (net.connect throws a RangeError on a bad port, a TypeError on a bad host).
+ */
+export function checkClientOptions(o: unknown): asserts o is ClientOptions {
+  if (o === null || typeof o !== 'object') throw new StrataError('BAD_ARGUMENT', `client options must be { host, port, tenantId, timelineId }: got ${describeValue(o)}`);
+  const c = o as Record<string, unknown>;
+  checkHost(c.host, 'client host');
+  checkPort(c.port, 'client port', 1);
+  for (const f of ['tenantId', 'timelineId'] as const) {
+    if (typeof c[f] !== 'string') throw new StrataError('BAD_ARGUMENT', `client ${f} must be a string: got ${describeValue(c[f])}`);
+  }
+  if (c.token !== undefined && typeof c.token !== 'string') throw new StrataError('BAD_ARGUMENT', `client token must be a string: got ${describeValue(c.token)}`);
+  checkOptionalMs(c.connectTimeoutMs, 'connectTimeoutMs', 1);
+  checkOptionalMs(c.requestDeadlineMs, 'requestDeadlineMs', 1);
+}
+
+function checkRequestOptions(opts: unknown): void {
+  if (opts === undefined) return;
+  if (opts === null || typeof opts !== 'object') throw new StrataError('BAD_ARGUMENT', `request options must be an object: got ${describeValue(opts)}`);
+  const o = opts as Record<string, unknown>;
+  checkOptionalMs(o.deadlineMs, 'deadlineMs', 1);
+  if (o.dbOid !== undefined && o.dbOid !== null) checkU32(o.dbOid, 'dbOid');
+}
+
+/** Every key of a request, as encodeKey checks them (a forkNum of 256 or a blockNum of 1.5 would otherwise be truncated on the wire). */
+function checkKeys(keys: readonly unknown[]): void {
+  for (const k of keys) encodeKey(k as PageKey, KEY_SCRATCH);
+}
+
+/** Where checkKeys encodes (and discards) each key: one buffer for the process, not one per request. */
+const KEY_SCRATCH = Buffer.allocUnsafe(KEY_SIZE);
 
 /** THROTTLED: the server did not run the request; `retryAfterMs` says when it would fit the tenant's limit. */
 export class ThrottledError extends StrataError {
@@ -117,6 +152,11 @@ export class StrataClient {
 
   /** Connect, handshake, and resolve once the server accepted (AUTH_FAILED, TIMELINE_NOT_FOUND … when it refused). */
   static connect(o: ClientOptions): Promise<StrataClient> {
+    try {
+      checkClientOptions(o);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     const timeoutMs = o.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     const hello = encodeHello({ version: PROTOCOL_VERSION, tenantId: o.tenantId, timelineId: o.timelineId, token: o.token ?? '' });
     return new Promise((resolve, reject) => {
@@ -183,12 +223,17 @@ export class StrataClient {
     } catch (e) {
       return Promise.reject(e);
     }
-    return this.request((id, lsns) => ({ kind: 'getPage', id, lsns, key }), lsn, opts, (f) => (f.kind === 'page' ? copyPages([f.page], into)[0] : undefined));
+    return this.request((id, lsns) => ({ kind: 'getPage', id, lsns, key }), lsn, opts, (f) => (f.kind === 'page' ? copyPages([f.page], into)[0] : undefined), () => checkKeys([key]));
   }
 
   /** Many pages at one LSN; more than the server's batch limit are split into several pipelined requests. */
   async getPages(keys: readonly PageKey[], lsn: Lsn, opts?: PageReadOptions): Promise<Buffer[]> {
-    if (!Array.isArray(keys)) throw new StrataError('BAD_ARGUMENT', `keys must be an array of page keys: got ${typeof keys}`);
+    if (this.closedError !== null) throw this.closedError;
+    if (!Array.isArray(keys)) throw new StrataError('BAD_ARGUMENT', `keys must be an array of page keys: got ${describeValue(keys)}`);
+    // Every part is checked before the first goes out: a bad key refuses the whole call, not its batch.
+    checkKeys(keys);
+    checkLsn(lsn, 'lsn');
+    checkRequestOptions(opts);
     const into = checkInto(opts?.into, keys.length);
     if (keys.length === 0) return [];
     const batch = this.server.maxBatchPages;
@@ -202,12 +247,12 @@ export class StrataClient {
   }
 
   getRelSize(rel: RelTag, lsn: Lsn, opts?: RequestOptions): Promise<number> {
-    return this.request((id, lsns) => ({ kind: 'getRelSize', id, lsns, rel }), lsn, opts, (f) => (f.kind === 'relSize' ? f.nblocks : undefined));
+    return this.request((id, lsns) => ({ kind: 'getRelSize', id, lsns, rel }), lsn, opts, (f) => (f.kind === 'relSize' ? f.nblocks : undefined), () => checkRelTag(rel));
   }
 
   /** Whether the relation fork exists at `lsn` (smgrexists). */
   exists(rel: RelTag, lsn: Lsn, opts?: RequestOptions): Promise<boolean> {
-    return this.request((id, lsns) => ({ kind: 'exists', id, lsns, rel }), lsn, opts, (f) => (f.kind === 'existsResult' ? f.exists : undefined));
+    return this.request((id, lsns) => ({ kind: 'exists', id, lsns, rel }), lsn, opts, (f) => (f.kind === 'existsResult' ? f.exists : undefined), () => checkRelTag(rel));
   }
 
   listRelations(lsn: Lsn, opts?: RequestOptions & { dbOid?: number }): Promise<RelationInfo[]> {
@@ -232,12 +277,14 @@ export class StrataClient {
    * Send one request and resolve with `accept`'s value for its answer: undefined means the frame
    * is of the wrong kind (the server broke the protocol), null means "more frames follow".
    */
-  private request<T>(make: (id: number, lsns: RequestLsns) => Request, lsn: Lsn, opts: RequestOptions | undefined, accept: (f: ServerFrame) => T | null | undefined): Promise<T> {
+  private request<T>(make: (id: number, lsns: RequestLsns) => Request, lsn: Lsn, opts: RequestOptions | undefined, accept: (f: ServerFrame) => T | null | undefined, check?: () => void): Promise<T> {
     if (this.closedError !== null) return Promise.reject(this.closedError);
     let frame: Buffer;
     let id: number;
     try {
+      check?.();
       checkLsn(lsn, 'lsn');
+      checkRequestOptions(opts);
       const nms = opts?.notModifiedSince ?? (lsn === LSN_MAX ? 0n : lsn);
       checkLsn(nms, 'notModifiedSince');
       id = this.takeId();

@@ -7,8 +7,9 @@
  * hammered with connects. A call that finds no open connection connects one at once (its caller is
  * waiting; RetryingClient adds its own backoff and circuit breaker around that).
  */
-import { StrataError } from '../errors';
-import { type ClientOptions, StrataClient } from './client';
+import { describeValue, StrataError } from '../errors';
+import { checkOptionalFunction, checkOptionalMs, checkOptionalObject } from './arg_checks';
+import { checkClientOptions, type ClientOptions, StrataClient } from './client';
 
 export interface PoolOptions {
   /** Connections kept open (default 1). */
@@ -63,12 +64,17 @@ export class ClientPool {
   private connectFailures = 0;
 
   constructor(private readonly client: ClientOptions, o: PoolOptions = {}) {
+    checkClientOptions(client);
+    checkOptionalObject(o, 'pool options');
     const n = o.connections ?? DEFAULT_POOL_CONNECTIONS;
-    if (!Number.isInteger(n) || n < 1 || n > MAX_POOL_CONNECTIONS) throw new StrataError('BAD_ARGUMENT', `pool connections must be an integer in [1, ${MAX_POOL_CONNECTIONS}]: got ${String(n)}`);
+    if (!Number.isInteger(n) || n < 1 || n > MAX_POOL_CONNECTIONS) throw new StrataError('BAD_ARGUMENT', `pool connections must be an integer in [1, ${MAX_POOL_CONNECTIONS}]: got ${describeValue(n)}`);
     this.size = n;
     this.baseDelayMs = o.reconnectBaseDelayMs ?? DEFAULT_RECONNECT_BASE_DELAY_MS;
     this.maxDelayMs = o.reconnectMaxDelayMs ?? DEFAULT_RECONNECT_MAX_DELAY_MS;
-    if (!(this.baseDelayMs >= 0) || !(this.maxDelayMs >= 0)) throw new StrataError('BAD_ARGUMENT', 'pool reconnect delays must be ≥ 0 ms');
+    checkOptionalMs(this.baseDelayMs, 'pool reconnectBaseDelayMs');
+    checkOptionalMs(this.maxDelayMs, 'pool reconnectMaxDelayMs');
+    checkOptionalFunction(o.random, 'pool random');
+    checkOptionalFunction(o.mayReconnect, 'pool mayReconnect');
     this.random = o.random ?? Math.random;
     this.mayReconnect = o.mayReconnect ?? ((): boolean => true);
     this.slots = Array.from({ length: n }, () => ({ client: null, connecting: null, failures: 0, timer: null }));

@@ -8,7 +8,8 @@
  * client sends can throw out of a socket handler, so other connections never notice.
  */
 import * as net from 'node:net';
-import { isStrataError, StrataError } from '../errors';
+import { describeValue, isStrataError, StrataError } from '../errors';
+import { checkHost, checkOptionalFunction, checkOptionalMs, checkOptionalObject, checkPort } from './arg_checks';
 import type { PageKey } from '../key';
 import type { Lsn } from '../lsn';
 import type { Repository } from '../repository';
@@ -158,13 +159,17 @@ export class Server {
   readonly counters: Omit<ServerStats, 'connections'> = { connectionsTotal: 0, requests: 0, errors: 0, violations: 0, refused: 0, throttled: 0, peakInFlight: 0 };
 
   constructor(readonly repository: Repository, private readonly options: ServerOptions) {
-    if (options === undefined || options.auth === undefined) {
+    if (options === null || typeof options !== 'object' || options.auth === undefined) {
       throw new StrataError('BAD_ARGUMENT', 'Server needs options.auth: { keysFile } or { keys } (or { disabled: true } to serve without auth)');
     }
     this.auth = Authenticator.fromConfig(options.auth);
     const m = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
-    if (!Number.isInteger(m) || m < 1 || m > 0xffff) throw new StrataError('BAD_ARGUMENT', `maxInFlight must be an integer in [1, 65535]: got ${String(m)}`);
+    if (!Number.isInteger(m) || m < 1 || m > 0xffff) throw new StrataError('BAD_ARGUMENT', `maxInFlight must be an integer in [1, 65535]: got ${describeValue(m)}`);
     this.maxInFlight = m;
+    checkOptionalMs(options.waitLsnTimeoutMs, 'waitLsnTimeoutMs');
+    checkOptionalMs(options.drainTimeoutMs, 'drainTimeoutMs');
+    for (const f of ['onEvent', 'clock', 'onRequest'] as const) checkOptionalFunction(options[f], f);
+    checkOptionalObject(options.logger, 'logger');
     this.waitLsnTimeoutMs = options.waitLsnTimeoutMs ?? DEFAULT_SERVICE_WAIT_LSN_TIMEOUT_MS;
     this.drainTimeoutMs = options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
     this.clock = options.clock ?? monotonicClock;
@@ -179,6 +184,12 @@ export class Server {
 
   /** Start listening; resolves with the address bound (port 0 picks a free port). */
   listen(host: string, port: number): Promise<{ host: string; port: number }> {
+    try {
+      checkHost(host, 'listen host');
+      checkPort(port, 'listen port', 0);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     return new Promise((resolve, reject) => {
       const onError = (e: Error): void => reject(new StrataError('IO_ERROR', `listen on ${host}:${port}: ${e.message}`, { cause: e }));
       this.tcp.once('error', onError);

@@ -12,12 +12,13 @@
  * CIRCUIT_OPEN until its half-open probe gets an answer. Clock, sleep and random are injectable so
  * tests replay exact schedules.
  */
-import { isStrataError, StrataError } from '../errors';
+import { describeValue, isStrataError, StrataError } from '../errors';
+import { checkOptionalFunction, checkOptionalMs, checkOptionalObject } from './arg_checks';
 import type { PageKey } from '../key';
 import type { Lsn } from '../lsn';
 import type { RelationInfo, RelTag } from '../timeline';
 import { type BreakerOptions, type BreakerState, CircuitBreaker } from './circuit_breaker';
-import { type ClientOptions, type PageReadOptions, type RequestOptions, type StrataClient, ThrottledError } from './client';
+import { checkClientOptions, type ClientOptions, type PageReadOptions, type RequestOptions, type StrataClient, ThrottledError } from './client';
 import { ClientPool, type PoolOptions, type PoolStats } from './client_pool';
 import { type Clock, monotonicClock } from './throttle';
 
@@ -67,12 +68,17 @@ export class RetryingClient {
   private readonly sleep: (ms: number) => Promise<void>;
 
   constructor(private readonly options: RetryingClientOptions) {
+    checkClientOptions(options);
+    checkOptionalObject(options.retry, 'retry options');
+    checkOptionalObject(options.pool, 'pool options');
+    for (const f of ['onBreakerState', 'onRetry', 'random', 'clock', 'sleep'] as const) checkOptionalFunction(options[f], f);
     const r = options.retry ?? {};
     this.maxAttempts = r.maxAttempts ?? DEFAULT_RETRY_MAX_ATTEMPTS;
     this.baseDelayMs = r.baseDelayMs ?? DEFAULT_RETRY_BASE_DELAY_MS;
     this.maxDelayMs = r.maxDelayMs ?? DEFAULT_RETRY_MAX_DELAY_MS;
-    if (!Number.isInteger(this.maxAttempts) || this.maxAttempts < 1) throw new StrataError('BAD_ARGUMENT', `retry.maxAttempts must be an integer ≥ 1: got ${String(this.maxAttempts)}`);
-    if (!(this.baseDelayMs >= 0) || !(this.maxDelayMs >= 0)) throw new StrataError('BAD_ARGUMENT', 'retry.baseDelayMs and retry.maxDelayMs must be ≥ 0');
+    if (!Number.isInteger(this.maxAttempts) || this.maxAttempts < 1) throw new StrataError('BAD_ARGUMENT', `retry.maxAttempts must be an integer ≥ 1: got ${describeValue(this.maxAttempts)}`);
+    checkOptionalMs(this.baseDelayMs, 'retry.baseDelayMs');
+    checkOptionalMs(this.maxDelayMs, 'retry.maxDelayMs');
     this.random = options.random ?? Math.random;
     this.sleep = options.sleep ?? realSleep;
     this.breaker = new CircuitBreaker(options.breaker, options.clock ?? monotonicClock, options.onBreakerState);

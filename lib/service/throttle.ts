@@ -10,7 +10,7 @@
  *
  * Time comes from an injected clock (milliseconds, monotonic) so tests replay exact schedules.
  */
-import { StrataError } from '../errors';
+import { describeValue, StrataError } from '../errors';
 
 /** A tenant's limit: `rate` pages per second sustained, `burst` pages at once from idle. */
 export interface ThrottleLimit {
@@ -33,10 +33,10 @@ const MAX_BURST_PAGES = 1e9;
 export function checkThrottleLimit(l: ThrottleLimit, where: string): ThrottleLimit {
   if (l === null || typeof l !== 'object') throw new StrataError('BAD_ARGUMENT', `${where}: a throttle limit is { rate, burst }`);
   if (typeof l.rate !== 'number' || !Number.isFinite(l.rate) || l.rate <= 0 || l.rate > MAX_RATE_PER_SECOND) {
-    throw new StrataError('BAD_ARGUMENT', `${where}: rate must be a number of pages/s in (0, ${MAX_RATE_PER_SECOND}]: got ${String(l.rate)}`);
+    throw new StrataError('BAD_ARGUMENT', `${where}: rate must be a number of pages/s in (0, ${MAX_RATE_PER_SECOND}]: got ${describeValue(l.rate)}`);
   }
   if (!Number.isInteger(l.burst) || l.burst < 1 || l.burst > MAX_BURST_PAGES) {
-    throw new StrataError('BAD_ARGUMENT', `${where}: burst must be an integer number of pages in [1, ${MAX_BURST_PAGES}]: got ${String(l.burst)}`);
+    throw new StrataError('BAD_ARGUMENT', `${where}: burst must be an integer number of pages in [1, ${MAX_BURST_PAGES}]: got ${describeValue(l.burst)}`);
   }
   return { rate: l.rate, burst: l.burst };
 }
