@@ -292,24 +292,16 @@ class JsCore : public Napi::ObjectWrap<JsCore> {
 // call returns); `out`, `status` and `counts` are written in place, kept alive by references
 // until the promise settles. Execute() runs on a worker thread and touches no JS value; every
 // C++ exception is caught there and turned into a coded rejection on the JS thread.
-class GetPagesWorker : public Napi::AsyncWorker {
+// The shared half of a promise-returning worker: Execute() runs Work() on a libuv thread, where
+// every C++ exception becomes a coded rejection (no exception crosses into Node); OnOK() resolves
+// with Result() on the JS thread or rejects with the code and message.
+class CodedPromiseWorker : public Napi::AsyncWorker {
  public:
-  GetPagesWorker(Napi::Env env, ReadSnapshot snapshot, ByteSpan plan, const Napi::CallbackInfo& info)
-      : Napi::AsyncWorker(env, "strata:getPages"),
-        deferred_(Napi::Promise::Deferred::New(env)),
-        snapshot_(std::move(snapshot)),
-        plan_(plan.data, plan.data + plan.len),
-        out_(ArgBytes(info, 1, "out")),
-        status_(ArgBytes(info, 2, "status")),
-        counts_(ArgCounts(info, 3, "counts")) {
-    for (size_t i = 1; i <= 3; ++i) buffers_.push_back(Napi::Persistent(info[i].As<Napi::Object>()));
-  }
-
   Napi::Promise Promise() const { return deferred_.Promise(); }
 
   void Execute() override {
     try {
-      snapshot_.Read(ByteSpan{plan_.data(), plan_.size()}, out_, status_, counts_);
+      Work();
     } catch (const StrataError& e) {
       Fail(ErrorCodeName(e.code()), e.what());
     } catch (const std::bad_alloc&) {
@@ -322,12 +314,19 @@ class GetPagesWorker : public Napi::AsyncWorker {
   }
 
   void OnOK() override {
+    Settled();
     if (error_code_ == nullptr) {
-      deferred_.Resolve(Env().Undefined());
+      deferred_.Resolve(Result());
     } else {
       deferred_.Reject(CodedError(Env(), error_code_, error_message_).Value());
     }
   }
+
+ protected:
+  CodedPromiseWorker(Napi::Env env, const char* name) : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)) {}
+  virtual void Work() = 0;                  // on the worker thread; touches no JS value
+  virtual Napi::Value Result() { return Env().Undefined(); }
+  virtual void Settled() {}                 // on the JS thread, before the promise settles
 
  private:
   void Fail(const char* code, std::string message) {
@@ -336,14 +335,32 @@ class GetPagesWorker : public Napi::AsyncWorker {
   }
 
   Napi::Promise::Deferred deferred_;
+  const char* error_code_ = nullptr;  // a static string from ErrorCodeName or a literal
+  std::string error_message_;
+};
+
+class GetPagesWorker : public CodedPromiseWorker {
+ public:
+  GetPagesWorker(Napi::Env env, ReadSnapshot snapshot, ByteSpan plan, const Napi::CallbackInfo& info)
+      : CodedPromiseWorker(env, "strata:getPages"),
+        snapshot_(std::move(snapshot)),
+        plan_(plan.data, plan.data + plan.len),
+        out_(ArgBytes(info, 1, "out")),
+        status_(ArgBytes(info, 2, "status")),
+        counts_(ArgCounts(info, 3, "counts")) {
+    for (size_t i = 1; i <= 3; ++i) buffers_.push_back(Napi::Persistent(info[i].As<Napi::Object>()));
+  }
+
+ protected:
+  void Work() override { snapshot_.Read(ByteSpan{plan_.data(), plan_.size()}, out_, status_, counts_); }
+
+ private:
   ReadSnapshot snapshot_;
   std::vector<uint8_t> plan_;
   ByteSpan out_;
   ByteSpan status_;
   CountSpan counts_;
   std::vector<Napi::ObjectReference> buffers_;
-  const char* error_code_ = nullptr;  // a static string from ErrorCodeName or a literal
-  std::string error_message_;
 };
 
 // getPagesAsync(plan, out, status, counts, cachedInline): with cachedInline, a read whose blocks
@@ -370,53 +387,24 @@ Napi::Value JsCore::GetPagesAsyncJs(const Napi::CallbackInfo& info) {
 // worker thread, so a flush or compaction does not hold the event loop for them. The JS writer
 // is kept alive by a reference and refuses every call until the promise settles (busy flag), so
 // only this thread touches the C++ writer meanwhile.
-class FinishWorker : public Napi::AsyncWorker {
+class FinishWorker : public CodedPromiseWorker {
  public:
   FinishWorker(Napi::Env env, LayerWriter* writer, bool* busy, Napi::Object owner)
-      : Napi::AsyncWorker(env, "strata:layerWriterFinish"),
-        deferred_(Napi::Promise::Deferred::New(env)),
+      : CodedPromiseWorker(env, "strata:layerWriterFinish"),
         writer_(writer),
         busy_(busy),
         owner_(Napi::Persistent(owner)) {}
 
-  Napi::Promise Promise() const { return deferred_.Promise(); }
-
-  void Execute() override {
-    try {
-      size_ = writer_->Finish();
-    } catch (const StrataError& e) {
-      Fail(ErrorCodeName(e.code()), e.what());
-    } catch (const std::bad_alloc&) {
-      Fail("IO_ERROR", "out of memory");
-    } catch (const std::exception& e) {
-      Fail("IO_ERROR", std::string("internal error: ") + e.what());
-    } catch (...) {
-      Fail("IO_ERROR", "internal error");
-    }
-  }
-
-  void OnOK() override {
-    *busy_ = false;
-    if (error_code_ == nullptr) {
-      deferred_.Resolve(Napi::Number::New(Env(), static_cast<double>(size_)));
-    } else {
-      deferred_.Reject(CodedError(Env(), error_code_, error_message_).Value());
-    }
-  }
+ protected:
+  void Work() override { size_ = writer_->Finish(); }
+  Napi::Value Result() override { return Napi::Number::New(Env(), static_cast<double>(size_)); }
+  void Settled() override { *busy_ = false; }
 
  private:
-  void Fail(const char* code, std::string message) {
-    error_code_ = code;
-    error_message_ = std::move(message);
-  }
-
-  Napi::Promise::Deferred deferred_;
   LayerWriter* writer_;
   bool* busy_;
   Napi::ObjectReference owner_;  // keeps the JsLayerWriter (and so writer_ and busy_) alive
   uint64_t size_ = 0;
-  const char* error_code_ = nullptr;
-  std::string error_message_;
 };
 
 class JsLayerWriter : public Napi::ObjectWrap<JsLayerWriter> {
