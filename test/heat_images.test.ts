@@ -82,7 +82,7 @@ async function run(impl: 'ts' | 'native', heatImageBudget: number): Promise<Run>
 it('hot pages get an image sooner than the delta threshold gives them, cold ones do not, and both cores agree', async () => {
   const results = new Map<string, Run>();
   for (const impl of IMPLEMENTATIONS) {
-    const on = await run(impl, 0.1);
+    const on = await run(impl, 0.2);
     const off = await run(impl, 0);
     // Without heat no image beyond the base: the threshold of 50 stacked layers is far away.
     expect(off.hotImages).toEqual([]);

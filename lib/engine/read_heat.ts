@@ -3,31 +3,37 @@
  * images"). Neon images a partition once enough delta layers stack over it, whatever its reads;
  * here the read path also remembers, per key, the records it had to apply (reads × chain length,
  * decayed), and each compaction pass images the hottest small key ranges whose expected saving
- * justifies the bytes, under a byte budget that is a fraction of the bytes flushed since.
+ * justifies the bytes, under a byte budget that is a fraction of the bytes the timeline wrote
+ * otherwise (flushes, compaction, partition images) since the last pass.
  *
- * Hot images cover HOT_RANGE_PAGES consecutive keys, not a whole partition: a partition is
- * compactionTargetSize of pages (16384 by default), so imaging one for a handful of hot keys would
- * write 128 MiB to save a few reads; a range of 32 pages costs 256 KiB at most before compression,
- * and keys read together tend to sit together (a relation's blocks). They are ordinary image
+ * Hot images cover the hot keys themselves and their close neighbours (at most HOT_RANGE_PAGES
+ * keys), not a whole partition: a partition is compactionTargetSize of pages (16384 by default),
+ * so imaging one for a handful of hot keys would write 128 MiB to save a few reads, and a fixed
+ * grid of key runs would pay a whole run for each scattered hot key. They are ordinary image
  * layers (docs/FORMAT.md): reads, GC and remote storage treat them like any other.
  */
 import { compareBytes } from '../core/ts/disk_btree';
 import { KEY_SIZE, keyToHex } from '../key';
 import type { Lsn } from '../lsn';
 import { type CompactionHost, type CompactionReport, keySuccessor } from './compaction';
+import type { LayerDesc } from './manifest';
 
 /** Reads that applied fewer records are not tracked: an image would save them next to nothing. */
 export const HEAT_MIN_APPLIED = 3;
-/** Keys per hot image layer (≤ 256 KiB of pages before compression). */
+/** Most keys one hot image spans, first to last (≤ 256 KiB of pages before compression). */
 export const HOT_RANGE_PAGES = 32;
-/** A range qualifies when its decayed records-applied sum is at least this per page written. */
-export const HEAT_MIN_SAVING_PER_PAGE = 4;
+/** Cold keys allowed between two hot ones in one hot image (an image must hold every key of its range). */
+export const HOT_RANGE_MAX_GAP = 4;
+/** What a layer file costs beyond its pages (summary and B-tree blocks), in pages, for the policy. */
+export const HOT_IMAGE_OVERHEAD_PAGES = 2;
+/** A range qualifies when its decayed records-applied sum is at least this per page it costs. */
+export const HEAT_MIN_SAVING_PER_PAGE = 8;
 /** Factor applied to every key's heat at each pass: a read counts half as much one pass later. */
 export const HEAT_DECAY = 0.5;
 /** Keys tracked at most (18-byte key + a number each); past it new keys wait for the next decay. */
 export const HEAT_MAX_TRACKED_KEYS = 65_536;
-/** Default share of flushed bytes that hot images may add (option heatImageBudget). */
-export const DEFAULT_HEAT_IMAGE_BUDGET = 0.1;
+/** Default bytes of hot images per byte the timeline otherwise writes (option heatImageBudget). */
+export const DEFAULT_HEAT_IMAGE_BUDGET = 0.2;
 
 /** A key range chosen for a hot image: keys[i] for i in the range, in order, with its heat. */
 export interface HotRange {
@@ -40,9 +46,9 @@ export interface HotRange {
 /** Per-key read heat of one timeline, fed by its read path (keys as 18-byte latin1 strings). */
 export class ReadHeat {
   private readonly heat = new Map<string, number>();
-  /** Bytes of hot images the budget allows now (grows with flushed bytes, spent by images; may go negative). */
+  /** Bytes of hot images the budget allows now (grows with bytes written, spent by images; may go negative). */
   credit = 0;
-  private flushedSeen = 0;
+  private writtenSeen = 0;
 
   /** One read of the key applied `applied` records. */
   note(keyId: string, applied: number): void {
@@ -57,13 +63,20 @@ export class ReadHeat {
   }
 
   /**
-   * Add `ratio` of the bytes flushed since the last call (`flushedTotal` is the running total; a
-   * stats reset that lowers it counts from zero) to the credit, capped at `capBytes`.
+   * Add `ratio` of the bytes written since the last call (`writtenTotal` is the running total of
+   * flushes, compaction and partition images; a stats reset that lowers it counts from zero) to
+   * the credit, capped at `capBytes`.
    */
-  earn(flushedTotal: number, ratio: number, capBytes: number): void {
-    const fresh = flushedTotal >= this.flushedSeen ? flushedTotal - this.flushedSeen : flushedTotal;
-    this.flushedSeen = flushedTotal;
+  earn(writtenTotal: number, ratio: number, capBytes: number): void {
+    const fresh = writtenTotal >= this.writtenSeen ? writtenTotal - this.writtenSeen : writtenTotal;
+    this.writtenSeen = writtenTotal;
     this.credit = Math.min(capBytes, this.credit + fresh * ratio);
+  }
+
+  /** Spend on a hot image of `bytes`, which also stays out of the next earn's basis. */
+  spend(bytes: number): void {
+    this.credit -= bytes;
+    this.writtenSeen += bytes;
   }
 
   /** The keys of an imaged range start cold again: their chains are now short. */
@@ -82,31 +95,45 @@ export class ReadHeat {
 }
 
 /**
- * The policy: cut the sorted keyspace `keys` into runs of `rangePages` keys, score each run by its
- * keys' heat, and return the runs scoring at least HEAT_MIN_SAVING_PER_PAGE per page, best score
- * per page first (the caller writes them while its byte budget lasts). A run's range goes from its
- * first key to the next run's first key (or just past its last), so it holds exactly its keys, as
- * an image must.
+ * The policy: place the heated keys in the sorted keyspace `keys`, group keys that lie close
+ * together (at most HOT_RANGE_MAX_GAP other keys between neighbours, at most HOT_RANGE_PAGES keys
+ * from first to last) when the group saves more per page written than its parts, and return the
+ * groups whose heat reaches HEAT_MIN_SAVING_PER_PAGE for every page the image would write plus
+ * HOT_IMAGE_OVERHEAD_PAGES for its file's fixed blocks, best heat per written page first (the caller writes them while its byte budget lasts). A group's range is
+ * [its first key, just past its last key), so it holds exactly the keys between, as an image must.
  */
-export function chooseHotRanges(keys: readonly Buffer[], heat: ReadonlyMap<string, number>, rangePages = HOT_RANGE_PAGES): HotRange[] {
+export function chooseHotRanges(keys: readonly Buffer[], heat: ReadonlyMap<string, number>): HotRange[] {
   if (keys.length === 0 || heat.size === 0) return [];
-  const scores = new Map<number, number>();
+  const hot: Array<{ pos: number; h: number }> = [];
   for (const [id, h] of heat) {
     const k = Buffer.from(id, 'latin1');
     const pos = lowerBound(keys, k);
-    if (pos >= keys.length || compareBytes(keys[pos], 0, k, 0, KEY_SIZE) !== 0) continue; // not a key of this timeline
-    const run = Math.floor(pos / rangePages);
-    scores.set(run, (scores.get(run) ?? 0) + h);
+    if (pos < keys.length && compareBytes(keys[pos], 0, k, 0, KEY_SIZE) === 0) hot.push({ pos, h }); // else not a key of this timeline
   }
-  return [...scores]
-    .map(([run, score]) => ({ run, score, pages: Math.min(rangePages, keys.length - run * rangePages) }))
-    .filter((c) => c.score >= HEAT_MIN_SAVING_PER_PAGE * c.pages)
-    .sort((a, b) => b.score / b.pages - a.score / a.pages || a.run - b.run)
-    .map((c) => {
-      const first = c.run * rangePages;
-      const runKeys = keys.slice(first, first + c.pages);
-      const keyEnd = first + c.pages < keys.length ? keys[first + c.pages] : keySuccessor(runKeys[runKeys.length - 1]);
-      return { keyStart: runKeys[0], keyEnd, keys: runKeys, score: c.score };
+  hot.sort((a, b) => a.pos - b.pos);
+  const cost = (g: { first: number; last: number }): number => g.last - g.first + 1 + HOT_IMAGE_OVERHEAD_PAGES;
+  const density = (g: { first: number; last: number; score: number }): number => g.score / cost(g);
+  const groups: Array<{ first: number; last: number; score: number }> = [];
+  for (const { pos, h } of hot) {
+    const g = groups[groups.length - 1];
+    const alone = { first: pos, last: pos, score: h };
+    if (g !== undefined && pos - g.last <= HOT_RANGE_MAX_GAP + 1 && pos - g.first < HOT_RANGE_PAGES) {
+      // Join only when the joint image saves at least as much per page as the better part alone:
+      // a lukewarm neighbour must not dilute a hot key into a bigger image the budget skips.
+      const joint = { first: g.first, last: pos, score: g.score + h };
+      if (density(joint) >= Math.max(density(g), density(alone))) {
+        groups[groups.length - 1] = joint;
+        continue;
+      }
+    }
+    groups.push(alone);
+  }
+  return groups
+    .filter((g) => g.score >= HEAT_MIN_SAVING_PER_PAGE * cost(g))
+    .sort((a, b) => b.score / cost(b) - a.score / cost(a) || a.first - b.first)
+    .map((g) => {
+      const runKeys = keys.slice(g.first, g.last + 1);
+      return { keyStart: runKeys[0], keyEnd: keySuccessor(runKeys[runKeys.length - 1]), keys: runKeys, score: g.score };
     });
 }
 
@@ -124,10 +151,10 @@ function lowerBound(keys: readonly Buffer[], k: Buffer): number {
 /** What the timeline hands the heat pass besides the compaction host. */
 export interface HeatPassOptions {
   heat: ReadHeat;
-  /** heatImageBudget: hot-image bytes allowed per flushed byte. */
+  /** heatImageBudget: hot-image bytes allowed per byte otherwise written. */
   ratio: number;
-  /** Bytes flushed by this timeline so far (the budget grows with it). */
-  flushedTotal: number;
+  /** Bytes written by this timeline so far (flushes, compaction, images; hot images are spent, not earned on). */
+  writtenTotal: number;
   /** Most credit kept for later: a long quiet spell does not buy a burst of images. */
   creditCapBytes: number;
 }
@@ -137,12 +164,12 @@ export interface HeatPassOptions {
  * best first, while the credit is positive (skipping a range an image at or above that LSN already
  * covers, or with no delta above its newest image: its heat came from records still in memory),
  * charge what each image really cost, then decay. A page's compressed size is unknown until it is
- * written, so the last image may overdraw the credit; the debt is repaid from later flushes, so
- * over time hot-image bytes stay within ratio × flushed bytes plus one range. Runs after the
+ * written, so the last image may overdraw the credit; the debt is repaid from later writes, so
+ * over time hot-image bytes stay within ratio × the other bytes written plus one range. Runs after the
  * partition images, so a partition just imaged is skipped here.
  */
 export async function createHotImages(host: CompactionHost, o: HeatPassOptions, report: CompactionReport): Promise<void> {
-  o.heat.earn(o.flushedTotal, o.ratio, o.creditCapBytes);
+  o.heat.earn(o.writtenTotal, o.ratio, o.creditCapBytes);
   const lsn = host.diskConsistentLsn;
   if (lsn >= host.imageFloorLsn && o.heat.tracked.size > 0) {
     const layers = host.layers();
@@ -153,10 +180,10 @@ export async function createHotImages(host: CompactionHost, o: HeatPassOptions, 
       const newestImage = layers
         .filter((l) => l.kind === 'image' && l.keyStart <= start && end <= l.keyEnd)
         .reduce<Lsn>((m, l) => (l.lsnStart > m ? l.lsnStart : m), -1n);
-      if (lsn <= newestImage) continue;
+      if (lsn <= newestImage || coveredAt(layers, start, end, lsn)) continue;
       if (!layers.some((l) => l.kind === 'delta' && l.lsnEnd > newestImage + 1n && l.keyStart < end && start < l.keyEnd)) continue;
       const info = await host.writeImage(lsn, r, r.keys);
-      o.heat.credit -= info.sizeBytes;
+      o.heat.spend(info.sizeBytes);
       o.heat.forget(r.keys);
       report.imageLayersCreated.push(info);
       report.hotImageLayersCreated.push(info.fileName);
@@ -164,4 +191,16 @@ export async function createHotImages(host: CompactionHost, o: HeatPassOptions, 
     }
   }
   o.heat.decay();
+}
+
+/** Whether images at or above `lsn` (the partition images of this pass, say) together cover [start, end). */
+function coveredAt(layers: readonly LayerDesc[], start: string, end: string, lsn: Lsn): boolean {
+  let pos = start;
+  const images = layers.filter((l) => l.kind === 'image' && l.lsnStart >= lsn && l.keyStart < end && start < l.keyEnd);
+  for (const i of images.sort((a, b) => (a.keyStart < b.keyStart ? -1 : 1))) {
+    if (i.keyStart > pos) return false;
+    if (i.keyEnd > pos) pos = i.keyEnd;
+    if (pos >= end) return true;
+  }
+  return pos >= end;
 }

@@ -588,7 +588,7 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
     for (let t: TimelineImpl | null = this; t !== null; t = t.ancestor) if (t.layerSet.remoteOnlyCount > 0) return;
     const { heatImageBudget: ratio, checkpointDistance, compactionThreshold } = this.config;
     await this.withLocalLayers('chain', () => createHotImages(this.compactionHost(), {
-      heat: this.heat, ratio, flushedTotal: this.layerSet.written.flushed,
+      heat: this.heat, ratio, writtenTotal: this.layerSet.written.flushed + this.layerSet.written.compacted + this.layerSet.written.images,
       // At most one L0 compaction's worth of input times the ratio in hand.
       creditCapBytes: ratio * checkpointDistance * compactionThreshold,
     }, report));
