@@ -31,7 +31,7 @@ const PROFILES = {
     w8: { variant: 'plain', rounds: 3 },
     w9: { durationMs: 20_000, clients: 4 },
     w10: { scale: 10, durationMs: 20_000, clients: 2 },
-    w11: { pages: 8000, rounds: 24, updates: 20_000, reads: 20_000, zipf: 1.0, compactionTargetSize: 8 * 2 ** 20, heatImageBudget: 0.2 },
+    w11: { pages: 4000, rounds: 16, updates: 10_000, reads: 10_000, zipf: 1.0, compactionTargetSize: 4 * 2 ** 20, heatImageBudget: 0.2 },
     w6: {
       seed: 7, zipfObjects: 100_000, zipfRequests: 2_000_000, alphas: [0.8, 1.0, 1.2], zipfFractions: [0.01, 0.1],
       arcMaxRequests: Infinity, arcFractions: [0.01, 0.05, 0.1], crossCheckRequests: 100_000,
@@ -47,7 +47,7 @@ const PROFILES = {
     w8: { variant: 'plain', rounds: 1 },
     w9: { durationMs: 4_000, clients: 4 },
     w10: { scale: 1, durationMs: 3_000, clients: 2 },
-    w11: { pages: 2000, rounds: 12, updates: 5_000, reads: 5_000, zipf: 1.0, compactionTargetSize: 2 * 2 ** 20, heatImageBudget: 0.2 },
+    w11: { pages: 1000, rounds: 8, updates: 2_500, reads: 2_500, zipf: 1.0, compactionTargetSize: 1 * 2 ** 20, heatImageBudget: 0.2 },
     w6: {
       seed: 7, zipfObjects: 20_000, zipfRequests: 200_000, alphas: [0.8, 1.0, 1.2], zipfFractions: [0.01, 0.1],
       arcMaxRequests: 300_000, arcFractions: [0.01, 0.05, 0.1], crossCheckRequests: 20_000,
