@@ -99,3 +99,12 @@ it('hot pages get an image sooner than the delta threshold gives them, cold ones
   }
   if (results.size === 2) expect(results.get('native')!.layers).toEqual(results.get('ts')!.layers);
 }, 60_000);
+
+it('heatImageBudget must be a number in [0, 1]', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-heat-opt-'));
+  dirs.push(dir);
+  for (const bad of [-0.1, 1.5, Number.NaN, Infinity, '0.2']) {
+    await expect(Repository.open(dir, { implementation: 'ts', heatImageBudget: bad as number })).rejects.toMatchObject({ code: 'BAD_ARGUMENT', message: expect.stringContaining('heatImageBudget') });
+  }
+  await (await Repository.open(dir, { implementation: 'ts', heatImageBudget: 0 })).close();
+});

@@ -59,7 +59,6 @@ async function oneRun(impl, root, p, work, heatImageBudget) {
       }
       const report = await tl.compact();
       hotImages += report.hotImageLayersCreated.length;
-      if (process.env.W11_DEBUG) for (const l of report.imageLayersCreated) process.stderr.write(`  ${report.hotImageLayersCreated.includes(l.fileName) ? 'hot' : 'part'} ${l.fileName} ${l.sizeBytes}\n`);
       for (const l of report.imageLayersCreated) if (report.hotImageLayersCreated.includes(l.fileName)) hotImageBytes += l.sizeBytes;
     }
     const s = tl.stats();

@@ -51,7 +51,7 @@ export const DEFAULT_COMPACTION_UPPER_LIMIT = 20;               // L0 layers mer
 export const DEFAULT_COMPACTION_TARGET_SIZE = 128 * 1024 * 1024; // bytes per L1 layer
 export const DEFAULT_IMAGE_CREATION_THRESHOLD = 3;              // stacked delta layers
 export { DEFAULT_HEAT_IMAGE_BUDGET };
-/** More hot-image bytes than flushed bytes would write faster than ingest: surely a mistake. */
+/** Doubling the bytes written for read heat is already more than any read saving justifies. */
 export const MAX_HEAT_IMAGE_BUDGET = 1;
 export const DEFAULT_GC_HORIZON = 64n * 1024n * 1024n;          // LSN bytes of history kept
 export const L0_FLUSH_DELAY_FACTOR = 3;                         // × compactionThreshold (Neon: 30 L0s)
@@ -91,7 +91,8 @@ export interface RepositoryOptions {
   imageCreationThreshold?: number;
   /**
    * Heat-driven images (docs/ARCHITECTURE.md): bytes of image layers written for often-read keys
-   * with long reconstruct chains, per byte flushed; 0 turns it off. Default 0.1.
+   * with long reconstruct chains, per byte the timeline otherwise writes (flushes, compaction,
+   * partition images); 0 turns it off. Default 0.2.
    */
   heatImageBudget?: number;
   /** History kept below lastRecordLsn by gc(), in LSN bytes. */
@@ -747,7 +748,7 @@ function nonNegativeInt(v: number | undefined, dflt: number, what: string): numb
 function budgetRatio(v: number | undefined): number {
   const r = v ?? DEFAULT_HEAT_IMAGE_BUDGET;
   if (typeof r !== 'number' || !Number.isFinite(r) || r < 0 || r > MAX_HEAT_IMAGE_BUDGET) {
-    throw new StrataError('BAD_ARGUMENT', `heatImageBudget must be a number in [0, ${MAX_HEAT_IMAGE_BUDGET}] (image bytes per flushed byte): got ${describeValue(v)}`);
+    throw new StrataError('BAD_ARGUMENT', `heatImageBudget must be a number in [0, ${MAX_HEAT_IMAGE_BUDGET}] (hot-image bytes per byte otherwise written): got ${describeValue(v)}`);
   }
   return r;
 }

@@ -56,7 +56,7 @@ export interface TimelineConfig {
   l0FlushStallThreshold: number;
   /** Async reads go to the thread pool even when every block they need is cached. */
   offloadCachedReads: boolean;
-  /** Bytes of heat-driven image layers allowed per byte flushed (read_heat.ts); 0 = off. */
+  /** Bytes of heat-driven image layers allowed per byte otherwise written (read_heat.ts); 0 = off. */
   heatImageBudget: number;
 }
 
@@ -589,7 +589,7 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
     const { heatImageBudget: ratio, checkpointDistance, compactionThreshold } = this.config;
     await this.withLocalLayers('chain', () => createHotImages(this.compactionHost(), {
       heat: this.heat, ratio, writtenTotal: this.layerSet.written.flushed + this.layerSet.written.compacted + this.layerSet.written.images,
-      // At most one L0 compaction's worth of input times the ratio in hand.
+      // At most about one L0 compaction's worth of input times the ratio in hand.
       creditCapBytes: ratio * checkpointDistance * compactionThreshold,
     }, report));
   }
