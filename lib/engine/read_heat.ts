@@ -12,7 +12,6 @@
  * grid of key runs would pay a whole run for each scattered hot key. They are ordinary image
  * layers (docs/FORMAT.md): reads, GC and remote storage treat them like any other.
  */
-import { compareBytes } from '../core/ts/disk_btree';
 import { KEY_SIZE, keyToHex } from '../key';
 import type { Lsn } from '../lsn';
 import { type CompactionHost, type CompactionReport, keySuccessor } from './compaction';
@@ -108,7 +107,7 @@ export function chooseHotRanges(keys: readonly Buffer[], heat: ReadonlyMap<strin
   for (const [id, h] of heat) {
     const k = Buffer.from(id, 'latin1');
     const pos = lowerBound(keys, k);
-    if (pos < keys.length && compareBytes(keys[pos], 0, k, 0, KEY_SIZE) === 0) hot.push({ pos, h }); // else not a key of this timeline
+    if (pos < keys.length && keys[pos].compare(k, 0, KEY_SIZE, 0, KEY_SIZE) === 0) hot.push({ pos, h }); // else not a key of this timeline
   }
   hot.sort((a, b) => a.pos - b.pos);
   const cost = (g: { first: number; last: number }): number => g.last - g.first + 1 + HOT_IMAGE_OVERHEAD_PAGES;
@@ -142,7 +141,7 @@ function lowerBound(keys: readonly Buffer[], k: Buffer): number {
   let hi = keys.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (compareBytes(keys[mid], 0, k, 0, KEY_SIZE) < 0) lo = mid + 1;
+    if (keys[mid].compare(k, 0, KEY_SIZE, 0, KEY_SIZE) < 0) lo = mid + 1;
     else hi = mid;
   }
   return lo;
