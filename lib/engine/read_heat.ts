@@ -170,7 +170,8 @@ export interface HeatPassOptions {
 export async function createHotImages(host: CompactionHost, o: HeatPassOptions, report: CompactionReport): Promise<void> {
   o.heat.earn(o.writtenTotal, o.ratio, o.creditCapBytes);
   const lsn = host.diskConsistentLsn;
-  if (lsn >= host.imageFloorLsn && o.heat.tracked.size > 0) {
+  // Listing the keys costs a walk of every layer's index: only when heat and credit are there.
+  if (lsn >= host.imageFloorLsn && o.heat.tracked.size > 0 && o.heat.credit > 0) {
     const layers = host.layers();
     for (const r of chooseHotRanges(host.allKeys(), o.heat.tracked)) {
       if (o.heat.credit <= 0) break;
