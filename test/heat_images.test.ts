@@ -73,6 +73,13 @@ async function run(impl: 'ts' | 'native', heatImageBudget: number): Promise<Run>
     await tl.getPage(keyOf(PAGES - 1), lsn);
     const coldApplied = tl.stats().recordsApplied;
     const layers = tl.layers().map((l) => ({ fileName: l.fileName, sizeBytes: l.sizeBytes, kind: l.kind }));
+    // Hot images are ordinary images to GC: each older one is shadowed by the newer image of the
+    // same keys and goes once the cutoff passes it; a branch reads through the newest one.
+    const gc = await tl.gc({ horizon: 0n });
+    const olderHot = hotImages.slice(0, -1);
+    expect(gc.removed.filter((f) => olderHot.includes(f)).sort()).toEqual([...olderHot].sort());
+    const branch = await repo.createTimeline({ tenantId: 't', timelineId: 'b', ancestorTimelineId: 'main', ancestorLsn: lsn });
+    for (let b = 0; b < PAGES; b += 7) expect((await branch.getPage(keyOf(b), lsn)).equals(expectedPage(b, ROUNDS))).toBe(true);
     return { layers, hotImages, hotApplied, coldApplied };
   } finally {
     await repo.close();
