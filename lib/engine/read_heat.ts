@@ -21,7 +21,7 @@ import type { LayerDesc } from './manifest';
 export const HEAT_MIN_APPLIED = 3;
 /** Most keys one hot image spans, first to last (≤ 256 KiB of pages before compression). */
 export const HOT_RANGE_PAGES = 32;
-/** Cold keys allowed between two hot ones in one hot image (an image must hold every key of its range). */
+/** Other keys allowed between two heated ones in one hot image (an image holds every key of its range). */
 export const HOT_RANGE_MAX_GAP = 4;
 /** What a layer file costs beyond its pages (summary and B-tree blocks), in pages, for the policy. */
 export const HOT_IMAGE_OVERHEAD_PAGES = 2;
@@ -164,8 +164,8 @@ export interface HeatPassOptions {
  * covers, or with no delta above its newest image: its heat came from records still in memory),
  * charge what each image really cost, then decay. A page's compressed size is unknown until it is
  * written, so the last image may overdraw the credit; the debt is repaid from later writes, so
- * over time hot-image bytes stay within ratio × the other bytes written plus one range. Runs after the
- * partition images, so a partition just imaged is skipped here.
+ * over time hot-image bytes stay within ratio × the other bytes written plus one range. Runs
+ * after the partition images, so a partition just imaged is skipped here.
  */
 export async function createHotImages(host: CompactionHost, o: HeatPassOptions, report: CompactionReport): Promise<void> {
   o.heat.earn(o.writtenTotal, o.ratio, o.creditCapBytes);
