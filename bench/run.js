@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 'use strict';
 /**
- * `npm run bench [-- --quick | --tiny] [--out FILE] [--only w1,w2,w3,w4,w6,w7,w8,w9,w10] [--keep]`
+ * `npm run bench [-- --quick | --tiny] [--out FILE] [--only w1,w2,w3,w4,w6,w7,w8,w9,w10,w11] [--keep]`
  * `npm run bench -- --report FILE` prints the tables of an earlier run's JSON again.
  *
  * Runs every workload for the native and the TypeScript core, the LMDB / SQLite baselines and the
@@ -31,6 +31,7 @@ const PROFILES = {
     w8: { variant: 'plain', rounds: 3 },
     w9: { durationMs: 20_000, clients: 4 },
     w10: { scale: 10, durationMs: 20_000, clients: 2 },
+    w11: { pages: 4000, rounds: 16, updates: 10_000, reads: 10_000, zipf: 1.0, compactionTargetSize: 4 * 2 ** 20, heatImageBudget: 0.2 },
     w6: {
       seed: 7, zipfObjects: 100_000, zipfRequests: 2_000_000, alphas: [0.8, 1.0, 1.2], zipfFractions: [0.01, 0.1],
       arcMaxRequests: Infinity, arcFractions: [0.01, 0.05, 0.1], crossCheckRequests: 100_000,
@@ -46,6 +47,7 @@ const PROFILES = {
     w8: { variant: 'plain', rounds: 1 },
     w9: { durationMs: 4_000, clients: 4 },
     w10: { scale: 1, durationMs: 3_000, clients: 2 },
+    w11: { pages: 1000, rounds: 8, updates: 2_500, reads: 2_500, zipf: 1.0, compactionTargetSize: 1 * 2 ** 20, heatImageBudget: 0.2 },
     w6: {
       seed: 7, zipfObjects: 20_000, zipfRequests: 200_000, alphas: [0.8, 1.0, 1.2], zipfFractions: [0.01, 0.1],
       arcMaxRequests: 300_000, arcFractions: [0.01, 0.05, 0.1], crossCheckRequests: 20_000,
@@ -61,6 +63,7 @@ const PROFILES = {
     w8: { variant: 'plain', rounds: 1 },
     w9: { durationMs: 2_000, clients: 2 },
     w10: { scale: 1, durationMs: 1_000, clients: 1 },
+    w11: { pages: 300, rounds: 6, updates: 1_000, reads: 1_000, zipf: 1.0, compactionTargetSize: 512 * 1024, heatImageBudget: 0.2 },
     w6: {
       seed: 7, zipfObjects: 2_000, zipfRequests: 20_000, alphas: [0.8, 1.0, 1.2], zipfFractions: [0.01, 0.1],
       arcMaxRequests: 20_000, arcFractions: [0.01, 0.05, 0.1], crossCheckRequests: 5_000,
@@ -82,7 +85,7 @@ function parseArgs(argv) {
     else if (a === '--keep') args.keep = true;
     else if (a === '--report') args.report = path.resolve(argv[++i]);
     else if (a === '--help' || a === '-h') {
-      process.stdout.write('usage: node bench/run.js [--quick|--tiny] [--out FILE] [--only w1,w2,w3,w4,w6,w7,w8,w9,w10] [--keep]\n' +
+      process.stdout.write('usage: node bench/run.js [--quick|--tiny] [--out FILE] [--only w1,w2,w3,w4,w6,w7,w8,w9,w10,w11] [--keep]\n' +
         '       node bench/run.js --report FILE   (print the tables of an earlier run\'s JSON)\n');
       process.exit(0);
     } else {
@@ -260,6 +263,11 @@ function targets(r) {
     add('W10', 'native export s/GiB (restored relation files)', w10.cores.native.secondsPerGiB, 'report', {}, { unit: 's/GiB' });
     add('W10', 'PostgreSQL restore (copy base + archive recovery to the LSN) ÷ native export, time', w10.ratios['native.export/replayRestore'], 'report');
     add('W10', 'TS ÷ native export time', w10.ratios['native/ts.export'], 'report');
+  }
+  const w11 = r.workloads.w11;
+  if (w11) {
+    add('W11', 'records applied per read p99 (Zipf reads, write-heavy): heat images off ÷ on', w11.ratios['off/on.appliedP99'], '≥ 2', { min: 2 });
+    add('W11', 'bytes written: heat images on ÷ off', w11.ratios['on/off.bytesWritten'], '≤ 1.25', { max: 1.25 });
   }
   return t;
 }
@@ -449,6 +457,20 @@ function printReport(r) {
     rows.push(['pg_basebackup of the primary (the base a replay restore needs)', T.fmtNum(w10.basebackup.seconds, 2), mib(w10.basebackup.bytes), T.fmtNum(w10.basebackup.secondsPerGiB, 1)]);
     out.push(T.table(['restore', 's', 'MiB', 's/GiB'], rows, ['l', 'r', 'r', 'r']), '');
   }
+  const w11 = r.workloads.w11;
+  if (w11) {
+    const q = w11.params;
+    out.push(`### W11 heat-driven images — ${q.pages} pages, ${q.rounds} rounds × (${q.updates} Zipf(${q.zipf}) patches, flush, ${q.reads} Zipf reads, compact); heatImageBudget ${q.heatImageBudget}`, '');
+    const rows = [];
+    for (const impl of ['native', 'ts']) {
+      for (const side of ['off', 'on']) {
+        const c = w11.cores[impl][side];
+        const a = c.recordsAppliedPerRead;
+        rows.push([`${impl}, heat images ${side}`, String(a.p50), String(a.p99), T.fmtNum(c.meanApplied, 1), T.fmtNum(c.bytesWritten / 2 ** 20, 1), T.fmtNum(c.bytesImages / 2 ** 20, 1), `${c.hotImages} (${T.fmtNum(c.hotImageBytes / 2 ** 20, 2)} MiB)`]);
+      }
+    }
+    out.push(T.table(['run', 'applied/read p50', 'p99', 'mean', 'MiB written', 'of which images', 'hot images'], rows, ['l', 'r', 'r', 'r', 'r', 'r', 'r']), '');
+  }
   out.push('### Ratios the targets are phrased in (median [min–max] over rounds, both sides measured in the same rounds)', '');
   const shown = (x) => (x.unit === 'records/s' ? T.fmtRate(x.value?.median) : x.unit === 'µs' || x.unit === 'pt' || x.unit === 'ms' || x.unit === 's/GiB' ? T.fmtNum(x.value) : x.unit === 'MB/s' ? T.fmtNum(x.value?.median, 1) : T.fmtRatio(x.value));
   const verdict = (x) => (x.met === null ? '' : x.met ? 'met' : 'missed');
@@ -495,6 +517,7 @@ async function main() {
     if (want('w8')) result.workloads.w8 = await require('./workloads/w8_postgres').runW8(ctx);
     if (want('w9')) result.workloads.w9 = await require('./workloads/w9_follow').runW9(ctx);
     if (want('w10')) result.workloads.w10 = await require('./workloads/w10_export').runW10(ctx);
+    if (want('w11')) result.workloads.w11 = await require('./workloads/w11_heat_images').runW11(ctx);
   } finally {
     if (!args.keep) fs.rmSync(root, { recursive: true, force: true });
     else log(`kept ${root}`);

@@ -127,7 +127,7 @@ describe('npm run bench (quick profile)', () => {
     }
 
     const w = j.workloads;
-    expect(Object.keys(w).sort()).toEqual(['w1', 'w10', 'w2', 'w3', 'w4', 'w5', 'w6', 'w7', 'w8', 'w9']);
+    expect(Object.keys(w).sort()).toEqual(['w1', 'w10', 'w11', 'w2', 'w3', 'w4', 'w5', 'w6', 'w7', 'w8', 'w9']);
 
     // W1: cached GetPage@latest, both sizes, both cores, both baselines, the floors.
     for (const size of ['small', 'large']) {
@@ -247,6 +247,17 @@ describe('npm run bench (quick profile)', () => {
       expect(w.w10.params.walBytes).toBeGreaterThan(0);
     } else {
       expect(w.w10.skipped).toBe(PG.reason);
+    }
+
+    // W11: records applied per read and bytes written, heat-driven images off and on, per core.
+    for (const impl of IMPLS) {
+      for (const side of ['off', 'on']) {
+        const c = w.w11.cores[impl][side];
+        expect(c.reads, `w11.${impl}.${side}.reads`).toBe(w.w11.params.rounds * w.w11.params.reads);
+        expect(c.recordsAppliedPerRead.p99, `w11.${impl}.${side}.p99`).toBeGreaterThanOrEqual(c.recordsAppliedPerRead.p50);
+        expect(c.bytesWritten, `w11.${impl}.${side}.bytesWritten`).toBeGreaterThan(0);
+      }
+      expect(w.w11.cores[impl].off.hotImages).toBe(0);
     }
 
     // W6: every policy on Zipf (with and without scans) and both ARC traces where they are (beside

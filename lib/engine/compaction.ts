@@ -245,6 +245,8 @@ export interface CompactionReport {
   layersCreated: LayerDesc[];
   layersRemoved: string[];
   imageLayersCreated: LayerDesc[];
+  /** The images among imageLayersCreated that read heat asked for (read_heat.ts), by file name. */
+  hotImageLayersCreated: string[];
   bytesRead: number;
   bytesWritten: number;
 }
@@ -255,7 +257,7 @@ export interface CompactOptions {
 }
 
 export function emptyCompactionReport(): CompactionReport {
-  return { l0Compacted: [], layersCreated: [], layersRemoved: [], imageLayersCreated: [], bytesRead: 0, bytesWritten: 0 };
+  return { l0Compacted: [], layersCreated: [], layersRemoved: [], imageLayersCreated: [], hotImageLayersCreated: [], bytesRead: 0, bytesWritten: 0 };
 }
 
 /** The compaction knobs (TimelineConfig has them all). */

@@ -12,6 +12,7 @@ import { encodeKey, formatKey, KEY_SIZE, type PageKey } from '../key';
 import { formatLsn, type Lsn } from '../lsn';
 import { PAGE_SIZE } from '../record';
 import { IntHistogram } from './histogram';
+import { HEAT_MIN_APPLIED, type ReadHeat } from './read_heat';
 
 /** What the read path needs from each timeline of a read's chain: the timeline, then its ancestors. */
 export interface ReadSegment {
@@ -44,6 +45,9 @@ export class ReadPath {
   readonly appliedHist = new IntHistogram();
   private readonly planWriter = new ReadPlanWriter();
   private readonly scratch = new Map<number, Scratch>();
+  private readonly keyScratch = Buffer.alloc(KEY_SIZE);
+  /** Where reads that applied many records are noted for heat-driven images; null when off. */
+  heat: ReadHeat | null = null;
 
   constructor(private readonly core: Core, private readonly head: ReadSegment, private readonly name: string) {}
 
@@ -54,7 +58,7 @@ export class ReadPath {
     const status = new Uint8Array(n);
     const counts = new Uint32Array(n * COUNTS_PER_REQUEST);
     if (n > 0) await this.core.getPagesAsync(this.buildPlan(keys, lsn), out, status, counts, !offloadCachedReads);
-    this.record(counts, n);
+    this.record(counts, keys);
     this.throwIfMissing(keys, lsn, status);
     const pages: Buffer[] = [];
     for (let i = 0; i < n; i++) pages.push(out.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
@@ -71,7 +75,7 @@ export class ReadPath {
     const status = new Uint8Array(n);
     const counts = new Uint32Array(n * COUNTS_PER_REQUEST);
     if (n > 0) await this.core.getPagesAsync(this.buildPlan(keys, lsn), out, status, counts, !offloadCachedReads);
-    this.record(counts, n);
+    this.record(counts, keys);
     return { out, status };
   }
 
@@ -86,7 +90,7 @@ export class ReadPath {
     const { status, counts } = this.scratchFor(n);
     const out = offset === 0 && into.length === n * PAGE_SIZE ? into : into.subarray(offset, offset + n * PAGE_SIZE);
     if (!this.core.tryGetPagesCached(this.buildPlan(keys, lsn), out, status, counts)) return false;
-    this.record(counts, n);
+    this.record(counts, keys);
     return status.indexOf(PAGE_STATUS_NOT_FOUND) < 0;
   }
 
@@ -115,7 +119,7 @@ export class ReadPath {
   /** Reconstruct `keys` at `lsn` into `out` with one core call; `countStats` false for the engine's own reads. */
   readInto(keys: ReadonlyArray<PageKey | Buffer>, lsn: Lsn, out: Uint8Array, status: Uint8Array, counts: Uint32Array, countStats = true): void {
     this.core.getPages(this.buildPlan(keys, lsn), out, status, counts);
-    if (countStats) this.record(counts, keys.length);
+    if (countStats) this.record(counts, keys);
   }
 
   resetCounters(): void {
@@ -126,8 +130,9 @@ export class ReadPath {
     this.appliedHist.reset();
   }
 
-  /** Per-request read amplification into the totals and histograms. */
-  private record(counts: Uint32Array, n: number): void {
+  /** Per-request read amplification into the totals and histograms, and long chains into the heat. */
+  private record(counts: Uint32Array, keys: ReadonlyArray<PageKey | Buffer>): void {
+    const n = keys.length;
     this.counters.reads += n;
     for (let i = 0; i < n; i++) {
       const visited = counts[i * COUNTS_PER_REQUEST];
@@ -136,7 +141,15 @@ export class ReadPath {
       this.counters.recordsApplied += applied;
       this.visitedHist.record(visited);
       this.appliedHist.record(applied);
+      // Only reads with a long chain pay for the key's encoding and the map update.
+      if (this.heat !== null && applied >= HEAT_MIN_APPLIED) this.heat.note(this.keyId(keys[i]), applied);
     }
+  }
+
+  private keyId(k: PageKey | Buffer): string {
+    if (Buffer.isBuffer(k)) return k.toString('latin1', 0, KEY_SIZE);
+    encodeKey(k, this.keyScratch);
+    return this.keyScratch.toString('latin1');
   }
 
   private throwIfMissing(keys: readonly PageKey[], lsn: Lsn, status: Uint8Array): void {

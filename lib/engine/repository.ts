@@ -26,6 +26,7 @@ import { acquireGeneration, defaultNodeName, IMPLICIT_GENERATION, type LocalAtta
 import { RemoteTimelineClient } from './remote_timeline_client';
 import { type RemoteRetryOptions, resolveRetryOptions } from './upload_queue';
 import { LocalLayerCache, type LocalLayerStats } from './eviction';
+import { DEFAULT_HEAT_IMAGE_BUDGET } from './read_heat';
 import { readRemoteOnly, REMOTE_LAYERS_FILE, writeRemoteOnly } from './layer_residency';
 
 export const DEFAULT_PAGE_CACHE_BYTES = 64 * 1024 * 1024;       // Neon's default: 8192 pages
@@ -49,6 +50,9 @@ export const DEFAULT_COMPACTION_THRESHOLD = 10;                 // L0 layers
 export const DEFAULT_COMPACTION_UPPER_LIMIT = 20;               // L0 layers merged at most per run
 export const DEFAULT_COMPACTION_TARGET_SIZE = 128 * 1024 * 1024; // bytes per L1 layer
 export const DEFAULT_IMAGE_CREATION_THRESHOLD = 3;              // stacked delta layers
+export { DEFAULT_HEAT_IMAGE_BUDGET };
+/** Doubling the bytes written for read heat is already more than any read saving justifies. */
+export const MAX_HEAT_IMAGE_BUDGET = 1;
 export const DEFAULT_GC_HORIZON = 64n * 1024n * 1024n;          // LSN bytes of history kept
 export const L0_FLUSH_DELAY_FACTOR = 3;                         // × compactionThreshold (Neon: 30 L0s)
 export const L0_FLUSH_STALL_FACTOR = 5;                         // × compactionThreshold (Neon has stalls off)
@@ -85,6 +89,12 @@ export interface RepositoryOptions {
   compactionUpperLimit?: number;
   compactionTargetSize?: number;
   imageCreationThreshold?: number;
+  /**
+   * Heat-driven images (docs/ARCHITECTURE.md): bytes of image layers written for often-read keys
+   * with long reconstruct chains, per byte the timeline otherwise writes (flushes, compaction,
+   * partition images); 0 turns it off. Default 0.2.
+   */
+  heatImageBudget?: number;
   /** History kept below lastRecordLsn by gc(), in LSN bytes. */
   gcHorizon?: bigint;
   /** L0 backpressure thresholds (docs/ARCHITECTURE.md); 0 turns one off. */
@@ -601,7 +611,7 @@ export class RepositoryImpl {
       compactionUpperLimit: o.compactionUpperLimit, compactionTargetSize: o.compactionTargetSize,
       imageCreationThreshold: o.imageCreationThreshold, gcHorizon: o.gcHorizon,
       l0FlushDelayThreshold: o.l0FlushDelayThreshold, l0FlushStallThreshold: o.l0FlushStallThreshold,
-      offloadCachedReads: o.offloadCachedReads,
+      offloadCachedReads: o.offloadCachedReads, heatImageBudget: o.heatImageBudget,
     };
   }
 
@@ -734,6 +744,15 @@ function nonNegativeInt(v: number | undefined, dflt: number, what: string): numb
   return v === 0 ? 0 : positiveInt(v, dflt, what);
 }
 
+/** A share of flushed bytes: a finite number in [0, MAX_HEAT_IMAGE_BUDGET]. */
+function budgetRatio(v: number | undefined): number {
+  const r = v ?? DEFAULT_HEAT_IMAGE_BUDGET;
+  if (typeof r !== 'number' || !Number.isFinite(r) || r < 0 || r > MAX_HEAT_IMAGE_BUDGET) {
+    throw new StrataError('BAD_ARGUMENT', `heatImageBudget must be a number in [0, ${MAX_HEAT_IMAGE_BUDGET}] (hot-image bytes per byte otherwise written): got ${describeValue(v)}`);
+  }
+  return r;
+}
+
 function checkBackgroundOptions(o: Partial<BackgroundOptions>): Partial<BackgroundOptions> {
   for (const [k, v] of Object.entries(o)) positiveInt(v as number, 1, `backgroundOptions.${k}`);
   return o;
@@ -779,6 +798,7 @@ function resolveOptions(o: RepositoryOptions): ResolvedOptions {
     compactionUpperLimit: positiveInt(o.compactionUpperLimit, DEFAULT_COMPACTION_UPPER_LIMIT, 'compactionUpperLimit'),
     compactionTargetSize: positiveInt(o.compactionTargetSize, DEFAULT_COMPACTION_TARGET_SIZE, 'compactionTargetSize'),
     imageCreationThreshold: positiveInt(o.imageCreationThreshold, DEFAULT_IMAGE_CREATION_THRESHOLD, 'imageCreationThreshold'),
+    heatImageBudget: budgetRatio(o.heatImageBudget),
   };
 }
 

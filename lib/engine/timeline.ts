@@ -22,6 +22,7 @@ import { FULL_KEYSPACE, LayerSet, type SnapshotPartition } from './layer_set';
 import { LsnWaiters } from './lsn_waiters';
 import { type LayerDesc, type Manifest, type ManifestExtensions, MANIFEST_FILE, type ManifestPatch, writeManifest, writeManifestAsync } from './manifest';
 import { ReadPath, type ReadSegment } from './read_path';
+import { createHotImages, ReadHeat } from './read_heat';
 import type { RemoteTimelineClient, RemoteTimelineStats } from './remote_timeline_client';
 import type { EvictionCandidate, EvictionOwner, LocalLayerCache } from './eviction';
 import { type NeedSegment, visitNeededLayers } from './layer_residency';
@@ -55,6 +56,8 @@ export interface TimelineConfig {
   l0FlushStallThreshold: number;
   /** Async reads go to the thread pool even when every block they need is cached. */
   offloadCachedReads: boolean;
+  /** Bytes of heat-driven image layers allowed per byte otherwise written (read_heat.ts); 0 = off. */
+  heatImageBudget: number;
 }
 
 /** What one gc() did. */
@@ -142,6 +145,8 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
   private readonly children = new Set<TimelineImpl>();
   private readonly layerSet: LayerSet;
   private readonly reads: ReadPath;
+  /** Per-key records applied by reads, for heat-driven images (read_heat.ts). */
+  private readonly heat = new ReadHeat();
   private readonly waiters = new LsnWaiters();
   /** Flushes, image creation, compaction, GC and manifest writes run one at a time, in order. */
   private serial: Promise<void> = Promise.resolve();
@@ -170,6 +175,7 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
       apply: (written) => this.applyManifest(written),
     });
     this.reads = new ReadPath(core, this, this.name);
+    if (config.heatImageBudget > 0 && !config.readOnly) this.reads.heat = this.heat;
     ancestor?.children.add(this);
   }
 
@@ -571,8 +577,24 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
     await this.enqueueWrite('compaction', async () => {
       await this.withLocalLayers(this.l0CompactionInputs(force), () => compactLevel0(this.compactionHost(), force, report));
       if (force || this.imageCreationMayRun()) await this.withLocalLayers('chain', () => createImageLayers(this.compactionHost(), force, report));
+      if (!force && this.config.heatImageBudget > 0) await this.heatPass(report);
     });
     return report;
+  }
+
+  /**
+   * Heat-driven images (read_heat.ts) after the partition images. Skipped while layers of the
+   * chain are remote-only: a read-heat guess does not justify downloading them (they will be
+   * local again once reads bring them back, and the heat is still there).
+   */
+  private async heatPass(report: CompactionReport): Promise<void> {
+    for (let t: TimelineImpl | null = this; t !== null; t = t.ancestor) if (t.layerSet.remoteOnlyCount > 0) return;
+    const { heatImageBudget: ratio, checkpointDistance, compactionThreshold } = this.config;
+    await this.withLocalLayers('chain', () => createHotImages(this.compactionHost(), {
+      heat: this.heat, ratio, writtenTotal: this.layerSet.written.flushed + this.layerSet.written.compacted + this.layerSet.written.images,
+      // At most about one L0 compaction's worth of input times the ratio in hand.
+      creditCapBytes: ratio * checkpointDistance * compactionThreshold,
+    }, report));
   }
 
   /**
