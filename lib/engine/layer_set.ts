@@ -276,8 +276,8 @@ export class LayerSet {
     const sizeBytes = await this.writeLayerFile(fileName, 'delta', lsnStart, lsnEnd, FULL_KEYSPACE, async (append) => {
       let batch = new EntryBatch(DELTA_INDEX_KEY_SIZE);
       for (const h of layer.sortedHistories()) {
-        for (let i = 0; i < h.lsns.length; i++) {
-          batch.add(h.key, h.lsns[i], encodeBlob(codec, h.records[i]), recordWillInit(h.records[i]));
+        for (const { lsn, record } of h.records()) {
+          batch.add(h.key, lsn, encodeBlob(codec, record), recordWillInit(record));
           if (batch.isFull()) {
             append(batch);
             batch = new EntryBatch(DELTA_INDEX_KEY_SIZE);
