@@ -55,6 +55,8 @@ export interface TimelineConfig {
   l0FlushStallThreshold: number;
   /** Async reads go to the thread pool even when every block they need is cached. */
   offloadCachedReads: boolean;
+  /** Frozen in-memory layers past which the async ingest paths wait for flushes (ingestAsync, PostgreSQL WAL). */
+  maxFrozenLayers: number;
 }
 
 /** What one gc() did. */
@@ -147,6 +149,8 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
   private serial: Promise<void> = Promise.resolve();
   /** A failed flush: ingest and flush refuse with it until the repository is reopened. */
   private writeFailure: StrataError | null = null;
+  /** Ingest waiting for frozen layers to flush (waitForFrozenLayers). */
+  private frozenWaiters: Array<() => void> = [];
   private closed = false;
   private readonly counters = { flushDelays: 0, flushStalls: 0, gcBytesRemoved: 0 };
   /** Uploads each committed manifest's layers and index to remote storage, when there is one. */
@@ -257,6 +261,32 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
   ingest(records: readonly WalRecord[]): void {
     this.checkWritable();
     this.apply(prepareRecords(records, this._lastRecordLsn, this.name));
+  }
+
+  /** ingest(), then wait while frozen layers exceed maxFrozenLayers (waitForFrozenLayers). */
+  async ingestAsync(records: readonly WalRecord[]): Promise<void> {
+    this.ingest(records);
+    await this.waitForFrozenLayers();
+  }
+
+  /**
+   * Ingest backpressure, as Neon's walreceiver waits for the flush of frozen layers: resolves
+   * once no more than maxFrozenLayers frozen layers wait for their flush, so a writer faster than
+   * the disk holds at most that many (plus the open layer) in memory. Rejects with the flush
+   * failure if one stops writes while waiting. Sync ingest() cannot wait: it keeps accepting, and
+   * the flush of what it froze is already queued.
+   */
+  async waitForFrozenLayers(): Promise<void> {
+    if (this.layerSet.frozenCount > 0 && this.layerSet.frozenCount <= this.config.maxFrozenLayers) {
+      // Under the budget with a flush running: one event-loop turn lets its I/O callbacks run, so
+      // a writer that never has to wait does not starve the flush until the budget is reached.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    while (this.layerSet.frozenCount > this.config.maxFrozenLayers) {
+      this.checkWritable();
+      await new Promise<void>((resolve) => this.frozenWaiters.push(resolve));
+    }
+    this.checkWritable();
   }
 
   /** Records the engine built itself (PostgreSQL WAL ingest): LSN rules checked, values trusted. */
@@ -822,9 +852,18 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
       } catch (e) {
         this.writeFailure = writeFailure(this.name, 'a flush', e);
         throw this.writeFailure;
+      } finally {
+        this.wakeFrozenWaiters();
       }
       await this.applyBackpressure(performance.now() - started);
     }
+  }
+
+  /** A frozen layer was flushed (or the flush failed): ingest waiting on the budget re-checks. */
+  private wakeFrozenWaiters(): void {
+    const waiting = this.frozenWaiters;
+    this.frozenWaiters = [];
+    for (const wake of waiting) wake();
   }
 
   /**
