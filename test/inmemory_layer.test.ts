@@ -83,7 +83,7 @@ describe('InMemoryLayer', () => {
     }
     expect(layer.endLsn).toBe(lsn);
     // The L0 writer's order: keys ascending by bytes, records ascending by LSN, bytes intact.
-    const histories = layer.sortedHistories();
+    const histories = [...layer.sortedHistories()];
     const expectedIds = [...sent.keys()].sort((a, b) => Buffer.compare(Buffer.from(a, 'latin1'), Buffer.from(b, 'latin1')));
     expect(histories.map((h) => h.key.toString('latin1'))).toEqual(expectedIds);
     for (const h of histories) {

@@ -116,18 +116,20 @@ export class InMemoryLayer {
     return false;
   }
 
-  /** Keys in ascending byte order, each with its records in ascending LSN order: the L0 write order. */
-  sortedHistories(): KeyRecords[] {
-    // latin1 ids compare as strings in the byte order of their keys.
-    const ids = [...this.byKey.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    return ids.map((id) => {
+  /**
+   * Keys in ascending byte order, each with its records in ascending LSN order: the L0 write order.
+   * Made one key at a time, so a flush holds no per-key objects beyond the sorted ids.
+   */
+  *sortedHistories(): Generator<KeyRecords> {
+    for (const id of [...this.byKey.keys()].sort(compareIds)) {
       const locs = this.byKey.get(id) as number[];
-      return { key: Buffer.from(id, 'latin1'), records: () => this.recordsAt(locs) };
-    });
+      yield { key: Buffer.from(id, 'latin1'), records: () => this.recordsAt(locs) };
+    }
   }
 
+  /** The layer's keys in ascending byte order. */
   keys(): Buffer[] {
-    return [...this.byKey.keys()].map((id) => Buffer.from(id, 'latin1'));
+    return [...this.byKey.keys()].sort(compareIds).map((id) => Buffer.from(id, 'latin1'));
   }
 
   private *recordsAt(locs: readonly number[]): Generator<{ lsn: bigint; record: Buffer }> {
@@ -156,6 +158,11 @@ export class InMemoryLayer {
     this.slabUsed = off + need;
     return (this.slabs.length - 1) * LOC_SLAB_SPAN + off;
   }
+}
+
+/** latin1 ids compare as strings in the byte order of their keys. */
+function compareIds(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /** Slots a push onto an array of `length` elements adds, if the array (built as [x], then pushed) is full. */

@@ -18,6 +18,7 @@ import { level0, type KeyRange } from './compaction';
 import { EntryBatch, yieldToEventLoop } from './entry_batch';
 import { fsyncDir, publishFile, removeFile, TMP_SUFFIX, wrapIo } from '../fs_util';
 import { InMemoryLayer } from './inmemory_layer';
+import { LAYER_KEYS_PAGE, pagedLayerKeys } from './key_stream';
 import type { PreparedBatch } from './ingest';
 import { deltaFileName, imageFileName, type LayerDesc, type ManifestPatch } from './manifest';
 import type { ReadPlanWriter } from '../core/read_plan';
@@ -164,6 +165,21 @@ export class LayerSet {
     }
   }
 
+  /**
+   * Every layer's keys as a sorted stream, for mergeKeys (key_stream.ts): layer files paged through
+   * lazily, the in-memory layers' keys taken now. Every layer file must be local.
+   */
+  keyStreams(pageKeys = LAYER_KEYS_PAGE): Array<Iterator<Buffer>> {
+    const out: Array<Iterator<Buffer>> = [];
+    for (const l of this.historic) {
+      const handle = l.handle;
+      if (handle === null) throw this.notLocal(l.desc.fileName, 'a key listing');
+      out.push(pagedLayerKeys((from, max) => this.core.layerKeys(handle, from, KEY_MAX, max), KEY_MIN, pageKeys));
+    }
+    for (const m of [this.open, ...this.frozen]) out.push(m.keys()[Symbol.iterator]());
+    return out;
+  }
+
   // ---- residency (layer_residency.ts, eviction.ts) ---------------------------------------------
 
   /** The generation of a remote-only layer's object key, or undefined when the layer is local (or unknown). */
@@ -300,7 +316,7 @@ export class LayerSet {
    * `range` and commit it; a key with no page at `lsn` is left out (an image says that a key it
    * covers but lacks does not exist). Returns the existing layer if that image was made before.
    */
-  async writeImageLayer(lsn: Lsn, range: KeyRange, keys: readonly Buffer[], read: PageReader): Promise<LayerDesc> {
+  async writeImageLayer(lsn: Lsn, range: KeyRange, keys: Iterable<Buffer>, read: PageReader): Promise<LayerDesc> {
     const fileName = imageFileName(range.keyStart, range.keyEnd, lsn);
     const existing = this.find(fileName);
     if (existing) return existing;
@@ -309,9 +325,16 @@ export class LayerSet {
       const out = Buffer.allocUnsafe(PAGE_SIZE * IMAGE_BATCH_KEYS);
       const status = new Uint8Array(IMAGE_BATCH_KEYS);
       const counts = new Uint32Array(IMAGE_BATCH_KEYS * COUNTS_PER_REQUEST);
-      for (let start = 0; start < keys.length; start += IMAGE_BATCH_KEYS) {
-        const chunk = keys.slice(start, start + IMAGE_BATCH_KEYS);
+      const it = keys[Symbol.iterator]();
+      for (;;) {
+        const chunk: Buffer[] = [];
+        while (chunk.length < IMAGE_BATCH_KEYS) {
+          const r = it.next();
+          if (r.done === true) break;
+          chunk.push(r.value);
+        }
         const n = chunk.length;
+        if (n === 0) break;
         read(chunk, lsn, out.subarray(0, n * PAGE_SIZE), status.subarray(0, n), counts.subarray(0, n * COUNTS_PER_REQUEST));
         const batch = new EntryBatch(KEY_SIZE);
         for (let i = 0; i < n; i++) {

@@ -19,6 +19,7 @@ import { layersToRemove } from './gc';
 import type { HistogramSummary, IntHistogram } from './histogram';
 import { checkBatchOrder, MAX_RECORD_LSN, prepareRecords, type PreparedBatch } from './ingest';
 import { FULL_KEYSPACE, LayerSet, type SnapshotPartition } from './layer_set';
+import { mergeKeys } from './key_stream';
 import { LsnWaiters } from './lsn_waiters';
 import { type LayerDesc, type Manifest, type ManifestExtensions, MANIFEST_FILE, type ManifestPatch, writeManifest } from './manifest';
 import { ReadPath, type ReadSegment } from './read_path';
@@ -585,7 +586,7 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
     let info: LayerInfo | undefined;
     await this.enqueueWrite('image creation', () => this.withLocalLayers('chain', async () => {
       this.checkAboveGcCutoff(lsn, 'image layer');
-      info = await this.writeImage(lsn, FULL_KEYSPACE.keyStart, FULL_KEYSPACE.keyEnd, this.allKeys());
+      info = await this.writeImage(lsn, FULL_KEYSPACE.keyStart, FULL_KEYSPACE.keyEnd, { [Symbol.iterator]: () => this.keyStream() });
     }));
     return { ...(info as LayerInfo) };
   }
@@ -897,17 +898,20 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
     this.remote?.schedule(next);
   }
 
-  private writeImage(lsn: Lsn, keyStart: Buffer, keyEnd: Buffer, keys: readonly Buffer[]): Promise<LayerDesc> {
+  private writeImage(lsn: Lsn, keyStart: Buffer, keyEnd: Buffer, keys: Iterable<Buffer>): Promise<LayerDesc> {
     return this.layerSet.writeImageLayer(lsn, { keyStart, keyEnd }, keys, (chunk, at, out, status, counts) => {
       this.reads.readInto(chunk, at, out, status, counts, false); // image creation's reads are not user reads
     });
   }
 
-  /** Every key with any record in this timeline or the part of its ancestors it can see, sorted. */
-  private allKeys(): Buffer[] {
-    const seen = new Map<string, Buffer>();
-    for (let t: TimelineImpl | null = this; t !== null; t = t.ancestor) t.layerSet.collectKeys(seen);
-    return [...seen.values()].sort(Buffer.compare);
+  /**
+   * Every key with any record in this timeline or the part of its ancestors it can see, ascending,
+   * streamed: memory is a page of keys per layer file, not the key count (key_stream.ts).
+   */
+  private keyStream(): Iterator<Buffer> {
+    const sources: Array<Iterator<Buffer>> = [];
+    for (let t: TimelineImpl | null = this; t !== null; t = t.ancestor) sources.push(...t.layerSet.keyStreams());
+    return mergeKeys(sources);
   }
 
   /** What compaction and image creation (compaction.ts) may see and do. */
@@ -918,7 +922,7 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
       diskConsistentLsn: this._diskConsistentLsn,
       imageFloorLsn: this._gcCutoffLsn > this.startLsn ? this._gcCutoffLsn : this.startLsn + 1n,
       layers: () => this.layerSet.descs(),
-      allKeys: () => this.allKeys(),
+      keys: () => this.keyStream(),
       writeLayer: (fileName, kind, lsnStart, lsnEnd, keys, produce) => this.layerSet.writeLayerFile(fileName, kind, lsnStart, lsnEnd, keys, produce),
       writeImage: async (lsn, range, keys) => ({ ...(await this.writeImage(lsn, range.keyStart, range.keyEnd, keys)) }),
       replaceLayers: (removed, added) => {
