@@ -8,7 +8,13 @@
  */
 import { KEY_MAX, KEY_MIN, KEY_SIZE } from '../key';
 import { PAGE_SIZE } from '../record';
-import type { KeyRange } from './compaction';
+
+/** A key range [keyStart, keyEnd) of the keyspace and the keys in it, ascending. */
+export interface KeyPartition {
+  keyStart: Buffer;
+  keyEnd: Buffer;
+  keys: Buffer[];
+}
 
 /** Keys asked of a layer file per call: 18 KB of keys held per layer while streaming. */
 export const LAYER_KEYS_PAGE = 1024;
@@ -70,7 +76,7 @@ function nextOf(it: Iterator<Buffer>): Buffer | null {
  * [KEY_MIN, KEY_MAX), each with its keys (an image says a key of its range it lacks does not
  * exist): a range ends where the next one's first key starts. No keys: one range, empty.
  */
-export function* keyPartitions(keys: Iterator<Buffer>, targetBytes: number): Generator<KeyRange & { keys: Buffer[] }> {
+export function* keyPartitions(keys: Iterator<Buffer>, targetBytes: number): Generator<KeyPartition> {
   const perPartition = Math.max(1, Math.floor(targetBytes / PAGE_SIZE));
   let next = nextOf(keys);
   let keyStart = KEY_MIN;
