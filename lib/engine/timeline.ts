@@ -271,7 +271,7 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
   }
 
   /**
-   * Ingest backpressure, as Neon's walreceiver waits for the flush of frozen layers: resolves
+   * Ingest backpressure on frozen layers (the issue's model: Neon's WAL receiver): resolves
    * once no more than maxFrozenLayers frozen layers wait for their flush, so a writer faster than
    * the disk holds at most that many (plus the open layer) in memory. Rejects with the flush
    * failure if one stops writes while waiting. Sync ingest() cannot wait: it keeps accepting, and
