@@ -127,6 +127,14 @@ export class Timeline {
   }
 
   /**
+   * ingest(), then wait while more than the repository's maxFrozenLayers frozen in-memory layers
+   * wait for their flush: the ingest call for a writer that may outrun the disk.
+   */
+  ingestAsync(records: readonly WalRecord[]): Promise<void> {
+    return this.#impl.ingestAsync(records);
+  }
+
+  /**
    * GetPage@LSN: the 8192-byte page as of `lsn`. Waits up to timeoutMs for ingest to reach `lsn`.
    * On a PostgreSQL timeline a block inside its relation that no record wrote reads as zeros, and a
    * block past the relation's end is PAGE_NOT_FOUND.

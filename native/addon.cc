@@ -211,7 +211,8 @@ class JsCore : public Napi::ObjectWrap<JsCore> {
       uint8_t key_end[kKeySize];
       ArgKey(info, 1, "keyStart", key_start);
       ArgKey(info, 2, "keyEnd", key_end);
-      const std::vector<uint8_t> keys = core_->GetLayer(ArgU32(info, 0, "handle")).Keys(key_start, key_end);
+      const uint32_t max_keys = info.Length() >= 4 && !info[3].IsUndefined() ? ArgU32(info, 3, "maxKeys") : UINT32_MAX;
+      const std::vector<uint8_t> keys = core_->GetLayer(ArgU32(info, 0, "handle")).Keys(key_start, key_end, max_keys);
       return CopyToBuffer(info.Env(), keys.data(), keys.size());
     });
   }

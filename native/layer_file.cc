@@ -314,7 +314,7 @@ std::unique_ptr<Layer> Layer::Open(const std::string& path, uint32_t handle, Pag
   return std::unique_ptr<Layer>(new Layer(std::move(file), summary));
 }
 
-std::vector<uint8_t> Layer::Keys(const uint8_t* key_start, const uint8_t* key_end) const {
+std::vector<uint8_t> Layer::Keys(const uint8_t* key_start, const uint8_t* key_end, uint32_t max_keys) const {
   std::vector<uint8_t> keys;
   std::vector<uint8_t> node(kBlockSize);
   BtreeCursor cursor(*file_, geometry_, ReadMode::kCached, node.data());
@@ -330,6 +330,7 @@ std::vector<uint8_t> Layer::Keys(const uint8_t* key_start, const uint8_t* key_en
     const uint8_t* k = cursor.key();
     if (std::memcmp(k, key_end, kKeySize) >= 0) break;
     if (keys.size() >= kKeySize && std::memcmp(keys.data() + keys.size() - kKeySize, k, kKeySize) == 0) continue;
+    if (keys.size() / kKeySize >= max_keys) break;
     keys.insert(keys.end(), k, k + kKeySize);
   }
   return keys;

@@ -106,7 +106,9 @@ class Layer {
 
   // Sorted distinct 18-byte keys in [key_start, key_end), concatenated: one descent to key_start,
   // then the leaves in order.
-  std::vector<uint8_t> Keys(const uint8_t* key_start, const uint8_t* key_end) const;
+  // Distinct keys in [key_start, key_end), ascending, at most max_keys of them (a caller pages
+  // through a large layer by asking again from the key after the last one).
+  std::vector<uint8_t> Keys(const uint8_t* key_start, const uint8_t* key_end, uint32_t max_keys) const;
   // Full check of every block, the index and every blob; returns the entry count.
   uint64_t Verify() const;
 

@@ -58,20 +58,15 @@ const impl = process.env.STRATA_IMPL === 'ts' ? 'ts' : 'native';
 async function openRepo(dir, extra = {}) {
   return Repository.open(dir, {
     implementation: impl, pageCacheBytes: PAGE_CACHE_BYTES, checkpointDistance: CHECKPOINT_DISTANCE_BYTES,
-    compactionThreshold: 1_000_000, l0FlushDelayThreshold: 0, l0FlushStallThreshold: 0, ...extra,
+    compactionThreshold: 1_000_000, l0FlushDelayThreshold: 0, l0FlushStallThreshold: 0, maxFrozenLayers: MAX_FROZEN_LAYERS, ...extra,
   });
 }
 
 /**
- * ingest() never waits for flushes: frozen layers queue in memory while the disk lags, so a
- * writer that keeps memory bounded waits for them, as this one does past MAX_FROZEN_LAYERS.
+ * Frozen layers ingestAsync lets wait for their flush (the repository's maxFrozenLayers): the
+ * writers ingest through it, so a disk slower than the writer makes them wait, not memory grow.
  */
 const MAX_FROZEN_LAYERS = 1;
-const FROZEN_POLL_MS = 5;
-async function yieldToFlushes(tl) {
-  await new Promise((r) => setImmediate(r));
-  while (tl.stats().frozenLayers > MAX_FROZEN_LAYERS) await new Promise((r) => setTimeout(r, FROZEN_POLL_MS));
-}
 
 /** Fields named for bytes (…Rss, …Bytes, vmHwm, bound) print in MB. */
 const BYTE_FIELD = /Rss$|Bytes$|^vmHwm$|^bound$/i;
@@ -105,13 +100,12 @@ async function ingestVersions(tl, keys, versions, lsn) {
         batch.push({ lsn, key: keyOf(i), kind: 'patch', offset: 8 + (v % 64) * 8, data });
       }
       if (batch.length === BATCH) {
-        tl.ingest(batch);
+        await tl.ingestAsync(batch);
         batch = [];
-        await yieldToFlushes(tl);
       }
     }
   }
-  if (batch.length > 0) tl.ingest(batch);
+  if (batch.length > 0) await tl.ingestAsync(batch);
   return lsn;
 }
 
@@ -162,8 +156,7 @@ async function campaignImport(root) {
   for (let start = 0; start < pages; start += BATCH) {
     const batch = [];
     for (let i = start; i < Math.min(pages, start + BATCH); i++) batch.push({ lsn: (lsn += LSN_PER_RECORD), key: keyOf(i), kind: 'image', page: pageImage(i, 1) });
-    tl.ingest(batch);
-    await yieldToFlushes(tl);
+    await tl.ingestAsync(batch);
   }
   await tl.flush();
   const secs = (Date.now() - t0) / 1000;

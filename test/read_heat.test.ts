@@ -33,7 +33,7 @@ describe('heat policy', () => {
       [id(2 * 500), 3 * HOT], // alone: 1 page
       [id(2 * (600 + HOT_RANGE_MAX_GAP + 2)), HOT], [id(2 * 600), HOT], // HOT_RANGE_MAX_GAP + 1 cold keys between: two groups
     ]);
-    const chosen = chooseHotRanges(KEYS, heat);
+    const chosen = chooseHotRanges(() => KEYS, heat);
     expect(chosen.map((r) => [num(r.keyStart), num(r.keyEnd), r.keys.length, r.score])).toEqual([
       [1000, 1001, 1, 3 * HOT],
       [20, 25, 3, 2 * HOT], // 2 HOT over 3 + overhead pages
@@ -46,7 +46,7 @@ describe('heat policy', () => {
   it('caps a group at HOT_RANGE_PAGES keys', () => {
     const heat = new Map<string, number>();
     for (let i = 0; i < 2 * HOT_RANGE_PAGES; i++) heat.set(id(2 * i), HOT);
-    const chosen = chooseHotRanges(KEYS, heat);
+    const chosen = chooseHotRanges(() => KEYS, heat);
     expect(chosen.map((r) => r.keys.length)).toEqual([HOT_RANGE_PAGES, HOT_RANGE_PAGES]);
     expect(num(chosen[1].keyStart)).toBe(2 * HOT_RANGE_PAGES);
   });
@@ -54,9 +54,9 @@ describe('heat policy', () => {
   it('skips groups whose heat is below the minimum per page they cost, and keys it does not know', () => {
     const enough = HEAT_MIN_SAVING_PER_PAGE * (1 + HOT_IMAGE_OVERHEAD_PAGES);
     const heat = new Map<string, number>([[id(40), enough - 1], [id(3), 1e9]]); // 3: not a key here
-    expect(chooseHotRanges(KEYS, heat)).toEqual([]);
+    expect(chooseHotRanges(() => KEYS, heat)).toEqual([]);
     heat.set(id(40), enough);
-    expect(chooseHotRanges(KEYS, heat).map((r) => num(r.keyStart))).toEqual([40]);
+    expect(chooseHotRanges(() => KEYS, heat).map((r) => num(r.keyStart))).toEqual([40]);
   });
 
   it('earns budget from bytes written up to a cap, keeps spent bytes out of the basis, forgets imaged keys, and decays', () => {

@@ -98,9 +98,10 @@ export interface Core {
   layerSummary(handle: number): LayerSummary;
   /**
    * Sorted distinct 18-byte keys of the layer, concatenated; only those in [keyStart, keyEnd)
-   * when given (a B-tree descent to keyStart, not a scan from the first key).
+   * when given (a B-tree descent to keyStart, not a scan from the first key), and at most maxKeys
+   * of them (default: all), so a caller can page through a large layer.
    */
-  layerKeys(handle: number, keyStart?: Buffer, keyEnd?: Buffer): Buffer;
+  layerKeys(handle: number, keyStart?: Buffer, keyEnd?: Buffer, maxKeys?: number): Buffer;
   /**
    * Read every block of the file (bypassing the cache), check checksums, index structure and every
    * blob; returns the number of entries. CORRUPT_LAYER names the first fault.

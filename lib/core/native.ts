@@ -28,7 +28,7 @@ export interface NativeCoreHandle {
   cacheContains(fileId: number, blkno: number): boolean;
   openLayer(path: string): number;
   layerSummary(handle: number): NativeLayerSummary;
-  layerKeys(handle: number, keyStart: Buffer, keyEnd: Buffer): Buffer;
+  layerKeys(handle: number, keyStart: Buffer, keyEnd: Buffer, maxKeys?: number): Buffer;
   verifyLayer(handle: number): number;
   closeLayer(handle: number): void;
   createLayerMap(): number;
@@ -327,8 +327,8 @@ class NativeCore implements Core {
     return { ...s, codec: toCodecId(s.codec) };
   }
 
-  layerKeys(handle: number, keyStart: Buffer = KEY_MIN, keyEnd: Buffer = KEY_MAX): Buffer {
-    return call(() => this.c.layerKeys(handle, keyStart, keyEnd));
+  layerKeys(handle: number, keyStart: Buffer = KEY_MIN, keyEnd: Buffer = KEY_MAX, maxKeys?: number): Buffer {
+    return call(() => this.c.layerKeys(handle, keyStart, keyEnd, maxKeys));
   }
 
   verifyLayer(handle: number): number {

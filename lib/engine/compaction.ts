@@ -19,12 +19,12 @@ import { BtreeCursor, compareBytes } from '../core/ts/disk_btree';
 import { EntryBatch, WRITE_BATCH_ENTRIES, yieldToEventLoop } from './entry_batch';
 import { StrataError } from '../errors';
 import { BLOCK_SIZE, DELTA_INDEX_KEY_SIZE } from '../core/format';
-import { KEY_MAX, KEY_MIN, KEY_SIZE, keyToHex } from '../key';
+import { KEY_MAX, KEY_SIZE, keyToHex } from '../key';
 import { type Layer, openLayerFile } from '../core/ts/layer_file';
 import type { Lsn } from '../lsn';
 import { deltaFileName, type LayerDesc } from './manifest';
+import { keyPartitions } from './key_stream';
 import { PageCache } from '../core/ts/page_cache';
-import { PAGE_SIZE } from '../record';
 
 /** One entry of a delta layer: index key (key ‖ LSN), will_init, and the blob as stored. */
 export interface DeltaEntry {
@@ -276,10 +276,10 @@ export interface CompactionHost {
   /** Images may not go below this LSN (the GC cutoff, or just above the branch point). */
   imageFloorLsn: Lsn;
   layers(): readonly LayerDesc[];
-  /** Every key the timeline can see, sorted; yields between layers. */
-  allKeys(): Promise<Buffer[]>;
+  /** Every key the timeline can see, ascending, streamed (key_stream.ts). */
+  keys(): Iterator<Buffer>;
   writeLayer(fileName: string, kind: LayerKind, lsnStart: Lsn, lsnEnd: Lsn, keys: KeyRange, produce: (append: (b: EntryBatch) => void) => Promise<void>): Promise<number>;
-  writeImage(lsn: Lsn, range: KeyRange, keys: readonly Buffer[]): Promise<LayerDesc>;
+  writeImage(lsn: Lsn, range: KeyRange, keys: Iterable<Buffer>): Promise<LayerDesc>;
   /** Swap layers atomically (manifest, then layer map), then delete the removed files. */
   replaceLayers(removed: readonly string[], added: readonly LayerDesc[]): Promise<void>;
 }
@@ -345,7 +345,7 @@ export async function createImageLayers(host: CompactionHost, force: boolean, re
   const lsn = host.diskConsistentLsn;
   if (lsn < host.imageFloorLsn) return;
   const layers = host.layers();
-  for (const part of partitionKeyspace(await host.allKeys(), host.config.compactionTargetSize)) {
+  for (const part of keyPartitions(host.keys(), host.config.compactionTargetSize)) {
     const start = keyToHex(part.keyStart);
     const end = keyToHex(part.keyEnd);
     const newestImage = layers
@@ -361,20 +361,4 @@ export async function createImageLayers(host: CompactionHost, force: boolean, re
     report.imageLayersCreated.push(info);
     report.bytesWritten += info.sizeBytes;
   }
-}
-
-/**
- * Cut the keyspace into ranges of about compactionTargetSize / 8192 keys that together tile
- * [KEY_MIN, KEY_MAX), each with its keys (an image says a key of its range it lacks does not exist).
- */
-export function partitionKeyspace(keys: readonly Buffer[], targetBytes: number): Array<KeyRange & { keys: Buffer[] }> {
-  const perPartition = Math.max(1, Math.floor(targetBytes / PAGE_SIZE));
-  const parts: Array<KeyRange & { keys: Buffer[] }> = [];
-  for (let i = 0; i < keys.length || parts.length === 0; i += perPartition) {
-    const chunk = keys.slice(i, i + perPartition);
-    const keyStart = parts.length === 0 ? KEY_MIN : chunk[0];
-    const keyEnd = i + perPartition < keys.length ? keys[i + perPartition] : KEY_MAX;
-    parts.push({ keyStart, keyEnd, keys: chunk });
-  }
-  return parts;
 }

@@ -18,6 +18,7 @@ import { level0, type KeyRange } from './compaction';
 import { EntryBatch, yieldToEventLoop } from './entry_batch';
 import { fsyncDir, fsyncDirAsync, removeFile, removeFileAsync, renameFileAsync, TMP_SUFFIX, wrapIo } from '../fs_util';
 import { InMemoryLayer } from './inmemory_layer';
+import { LAYER_KEYS_PAGE, pagedLayerKeys } from './key_stream';
 import type { PreparedBatch } from './ingest';
 import { deltaFileName, imageFileName, type LayerDesc, type Manifest, type ManifestPatch } from './manifest';
 import type { ReadPlanWriter } from '../core/read_plan';
@@ -63,6 +64,7 @@ export class LayerSet {
   private readonly remoteOnly: Map<string, number>;
   /** Compactions and image creations running over these layers: eviction leaves them alone. */
   pins = 0;
+  private layerVersion = 0;
   /** Bytes written, for write-amplification metrics. */
   readonly written = { flushed: 0, compacted: 0, images: 0 };
 
@@ -159,25 +161,6 @@ export class LayerSet {
     this.collectInMemoryKeys(seen, start, end);
   }
 
-  /**
-   * collectKeys for image creation, yielding after each layer file (a layer's key listing walks
-   * its whole index). A swap meanwhile (an ancestor's compaction) may replace layers: each step
-   * lists a layer of the current set not listed yet, and the last step, with none left, takes the
-   * in-memory keys too, so every key is seen (a key of a layer swapped out after listing is
-   * still in its replacement; one too many only costs a not-found read).
-   */
-  async collectKeysAsync(seen: Map<string, Buffer>): Promise<void> {
-    const listed = new Set<string>();
-    for (;;) {
-      const l = this.historic.find((h) => !listed.has(h.desc.fileName));
-      if (l === undefined) break;
-      listed.add(l.desc.fileName);
-      this.collectLayerKeys(l, seen, KEY_MIN, KEY_MAX);
-      await yieldToEventLoop();
-    }
-    this.collectInMemoryKeys(seen, KEY_MIN, KEY_MAX);
-  }
-
   private collectLayerKeys(l: HistoricLayer, seen: Map<string, Buffer>, start: Buffer, end: Buffer): void {
     if (Buffer.compare(keyFromHex(l.desc.keyEnd), start) <= 0 || Buffer.compare(end, keyFromHex(l.desc.keyStart)) <= 0) return;
     if (l.handle === null) throw this.notLocal(l.desc.fileName, 'a key listing');
@@ -192,6 +175,26 @@ export class LayerSet {
     for (const m of [this.open, ...this.frozen]) {
       for (const k of m.keys()) if (Buffer.compare(k, start) >= 0 && Buffer.compare(k, end) < 0) seen.set(k.toString('latin1'), k);
     }
+  }
+
+  /**
+   * Every layer's keys as a sorted stream, for mergeKeys (key_stream.ts): layer files paged through
+   * lazily, the in-memory layers' keys taken now. Every layer file must be local.
+   */
+  keyStreams(start: Buffer = KEY_MIN, pageKeys = LAYER_KEYS_PAGE): Array<Iterator<Buffer>> {
+    const out: Array<Iterator<Buffer>> = [];
+    for (const l of this.historic) {
+      const handle = l.handle;
+      if (handle === null) throw this.notLocal(l.desc.fileName, 'a key listing');
+      out.push(pagedLayerKeys((from, max) => this.core.layerKeys(handle, from, KEY_MAX, max), start, pageKeys));
+    }
+    for (const m of [this.open, ...this.frozen]) out.push(m.keys().filter((k) => Buffer.compare(k, start) >= 0)[Symbol.iterator]());
+    return out;
+  }
+
+  /** Moves whenever the layer files change (a swap, a download): key streams rebuild on it. */
+  get version(): number {
+    return this.layerVersion;
   }
 
   // ---- residency (layer_residency.ts, eviction.ts) ---------------------------------------------
@@ -276,6 +279,7 @@ export class LayerSet {
   }
 
   private syncLayerMap(): void {
+    this.layerVersion++;
     const handles: number[] = [];
     for (const l of this.historic) if (l.handle !== null) handles.push(l.handle);
     this.core.setLayerMap(this.mapId, handles);
@@ -307,8 +311,8 @@ export class LayerSet {
     const sizeBytes = await this.writeLayerFile(fileName, 'delta', lsnStart, lsnEnd, FULL_KEYSPACE, async (append) => {
       let batch = new EntryBatch(DELTA_INDEX_KEY_SIZE);
       for (const h of layer.sortedHistories()) {
-        for (let i = 0; i < h.lsns.length; i++) {
-          batch.add(h.key, h.lsns[i], encodeBlob(codec, h.records[i]), recordWillInit(h.records[i]));
+        for (const { lsn, record } of h.records()) {
+          batch.add(h.key, lsn, encodeBlob(codec, record), recordWillInit(record));
           if (batch.isFull()) {
             append(batch);
             batch = new EntryBatch(DELTA_INDEX_KEY_SIZE);
@@ -330,7 +334,7 @@ export class LayerSet {
    * `range` and commit it; a key with no page at `lsn` is left out (an image says that a key it
    * covers but lacks does not exist). Returns the existing layer if that image was made before.
    */
-  async writeImageLayer(lsn: Lsn, range: KeyRange, keys: readonly Buffer[], read: PageReader): Promise<LayerDesc> {
+  async writeImageLayer(lsn: Lsn, range: KeyRange, keys: Iterable<Buffer>, read: PageReader): Promise<LayerDesc> {
     const fileName = imageFileName(range.keyStart, range.keyEnd, lsn);
     const existing = this.find(fileName);
     if (existing) return existing;
@@ -339,9 +343,16 @@ export class LayerSet {
       const out = Buffer.allocUnsafe(PAGE_SIZE * IMAGE_BATCH_KEYS);
       const status = new Uint8Array(IMAGE_BATCH_KEYS);
       const counts = new Uint32Array(IMAGE_BATCH_KEYS * COUNTS_PER_REQUEST);
-      for (let start = 0; start < keys.length; start += IMAGE_BATCH_KEYS) {
-        const chunk = keys.slice(start, start + IMAGE_BATCH_KEYS);
+      const it = keys[Symbol.iterator]();
+      for (;;) {
+        const chunk: Buffer[] = [];
+        while (chunk.length < IMAGE_BATCH_KEYS) {
+          const r = it.next();
+          if (r.done === true) break;
+          chunk.push(r.value);
+        }
         const n = chunk.length;
+        if (n === 0) break;
         read(chunk, lsn, out.subarray(0, n * PAGE_SIZE), status.subarray(0, n), counts.subarray(0, n * COUNTS_PER_REQUEST));
         const batch = new EntryBatch(KEY_SIZE);
         for (let i = 0; i < n; i++) {

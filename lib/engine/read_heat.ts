@@ -101,15 +101,9 @@ export class ReadHeat {
  * HOT_IMAGE_OVERHEAD_PAGES for its file's fixed blocks, best heat per written page first (the caller writes them while its byte budget lasts). A group's range is
  * [its first key, just past its last key), so it holds exactly the keys between, as an image must.
  */
-export function chooseHotRanges(keys: readonly Buffer[], heat: ReadonlyMap<string, number>): HotRange[] {
-  if (keys.length === 0 || heat.size === 0) return [];
-  const hot: Array<{ pos: number; h: number }> = [];
-  for (const [id, h] of heat) {
-    const k = Buffer.from(id, 'latin1');
-    const pos = lowerBound(keys, k);
-    if (pos < keys.length && keys[pos].compare(k, 0, KEY_SIZE, 0, KEY_SIZE) === 0) hot.push({ pos, h }); // else not a key of this timeline
-  }
-  hot.sort((a, b) => a.pos - b.pos);
+export function chooseHotRanges(keys: () => Iterable<Buffer>, heat: ReadonlyMap<string, number>): HotRange[] {
+  if (heat.size === 0) return [];
+  const hot = heatedPositions(keys(), heat);
   const cost = (g: { first: number; last: number }): number => g.last - g.first + 1 + HOT_IMAGE_OVERHEAD_PAGES;
   const density = (g: { first: number; last: number; score: number }): number => g.score / cost(g);
   const groups: Array<{ first: number; last: number; score: number }> = [];
@@ -127,24 +121,51 @@ export function chooseHotRanges(keys: readonly Buffer[], heat: ReadonlyMap<strin
     }
     groups.push(alone);
   }
-  return groups
+  const chosen = groups
     .filter((g) => g.score >= HEAT_MIN_SAVING_PER_PAGE * cost(g))
-    .sort((a, b) => b.score / cost(b) - a.score / cost(a) || a.first - b.first)
-    .map((g) => {
-      const runKeys = keys.slice(g.first, g.last + 1);
-      return { keyStart: runKeys[0], keyEnd: keySuccessor(runKeys[runKeys.length - 1]), keys: runKeys, score: g.score };
-    });
+    .sort((a, b) => b.score / cost(b) - a.score / cost(a) || a.first - b.first);
+  const runs = runKeys(keys(), chosen);
+  return chosen.map((g, i) => {
+    const run = runs[i];
+    return { keyStart: run[0], keyEnd: keySuccessor(run[run.length - 1]), keys: run, score: g.score };
+  });
 }
 
-function lowerBound(keys: readonly Buffer[], k: Buffer): number {
-  let lo = 0;
-  let hi = keys.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (keys[mid].compare(k, 0, KEY_SIZE, 0, KEY_SIZE) < 0) lo = mid + 1;
-    else hi = mid;
+/**
+ * First pass over the ascending key stream: each heated key's position in it, ascending (a heated
+ * id that is no longer a key of the timeline is dropped). Ids are latin1, so they sort as bytes.
+ */
+function heatedPositions(keys: Iterable<Buffer>, heat: ReadonlyMap<string, number>): Array<{ pos: number; h: number }> {
+  const ids = [...heat.keys()].sort();
+  const hot: Array<{ pos: number; h: number }> = [];
+  let j = 0;
+  let pos = 0;
+  for (const k of keys) {
+    if (j >= ids.length) break;
+    const id = k.toString('latin1', 0, KEY_SIZE);
+    while (j < ids.length && ids[j] < id) j++;
+    if (j < ids.length && ids[j] === id) {
+      hot.push({ pos, h: heat.get(id) as number });
+      j++;
+    }
+    pos++;
   }
-  return lo;
+  return hot;
+}
+
+/** Second pass: the keys at positions [first, last] of each (disjoint) group, in the groups' order. */
+function runKeys(keys: Iterable<Buffer>, groups: ReadonlyArray<{ first: number; last: number }>): Buffer[][] {
+  const runs = groups.map((): Buffer[] => []);
+  const order = groups.map((g, i) => ({ g, i })).sort((a, b) => a.g.first - b.g.first);
+  let next = 0;
+  let pos = 0;
+  for (const k of keys) {
+    while (next < order.length && order[next].g.last < pos) next++;
+    if (next >= order.length) break;
+    if (pos >= order[next].g.first) runs[order[next].i].push(Buffer.from(k));
+    pos++;
+  }
+  return runs;
 }
 
 /** What the timeline hands the heat pass besides the compaction host. */
@@ -173,7 +194,7 @@ export async function createHotImages(host: CompactionHost, o: HeatPassOptions, 
   // Listing the keys costs a walk of every layer's index: only when heat and credit are there.
   if (lsn >= host.imageFloorLsn && o.heat.tracked.size > 0 && o.heat.credit > 0) {
     const layers = host.layers();
-    for (const r of chooseHotRanges(host.allKeys(), o.heat.tracked)) {
+    for (const r of chooseHotRanges(() => ({ [Symbol.iterator]: () => host.keys() }), o.heat.tracked)) {
       if (o.heat.credit <= 0) break;
       const start = keyToHex(r.keyStart);
       const end = keyToHex(r.keyEnd);

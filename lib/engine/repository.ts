@@ -45,6 +45,8 @@ function defaultPageCachePolicy(): PageCachePolicy {
   return v as PageCachePolicy;
 }
 export const DEFAULT_CHECKPOINT_DISTANCE = 256 * 1024 * 1024;   // bytes of WAL per L0 layer
+/** Frozen layers the async ingest paths let wait for their flush: one flushing, one queued behind it. */
+export const DEFAULT_MAX_FROZEN_LAYERS = 2;
 // Compaction and GC defaults are Neon's (docs/ARCHITECTURE.md, "Compaction").
 export const DEFAULT_COMPACTION_THRESHOLD = 10;                 // L0 layers
 export const DEFAULT_COMPACTION_UPPER_LIMIT = 20;               // L0 layers merged at most per run
@@ -83,6 +85,12 @@ export interface RepositoryOptions {
   maxOpenLayerFiles?: number;
   /** Bytes of records in the open layer before it is frozen and flushed as an L0 layer. */
   checkpointDistance?: number;
+  /**
+   * Frozen in-memory layers (each about checkpointDistance) past which ingestAsync and the
+   * PostgreSQL WAL ingest (ingestPgWal, followPostgres) wait for flushes; 0 waits until every
+   * frozen layer is flushed. Sync ingest() does not wait (docs/RELIABILITY.md, "Resource limits").
+   */
+  maxFrozenLayers?: number;
   /** Codec for values in new layer files: 'lz4' (default), 'zstd' or 'none'. */
   compression?: CompressionName;
   compactionThreshold?: number;
@@ -611,7 +619,7 @@ export class RepositoryImpl {
       compactionUpperLimit: o.compactionUpperLimit, compactionTargetSize: o.compactionTargetSize,
       imageCreationThreshold: o.imageCreationThreshold, gcHorizon: o.gcHorizon,
       l0FlushDelayThreshold: o.l0FlushDelayThreshold, l0FlushStallThreshold: o.l0FlushStallThreshold,
-      offloadCachedReads: o.offloadCachedReads, heatImageBudget: o.heatImageBudget,
+      offloadCachedReads: o.offloadCachedReads, heatImageBudget: o.heatImageBudget, maxFrozenLayers: o.maxFrozenLayers,
     };
   }
 
@@ -793,6 +801,7 @@ function resolveOptions(o: RepositoryOptions): ResolvedOptions {
     offloadCachedReads,
     pageCacheBytes, pageCachePolicy, checkpointDistance, compression, gcHorizon, compactionThreshold,
     maxOpenLayerFiles: positiveInt(o.maxOpenLayerFiles, DEFAULT_MAX_OPEN_LAYER_FILES, 'maxOpenLayerFiles'),
+    maxFrozenLayers: nonNegativeInt(o.maxFrozenLayers, DEFAULT_MAX_FROZEN_LAYERS, 'maxFrozenLayers'),
     l0FlushDelayThreshold: nonNegativeInt(o.l0FlushDelayThreshold, L0_FLUSH_DELAY_FACTOR * compactionThreshold, 'l0FlushDelayThreshold'),
     l0FlushStallThreshold: nonNegativeInt(o.l0FlushStallThreshold, L0_FLUSH_STALL_FACTOR * compactionThreshold, 'l0FlushStallThreshold'),
     compactionUpperLimit: positiveInt(o.compactionUpperLimit, DEFAULT_COMPACTION_UPPER_LIMIT, 'compactionUpperLimit'),

@@ -19,6 +19,7 @@ import { layersToRemove } from './gc';
 import type { HistogramSummary, IntHistogram } from './histogram';
 import { checkBatchOrder, MAX_RECORD_LSN, prepareRecords, type PreparedBatch } from './ingest';
 import { FULL_KEYSPACE, LayerSet, type SnapshotPartition } from './layer_set';
+import { resumableKeys } from './key_stream';
 import { LsnWaiters } from './lsn_waiters';
 import { type LayerDesc, type Manifest, type ManifestExtensions, MANIFEST_FILE, type ManifestPatch, writeManifest, writeManifestAsync } from './manifest';
 import { ReadPath, type ReadSegment } from './read_path';
@@ -58,6 +59,8 @@ export interface TimelineConfig {
   offloadCachedReads: boolean;
   /** Bytes of heat-driven image layers allowed per byte otherwise written (read_heat.ts); 0 = off. */
   heatImageBudget: number;
+  /** Frozen in-memory layers past which the async ingest paths wait for flushes (ingestAsync, PostgreSQL WAL). */
+  maxFrozenLayers: number;
 }
 
 /** What one gc() did. */
@@ -152,6 +155,8 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
   private serial: Promise<void> = Promise.resolve();
   /** A failed flush: ingest and flush refuse with it until the repository is reopened. */
   private writeFailure: StrataError | null = null;
+  /** Ingest waiting for frozen layers to flush (waitForFrozenLayers). */
+  private frozenWaiters: Array<() => void> = [];
   private closed = false;
   private readonly counters = { flushDelays: 0, flushStalls: 0, gcBytesRemoved: 0 };
   /** Uploads each committed manifest's layers and index to remote storage, when there is one. */
@@ -266,6 +271,32 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
   ingest(records: readonly WalRecord[]): void {
     this.checkWritable();
     this.apply(prepareRecords(records, this._lastRecordLsn, this.name));
+  }
+
+  /** ingest(), then wait while frozen layers exceed maxFrozenLayers (waitForFrozenLayers). */
+  async ingestAsync(records: readonly WalRecord[]): Promise<void> {
+    this.ingest(records);
+    await this.waitForFrozenLayers();
+  }
+
+  /**
+   * Ingest backpressure on frozen layers (the issue's model: Neon's WAL receiver): resolves
+   * once no more than maxFrozenLayers frozen layers wait for their flush, so a writer faster than
+   * the disk holds at most that many (plus the open layer) in memory. Rejects with the flush
+   * failure if one stops writes while waiting. Sync ingest() cannot wait: it keeps accepting, and
+   * the flush of what it froze is already queued.
+   */
+  async waitForFrozenLayers(): Promise<void> {
+    if (this.layerSet.frozenCount > 0 && this.layerSet.frozenCount <= this.config.maxFrozenLayers) {
+      // Under the budget with a flush running: one event-loop turn lets its I/O callbacks run, so
+      // a writer that never has to wait does not starve the flush until the budget is reached.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    while (this.layerSet.frozenCount > this.config.maxFrozenLayers) {
+      this.checkWritable();
+      await new Promise<void>((resolve) => this.frozenWaiters.push(resolve));
+    }
+    this.checkWritable();
   }
 
   /** Records the engine built itself (PostgreSQL WAL ingest): LSN rules checked, values trusted. */
@@ -564,7 +595,7 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
     let info: LayerInfo | undefined;
     await this.enqueueWrite('image creation', () => this.withLocalLayers('chain', async () => {
       this.checkAboveGcCutoff(lsn, 'image layer');
-      info = await this.writeImage(lsn, FULL_KEYSPACE.keyStart, FULL_KEYSPACE.keyEnd, await this.allKeys());
+      info = await this.writeImage(lsn, FULL_KEYSPACE.keyStart, FULL_KEYSPACE.keyEnd, { [Symbol.iterator]: () => this.keyStream() });
     }));
     return { ...(info as LayerInfo) };
   }
@@ -848,9 +879,18 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
       } catch (e) {
         this.writeFailure = writeFailure(this.name, 'a flush', e);
         throw this.writeFailure;
+      } finally {
+        this.wakeFrozenWaiters();
       }
       await this.applyBackpressure(performance.now() - started);
     }
+  }
+
+  /** A frozen layer was flushed (or the flush failed): ingest waiting on the budget re-checks. */
+  private wakeFrozenWaiters(): void {
+    const waiting = this.frozenWaiters;
+    this.frozenWaiters = [];
+    for (const wake of waiting) wake();
   }
 
   /**
@@ -893,20 +933,23 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
     this.remote?.schedule(written);
   }
 
-  private writeImage(lsn: Lsn, keyStart: Buffer, keyEnd: Buffer, keys: readonly Buffer[]): Promise<LayerDesc> {
+  private writeImage(lsn: Lsn, keyStart: Buffer, keyEnd: Buffer, keys: Iterable<Buffer>): Promise<LayerDesc> {
     return this.layerSet.writeImageLayer(lsn, { keyStart, keyEnd }, keys, (chunk, at, out, status, counts) => {
       this.reads.readInto(chunk, at, out, status, counts, false); // image creation's reads are not user reads
     });
   }
 
   /**
-   * Every key with any record in this timeline or the part of its ancestors it can see, sorted;
-   * yields between layer files (collectKeysAsync).
+   * Every key with any record in this timeline or the part of its ancestors it can see, ascending,
+   * streamed: memory is a page of keys per layer file, not the key count (key_stream.ts).
    */
-  private async allKeys(): Promise<Buffer[]> {
-    const seen = new Map<string, Buffer>();
-    for (let t: TimelineImpl | null = this; t !== null; t = t.ancestor) await t.layerSet.collectKeysAsync(seen);
-    return [...seen.values()].sort(Buffer.compare);
+  private keyStream(): Iterator<Buffer> {
+    const chain: TimelineImpl[] = [];
+    for (let t: TimelineImpl | null = this; t !== null; t = t.ancestor) chain.push(t);
+    return resumableKeys(
+      (from) => chain.flatMap((t) => t.layerSet.keyStreams(from)),
+      () => chain.reduce((v, t) => v + t.layerSet.version, 0),
+    );
   }
 
   /** What compaction and image creation (compaction.ts) may see and do. */
@@ -917,7 +960,7 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
       diskConsistentLsn: this._diskConsistentLsn,
       imageFloorLsn: this._gcCutoffLsn > this.startLsn ? this._gcCutoffLsn : this.startLsn + 1n,
       layers: () => this.layerSet.descs(),
-      allKeys: () => this.allKeys(),
+      keys: () => this.keyStream(),
       writeLayer: (fileName, kind, lsnStart, lsnEnd, keys, produce) => this.layerSet.writeLayerFile(fileName, kind, lsnStart, lsnEnd, keys, produce),
       writeImage: async (lsn, range, keys) => ({ ...(await this.writeImage(lsn, range.keyStart, range.keyEnd, keys)) }),
       replaceLayers: async (removed, added) => {

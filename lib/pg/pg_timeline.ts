@@ -92,6 +92,7 @@ export async function ingestWal(tl: TimelineImpl, source: WalSource, opts: Inges
       // What this chunk completed goes to the timeline now, not at the next full batch: a live
       // stream (followPostgres) may wait long for its next chunk, and readers wait for these LSNs.
       ingest.submit();
+      await tl.waitForFrozenLayers();
     }
     if (!ended) {
       decoder.finish();

@@ -151,7 +151,10 @@ export class WalIngest {
     await this.state.ingest(rec);
     this.report.records++;
     this.report.endLsn = lsn;
-    if (this.pending.length >= BATCH_VALUES) this.submit();
+    if (this.pending.length >= BATCH_VALUES) {
+      this.submit();
+      await this.tl.waitForFrozenLayers(); // backpressure: a WAL stream faster than the disk waits here
+    }
   }
 
   /** Send what is pending; returns the report so far. */

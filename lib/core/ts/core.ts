@@ -5,7 +5,7 @@
 import { DEFAULT_MAX_OPEN_LAYER_FILES, type Core, type CoreOptions, type LayerSummary, type LayerWriter, type LayerWriterOptions } from '../core';
 import { StrataError } from '../../errors';
 import { KEY_MAX, KEY_MIN, KEY_SIZE } from '../../key';
-import { Layer, StreamingLayerWriter, layerKeys, openLayerFile, publicSummary, verifyLayer } from './layer_file';
+import { Layer, MAX_KEYS_UNLIMITED, StreamingLayerWriter, layerKeys, openLayerFile, publicSummary, verifyLayer } from './layer_file';
 import { LayerMap } from './layer_map';
 import { withCacheOnlyReads } from './block_io';
 import { PageCache } from './page_cache';
@@ -54,10 +54,10 @@ class TsCore implements Core {
     return publicSummary(this.layer(handle).summary);
   }
 
-  layerKeys(handle: number, keyStart: Buffer = KEY_MIN, keyEnd: Buffer = KEY_MAX): Buffer {
+  layerKeys(handle: number, keyStart: Buffer = KEY_MIN, keyEnd: Buffer = KEY_MAX, maxKeys: number = MAX_KEYS_UNLIMITED): Buffer {
     checkKeyArg(keyStart, 'keyStart');
     checkKeyArg(keyEnd, 'keyEnd');
-    return layerKeys(this.layer(handle), keyStart, keyEnd);
+    return layerKeys(this.layer(handle), keyStart, keyEnd, maxKeys);
   }
 
   verifyLayer(handle: number): number {

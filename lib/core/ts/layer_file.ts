@@ -210,13 +210,14 @@ export function openLayerFile(path: string, handle: number, cache: PageCache, ha
   }
 }
 
-/** Sorted distinct 18-byte keys of the layer, walking the contiguous leaves in order. */
-export function layerKeys(layer: Layer, keyStart: Buffer, keyEnd: Buffer): Buffer {
+/** Sorted distinct 18-byte keys of the layer in [keyStart, keyEnd), at most maxKeys, walking the contiguous leaves in order. */
+export function layerKeys(layer: Layer, keyStart: Buffer, keyEnd: Buffer, maxKeys = MAX_KEYS_UNLIMITED): Buffer {
   const cur = new BtreeCursor();
   const out: Buffer[] = [];
   const chunk = (): Buffer => Buffer.allocUnsafe(KEY_CHUNK_KEYS * KEY_SIZE);
   let buf = chunk();
   let n = 0;
+  let total = 0;
   let prev: Buffer | null = null;
   // Index keys are the page key (images) or key ‖ LSN (deltas): search (keyStart, LSN 0) and step
   // to the first entry at or after it.
@@ -229,6 +230,8 @@ export function layerKeys(layer: Layer, keyStart: Buffer, keyEnd: Buffer): Buffe
     const off = cur.keyOff();
     if (compareBytes(cur.node, off, keyEnd, 0, KEY_SIZE) >= 0) break;
     if (prev !== null && compareBytes(prev, 0, cur.node, off, KEY_SIZE) === 0) continue;
+    if (total === maxKeys) break;
+    total++;
     if (n === KEY_CHUNK_KEYS) {
       out.push(buf);
       buf = chunk();
@@ -241,6 +244,9 @@ export function layerKeys(layer: Layer, keyStart: Buffer, keyEnd: Buffer): Buffe
   out.push(buf.subarray(0, n * KEY_SIZE));
   return out.length === 1 ? out[0] : Buffer.concat(out);
 }
+
+/** layerKeys without a limit: the native core's default too (UINT32_MAX). */
+export const MAX_KEYS_UNLIMITED = 0xffffffff;
 
 /** Keys gathered per allocation by layerKeys (a range may hold few keys of a large layer). */
 const KEY_CHUNK_KEYS = 4096;

@@ -1,0 +1,119 @@
+/**
+ * The keys of a timeline, streamed in ascending byte order without holding them all: each layer
+ * file is paged through (core.layerKeys with a limit, from the key after the last one), the
+ * in-memory layers' keys (bounded by checkpointDistance) are taken sorted at the start, and the
+ * sources are merged with duplicates dropped. Image creation cuts the stream into partitions
+ * (keyPartitions), so its memory is one partition's keys plus one page of keys per layer, not the
+ * timeline's key count (it used to build a Map and a sorted array of every key: ≈ 500 bytes a key).
+ */
+import { KEY_MAX, KEY_MIN, KEY_SIZE } from '../key';
+import { PAGE_SIZE } from '../record';
+
+/** A key range [keyStart, keyEnd) of the keyspace and the keys in it, ascending. */
+export interface KeyPartition {
+  keyStart: Buffer;
+  keyEnd: Buffer;
+  keys: Buffer[];
+}
+
+/** Keys asked of a layer file per call: 18 KB of keys held per layer while streaming. */
+export const LAYER_KEYS_PAGE = 1024;
+
+/** A layer file's keys in [start, end): at most `max` of them from `from` on, packed. */
+export type LayerKeyPager = (from: Buffer, max: number) => Buffer;
+
+/** The key right after `key` in byte order, or null after the largest one. */
+export function keySuccessor(key: Buffer): Buffer | null {
+  const next = Buffer.from(key);
+  for (let i = KEY_SIZE - 1; i >= 0; i--) {
+    if (next[i] !== 0xff) {
+      next[i]++;
+      return next;
+    }
+    next[i] = 0;
+  }
+  return null;
+}
+
+/** One layer file's keys, a page at a time. */
+export function* pagedLayerKeys(page: LayerKeyPager, start: Buffer = KEY_MIN, pageKeys = LAYER_KEYS_PAGE): Generator<Buffer> {
+  let from: Buffer | null = start;
+  while (from !== null) {
+    const packed = page(from, pageKeys);
+    const n = packed.length / KEY_SIZE;
+    for (let i = 0; i < n; i++) yield packed.subarray(i * KEY_SIZE, (i + 1) * KEY_SIZE);
+    if (n < pageKeys) return;
+    from = keySuccessor(packed.subarray((n - 1) * KEY_SIZE));
+  }
+}
+
+/** Sorted key sources merged into one ascending stream, each key once. */
+export function* mergeKeys(sources: ReadonlyArray<Iterator<Buffer>>): Generator<Buffer> {
+  const heads: Array<Buffer | null> = sources.map((s) => nextOf(s));
+  let last: Buffer | null = null;
+  for (;;) {
+    let min = -1;
+    for (let i = 0; i < heads.length; i++) {
+      const h = heads[i];
+      if (h !== null && (min < 0 || Buffer.compare(h, heads[min] as Buffer) < 0)) min = i;
+    }
+    if (min < 0) return;
+    const key = heads[min] as Buffer;
+    heads[min] = nextOf(sources[min]);
+    if (last !== null && key.equals(last)) continue;
+    last = key;
+    yield key;
+  }
+}
+
+/**
+ * A merged key stream that survives layer swaps. Image creation yields between batches, and
+ * meanwhile a compaction (this timeline's flush, or an ancestor's compaction, which no queue
+ * orders against it) may replace layer files and close the handles a pager reads. Before each
+ * pull the layer sets' version is compared; when it moved, the sources are opened again on the
+ * current layers from just after the last key given. No key is lost or repeated: a swap moves
+ * keys between layers, it never drops one a reader can see.
+ */
+export function* resumableKeys(open: (from: Buffer) => ReadonlyArray<Iterator<Buffer>>, version: () => number): Generator<Buffer> {
+  let seen = version();
+  let lastGiven: Buffer | null = null;
+  let merged = mergeKeys(open(KEY_MIN));
+  for (;;) {
+    if (version() !== seen) {
+      seen = version();
+      const from = lastGiven === null ? KEY_MIN : keySuccessor(lastGiven);
+      if (from === null) return;
+      merged = mergeKeys(open(from));
+    }
+    const r = merged.next();
+    if (r.done === true) return;
+    lastGiven = r.value;
+    yield r.value;
+  }
+}
+
+function nextOf(it: Iterator<Buffer>): Buffer | null {
+  const r = it.next();
+  return r.done === true ? null : r.value;
+}
+
+/**
+ * Cut the ascending key stream into ranges of about targetBytes / 8192 keys that together tile
+ * [KEY_MIN, KEY_MAX), each with its keys (an image says a key of its range it lacks does not
+ * exist): a range ends where the next one's first key starts. No keys: one range, empty.
+ */
+export function* keyPartitions(keys: Iterator<Buffer>, targetBytes: number): Generator<KeyPartition> {
+  const perPartition = Math.max(1, Math.floor(targetBytes / PAGE_SIZE));
+  let next = nextOf(keys);
+  let keyStart = KEY_MIN;
+  do {
+    const chunk: Buffer[] = [];
+    while (next !== null && chunk.length < perPartition) {
+      chunk.push(next);
+      next = nextOf(keys);
+    }
+    const keyEnd = next ?? KEY_MAX;
+    yield { keyStart, keyEnd, keys: chunk };
+    keyStart = keyEnd;
+  } while (next !== null);
+}

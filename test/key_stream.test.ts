@@ -1,0 +1,136 @@
+/**
+ * Streaming a timeline's keys for image creation (lib/engine/key_stream.ts, docs/RELIABILITY.md
+ * "Resource limits"): layerKeys' maxKeys limit on both cores, paging through a layer file from the
+ * key after the last one, the merge of sorted sources, and the partitions cut from the stream,
+ * which must equal what the whole sorted key list gave (the image layers written stay the same).
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import type { Core } from '../lib/core/core';
+import { CODEC_LZ4, CODEC_NONE } from '../lib/core/format';
+import { keyPartitions, keySuccessor, mergeKeys, pagedLayerKeys, resumableKeys } from '../lib/engine/key_stream';
+import { KEY_MAX, KEY_MIN, KEY_SIZE } from '../lib/key';
+import { PAGE_SIZE } from '../lib/record';
+import { IMPLEMENTATIONS, makeCore } from './helpers/cores';
+import { deltaSpec, type Entry, imageSpec, openSpecs, pageKey, patchRec, tmpDir, zeroRec } from './helpers/layers';
+import { Rng } from './helpers/random';
+
+function hexes(keys: Iterable<Buffer>): string[] {
+  return [...keys].map((k) => k.toString('hex'));
+}
+
+function unpack(packed: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  for (let o = 0; o < packed.length; o += KEY_SIZE) out.push(packed.subarray(o, o + KEY_SIZE));
+  return out;
+}
+
+/** What image creation used before streaming: the whole sorted key list, cut by index. */
+function partitionSortedList(keys: readonly Buffer[], targetBytes: number): Array<{ keyStart: Buffer; keyEnd: Buffer; keys: Buffer[] }> {
+  const per = Math.max(1, Math.floor(targetBytes / PAGE_SIZE));
+  const parts: Array<{ keyStart: Buffer; keyEnd: Buffer; keys: Buffer[] }> = [];
+  for (let i = 0; i < keys.length || parts.length === 0; i += per) {
+    const chunk = keys.slice(i, i + per);
+    parts.push({ keyStart: parts.length === 0 ? KEY_MIN : chunk[0], keyEnd: i + per < keys.length ? keys[i + per] : KEY_MAX, keys: chunk });
+  }
+  return parts;
+}
+
+function partsHex(parts: Iterable<{ keyStart: Buffer; keyEnd: Buffer; keys: Buffer[] }>): string[][] {
+  return [...parts].map((p) => [p.keyStart.toString('hex'), p.keyEnd.toString('hex'), ...hexes(p.keys)]);
+}
+
+describe('key stream', () => {
+  it('keySuccessor carries through 0xff bytes and ends after the largest key', () => {
+    const k = Buffer.alloc(KEY_SIZE);
+    k[KEY_SIZE - 1] = 0xff;
+    k[KEY_SIZE - 2] = 0x01;
+    const next = keySuccessor(k) as Buffer;
+    expect(next[KEY_SIZE - 1]).toBe(0);
+    expect(next[KEY_SIZE - 2]).toBe(2);
+    expect(k[KEY_SIZE - 1]).toBe(0xff); // the argument is not changed
+    expect(keySuccessor(Buffer.alloc(KEY_SIZE, 0xff))).toBeNull();
+  });
+
+  it('partitions cut from merged sorted sources equal the partitions of the whole sorted key list', () => {
+    const rng = new Rng(7);
+    for (let round = 0; round < 40; round++) {
+      const sources = Array.from({ length: rng.int(1, 6) }, () => {
+        const blocks = [...new Set(Array.from({ length: rng.int(0, 200) }, () => rng.int(0, 500)))].sort((a, b) => a - b);
+        return blocks.map((b) => pageKey(b));
+      });
+      const all = [...new Set(sources.flat().map((k) => k.toString('hex')))].sort().map((h) => Buffer.from(h, 'hex'));
+      expect(hexes(mergeKeys(sources.map((s) => s[Symbol.iterator]())))).toEqual(hexes(all));
+      for (const pages of [1, 3, 64, 10_000]) {
+        const streamed = keyPartitions(mergeKeys(sources.map((s) => s[Symbol.iterator]())), pages * PAGE_SIZE);
+        expect(partsHex(streamed), `round ${round}, ${pages} pages`).toEqual(partsHex(partitionSortedList(all, pages * PAGE_SIZE)));
+      }
+    }
+  });
+});
+
+describe.each(IMPLEMENTATIONS)('layer keys paged through (%s core)', (impl) => {
+  const core: Core = makeCore(impl);
+  const dir = tmpDir(`keystream-${impl}`);
+  afterAll(() => core.close());
+
+  it('layerKeys stops at maxKeys, and paging from the next key yields every key of delta and image layers once', () => {
+    const rng = new Rng(11);
+    const blocks = Array.from({ length: 900 }, () => rng.int(0, 3000));
+    const entries: Entry[] = blocks.map((b, i) => ({ key: pageKey(b), lsn: BigInt(10 + i), rec: rng.chance(0.3) ? zeroRec() : patchRec(0, Buffer.of(i & 0xff)) }));
+    const unique = [...new Set(blocks)].sort((a, b) => a - b);
+    const delta = deltaSpec(1n, 2000n, entries, CODEC_LZ4);
+    const image = imageSpec(3000n, unique.slice(0, 400).map((b) => ({ key: pageKey(b), rec: zeroRec() })), CODEC_NONE);
+    const [dh, ih] = openSpecs(core, dir, [delta, image]);
+    const all = unique.map((b) => pageKey(b).toString('hex'));
+    expect(hexes(unpack(core.layerKeys(dh, KEY_MIN, KEY_MAX, 5)))).toEqual(all.slice(0, 5));
+    expect(core.layerKeys(dh, KEY_MIN, KEY_MAX, 0).length).toBe(0);
+    expect(hexes(unpack(core.layerKeys(dh, pageKey(unique[10]), KEY_MAX, 3)))).toEqual(all.slice(10, 13));
+    for (const pageKeys of [1, 7, unique.length, 1024]) {
+      expect(hexes(pagedLayerKeys((from, max) => core.layerKeys(dh, from, KEY_MAX, max), KEY_MIN, pageKeys)), `${pageKeys} a page`).toEqual(all);
+      const merged = mergeKeys([
+        pagedLayerKeys((from, max) => core.layerKeys(dh, from, KEY_MAX, max), KEY_MIN, pageKeys),
+        pagedLayerKeys((from, max) => core.layerKeys(ih, from, KEY_MAX, max), KEY_MIN, pageKeys),
+        [pageKey(unique[3]), pageKey(5000)][Symbol.iterator](),
+      ]);
+      expect(hexes(merged)).toEqual([...all, pageKey(5000).toString('hex')]);
+    }
+  });
+});
+
+describe('resumableKeys: layer swaps between pulls', () => {
+  const key = (i: number): Buffer => {
+    const k = Buffer.alloc(KEY_SIZE);
+    k.writeUInt32BE(i, KEY_SIZE - 4);
+    return k;
+  };
+  it('when the layers change under the stream it reopens after the last key given: every key once, in order', () => {
+    const rng = new Rng(77);
+    const all = Array.from({ length: 500 }, (_, i) => key(i * 3));
+    // "Layers": the keys dealt over a few sorted arrays; a swap deals them anew (keys move between layers, none vanish).
+    const deal = (n: number): Buffer[][] => {
+      const layers = Array.from({ length: n }, (): Buffer[] => []);
+      for (const k of all) {
+        layers[rng.int(0, n - 1)].push(k);
+        if (rng.chance(0.2)) layers[rng.int(0, n - 1)].push(k); // some keys in two layers
+      }
+      return layers.map((l) => l.sort(Buffer.compare));
+    };
+    let layers = deal(4);
+    let version = 0;
+    let opened = 0;
+    const stream = resumableKeys((from) => {
+      opened++;
+      return layers.map((l) => l.filter((k) => Buffer.compare(k, from) >= 0)[Symbol.iterator]());
+    }, () => version);
+    const got: Buffer[] = [];
+    for (let r = stream.next(); r.done !== true; r = stream.next()) {
+      got.push(r.value);
+      if (rng.chance(0.05)) {
+        layers = deal(rng.int(1, 6));
+        version++;
+      }
+    }
+    expect(opened).toBeGreaterThan(5);
+    expect(hexes(got)).toEqual(hexes(all));
+  });
+});
