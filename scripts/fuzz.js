@@ -5,7 +5,9 @@
  * over mutated real seeds, every input must end in success or a coded StrataError).
  *
  *   npm run fuzz -- --time N [--target T]   every target (or T, native and TS) for N seconds each
- *        [--runs N] [--ts-runs N]           …or at most N executions per native / TS target
+ *        [--runs N] [--ts-runs N]           …or at most N executions per native / TS target (with
+ *                                            --time too, a native target stops at whichever comes
+ *                                            first: --runs 10000000 --time 3600)
  *        [--only native|ts]                 only one side
  *   npm run test:fuzz                        the bounded CI slice: 1,000,000 executions of the WAL
  *                                            decoder target, 100,000 of each other native target,
@@ -292,11 +294,14 @@ function runNative(opts, summary) {
       ...(opts.time > 0 ? [`-max_total_time=${opts.time}`] : []),
       ...(opts.runs > 0 ? [`-runs=${opts.runs}`] : []),
     ];
+    const started = new Date().toISOString();
     const r = fuzzTarget(bins[t], t, limit);
     const rate = r.seconds > 0 ? Math.round(r.execs / r.seconds) : 0;
     const corpus = corpusSize(t);
-    process.stdout.write(`fuzz: ${t}: ${r.execs} executions in ${r.seconds.toFixed(1)} s (${rate}/s), corpus ${corpus}, ${r.ok ? 'no crash' : `FAILED${r.crash ? `, reproducer ${r.crash}` : ''}`}\n`);
-    summary.push({ side: 'native', target: t, executions: r.execs, seconds: r.seconds, rate, corpus, ok: r.ok });
+    // The machine's 1-minute load average at the end: on a shared machine it explains the rate.
+    const load = Number(os.loadavg()[0].toFixed(1));
+    process.stdout.write(`fuzz: ${t}: ${r.execs} executions in ${r.seconds.toFixed(1)} s (${rate}/s), corpus ${corpus}, load ${load}, ${r.ok ? 'no crash' : `FAILED${r.crash ? `, reproducer ${r.crash}` : ''}`}\n`);
+    summary.push({ side: 'native', target: t, started, executions: r.execs, seconds: r.seconds, rate, corpus, load, ok: r.ok });
     if (!r.ok) failed++;
   }
   return failed;

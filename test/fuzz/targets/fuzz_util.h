@@ -37,20 +37,27 @@ class Rng {
 };
 
 // A file in memory with a path (/proc/self/fd/N) that open(2) accepts; closed on destruction.
+// A target keeps one for the whole run and Reset()s it per input: creating and closing a memfd
+// for every input cost more than the parsing of small inputs.
 class MemFile {
  public:
-  MemFile(const uint8_t* data, size_t len) {
+  MemFile() {
     fd_ = memfd_create("strata-fuzz", MFD_CLOEXEC);
     if (fd_ < 0) std::abort();
+    path_ = "/proc/self/fd/" + std::to_string(fd_);
+  }
+  MemFile(const uint8_t* data, size_t len) : MemFile() { Reset(data, len); }
+  ~MemFile() { ::close(fd_); }
+  // Makes the file exactly `data` (descriptors opened on the path see the new contents).
+  void Reset(const uint8_t* data, size_t len) {
+    if (::ftruncate(fd_, static_cast<off_t>(len)) != 0) std::abort();
     size_t done = 0;
     while (done < len) {
-      const ssize_t n = ::write(fd_, data + done, len - done);
+      const ssize_t n = ::pwrite(fd_, data + done, len - done, static_cast<off_t>(done));
       if (n <= 0) std::abort();
       done += static_cast<size_t>(n);
     }
-    path_ = "/proc/self/fd/" + std::to_string(fd_);
   }
-  ~MemFile() { ::close(fd_); }
   MemFile(const MemFile&) = delete;
   MemFile& operator=(const MemFile&) = delete;
   const std::string& path() const { return path_; }

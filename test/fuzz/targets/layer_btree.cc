@@ -18,16 +18,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   constexpr size_t kMaxBlocks = 64;
   if (size == 0) return 0;
   const size_t blocks = std::min(kMaxBlocks, (size + kBlockSize - 1) / kBlockSize);
-  std::vector<uint8_t> file(blocks * kBlockSize, 0);
+  // The file buffer, the memfd and the read scratch (with its zstd context) are kept across
+  // inputs, as a reader keeps its scratch across reads; only the layer is new per input.
+  static std::vector<uint8_t> file;
+  static fuzz::MemFile mem;
+  static ReadScratch s;
+  file.assign(blocks * kBlockSize, 0);
   std::memcpy(file.data(), data, std::min(size, file.size()));
   if ((data[size - 1] & 1) != 0) StoreBe32(file.data() + summary_off::kTotalBlocks, static_cast<uint32_t>(blocks));
   fuzz::FixBlockCrcs(file.data(), file.size());
   static PageCache cache(32 * kBlockSize);
   static uint32_t next_id = 1;
-  fuzz::MemFile mem(file.data(), file.size());
+  mem.Reset(file.data(), file.size());
+  s.Reset();
   try {
     std::unique_ptr<Layer> layer = Layer::Open(mem.path(), next_id++, &cache);
-    ReadScratch s;
     BtreeCursor cursor(layer->file(), layer->geometry(), ReadMode::kCached, s.node);
     uint8_t key[kMaxIndexKeySize] = {};
     for (size_t probe = 0; probe < 4; ++probe) {
@@ -45,5 +50,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     layer->Verify();
   } catch (const StrataError&) {
   }
+  s.Reset();  // unpins the value block it may still hold in the cache
   return 0;
 }
