@@ -11,9 +11,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { Repository, type Timeline, type WalRecord } from '../lib';
-import { ERROR_CODES, StrataError } from '../lib/errors';
 import { describeEachCore } from './helpers/cores';
 import { Rng } from './helpers/random';
+import { outcome as refusal } from './helpers/bad_input';
 
 const CASES = Number(process.env.STRATA_BAD_INPUT_CASES ?? 400);
 /** A long campaign (test:faults) gets more time than the default 120 s. */
@@ -83,19 +83,9 @@ function badRecord(lsn: bigint, rng: Rng): unknown {
   return r;
 }
 
-/** Call fn; a throw or rejection must be a StrataError with a listed code. Returns the code or null. */
+/** The code a call was refused with, or null (helpers/bad_input.ts outcome checks it is a listed StrataError). */
 async function outcome(what: string, fn: () => unknown): Promise<string | null> {
-  let e: unknown = null;
-  try {
-    const r = fn();
-    if (r instanceof Promise) await r;
-  } catch (err) {
-    e = err;
-  }
-  if (e === null) return null;
-  if (!(e instanceof StrataError)) throw new Error(`${what}: threw ${String(e)} instead of a StrataError`, { cause: e });
-  expect(Object.keys(ERROR_CODES), what).toContain(e.code);
-  return e.code;
+  return (await refusal(what, fn))?.code ?? null;
 }
 
 /** Every page at lastRecordLsn, concatenated (a missing page as one marker byte); compared with equals(), which is fast. */

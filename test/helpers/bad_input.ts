@@ -42,6 +42,25 @@ export async function outcome(what: string, fn: () => unknown): Promise<StrataEr
   return e;
 }
 
+/** A bug once found: a call, and what its BAD_ARGUMENT message must name. */
+export type FixedCase = readonly [name: string, call: () => unknown, names: RegExp];
+
+/** Every fixed case must be refused with BAD_ARGUMENT naming the argument: the ones that are not, described. */
+export async function unrefusedCases(cases: readonly FixedCase[]): Promise<string[]> {
+  const wrong: string[] = [];
+  for (const [name, call, names] of cases) {
+    let e: StrataError | null = null;
+    try {
+      e = await outcome(name, call);
+    } catch (x) {
+      wrong.push(`${name}: ${(x as Error).message}`);
+      continue;
+    }
+    if (e?.code !== 'BAD_ARGUMENT' || !names.test(e.message)) wrong.push(`${name}: ${e === null ? 'accepted' : e.message}`);
+  }
+  return wrong;
+}
+
 function safeString(e: unknown): string {
   return e instanceof Error ? `${e.name}: ${e.message}` : typeof e;
 }

@@ -115,20 +115,16 @@ export function appendArgs(spec: LayerSpec, entries: Entry[]): [Buffer, Buffer, 
 
 /** Write a spec through core's LayerWriter in appends of `chunk` entries; returns the file size. */
 export function writeLayer(core: Core, file: string, spec: LayerSpec, chunk = 1000): number {
-  const w = core.createLayerWriter(file, {
-    kind: spec.kind, codec: spec.codec, keyStart: spec.keyStart, keyEnd: spec.keyEnd, lsnStart: spec.lsnStart, lsnEnd: spec.lsnEnd,
-  });
-  try {
-    for (let i = 0; i < spec.entries.length; i += chunk) w.append(...appendArgs(spec, spec.entries.slice(i, i + chunk)));
-  } catch (e) {
-    w.abort();
-    throw e;
-  }
-  return w.finish();
+  return appendAll(core, file, spec, chunk).finish();
 }
 
 /** writeLayer ending in finishAsync (native: on the libuv pool), as flushes and compactions do. */
 export async function writeLayerAsync(core: Core, file: string, spec: LayerSpec, chunk = 1000): Promise<number> {
+  return appendAll(core, file, spec, chunk).finishAsync();
+}
+
+/** A writer for the spec with every entry appended in appends of `chunk` (aborted if one fails). */
+function appendAll(core: Core, file: string, spec: LayerSpec, chunk: number): ReturnType<Core['createLayerWriter']> {
   const w = core.createLayerWriter(file, {
     kind: spec.kind, codec: spec.codec, keyStart: spec.keyStart, keyEnd: spec.keyEnd, lsnStart: spec.lsnStart, lsnEnd: spec.lsnEnd,
   });
@@ -138,7 +134,7 @@ export async function writeLayerAsync(core: Core, file: string, spec: LayerSpec,
     w.abort();
     throw e;
   }
-  return w.finishAsync();
+  return w;
 }
 
 let fileCounter = 0;
