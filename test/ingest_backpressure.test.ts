@@ -10,16 +10,13 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { formatLsn, isStrataError, PAGE_SIZE, Repository, type RepositoryOptions, type Timeline, type WalRecord } from '../lib';
+import { isStrataError, PAGE_SIZE, Repository, type RepositoryOptions, type Timeline, type WalRecord } from '../lib';
 import type { ImplementationName } from '../lib/core/core';
 import { armFault, clearFaults } from '../lib/fault_injection';
-import { encodeClusterState } from '../lib/pg/cluster_state';
-import { type ControlState, encodeControlState } from '../lib/pg/control_state';
-import { AUX_CLUSTER_STATE, AUX_CONTROL_STATE, auxChunks } from '../lib/pg/keyspace';
-import { serializeValueRecord } from '../lib/record';
-import { timelineImpl } from '../lib/timeline';
+import type { ControlState } from '../lib/pg/control_state';
 import { IMPLEMENTATIONS } from './helpers/cores';
-import { buildWal, DEFAULT_SYSID, type RecordSpec, SEGMENT } from './pg/wal_builder';
+import { buildWal, type RecordSpec, SEGMENT } from './pg/wal_builder';
+import { bareImportedTimeline } from './helpers/pg_timeline';
 
 const KIB = 1024;
 const BUDGET = 1;
@@ -69,17 +66,8 @@ const XLOG_FPI = 0xb0;
 const BKPIMAGE_APPLY = 0x02;
 
 /** A PostgreSQL timeline as an import leaves it, minus the relations (as test/pg/lsn_time.test.ts builds it). */
-async function pgTimeline(repo: Repository): Promise<Timeline> {
-  const tl = await repo.createTimeline({ tenantId: 't', timelineId: 'pg' });
-  const impl = timelineImpl(tl);
-  await impl.setExtension('pg', { systemIdentifier: String(DEFAULT_SYSID), timeline: '1', importLsn: formatLsn(IMPORT_LSN) });
-  const chunks = [
-    ...auxChunks(AUX_CLUSTER_STATE, 0, 0, 0, encodeClusterState({ dataChecksums: false, walLogHints: false })),
-    ...auxChunks(AUX_CONTROL_STATE, 0, 0, 0, encodeControlState({ ...CONTROL })),
-  ];
-  impl.ingestPrepared({ keys: chunks.map((c) => c.key), lsns: chunks.map(() => IMPORT_LSN), values: chunks.map((c) => serializeValueRecord(c.payload)) });
-  impl.advanceLsn(IMPORT_LSN);
-  return tl;
+function pgTimeline(repo: Repository): Promise<Timeline> {
+  return bareImportedTimeline(repo, 'pg', IMPORT_LSN, CONTROL);
 }
 
 /** An XLOG_FPI record: one full-page image of block `blkno`, applied. */

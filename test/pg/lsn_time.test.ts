@@ -15,15 +15,13 @@ import { afterAll, describe, expect, test } from 'vitest';
 import { formatLsn, isStrataError, Repository, type Timeline } from '../../lib';
 import { parseTimeArg } from '../../lib/cli/util';
 import type { ImplementationName } from '../../lib/core/core';
-import { encodeClusterState } from '../../lib/pg/cluster_state';
-import { type ControlState, encodeControlState } from '../../lib/pg/control_state';
-import { AUX_CLUSTER_STATE, AUX_CONTROL_STATE, auxChunks } from '../../lib/pg/keyspace';
+import type { ControlState } from '../../lib/pg/control_state';
 import { formatPgTimestamp, lastCommitAt } from '../../lib/pg/lsn_time';
 import { unixMsToPgMicros } from '../../lib/pg/replication_protocol';
-import { serializeValueRecord } from '../../lib/record';
 import { timelineImpl } from '../../lib/timeline';
 import { IMPLEMENTATIONS } from '../helpers/cores';
-import { buildWal, DEFAULT_SYSID, type RecordSpec, SEGMENT } from './wal_builder';
+import { buildWal, type RecordSpec, SEGMENT } from './wal_builder';
+import { bareImportedTimeline } from '../helpers/pg_timeline';
 
 const ROOT = path.join(__dirname, '..', '..');
 const BIN = path.join(ROOT, 'bin', 'strata.js');
@@ -99,17 +97,8 @@ async function openRepo(impl: ImplementationName): Promise<Repository> {
  * A PostgreSQL timeline as an import leaves it, minus the relations: the `pg` manifest extension and
  * the cluster and control state values at IMPORT_LSN (what ingest reads when it starts).
  */
-async function pgTimeline(repo: Repository, timelineId: string): Promise<Timeline> {
-  const tl = await repo.createTimeline({ tenantId: 't', timelineId });
-  const impl = timelineImpl(tl);
-  await impl.setExtension('pg', { systemIdentifier: String(DEFAULT_SYSID), timeline: '1', importLsn: formatLsn(IMPORT_LSN) });
-  const chunks = [
-    ...auxChunks(AUX_CLUSTER_STATE, 0, 0, 0, encodeClusterState({ dataChecksums: false, walLogHints: false })),
-    ...auxChunks(AUX_CONTROL_STATE, 0, 0, 0, encodeControlState({ ...CONTROL })),
-  ];
-  impl.ingestPrepared({ keys: chunks.map((c) => c.key), lsns: chunks.map(() => IMPORT_LSN), values: chunks.map((c) => serializeValueRecord(c.payload)) });
-  impl.advanceLsn(IMPORT_LSN);
-  return tl;
+function pgTimeline(repo: Repository, timelineId: string): Promise<Timeline> {
+  return bareImportedTimeline(repo, timelineId, IMPORT_LSN, CONTROL);
 }
 
 /** Ingest WAL built from `specs` (from IMPORT_LSN; records the timeline already has are skipped); returns each record's end LSN. */
