@@ -63,6 +63,12 @@ function runVitest(env) {
   return { status: r.status === null ? 1 : r.status, reports };
 }
 
+/**
+ * ASan's quarantine of freed memory (its 64-bit default, stated so scripts/resource-limits.js can
+ * add it to its RSS bounds: freed blocks stay resident until the quarantine is full).
+ */
+const ASAN_QUARANTINE_MB = 256;
+
 function main() {
   buildSanitizedAddon();
   const preload = [runtimeLibrary('libasan.so'), runtimeLibrary('libubsan.so')].join(':');
@@ -70,7 +76,7 @@ function main() {
     ...process.env,
     STRATA_NATIVE_PATH: ADDON,
     LD_PRELOAD: preload,
-    ASAN_OPTIONS: 'detect_leaks=0:halt_on_error=1',
+    ASAN_OPTIONS: `detect_leaks=0:halt_on_error=1:quarantine_size_mb=${ASAN_QUARANTINE_MB}`,
     UBSAN_OPTIONS: 'halt_on_error=1:print_stacktrace=1',
   };
   const { status, reports } = runVitest(env);

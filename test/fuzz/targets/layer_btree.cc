@@ -4,6 +4,7 @@
 // to whole 8 KB blocks (at most 64), sets the summary's total_blocks to match when the last input
 // byte is odd, and rewrites every block CRC so mutations reach the parsers. Corruption must come
 // out as StrataError; anything else (a crash, a sanitizer report, another exception) is a bug.
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -45,8 +46,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
     }
     cursor.Release();
-    layer->Keys(layer->summary().key_start, layer->summary().key_end);
-    layer->Keys(key, layer->summary().key_end);  // from a key taken from the input
+    layer->Keys(layer->summary().key_start, layer->summary().key_end, UINT32_MAX);
+    // From a key taken from the input, in a batch whose size the input also picks (key streaming).
+    layer->Keys(key, layer->summary().key_end, 1u + data[0] % 8u);
     layer->Verify();
   } catch (const StrataError&) {
   }
