@@ -47,22 +47,67 @@ export function* pagedLayerKeys(page: LayerKeyPager, start: Buffer = KEY_MIN, pa
   }
 }
 
-/** Sorted key sources merged into one ascending stream, each key once. */
+/** A source's next key, and the source: one entry of mergeKeys' heap. */
+interface Head {
+  key: Buffer;
+  source: Iterator<Buffer>;
+}
+
+/**
+ * Sorted key sources merged into one ascending stream, each key once. A binary min-heap of the
+ * sources' next keys: a timeline chain may stream a hundred layers, and scanning every head for
+ * each key made the merge the largest cost of image creation.
+ */
 export function* mergeKeys(sources: ReadonlyArray<Iterator<Buffer>>): Generator<Buffer> {
-  const heads: Array<Buffer | null> = sources.map((s) => nextOf(s));
-  let last: Buffer | null = null;
-  for (;;) {
-    let min = -1;
-    for (let i = 0; i < heads.length; i++) {
-      const h = heads[i];
-      if (h !== null && (min < 0 || Buffer.compare(h, heads[min] as Buffer) < 0)) min = i;
+  const heap: Head[] = [];
+  for (const source of sources) {
+    const key = nextOf(source);
+    if (key !== null) {
+      heap.push({ key, source });
+      siftUp(heap, heap.length - 1);
     }
-    if (min < 0) return;
-    const key = heads[min] as Buffer;
-    heads[min] = nextOf(sources[min]);
+  }
+  let last: Buffer | null = null;
+  while (heap.length > 0) {
+    const top = heap[0];
+    const key = top.key;
+    const next = nextOf(top.source);
+    if (next !== null) {
+      top.key = next;
+      siftDown(heap, 0);
+    } else {
+      const tail = heap.pop() as Head; // the top itself when it was the last source
+      if (heap.length > 0) {
+        heap[0] = tail;
+        siftDown(heap, 0);
+      }
+    }
     if (last !== null && key.equals(last)) continue;
     last = key;
     yield key;
+  }
+}
+
+function siftUp(heap: Head[], at: number): void {
+  let i = at;
+  while (i > 0) {
+    const parent = (i - 1) >> 1;
+    if (Buffer.compare(heap[i].key, heap[parent].key) >= 0) return;
+    [heap[i], heap[parent]] = [heap[parent], heap[i]];
+    i = parent;
+  }
+}
+
+function siftDown(heap: Head[], at: number): void {
+  let i = at;
+  for (;;) {
+    const left = 2 * i + 1;
+    if (left >= heap.length) return;
+    const right = left + 1;
+    const child = right < heap.length && Buffer.compare(heap[right].key, heap[left].key) < 0 ? right : left;
+    if (Buffer.compare(heap[child].key, heap[i].key) >= 0) return;
+    [heap[i], heap[child]] = [heap[child], heap[i]];
+    i = child;
   }
 }
 

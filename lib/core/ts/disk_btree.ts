@@ -283,6 +283,9 @@ export function nodeUsedBytes(count: number, keySize: number): number {
 
 /** Whether bytes [from, BLOCK_PAYLOAD) of a block are zero. */
 export function zeroTail(block: Uint8Array, from: number): boolean {
-  for (let i = from; i < BLOCK_PAYLOAD; i++) if (block[i] !== 0) return false;
-  return true;
+  if (from >= BLOCK_PAYLOAD) return true;
+  // memcmp against zeros, not a byte loop: every layer open checks its summary block's 8 KB tail.
+  return Buffer.compare(block.subarray(from, BLOCK_PAYLOAD), ZERO_PAYLOAD.subarray(from)) === 0;
 }
+
+const ZERO_PAYLOAD = new Uint8Array(BLOCK_PAYLOAD);

@@ -212,10 +212,10 @@ export function openLayerFile(path: string, handle: number, cache: PageCache, ha
 
 /** Sorted distinct 18-byte keys of the layer in [keyStart, keyEnd), at most maxKeys, walking the contiguous leaves in order. */
 export function layerKeys(layer: Layer, keyStart: Buffer, keyEnd: Buffer, maxKeys = MAX_KEYS_UNLIMITED): Buffer {
-  const cur = new BtreeCursor();
+  const cur = KEYS_CURSOR;
   const out: Buffer[] = [];
-  const chunk = (): Buffer => Buffer.allocUnsafe(KEY_CHUNK_KEYS * KEY_SIZE);
-  let buf = chunk();
+  // Streaming asks for a page of keys per layer, most layers hold few in the range: start small.
+  let buf = Buffer.allocUnsafe(FIRST_KEY_CHUNK_KEYS * KEY_SIZE);
   let n = 0;
   let total = 0;
   let prev: Buffer | null = null;
@@ -232,9 +232,9 @@ export function layerKeys(layer: Layer, keyStart: Buffer, keyEnd: Buffer, maxKey
     if (prev !== null && compareBytes(prev, 0, cur.node, off, KEY_SIZE) === 0) continue;
     if (total === maxKeys) break;
     total++;
-    if (n === KEY_CHUNK_KEYS) {
+    if (n * KEY_SIZE === buf.length) {
       out.push(buf);
-      buf = chunk();
+      buf = Buffer.allocUnsafe(KEY_CHUNK_KEYS * KEY_SIZE);
       n = 0;
     }
     prev = buf.subarray(n * KEY_SIZE, (n + 1) * KEY_SIZE);
@@ -250,6 +250,15 @@ export const MAX_KEYS_UNLIMITED = 0xffffffff;
 
 /** Keys gathered per allocation by layerKeys (a range may hold few keys of a large layer). */
 const KEY_CHUNK_KEYS = 4096;
+
+/** layerKeys' first allocation, in keys: 1,152 bytes, served from Node's buffer pool. */
+const FIRST_KEY_CHUNK_KEYS = 64;
+
+/**
+ * layerKeys runs synchronously from start to end, so one cursor serves every call: key streaming
+ * calls it once per layer per page of keys, and a fresh cursor was an 8 KiB allocation each time.
+ */
+const KEYS_CURSOR = new BtreeCursor();
 
 // ---------------------------------------------------------------------------------------------
 // verifyLayer
@@ -393,7 +402,8 @@ export class StreamingLayerWriter implements LayerWriter {
   /** finishAsync's fsync is in flight: abort must not close the descriptor under it. */
   private finishing = false;
   /** Blocks waiting to be written, starting at block `batchStartBlk`. */
-  private readonly batch = Buffer.alloc(WRITE_BATCH_BLOCKS * BLOCK_SIZE);
+  // Every block is copied in whole before the batch is written: no need to zero 512 KiB per layer.
+  private readonly batch = Buffer.allocUnsafe(WRITE_BATCH_BLOCKS * BLOCK_SIZE);
   private batchStartBlk = VALUE_START_BLK;
   private batchBlocks = 0;
   /** The value block being filled (payload bytes used in `valueFill`). */
