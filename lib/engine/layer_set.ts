@@ -335,6 +335,17 @@ export class LayerSet {
    * covers but lacks does not exist). Returns the existing layer if that image was made before.
    */
   async writeImageLayer(lsn: Lsn, range: KeyRange, keys: Iterable<Buffer>, read: PageReader): Promise<LayerDesc> {
+    const desc = await this.stageImageLayer(lsn, range, keys, read);
+    await this.commitImages([desc]);
+    return desc;
+  }
+
+  /**
+   * writeImageLayer's file alone: written, fsynced and renamed into place, but not yet in the
+   * manifest, so readers do not see it; commitImages adds a batch of them in one manifest write.
+   * A crash before that leaves orphans, which the next open removes.
+   */
+  async stageImageLayer(lsn: Lsn, range: KeyRange, keys: Iterable<Buffer>, read: PageReader): Promise<LayerDesc> {
     const fileName = imageFileName(range.keyStart, range.keyEnd, lsn);
     const existing = this.find(fileName);
     if (existing) return existing;
@@ -363,12 +374,17 @@ export class LayerSet {
         await yieldToEventLoop();
       }
     });
-    const desc: LayerDesc = {
+    return {
       fileName, kind: 'image', level: 0, keyStart: keyToHex(range.keyStart), keyEnd: keyToHex(range.keyEnd), lsnStart: lsn, lsnEnd: lsn + 1n, sizeBytes,
     };
-    await this.replace([], [desc], {});
-    this.written.images += sizeBytes;
-    return desc;
+  }
+
+  /** Swap staged images in with one manifest write (those already in the set are skipped). */
+  async commitImages(descs: readonly LayerDesc[]): Promise<void> {
+    const fresh = descs.filter((d) => this.find(d.fileName) === undefined);
+    if (fresh.length === 0) return;
+    await this.replace([], fresh, {});
+    this.written.images += fresh.reduce((n, d) => n + d.sizeBytes, 0);
   }
 
   /**

@@ -18,7 +18,7 @@ import {
 import { layersToRemove } from './gc';
 import type { HistogramSummary, IntHistogram } from './histogram';
 import { checkBatchOrder, MAX_RECORD_LSN, prepareRecords, type PreparedBatch } from './ingest';
-import { FULL_KEYSPACE, LayerSet, type SnapshotPartition } from './layer_set';
+import { FULL_KEYSPACE, LayerSet, type PageReader, type SnapshotPartition } from './layer_set';
 import { resumableKeys } from './key_stream';
 import { LsnWaiters } from './lsn_waiters';
 import { type LayerDesc, type Manifest, type ManifestExtensions, MANIFEST_FILE, type ManifestPatch, writeManifest, writeManifestAsync } from './manifest';
@@ -934,10 +934,13 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
   }
 
   private writeImage(lsn: Lsn, keyStart: Buffer, keyEnd: Buffer, keys: Iterable<Buffer>): Promise<LayerDesc> {
-    return this.layerSet.writeImageLayer(lsn, { keyStart, keyEnd }, keys, (chunk, at, out, status, counts) => {
-      this.reads.readInto(chunk, at, out, status, counts, false); // image creation's reads are not user reads
-    });
+    return this.layerSet.writeImageLayer(lsn, { keyStart, keyEnd }, keys, this.imageReader);
   }
+
+  /** Image creation's page reads: not user reads, so they leave read heat and stats alone. */
+  private readonly imageReader: PageReader = (chunk, at, out, status, counts) => {
+    this.reads.readInto(chunk, at, out, status, counts, false);
+  };
 
   /**
    * Every key with any record in this timeline or the part of its ancestors it can see, ascending,
@@ -963,6 +966,8 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
       keys: () => this.keyStream(),
       writeLayer: (fileName, kind, lsnStart, lsnEnd, keys, produce) => this.layerSet.writeLayerFile(fileName, kind, lsnStart, lsnEnd, keys, produce),
       writeImage: async (lsn, range, keys) => ({ ...(await this.writeImage(lsn, range.keyStart, range.keyEnd, keys)) }),
+      stageImage: async (lsn, range, keys) => ({ ...(await this.layerSet.stageImageLayer(lsn, range, keys, this.imageReader)) }),
+      commitImages: (descs) => this.layerSet.commitImages(descs),
       replaceLayers: async (removed, added) => {
         await this.layerSet.replace(removed, added, {});
         this.layerSet.written.compacted += added.reduce((n, d) => n + d.sizeBytes, 0);
