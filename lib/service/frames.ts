@@ -333,6 +333,8 @@ export function encodeRelations(id: number, rels: readonly RelationInfo[]): Buff
  */
 export class FrameReader {
   private chunks: Buffer[] = [];
+  /** Bytes of chunks[0] already returned: kept as an offset, not sliced off (no view per frame). */
+  private firstOff = 0;
   private buffered = 0;
   /** Stream offset of the first buffered byte. */
   private offset = 0;
@@ -353,35 +355,36 @@ export class FrameReader {
   /** The next whole frame, or null until more bytes arrive; PROTOCOL_ERROR on a bad length. */
   next(): RawFrame | null {
     if (this.buffered < 4) return null;
-    const head = this.peek(Math.min(this.buffered, FRAME_HEADER_BYTES));
-    const length = head.readUInt32BE(0);
-    const type = head.length >= 5 ? head[4] : -1;
+    this.makeContiguous(Math.min(this.buffered, FRAME_HEADER_BYTES));
+    let b = this.chunks[0];
+    let at = this.firstOff;
+    const length = b.readUInt32BE(at);
+    const type = this.buffered >= 5 ? b[at + 4] : -1;
     if (length < FRAME_HEADER_BYTES || length > this.maxFrameBytes) {
       const what = type < 0 ? 'a frame' : `frame type ${describeFrameType(type)}`;
       throw new StrataError('PROTOCOL_ERROR', `${what} at stream offset ${this.offset}, byte 0: length ${length} is outside [${FRAME_HEADER_BYTES}, ${this.maxFrameBytes}]`);
     }
     if (this.buffered < length) return null;
-    const bytes = this.take(length);
-    const streamOffset = this.offset;
+    this.makeContiguous(length);
+    b = this.chunks[0];
+    at = this.firstOff;
+    const frame: RawFrame = { type: b[at + 4], id: b.readUInt32BE(at + 5), payload: b.subarray(at + FRAME_HEADER_BYTES, at + length), streamOffset: this.offset };
     this.offset += length;
-    return { type: bytes[4], id: bytes.readUInt32BE(5), payload: bytes.subarray(FRAME_HEADER_BYTES), streamOffset };
+    this.buffered -= length;
+    this.firstOff += length;
+    if (this.firstOff === b.length) {
+      this.chunks.shift();
+      this.firstOff = 0;
+    }
+    return frame;
   }
 
-  /** The first n buffered bytes, contiguous (copies only when they span chunks). */
-  private peek(n: number): Buffer {
+  /** Make the first n unread bytes one run of chunks[0] (copies only when they span chunks). */
+  private makeContiguous(n: number): void {
     const first = this.chunks[0];
-    if (first.length >= n) return first;
-    this.chunks = [Buffer.concat(this.chunks)];
-    return this.chunks[0];
-  }
-
-  private take(n: number): Buffer {
-    const first = this.peek(n);
-    const out = first.subarray(0, n);
-    if (first.length === n) this.chunks.shift();
-    else this.chunks[0] = first.subarray(n);
-    this.buffered -= n;
-    return out;
+    if (first.length - this.firstOff >= n) return;
+    this.chunks = [Buffer.concat([first.subarray(this.firstOff), ...this.chunks.slice(1)])];
+    this.firstOff = 0;
   }
 }
 
@@ -489,6 +492,37 @@ class Cursor {
 function requestId(c: Cursor, raw: RawFrame): number {
   if (raw.id === 0) c.fail('request id 0 is reserved for the handshake');
   return raw.id;
+}
+
+/** A GetPage decoded into fields a connection reuses (decodeGetPageInto): no objects per request. */
+export interface GetPageScratch {
+  requestLsn: Lsn;
+  notModifiedSince: Lsn;
+  readonly key: PageKey;
+}
+
+export function newGetPageScratch(): GetPageScratch {
+  return { requestLsn: 0n, notModifiedSince: 0n, key: { spcOid: 0, dbOid: 0, relNumber: 0, forkNum: 0, blockNum: 0 } };
+}
+
+/**
+ * The server's fast lane for the commonest frame: a well-formed GET_PAGE (request id not 0, the
+ * payload exactly its LSNs and key) decoded into `into`, true. Anything else is false and untouched:
+ * decodeClientFrame then decodes it, or names what is wrong with it.
+ */
+export function decodeGetPageInto(raw: RawFrame, into: GetPageScratch): boolean {
+  const p = raw.payload;
+  if (raw.type !== FRAME_TYPE.GET_PAGE || raw.id === 0 || p.length !== LSNS_WIRE_BYTES + KEY_WIRE_BYTES) return false;
+  into.requestLsn = p.readBigUInt64BE(0);
+  into.notModifiedSince = p.readBigUInt64BE(8);
+  const k = into.key;
+  const o = LSNS_WIRE_BYTES;
+  k.spcOid = p.readUInt32BE(o);
+  k.dbOid = p.readUInt32BE(o + 4);
+  k.relNumber = p.readUInt32BE(o + 8);
+  k.forkNum = p[o + 12];
+  k.blockNum = p.readUInt32BE(o + 13);
+  return true;
 }
 
 /** Decode a frame a client sent: HELLO or a request. */

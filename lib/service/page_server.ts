@@ -16,11 +16,12 @@ import type { Repository } from '../repository';
 import type { Timeline } from '../timeline';
 import { PAGE_SIZE } from '../record';
 import { Authenticator, type AuthConfig } from './auth';
-import { type Clock, monotonicClock, Throttle, type ThrottleLimit } from './throttle';
+import { type Clock, monotonicClock, Throttle, type ThrottleDecision, type ThrottleLimit } from './throttle';
 import {
   allocPagesFrame, decodeClientFrame, DEFAULT_MAX_IN_FLIGHT, describeFrameType, encodeError, encodeExistsResult, encodeHelloOk, encodePage, encodePages, encodeRefuse,
   encodeRelations, encodeRelSize, encodeThrottled, encodeViolation, FrameReader, MAX_BATCH_PAGES, MAX_FRAME_BYTES, MIN_PROTOCOL_VERSION,
   PAGE_FRAME_PAGE_OFFSET, PAGES_FRAME_PAGES_OFFSET, PROTOCOL_VERSION, type Hello, type Request, type RequestLsns,
+  decodeGetPageInto, type GetPageScratch, newGetPageScratch, type RawFrame,
 } from './frames';
 import { TickCork } from './tick_cork';
 import { FramePool } from './frame_pool';
@@ -309,6 +310,20 @@ export function effectiveLsn(lsns: RequestLsns, lastRecordLsn: Lsn): Lsn {
   return requestLsn < lastRecordLsn ? requestLsn : lastRecordLsn;
 }
 
+/** beginRequest's start time when no one listens for request durations. */
+const NOT_TIMED = -1;
+
+/** The LSN a cached read may use, or null when effectiveLsn refuses (the async path answers that). */
+function cachedReadLsn(lsns: RequestLsns, lastRecordLsn: Lsn): Lsn | null {
+  if (lsns.requestLsn === 0n || lsns.notModifiedSince > lsns.requestLsn) return null;
+  return effectiveLsn(lsns, lastRecordLsn);
+}
+
+/** A frame named in a protocol violation's message. */
+function frameWhere(raw: RawFrame): string {
+  return `frame type ${describeFrameType(raw.type)} (request id ${raw.id}) at stream offset ${raw.streamOffset}`;
+}
+
 class Connection {
   readonly remote: string;
   readonly closed: Promise<void>;
@@ -317,6 +332,17 @@ class Connection {
   private readonly inFlight = new Set<number>();
   /** The one-key array a cached GetPage reads with (reused: no array per request). */
   private readonly oneKey: PageKey[] = [];
+  /** Where the GetPage fast lane decodes each request (reused: no objects per request). */
+  private readonly getPage: GetPageScratch = newGetPageScratch();
+  /**
+   * Frames handed to the socket, oldest first, each to go back to the pool (or null) when its
+   * write callback runs: a stream calls those in write order, so one callback serves every write
+   * and no closure is made per answer.
+   */
+  private readonly unsent: Array<Buffer | null> = [];
+  private unsentHead = 0;
+  private readonly onWritten = (): void => this.written();
+  private readonly takeFrame = (bytes: number): Buffer => this.server.framePool.take(bytes);
   private timeline: Timeline | null = null;
   /** The version agreed in the handshake: THROTTLED frames need 2. */
   private version = PROTOCOL_VERSION;
@@ -383,17 +409,19 @@ class Connection {
       try {
         raw = this.reader.next();
         if (raw === null) break;
+        if (this.state === 'ready' && !this.inFlight.has(raw.id) && decodeGetPageInto(raw, this.getPage)) {
+          this.startGetPage(raw.id);
+          continue;
+        }
         const f = decodeClientFrame(raw);
-        const at = raw;
-        const where = (): string => `frame type ${describeFrameType(at.type)} (request id ${at.id}) at stream offset ${at.streamOffset}`;
-        if (this.state === 'authenticating') throw new StrataError('PROTOCOL_ERROR', `${where()}: sent before HELLO_OK`);
+        if (this.state === 'authenticating') throw new StrataError('PROTOCOL_ERROR', `${frameWhere(raw)}: sent before HELLO_OK`);
         if (this.state === 'handshake') {
-          if (f.kind !== 'hello') throw new StrataError('PROTOCOL_ERROR', `${where()}: the first frame must be HELLO`);
+          if (f.kind !== 'hello') throw new StrataError('PROTOCOL_ERROR', `${frameWhere(raw)}: the first frame must be HELLO`);
           this.hello(f.hello);
           continue;
         }
-        if (f.kind === 'hello') throw new StrataError('PROTOCOL_ERROR', `${where()}: a second HELLO`);
-        if (this.inFlight.has(f.request.id)) throw new StrataError('PROTOCOL_ERROR', `${where()}: request id ${f.request.id} is already in flight`);
+        if (f.kind === 'hello') throw new StrataError('PROTOCOL_ERROR', `${frameWhere(raw)}: a second HELLO`);
+        if (this.inFlight.has(f.request.id)) throw new StrataError('PROTOCOL_ERROR', `${frameWhere(raw)}: request id ${f.request.id} is already in flight`);
         this.start(f.request);
       } catch (e) {
         this.violation(raw?.id ?? 0, isStrataError(e) ? e.message : String(e));
@@ -459,46 +487,82 @@ class Connection {
   }
 
   private start(r: Request): void {
-    this.requests++;
-    this.server.counters.requests++;
     const tl = this.timeline as Timeline;
-    const pages = r.kind === 'getPages' ? r.keys.length : 1;
-    const listened = this.server.hasRequestListeners;
-    const started = listened ? this.server.clock() : 0;
-    const report = (outcome: RequestOutcome['outcome']): void => {
-      if (listened) this.server.reportRequest({ tenantId: tl.tenantId, kind: r.kind, pages, outcome, seconds: Math.max(0, this.server.clock() - started) / 1000 });
-    };
-    const decision = this.server.throttle.take(tl.tenantId, pages);
+    const started = this.beginRequest();
+    const decision = this.server.throttle.take(tl.tenantId, r.kind === 'getPages' ? r.keys.length : 1);
     if (decision.allowed && (r.kind === 'getPage' || r.kind === 'getPages')) {
       // Pages the page cache holds are read now, straight into the answer frame: no promise, no
       // copy, no wait for the thread pool. Anything else (a block on disk, an LSN ingest has not
-      // reached, an error to report) takes the async path below.
-      const frame = this.readCached(tl, r);
+      // reached, an error to report) takes the async path.
+      const frame = r.kind === 'getPage' ? this.readCachedPage(tl, r.id, r.key, r.lsns) : this.readCachedPages(tl, r.id, r.keys, r.lsns);
       if (frame !== null) {
-        if (this.inFlight.size + 1 > this.server.counters.peakInFlight) this.server.counters.peakInFlight = this.inFlight.size + 1;
-        this.write(frame);
-        report('ok');
+        this.answerCached(frame, r.kind, r.kind === 'getPage' ? 1 : r.keys.length, started);
         return;
       }
     }
+    this.startAsync(r, decision, started);
+  }
+
+  /**
+   * start() for a GetPage the fast lane decoded into `this.getPage`: a cached answer makes no
+   * objects; a miss copies the request out of the scratch for the async path.
+   */
+  private startGetPage(id: number): void {
+    const tl = this.timeline as Timeline;
+    const g = this.getPage;
+    const started = this.beginRequest();
+    const decision = this.server.throttle.take(tl.tenantId, 1);
+    if (decision.allowed) {
+      const frame = this.readCachedPage(tl, id, g.key, g);
+      if (frame !== null) {
+        this.answerCached(frame, 'getPage', 1, started);
+        return;
+      }
+    }
+    const request: Request = { kind: 'getPage', id, lsns: { requestLsn: g.requestLsn, notModifiedSince: g.notModifiedSince }, key: { ...g.key } };
+    this.startAsync(request, decision, started);
+  }
+
+  /** Count a request; its start time when request listeners want durations, else NOT_TIMED. */
+  private beginRequest(): number {
+    this.requests++;
+    this.server.counters.requests++;
+    return this.server.hasRequestListeners ? this.server.clock() : NOT_TIMED;
+  }
+
+  private report(kind: Request['kind'], pages: number, outcome: RequestOutcome['outcome'], started: number): void {
+    if (started === NOT_TIMED) return;
+    const tenantId = (this.timeline as Timeline).tenantId;
+    this.server.reportRequest({ tenantId, kind, pages, outcome, seconds: Math.max(0, this.server.clock() - started) / 1000 });
+  }
+
+  private answerCached(frame: Buffer, kind: Request['kind'], pages: number, started: number): void {
+    if (this.inFlight.size + 1 > this.server.counters.peakInFlight) this.server.counters.peakInFlight = this.inFlight.size + 1;
+    this.write(frame);
+    this.report(kind, pages, 'ok', started);
+  }
+
+  private startAsync(r: Request, decision: ThrottleDecision, started: number): void {
+    const tl = this.timeline as Timeline;
+    const pages = r.kind === 'getPages' ? r.keys.length : 1;
     this.inFlight.add(r.id);
     if (this.inFlight.size > this.server.counters.peakInFlight) this.server.counters.peakInFlight = this.inFlight.size;
     if (!decision.allowed) {
       // Answered at once, never queued: the request was not run and cost the tenant nothing.
       this.server.counters.throttled++;
       const message = `tenant ${tl.tenantId} is over its limit of ${this.server.throttle.limitOf(tl.tenantId)?.rate ?? '?'} pages/s; retry after ${Math.ceil(decision.retryAfterMs)} ms`;
-      report('throttled');
+      this.report(r.kind, pages, 'throttled', started);
       queueMicrotask(() => this.finish(r.id, [this.version >= 2 ? encodeThrottled(r.id, decision.retryAfterMs, message) : encodeError(r.id, 'THROTTLED', message)]));
       return;
     }
     this.run(r).then(
       (frames) => {
-        report('ok');
+        this.report(r.kind, pages, 'ok', started);
         this.finish(r.id, frames);
       },
       (e: unknown) => {
         this.server.counters.errors++;
-        report('error');
+        this.report(r.kind, pages, 'error', started);
         const code = isStrataError(e) ? e.code : 'SERVER_ERROR';
         const message = isStrataError(e) ? e.message.slice(code.length + 2) : e instanceof Error ? e.message : String(e);
         if (!ANSWER_CODES.has(code)) this.server.emit({ event: 'request-failed', remote: this.remote, tenantId: tl.tenantId, kind: r.kind, code, message });
@@ -507,28 +571,24 @@ class Connection {
     ).catch(() => this.socket.destroy()); // a bug in answering must cost this connection, never the process
   }
 
-  /** The answer frame of a GetPage(s) whose pages are all cached, or null. */
-  private readCached(tl: Timeline, r: Extract<Request, { kind: 'getPage' | 'getPages' }>): Buffer | null {
-    let lsn: Lsn;
-    try {
-      lsn = effectiveLsn(r.lsns, tl.lastRecordLsn);
-    } catch {
-      return null; // BAD_ARGUMENT: the async path answers it
-    }
-    const pool = this.server.framePool;
-    const take = (bytes: number): Buffer => pool.take(bytes);
-    let frame: Buffer;
-    let hit: boolean;
-    if (r.kind === 'getPage') {
-      frame = allocPagesFrame(r.id, null, take);
-      this.oneKey[0] = r.key;
-      hit = tl.tryReadPagesCached(this.oneKey, lsn, frame, PAGE_FRAME_PAGE_OFFSET);
-    } else {
-      frame = allocPagesFrame(r.id, r.keys.length, take);
-      hit = tl.tryReadPagesCached(r.keys, lsn, frame, PAGES_FRAME_PAGES_OFFSET);
-    }
-    if (hit) return frame;
-    pool.give(frame);
+  /** The answer frame of a GetPage whose page is cached, or null. */
+  private readCachedPage(tl: Timeline, id: number, key: PageKey, lsns: RequestLsns): Buffer | null {
+    const lsn = cachedReadLsn(lsns, tl.lastRecordLsn);
+    if (lsn === null) return null;
+    const frame = allocPagesFrame(id, null, this.takeFrame);
+    this.oneKey[0] = key;
+    if (tl.tryReadPagesCached(this.oneKey, lsn, frame, PAGE_FRAME_PAGE_OFFSET)) return frame;
+    this.server.framePool.give(frame);
+    return null;
+  }
+
+  /** The answer frame of a GetPages whose pages are all cached, or null. */
+  private readCachedPages(tl: Timeline, id: number, keys: PageKey[], lsns: RequestLsns): Buffer | null {
+    const lsn = cachedReadLsn(lsns, tl.lastRecordLsn);
+    if (lsn === null) return null;
+    const frame = allocPagesFrame(id, keys.length, this.takeFrame);
+    if (tl.tryReadPagesCached(keys, lsn, frame, PAGES_FRAME_PAGES_OFFSET)) return frame;
+    this.server.framePool.give(frame);
     return null;
   }
 
@@ -536,7 +596,7 @@ class Connection {
     const tl = this.timeline as Timeline;
     const lsn = effectiveLsn(r.lsns, tl.lastRecordLsn);
     const opts = { timeoutMs: this.server.settings.waitLsnTimeoutMs };
-    const take = (bytes: number): Buffer => this.server.framePool.take(bytes);
+    const take = this.takeFrame;
     switch (r.kind) {
       case 'getPage':
         return [encodePage(r.id, await tl.getPage(r.key, lsn, opts), take)];
@@ -578,14 +638,21 @@ class Connection {
       return;
     }
     this.cork.hold();
-    this.socket.write(frame, () => this.written(recycle ? frame : null));
+    this.unsent.push(recycle ? frame : null);
+    this.socket.write(frame, this.onWritten);
     // Stop reading once a client lets answers pile up; written() (or 'drain') resumes.
     if (this.socket.writableLength >= WRITE_BUFFER_LIMIT_BYTES) this.writeBlocked = true;
   }
 
   /** A write left Node (sent or failed): its frame back to the pool, reading resumed at the low mark. */
-  private written(frame: Buffer | null): void {
-    if (frame !== null) this.server.framePool.give(frame);
+  private written(): void {
+    const frame = this.unsent[this.unsentHead];
+    this.unsent[this.unsentHead++] = null;
+    if (this.unsentHead === this.unsent.length) {
+      this.unsent.length = 0;
+      this.unsentHead = 0;
+    }
+    if (frame !== null && frame !== undefined) this.server.framePool.give(frame);
     if (this.writeBlocked && this.state !== 'closed' && this.socket.writableLength <= WRITE_BUFFER_RESUME_BYTES) {
       this.writeBlocked = false;
       this.pump();

@@ -20,6 +20,9 @@ export interface ThrottleLimit {
 
 export type ThrottleDecision = { allowed: true } | { allowed: false; retryAfterMs: number };
 
+/** The answer of every allowed take(): one frozen object, not one per request. */
+const ALLOWED: ThrottleDecision = Object.freeze({ allowed: true });
+
 /** Milliseconds on a monotonic clock. */
 export type Clock = () => number;
 
@@ -61,7 +64,7 @@ export class Throttle {
   take(tenantId: string, pages: number): ThrottleDecision {
     const st = this.tenants.get(tenantId);
     const limit = st?.limit ?? this.defaultLimit;
-    if (limit === null) return { allowed: true };
+    if (limit === null) return ALLOWED;
     const now = this.clock();
     const intervalMs = 1000 / limit.rate;
     const start = Math.max(st?.tat ?? now, now);
@@ -72,7 +75,7 @@ export class Throttle {
     if (allowAt > now) return { allowed: false, retryAfterMs: allowAt - now };
     if (st === undefined) this.tenants.set(tenantId, { limit: null, tat: newTat });
     else st.tat = newTat;
-    return { allowed: true };
+    return ALLOWED;
   }
 
   /** The limit that applies to `tenantId` (its own or the default), null when unlimited. */

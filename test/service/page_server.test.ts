@@ -245,6 +245,25 @@ describeEachCore('page service (%s core)', (impl) => {
       await r.closed;
     });
 
+    it('GetPage frames the fast lane declines: request LSN 0 and a wrong payload length, between good ones', async () => {
+      const r = await RawConn.ready(port);
+      const req = (id: number, requestLsn: bigint): Buffer => encodeRequest({ kind: 'getPage', id, lsns: { requestLsn, notModifiedSince: 0n }, key: KEYS[0] });
+      r.send(Buffer.concat([req(1, LSN_LAST), req(2, 0n), req(3, LSN_LAST)]));
+      const bad = await r.waitFor((f) => f.kind === 'error' && f.id === 2);
+      expect(bad).toMatchObject({ code: 'BAD_ARGUMENT' });
+      expect((bad as { message: string }).message).toMatch(/requestLsn 0 is not an LSN/);
+      for (const id of [1, 3]) {
+        const page = await r.waitFor((f) => f.kind === 'page' && f.id === id);
+        expect((page as { page: Buffer }).page.equals(await tl.getPage(KEYS[0], LSN_LAST))).toBe(true);
+      }
+      // One byte too many after the key: the general decoder names the leftover byte.
+      const long = Buffer.concat([req(4, LSN_LAST), Buffer.from([0])]);
+      long.writeUInt32BE(long.length, 0);
+      r.send(long);
+      expect((await r.waitFor((f) => f.kind === 'violation') as { message: string }).message).toMatch(/1 bytes left over after the last field/);
+      await r.closed;
+    });
+
     it('a stream cut in the middle of a frame (FIN after half a header) just closes', async () => {
       const r = await RawConn.ready(port);
       r.socket.end(Buffer.from([0, 0, 0]));
