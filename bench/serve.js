@@ -2,11 +2,12 @@
 'use strict';
 /**
  * `npm run bench:serve [-- --quick] [--out FILE] [--only cached,cold,half,fairness] [--conns 1,4] [--batch 1,32]
- * [--generator native|node]`: the page service's
+ * [--generator native|node] [--half-rate R]`: the page service's
  * load benchmark (issue 13), loopback only, bounded in time (full ≈ 3 min, --quick ≈ 40 s).
  *
  * `strata serve` runs in a child process and the load in other child processes (this file run with
- * `--worker JSON`), so no client steals the server's event loop. Measured:
+ * `--worker JSON`, or for paced runs bench/native/pageload.c), so no client steals the server's event
+ * loop. Latency is send to answer, or for paced runs due time to answer (p99FromSendMs: send to answer). Measured:
  *   - matrix: getpage/s and request p50/p99 for 1, 4, 16 connections × queue depths 1, 4, 16, 32
  *     per connection, single GetPage and batched GetPages (BATCH_PAGES keys), cached (a working set
  *     inside the server's page cache, read once before) and cold (keys spread over a data set 128×
@@ -86,8 +87,12 @@ async function worker(spec) {
     return Array.from({ length: spec.batch }, (_, i) => keyOf(o + i));
   };
   // Each loop reads into its own buffer, as a compute fills its buffer pool (no allocation per page).
-  const one = async (c, r, scheduled, into) => {
-    const s = scheduled ?? performance.now();
+  // Paced runs: latency counts from the request's due time (open loop: a late send, the
+  // generator's own pause, counts against the run); fromSend keeps the send-to-answer times.
+  const fromSend = [];
+  const one = async (c, r, due, into) => {
+    const sent = performance.now();
+    const s = due ?? sent;
     try {
       if (spec.batch === 1) await c.getPage(keyOf(Math.floor(r() * spec.pages)), LSN, { into });
       else await c.getPages(batchKeys(r), LSN, { into });
@@ -105,9 +110,10 @@ async function worker(spec) {
     }
     const done = performance.now();
     // Throughput: answers that arrive inside the window, whenever sent (a deep queue's requests
-    // may take longer than the window); latency: those answers' send-to-answer times.
+    // may take longer than the window); latency: those answers' due- (or send-) to-answer times.
     if (done >= tMeasure && done <= tEnd) {
       lat.push(done - s);
+      if (due !== undefined) fromSend.push(done - sent);
       pages += spec.batch;
       requests++;
     }
@@ -138,11 +144,9 @@ async function worker(spec) {
         if (wait >= 1) await new Promise((res) => setTimeout(res, wait));
         else if (wait > 0 || i % 8 === 0) await new Promise((res) => setImmediate(res));
         if (at >= tMeasure) lags.push(performance.now() - at);
-        // Latency counts from the send, never before its scheduled time; a client late on its
-        // schedule (starved of CPU) shows as an achieved rate below the offered one.
         // Open loop: a buffer per request in flight, back to the free list once answered.
         const into = free.pop() ?? Buffer.alloc(spec.batch * 8192);
-        const p = one(clients[i % spec.conns], r, undefined, into);
+        const p = one(clients[i % spec.conns], r, at, into);
         inFlight.add(p);
         void p.then(() => {
           inFlight.delete(p);
@@ -157,10 +161,11 @@ async function worker(spec) {
   for (const c of clients) await c.close();
   lat.sort((a, b) => a - b);
   lags.sort((a, b) => a - b);
+  fromSend.sort((a, b) => a - b);
   const q = (v, x) => (v.length === 0 ? null : v[Math.min(v.length - 1, Math.floor(v.length * x))]);
   const res = { pagesPerSec: pages / secs, requestsPerSec: requests / secs, p50Ms: q(lat, 0.5), p99Ms: q(lat, 0.99), maxMs: q(lat, 1), requests, throttled, errors };
   // The same fields as bench/native/pageload.c prints, so a paced run reads alike from either generator.
-  if (spec.rate !== undefined && spec.rate !== null) Object.assign(res, { sendLagP99Ms: q(lags, 0.99), sendLagMaxMs: q(lags, 1) });
+  if (spec.rate !== undefined && spec.rate !== null) Object.assign(res, { p99FromSendMs: q(fromSend, 0.99), sendLagP99Ms: q(lags, 0.99), sendLagMaxMs: q(lags, 1) });
   return { ...res, generator: 'node' };
 }
 
@@ -290,6 +295,9 @@ async function main() {
   if (connsIdx >= 0) P.conns = argv[connsIdx + 1].split(',').map(Number);
   const batchIdx = argv.indexOf('--batch');
   const batches = batchIdx >= 0 ? argv[batchIdx + 1].split(',').map(Number) : [1, BATCH_PAGES];
+  const halfRateIdx = argv.indexOf('--half-rate');
+  const halfRate = halfRateIdx >= 0 ? Number(argv[halfRateIdx + 1]) : null;
+  if (halfRate !== null && !(halfRate > 0)) throw new Error(`--half-rate must be a positive number: got ${argv[halfRateIdx + 1]}`);
   const genIdx = argv.indexOf('--generator');
   if (genIdx >= 0) {
     generatorChoice = argv[genIdx + 1];
@@ -327,10 +335,11 @@ async function main() {
         }
         if (want('half')) {
           const sat = await runWorker({ port: srv.port, tenant: 'quiet', conns: 1, depth: 32, batch: 1, pages: P.hotPages, ms: P.cellMs, warmupMs: P.warmupMs, seed: 11 });
-          const rate = Math.round(sat.requestsPerSec / 2);
+          // --half-rate R: a fixed offered rate, so that runs on a busy machine (whose saturated rate swings 3×) compare.
+          const rate = halfRate ?? Math.round(sat.requestsPerSec / 2);
           const half = await runPaced({ port: srv.port, tenant: 'quiet', conns: 1, depth: 0, rate, batch: 1, pages: P.hotPages, ms: P.cellMs * 2, warmupMs: P.warmupMs, seed: 12 }, log);
           result.half = { saturatedPerSec: sat.requestsPerSec, saturatedP99Ms: sat.p99Ms, offeredPerSec: rate, ...half };
-          log(`half load: saturated ${fmtK(sat.requestsPerSec)}/s; paced at ${fmtK(rate)}/s (${half.generator} generator): achieved ${fmtK(half.requestsPerSec)}/s, p50 ${fmtMs(half.p50Ms)} ms, p99 ${fmtMs(half.p99Ms)} ms, max ${fmtMs(half.maxMs)} ms; send lag p99 ${fmtMs(half.sendLagP99Ms)} ms`);
+          log(`half load: saturated ${fmtK(sat.requestsPerSec)}/s; paced at ${fmtK(rate)}/s (${half.generator} generator): achieved ${fmtK(half.requestsPerSec)}/s, p50 ${fmtMs(half.p50Ms)} ms, p99 ${fmtMs(half.p99Ms)} ms, max ${fmtMs(half.maxMs)} ms (from the due time); from the send p99 ${fmtMs(half.p99FromSendMs)} ms; send lag p99 ${fmtMs(half.sendLagP99Ms)} ms`);
         }
       } finally {
         await srv.stop();

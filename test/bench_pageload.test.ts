@@ -32,7 +32,7 @@ const RATE_PER_SEC = 400;
 const RUN_MS = 1000;
 const WARMUP_MS = 200;
 /** The fields bench/serve.js reads from a paced run, whichever generator ran it. */
-const FIELDS = ['pagesPerSec', 'requestsPerSec', 'p50Ms', 'p99Ms', 'maxMs', 'requests', 'throttled', 'errors', 'sendLagP99Ms', 'sendLagMaxMs', 'generator'];
+const FIELDS = ['pagesPerSec', 'requestsPerSec', 'p50Ms', 'p99Ms', 'maxMs', 'requests', 'throttled', 'errors', 'p99FromSendMs', 'sendLagP99Ms', 'sendLagMaxMs', 'generator'];
 
 const built = ensurePageload();
 const BIN = built.path;
@@ -99,6 +99,9 @@ describe.skipIf(BIN === undefined)('native load generator (bench/native/pageload
     expect(res.requests).toBe(Math.round((res.requestsPerSec as number) * RUN_MS / 1000));
     expect(res.p50Ms as number).toBeLessThanOrEqual(res.p99Ms as number);
     expect(res.p99Ms as number).toBeLessThanOrEqual(res.maxMs as number);
+    // Each request's due time is at or before its send: due-to-answer dominates send-to-answer.
+    expect(res.p99FromSendMs as number).toBeLessThanOrEqual(res.p99Ms as number);
+    expect(res.sendLagP99Ms as number).toBeGreaterThanOrEqual(0);
   });
 
   it('prints the same fields as the Node worker for the same paced run', async () => {

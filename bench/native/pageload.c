@@ -11,7 +11,10 @@
  * One thread: a nonblocking socket, pselect() until shortly before the next send is due, then a
  * short spin, so the pacing error is a few microseconds on an idle core.
  *
- * Output: one JSON line on stdout with the fields of bench/serve.js's worker. Exit 1 with a message
+ * Output: one JSON line on stdout with the fields of bench/serve.js's worker: pagesPerSec,
+ * requestsPerSec, p50Ms/p99Ms/maxMs (due time → answer), requests, throttled, errors (always 0:
+ * an error ends the run), p99FromSendMs (send → answer), sendLagP99Ms/sendLagMaxMs (how late the
+ * sends due in the window went out), generator "native". Exit 1 with a message
  * on stderr on a refused handshake, an ERROR or PROTOCOL_VIOLATION frame, or any frame that breaks
  * the protocol; exit 2 on bad arguments.
  */
@@ -357,13 +360,15 @@ struct run {
   /* Requests encoded and not yet fully written (the server stops reading at its in-flight limit). */
   uint8_t *out;
   size_t out_len, out_cap;
-  /* Per request i (id i + 1): its state; its due time is t0 + i / rate. */
+  /* Per request i (id i + 1): its state and send time; its due time is t0 + i / rate. */
   uint8_t *state;
+  int64_t *sent_at;
   uint64_t total, sent, outstanding;
   int64_t t0, t_measure, t_end;
   double interval_ns;
-  /* Latencies (ms) of answers inside the window; send lags (ms) of sends due inside it. */
+  /* Latencies (ms) of answers inside the window, from due and from send; send lags (ms) of sends due inside it. */
   double *lat;
+  double *from_send;
   uint64_t lat_n;
   double *lag;
   uint64_t lag_n;
@@ -435,7 +440,10 @@ static void take_frames(struct run *r, int64_t t) {
     if (type == T_PAGE) {
       if (n != PAGE_SIZE) die("PAGE frame for request %u at stream offset %llu holds %zu bytes (must be %d)", id, (unsigned long long)at, n, PAGE_SIZE);
       uint64_t i = take_request(r, id, type, at);
-      if (t >= r->t_measure && t <= r->t_end) r->lat[r->lat_n++] = (double)(t - due_ns(r, i)) / 1e6;
+      if (t >= r->t_measure && t <= r->t_end) {
+        r->from_send[r->lat_n] = (double)(t - r->sent_at[i]) / 1e6;
+        r->lat[r->lat_n++] = (double)(t - due_ns(r, i)) / 1e6;
+      }
     } else if (type == T_THROTTLED) {
       /* As the Node worker: a throttled request is counted (when due in the window) and not retried. */
       const uint8_t *m;
@@ -532,9 +540,11 @@ int main(int argc, char **argv) {
   while (r.total > 0 && due_ns(&r, r.total - 1) >= r.t_end) r.total--;
   while (due_ns(&r, r.total) < r.t_end) r.total++;
   r.state = calloc(r.total + 1, 1);
+  r.sent_at = malloc((r.total + 1) * sizeof *r.sent_at);
   r.lat = malloc((r.total + 1) * sizeof *r.lat);
+  r.from_send = malloc((r.total + 1) * sizeof *r.from_send);
   r.lag = malloc((r.total + 1) * sizeof *r.lag);
-  if (r.state == NULL || r.lat == NULL || r.lag == NULL) die("out of memory for %llu requests", (unsigned long long)r.total);
+  if (r.state == NULL || r.sent_at == NULL || r.lat == NULL || r.from_send == NULL || r.lag == NULL) die("out of memory for %llu requests", (unsigned long long)r.total);
 
   while (r.sent < r.total) {
     int64_t due = due_ns(&r, r.sent);
@@ -550,6 +560,7 @@ int main(int argc, char **argv) {
       uint64_t i = r.sent;
       encode_get_page(&r, i, &a);
       r.state[i] = REQ_OUTSTANDING;
+      r.sent_at[i] = t;
       r.sent++;
       r.outstanding++;
       if (due_ns(&r, i) >= r.t_measure) r.lag[r.lag_n++] = (double)(t - due_ns(&r, i)) / 1e6;
@@ -566,6 +577,7 @@ int main(int argc, char **argv) {
   close(r.fd);
 
   qsort(r.lat, r.lat_n, sizeof *r.lat, cmp_double);
+  qsort(r.from_send, r.lat_n, sizeof *r.from_send, cmp_double);
   qsort(r.lag, r.lag_n, sizeof *r.lag, cmp_double);
   double secs = a.ms / 1000.0;
   printf("{\"pagesPerSec\":%.3f,\"requestsPerSec\":%.3f,", (double)r.lat_n / secs, (double)r.lat_n / secs);
@@ -575,6 +587,8 @@ int main(int argc, char **argv) {
   putchar(',');
   print_quantile("maxMs", r.lat, r.lat_n, 1.0);
   printf(",\"requests\":%llu,\"throttled\":%llu,\"errors\":0,", (unsigned long long)r.lat_n, (unsigned long long)r.throttled);
+  print_quantile("p99FromSendMs", r.from_send, r.lat_n, 0.99);
+  putchar(',');
   print_quantile("sendLagP99Ms", r.lag, r.lag_n, 0.99);
   putchar(',');
   print_quantile("sendLagMaxMs", r.lag, r.lag_n, 1.0);
