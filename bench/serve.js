@@ -305,6 +305,8 @@ async function main() {
   }
   const started = performance.now();
   const log = (s) => process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(1)}s] ${s}\n`);
+  // Build (or refuse) the paced runs' generator before any data is written.
+  if (want('half') || want('fairness')) nativeGeneratorPath(log);
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-bench-serve-'));
   const result = {
     meta: { date: new Date().toISOString(), profile: profileName, node: process.version, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, loadAvgAtStart: os.loadavg(), batchPages: BATCH_PAGES, serverMaxInFlight: SERVER_MAX_IN_FLIGHT, commit: gitCommit() },
