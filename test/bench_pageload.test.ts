@@ -5,9 +5,11 @@
  * closed port, a refused handshake and an ERROR answer. No latency assertions: speed is bench/'s.
  */
 import { spawn } from 'node:child_process';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PAGE_SIZE, Repository } from '../lib';
+import { generateAuthKeys, readSigningKey, signToken } from '../lib/service/auth';
 import { Server } from '../lib/service/page_server';
 import { tmpDir } from './helpers/layers';
 import { removeDir } from './helpers/service';
@@ -52,6 +54,79 @@ function run(cmd: string, args: string[]): Promise<{ code: number | null; stdout
 
 const spec = (port: number, over: Record<string, unknown> = {}): Record<string, unknown> => ({
   port, tenant: TENANT, rate: RATE_PER_SEC, ms: RUN_MS, warmupMs: WARMUP_MS, pages: PAGES, seed: 12, lsn: bench.LSN, ...over,
+});
+
+/** A frame: u32 length, u8 type, u32 id, payload. */
+function frame(type: number, id: number, payload: Buffer, length = 9 + payload.length): Buffer {
+  const h = Buffer.alloc(9);
+  h.writeUInt32BE(length, 0);
+  h[4] = type;
+  h.writeUInt32BE(id, 5);
+  return Buffer.concat([h, payload]);
+}
+
+const HELLO_OK = (() => {
+  const p = Buffer.alloc(18);
+  p.writeUInt16BE(2, 0);
+  p.writeUInt32BE(1 << 20, 2);
+  p.writeUInt16BE(64, 6);
+  p.writeUInt16BE(64, 8);
+  return frame(0x02, 0, p);
+})();
+
+/** A code/message payload (str16 twice), or one whose message length runs past the frame. */
+function codeMessage(code: string, message: string, overrun = false): Buffer {
+  const c = Buffer.from(code);
+  const m = Buffer.from(message);
+  const p = Buffer.alloc(4 + c.length + m.length);
+  p.writeUInt16BE(c.length, 0);
+  c.copy(p, 2);
+  p.writeUInt16BE(m.length + (overrun ? 100 : 0), 2 + c.length);
+  m.copy(p, 4 + c.length);
+  return p;
+}
+
+/**
+ * A fake page server: answers the HELLO with `hello` and the first request with `answer`, so the
+ * generator meets frames a correct server never sends. Resolves with pageload's exit and stderr.
+ */
+async function againstFake(hello: Buffer, answer: Buffer): Promise<{ code: number | null; stderr: string }> {
+  const srv = net.createServer((sock) => {
+    let seen = 0;
+    sock.on('data', () => {
+      sock.write(seen++ === 0 ? hello : answer);
+    });
+    sock.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  try {
+    const port = (srv.address() as net.AddressInfo).port;
+    return await run(BIN!, pageloadArgs(spec(port, { ms: 300, warmupMs: 0, rate: 50 })));
+  } finally {
+    srv.close();
+  }
+}
+
+describe.skipIf(BIN === undefined)('native load generator against broken frames', () => {
+  const cases: Array<[string, Buffer, Buffer, RegExp]> = [
+    ['a page for a request never sent', HELLO_OK, frame(0x20, 999, Buffer.alloc(PAGE_SIZE)), /answers request id 999, which is not outstanding/],
+    ['a length past MAX_FRAME_BYTES', HELLO_OK, frame(0x20, 1, Buffer.alloc(0), 0x7fff_ffff), /frame length 2147483647 at stream offset \d+ \(must be 9 … 1048576\)/],
+    ['a length below the header', HELLO_OK, frame(0x20, 1, Buffer.alloc(0), 4), /frame length 4 at stream offset/],
+    ['a short page', HELLO_OK, frame(0x20, 1, Buffer.alloc(100)), /PAGE frame for request 1 .* holds 100 bytes \(must be 8192\)/],
+    ['a frame of another kind', HELLO_OK, frame(0x22, 1, Buffer.alloc(4)), /unexpected frame of type 0x22 \(request id 1\)/],
+    ['an ERROR whose message runs past the frame', HELLO_OK, frame(0x2f, 1, codeMessage('BAD_ARGUMENT', 'x', true)), /malformed ERROR frame \(request id 1/],
+    ['a PROTOCOL_VIOLATION', HELLO_OK, frame(0x30, 1, codeMessage('PROTOCOL_ERROR', 'bad bytes at 9')), /PROTOCOL_VIOLATION for request 1: PROTOCOL_ERROR: bad bytes at 9/],
+    ['a HELLO_OK of the wrong size', frame(0x02, 0, Buffer.alloc(10)), Buffer.alloc(0), /HELLO_OK payload of 10 bytes \(must be 18\)/],
+    ['a handshake answered by a page', frame(0x20, 0, Buffer.alloc(PAGE_SIZE)), Buffer.alloc(0), /answered the handshake with a frame of type 0x20/],
+  ];
+  for (const [what, hello, answer, message] of cases) {
+    it(`exits 1 on ${what}`, async () => {
+      const r = await againstFake(hello, answer);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/^pageload: /);
+      expect(r.stderr).toMatch(message);
+    });
+  }
 });
 
 describe.skipIf(BIN === undefined)('native load generator (bench/native/pageload.c)', () => {
@@ -136,6 +211,23 @@ describe.skipIf(BIN === undefined)('native load generator (bench/native/pageload
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
     expect(r.stderr).toMatch(/^pageload: ERROR for request \d+: PAGE_NOT_FOUND: /);
+  });
+
+  it('sends the token in its HELLO to a server with auth (and is refused without one)', async () => {
+    const keys = await generateAuthKeys(path.join(dir, 'auth'));
+    const token = await signToken(readSigningKey(keys.signingKeyFile), { tenantId: TENANT, scope: 'pageserver', expiresInSeconds: 600 });
+    const authed = new Server(repo, { auth: { keysFile: keys.keysFile } });
+    const { port: authPort } = await authed.listen('127.0.0.1', 0);
+    try {
+      const ok = await run(BIN!, [...pageloadArgs(spec(authPort, { ms: 200, warmupMs: 0 })), '--token', token]);
+      expect(ok.code, ok.stderr).toBe(0);
+      expect((JSON.parse(ok.stdout) as { requests: number }).requests).toBeGreaterThan(0);
+      const refused = await run(BIN!, pageloadArgs(spec(authPort, { ms: 200, warmupMs: 0 })));
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(/^pageload: page service refused: AUTH_FAILED: /);
+    } finally {
+      await authed.close();
+    }
   });
 
   it('refuses bad arguments with a usage message (exit 2)', async () => {
