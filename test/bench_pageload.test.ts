@@ -34,7 +34,7 @@ const RATE_PER_SEC = 400;
 const RUN_MS = 1000;
 const WARMUP_MS = 200;
 /** The fields bench/serve.js reads from a paced run, whichever generator ran it. */
-const FIELDS = ['pagesPerSec', 'requestsPerSec', 'p50Ms', 'p99Ms', 'maxMs', 'requests', 'throttled', 'errors', 'p99FromSendMs', 'sendLagP99Ms', 'sendLagMaxMs', 'generator'];
+const FIELDS = ['pagesPerSec', 'requestsPerSec', 'p50Ms', 'p99Ms', 'maxMs', 'requests', 'throttled', 'errors', 'p99FromSendMs', 'sendLagP50Ms', 'sendLagP99Ms', 'sendLagMaxMs', 'generator'];
 
 const built = ensurePageload();
 const BIN = built.path;

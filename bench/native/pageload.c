@@ -13,7 +13,7 @@
  *
  * Output: one JSON line on stdout with the fields of bench/serve.js's worker: pagesPerSec,
  * requestsPerSec, p50Ms/p99Ms/maxMs (due time → answer), requests, throttled, errors (always 0:
- * an error ends the run), p99FromSendMs (send → answer), sendLagP99Ms/sendLagMaxMs (how late the
+ * an error ends the run), p99FromSendMs (send → answer), sendLagP50Ms/P99Ms/MaxMs (how late the
  * sends due in the window went out), generator "native". Exit 1 with a message
  * on stderr on a refused handshake, an ERROR or PROTOCOL_VIOLATION frame, or any frame that breaks
  * the protocol; exit 2 on bad arguments.
@@ -588,6 +588,8 @@ int main(int argc, char **argv) {
   print_quantile("maxMs", r.lat, r.lat_n, 1.0);
   printf(",\"requests\":%llu,\"throttled\":%llu,\"errors\":0,", (unsigned long long)r.lat_n, (unsigned long long)r.throttled);
   print_quantile("p99FromSendMs", r.from_send, r.lat_n, 0.99);
+  putchar(',');
+  print_quantile("sendLagP50Ms", r.lag, r.lag_n, 0.5);
   putchar(',');
   print_quantile("sendLagP99Ms", r.lag, r.lag_n, 0.99);
   putchar(',');
