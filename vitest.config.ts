@@ -5,7 +5,7 @@ import { defineConfig } from 'vitest/config';
  * script (`npm run test:bench`, which .ci/run calls) so `npm test` stays within its time budget.
  * STRATA_BENCH_SMOKE=1 (set by that script) selects them instead of the rest of the suite.
  */
-const BENCH_SMOKE_FILES = ['test/bench_smoke.test.ts', 'test/bench_micro.test.ts'];
+const BENCH_SMOKE_FILES = ['test/bench_smoke.test.ts', 'test/bench_micro.test.ts', 'test/bench_pageload.test.ts'];
 const benchSmoke = process.env.STRATA_BENCH_SMOKE === '1';
 
 export default defineConfig({

@@ -1,17 +1,22 @@
 #!/usr/bin/env node
 'use strict';
 /**
- * `npm run bench:serve [-- --quick] [--out FILE] [--only cached,cold,half,fairness] [--conns 1,4] [--batch 1,32]`: the page service's
+ * `npm run bench:serve [-- --quick] [--out FILE] [--only cached,cold,half,fairness] [--conns 1,4] [--batch 1,32]
+ * [--generator native|node] [--half-rate R]`: the page service's
  * load benchmark (issue 13), loopback only, bounded in time (full ≈ 3 min, --quick ≈ 40 s).
  *
  * `strata serve` runs in a child process and the load in other child processes (this file run with
- * `--worker JSON`), so no client steals the server's event loop. Measured:
+ * `--worker JSON`, or for paced runs bench/native/pageload.c), so no client steals the server's event
+ * loop. Latency is send to answer, or for paced runs due time to answer (p99FromSendMs: send to answer). Measured:
  *   - matrix: getpage/s and request p50/p99 for 1, 4, 16 connections × queue depths 1, 4, 16, 32
  *     per connection, single GetPage and batched GetPages (BATCH_PAGES keys), cached (a working set
  *     inside the server's page cache, read once before) and cold (keys spread over a data set 128×
  *     the server's page cache, so almost every read misses it and goes to the layer files through
  *     the thread pool);
  *   - half: one connection at half the rate the matrix saturated, paced (p99 at half load);
+ *     paced runs use the native generator (bench/native/pageload.c, built on demand), whose
+ *     latency is the server's and not a Node client's garbage collections; the Node worker when no
+ *     C compiler builds it, or with `--generator node`;
  *   - fairness: a noisy tenant held by the GCRA throttle (limit set over the admin API) and a quiet
  *     tenant paced at a fixed rate share the server: the quiet tenant's p99 alone and beside the
  *     noisy one, and the noisy tenant's achieved page rate against its limit (± 5 % is the target).
@@ -22,6 +27,7 @@ const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
+const { ensurePageload, pageloadArgs, PAGELOAD_SOURCE } = require('./lib/pageload.js');
 
 // STRATA_BENCH_ROOT: another checkout's build to measure (e.g. main's, for a before/after).
 const ROOT = process.env.STRATA_BENCH_ROOT ? path.resolve(process.env.STRATA_BENCH_ROOT) : path.join(__dirname, '..');
@@ -71,6 +77,8 @@ async function worker(spec) {
   let requests = 0;
   let throttled = 0;
   let errors = 0;
+  // Paced runs: how late each send due inside the window went out (the generator's own delay).
+  const lags = [];
   const t0 = performance.now();
   const tMeasure = t0 + spec.warmupMs;
   const tEnd = tMeasure + spec.ms;
@@ -79,8 +87,12 @@ async function worker(spec) {
     return Array.from({ length: spec.batch }, (_, i) => keyOf(o + i));
   };
   // Each loop reads into its own buffer, as a compute fills its buffer pool (no allocation per page).
-  const one = async (c, r, scheduled, into) => {
-    const s = scheduled ?? performance.now();
+  // Paced runs: latency counts from the request's due time (open loop: a late send, the
+  // generator's own pause, counts against the run); fromSend keeps the send-to-answer times.
+  const fromSend = [];
+  const one = async (c, r, due, into) => {
+    const sent = performance.now();
+    const s = due ?? sent;
     try {
       if (spec.batch === 1) await c.getPage(keyOf(Math.floor(r() * spec.pages)), LSN, { into });
       else await c.getPages(batchKeys(r), LSN, { into });
@@ -98,9 +110,10 @@ async function worker(spec) {
     }
     const done = performance.now();
     // Throughput: answers that arrive inside the window, whenever sent (a deep queue's requests
-    // may take longer than the window); latency: those answers' send-to-answer times.
+    // may take longer than the window); latency: those answers' due- (or send-) to-answer times.
     if (done >= tMeasure && done <= tEnd) {
       lat.push(done - s);
+      if (due !== undefined) fromSend.push(done - sent);
       pages += spec.batch;
       requests++;
     }
@@ -130,11 +143,10 @@ async function worker(spec) {
         const wait = at - performance.now();
         if (wait >= 1) await new Promise((res) => setTimeout(res, wait));
         else if (wait > 0 || i % 8 === 0) await new Promise((res) => setImmediate(res));
-        // Latency counts from the send, never before its scheduled time; a client late on its
-        // schedule (starved of CPU) shows as an achieved rate below the offered one.
+        if (at >= tMeasure) lags.push(performance.now() - at);
         // Open loop: a buffer per request in flight, back to the free list once answered.
         const into = free.pop() ?? Buffer.alloc(spec.batch * 8192);
-        const p = one(clients[i % spec.conns], r, undefined, into);
+        const p = one(clients[i % spec.conns], r, at, into);
         inFlight.add(p);
         void p.then(() => {
           inFlight.delete(p);
@@ -148,11 +160,48 @@ async function worker(spec) {
   const secs = spec.ms / 1000;
   for (const c of clients) await c.close();
   lat.sort((a, b) => a - b);
-  const q = (x) => (lat.length === 0 ? null : lat[Math.min(lat.length - 1, Math.floor(lat.length * x))]);
-  return { pagesPerSec: pages / secs, requestsPerSec: requests / secs, p50Ms: q(0.5), p99Ms: q(0.99), requests, throttled, errors };
+  lags.sort((a, b) => a - b);
+  fromSend.sort((a, b) => a - b);
+  const q = (v, x) => (v.length === 0 ? null : v[Math.min(v.length - 1, Math.floor(v.length * x))]);
+  const res = { pagesPerSec: pages / secs, requestsPerSec: requests / secs, p50Ms: q(lat, 0.5), p99Ms: q(lat, 0.99), maxMs: q(lat, 1), requests, throttled, errors };
+  // The same fields as bench/native/pageload.c prints, so a paced run reads alike from either generator.
+  if (spec.rate !== undefined && spec.rate !== null) Object.assign(res, { p99FromSendMs: q(fromSend, 0.99), sendLagP50Ms: q(lags, 0.5), sendLagP99Ms: q(lags, 0.99), sendLagMaxMs: q(lags, 1) });
+  return { ...res, generator: 'node' };
 }
 
 // ---- orchestration -----------------------------------------------------------------------------
+
+/** 'native' | 'node' (--generator), or null: native when it builds, else node. */
+let generatorChoice = null;
+/** The native generator's binary once built, or why it is not used. */
+let nativeGenerator;
+
+function nativeGeneratorPath(log) {
+  if (nativeGenerator === undefined) {
+    nativeGenerator = generatorChoice === 'node' ? { error: '--generator node' } : ensurePageload();
+    if (nativeGenerator.error !== undefined) {
+      if (generatorChoice === 'native') throw new Error(`--generator native: cannot build ${path.relative(process.cwd(), PAGELOAD_SOURCE)}: ${nativeGenerator.error}`);
+      log(`paced runs use the Node worker (native generator not used: ${nativeGenerator.error})`);
+    } else log(`paced runs use the native generator (${path.relative(process.cwd(), nativeGenerator.path)})`);
+  }
+  return nativeGenerator.path;
+}
+
+/**
+ * A paced run (one connection, single GetPage): the native generator when it is available, else
+ * the Node worker. Either prints the same JSON fields, `generator` saying which ran.
+ */
+function runPaced(spec, log) {
+  const bin = nativeGeneratorPath(log);
+  if (bin === undefined || spec.conns !== 1 || spec.batch !== 1) return runWorker(spec);
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, pageloadArgs({ ...spec, lsn: LSN }), { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.once('error', reject);
+    child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`native load generator exited ${code}`))));
+  });
+}
 
 function runWorker(spec) {
   return new Promise((resolve, reject) => {
@@ -246,8 +295,18 @@ async function main() {
   if (connsIdx >= 0) P.conns = argv[connsIdx + 1].split(',').map(Number);
   const batchIdx = argv.indexOf('--batch');
   const batches = batchIdx >= 0 ? argv[batchIdx + 1].split(',').map(Number) : [1, BATCH_PAGES];
+  const halfRateIdx = argv.indexOf('--half-rate');
+  const halfRate = halfRateIdx >= 0 ? Number(argv[halfRateIdx + 1]) : null;
+  if (halfRate !== null && !(halfRate > 0)) throw new Error(`--half-rate must be a positive number: got ${argv[halfRateIdx + 1]}`);
+  const genIdx = argv.indexOf('--generator');
+  if (genIdx >= 0) {
+    generatorChoice = argv[genIdx + 1];
+    if (generatorChoice !== 'native' && generatorChoice !== 'node') throw new Error(`--generator must be native or node: got ${generatorChoice}`);
+  }
   const started = performance.now();
   const log = (s) => process.stderr.write(`[${((performance.now() - started) / 1000).toFixed(1)}s] ${s}\n`);
+  // Build (or refuse) the paced runs' generator before any data is written.
+  if (want('half') || want('fairness')) nativeGeneratorPath(log);
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-bench-serve-'));
   const result = {
     meta: { date: new Date().toISOString(), profile: profileName, node: process.version, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, loadAvgAtStart: os.loadavg(), batchPages: BATCH_PAGES, serverMaxInFlight: SERVER_MAX_IN_FLIGHT, commit: gitCommit() },
@@ -278,10 +337,11 @@ async function main() {
         }
         if (want('half')) {
           const sat = await runWorker({ port: srv.port, tenant: 'quiet', conns: 1, depth: 32, batch: 1, pages: P.hotPages, ms: P.cellMs, warmupMs: P.warmupMs, seed: 11 });
-          const rate = Math.round(sat.requestsPerSec / 2);
-          const half = await runWorker({ port: srv.port, tenant: 'quiet', conns: 1, depth: 0, rate, batch: 1, pages: P.hotPages, ms: P.cellMs * 2, warmupMs: P.warmupMs, seed: 12 });
+          // --half-rate R: a fixed offered rate, so that runs on a busy machine (whose saturated rate swings 3×) compare.
+          const rate = halfRate ?? Math.round(sat.requestsPerSec / 2);
+          const half = await runPaced({ port: srv.port, tenant: 'quiet', conns: 1, depth: 0, rate, batch: 1, pages: P.hotPages, ms: P.cellMs * 2, warmupMs: P.warmupMs, seed: 12 }, log);
           result.half = { saturatedPerSec: sat.requestsPerSec, saturatedP99Ms: sat.p99Ms, offeredPerSec: rate, ...half };
-          log(`half load: saturated ${fmtK(sat.requestsPerSec)}/s; paced at ${fmtK(rate)}/s: achieved ${fmtK(half.requestsPerSec)}/s, p50 ${fmtMs(half.p50Ms)} ms, p99 ${fmtMs(half.p99Ms)} ms`);
+          log(`half load: saturated ${fmtK(sat.requestsPerSec)}/s; paced at ${fmtK(rate)}/s (${half.generator} generator): achieved ${fmtK(half.requestsPerSec)}/s, p50 ${fmtMs(half.p50Ms)} ms, p99 ${fmtMs(half.p99Ms)} ms, max ${fmtMs(half.maxMs)} ms (from the due time); from the send p99 ${fmtMs(half.p99FromSendMs)} ms; send lag p50 ${fmtMs(half.sendLagP50Ms)} / p99 ${fmtMs(half.sendLagP99Ms)} ms`);
         }
       } finally {
         await srv.stop();
@@ -317,13 +377,14 @@ async function fairness(dir, P, log) {
       body: JSON.stringify({ rate: P.noisyRate, burst: P.noisyBurst }),
     });
     if (!res.ok) throw new Error(`PUT throttle: ${res.status} ${await res.text()}`);
+    // The quiet tenant is paced (runPaced: the native generator when built); the noisy one is a closed loop of the Node worker.
     const quietSpec = { port: srv.port, tenant: 'quiet', conns: 1, depth: 0, rate: P.quietRate, batch: 1, pages: P.hotPages, ms: P.fairMs, warmupMs: 300, seed: 21 };
-    await runWorker({ ...quietSpec, ms: 300, seed: 20 }); // warm the cache and the JIT
-    const solo = await runWorker(quietSpec);
-    log(`fairness: quiet alone at ${P.quietRate}/s: p50 ${fmtMs(solo.p50Ms)} ms, p99 ${fmtMs(solo.p99Ms)} ms`);
+    await runPaced({ ...quietSpec, ms: 300, seed: 20 }, log); // warm the cache and the JIT
+    const solo = await runPaced(quietSpec, log);
+    log(`fairness: quiet alone at ${P.quietRate}/s (${solo.generator} generator): p50 ${fmtMs(solo.p50Ms)} ms, p99 ${fmtMs(solo.p99Ms)} ms`);
     // The noisy tenant offers far more than its limit: 4 connections × 16 in flight, closed loop.
     const noisySpec = { port: srv.port, tenant: 'noisy', conns: 4, depth: 16, batch: 1, pages: P.hotPages, ms: P.fairMs + 600, warmupMs: 300, seed: 31 };
-    const [noisy, shared] = await Promise.all([runWorker(noisySpec), new Promise((r) => setTimeout(r, 300)).then(() => runWorker(quietSpec))]);
+    const [noisy, shared] = await Promise.all([runWorker(noisySpec), new Promise((r) => setTimeout(r, 300)).then(() => runPaced(quietSpec, log))]);
     const noisyRatio = noisy.pagesPerSec / P.noisyRate;
     const p99Ratio = shared.p99Ms / solo.p99Ms;
     log(`fairness: quiet beside noisy: p99 ${fmtMs(shared.p99Ms)} ms (${p99Ratio.toFixed(2)}× alone); noisy achieved ${fmtK(noisy.pagesPerSec)} pages/s = ${(noisyRatio * 100).toFixed(1)} % of its limit, ${noisy.throttled} THROTTLED answers`);
@@ -363,11 +424,11 @@ function printReport(r) {
     }
   }
   if (r.half !== null) {
-    lines.push(`\nOne connection, GetPage, cached, paced at half its saturated rate (${fmtK(r.half.saturatedPerSec)}/s): ${fmtK(r.half.offeredPerSec)}/s offered, ${fmtK(r.half.requestsPerSec)}/s answered, p50 ${fmtMs(r.half.p50Ms)} ms, p99 ${fmtMs(r.half.p99Ms)} ms`);
+    lines.push(`\nOne connection, GetPage, cached, paced at half its saturated rate (${fmtK(r.half.saturatedPerSec)}/s) by the ${r.half.generator} generator: ${fmtK(r.half.offeredPerSec)}/s offered, ${fmtK(r.half.requestsPerSec)}/s answered, p50 ${fmtMs(r.half.p50Ms)} ms, p99 ${fmtMs(r.half.p99Ms)} ms, max ${fmtMs(r.half.maxMs)} ms`);
   }
   if (r.fairness !== null) {
     const f = r.fairness;
-    lines.push(`\nFairness: quiet tenant paced at ${f.quietRate}/s, noisy tenant limited to ${f.noisyLimit.rate} pages/s (burst ${f.noisyLimit.burst}), 4 connections × 16 in flight\n`);
+    lines.push(`\nFairness: quiet tenant paced at ${f.quietRate}/s (${f.solo.generator} generator), noisy tenant limited to ${f.noisyLimit.rate} pages/s (burst ${f.noisyLimit.burst}), 4 connections × 16 in flight\n`);
     lines.push('| figure | value | target |');
     lines.push('|---|---:|---|');
     lines.push(`| quiet p99 alone / beside noisy | ${fmtMs(f.solo.p99Ms)} / ${fmtMs(f.shared.p99Ms)} ms (${f.quietP99Ratio.toFixed(2)}×) | ≤ 2× — ${f.quietP99Ratio <= 2 ? 'met' : 'missed'} |`);
@@ -376,7 +437,12 @@ function printReport(r) {
   process.stdout.write(lines.join('\n') + '\n');
 }
 
-main().catch((e) => {
-  process.stderr.write(`bench:serve: ${e && e.stack ? e.stack : e}\n`);
-  process.exit(1);
-});
+// The key sequence is shared with test/bench_pageload.test.ts, which checks the native generator's against it.
+module.exports = { rng, keyOf, LSN };
+
+if (require.main === module) {
+  main().catch((e) => {
+    process.stderr.write(`bench:serve: ${e && e.stack ? e.stack : e}\n`);
+    process.exit(1);
+  });
+}
