@@ -27,7 +27,7 @@ const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { ensurePageload, pageloadArgs, PAGELOAD_SOURCE } = require('./lib/pageload.js');
+const { ensurePageload, ensurePagefloor, pageloadArgs, PAGELOAD_SOURCE } = require('./lib/pageload.js');
 
 // STRATA_BENCH_ROOT: another checkout's build to measure (e.g. main's, for a before/after).
 const ROOT = process.env.STRATA_BENCH_ROOT ? path.resolve(process.env.STRATA_BENCH_ROOT) : path.join(__dirname, '..');
@@ -203,6 +203,36 @@ function runPaced(spec, log) {
   });
 }
 
+/**
+ * The same paced run against bench/native/pagefloor.c, a C server that answers every GetPage
+ * with zeros and does nothing else: what this machine's scheduler and loopback TCP cost at that
+ * rate, the floor under the real server's p99. Null when either native tool cannot be built.
+ */
+async function runFloor(spec, log) {
+  const bin = nativeGeneratorPath(log);
+  const floor = ensurePagefloor();
+  if (bin === undefined || floor.error !== undefined) {
+    if (floor.error !== undefined) log(`no floor run: pagefloor could not be built: ${floor.error}`);
+    return null;
+  }
+  const server = spawn(floor.path, [], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const port = await new Promise((resolve, reject) => {
+      let out = '';
+      server.once('exit', (code) => reject(new Error(`pagefloor exited ${code}`)));
+      server.stdout.on('data', (d) => {
+        out += d;
+        const m = /^port (\d+)$/m.exec(out);
+        if (m !== null) resolve(Number(m[1]));
+      });
+    });
+    return await runPaced({ ...spec, port }, log);
+  } finally {
+    server.removeAllListeners('exit');
+    server.kill('SIGKILL');
+  }
+}
+
 function runWorker(spec) {
   return new Promise((resolve, reject) => {
     // STRATA_WORKER_NODE_ARGS / STRATA_SERVE_NODE_ARGS: node flags for the load workers / the server (e.g. --cpu-prof).
@@ -340,7 +370,9 @@ async function main() {
           // --half-rate R: a fixed offered rate, so that runs on a busy machine (whose saturated rate swings 3×) compare.
           const rate = halfRate ?? Math.round(sat.requestsPerSec / 2);
           const half = await runPaced({ port: srv.port, tenant: 'quiet', conns: 1, depth: 0, rate, batch: 1, pages: P.hotPages, ms: P.cellMs * 2, warmupMs: P.warmupMs, seed: 12 }, log);
-          result.half = { saturatedPerSec: sat.requestsPerSec, saturatedP99Ms: sat.p99Ms, offeredPerSec: rate, ...half };
+          const floor = await runFloor({ port: 0, tenant: 'quiet', conns: 1, depth: 0, rate, batch: 1, pages: P.hotPages, ms: P.cellMs * 2, warmupMs: P.warmupMs, seed: 12 }, log);
+          result.half = { saturatedPerSec: sat.requestsPerSec, saturatedP99Ms: sat.p99Ms, offeredPerSec: rate, ...half, floor };
+          if (floor !== null) log(`half load floor: a C server answering zeros, paced at ${fmtK(rate)}/s: p50 ${fmtMs(floor.p50Ms)} ms, p99 ${fmtMs(floor.p99Ms)} ms, max ${fmtMs(floor.maxMs)} ms; strata's p99 is ${(half.p99Ms / floor.p99Ms).toFixed(2)}× it`);
           log(`half load: saturated ${fmtK(sat.requestsPerSec)}/s; paced at ${fmtK(rate)}/s (${half.generator} generator): achieved ${fmtK(half.requestsPerSec)}/s, p50 ${fmtMs(half.p50Ms)} ms, p99 ${fmtMs(half.p99Ms)} ms, max ${fmtMs(half.maxMs)} ms (from the due time); from the send p99 ${fmtMs(half.p99FromSendMs)} ms; send lag p50 ${fmtMs(half.sendLagP50Ms)} / p99 ${fmtMs(half.sendLagP99Ms)} ms`);
         }
       } finally {
@@ -425,6 +457,7 @@ function printReport(r) {
   }
   if (r.half !== null) {
     lines.push(`\nOne connection, GetPage, cached, paced at half its saturated rate (${fmtK(r.half.saturatedPerSec)}/s) by the ${r.half.generator} generator: ${fmtK(r.half.offeredPerSec)}/s offered, ${fmtK(r.half.requestsPerSec)}/s answered, p50 ${fmtMs(r.half.p50Ms)} ms, p99 ${fmtMs(r.half.p99Ms)} ms, max ${fmtMs(r.half.maxMs)} ms`);
+    if (r.half.floor !== null) lines.push(`The machine's floor at that rate (bench/native/pagefloor.c, a C server answering zeros): p50 ${fmtMs(r.half.floor.p50Ms)} ms, p99 ${fmtMs(r.half.floor.p99Ms)} ms, max ${fmtMs(r.half.floor.maxMs)} ms; strata's p99 is ${(r.half.p99Ms / r.half.floor.p99Ms).toFixed(2)}× the floor's`);
   }
   if (r.fairness !== null) {
     const f = r.fairness;

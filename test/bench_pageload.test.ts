@@ -15,8 +15,9 @@ import { tmpDir } from './helpers/layers';
 import { removeDir } from './helpers/service';
 
 /* eslint-disable @typescript-eslint/no-require-imports */
-const { ensurePageload, pageloadArgs } = require('../bench/lib/pageload.js') as {
+const { ensurePageload, ensurePagefloor, pageloadArgs } = require('../bench/lib/pageload.js') as {
   ensurePageload: () => { path?: string; error?: string };
+  ensurePagefloor: () => { path?: string; error?: string };
   pageloadArgs: (spec: Record<string, unknown>) => string[];
 };
 const bench = require('../bench/serve.js') as {
@@ -234,5 +235,34 @@ describe.skipIf(BIN === undefined)('native load generator (bench/native/pageload
     const r = await run(BIN!, ['--port', String(port), '--tenant', TENANT, '--rate', 'fast', '--ms', '100', '--pages', '8']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/^pageload: --rate must be a number/);
+  });
+});
+
+describe.skipIf(BIN === undefined)('the floor server (bench/native/pagefloor.c)', () => {
+  it('answers the generator\'s handshake and every GetPage with a page, and counts nothing else', async () => {
+    const floor = ensurePagefloor();
+    expect(floor.error).toBeUndefined();
+    const server = spawn(floor.path!, [], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      const port = await new Promise<number>((resolve, reject) => {
+        let out = '';
+        server.once('exit', (code) => reject(new Error(`pagefloor exited ${code}`)));
+        server.stdout!.on('data', (d: Buffer) => {
+          out += d.toString();
+          const m = /^port (\d+)$/m.exec(out);
+          if (m !== null) resolve(Number(m[1]));
+        });
+      });
+      const r = await run(BIN!, pageloadArgs(spec(port)));
+      expect(r.code, r.stderr).toBe(0);
+      const res = JSON.parse(r.stdout) as Record<string, unknown>;
+      expect(Object.keys(res).sort()).toEqual([...FIELDS].sort());
+      expect(res.errors).toBe(0);
+      expect(res.requests).toBe(Math.round((res.requestsPerSec as number) * RUN_MS / 1000));
+      expect(res.requestsPerSec as number).toBeGreaterThan(RATE_PER_SEC * 0.5);
+    } finally {
+      server.removeAllListeners('exit');
+      server.kill('SIGKILL');
+    }
   });
 });

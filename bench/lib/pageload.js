@@ -1,8 +1,8 @@
 'use strict';
 /**
- * The native load generator (bench/native/pageload.c), compiled on first use into
- * build-bench/pageload (gitignored) with $CC or cc, and rebuilt when the source is newer than the
- * binary. bench/serve.js runs it for its paced runs; test/bench_pageload.test.ts checks it.
+ * The native load generator (bench/native/pageload.c) and the floor server (pagefloor.c), compiled
+ * on first use into build-bench/ (gitignored) with $CC or cc, and rebuilt when the source is newer
+ * than the binary. bench/serve.js runs it for its paced runs; test/bench_pageload.test.ts checks it.
  */
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -11,6 +11,8 @@ const path = require('node:path');
 const ROOT = path.join(__dirname, '..', '..');
 const SOURCE = path.join(ROOT, 'bench', 'native', 'pageload.c');
 const BINARY = path.join(ROOT, 'build-bench', 'pageload');
+const FLOOR_SOURCE = path.join(ROOT, 'bench', 'native', 'pagefloor.c');
+const FLOOR_BINARY = path.join(ROOT, 'build-bench', 'pagefloor');
 const CFLAGS = ['-O2', '-Wall', '-Wextra', '-std=c11'];
 
 /**
@@ -18,21 +20,31 @@ const CFLAGS = ['-O2', '-Wall', '-Wextra', '-std=c11'];
  * built (no compiler, a compile error), `{ error }` saying why (the caller falls back to Node).
  */
 function ensurePageload() {
+  return ensureBuilt(SOURCE, BINARY, []);
+}
+
+/** bench/native/pagefloor.c (the do-nothing page server that measures the machine's floor), as ensurePageload. */
+function ensurePagefloor() {
+  return ensureBuilt(FLOOR_SOURCE, FLOOR_BINARY, ['-pthread']);
+}
+
+function ensureBuilt(source, binary, extraFlags) {
   try {
-    const src = fs.statSync(SOURCE);
-    if (fs.existsSync(BINARY) && fs.statSync(BINARY).mtimeMs >= src.mtimeMs) return { path: BINARY };
-    fs.mkdirSync(path.dirname(BINARY), { recursive: true });
+    const src = fs.statSync(source);
+    if (fs.existsSync(binary) && fs.statSync(binary).mtimeMs >= src.mtimeMs) return { path: binary };
+    fs.mkdirSync(path.dirname(binary), { recursive: true });
     // Compile to a name of this process's own, then rename: two benches building at once never run a half-written file.
-    const tmp = `${BINARY}.${process.pid}.tmp`;
+    const tmp = `${binary}.${process.pid}.tmp`;
     const cc = process.env.CC || 'cc';
-    const r = spawnSync(cc, [...CFLAGS, '-o', tmp, SOURCE], { encoding: 'utf8' });
+    const flags = [...CFLAGS, ...extraFlags];
+    const r = spawnSync(cc, [...flags, '-o', tmp, source], { encoding: 'utf8' });
     if (r.error) return { error: `${cc}: ${r.error.message}` };
     if (r.status !== 0) {
       fs.rmSync(tmp, { force: true });
-      return { error: `${cc} ${CFLAGS.join(' ')} exited ${r.status}: ${r.stderr.trim().split('\n').slice(0, 5).join(' | ')}` };
+      return { error: `${cc} ${flags.join(' ')} exited ${r.status}: ${r.stderr.trim().split('\n').slice(0, 5).join(' | ')}` };
     }
-    fs.renameSync(tmp, BINARY);
-    return { path: BINARY };
+    fs.renameSync(tmp, binary);
+    return { path: binary };
   } catch (e) {
     return { error: e.message };
   }
@@ -47,4 +59,4 @@ function pageloadArgs(spec) {
   ];
 }
 
-module.exports = { ensurePageload, pageloadArgs, PAGELOAD_SOURCE: SOURCE, PAGELOAD_BINARY: BINARY };
+module.exports = { ensurePageload, ensurePagefloor, pageloadArgs, PAGELOAD_SOURCE: SOURCE, PAGELOAD_BINARY: BINARY };
