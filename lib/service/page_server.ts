@@ -638,8 +638,10 @@ class Connection {
       return;
     }
     this.cork.hold();
-    this.unsent.push(recycle ? frame : null);
     this.socket.write(frame, this.onWritten);
+    // After the call: a write that throws queues nothing, and a stream never runs a write's
+    // callback before write() returns, so the queue stays aligned with the callbacks.
+    this.unsent.push(recycle ? frame : null);
     // Stop reading once a client lets answers pile up; written() (or 'drain') resumes.
     if (this.socket.writableLength >= WRITE_BUFFER_LIMIT_BYTES) this.writeBlocked = true;
   }
