@@ -13,6 +13,8 @@ const SOURCE = path.join(ROOT, 'bench', 'native', 'pageload.c');
 const BINARY = path.join(ROOT, 'build-bench', 'pageload');
 const FLOOR_SOURCE = path.join(ROOT, 'bench', 'native', 'pagefloor.c');
 const FLOOR_BINARY = path.join(ROOT, 'build-bench', 'pagefloor');
+/** The framing both tools include: a change to it rebuilds them. */
+const WIRE_HEADER = path.join(ROOT, 'bench', 'native', 'wire.h');
 const CFLAGS = ['-O2', '-Wall', '-Wextra', '-std=c11'];
 
 /**
@@ -30,8 +32,8 @@ function ensurePagefloor() {
 
 function ensureBuilt(source, binary, extraFlags) {
   try {
-    const src = fs.statSync(source);
-    if (fs.existsSync(binary) && fs.statSync(binary).mtimeMs >= src.mtimeMs) return { path: binary };
+    const newest = Math.max(fs.statSync(source).mtimeMs, fs.statSync(WIRE_HEADER).mtimeMs);
+    if (fs.existsSync(binary) && fs.statSync(binary).mtimeMs >= newest) return { path: binary };
     fs.mkdirSync(path.dirname(binary), { recursive: true });
     // Compile to a name of this process's own, then rename: two benches building at once never run a half-written file.
     const tmp = `${binary}.${process.pid}.tmp`;

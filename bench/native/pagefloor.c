@@ -23,25 +23,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "wire.h"
+
 enum {
-  HEADER_BYTES = 9,
-  PAGE_BYTES = 8192,
-  TYPE_HELLO = 0x01,
-  TYPE_HELLO_OK = 0x02,
-  TYPE_GET_PAGE = 0x10,
-  TYPE_PAGE = 0x20,
-  HELLO_OK_PAYLOAD_BYTES = 18,
   /* A frame this server accepts: HELLO with its strings, or GET_PAGE. */
   MAX_FRAME_BYTES = 1 << 16,
   READ_BUFFER_BYTES = 1 << 20,
-  PROTOCOL_VERSION = 2,
   MAX_IN_FLIGHT = 64,
   MAX_BATCH_PAGES = 32,
 };
-
-static void put_u16(uint8_t *p, uint32_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
-static void put_u32(uint8_t *p, uint32_t v) { put_u16(p, v >> 16); put_u16(p + 2, v & 0xffff); }
-static uint32_t get_u32(const uint8_t *p) { return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3]; }
 
 static int write_all(int fd, const uint8_t *b, size_t n) {
   while (n > 0) {
@@ -58,10 +48,10 @@ static int write_all(int fd, const uint8_t *b, size_t n) {
 static int answer(int fd, const uint8_t *frame, uint8_t *page_frame) {
   const uint8_t type = frame[4];
   const uint32_t id = get_u32(frame + 5);
-  if (type == TYPE_HELLO) {
-    uint8_t ok[HEADER_BYTES + HELLO_OK_PAYLOAD_BYTES] = {0};
+  if (type == T_HELLO) {
+    uint8_t ok[FRAME_HEADER_BYTES + HELLO_OK_PAYLOAD_BYTES] = {0};
     put_u32(ok, sizeof ok);
-    ok[4] = TYPE_HELLO_OK;
+    ok[4] = T_HELLO_OK;
     put_u16(ok + 9, PROTOCOL_VERSION);
     put_u32(ok + 11, MAX_FRAME_BYTES);
     put_u16(ok + 15, MAX_IN_FLIGHT);
@@ -69,18 +59,18 @@ static int answer(int fd, const uint8_t *frame, uint8_t *page_frame) {
     /* lastRecordLsn (ok + 19): 0, unused by pageload. */
     return write_all(fd, ok, sizeof ok);
   }
-  if (type != TYPE_GET_PAGE) return -1;
+  if (type != T_GET_PAGE) return -1;
   put_u32(page_frame + 5, id);
-  return write_all(fd, page_frame, HEADER_BYTES + PAGE_BYTES);
+  return write_all(fd, page_frame, FRAME_HEADER_BYTES + PAGE_SIZE);
 }
 
 static void *serve(void *arg) {
   const int fd = (int)(intptr_t)arg;
   uint8_t *buf = malloc(READ_BUFFER_BYTES);
-  uint8_t *page_frame = calloc(1, HEADER_BYTES + PAGE_BYTES);
+  uint8_t *page_frame = calloc(1, FRAME_HEADER_BYTES + PAGE_SIZE);
   if (buf == NULL || page_frame == NULL) abort();
-  put_u32(page_frame, HEADER_BYTES + PAGE_BYTES);
-  page_frame[4] = TYPE_PAGE;
+  put_u32(page_frame, FRAME_HEADER_BYTES + PAGE_SIZE);
+  page_frame[4] = T_PAGE;
   size_t have = 0;
   for (;;) {
     ssize_t r = read(fd, buf + have, READ_BUFFER_BYTES - have);
@@ -90,7 +80,7 @@ static void *serve(void *arg) {
     size_t off = 0;
     while (have - off >= 4) {
       const uint32_t len = get_u32(buf + off);
-      if (len < HEADER_BYTES || len > MAX_FRAME_BYTES) goto done;
+      if (len < FRAME_HEADER_BYTES || len > MAX_FRAME_BYTES) goto done;
       if (have - off < len) break;
       if (answer(fd, buf + off, page_frame) != 0) goto done;
       off += len;

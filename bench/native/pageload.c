@@ -40,29 +40,16 @@
 #include <sys/prctl.h>
 #endif
 
-/* ---- protocol constants (docs/PROTOCOL.md, lib/service/frames.ts) ---------------------------- */
+#include "wire.h"
 
-#define PROTOCOL_VERSION 2
+/* ---- protocol constants (docs/PROTOCOL.md, lib/service/frames.ts; the framing is in wire.h) --- */
+
 #define HELLO_MAGIC 0x53545250u
-#define FRAME_HEADER_BYTES 9
 #define MAX_FRAME_BYTES (1u << 20)
 #define MAX_STRING_BYTES 4096
-#define PAGE_SIZE 8192
 #define LSNS_WIRE_BYTES 16
 #define KEY_WIRE_BYTES 17
 #define GET_PAGE_FRAME_BYTES (FRAME_HEADER_BYTES + LSNS_WIRE_BYTES + KEY_WIRE_BYTES)
-#define HELLO_OK_PAYLOAD_BYTES 18
-
-enum {
-  T_HELLO = 0x01,
-  T_HELLO_OK = 0x02,
-  T_REFUSE = 0x03,
-  T_GET_PAGE = 0x10,
-  T_PAGE = 0x20,
-  T_THROTTLED = 0x2e,
-  T_ERROR = 0x2f,
-  T_PROTOCOL_VIOLATION = 0x30,
-};
 
 /* The bench's keys (bench/serve.js keyOf): spc 1663, db 5, rel 1, fork 0, block i. */
 #define KEY_SPC_OID 1663u
@@ -108,22 +95,6 @@ static int64_t now_ns(void) {
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static void put_u16(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)(v >> 8);
-  p[1] = (uint8_t)v;
-}
-static void put_u32(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)(v >> 24);
-  p[1] = (uint8_t)(v >> 16);
-  p[2] = (uint8_t)(v >> 8);
-  p[3] = (uint8_t)v;
-}
-static void put_u64(uint8_t *p, uint64_t v) {
-  put_u32(p, (uint32_t)(v >> 32));
-  put_u32(p + 4, (uint32_t)v);
-}
-static uint32_t get_u16(const uint8_t *p) { return ((uint32_t)p[0] << 8) | p[1]; }
-static uint32_t get_u32(const uint8_t *p) { return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3]; }
 
 /* xorshift32, as bench/serve.js's rng: the same key sequence as the Node worker for a seed. */
 static uint32_t rng_state;
