@@ -8,8 +8,11 @@
  * Request i (0-based) is due at t0 + i / rate; every due request is sent without waiting for
  * answers, and its latency is answer time − due time, so a late send counts against the run
  * (no coordinated omission). Answers arriving inside [t0 + warmup, t0 + warmup + ms] are counted.
- * One thread: a nonblocking socket, pselect() until shortly before the next send is due, then a
- * short spin, so the pacing error is a few microseconds on an idle core.
+ * One thread: a nonblocking socket, pselect() until the next send is due (timer slack 1 µs), so the
+ * pacing error is the kernel's wakeup latency (tens of µs, counted in the latency). --spin-us N
+ * sleeps only until N µs before a send and spins the rest: a few µs of pacing error, but above
+ * ~30 k/s the spin takes a whole core, which on a 2-core machine is half of what the server has
+ * (measured: strata's p99 at 50 k/s 2.5-20 ms spinning, 1.3 ms sleeping).
  *
  * Output: one JSON line on stdout with the fields of bench/serve.js's worker: pagesPerSec,
  * requestsPerSec, p50Ms/p99Ms/maxMs (due time → answer), requests, throttled, errors (always 0:
@@ -60,8 +63,6 @@
 /* Wait this long for the handshake and, after the last send, for the last answers (the Node worker's request deadline). */
 #define HANDSHAKE_TIMEOUT_MS 10000
 #define DRAIN_TIMEOUT_MS 60000
-/* Sleep in pselect until this close to a send, then spin: below the timer slack set at start. */
-#define SPIN_NS 30000
 /* Timer slack asked of Linux (default 50 µs), so that a pselect wakes close to its deadline. */
 #define TIMER_SLACK_NS 1000
 /* Upper bound of requests in one run (the per-request state is preallocated). */
@@ -83,7 +84,7 @@ _Noreturn static void usage(const char *msg) {
   fprintf(stderr,
           "pageload: %s\n"
           "usage: pageload --port P --tenant T --rate R --ms M --pages N [--host H] [--timeline TL]\n"
-          "                [--token JWT] [--warmup-ms W] [--seed S] [--lsn L]\n"
+          "                [--token JWT] [--warmup-ms W] [--seed S] [--lsn L] [--spin-us N]\n"
           "       pageload --print-keys N --pages N [--seed S]\n",
           msg);
   exit(2);
@@ -121,6 +122,8 @@ struct args {
   double rate;
   double ms;
   double warmup_ms;
+  /* --spin-us: spin this long before each send instead of sleeping up to it (default 0). */
+  int64_t spin_ns;
   uint32_t pages;
   uint32_t seed;
   uint64_t lsn;
@@ -149,7 +152,7 @@ static void check_str16(const char *name, const char *s) {
 }
 
 static struct args parse_args(int argc, char **argv) {
-  struct args a = {"127.0.0.1", NULL, NULL, "main", "", -1, -1, 0, 0, 1, 0x10, 0};
+  struct args a = {"127.0.0.1", NULL, NULL, "main", "", -1, -1, 0, 0, 1, 0x10, 0, 0};
   for (int i = 1; i < argc; i++) {
     const char *k = argv[i];
     if (i + 1 >= argc) usage("every option takes a value");
@@ -161,6 +164,7 @@ static struct args parse_args(int argc, char **argv) {
     else if (strcmp(k, "--token") == 0) a.token = v;
     else if (strcmp(k, "--rate") == 0) a.rate = parse_num("--rate", v, 1e-3, 1e7);
     else if (strcmp(k, "--ms") == 0) a.ms = parse_num("--ms", v, 1, 3600e3);
+    else if (strcmp(k, "--spin-us") == 0) a.spin_ns = (int64_t)(parse_num("--spin-us", v, 0, 1e6) * 1000.0);
     else if (strcmp(k, "--warmup-ms") == 0) a.warmup_ms = parse_num("--warmup-ms", v, 0, 3600e3);
     else if (strcmp(k, "--pages") == 0) a.pages = (uint32_t)parse_num("--pages", v, 1, 4294967295.0);
     else if (strcmp(k, "--seed") == 0) a.seed = (uint32_t)parse_num("--seed", v, 0, 4294967295.0);
@@ -523,7 +527,7 @@ int main(int argc, char **argv) {
     if (t < due) {
       read_available(&r);
       if (r.out_len > 0) flush_out(&r);
-      if (due - now_ns() > SPIN_NS) wait_until(&r, due - SPIN_NS);
+      if (due - now_ns() > a.spin_ns) wait_until(&r, due - a.spin_ns);
       continue;
     }
     /* Every request due by now goes out in one write. */
