@@ -269,12 +269,24 @@ class JsCore : public Napi::ObjectWrap<JsCore> {
   // getPagesAsync(plan, out, status, counts, cachedInline) -> Promise<void>.
   Napi::Value GetPagesAsyncJs(const Napi::CallbackInfo& info);
 
-  // tryGetPagesCached(plan, out, status, counts) -> boolean: the read from cached blocks only, on
-  // this thread; false (out/status/counts then undefined) when a block would need the disk.
+  // tryGetPagesCached(plan, out, status, counts[, outOffset]) -> boolean: the read from cached
+  // blocks only, on this thread; with outOffset the pages go to out[outOffset, + 8192 × status
+  // length) instead of filling out; false (out/status/counts then
+  // undefined) when a block would need the disk. The offset spares the caller a view per read.
   Napi::Value TryGetPagesCachedJs(const Napi::CallbackInfo& info) {
     return Guard(info.Env(), [&]() -> Napi::Value {
-      const bool done = core_->TryGetPagesCached(ArgBytes(info, 0, "plan"), ArgBytes(info, 1, "out"), ArgBytes(info, 2, "status"),
-                                                 ArgCounts(info, 3, "counts"));
+      ByteSpan out = ArgBytes(info, 1, "out");
+      const ByteSpan status = ArgBytes(info, 2, "status");
+      if (info.Length() >= 5 && !info[4].IsUndefined()) {
+        // The pages' bytes (one status byte per page) from the offset; the read checks the count.
+        const size_t offset = ArgU32(info, 4, "outOffset");
+        const size_t bytes = status.len * kPageSize;
+        if (offset > out.len || out.len - offset < bytes) {
+          BadArgument("outOffset " + std::to_string(offset) + " + " + std::to_string(bytes) + " page bytes is beyond out's " + std::to_string(out.len) + " bytes");
+        }
+        out = ByteSpan{out.data + offset, bytes};
+      }
+      const bool done = core_->TryGetPagesCached(ArgBytes(info, 0, "plan"), out, status, ArgCounts(info, 3, "counts"));
       return Napi::Boolean::New(info.Env(), done);
     });
   }

@@ -133,9 +133,11 @@ export interface Core {
   /**
    * getPages from page-cache blocks only, on the calling thread: true when it finished; false when
    * some block would need the disk (then `out`, `status` and `counts` hold nothing to use). What a
-   * caller that must not block (the page service) tries before going async.
+   * caller that must not block (the page service) tries before going async. Given `outOffset`, the
+   * pages go to out[outOffset, + 8192 × status.length) instead of filling `out`: a caller reading
+   * into part of a buffer makes no view.
    */
-  tryGetPagesCached(plan: Buffer, out: Uint8Array, status: Uint8Array, counts: Uint32Array): boolean;
+  tryGetPagesCached(plan: Buffer, out: Uint8Array, status: Uint8Array, counts: Uint32Array, outOffset?: number): boolean;
 
   /** Release the page cache and every open layer. */
   close(): void;

@@ -35,7 +35,7 @@ export interface NativeCoreHandle {
   setLayerMap(mapId: number, handles: Uint32Array): void;
   dropLayerMap(mapId: number): void;
   getPages(plan: Uint8Array, out: Uint8Array, status: Uint8Array, counts: Uint32Array): void;
-  tryGetPagesCached(plan: Uint8Array, out: Uint8Array, status: Uint8Array, counts: Uint32Array): boolean;
+  tryGetPagesCached(plan: Uint8Array, out: Uint8Array, status: Uint8Array, counts: Uint32Array, outOffset: number): boolean;
   getPagesAsync(plan: Uint8Array, out: Uint8Array, status: Uint8Array, counts: Uint32Array, cachedInline: boolean): Promise<void>;
   close(): void;
 }
@@ -356,8 +356,13 @@ class NativeCore implements Core {
     call(() => this.c.getPages(plan, out, status, counts));
   }
 
-  tryGetPagesCached(plan: Buffer, out: Uint8Array, status: Uint8Array, counts: Uint32Array): boolean {
-    return call(() => this.c.tryGetPagesCached(plan, out, status, counts));
+  tryGetPagesCached(plan: Buffer, out: Uint8Array, status: Uint8Array, counts: Uint32Array, outOffset = 0): boolean {
+    // No call(): the page service's hot path, where a closure per read is measurable garbage.
+    try {
+      return this.c.tryGetPagesCached(plan, out, status, counts, outOffset);
+    } catch (e) {
+      throw toStrataError(e);
+    }
   }
 
   getPagesAsync(plan: Buffer, out: Uint8Array, status: Uint8Array, counts: Uint32Array, cachedInline: boolean): Promise<void> {

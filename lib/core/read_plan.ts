@@ -20,6 +20,12 @@ export class ReadPlanWriter {
   private segments = 0;
   private memCountAt = -1;
   private memRecords = 0;
+  /** The last segment cap written and its two u32 halves: a repeated cap writes no bigint. */
+  private lastCap = -1n;
+  private lastCapHigh = 0;
+  private lastCapLow = 0;
+  /** finish()'s view, reused while the plan's length and buffer stay the same (a view allocates). */
+  private view: Buffer | null = null;
 
   /** Start a new plan, dropping the previous one. */
   reset(): this {
@@ -30,8 +36,8 @@ export class ReadPlanWriter {
     return this;
   }
 
-  /** Start a request; returns the buffer and offset where the caller writes the 18-byte key. */
-  beginRequest(): { buf: Buffer; offset: number } {
+  /** Start a request; returns the offset in `buffer` where the caller writes the 18-byte key. */
+  beginRequest(): number {
     this.closeRequest();
     this.ensure(KEY_SIZE + U32);
     const offset = this.len;
@@ -40,14 +46,29 @@ export class ReadPlanWriter {
     this.len += U32;
     this.segments = 0;
     this.requests++;
-    return { buf: this.buf, offset };
+    return offset;
+  }
+
+  /** The buffer beginRequest()'s offset is in (until the next begin call grows it). */
+  get buffer(): Buffer {
+    return this.buf;
   }
 
   beginSegment(layerMapId: number, capLsn: bigint): void {
     this.closeSegment();
     this.ensure(U32 + U64 + U32);
     this.len = this.buf.writeUInt32BE(layerMapId, this.len);
-    this.len = this.buf.writeBigUInt64BE(capLsn, this.len);
+    if (capLsn === this.lastCap) {
+      this.buf.writeUInt32BE(this.lastCapHigh, this.len);
+      this.buf.writeUInt32BE(this.lastCapLow, this.len + U32);
+    } else {
+      // Checks the range as before; the halves are read back rather than computed (no bigints).
+      this.buf.writeBigUInt64BE(capLsn, this.len);
+      this.lastCap = capLsn;
+      this.lastCapHigh = this.buf.readUInt32BE(this.len);
+      this.lastCapLow = this.buf.readUInt32BE(this.len + U32);
+    }
+    this.len += U64;
     this.memCountAt = this.len;
     this.len += U32;
     this.memRecords = 0;
@@ -68,7 +89,10 @@ export class ReadPlanWriter {
   finish(): Buffer {
     this.closeRequest();
     this.buf.writeUInt32BE(this.requests, 0);
-    return this.buf.subarray(0, this.len);
+    if (this.view === null || this.view.buffer !== this.buf.buffer || this.view.byteOffset !== this.buf.byteOffset || this.view.length !== this.len) {
+      this.view = this.buf.subarray(0, this.len);
+    }
+    return this.view;
   }
 
   private closeSegment(): void {
@@ -107,8 +131,8 @@ export interface PlanRequest {
 export function encodeReadPlan(requests: readonly PlanRequest[]): Buffer {
   const w = new ReadPlanWriter().reset();
   for (const r of requests) {
-    const { buf, offset } = w.beginRequest();
-    r.key.copy(buf, offset, 0, KEY_SIZE);
+    const offset = w.beginRequest();
+    r.key.copy(w.buffer, offset, 0, KEY_SIZE);
     for (const s of r.segments) {
       w.beginSegment(s.layerMapId, s.capLsn);
       s.memRecords.forEach((rec, i) => w.memRecord(s.memLsns[i], rec));

@@ -88,8 +88,7 @@ export class ReadPath {
     const n = keys.length;
     if (n === 0 || into.length < offset + n * PAGE_SIZE) return false;
     const { status, counts } = this.scratchFor(n);
-    const out = offset === 0 && into.length === n * PAGE_SIZE ? into : into.subarray(offset, offset + n * PAGE_SIZE);
-    if (!this.core.tryGetPagesCached(this.buildPlan(keys, lsn), out, status, counts)) return false;
+    if (!this.core.tryGetPagesCached(this.buildPlan(keys, lsn), into, status, counts, offset)) return false;
     this.record(counts, keys);
     return status.indexOf(PAGE_STATUS_NOT_FOUND) < 0;
   }
@@ -177,7 +176,8 @@ export class ReadPath {
   private buildPlan(keys: ReadonlyArray<PageKey | Buffer>, lsn: Lsn): Buffer {
     const w = this.planWriter.reset();
     for (const k of keys) {
-      const { buf, offset } = w.beginRequest();
+      const offset = w.beginRequest();
+      const buf = w.buffer;
       if (Buffer.isBuffer(k)) k.copy(buf, offset, 0, KEY_SIZE);
       else encodeKey(k, buf, offset);
       // The in-memory layers are keyed by a latin1 string of the key: only built when one of the

@@ -35,6 +35,8 @@ export const KEY_WIRE_BYTES = 17;
 export const REL_WIRE_BYTES = 13;
 /** requestLsn u64, notModifiedSince u64. */
 export const LSNS_WIRE_BYTES = 16;
+/** Bytes of a well-formed GET_PAGE frame: header, LSNs, key. */
+export const GET_PAGE_FRAME_BYTES = FRAME_HEADER_BYTES + LSNS_WIRE_BYTES + KEY_WIRE_BYTES;
 const RELATION_ENTRY_BYTES = REL_WIRE_BYTES + 4;
 /** RELATIONS entries per frame: what fits after final u8 and count u32. */
 export const MAX_RELATIONS_PER_FRAME = Math.floor((MAX_FRAME_BYTES - FRAME_HEADER_BYTES - 5) / RELATION_ENTRY_BYTES);
@@ -128,10 +130,14 @@ function frame(type: number, id: number, payloadBytes: number, alloc: FrameAlloc
   const length = FRAME_HEADER_BYTES + payloadBytes;
   if (length > MAX_FRAME_BYTES) throw new StrataError('BAD_ARGUMENT', `a ${describeFrameType(type)} frame of ${length} bytes exceeds MAX_FRAME_BYTES ${MAX_FRAME_BYTES}`);
   const b = alloc(length);
-  b.writeUInt32BE(length, 0);
-  b[4] = type;
-  b.writeUInt32BE(id, 5);
+  writeHeader(b, 0, type, id, length);
   return b;
+}
+
+function writeHeader(b: Buffer, at: number, type: number, id: number, length: number): void {
+  b.writeUInt32BE(length, at);
+  b[at + 4] = type;
+  b.writeUInt32BE(id, at + 5);
 }
 
 function utf8Capped(s: string): Buffer {
@@ -276,6 +282,24 @@ export function allocPagesFrame(id: number, count: number | null, alloc?: FrameA
   return b;
 }
 
+/** Bytes of a PAGE frame (count null) or a PAGES frame of `count` pages. */
+export function pagesFrameBytes(count: number | null): number {
+  return count === null ? FRAME_HEADER_BYTES + PAGE_SIZE : PAGES_FRAME_PAGES_OFFSET + PAGE_SIZE * count;
+}
+
+/**
+ * allocPagesFrame's header (and count) written at b[at] instead, for a caller that gathers answers
+ * in one buffer; the pages go at `at` + PAGE_FRAME_PAGE_OFFSET or PAGES_FRAME_PAGES_OFFSET.
+ */
+export function writePagesFrameHeader(b: Buffer, at: number, id: number, count: number | null): void {
+  if (count === null) {
+    writeHeader(b, at, FRAME_TYPE.PAGE, id, pagesFrameBytes(null));
+  } else {
+    writeHeader(b, at, FRAME_TYPE.PAGES, id, pagesFrameBytes(count));
+    b.writeUInt16BE(count, at + FRAME_HEADER_BYTES);
+  }
+}
+
 export function encodePage(id: number, page: Uint8Array, alloc?: FrameAlloc): Buffer {
   const b = frame(FRAME_TYPE.PAGE, id, PAGE_SIZE, alloc);
   b.set(page.subarray(0, PAGE_SIZE), 9);
@@ -377,6 +401,33 @@ export class FrameReader {
       this.firstOff = 0;
     }
     return frame;
+  }
+
+  /**
+   * The server's fast lane for the commonest frame: when the next frame is a whole, well-formed
+   * GET_PAGE inside the first chunk, its fields go into `into` and its request id is returned; the
+   * frame stays unread until skipPeeked(). 0 otherwise (next() returns the frame as usual). No
+   * object is made, where next() makes a frame and a payload view.
+   */
+  peekGetPage(into: GetPageScratch): number {
+    const b = this.chunks[0];
+    const at = this.firstOff;
+    if (b === undefined || b.length - at < GET_PAGE_FRAME_BYTES) return 0;
+    if (b.readUInt32BE(at) !== GET_PAGE_FRAME_BYTES || b[at + 4] !== FRAME_TYPE.GET_PAGE) return 0;
+    const id = b.readUInt32BE(at + 5);
+    if (id !== 0) decodeGetPageFields(b, at + FRAME_HEADER_BYTES, into);
+    return id;
+  }
+
+  /** Consume the frame peekGetPage() returned a request id for. */
+  skipPeeked(): void {
+    this.offset += GET_PAGE_FRAME_BYTES;
+    this.buffered -= GET_PAGE_FRAME_BYTES;
+    this.firstOff += GET_PAGE_FRAME_BYTES;
+    if (this.firstOff === this.chunks[0].length) {
+      this.chunks.shift();
+      this.firstOff = 0;
+    }
   }
 
   /** Make the first n unread bytes one run of chunks[0] (copies only when they span chunks). */
@@ -494,35 +545,44 @@ function requestId(c: Cursor, raw: RawFrame): number {
   return raw.id;
 }
 
-/** A GetPage decoded into fields a connection reuses (decodeGetPageInto): no objects per request. */
+/** A GetPage decoded into fields a connection reuses (FrameReader.peekGetPage): no objects per request. */
 export interface GetPageScratch {
   requestLsn: Lsn;
   notModifiedSince: Lsn;
   readonly key: PageKey;
+  /**
+   * The LSNs' wire bytes as four u32 (high, low, high, low): a request at the same LSNs as the
+   * last reuses its bigints, as a compute's requests mostly do (a bigint read allocates).
+   */
+  readonly lsnWords: Uint32Array;
 }
 
 export function newGetPageScratch(): GetPageScratch {
-  return { requestLsn: 0n, notModifiedSince: 0n, key: { spcOid: 0, dbOid: 0, relNumber: 0, forkNum: 0, blockNum: 0 } };
+  return { requestLsn: 0n, notModifiedSince: 0n, key: { spcOid: 0, dbOid: 0, relNumber: 0, forkNum: 0, blockNum: 0 }, lsnWords: new Uint32Array(4) };
 }
 
-/**
- * The server's fast lane for the commonest frame: a well-formed GET_PAGE (request id not 0, the
- * payload exactly its LSNs and key) decoded into `into`, true. Anything else is false and untouched:
- * decodeClientFrame then decodes it, or names what is wrong with it.
- */
-export function decodeGetPageInto(raw: RawFrame, into: GetPageScratch): boolean {
-  const p = raw.payload;
-  if (raw.type !== FRAME_TYPE.GET_PAGE || raw.id === 0 || p.length !== LSNS_WIRE_BYTES + KEY_WIRE_BYTES) return false;
-  into.requestLsn = p.readBigUInt64BE(0);
-  into.notModifiedSince = p.readBigUInt64BE(8);
+/** Decode a GET_PAGE payload at `p[at]` into `into` (the caller checked its length). */
+function decodeGetPageFields(p: Buffer, at: number, into: GetPageScratch): void {
+  const w = into.lsnWords;
+  const h0 = p.readUInt32BE(at);
+  const l0 = p.readUInt32BE(at + 4);
+  const h1 = p.readUInt32BE(at + 8);
+  const l1 = p.readUInt32BE(at + 12);
+  if (h0 !== w[0] || l0 !== w[1] || h1 !== w[2] || l1 !== w[3]) {
+    into.requestLsn = p.readBigUInt64BE(at);
+    into.notModifiedSince = p.readBigUInt64BE(at + 8);
+    w[0] = h0;
+    w[1] = l0;
+    w[2] = h1;
+    w[3] = l1;
+  }
   const k = into.key;
-  const o = LSNS_WIRE_BYTES;
+  const o = at + LSNS_WIRE_BYTES;
   k.spcOid = p.readUInt32BE(o);
   k.dbOid = p.readUInt32BE(o + 4);
   k.relNumber = p.readUInt32BE(o + 8);
   k.forkNum = p[o + 12];
   k.blockNum = p.readUInt32BE(o + 13);
-  return true;
 }
 
 /** Decode a frame a client sent: HELLO or a request. */

@@ -7,17 +7,24 @@ import type { Socket } from 'node:net';
 
 export class TickCork {
   private corked = false;
+  /** Made once: a closure per tick is garbage the page service's hot path can do without. */
+  private readonly release = (): void => {
+    this.corked = false;
+    this.beforeUncork?.();
+    this.socket.uncork();
+  };
 
-  constructor(private readonly socket: Socket) {}
+  /** `beforeUncork` writes what its owner gathered during the tick, so it joins the same writev. */
+  constructor(
+    private readonly socket: Socket,
+    private readonly beforeUncork?: () => void,
+  ) {}
 
   /** Call before each write. */
   hold(): void {
     if (this.corked) return;
     this.corked = true;
     this.socket.cork();
-    process.nextTick(() => {
-      this.corked = false;
-      this.socket.uncork();
-    });
+    process.nextTick(this.release);
   }
 }

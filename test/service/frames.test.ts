@@ -9,7 +9,7 @@ import { isStrataError, LSN_MAX, PAGE_SIZE } from '../../lib';
 import {
   decodeClientFrame, decodeServerFrame, encodeError, encodeExistsResult, encodeHello, encodeHelloOk, encodePage, encodePages, encodeRefuse,
   encodeRelations, encodeRelSize, encodeRequest, encodeThrottled, encodeViolation, FRAME_HEADER_BYTES, FRAME_TYPE, FrameReader, HELLO_MAGIC, MAX_BATCH_PAGES,
-  MAX_FRAME_BYTES, MAX_RELATIONS_PER_FRAME, PROTOCOL_VERSION, type RawFrame, type Request,
+  MAX_FRAME_BYTES, MAX_RELATIONS_PER_FRAME, newGetPageScratch, PROTOCOL_VERSION, type RawFrame, type Request,
 } from '../../lib/service/frames';
 import { Rng } from '../helpers/random';
 
@@ -109,6 +109,41 @@ describe('frames: round trips and layout', () => {
       }
     }
     expect(got).toEqual(REQUESTS);
+    expect(r.pendingBytes).toBe(0);
+  });
+});
+
+describe('frames: the GET_PAGE fast lane (FrameReader.peekGetPage)', () => {
+  it('decodes a whole GET_PAGE in place, leaves anything else to next(), and never reuses stale LSNs', () => {
+    const r = new FrameReader();
+    const g = newGetPageScratch();
+    const a = encodeRequest({ kind: 'getPage', id: 7, lsns, key });
+    const b = encodeRequest({ kind: 'getPage', id: 8, lsns, key: { ...key, blockNum: 9 } });
+    const c = encodeRequest({ kind: 'getPage', id: 9, lsns: { requestLsn: 0x2_0000_0001n, notModifiedSince: 0n }, key });
+    const other = encodeRequest({ kind: 'getRelSize', id: 10, lsns, rel });
+    const zeroId = encodeRequest({ kind: 'getPage', id: 0, lsns, key });
+    expect(r.peekGetPage(g)).toBe(0); // nothing buffered
+    // Split across chunks: not whole in the first chunk, so next() (which joins) takes it.
+    r.push(a.subarray(0, 20));
+    expect(r.peekGetPage(g)).toBe(0);
+    r.push(Buffer.concat([a.subarray(20), b, c, other, zeroId]));
+    expect(r.peekGetPage(g)).toBe(0);
+    expect(decodeClientFrame(r.next() as RawFrame)).toEqual({ kind: 'request', request: { kind: 'getPage', id: 7, lsns, key } });
+    // Peeking does not consume; skipPeeked does.
+    expect(r.peekGetPage(g)).toBe(8);
+    expect(r.peekGetPage(g)).toBe(8);
+    expect(g).toMatchObject({ requestLsn: lsns.requestLsn, notModifiedSince: lsns.notModifiedSince, key: { ...key, blockNum: 9 } });
+    const lsnBefore = g.requestLsn;
+    r.skipPeeked();
+    expect(r.peekGetPage(g)).toBe(9);
+    expect(g.requestLsn).not.toBe(lsnBefore);
+    expect(g).toMatchObject({ requestLsn: 0x2_0000_0001n, notModifiedSince: 0n, key });
+    r.skipPeeked();
+    // Another frame type, and a GET_PAGE with request id 0 (next() + decodeClientFrame name the fault).
+    expect(r.peekGetPage(g)).toBe(0);
+    expect((r.next() as RawFrame).type).toBe(FRAME_TYPE.GET_REL_SIZE);
+    expect(r.peekGetPage(g)).toBe(0);
+    expect(protocolError(() => decodeClientFrame(r.next() as RawFrame))).toMatch(/request id 0/);
     expect(r.pendingBytes).toBe(0);
   });
 });

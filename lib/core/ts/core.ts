@@ -5,6 +5,7 @@
 import { DEFAULT_MAX_OPEN_LAYER_FILES, type Core, type CoreOptions, type LayerSummary, type LayerWriter, type LayerWriterOptions } from '../core';
 import { StrataError } from '../../errors';
 import { KEY_MAX, KEY_MIN, KEY_SIZE } from '../../key';
+import { PAGE_SIZE } from '../../record';
 import { Layer, MAX_KEYS_UNLIMITED, StreamingLayerWriter, layerKeys, openLayerFile, publicSummary, verifyLayer } from './layer_file';
 import { LayerMap } from './layer_map';
 import { withCacheOnlyReads } from './block_io';
@@ -102,8 +103,9 @@ class TsCore implements Core {
    * `cachedInline` it first tries cached blocks only, as the native core does, so both cores'
    * page-cache counters move alike.
    */
-  tryGetPagesCached(plan: Buffer, out: Uint8Array, status: Uint8Array, counts: Uint32Array): boolean {
-    return withCacheOnlyReads(() => this.getPages(plan, out, status, counts));
+  tryGetPagesCached(plan: Buffer, out: Uint8Array, status: Uint8Array, counts: Uint32Array, outOffset = 0): boolean {
+    const into = outOffset === 0 ? out : pagesAt(out, outOffset, status.length);
+    return withCacheOnlyReads(() => this.getPages(plan, into, status, counts));
   }
 
   getPagesAsync(plan: Buffer, out: Uint8Array, status: Uint8Array, counts: Uint32Array, cachedInline: boolean): Promise<void> {
@@ -162,4 +164,13 @@ export function createTsCore(opts: CoreOptions): Core {
 
 function checkKeyArg(k: unknown, what: string): void {
   if (!Buffer.isBuffer(k) || k.length !== KEY_SIZE) throw new StrataError('BAD_ARGUMENT', `${what} must be a ${KEY_SIZE}-byte Buffer`);
+}
+
+/** tryGetPagesCached's outOffset: the view of `out` its pages go to, checked as the native core does. */
+function pagesAt(out: Uint8Array, outOffset: number, pages: number): Uint8Array {
+  const bytes = pages * PAGE_SIZE;
+  if (!Number.isInteger(outOffset) || outOffset < 0 || outOffset > out.length || out.length - outOffset < bytes) {
+    throw new StrataError('BAD_ARGUMENT', `outOffset ${outOffset} + ${bytes} page bytes is beyond out's ${out.length} bytes`);
+  }
+  return out.subarray(outOffset, outOffset + bytes);
 }
