@@ -213,6 +213,14 @@ describeEachCore('GetPage@LSN layer walk (%s core)', (impl) => {
       ] }]);
       expectError('BAD_ARGUMENT', () => core.getPages(late, out, st, cnt));
       expect(core.getPages(planOf([]), Buffer.alloc(0), new Uint8Array(0), new Uint32Array(0))).toBeUndefined();
+      // tryGetPagesCached's outOffset: the pages go at the offset, nothing around them is touched,
+      // and an offset whose pages would not fit is BAD_ARGUMENT (the same in both cores).
+      const wide = Buffer.alloc(PAGE + 20, 0xee);
+      expect(core.tryGetPagesCached(plan, wide, st, cnt, 13)).toBe(true);
+      expect(wide.subarray(13, 13 + PAGE).every((b) => b === 0)).toBe(true);
+      expect(wide.subarray(0, 13).every((b) => b === 0xee) && wide.subarray(13 + PAGE).every((b) => b === 0xee)).toBe(true);
+      expectError('BAD_ARGUMENT', () => core.tryGetPagesCached(plan, wide, st, cnt, 21));
+      expectError('BAD_ARGUMENT', () => core.tryGetPagesCached(plan, wide, st, cnt, PAGE + 21));
       expectError('BAD_ARGUMENT', () => core.getPages(plan, out, st, new Uint32Array(3)));
       expectError('BAD_ARGUMENT', () => core.getPages(plan, out, st, new Uint8Array(2) as unknown as Uint32Array));
       core.dropLayerMap(id);
