@@ -615,7 +615,6 @@ class Connection {
       writePagesFrameHeader(batch, at, id, count);
       if (!tl.tryReadPagesCached(keys, lsn, batch, at + pagesAt)) return false;
       this.batchLen += bytes;
-      this.cork.hold(); // the tick's end sends the batch
       return true;
     }
     const frame = allocPagesFrame(id, count, this.takeFrame);
@@ -633,18 +632,23 @@ class Connection {
     if (this.batch === null) {
       this.batch = this.server.framePool.take(ANSWER_BATCH_BYTES);
       this.batchLen = 0;
+      this.cork.hold(); // the tick's end sends it, or returns it to the pool if nothing was answered
     }
     return this.batch;
   }
 
-  /** Hand the gathered answers to the socket in one write; the buffer goes back to the pool once written. */
+  /**
+   * Hand the gathered answers to the socket in one write; the buffer goes back to the pool once
+   * written (at once when a miss left it empty: an idle connection holds no batch).
+   */
   private sendBatch(): void {
     const b = this.batch;
-    if (b === null || this.batchLen === 0) return;
+    if (b === null) return;
     const len = this.batchLen;
     this.batch = null;
     this.batchLen = 0;
-    this.send(b.subarray(0, len), b);
+    if (len === 0) this.server.framePool.give(b);
+    else this.send(b.subarray(0, len), b);
   }
 
   private async run(r: Request): Promise<Buffer[]> {

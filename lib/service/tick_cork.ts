@@ -9,8 +9,9 @@ export class TickCork {
   private corked = false;
   /** Made once: a closure per tick is garbage the page service's hot path can do without. */
   private readonly release = (): void => {
-    this.corked = false;
+    // Still marked corked: what beforeUncork writes joins this writev instead of corking anew.
     this.beforeUncork?.();
+    this.corked = false;
     this.socket.uncork();
   };
 

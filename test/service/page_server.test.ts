@@ -87,6 +87,13 @@ describeEachCore('page service (%s core)', (impl) => {
     expect(await codeOf(c.getPage(KEYS[1], LSN_LAST, { into: Buffer.alloc(100) }))).toBe('BAD_ARGUMENT');
     expect(await codeOf(c.getPage(KEYS[1], LSN_LAST, { into: new Uint8Array(PAGE_SIZE) as Buffer }))).toBe('BAD_ARGUMENT');
     expect(c.isClosed).toBe(false);
+    // A read that misses after taking a batch buffer (a key with no page) hands it back by the
+    // tick's end: a connection holds no batch between ticks.
+    await c.getPage(KEYS[0], LSN_LAST);
+    const idle = server.framePool.idle;
+    expect(idle).toBeGreaterThanOrEqual(ANSWER_BATCH_BYTES);
+    expect(await codeOf(c.getPage(keyOf(5, 99), LSN_LAST))).toBe('PAGE_NOT_FOUND');
+    expect(server.framePool.idle).toBe(idle);
   });
 
   it('errors come back as their StrataError codes and the connection goes on', async () => {
