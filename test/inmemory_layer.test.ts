@@ -97,8 +97,8 @@ describe('InMemoryLayer', () => {
     const id = encodeKey(keyOf(7)).toString('latin1');
     const recs = sent.get(id) ?? [];
     const start = (w: ReadPlanWriter): ReadPlanWriter => {
-      const { buf, offset } = w.reset().beginRequest();
-      encodeKey(keyOf(7), buf, offset);
+      const offset = w.reset().beginRequest();
+      encodeKey(keyOf(7), w.buffer, offset);
       w.beginSegment(0, recs[3].lsn);
       return w;
     };
