@@ -23,7 +23,6 @@ import {
   PAGE_FRAME_PAGE_OFFSET, PAGES_FRAME_PAGES_OFFSET, pagesFrameBytes, PROTOCOL_VERSION, type Hello, type Request, type RequestLsns,
   type GetPageScratch, newGetPageScratch, type RawFrame, writePagesFrameHeader, FRAME_HEADER_BYTES,
 } from './frames';
-import { TickCork } from './tick_cork';
 import { FramePool } from './frame_pool';
 
 /** A client that has not completed its handshake by then is disconnected. */
@@ -354,11 +353,19 @@ class Connection {
   /** The version agreed in the handshake: THROTTLED frames need 2. */
   private version = PROTOCOL_VERSION;
   private writeBlocked = false;
-  /** Answers completing in the same tick go out in one writev. */
-  private readonly cork: TickCork;
-  /** This tick's cached answers, gathered (ANSWER_BATCH_BYTES) and written when the tick ends. */
+  /**
+   * This tick's answers, gathered (ANSWER_BATCH_BYTES) and written in one socket write when the
+   * tick ends: no cork, no stream bookkeeping per answer.
+   */
   private batch: Buffer | null = null;
   private batchLen = 0;
+  /** The last view sendBatch wrote: reused while the batch buffer and length repeat (a view allocates). */
+  private batchView: Buffer | null = null;
+  private flushScheduled = false;
+  private readonly flushAtTickEnd = (): void => {
+    this.flushScheduled = false;
+    this.sendBatch();
+  };
   /** The client sent FIN: it will send nothing more but still reads the answers to what it sent. */
   private peerEnded = false;
   private paused = false;
@@ -367,7 +374,6 @@ class Connection {
   private lingerTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly server: Server, private readonly socket: net.Socket) {
-    this.cork = new TickCork(socket, () => this.sendBatch());
     this.remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
     this.closed = new Promise((resolve) => socket.once('close', () => {
       this.state = 'closed';
@@ -632,7 +638,11 @@ class Connection {
     if (this.batch === null) {
       this.batch = this.server.framePool.take(ANSWER_BATCH_BYTES);
       this.batchLen = 0;
-      this.cork.hold(); // the tick's end sends it, or returns it to the pool if nothing was answered
+      // The tick's end sends it, or returns it to the pool if a miss left it empty.
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        process.nextTick(this.flushAtTickEnd);
+      }
     }
     return this.batch;
   }
@@ -647,8 +657,14 @@ class Connection {
     const len = this.batchLen;
     this.batch = null;
     this.batchLen = 0;
-    if (len === 0) this.server.framePool.give(b);
-    else this.send(b.subarray(0, len), b);
+    if (len === 0) {
+      this.server.framePool.give(b);
+      return;
+    }
+    // Safe to reuse: a batch buffer in flight is not in the pool, so it is never the batch being filled.
+    let view = this.batchView;
+    if (view === null || view.buffer !== b.buffer || view.byteOffset !== b.byteOffset || view.length !== len) view = this.batchView = b.subarray(0, len);
+    this.send(view, b);
   }
 
   private async run(r: Request): Promise<Buffer[]> {
@@ -687,12 +703,23 @@ class Connection {
     }
   }
 
-  /** One whole frame per write: the socket never holds part of a frame followed by another. */
+  /**
+   * Queue a whole frame, in answer order: copied into this tick's batch when it fits (a page
+   * frame then goes straight back to the pool), else written after the batch.
+   */
   private write(frame: Buffer): void {
-    this.sendBatch(); // answers gathered earlier in the tick go first: frames leave whole, in answer order
-    // Page answers go back to the pool once written: every frame is fresh or pooled and held by
-    // nobody else, and the write callback runs when Node has let go of it (written or failed).
-    this.send(frame, frame.length >= PAGE_SIZE ? frame : null);
+    // Page frames are fresh or pooled and held by nobody else: they go back to the pool once Node
+    // has let go of them (written or failed), or at once when copied.
+    const recycle = frame.length >= PAGE_SIZE ? frame : null;
+    if (frame.length <= ANSWER_BATCH_BYTES) {
+      const batch = this.batchWithRoom(frame.length);
+      frame.copy(batch, this.batchLen);
+      this.batchLen += frame.length;
+      if (recycle !== null) this.server.framePool.give(recycle);
+      return;
+    }
+    this.sendBatch(); // the socket never holds part of a frame followed by another
+    this.send(frame, recycle);
   }
 
   /** Write `chunk` (whole frames); `recycle` goes back to the frame pool once Node lets go of it. */
@@ -701,7 +728,6 @@ class Connection {
       if (recycle !== null) this.server.framePool.give(recycle);
       return;
     }
-    this.cork.hold();
     this.socket.write(chunk, this.onWritten);
     // After the call: a write that throws queues nothing, and a stream never runs a write's
     // callback before write() returns, so the queue stays aligned with the callbacks.
