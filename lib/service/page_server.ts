@@ -42,10 +42,10 @@ const WRITE_BUFFER_LIMIT_BYTES = 4 * MAX_FRAME_BYTES;
  */
 const WRITE_BUFFER_RESUME_BYTES = MAX_FRAME_BYTES;
 /**
- * Cached answers of one tick are read straight into one buffer of this size and leave in one
- * write: a socket write per answer cost about 150 B of stream bookkeeping per request, garbage that
- * at 50 k requests/s was a scavenge every few hundred ms and the p99 of a half-loaded connection.
- * An answer bigger than this gets a frame of its own.
+ * The answers of one tick gather in one buffer of this size (cached pages are read straight into
+ * it) and leave in one write: a socket write per answer cost about 150 B of stream bookkeeping per
+ * request, garbage that at 50 k requests/s was a scavenge every few hundred ms and the p99 of a
+ * half-loaded connection. An answer bigger than this is written on its own, after the batch.
  */
 export const ANSWER_BATCH_BYTES = 16 * (FRAME_HEADER_BYTES + PAGE_SIZE);
 /** After the server ends a connection, how long the peer has to close its side before it is destroyed. */
