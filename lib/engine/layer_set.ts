@@ -27,7 +27,9 @@ import { readRemoteOnly, writeRemoteOnly } from './layer_residency';
 /** L0 layers and the manual image layer cover every key. */
 export const FULL_KEYSPACE: KeyRange = { keyStart: KEY_MIN, keyEnd: KEY_MAX };
 /** Keys reconstructed per core call while building an image layer. */
-const IMAGE_BATCH_KEYS = 32; // pages reconstructed and encoded between two yields (256 KiB of images)
+// Pages reconstructed and encoded between two yields (64 KiB of images): at 32, W7's storm p99 on a
+// quiet machine was 8.4× the idle loop's; at 8, 4.6×, with the same throughput (PERFORMANCE.md).
+const IMAGE_BATCH_KEYS = 8;
 
 interface HistoricLayer {
   desc: LayerDesc;
