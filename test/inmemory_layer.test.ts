@@ -102,6 +102,11 @@ describe('InMemoryLayer', () => {
       w.beginSegment(0, recs[3].lsn);
       return w;
     };
+    // A cap outside u64 is refused even as the first cap a writer sees (a cached last cap must not
+    // stand in for the range check).
+    const fresh = new ReadPlanWriter().reset();
+    fresh.beginRequest();
+    expect(() => fresh.beginSegment(0, -1n)).toThrow(RangeError);
     const plan = start(new ReadPlanWriter());
     expect(layer.collect(id, recs[3].lsn, plan)).toBe(true); // v2 is an image
     const expected = start(new ReadPlanWriter());

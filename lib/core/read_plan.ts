@@ -21,7 +21,7 @@ export class ReadPlanWriter {
   private memCountAt = -1;
   private memRecords = 0;
   /** The last segment cap written and its two u32 halves: a repeated cap writes no bigint. */
-  private lastCap = -1n;
+  private lastCap: bigint | null = null;
   private lastCapHigh = 0;
   private lastCapLow = 0;
   /** finish()'s view, reused while the plan's length and buffer stay the same (a view allocates). */
