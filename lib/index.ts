@@ -31,6 +31,7 @@ export type { PageKey } from './key';
 export { PAGE_SIZE } from './record';
 export type { WalRecord, ImageRecord, ZeroRecord, PatchRecord } from './record';
 export type { ImplementationName, PageCachePolicy, PageCacheStats } from './core/core';
+export type { DecodedPageCacheStats } from './engine/decoded_page_cache';
 export type { CompressionName } from './core/format';
 export { nativeInfo } from './core/native';
 export type { NativeInfo, NativeSource } from './core/native';

@@ -200,7 +200,8 @@ describeEachCore('reads in flight while layers are replaced (%s core)', (impl) =
   });
 
   it('batch reads record each request in the read histograms, exactly as single reads do', async () => {
-    const repo = await Repository.open(dir, { implementation: impl });
+    // Off: a repeated key would be a decoded-page hit (no layer, no record) and count as such.
+    const repo = await Repository.open(dir, { implementation: impl, decodedPageCacheBytes: 0 });
     const tl = await repo.createTimeline({ tenantId: 't1', timelineId: 'main' });
     const A: PageKey = { spcOid: 1663, dbOid: 5, relNumber: 16384, forkNum: 0, blockNum: 0 };
     const B: PageKey = { ...A, blockNum: 1 };

@@ -44,6 +44,9 @@ async function run(impl: 'ts' | 'native', heatImageBudget: number): Promise<Run>
   // One partition for the whole keyspace and a threshold no round reaches: only heat images it.
   const options: RepositoryOptions = {
     implementation: impl, compactionTargetSize: 64 * 1024 * 1024, imageCreationThreshold: 50, compactionThreshold: 50, heatImageBudget,
+    // Off: the hot reads repeat at the newest LSN, which the decoded-page cache would answer
+    // without applying a record, so no read would be noted as hot.
+    decodedPageCacheBytes: 0,
   };
   const repo = await Repository.open(dir, options);
   try {

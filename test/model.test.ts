@@ -31,6 +31,8 @@ interface World {
   /** The GC cutoff each timeline must enforce, tracked from gc() reports and branch inheritance. */
   cutoff: Map<string, bigint>;
   layersRemoved: number;
+  /** Reads the decoded-page cache answered, summed over reopens. */
+  decodedHits: number;
 }
 
 async function openRepo(w: World): Promise<Repository> {
@@ -41,6 +43,8 @@ async function openRepo(w: World): Promise<Repository> {
     compactionTargetSize: 48 * 1024, // several L1 layers per compaction
     imageCreationThreshold: 3,
     pageCacheBytes: 32 * 8192, // small, so the clock evicts throughout
+    // On, and small enough that its clock evicts too: every read below is checked through it.
+    decodedPageCacheBytes: w.rng.pick([6, 48]) * PAGE_SIZE,
     compression: w.rng.pick(['lz4', 'zstd', 'none'] as const),
   });
 }
@@ -83,8 +87,9 @@ async function randomReads(w: World, n: number): Promise<void> {
   for (let i = 0; i < n; i++) {
     const id = w.rng.pick(timelineIds(w));
     const tl = w.repo.getTimeline(TENANT, id);
-    // Mostly at or above the cutoff, where every answer must match the oracle.
-    const lsn = w.rng.bigint(w.rng.chance(0.9) ? w.cutoff.get(id)! : 0n, tl.lastRecordLsn);
+    // Often at the newest LSN (what the decoded-page cache keeps), mostly at or above the cutoff,
+    // where every answer must match the oracle.
+    const lsn = w.rng.chance(0.4) ? tl.lastRecordLsn : w.rng.bigint(w.rng.chance(0.9) ? w.cutoff.get(id)! : 0n, tl.lastRecordLsn);
     await checkRead(w, tl, randomKey(w.rng, KEYS), lsn);
   }
 }
@@ -152,6 +157,7 @@ async function step(w: World): Promise<void> {
     w.cutoff.set(id, report.cutoffLsn);
     w.layersRemoved += report.layersRemoved;
   } else if (roll < 0.825) {
+    w.decodedHits += w.repo.stats().decodedPageCache.hits;
     await w.repo.close();
     w.repo = await openRepo(w);
     for (const tid of timelineIds(w)) {
@@ -184,7 +190,7 @@ describeEachCore('model-based randomized test (%s core)', (impl) => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), `strata-model-${impl}-`));
     const w: World = {
       dir, impl, oracle: new Oracle(), rng: new Rng(seed * 7919), repo: undefined as unknown as Repository,
-      reads: 0, notFound: 0, belowCutoff: 0, cutoff: new Map([['main', 0n]]), layersRemoved: 0,
+      reads: 0, notFound: 0, belowCutoff: 0, cutoff: new Map([['main', 0n]]), layersRemoved: 0, decodedHits: 0,
     };
     w.repo = await openRepo(w);
     try {
@@ -207,6 +213,9 @@ describeEachCore('model-based randomized test (%s core)', (impl) => {
       expect(w.reads).toBeGreaterThan(OPERATIONS * 3);
       expect(w.notFound).toBeLessThan(w.reads); // both outcomes exercised
       expect(w.notFound).toBeGreaterThan(0);
+      const decoded = w.repo.stats().decodedPageCache;
+      expect(w.decodedHits + decoded.hits).toBeGreaterThan(w.reads / 200); // the cache really answered
+      expect(decoded.invalidations + decoded.evictions).toBeGreaterThan(0);
     } finally {
       await w.repo.close();
       fs.rmSync(dir, { recursive: true, force: true });

@@ -22,8 +22,12 @@ function benchRoot() {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'strata-bench-'));
 }
 
+/**
+ * The decoded-page cache is off unless a workload asks for it: the workloads measure the cores'
+ * read paths, which repeated reads at the newest LSN would otherwise skip (W1 measures it apart).
+ */
 async function openRepo(dir, implementation, opts = {}) {
-  return strata.Repository.open(dir, { implementation, ...opts });
+  return strata.Repository.open(dir, { implementation, decodedPageCacheBytes: 0, ...opts });
 }
 
 /** Ingest records in batches of `batch`, yielding between batches so queued flushes progress. */

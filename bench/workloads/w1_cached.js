@@ -18,6 +18,8 @@ const { IMPLS, tmpDir, openRepo, ingestAll, copyDir, cacheCounters, cacheDelta, 
 
 const BATCH = 64;
 const LSN_STEP = 0x80;
+/** Decoded-page cache slots beyond the working set, so no hit depends on the clock. */
+const DECODED_SLACK_PAGES = 64;
 
 /** Builds the image dataset with the native core; returns its directory and LSNs. */
 async function buildImageRepo(dir, pages, compression) {
@@ -129,6 +131,17 @@ async function runSize(ctx, label, n, opts) {
     let i = 0;
     tasks.push({ name: 'native.getPageOffload', fn: () => tl.getPage(keysByPage[seq[i++ & 65535]], built.lastLsn), bytesPerOp: PAGE_SIZE });
   }
+  if (opts.decoded) {
+    // The same reads answered by the decoded-page cache (whole pages, every key cached): a hit is
+    // a hash lookup and one copy, what P1 compares with the copy floors.
+    const decDir = tmpDir(root, `w1-${label}-decoded`);
+    copyDir(buildDir, decDir);
+    const repo = await openRepo(decDir, 'native', { pageCacheBytes, decodedPageCacheBytes: (n + DECODED_SLACK_PAGES) * PAGE_SIZE });
+    const tl = repo.getTimeline('t', 'main');
+    warm(tl, keysByPage, built.lastLsn);
+    repos.decoded = repo;
+    for (const t of strataTasks('native', tl, keysByPage, seq, built.lastLsn, ['readPage', 'readPages64'])) tasks.push({ ...t, name: `${t.name}Decoded` });
+  }
   const stores = [];
   if (opts.baselines) {
     for (const name of ['lmdb', 'sqlite']) {
@@ -159,6 +172,11 @@ async function runSize(ctx, label, n, opts) {
     out.native.getPageOffload = res['native.getPageOffload'];
     await repos.offload.close();
   }
+  if (repos.decoded) {
+    const st = repos.decoded.stats().decodedPageCache;
+    out.native.decoded = { readPage: res['native.readPageDecoded'], readPages64: res['native.readPages64Decoded'], hitRatio: st.hits / Math.max(1, st.hits + st.misses) };
+    await repos.decoded.close();
+  }
   for (const store of stores) {
     out[store.name] = { readPage: res[`${store.name}.readPage`], diskUsage: store.diskUsage() };
     await store.close();
@@ -185,6 +203,11 @@ function w1Ratios(res, which, opts) {
     r['floor.napiBatch64/floor.memcpy'] = ratio(res['floor.napiBatch64'], res['floor.memcpy']);
   }
   if (opts.offload) r['native.getPageOffload/native.getPage'] = ratio(res['native.getPageOffload'], res['native.getPage']);
+  if (opts.decoded && opts.floors) {
+    r['native.readPages64Decoded/floor.memcpy'] = ratio(res['native.readPages64Decoded'], res['floor.memcpy']);
+    r['native.readPageDecoded/floor.napiCopy'] = ratio(res['native.readPageDecoded'], res['floor.napiCopy']);
+    r['native.readPageDecoded/native.readPage'] = ratio(res['native.readPageDecoded'], res['native.readPage']);
+  }
   if (opts.baselines) {
     for (const b of ['lmdb', 'sqlite']) {
       for (const impl of IMPLS) r[`${impl}.readPage/${b}.readPage`] = ratio(res[`${impl}.readPage`], res[`${b}.readPage`]);
@@ -197,8 +220,8 @@ async function runW1(ctx) {
   const p = ctx.profile.w1;
   const all = ['getPage', 'getPages64', 'readPage', 'readPages64'];
   const sizes = {};
-  sizes.small = await runSize(ctx, 'small', p.smallPages, { compression: 'lz4', ops: all, baselines: true, floors: true, offload: true });
-  sizes.large = await runSize(ctx, 'large', p.largePages, { compression: 'lz4', ops: all, baselines: true, floors: true });
+  sizes.small = await runSize(ctx, 'small', p.smallPages, { compression: 'lz4', ops: all, baselines: true, floors: true, offload: true, decoded: true });
+  sizes.large = await runSize(ctx, 'large', p.largePages, { compression: 'lz4', ops: all, baselines: true, floors: true, decoded: true });
   // Same pages stored raw: the difference to `small` is what lz4 decompression costs per read.
   const uncompressed = await runSize(ctx, 'small-uncompressed', p.smallPages, { compression: 'none', ops: ['readPage', 'readPages64'], baselines: false, floors: true });
   return {

@@ -53,7 +53,7 @@ Commands:
                                                 stream WAL from a running PostgreSQL 15 primary until
                                                 SIGINT/SIGTERM; status on stderr (--json: lines on stdout)
   serve [--data DIR] [--listen HOST:PORT] [--http HOST:PORT] [--auth-keys FILE | --no-auth]
-        [--max-in-flight N] [--page-cache-bytes N] [--throttle-rate PAGES_PER_S --throttle-burst PAGES]
+        [--max-in-flight N] [--page-cache-bytes N] [--decoded-page-cache-bytes N] [--throttle-rate PAGES_PER_S --throttle-burst PAGES]
         [REMOTE]                                the page service (docs/PROTOCOL.md) until SIGTERM/SIGINT;
                                                 defaults ./strata-data, 127.0.0.1:64000, auth on with a
                                                 key pair generated in DIR/auth/ on first start; --http:
@@ -115,6 +115,7 @@ const OPTIONS = {
   'no-auth': { type: 'boolean' },
   'max-in-flight': { type: 'string' },
   'page-cache-bytes': { type: 'string' },
+  'decoded-page-cache-bytes': { type: 'string' },
   http: { type: 'string' },
   'throttle-rate': { type: 'string' },
   'throttle-burst': { type: 'string' },
@@ -218,6 +219,7 @@ function toOpts(v: Values): Opts {
       noAuth: v['no-auth'] === true,
       maxInFlight: v['max-in-flight'] === undefined ? undefined : nonNegativeInt(v['max-in-flight'], '--max-in-flight', 0, U16_MAX),
       pageCacheBytes: v['page-cache-bytes'] === undefined ? undefined : nonNegativeInt(v['page-cache-bytes'], '--page-cache-bytes', 0),
+      decodedPageCacheBytes: v['decoded-page-cache-bytes'] === undefined ? undefined : nonNegativeInt(v['decoded-page-cache-bytes'], '--decoded-page-cache-bytes', 0),
       http: v.http,
       throttleRate: v['throttle-rate'] === undefined ? undefined : positiveNumber(v['throttle-rate'], '--throttle-rate'),
       throttleBurst: v['throttle-burst'] === undefined ? undefined : nonNegativeInt(v['throttle-burst'], '--throttle-burst', 0),

@@ -32,6 +32,7 @@ export interface ServeOpts {
   maxInFlight: number | undefined;
   /** The repository's page cache (default 64 MiB). */
   pageCacheBytes: number | undefined;
+  decodedPageCacheBytes: number | undefined;
   /** HOST:PORT of the admin API (none: no admin API). */
   http: string | undefined;
   throttleRate: number | undefined;
@@ -86,7 +87,7 @@ export async function runServe(args: string[], o: ServeOpts, remoteFlags?: Remot
   };
   const remote = remoteFlagsGiven(remoteFlags) ? remoteConfigFrom(remoteFlags) : undefined;
   const auth = await authFor(o, dataDir, say);
-  const repo = await Repository.open(dataDir, { implementation: o.impl, pageCacheBytes: o.pageCacheBytes, remote });
+  const repo = await Repository.open(dataDir, { implementation: o.impl, pageCacheBytes: o.pageCacheBytes, decodedPageCacheBytes: o.decodedPageCacheBytes, remote });
   let server: Server | null = null;
   let admin: AdminApi | null = null;
   try {

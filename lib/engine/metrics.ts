@@ -5,6 +5,7 @@
  * into a caller's prom-client Registry. The engine itself needs no metrics library.
  */
 import type { PageCacheStats } from '../core/core';
+import type { DecodedPageCacheStats } from './decoded_page_cache';
 import type { BreakerState } from './circuit_breaker';
 import type { IntHistogram } from './histogram';
 import type { TimelineImpl } from './timeline';
@@ -75,8 +76,8 @@ export function formatMetrics(families: readonly MetricFamily[]): string {
   return lines.join('\n') + '\n';
 }
 
-export function renderMetrics(implementation: string, cache: PageCacheStats, timelines: readonly TimelineImpl[]): string {
-  return formatMetrics(collectMetrics(implementation, cache, timelines));
+export function renderMetrics(implementation: string, cache: PageCacheStats, decoded: DecodedPageCacheStats, timelines: readonly TimelineImpl[]): string {
+  return formatMetrics(collectMetrics(implementation, cache, decoded, timelines));
 }
 
 /** Every family the repository exports: name → type and help (the one place they are declared). */
@@ -86,6 +87,12 @@ export const METRIC_DEFS = {
   strata_page_cache_evictions_total: { type: 'counter', help: 'Blocks evicted by the clock.' },
   strata_page_cache_capacity_pages: { type: 'gauge', help: 'Page cache slots (8 KiB each).' },
   strata_page_cache_used_pages: { type: 'gauge', help: 'Page cache slots holding a block.' },
+  strata_decoded_page_cache_hits_total: { type: 'counter', help: 'GetPage@LSN requests answered from the decoded-page cache.' },
+  strata_decoded_page_cache_misses_total: { type: 'counter', help: 'GetPage@LSN requests the decoded-page cache did not hold.' },
+  strata_decoded_page_cache_evictions_total: { type: 'counter', help: 'Whole pages evicted from the decoded-page cache.' },
+  strata_decoded_page_cache_invalidations_total: { type: 'counter', help: 'Decoded pages closed by a newer record of their key.' },
+  strata_decoded_page_cache_capacity_pages: { type: 'gauge', help: 'Decoded-page cache slots (8 KiB each).' },
+  strata_decoded_page_cache_used_pages: { type: 'gauge', help: 'Decoded-page cache slots holding a page.' },
   strata_last_record_lsn: { type: 'gauge', help: 'Newest ingested LSN.' },
   strata_disk_consistent_lsn: { type: 'gauge', help: 'Newest durable LSN.' },
   strata_gc_cutoff_lsn: { type: 'gauge', help: 'Reads below this LSN are refused.' },
@@ -123,7 +130,7 @@ export type MetricName = keyof typeof METRIC_DEFS;
 
 const BREAKER_GAUGE: Readonly<Record<BreakerState, number>> = { closed: 0, open: 1, 'half-open': 2 };
 
-export function collectMetrics(implementation: string, cache: PageCacheStats, timelines: readonly TimelineImpl[]): MetricFamily[] {
+export function collectMetrics(implementation: string, cache: PageCacheStats, decoded: DecodedPageCacheStats, timelines: readonly TimelineImpl[]): MetricFamily[] {
   const w = new Collector();
   const impl = { implementation };
   w.metric('strata_page_cache_hits_total', impl, cache.hits);
@@ -131,6 +138,12 @@ export function collectMetrics(implementation: string, cache: PageCacheStats, ti
   w.metric('strata_page_cache_evictions_total', impl, cache.evictions);
   w.metric('strata_page_cache_capacity_pages', impl, cache.capacityPages);
   w.metric('strata_page_cache_used_pages', impl, cache.usedPages);
+  w.metric('strata_decoded_page_cache_hits_total', impl, decoded.hits);
+  w.metric('strata_decoded_page_cache_misses_total', impl, decoded.misses);
+  w.metric('strata_decoded_page_cache_evictions_total', impl, decoded.evictions);
+  w.metric('strata_decoded_page_cache_invalidations_total', impl, decoded.invalidations);
+  w.metric('strata_decoded_page_cache_capacity_pages', impl, decoded.capacityPages);
+  w.metric('strata_decoded_page_cache_used_pages', impl, decoded.usedPages);
   for (const t of timelines) {
     const l: MetricLabels = { tenant_id: t.tenantId, timeline_id: t.timelineId };
     const st = t.stats();

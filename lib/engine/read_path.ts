@@ -5,12 +5,13 @@
  * and histograms. Scratch buffers are reused, so a read allocates no per-request objects.
  */
 import type { Core } from '../core/core';
-import { COUNTS_PER_REQUEST, PAGE_STATUS_NOT_FOUND } from '../core/core';
+import { COUNTS_PER_REQUEST, PAGE_STATUS_NOT_FOUND, PAGE_STATUS_OK } from '../core/core';
 import { ReadPlanWriter } from '../core/read_plan';
 import { describeValue, StrataError } from '../errors';
 import { encodeKey, formatKey, KEY_SIZE, type PageKey } from '../key';
 import { formatLsn, type Lsn } from '../lsn';
 import { PAGE_SIZE } from '../record';
+import { type DecodedPageIndex, splitLsn, type SplitLsn } from './decoded_page_cache';
 import { IntHistogram } from './histogram';
 import { HEAT_MIN_APPLIED, type ReadHeat } from './read_heat';
 
@@ -23,6 +24,16 @@ export interface ReadSegment {
   hasInMemoryRecords(): boolean;
   /** Append in-memory records of the key (latin1 id) with lsn ≤ cap, newest first; true at a will_init record. */
   collectInMemory(keyId: string, cap: Lsn, w: ReadPlanWriter): boolean;
+}
+
+/** What the decoded-page cache needs from the timeline a ReadPath reads. */
+export interface DecodedPageHost {
+  readonly lastRecordLsn: Lsn;
+  /**
+   * Bumped whenever pages may change (a batch stored, a snapshot loaded): an async read that saw
+   * it change while it ran caches nothing.
+   */
+  readonly writeGeneration: number;
 }
 
 export interface ReadCounters {
@@ -48,17 +59,27 @@ export class ReadPath {
   private readonly keyScratch = Buffer.alloc(KEY_SIZE);
   /** Where reads that applied many records are noted for heat-driven images; null when off. */
   heat: ReadHeat | null = null;
+  /** This timeline's entries in the decoded-page cache; null when the cache is off. */
+  private decoded: DecodedPageIndex | null = null;
+  private decodedHost: DecodedPageHost | null = null;
+  private readonly lsnSplit: SplitLsn = { hi: 0, lo: 0 };
+  /** Indexes (into the batch) of the keys the decoded-page cache did not hold, and their keys. */
+  private missIdx = new Int32Array(64);
+  private readonly missKeys: Array<PageKey | Buffer> = [];
+  private missOut = Buffer.alloc(0);
 
   constructor(private readonly core: Core, private readonly head: ReadSegment, private readonly name: string) {}
+
+  /** Serve reads from (and fill) `index`, for a timeline described by `host`. */
+  useDecodedPages(index: DecodedPageIndex, host: DecodedPageHost): void {
+    this.decoded = index;
+    this.decodedHost = host;
+  }
 
   /** Async reconstruction of `keys` at `lsn` (the caller has waited for the LSN and checked the cutoff). */
   async getPages(keys: readonly PageKey[], lsn: Lsn, offloadCachedReads: boolean): Promise<Buffer[]> {
     const n = keys.length;
-    const out = Buffer.allocUnsafe(PAGE_SIZE * n);
-    const status = new Uint8Array(n);
-    const counts = new Uint32Array(n * COUNTS_PER_REQUEST);
-    if (n > 0) await this.core.getPagesAsync(this.buildPlan(keys, lsn), out, status, counts, !offloadCachedReads);
-    this.record(counts, keys);
+    const { out, status } = await this.readAsync(keys, lsn, offloadCachedReads);
     this.throwIfMissing(keys, lsn, status);
     const pages: Buffer[] = [];
     for (let i = 0; i < n; i++) pages.push(out.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
@@ -69,13 +90,38 @@ export class ReadPath {
    * Async reconstruction that reports, instead of throwing, which keys have no page: status[i] is
    * PAGE_STATUS_OK or PAGE_STATUS_NOT_FOUND (its 8192 bytes then zero). Keys may be any kind.
    */
-  async getPagesWithStatus(keys: ReadonlyArray<PageKey | Buffer>, lsn: Lsn, offloadCachedReads: boolean): Promise<{ out: Buffer; status: Uint8Array }> {
+  getPagesWithStatus(keys: ReadonlyArray<PageKey | Buffer>, lsn: Lsn, offloadCachedReads: boolean): Promise<{ out: Buffer; status: Uint8Array }> {
+    return this.readAsync(keys, lsn, offloadCachedReads);
+  }
+
+  /** Decoded pages first, then one async core read of the rest into a fresh buffer. */
+  private async readAsync(keys: ReadonlyArray<PageKey | Buffer>, lsn: Lsn, offloadCachedReads: boolean): Promise<{ out: Buffer; status: Uint8Array }> {
     const n = keys.length;
     const out = Buffer.allocUnsafe(PAGE_SIZE * n);
     const status = new Uint8Array(n);
-    const counts = new Uint32Array(n * COUNTS_PER_REQUEST);
-    if (n > 0) await this.core.getPagesAsync(this.buildPlan(keys, lsn), out, status, counts, !offloadCachedReads);
-    this.record(counts, keys);
+    const index = this.decoded;
+    const host = this.decodedHost;
+    const m = index === null ? n : this.serveDecoded(index, keys, lsn, out, 0, status);
+    if (m < n) this.recordHits(n - m);
+    if (m === 0) return { out, status };
+    // The read leaves this tick: what it needs of the shared scratch is copied now.
+    const missIdx = m === n ? null : this.missIdx.slice(0, m);
+    const missKeys = missIdx === null ? keys : Array.from(missIdx, (i) => keys[i]);
+    const missOut = missIdx === null ? out : Buffer.allocUnsafe(PAGE_SIZE * m);
+    const missStatus = missIdx === null ? status : new Uint8Array(m);
+    const counts = new Uint32Array(m * COUNTS_PER_REQUEST);
+    const generation = host?.writeGeneration;
+    const atLatest = host !== null && lsn === host.lastRecordLsn;
+    await this.core.getPagesAsync(this.buildPlan(missKeys, lsn), missOut, missStatus, counts, !offloadCachedReads);
+    this.record(counts, missKeys);
+    if (missIdx !== null) {
+      for (let j = 0; j < m; j++) {
+        status[missIdx[j]] = missStatus[j];
+        missOut.copy(out, missIdx[j] * PAGE_SIZE, j * PAGE_SIZE, (j + 1) * PAGE_SIZE);
+      }
+    }
+    // Cached only if no page changed while the read was away (its answer may be stale for later LSNs).
+    if (index !== null && atLatest && host.writeGeneration === generation) this.fillDecoded(index, missKeys, lsn, missOut, 0, missStatus);
     return { out, status };
   }
 
@@ -88,8 +134,7 @@ export class ReadPath {
     const n = keys.length;
     if (n === 0 || into.length < offset + n * PAGE_SIZE) return false;
     const { status, counts } = this.scratchFor(n);
-    if (!this.core.tryGetPagesCached(this.buildPlan(keys, lsn), into, status, counts, offset)) return false;
-    this.record(counts, keys);
+    if (!this.readSync(keys, lsn, into, offset, status, counts, true)) return false;
     return status.indexOf(PAGE_STATUS_NOT_FOUND) < 0;
   }
 
@@ -110,9 +155,92 @@ export class ReadPath {
     }
     if (keys.length === 0) return null;
     const { status, counts } = this.scratchFor(keys.length);
-    const out = offset === 0 && into.length === bytes ? into : into.subarray(offset, offset + bytes);
-    this.readInto(keys, lsn, out, status, counts);
+    this.readSync(keys, lsn, into, offset, status, counts, false);
     return status;
+  }
+
+  /**
+   * A synchronous read of `keys` at `lsn` into out[offset, + 8192 × n): pages the decoded-page
+   * cache holds, then one core call for the rest (which fills the cache when the read is at the
+   * timeline's lastRecordLsn). `cachedOnly`: from page-cache blocks only — false when a block would
+   * need the disk (out then holds nothing to use).
+   */
+  private readSync(keys: ReadonlyArray<PageKey | Buffer>, lsn: Lsn, out: Uint8Array, offset: number, status: Uint8Array, counts: Uint32Array, cachedOnly: boolean): boolean {
+    const n = keys.length;
+    const index = this.decoded;
+    if (index === null) {
+      if (!this.coreRead(keys, lsn, out, offset, status, counts, cachedOnly)) return false;
+      this.record(counts, keys);
+      return true;
+    }
+    const m = this.serveDecoded(index, keys, lsn, out, offset, status);
+    if (m === 0) {
+      this.recordHits(n);
+      return true;
+    }
+    const atLatest = lsn === this.decodedHost!.lastRecordLsn;
+    if (m === n) {
+      if (!this.coreRead(keys, lsn, out, offset, status, counts, cachedOnly)) return false;
+      this.record(counts, keys);
+      if (atLatest) this.fillDecoded(index, keys, lsn, out, offset, status);
+      return true;
+    }
+    const missKeys = this.missKeys;
+    missKeys.length = m;
+    for (let j = 0; j < m; j++) missKeys[j] = keys[this.missIdx[j]];
+    if (this.missOut.length < m * PAGE_SIZE) this.missOut = Buffer.allocUnsafe(Math.max(m, keys.length) * PAGE_SIZE);
+    const missOut = this.missOut;
+    const scratch = this.scratchFor(m);
+    const ok = this.coreRead(missKeys, lsn, missOut, 0, scratch.status, scratch.counts, cachedOnly);
+    if (ok) {
+      this.record(scratch.counts, missKeys);
+      this.recordHits(n - m);
+      for (let j = 0; j < m; j++) {
+        const i = this.missIdx[j];
+        status[i] = scratch.status[j];
+        missOut.copy(out, offset + i * PAGE_SIZE, j * PAGE_SIZE, (j + 1) * PAGE_SIZE);
+      }
+      if (atLatest) this.fillDecoded(index, missKeys, lsn, missOut, 0, scratch.status);
+    }
+    missKeys.length = 0; // hold no caller's keys
+    return ok;
+  }
+
+  /** One core call into out[offset, + 8192 × n). */
+  private coreRead(keys: ReadonlyArray<PageKey | Buffer>, lsn: Lsn, out: Uint8Array, offset: number, status: Uint8Array, counts: Uint32Array, cachedOnly: boolean): boolean {
+    const plan = this.buildPlan(keys, lsn);
+    if (cachedOnly) return this.core.tryGetPagesCached(plan, out, status, counts, offset);
+    const bytes = keys.length * PAGE_SIZE;
+    this.core.getPages(plan, offset === 0 && out.length === bytes ? out : out.subarray(offset, offset + bytes), status, counts);
+    return true;
+  }
+
+  /**
+   * Copy the pages the decoded-page cache holds for `keys` at `lsn` to out[offset + 8192 i] with
+   * status OK; the indexes of the others go to missIdx. Returns how many it did not hold.
+   */
+  private serveDecoded(index: DecodedPageIndex, keys: ReadonlyArray<PageKey | Buffer>, lsn: Lsn, out: Uint8Array, offset: number, status: Uint8Array): number {
+    const at = splitLsn(lsn, this.lsnSplit);
+    if (this.missIdx.length < keys.length) this.missIdx = new Int32Array(keys.length);
+    let m = 0;
+    for (let i = 0; i < keys.length; i++) {
+      const slot = index.lookup(keys[i], at);
+      if (slot < 0) {
+        this.missIdx[m++] = i;
+      } else {
+        index.copyOut(slot, out, offset + i * PAGE_SIZE);
+        status[i] = PAGE_STATUS_OK;
+      }
+    }
+    return m;
+  }
+
+  /** Cache the pages just read at the timeline's lastRecordLsn. */
+  private fillDecoded(index: DecodedPageIndex, keys: ReadonlyArray<PageKey | Buffer>, lsn: Lsn, pages: Uint8Array, offset: number, status: Uint8Array): void {
+    const at = splitLsn(lsn, this.lsnSplit);
+    for (let i = 0; i < keys.length; i++) {
+      if (status[i] === PAGE_STATUS_OK) index.insert(keys[i], at, pages, offset + i * PAGE_SIZE);
+    }
   }
 
   /** Reconstruct `keys` at `lsn` into `out` with one core call; `countStats` false for the engine's own reads. */
@@ -127,6 +255,14 @@ export class ReadPath {
     this.counters.recordsApplied = 0;
     this.visitedHist.reset();
     this.appliedHist.reset();
+  }
+
+  /** Reads the decoded-page cache answered: no layer visited, no record applied. */
+  private recordHits(n: number): void {
+    if (n === 0) return;
+    this.counters.reads += n;
+    this.visitedHist.record(0, n);
+    this.appliedHist.record(0, n);
   }
 
   /** Per-request read amplification into the totals and histograms, and long chains into the heat. */

@@ -17,6 +17,7 @@ import { collectMetrics, type MetricFamily, renderMetrics } from './metrics';
 import { type Manifest, MANIFEST_FILE, readManifest, writeManifest } from './manifest';
 import { createCore, type ImplementationChoice, resolveImplementation } from '../core/select';
 import { BackgroundScheduler, type BackgroundOptions, type BackgroundStats } from './background';
+import { DecodedPageCache, type DecodedPageCacheStats } from './decoded_page_cache';
 import { TimelineImpl, type TimelineConfig, type TimelineStats } from './timeline';
 import { RepositoryLock } from './repo_lock';
 import { openRemoteStorage } from '../remote/open_remote_storage';
@@ -30,6 +31,7 @@ import { DEFAULT_HEAT_IMAGE_BUDGET } from './read_heat';
 import { readRemoteOnly, REMOTE_LAYERS_FILE, writeRemoteOnly } from './layer_residency';
 
 export const DEFAULT_PAGE_CACHE_BYTES = 64 * 1024 * 1024;       // Neon's default: 8192 pages
+export const DEFAULT_DECODED_PAGE_CACHE_BYTES = 16 * 1024 * 1024; // 2048 whole pages
 export const DEFAULT_PAGE_CACHE_POLICY: PageCachePolicy = 'clock'; // Neon's (and PostgreSQL's)
 
 /**
@@ -77,6 +79,12 @@ export interface RepositoryOptions {
    * or 'adaptive-s3fifo' (docs/ARCHITECTURE.md).
    */
   pageCachePolicy?: PageCachePolicy;
+  /**
+   * Bytes of whole reconstructed pages kept for repeated reads at the timeline's newest LSN
+   * (decoded_page_cache.ts; rounded down to 8 KB pages): a hit is a hash lookup and one copy. 0
+   * turns it off. Default DEFAULT_DECODED_PAGE_CACHE_BYTES.
+   */
+  decodedPageCacheBytes?: number;
   /**
    * Layer-file descriptors held open at once (default 256, DEFAULT_MAX_OPEN_LAYER_FILES): past it
    * the least recently read layer's file is closed and reopened when next read, so a timeline of
@@ -207,6 +215,8 @@ export interface CreateTimelineOptions {
 export interface RepositoryStats {
   implementation: ImplementationName;
   pageCache: PageCacheStats;
+  /** The decoded-page cache; capacityPages 0 when it is off. */
+  decodedPageCache: DecodedPageCacheStats;
   background: BackgroundStats;
   timelines: TimelineStats[];
   /** Local layer files against remote storage (docs/REMOTE.md); null without a remote. */
@@ -221,6 +231,8 @@ export class RepositoryImpl {
   /** Read by the scheduler on every round, so startBackground() can change it. */
   private readonly backgroundOpts: BackgroundOptions = { ...DEFAULT_BACKGROUND };
   private readonly scheduler: BackgroundScheduler;
+  /** Whole pages for repeated reads, shared by every timeline (each has its own index into it). */
+  private readonly decodedPages: DecodedPageCache;
 
   private remote: RemoteSetup | null = null;
 
@@ -239,6 +251,7 @@ export class RepositoryImpl {
     this.implementation = core.implementation;
     this.nodeName = defaultNodeName(dir);
     this.scheduler = new BackgroundScheduler(() => [...this.timelines.values()], this.backgroundOpts);
+    this.decodedPages = new DecodedPageCache(opts.decodedPageCacheBytes);
   }
 
   get readOnly(): boolean {
@@ -350,7 +363,7 @@ export class RepositoryImpl {
     mkdirDurable(dir);
     if (this.remote !== null && !this.attachments.has(o.tenantId)) this.setAttachment(o.tenantId, { generation: IMPLICIT_GENERATION, attachmentId: newAttachmentId() });
     writeManifest(path.join(dir, MANIFEST_FILE), manifest);
-    const tl = new TimelineImpl(this.core, dir, manifest, ancestor, this.timelineConfig());
+    const tl = new TimelineImpl(this.core, dir, manifest, ancestor, this.timelineConfig(), this.decodedPages);
     this.timelines.set(key, tl);
     this.startRemoteClients([tl], new Map());
     return tl;
@@ -567,6 +580,7 @@ export class RepositoryImpl {
     return {
       implementation: this.implementation,
       pageCache: this.core.pageCache.stats(),
+      decodedPageCache: this.decodedPages.stats(),
       background: this.scheduler.stats(),
       timelines: [...this.timelines.values()].map((t) => t.stats()),
       localLayers: this.remote?.cache.stats() ?? null,
@@ -576,12 +590,12 @@ export class RepositoryImpl {
   /** Every metric in Prometheus text format, labelled by tenant and timeline. */
   metricFamilies(): MetricFamily[] {
     this.checkOpen();
-    return collectMetrics(this.implementation, this.core.pageCache.stats(), [...this.timelines.values()]);
+    return collectMetrics(this.implementation, this.core.pageCache.stats(), this.decodedPages.stats(), [...this.timelines.values()]);
   }
 
   metricsText(): string {
     this.checkOpen();
-    return renderMetrics(this.implementation, this.core.pageCache.stats(), [...this.timelines.values()]);
+    return renderMetrics(this.implementation, this.core.pageCache.stats(), this.decodedPages.stats(), [...this.timelines.values()]);
   }
 
   /** Flush every open layer, then release files and the page cache. */
@@ -732,7 +746,7 @@ export class RepositoryImpl {
         }
         ancestor = load(akey);
       }
-      const tl = new TimelineImpl(this.core, this.timelineDir(m.tenantId, m.timelineId), m, ancestor, this.timelineConfig(m.compression));
+      const tl = new TimelineImpl(this.core, this.timelineDir(m.tenantId, m.timelineId), m, ancestor, this.timelineConfig(m.compression), this.decodedPages);
       this.timelines.set(key, tl);
       made.push(tl);
       return tl;
@@ -775,6 +789,10 @@ function resolveOptions(o: RepositoryOptions): ResolvedOptions {
   if (!PAGE_CACHE_POLICIES.includes(pageCachePolicy)) {
     throw new StrataError('BAD_ARGUMENT', `pageCachePolicy must be one of ${PAGE_CACHE_POLICIES.join(', ')}: got ${describeValue(o.pageCachePolicy)}`);
   }
+  const decodedPageCacheBytes = o.decodedPageCacheBytes ?? DEFAULT_DECODED_PAGE_CACHE_BYTES;
+  if (!Number.isSafeInteger(decodedPageCacheBytes) || decodedPageCacheBytes < 0) {
+    throw new StrataError('BAD_ARGUMENT', `decodedPageCacheBytes must be a non-negative integer: got ${describeValue(o.decodedPageCacheBytes)}`);
+  }
   const checkpointDistance = o.checkpointDistance ?? DEFAULT_CHECKPOINT_DISTANCE;
   if (!Number.isSafeInteger(checkpointDistance) || checkpointDistance <= 0) {
     throw new StrataError('BAD_ARGUMENT', `checkpointDistance must be a positive integer: got ${describeValue(o.checkpointDistance)}`);
@@ -799,7 +817,7 @@ function resolveOptions(o: RepositoryOptions): ResolvedOptions {
   return {
     readOnly,
     offloadCachedReads,
-    pageCacheBytes, pageCachePolicy, checkpointDistance, compression, gcHorizon, compactionThreshold,
+    pageCacheBytes, pageCachePolicy, decodedPageCacheBytes, checkpointDistance, compression, gcHorizon, compactionThreshold,
     maxOpenLayerFiles: positiveInt(o.maxOpenLayerFiles, DEFAULT_MAX_OPEN_LAYER_FILES, 'maxOpenLayerFiles'),
     maxFrozenLayers: nonNegativeInt(o.maxFrozenLayers, DEFAULT_MAX_FROZEN_LAYERS, 'maxFrozenLayers'),
     l0FlushDelayThreshold: nonNegativeInt(o.l0FlushDelayThreshold, L0_FLUSH_DELAY_FACTOR * compactionThreshold, 'l0FlushDelayThreshold'),

@@ -22,6 +22,7 @@ import { FULL_KEYSPACE, LayerSet, type PageReader, type SnapshotPartition } from
 import { resumableKeys } from './key_stream';
 import { LsnWaiters } from './lsn_waiters';
 import { type LayerDesc, type Manifest, type ManifestExtensions, MANIFEST_FILE, type ManifestPatch, writeManifest, writeManifestAsync } from './manifest';
+import type { DecodedPageCache, DecodedPageIndex } from './decoded_page_cache';
 import { ReadPath, type ReadSegment } from './read_path';
 import { createHotImages, ReadHeat } from './read_heat';
 import type { RemoteTimelineClient, RemoteTimelineStats } from './remote_timeline_client';
@@ -164,8 +165,12 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
   /** The repository's local layer cache (downloads, eviction), when it has a remote. */
   private layerCache: LocalLayerCache | null = null;
   private readonly residency = { onDemandDownloads: 0, onDemandDownloadedBytes: 0, downloadWaitMs: 0, evictions: 0 };
+  /** This timeline's entries in the repository's decoded-page cache; null when it is off. */
+  private readonly decoded: DecodedPageIndex | null;
+  private _writeGeneration = 0;
 
-  constructor(private readonly core: Core, readonly dir: string, manifest: Manifest, ancestor: TimelineImpl | null, private readonly config: TimelineConfig) {
+  constructor(private readonly core: Core, readonly dir: string, manifest: Manifest, ancestor: TimelineImpl | null, private readonly config: TimelineConfig,
+    decodedPages: DecodedPageCache | null = null) {
     this.tenantId = manifest.tenantId;
     this.timelineId = manifest.timelineId;
     this.ancestor = ancestor;
@@ -181,6 +186,8 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
     });
     this.reads = new ReadPath(core, this, this.name);
     if (config.heatImageBudget > 0 && !config.readOnly) this.reads.heat = this.heat;
+    this.decoded = decodedPages === null || decodedPages.capacityPages === 0 ? null : decodedPages.createIndex();
+    if (this.decoded !== null) this.reads.useDecodedPages(this.decoded, this);
     ancestor?.children.add(this);
   }
 
@@ -212,6 +219,11 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
 
   get isClosed(): boolean {
     return this.closed;
+  }
+
+  /** Bumped whenever pages may change (decoded_page_cache.ts): a batch stored, a snapshot loaded. */
+  get writeGeneration(): number {
+    return this._writeGeneration;
   }
 
   // ---- ReadSegment -----------------------------------------------------------------------------
@@ -324,6 +336,10 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
   private apply(batch: PreparedBatch): void {
     const n = batch.lsns.length;
     if (n === 0) return;
+    this._writeGeneration++;
+    // Before the records are stored: should storing fail, an entry closed early only costs a miss.
+    const decoded = this.decoded;
+    if (decoded !== null && decoded.size > 0) for (let i = 0; i < n; i++) decoded.invalidate(batch.keys[i], batch.lsns[i]);
     this.layerSet.put(batch);
     this._lastRecordLsn = batch.lsns[n - 1];
     this.waiters.wake(this._lastRecordLsn);
@@ -668,6 +684,9 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
     await this.enqueueWrite('snapshot load', async () => {
       descs = await this.layerSet.loadSnapshot(lsn, partitions);
     });
+    // Pages changed above lastRecordLsn without records: no decoded page of before stays valid.
+    this._writeGeneration++;
+    this.decoded?.clear();
     this._lastRecordLsn = lsn;
     this.waiters.wake(lsn);
     return descs.map((d) => ({ ...d }));
@@ -826,6 +845,7 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
       await this.remote?.stop();
       this.waiters.releaseAll();
       this.ancestor?.children.delete(this);
+      this.decoded?.clear();
       this.layerSet.release();
     }
   }
