@@ -22,6 +22,8 @@ async function runScript(impl: 'native' | 'ts', seed: number, compression: Compr
   const repo = await Repository.open(dir, {
     implementation: impl, compression, checkpointDistance: 96 * 1024, pageCacheBytes: 64 * 8192,
     compactionThreshold: 3, compactionTargetSize: 64 * 1024,
+    // Seed 2 runs the adaptive policy (the decoded-page cache is on at its default in all).
+    pageCachePolicy: seed === 2 ? 'adaptive-s3fifo' : 'clock',
   });
   const names = ['main'];
   await repo.createTimeline({ tenantId: 't', timelineId: 'main' });

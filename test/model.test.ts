@@ -31,6 +31,8 @@ interface World {
   /** The GC cutoff each timeline must enforce, tracked from gc() reports and branch inheritance. */
   cutoff: Map<string, bigint>;
   layersRemoved: number;
+  /** Seed 2 runs the adaptive page-cache policy, seed 1 the clock. */
+  policy: 'clock' | 'adaptive-s3fifo';
   /** Reads the decoded-page cache answered, summed over reopens. */
   decodedHits: number;
 }
@@ -42,7 +44,8 @@ async function openRepo(w: World): Promise<Repository> {
     compactionThreshold: 4,
     compactionTargetSize: 48 * 1024, // several L1 layers per compaction
     imageCreationThreshold: 3,
-    pageCacheBytes: 32 * 8192, // small, so the clock evicts throughout
+    pageCacheBytes: 32 * 8192, // small, so the policy evicts throughout
+    pageCachePolicy: w.policy,
     // On, and small enough that its clock evicts too: every read below is checked through it.
     decodedPageCacheBytes: w.rng.pick([6, 48]) * PAGE_SIZE,
     compression: w.rng.pick(['lz4', 'zstd', 'none'] as const),
@@ -191,6 +194,7 @@ describeEachCore('model-based randomized test (%s core)', (impl) => {
     const w: World = {
       dir, impl, oracle: new Oracle(), rng: new Rng(seed * 7919), repo: undefined as unknown as Repository,
       reads: 0, notFound: 0, belowCutoff: 0, cutoff: new Map([['main', 0n]]), layersRemoved: 0, decodedHits: 0,
+      policy: seed === 2 ? 'adaptive-s3fifo' : 'clock',
     };
     w.repo = await openRepo(w);
     try {
