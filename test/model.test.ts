@@ -90,9 +90,15 @@ async function randomReads(w: World, n: number): Promise<void> {
   for (let i = 0; i < n; i++) {
     const id = w.rng.pick(timelineIds(w));
     const tl = w.repo.getTimeline(TENANT, id);
-    // Often at the newest LSN (what the decoded-page cache keeps), mostly at or above the cutoff,
-    // where every answer must match the oracle.
-    const lsn = w.rng.chance(0.4) ? tl.lastRecordLsn : w.rng.bigint(w.rng.chance(0.9) ? w.cutoff.get(id)! : 0n, tl.lastRecordLsn);
+    // Often at the newest LSN (what the decoded-page cache keeps); otherwise mostly at or above the
+    // cutoff, where every answer must match the oracle.
+    if (w.rng.chance(0.4)) {
+      // Three times: the doorkeeper caches the page on the second miss, the third read is a hit.
+      const key = randomKey(w.rng, KEYS);
+      for (let r = 0; r < 3; r++) await checkRead(w, tl, key, tl.lastRecordLsn);
+      continue;
+    }
+    const lsn = w.rng.bigint(w.rng.chance(0.9) ? w.cutoff.get(id)! : 0n, tl.lastRecordLsn);
     await checkRead(w, tl, randomKey(w.rng, KEYS), lsn);
   }
 }
@@ -218,7 +224,7 @@ describeEachCore('model-based randomized test (%s core)', (impl) => {
       expect(w.notFound).toBeLessThan(w.reads); // both outcomes exercised
       expect(w.notFound).toBeGreaterThan(0);
       const decoded = w.repo.stats().decodedPageCache;
-      expect(w.decodedHits + decoded.hits).toBeGreaterThan(w.reads / 200); // the cache really answered
+      expect(w.decodedHits + decoded.hits).toBeGreaterThan(w.reads / 20); // the cache really answered
       expect(decoded.invalidations + decoded.evictions).toBeGreaterThan(0);
     } finally {
       await w.repo.close();

@@ -13,7 +13,9 @@
  * reads at an LSN, so they leave entries alone; reads below the GC cutoff are refused before the
  * cache is asked. The one other way pages change, a snapshot load, clears the timeline's index.
  *
- * Eviction is a clock with one referenced bit (second chance): a hit sets it, the hand clears it.
+ * Admission: a page is cached on its key's second miss (a doorkeeper of fingerprints, as TinyLFU's),
+ * so one-off reads pay no copy into the cache. Eviction is a clock with one referenced bit (second
+ * chance): a hit sets it, the hand clears it.
  * Entries live in flat typed arrays and one slab, so a lookup allocates nothing.
  */
 import { KEY_SIZE, type PageKey } from '../key';
@@ -44,6 +46,13 @@ const M_FROM_LO = 6;
 const M_TO_HI = 7;
 const M_TO_LO = 8;
 const M_REFERENCED = 9;
+/**
+ * Doorkeeper slots per cache page (TinyLFU's doorkeeper): a page is cached on its key's second
+ * miss, not its first, so reads that never repeat do not pay the copy into the cache nor push out
+ * pages that do repeat. Measured on uniform reads over 8× the cache: admitting every miss made each
+ * read ≈ 65 % slower than with the cache off.
+ */
+const DOORKEEPER_SLOTS_PER_PAGE = 2;
 
 export interface DecodedPageCacheStats {
   capacityPages: number;
@@ -54,6 +63,8 @@ export interface DecodedPageCacheStats {
   evictions: number;
   /** Entries closed by a newer record of their key. */
   invalidations: number;
+  /** Pages not cached because their key missed for the first time lately (the doorkeeper). */
+  deferred: number;
 }
 
 /** A read's LSN as two u32 halves, computed once per batch. */
@@ -117,11 +128,21 @@ class KeyWords {
    * such a key never hits.
    */
   hash(): number {
+    return (this.relationHash() & HASH_MASK) * U32_SPAN + this.block;
+  }
+
+  /** A nonzero 32-bit fingerprint of the whole key, for the doorkeeper. */
+  fingerprint(): number {
+    let h = Math.imul(this.relationHash() ^ Math.imul(this.block, 0x9e3779b1), 0x85ebca6b);
+    h ^= h >>> 13;
+    return (h | 1) >>> 0;
+  }
+
+  private relationHash(): number {
     let h = Math.imul(this.w1 ^ 0x9e3779b9, 0x85ebca6b) ^ this.w2;
     h = Math.imul(h ^ (h >>> 15), 0xc2b2ae35) ^ this.w3;
     h = Math.imul(h ^ (h >>> 13), 0x27d4eb2f) ^ this.kindFork;
-    h ^= h >>> 16;
-    return (h & HASH_MASK) * U32_SPAN + this.block;
+    return h ^ (h >>> 16);
   }
 }
 
@@ -146,7 +167,10 @@ export class DecodedPageIndex {
     this.cache.copyOut(slot, into, offset);
   }
 
-  /** Cache the page `key` reads as at `lsn` (the timeline's lastRecordLsn), valid until a newer record closes it. */
+  /**
+   * Cache the page `key` reads as at `lsn` (the timeline's lastRecordLsn), valid until a newer record
+   * closes it — on the key's second miss (the doorkeeper), or at once when it has an entry to replace.
+   */
   insert(key: PageKey | Buffer, lsn: SplitLsn, page: Uint8Array, pageOffset: number): void {
     this.cache.insert(this, key, lsn, page, pageOffset);
   }
@@ -170,11 +194,14 @@ export class DecodedPageCache {
   private readonly owner: Array<DecodedPageIndex | null>;
   private readonly hashes: Float64Array;
   private readonly meta: Uint32Array;
+  /** Fingerprints of keys that missed once lately, by fingerprint & doorMask. */
+  private readonly door: Uint32Array;
+  private readonly doorMask: number;
   private readonly free: number[] = [];
   private nextUnused = 0;
   private hand = 0;
   private readonly words = new KeyWords();
-  private readonly counters = { hits: 0, misses: 0, insertions: 0, evictions: 0, invalidations: 0 };
+  private readonly counters = { hits: 0, misses: 0, insertions: 0, evictions: 0, invalidations: 0, deferred: 0 };
 
   constructor(capacityBytes: number) {
     const n = Math.floor(capacityBytes / PAGE_SIZE);
@@ -184,6 +211,9 @@ export class DecodedPageCache {
     this.owner = new Array<DecodedPageIndex | null>(n).fill(null);
     this.hashes = new Float64Array(n);
     this.meta = new Uint32Array(n * META_WORDS);
+    const doorSlots = 2 ** Math.ceil(Math.log2(Math.max(1, n * DOORKEEPER_SLOTS_PER_PAGE)));
+    this.door = new Uint32Array(doorSlots);
+    this.doorMask = doorSlots - 1;
   }
 
   createIndex(): DecodedPageIndex {
@@ -220,6 +250,7 @@ export class DecodedPageCache {
     // A key already held (or another key sharing its hash) is replaced in place.
     let slot = index.slots.get(h) ?? NO_SLOT;
     if (slot === NO_SLOT) {
+      if (!this.admit(k)) return;
       slot = this.takeSlot();
       index.slots.set(h, slot);
       this.owner[slot] = index;
@@ -267,6 +298,19 @@ export class DecodedPageCache {
       this.free.push(slot);
     }
     index.slots.clear();
+  }
+
+  /** The doorkeeper: true on the key's second miss since its slot last changed hands. */
+  private admit(k: KeyWords): boolean {
+    const fp = k.fingerprint();
+    const at = fp & this.doorMask;
+    if (this.door[at] === fp) {
+      this.door[at] = 0;
+      return true;
+    }
+    this.door[at] = fp;
+    this.counters.deferred++;
+    return false;
   }
 
   private matches(slot: number, k: KeyWords): boolean {
