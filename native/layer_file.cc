@@ -166,6 +166,15 @@ void LayerWriter::CheckOpen() const {
   if (fd_ < 0) BadArgument(path_ + ": layer writer is already finished or aborted");
 }
 
+void LayerWriter::SetKeyEnd(const uint8_t* key_end) {
+  CheckOpen();
+  if (std::memcmp(opts_.key_start, key_end, kKeySize) >= 0) BadArgument(path_ + ": keyEnd must be above keyStart");
+  if (!index_keys_.empty() && std::memcmp(index_keys_.data() + index_keys_.size() - key_size_, key_end, kKeySize) >= 0) {
+    BadArgument(path_ + ": keyEnd must be above every key appended");
+  }
+  std::memcpy(opts_.key_end, key_end, kKeySize);
+}
+
 void LayerWriter::ValidateAppend(const uint8_t* keys, size_t keys_len, const uint8_t* blobs, size_t blobs_len,
                                  const uint8_t* will_init, size_t n) const {
   const std::string where = path_ + ": append: ";

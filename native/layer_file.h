@@ -72,6 +72,10 @@ class LayerWriter : private BlockSink {
   void Abort();
   // BAD_ARGUMENT once finished or aborted.
   void CheckOpen() const;
+  // Moves the exclusive key end recorded in the summary, for a writer (compaction) that learns
+  // where its range ends only after its last entry; BAD_ARGUMENT unless above every key appended
+  // and above key_start.
+  void SetKeyEnd(const uint8_t* key_end);
 
  private:
   void WriteBlock(uint32_t blkno, uint8_t* block) override;
