@@ -18,6 +18,9 @@ namespace {
 namespace so = summary_off;
 
 constexpr uint64_t kWillInitBit = 1;
+// Consecutive blocks gathered into one pwrite (512 KiB, the TS writer's WRITE_BATCH_BLOCKS): a
+// write per 8 KB block cost a syscall each, a measurable share of a compaction's time.
+constexpr uint32_t kWriteBatchBlocks = 64;
 constexpr mode_t kLayerFileMode = 0644;  // as the TS writer's fs.openSync(path, 'w', 0o644)
 constexpr unsigned kValueOffsetShift = 1;
 
@@ -248,7 +251,18 @@ void LayerWriter::AppendValueBytes(const uint8_t* data, size_t len) {
 
 void LayerWriter::WriteBlock(uint32_t blkno, uint8_t* block) {
   SealBlock(block);
-  PwriteAll(fd_, path_, block, kBlockSize, static_cast<off_t>(blkno) * static_cast<off_t>(kBlockSize));
+  if (batch_blocks_ > 0 && blkno != batch_start_ + batch_blocks_) FlushBatch();
+  if (batch_.empty()) batch_.resize(size_t{kWriteBatchBlocks} * kBlockSize);
+  if (batch_blocks_ == 0) batch_start_ = blkno;
+  std::memcpy(batch_.data() + size_t{batch_blocks_} * kBlockSize, block, kBlockSize);
+  if (++batch_blocks_ == kWriteBatchBlocks) FlushBatch();
+}
+
+void LayerWriter::FlushBatch() {
+  if (batch_blocks_ == 0) return;
+  const size_t len = size_t{batch_blocks_} * kBlockSize;
+  batch_blocks_ = 0;
+  PwriteAll(fd_, path_, batch_.data(), len, static_cast<off_t>(batch_start_) * static_cast<off_t>(kBlockSize));
 }
 
 uint64_t LayerWriter::Finish() {
@@ -276,7 +290,8 @@ uint64_t LayerWriter::Finish() {
     s.entry_count = n;
     s.total_blocks = 1 + s.value_blk_count + s.index_blk_count;
     EncodeSummary(s, block_.data());
-    WriteBlock(0, block_.data());
+    WriteBlock(0, block_.data());  // last, after every other block has gone out
+    FlushBatch();
     const int injected = fault::Active() ? fault::Check(fault::Op::kLayerFsync, 0, nullptr) : 0;
     if (injected != 0) Fail(ErrorCode::kIoError, IoMessage(path_, "fsync failed", injected));
     if (::fsync(fd_) != 0) Fail(ErrorCode::kIoError, IoMessage(path_, "fsync failed", errno));

@@ -82,6 +82,8 @@ class LayerWriter : private BlockSink {
   void ValidateAppend(const uint8_t* keys, size_t keys_len, const uint8_t* blobs, size_t blobs_len,
                       const uint8_t* will_init, size_t n) const;
   void AppendValueBytes(const uint8_t* data, size_t len);
+  // Writes the gathered run of blocks in one pwrite.
+  void FlushBatch();
   void CloseFd();
 
   std::string path_;
@@ -93,6 +95,10 @@ class LayerWriter : private BlockSink {
   uint32_t next_value_blk_ = kValueStartBlk;
   std::vector<uint8_t> index_keys_;  // every index key, in order
   std::vector<uint64_t> index_values_;
+  // Sealed blocks batch_start_, batch_start_ + 1, ... not yet written (as the TS writer batches).
+  std::vector<uint8_t> batch_;
+  uint32_t batch_start_ = 0;
+  uint32_t batch_blocks_ = 0;
 };
 
 // One opened, validated layer file; immutable, so readers on any thread may share it. The file
