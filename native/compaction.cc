@@ -84,6 +84,26 @@ class BlockRun {
   uint32_t count_ = 0;
 };
 
+// An index key (key ‖ LSN, 26 bytes) as big-endian words, so ordering two keys is at most four
+// integer compares rather than a memcmp call: the merge orders every entry against its rivals.
+struct PackedKey {
+  uint64_t w0, w1, w2;
+  uint16_t w3;
+
+  static PackedKey Of(const uint8_t* k) {
+    return PackedKey{LoadBe64(k), LoadBe64(k + 8), LoadBe64(k + 16), LoadBe16(k + 24)};
+  }
+  // memcmp order: negative, zero or positive.
+  int Compare(const PackedKey& o) const {
+    if (w0 != o.w0) return w0 < o.w0 ? -1 : 1;
+    if (w1 != o.w1) return w1 < o.w1 ? -1 : 1;
+    if (w2 != o.w2) return w2 < o.w2 ? -1 : 1;
+    if (w3 != o.w3) return w3 < o.w3 ? -1 : 1;
+    return 0;
+  }
+};
+static_assert(kDeltaIndexKeySize == 3 * 8 + 2, "PackedKey covers a delta index key exactly");
+
 // One input's entries in index order: leaves are contiguous blocks after the values, and values
 // follow index order, so both are read strictly forward. Every leaf is checked against the
 // geometry the summary implies, every key against order and the layer's ranges, and every value
@@ -102,6 +122,7 @@ class DeltaInput {
 
   bool done() const { return done_; }
   const uint8_t* key() const { return key_; }
+  const PackedKey& packed() const { return packed_; }
   bool will_init() const { return will_init_; }
   // Bytes the current entry's blob occupies in the value stream (header included).
   size_t stored_len() const { return len_; }
@@ -138,11 +159,13 @@ class DeltaInput {
     const uint32_t blk = static_cast<uint32_t>(layer_->geometry().index_start + leaf_);
     const uint8_t* k = node_ + kBtreeNodeHeader + size_t{idx_} * kDeltaIndexKeySize;
     const uint64_t value = LoadBe64(node_ + kBtreeNodeHeader + size_t{count_} * kDeltaIndexKeySize + size_t{idx_} * kBtreeValueSize);
-    if (have_key_ && std::memcmp(key_, k, kDeltaIndexKeySize) >= 0) file().Corrupt(blk, "index keys are not strictly increasing");
+    const PackedKey packed = PackedKey::Of(k);
+    if (have_key_ && packed_.Compare(packed) >= 0) file().Corrupt(blk, "index keys are not strictly increasing");
     if (std::memcmp(k, s.key_start, kKeySize) < 0 || std::memcmp(k, s.key_end, kKeySize) >= 0) file().Corrupt(blk, "index key outside the layer's key range");
     const uint64_t lsn = LoadBe64(k + kKeySize);
     if (lsn < s.lsn_start || lsn >= s.lsn_end) file().Corrupt(blk, "index LSN outside the layer's LSN range");
     std::memcpy(key_, k, kDeltaIndexKeySize);
+    packed_ = packed;
     have_key_ = true;
     will_init_ = (value & kWillInitBit) != 0;
     offset_ = value >> kValueOffsetShift;
@@ -197,35 +220,65 @@ class DeltaInput {
   bool done_ = false;
   bool have_key_ = false;
   uint8_t key_[kDeltaIndexKeySize] = {};
+  PackedKey packed_ = {};
   bool will_init_ = false;
   uint64_t offset_ = 0;
   size_t len_ = 0;
   uint64_t next_offset_ = 0;
 };
 
-// The input holding the smallest (key, LSN), or -1 when all are done. Inputs are few (tens), so a
-// linear scan beats a heap's bookkeeping, as in the TS twin.
-int Smallest(const std::vector<std::unique_ptr<DeltaInput>>& inputs) {
-  int best = -1;
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    if (inputs[i]->done()) continue;
-    if (best < 0) {
-      best = static_cast<int>(i);
-      continue;
+// The inputs not yet exhausted, as a binary min-heap on their current (key, LSN): taking the
+// smallest costs about 2·log2(k) key compares per entry. A linear scan over the heads (the TS
+// twin's way) made the compares a quarter of the merge's CPU with 17 inputs.
+class MergeHeap {
+ public:
+  explicit MergeHeap(std::vector<std::unique_ptr<DeltaInput>>& inputs) : inputs_(inputs) {
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      if (!inputs[i]->done()) heap_.push_back(i);
     }
-    const int c = std::memcmp(inputs[i]->key(), inputs[static_cast<size_t>(best)]->key(), kDeltaIndexKeySize);
-    if (c == 0) {
-      std::string hex;
-      static const char kHex[] = "0123456789abcdef";
-      for (size_t b = 0; b < kDeltaIndexKeySize; ++b) {
-        hex += kHex[inputs[i]->key()[b] >> 4];
-        hex += kHex[inputs[i]->key()[b] & 0xf];
-      }
-      Fail(ErrorCode::kCorruptLayer, "compaction inputs overlap at key+LSN " + hex);
-    }
-    if (c < 0) best = static_cast<int>(i);
+    for (size_t i = heap_.size() / 2; i-- > 0;) SiftDown(i);
   }
-  return best;
+
+  bool empty() const { return heap_.empty(); }
+  DeltaInput& top() { return *inputs_[heap_[0]]; }
+
+  // After top() advanced: restore the order, dropping it if it is done.
+  void Reorder() {
+    if (top().done()) {
+      heap_[0] = heap_.back();
+      heap_.pop_back();
+    }
+    if (!heap_.empty()) SiftDown(0);
+  }
+
+ private:
+  bool Less(size_t a, size_t b) const { return inputs_[heap_[a]]->packed().Compare(inputs_[heap_[b]]->packed()) < 0; }
+
+  void SiftDown(size_t i) {
+    const size_t n = heap_.size();
+    for (;;) {
+      const size_t l = 2 * i + 1;
+      if (l >= n) return;
+      size_t m = l;
+      if (l + 1 < n && Less(l + 1, l)) m = l + 1;
+      if (!Less(m, i)) return;
+      std::swap(heap_[i], heap_[m]);
+      i = m;
+    }
+  }
+
+  std::vector<std::unique_ptr<DeltaInput>>& inputs_;
+  std::vector<size_t> heap_;
+};
+
+[[noreturn]] void FailOverlap(const uint8_t* key) {
+  static const char kHex[] = "0123456789abcdef";
+  std::string hex;
+  for (size_t b = 0; b < kDeltaIndexKeySize; ++b) {
+    hex += kHex[key[b] >> 4];
+    hex += kHex[key[b] & 0xf];
+  }
+  Fail(ErrorCode::kCorruptLayer, "compaction inputs overlap at key+LSN " + hex);
 }
 
 // The smallest key above `key` (big-endian increment); all-0xff stays all-0xff, which no writer
@@ -283,9 +336,17 @@ DeltaCompactionResult CompactDeltaLayers(const DeltaCompactionOptions& opts) {
       writer.reset();
       result.outputs.push_back(cur);
     };
-    for (int i = Smallest(inputs); i >= 0; i = Smallest(inputs)) {
-      DeltaInput& in = *inputs[static_cast<size_t>(i)];
+    MergeHeap heap(inputs);
+    PackedKey prev = {};
+    bool have_prev = false;
+    for (; !heap.empty(); heap.Reorder()) {
+      DeltaInput& in = heap.top();
       const uint8_t* key = in.key();
+      // Each input is strictly increasing (DeltaInput checks), so an entry equal to the one taken
+      // before it comes from another input: the same (key, LSN) twice.
+      if (have_prev && prev.Compare(in.packed()) == 0) FailOverlap(key);
+      prev = in.packed();
+      have_prev = true;
       const bool new_key = writer == nullptr || std::memcmp(key, last, kKeySize) != 0;
       if (writer != nullptr && new_key && bytes >= opts.target_bytes) finish_output(key);
       if (writer == nullptr) {
