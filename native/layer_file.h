@@ -99,6 +99,7 @@ class LayerWriter : private BlockSink {
   std::vector<uint8_t> batch_;
   uint32_t batch_start_ = 0;
   uint32_t batch_blocks_ = 0;
+  uint64_t unsynced_bytes_ = 0;  // written since writeback was last started
 };
 
 // One opened, validated layer file; immutable, so readers on any thread may share it. The file
