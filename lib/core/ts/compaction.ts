@@ -112,7 +112,8 @@ class DeltaLayerIterator {
 
 /**
  * Merges delta layers in (key, LSN) order. Inputs are few (tens), so a linear scan for the smallest
- * head beats a heap's bookkeeping and keeps the code obvious.
+ * head keeps the code obvious; here the per-entry blob reads cost far more than the compares. (The
+ * native twin keeps a heap: in C++ the scan's compares were a quarter of the merge at 17 inputs.)
  */
 export class DeltaMerge {
   private readonly inputs: DeltaLayerIterator[] = [];
