@@ -227,6 +227,8 @@ describe(`Core.compactDeltas: failures, both cores${NATIVE_SKIP_NOTE}`, () => {
       const res = await compact(core, [f], path.join(dir, 'out'), 0, CODEC_NONE, 10n);
       expect(res).toEqual({ outputs: [], bytesRead: 0 });
       expect((await failure(compact(core, [f], path.join(dir, 'out'), -1, CODEC_NONE, 10n))).code).toBe('BAD_ARGUMENT');
+      // An unknown codec is refused even when there is nothing to write.
+      expect((await failure(compact(core, [f], path.join(dir, 'out'), 0, 7 as CodecId, 10n))).code).toBe('BAD_ARGUMENT');
       expect((await failure(core.compactDeltas({
         inputs: [f], outputPrefix: 'x', outputSuffix: '', targetBytes: 0, codec: CODEC_NONE, lsnStart: 10n, lsnEnd: 10n,
       }))).code).toBe('BAD_ARGUMENT');

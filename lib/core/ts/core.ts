@@ -7,6 +7,7 @@ import {
   type LayerWriterOptions,
 } from '../core';
 import { compactDeltaLayers } from './compaction';
+import { CODEC_LZ4, CODEC_NONE, CODEC_ZSTD } from '../format';
 import { StrataError } from '../../errors';
 import { KEY_MAX, KEY_MIN, KEY_SIZE } from '../../key';
 import { PAGE_SIZE } from '../../record';
@@ -194,6 +195,8 @@ function checkCompactionOptions(opts: DeltaCompactionOptions): void {
   if (typeof opts.outputPrefix !== 'string') throw new StrataError('BAD_ARGUMENT', 'outputPrefix must be a string');
   if (typeof opts.outputSuffix !== 'string') throw new StrataError('BAD_ARGUMENT', 'outputSuffix must be a string');
   if (!Number.isSafeInteger(opts.targetBytes) || opts.targetBytes < 0) throw new StrataError('BAD_ARGUMENT', 'targetBytes must be a non-negative integer');
+  // Checked here, not only by the writer: with no entry to write, no writer would see it.
+  if (opts.codec !== CODEC_NONE && opts.codec !== CODEC_LZ4 && opts.codec !== CODEC_ZSTD) throw new StrataError('BAD_ARGUMENT', `unknown codec ${String(opts.codec)}`);
   if (typeof opts.lsnStart !== 'bigint' || typeof opts.lsnEnd !== 'bigint' || opts.lsnStart < 0n || opts.lsnStart >= opts.lsnEnd) {
     throw new StrataError('BAD_ARGUMENT', 'lsnStart must be below lsnEnd');
   }
