@@ -10,6 +10,7 @@
     'strata_common_sources': [
       'native/block_io.cc',
       'native/codec.cc',
+      'native/compaction.cc',
       'native/core.cc',
       'native/crc32.cc',
       'native/delta_layer.cc',

@@ -30,6 +30,22 @@ export const KEY_MAX: Buffer = Buffer.alloc(KEY_SIZE, 0xff);
 const U32_MAX = 0xffff_ffff;
 const U8_MAX = 0xff;
 
+/**
+ * The exclusive end of a range whose last key is `key`: the smallest key above it (an 18-byte
+ * big-endian increment), or KEY_MAX above the last key of the keyspace.
+ */
+export function exclusiveKeyEnd(key: Buffer): Buffer {
+  const next = Buffer.from(key.subarray(0, KEY_SIZE));
+  for (let i = KEY_SIZE - 1; i >= 0; i--) {
+    if (next[i] !== U8_MAX) {
+      next[i]++;
+      return next;
+    }
+    next[i] = 0;
+  }
+  return Buffer.from(KEY_MAX);
+}
+
 export function encodeKey(key: PageKey, into: Buffer = Buffer.allocUnsafe(KEY_SIZE), offset = 0): Buffer {
   checkField(key, 'spcOid', U32_MAX);
   checkField(key, 'dbOid', U32_MAX);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "codec.h"
+#include "compaction.h"
 #include "core.h"
 #include "crc32.h"
 #include "errors.h"
@@ -90,6 +91,7 @@ class JsCore : public Napi::ObjectWrap<JsCore> {
                            InstanceMethod<&JsCore::GetPagesJs>("getPages"),
                            InstanceMethod<&JsCore::GetPagesAsyncJs>("getPagesAsync"),
                            InstanceMethod<&JsCore::TryGetPagesCachedJs>("tryGetPagesCached"),
+                           InstanceMethod<&JsCore::CompactDeltasJs>("compactDeltas"),
                            InstanceMethod<&JsCore::Close>("close"),
                        });
   }
@@ -269,6 +271,10 @@ class JsCore : public Napi::ObjectWrap<JsCore> {
   // getPagesAsync(plan, out, status, counts, cachedInline) -> Promise<void>.
   Napi::Value GetPagesAsyncJs(const Napi::CallbackInfo& info);
 
+  // compactDeltas(inputs, outputPrefix, outputSuffix, targetBytes, codec, lsnStart, lsnEnd)
+  //   -> Promise<{ outputs: { path, keyStart, keyEnd, sizeBytes }[], bytesRead }>
+  Napi::Value CompactDeltasJs(const Napi::CallbackInfo& info);
+
   // tryGetPagesCached(plan, out, status, counts[, outOffset]) -> boolean: the read from cached
   // blocks only, on this thread; with outOffset the pages go to out[outOffset, + 8192 × status
   // length) instead of filling out; false (out/status/counts then
@@ -389,6 +395,64 @@ Napi::Value JsCore::GetPagesAsyncJs(const Napi::CallbackInfo& info) {
       return done.Promise();
     }
     auto* worker = new GetPagesWorker(info.Env(), core_->Snapshot(), plan, info);
+    worker->Queue();  // the worker deletes itself after OnOK
+    return worker->Promise();
+  });
+}
+
+// One compactDeltas call: the whole merge (reads, CRC checks, writes, fsyncs) on a libuv worker
+// thread. It owns copies of its arguments and touches no core state, so the core may be used (or
+// closed) meanwhile; the engine swaps the outputs in once the promise resolves.
+class CompactDeltasWorker : public CodedPromiseWorker {
+ public:
+  CompactDeltasWorker(Napi::Env env, DeltaCompactionOptions opts)
+      : CodedPromiseWorker(env, "strata:compactDeltas"), opts_(std::move(opts)) {}
+
+ protected:
+  void Work() override { result_ = CompactDeltaLayers(opts_); }
+
+  Napi::Value Result() override {
+    Napi::Env env = Env();
+    Napi::Array outputs = Napi::Array::New(env, result_.outputs.size());
+    for (size_t i = 0; i < result_.outputs.size(); ++i) {
+      const CompactionOutput& o = result_.outputs[i];
+      Napi::Object js = Napi::Object::New(env);
+      js.Set("path", Napi::String::New(env, o.path));
+      js.Set("keyStart", CopyToBuffer(env, o.key_start, kKeySize));
+      js.Set("keyEnd", CopyToBuffer(env, o.key_end, kKeySize));
+      js.Set("sizeBytes", Napi::Number::New(env, static_cast<double>(o.size_bytes)));
+      outputs.Set(static_cast<uint32_t>(i), js);
+    }
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("outputs", outputs);
+    out.Set("bytesRead", Napi::Number::New(env, static_cast<double>(result_.bytes_read)));
+    return out;
+  }
+
+ private:
+  DeltaCompactionOptions opts_;
+  DeltaCompactionResult result_;
+};
+
+Napi::Value JsCore::CompactDeltasJs(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    core_->CheckOpen();
+    DeltaCompactionOptions opts;
+    if (info.Length() < 1 || !info[0].IsArray()) BadArgument("inputs must be an array of paths");
+    const Napi::Array inputs = info[0].As<Napi::Array>();
+    for (uint32_t i = 0; i < inputs.Length(); ++i) {
+      const Napi::Value v = inputs.Get(i);
+      if (!v.IsString()) BadArgument("inputs must be an array of paths");
+      opts.inputs.push_back(v.As<Napi::String>().Utf8Value());
+    }
+    opts.output_prefix = ArgString(info, 1, "outputPrefix");
+    opts.output_suffix = ArgString(info, 2, "outputSuffix");
+    opts.target_bytes = static_cast<uint64_t>(ArgInteger(info, 3, "targetBytes", kMaxSafeInteger));
+    opts.codec = static_cast<uint8_t>(ArgInteger(info, 4, "codec", kCodecMax));
+    opts.lsn_start = ArgLsn(info, 5, "lsnStart");
+    opts.lsn_end = ArgLsn(info, 6, "lsnEnd");
+    if (opts.lsn_start >= opts.lsn_end) BadArgument("lsnStart must be below lsnEnd");
+    auto* worker = new CompactDeltasWorker(info.Env(), std::move(opts));
     worker->Queue();  // the worker deletes itself after OnOK
     return worker->Promise();
   });

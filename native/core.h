@@ -70,9 +70,10 @@ class Core {
   // Releases the cache and every layer, once reads in flight are done with them; later calls
   // fail with BAD_ARGUMENT.
   void Close();
+  // BAD_ARGUMENT once closed.
+  void CheckOpen() const;
 
  private:
-  void CheckOpen() const;
   std::shared_ptr<const Layer> FindLayer(uint32_t handle) const;
 
   std::shared_ptr<PageCache> cache_;

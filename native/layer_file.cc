@@ -18,6 +18,13 @@ namespace {
 namespace so = summary_off;
 
 constexpr uint64_t kWillInitBit = 1;
+// Consecutive blocks gathered into one pwrite (512 KiB, the TS writer's WRITE_BATCH_BLOCKS): a
+// write per 8 KB block cost a syscall each, a measurable share of a compaction's time.
+constexpr uint32_t kWriteBatchBlocks = 64;
+// Every this many bytes written, the writer asks the kernel to start writing them back (Linux
+// sync_file_range, a hint that does not wait), so the closing fsync finds little left to do and
+// the disk works while the writer fills the next blocks instead of after the last.
+constexpr uint64_t kWritebackStepBytes = 8 * 1024 * 1024;
 constexpr mode_t kLayerFileMode = 0644;  // as the TS writer's fs.openSync(path, 'w', 0o644)
 constexpr unsigned kValueOffsetShift = 1;
 
@@ -166,6 +173,15 @@ void LayerWriter::CheckOpen() const {
   if (fd_ < 0) BadArgument(path_ + ": layer writer is already finished or aborted");
 }
 
+void LayerWriter::SetKeyEnd(const uint8_t* key_end) {
+  CheckOpen();
+  if (std::memcmp(opts_.key_start, key_end, kKeySize) >= 0) BadArgument(path_ + ": keyEnd must be above keyStart");
+  if (!index_keys_.empty() && std::memcmp(index_keys_.data() + index_keys_.size() - key_size_, key_end, kKeySize) >= 0) {
+    BadArgument(path_ + ": keyEnd must be above every key appended");
+  }
+  std::memcpy(opts_.key_end, key_end, kKeySize);
+}
+
 void LayerWriter::ValidateAppend(const uint8_t* keys, size_t keys_len, const uint8_t* blobs, size_t blobs_len,
                                  const uint8_t* will_init, size_t n) const {
   const std::string where = path_ + ": append: ";
@@ -239,7 +255,27 @@ void LayerWriter::AppendValueBytes(const uint8_t* data, size_t len) {
 
 void LayerWriter::WriteBlock(uint32_t blkno, uint8_t* block) {
   SealBlock(block);
-  PwriteAll(fd_, path_, block, kBlockSize, static_cast<off_t>(blkno) * static_cast<off_t>(kBlockSize));
+  if (batch_blocks_ > 0 && blkno != batch_start_ + batch_blocks_) FlushBatch();
+  if (batch_.empty()) batch_.resize(size_t{kWriteBatchBlocks} * kBlockSize);
+  if (batch_blocks_ == 0) batch_start_ = blkno;
+  std::memcpy(batch_.data() + size_t{batch_blocks_} * kBlockSize, block, kBlockSize);
+  if (++batch_blocks_ == kWriteBatchBlocks) FlushBatch();
+}
+
+void LayerWriter::FlushBatch() {
+  if (batch_blocks_ == 0) return;
+  const size_t len = size_t{batch_blocks_} * kBlockSize;
+  batch_blocks_ = 0;
+  PwriteAll(fd_, path_, batch_.data(), len, static_cast<off_t>(batch_start_) * static_cast<off_t>(kBlockSize));
+#ifdef __linux__
+  unsynced_bytes_ += len;
+  if (unsynced_bytes_ >= kWritebackStepBytes) {
+    unsynced_bytes_ = 0;
+    // Whole file so far (offset 0, length 0 = to the end): only dirty pages are queued. The fsync
+    // in Finish() is what makes the file durable; a failure here only loses the head start.
+    (void)::sync_file_range(fd_, 0, 0, SYNC_FILE_RANGE_WRITE);
+  }
+#endif
 }
 
 uint64_t LayerWriter::Finish() {
@@ -267,7 +303,8 @@ uint64_t LayerWriter::Finish() {
     s.entry_count = n;
     s.total_blocks = 1 + s.value_blk_count + s.index_blk_count;
     EncodeSummary(s, block_.data());
-    WriteBlock(0, block_.data());
+    WriteBlock(0, block_.data());  // last, after every other block has gone out
+    FlushBatch();
     const int injected = fault::Active() ? fault::Check(fault::Op::kLayerFsync, 0, nullptr) : 0;
     if (injected != 0) Fail(ErrorCode::kIoError, IoMessage(path_, "fsync failed", injected));
     if (::fsync(fd_) != 0) Fail(ErrorCode::kIoError, IoMessage(path_, "fsync failed", errno));

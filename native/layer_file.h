@@ -72,12 +72,18 @@ class LayerWriter : private BlockSink {
   void Abort();
   // BAD_ARGUMENT once finished or aborted.
   void CheckOpen() const;
+  // Moves the exclusive key end recorded in the summary, for a writer (compaction) that learns
+  // where its range ends only after its last entry; BAD_ARGUMENT unless above every key appended
+  // and above key_start.
+  void SetKeyEnd(const uint8_t* key_end);
 
  private:
   void WriteBlock(uint32_t blkno, uint8_t* block) override;
   void ValidateAppend(const uint8_t* keys, size_t keys_len, const uint8_t* blobs, size_t blobs_len,
                       const uint8_t* will_init, size_t n) const;
   void AppendValueBytes(const uint8_t* data, size_t len);
+  // Writes the gathered run of blocks in one pwrite.
+  void FlushBatch();
   void CloseFd();
 
   std::string path_;
@@ -89,6 +95,11 @@ class LayerWriter : private BlockSink {
   uint32_t next_value_blk_ = kValueStartBlk;
   std::vector<uint8_t> index_keys_;  // every index key, in order
   std::vector<uint64_t> index_values_;
+  // Sealed blocks batch_start_, batch_start_ + 1, ... not yet written (as the TS writer batches).
+  std::vector<uint8_t> batch_;
+  uint32_t batch_start_ = 0;
+  uint32_t batch_blocks_ = 0;
+  uint64_t unsynced_bytes_ = 0;  // written since writeback was last started
 };
 
 // One opened, validated layer file; immutable, so readers on any thread may share it. The file

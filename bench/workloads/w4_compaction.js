@@ -5,12 +5,13 @@
  * from the data size; automatic compaction and backpressure off). The set is built once (both
  * cores write byte-identical layers) and copied afresh for every round and core, since compaction
  * replaces its inputs. Timed per round:
- *   L0 → L1   tl.compact() with image creation disabled: every L0 merged (two-pass streaming merge,
- *             values copied as stored) into key-range L1 layers. Input = bytes of the L0 files.
+ *   L0 → L1   tl.compact() with image creation disabled: every L0 merged (streaming merge, values
+ *             copied as stored) into key-range L1 layers. Input = bytes of the L0 files.
  *   images    tl.createImageLayer(latest LSN): every page reconstructed from the L1 layers and
  *             written, compressed, into one image layer. Input = bytes of the layers it reads.
- * MB/s are of input bytes. Both cores share the compaction code in TypeScript and read the merge's
- * inputs with the TS layer reader; image creation reconstructs pages through the active core.
+ * MB/s are of input bytes. The merge is the active core's (Core.compactDeltas: C++ on a libuv
+ * worker thread, or the TS twin on the event loop); image creation reconstructs pages through the
+ * active core and compresses them in TypeScript (lib/core/compress.ts) for both.
  * Before anything counts, a sample of pages read after each step must equal the pages before it.
  */
 const fs = require('node:fs');

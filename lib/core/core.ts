@@ -55,6 +55,36 @@ export interface LayerWriter {
   abort(): void;
 }
 
+/** What Core.compactDeltas merges, and where its outputs go. */
+export interface DeltaCompactionOptions {
+  /** Delta layer files; no (key, LSN) may appear in two of them (CORRUPT_LAYER). */
+  inputs: readonly string[];
+  /** Output i is written, fsynced and closed at `${outputPrefix}${i}${outputSuffix}`. */
+  outputPrefix: string;
+  outputSuffix: string;
+  /** An output is cut before the first entry of a new key once it holds this many bytes (values + index keys). */
+  targetBytes: number;
+  /** Recorded in each output's summary; values move as stored, whatever their codec. */
+  codec: CodecId;
+  lsnStart: bigint;
+  lsnEnd: bigint;
+}
+
+export interface CompactionOutput {
+  path: string;
+  keyStart: Buffer;
+  /** Exclusive: the next output's first key, or the successor of this output's last key. */
+  keyEnd: Buffer;
+  sizeBytes: number;
+}
+
+export interface DeltaCompactionResult {
+  /** In key order; none when the inputs hold no entry. */
+  outputs: CompactionOutput[];
+  /** Stored blob bytes plus one index key per entry moved. */
+  bytesRead: number;
+}
+
 export interface PageCacheStats {
   hits: number;
   misses: number;
@@ -138,6 +168,17 @@ export interface Core {
    * into part of a buffer makes no view.
    */
   tryGetPagesCached(plan: Buffer, out: Uint8Array, status: Uint8Array, counts: Uint32Array, outOffset?: number): boolean;
+
+  /**
+   * L0 → L1 compaction: merge the entries of delta layers in (key, LSN) order into new delta
+   * layers, values moved as stored, cut at `targetBytes` on key boundaries (one key's versions
+   * never straddle two outputs). Touches no open layer, map or the page cache; reads hold one
+   * leaf and one blob (native: a few blocks) per input. Native: entirely on a libuv worker
+   * thread; TS: on the calling thread, yielding between steps. Both write the same bytes. On
+   * failure (CORRUPT_LAYER naming the file and block, IO_ERROR, BAD_ARGUMENT for an image input)
+   * no output is left behind.
+   */
+  compactDeltas(opts: DeltaCompactionOptions): Promise<DeltaCompactionResult>;
 
   /** Release the page cache and every open layer. */
   close(): void;

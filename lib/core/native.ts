@@ -9,7 +9,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type {
-  Core, CoreOptions, LayerKind, LayerSummary, LayerWriter, LayerWriterOptions, PageCacheApi, PageCacheStats,
+  Core, CoreOptions, DeltaCompactionOptions, DeltaCompactionResult, LayerKind, LayerSummary, LayerWriter, LayerWriterOptions, PageCacheApi, PageCacheStats,
 } from './core';
 import { DEFAULT_MAX_OPEN_LAYER_FILES } from './core';
 import { StrataError, toStrataError } from '../errors';
@@ -37,6 +37,9 @@ export interface NativeCoreHandle {
   getPages(plan: Uint8Array, out: Uint8Array, status: Uint8Array, counts: Uint32Array): void;
   tryGetPagesCached(plan: Uint8Array, out: Uint8Array, status: Uint8Array, counts: Uint32Array, outOffset: number): boolean;
   getPagesAsync(plan: Uint8Array, out: Uint8Array, status: Uint8Array, counts: Uint32Array, cachedInline: boolean): Promise<void>;
+  compactDeltas(
+    inputs: readonly string[], outputPrefix: string, outputSuffix: string, targetBytes: number, codec: number, lsnStart: bigint, lsnEnd: bigint,
+  ): Promise<DeltaCompactionResult>;
   close(): void;
 }
 
@@ -369,6 +372,16 @@ class NativeCore implements Core {
     let pending: Promise<void>;
     try {
       pending = call(() => this.c.getPagesAsync(plan, out, status, counts, cachedInline));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return pending.catch((e: unknown) => { throw toStrataError(e); });
+  }
+
+  compactDeltas(opts: DeltaCompactionOptions): Promise<DeltaCompactionResult> {
+    let pending: Promise<DeltaCompactionResult>;
+    try {
+      pending = call(() => this.c.compactDeltas(opts.inputs, opts.outputPrefix, opts.outputSuffix, opts.targetBytes, opts.codec, opts.lsnStart, opts.lsnEnd));
     } catch (e) {
       return Promise.reject(e);
     }

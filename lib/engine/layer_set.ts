@@ -437,6 +437,34 @@ export class LayerSet {
   }
 
   /**
+   * L0 → L1: the core merges `paths` (Core.compactDeltas) into `compaction-<lsnStart>-<i>.tmp`
+   * files, each written and fsynced, here renamed to their L1 names (known only once the core has
+   * cut the key ranges) with one directory fsync after them all. Not in the manifest yet: replace()
+   * swaps them in. On failure nothing is left behind (the core removes its own partial outputs).
+   */
+  async compactDeltas(paths: readonly string[], lsnStart: Lsn, lsnEnd: Lsn, targetBytes: number): Promise<{ created: LayerDesc[]; bytesRead: number }> {
+    const { outputs, bytesRead } = await this.core.compactDeltas({
+      inputs: paths, outputPrefix: path.join(this.dir, `compaction-${lsnStart.toString(16)}-`), outputSuffix: TMP_SUFFIX,
+      targetBytes, codec: CODEC_BY_NAME[this.compression], lsnStart, lsnEnd,
+    });
+    const created: LayerDesc[] = outputs.map((o) => ({
+      fileName: deltaFileName(o.keyStart, o.keyEnd, lsnStart, lsnEnd), kind: 'delta', level: 1,
+      keyStart: keyToHex(o.keyStart), keyEnd: keyToHex(o.keyEnd), lsnStart, lsnEnd, sizeBytes: o.sizeBytes,
+    }));
+    try {
+      for (let i = 0; i < outputs.length; i++) await renameFileAsync(outputs[i].path, path.join(this.dir, created[i].fileName));
+      if (outputs.length > 0) await fsyncDirAsync(this.dir);
+    } catch (e) {
+      for (let i = 0; i < outputs.length; i++) {
+        fs.rmSync(outputs[i].path, { force: true });
+        fs.rmSync(path.join(this.dir, created[i].fileName), { force: true });
+      }
+      throw e;
+    }
+    return { created, bytesRead };
+  }
+
+  /**
    * Stream a layer into `<name>.tmp`, fsync, rename, fsync the directory. Returns its size. The
    * index build, fsyncs and rename run off the event loop where the core can (finishAsync).
    */

@@ -984,7 +984,7 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
       imageFloorLsn: this._gcCutoffLsn > this.startLsn ? this._gcCutoffLsn : this.startLsn + 1n,
       layers: () => this.layerSet.descs(),
       keys: () => this.keyStream(),
-      writeLayer: (fileName, kind, lsnStart, lsnEnd, keys, produce) => this.layerSet.writeLayerFile(fileName, kind, lsnStart, lsnEnd, keys, produce),
+      compactDeltas: (paths, lsnStart, lsnEnd) => this.layerSet.compactDeltas(paths, lsnStart, lsnEnd, this.config.compactionTargetSize),
       writeImage: async (lsn, range, keys) => ({ ...(await this.writeImage(lsn, range.keyStart, range.keyEnd, keys)) }),
       stageImage: async (lsn, range, keys) => ({ ...(await this.layerSet.stageImageLayer(lsn, range, keys, this.imageReader)) }),
       commitImages: (descs) => this.layerSet.commitImages(descs),

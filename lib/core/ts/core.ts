@@ -2,7 +2,12 @@
  * The pure-TypeScript core: the twin of the C++ addon (native/), used in tests and wherever the
  * addon cannot load. Same contract (core.ts), same bytes on disk, same page-cache policy.
  */
-import { DEFAULT_MAX_OPEN_LAYER_FILES, type Core, type CoreOptions, type LayerSummary, type LayerWriter, type LayerWriterOptions } from '../core';
+import {
+  DEFAULT_MAX_OPEN_LAYER_FILES, type Core, type CoreOptions, type DeltaCompactionOptions, type DeltaCompactionResult, type LayerSummary, type LayerWriter,
+  type LayerWriterOptions,
+} from '../core';
+import { compactDeltaLayers } from './compaction';
+import { CODEC_LZ4, CODEC_NONE, CODEC_ZSTD } from '../format';
 import { StrataError } from '../../errors';
 import { KEY_MAX, KEY_MIN, KEY_SIZE } from '../../key';
 import { PAGE_SIZE } from '../../record';
@@ -117,6 +122,13 @@ class TsCore implements Core {
     }
   }
 
+  async compactDeltas(opts: DeltaCompactionOptions): Promise<DeltaCompactionResult> {
+    this.checkOpen();
+    checkCompactionOptions(opts);
+    for (const p of opts.inputs) checkPath(p);
+    return compactDeltaLayers(opts);
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
@@ -173,4 +185,19 @@ function pagesAt(out: Uint8Array, outOffset: number, pages: number): Uint8Array 
     throw new StrataError('BAD_ARGUMENT', `outOffset ${outOffset} + ${bytes} page bytes is beyond out's ${out.length} bytes`);
   }
   return out.subarray(outOffset, outOffset + bytes);
+}
+
+/** The checks the addon makes at its boundary (native/addon.cc, CompactDeltasJs). */
+function checkCompactionOptions(opts: DeltaCompactionOptions): void {
+  if (opts === null || typeof opts !== 'object' || !Array.isArray(opts.inputs) || !opts.inputs.every((p) => typeof p === 'string')) {
+    throw new StrataError('BAD_ARGUMENT', 'inputs must be an array of paths');
+  }
+  if (typeof opts.outputPrefix !== 'string') throw new StrataError('BAD_ARGUMENT', 'outputPrefix must be a string');
+  if (typeof opts.outputSuffix !== 'string') throw new StrataError('BAD_ARGUMENT', 'outputSuffix must be a string');
+  if (!Number.isSafeInteger(opts.targetBytes) || opts.targetBytes < 0) throw new StrataError('BAD_ARGUMENT', 'targetBytes must be a non-negative integer');
+  // Checked here, not only by the writer: with no entry to write, no writer would see it.
+  if (opts.codec !== CODEC_NONE && opts.codec !== CODEC_LZ4 && opts.codec !== CODEC_ZSTD) throw new StrataError('BAD_ARGUMENT', `unknown codec ${String(opts.codec)}`);
+  if (typeof opts.lsnStart !== 'bigint' || typeof opts.lsnEnd !== 'bigint' || opts.lsnStart < 0n || opts.lsnStart >= opts.lsnEnd) {
+    throw new StrataError('BAD_ARGUMENT', 'lsnStart must be below lsnEnd');
+  }
 }
