@@ -9,6 +9,7 @@ import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { ReadPlanWriter } from '../lib/core/read_plan';
+import { checkRecords, IngestScratch } from '../lib/engine/ingest';
 import { InMemoryLayer } from '../lib/engine/inmemory_layer';
 import { encodeKey, KEY_SIZE } from '../lib/key';
 import { PAGE_SIZE, serializeRecord, type WalRecord } from '../lib/record';
@@ -112,5 +113,31 @@ describe('InMemoryLayer', () => {
     const expected = start(new ReadPlanWriter());
     for (const r of [recs[3], recs[2]]) expected.memRecord(r.lsn, r.record);
     expect(plan.finish().equals(expected.finish())).toBe(true);
+  });
+
+  it('keeps keys of many prefixes (more than its prefix cache, colliding) and block numbers above 2^31 apart, in byte order', () => {
+    const layer = new InMemoryLayer(0n);
+    const scratch = new IngestScratch();
+    const sent = new Map<string, bigint[]>();
+    let lsn = 0n;
+    for (let v = 0; v < 3; v++) {
+      const batch: WalRecord[] = [];
+      for (let rel = 0; rel < 40; rel++) {
+        for (const blockNum of [0, 1, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1]) {
+          lsn += LSN_STEP;
+          const key = { spcOid: 1663 + (rel % 3), dbOid: 5, relNumber: 16384 + rel, forkNum: rel % 4, blockNum };
+          batch.push({ lsn, key, kind: 'patch', offset: v, data: Buffer.from([rel, v]) });
+          const id = encodeKey(key).toString('latin1');
+          sent.set(id, [...(sent.get(id) ?? []), lsn]);
+        }
+      }
+      layer.putChecked(checkRecords(batch, lsn - BigInt(batch.length) * LSN_STEP, 'test', scratch));
+    }
+    const ids = [...sent.keys()].sort((a, b) => Buffer.compare(Buffer.from(a, 'latin1'), Buffer.from(b, 'latin1')));
+    expect(layer.keys().map((k) => k.toString('latin1'))).toEqual(ids);
+    for (const h of layer.sortedHistories()) expect([...h.records()].map((r) => r.lsn)).toEqual(sent.get(h.key.toString('latin1')));
+    // A key the layer lacks, next to ones it has, reads nothing.
+    const absent = encodeKey({ spcOid: 1663, dbOid: 5, relNumber: 16384, forkNum: 0, blockNum: 2 }).toString('latin1');
+    expect(layer.collect(absent, lsn, new ReadPlanWriter().reset())).toBe(false);
   });
 });

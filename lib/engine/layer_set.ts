@@ -19,7 +19,7 @@ import { EntryBatch, yieldToEventLoop } from './entry_batch';
 import { fsyncDir, fsyncDirAsync, removeFile, removeFileAsync, renameFileAsync, TMP_SUFFIX, wrapIo } from '../fs_util';
 import { InMemoryLayer } from './inmemory_layer';
 import { LAYER_KEYS_PAGE, pagedLayerKeys } from './key_stream';
-import type { PreparedBatch } from './ingest';
+import type { CheckedRecords, PreparedBatch } from './ingest';
 import { deltaFileName, imageFileName, type LayerDesc, type Manifest, type ManifestPatch } from './manifest';
 import type { ReadPlanWriter } from '../core/read_plan';
 import { readRemoteOnly, writeRemoteOnly } from './layer_residency';
@@ -104,6 +104,11 @@ export class LayerSet {
 
   put(batch: PreparedBatch): void {
     for (let i = 0; i < batch.keys.length; i++) this.open.put(batch.keys[i], batch.lsns[i], batch.values[i]);
+  }
+
+  /** Public records checkRecords accepted, serialized straight into the open layer. */
+  putChecked(batch: CheckedRecords): void {
+    this.open.putChecked(batch);
   }
 
   get openBytes(): number {
