@@ -13,9 +13,11 @@
  *     relation, fork) pick a Map from the last 4 (the block number) to the key's slot, which holds
  *     its newest record; a small cache of recently used prefixes spares ingest the prefix's string.
  */
+import { type CodecId, DELTA_INDEX_KEY_SIZE } from '../core/format';
 import type { ReadPlanWriter } from '../core/read_plan';
 import { KEY_SIZE } from '../key';
 import { recordWillInit, writeRecord } from '../record';
+import { EntryBatch } from './entry_batch';
 import type { CheckedRecords } from './ingest';
 
 /**
@@ -43,6 +45,9 @@ const INITIAL_KEY_SLOTS = 16;
 function grownCapacity(capacity: number, initial: number, need: number): number {
   return Math.max(need, capacity + (capacity >> 1) + initial);
 }
+/** An LSN's bytes in an index key, and whether the LSN array holds them least significant first. */
+const LSN_BYTES = 8;
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 /** No previous record (a chain's end). */
 const NO_RECORD = -1;
 
@@ -177,6 +182,43 @@ export class InMemoryLayer {
     }
   }
 
+  /**
+   * The L0 delta's entries, in its order (keys ascending by bytes, each key's records ascending by
+   * LSN), as batches for the layer writer: index keys written from the key index, blobs encoded
+   * straight from the slabs. A batch is yielded when full (the caller hands it over and lets the
+   * event loop run), the last one possibly empty. Gives the same entries as sortedHistories would
+   * through EntryBatch.add and encodeBlob.
+   */
+  *deltaBatches(codec: CodecId): Generator<EntryBatch> {
+    let batch = new EntryBatch(DELTA_INDEX_KEY_SIZE);
+    const lsnBytes = new Uint8Array(this.recLsn.buffer, this.recLsn.byteOffset, this.recLsn.byteLength);
+    const chain: number[] = [];
+    for (const [prefix, inner] of this.sortedPrefixes()) {
+      for (const suffix of sortedSuffixes(inner)) {
+        chain.length = 0;
+        for (let ord = this.keyHead[inner.get(suffix) as number]; ord !== NO_RECORD; ord = this.recPrev[ord]) chain.push(ord);
+        for (let i = chain.length - 1; i >= 0; i--) {
+          const ord = chain[i];
+          const at = batch.nextKeyAt();
+          const keys = batch.keyBuffer;
+          prefix.copy(keys, at);
+          putU32(keys, at + KEY_PREFIX_SIZE, suffix);
+          // The LSN's 8 bytes, most significant first, from the typed array's native-order bytes.
+          for (let b = 0; b < LSN_BYTES; b++) keys[at + KEY_SIZE + b] = lsnBytes[ord * LSN_BYTES + (LITTLE_ENDIAN ? LSN_BYTES - 1 - b : b)];
+          const loc = this.recLoc[ord];
+          const slab = this.slabs[Math.floor(loc / LOC_SLAB_SPAN)];
+          const start = loc % LOC_SLAB_SPAN;
+          batch.encodeRecord(codec, slab, start, start + this.recLen[ord], recordWillInit(slab, start));
+          if (batch.isFull()) {
+            yield batch;
+            batch = new EntryBatch(DELTA_INDEX_KEY_SIZE);
+          }
+        }
+      }
+    }
+    yield batch;
+  }
+
   /** The layer's keys in ascending byte order. */
   keys(): Buffer[] {
     const out: Buffer[] = [];
@@ -292,10 +334,17 @@ function idSuffix(id: string): number {
   return ((id.charCodeAt(o) << 24) | (id.charCodeAt(o + 1) << 16) | (id.charCodeAt(o + 2) << 8) | id.charCodeAt(o + 3)) >>> 0;
 }
 
+function putU32(b: Uint8Array, o: number, v: number): void {
+  b[o] = v >>> 24;
+  b[o + 1] = v >>> 16;
+  b[o + 2] = v >>> 8;
+  b[o + 3] = v;
+}
+
 function keyOf(prefix: Buffer, suffix: number): Buffer {
   const key = Buffer.allocUnsafe(KEY_SIZE);
   prefix.copy(key, 0);
-  key.writeUInt32BE(suffix, KEY_PREFIX_SIZE);
+  putU32(key, KEY_PREFIX_SIZE, suffix);
   return key;
 }
 
