@@ -7,8 +7,8 @@
  * record and ≈ 180 for each further one, docs/RELIABILITY.md "Resource limits"):
  *   - record bytes back to back in slabs; public ingest serializes each record straight into its
  *     slab (putChecked), with no Buffer of its own;
- *   - per record, by its ordinal: LSN, location, length and the ordinal of the same key's previous
- *     record, in typed arrays, so a key's history is a chain from its newest record;
+ *   - per record, by its ordinal, a 24-byte entry in one typed array: LSN, location, length and the
+ *     ordinal of the same key's previous record, so a key's history is a chain from its newest;
  *   - a numeric key index: the key's first 14 bytes (for a page: kind, tablespace, database,
  *     relation, fork) pick a Map from the last 4 (the block number) to the key's slot, which holds
  *     its newest record; a small cache of recently used prefixes spares ingest the prefix's string.
@@ -32,11 +32,11 @@ const KEY_OVERHEAD_BYTES = 46;
 /** A key prefix's Map and latin1 id (a few per relation fork; a Map's empty table is ≈ 200 bytes). */
 const PREFIX_OVERHEAD_BYTES = 256;
 /**
- * Per record besides its bytes: LSN (8), location (8), length (4) and previous ordinal (4), in
- * arrays that grow by half when full. Their whole capacity is counted when allocated (up to a
+ * Per record besides its bytes: LSN (8), slab and offset (4 + 4), length (4) and previous ordinal
+ * (4), in one array of entries that grows by half when full. Their whole capacity is counted when allocated (up to a
  * third of it not yet used): small records on many keys cost little more than this index.
  */
-const RECORD_INDEX_BYTES = 8 + 8 + 4 + 4;
+const RECORD_INDEX_BYTES = 8 + 4 + 4 + 4 + 4;
 /** Per key slot: its newest record's ordinal, in an array grown and counted the same way. */
 const KEY_SLOT_BYTES = 4;
 const INITIAL_RECORD_SLOTS = 64;
@@ -54,8 +54,17 @@ const NO_RECORD = -1;
 /** The first slab of a layer is small (many layers stay small); each next one doubles up to the max. */
 const SLAB_MIN_BYTES = 16 * 1024;
 const SLAB_MAX_BYTES = 1024 * 1024;
-/** A record's location: slab index × LOC_SLAB_SPAN + offset (an exact integer below 2^53). */
-const LOC_SLAB_SPAN = 2 ** 32;
+/**
+ * A record's index entry, RECORD_INDEX_BYTES in one array of entries, so reading a record's
+ * entry is one cache line, not one per field (a flush walks chains, which jump across the layer):
+ * u64 0 the LSN; u32 2 slab index, 3 offset in it, 4 length, 5 previous ordinal (i32).
+ */
+const REC_U64S = RECORD_INDEX_BYTES / 8;
+const REC_U32S = RECORD_INDEX_BYTES / 4;
+const REC_SLAB = 2;
+const REC_OFF = 3;
+const REC_LEN = 4;
+const REC_PREV = 5;
 
 /** Bytes of a key before its numeric part; the last 4 (big-endian) are the number. */
 const KEY_PREFIX_SIZE = KEY_SIZE - 4;
@@ -94,11 +103,11 @@ export class InMemoryLayer {
   private keyHead = new Int32Array(0);
   private keyCount = 0;
 
-  private recLsn = new BigUint64Array(0);
-  private recLoc = new Float64Array(0);
-  private recLen = new Uint32Array(0);
-  /** The same key's previous record (older, lower LSN), or NO_RECORD. */
-  private recPrev = new Int32Array(0);
+  /** Record index entries (REC_* above): three views of one buffer. */
+  private recU64 = new BigUint64Array(0);
+  private recU32 = new Uint32Array(0);
+  private recI32 = new Int32Array(0);
+  private recCapacity = 0;
 
   private readonly slabs: Buffer[] = [];
   /** Write offset in the last slab. */
@@ -127,7 +136,7 @@ export class InMemoryLayer {
   put(key: Buffer, lsn: bigint, record: Buffer): void {
     this.reserveRecords(1);
     const ord = this.link(this.slotOf(key, 0), lsn, record.length);
-    record.copy(this.slabs[this.slabs.length - 1], this.recLoc[ord] % LOC_SLAB_SPAN);
+    record.copy(this.slabs[this.slabs.length - 1], this.recU32[ord * REC_U32S + REC_OFF]);
     this.firstPutAt ??= Date.now();
     if (lsn > this.endLsn) this.endLsn = lsn;
   }
@@ -143,7 +152,7 @@ export class InMemoryLayer {
     for (let i = 0; i < count; i++) {
       const r = records[i];
       const ord = this.link(this.slotOf(keys, i * KEY_SIZE), r.lsn, sizes[i]);
-      writeRecord(r, this.slabs[this.slabs.length - 1], this.recLoc[ord] % LOC_SLAB_SPAN);
+      writeRecord(r, this.slabs[this.slabs.length - 1], this.recU32[ord * REC_U32S + REC_OFF]);
     }
     this.firstPutAt ??= Date.now();
     const last = records[count - 1].lsn;
@@ -159,8 +168,8 @@ export class InMemoryLayer {
     if (inner === undefined) return false;
     const slot = inner.get(idSuffix(keyId));
     if (slot === undefined) return false;
-    for (let ord = this.keyHead[slot]; ord !== NO_RECORD; ord = this.recPrev[ord]) {
-      const lsn = this.recLsn[ord];
+    for (let ord = this.keyHead[slot]; ord !== NO_RECORD; ord = this.recI32[ord * REC_U32S + REC_PREV]) {
+      const lsn = this.recU64[ord * REC_U64S];
       if (lsn > cap) continue;
       const record = this.recordAt(ord);
       plan.memRecord(lsn, record);
@@ -191,12 +200,13 @@ export class InMemoryLayer {
    */
   *deltaBatches(codec: CodecId): Generator<EntryBatch> {
     let batch = new EntryBatch(DELTA_INDEX_KEY_SIZE);
-    const lsnBytes = new Uint8Array(this.recLsn.buffer, this.recLsn.byteOffset, this.recLsn.byteLength);
+    const recBytes = new Uint8Array(this.recU32.buffer);
+    const rec = this.recU32;
     const chain: number[] = [];
     for (const [prefix, inner] of this.sortedPrefixes()) {
       for (const suffix of sortedSuffixes(inner)) {
         chain.length = 0;
-        for (let ord = this.keyHead[inner.get(suffix) as number]; ord !== NO_RECORD; ord = this.recPrev[ord]) chain.push(ord);
+        for (let ord = this.keyHead[inner.get(suffix) as number]; ord !== NO_RECORD; ord = this.recI32[ord * REC_U32S + REC_PREV]) chain.push(ord);
         for (let i = chain.length - 1; i >= 0; i--) {
           const ord = chain[i];
           const at = batch.nextKeyAt();
@@ -204,11 +214,12 @@ export class InMemoryLayer {
           prefix.copy(keys, at);
           putU32(keys, at + KEY_PREFIX_SIZE, suffix);
           // The LSN's 8 bytes, most significant first, from the typed array's native-order bytes.
-          for (let b = 0; b < LSN_BYTES; b++) keys[at + KEY_SIZE + b] = lsnBytes[ord * LSN_BYTES + (LITTLE_ENDIAN ? LSN_BYTES - 1 - b : b)];
-          const loc = this.recLoc[ord];
-          const slab = this.slabs[Math.floor(loc / LOC_SLAB_SPAN)];
-          const start = loc % LOC_SLAB_SPAN;
-          batch.encodeRecord(codec, slab, start, start + this.recLen[ord], recordWillInit(slab, start));
+          const e = ord * RECORD_INDEX_BYTES;
+          for (let b = 0; b < LSN_BYTES; b++) keys[at + KEY_SIZE + b] = recBytes[e + (LITTLE_ENDIAN ? LSN_BYTES - 1 - b : b)];
+          const w = ord * REC_U32S;
+          const slab = this.slabs[rec[w + REC_SLAB]];
+          const start = rec[w + REC_OFF];
+          batch.encodeRecord(codec, slab, start, start + rec[w + REC_LEN], recordWillInit(slab, start));
           if (batch.isFull()) {
             yield batch;
             batch = new EntryBatch(DELTA_INDEX_KEY_SIZE);
@@ -234,14 +245,14 @@ export class InMemoryLayer {
 
   private *recordsOf(slot: number): Generator<{ lsn: bigint; record: Buffer }> {
     const chain: number[] = [];
-    for (let ord = this.keyHead[slot]; ord !== NO_RECORD; ord = this.recPrev[ord]) chain.push(ord);
-    for (let i = chain.length - 1; i >= 0; i--) yield { lsn: this.recLsn[chain[i]], record: this.recordAt(chain[i]) };
+    for (let ord = this.keyHead[slot]; ord !== NO_RECORD; ord = this.recI32[ord * REC_U32S + REC_PREV]) chain.push(ord);
+    for (let i = chain.length - 1; i >= 0; i--) yield { lsn: this.recU64[chain[i] * REC_U64S], record: this.recordAt(chain[i]) };
   }
 
   private recordAt(ord: number): Buffer {
-    const loc = this.recLoc[ord];
-    const off = loc % LOC_SLAB_SPAN;
-    return this.slabs[Math.floor(loc / LOC_SLAB_SPAN)].subarray(off, off + this.recLen[ord]);
+    const w = ord * REC_U32S;
+    const off = this.recU32[w + REC_OFF];
+    return this.slabs[this.recU32[w + REC_SLAB]].subarray(off, off + this.recU32[w + REC_LEN]);
   }
 
   /**
@@ -290,14 +301,16 @@ export class InMemoryLayer {
   /** Room in the record arrays for `n` more records. */
   private reserveRecords(n: number): void {
     const need = this.entries + n;
-    if (need <= this.recPrev.length) return;
-    const had = this.recPrev.length;
+    if (need <= this.recCapacity) return;
+    const had = this.recCapacity;
     const cap = grownCapacity(had, INITIAL_RECORD_SLOTS, need);
     this.bytes += (cap - had) * RECORD_INDEX_BYTES;
-    this.recLsn = grown(this.recLsn, new BigUint64Array(cap));
-    this.recLoc = grown(this.recLoc, new Float64Array(cap));
-    this.recLen = grown(this.recLen, new Uint32Array(cap));
-    this.recPrev = grown(this.recPrev, new Int32Array(cap));
+    const buf = new ArrayBuffer(cap * RECORD_INDEX_BYTES);
+    new Uint8Array(buf).set(new Uint8Array(this.recU32.buffer, 0, had * RECORD_INDEX_BYTES));
+    this.recU64 = new BigUint64Array(buf);
+    this.recU32 = new Uint32Array(buf);
+    this.recI32 = new Int32Array(buf);
+    this.recCapacity = cap;
   }
 
   /**
@@ -313,10 +326,12 @@ export class InMemoryLayer {
       this.slabUsed = 0;
     }
     const ord = this.entries++;
-    this.recLsn[ord] = lsn;
-    this.recLoc[ord] = (this.slabs.length - 1) * LOC_SLAB_SPAN + this.slabUsed;
-    this.recLen[ord] = size;
-    this.recPrev[ord] = this.keyHead[slot];
+    const w = ord * REC_U32S;
+    this.recU64[ord * REC_U64S] = lsn;
+    this.recU32[w + REC_SLAB] = this.slabs.length - 1;
+    this.recU32[w + REC_OFF] = this.slabUsed;
+    this.recU32[w + REC_LEN] = size;
+    this.recI32[w + REC_PREV] = this.keyHead[slot];
     this.keyHead[slot] = ord;
     this.slabUsed += size;
     this.bytes += size;
@@ -359,7 +374,7 @@ function compareIds(a: string, b: string): number {
 }
 
 /** `to` (larger) holding `from`'s elements first. */
-function grown<T extends Int32Array | Float64Array | Uint32Array | BigUint64Array>(from: T, to: T): T {
-  (to as Int32Array).set(from as Int32Array);
+function grown<T extends Int32Array>(from: Int32Array, to: T): T {
+  to.set(from);
   return to;
 }
