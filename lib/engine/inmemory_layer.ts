@@ -179,8 +179,9 @@ export class InMemoryLayer {
   }
 
   /**
-   * Keys in ascending byte order, each with its records in ascending LSN order: the L0 write order.
-   * Made one key at a time, so a flush holds no per-key objects beyond one prefix's sorted numbers.
+   * Keys in ascending byte order, each with its records in ascending LSN order: the L0 write order,
+   * one record at a time as a Buffer. The flush uses deltaBatches, which writes the same entries
+   * without a Buffer per record; this slower view is what tests check deltaBatches against.
    */
   *sortedHistories(): Generator<KeyRecords> {
     for (const [prefix, inner] of this.sortedPrefixes()) {
