@@ -47,18 +47,47 @@ export function exclusiveKeyEnd(key: Buffer): Buffer {
 }
 
 export function encodeKey(key: PageKey, into: Buffer = Buffer.allocUnsafe(KEY_SIZE), offset = 0): Buffer {
-  checkField(key, 'spcOid', U32_MAX);
-  checkField(key, 'dbOid', U32_MAX);
-  checkField(key, 'relNumber', U32_MAX);
-  checkField(key, 'forkNum', U8_MAX);
-  checkField(key, 'blockNum', U32_MAX);
+  checkKey(key);
   into[offset] = KEY_KIND_REL_PAGE;
-  into.writeUInt32BE(key.spcOid, offset + 1);
-  into.writeUInt32BE(key.dbOid, offset + 5);
-  into.writeUInt32BE(key.relNumber, offset + 9);
+  putU32(into, offset + 1, key.spcOid);
+  putU32(into, offset + 5, key.dbOid);
+  putU32(into, offset + 9, key.relNumber);
   into[offset + 13] = key.forkNum;
-  into.writeUInt32BE(key.blockNum, offset + 14);
+  putU32(into, offset + 14, key.blockNum);
   return into;
+}
+
+/**
+ * Throws BAD_ARGUMENT unless every field of the key is an integer in its range. The common case
+ * is five inlined tests (ingest runs it once per record); only a bad key takes the slow path,
+ * which names the first bad field.
+ */
+export function checkKey(key: PageKey): void {
+  if (key === null || typeof key !== 'object' || !isU32(key.spcOid) || !isU32(key.dbOid) || !isU32(key.relNumber) ||
+      !isU8(key.forkNum) || !isU32(key.blockNum)) {
+    checkField(key, 'spcOid', U32_MAX);
+    checkField(key, 'dbOid', U32_MAX);
+    checkField(key, 'relNumber', U32_MAX);
+    checkField(key, 'forkNum', U8_MAX);
+    checkField(key, 'blockNum', U32_MAX);
+  }
+}
+
+/** An integer in [0, 2^32): `>>> 0` maps anything else (fractions, negatives, NaN, ≥ 2^32) elsewhere. */
+function isU32(v: unknown): v is number {
+  return typeof v === 'number' && v >>> 0 === v;
+}
+
+function isU8(v: unknown): v is number {
+  return typeof v === 'number' && (v & U8_MAX) === v;
+}
+
+/** Big-endian u32 by bytes: Buffer.writeUInt32BE re-checks a range already checked here. */
+function putU32(into: Buffer, offset: number, v: number): void {
+  into[offset] = v >>> 24;
+  into[offset + 1] = v >>> 16;
+  into[offset + 2] = v >>> 8;
+  into[offset + 3] = v;
 }
 
 export function decodeKey(buf: Uint8Array, offset = 0): PageKey {
@@ -97,7 +126,7 @@ export function formatEncodedKey(key: Uint8Array): string {
   return name === undefined ? keyToHex(key) : `${name}:${keyToHex(key).slice(2)}`;
 }
 
-function checkField(key: PageKey, field: keyof PageKey, max: number): void {
+function checkField(key: PageKey | null | undefined, field: keyof PageKey, max: number): void {
   const v = key?.[field];
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max) {
     throw new StrataError('BAD_ARGUMENT', `page key field ${field} must be an integer in [0, ${max}]: got ${describeValue(v)}`);

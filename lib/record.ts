@@ -1,5 +1,5 @@
 import { describeValue, StrataError } from './errors';
-import { encodeKey, formatKey, type PageKey } from './key';
+import { checkKey, formatKey, type PageKey } from './key';
 import { checkLsn, formatLsn, type Lsn } from './lsn';
 
 /** PostgreSQL page size; every page Strata stores or returns is exactly this long. */
@@ -83,22 +83,29 @@ export function serializeValueRecord(payload: Uint8Array): Buffer {
 
 /** Validate one record and return its serialized form. Throws BAD_RECORD / BAD_ARGUMENT. */
 export function serializeRecord(r: WalRecord): Buffer {
+  const out = Buffer.allocUnsafe(checkRecord(r));
+  writeRecord(r, out, 0);
+  return out;
+}
+
+/**
+ * Validate one record (BAD_RECORD / BAD_ARGUMENT) and return the length of its serialized form,
+ * so ingest can check a whole batch first and then write every record straight into the
+ * in-memory layer's arena with writeRecord, without a Buffer of its own.
+ */
+export function checkRecord(r: WalRecord): number {
   if (r === null || typeof r !== 'object') throw new StrataError('BAD_RECORD', 'record must be an object');
   checkLsn(r.lsn, 'record lsn');
-  encodeKey(r.key); // validates the key fields
+  checkKey(r.key);
   const where = () => `record at LSN ${formatLsn(r.lsn)} for page ${formatKey(r.key)}`;
   switch (r.kind) {
-    case 'image': {
+    case 'image':
       if (!(r.page instanceof Uint8Array) || r.page.length !== PAGE_SIZE) {
         throw new StrataError('BAD_RECORD', `${where()}: image page must be a ${PAGE_SIZE}-byte Uint8Array, got ${describeLen(r.page)}`);
       }
-      const out = Buffer.allocUnsafe(1 + PAGE_SIZE);
-      out[0] = RECORD_TAG_IMAGE;
-      out.set(r.page, 1);
-      return out;
-    }
+      return 1 + PAGE_SIZE;
     case 'zero':
-      return Buffer.of(RECORD_TAG_ZERO);
+      return 1;
     case 'patch': {
       const { offset, data } = r;
       if (!(data instanceof Uint8Array) || data.length === 0) {
@@ -107,14 +114,33 @@ export function serializeRecord(r: WalRecord): Buffer {
       if (!Number.isInteger(offset) || offset < 0 || offset + data.length > PAGE_SIZE) {
         throw new StrataError('BAD_RECORD', `${where()}: patch [${describeValue(offset)}, +${data.length}) falls outside the ${PAGE_SIZE}-byte page`);
       }
-      const out = Buffer.allocUnsafe(PATCH_HEADER_SIZE + data.length);
-      out[0] = RECORD_TAG_PATCH;
-      out.writeUInt16BE(offset, 1);
-      out.set(data, PATCH_HEADER_SIZE);
-      return out;
+      return PATCH_HEADER_SIZE + data.length;
     }
     default:
       throw new StrataError('BAD_RECORD', `${where()}: unknown record kind ${JSON.stringify((r as { kind?: unknown }).kind)}`);
+  }
+}
+
+/**
+ * Write the serialized form of a record checkRecord accepted at out[off, off + its length). It
+ * reads the record again: a caller's typed array cannot change length in between (records are
+ * plain data by contract), so the bytes land exactly in the space checkRecord sized.
+ */
+export function writeRecord(r: WalRecord, out: Buffer, off: number): void {
+  switch (r.kind) {
+    case 'image':
+      out[off] = RECORD_TAG_IMAGE;
+      out.set(r.page, off + 1);
+      return;
+    case 'zero':
+      out[off] = RECORD_TAG_ZERO;
+      return;
+    case 'patch':
+      out[off] = RECORD_TAG_PATCH;
+      out[off + 1] = r.offset >>> 8;
+      out[off + 2] = r.offset;
+      out.set(r.data, off + PATCH_HEADER_SIZE);
+      return;
   }
 }
 

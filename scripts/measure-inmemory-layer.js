@@ -10,12 +10,13 @@
  * Usage: node --expose-gc scripts/measure-inmemory-layer.js [keys] [versions]   (after npm run build)
  */
 const { InMemoryLayer } = require('../dist/engine/inmemory_layer');
-const { prepareRecords } = require('../dist/engine/ingest');
+const { checkRecords, IngestScratch } = require('../dist/engine/ingest');
 
 if (typeof global.gc !== 'function') throw new Error('run with node --expose-gc');
 const keys = Number(process.argv[2] ?? 100_000);
 const versions = Number(process.argv[3] ?? 4);
 const BATCH = 2000;
+const scratch = new IngestScratch();
 
 function used() {
   for (let i = 0; i < 3; i++) global.gc();
@@ -34,8 +35,7 @@ function fill(layer, nKeys, nVersions) {
       data.writeUInt32BE(v, 0);
       batch.push({ lsn, key, kind: 'patch', offset: 8 + (v % 64) * 8, data });
       if (batch.length === BATCH || i === nKeys - 1) {
-        const p = prepareRecords(batch, lsn - BigInt(batch.length) * 0x40n, 'measure');
-        for (let j = 0; j < p.keys.length; j++) layer.put(p.keys[j], p.lsns[j], p.values[j]);
+        layer.putChecked(checkRecords(batch, lsn - BigInt(batch.length) * 0x40n, 'measure', scratch));
         batch = [];
       }
     }

@@ -9,9 +9,13 @@ import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { ReadPlanWriter } from '../lib/core/read_plan';
+import { encodeBlob } from '../lib/core/compress';
+import { CODEC_LZ4, CODEC_NONE, DELTA_INDEX_KEY_SIZE } from '../lib/core/format';
+import { EntryBatch } from '../lib/engine/entry_batch';
+import { checkRecords, IngestScratch } from '../lib/engine/ingest';
 import { InMemoryLayer } from '../lib/engine/inmemory_layer';
 import { encodeKey, KEY_SIZE } from '../lib/key';
-import { PAGE_SIZE, serializeRecord, type WalRecord } from '../lib/record';
+import { PAGE_SIZE, recordWillInit, serializeRecord, type WalRecord } from '../lib/record';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
@@ -47,6 +51,17 @@ function fill(layer: InMemoryLayer, keys: number, versions: number, make: (lsn: 
     }
   }
   return lsn;
+}
+
+/** A page whose first half is noise (lz4 cannot shrink it below half a page) and second half zero. */
+function halfNoise(seed: number): Buffer {
+  const page = Buffer.alloc(PAGE_SIZE);
+  let x = seed + 1;
+  for (let i = 0; i < PAGE_SIZE / 2; i++) {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    page[i] = x >>> 24;
+  }
+  return page;
 }
 
 describe('InMemoryLayer', () => {
@@ -112,5 +127,82 @@ describe('InMemoryLayer', () => {
     const expected = start(new ReadPlanWriter());
     for (const r of [recs[3], recs[2]]) expected.memRecord(r.lsn, r.record);
     expect(plan.finish().equals(expected.finish())).toBe(true);
+  });
+
+  it('keeps keys of many prefixes (more than its prefix cache, colliding) and block numbers above 2^31 apart, in byte order', () => {
+    const layer = new InMemoryLayer(0n);
+    const scratch = new IngestScratch();
+    const sent = new Map<string, bigint[]>();
+    let lsn = 0n;
+    for (let v = 0; v < 3; v++) {
+      const batch: WalRecord[] = [];
+      for (let rel = 0; rel < 40; rel++) {
+        for (const blockNum of [0, 1, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1]) {
+          lsn += LSN_STEP;
+          const key = { spcOid: 1663 + (rel % 3), dbOid: 5, relNumber: 16384 + rel, forkNum: rel % 4, blockNum };
+          batch.push({ lsn, key, kind: 'patch', offset: v, data: Buffer.from([rel, v]) });
+          const id = encodeKey(key).toString('latin1');
+          sent.set(id, [...(sent.get(id) ?? []), lsn]);
+        }
+      }
+      layer.putChecked(checkRecords(batch, lsn - BigInt(batch.length) * LSN_STEP, 'test', scratch));
+    }
+    const ids = [...sent.keys()].sort((a, b) => Buffer.compare(Buffer.from(a, 'latin1'), Buffer.from(b, 'latin1')));
+    expect(layer.keys().map((k) => k.toString('latin1'))).toEqual(ids);
+    for (const h of layer.sortedHistories()) expect([...h.records()].map((r) => r.lsn)).toEqual(sent.get(h.key.toString('latin1')));
+    // A key the layer lacks, next to ones it has, reads nothing.
+    const absent = encodeKey({ spcOid: 1663, dbOid: 5, relNumber: 16384, forkNum: 0, blockNum: 2 }).toString('latin1');
+    expect(layer.collect(absent, lsn, new ReadPlanWriter().reset())).toBe(false);
+  });
+
+  it.each([['lz4', CODEC_LZ4], ['none', CODEC_NONE]] as const)('writes the L0 batches straight from its arena exactly as encoding each record would (%s)', (_name, codec) => {
+    const layer = new InMemoryLayer(0n);
+    const scratch = new IngestScratch();
+    let lsn = 0n;
+    for (let v = 0; v < 4; v++) {
+      const batch: WalRecord[] = [];
+      for (let i = 0; i < 60; i++) {
+        lsn += LSN_STEP;
+        // Images (compressible), patches above and below the compression threshold, LSNs above 2^32.
+        const key = { ...keyOf(i * 7919), relNumber: 16384 + (i % 3) };
+        const at = lsn + 2n ** 40n;
+        batch.push(v === 0 || i % 11 === 0 ? { lsn: at, key, kind: 'image', page: halfNoise(i + v) }
+          : { lsn: at, key, kind: 'patch', offset: i, data: Buffer.alloc(i % 2 === 0 ? 200 : 40, v + i) });
+      }
+      layer.putChecked(checkRecords(batch, batch[0].lsn - 1n, 'test', scratch));
+    }
+    const got = { keys: [] as Buffer[], blobs: [] as Buffer[], flags: [] as number[], batches: 0 };
+    for (const b of layer.deltaBatches(codec)) {
+      got.keys.push(Buffer.from(b.indexKeys()));
+      got.blobs.push(Buffer.from(b.blobs()));
+      got.flags.push(...b.willInit());
+      got.batches++;
+    }
+    const want = new EntryBatch(DELTA_INDEX_KEY_SIZE);
+    for (const h of layer.sortedHistories()) {
+      for (const { lsn: l, record } of h.records()) want.add(h.key, l, encodeBlob(codec, record), recordWillInit(record));
+    }
+    expect(got.batches).toBeGreaterThan(2); // 8 KB images fill a 64 KiB batch every few entries
+    expect(Buffer.concat(got.keys).equals(want.indexKeys())).toBe(true);
+    expect(Buffer.concat(got.blobs).equals(want.blobs())).toBe(true);
+    expect(got.flags).toEqual([...want.willInit()]);
+  });
+
+  it('EntryBatch packs index keys, blobs and flags past its initial room in the order added', () => {
+    const batch = new EntryBatch(DELTA_INDEX_KEY_SIZE);
+    const keys: Buffer[] = [];
+    const blobs: Buffer[] = [];
+    for (let i = 0; i < 1000; i++) {
+      const k = Buffer.alloc(DELTA_INDEX_KEY_SIZE);
+      k.writeUInt32BE(i, 14);
+      keys.push(k);
+      blobs.push(Buffer.alloc(1 + (i % 5), i));
+      if (i % 2 === 0) batch.addIndexed(k, blobs[i], i % 3 === 0);
+      else batch.add(k.subarray(0, KEY_SIZE), 0n, blobs[i], i % 3 === 0);
+    }
+    expect(batch.count).toBe(1000);
+    expect(batch.indexKeys().equals(Buffer.concat(keys))).toBe(true);
+    expect(batch.blobs().equals(Buffer.concat(blobs))).toBe(true);
+    expect([...batch.willInit()]).toEqual(keys.map((_, i) => (i % 3 === 0 ? 1 : 0)));
   });
 });

@@ -156,6 +156,42 @@ describeEachCore('timeline API (%s core)', (impl) => {
     await expect(tl.getPage(B, 0n)).rejects.toMatchObject({ code: 'PAGE_NOT_FOUND' });
   });
 
+  it('applies nothing of a batch rejected by its last record, a duplicate in a long same-LSN run, or an LSN error before a bad record', async () => {
+    // Public ingest checks a whole batch, then serializes it straight into the open layer's arena:
+    // a rejection at any record must leave that layer, lastRecordLsn and reads exactly as before.
+    const tl = await repo.createTimeline({ tenantId: 't1', timelineId: 'main' });
+    tl.ingest([img(0x10n, A, 'a'), img(0x10n, C, 'c')]);
+    const bytesBefore = tl.stats().openLayerBytes;
+    const good = (lsn: bigint): WalRecord[] => [patch(lsn, A, 1, 'x'), img(lsn + 1n, B, 'new key'), patch(lsn + 2n, C, 1, 'y')];
+    const runAt = (lsn: bigint, n: number): WalRecord[] => Array.from({ length: n }, (_, i) => img(lsn, { ...A, relNumber: 20000 + i, blockNum: 2 ** 31 + i }, `r${i}`));
+    const rejected: [WalRecord[], string][] = [
+      [[...good(0x20n), { lsn: 0x30n, key: A, kind: 'patch', offset: 8190, data: Buffer.from('abc') }], 'BAD_RECORD'],
+      [[...good(0x20n), { lsn: 0x30n, key: { ...A, blockNum: -1 }, kind: 'zero' }], 'BAD_ARGUMENT'],
+      [[...good(0x20n), ...runAt(0x30n, 5), img(0x30n, { ...A, relNumber: 20003, blockNum: 2 ** 31 + 3 }, 'dup')], 'LSN_ORDER'],
+      [[...good(0x20n), ...runAt(0x30n, 40), img(0x30n, { ...A, relNumber: 20031, blockNum: 2 ** 31 + 31 }, 'dup')], 'LSN_ORDER'],
+      [[...good(0x20n), patch(0x21n, A, 2, 'z')], 'LSN_ORDER'],
+      // The LSN error comes first, but a malformed record anywhere wins (as when every record was
+      // serialized before the LSN rules were checked).
+      [[patch(0x10n, A, 1, 'x'), { lsn: 0x30n, key: A, kind: 'truncate' } as unknown as WalRecord], 'BAD_RECORD'],
+    ];
+    for (const [batch, code] of rejected) {
+      expect(() => tl.ingest(batch)).toThrow(expect.objectContaining({ code }));
+      expect(tl.lastRecordLsn).toBe(0x10n);
+      expect(tl.stats().openLayerBytes).toBe(bytesBefore);
+      expect(str(await tl.getPage(A, 0x10n))).toBe('a');
+      await expect(tl.getPage(B, 0x10n)).rejects.toMatchObject({ code: 'PAGE_NOT_FOUND' });
+    }
+    // The same batches without their bad record are accepted whole.
+    tl.ingest([...good(0x20n), ...runAt(0x30n, 40)]);
+    expect(str(await tl.getPage(A, 0x30n))).toBe('ax');
+    expect(str(await tl.getPage(B, 0x30n))).toBe('new key');
+    expect(str(await tl.getPage(C, 0x30n))).toBe('cy');
+    expect(str(await tl.getPage({ ...A, relNumber: 20039, blockNum: 2 ** 31 + 39 }, 0x30n))).toBe('r39');
+    await tl.flush();
+    expect(str(await tl.getPage({ ...A, relNumber: 20017, blockNum: 2 ** 31 + 17 }, 0x30n))).toBe('r17');
+    expect(str(await tl.getPage(A, 0x30n))).toBe('ax');
+  });
+
   it('waits for an LSN not yet ingested, and times out with LSN_TIMEOUT', async () => {
     const tl = await repo.createTimeline({ tenantId: 't1', timelineId: 'main' });
     tl.ingest([img(0x10n, A, 'old')]);

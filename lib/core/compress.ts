@@ -55,19 +55,33 @@ function compressWith(codec: CodecId, raw: Buffer): Buffer {
  * raw otherwise. The result carries its own header (docs/FORMAT.md, "Blobs").
  */
 export function encodeBlob(codec: CodecId, raw: Buffer): Buffer {
-  if (codec !== CODEC_NONE && raw.length >= COMPRESS_MIN_BYTES) {
-    const packed = compressWith(codec, raw);
-    if (packed.length + BLOB_RAW_LEN_SIZE < raw.length) {
-      const out = Buffer.allocUnsafe(BLOB_HEADER_SIZE + BLOB_RAW_LEN_SIZE + packed.length);
-      out.writeUInt32BE(((codec << BLOB_CODEC_SHIFT) | packed.length) >>> 0, 0);
-      out.writeUInt32BE(raw.length, BLOB_HEADER_SIZE);
-      packed.copy(out, BLOB_HEADER_SIZE + BLOB_RAW_LEN_SIZE);
-      return out;
+  const out = Buffer.allocUnsafe(maxBlobSize(raw.length));
+  return out.subarray(0, encodeBlobInto(codec, raw, 0, raw.length, out, 0));
+}
+
+/** The most bytes a blob of a `rawLength`-byte record takes: compressed only when smaller. */
+export function maxBlobSize(rawLength: number): number {
+  return BLOB_HEADER_SIZE + rawLength;
+}
+
+/**
+ * encodeBlob of src[start, end), written at out[off…] (room for maxBlobSize of it), so a flush
+ * writes blobs from the in-memory layer's arena straight into the writer's batch. Returns the
+ * blob's length.
+ */
+export function encodeBlobInto(codec: CodecId, src: Buffer, start: number, end: number, out: Buffer, off: number): number {
+  const len = end - start;
+  if (codec !== CODEC_NONE && len >= COMPRESS_MIN_BYTES) {
+    const packed = compressWith(codec, src.subarray(start, end));
+    if (packed.length + BLOB_RAW_LEN_SIZE < len) {
+      out.writeUInt32BE(((codec << BLOB_CODEC_SHIFT) | packed.length) >>> 0, off);
+      out.writeUInt32BE(len, off + BLOB_HEADER_SIZE);
+      packed.copy(out, off + BLOB_HEADER_SIZE + BLOB_RAW_LEN_SIZE);
+      return BLOB_HEADER_SIZE + BLOB_RAW_LEN_SIZE + packed.length;
     }
   }
-  const out = Buffer.allocUnsafe(BLOB_HEADER_SIZE + raw.length);
-  out.writeUInt32BE(raw.length, 0);
-  raw.copy(out, BLOB_HEADER_SIZE);
-  return out;
+  out.writeUInt32BE(len, off);
+  src.copy(out, off + BLOB_HEADER_SIZE, start, end);
+  return BLOB_HEADER_SIZE + len;
 }
 

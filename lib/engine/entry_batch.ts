@@ -4,6 +4,8 @@
  * (flush, compaction, image creation) bounds its buffers and yields to the event loop in between.
  */
 import { KEY_SIZE } from '../key';
+import { encodeBlobInto, maxBlobSize } from '../core/compress';
+import type { CodecId } from '../core/format';
 import type { Lsn } from '../lsn';
 
 /** Most entries handed to a layer writer per call. */
@@ -15,30 +17,67 @@ export const WRITE_BATCH_ENTRIES = 4096;
  */
 export const WRITE_BATCH_BYTES = 64 * 1024;
 
-/** Index keys, blobs and will_init flags of a run of entries, in the shape LayerWriter.append takes. */
+/** Entries a batch makes room for at first (index keys); it grows up to WRITE_BATCH_ENTRIES. */
+const INITIAL_ENTRIES = 256;
+
+/**
+ * Index keys, blobs and will_init flags of a run of entries, in the shape LayerWriter.append takes:
+ * written into packed buffers as they are added (no Buffer per entry, no concatenation at the end).
+ * Each batch has buffers of its own, so a writer may keep what it was handed.
+ */
 export class EntryBatch {
   count = 0;
   /** Blob bytes gathered. */
   bytes = 0;
-  readonly blobs: Buffer[] = [];
-  private readonly keys: Buffer[] = [];
-  private readonly flags: number[] = [];
+  private keyBuf: Buffer;
+  private blobBuf: Buffer;
+  private flags: Uint8Array;
 
-  constructor(private readonly keySize: number) {}
+  constructor(private readonly keySize: number) {
+    this.keyBuf = Buffer.allocUnsafe(keySize * INITIAL_ENTRIES);
+    this.blobBuf = Buffer.allocUnsafe(WRITE_BATCH_BYTES);
+    this.flags = new Uint8Array(INITIAL_ENTRIES);
+  }
 
   add(key: Buffer, lsn: Lsn | null, blob: Buffer, willInit: boolean): void {
-    const k = Buffer.allocUnsafe(this.keySize);
-    key.copy(k, 0, 0, KEY_SIZE);
-    if (lsn !== null) k.writeBigUInt64BE(lsn, KEY_SIZE);
-    this.addIndexed(k, blob, willInit);
+    const at = this.nextKeyAt();
+    key.copy(this.keyBuf, at, 0, KEY_SIZE);
+    if (lsn !== null) this.keyBuf.writeBigUInt64BE(lsn, at + KEY_SIZE);
+    this.addBlob(blob, willInit);
   }
 
   addIndexed(indexKey: Buffer, blob: Buffer, willInit: boolean): void {
-    this.keys.push(indexKey);
-    this.blobs.push(blob);
-    this.flags.push(willInit ? 1 : 0);
-    this.count++;
-    this.bytes += blob.length;
+    const at = this.nextKeyAt(); // first: it may replace keyBuf
+    indexKey.copy(this.keyBuf, at, 0, this.keySize);
+    this.addBlob(blob, willInit);
+  }
+
+  /**
+   * Start an entry whose index key the caller writes itself: keySize bytes at the returned offset
+   * of keyBuffer, then encodeRecord finishes the entry.
+   */
+  nextKeyAt(): number {
+    if (this.count === this.flags.length) {
+      const cap = this.flags.length * 2;
+      const keys = Buffer.allocUnsafe(this.keySize * cap);
+      this.keyBuf.copy(keys, 0, 0, this.keySize * this.count);
+      this.keyBuf = keys;
+      const flags = new Uint8Array(cap);
+      flags.set(this.flags);
+      this.flags = flags;
+    }
+    return this.count * this.keySize;
+  }
+
+  get keyBuffer(): Buffer {
+    return this.keyBuf;
+  }
+
+  /** The entry nextKeyAt started: src[start, end) encoded as a blob straight into the batch. */
+  encodeRecord(codec: CodecId, src: Buffer, start: number, end: number, willInit: boolean): void {
+    this.reserveBlob(maxBlobSize(end - start));
+    this.bytes += encodeBlobInto(codec, src, start, end, this.blobBuf, this.bytes);
+    this.flags[this.count++] = willInit ? 1 : 0;
   }
 
   /** Whether to hand the batch over (and yield) now. */
@@ -47,11 +86,29 @@ export class EntryBatch {
   }
 
   indexKeys(): Buffer {
-    return Buffer.concat(this.keys);
+    return this.keyBuf.subarray(0, this.count * this.keySize);
+  }
+
+  blobs(): Buffer {
+    return this.blobBuf.subarray(0, this.bytes);
   }
 
   willInit(): Uint8Array {
-    return Uint8Array.from(this.flags);
+    return this.flags.subarray(0, this.count);
+  }
+
+  private addBlob(blob: Buffer, willInit: boolean): void {
+    this.reserveBlob(blob.length);
+    blob.copy(this.blobBuf, this.bytes);
+    this.bytes += blob.length;
+    this.flags[this.count++] = willInit ? 1 : 0;
+  }
+
+  private reserveBlob(n: number): void {
+    if (this.bytes + n <= this.blobBuf.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(this.blobBuf.length * 2, this.bytes + n));
+    this.blobBuf.copy(grown, 0, 0, this.bytes);
+    this.blobBuf = grown;
   }
 }
 

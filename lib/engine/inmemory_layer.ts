@@ -2,41 +2,79 @@
  * The open layer: WAL records of one timeline not yet written to a layer file, indexed by key.
  * When it holds `checkpointDistance` bytes (or on flush()) it is frozen and written as an L0 delta.
  *
- * Records are copied into slabs (LSN, length, bytes back to back), and a key's history is one
- * array of numbers locating them, so a record costs no JS object of its own: a record held as a
- * Buffer and a bigint, in arrays, in a per-key object with its own key Buffer, cost ≈ 800 bytes of
- * heap for a key's first record and ≈ 180 for each further one (docs/RELIABILITY.md, "Resource
- * limits"), ~12× what was counted for 8-byte patches.
+ * An arena, so a record costs no JS object of its own (a record held as a Buffer and a bigint, in
+ * arrays, in a per-key object with its own key Buffer, cost ≈ 800 bytes of heap for a key's first
+ * record and ≈ 180 for each further one, docs/RELIABILITY.md "Resource limits"):
+ *   - record bytes back to back in slabs; public ingest serializes each record straight into its
+ *     slab (putChecked), with no Buffer of its own;
+ *   - per record, by its ordinal, a 24-byte entry in one typed array: LSN, location, length and the
+ *     ordinal of the same key's previous record, so a key's history is a chain from its newest;
+ *   - a numeric key index: the key's first 14 bytes (for a page: kind, tablespace, database,
+ *     relation, fork) pick a Map from the last 4 (the block number) to the key's slot, which holds
+ *     its newest record; a small cache of recently used prefixes spares ingest the prefix's string.
  */
+import { type CodecId, DELTA_INDEX_KEY_SIZE } from '../core/format';
 import type { ReadPlanWriter } from '../core/read_plan';
-import { recordWillInit } from '../record';
+import { KEY_SIZE } from '../key';
+import { recordWillInit, writeRecord } from '../record';
+import { EntryBatch } from './entry_batch';
+import type { CheckedRecords } from './ingest';
 
 /**
- * Memory counted against checkpointDistance besides the slab bytes, so the layer freezes at about
- * checkpointDistance of real memory: a key's Map entry, latin1 id string and one-slot location
- * array. Measured with scripts/measure-inmemory-layer.js (heapUsed + external after a full GC,
- * node --expose-gc, Node 20 x64, 100,000 keys of 8-byte patches): 166 bytes of heap for a key's
- * first record, of which 23 are its slab bytes.
+ * Memory counted against checkpointDistance for each key besides its records and slot: its entry
+ * in its prefix's Map. Set so the layer freezes at about checkpointDistance of real memory:
+ * scripts/measure-inmemory-layer.js (heapUsed + external after a full GC, node --expose-gc,
+ * Node 20 x64, 100,000 keys of 8-byte patches) measures 87–89 bytes of heap for a key's first
+ * record (166 with the latin1 ids and per-key location arrays before), and 42, 44 and 38 per
+ * further record at 2, 4 and 16 records a key, against 87, 43, 45 and 38 counted.
  */
-const KEY_OVERHEAD_BYTES = 144;
+const KEY_OVERHEAD_BYTES = 46;
+/** A key prefix's Map and latin1 id (a few per relation fork; a Map's empty table is ≈ 200 bytes). */
+const PREFIX_OVERHEAD_BYTES = 256;
 /**
- * Bytes per slot of a location array, counted when a push grows it: V8 grows a full array of n
- * slots to n + n/2 + 16 (so 1 → 17 → 41 → …), 8 bytes a slot for these numbers. With this, the
- * same script measures 165, 68 and 33 bytes of heap per further record at 2, 4 and 16 records a
- * key, against 151, 66 and 32 counted (1.0× to 1.04× overall).
+ * Per record besides its bytes: LSN (8), slab and offset (4 + 4), length (4) and previous ordinal
+ * (4), in one array of entries that grows by half when full. Their whole capacity is counted when allocated (up to a
+ * third of it not yet used): small records on many keys cost little more than this index.
  */
-const LOCATION_SLOT_BYTES = 8;
-const ARRAY_GROWTH_SLOTS = 16;
+const RECORD_INDEX_BYTES = 8 + 4 + 4 + 4 + 4;
+/** Per key slot: its newest record's ordinal, in an array grown and counted the same way. */
+const KEY_SLOT_BYTES = 4;
+const INITIAL_RECORD_SLOTS = 64;
+const INITIAL_KEY_SLOTS = 16;
+/** Arrays grow to capacity × 3/2 (+ the initial size), bounding the allocated-but-unused part. */
+function grownCapacity(capacity: number, initial: number, need: number): number {
+  return Math.max(need, capacity + (capacity >> 1) + initial);
+}
+/** An LSN's bytes in an index key, and whether the LSN array holds them least significant first. */
+const LSN_BYTES = 8;
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+/** No previous record (a chain's end). */
+const NO_RECORD = -1;
 
-/** Slab header of each record: its LSN (u64) and length (u32). */
-const SLAB_LSN_SIZE = 8;
-const SLAB_LEN_SIZE = 4;
-const SLAB_HEADER_SIZE = SLAB_LSN_SIZE + SLAB_LEN_SIZE;
 /** The first slab of a layer is small (many layers stay small); each next one doubles up to the max. */
 const SLAB_MIN_BYTES = 16 * 1024;
 const SLAB_MAX_BYTES = 1024 * 1024;
-/** A record's location: slab index × LOC_SLAB_SPAN + offset (an exact integer below 2^53). */
-const LOC_SLAB_SPAN = 2 ** 32;
+/**
+ * A record's index entry, RECORD_INDEX_BYTES in one array of entries, so reading a record's
+ * entry is one cache line, not one per field (a flush walks chains, which jump across the layer):
+ * u64 0 the LSN; u32 2 slab index, 3 offset in it, 4 length, 5 previous ordinal (i32).
+ */
+const REC_U64S = RECORD_INDEX_BYTES / 8;
+const REC_U32S = RECORD_INDEX_BYTES / 4;
+const REC_SLAB = 2;
+const REC_OFF = 3;
+const REC_LEN = 4;
+const REC_PREV = 5;
+
+/** Bytes of a key before its numeric part; the last 4 (big-endian) are the number. */
+const KEY_PREFIX_SIZE = KEY_SIZE - 4;
+/** Slots of the prefix cache (a power of two): one per relation fork being written, about. */
+const PREFIX_CACHE_SLOTS = 16;
+const PREFIX_CACHE_SHIFT = 32 - Math.log2(PREFIX_CACHE_SLOTS);
+/** The prefix's bytes as four numbers: bytes 0–3, 4–7, 8–11 (u32 each) and 12–13 (u16). */
+const PREFIX_WORDS = 4;
+/** Fibonacci hashing's multiplier (2^32 / φ), to spread the prefixes over the cache slots. */
+const FIB_HASH = 0x9e3779b1;
 
 /** A key's records in ascending LSN order, for the L0 writer. */
 export interface KeyRecords {
@@ -50,13 +88,27 @@ export class InMemoryLayer {
   readonly startLsn: bigint;
   /** Highest LSN ingested into this layer; fixed once frozen. */
   endLsn: bigint;
-  /** Memory counted against checkpointDistance: slab bytes used plus the overheads above. */
+  /** Memory counted against checkpointDistance: record bytes plus the overheads above. */
   bytes = 0;
+  /** Records held; also the next record's ordinal. */
   entries = 0;
   /** Wall-clock ms of the first record, for checkpoint_timeout-style flushing; null while empty. */
   firstPutAt: number | null = null;
-  /** Key (latin1 id of its 18 bytes) → record locations, ascending LSN. */
-  private readonly byKey = new Map<string, number[]>();
+
+  /** latin1 id of a key's first KEY_PREFIX_SIZE bytes → (its last 4 bytes as a number → key slot). */
+  private readonly byPrefix = new Map<string, Map<number, number>>();
+  private readonly prefixCache = new Uint32Array(PREFIX_CACHE_SLOTS * PREFIX_WORDS);
+  private readonly prefixCacheMaps: (Map<number, number> | undefined)[] = new Array<Map<number, number> | undefined>(PREFIX_CACHE_SLOTS).fill(undefined);
+  /** Per key slot: its newest record's ordinal. */
+  private keyHead = new Int32Array(0);
+  private keyCount = 0;
+
+  /** Record index entries (REC_* above): three views of one buffer. */
+  private recU64 = new BigUint64Array(0);
+  private recU32 = new Uint32Array(0);
+  private recI32 = new Int32Array(0);
+  private recCapacity = 0;
+
   private readonly slabs: Buffer[] = [];
   /** Write offset in the last slab. */
   private slabUsed = 0;
@@ -80,21 +132,31 @@ export class InMemoryLayer {
     if (lsn > this.endLsn) this.endLsn = lsn;
   }
 
+  /** One serialized record (the engine's own ingest paths). */
   put(key: Buffer, lsn: bigint, record: Buffer): void {
-    const id = key.toString('latin1');
-    const loc = this.append(lsn, record);
-    const locs = this.byKey.get(id);
-    if (locs === undefined) {
-      this.byKey.set(id, [loc]);
-      this.bytes += KEY_OVERHEAD_BYTES;
-    } else {
-      this.bytes += arrayGrowthSlots(locs.length) * LOCATION_SLOT_BYTES;
-      locs.push(loc);
-    }
-    this.bytes += SLAB_HEADER_SIZE + record.length;
+    this.reserveRecords(1);
+    const ord = this.link(this.slotOf(key, 0), lsn, record.length);
+    record.copy(this.slabs[this.slabs.length - 1], this.recU32[ord * REC_U32S + REC_OFF]);
     this.firstPutAt ??= Date.now();
-    this.entries++;
     if (lsn > this.endLsn) this.endLsn = lsn;
+  }
+
+  /**
+   * A batch checkRecords accepted, each record serialized straight into the arena. Nothing here
+   * can fail on a record (all were checked before), so a batch is applied whole or not at all.
+   */
+  putChecked(batch: CheckedRecords): void {
+    const { records, count, keys, sizes } = batch;
+    if (count === 0) return;
+    this.reserveRecords(count);
+    for (let i = 0; i < count; i++) {
+      const r = records[i];
+      const ord = this.link(this.slotOf(keys, i * KEY_SIZE), r.lsn, sizes[i]);
+      writeRecord(r, this.slabs[this.slabs.length - 1], this.recU32[ord * REC_U32S + REC_OFF]);
+    }
+    this.firstPutAt ??= Date.now();
+    const last = records[count - 1].lsn;
+    if (last > this.endLsn) this.endLsn = last;
   }
 
   /**
@@ -102,62 +164,209 @@ export class InMemoryLayer {
    * current segment, newest first. Returns true when a will_init record ended the chain.
    */
   collect(keyId: string, cap: bigint, plan: ReadPlanWriter): boolean {
-    const locs = this.byKey.get(keyId);
-    if (locs === undefined) return false;
-    for (let i = locs.length - 1; i >= 0; i--) {
-      const slab = this.slabs[Math.floor(locs[i] / LOC_SLAB_SPAN)];
-      const off = locs[i] % LOC_SLAB_SPAN;
-      const lsn = slab.readBigUInt64BE(off);
+    const inner = this.byPrefix.get(keyId.slice(0, KEY_PREFIX_SIZE));
+    if (inner === undefined) return false;
+    const slot = inner.get(idSuffix(keyId));
+    if (slot === undefined) return false;
+    for (let ord = this.keyHead[slot]; ord !== NO_RECORD; ord = this.recI32[ord * REC_U32S + REC_PREV]) {
+      const lsn = this.recU64[ord * REC_U64S];
       if (lsn > cap) continue;
-      const start = off + SLAB_HEADER_SIZE;
-      plan.memRecord(lsn, slab.subarray(start, start + slab.readUInt32BE(off + SLAB_LSN_SIZE)));
-      if (recordWillInit(slab, start)) return true;
+      const record = this.recordAt(ord);
+      plan.memRecord(lsn, record);
+      if (recordWillInit(record)) return true;
     }
     return false;
   }
 
   /**
-   * Keys in ascending byte order, each with its records in ascending LSN order: the L0 write order.
-   * Made one key at a time, so a flush holds no per-key objects beyond the sorted ids.
+   * Keys in ascending byte order, each with its records in ascending LSN order: the L0 write order,
+   * one record at a time as a Buffer. The flush uses deltaBatches, which writes the same entries
+   * without a Buffer per record; this slower view is what tests check deltaBatches against.
    */
   *sortedHistories(): Generator<KeyRecords> {
-    for (const id of [...this.byKey.keys()].sort(compareIds)) {
-      const locs = this.byKey.get(id) as number[];
-      yield { key: Buffer.from(id, 'latin1'), records: () => this.recordsAt(locs) };
+    for (const [prefix, inner] of this.sortedPrefixes()) {
+      for (const suffix of sortedSuffixes(inner)) {
+        const slot = inner.get(suffix) as number;
+        yield { key: keyOf(prefix, suffix), records: () => this.recordsOf(slot) };
+      }
     }
+  }
+
+  /**
+   * The L0 delta's entries, in its order (keys ascending by bytes, each key's records ascending by
+   * LSN), as batches for the layer writer: index keys written from the key index, blobs encoded
+   * straight from the slabs. A batch is yielded when full (the caller hands it over and lets the
+   * event loop run), the last one possibly empty. Gives the same entries as sortedHistories would
+   * through EntryBatch.add and encodeBlob.
+   */
+  *deltaBatches(codec: CodecId): Generator<EntryBatch> {
+    let batch = new EntryBatch(DELTA_INDEX_KEY_SIZE);
+    const recBytes = new Uint8Array(this.recU32.buffer);
+    const rec = this.recU32;
+    const chain: number[] = [];
+    for (const [prefix, inner] of this.sortedPrefixes()) {
+      for (const suffix of sortedSuffixes(inner)) {
+        chain.length = 0;
+        for (let ord = this.keyHead[inner.get(suffix) as number]; ord !== NO_RECORD; ord = this.recI32[ord * REC_U32S + REC_PREV]) chain.push(ord);
+        for (let i = chain.length - 1; i >= 0; i--) {
+          const ord = chain[i];
+          const at = batch.nextKeyAt();
+          const keys = batch.keyBuffer;
+          prefix.copy(keys, at);
+          putU32(keys, at + KEY_PREFIX_SIZE, suffix);
+          // The LSN's 8 bytes, most significant first, from the typed array's native-order bytes.
+          const e = ord * RECORD_INDEX_BYTES;
+          for (let b = 0; b < LSN_BYTES; b++) keys[at + KEY_SIZE + b] = recBytes[e + (LITTLE_ENDIAN ? LSN_BYTES - 1 - b : b)];
+          const w = ord * REC_U32S;
+          const slab = this.slabs[rec[w + REC_SLAB]];
+          const start = rec[w + REC_OFF];
+          batch.encodeRecord(codec, slab, start, start + rec[w + REC_LEN], recordWillInit(slab, start));
+          if (batch.isFull()) {
+            yield batch;
+            batch = new EntryBatch(DELTA_INDEX_KEY_SIZE);
+          }
+        }
+      }
+    }
+    yield batch;
   }
 
   /** The layer's keys in ascending byte order. */
   keys(): Buffer[] {
-    return [...this.byKey.keys()].sort(compareIds).map((id) => Buffer.from(id, 'latin1'));
-  }
-
-  private *recordsAt(locs: readonly number[]): Generator<{ lsn: bigint; record: Buffer }> {
-    for (const loc of locs) {
-      const slab = this.slabs[Math.floor(loc / LOC_SLAB_SPAN)];
-      const off = loc % LOC_SLAB_SPAN;
-      const start = off + SLAB_HEADER_SIZE;
-      yield { lsn: slab.readBigUInt64BE(off), record: slab.subarray(start, start + slab.readUInt32BE(off + SLAB_LSN_SIZE)) };
+    const out: Buffer[] = [];
+    for (const [prefix, inner] of this.sortedPrefixes()) {
+      for (const suffix of sortedSuffixes(inner)) out.push(keyOf(prefix, suffix));
     }
+    return out;
   }
 
-  /** Copy the record into the current slab (a new one when it does not fit); returns its location. */
-  private append(lsn: bigint, record: Buffer): number {
-    const need = SLAB_HEADER_SIZE + record.length;
+  private sortedPrefixes(): [Buffer, Map<number, number>][] {
+    return [...this.byPrefix.keys()].sort(compareIds).map((id) => [Buffer.from(id, 'latin1'), this.byPrefix.get(id) as Map<number, number>]);
+  }
+
+  private *recordsOf(slot: number): Generator<{ lsn: bigint; record: Buffer }> {
+    const chain: number[] = [];
+    for (let ord = this.keyHead[slot]; ord !== NO_RECORD; ord = this.recI32[ord * REC_U32S + REC_PREV]) chain.push(ord);
+    for (let i = chain.length - 1; i >= 0; i--) yield { lsn: this.recU64[chain[i] * REC_U64S], record: this.recordAt(chain[i]) };
+  }
+
+  private recordAt(ord: number): Buffer {
+    const w = ord * REC_U32S;
+    const off = this.recU32[w + REC_OFF];
+    return this.slabs[this.recU32[w + REC_SLAB]].subarray(off, off + this.recU32[w + REC_LEN]);
+  }
+
+  /**
+   * The slot of the key at b[o, o + KEY_SIZE), made if new. The prefix is compared as four numbers
+   * against the cache before any string is made: ingest interleaves a few relations.
+   */
+  private slotOf(b: Buffer, o: number): number {
+    const w0 = u32(b, o);
+    const w1 = u32(b, o + 4);
+    const w2 = u32(b, o + 8);
+    const w3 = (b[o + 12] << 8) | b[o + 13];
+    const c = Math.imul(w0 ^ w1 ^ w2 ^ w3, FIB_HASH) >>> PREFIX_CACHE_SHIFT;
+    const cw = c * PREFIX_WORDS;
+    const cache = this.prefixCache;
+    let inner = this.prefixCacheMaps[c];
+    if (inner === undefined || cache[cw] !== w0 || cache[cw + 1] !== w1 || cache[cw + 2] !== w2 || cache[cw + 3] !== w3) {
+      const id = b.toString('latin1', o, o + KEY_PREFIX_SIZE);
+      inner = this.byPrefix.get(id);
+      if (inner === undefined) {
+        inner = new Map<number, number>();
+        this.byPrefix.set(id, inner);
+        this.bytes += PREFIX_OVERHEAD_BYTES;
+      }
+      cache[cw] = w0;
+      cache[cw + 1] = w1;
+      cache[cw + 2] = w2;
+      cache[cw + 3] = w3;
+      this.prefixCacheMaps[c] = inner;
+    }
+    const suffix = u32(b, o + KEY_PREFIX_SIZE);
+    let slot = inner.get(suffix);
+    if (slot === undefined) {
+      slot = this.keyCount++;
+      if (slot === this.keyHead.length) {
+        const cap = grownCapacity(slot, INITIAL_KEY_SLOTS, slot + 1);
+        this.keyHead = grown(this.keyHead, new Int32Array(cap));
+        this.bytes += (cap - slot) * KEY_SLOT_BYTES;
+      }
+      this.keyHead[slot] = NO_RECORD;
+      inner.set(suffix, slot);
+      this.bytes += KEY_OVERHEAD_BYTES;
+    }
+    return slot;
+  }
+
+  /** Room in the record arrays for `n` more records. */
+  private reserveRecords(n: number): void {
+    const need = this.entries + n;
+    if (need <= this.recCapacity) return;
+    const had = this.recCapacity;
+    const cap = grownCapacity(had, INITIAL_RECORD_SLOTS, need);
+    this.bytes += (cap - had) * RECORD_INDEX_BYTES;
+    const buf = new ArrayBuffer(cap * RECORD_INDEX_BYTES);
+    new Uint8Array(buf).set(new Uint8Array(this.recU32.buffer, 0, had * RECORD_INDEX_BYTES));
+    this.recU64 = new BigUint64Array(buf);
+    this.recU32 = new Uint32Array(buf);
+    this.recI32 = new Int32Array(buf);
+    this.recCapacity = cap;
+  }
+
+  /**
+   * Make room for a record of `size` bytes at the end of the current slab (a new slab when it does
+   * not fit) and chain it as the key's newest; returns its ordinal. The caller writes the bytes.
+   */
+  private link(slot: number, lsn: bigint, size: number): number {
     let slab = this.slabs[this.slabs.length - 1];
-    if (slab === undefined || this.slabUsed + need > slab.length) {
+    if (slab === undefined || this.slabUsed + size > slab.length) {
       const next = slab === undefined ? SLAB_MIN_BYTES : Math.min(slab.length * 2, SLAB_MAX_BYTES);
-      slab = Buffer.allocUnsafeSlow(Math.max(next, need));
+      slab = Buffer.allocUnsafeSlow(Math.max(next, size));
       this.slabs.push(slab);
       this.slabUsed = 0;
     }
-    const off = this.slabUsed;
-    slab.writeBigUInt64BE(lsn, off);
-    slab.writeUInt32BE(record.length, off + SLAB_LSN_SIZE);
-    record.copy(slab, off + SLAB_HEADER_SIZE);
-    this.slabUsed = off + need;
-    return (this.slabs.length - 1) * LOC_SLAB_SPAN + off;
+    const ord = this.entries++;
+    const w = ord * REC_U32S;
+    this.recU64[ord * REC_U64S] = lsn;
+    this.recU32[w + REC_SLAB] = this.slabs.length - 1;
+    this.recU32[w + REC_OFF] = this.slabUsed;
+    this.recU32[w + REC_LEN] = size;
+    this.recI32[w + REC_PREV] = this.keyHead[slot];
+    this.keyHead[slot] = ord;
+    this.slabUsed += size;
+    this.bytes += size;
+    return ord;
   }
+}
+
+function u32(b: Uint8Array, o: number): number {
+  return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
+}
+
+/** The number in a key's last 4 bytes, from its latin1 id. */
+function idSuffix(id: string): number {
+  const o = KEY_PREFIX_SIZE;
+  return ((id.charCodeAt(o) << 24) | (id.charCodeAt(o + 1) << 16) | (id.charCodeAt(o + 2) << 8) | id.charCodeAt(o + 3)) >>> 0;
+}
+
+function putU32(b: Uint8Array, o: number, v: number): void {
+  b[o] = v >>> 24;
+  b[o + 1] = v >>> 16;
+  b[o + 2] = v >>> 8;
+  b[o + 3] = v;
+}
+
+function keyOf(prefix: Buffer, suffix: number): Buffer {
+  const key = Buffer.allocUnsafe(KEY_SIZE);
+  prefix.copy(key, 0);
+  putU32(key, KEY_PREFIX_SIZE, suffix);
+  return key;
+}
+
+/** Big-endian numbers sort as their bytes do. */
+function sortedSuffixes(inner: Map<number, number>): Float64Array {
+  return Float64Array.from(inner.keys()).sort();
 }
 
 /** latin1 ids compare as strings in the byte order of their keys. */
@@ -165,9 +374,8 @@ function compareIds(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** Slots a push onto an array of `length` elements adds, if the array (built as [x], then pushed) is full. */
-function arrayGrowthSlots(length: number): number {
-  let capacity = 1;
-  while (capacity < length) capacity += (capacity >> 1) + ARRAY_GROWTH_SLOTS;
-  return capacity === length ? (capacity >> 1) + ARRAY_GROWTH_SLOTS : 0;
+/** `to` (larger) holding `from`'s elements first. */
+function grown<T extends Int32Array>(from: Int32Array, to: T): T {
+  to.set(from);
+  return to;
 }

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import type { Core, LayerKind } from '../core/core';
 import { COUNTS_PER_REQUEST, PAGE_STATUS_OK } from '../core/core';
 import { encodeBlob } from '../core/compress';
-import { CODEC_BY_NAME, DELTA_INDEX_KEY_SIZE, type CompressionName } from '../core/format';
+import { CODEC_BY_NAME, type CompressionName } from '../core/format';
 import { StrataError } from '../errors';
 import { KEY_MAX, KEY_MIN, KEY_SIZE, keyFromHex, keyToHex } from '../key';
 import type { Lsn } from '../lsn';
@@ -19,7 +19,7 @@ import { EntryBatch, yieldToEventLoop } from './entry_batch';
 import { fsyncDir, fsyncDirAsync, removeFile, removeFileAsync, renameFileAsync, TMP_SUFFIX, wrapIo } from '../fs_util';
 import { InMemoryLayer } from './inmemory_layer';
 import { LAYER_KEYS_PAGE, pagedLayerKeys } from './key_stream';
-import type { PreparedBatch } from './ingest';
+import type { CheckedRecords, PreparedBatch } from './ingest';
 import { deltaFileName, imageFileName, type LayerDesc, type Manifest, type ManifestPatch } from './manifest';
 import type { ReadPlanWriter } from '../core/read_plan';
 import { readRemoteOnly, writeRemoteOnly } from './layer_residency';
@@ -104,6 +104,11 @@ export class LayerSet {
 
   put(batch: PreparedBatch): void {
     for (let i = 0; i < batch.keys.length; i++) this.open.put(batch.keys[i], batch.lsns[i], batch.values[i]);
+  }
+
+  /** Public records checkRecords accepted, serialized straight into the open layer. */
+  putChecked(batch: CheckedRecords): void {
+    this.open.putChecked(batch);
   }
 
   get openBytes(): number {
@@ -311,18 +316,11 @@ export class LayerSet {
     const fileName = deltaFileName(KEY_MIN, KEY_MAX, lsnStart, lsnEnd);
     const codec = CODEC_BY_NAME[this.compression];
     const sizeBytes = await this.writeLayerFile(fileName, 'delta', lsnStart, lsnEnd, FULL_KEYSPACE, async (append) => {
-      let batch = new EntryBatch(DELTA_INDEX_KEY_SIZE);
-      for (const h of layer.sortedHistories()) {
-        for (const { lsn, record } of h.records()) {
-          batch.add(h.key, lsn, encodeBlob(codec, record), recordWillInit(record));
-          if (batch.isFull()) {
-            append(batch);
-            batch = new EntryBatch(DELTA_INDEX_KEY_SIZE);
-            await yieldToEventLoop();
-          }
-        }
+      // Index keys and blobs go from the layer's arena straight into each batch.
+      for (const batch of layer.deltaBatches(codec)) {
+        append(batch);
+        if (batch.isFull()) await yieldToEventLoop();
       }
-      append(batch);
     });
     const desc: LayerDesc = {
       fileName, kind: 'delta', level: 0, keyStart: keyToHex(KEY_MIN), keyEnd: keyToHex(KEY_MAX), lsnStart, lsnEnd, sizeBytes,
@@ -478,7 +476,7 @@ export class LayerSet {
     });
     let size: number;
     try {
-      await produce((b) => { if (b.count > 0) writer.append(b.indexKeys(), Buffer.concat(b.blobs), b.willInit()); });
+      await produce((b) => { if (b.count > 0) writer.append(b.indexKeys(), b.blobs(), b.willInit()); });
       size = await writer.finishAsync();
     } catch (e) {
       writer.abort();

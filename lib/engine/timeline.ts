@@ -17,7 +17,7 @@ import {
 } from './compaction';
 import { layersToRemove } from './gc';
 import type { HistogramSummary, IntHistogram } from './histogram';
-import { checkBatchOrder, MAX_RECORD_LSN, prepareRecords, type PreparedBatch } from './ingest';
+import { checkBatchOrder, checkRecords, IngestScratch, MAX_RECORD_LSN, type PreparedBatch } from './ingest';
 import { FULL_KEYSPACE, LayerSet, type PageReader, type SnapshotPartition } from './layer_set';
 import { resumableKeys } from './key_stream';
 import { LsnWaiters } from './lsn_waiters';
@@ -152,6 +152,8 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
   /** Per-key records applied by reads, for heat-driven images (read_heat.ts). */
   private readonly heat = new ReadHeat();
   private readonly waiters = new LsnWaiters();
+  /** Key and size scratch of public ingest's batches (checkRecords), reused batch after batch. */
+  private readonly ingestScratch = new IngestScratch();
   /** Flushes, image creation, compaction, GC and manifest writes run one at a time, in order. */
   private serial: Promise<void> = Promise.resolve();
   /** A failed flush: ingest and flush refuse with it until the repository is reopened. */
@@ -282,7 +284,10 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
   /** Public records: validated and serialized, all or nothing. */
   ingest(records: readonly WalRecord[]): void {
     this.checkWritable();
-    this.apply(prepareRecords(records, this._lastRecordLsn, this.name));
+    const batch = checkRecords(records, this._lastRecordLsn, this.name, this.ingestScratch);
+    if (batch.count === 0) return;
+    this.layerSet.putChecked(batch);
+    this.applied(records[batch.count - 1].lsn);
   }
 
   /** ingest(), then wait while frozen layers exceed maxFrozenLayers (waitForFrozenLayers). */
@@ -341,7 +346,12 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
     const decoded = this.decoded;
     if (decoded !== null && decoded.size > 0) for (let i = 0; i < n; i++) decoded.invalidate(batch.keys[i], batch.lsns[i]);
     this.layerSet.put(batch);
-    this._lastRecordLsn = batch.lsns[n - 1];
+    this.applied(batch.lsns[n - 1]);
+  }
+
+  /** A batch up to `lastLsn` is in the open layer: readers wake, a full layer freezes. */
+  private applied(lastLsn: Lsn): void {
+    this._lastRecordLsn = lastLsn;
     this.waiters.wake(this._lastRecordLsn);
     if (this.layerSet.openBytes >= this.config.checkpointDistance) {
       this.layerSet.freeze();
