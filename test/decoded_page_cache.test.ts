@@ -37,7 +37,7 @@ describe('DecodedPageCache', () => {
     expect(idx.lookup(key(1), splitLsn(99n))).toBe(-1);
     expect(idx.lookup(key(2), splitLsn(100n))).toBe(-1);
     expect(idx.lookup(key(1, 16385), splitLsn(100n))).toBe(-1);
-    idx.invalidate(encodeKey(key(1)), 150n);
+    idx.invalidate(encodeKey(key(1)), 0, 150n);
     expect(idx.lookup(key(1), splitLsn(149n))).toBe(slot);
     expect(idx.lookup(key(1), splitLsn(150n))).toBe(-1);
     // Encoded keys and PageKeys name the same entry.
@@ -52,7 +52,7 @@ describe('DecodedPageCache', () => {
     admit(idx, key(1), splitLsn(base), filled(1), 0);
     expect(idx.lookup(key(1), splitLsn(base - 1n))).toBe(-1);
     expect(idx.lookup(key(1), splitLsn(base))).toBeGreaterThanOrEqual(0);
-    idx.invalidate(encodeKey(key(1)), base + 2n ** 32n);
+    idx.invalidate(encodeKey(key(1)), 0, base + 2n ** 32n);
     expect(idx.lookup(key(1), splitLsn(base + 2n ** 32n - 1n))).toBeGreaterThanOrEqual(0);
     expect(idx.lookup(key(1), splitLsn(base + 2n ** 32n))).toBe(-1);
   });
@@ -95,7 +95,7 @@ describe('DecodedPageCache', () => {
     idx.insert(key(1), splitLsn(10n), filled(1), 0);
     expect(idx.lookup(key(1), splitLsn(10n))).toBeGreaterThanOrEqual(0);
     expect(idx.lookup(key(2), splitLsn(10n))).toBe(-1);
-    idx.invalidate(encodeKey(key(1)), 20n);
+    idx.invalidate(encodeKey(key(1)), 0, 20n);
     idx.insert(key(1), splitLsn(20n), filled(3), 0); // held: replaced without waiting
     const out = Buffer.alloc(PAGE_SIZE);
     idx.copyOut(idx.lookup(key(1), splitLsn(20n)), out, 0);

@@ -175,9 +175,9 @@ export class DecodedPageIndex {
     this.cache.insert(this, key, lsn, page, pageOffset);
   }
 
-  /** A record for the key at `lsn` is about to be stored: its entry now ends at lsn − 1. */
-  invalidate(key: Buffer, lsn: Lsn): void {
-    if (this.slots.size > 0) this.cache.invalidate(this, key, lsn);
+  /** A record for the key (18 bytes at `offset`) at `lsn` is about to be stored: its entry now ends at lsn − 1. */
+  invalidate(keys: Buffer, offset: number, lsn: Lsn): void {
+    if (this.slots.size > 0) this.cache.invalidate(this, keys, offset, lsn);
   }
 
   /** Forget every entry (a snapshot load rewrote the timeline; the timeline closed). */
@@ -274,8 +274,8 @@ export class DecodedPageCache {
   }
 
   /** @internal */
-  invalidate(index: DecodedPageIndex, key: Buffer, lsn: Lsn): void {
-    const k = this.words.fromBytes(key, 0);
+  invalidate(index: DecodedPageIndex, keys: Buffer, offset: number, lsn: Lsn): void {
+    const k = this.words.fromBytes(keys, offset);
     const slot = index.slots.get(k.hash());
     if (slot === undefined || !this.matches(slot, k)) return;
     const m = this.meta;

@@ -286,6 +286,11 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
     this.checkWritable();
     const batch = checkRecords(records, this._lastRecordLsn, this.name, this.ingestScratch);
     if (batch.count === 0) return;
+    this._writeGeneration++;
+    const decoded = this.decoded;
+    if (decoded !== null && decoded.size > 0) {
+      for (let i = 0; i < batch.count; i++) decoded.invalidate(batch.keys, i * KEY_SIZE, records[i].lsn);
+    }
     this.layerSet.putChecked(batch);
     this.applied(records[batch.count - 1].lsn);
   }
@@ -344,7 +349,7 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
     this._writeGeneration++;
     // Before the records are stored: should storing fail, an entry closed early only costs a miss.
     const decoded = this.decoded;
-    if (decoded !== null && decoded.size > 0) for (let i = 0; i < n; i++) decoded.invalidate(batch.keys[i], batch.lsns[i]);
+    if (decoded !== null && decoded.size > 0) for (let i = 0; i < n; i++) decoded.invalidate(batch.keys[i], 0, batch.lsns[i]);
     this.layerSet.put(batch);
     this.applied(batch.lsns[n - 1]);
   }
