@@ -73,6 +73,12 @@ describe('followPostgres against a live PostgreSQL 15 primary', () => {
         clearInterval(watcher);
       }
       const relations = await allRelations(primary.cluster);
+      // The slot moves once a flush is reported. Under a slow build (ASan) the follower's first
+      // flush past the import can land after the 12 s workload: wait for it rather than assume it.
+      await waitFor('the slot to move past the import', async () => {
+        const restart = await slotRestartLsn(primary.cluster);
+        return typeof restart === 'bigint' && restart > imported.lsn;
+      }, 60_000);
       const restartBeforeStop = await slotRestartLsn(primary.cluster);
       // PostgreSQL removes WAL it no longer needs (wal_keep_size 0): only the slot keeps what a follower needs.
       const oldestWal = await recycleWalPast(primary.cluster, imported.lsn, 30_000);
