@@ -45,6 +45,43 @@ export function maxStackDepth(layers: readonly { keyStart: string; keyEnd: strin
   return max;
 }
 
+/**
+ * The newest LSN at which image layers together cover every key of [start, end): for each key the
+ * newest image over it, the oldest of those over the range; -1n when some key has no image. One
+ * image need not cover the range alone: image creation run twice at one LSN with other partitions
+ * (keys added above it meanwhile), or hot images, tile it with several. Ranges are same-length hex
+ * strings. Images newest first erase their ranges from the uncovered set; the one that empties it
+ * gives the LSN.
+ */
+export function newestCoveringImageLsn(layers: readonly LayerDesc[], start: string, end: string): Lsn {
+  const images = layers
+    .filter((l) => l.kind === 'image' && l.keyStart < end && start < l.keyEnd)
+    .sort((a, b) => (a.lsnStart > b.lsnStart ? -1 : a.lsnStart < b.lsnStart ? 1 : 0));
+  let uncovered: StringRange[] = [[start, end]];
+  for (const i of images) {
+    uncovered = subtractRange(uncovered, i.keyStart, i.keyEnd);
+    if (uncovered.length === 0) return i.lsnStart;
+  }
+  return -1n;
+}
+
+/** [start, end) over hex key strings. */
+type StringRange = [string, string];
+
+/** The parts of the sorted, disjoint `ranges` outside [start, end). */
+function subtractRange(ranges: readonly StringRange[], start: string, end: string): StringRange[] {
+  const out: StringRange[] = [];
+  for (const [s, e] of ranges) {
+    if (e <= start || end <= s) {
+      out.push([s, e]);
+      continue;
+    }
+    if (s < start) out.push([s, start]);
+    if (end < e) out.push([end, e]);
+  }
+  return out;
+}
+
 /** What one compact() did, for the caller's logs. */
 export interface CompactionReport {
   l0Compacted: string[];
@@ -123,9 +160,10 @@ export async function compactLevel0(host: CompactionHost, force: boolean, report
 /**
  * Image creation, per partition of the keyspace (about compactionTargetSize of pages each, as
  * Neon repartitions): a partition gets an image layer at diskConsistentLsn when
- * imageCreationThreshold delta layers stack over some key of it above its newest covering image
- * (every L0 counts once; L1 generations count where their ranges overlap), or with `force`
- * when any delta lies above that image.
+ * imageCreationThreshold delta layers stack over some key of it above the LSN at which images
+ * cover it (newestCoveringImageLsn; every L0 counts once, L1 generations count where their ranges
+ * overlap), or with `force` when any delta lies above that LSN. Neither mode images a partition
+ * that images already cover at diskConsistentLsn.
  */
 export async function createImageLayers(host: CompactionHost, force: boolean, report: CompactionReport): Promise<void> {
   const lsn = host.diskConsistentLsn;
@@ -144,9 +182,7 @@ export async function createImageLayers(host: CompactionHost, force: boolean, re
   for (const part of keyPartitions(host.keys(), host.config.compactionTargetSize)) {
     const start = keyToHex(part.keyStart);
     const end = keyToHex(part.keyEnd);
-    const newestImage = layers
-      .filter((l) => l.kind === 'image' && l.keyStart <= start && end <= l.keyEnd)
-      .reduce<Lsn>((m, l) => (l.lsnStart > m ? l.lsnStart : m), -1n);
+    const newestImage = newestCoveringImageLsn(layers, start, end);
     if (lsn <= newestImage) continue;
     const above = layers
       .filter((l) => l.kind === 'delta' && l.lsnEnd > newestImage + 1n && l.keyStart < end && start < l.keyEnd)

@@ -8,7 +8,7 @@
  *     the cutoff: each has I.lsnStart ≤ cutoff and is newer than L — I.lsnEnd ≥ L.lsnEnd for a
  *     delta L, I.lsnEnd > L.lsnEnd for an image L (for any key of L the read walk reaches such an
  *     image before L and stops there, found or absent). An image at L's own LSN does not count:
- *     two overlapping images at one LSN (image creation ran twice there with other partitions)
+ *     two overlapping images at one LSN (a partition image over a hot image of part of it, say)
  *     would each shadow the other, and both would go;
  *  3. no child branch can need it: L starts above every branch point (a child reads this timeline
  *     at LSNs up to its branch point). This keeps everything at or below the newest branch point

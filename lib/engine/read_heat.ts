@@ -13,9 +13,7 @@
  * layers (docs/FORMAT.md): reads, GC and remote storage treat them like any other.
  */
 import { KEY_SIZE, keyToHex } from '../key';
-import type { Lsn } from '../lsn';
-import { type CompactionHost, type CompactionReport, keySuccessor } from './compaction';
-import type { LayerDesc } from './manifest';
+import { type CompactionHost, type CompactionReport, keySuccessor, newestCoveringImageLsn } from './compaction';
 
 /** Reads that applied fewer records are not tracked: an image would save them next to nothing. */
 export const HEAT_MIN_APPLIED = 3;
@@ -181,12 +179,13 @@ export interface HeatPassOptions {
 
 /**
  * The heat pass of a compaction: earn budget, image the chosen hot ranges at diskConsistentLsn,
- * best first, while the credit is positive (skipping a range an image at or above that LSN already
- * covers, or with no delta above its newest image: its heat came from records still in memory),
- * charge what each image really cost, then decay. A page's compressed size is unknown until it is
- * written, so the last image may overdraw the credit; the debt is repaid from later writes, so
- * over time hot-image bytes stay within ratio × the other bytes written plus one range. Runs
- * after the partition images, so a partition just imaged is skipped here.
+ * best first, while the credit is positive (skipping a range images at or above that LSN already
+ * cover together, or with no delta above the LSN at which images cover it, newestCoveringImageLsn:
+ * its heat came from records still in memory), charge what each image really cost, then decay. A
+ * page's compressed size is unknown until it is written, so the last image may overdraw the
+ * credit; the debt is repaid from later writes, so over time hot-image bytes stay within ratio ×
+ * the other bytes written plus one range. Runs after the partition images, so a partition just
+ * imaged is skipped here.
  */
 export async function createHotImages(host: CompactionHost, o: HeatPassOptions, report: CompactionReport): Promise<void> {
   o.heat.earn(o.writtenTotal, o.ratio, o.creditCapBytes);
@@ -198,10 +197,8 @@ export async function createHotImages(host: CompactionHost, o: HeatPassOptions, 
       if (o.heat.credit <= 0) break;
       const start = keyToHex(r.keyStart);
       const end = keyToHex(r.keyEnd);
-      const newestImage = layers
-        .filter((l) => l.kind === 'image' && l.keyStart <= start && end <= l.keyEnd)
-        .reduce<Lsn>((m, l) => (l.lsnStart > m ? l.lsnStart : m), -1n);
-      if (lsn <= newestImage || coveredAt(layers, start, end, lsn)) continue;
+      const newestImage = newestCoveringImageLsn(layers, start, end);
+      if (lsn <= newestImage) continue;
       if (!layers.some((l) => l.kind === 'delta' && l.lsnEnd > newestImage + 1n && l.keyStart < end && start < l.keyEnd)) continue;
       const info = await host.writeImage(lsn, r, r.keys);
       o.heat.spend(info.sizeBytes);
@@ -212,16 +209,4 @@ export async function createHotImages(host: CompactionHost, o: HeatPassOptions, 
     }
   }
   o.heat.decay();
-}
-
-/** Whether images at or above `lsn` (the partition images of this pass, say) together cover [start, end). */
-function coveredAt(layers: readonly LayerDesc[], start: string, end: string, lsn: Lsn): boolean {
-  let pos = start;
-  const images = layers.filter((l) => l.kind === 'image' && l.lsnStart >= lsn && l.keyStart < end && start < l.keyEnd);
-  for (const i of images.sort((a, b) => (a.keyStart < b.keyStart ? -1 : 1))) {
-    if (i.keyStart > pos) return false;
-    if (i.keyEnd > pos) pos = i.keyEnd;
-    if (pos >= end) return true;
-  }
-  return pos >= end;
 }

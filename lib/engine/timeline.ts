@@ -14,6 +14,7 @@ import { checkLsn, formatLsn, type Lsn } from '../lsn';
 import type { WalRecord } from '../record';
 import {
   compactLevel0, type CompactionHost, type CompactionReport, type CompactOptions, createImageLayers, emptyCompactionReport, maxStackDepth,
+  newestCoveringImageLsn,
 } from './compaction';
 import { layersToRemove } from './gc';
 import type { HistogramSummary, IntHistogram } from './histogram';
@@ -530,8 +531,9 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
    * Whether a non-forced image creation might write an image, judged on layer descriptions alone
    * — so that, while layers are remote-only, the background's periodic compaction does not
    * download a whole tenant to learn that nothing is due. An upper bound of createImageLayers'
-   * test: every partition's newest image is at least the newest image covering the whole keyspace,
-   * so its deltas above are among those above that one.
+   * test: images cover every partition at an LSN at least the one at which they cover the whole
+   * keyspace (newestCoveringImageLsn; partition images tile it, no one of them covers it alone), so
+   * a partition's deltas above are among those above that one.
    */
   private imageCreationMayRun(): boolean {
     const chainRemote = (): boolean => {
@@ -541,11 +543,7 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
     if (!chainRemote()) return true;
     const lsn = this._diskConsistentLsn;
     const layers = this.layerSet.descs();
-    const fullStart = keyToHex(FULL_KEYSPACE.keyStart);
-    const fullEnd = keyToHex(FULL_KEYSPACE.keyEnd);
-    const fullNewest = layers
-      .filter((l) => l.kind === 'image' && l.keyStart === fullStart && l.keyEnd === fullEnd)
-      .reduce<Lsn>((m, l) => (l.lsnStart > m ? l.lsnStart : m), -1n);
+    const fullNewest = newestCoveringImageLsn(layers, keyToHex(FULL_KEYSPACE.keyStart), keyToHex(FULL_KEYSPACE.keyEnd));
     if (lsn <= fullNewest) return false;
     const above = layers.filter((l) => l.kind === 'delta' && l.lsnEnd > fullNewest + 1n);
     return above.length > 0 && maxStackDepth(above) >= this.config.imageCreationThreshold;

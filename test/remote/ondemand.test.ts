@@ -10,7 +10,9 @@
  *  - concurrent readers of one remote-only layer share one download;
  *  - under a small localLayerBudgetBytes, a random mix of concurrent reads returns oracle pages and
  *    the budget holds after every step; layers not yet in a durable index are never evicted; a
- *    reopen after evictions works.
+ *    reopen after evictions works;
+ *  - an idle compaction judges image creation on the index: partition images that tile the
+ *    keyspace bound the deltas it counts, so it downloads nothing.
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -448,6 +450,41 @@ describe('on-demand layers: failures (local directory)', () => {
       for (const o of brObjects) fs.truncateSync(path.join(storeDir, o.key), 8192);
       await expect(br.getPage(key, br.lastRecordLsn)).rejects.toThrow(/CORRUPT_LAYER: .*downloaded 8192 bytes/);
       expect(localLayerFiles(repoB, 'br')).toEqual([]);
+    } finally {
+      await repoB.close();
+    }
+  });
+});
+
+describe('on-demand layers: image creation judged on the index (local directory)', () => {
+  it.each(IMPLEMENTATIONS)('partition images that tile the keyspace bound the deltas counted, so an idle compact() downloads nothing (%s core)', async (impl) => {
+    const storeDir = tmpDir('tile-store');
+    // Partitions of 4 keys: the forced images tile the keyspace, none covers it alone.
+    const options = { implementation: impl, compactionTargetSize: 4 * 8192, imageCreationThreshold: 3 };
+    const repoA = await Repository.open(tmpDir('tile-a'), { ...options, remote: { type: 'local', path: storeDir } });
+    try {
+      const rng = new Rng(5);
+      const main = await repoA.createTimeline({ tenantId: TENANT, timelineId: 'main' });
+      main.ingest(allKeys().map((key, i) => ({ lsn: BigInt(0x100 + i * 8), key, kind: 'image', page: randomPage(rng) })));
+      await main.flush();
+      const imaged = await main.compact({ force: true });
+      expect(imaged.imageLayersCreated.length).toBe(allKeys().length / 4);
+      // Two delta layers above the images (below the threshold), three over the oldest keys in all.
+      for (let f = 0; f < 2; f++) {
+        main.ingest(randomBatch(rng, KEYSPACE, main.lastRecordLsn, 12));
+        await main.flush();
+      }
+      await syncAll(repoA);
+    } finally {
+      await repoA.close();
+    }
+    const counting = new CountingStorage(await openRemoteStorage({ type: 'local', path: storeDir }));
+    const repoB = await Repository.open(tmpDir('tile-b'), { ...options, remoteStorage: counting });
+    try {
+      await repoB.attachTenant(TENANT);
+      const idle = await repoB.getTimeline(TENANT, 'main').compact();
+      expect(idle.l0Compacted.length + idle.imageLayersCreated.length).toBe(0);
+      expect(counting.downloadsByKey.size).toBe(0);
     } finally {
       await repoB.close();
     }
