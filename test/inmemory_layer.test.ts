@@ -155,7 +155,7 @@ describe('InMemoryLayer', () => {
     expect(layer.collect(absent, lsn, new ReadPlanWriter().reset())).toBe(false);
   });
 
-  it.each([['lz4', CODEC_LZ4], ['none', CODEC_NONE]] as const)('writes the L0 batches straight from its arena exactly as encoding each record would (%s)', async (_name, codec) => {
+  it.each([['lz4', CODEC_LZ4], ['none', CODEC_NONE]] as const)('writes the L0 batches straight from its arena exactly as encoding each record would (%s)', (_name, codec) => {
     const layer = new InMemoryLayer(0n);
     const scratch = new IngestScratch();
     let lsn = 0n;
@@ -173,7 +173,6 @@ describe('InMemoryLayer', () => {
     }
     const got = { keys: [] as Buffer[], blobs: [] as Buffer[], flags: [] as number[], batches: 0 };
     for (const b of layer.deltaBatches(codec)) {
-      await b.settle(); // its images compress on the thread pool
       got.keys.push(Buffer.from(b.indexKeys()));
       got.blobs.push(Buffer.from(b.blobs()));
       got.flags.push(...b.willInit());
@@ -187,26 +186,6 @@ describe('InMemoryLayer', () => {
     expect(Buffer.concat(got.keys).equals(want.indexKeys())).toBe(true);
     expect(Buffer.concat(got.blobs).equals(want.blobs())).toBe(true);
     expect(got.flags).toEqual([...want.willInit()]);
-  });
-
-  it('EntryBatch.settle lays out records compressed on the thread pool exactly as encodeBlob would, compressible or not', async () => {
-    const batch = new EntryBatch(DELTA_INDEX_KEY_SIZE);
-    const want: Buffer[] = [];
-    const rng = (seed: number): number => ((seed * 1103515245 + 12345) >>> 0) % 251;
-    for (let i = 0; i < 40; i++) {
-      // Sizes either side of ASYNC_COMPRESS_MIN_BYTES; noise (stays raw) and runs (compresses).
-      const len = [100, 2047, 2048, 8193][i % 4];
-      const rec = Buffer.alloc(len, i);
-      if (i % 3 === 0) for (let j = 0; j < len; j++) rec[j] = rng(i * 131 + j);
-      batch.addRecord(Buffer.alloc(KEY_SIZE, i), BigInt(i), CODEC_LZ4, rec, i % 2 === 0);
-      want.push(encodeBlob(CODEC_LZ4, rec));
-    }
-    expect(() => batch.blobs()).toThrow(/settle/);
-    await batch.settle();
-    expect(batch.blobs().equals(Buffer.concat(want))).toBe(true);
-    expect(batch.bytes).toBe(Buffer.concat(want).length);
-    await batch.settle(); // settling twice changes nothing
-    expect(batch.blobs().equals(Buffer.concat(want))).toBe(true);
   });
 
   it('EntryBatch packs index keys, blobs and flags past its initial room in the order added', () => {

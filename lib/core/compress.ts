@@ -10,12 +10,7 @@ import {
   COMPRESS_MIN_BYTES, ZSTD_LEVEL, type CodecId,
 } from './format';
 
-export interface Lz4Module {
-  compressSync(data: Buffer): Buffer;
-  uncompressSync(data: Buffer): Buffer;
-  /** The same bytes as compressSync, made on the libuv thread pool. */
-  compress(data: Uint8Array): Promise<Buffer>;
-}
+export interface Lz4Module { compressSync(data: Buffer): Buffer; uncompressSync(data: Buffer): Buffer }
 export interface ZstdModule {
   compress(data: Uint8Array, params?: { compressionLevel?: number }): Buffer;
   decompress(data: Uint8Array): Buffer;
@@ -76,40 +71,8 @@ export function maxBlobSize(rawLength: number): number {
  */
 export function encodeBlobInto(codec: CodecId, src: Buffer, start: number, end: number, out: Buffer, off: number): number {
   const len = end - start;
-  const packed = codec !== CODEC_NONE && len >= COMPRESS_MIN_BYTES ? compressWith(codec, src.subarray(start, end)) : null;
-  return writeBlob(codec, src, start, end, packed, out, off);
-}
-
-/**
- * Records at least this long are compressed on the libuv thread pool by compressLater. Below it
- * the dispatch and completion cost the JS thread about what lz4 itself would (≈ 1–2 µs).
- */
-export const ASYNC_COMPRESS_MIN_BYTES = 2048;
-
-/**
- * Whether a `length`-byte record is compressed off the event loop (compressLater). zstd-napi has
- * no asynchronous one-shot compressor, so zstd stays on the calling thread.
- */
-export function compressesLater(codec: CodecId, length: number): boolean {
-  return codec === CODEC_LZ4 && length >= ASYNC_COMPRESS_MIN_BYTES;
-}
-
-/**
- * compressesLater's records: the compressed bytes, made on the thread pool (the same bytes
- * compressSync makes), or the error. It never rejects, so a batch abandoned on another error
- * leaves no unhandled rejection behind. `raw` must not change until it settles.
- */
-export function compressLater(raw: Uint8Array): Promise<Buffer | Error> {
-  return loadLz4().compress(raw).then((b) => b, (e: unknown) => (e instanceof Error ? e : new Error(String(e))));
-}
-
-/**
- * The blob of src[start, end) at out[off…] given its compressed form (`packed`, null if it was
- * not compressed): compressed only when that saves bytes. Returns the blob's length.
- */
-export function writeBlob(codec: CodecId, src: Buffer, start: number, end: number, packed: Buffer | null, out: Buffer, off: number): number {
-  const len = end - start;
-  if (packed !== null) {
+  if (codec !== CODEC_NONE && len >= COMPRESS_MIN_BYTES) {
+    const packed = compressWith(codec, src.subarray(start, end));
     if (packed.length + BLOB_RAW_LEN_SIZE < len) {
       out.writeUInt32BE(((codec << BLOB_CODEC_SHIFT) | packed.length) >>> 0, off);
       out.writeUInt32BE(len, off + BLOB_HEADER_SIZE);

@@ -4,8 +4,7 @@
  * (flush, compaction, image creation) bounds its buffers and yields to the event loop in between.
  */
 import { KEY_SIZE } from '../key';
-import { StrataError } from '../errors';
-import { compressLater, compressesLater, encodeBlobInto, maxBlobSize, writeBlob } from '../core/compress';
+import { encodeBlobInto, maxBlobSize } from '../core/compress';
 import type { CodecId } from '../core/format';
 import type { Lsn } from '../lsn';
 
@@ -21,16 +20,6 @@ export const WRITE_BATCH_BYTES = 64 * 1024;
 /** Entries a batch makes room for at first (index keys); it grows up to WRITE_BATCH_ENTRIES. */
 const INITIAL_ENTRIES = 256;
 
-/** A record compressing on the thread pool: its blob's place is held at its largest size. */
-interface LaterBlob {
-  at: number;
-  codec: CodecId;
-  src: Buffer;
-  start: number;
-  end: number;
-  packed: Promise<Buffer | Error>;
-}
-
 /**
  * Index keys, blobs and will_init flags of a run of entries, in the shape LayerWriter.append takes:
  * written into packed buffers as they are added (no Buffer per entry, no concatenation at the end).
@@ -43,7 +32,6 @@ export class EntryBatch {
   private keyBuf: Buffer;
   private blobBuf: Buffer;
   private flags: Uint8Array;
-  private later: LaterBlob[] = [];
 
   constructor(private readonly keySize: number) {
     this.keyBuf = Buffer.allocUnsafe(keySize * INITIAL_ENTRIES);
@@ -85,55 +73,11 @@ export class EntryBatch {
     return this.keyBuf;
   }
 
-  /**
-   * The entry nextKeyAt started: src[start, end) encoded as a blob straight into the batch. A
-   * large lz4 record is compressed on the thread pool instead (settle() places it), so src[start,
-   * end) must not change until the batch is settled.
-   */
+  /** The entry nextKeyAt started: src[start, end) encoded as a blob straight into the batch. */
   encodeRecord(codec: CodecId, src: Buffer, start: number, end: number, willInit: boolean): void {
-    const most = maxBlobSize(end - start);
-    this.reserveBlob(most);
-    if (compressesLater(codec, end - start)) {
-      this.later.push({ at: this.bytes, codec, src, start, end, packed: compressLater(src.subarray(start, end)) });
-      this.bytes += most;
-    } else {
-      this.bytes += encodeBlobInto(codec, src, start, end, this.blobBuf, this.bytes);
-    }
+    this.reserveBlob(maxBlobSize(end - start));
+    this.bytes += encodeBlobInto(codec, src, start, end, this.blobBuf, this.bytes);
     this.flags[this.count++] = willInit ? 1 : 0;
-  }
-
-  /** encodeRecord of a whole record under `key` (and `lsn`, for a delta's index key). */
-  addRecord(key: Buffer, lsn: Lsn | null, codec: CodecId, record: Buffer, willInit: boolean): void {
-    const at = this.nextKeyAt();
-    key.copy(this.keyBuf, at, 0, KEY_SIZE);
-    if (lsn !== null) this.keyBuf.writeBigUInt64BE(lsn, at + KEY_SIZE);
-    this.encodeRecord(codec, record, 0, record.length, willInit);
-  }
-
-  /**
-   * Waits for the records compressing on the thread pool and closes the gaps their reserved room
-   * left, so the blobs are exactly what encodeBlob would have written in a row. A batch is settled
-   * before a writer takes it.
-   */
-  async settle(): Promise<void> {
-    if (this.later.length === 0) return;
-    const later = this.later;
-    this.later = [];
-    const packed = await Promise.all(later.map((l) => l.packed));
-    let from = later[0].at;
-    let to = from;
-    for (let i = 0; i < later.length; i++) {
-      const l = later[i];
-      const p = packed[i];
-      if (p instanceof Error) throw new StrataError('IO_ERROR', `compressing a ${l.end - l.start}-byte record: ${p.message}`, { cause: p });
-      this.blobBuf.copyWithin(to, from, l.at);
-      to += l.at - from;
-      // The blob is no longer than its reserved room, so it overwrites only bytes already moved.
-      to += writeBlob(l.codec, l.src, l.start, l.end, p, this.blobBuf, to);
-      from = l.at + maxBlobSize(l.end - l.start);
-    }
-    this.blobBuf.copyWithin(to, from, this.bytes);
-    this.bytes = to + (this.bytes - from);
   }
 
   /** Whether to hand the batch over (and yield) now. */
@@ -146,7 +90,6 @@ export class EntryBatch {
   }
 
   blobs(): Buffer {
-    if (this.later.length > 0) throw new StrataError('BAD_ARGUMENT', 'an entry batch was handed over before settle()');
     return this.blobBuf.subarray(0, this.bytes);
   }
 

@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Core, LayerKind } from '../core/core';
 import { COUNTS_PER_REQUEST, PAGE_STATUS_OK } from '../core/core';
+import { encodeBlob } from '../core/compress';
 import { CODEC_BY_NAME, type CompressionName } from '../core/format';
 import { StrataError } from '../errors';
 import { KEY_MAX, KEY_MIN, KEY_SIZE, keyFromHex, keyToHex } from '../key';
@@ -317,7 +318,7 @@ export class LayerSet {
     const sizeBytes = await this.writeLayerFile(fileName, 'delta', lsnStart, lsnEnd, FULL_KEYSPACE, async (append) => {
       // Index keys and blobs go from the layer's arena straight into each batch.
       for (const batch of layer.deltaBatches(codec)) {
-        await append(batch);
+        append(batch);
         if (batch.isFull()) await yieldToEventLoop();
       }
     });
@@ -367,9 +368,9 @@ export class LayerSet {
         const batch = new EntryBatch(KEY_SIZE);
         for (let i = 0; i < n; i++) {
           if (status[i] !== PAGE_STATUS_OK) continue;
-          batch.addRecord(chunk[i], null, codec, imageRecord(out.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE)), true);
+          batch.add(chunk[i], null, encodeBlob(codec, imageRecord(out.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE))), true);
         }
-        await append(batch);
+        append(batch);
         await yieldToEventLoop();
       }
     });
@@ -413,14 +414,14 @@ export class LayerSet {
             if (prevKey !== null && Buffer.compare(prevKey, key) >= 0) throw new StrataError('BAD_ARGUMENT', 'snapshot keys must be strictly increasing');
             if (!recordWillInit(record)) throw new StrataError('BAD_ARGUMENT', 'a snapshot entry must initialize its page');
             prevKey = key;
-            batch.addRecord(key, null, codec, record, true);
+            batch.add(key, null, encodeBlob(codec, record), true);
             if (batch.isFull()) {
-              await append(batch);
+              append(batch);
               batch = new EntryBatch(KEY_SIZE);
               await yieldToEventLoop();
             }
           }
-          await append(batch);
+          append(batch);
         });
         descs.push({ fileName, kind: 'image', level: 0, keyStart: keyToHex(part.keyStart), keyEnd: keyToHex(part.keyEnd), lsnStart: lsn, lsnEnd: lsn + 1n, sizeBytes });
       }
@@ -464,31 +465,18 @@ export class LayerSet {
   /**
    * Stream a layer into `<name>.tmp`, fsync, rename, fsync the directory. Returns its size. The
    * index build, fsyncs and rename run off the event loop where the core can (finishAsync).
-   * `append` writes the batch handed over before this one: a batch's large records compress on
-   * the thread pool (EntryBatch.settle) while the producer fills the next.
    */
   async writeLayerFile(
     fileName: string, kind: LayerKind, lsnStart: Lsn, lsnEnd: Lsn, keys: KeyRange,
-    produce: (append: (b: EntryBatch) => Promise<void>) => Promise<void>,
+    produce: (append: (b: EntryBatch) => void) => Promise<void>,
   ): Promise<number> {
     const tmp = path.join(this.dir, fileName + TMP_SUFFIX);
     const writer = this.core.createLayerWriter(tmp, {
       kind, codec: CODEC_BY_NAME[this.compression], keyStart: keys.keyStart, keyEnd: keys.keyEnd, lsnStart, lsnEnd,
     });
-    let waiting: EntryBatch | null = null;
-    const write = async (b: EntryBatch | null): Promise<void> => {
-      if (b === null) return;
-      await b.settle();
-      if (b.count > 0) writer.append(b.indexKeys(), b.blobs(), b.willInit());
-    };
     let size: number;
     try {
-      await produce(async (b) => {
-        const previous = waiting;
-        waiting = b;
-        await write(previous);
-      });
-      await write(waiting);
+      await produce((b) => { if (b.count > 0) writer.append(b.indexKeys(), b.blobs(), b.willInit()); });
       size = await writer.finishAsync();
     } catch (e) {
       writer.abort();
