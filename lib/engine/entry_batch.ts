@@ -23,7 +23,7 @@ const INITIAL_ENTRIES = 256;
 /**
  * Index keys, blobs and will_init flags of a run of entries, in the shape LayerWriter.append takes:
  * written into packed buffers as they are added (no Buffer per entry, no concatenation at the end).
- * Each batch has buffers of its own, so a writer may keep what it was handed.
+ * A writer copies what it is handed, so a batch is reset and refilled after each append.
  */
 export class EntryBatch {
   count = 0;
@@ -44,6 +44,24 @@ export class EntryBatch {
     key.copy(this.keyBuf, at, 0, KEY_SIZE);
     if (lsn !== null) this.keyBuf.writeBigUInt64BE(lsn, at + KEY_SIZE);
     this.addBlob(blob, willInit);
+  }
+
+  /** An entry whose blob is src[start, end) encoded here (no Buffer for the blob on the way). */
+  addRecord(key: Buffer, lsn: Lsn | null, codec: CodecId, src: Buffer, start: number, end: number, willInit: boolean): void {
+    const at = this.nextKeyAt();
+    key.copy(this.keyBuf, at, 0, KEY_SIZE);
+    if (lsn !== null) this.keyBuf.writeBigUInt64BE(lsn, at + KEY_SIZE);
+    this.encodeRecord(codec, src, start, end, willInit);
+  }
+
+  /**
+   * Empty the batch and keep its buffers for the next run of entries: both writers copy what
+   * append hands them, so a producer reuses one batch (a fresh 64 KiB batch per step was a large
+   * share of the allocation, and so of the GC, in W7's storm).
+   */
+  reset(): void {
+    this.count = 0;
+    this.bytes = 0;
   }
 
   addIndexed(indexKey: Buffer, blob: Buffer, willInit: boolean): void {

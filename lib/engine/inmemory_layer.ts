@@ -196,11 +196,11 @@ export class InMemoryLayer {
    * The L0 delta's entries, in its order (keys ascending by bytes, each key's records ascending by
    * LSN), as batches for the layer writer: index keys written from the key index, blobs encoded
    * straight from the slabs. A batch is yielded when full (the caller hands it over and lets the
-   * event loop run), the last one possibly empty. Gives the same entries as sortedHistories would
+   * event loop run; the same batch is refilled on the next step), the last one possibly empty. Gives the same entries as sortedHistories would
    * through EntryBatch.add and encodeBlob.
    */
   *deltaBatches(codec: CodecId): Generator<EntryBatch> {
-    let batch = new EntryBatch(DELTA_INDEX_KEY_SIZE);
+    const batch = new EntryBatch(DELTA_INDEX_KEY_SIZE);
     const recBytes = new Uint8Array(this.recU32.buffer);
     const rec = this.recU32;
     const chain: number[] = [];
@@ -223,7 +223,7 @@ export class InMemoryLayer {
           batch.encodeRecord(codec, slab, start, start + rec[w + REC_LEN], recordWillInit(slab, start));
           if (batch.isFull()) {
             yield batch;
-            batch = new EntryBatch(DELTA_INDEX_KEY_SIZE);
+            batch.reset();
           }
         }
       }

@@ -8,7 +8,6 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Core, LayerKind } from '../core/core';
 import { COUNTS_PER_REQUEST, PAGE_STATUS_OK } from '../core/core';
-import { encodeBlob } from '../core/compress';
 import { CODEC_BY_NAME, type CompressionName } from '../core/format';
 import { StrataError } from '../errors';
 import { KEY_MAX, KEY_MIN, KEY_SIZE, keyFromHex, keyToHex } from '../key';
@@ -352,6 +351,8 @@ export class LayerSet {
     const codec = CODEC_BY_NAME[this.compression];
     const sizeBytes = await this.writeLayerFile(fileName, 'image', lsn, lsn + 1n, range, async (append) => {
       const out = Buffer.allocUnsafe(PAGE_SIZE * IMAGE_BATCH_KEYS);
+      const record = Buffer.allocUnsafe(IMAGE_RECORD_SIZE);
+      const batch = new EntryBatch(KEY_SIZE);
       const status = new Uint8Array(IMAGE_BATCH_KEYS);
       const counts = new Uint32Array(IMAGE_BATCH_KEYS * COUNTS_PER_REQUEST);
       const it = keys[Symbol.iterator]();
@@ -365,10 +366,11 @@ export class LayerSet {
         const n = chunk.length;
         if (n === 0) break;
         read(chunk, lsn, out.subarray(0, n * PAGE_SIZE), status.subarray(0, n), counts.subarray(0, n * COUNTS_PER_REQUEST));
-        const batch = new EntryBatch(KEY_SIZE);
+        batch.reset();
         for (let i = 0; i < n; i++) {
           if (status[i] !== PAGE_STATUS_OK) continue;
-          batch.add(chunk[i], null, encodeBlob(codec, imageRecord(out.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE))), true);
+          const len = writeImageRecord(out.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE), record);
+          batch.addRecord(chunk[i], null, codec, record, 0, len, true);
         }
         append(batch);
         await yieldToEventLoop();
@@ -408,16 +410,16 @@ export class LayerSet {
         prevEnd = part.keyEnd;
         const fileName = imageFileName(part.keyStart, part.keyEnd, lsn);
         const sizeBytes = await this.writeLayerFile(fileName, 'image', lsn, lsn + 1n, part, async (append) => {
-          let batch = new EntryBatch(KEY_SIZE);
+          const batch = new EntryBatch(KEY_SIZE);
           let prevKey: Buffer | null = null;
           for await (const { key, record } of part.entries) {
             if (prevKey !== null && Buffer.compare(prevKey, key) >= 0) throw new StrataError('BAD_ARGUMENT', 'snapshot keys must be strictly increasing');
             if (!recordWillInit(record)) throw new StrataError('BAD_ARGUMENT', 'a snapshot entry must initialize its page');
             prevKey = key;
-            batch.add(key, null, encodeBlob(codec, record), true);
+            batch.addRecord(key, null, codec, record, 0, record.length, true);
             if (batch.isFull()) {
               append(batch);
-              batch = new EntryBatch(KEY_SIZE);
+              batch.reset();
               await yieldToEventLoop();
             }
           }
@@ -546,13 +548,21 @@ export class LayerSet {
   }
 }
 
-/** An all-zero page is stored as a 1-byte zero record; anything else as a full image record. */
-function imageRecord(page: Buffer): Buffer {
-  if (page.equals(ZERO_PAGE)) return Buffer.of(RECORD_TAG_ZERO);
-  const rec = Buffer.allocUnsafe(1 + PAGE_SIZE);
+/** Bytes of a full image record: its tag, then the page. */
+const IMAGE_RECORD_SIZE = 1 + PAGE_SIZE;
+
+/**
+ * The record of `page` written into `rec` (IMAGE_RECORD_SIZE bytes): an all-zero page is stored as
+ * a 1-byte zero record, anything else as a full image record. Returns its length.
+ */
+function writeImageRecord(page: Buffer, rec: Buffer): number {
+  if (page.equals(ZERO_PAGE)) {
+    rec[0] = RECORD_TAG_ZERO;
+    return 1;
+  }
   rec[0] = RECORD_TAG_IMAGE;
   page.copy(rec, 1);
-  return rec;
+  return IMAGE_RECORD_SIZE;
 }
 
 const ZERO_PAGE = Buffer.alloc(PAGE_SIZE);
