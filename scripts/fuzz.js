@@ -49,11 +49,11 @@ const CI_RUNS = {
 /**
  * Largest input per target, bytes: two WAL pages and then some; 8 layer blocks; one summary block;
  * a value of a page and its compressed form; a few page-sized records; a record and its base page;
- * up to four small delta layers (the harness caps each at 8 blocks).
+ * delta layers, one past the merge's 8-block read chunk or a few small ones (each at most 24 blocks).
  */
 const MAX_LEN = {
   wal_decoder: 20_000, layer_summary: 8192, layer_btree: 65_536, layer_blob: 65_536,
-  value_codec: 20_000, record_redo: 40_000, read_plan: 40_000, pg_redo: 20_000, compaction: 131_072,
+  value_codec: 20_000, record_redo: 40_000, read_plan: 40_000, pg_redo: 20_000, compaction: 262_144,
 };
 /** Extra environment per target: read_plan searches a real layer file (a committed seed). */
 const TARGET_ENV = {

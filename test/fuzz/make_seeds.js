@@ -11,8 +11,9 @@
  *   record_redo   chains of serialized records (lib/record.ts), a stored PostgreSQL record among them;
  *   read_plan     plans (lib/core/read_plan.ts) over the layer_btree layer-0.bin seed's keys;
  *   compaction    sets of L0 delta layers flushed by Strata's TS core (lz4, zstd and uncompressed,
- *                 merged alone, in twos to fours, across codecs), one layer twice (an overlap) and
- *                 a delta with an image layer;
+ *                 merged alone, in twos to fours, across codecs), layers of 12 value blocks and
+ *                 of 9 leaves (past the merge's read chunk), one layer twice (an overlap) and a
+ *                 delta with an image layer;
  *   pg_redo       stored records built from real PostgreSQL WAL (the PostgreSQL tests' fixtures,
  *                 test/helpers/pg_fixture.ts) with the page each was redone on;
  *   ts_manifest, ts_remote_index   a repository's manifest and its remote index_part.json;
@@ -151,7 +152,7 @@ async function compactionLayers() {
   const readDir = (d) => fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? readDir(path.join(d, e.name)) : [path.join(d, e.name)]));
   const magic = (b) => b.subarray(0, 4).toString('latin1');
   const key = (rel, blockNum) => ({ spcOid: 1663, dbOid: 5, relNumber: 16384 + rel, forkNum: 0, blockNum });
-  const out = { deltas: {}, image: null };
+  const out = { deltas: {}, image: null, large: [] };
   for (const [n, compression] of ['lz4', 'zstd', 'none'].entries()) {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-seed-compaction-'));
     try {
@@ -179,6 +180,22 @@ async function compactionLayers() {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   }
+  // Layers past the merge's 8-block read chunk: one of 12 uncompressed images (12 value blocks),
+  // one of 2,100 small patches (9 leaves under a root).
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-seed-compaction-'));
+  try {
+    const repo = await Repository.open(dir, { implementation: 'ts', compression: 'none' });
+    const tl = await repo.createTimeline({ tenantId: 't', timelineId: 'main' });
+    let lsn = 0x4000n;
+    tl.ingest(Array.from({ length: 12 }, (_, i) => ({ lsn: lsn++, key: key(3, i), kind: 'image', page: page(i) })));
+    await tl.flush();
+    tl.ingest(Array.from({ length: 2100 }, (_, i) => ({ lsn: lsn++, key: key(3, i % 40), kind: 'patch', offset: i % 8000, data: Buffer.from(`p${i}`) })));
+    await tl.flush();
+    out.large = readDir(dir).filter((f) => magic(fs.readFileSync(f)) === 'STLD').sort().map((f) => fs.readFileSync(f));
+    await repo.close();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
   return out;
 }
 
@@ -194,7 +211,7 @@ function compactionInput(target, flags, files) {
 }
 
 async function compactionSeeds() {
-  const { deltas, image } = await compactionLayers();
+  const { deltas, image, large } = await compactionLayers();
   const [a, b, c] = deltas.lz4;
   // Target byte: low 5 bits pick the cut size in KiB minus one, top 3 the output codec.
   const out = {
@@ -204,6 +221,8 @@ async function compactionSeeds() {
     'three-codecs': compactionInput(0x47, 0, [deltas.lz4[1], deltas.zstd[0], deltas.none[2]]),
     'four-lz4-zstd': compactionInput(0x1f, 0, [c, deltas.zstd[0], deltas.zstd[1], deltas.zstd[2]]),
     overlap: compactionInput(0x01, 0, [b, b]),
+    'many-values': compactionInput(0x07, 0, [large[0], a]),
+    'many-leaves': compactionInput(0x0f, 0, [large[1]]),
   };
   if (image !== null) out['image-input'] = compactionInput(0x02, 0, [a, image]);
   return out;

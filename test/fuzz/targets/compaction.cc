@@ -34,9 +34,10 @@ namespace {
 using namespace strata;
 
 constexpr size_t kMaxInputs = 4;
-// 64 KiB per input keeps one execution to a few milliseconds (each input holds a few hundred
-// entries at most) while leaving room for multi-leaf indexes and values spanning blocks.
-constexpr size_t kMaxInputBlocks = 8;
+// Past the merge's 8-block read chunk for both runs (a layer of 10+ value blocks, or of 9+ leaves:
+// about 2,000 small entries), so chunk reloads are reached; 192 KiB keeps an execution to
+// milliseconds.
+constexpr size_t kMaxInputBlocks = 24;
 // Small cut sizes so the seeds' few KiB of values split into several outputs.
 constexpr uint64_t kTargetStepBytes = 1024;
 constexpr size_t kHeaderBytes = 2;
