@@ -10,7 +10,7 @@
  *                                            first: --runs 10000000 --time 3600)
  *        [--only native|ts]                 only one side
  *   npm run test:fuzz                        the bounded CI slice: 1,000,000 executions of the WAL
- *                                            decoder target, 40,000 of compaction (≈ 25 s: each
+ *                                            decoder target, 30,000 of compaction (≈ 22 s: each
  *                                            runs a whole merge), 100,000 of each other native
  *                                            target, 20,000 of each TS target, and every reproducer
  *                                            in test/fuzz/regressions/<target>/
@@ -44,7 +44,7 @@ const OUT = path.join(ROOT, 'build-fuzz');
 const TARGETS = ['wal_decoder', 'layer_summary', 'layer_btree', 'layer_blob', 'value_codec', 'record_redo', 'read_plan', 'pg_redo', 'compaction'];
 const CI_RUNS = {
   wal_decoder: 1_000_000, layer_summary: 100_000, layer_btree: 100_000, layer_blob: 100_000,
-  value_codec: 100_000, record_redo: 100_000, read_plan: 100_000, pg_redo: 100_000, compaction: 40_000,
+  value_codec: 100_000, record_redo: 100_000, read_plan: 100_000, pg_redo: 100_000, compaction: 30_000,
 };
 /**
  * Largest input per target, bytes: two WAL pages and then some; 8 layer blocks; one summary block;
