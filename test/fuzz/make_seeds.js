@@ -10,6 +10,10 @@
  *   value_codec   pages compressed by the writer (lib/core/compress.ts encodeBlob) and pglz;
  *   record_redo   chains of serialized records (lib/record.ts), a stored PostgreSQL record among them;
  *   read_plan     plans (lib/core/read_plan.ts) over the layer_btree layer-0.bin seed's keys;
+ *   compaction    sets of L0 delta layers flushed by Strata's TS core (lz4, zstd and uncompressed,
+ *                 merged alone, in twos to fours, across codecs), layers of 12 value blocks and
+ *                 of 9 leaves (past the merge's read chunk), one layer twice (an overlap) and a
+ *                 delta with an image layer;
  *   pg_redo       stored records built from real PostgreSQL WAL (the PostgreSQL tests' fixtures,
  *                 test/helpers/pg_fixture.ts) with the page each was redone on;
  *   ts_manifest, ts_remote_index   a repository's manifest and its remote index_part.json;
@@ -136,6 +140,92 @@ async function layerSeeds() {
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * L0 delta layers as flushes write them (disjoint LSN ranges, overlapping keys) from one repository
+ * per codec, each LSN range apart so layers of different repositories merge without a clash, and
+ * an image layer (from a forced compaction) for the harness's image-input refusal.
+ */
+async function compactionLayers() {
+  const { Repository } = require(path.join(ROOT, 'dist'));
+  const readDir = (d) => fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? readDir(path.join(d, e.name)) : [path.join(d, e.name)]));
+  const magic = (b) => b.subarray(0, 4).toString('latin1');
+  const key = (rel, blockNum) => ({ spcOid: 1663, dbOid: 5, relNumber: 16384 + rel, forkNum: 0, blockNum });
+  const out = { deltas: {}, image: null, large: [] };
+  for (const [n, compression] of ['lz4', 'zstd', 'none'].entries()) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-seed-compaction-'));
+    try {
+      const repo = await Repository.open(dir, { implementation: 'ts', compression });
+      const tl = await repo.createTimeline({ tenantId: 't', timelineId: 'main' });
+      let lsn = BigInt(0x10 + n * 0x1000);
+      for (let f = 0; f < 3; f++) {
+        const recs = [];
+        // A few images, patches over three relations (several versions of a key per layer), a zero.
+        for (let i = 0; i < 3; i++) recs.push({ lsn: lsn++, key: key(0, i + f), kind: 'image', page: page(i + f) });
+        for (let i = 0; i < 24; i++) recs.push({ lsn: lsn++, key: key(i % 3, i % 5), kind: 'patch', offset: i * 40, data: Buffer.from(`patch ${compression} ${f} ${i}`) });
+        recs.push({ lsn: lsn++, key: key(2, 9 + f), kind: 'zero' });
+        tl.ingest(recs);
+        await tl.flush();
+      }
+      const before = new Set(readDir(dir));
+      out.deltas[compression] = [...before].filter((f) => magic(fs.readFileSync(f)) === 'STLD').sort().map((f) => fs.readFileSync(f));
+      if (out.image === null) {
+        await tl.compact({ force: true }).catch(() => undefined);
+        const image = readDir(dir).find((f) => fs.statSync(f).size % 8192 === 0 && magic(fs.readFileSync(f)) === 'STLI');
+        if (image !== undefined) out.image = fs.readFileSync(image);
+      }
+      await repo.close();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  // Layers past the merge's 8-block read chunk: one of 12 uncompressed images (12 value blocks),
+  // one of 2,100 small patches (9 leaves under a root).
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-seed-compaction-'));
+  try {
+    const repo = await Repository.open(dir, { implementation: 'ts', compression: 'none' });
+    const tl = await repo.createTimeline({ tenantId: 't', timelineId: 'main' });
+    let lsn = 0x4000n;
+    tl.ingest(Array.from({ length: 12 }, (_, i) => ({ lsn: lsn++, key: key(3, i), kind: 'image', page: page(i) })));
+    await tl.flush();
+    tl.ingest(Array.from({ length: 2100 }, (_, i) => ({ lsn: lsn++, key: key(3, i % 40), kind: 'patch', offset: i % 8000, data: Buffer.from(`p${i}`) })));
+    await tl.flush();
+    out.large = readDir(dir).filter((f) => magic(fs.readFileSync(f)) === 'STLD').sort().map((f) => fs.readFileSync(f));
+    await repo.close();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  return out;
+}
+
+/** [u8 target][u8 flags] then [u32 BE length][file] per input (the compaction target's layout). */
+function compactionInput(target, flags, files) {
+  const parts = [Buffer.from([target, flags])];
+  for (const f of files) {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(f.length);
+    parts.push(len, f);
+  }
+  return Buffer.concat(parts);
+}
+
+async function compactionSeeds() {
+  const { deltas, image, large } = await compactionLayers();
+  const [a, b, c] = deltas.lz4;
+  // Target byte: low 5 bits pick the cut size in KiB minus one, top 3 the output codec.
+  const out = {
+    'one-lz4': compactionInput(0x03, 0, [a]),
+    'two-lz4': compactionInput(0x21, 0, [a, b]),
+    'three-lz4-1k': compactionInput(0x00, 0, [a, b, c]),
+    'three-codecs': compactionInput(0x47, 0, [deltas.lz4[1], deltas.zstd[0], deltas.none[2]]),
+    'four-lz4-zstd': compactionInput(0x1f, 0, [c, deltas.zstd[0], deltas.zstd[1], deltas.zstd[2]]),
+    overlap: compactionInput(0x01, 0, [b, b]),
+    'many-values': compactionInput(0x07, 0, [large[0], a]),
+    'many-leaves': compactionInput(0x0f, 0, [large[1]]),
+  };
+  if (image !== null) out['image-input'] = compactionInput(0x02, 0, [a, image]);
+  return out;
 }
 
 const dist = (m) => require(path.join(ROOT, 'dist', m));
@@ -405,6 +495,7 @@ function write(target, files) {
   if (want('pg_redo') && pg !== null) write('pg_redo', pg);
   if (want('record_redo')) write('record_redo', recordSeeds(pg ?? {}));
   if (want('read_plan')) write('read_plan', readPlanSeeds());
+  if (want('compaction')) write('compaction', await compactionSeeds());
   if (want('ts_manifest') || want('ts_remote_index')) {
     const m = await metadataSeeds();
     write('ts_manifest', m.manifest);
