@@ -7,7 +7,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Core } from '../lib/core/core';
 import { CODEC_LZ4, CODEC_NONE } from '../lib/core/format';
-import { keyPartitions, keySuccessor, mergeKeys, pagedLayerKeys, resumableKeys } from '../lib/engine/key_stream';
+import { keyPartitions, keySuccessor, mergeKeys, pagedLayerKeys, PARTITION_KEYS_PER_STEP, resumableKeys } from '../lib/engine/key_stream';
 import { KEY_MAX, KEY_MIN, KEY_SIZE } from '../lib/key';
 import { PAGE_SIZE } from '../lib/record';
 import { IMPLEMENTATIONS, makeCore } from './helpers/cores';
@@ -51,7 +51,7 @@ describe('key stream', () => {
     expect(keySuccessor(Buffer.alloc(KEY_SIZE, 0xff))).toBeNull();
   });
 
-  it('partitions cut from merged sorted sources equal the partitions of the whole sorted key list', () => {
+  it('partitions cut from merged sorted sources equal the partitions of the whole sorted key list', async () => {
     const rng = new Rng(7);
     for (let round = 0; round < 40; round++) {
       const sources = Array.from({ length: rng.int(1, 6) }, () => {
@@ -61,9 +61,28 @@ describe('key stream', () => {
       const all = [...new Set(sources.flat().map((k) => k.toString('hex')))].sort().map((h) => Buffer.from(h, 'hex'));
       expect(hexes(mergeKeys(sources.map((s) => s[Symbol.iterator]())))).toEqual(hexes(all));
       for (const pages of [1, 3, 64, 10_000]) {
-        const streamed = keyPartitions(mergeKeys(sources.map((s) => s[Symbol.iterator]())), pages * PAGE_SIZE);
+        const streamed: { keyStart: Buffer; keyEnd: Buffer; keys: Buffer[] }[] = [];
+        const noPause = (): Promise<void> => Promise.resolve();
+        for await (const p of keyPartitions(mergeKeys(sources.map((s) => s[Symbol.iterator]())), pages * PAGE_SIZE, noPause)) streamed.push(p);
         expect(partsHex(streamed), `round ${round}, ${pages} pages`).toEqual(partsHex(partitionSortedList(all, pages * PAGE_SIZE)));
       }
+    }
+  });
+});
+
+describe('key partitions pause', () => {
+  it('every PARTITION_KEYS_PER_STEP keys pulled, inside a partition as well as between them', async () => {
+    const keys = Array.from({ length: 3 * PARTITION_KEYS_PER_STEP + 5 }, (_, i) => pageKey(i));
+    for (const perPartition of [1, 100, keys.length, 10 * keys.length]) {
+      let pauses = 0;
+      let pulledAtPause = -1;
+      let pulled = 0;
+      const counted: Iterator<Buffer> = (function* () { for (const k of keys) { pulled++; yield k; } })();
+      const parts: Buffer[][] = [];
+      for await (const p of keyPartitions(counted, perPartition * PAGE_SIZE, async () => { pauses++; pulledAtPause = pulled; })) parts.push(p.keys);
+      expect(pauses, `${perPartition} keys a partition`).toBe(Math.floor(keys.length / PARTITION_KEYS_PER_STEP));
+      expect(pulledAtPause).toBeLessThanOrEqual(pauses * PARTITION_KEYS_PER_STEP + 1); // no run of keys longer than a step
+      expect(parts.flat().length).toBe(keys.length);
     }
   });
 });

@@ -16,6 +16,7 @@ import * as path from 'node:path';
 import { exclusiveKeyEnd, keyToHex } from '../key';
 import type { Lsn } from '../lsn';
 import type { LayerDesc } from './manifest';
+import { yieldToEventLoop } from './entry_batch';
 import { keyPartitions } from './key_stream';
 
 /** A layer's key range: keys in [keyStart, keyEnd). */
@@ -179,7 +180,7 @@ export async function createImageLayers(host: CompactionHost, force: boolean, re
       report.bytesWritten += info.sizeBytes;
     }
   };
-  for (const part of keyPartitions(host.keys(), host.config.compactionTargetSize)) {
+  for await (const part of keyPartitions(host.keys(), host.config.compactionTargetSize, yieldToEventLoop)) {
     const start = keyToHex(part.keyStart);
     const end = keyToHex(part.keyEnd);
     const newestImage = newestCoveringImageLsn(layers, start, end);
