@@ -117,6 +117,17 @@ const uint8_t* BlockFile::Acquire(uint32_t blkno, ReadMode mode, uint8_t* buf, B
 
 namespace {
 
+// Makes block `blk` of the value stream the one `scratch.ref` holds (`*loaded`, kNoBlock at the
+// start of a blob) and returns its bytes.
+const uint8_t* LoadValueBlock(const BlockFile& file, ReadMode mode, uint32_t blk, BlobScratch& scratch,
+                              uint32_t* loaded) {
+  if (*loaded != blk) {
+    file.Acquire(blk, mode, scratch.block, &scratch.ref);
+    *loaded = blk;
+  }
+  return scratch.ref.data();
+}
+
 // Copies logical bytes [offset, offset + len) of the value stream into `dst`, reading each
 // block it touches once; `scratch.ref` holds the block last read (`*loaded`).
 void ReadValueBytes(const BlockFile& file, ReadMode mode, uint64_t offset, size_t len, uint8_t* dst,
@@ -125,11 +136,7 @@ void ReadValueBytes(const BlockFile& file, ReadMode mode, uint64_t offset, size_
     const uint32_t blk = ValueBlockOf(offset);
     const size_t in_block = static_cast<size_t>(offset % kBlockPayload);
     const size_t n = std::min(len, kBlockPayload - in_block);
-    if (*loaded != blk) {
-      file.Acquire(blk, mode, scratch.block, &scratch.ref);
-      *loaded = blk;
-    }
-    std::memcpy(dst, scratch.ref.data() + in_block, n);
+    std::memcpy(dst, LoadValueBlock(file, mode, blk, scratch, loaded) + in_block, n);
     dst += n;
     offset += n;
     len -= n;
@@ -171,9 +178,19 @@ BlobRef ReadBlob(const BlockFile& file, ReadMode mode, uint64_t value_bytes, uin
   if (codec == kCodecNone) {
     ReadValueBytes(file, mode, payload, static_cast<size_t>(stored_len), record, scratch, &loaded);
   } else {
-    scratch.stored.resize(static_cast<size_t>(stored_len));
-    ReadValueBytes(file, mode, payload, scratch.stored.size(), scratch.stored.data(), scratch, &loaded);
-    const char* err = scratch.decompressor.Decompress(codec, scratch.stored.data(), scratch.stored.size(), record,
+    const size_t in_block = static_cast<size_t>(payload % kBlockPayload);
+    const uint8_t* stored;
+    if (stored_len > 0 && stored_len <= kBlockPayload - in_block) {
+      // The payload lies within one block: decompress it where it is (the pinned cache slot or
+      // scratch.block), not from a copy. That block is the one ReadValueBytes would have read, so
+      // the cache sees the same operations. (An empty payload reads no block and fails below.)
+      stored = LoadValueBlock(file, mode, ValueBlockOf(payload), scratch, &loaded) + in_block;
+    } else {
+      scratch.stored.resize(static_cast<size_t>(stored_len));
+      ReadValueBytes(file, mode, payload, scratch.stored.size(), scratch.stored.data(), scratch, &loaded);
+      stored = scratch.stored.data();
+    }
+    const char* err = scratch.decompressor.Decompress(codec, stored, static_cast<size_t>(stored_len), record,
                                                       static_cast<size_t>(raw_len));
     if (err != nullptr) corrupt(err);
   }

@@ -106,7 +106,7 @@ class ByteArena {
 struct BlobScratch {
   uint8_t block[kBlockSize];  // a value block read from disk
   BlockRef ref;               // the value block being read (in the cache or in `block`)
-  std::vector<uint8_t> stored;  // compressed payload, gathered from its blocks
+  std::vector<uint8_t> stored;  // compressed payload spanning blocks, gathered from them
   Decompressor decompressor;
 };
 
