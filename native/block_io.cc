@@ -82,13 +82,15 @@ uint8_t* ByteArena::Append(size_t n) {
   return p;
 }
 
+void BlockRef::Rehit() const { cache_->Rehit(slot_); }
+
 void BlockRef::Release() {
   if (cache_ != nullptr) cache_->Release(slot_);
   cache_ = nullptr;
   data_ = nullptr;
 }
 
-const uint8_t* BlockFile::Acquire(uint32_t blkno, ReadMode mode, uint8_t* buf, BlockRef* ref) const {
+const uint8_t* BlockFile::Acquire(uint32_t blkno, ReadMode mode, uint8_t* buf, BlockRef* ref, bool pin_inserted) const {
   // The cache is asked first (a miss is counted even for a bad block number), as in the TS twin.
   // Cache-only: Contains() counts nothing, so an attempt that stops here leaves the miss to the
   // real read; LookupPinned() can still miss if another thread evicts the block in between, and
@@ -110,19 +112,35 @@ const uint8_t* BlockFile::Acquire(uint32_t blkno, ReadMode mode, uint8_t* buf, B
     Corrupt(blkno, "block number beyond the end of the file (" + std::to_string(total_blocks_) + " blocks)");
   }
   ReadBlockFromDisk(blkno, buf);
-  if (mode == ReadMode::kCached) cache_->Insert(file_id_, blkno, buf);
+  if (mode == ReadMode::kCached) {
+    if (pin_inserted) {
+      ref->slot_ = cache_->InsertPinned(file_id_, blkno, buf);  // may throw CACHE_FULL: nothing pinned then
+      ref->cache_ = cache_;
+    } else {
+      cache_->Insert(file_id_, blkno, buf);
+    }
+  }
   ref->data_ = buf;
   return buf;
 }
 
 namespace {
 
-// Makes block `blk` of the value stream the one `scratch.ref` holds (`*loaded`, kNoBlock at the
-// start of a blob) and returns its bytes.
+// Makes block `blk` of the value stream the one `scratch.ref` holds and returns its bytes.
+// `*loaded` is the block the current blob already holds (kNoBlock at its start). The first block
+// of a blob may be the one the previous blob of this file ended in, still pinned: counting a hit
+// on it (Rehit) has the effect a Release and a fresh lookup would have, for a fraction of the
+// cost. Any other block is acquired as usual, which releases the held one first.
 const uint8_t* LoadValueBlock(const BlockFile& file, ReadMode mode, uint32_t blk, BlobScratch& scratch,
                               uint32_t* loaded) {
   if (*loaded != blk) {
-    file.Acquire(blk, mode, scratch.block, &scratch.ref);
+    if (scratch.Holds(file, blk)) {
+      scratch.ref.Rehit();
+    } else {
+      file.Acquire(blk, mode, scratch.block, &scratch.ref, /*pin_inserted=*/true);
+      scratch.held_file = &file;
+      scratch.held_blk = blk;
+    }
     *loaded = blk;
   }
   return scratch.ref.data();
@@ -194,7 +212,6 @@ BlobRef ReadBlob(const BlockFile& file, ReadMode mode, uint64_t value_bytes, uin
                                                       static_cast<size_t>(raw_len));
     if (err != nullptr) corrupt(err);
   }
-  scratch.ref.Release();  // hold no pin between blobs
   if (const char* bad = CheckSerializedRecord(record, static_cast<size_t>(raw_len))) corrupt(bad);
   return BlobRef{start, static_cast<size_t>(raw_len), payload + stored_len};
 }

@@ -157,6 +157,7 @@ struct ReadScratch {
 
 // Reads the blob behind a leaf value into the chain; CORRUPT_LAYER if its will_init bit
 // disagrees with the record. Returns whether the record initializes the page.
+// Leaves the blob's last value block held in s.blob.ref (see ReadBlob): the caller releases it.
 bool PushLayerRecord(const Layer& layer, uint64_t leaf_value, ReadScratch& s);
 
 }  // namespace strata
