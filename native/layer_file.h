@@ -147,6 +147,7 @@ struct ReadScratch {
   ByteArena arena;  // records read from layers
   std::vector<ChainEntry> chain;
   std::vector<RecordView> views;
+  std::vector<uint64_t> leaf_values;  // a delta chain's leaf values in one leaf (CollectDeltaChain)
 
   void Reset() {
     blob.ref.Release();
