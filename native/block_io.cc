@@ -82,13 +82,15 @@ uint8_t* ByteArena::Append(size_t n) {
   return p;
 }
 
+void BlockRef::Rehit() const { cache_->Rehit(slot_); }
+
 void BlockRef::Release() {
   if (cache_ != nullptr) cache_->Release(slot_);
   cache_ = nullptr;
   data_ = nullptr;
 }
 
-const uint8_t* BlockFile::Acquire(uint32_t blkno, ReadMode mode, uint8_t* buf, BlockRef* ref) const {
+const uint8_t* BlockFile::Acquire(uint32_t blkno, ReadMode mode, uint8_t* buf, BlockRef* ref, bool pin_inserted) const {
   // The cache is asked first (a miss is counted even for a bad block number), as in the TS twin.
   // Cache-only: Contains() counts nothing, so an attempt that stops here leaves the miss to the
   // real read; LookupPinned() can still miss if another thread evicts the block in between, and
@@ -110,12 +112,39 @@ const uint8_t* BlockFile::Acquire(uint32_t blkno, ReadMode mode, uint8_t* buf, B
     Corrupt(blkno, "block number beyond the end of the file (" + std::to_string(total_blocks_) + " blocks)");
   }
   ReadBlockFromDisk(blkno, buf);
-  if (mode == ReadMode::kCached) cache_->Insert(file_id_, blkno, buf);
+  if (mode == ReadMode::kCached) {
+    if (pin_inserted) {
+      ref->slot_ = cache_->InsertPinned(file_id_, blkno, buf);  // may throw CACHE_FULL: nothing pinned then
+      ref->cache_ = cache_;
+    } else {
+      cache_->Insert(file_id_, blkno, buf);
+    }
+  }
   ref->data_ = buf;
   return buf;
 }
 
 namespace {
+
+// Makes block `blk` of the value stream the one `scratch.ref` holds and returns its bytes.
+// `*loaded` is the block the current blob already holds (kNoBlock at its start). The first block
+// of a blob may be the one the previous blob of this file ended in, still pinned: counting a hit
+// on it (Rehit) has the effect a Release and a fresh lookup would have, for a fraction of the
+// cost. Any other block is acquired as usual, which releases the held one first.
+const uint8_t* LoadValueBlock(const BlockFile& file, ReadMode mode, uint32_t blk, BlobScratch& scratch,
+                              uint32_t* loaded) {
+  if (*loaded != blk) {
+    if (scratch.Holds(file, blk)) {
+      scratch.ref.Rehit();
+    } else {
+      file.Acquire(blk, mode, scratch.block, &scratch.ref, /*pin_inserted=*/true);
+      scratch.held_file = &file;
+      scratch.held_blk = blk;
+    }
+    *loaded = blk;
+  }
+  return scratch.ref.data();
+}
 
 // Copies logical bytes [offset, offset + len) of the value stream into `dst`, reading each
 // block it touches once; `scratch.ref` holds the block last read (`*loaded`).
@@ -125,11 +154,7 @@ void ReadValueBytes(const BlockFile& file, ReadMode mode, uint64_t offset, size_
     const uint32_t blk = ValueBlockOf(offset);
     const size_t in_block = static_cast<size_t>(offset % kBlockPayload);
     const size_t n = std::min(len, kBlockPayload - in_block);
-    if (*loaded != blk) {
-      file.Acquire(blk, mode, scratch.block, &scratch.ref);
-      *loaded = blk;
-    }
-    std::memcpy(dst, scratch.ref.data() + in_block, n);
+    std::memcpy(dst, LoadValueBlock(file, mode, blk, scratch, loaded) + in_block, n);
     dst += n;
     offset += n;
     len -= n;
@@ -171,13 +196,22 @@ BlobRef ReadBlob(const BlockFile& file, ReadMode mode, uint64_t value_bytes, uin
   if (codec == kCodecNone) {
     ReadValueBytes(file, mode, payload, static_cast<size_t>(stored_len), record, scratch, &loaded);
   } else {
-    scratch.stored.resize(static_cast<size_t>(stored_len));
-    ReadValueBytes(file, mode, payload, scratch.stored.size(), scratch.stored.data(), scratch, &loaded);
-    const char* err = scratch.decompressor.Decompress(codec, scratch.stored.data(), scratch.stored.size(), record,
+    const size_t in_block = static_cast<size_t>(payload % kBlockPayload);
+    const uint8_t* stored;
+    if (stored_len > 0 && stored_len <= kBlockPayload - in_block) {
+      // The payload lies within one block: decompress it where it is (the pinned cache slot or
+      // scratch.block), not from a copy. That block is the one ReadValueBytes would have read, so
+      // the cache sees the same operations. (An empty payload reads no block and fails below.)
+      stored = LoadValueBlock(file, mode, ValueBlockOf(payload), scratch, &loaded) + in_block;
+    } else {
+      scratch.stored.resize(static_cast<size_t>(stored_len));
+      ReadValueBytes(file, mode, payload, scratch.stored.size(), scratch.stored.data(), scratch, &loaded);
+      stored = scratch.stored.data();
+    }
+    const char* err = scratch.decompressor.Decompress(codec, stored, static_cast<size_t>(stored_len), record,
                                                       static_cast<size_t>(raw_len));
     if (err != nullptr) corrupt(err);
   }
-  scratch.ref.Release();  // hold no pin between blobs
   if (const char* bad = CheckSerializedRecord(record, static_cast<size_t>(raw_len))) corrupt(bad);
   return BlobRef{start, static_cast<size_t>(raw_len), payload + stored_len};
 }

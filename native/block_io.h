@@ -38,6 +38,11 @@ class BlockRef {
   BlockRef& operator=(const BlockRef&) = delete;
 
   const uint8_t* data() const { return data_; }
+  // Whether a cache slot is pinned (not: the bytes are in a caller's buffer, or nothing is held).
+  bool pinned() const { return cache_ != nullptr; }
+  // Counts a hit on the pinned slot, as releasing it and looking the block up again would
+  // (PageCache::Rehit), keeping the pin. Only while pinned().
+  void Rehit() const;
   void Release();
 
  private:
@@ -66,7 +71,9 @@ class BlockFile {
   // The same read, without copying a cached block: returns the block's bytes, either in place in
   // the cache (pinned by `ref`) or read from disk into `buf` (kBlockSize bytes). Counts exactly as
   // ReadBlock does. Releases whatever `ref` held first.
-  const uint8_t* Acquire(uint32_t blkno, ReadMode mode, uint8_t* buf, BlockRef* ref) const;
+  // `pin_inserted`: a block read from disk into the cache (kCached) is pinned by `ref` too (its
+  // bytes still returned from `buf`), so the caller can count later hits on it with Rehit.
+  const uint8_t* Acquire(uint32_t blkno, ReadMode mode, uint8_t* buf, BlockRef* ref, bool pin_inserted = false) const;
   // pread + CRC check, no cache, no range check against total_blocks (used for the summary).
   void ReadBlockFromDisk(uint32_t blkno, uint8_t* dst) const;
 
@@ -105,9 +112,31 @@ class ByteArena {
 // Buffers reused across blob reads so the read path does not allocate per value.
 struct BlobScratch {
   uint8_t block[kBlockSize];  // a value block read from disk
-  BlockRef ref;               // the value block being read (in the cache or in `block`)
-  std::vector<uint8_t> stored;  // compressed payload, gathered from its blocks
+  // The value block last read (in the cache or in `block`), kept after ReadBlob returns: block
+  // `held_blk` of `held_file`, pinned if ref.pinned(). See ReadBlob.
+  BlockRef ref;
+  const BlockFile* held_file = nullptr;
+  uint32_t held_blk = 0;
+  std::vector<uint8_t> stored;  // compressed payload spanning blocks, gathered from them
   Decompressor decompressor;
+
+  // Whether `ref` pins block `blkno` of `file` in the cache.
+  bool Holds(const BlockFile& file, uint32_t blkno) const {
+    return ref.pinned() && held_file == &file && held_blk == blkno;
+  }
+};
+
+// Releases a BlobScratch's held value block when it goes out of scope, on every path out
+// (returns and exceptions alike).
+class HeldBlockRelease {
+ public:
+  explicit HeldBlockRelease(BlobScratch& scratch) : scratch_(scratch) {}
+  ~HeldBlockRelease() { scratch_.ref.Release(); }
+  HeldBlockRelease(const HeldBlockRelease&) = delete;
+  HeldBlockRelease& operator=(const HeldBlockRelease&) = delete;
+
+ private:
+  BlobScratch& scratch_;
 };
 
 struct BlobRef {
@@ -118,6 +147,12 @@ struct BlobRef {
 
 // Reads the blob at logical `offset` of the value stream (`value_bytes` long), decompresses it
 // and appends the serialized record, checked to be well formed, to `arena`.
+// The blob's last block stays held in `scratch.ref` (pinned if it came through the cache) for the
+// next ReadBlob of the same file: when that blob starts in the same block, the cache counts a hit
+// on it (BlockRef::Rehit) instead of a Release and a fresh LookupPinned, with the same effect on
+// the stats and usage counts. The caller must release scratch.ref before any other operation on
+// the cache (a node load, another file's read, the end of its walk): a pin held across an insert
+// would change which slot is evicted, and the TS twin holds none.
 BlobRef ReadBlob(const BlockFile& file, ReadMode mode, uint64_t value_bytes, uint64_t offset, BlobScratch& scratch,
                  ByteArena& arena);
 

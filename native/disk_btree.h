@@ -69,6 +69,9 @@ class BtreeCursor {
   bool SeekFirst();
   bool Prev();
   bool Next();
+  // Whether Prev() would leave the current leaf, which loads the previous one through the cache
+  // (false: it steps within the leaf and touches nothing).
+  bool AtLeafStart() const { return idx_ == 0; }
   // Stops holding the current node pinned in the cache, copying it into `node_buf` so the cursor
   // stays usable. Reads call this before reading values: a pin held meanwhile would change which
   // slot an insert evicts, and the TS twin, which copies every node, holds none.

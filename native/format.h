@@ -62,6 +62,8 @@ constexpr size_t kBtreeValueSize = 8;
 constexpr size_t BtreeFanout(size_t key_size) {
   return (kBlockPayload - kBtreeNodeHeader) / (key_size + kBtreeValueSize);
 }
+// A leaf value: the blob's offset in the value stream << 1 | the record's will_init bit.
+constexpr uint64_t kWillInitBit = 1;
 
 // Blob header: u32 BE (codec << 28 | stored length); compressed blobs add u32 BE raw length.
 constexpr size_t kBlobHeaderSize = 4;

@@ -17,7 +17,6 @@ namespace {
 
 namespace so = summary_off;
 
-constexpr uint64_t kWillInitBit = 1;
 // Consecutive blocks gathered into one pwrite (512 KiB, the TS writer's WRITE_BATCH_BLOCKS): a
 // write per 8 KB block cost a syscall each, a measurable share of a compaction's time.
 constexpr uint32_t kWriteBatchBlocks = 64;

@@ -147,6 +147,7 @@ struct ReadScratch {
   ByteArena arena;  // records read from layers
   std::vector<ChainEntry> chain;
   std::vector<RecordView> views;
+  std::vector<uint64_t> leaf_values;  // a delta chain's leaf values in one leaf (CollectDeltaChain)
 
   void Reset() {
     blob.ref.Release();
@@ -157,6 +158,7 @@ struct ReadScratch {
 
 // Reads the blob behind a leaf value into the chain; CORRUPT_LAYER if its will_init bit
 // disagrees with the record. Returns whether the record initializes the page.
+// Leaves the blob's last value block held in s.blob.ref (see ReadBlob): the caller releases it.
 bool PushLayerRecord(const Layer& layer, uint64_t leaf_value, ReadScratch& s);
 
 }  // namespace strata

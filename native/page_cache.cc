@@ -76,12 +76,21 @@ bool PageCache::LookupPinned(uint32_t file_id, uint32_t blkno, const uint8_t** d
   }
   *slot = static_cast<uint32_t>(found);
   Slot& s = slots_[*slot];
-  const uint8_t max_usage = IsS3Fifo() ? kMaxS3FifoFrequency : kMaxUsageCount;
-  if (s.usage < max_usage) ++s.usage;
+  CountHit(s);
   ++s.pins;
-  ++hits_;
   *data = SlotData(*slot);
   return true;
+}
+
+void PageCache::CountHit(Slot& s) {
+  const uint8_t max_usage = IsS3Fifo() ? kMaxS3FifoFrequency : kMaxUsageCount;
+  if (s.usage < max_usage) ++s.usage;
+  ++hits_;
+}
+
+void PageCache::Rehit(uint32_t slot) {
+  std::lock_guard<std::mutex> lock(mu_);
+  CountHit(slots_[slot]);
 }
 
 void PageCache::Release(uint32_t slot) {
@@ -237,14 +246,26 @@ void PageCache::S3FifoAdmit(uint32_t slot, uint64_t key) {
 }
 
 void PageCache::Insert(uint32_t file_id, uint32_t blkno, const uint8_t* data) {
-  const uint64_t key = MakeKey(file_id, blkno);
   std::lock_guard<std::mutex> lock(mu_);
+  InsertLocked(file_id, blkno, data);
+}
+
+uint32_t PageCache::InsertPinned(uint32_t file_id, uint32_t blkno, const uint8_t* data) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const uint32_t slot = InsertLocked(file_id, blkno, data);
+  ++slots_[slot].pins;
+  return slot;
+}
+
+uint32_t PageCache::InsertLocked(uint32_t file_id, uint32_t blkno, const uint8_t* data) {
+  const uint64_t key = MakeKey(file_id, blkno);
   const int64_t found = Find(key);
   if (found >= 0) {
     // Blocks are immutable, so this rewrites the same bytes; usage / frequency and queue are kept.
     // A pinned slot may be being read in place on another thread: leave its (same) bytes alone.
-    if (slots_[static_cast<size_t>(found)].pins == 0) std::memcpy(SlotData(static_cast<uint32_t>(found)), data, kCachePageSize);
-    return;
+    const uint32_t slot = static_cast<uint32_t>(found);
+    if (slots_[slot].pins == 0) std::memcpy(SlotData(slot), data, kCachePageSize);
+    return slot;
   }
   const uint32_t slot = ClaimSlot();
   Slot& s = slots_[slot];
@@ -258,6 +279,7 @@ void PageCache::Insert(uint32_t file_id, uint32_t blkno, const uint8_t* data) {
   }
   index_.emplace(key, slot);
   std::memcpy(SlotData(slot), data, kCachePageSize);
+  return slot;
 }
 
 bool PageCache::Pin(uint32_t file_id, uint32_t blkno) {

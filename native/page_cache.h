@@ -66,9 +66,17 @@ class PageCache {
   // Lookup does, and the slot stays pinned (never evicted or rewritten) until Release(*slot).
   bool LookupPinned(uint32_t file_id, uint32_t blkno, const uint8_t** data, uint32_t* slot);
   void Release(uint32_t slot);
+  // Counts a hit on `slot`, which the caller holds pinned (LookupPinned, InsertPinned) and would
+  // otherwise release and look up again: the same usage / frequency bump and hit count as a
+  // LookupPinned hit, under one lock, without the hash lookup or a pin change. The stats and
+  // eviction state end up exactly as after Release + LookupPinned, provided no other cache
+  // operation came in between (a pin only matters to evictions, which inserts make).
+  void Rehit(uint32_t slot);
   // Cache a block (clock usage 1; S3-FIFO frequency 0), or overwrite it if already cached.
   // CACHE_FULL if all slots are pinned.
   void Insert(uint32_t file_id, uint32_t blkno, const uint8_t* data);
+  // Insert, then pin the block's slot (returned) until Release, so its reader can Rehit it.
+  uint32_t InsertPinned(uint32_t file_id, uint32_t blkno, const uint8_t* data);
   bool Pin(uint32_t file_id, uint32_t blkno);
   void Unpin(uint32_t file_id, uint32_t blkno);
   bool Contains(uint32_t file_id, uint32_t blkno);
@@ -126,6 +134,10 @@ class PageCache {
   uint32_t Pop(SlotQueue* q);
   // Evicts the slot's block: drops its key from the index and counts the eviction.
   void Drop(uint32_t slot);
+  // Insert's work; returns the block's slot. Caller holds mu_.
+  uint32_t InsertLocked(uint32_t file_id, uint32_t blkno, const uint8_t* data);
+  // A hit's usage / frequency bump and count. Caller holds mu_.
+  void CountHit(Slot& s);
 
   const uint32_t capacity_;
   const PageCachePolicy policy_;
