@@ -46,7 +46,8 @@ export function codecAvailable(codec: CodecId): boolean {
   }
 }
 
-function compressWith(codec: CodecId, raw: Buffer): Buffer {
+/** The codec's compressed form of `raw` (whether or not it is smaller). */
+export function compressRecord(codec: CodecId, raw: Buffer): Buffer {
   return codec === CODEC_LZ4 ? loadLz4().compressSync(raw) : loadZstd().compress(raw, { compressionLevel: ZSTD_LEVEL });
 }
 
@@ -70,15 +71,25 @@ export function maxBlobSize(rawLength: number): number {
  * blob's length.
  */
 export function encodeBlobInto(codec: CodecId, src: Buffer, start: number, end: number, out: Buffer, off: number): number {
+  return writeBlob(codec, src, start, end, compressesRecord(codec, end - start) ? compressRecord(codec, src.subarray(start, end)) : null, out, off);
+}
+
+/** Whether encodeBlob compresses a `length`-byte record under `codec` (else it stores it raw). */
+export function compressesRecord(codec: CodecId, length: number): boolean {
+  return codec !== CODEC_NONE && length >= COMPRESS_MIN_BYTES;
+}
+
+/**
+ * encodeBlobInto given the record's compressed form (`packed`, null if it was not compressed or
+ * did not shrink): compressed only when that saves bytes. Returns the blob's length.
+ */
+export function writeBlob(codec: CodecId, src: Buffer, start: number, end: number, packed: Buffer | null, out: Buffer, off: number): number {
   const len = end - start;
-  if (codec !== CODEC_NONE && len >= COMPRESS_MIN_BYTES) {
-    const packed = compressWith(codec, src.subarray(start, end));
-    if (packed.length + BLOB_RAW_LEN_SIZE < len) {
-      out.writeUInt32BE(((codec << BLOB_CODEC_SHIFT) | packed.length) >>> 0, off);
-      out.writeUInt32BE(len, off + BLOB_HEADER_SIZE);
-      packed.copy(out, off + BLOB_HEADER_SIZE + BLOB_RAW_LEN_SIZE);
-      return BLOB_HEADER_SIZE + BLOB_RAW_LEN_SIZE + packed.length;
-    }
+  if (packed !== null && packed.length + BLOB_RAW_LEN_SIZE < len) {
+    out.writeUInt32BE(((codec << BLOB_CODEC_SHIFT) | packed.length) >>> 0, off);
+    out.writeUInt32BE(len, off + BLOB_HEADER_SIZE);
+    packed.copy(out, off + BLOB_HEADER_SIZE + BLOB_RAW_LEN_SIZE);
+    return BLOB_HEADER_SIZE + BLOB_RAW_LEN_SIZE + packed.length;
   }
   out.writeUInt32BE(len, off);
   src.copy(out, off + BLOB_HEADER_SIZE, start, end);

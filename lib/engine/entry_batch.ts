@@ -4,7 +4,7 @@
  * (flush, compaction, image creation) bounds its buffers and yields to the event loop in between.
  */
 import { KEY_SIZE } from '../key';
-import { encodeBlobInto, maxBlobSize } from '../core/compress';
+import { encodeBlobInto, maxBlobSize, writeBlob } from '../core/compress';
 import type { CodecId } from '../core/format';
 import type { Lsn } from '../lsn';
 
@@ -52,6 +52,19 @@ export class EntryBatch {
     key.copy(this.keyBuf, at, 0, KEY_SIZE);
     if (lsn !== null) this.keyBuf.writeBigUInt64BE(lsn, at + KEY_SIZE);
     this.encodeRecord(codec, src, start, end, willInit);
+  }
+
+  /**
+   * An entry whose blob is src[start, end) given its compressed form, made elsewhere (`packed`:
+   * null if it was not compressed or did not shrink); the same blob encodeRecord would write.
+   */
+  addPacked(key: Buffer, lsn: Lsn | null, codec: CodecId, src: Buffer, start: number, end: number, packed: Buffer | null, willInit: boolean): void {
+    const at = this.nextKeyAt();
+    key.copy(this.keyBuf, at, 0, KEY_SIZE);
+    if (lsn !== null) this.keyBuf.writeBigUInt64BE(lsn, at + KEY_SIZE);
+    this.reserveBlob(maxBlobSize(end - start));
+    this.bytes += writeBlob(codec, src, start, end, packed, this.blobBuf, this.bytes);
+    this.flags[this.count++] = willInit ? 1 : 0;
   }
 
   /**

@@ -12,9 +12,10 @@ import { CODEC_BY_NAME, type CompressionName } from '../core/format';
 import { StrataError } from '../errors';
 import { KEY_MAX, KEY_MIN, KEY_SIZE, keyFromHex, keyToHex } from '../key';
 import type { Lsn } from '../lsn';
-import { PAGE_SIZE, RECORD_TAG_IMAGE, RECORD_TAG_ZERO, recordWillInit } from '../record';
+import { PAGE_SIZE, recordWillInit } from '../record';
 import { level0, type KeyRange } from './compaction';
 import { EntryBatch, yieldToEventLoop } from './entry_batch';
+import { IMAGE_BATCH_KEYS, ImageBatches } from './image_batches';
 import { fsyncDir, fsyncDirAsync, removeFile, removeFileAsync, renameFileAsync, TMP_SUFFIX, wrapIo } from '../fs_util';
 import { InMemoryLayer } from './inmemory_layer';
 import { LAYER_KEYS_PAGE, pagedLayerKeys } from './key_stream';
@@ -25,10 +26,6 @@ import { readRemoteOnly, writeRemoteOnly } from './layer_residency';
 
 /** L0 layers and the manual image layer cover every key. */
 export const FULL_KEYSPACE: KeyRange = { keyStart: KEY_MIN, keyEnd: KEY_MAX };
-/** Keys reconstructed per core call while building an image layer. */
-// Pages reconstructed and encoded between two yields (64 KiB of images): at 32, W7's storm p99 on a
-// quiet machine was 8.4× the idle loop's; at 8, 4.6×, with the same throughput (PERFORMANCE.md).
-const IMAGE_BATCH_KEYS = 8;
 
 interface HistoricLayer {
   desc: LayerDesc;
@@ -351,10 +348,9 @@ export class LayerSet {
     const codec = CODEC_BY_NAME[this.compression];
     const sizeBytes = await this.writeLayerFile(fileName, 'image', lsn, lsn + 1n, range, async (append) => {
       const out = Buffer.allocUnsafe(PAGE_SIZE * IMAGE_BATCH_KEYS);
-      const record = Buffer.allocUnsafe(IMAGE_RECORD_SIZE);
-      const batch = new EntryBatch(KEY_SIZE);
       const status = new Uint8Array(IMAGE_BATCH_KEYS);
       const counts = new Uint32Array(IMAGE_BATCH_KEYS * COUNTS_PER_REQUEST);
+      const batches = new ImageBatches(codec, append);
       const it = keys[Symbol.iterator]();
       for (;;) {
         const chunk: Buffer[] = [];
@@ -366,15 +362,10 @@ export class LayerSet {
         const n = chunk.length;
         if (n === 0) break;
         read(chunk, lsn, out.subarray(0, n * PAGE_SIZE), status.subarray(0, n), counts.subarray(0, n * COUNTS_PER_REQUEST));
-        batch.reset();
-        for (let i = 0; i < n; i++) {
-          if (status[i] !== PAGE_STATUS_OK) continue;
-          const len = writeImageRecord(out.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE), record);
-          batch.addRecord(chunk[i], null, codec, record, 0, len, true);
-        }
-        append(batch);
+        await batches.add(chunk, out, (i) => status[i] === PAGE_STATUS_OK);
         await yieldToEventLoop();
       }
+      await batches.finish();
     });
     return {
       fileName, kind: 'image', level: 0, keyStart: keyToHex(range.keyStart), keyEnd: keyToHex(range.keyEnd), lsnStart: lsn, lsnEnd: lsn + 1n, sizeBytes,
@@ -548,21 +539,3 @@ export class LayerSet {
   }
 }
 
-/** Bytes of a full image record: its tag, then the page. */
-const IMAGE_RECORD_SIZE = 1 + PAGE_SIZE;
-
-/**
- * The record of `page` written into `rec` (IMAGE_RECORD_SIZE bytes): an all-zero page is stored as
- * a 1-byte zero record, anything else as a full image record. Returns its length.
- */
-function writeImageRecord(page: Buffer, rec: Buffer): number {
-  if (page.equals(ZERO_PAGE)) {
-    rec[0] = RECORD_TAG_ZERO;
-    return 1;
-  }
-  rec[0] = RECORD_TAG_IMAGE;
-  page.copy(rec, 1);
-  return IMAGE_RECORD_SIZE;
-}
-
-const ZERO_PAGE = Buffer.alloc(PAGE_SIZE);

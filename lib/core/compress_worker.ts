@@ -1,0 +1,261 @@
+/**
+ * Blob compression off the event loop: one worker thread per process compresses the large records
+ * of a layer write's batches (flush, image creation, snapshot loads) while the JS thread goes on,
+ * for either core. It runs the very compressors compress.ts runs, so the bytes are the same.
+ *
+ * A batch's records are copied into one of COMPRESS_SLOTS shared buffers and the worker writes the
+ * compressed forms into that slot's output buffer, so a batch costs one small message each way and
+ * two copies, with no allocation (an ArrayBuffer made per message, with its page faults, cost as
+ * much as compressing it). If the worker cannot start or dies, the records are compressed here.
+ */
+import { Worker } from 'node:worker_threads';
+import { compressRecord } from './compress';
+import { CODEC_LZ4, ZSTD_LEVEL, type CodecId } from './format';
+
+/** Raw bytes one request carries at most; a larger group is compressed on the calling thread. */
+export const COMPRESS_SLOT_BYTES = 128 * 1024;
+/** Requests in flight at once (a layer write keeps at most two; more wait for a free slot). */
+const COMPRESS_SLOTS = 4;
+/**
+ * The worker thread's nice value (Linux): on a machine with few cores the event loop's thread,
+ * waking for a timer or I/O, must not queue behind compression (with the worker at 0, W7's storm
+ * showed 10–30 ms loop delays with the loop idle, waiting for a CPU).
+ */
+const COMPRESS_WORKER_NICE = 10;
+/** Length the worker reports for a record its codec did not shrink (no bytes written). */
+const NOT_SMALLER = 0xffffffff;
+
+/** One record: src[start, end). */
+export interface RecordSpan {
+  src: Buffer;
+  start: number;
+  end: number;
+}
+
+/** The compressed form of record `i`, or null if the codec did not make it smaller. */
+export type UsePacked = (i: number, packed: Buffer | null) => void;
+
+interface Request {
+  codec: CodecId;
+  offsets: Uint32Array;
+}
+
+interface Reply {
+  slot: number;
+  lens?: Uint32Array;
+  error?: string;
+}
+
+// Plain JS: the worker is started from this string so it runs the same from lib/ (tests) and
+// dist/ (the package), and finds the codecs where this module found them.
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+try {
+  // Linux names the calling thread in /proc/thread-self; elsewhere the worker keeps its priority.
+  const tid = Number(require('node:fs').readlinkSync('/proc/thread-self').split('/').pop());
+  require('node:os').setPriority(tid, workerData.nice);
+} catch {}
+const raws = workerData.raws.map((s) => Buffer.from(s));
+const outs = workerData.outs.map((s) => Buffer.from(s));
+let lz4 = null;
+let zstd = null;
+function compress(codec, rec) {
+  if (codec === workerData.lz4Codec) return (lz4 ??= require(workerData.lz4Path)).compressSync(rec);
+  return (zstd ??= require(workerData.zstdPath)).compress(rec, { compressionLevel: workerData.zstdLevel });
+}
+parentPort.on('message', (m) => {
+  try {
+    const raw = raws[m.slot];
+    const out = outs[m.slot];
+    const lens = new Uint32Array(m.offsets.length - 1);
+    let at = 0;
+    for (let i = 0; i < lens.length; i++) {
+      // A copy in ordinary memory: the native compressors take a Buffer, not a shared view.
+      const rec = Buffer.from(raw.subarray(m.offsets[i], m.offsets[i + 1]));
+      const packed = compress(m.codec, rec);
+      if (packed.length < rec.length) {
+        packed.copy(out, at);
+        lens[i] = packed.length;
+        at += packed.length;
+      } else {
+        lens[i] = ${NOT_SMALLER};
+      }
+    }
+    parentPort.postMessage({ slot: m.slot, lens }, [lens.buffer]);
+  } catch (e) {
+    parentPort.postMessage({ slot: m.slot, error: String((e && e.message) || e) });
+  }
+});
+`;
+
+function resolveOrEmpty(name: string): string {
+  try {
+    return require.resolve(name);
+  } catch {
+    return ''; // the worker then fails on that codec's first record, and the caller compresses it
+  }
+}
+
+class CompressWorker {
+  private worker: Worker | null = null;
+  private dead = false;
+  private readonly raws: Buffer[] = [];
+  private readonly outs: Buffer[] = [];
+  private readonly free: number[] = [];
+  private readonly slotWaiters: ((slot: number) => void)[] = [];
+  private readonly pending = new Map<number, (reply: Reply) => void>();
+
+  /** Compresses `records` (each ≤ the slot, all together ≤ COMPRESS_SLOT_BYTES), calling `use` in order. */
+  async compress(codec: CodecId, records: readonly RecordSpan[], use: UsePacked): Promise<void> {
+    const worker = this.dead ? null : this.start();
+    if (worker === null) return compressOnThisThread(codec, records, use);
+    const slot = await this.takeSlot();
+    try {
+      const req = this.fill(slot, codec, records);
+      const reply = await this.send(worker, slot, req);
+      if (reply.lens === undefined) return compressOnThisThread(codec, records, use);
+      const out = this.outs[slot];
+      stats.offThread += records.length;
+      let at = 0;
+      for (let i = 0; i < records.length; i++) {
+        const len = reply.lens[i];
+        if (len === NOT_SMALLER) {
+          use(i, null);
+        } else {
+          use(i, out.subarray(at, at + len));
+          at += len;
+        }
+      }
+    } finally {
+      this.giveSlot(slot);
+    }
+  }
+
+  async stop(): Promise<void> {
+    const w = this.worker;
+    if (w === null || this.dead) return;
+    this.dead = true;
+    await w.terminate();
+  }
+
+  private start(): Worker | null {
+    if (this.worker !== null) return this.worker;
+    for (let i = 0; i < COMPRESS_SLOTS; i++) {
+      this.raws.push(Buffer.from(new SharedArrayBuffer(COMPRESS_SLOT_BYTES)));
+      this.outs.push(Buffer.from(new SharedArrayBuffer(COMPRESS_SLOT_BYTES)));
+      this.free.push(i);
+    }
+    try {
+      this.worker = new Worker(WORKER_SOURCE, {
+        eval: true,
+        workerData: {
+          raws: this.raws.map((b) => b.buffer), outs: this.outs.map((b) => b.buffer), nice: COMPRESS_WORKER_NICE,
+          lz4Codec: CODEC_LZ4, lz4Path: resolveOrEmpty('lz4-napi'), zstdPath: resolveOrEmpty('zstd-napi'), zstdLevel: ZSTD_LEVEL,
+        },
+      });
+    } catch {
+      this.dead = true;
+      return null;
+    }
+    this.worker.unref(); // an idle worker must not keep the process alive
+    this.worker.on('message', (r: Reply) => this.settle(r));
+    // A worker that fails or exits hands every request back, to be compressed here.
+    const fail = (): void => {
+      this.dead = true;
+      for (const slot of [...this.pending.keys()]) this.settle({ slot, error: 'the compression worker stopped' });
+    };
+    this.worker.on('error', fail);
+    this.worker.on('exit', fail);
+    return this.worker;
+  }
+
+  private fill(slot: number, codec: CodecId, records: readonly RecordSpan[]): Request {
+    const raw = this.raws[slot];
+    const offsets = new Uint32Array(records.length + 1);
+    let at = 0;
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i];
+      at += r.src.copy(raw, at, r.start, r.end);
+      offsets[i + 1] = at;
+    }
+    return { codec, offsets };
+  }
+
+  private send(worker: Worker, slot: number, req: Request): Promise<Reply> {
+    if (this.dead) return Promise.resolve({ slot, error: 'the compression worker stopped' });
+    return new Promise((resolve) => {
+      if (this.pending.size === 0) worker.ref(); // a request in flight keeps the process alive
+      this.pending.set(slot, resolve);
+      worker.postMessage({ slot, codec: req.codec, offsets: req.offsets });
+    });
+  }
+
+  private settle(reply: Reply): void {
+    const resolve = this.pending.get(reply.slot);
+    if (resolve === undefined) return;
+    this.pending.delete(reply.slot);
+    if (this.pending.size === 0 && !this.dead) this.worker?.unref();
+    resolve(reply);
+  }
+
+  private takeSlot(): Promise<number> {
+    const slot = this.free.pop();
+    if (slot !== undefined) return Promise.resolve(slot);
+    return new Promise((resolve) => this.slotWaiters.push(resolve));
+  }
+
+  private giveSlot(slot: number): void {
+    const next = this.slotWaiters.shift();
+    if (next !== undefined) next(slot);
+    else this.free.push(slot);
+  }
+}
+
+/** compressOffThread's answer computed on the calling thread (the same bytes). */
+export function compressOnThisThread(codec: CodecId, records: readonly RecordSpan[], use: UsePacked): void {
+  stats.onThisThread += records.length;
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i];
+    const packed = compressRecord(codec, r.src.subarray(r.start, r.end));
+    use(i, packed.length < r.end - r.start ? packed : null);
+  }
+}
+
+let shared: CompressWorker | null = null;
+
+/** Records compressed, by where: on the worker, or on the calling thread (too big, or no worker). */
+export interface CompressWorkerStats {
+  offThread: number;
+  onThisThread: number;
+}
+
+const stats: CompressWorkerStats = { offThread: 0, onThisThread: 0 };
+
+export function compressWorkerStats(): CompressWorkerStats {
+  return { ...stats };
+}
+
+/**
+ * Fault injection for tests: stops the compression worker as a crash would, so requests in flight
+ * and later ones fall back to the calling thread. Resolves when it has stopped.
+ */
+export async function stopCompressWorkerForTest(): Promise<void> {
+  await shared?.stop();
+}
+
+/**
+ * Compresses `records` under `codec` on the compression worker and calls `use(i, packed)` for each
+ * in order (packed is null where the codec did not shrink the record; a view valid only during the
+ * call). A group larger than COMPRESS_SLOT_BYTES is compressed on the calling thread. The records
+ * must not change until the promise settles.
+ */
+export function compressOffThread(codec: CodecId, records: readonly RecordSpan[], use: UsePacked): Promise<void> {
+  let total = 0;
+  for (const r of records) total += r.end - r.start;
+  if (total > COMPRESS_SLOT_BYTES) {
+    compressOnThisThread(codec, records, use);
+    return Promise.resolve();
+  }
+  shared ??= new CompressWorker();
+  return shared.compress(codec, records, use);
+}
