@@ -40,9 +40,14 @@ const PG_CHILD = path.join(__dirname, 'fixtures', 'crash_pg_child.js');
 const LONG_TIMEOUT_MS = 3 * 60 * 60 * 1000;
 /** Rounds of the PostgreSQL kill loop per kill wanted: about a third of children finish the WAL first. */
 const PG_MAX_ROUNDS_PER_KILL = 4;
-/** A PostgreSQL ingest child lives this long (uniform, ms) after it starts ingesting before SIGKILL. */
+/**
+ * A PostgreSQL ingest child lives this long (uniform, ms) after it starts ingesting before SIGKILL.
+ * The upper end shrinks to 90 % of the shortest whole ingest seen, so kills land inside the ingest
+ * however fast this machine and build ingest (a faster build once left too few kills in the rounds).
+ */
 const PG_LIFE_MIN_MS = 100;
 const PG_LIFE_MAX_MS = 4_000;
+const PG_LIFE_SHARE_OF_WHOLE_RUN = 0.9;
 /** Pages compared with the reference after each PostgreSQL kill (random relations and blocks). */
 const PG_PAGES_PER_KILL = 48;
 const LIFECYCLE_PHASES = ['flushing', 'compacting', 'imaging', 'gc', 'branching'] as const;
@@ -77,6 +82,8 @@ interface Reported {
   durable: bigint;
   branches: Map<string, bigint>;
   done: boolean;
+  /** ms from the phase line that armed the kill to the child's exit (a finished child: how long its phase took). */
+  phaseMs: number;
 }
 
 function parseReport(line: string, r: Reported): void {
@@ -95,7 +102,8 @@ function parseReport(line: string, r: Reported): void {
 function runAndKill(args: string[], phase: string, times: number, delayMs: number, branches: Map<string, bigint>): Promise<Reported> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    const r: Reported = { durable: -1n, branches, done: false };
+    const r: Reported = { durable: -1n, branches, done: false, phaseMs: 0 };
+    let phaseAt = 0;
     let seen = 0;
     let stderr = '';
     let partial = '';
@@ -108,11 +116,13 @@ function runAndKill(args: string[], phase: string, times: number, delayMs: numbe
         parseReport(line, r);
         if (line === phase && ++seen >= times && !killArmed) {
           killArmed = true;
+          phaseAt = performance.now();
           setTimeout(() => child.kill('SIGKILL'), delayMs);
         }
       }
     });
     child.on('exit', (code, signal) => {
+      if (killArmed) r.phaseMs = performance.now() - phaseAt;
       if (signal === 'SIGKILL' || (r.done && code === 0)) resolve(r);
       else reject(new Error(`child exited ${code}: ${stderr}`));
     });
@@ -300,8 +310,11 @@ describeEachCore('crash safety of PostgreSQL WAL ingest under SIGKILL (%s core)'
       // Rounds until that many children were really killed mid-ingest (a child that finished the
       // WAL first is checked too but is no kill), bounded so a fast machine cannot loop forever.
       let killed = 0;
+      let lifeMaxMs = PG_LIFE_MAX_MS;
       for (let round = 0; killed < PG_KILLS_PER_IMPLEMENTATION && round < PG_MAX_ROUNDS_PER_KILL * PG_KILLS_PER_IMPLEMENTATION; round++) {
-        const r = await runAndKill([PG_CHILD, dir, impl, fx.walDir], 'ingesting', 1, rng.int(PG_LIFE_MIN_MS, PG_LIFE_MAX_MS), new Map());
+        const r = await runAndKill([PG_CHILD, dir, impl, fx.walDir], 'ingesting', 1, rng.int(PG_LIFE_MIN_MS, lifeMaxMs), new Map());
+        // A child that finished from the import (lastDurable 0) took the whole ingest: kill sooner.
+        if (r.done && lastDurable === 0n) lifeMaxMs = Math.max(PG_LIFE_MIN_MS + 1, Math.min(lifeMaxMs, Math.floor(r.phaseMs * PG_LIFE_SHARE_OF_WHOLE_RUN)));
         if (!r.done) {
           killed++;
           countKill(impl, 'pg wal ingest');
