@@ -1,10 +1,12 @@
 /**
- * Blob compression off the event loop: one worker thread per process compresses the large records
- * of a layer write's batches (flush, image creation, snapshot loads) while the JS thread goes on,
- * for either core. It runs the very compressors compress.ts runs, so the bytes are the same.
+ * Blob compression off the event loop: one worker thread per process compresses image creation's
+ * pages (lib/engine/image_batches.ts) while the JS thread reconstructs the next ones, for either
+ * core. It runs the very compressors compress.ts runs, so the bytes are the same. Flushes do not
+ * use it: their steps are short, and on two vCPUs the round trips cost more than they freed
+ * (docs/PERFORMANCE.md, "Issue 11, second session").
  *
- * A batch's records are copied into one of COMPRESS_SLOTS shared buffers and the worker writes the
- * compressed forms into that slot's output buffer, so a batch costs one small message each way and
+ * A chunk's records are copied into one of COMPRESS_SLOTS shared buffers and the worker writes the
+ * compressed forms into that slot's output buffer, so a chunk costs one small message each way and
  * two copies, with no allocation (an ArrayBuffer made per message, with its page faults, cost as
  * much as compressing it). If the worker cannot start or dies, the records are compressed here.
  */
@@ -14,7 +16,7 @@ import { CODEC_LZ4, ZSTD_LEVEL, type CodecId } from './format';
 
 /** Raw bytes one request carries at most; a larger group is compressed on the calling thread. */
 export const COMPRESS_SLOT_BYTES = 128 * 1024;
-/** Requests in flight at once (a layer write keeps at most two; more wait for a free slot). */
+/** Requests in flight at once (an image write keeps IMAGE_CHUNKS_IN_FLIGHT = 3; more wait for a free slot). */
 const COMPRESS_SLOTS = 4;
 /**
  * The worker thread's nice value (Linux): on a machine with few cores the event loop's thread,

@@ -40,17 +40,13 @@ export class EntryBatch {
   }
 
   add(key: Buffer, lsn: Lsn | null, blob: Buffer, willInit: boolean): void {
-    const at = this.nextKeyAt();
-    key.copy(this.keyBuf, at, 0, KEY_SIZE);
-    if (lsn !== null) this.keyBuf.writeBigUInt64BE(lsn, at + KEY_SIZE);
+    this.writeKey(key, lsn);
     this.addBlob(blob, willInit);
   }
 
   /** An entry whose blob is src[start, end) encoded here (no Buffer for the blob on the way). */
   addRecord(key: Buffer, lsn: Lsn | null, codec: CodecId, src: Buffer, start: number, end: number, willInit: boolean): void {
-    const at = this.nextKeyAt();
-    key.copy(this.keyBuf, at, 0, KEY_SIZE);
-    if (lsn !== null) this.keyBuf.writeBigUInt64BE(lsn, at + KEY_SIZE);
+    this.writeKey(key, lsn);
     this.encodeRecord(codec, src, start, end, willInit);
   }
 
@@ -59,9 +55,7 @@ export class EntryBatch {
    * null if it was not compressed or did not shrink); the same blob encodeRecord would write.
    */
   addPacked(key: Buffer, lsn: Lsn | null, codec: CodecId, src: Buffer, start: number, end: number, packed: Buffer | null, willInit: boolean): void {
-    const at = this.nextKeyAt();
-    key.copy(this.keyBuf, at, 0, KEY_SIZE);
-    if (lsn !== null) this.keyBuf.writeBigUInt64BE(lsn, at + KEY_SIZE);
+    this.writeKey(key, lsn);
     this.reserveBlob(maxBlobSize(end - start));
     this.bytes += writeBlob(codec, src, start, end, packed, this.blobBuf, this.bytes);
     this.flags[this.count++] = willInit ? 1 : 0;
@@ -126,6 +120,13 @@ export class EntryBatch {
 
   willInit(): Uint8Array {
     return this.flags.subarray(0, this.count);
+  }
+
+  /** The next entry's index key: `key`, then `lsn` for a delta's (key, LSN) index key. */
+  private writeKey(key: Buffer, lsn: Lsn | null): void {
+    const at = this.nextKeyAt(); // first: it may replace keyBuf
+    key.copy(this.keyBuf, at, 0, KEY_SIZE);
+    if (lsn !== null) this.keyBuf.writeBigUInt64BE(lsn, at + KEY_SIZE);
   }
 
   private addBlob(blob: Buffer, willInit: boolean): void {
