@@ -13,6 +13,7 @@
  *     relation, fork) pick a Map from the last 4 (the block number) to the key's slot, which holds
  *     its newest record; a small cache of recently used prefixes spares ingest the prefix's string.
  */
+import { copyBytes, putU32BE } from '../bytes';
 import { type CodecId, DELTA_INDEX_KEY_SIZE } from '../core/format';
 import type { ReadPlanWriter } from '../core/read_plan';
 import { KEY_SIZE } from '../key';
@@ -204,16 +205,18 @@ export class InMemoryLayer {
     const recBytes = new Uint8Array(this.recU32.buffer);
     const rec = this.recU32;
     const chain: number[] = [];
+    const key = new Uint8Array(KEY_SIZE);
     for (const [prefix, inner] of this.sortedPrefixes()) {
+      key.set(prefix);
       for (const suffix of sortedSuffixes(inner)) {
         chain.length = 0;
         for (let ord = this.keyHead[inner.get(suffix) as number]; ord !== NO_RECORD; ord = this.recI32[ord * REC_U32S + REC_PREV]) chain.push(ord);
+        putU32BE(key, KEY_PREFIX_SIZE, suffix);
         for (let i = chain.length - 1; i >= 0; i--) {
           const ord = chain[i];
           const at = batch.nextKeyAt();
           const keys = batch.keyBuffer;
-          prefix.copy(keys, at);
-          putU32(keys, at + KEY_PREFIX_SIZE, suffix);
+          copyBytes(key, 0, keys, at, KEY_SIZE);
           // The LSN's 8 bytes, most significant first, from the typed array's native-order bytes.
           const e = ord * RECORD_INDEX_BYTES;
           for (let b = 0; b < LSN_BYTES; b++) keys[at + KEY_SIZE + b] = recBytes[e + (LITTLE_ENDIAN ? LSN_BYTES - 1 - b : b)];
@@ -350,17 +353,10 @@ function idSuffix(id: string): number {
   return ((id.charCodeAt(o) << 24) | (id.charCodeAt(o + 1) << 16) | (id.charCodeAt(o + 2) << 8) | id.charCodeAt(o + 3)) >>> 0;
 }
 
-function putU32(b: Uint8Array, o: number, v: number): void {
-  b[o] = v >>> 24;
-  b[o + 1] = v >>> 16;
-  b[o + 2] = v >>> 8;
-  b[o + 3] = v;
-}
-
 function keyOf(prefix: Buffer, suffix: number): Buffer {
   const key = Buffer.allocUnsafe(KEY_SIZE);
   prefix.copy(key, 0);
-  putU32(key, KEY_PREFIX_SIZE, suffix);
+  putU32BE(key, KEY_PREFIX_SIZE, suffix);
   return key;
 }
 

@@ -16,21 +16,10 @@ import {
 import type { PageCache } from './page_cache';
 import { type FileHandles, unboundedFileHandles } from './file_handles';
 import { MAX_RECORD_SIZE } from '../../record';
+import { copyBytes } from '../../bytes';
 
 /** The value stream starts right after the summary block. */
 export const VALUE_START_BLK = 1;
-
-/** Below this many bytes a plain loop beats Buffer.copy / set, which create a view per call. */
-const SMALL_COPY_BYTES = 64;
-
-/** Copy `n` bytes from `src[srcOff..]` to `dst[dstOff..]` (ranges already checked by the caller). */
-export function copyBytes(src: Uint8Array, srcOff: number, dst: Uint8Array, dstOff: number, n: number): void {
-  if (n < SMALL_COPY_BYTES) {
-    for (let i = 0; i < n; i++) dst[dstOff + i] = src[srcOff + i];
-  } else {
-    dst.set(src.subarray(srcOff, srcOff + n), dstOff);
-  }
-}
 
 /** Compute the CRC of a block's payload and store it in its last 4 bytes. */
 export function sealBlock(block: Buffer): void {

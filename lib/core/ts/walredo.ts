@@ -5,7 +5,8 @@
  * PostgreSQL record (tag 4) is redone by ./pg/rmgr; one that cannot be throws WAL_UNSUPPORTED or
  * REDO_FAILED (the reader adds the page key). TS twin of native/walredo.cc.
  */
-import { RecordArena, copyBytes, type RecordSlot } from './block_io';
+import { copyBytes } from '../../bytes';
+import { RecordArena, type RecordSlot } from './block_io';
 import { StrataError } from '../../errors';
 import {
   checkSerializedRecord, PAGE_SIZE, PATCH_HEADER_SIZE, RECORD_TAG_IMAGE, RECORD_TAG_PATCH, RECORD_TAG_PG, RECORD_TAG_VALUE, recordWillInit,

@@ -20,6 +20,7 @@ import {
   pageSetLower, pageSetLsn, pageSetUpper,
 } from './bufpage';
 import { BLCKSZ, MAXALIGN_BYTES, loadLe16, loadLe32, maxAlign, storeLe16, storeLe32 } from './pg_format';
+import { copyBytes } from '../../../bytes';
 import { RedoAction, initBufferForRedo, readBufferForRedo, type RedoRecordView } from './redo_record';
 
 // xl_info & 0xF0 of btree records (access/nbtxlog.h).
@@ -117,18 +118,6 @@ const SIZE_OF_BTREE_METADATA = 28;
 const SIZE_OF_BT_DEDUP_INTERVAL = 4; // u16 baseoff, u16 nitems
 /** btm_last_cleanup_num_heap_tuples = -1.0 as a little-endian float8 (high word; the low word is 0). */
 const MINUS_ONE_FLOAT8_HIGH = 0xbff00000;
-
-/** Copies below this size go byte by byte: a subarray view per copy costs more than the copy. */
-const SMALL_COPY_BYTES = 64;
-
-/** dst[dstOff, +n) = src[srcOff, +n) (distinct buffers). */
-function copyBytes(dst: Uint8Array, dstOff: number, src: Uint8Array, srcOff: number, n: number): void {
-  if (n <= SMALL_COPY_BYTES) {
-    for (let i = 0; i < n; i++) dst[dstOff + i] = src[srcOff + i];
-  } else {
-    dst.set(src.subarray(srcOff, srcOff + n), dstOff);
-  }
-}
 
 // ---- index tuples: (buffer, offset) pairs ----
 
@@ -379,14 +368,14 @@ function swapPosting(page: Uint8Array, op: number, postingoff: number): void {
   if ((tupleInfo(newItemBuf, 0) & INDEX_ALT_TID_MASK) !== 0) {
     throw new PageError('new item of a posting list split is not a plain tuple');
   }
-  copyBytes(npostingBuf, 0, page, op, maxAlign(indexTupleSize(page, op)));
+  copyBytes(page, op, npostingBuf, 0, maxAlign(indexTupleSize(page, op)));
   const replacepos = postingOffset(page, op) + postingoff * SIZE_OF_ITEM_POINTER;
   npostingBuf.copyWithin(replacepos + SIZE_OF_ITEM_POINTER, replacepos,
     replacepos + (nhtids - postingoff - 1) * SIZE_OF_ITEM_POINTER);
-  copyBytes(npostingBuf, replacepos, newItemBuf, 0, SIZE_OF_ITEM_POINTER);
+  copyBytes(newItemBuf, 0, npostingBuf, replacepos, SIZE_OF_ITEM_POINTER);
   // The new item takes the old posting list's largest TID.
   const maxTid = op + postingOffset(page, op) + (nhtids - 1) * SIZE_OF_ITEM_POINTER;
-  copyBytes(newItemBuf, 0, page, maxTid, SIZE_OF_ITEM_POINTER);
+  copyBytes(page, maxTid, newItemBuf, 0, SIZE_OF_ITEM_POINTER);
 }
 
 /**
@@ -398,14 +387,14 @@ function formPosting(b: Uint8Array, base: number, htids: Uint8Array, nhtids: num
   const newsize = nhtids > 1 ? maxAlign(keysize + nhtids * SIZE_OF_ITEM_POINTER) : keysize;
   if (newsize > INDEX_SIZE_MASK) throw new PageError(`posting list tuple of ${newsize} bytes`);
   out.fill(0, 0, maxAlign(newsize));
-  copyBytes(out, 0, b, base, keysize);
+  copyBytes(b, base, out, 0, keysize);
   setTupleInfo(out, 0, (tupleInfo(out, 0) & ~INDEX_SIZE_MASK) | newsize);
   if (nhtids > 1) {
     setPosting(out, 0, nhtids, keysize);
-    copyBytes(out, keysize, htids, 0, nhtids * SIZE_OF_ITEM_POINTER);
+    copyBytes(htids, 0, out, keysize, nhtids * SIZE_OF_ITEM_POINTER);
   } else {
     setTupleInfo(out, 0, tupleInfo(out, 0) & ~INDEX_ALT_TID_MASK);
-    copyBytes(out, 0, htids, 0, SIZE_OF_ITEM_POINTER);
+    copyBytes(htids, 0, out, 0, SIZE_OF_ITEM_POINTER);
   }
   return newsize;
 }
@@ -460,7 +449,7 @@ function dedupStartPending(st: DedupState, page: Uint8Array, base: number, baseo
   const htids = tupleHtids(page, base);
   const n = htidCount;
   if (n * SIZE_OF_ITEM_POINTER > st.htids.length) throw new PageError(`posting list of ${n} TIDs exceeds BTMaxItemSize`);
-  copyBytes(st.htids, 0, page, htids, n * SIZE_OF_ITEM_POINTER);
+  copyBytes(page, htids, st.htids, 0, n * SIZE_OF_ITEM_POINTER);
   st.nhtids = n;
   // basetupsize excludes an existing posting list.
   st.basetupsize = isPosting(page, base) ? postingOffset(page, base) : indexTupleSize(page, base);
@@ -475,7 +464,7 @@ function dedupSaveHtid(st: DedupState, page: Uint8Array, itup: number): boolean 
   const n = htidCount;
   const merged = maxAlign(st.basetupsize + (st.nhtids + n) * SIZE_OF_ITEM_POINTER);
   if (merged > st.maxpostingsize) return false;
-  copyBytes(st.htids, st.nhtids * SIZE_OF_ITEM_POINTER, page, htids, n * SIZE_OF_ITEM_POINTER);
+  copyBytes(page, htids, st.htids, st.nhtids * SIZE_OF_ITEM_POINTER, n * SIZE_OF_ITEM_POINTER);
   st.nhtids += n;
   st.nitems++;
   return true;
@@ -529,7 +518,7 @@ function updatePosting(page: Uint8Array, orig: number, rec: Uint8Array, deleteti
   const newsize = nhtids > 1 ? maxAlign(keysize + nhtids * SIZE_OF_ITEM_POINTER) : keysize;
   const out = tupleBuf;
   out.fill(0, 0, maxAlign(newsize));
-  copyBytes(out, 0, page, orig, keysize);
+  copyBytes(page, orig, out, 0, keysize);
   setTupleInfo(out, 0, (tupleInfo(out, 0) & ~INDEX_SIZE_MASK) | newsize);
   let htids = 0;
   if (nhtids > 1) {
@@ -547,7 +536,7 @@ function updatePosting(page: Uint8Array, orig: number, rec: Uint8Array, deleteti
     }
     if (ui === nhtids) break; // a deletion offset out of order: caught below
     const src = orig + keysize + i * SIZE_OF_ITEM_POINTER;
-    copyBytes(out, htids + ui * SIZE_OF_ITEM_POINTER, page, src, SIZE_OF_ITEM_POINTER);
+    copyBytes(page, src, out, htids + ui * SIZE_OF_ITEM_POINTER, SIZE_OF_ITEM_POINTER);
     ui++;
   }
   if (ui !== nhtids || d !== ndeleted) throw new PageError('posting list deletion offsets do not match the tuple');
@@ -617,11 +606,11 @@ function insertOnPage(posting: boolean, r: RedoRecordView, page: Uint8Array): vo
       throw new PageError('failed to add new item');
     }
   } else {
-    copyBytes(newItemBuf, 0, b, item, datalen);
+    copyBytes(b, item, newItemBuf, 0, datalen);
     const oposting = btItem(page, offnum - 1);
     swapPosting(page, oposting, postingoff);
     // Replace the existing posting list with its post-split version, then insert the final new item.
-    copyBytes(page, oposting, npostingBuf, 0, maxAlign(indexTupleSize(npostingBuf, 0)));
+    copyBytes(npostingBuf, 0, page, oposting, maxAlign(indexTupleSize(npostingBuf, 0)));
     if (pageAddItem(page, newItemBuf, 0, datalen, offnum, false, false) === INVALID_OFFSET_NUMBER) {
       throw new PageError('failed to add posting split new item');
     }
@@ -698,7 +687,7 @@ function splitLeftPage(newitemonleft: boolean, r: RedoRecordView, x: SplitRecord
   if (newitemonleft || x.postingoff !== 0) {
     const at = data.takeAlignedTuple('the new item');
     newitemsz = data.takenSize;
-    copyBytes(newItemBuf, 0, b, at, newitemsz);
+    copyBytes(b, at, newItemBuf, 0, newitemsz);
     if (x.postingoff !== 0) {
       // The posting list being split is the item just before the new item's offset.
       replacepostingoff = x.newitemoff - 1;
