@@ -40,6 +40,8 @@ const SAMPLED_CALLS_PER_OP = 4;
 const FULL_SWEEP_TIMEOUT_MS = 60 * 60 * 1000;
 const RECORDS_PER_ROUND = 100;
 const BASE_ROUNDS = 4;
+/** Frozen layers the pipelined flush scenario writes. */
+const PIPELINED_LAYERS = 3;
 const TENANT = 't1';
 const TIMELINE = 'main';
 const BRANCH = 'branch';
@@ -51,7 +53,7 @@ const REPO_OPTIONS = {
   pageCacheBytes: 1024 * 1024,
 };
 
-type ScenarioName = 'flush' | 'compaction' | 'image creation' | 'gc' | 'manifest update' | 'branch creation';
+type ScenarioName = 'flush' | 'pipelined flush' | 'compaction' | 'image creation' | 'gc' | 'manifest update' | 'branch creation';
 
 interface Scenario {
   name: ScenarioName;
@@ -60,6 +62,8 @@ interface Scenario {
   /** Steps on each opened copy before the fault is armed (records that live in memory only). */
   setup?(tl: Timeline): void;
   act(tl: Timeline, repo: Repository): Promise<unknown>;
+  /** Repository options of the faulted copy, over REPO_OPTIONS. */
+  options?: { checkpointDistance: number };
   /**
    * Whether a failure stops the timeline's writes until reopen (the fsync policy). Branch creation
    * touches no existing timeline: a failed one is simply retried (it rewrites its whole manifest).
@@ -76,6 +80,15 @@ function ingestRound(tl: Timeline): void {
 
 const SCENARIOS: readonly Scenario[] = [
   { name: 'flush', prepare: async () => undefined, setup: ingestRound, act: (tl) => tl.flush(), stopsWrites: true },
+  {
+    // Every batch freezes a layer: three frozen layers, each written while the one before commits.
+    name: 'pipelined flush',
+    prepare: async () => undefined,
+    setup: (tl) => { for (let i = 0; i < PIPELINED_LAYERS; i++) ingestRound(tl); },
+    act: (tl) => tl.flush(),
+    options: { checkpointDistance: 1 },
+    stopsWrites: true,
+  },
   { name: 'compaction', prepare: async () => undefined, act: (tl) => tl.compact({ force: true }), stopsWrites: true },
   { name: 'image creation', prepare: async () => undefined, act: (tl) => tl.createImageLayer(tl.lastRecordLsn), stopsWrites: true },
   {
@@ -146,8 +159,8 @@ function tempFiles(dir: string): string[] {
   return out;
 }
 
-async function openTimeline(dir: string, impl: ImplementationName): Promise<{ repo: Repository; tl: Timeline }> {
-  const repo = await Repository.open(dir, { ...REPO_OPTIONS, implementation: impl });
+async function openTimeline(dir: string, impl: ImplementationName, options?: Scenario['options']): Promise<{ repo: Repository; tl: Timeline }> {
+  const repo = await Repository.open(dir, { ...REPO_OPTIONS, ...options, implementation: impl });
   return { repo, tl: repo.getTimeline(TENANT, TIMELINE) };
 }
 
@@ -197,7 +210,7 @@ describeEachCore('I/O fault injection sweep (%s core)', (impl) => {
     fs.cpSync(template, countDir, { recursive: true });
     let counts: Record<FaultOp, number>;
     {
-      const { repo, tl } = await openTimeline(countDir, impl);
+      const { repo, tl } = await openTimeline(countDir, impl, s.options);
       s.setup?.(tl);
       countFaults();
       try {
@@ -238,7 +251,7 @@ describeEachCore('I/O fault injection sweep (%s core)', (impl) => {
 
 async function checkOnePoint(dir: string, impl: ImplementationName, s: Scenario, op: FaultOp, n: number, kind: FaultKind): Promise<void> {
   const where = `${impl} ${s.name}, ${op} #${n} ${kind}`;
-  const { repo, tl } = await openTimeline(dir, impl);
+  const { repo, tl } = await openTimeline(dir, impl, s.options);
   s.setup?.(tl);
   const durableBefore = tl.diskConsistentLsn;
   const lastBefore = tl.lastRecordLsn;
@@ -286,7 +299,7 @@ async function checkOnePoint(dir: string, impl: ImplementationName, s: Scenario,
   }
 
   // Reopen: what the manifest says is durable reads back; temp files and orphans are gone; the operation succeeds.
-  const again = await openTimeline(dir, impl);
+  const again = await openTimeline(dir, impl, s.options);
   try {
     const durable = again.tl.diskConsistentLsn;
     expect(durable >= durableBefore, `${where}: diskConsistentLsn went back`).toBe(true);

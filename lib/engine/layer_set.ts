@@ -53,6 +53,12 @@ export interface ManifestCommit {
   apply(written: Manifest): void;
 }
 
+/** A frozen layer's L0, written by LayerSet.writeFrozen and not yet committed (desc null: no records). */
+export interface WrittenL0 {
+  layer: InMemoryLayer;
+  desc: LayerDesc | null;
+}
+
 export class LayerSet {
   readonly mapId: number;
   private open: InMemoryLayer;
@@ -295,17 +301,28 @@ export class LayerSet {
     this.open.advanceTo(lsn);
   }
 
+  /** The oldest frozen layer (the next to flush), if any. */
+  oldestFrozen(): InMemoryLayer | undefined {
+    return this.frozen[0];
+  }
+
+  /** The frozen layer flushed after `layer`, if any. */
+  frozenAfter(layer: InMemoryLayer): InMemoryLayer | undefined {
+    const i = this.frozen.indexOf(layer);
+    return i < 0 ? undefined : this.frozen[i + 1];
+  }
+
   /**
-   * Write the oldest frozen layer as an L0 delta, commit it, then swap it in for readers. A layer
-   * that holds only an LSN advance writes no file: the manifest alone moves diskConsistentLsn.
+   * Write a frozen layer as an L0 file, in place and its directory fsynced but not yet in the
+   * manifest: commitFrozen makes it part of the timeline. A layer that holds only an LSN advance
+   * writes no file (desc null). `onEncoded` runs once the layer's bytes are all with the writer,
+   * before its fsyncs (possibly before this returns): the timeline starts the next layer's write
+   * there, so one layer's encoding overlaps the other's fsyncs and commit.
    */
-  async flushOldestFrozen(): Promise<void> {
-    const layer = this.frozen[0];
-    // The frozen layer leaves in the swap's synchronous step, so no read sees its records twice.
-    const drop = (): void => { this.frozen.shift(); };
+  async writeFrozen(layer: InMemoryLayer, onEncoded: () => void): Promise<WrittenL0> {
     if (layer.isEmpty) {
-      await this.replace([], [], { diskConsistentLsn: layer.endLsn }, drop);
-      return;
+      onEncoded();
+      return { layer, desc: null };
     }
     const lsnStart = layer.startLsn + 1n;
     const lsnEnd = layer.endLsn + 1n;
@@ -317,12 +334,29 @@ export class LayerSet {
         append(batch);
         if (batch.isFull()) await yieldToEventLoop();
       }
+      onEncoded();
     });
     const desc: LayerDesc = {
       fileName, kind: 'delta', level: 0, keyStart: keyToHex(KEY_MIN), keyEnd: keyToHex(KEY_MAX), lsnStart, lsnEnd, sizeBytes,
     };
-    await this.replace([], [desc], { diskConsistentLsn: layer.endLsn }, drop);
-    this.written.flushed += sizeBytes;
+    return { layer, desc };
+  }
+
+  /**
+   * Commit the oldest frozen layer's written L0 (writeFrozen's result), then swap it in for
+   * readers; the manifest alone moves diskConsistentLsn when the layer held no records.
+   */
+  async commitFrozen(written: WrittenL0): Promise<void> {
+    const { layer, desc } = written;
+    // The frozen layer leaves in the swap's synchronous step, so no read sees its records twice.
+    const drop = (): void => { this.frozen.shift(); };
+    await this.replace([], desc === null ? [] : [desc], { diskConsistentLsn: layer.endLsn }, drop);
+    if (desc !== null) this.written.flushed += desc.sizeBytes;
+  }
+
+  /** Remove an L0 writeFrozen wrote that will not be committed (an earlier flush failed). */
+  discardWritten(written: WrittenL0): void {
+    if (written.desc !== null) fs.rmSync(path.join(this.dir, written.desc.fileName), { force: true });
   }
 
   /**

@@ -19,7 +19,8 @@ import {
 import { layersToRemove } from './gc';
 import type { HistogramSummary, IntHistogram } from './histogram';
 import { checkBatchOrder, checkRecords, IngestScratch, MAX_RECORD_LSN, type PreparedBatch } from './ingest';
-import { FULL_KEYSPACE, LayerSet, type PageReader, type SnapshotPartition } from './layer_set';
+import { FULL_KEYSPACE, LayerSet, type PageReader, type SnapshotPartition, type WrittenL0 } from './layer_set';
+import type { InMemoryLayer } from './inmemory_layer';
 import { resumableKeys } from './key_stream';
 import { LsnWaiters } from './lsn_waiters';
 import { type LayerDesc, type Manifest, type ManifestExtensions, MANIFEST_FILE, type ManifestPatch, writeManifest, writeManifestAsync } from './manifest';
@@ -904,19 +905,57 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
     return run;
   }
 
+  /**
+   * Flush the frozen layers oldest first, as a pipeline: a layer's write starts once the layer
+   * before it is encoded, so its encoding (on this thread) overlaps the earlier layers' fsyncs
+   * and manifest commits (on the libuv pool), and the commits stay in LSN order. Under L0
+   * backpressure each layer waits for the one before to commit. Layers written ahead of a failed
+   * flush are removed.
+   */
   private async flushFrozen(): Promise<void> {
-    while (this.layerSet.frozenCount > 0) {
-      const started = performance.now();
-      try {
-        await this.layerSet.flushOldestFrozen();
-      } catch (e) {
-        this.writeFailure = writeFailure(this.name, 'a flush', e);
-        throw this.writeFailure;
-      } finally {
-        this.wakeFrozenWaiters();
+    // An earlier queued flush may have failed: no retry until reopen (checkWritable's policy).
+    if (this.writeFailure !== null) throw this.writeFailure;
+    const inFlight: Promise<WrittenL0>[] = [];
+    let stopped = false;
+    const start = (layer: InMemoryLayer): void => {
+      // Deferred: onEncoded may run before writeFrozen returns, and writes queue in layer order.
+      const write = this.layerSet.writeFrozen(layer, () => queueMicrotask(() => {
+        const next = this.layerSet.frozenAfter(layer);
+        if (!stopped && next !== undefined && !this.backpressureDue(inFlight.length)) start(next);
+      }));
+      write.catch(() => undefined); // awaited in order below, or discarded
+      inFlight.push(write);
+    };
+    try {
+      for (let layer = this.layerSet.oldestFrozen(); layer !== undefined; layer = this.layerSet.oldestFrozen()) {
+        const started = performance.now();
+        try {
+          if (inFlight.length === 0) start(layer);
+          const written = await inFlight[0];
+          inFlight.shift();
+          await this.layerSet.commitFrozen(written);
+        } catch (e) {
+          this.writeFailure = writeFailure(this.name, 'a flush', e);
+          throw this.writeFailure;
+        } finally {
+          this.wakeFrozenWaiters();
+        }
+        await this.applyBackpressure(performance.now() - started);
       }
-      await this.applyBackpressure(performance.now() - started);
+    } finally {
+      stopped = true;
+      for (const write of inFlight) {
+        const orphan = await write.catch(() => null);
+        if (orphan !== null) this.layerSet.discardWritten(orphan);
+      }
     }
+  }
+
+  /** Whether L0s committed plus `uncommitted` more would call for a pause or a compaction. */
+  private backpressureDue(uncommitted: number): boolean {
+    const { l0FlushStallThreshold: stall, l0FlushDelayThreshold: delay } = this.config;
+    const l0 = this.layerSet.level0().length + uncommitted;
+    return (stall > 0 && l0 + 1 >= stall) || (delay > 0 && l0 + 1 >= delay);
   }
 
   /** A frozen layer was flushed (or the flush failed): ingest waiting on the budget re-checks. */
