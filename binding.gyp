@@ -13,6 +13,7 @@
       'native/compaction.cc',
       'native/core.cc',
       'native/crc32.cc',
+      'native/delta_arena.cc',
       'native/delta_layer.cc',
       'native/disk_btree.cc',
       'native/fault_injection.cc',

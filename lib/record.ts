@@ -57,6 +57,14 @@ const PG_BLOCK_FLAGS = 2;
 const BKPBLOCK_WILL_INIT = 0x40;
 
 /**
+ * Whether recordWillInit reads only inside a `len`-byte serialized record at rec[off]: a stored
+ * PostgreSQL record must hold the block references its header counts.
+ */
+export function recordWillInitFits(rec: Uint8Array, off: number, len: number): boolean {
+  return len > 0 && (rec[off] !== RECORD_TAG_PG || (len >= PG_HEADER_SIZE && len >= PG_HEADER_SIZE + rec[off + PG_NBLOCKS] * PG_BLOCK_REF_SIZE));
+}
+
+/**
  * True when the serialized record initializes the page, so reconstruction stops there. A stored
  * PostgreSQL record (already checked) does when its target block carries BKPBLOCK_WILL_INIT.
  */

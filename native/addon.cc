@@ -12,6 +12,7 @@
 #include "compaction.h"
 #include "core.h"
 #include "crc32.h"
+#include "delta_arena.h"
 #include "errors.h"
 #include "fault_injection.h"
 #include "format.h"
@@ -484,6 +485,41 @@ class FinishWorker : public CodedPromiseWorker {
   uint64_t size_ = 0;
 };
 
+// One finishArenaAsync call: a flush's whole write — the arena walk (delta_arena.h), blob
+// encoding, value blocks, B-tree, fsync — on a libuv worker thread. The arena's typed arrays are
+// held by references until the promise settles; the engine does not change a frozen layer.
+class FinishArenaWorker : public CodedPromiseWorker {
+ public:
+  static constexpr size_t kArenaArgs = 6;  // keys, heads, entries, slabs, packedAt, packed: all held
+
+  FinishArenaWorker(Napi::Env env, LayerWriter* writer, bool* busy, uint8_t codec, DeltaArenaView arena, const Napi::CallbackInfo& info)
+      : CodedPromiseWorker(env, "strata:layerWriterFinishArena"),
+        writer_(writer),
+        busy_(busy),
+        codec_(codec),
+        arena_(std::move(arena)),
+        owner_(Napi::Persistent(info.This().As<Napi::Object>())) {
+    for (size_t i = 0; i < kArenaArgs; ++i) held_.push_back(Napi::Persistent(info[i].As<Napi::Object>()));
+  }
+
+ protected:
+  void Work() override {
+    AppendDeltaArena(*writer_, codec_, arena_);
+    size_ = writer_->Finish();
+  }
+  Napi::Value Result() override { return Napi::Number::New(Env(), static_cast<double>(size_)); }
+  void Settled() override { *busy_ = false; }
+
+ private:
+  LayerWriter* writer_;
+  bool* busy_;
+  uint8_t codec_;
+  DeltaArenaView arena_;
+  Napi::ObjectReference owner_;
+  std::vector<Napi::ObjectReference> held_;
+  uint64_t size_ = 0;
+};
+
 class JsLayerWriter : public Napi::ObjectWrap<JsLayerWriter> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -492,6 +528,7 @@ class JsLayerWriter : public Napi::ObjectWrap<JsLayerWriter> {
                            InstanceMethod<&JsLayerWriter::Append>("append"),
                            InstanceMethod<&JsLayerWriter::Finish>("finish"),
                            InstanceMethod<&JsLayerWriter::FinishAsync>("finishAsync"),
+                           InstanceMethod<&JsLayerWriter::FinishArenaAsync>("finishArenaAsync"),
                            InstanceMethod<&JsLayerWriter::Abort>("abort"),
                        });
   }
@@ -507,6 +544,8 @@ class JsLayerWriter : public Napi::ObjectWrap<JsLayerWriter> {
       ArgKey(info, 4, "keyEnd", opts.key_end);
       opts.lsn_start = ArgLsn(info, 5, "lsnStart");
       opts.lsn_end = ArgLsn(info, 6, "lsnEnd");
+      kind_ = opts.kind;
+      codec_ = opts.codec;
       writer_ = std::make_unique<LayerWriter>(path, opts);
     } catch (...) {
       RethrowFromConstructor(info.Env());
@@ -544,6 +583,35 @@ class JsLayerWriter : public Napi::ObjectWrap<JsLayerWriter> {
     });
   }
 
+  // finishArenaAsync(keys, heads, entries, slabs, packedAt, packed) -> Promise<number>: a delta
+  // writer's AppendDeltaArena + Finish on the thread pool (FinishArenaWorker). heads and packedAt
+  // arrive as byte views of their Int32Arrays; slabs is an array of Uint8Arrays.
+  Napi::Value FinishArenaAsync(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      CheckIdle();
+      writer_->CheckOpen();
+      if (kind_ != kLayerKindDelta) BadArgument("finishArenaAsync writes delta layers only");
+      DeltaArenaView arena;
+      arena.keys = ArgBytes(info, 0, "keys");
+      arena.heads = ArgBytes(info, 1, "heads");
+      arena.entries = ArgBytes(info, 2, "entries");
+      if (info.Length() < 4 || !info[3].IsArray()) BadArgument("slabs must be an array of Uint8Arrays");
+      const Napi::Array slabs = info[3].As<Napi::Array>();
+      for (uint32_t i = 0; i < slabs.Length(); ++i) {
+        const Napi::Value v = slabs.Get(i);
+        if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) BadArgument("slabs must be an array of Uint8Arrays");
+        auto arr = v.As<Napi::Uint8Array>();
+        arena.slabs.push_back(ByteSpan{arr.Data(), arr.ElementLength()});
+      }
+      arena.packed_at = ArgBytes(info, 4, "packedAt");
+      arena.packed = ArgBytes(info, 5, "packed");
+      auto* worker = new FinishArenaWorker(info.Env(), writer_.get(), &busy_, codec_, std::move(arena), info);
+      busy_ = true;
+      worker->Queue();  // the worker deletes itself after OnOK
+      return worker->Promise();
+    });
+  }
+
   Napi::Value Abort(const Napi::CallbackInfo& info) {
     return Guard(info.Env(), [&]() -> Napi::Value {
       CheckIdle();
@@ -557,7 +625,9 @@ class JsLayerWriter : public Napi::ObjectWrap<JsLayerWriter> {
   }
 
   std::unique_ptr<LayerWriter> writer_;
-  bool busy_ = false;  // a FinishWorker owns writer_ until its promise settles
+  uint8_t kind_ = 0;
+  uint8_t codec_ = 0;
+  bool busy_ = false;  // a FinishWorker or FinishArenaWorker owns writer_ until its promise settles
 };
 
 // ---- test hooks: the C++ codec and checksum, reachable from test/native_*.test.ts ----

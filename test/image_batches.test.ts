@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { encodeBlob } from '../lib/core/compress';
 import { compressWorkerStats } from '../lib/core/compress_worker';
 import { CODEC_LZ4, CODEC_NONE, CODEC_ZSTD, type CodecId } from '../lib/core/format';
-import type { EntryBatch } from '../lib/engine/entry_batch';
+import type { EntryBatch } from '../lib/core/entry_batch';
 import { IMAGE_BATCH_KEYS, IMAGE_CHUNKS_IN_FLIGHT, ImageBatches } from '../lib/engine/image_batches';
 import { KEY_SIZE } from '../lib/key';
 import { PAGE_SIZE, RECORD_TAG_IMAGE, RECORD_TAG_ZERO } from '../lib/record';

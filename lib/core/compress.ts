@@ -84,7 +84,7 @@ export function compressesRecord(codec: CodecId, length: number): boolean {
  * encodeBlobInto given the record's compressed form (`packed`, null if it was not compressed or
  * did not shrink): compressed only when that saves bytes. Returns the blob's length.
  */
-export function writeBlob(codec: CodecId, src: Buffer, start: number, end: number, packed: Buffer | null, out: Buffer, off: number): number {
+export function writeBlob(codec: CodecId, src: Uint8Array, start: number, end: number, packed: Buffer | null, out: Buffer, off: number): number {
   const len = end - start;
   if (packed !== null && packed.length + BLOB_RAW_LEN_SIZE < len) {
     out.writeUInt32BE(((codec << BLOB_CODEC_SHIFT) | packed.length) >>> 0, off);

@@ -3,6 +3,7 @@
  * and the two cores that hold the hot parts: `native` (C++ addon, native/) and `ts` (pure TS,
  * ts_core.ts). Both must behave identically and write byte-identical layer files.
  */
+import type { DeltaArena } from './delta_arena';
 import type { CodecId } from './format';
 
 export type ImplementationName = 'native' | 'ts';
@@ -51,6 +52,16 @@ export interface LayerWriter {
    * the one finish() writes. Until the promise settles the writer takes no other call (BAD_ARGUMENT).
    */
   finishAsync(): Promise<number>;
+  /**
+   * A flush's whole write: append a frozen in-memory layer's entries (delta_arena.ts, in (key,
+   * LSN) order) and finishAsync, to a delta layer writer with nothing appended yet. Native walks
+   * the arena, encodes, writes and fsyncs on a libuv worker thread; TS walks it on the event loop,
+   * yielding between batches. The bytes are those of appending the TS walk's entries. The arena
+   * must not change until the promise settles. `onAppended` runs once the write no longer needs
+   * the event loop (native: at once; TS: after the walk, before the fsync), so a flush can start
+   * the next layer's write there.
+   */
+  finishArenaAsync(arena: DeltaArena, onAppended?: () => void): Promise<number>;
   /** Close without finishing; the caller removes the partial file. */
   abort(): void;
 }

@@ -12,6 +12,7 @@ import type {
   Core, CoreOptions, DeltaCompactionOptions, DeltaCompactionResult, LayerKind, LayerSummary, LayerWriter, LayerWriterOptions, PageCacheApi, PageCacheStats,
 } from './core';
 import { DEFAULT_MAX_OPEN_LAYER_FILES } from './core';
+import type { DeltaArena } from './delta_arena';
 import { StrataError, toStrataError } from '../errors';
 import { registerNativeFaultBridge, type FaultOp } from '../fault_injection';
 import { KEY_MAX, KEY_MIN } from '../key';
@@ -52,6 +53,7 @@ export interface NativeLayerWriterHandle {
   append(indexKeys: Uint8Array, blobs: Uint8Array, willInit: Uint8Array): void;
   finish(): number;
   finishAsync(): Promise<number>;
+  finishArenaAsync(keys: Uint8Array, heads: Uint8Array, entries: Uint8Array, slabs: Uint8Array[], packedAt: Uint8Array, packed: Uint8Array): Promise<number>;
   abort(): void;
 }
 
@@ -277,9 +279,24 @@ class NativeLayerWriter implements LayerWriter {
     }
     return pending.catch((e: unknown) => { throw toStrataError(e); });
   }
+  finishArenaAsync(arena: DeltaArena, onAppended?: () => void): Promise<number> {
+    let pending: Promise<number>;
+    try {
+      pending = call(() => this.w.finishArenaAsync(arena.keys, bytesOf(arena.heads), arena.entries, arena.slabs, bytesOf(arena.packedAt), arena.packed));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    onAppended?.(); // the walk runs on a libuv thread: nothing more for the event loop to do
+    return pending.catch((e: unknown) => { throw toStrataError(e); });
+  }
   abort(): void {
     call(() => this.w.abort());
   }
+}
+
+/** A typed array's bytes, as the binding takes them (it reads i32s in the platform's order). */
+function bytesOf(a: Int32Array): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
 
 class NativePageCache implements PageCacheApi {

@@ -16,7 +16,7 @@ import * as path from 'node:path';
 import { exclusiveKeyEnd, keyToHex } from '../key';
 import type { Lsn } from '../lsn';
 import type { LayerDesc } from './manifest';
-import { yieldToEventLoop } from './entry_batch';
+import { yieldToEventLoop } from '../core/entry_batch';
 import { keyPartitions } from './key_stream';
 
 /** A layer's key range: keys in [keyStart, keyEnd). */

@@ -10,7 +10,7 @@ import { compressOffThread, type RecordSpan, type UsePacked } from '../core/comp
 import { CODEC_NONE, type CodecId } from '../core/format';
 import { KEY_SIZE } from '../key';
 import { PAGE_SIZE, RECORD_TAG_IMAGE, RECORD_TAG_ZERO } from '../record';
-import { EntryBatch } from './entry_batch';
+import { EntryBatch } from '../core/entry_batch';
 
 /**
  * Pages reconstructed per core call and step of an image layer write, with a yield between steps

@@ -13,12 +13,15 @@
  *     relation, fork) pick a Map from the last 4 (the block number) to the key's slot, which holds
  *     its newest record; a small cache of recently used prefixes spares ingest the prefix's string.
  */
-import { copyBytes, putU32BE } from '../bytes';
-import { type CodecId, DELTA_INDEX_KEY_SIZE } from '../core/format';
+import { putU32BE } from '../bytes';
+import {
+  ARENA_ENTRY_BYTES, ARENA_ENTRY_U32S, ARENA_ENTRY_U64S, ARENA_LENGTH, ARENA_OFFSET, ARENA_PREV, ARENA_SLAB, type DeltaArena,
+  NO_PREVIOUS, packArena,
+} from '../core/delta_arena';
+import type { CodecId } from '../core/format';
 import type { ReadPlanWriter } from '../core/read_plan';
 import { KEY_SIZE } from '../key';
 import { recordWillInit, writeRecord } from '../record';
-import { EntryBatch } from './entry_batch';
 import type { CheckedRecords } from './ingest';
 
 /**
@@ -37,7 +40,7 @@ const PREFIX_OVERHEAD_BYTES = 256;
  * (4), in one array of entries that grows by half when full. Their whole capacity is counted when allocated (up to a
  * third of it not yet used): small records on many keys cost little more than this index.
  */
-const RECORD_INDEX_BYTES = 8 + 4 + 4 + 4 + 4;
+const RECORD_INDEX_BYTES = ARENA_ENTRY_BYTES; // 8 + 4 + 4 + 4 + 4
 /** Per key slot: its newest record's ordinal, in an array grown and counted the same way. */
 const KEY_SLOT_BYTES = 4;
 const INITIAL_RECORD_SLOTS = 64;
@@ -46,26 +49,20 @@ const INITIAL_KEY_SLOTS = 16;
 function grownCapacity(capacity: number, initial: number, need: number): number {
   return Math.max(need, capacity + (capacity >> 1) + initial);
 }
-/** An LSN's bytes in an index key, and whether the LSN array holds them least significant first. */
-const LSN_BYTES = 8;
-const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 /** No previous record (a chain's end). */
-const NO_RECORD = -1;
+const NO_RECORD = NO_PREVIOUS;
 
 /** The first slab of a layer is small (many layers stay small); each next one doubles up to the max. */
 const SLAB_MIN_BYTES = 16 * 1024;
 const SLAB_MAX_BYTES = 1024 * 1024;
-/**
- * A record's index entry, RECORD_INDEX_BYTES in one array of entries, so reading a record's
- * entry is one cache line, not one per field (a flush walks chains, which jump across the layer):
- * u64 0 the LSN; u32 2 slab index, 3 offset in it, 4 length, 5 previous ordinal (i32).
- */
-const REC_U64S = RECORD_INDEX_BYTES / 8;
-const REC_U32S = RECORD_INDEX_BYTES / 4;
-const REC_SLAB = 2;
-const REC_OFF = 3;
-const REC_LEN = 4;
-const REC_PREV = 5;
+// A record's index entry: the arena layout Core's finishArenaAsync takes (core/delta_arena.ts),
+// so a flush hands these arrays over as they are.
+const REC_U64S = ARENA_ENTRY_U64S;
+const REC_U32S = ARENA_ENTRY_U32S;
+const REC_SLAB = ARENA_SLAB;
+const REC_OFF = ARENA_OFFSET;
+const REC_LEN = ARENA_LENGTH;
+const REC_PREV = ARENA_PREV;
 
 /** Bytes of a key before its numeric part; the last 4 (big-endian) are the number. */
 const KEY_PREFIX_SIZE = KEY_SIZE - 4;
@@ -181,8 +178,9 @@ export class InMemoryLayer {
 
   /**
    * Keys in ascending byte order, each with its records in ascending LSN order: the L0 write order,
-   * one record at a time as a Buffer. The flush uses deltaBatches, which writes the same entries
-   * without a Buffer per record; this slower view is what tests check deltaBatches against.
+   * one record at a time as a Buffer. The flush hands the core its arena instead (toArena), which
+   * writes the same entries without a Buffer per record; this slower view is what tests check the
+   * cores' arena walks against.
    */
   *sortedHistories(): Generator<KeyRecords> {
     for (const [prefix, inner] of this.sortedPrefixes()) {
@@ -194,44 +192,25 @@ export class InMemoryLayer {
   }
 
   /**
-   * The L0 delta's entries, in its order (keys ascending by bytes, each key's records ascending by
-   * LSN), as batches for the layer writer: index keys written from the key index, blobs encoded
-   * straight from the slabs. A batch is yielded when full (the caller hands it over and lets the
-   * event loop run; the same batch is refilled on the next step), the last one possibly empty. Gives the same entries as sortedHistories would
-   * through EntryBatch.add and encodeBlob.
+   * The layer as LayerWriter.finishArenaAsync writes it to an L0 delta: its keys in byte order
+   * with their chains' heads, and the record index and slabs as they are. The records `codec`
+   * compresses are compressed here (packArena, yielding to the event loop between steps). The
+   * layer must be frozen: the core reads these arrays until the write settles.
    */
-  *deltaBatches(codec: CodecId): Generator<EntryBatch> {
-    const batch = new EntryBatch(DELTA_INDEX_KEY_SIZE);
-    const recBytes = new Uint8Array(this.recU32.buffer);
-    const rec = this.recU32;
-    const chain: number[] = [];
-    const key = new Uint8Array(KEY_SIZE);
+  async toArena(codec: CodecId): Promise<DeltaArena> {
+    const keys = Buffer.allocUnsafe(this.keyCount * KEY_SIZE);
+    const heads = new Int32Array(this.keyCount);
+    let k = 0;
     for (const [prefix, inner] of this.sortedPrefixes()) {
-      key.set(prefix);
       for (const suffix of sortedSuffixes(inner)) {
-        chain.length = 0;
-        for (let ord = this.keyHead[inner.get(suffix) as number]; ord !== NO_RECORD; ord = this.recI32[ord * REC_U32S + REC_PREV]) chain.push(ord);
-        putU32BE(key, KEY_PREFIX_SIZE, suffix);
-        for (let i = chain.length - 1; i >= 0; i--) {
-          const ord = chain[i];
-          const at = batch.nextKeyAt();
-          const keys = batch.keyBuffer;
-          copyBytes(key, 0, keys, at, KEY_SIZE);
-          // The LSN's 8 bytes, most significant first, from the typed array's native-order bytes.
-          const e = ord * RECORD_INDEX_BYTES;
-          for (let b = 0; b < LSN_BYTES; b++) keys[at + KEY_SIZE + b] = recBytes[e + (LITTLE_ENDIAN ? LSN_BYTES - 1 - b : b)];
-          const w = ord * REC_U32S;
-          const slab = this.slabs[rec[w + REC_SLAB]];
-          const start = rec[w + REC_OFF];
-          batch.encodeRecord(codec, slab, start, start + rec[w + REC_LEN], recordWillInit(slab, start));
-          if (batch.isFull()) {
-            yield batch;
-            batch.reset();
-          }
-        }
+        prefix.copy(keys, k * KEY_SIZE);
+        putU32BE(keys, k * KEY_SIZE + KEY_PREFIX_SIZE, suffix);
+        heads[k++] = this.keyHead[inner.get(suffix) as number];
       }
     }
-    yield batch;
+    const entries = new Uint8Array(this.recU32.buffer, 0, this.entries * RECORD_INDEX_BYTES);
+    const { packedAt, packed } = await packArena(codec, entries, this.entries, this.slabs);
+    return { keys, heads, entries, slabs: this.slabs, packedAt, packed };
   }
 
   /** The layer's keys in ascending byte order. */

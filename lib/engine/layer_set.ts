@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Core, LayerKind } from '../core/core';
+import type { Core, LayerKind, LayerWriter } from '../core/core';
 import { COUNTS_PER_REQUEST, PAGE_STATUS_OK } from '../core/core';
 import { CODEC_BY_NAME, type CompressionName } from '../core/format';
 import { StrataError } from '../errors';
@@ -14,7 +14,7 @@ import { KEY_MAX, KEY_MIN, KEY_SIZE, keyFromHex, keyToHex } from '../key';
 import type { Lsn } from '../lsn';
 import { PAGE_SIZE, recordWillInit } from '../record';
 import { level0, type KeyRange } from './compaction';
-import { EntryBatch, yieldToEventLoop } from './entry_batch';
+import { EntryBatch, yieldToEventLoop } from '../core/entry_batch';
 import { IMAGE_BATCH_KEYS, ImageBatches } from './image_batches';
 import { fsyncDir, fsyncDirAsync, removeFile, removeFileAsync, renameFileAsync, TMP_SUFFIX, wrapIo } from '../fs_util';
 import { InMemoryLayer } from './inmemory_layer';
@@ -315,9 +315,10 @@ export class LayerSet {
   /**
    * Write a frozen layer as an L0 file, in place and its directory fsynced but not yet in the
    * manifest: commitFrozen makes it part of the timeline. A layer that holds only an LSN advance
-   * writes no file (desc null). `onEncoded` runs once the layer's bytes are all with the writer,
-   * before its fsyncs (possibly before this returns): the timeline starts the next layer's write
-   * there, so one layer's encoding overlaps the other's fsyncs and commit.
+   * writes no file (desc null). `onEncoded` runs once the write no longer needs the event loop
+   * (possibly before this returns): for the native core as soon as the arena is handed over, for
+   * the TS core after its walk, before the fsync. The timeline starts the next layer's write
+   * there, so one layer's encoding overlaps the other's write, fsyncs and commit.
    */
   async writeFrozen(layer: InMemoryLayer, onEncoded: () => void): Promise<WrittenL0> {
     if (layer.isEmpty) {
@@ -327,15 +328,10 @@ export class LayerSet {
     const lsnStart = layer.startLsn + 1n;
     const lsnEnd = layer.endLsn + 1n;
     const fileName = deltaFileName(KEY_MIN, KEY_MAX, lsnStart, lsnEnd);
-    const codec = CODEC_BY_NAME[this.compression];
-    const sizeBytes = await this.writeLayerFile(fileName, 'delta', lsnStart, lsnEnd, FULL_KEYSPACE, async (append) => {
-      // Index keys and blobs go from the layer's arena straight into each batch.
-      for (const batch of layer.deltaBatches(codec)) {
-        append(batch);
-        if (batch.isFull()) await yieldToEventLoop();
-      }
-      onEncoded();
-    });
+    // The layer's arena goes to the core as it is (the records to compress compressed here first):
+    // the native core walks, encodes, writes and fsyncs it on a libuv thread.
+    const arena = await layer.toArena(CODEC_BY_NAME[this.compression]);
+    const sizeBytes = await this.writeLayerFile(fileName, 'delta', lsnStart, lsnEnd, FULL_KEYSPACE, (writer) => writer.finishArenaAsync(arena, onEncoded));
     const desc: LayerDesc = {
       fileName, kind: 'delta', level: 0, keyStart: keyToHex(KEY_MIN), keyEnd: keyToHex(KEY_MAX), lsnStart, lsnEnd, sizeBytes,
     };
@@ -380,7 +376,7 @@ export class LayerSet {
     const existing = this.find(fileName);
     if (existing) return existing;
     const codec = CODEC_BY_NAME[this.compression];
-    const sizeBytes = await this.writeLayerFile(fileName, 'image', lsn, lsn + 1n, range, async (append) => {
+    const sizeBytes = await this.writeLayerFile(fileName, 'image', lsn, lsn + 1n, range, streamed(async (append) => {
       const out = Buffer.allocUnsafe(PAGE_SIZE * IMAGE_BATCH_KEYS);
       const status = new Uint8Array(IMAGE_BATCH_KEYS);
       const counts = new Uint32Array(IMAGE_BATCH_KEYS * COUNTS_PER_REQUEST);
@@ -400,7 +396,7 @@ export class LayerSet {
         await yieldToEventLoop();
       }
       await batches.finish();
-    });
+    }));
     return {
       fileName, kind: 'image', level: 0, keyStart: keyToHex(range.keyStart), keyEnd: keyToHex(range.keyEnd), lsnStart: lsn, lsnEnd: lsn + 1n, sizeBytes,
     };
@@ -434,7 +430,7 @@ export class LayerSet {
         }
         prevEnd = part.keyEnd;
         const fileName = imageFileName(part.keyStart, part.keyEnd, lsn);
-        const sizeBytes = await this.writeLayerFile(fileName, 'image', lsn, lsn + 1n, part, async (append) => {
+        const sizeBytes = await this.writeLayerFile(fileName, 'image', lsn, lsn + 1n, part, streamed(async (append) => {
           const batch = new EntryBatch(KEY_SIZE);
           let prevKey: Buffer | null = null;
           for await (const { key, record } of part.entries) {
@@ -449,7 +445,7 @@ export class LayerSet {
             }
           }
           append(batch);
-        });
+        }));
         descs.push({ fileName, kind: 'image', level: 0, keyStart: keyToHex(part.keyStart), keyEnd: keyToHex(part.keyEnd), lsnStart: lsn, lsnEnd: lsn + 1n, sizeBytes });
       }
       await this.replace([], descs, { diskConsistentLsn: lsn }, () => { this.open = new InMemoryLayer(lsn); });
@@ -495,7 +491,7 @@ export class LayerSet {
    */
   async writeLayerFile(
     fileName: string, kind: LayerKind, lsnStart: Lsn, lsnEnd: Lsn, keys: KeyRange,
-    produce: (append: (b: EntryBatch) => void) => Promise<void>,
+    write: (writer: LayerWriter) => Promise<number>,
   ): Promise<number> {
     const tmp = path.join(this.dir, fileName + TMP_SUFFIX);
     const writer = this.core.createLayerWriter(tmp, {
@@ -503,8 +499,7 @@ export class LayerSet {
     });
     let size: number;
     try {
-      await produce((b) => { if (b.count > 0) writer.append(b.indexKeys(), b.blobs(), b.willInit()); });
-      size = await writer.finishAsync();
+      size = await write(writer);
     } catch (e) {
       writer.abort();
       fs.rmSync(tmp, { force: true });
@@ -573,3 +568,10 @@ export class LayerSet {
   }
 }
 
+/** A writeLayerFile body: append the batches `produce` makes as it makes them, then finishAsync. */
+function streamed(produce: (append: (b: EntryBatch) => void) => Promise<void>): (writer: LayerWriter) => Promise<number> {
+  return async (writer) => {
+    await produce((b) => { if (b.count > 0) writer.append(b.indexKeys(), b.blobs(), b.willInit()); });
+    return writer.finishAsync();
+  };
+}

@@ -150,6 +150,8 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
   /** Timelines branched from this one; their branch points hold back GC. Engine-internal. */
   private readonly children = new Set<TimelineImpl>();
   private readonly layerSet: LayerSet;
+  /** The running flush's pipeline (flushFrozen), null when no flush runs. */
+  private pipeline: FlushPipeline | null = null;
   private readonly reads: ReadPath;
   /** Per-key records applied by reads, for heat-driven images (read_heat.ts). */
   private readonly heat = new ReadHeat();
@@ -362,6 +364,8 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
     this.waiters.wake(this._lastRecordLsn);
     if (this.layerSet.openBytes >= this.config.checkpointDistance) {
       this.layerSet.freeze();
+      const running = this.pipeline;
+      if (running !== null) queueMicrotask(() => this.writeAhead(running)); // a flush runs: write this one ahead
       // A failure is kept in writeFailure (ingest then refuses); nobody awaits this promise.
       this.enqueue(() => this.flushFrozen()).catch(() => undefined);
     }
@@ -907,32 +911,24 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
 
   /**
    * Flush the frozen layers oldest first, as a pipeline: a layer's write starts once the layer
-   * before it is encoded, so its encoding (on this thread) overlaps the earlier layers' fsyncs
-   * and manifest commits (on the libuv pool), and the commits stay in LSN order. Under L0
+   * before it no longer needs the event loop (or when ingest freezes it, if that is later), so
+   * writes overlap each other's fsyncs and the manifest commits, and the commits stay in LSN
+   * order. Under L0
    * backpressure each layer waits for the one before to commit. Layers written ahead of a failed
    * flush are removed.
    */
   private async flushFrozen(): Promise<void> {
     // An earlier queued flush may have failed: no retry until reopen (checkWritable's policy).
     if (this.writeFailure !== null) throw this.writeFailure;
-    const inFlight: Promise<WrittenL0>[] = [];
-    let stopped = false;
-    const start = (layer: InMemoryLayer): void => {
-      // Deferred: onEncoded may run before writeFrozen returns, and writes queue in layer order.
-      const write = this.layerSet.writeFrozen(layer, () => queueMicrotask(() => {
-        const next = this.layerSet.frozenAfter(layer);
-        if (!stopped && next !== undefined && !this.backpressureDue(inFlight.length)) start(next);
-      }));
-      write.catch(() => undefined); // awaited in order below, or discarded
-      inFlight.push(write);
-    };
+    const p: FlushPipeline = { writes: [], last: null, lastEncoded: false, stopped: false };
+    this.pipeline = p;
     try {
       for (let layer = this.layerSet.oldestFrozen(); layer !== undefined; layer = this.layerSet.oldestFrozen()) {
         const started = performance.now();
         try {
-          if (inFlight.length === 0) start(layer);
-          const written = await inFlight[0];
-          inFlight.shift();
+          if (p.writes.length === 0) this.startWrite(p, layer);
+          const written = await p.writes[0];
+          p.writes.shift();
           await this.layerSet.commitFrozen(written);
         } catch (e) {
           this.writeFailure = writeFailure(this.name, 'a flush', e);
@@ -943,12 +939,36 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
         await this.applyBackpressure(performance.now() - started);
       }
     } finally {
-      stopped = true;
-      for (const write of inFlight) {
+      p.stopped = true;
+      this.pipeline = null;
+      for (const write of p.writes) {
         const orphan = await write.catch(() => null);
         if (orphan !== null) this.layerSet.discardWritten(orphan);
       }
     }
+  }
+
+  /** Start a frozen layer's write in the pipeline, after those already started. */
+  private startWrite(p: FlushPipeline, layer: InMemoryLayer): void {
+    p.last = layer;
+    p.lastEncoded = false;
+    // Deferred: onEncoded may run before writeFrozen returns, and writes queue in layer order.
+    const write = this.layerSet.writeFrozen(layer, () => queueMicrotask(() => {
+      if (p.last === layer) p.lastEncoded = true;
+      this.writeAhead(p);
+    }));
+    write.catch(() => undefined); // awaited in order by flushFrozen, or discarded
+    p.writes.push(write);
+  }
+
+  /**
+   * Start the next frozen layer's write when the last one started no longer needs the event loop:
+   * called when a write gets there, and when ingest freezes a layer while a flush runs.
+   */
+  private writeAhead(p: FlushPipeline): void {
+    if (p.stopped || !p.lastEncoded || p.last === null) return;
+    const next = this.layerSet.frozenAfter(p.last);
+    if (next !== undefined && !this.backpressureDue(p.writes.length)) this.startWrite(p, next);
   }
 
   /** Whether L0s committed plus `uncommitted` more would call for a pause or a compaction. */
@@ -1073,4 +1093,14 @@ function writeFailure(name: string, what: string, e: unknown): StrataError {
   const why = e instanceof Error ? e.message : String(e);
   return new StrataError(code, `${name}: ${what} failed, so writes are stopped until the repository is reopened ` +
     `(records above diskConsistentLsn must then be sent again): ${why}`, { cause: e });
+}
+
+/** Writes of frozen layers started by a running flush, oldest first, and where the last one is. */
+interface FlushPipeline {
+  writes: Promise<WrittenL0>[];
+  /** The last layer whose write started, and whether that write no longer needs the event loop. */
+  last: InMemoryLayer | null;
+  lastEncoded: boolean;
+  /** The flush ended (or failed): start nothing more. */
+  stopped: boolean;
 }

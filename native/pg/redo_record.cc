@@ -136,6 +136,10 @@ const char* CheckRedoRecord(const uint8_t* rec, size_t len) {
   return ParseRedoRecord(rec, len, &view);
 }
 
+bool StoredRecordWillInitFits(const uint8_t* rec, size_t len) {
+  return len >= kStoredHeaderSize && len >= kStoredHeaderSize + size_t{rec[kOffNBlocks]} * kStoredBlockRefSize;
+}
+
 bool StoredRecordWillInit(const uint8_t* rec) {
   const size_t nblocks = rec[kOffNBlocks];
   for (size_t i = 0; i < nblocks; ++i) {

@@ -99,6 +99,8 @@ const char* ParseRedoRecord(const uint8_t* rec, size_t len, RedoRecordView* view
 // ParseRedoRecord without keeping the view: for layer readers validating what they load.
 const char* CheckRedoRecord(const uint8_t* rec, size_t len);
 
+// Whether StoredRecordWillInit reads only inside a `len`-byte stored record (its block references).
+bool StoredRecordWillInitFits(const uint8_t* rec, size_t len);
 // Whether a stored record that CheckRedoRecord accepted is will_init (its target block carries
 // BKPBLOCK_WILL_INIT): redo then starts from a zero page and the record ends a reconstruction chain.
 bool StoredRecordWillInit(const uint8_t* rec);

@@ -6,6 +6,8 @@ import * as fs from 'node:fs';
 import { BlockFile, RecordArena, RecordSlot, VALUE_START_BLK, blockCrcOk, sealBlock } from './block_io';
 import { blobHeader } from './codec';
 import type { LayerKind, LayerSummary, LayerWriter, LayerWriterOptions } from '../core';
+import type { DeltaArena } from '../delta_arena';
+import { appendArena } from './delta_arena';
 import {
   BtreeCursor, BtreeReader, btreeShape, buildBtreeSteps, checkNodeHeader, compareBytes, nodeUsedBytes, readU64, zeroTail, type BtreeShape,
 } from './disk_btree';
@@ -484,6 +486,15 @@ export class StreamingLayerWriter implements LayerWriter {
       this.finishing = false;
       this.closeFd();
     }
+  }
+
+  /** The arena's entries appended on the event loop, yielding between batches, then finishAsync. */
+  async finishArenaAsync(arena: DeltaArena, onAppended?: () => void): Promise<number> {
+    this.checkOpen();
+    if (this.opts.kind !== 'delta') throw this.badArg('finishArenaAsync writes delta layers only');
+    await appendArena(this, arena, this.opts.codec);
+    onAppended?.();
+    return this.finishAsync();
   }
 
   abort(): void {

@@ -4,8 +4,8 @@
  * (flush, compaction, image creation) bounds its buffers and yields to the event loop in between.
  */
 import { KEY_SIZE } from '../key';
-import { encodeBlobInto, maxBlobSize, writeBlob } from '../core/compress';
-import type { CodecId } from '../core/format';
+import { encodeBlobInto, maxBlobSize, writeBlob } from './compress';
+import type { CodecId } from './format';
 import type { Lsn } from '../lsn';
 
 /** Most entries handed to a layer writer per call. */
@@ -56,6 +56,11 @@ export class EntryBatch {
    */
   addPacked(key: Buffer, lsn: Lsn | null, codec: CodecId, src: Buffer, start: number, end: number, packed: Buffer | null, willInit: boolean): void {
     this.writeKey(key, lsn);
+    this.encodePacked(codec, src, start, end, packed, willInit);
+  }
+
+  /** The entry nextKeyAt started: src[start, end) as a blob, given its compressed form (as addPacked). */
+  encodePacked(codec: CodecId, src: Uint8Array, start: number, end: number, packed: Buffer | null, willInit: boolean): void {
     this.reserveBlob(maxBlobSize(end - start));
     this.bytes += writeBlob(codec, src, start, end, packed, this.blobBuf, this.bytes);
     this.flags[this.count++] = willInit ? 1 : 0;
