@@ -363,9 +363,7 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
     this._lastRecordLsn = lastLsn;
     this.waiters.wake(this._lastRecordLsn);
     if (this.layerSet.openBytes >= this.config.checkpointDistance) {
-      this.layerSet.freeze();
-      const running = this.pipeline;
-      if (running !== null) queueMicrotask(() => this.writeAhead(running)); // a flush runs: write this one ahead
+      this.freeze();
       // A failure is kept in writeFailure (ingest then refuses); nobody awaits this promise.
       this.enqueue(() => this.flushFrozen()).catch(() => undefined);
     }
@@ -611,7 +609,7 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
   /** Freeze the open layer and wait until every frozen layer is on disk. */
   async flush(): Promise<void> {
     this.checkWritable();
-    this.layerSet.freeze();
+    this.freeze();
     await this.enqueue(() => this.flushFrozen());
   }
 
@@ -946,6 +944,13 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
         if (orphan !== null) this.layerSet.discardWritten(orphan);
       }
     }
+  }
+
+  /** Freeze the open layer; while a flush runs, its pipeline may start writing it at once. */
+  private freeze(): void {
+    this.layerSet.freeze();
+    const running = this.pipeline;
+    if (running !== null) queueMicrotask(() => this.writeAhead(running));
   }
 
   /** Start a frozen layer's write in the pipeline, after those already started. */
