@@ -6,6 +6,7 @@
  * ReadPlanWriter encodes straight into a buffer it keeps between calls, so a read allocates no
  * per-request objects; counts are written as placeholders and patched when known.
  */
+import { copyBytes, putU32BE } from '../bytes';
 import { KEY_SIZE } from '../key';
 
 const U32 = 4;
@@ -73,6 +74,29 @@ export class ReadPlanWriter {
     this.len += U32;
     this.memRecords = 0;
     this.segments++;
+  }
+
+  /** The current segment's cap LSN as u32 halves (what in-memory layers compare record LSNs with). */
+  get capHigh(): number {
+    return this.lastCapHigh;
+  }
+
+  get capLow(): number {
+    return this.lastCapLow;
+  }
+
+  /** memRecord with the LSN as u32 halves and the record as src[off, +len): no bigint, no view. */
+  memRecordFrom(lsnHigh: number, lsnLow: number, src: Uint8Array, off: number, len: number): void {
+    this.ensure(U64 + U32 + len);
+    const b = this.buf;
+    let at = this.len;
+    putU32BE(b, at, lsnHigh);
+    putU32BE(b, at + U32, lsnLow);
+    putU32BE(b, at + U64, len);
+    at += U64 + U32;
+    copyBytes(src, off, b, at, len);
+    this.len = at + len;
+    this.memRecords++;
   }
 
   /** Append an in-memory record (newest first) to the current segment. */

@@ -63,6 +63,9 @@ const REC_SLAB = ARENA_SLAB;
 const REC_OFF = ARENA_OFFSET;
 const REC_LEN = ARENA_LENGTH;
 const REC_PREV = ARENA_PREV;
+/** The LSN's u32 halves in a little-endian u64 (every platform the addon builds for). */
+const REC_LSN_LOW = 0;
+const REC_LSN_HIGH = 1;
 
 /** Bytes of a key before its numeric part; the last 4 (big-endian) are the number. */
 const KEY_PREFIX_SIZE = KEY_SIZE - 4;
@@ -158,20 +161,29 @@ export class InMemoryLayer {
   }
 
   /**
-   * Append this layer's records for the key (its latin1 id) with lsn ≤ cap to the read plan's
-   * current segment, newest first. Returns true when a will_init record ended the chain.
+   * Append this layer's records for the key (its latin1 id) with lsn ≤ the plan's current segment
+   * cap, newest first. Returns true when a will_init record ended the chain.
+   *
+   * A hot key's chain can hold thousands of records and a read walks it all, so the walk compares
+   * LSNs as u32 halves and copies record bytes from the slab: no bigint or view per record.
    */
-  collect(keyId: string, cap: bigint, plan: ReadPlanWriter): boolean {
+  collect(keyId: string, plan: ReadPlanWriter): boolean {
     const inner = this.byPrefix.get(keyId.slice(0, KEY_PREFIX_SIZE));
     if (inner === undefined) return false;
     const slot = inner.get(idSuffix(keyId));
     if (slot === undefined) return false;
+    const capHigh = plan.capHigh;
+    const capLow = plan.capLow;
+    const u32 = this.recU32;
     for (let ord = this.keyHead[slot]; ord !== NO_RECORD; ord = this.recI32[ord * REC_U32S + REC_PREV]) {
-      const lsn = this.recU64[ord * REC_U64S];
-      if (lsn > cap) continue;
-      const record = this.recordAt(ord);
-      plan.memRecord(lsn, record);
-      if (recordWillInit(record)) return true;
+      const w = ord * REC_U32S;
+      const high = u32[w + REC_LSN_HIGH];
+      const low = u32[w + REC_LSN_LOW];
+      if (high > capHigh || (high === capHigh && low > capLow)) continue;
+      const slab = this.slabs[u32[w + REC_SLAB]];
+      const off = u32[w + REC_OFF];
+      plan.memRecordFrom(high, low, slab, off, u32[w + REC_LEN]);
+      if (recordWillInit(slab, off)) return true;
     }
     return false;
   }

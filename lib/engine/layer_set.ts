@@ -138,10 +138,10 @@ export class LayerSet {
   }
 
   /** Records from the open and frozen layers, newest first; true when the chain is complete. */
-  collectInMemory(keyId: string, cap: Lsn, w: ReadPlanWriter): boolean {
-    if (this.open.collect(keyId, cap, w)) return true;
+  collectInMemory(keyId: string, w: ReadPlanWriter): boolean {
+    if (this.open.collect(keyId, w)) return true;
     for (let i = this.frozen.length - 1; i >= 0; i--) {
-      if (this.frozen[i].collect(keyId, cap, w)) return true;
+      if (this.frozen[i].collect(keyId, w)) return true;
     }
     return false;
   }

@@ -23,7 +23,7 @@ export interface ReadSegment {
   readonly ancestorSegment: ReadSegment | null;
   hasInMemoryRecords(): boolean;
   /** Append in-memory records of the key (latin1 id) with lsn ≤ cap, newest first; true at a will_init record. */
-  collectInMemory(keyId: string, cap: Lsn, w: ReadPlanWriter): boolean;
+  collectInMemory(keyId: string, w: ReadPlanWriter): boolean;
 }
 
 /** What the decoded-page cache needs from the timeline a ReadPath reads. */
@@ -324,7 +324,7 @@ export class ReadPath {
         w.beginSegment(s.mapId, cap);
         if (s.hasInMemoryRecords()) {
           keyId ??= buf.toString('latin1', offset, offset + KEY_SIZE);
-          if (s.collectInMemory(keyId, cap, w)) break;
+          if (s.collectInMemory(keyId, w)) break;
         }
         if (s.ancestorLsn !== null && s.ancestorLsn < cap) cap = s.ancestorLsn;
       }

@@ -246,8 +246,8 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
     return this.layerSet.hasInMemoryRecords();
   }
 
-  collectInMemory(keyId: string, cap: Lsn, w: ReadPlanWriter): boolean {
-    return this.layerSet.collectInMemory(keyId, cap, w);
+  collectInMemory(keyId: string, w: ReadPlanWriter): boolean {
+    return this.layerSet.collectInMemory(keyId, w);
   }
 
   // ---- NeedSegment, EvictionOwner (layer_residency.ts, eviction.ts) ---------------------------------
