@@ -100,6 +100,9 @@ class ArenaWalk {
       blobs_.insert(blobs_.end(), header, header + kBlobHeaderSize);
       blobs_.insert(blobs_.end(), rec, rec + e.len);
     } else {
+      // A blob of kCodecNone has no raw-length field: a compressed form would misframe the blobs
+      // after it, and the writer may take the result for valid blobs.
+      if (codec_ == kCodecNone) BadArena("record " + std::to_string(ord) + ": a compressed form in an uncompressed layer");
       const int32_t poff = I32At(arena_.packed_at, ord * 2);
       if (plen < 0 || poff < 0 || uint64_t(poff) + uint64_t(plen) > arena_.packed.len || uint64_t(plen) + kBlobRawLenSize >= e.len) {
         BadArena("record " + std::to_string(ord) + ": compressed form out of range");

@@ -31,8 +31,8 @@ struct DeltaArenaView {
 // Appends every entry of `arena` to `writer` (a delta writer with the arena's codec): index key
 // = key || LSN (u64 BE), blob raw or with its compressed form, will_init from the record. Throws
 // BAD_ARGUMENT naming the key or record for a malformed arena (an ordinal out of range or not
-// older than the one before it, bytes outside a slab, sizes that disagree), before appending the
-// batch that holds it. Reads the arena only.
+// older than the one before it, bytes outside a slab, sizes that disagree, a compressed form in
+// an uncompressed layer), before appending the batch that holds it. Reads the arena only.
 void AppendDeltaArena(LayerWriter& writer, uint8_t codec, const DeltaArenaView& arena);
 
 }  // namespace strata

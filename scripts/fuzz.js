@@ -11,9 +11,10 @@
  *        [--only native|ts]                 only one side
  *   npm run test:fuzz                        the bounded CI slice: 1,000,000 executions of the WAL
  *                                            decoder target, 30,000 of compaction (≈ 22 s: each
- *                                            runs a whole merge), 100,000 of each other native
- *                                            target, 20,000 of each TS target, and every reproducer
- *                                            in test/fuzz/regressions/<target>/
+ *                                            runs a whole merge), 2,000 of delta_arena (≈ 10 s:
+ *                                            each writes and reads back a layer), 100,000 of each
+ *                                            other native target, 20,000 of each TS target, and
+ *                                            every reproducer in test/fuzz/regressions/<target>/
  *   node scripts/fuzz.js --target T --reproduce FILE   run one input under the sanitizers
  *
  * Native targets (test/fuzz/targets/*.cc): wal_decoder (native/pg/xlogreader.cc fed arbitrary bytes
@@ -22,7 +23,9 @@
  * engine), read_plan (GetPages' plan parser and walk), pg_redo (PostgreSQL redo of one stored record
  * on a page), compaction (the L0 -> L1 merge, native/compaction.cc, over up to four delta layer
  * files; no TS twin: test/core_differential_compaction.test.ts holds the cores to the same
- * refusals). They link the core's C++ sources (native/*.cc and native/pg/*.cc, no N-API) and
+ * refusals), delta_arena (the flush's arena walk, native/delta_arena.cc, over arenas built from
+ * the input and then broken, against a reference walk; no TS twin either:
+ * test/core_differential_arena.test.ts). They link the core's C++ sources (native/*.cc and native/pg/*.cc, no N-API) and
  * zstd's decoder from zstd-napi's copy, built in build-fuzz/. Seeds: test/fuzz/corpus/<target>/
  * (committed, made by Strata or PostgreSQL: test/fuzz/make_seeds.js) plus a working corpus in
  * build-fuzz/corpus/<target>/ that grows between runs. A crash writes its reproducer to
@@ -41,19 +44,20 @@ const { spawnSync } = require('child_process');
 
 const ROOT = path.join(__dirname, '..');
 const OUT = path.join(ROOT, 'build-fuzz');
-const TARGETS = ['wal_decoder', 'layer_summary', 'layer_btree', 'layer_blob', 'value_codec', 'record_redo', 'read_plan', 'pg_redo', 'compaction'];
+const TARGETS = ['wal_decoder', 'layer_summary', 'layer_btree', 'layer_blob', 'value_codec', 'record_redo', 'read_plan', 'pg_redo', 'compaction', 'delta_arena'];
 const CI_RUNS = {
   wal_decoder: 1_000_000, layer_summary: 100_000, layer_btree: 100_000, layer_blob: 100_000,
-  value_codec: 100_000, record_redo: 100_000, read_plan: 100_000, pg_redo: 100_000, compaction: 30_000,
+  value_codec: 100_000, record_redo: 100_000, read_plan: 100_000, pg_redo: 100_000, compaction: 30_000, delta_arena: 2_000,
 };
 /**
  * Largest input per target, bytes: two WAL pages and then some; 8 layer blocks; one summary block;
  * a value of a page and its compressed form; a few page-sized records; a record and its base page;
- * delta layers, one past the merge's 8-block read chunk or a few small ones (each at most 24 blocks).
+ * delta layers, one past the merge's 8-block read chunk or a few small ones (each at most 24 blocks);
+ * an arena's choices, a few hundred records and the stored PostgreSQL records they may carry.
  */
 const MAX_LEN = {
   wal_decoder: 20_000, layer_summary: 8192, layer_btree: 65_536, layer_blob: 65_536,
-  value_codec: 20_000, record_redo: 40_000, read_plan: 40_000, pg_redo: 20_000, compaction: 262_144,
+  value_codec: 20_000, record_redo: 40_000, read_plan: 40_000, pg_redo: 20_000, compaction: 262_144, delta_arena: 32_768,
 };
 /** Extra environment per target: read_plan searches a real layer file (a committed seed). */
 const TARGET_ENV = {

@@ -99,7 +99,8 @@ for (const [name, codec] of CODECS) {
 /** A copy of the arena with one part broken. */
 type Breaker = (a: DeltaArena) => DeltaArena;
 const view32 = (a: Uint8Array): Uint32Array => new Uint32Array(a.buffer, a.byteOffset, a.length / 4);
-const BROKEN: readonly [string, Breaker, RegExp][] = [
+/** What is broken, how, the message both cores must give, and the layer's codec (lz4 unless given). */
+const BROKEN: readonly [string, Breaker, RegExp, CodecId?][] = [
   ['a chain that does not get older', (a) => {
     const entries = Uint8Array.from(a.entries);
     view32(entries)[5] = 0; // record 0's previous is itself
@@ -127,14 +128,21 @@ const BROKEN: readonly [string, Breaker, RegExp][] = [
     packedAt[ord * 2] = a.packed.length;
     return { ...a, packedAt };
   }, /compressed form out of range/],
+  // Found by the delta_arena fuzz target: the native walk framed it as a blob of codec 0 followed
+  // by the raw length, which the writer could accept as other blobs.
+  ['a compressed form in an uncompressed layer', (a) => {
+    const packedAt = Int32Array.from(a.packedAt);
+    packedAt[1] = 0;
+    return { ...a, packedAt };
+  }, /record 0: a compressed form in an uncompressed layer/, CODEC_NONE],
 ];
 
-it.each(BROKEN.map(([what, breaker, message]) => [what, breaker, message] as const))('a malformed arena (%s) is BAD_ARGUMENT in both cores', async (_what, breaker, message) => {
+it.each(BROKEN.map(([what, breaker, message, codec]) => [what, breaker, message, codec ?? CODEC_LZ4] as const))('a malformed arena (%s) is BAD_ARGUMENT in both cores', async (_what, breaker, message, codec) => {
   const layer = randomLayer(99);
-  const arena = breaker(await layer.toArena(CODEC_LZ4));
+  const arena = breaker(await layer.toArena(codec));
   for (const [impl, core] of cores) {
     const file = path.join(root, `broken-${impl}`);
-    const w = writerFor(core, file, CODEC_LZ4);
+    const w = writerFor(core, file, codec);
     const failure = await w.finishArenaAsync(arena).then(() => null, (e: unknown) => e);
     expect(isStrataError(failure, 'BAD_ARGUMENT'), `${impl}: ${String(failure)}`).toBe(true);
     expect((failure as Error).message, impl).toMatch(/flush of an in-memory layer/);

@@ -14,6 +14,10 @@
  *                 merged alone, in twos to fours, across codecs), layers of 12 value blocks and
  *                 of 9 leaves (past the merge's read chunk), one layer twice (an overlap) and a
  *                 delta with an image layer;
+ *   delta_arena   in-memory layer arenas in the target's choice layout: mixed records under each
+ *                 codec, 300 records over 32 keys, stored PostgreSQL records (from the committed
+ *                 pg_redo seeds), an empty arena, and the 7 malformed arenas of
+ *                 test/core_differential_arena.test.ts as mutations;
  *   pg_redo       stored records built from real PostgreSQL WAL (the PostgreSQL tests' fixtures,
  *                 test/helpers/pg_fixture.ts) with the page each was redone on;
  *   ts_manifest, ts_remote_index   a repository's manifest and its remote index_part.json;
@@ -379,6 +383,84 @@ function pgRedoSeeds() {
   return out;
 }
 
+// test/fuzz/targets/delta_arena.cc's record kinds and mutation ops, by value.
+const ARENA_KIND = { patchShort: 0, patchLong: 1, zero: 2, value: 3, image: 4, raw: 5, patchRuns: 7 };
+const ARENA_NO_PACK = 0x20;
+const ARENA_OP = { entryWord: 0, head: 1, packedAt: 2, keysSize: 3, packedAtSize: 6, slabCut: 7 };
+const ARENA_WORD = { slab: 2, offset: 3, prev: 5 };
+/** A mutation's sel byte: the value mode (top 3 bits: 0 near, 1 raw, 3 one past the end, 7 small) and the entry word. */
+const arenaSel = (mode, word = 0) => (mode << 5) | word;
+
+/**
+ * [u8 codec][u8 keys][u16 BE records][u8 slab][u32 BE lsn], per record [u8 key][u8 kind][u8 size]
+ * [u8 fill] (raw: then [u16 BE length][bytes]), [u8 mutations], per mutation [u8 op][u16 BE index]
+ * [u8 sel][u32 BE value] (the delta_arena layout).
+ */
+function arenaInput(codec, keys, records, mutations = [], slab = 3) {
+  const head = Buffer.alloc(9);
+  head[0] = codec; head[1] = keys; head.writeUInt16BE(records.length, 2); head[4] = slab; head.writeUInt32BE(0x00200000, 5);
+  const parts = [head];
+  for (const r of records) {
+    parts.push(Buffer.from([r.key, r.kind, r.size ?? 0, r.fill ?? 0]));
+    if (r.raw !== undefined) parts.push(Buffer.from([r.raw.length >> 8, r.raw.length & 0xff]), r.raw);
+  }
+  parts.push(Buffer.from([mutations.length]));
+  for (const [op, index, sel, value] of mutations) {
+    const m = Buffer.alloc(8);
+    m[0] = op; m.writeUInt16BE(index, 1); m[3] = sel; m.writeUInt32BE(value >>> 0, 4);
+    parts.push(m);
+  }
+  return Buffer.concat(parts);
+}
+
+/** `n` records over `keys` keys, every kind but raw, some with gaps or left uncompressed. */
+function arenaMix(n, keys, seed) {
+  const kinds = [ARENA_KIND.patchShort, ARENA_KIND.patchShort, ARENA_KIND.patchLong, ARENA_KIND.zero, ARENA_KIND.value, ARENA_KIND.patchRuns, ARENA_KIND.image];
+  const out = [];
+  let x = seed;
+  const next = () => { x = (x * 1103515245 + 12345) & 0x7fffffff; return x >> 8; };
+  for (let i = 0; i < n; i++) {
+    const kind = kinds[next() % kinds.length] | ((next() % 4) << 3) | (next() % 8 === 0 ? ARENA_NO_PACK : 0);
+    out.push({ key: next() % keys, kind, size: next() & 0xff, fill: next() & 0xff });
+  }
+  return out;
+}
+
+function deltaArenaSeeds() {
+  const CODEC = { none: 0, lz4: 1, zstd: 2 };
+  // Record 0 is a 512-byte run (packed under lz4 and zstd); record 2 sits at the start of slab 0.
+  const base = [{ key: 0, kind: ARENA_KIND.patchRuns, size: 63, fill: 7 }, ...arenaMix(40, 6, 11)];
+  const out = {
+    'none-mixed': arenaInput(CODEC.none, 6, base),
+    'lz4-mixed': arenaInput(CODEC.lz4, 6, base),
+    'zstd-mixed': arenaInput(CODEC.zstd, 6, base),
+    'lz4-300-records': arenaInput(CODEC.lz4, 32, arenaMix(300, 32, 5), [], 15),
+    'zstd-small-slabs': arenaInput(CODEC.zstd, 3, arenaMix(60, 3, 9), [], 0),
+    empty: arenaInput(CODEC.lz4, 0, []),
+    // As test/core_differential_arena.test.ts's malformed arenas.
+    'bad-chain-cycle': arenaInput(CODEC.lz4, 6, base, [[ARENA_OP.entryWord, 0, arenaSel(7, ARENA_WORD.prev), 0], [ARENA_OP.head, 0, arenaSel(7), 0]]),
+    'bad-head-past-end': arenaInput(CODEC.lz4, 6, base, [[ARENA_OP.head, 1, arenaSel(3), 0]]),
+    'bad-record-past-slab': arenaInput(CODEC.lz4, 6, base, [[ARENA_OP.entryWord, 2, arenaSel(1, ARENA_WORD.offset), 0xffff]]),
+    'bad-slab-index': arenaInput(CODEC.lz4, 6, base, [[ARENA_OP.entryWord, 3, arenaSel(1, ARENA_WORD.slab), 1000]]),
+    'bad-keys-heads': arenaInput(CODEC.lz4, 6, base, [[ARENA_OP.keysSize, 0, 0xff, 0]]),
+    'bad-packed-at-size': arenaInput(CODEC.lz4, 6, base, [[ARENA_OP.packedAtSize, 0, 0xf8, 0]]),
+    'bad-packed-range': arenaInput(CODEC.lz4, 6, base, [[ARENA_OP.packedAt, 0, arenaSel(3), 0]]),
+  };
+  // Stored PostgreSQL records ([u16 LE length][record][page] seeds), each after an image of its key.
+  const pgDir = path.join(CORPUS, 'pg_redo');
+  const pgFiles = fs.existsSync(pgDir) ? fs.readdirSync(pgDir).filter((f) => /^Heap/.test(f)).sort().slice(0, 6) : [];
+  if (pgFiles.length > 0) {
+    const records = [];
+    pgFiles.forEach((f, i) => {
+      const b = fs.readFileSync(path.join(pgDir, f));
+      records.push({ key: i, kind: ARENA_KIND.image, fill: i });
+      records.push({ key: i, kind: ARENA_KIND.raw, raw: b.subarray(2, 2 + b.readUInt16LE(0)) });
+    });
+    out['pg-records'] = arenaInput(CODEC.zstd, pgFiles.length, records);
+  }
+  return out;
+}
+
 /** A page without its trailing zero bytes (the harness pads the base page with zeros). */
 function trimZeros(b) {
   let end = b.length;
@@ -496,6 +578,7 @@ function write(target, files) {
   if (want('record_redo')) write('record_redo', recordSeeds(pg ?? {}));
   if (want('read_plan')) write('read_plan', readPlanSeeds());
   if (want('compaction')) write('compaction', await compactionSeeds());
+  if (want('delta_arena')) write('delta_arena', deltaArenaSeeds());
   if (want('ts_manifest') || want('ts_remote_index')) {
     const m = await metadataSeeds();
     write('ts_manifest', m.manifest);

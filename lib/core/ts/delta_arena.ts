@@ -11,7 +11,7 @@ import {
   ARENA_ENTRY_BYTES, ARENA_ENTRY_U32S, ARENA_LENGTH, ARENA_OFFSET, ARENA_PREV, ARENA_SLAB, type DeltaArena, NO_PREVIOUS, NOT_PACKED,
 } from '../delta_arena';
 import { EntryBatch, yieldToEventLoop } from '../entry_batch';
-import { BLOB_RAW_LEN_SIZE, DELTA_INDEX_KEY_SIZE, type CodecId } from '../format';
+import { BLOB_RAW_LEN_SIZE, CODEC_NONE, DELTA_INDEX_KEY_SIZE, type CodecId } from '../format';
 
 const LSN_BYTES = 8;
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
@@ -54,6 +54,7 @@ export function* arenaBatches(arena: DeltaArena, codec: CodecId): Generator<Entr
       const plen = packedAt[ord * 2 + 1];
       let packedView: Buffer | null = null;
       if (plen !== NOT_PACKED) {
+        if (codec === CODEC_NONE) throw badArena(`record ${ord}: a compressed form in an uncompressed layer`);
         const poff = packedAt[ord * 2];
         if (plen < 0 || poff < 0 || poff + plen > packed.length || plen + BLOB_RAW_LEN_SIZE >= len) throw badArena(`record ${ord}: compressed form out of range`);
         packedView = Buffer.from(packed.buffer, packed.byteOffset + poff, plen);
