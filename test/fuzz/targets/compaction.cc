@@ -47,19 +47,13 @@ constexpr unsigned kCrcFlagShift = 4;
 constexpr uint64_t kWillInitBit = 1;
 constexpr unsigned kValueOffsetShift = 1;
 
-[[noreturn]] void Bug(const std::string& what) {
-  std::fprintf(stderr, "compaction fuzz: %s\n", what.c_str());
-  std::fflush(stderr);
-  __builtin_trap();
-}
+[[noreturn]] void Bug(const std::string& what) { fuzz::Bug("compaction", what); }
 
 // Where outputs go: tmpfs when there is one, so the writer's fsync costs nothing. Removed at exit.
 class OutputDir {
  public:
   OutputDir() {
-    std::string tmpl = std::string(access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp") + "/strata-fuzz-compaction-XXXXXX";
-    if (mkdtemp(tmpl.data()) == nullptr) std::abort();
-    dir_ = tmpl;
+    dir_ = fuzz::MakeScratchDir("compaction");
   }
   ~OutputDir() {
     Clear();

@@ -38,6 +38,7 @@
 #include "disk_btree.h"
 #include "errors.h"
 #include "format.h"
+#include "fuzz_util.h"
 #include "layer_file.h"
 #include "pg/redo_record.h"
 #include "walredo.h"
@@ -100,11 +101,7 @@ constexpr uint32_t kZstdRle = 1;
 constexpr size_t kZstdMinRle = 8;  // shorter runs cost less as raw bytes than as a block
 constexpr size_t kZstdMaxBlock = 128 * 1024;
 
-[[noreturn]] void Bug(const std::string& what) {
-  std::fprintf(stderr, "delta_arena fuzz: %s\n", what.c_str());
-  std::fflush(stderr);
-  __builtin_trap();
-}
+[[noreturn]] void Bug(const std::string& what) { fuzz::Bug("delta_arena", what); }
 
 // Bytes of the fuzz input, read front to back; zeros once it runs out.
 class Input {
@@ -539,9 +536,7 @@ struct ExactCopies {
 class OutputFile {
  public:
   OutputFile() {
-    std::string tmpl = std::string(access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp") + "/strata-fuzz-delta-arena-XXXXXX";
-    if (mkdtemp(tmpl.data()) == nullptr) std::abort();
-    dir_ = tmpl;
+    dir_ = fuzz::MakeScratchDir("delta-arena");
     path_ = dir_ + "/arena.layer";
   }
   ~OutputFile() {

@@ -36,6 +36,21 @@ class Rng {
   uint64_t s_;
 };
 
+// A wrong result the target found: prints it and traps, so libFuzzer keeps the input as a crash.
+[[noreturn]] inline void Bug(const char* target, const std::string& what) {
+  std::fprintf(stderr, "%s fuzz: %s\n", target, what.c_str());
+  std::fflush(stderr);
+  __builtin_trap();
+}
+
+// A new directory for a target's output files, named for the target: on tmpfs when there is one,
+// so the writers' fsyncs cost nothing. The caller removes it.
+inline std::string MakeScratchDir(const char* target) {
+  std::string tmpl = std::string(access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp") + "/strata-fuzz-" + target + "-XXXXXX";
+  if (mkdtemp(tmpl.data()) == nullptr) std::abort();
+  return tmpl;
+}
+
 // A file in memory with a path (/proc/self/fd/N) that open(2) accepts; closed on destruction.
 // A target keeps one for the whole run and Reset()s it per input: creating and closing a memfd
 // for every input cost more than the parsing of small inputs.
