@@ -22,7 +22,7 @@ export interface ReadSegment {
   readonly ancestorLsn: Lsn | null;
   readonly ancestorSegment: ReadSegment | null;
   hasInMemoryRecords(): boolean;
-  /** Append in-memory records of the key (latin1 id) with lsn ≤ cap, newest first; true at a will_init record. */
+  /** Append in-memory records of the key (latin1 id) with lsn ≤ the plan segment's cap, newest first; true at a will_init record. */
   collectInMemory(keyId: string, w: ReadPlanWriter): boolean;
 }
 
