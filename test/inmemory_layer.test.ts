@@ -21,9 +21,15 @@ import { PAGE_SIZE, recordWillInit, serializeRecord, type WalRecord } from '../l
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
 
+/** Pause after each full collection: array buffers found dead are freed on another thread after it. */
+const SWEEP_WAIT_MS = 10;
+
 /** heapUsed + external (the slabs) after full collections. */
-function heapBytes(): number {
-  for (let i = 0; i < 3; i++) gc();
+async function heapBytes(): Promise<number> {
+  for (let i = 0; i < 3; i++) {
+    gc();
+    await new Promise((resolve) => setTimeout(resolve, SWEEP_WAIT_MS));
+  }
   const m = process.memoryUsage();
   return m.heapUsed + m.external;
 }
@@ -68,16 +74,20 @@ function halfNoise(seed: number): Buffer {
 }
 
 describe('InMemoryLayer', () => {
-  it.each([1, 4, 16])('counts within 25%% of its real heap cost: 20,000 keys × %i 8-byte patches', (versions) => {
+  it.each([1, 4, 16])('counts within 25%% of its real heap cost: 20,000 keys × %i 8-byte patches', async (versions) => {
     const keys = 20_000;
     // Compiled code, inline caches and feedback vectors for put() land on the heap the first time it
-    // runs (≈ 150 KB here, more under the sanitizer build's slower start); warm them up on a layer
-    // that is dropped so that `held` is the layer's data alone.
-    fill(new InMemoryLayer(0n), WARM_UP_KEYS, versions, patch);
-    const before = heapBytes();
+    // runs (≈ 150 KB here, more under the sanitizer build's slower start); warm them up on another
+    // layer so that `held` is the layer's data alone. That layer stays reachable until both readings
+    // are taken: array buffers are freed after the collection that finds them dead, so a layer
+    // dropped just before the first reading could still be counted in it.
+    const warm = new InMemoryLayer(0n);
+    fill(warm, WARM_UP_KEYS, versions, patch);
+    const before = await heapBytes();
     const layer = new InMemoryLayer(0n);
     fill(layer, keys, versions, patch);
-    const held = heapBytes() - before;
+    const held = (await heapBytes()) - before;
+    expect(warm.entries).toBe(WARM_UP_KEYS * versions);
     expect(layer.entries).toBe(keys * versions);
     // Before the measured overheads were counted, `bytes` was 0.05× to 0.17× the heap for this data.
     expect(layer.bytes / held).toBeGreaterThan(0.8);
@@ -185,6 +195,68 @@ describe('InMemoryLayer', () => {
     expect(layer.collect(absent, new ReadPlanWriter().reset())).toBe(false);
   });
 
+  it('finds every key of a large layer as its key table grows: strided, sequential and random block numbers, one block number under many prefixes', () => {
+    const layer = new InMemoryLayer(0n);
+    const scratch = new IngestScratch();
+    const rng = mulberry32(11);
+    const suffixes = (pattern: number, n: number): number[] => Array.from({ length: n }, (_, i) => {
+      switch (pattern) {
+        case 0: return i; // sequential
+        case 1: return (i * 2 ** 16) >>> 0; // only high bits vary
+        case 2: return (i * 2 ** 20 + 7) >>> 0;
+        case 3: return 2 ** 32 - 1 - i;
+        default: return Math.floor(rng() * 2 ** 32);
+      }
+    });
+    const sent = new Map<string, bigint[]>();
+    let lsn = 0n;
+    let batch: WalRecord[] = [];
+    const flushBatch = (): void => {
+      layer.putChecked(checkRecords(batch, lsn - BigInt(batch.length) * LSN_STEP, 'test', scratch));
+      batch = [];
+    };
+    for (let pattern = 0; pattern < 5; pattern++) {
+      for (const blockNum of suffixes(pattern, 4_000)) {
+        // The same block number under several relation forks: the table must keep them apart.
+        for (const forkNum of pattern === 0 ? [0, 1, 2] : [0]) {
+          const key = { spcOid: 1663, dbOid: 5 + pattern, relNumber: 16384, forkNum, blockNum };
+          const id = encodeKey(key).toString('latin1');
+          if (batch.some((r) => r.lsn === lsn + LSN_STEP && encodeKey(r.key).toString('latin1') === id)) continue;
+          lsn += LSN_STEP;
+          batch.push({ lsn, key, kind: 'patch', offset: 0, data: Buffer.from([pattern]) });
+          sent.set(id, [...(sent.get(id) ?? []), lsn]);
+          if (batch.length === 1_000) flushBatch();
+        }
+      }
+    }
+    flushBatch();
+    const ids = [...sent.keys()].sort((a, b) => Buffer.compare(Buffer.from(a, 'latin1'), Buffer.from(b, 'latin1')));
+    expect(layer.keys().map((k) => k.toString('latin1'))).toEqual(ids);
+    for (const h of layer.sortedHistories()) expect([...h.records()].map((r) => r.lsn)).toEqual(sent.get(h.key.toString('latin1')));
+    for (const id of ids) {
+      const plan = new ReadPlanWriter();
+      plan.reset().buffer.write(id, plan.beginRequest(), 'latin1');
+      plan.beginSegment(0, lsn);
+      layer.collect(id, plan);
+      const expected = new ReadPlanWriter();
+      expected.reset().buffer.write(id, expected.beginRequest(), 'latin1');
+      expected.beginSegment(0, lsn);
+      const pattern = Buffer.from(id, 'latin1').readUInt32BE(5) - 5; // the dbOid chose the pattern
+      for (const at of [...(sent.get(id) ?? [])].reverse()) expected.memRecord(at, serializeRecord({ lsn: at, key: keyOf(0), kind: 'patch', offset: 0, data: Buffer.from([pattern]) }));
+      expect(plan.finish().equals(expected.finish()), id).toBe(true);
+    }
+    // Keys next to present ones (another fork, block number ± 1 with no record) read nothing.
+    for (const key of [{ blockNum: 1, forkNum: 3, dbOid: 5 }, { blockNum: 2 ** 16 + 1, forkNum: 0, dbOid: 6 }, { blockNum: 8, forkNum: 0, dbOid: 7 }]) {
+      const id = encodeKey({ spcOid: 1663, relNumber: 16384, ...key }).toString('latin1');
+      expect(sent.has(id)).toBe(false);
+      const plan = new ReadPlanWriter();
+      plan.reset().buffer.write(id, plan.beginRequest(), 'latin1');
+      plan.beginSegment(0, lsn);
+      expect(layer.collect(id, plan)).toBe(false);
+      expect(plan.finish().equals(emptyPlanFor(id, lsn))).toBe(true);
+    }
+  });
+
   it.each([['lz4', CODEC_LZ4], ['zstd', CODEC_ZSTD], ['none', CODEC_NONE]] as const)('hands its arena over for the L0 with the entries encoding each record would give (%s)', async (_name, codec) => {
     const layer = new InMemoryLayer(0n);
     const scratch = new IngestScratch();
@@ -236,3 +308,23 @@ describe('InMemoryLayer', () => {
     expect([...batch.willInit()]).toEqual(keys.map((_, i) => (i % 3 === 0 ? 1 : 0)));
   });
 });
+
+/** A small deterministic generator for the tests' random block numbers. */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+}
+
+/** The plan of a request for `id` capped at `cap` with no record collected. */
+function emptyPlanFor(id: string, cap: bigint): Buffer {
+  const plan = new ReadPlanWriter();
+  plan.reset().buffer.write(id, plan.beginRequest(), 'latin1');
+  plan.beginSegment(0, cap);
+  return plan.finish();
+}

@@ -10,8 +10,10 @@
  *   - per record, by its ordinal, a 24-byte entry in one typed array: LSN, location, length and the
  *     ordinal of the same key's previous record, so a key's history is a chain from its newest;
  *   - a numeric key index: the key's first 14 bytes (for a page: kind, tablespace, database,
- *     relation, fork) pick a Map from the last 4 (the block number) to the key's slot, which holds
- *     its newest record; a small cache of recently used prefixes spares ingest the prefix's string.
+ *     relation, fork) are its prefix, numbered in a Map; (prefix number, last 4 bytes: the block
+ *     number) finds the key's slot, which holds its newest record, in an open-addressing table of
+ *     typed arrays (a JS Map per prefix cost a quarter of ingest's time); a small cache of recently
+ *     used prefixes spares ingest the prefix's string.
  */
 import { putU32BE } from '../bytes';
 import {
@@ -25,24 +27,30 @@ import { recordWillInit, writeRecord } from '../record';
 import type { CheckedRecords } from './ingest';
 
 /**
- * Memory counted against checkpointDistance for each key besides its records and slot: its entry
- * in its prefix's Map. Set so the layer freezes at about checkpointDistance of real memory:
- * scripts/measure-inmemory-layer.js (heapUsed + external after a full GC, node --expose-gc,
- * Node 20 x64, 100,000 keys of 8-byte patches) measures 87–89 bytes of heap for a key's first
- * record (166 with the latin1 ids and per-key location arrays before), and 42, 44 and 38 per
- * further record at 2, 4 and 16 records a key, against 87, 43, 45 and 38 counted.
+ * A key prefix's number in the prefix Map, its latin1 id and its bytes (a few per relation fork).
+ * Everything else the layer holds is typed arrays and slabs, counted at their allocated size, so
+ * the layer freezes at about checkpointDistance of real memory: scripts/measure-inmemory-layer.js
+ * (heapUsed + external after a full GC) measures what the counts below add up to.
  */
-const KEY_OVERHEAD_BYTES = 46;
-/** A key prefix's Map and latin1 id (a few per relation fork; a Map's empty table is ≈ 200 bytes). */
-const PREFIX_OVERHEAD_BYTES = 256;
+const PREFIX_OVERHEAD_BYTES = 128;
 /**
  * Per record besides its bytes: LSN (8), slab and offset (4 + 4), length (4) and previous ordinal
  * (4), in one array of entries that grows by half when full. Their whole capacity is counted when allocated (up to a
  * third of it not yet used): small records on many keys cost little more than this index.
  */
 const RECORD_INDEX_BYTES = ARENA_ENTRY_BYTES; // 8 + 4 + 4 + 4 + 4
-/** Per key slot: its newest record's ordinal, in an array grown and counted the same way. */
-const KEY_SLOT_BYTES = 4;
+/**
+ * Per key slot: its newest record's ordinal, its prefix number and its last 4 bytes, in arrays
+ * grown and counted the same way.
+ */
+const KEY_SLOT_BYTES = 4 + 4 + 4;
+/** Per entry of the key table: the slot + 1 (0: empty) and the key's last 4 bytes. */
+const KEY_TABLE_ENTRY_U32S = 2;
+const KEY_TABLE_ENTRY_BYTES = KEY_TABLE_ENTRY_U32S * 4;
+/** Initial entries of the key table (a power of two); it doubles when half full. */
+const INITIAL_KEY_TABLE_ENTRIES = 64;
+/** Mixes the prefix number into the key's hash (a 32-bit odd constant from MurmurHash3's finalizer). */
+const PREFIX_HASH_MIX = 0x85ebca6b;
 const INITIAL_RECORD_SLOTS = 64;
 const INITIAL_KEY_SLOTS = 16;
 /** Arrays grow to capacity × 3/2 (+ the initial size), bounding the allocated-but-unused part. */
@@ -96,13 +104,22 @@ export class InMemoryLayer {
   /** Wall-clock ms of the first record, for checkpoint_timeout-style flushing; null while empty. */
   firstPutAt: number | null = null;
 
-  /** latin1 id of a key's first KEY_PREFIX_SIZE bytes → (its last 4 bytes as a number → key slot). */
-  private readonly byPrefix = new Map<string, Map<number, number>>();
+  /** latin1 id of a key's first KEY_PREFIX_SIZE bytes → its prefix number (an index of prefixes). */
+  private readonly prefixIds = new Map<string, number>();
+  private readonly prefixes: Buffer[] = [];
   private readonly prefixCache = new Uint32Array(PREFIX_CACHE_SLOTS * PREFIX_WORDS);
-  private readonly prefixCacheMaps: (Map<number, number> | undefined)[] = new Array<Map<number, number> | undefined>(PREFIX_CACHE_SLOTS).fill(undefined);
-  /** Per key slot: its newest record's ordinal. */
+  /** The cached prefix's number, or -1. */
+  private readonly prefixCacheIds = new Int32Array(PREFIX_CACHE_SLOTS).fill(-1);
+  /** Per key slot: its newest record's ordinal, its prefix number and its last 4 bytes. */
   private keyHead = new Int32Array(0);
+  private keyPrefix = new Int32Array(0);
+  private keySuffix = new Uint32Array(0);
   private keyCount = 0;
+  /** Open addressing, linear probing: KEY_TABLE_ENTRY_U32S per entry, a power of two of them. */
+  private keyTable = new Uint32Array(0);
+  private keyTableMask = -1;
+  /** 32 − log2(the table's entries): a hash's top bits pick the entry. */
+  private keyTableShift = 32;
 
   /** Record index entries (REC_* above): three views of one buffer. */
   private recU64 = new BigUint64Array(0);
@@ -168,10 +185,10 @@ export class InMemoryLayer {
    * LSNs as u32 halves and copies record bytes from the slab: no bigint or view per record.
    */
   collect(keyId: string, plan: ReadPlanWriter): boolean {
-    const inner = this.byPrefix.get(keyId.slice(0, KEY_PREFIX_SIZE));
-    if (inner === undefined) return false;
-    const slot = inner.get(idSuffix(keyId));
-    if (slot === undefined) return false;
+    const prefix = this.prefixIds.get(keyId.slice(0, KEY_PREFIX_SIZE));
+    if (prefix === undefined) return false;
+    const slot = this.find(prefix, idSuffix(keyId));
+    if (slot < 0) return false;
     const capHigh = plan.capHigh;
     const capLow = plan.capLow;
     const u32 = this.recU32;
@@ -195,11 +212,8 @@ export class InMemoryLayer {
    * cores' arena walks against.
    */
   *sortedHistories(): Generator<KeyRecords> {
-    for (const [prefix, inner] of this.sortedPrefixes()) {
-      for (const suffix of sortedSuffixes(inner)) {
-        const slot = inner.get(suffix) as number;
-        yield { key: keyOf(prefix, suffix), records: () => this.recordsOf(slot) };
-      }
+    for (const slot of this.sortedSlots()) {
+      yield { key: this.keyOf(slot), records: () => this.recordsOf(slot) };
     }
   }
 
@@ -212,13 +226,12 @@ export class InMemoryLayer {
   async toArena(codec: CodecId): Promise<DeltaArena> {
     const keys = Buffer.allocUnsafe(this.keyCount * KEY_SIZE);
     const heads = new Int32Array(this.keyCount);
-    let k = 0;
-    for (const [prefix, inner] of this.sortedPrefixes()) {
-      for (const suffix of sortedSuffixes(inner)) {
-        prefix.copy(keys, k * KEY_SIZE);
-        putU32BE(keys, k * KEY_SIZE + KEY_PREFIX_SIZE, suffix);
-        heads[k++] = this.keyHead[inner.get(suffix) as number];
-      }
+    const slots = this.sortedSlots();
+    for (let k = 0; k < slots.length; k++) {
+      const slot = slots[k];
+      this.prefixes[this.keyPrefix[slot]].copy(keys, k * KEY_SIZE);
+      putU32BE(keys, k * KEY_SIZE + KEY_PREFIX_SIZE, this.keySuffix[slot]);
+      heads[k] = this.keyHead[slot];
     }
     const entries = new Uint8Array(this.recU32.buffer, 0, this.entries * RECORD_INDEX_BYTES);
     const { packedAt, packed } = await packArena(codec, entries, this.entries, this.slabs);
@@ -227,15 +240,40 @@ export class InMemoryLayer {
 
   /** The layer's keys in ascending byte order. */
   keys(): Buffer[] {
-    const out: Buffer[] = [];
-    for (const [prefix, inner] of this.sortedPrefixes()) {
-      for (const suffix of sortedSuffixes(inner)) out.push(keyOf(prefix, suffix));
+    return Array.from(this.sortedSlots(), (slot) => this.keyOf(slot));
+  }
+
+  /**
+   * Key slots in ascending key order: grouped by prefix in the prefixes' byte order (a counting
+   * sort), then by the last 4 bytes, which as big-endian numbers sort as their bytes do.
+   */
+  private sortedSlots(): Int32Array {
+    const ids = [...this.prefixIds.keys()].sort(compareIds);
+    const rank = new Int32Array(ids.length);
+    ids.forEach((id, r) => { rank[this.prefixIds.get(id) as number] = r; });
+    const start = new Int32Array(ids.length + 1);
+    for (let s = 0; s < this.keyCount; s++) start[rank[this.keyPrefix[s]] + 1]++;
+    for (let r = 0; r < ids.length; r++) start[r + 1] += start[r];
+    const grouped = new Int32Array(this.keyCount);
+    const next = start.slice(0, ids.length);
+    for (let s = 0; s < this.keyCount; s++) grouped[next[rank[this.keyPrefix[s]]]++] = s;
+    const out = new Int32Array(this.keyCount);
+    for (let r = 0; r < ids.length; r++) {
+      const from = start[r];
+      const suffixes = new Float64Array(start[r + 1] - from);
+      for (let i = 0; i < suffixes.length; i++) suffixes[i] = this.keySuffix[grouped[from + i]];
+      suffixes.sort();
+      const prefix = this.keyPrefix[grouped[from]];
+      for (let i = 0; i < suffixes.length; i++) out[from + i] = this.find(prefix, suffixes[i]);
     }
     return out;
   }
 
-  private sortedPrefixes(): [Buffer, Map<number, number>][] {
-    return [...this.byPrefix.keys()].sort(compareIds).map((id) => [Buffer.from(id, 'latin1'), this.byPrefix.get(id) as Map<number, number>]);
+  private keyOf(slot: number): Buffer {
+    const key = Buffer.allocUnsafe(KEY_SIZE);
+    this.prefixes[this.keyPrefix[slot]].copy(key, 0);
+    putU32BE(key, KEY_PREFIX_SIZE, this.keySuffix[slot]);
+    return key;
   }
 
   private *recordsOf(slot: number): Generator<{ lsn: bigint; record: Buffer }> {
@@ -262,35 +300,83 @@ export class InMemoryLayer {
     const c = Math.imul(w0 ^ w1 ^ w2 ^ w3, FIB_HASH) >>> PREFIX_CACHE_SHIFT;
     const cw = c * PREFIX_WORDS;
     const cache = this.prefixCache;
-    let inner = this.prefixCacheMaps[c];
-    if (inner === undefined || cache[cw] !== w0 || cache[cw + 1] !== w1 || cache[cw + 2] !== w2 || cache[cw + 3] !== w3) {
-      const id = b.toString('latin1', o, o + KEY_PREFIX_SIZE);
-      inner = this.byPrefix.get(id);
-      if (inner === undefined) {
-        inner = new Map<number, number>();
-        this.byPrefix.set(id, inner);
-        this.bytes += PREFIX_OVERHEAD_BYTES;
-      }
+    let prefix = this.prefixCacheIds[c];
+    if (prefix < 0 || cache[cw] !== w0 || cache[cw + 1] !== w1 || cache[cw + 2] !== w2 || cache[cw + 3] !== w3) {
+      prefix = this.prefixOf(b, o);
       cache[cw] = w0;
       cache[cw + 1] = w1;
       cache[cw + 2] = w2;
       cache[cw + 3] = w3;
-      this.prefixCacheMaps[c] = inner;
+      this.prefixCacheIds[c] = prefix;
     }
     const suffix = u32(b, o + KEY_PREFIX_SIZE);
-    let slot = inner.get(suffix);
-    if (slot === undefined) {
-      slot = this.keyCount++;
-      if (slot === this.keyHead.length) {
-        const cap = grownCapacity(slot, INITIAL_KEY_SLOTS, slot + 1);
-        this.keyHead = grown(this.keyHead, new Int32Array(cap));
-        this.bytes += (cap - slot) * KEY_SLOT_BYTES;
-      }
-      this.keyHead[slot] = NO_RECORD;
-      inner.set(suffix, slot);
-      this.bytes += KEY_OVERHEAD_BYTES;
+    const slot = this.find(prefix, suffix);
+    return slot >= 0 ? slot : this.newSlot(prefix, suffix);
+  }
+
+  /** The number of the prefix at b[o, o + KEY_PREFIX_SIZE), numbered if new. */
+  private prefixOf(b: Buffer, o: number): number {
+    const id = b.toString('latin1', o, o + KEY_PREFIX_SIZE);
+    let prefix = this.prefixIds.get(id);
+    if (prefix === undefined) {
+      prefix = this.prefixes.length;
+      this.prefixes.push(Buffer.from(b.subarray(o, o + KEY_PREFIX_SIZE)));
+      this.prefixIds.set(id, prefix);
+      this.bytes += PREFIX_OVERHEAD_BYTES;
     }
+    return prefix;
+  }
+
+  /** The slot of (prefix, suffix), or -1. */
+  private find(prefix: number, suffix: number): number {
+    const table = this.keyTable;
+    const mask = this.keyTableMask;
+    if (this.keyCount === 0) return -1;
+    for (let e = keyHash(prefix, suffix) >>> this.keyTableShift; ; e = (e + 1) & mask) {
+      const at = e * KEY_TABLE_ENTRY_U32S;
+      const held = table[at];
+      if (held === 0) return -1;
+      if (table[at + 1] === suffix && this.keyPrefix[held - 1] === prefix) return held - 1;
+    }
+  }
+
+  /** A slot for a key not in the layer yet, entered in the key table. */
+  private newSlot(prefix: number, suffix: number): number {
+    const slot = this.keyCount++;
+    if (slot === this.keyHead.length) {
+      const cap = grownCapacity(slot, INITIAL_KEY_SLOTS, slot + 1);
+      this.keyHead = grown(this.keyHead, new Int32Array(cap));
+      this.keyPrefix = grown(this.keyPrefix, new Int32Array(cap));
+      this.keySuffix = grown(this.keySuffix, new Uint32Array(cap));
+      this.bytes += (cap - slot) * KEY_SLOT_BYTES;
+    }
+    this.keyHead[slot] = NO_RECORD;
+    this.keyPrefix[slot] = prefix;
+    this.keySuffix[slot] = suffix;
+    if (2 * this.keyCount > this.keyTableMask + 1) this.growKeyTable();
+    else this.enter(this.keyTable, this.keyTableMask, this.keyTableShift, slot);
     return slot;
+  }
+
+  /** Doubles the key table (the first one: INITIAL_KEY_TABLE_ENTRIES) and enters every slot again. */
+  private growKeyTable(): void {
+    const had = this.keyTableMask + 1;
+    const entries = had === 0 ? INITIAL_KEY_TABLE_ENTRIES : had * 2;
+    const table = new Uint32Array(entries * KEY_TABLE_ENTRY_U32S);
+    const shift = 32 - Math.log2(entries);
+    for (let s = 0; s < this.keyCount; s++) this.enter(table, entries - 1, shift, s);
+    this.keyTable = table;
+    this.keyTableMask = entries - 1;
+    this.keyTableShift = shift;
+    this.bytes += (entries - had) * KEY_TABLE_ENTRY_BYTES;
+  }
+
+  private enter(table: Uint32Array, mask: number, shift: number, slot: number): void {
+    const suffix = this.keySuffix[slot];
+    let e = keyHash(this.keyPrefix[slot], suffix) >>> shift;
+    while (table[e * KEY_TABLE_ENTRY_U32S] !== 0) e = (e + 1) & mask;
+    table[e * KEY_TABLE_ENTRY_U32S] = slot + 1;
+    table[e * KEY_TABLE_ENTRY_U32S + 1] = suffix;
   }
 
   /** Room in the record arrays for `n` more records. */
@@ -344,16 +430,12 @@ function idSuffix(id: string): number {
   return ((id.charCodeAt(o) << 24) | (id.charCodeAt(o + 1) << 16) | (id.charCodeAt(o + 2) << 8) | id.charCodeAt(o + 3)) >>> 0;
 }
 
-function keyOf(prefix: Buffer, suffix: number): Buffer {
-  const key = Buffer.allocUnsafe(KEY_SIZE);
-  prefix.copy(key, 0);
-  putU32BE(key, KEY_PREFIX_SIZE, suffix);
-  return key;
-}
-
-/** Big-endian numbers sort as their bytes do. */
-function sortedSuffixes(inner: Map<number, number>): Float64Array {
-  return Float64Array.from(inner.keys()).sort();
+/**
+ * A key's hash for the key table: Fibonacci hashing of its last 4 bytes mixed with its prefix
+ * number; the table uses the top bits, which every input bit reaches.
+ */
+function keyHash(prefix: number, suffix: number): number {
+  return Math.imul(suffix ^ Math.imul(prefix, PREFIX_HASH_MIX), FIB_HASH) >>> 0;
 }
 
 /** latin1 ids compare as strings in the byte order of their keys. */
@@ -362,7 +444,7 @@ function compareIds(a: string, b: string): number {
 }
 
 /** `to` (larger) holding `from`'s elements first. */
-function grown<T extends Int32Array>(from: Int32Array, to: T): T {
+function grown<T extends Int32Array | Uint32Array>(from: T, to: T): T {
   to.set(from);
   return to;
 }
