@@ -48,6 +48,11 @@ export function exclusiveKeyEnd(key: Buffer): Buffer {
 
 export function encodeKey(key: PageKey, into: Buffer = Buffer.allocUnsafe(KEY_SIZE), offset = 0): Buffer {
   checkKey(key);
+  return encodeCheckedKey(key, into, offset);
+}
+
+/** encodeKey for a key checkKey already accepted (ingest checks each record's key once). */
+export function encodeCheckedKey(key: PageKey, into: Buffer, offset: number): Buffer {
   into[offset] = KEY_KIND_REL_PAGE;
   putU32(into, offset + 1, key.spcOid);
   putU32(into, offset + 5, key.dbOid);

@@ -105,11 +105,10 @@ export function checkRecord(r: WalRecord): number {
   if (r === null || typeof r !== 'object') throw new StrataError('BAD_RECORD', 'record must be an object');
   checkLsn(r.lsn, 'record lsn');
   checkKey(r.key);
-  const where = () => `record at LSN ${formatLsn(r.lsn)} for page ${formatKey(r.key)}`;
   switch (r.kind) {
     case 'image':
       if (!(r.page instanceof Uint8Array) || r.page.length !== PAGE_SIZE) {
-        throw new StrataError('BAD_RECORD', `${where()}: image page must be a ${PAGE_SIZE}-byte Uint8Array, got ${describeLen(r.page)}`);
+        throw new StrataError('BAD_RECORD', `${where(r)}: image page must be a ${PAGE_SIZE}-byte Uint8Array, got ${describeLen(r.page)}`);
       }
       return 1 + PAGE_SIZE;
     case 'zero':
@@ -117,15 +116,15 @@ export function checkRecord(r: WalRecord): number {
     case 'patch': {
       const { offset, data } = r;
       if (!(data instanceof Uint8Array) || data.length === 0) {
-        throw new StrataError('BAD_RECORD', `${where()}: patch data must be a non-empty Uint8Array, got ${describeLen(data)}`);
+        throw new StrataError('BAD_RECORD', `${where(r)}: patch data must be a non-empty Uint8Array, got ${describeLen(data)}`);
       }
       if (!Number.isInteger(offset) || offset < 0 || offset + data.length > PAGE_SIZE) {
-        throw new StrataError('BAD_RECORD', `${where()}: patch [${describeValue(offset)}, +${data.length}) falls outside the ${PAGE_SIZE}-byte page`);
+        throw new StrataError('BAD_RECORD', `${where(r)}: patch [${describeValue(offset)}, +${data.length}) falls outside the ${PAGE_SIZE}-byte page`);
       }
       return PATCH_HEADER_SIZE + data.length;
     }
     default:
-      throw new StrataError('BAD_RECORD', `${where()}: unknown record kind ${JSON.stringify((r as { kind?: unknown }).kind)}`);
+      throw new StrataError('BAD_RECORD', `${where(r)}: unknown record kind ${JSON.stringify((r as { kind?: unknown }).kind)}`);
   }
 }
 
@@ -177,6 +176,11 @@ export function checkSerializedRecord(rec: Uint8Array): string | null {
     default:
       return `unknown record tag ${rec[0]}`;
   }
+}
+
+/** Names a record in an error (a function, not a closure made per record: ingest checks every record). */
+function where(r: WalRecord): string {
+  return `record at LSN ${formatLsn(r.lsn)} for page ${formatKey(r.key)}`;
 }
 
 function describeLen(v: unknown): string {

@@ -5,6 +5,8 @@ import * as path from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { type PageKey, PAGE_SIZE, Repository, type WalRecord } from '../lib';
 import { describeEachCore } from './helpers/cores';
+import { formatKey } from '../lib/key';
+import { formatLsn } from '../lib/lsn';
 
 const A: PageKey = { spcOid: 1663, dbOid: 5, relNumber: 16384, forkNum: 0, blockNum: 0 };
 const B: PageKey = { ...A, blockNum: 1 };
@@ -149,7 +151,10 @@ describeEachCore('timeline API (%s core)', (impl) => {
       { lsn: 0x20n, key: A, kind: 'truncate' },
     ];
     for (const r of bad) {
-      expect(() => tl.ingest([img(0x10n, B, 'ok'), r as WalRecord])).toThrow(expect.objectContaining({ code: 'BAD_RECORD' }));
+      // The message names the record: its LSN and its page.
+      expect(() => tl.ingest([img(0x10n, B, 'ok'), r as WalRecord])).toThrow(expect.objectContaining({
+        code: 'BAD_RECORD', message: expect.stringContaining(`record at LSN ${formatLsn(0x20n)} for page ${formatKey(A)}`),
+      }));
     }
     expect(() => tl.ingest([{ lsn: 0x20n, key: { ...A, forkNum: 300 }, kind: 'zero' }])).toThrow(expect.objectContaining({ code: 'BAD_ARGUMENT' }));
     expect(tl.lastRecordLsn).toBe(0n);

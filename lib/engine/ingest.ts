@@ -7,7 +7,7 @@
  *     in 64 bits.
  */
 import { StrataError } from '../errors';
-import { encodeKey, formatEncodedKey, KEY_SIZE } from '../key';
+import { encodeCheckedKey, encodeKey, formatEncodedKey, KEY_SIZE } from '../key';
 import { formatLsn, LSN_MAX, type Lsn } from '../lsn';
 import { checkRecord, serializeRecord, type WalRecord } from '../record';
 
@@ -71,7 +71,7 @@ export function checkRecords(records: readonly WalRecord[], lastRecordLsn: Lsn, 
   for (let i = 0; i < n; i++) {
     const r = records[i];
     sizes[i] = checkRecord(r);
-    encodeKey(r.key, keys, i * KEY_SIZE);
+    encodeCheckedKey(r.key, keys, i * KEY_SIZE); // checkRecord checked the key
     if (orderError !== null) continue;
     const lsn = r.lsn;
     if (lsn !== prev || i === 0) {
