@@ -10,7 +10,7 @@
  * bytes must be theirs, docs/FORMAT.md "Blobs"), so the engine compresses before the hand-over.
  */
 import { BLOB_RAW_LEN_SIZE, CODEC_NONE, COMPRESS_MIN_BYTES, type CodecId } from './format';
-import { yieldToEventLoop } from './entry_batch';
+import { WRITE_BATCH_BYTES, yieldToEventLoop } from './entry_batch';
 import { compressRecord } from './compress';
 
 /**
@@ -31,8 +31,13 @@ export const NO_PREVIOUS = -1;
 /** packedAt's length of a record stored raw. */
 export const NOT_PACKED = -1;
 
-/** Record bytes packArena compresses between two yields to the event loop (≈ 1 ms of lz4 here). */
-const PACK_STEP_BYTES = 256 * 1024;
+/**
+ * Record bytes packArena compresses, and compressed bytes it gathers, between two yields to the
+ * event loop: the bound every other step of a flush keeps (≈ 0.25 ms of lz4 here; at 256 KiB the
+ * steps were ≈ 1 ms of lz4, and the gathering of a layer's compressed forms one copy of megabytes
+ * into fresh memory, the largest share of W7's late timers).
+ */
+const PACK_STEP_BYTES = WRITE_BATCH_BYTES;
 
 export interface DeltaArena {
   /** The layer's keys in ascending byte order, KEY_SIZE bytes each. */
@@ -56,7 +61,8 @@ export interface DeltaArena {
  * packedAt and packed for records of `entries` under `codec`, compressed as encodeBlob would:
  * records of COMPRESS_MIN_BYTES or more, kept when smaller by more than their raw-length field.
  * Walks the records in arrival order (sequential memory), not in key order, yielding to the event
- * loop every PACK_STEP_BYTES. The entries must not change meanwhile (a frozen layer's).
+ * loop every PACK_STEP_BYTES, and gathers the compressed forms the same way. The entries must not
+ * change meanwhile (a frozen layer's).
  */
 export async function packArena(codec: CodecId, entries: Uint8Array, count: number, slabs: readonly Uint8Array[]): Promise<{ packedAt: Int32Array; packed: Uint8Array }> {
   const packedAt = new Int32Array(count * 2).fill(NOT_PACKED);
@@ -83,5 +89,22 @@ export async function packArena(codec: CodecId, entries: Uint8Array, count: numb
     parts.push(packed);
     total += packed.length;
   }
-  return { packedAt, packed: parts.length === 0 ? new Uint8Array(0) : Buffer.concat(parts, total) };
+  return { packedAt, packed: await gather(parts, total) };
+}
+
+/** `parts` back to back in one buffer of `total` bytes, yielding every PACK_STEP_BYTES copied. */
+async function gather(parts: readonly Buffer[], total: number): Promise<Uint8Array> {
+  const out = Buffer.allocUnsafeSlow(total);
+  let at = 0;
+  let sinceYield = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+    sinceYield += part.length;
+    if (sinceYield >= PACK_STEP_BYTES) {
+      sinceYield = 0;
+      await yieldToEventLoop();
+    }
+  }
+  return out;
 }
