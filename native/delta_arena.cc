@@ -11,9 +11,6 @@
 namespace strata {
 namespace {
 
-// Entries, or blob bytes, handed to LayerWriter::Append at a time: bounds the batch buffers.
-constexpr size_t kBatchEntries = 4096;
-constexpr size_t kBatchBytes = 1024 * 1024;
 constexpr size_t kLsnSize = 8;
 constexpr size_t kEntryLsn = 0;
 constexpr size_t kEntrySlab = 8;
@@ -41,7 +38,8 @@ struct Entry {
 
 class ArenaWalk {
  public:
-  ArenaWalk(LayerWriter& writer, uint8_t codec, const DeltaArenaView& arena) : writer_(writer), codec_(codec), arena_(arena) {
+  ArenaWalk(LayerWriter& writer, uint8_t codec, const DeltaArenaView& arena, const ArenaBatchLimits& limits)
+      : writer_(writer), codec_(codec), arena_(arena), limits_(limits) {
     if (arena.entries.len % kArenaEntryBytes != 0) BadArena("entries are not whole entries");
     count_ = arena.entries.len / kArenaEntryBytes;
     if (arena.heads.len % sizeof(int32_t) != 0) BadArena("heads are not whole i32s");
@@ -113,7 +111,7 @@ class ArenaWalk {
       blobs_.insert(blobs_.end(), arena_.packed.data + poff, arena_.packed.data + poff + plen);
     }
     will_init_.push_back(RecordWillInit(rec) ? 1 : 0);
-    if (will_init_.size() == kBatchEntries || blobs_.size() >= kBatchBytes) Flush();
+    if (will_init_.size() >= limits_.entries || blobs_.size() >= limits_.bytes) Flush();
   }
 
   void Flush() {
@@ -127,6 +125,7 @@ class ArenaWalk {
   LayerWriter& writer_;
   uint8_t codec_;
   const DeltaArenaView& arena_;
+  const ArenaBatchLimits limits_;
   size_t count_ = 0;
   size_t keys_ = 0;
   std::vector<uint8_t> index_keys_;
@@ -136,8 +135,8 @@ class ArenaWalk {
 
 }  // namespace
 
-void AppendDeltaArena(LayerWriter& writer, uint8_t codec, const DeltaArenaView& arena) {
-  ArenaWalk(writer, codec, arena).Run();
+void AppendDeltaArena(LayerWriter& writer, uint8_t codec, const DeltaArenaView& arena, const ArenaBatchLimits& limits) {
+  ArenaWalk(writer, codec, arena, limits).Run();
 }
 
 }  // namespace strata

@@ -28,12 +28,20 @@ struct DeltaArenaView {
   ByteSpan packed;               // compressed forms, back to back
 };
 
+// How much AppendDeltaArena hands LayerWriter::Append at a time: bounds its batch buffers. The
+// layer written does not depend on them (the fuzz target walks with small ones to cross batch
+// boundaries often).
+struct ArenaBatchLimits {
+  size_t entries = 4096;
+  size_t bytes = 1024 * 1024;  // blob bytes
+};
+
 // Appends every entry of `arena` to `writer` (a delta writer with the arena's codec): index key
 // = key || LSN (u64 BE), blob raw or with its compressed form, will_init from the record. Throws
 // BAD_ARGUMENT naming the key or record for a malformed arena (an ordinal out of range or not
 // older than the one before it, bytes outside a slab, sizes that disagree, a compressed form in
 // an uncompressed layer), before appending the batch that holds it. Reads the arena only.
-void AppendDeltaArena(LayerWriter& writer, uint8_t codec, const DeltaArenaView& arena);
+void AppendDeltaArena(LayerWriter& writer, uint8_t codec, const DeltaArenaView& arena, const ArenaBatchLimits& limits = {});
 
 }  // namespace strata
 

@@ -394,9 +394,9 @@ const arenaSel = (mode, word = 0) => (mode << 5) | word;
 /**
  * [u8 codec][u8 keys][u16 BE records][u8 slab][u32 BE lsn], per record [u8 key][u8 kind][u8 size]
  * [u8 fill] (raw: then [u16 BE length][bytes]), [u8 mutations], per mutation [u8 op][u16 BE index]
- * [u8 sel][u32 BE value] (the delta_arena layout).
+ * [u8 sel][u32 BE value], [u8 batches] (the delta_arena layout; batches 0: the walk's own limits).
  */
-function arenaInput(codec, keys, records, mutations = [], slab = 3) {
+function arenaInput(codec, keys, records, mutations = [], slab = 3, batches = 0) {
   const head = Buffer.alloc(9);
   head[0] = codec; head[1] = keys; head.writeUInt16BE(records.length, 2); head[4] = slab; head.writeUInt32BE(0x00200000, 5);
   const parts = [head];
@@ -410,6 +410,7 @@ function arenaInput(codec, keys, records, mutations = [], slab = 3) {
     m[0] = op; m.writeUInt16BE(index, 1); m[3] = sel; m.writeUInt32BE(value >>> 0, 4);
     parts.push(m);
   }
+  if (batches !== 0) parts.push(Buffer.from([batches]));
   return Buffer.concat(parts);
 }
 
@@ -436,6 +437,10 @@ function deltaArenaSeeds() {
     'zstd-mixed': arenaInput(CODEC.zstd, 6, base),
     'lz4-300-records': arenaInput(CODEC.lz4, 32, arenaMix(300, 32, 5), [], 15),
     'zstd-small-slabs': arenaInput(CODEC.zstd, 3, arenaMix(60, 3, 9), [], 0),
+    // Small batch limits (3 entries or 128 B of blobs): the walk appends dozens of batches, and a
+    // malformed record late in arrival order is refused after earlier batches went to the writer.
+    'lz4-small-batches': arenaInput(CODEC.lz4, 32, arenaMix(300, 32, 5), [], 15, 0x12),
+    'bad-late-record-small-batches': arenaInput(CODEC.lz4, 6, base, [[ARENA_OP.entryWord, 39, arenaSel(1, ARENA_WORD.offset), 0xffff]], 3, 0x12),
     empty: arenaInput(CODEC.lz4, 0, []),
     // As test/core_differential_arena.test.ts's malformed arenas.
     'bad-chain-cycle': arenaInput(CODEC.lz4, 6, base, [[ARENA_OP.entryWord, 0, arenaSel(7, ARENA_WORD.prev), 0], [ARENA_OP.head, 0, arenaSel(7), 0]]),

@@ -8,6 +8,9 @@
 //   per record:      [u8 key][u8 kind][u8 size][u8 fill]; kind kRaw adds [u16 BE len][bytes]
 //   [u8 mutations]   % (kMaxMutations + 1)
 //   per mutation:    [u8 op][u16 BE index][u8 sel][u32 BE value] (ApplyMutation)
+//   [u8 batches]     0: the walk's own batch limits (one batch for arenas this small); otherwise
+//                    small ones (BatchLimits), so a walk appends many batches and a malformed
+//                    record can sit in any of them
 // Missing bytes read as zero, so an input cut short is a well-formed arena. The records make a well-formed arena (Strata records, compressed
 // forms made here, chains linked by ordinal); the mutations then break fields the way a faulty
 // engine could: ordinals out of range or in cycles, bytes outside slabs, array sizes that
@@ -78,6 +81,9 @@ constexpr size_t kWordOffset = 3;
 constexpr size_t kWordLength = 4;
 constexpr size_t kWordPrev = 5;
 constexpr size_t kEntryWords = kArenaEntryBytes / sizeof(uint32_t);
+// Small batch limits: 1-16 entries, 64 B-1 KiB of blobs.
+constexpr size_t kSmallBatchEntriesMax = 16;
+constexpr size_t kSmallBatchBytesStep = 64;
 
 // Record kinds the generator makes (kind byte, low 3 bits); bits 3-4: gap bytes before the
 // record in its slab; bit 5: leave it uncompressed even if it would shrink.
@@ -620,6 +626,15 @@ void CheckLayer(const OutputFile& out, uint64_t size, const Want& want, const La
   if (i != n) Bug("the index holds " + std::to_string(i) + " entries, the arena " + std::to_string(n));
 }
 
+// The batch limits the input's last byte selects (0: the walk's defaults).
+ArenaBatchLimits BatchLimits(uint8_t sel) {
+  ArenaBatchLimits limits;
+  if (sel == 0) return limits;
+  limits.entries = 1 + sel % kSmallBatchEntriesMax;
+  limits.bytes = kSmallBatchBytesStep * (1 + (sel >> 4));
+  return limits;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -634,6 +649,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   opts.lsn_end = UINT64_MAX;
   const size_t mutations = in.U8() % (kMaxMutations + 1);
   for (size_t m = 0; m < mutations; ++m) ApplyMutation(in, arena, opts);
+  const ArenaBatchLimits limits = BatchLimits(in.U8());
   const Want want = Reference(arena, opts);
 
   ExactCopies copies;
@@ -647,7 +663,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   LayerWriter writer(out.path(), opts);
   try {
-    AppendDeltaArena(writer, opts.codec, view);
+    AppendDeltaArena(writer, opts.codec, view, limits);
   } catch (const StrataError& e) {
     if (e.code() != ErrorCode::kBadArgument) Bug(std::string("unexpected ") + ErrorCodeName(e.code()) + ": " + e.what());
     if (want.ok) Bug(std::string("a well-formed arena was refused: ") + e.what());
