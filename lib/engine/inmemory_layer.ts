@@ -228,10 +228,8 @@ export class InMemoryLayer {
     const heads = new Int32Array(this.keyCount);
     const slots = this.sortedSlots();
     for (let k = 0; k < slots.length; k++) {
-      const slot = slots[k];
-      this.prefixes[this.keyPrefix[slot]].copy(keys, k * KEY_SIZE);
-      putU32BE(keys, k * KEY_SIZE + KEY_PREFIX_SIZE, this.keySuffix[slot]);
-      heads[k] = this.keyHead[slot];
+      this.writeKey(slots[k], keys, k * KEY_SIZE);
+      heads[k] = this.keyHead[slots[k]];
     }
     const entries = new Uint8Array(this.recU32.buffer, 0, this.entries * RECORD_INDEX_BYTES);
     const { packedAt, packed } = await packArena(codec, entries, this.entries, this.slabs);
@@ -270,10 +268,14 @@ export class InMemoryLayer {
   }
 
   private keyOf(slot: number): Buffer {
-    const key = Buffer.allocUnsafe(KEY_SIZE);
-    this.prefixes[this.keyPrefix[slot]].copy(key, 0);
-    putU32BE(key, KEY_PREFIX_SIZE, this.keySuffix[slot]);
-    return key;
+    return this.writeKey(slot, Buffer.allocUnsafe(KEY_SIZE), 0);
+  }
+
+  /** The slot's key at out[at, at + KEY_SIZE): its prefix's bytes, then its last 4 bytes. */
+  private writeKey(slot: number, out: Buffer, at: number): Buffer {
+    this.prefixes[this.keyPrefix[slot]].copy(out, at);
+    putU32BE(out, at + KEY_PREFIX_SIZE, this.keySuffix[slot]);
+    return out;
   }
 
   private *recordsOf(slot: number): Generator<{ lsn: bigint; record: Buffer }> {
