@@ -7,7 +7,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Core } from '../lib/core/core';
 import { CODEC_LZ4, CODEC_NONE } from '../lib/core/format';
-import { keyPartitions, keySuccessor, mergeKeys, pagedLayerKeys, PARTITION_KEYS_PER_STEP, resumableKeys } from '../lib/engine/key_stream';
+import { keyPartitions, keySuccessor, mergeKeys, pagedLayerKeys, PARTITION_KEYS_PER_STEP, PARTITION_STEP_MS, resumableKeys, STEP_CLOCK_KEYS } from '../lib/engine/key_stream';
 import { KEY_MAX, KEY_MIN, KEY_SIZE } from '../lib/key';
 import { PAGE_SIZE } from '../lib/record';
 import { IMPLEMENTATIONS, makeCore } from './helpers/cores';
@@ -70,6 +70,26 @@ describe('key stream', () => {
   });
 });
 
+describe('mergeKeys over keys that differ in every byte', () => {
+  it('orders as Buffer.compare does, each key once, high bytes (≥ 0x80) included', () => {
+    const rng = new Rng(23);
+    const randomKey = (): Buffer => {
+      const k = Buffer.alloc(KEY_SIZE);
+      // a few distinct values per byte, so keys share prefixes of every length
+      for (let i = 0; i < KEY_SIZE; i++) k[i] = [0x00, 0x01, 0x7f, 0x80, 0xfe, 0xff][rng.int(0, 5)];
+      return k;
+    };
+    for (let round = 0; round < 30; round++) {
+      const sources = Array.from({ length: rng.int(1, 8) }, () => {
+        const keys = Array.from({ length: rng.int(0, 150) }, randomKey);
+        return [...new Map(keys.map((k) => [k.toString('hex'), k])).values()].sort(Buffer.compare);
+      });
+      const all = [...new Set(sources.flat().map((k) => k.toString('hex')))].sort();
+      expect(hexes(mergeKeys(sources.map((s) => s[Symbol.iterator]()))), `round ${round}`).toEqual(all);
+    }
+  });
+});
+
 describe('key partitions pause', () => {
   it('every PARTITION_KEYS_PER_STEP keys pulled, inside a partition as well as between them', async () => {
     const keys = Array.from({ length: 3 * PARTITION_KEYS_PER_STEP + 5 }, (_, i) => pageKey(i));
@@ -79,10 +99,32 @@ describe('key partitions pause', () => {
       let pulled = 0;
       const counted: Iterator<Buffer> = (function* () { for (const k of keys) { pulled++; yield k; } })();
       const parts: Buffer[][] = [];
-      for await (const p of keyPartitions(counted, perPartition * PAGE_SIZE, async () => { pauses++; pulledAtPause = pulled; })) parts.push(p.keys);
+      const stoppedClock = (): number => 0; // only the key count can end a step
+      for await (const p of keyPartitions(counted, perPartition * PAGE_SIZE, async () => { pauses++; pulledAtPause = pulled; }, stoppedClock)) parts.push(p.keys);
       expect(pauses, `${perPartition} keys a partition`).toBe(Math.floor(keys.length / PARTITION_KEYS_PER_STEP));
       expect(pulledAtPause).toBeLessThanOrEqual(pauses * PARTITION_KEYS_PER_STEP + 1); // no run of keys longer than a step
       expect(parts.flat().length).toBe(keys.length);
+    }
+  });
+});
+
+describe('key partitions pause by time', () => {
+  it(`after PARTITION_STEP_MS of pulling, checked every STEP_CLOCK_KEYS keys, when keys are slow`, async () => {
+    const keys = Array.from({ length: 5000 }, (_, i) => pageKey(i));
+    for (const msPerKey of [0.001, 0.01, 0.05, 2]) {
+      let pulled = 0;
+      const counted: Iterator<Buffer> = (function* () { for (const k of keys) { pulled++; yield k; } })();
+      const clock = (): number => pulled * msPerKey; // time passes only while keys are pulled
+      const runs: number[] = [];
+      let lastPause = 0;
+      const pause = async (): Promise<void> => { runs.push(pulled - lastPause); lastPause = pulled; };
+      let total = 0;
+      for await (const p of keyPartitions(counted, 64 * PAGE_SIZE, pause, clock)) total += p.keys.length;
+      expect(total).toBe(keys.length);
+      // keys whose pulling takes the step's time, rounded up to the next clock check; never more than the count cap
+      const keysPerStep = Math.min(PARTITION_KEYS_PER_STEP, Math.max(STEP_CLOCK_KEYS, Math.ceil(PARTITION_STEP_MS / msPerKey / STEP_CLOCK_KEYS) * STEP_CLOCK_KEYS));
+      expect(runs.length, `${msPerKey} ms a key`).toBe(Math.floor(keys.length / keysPerStep));
+      for (const r of runs) expect(r).toBeLessThanOrEqual(keysPerStep + 1); // the pull that ends a step reads one key ahead
     }
   });
 });

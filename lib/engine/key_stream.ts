@@ -47,10 +47,44 @@ export function* pagedLayerKeys(page: LayerKeyPager, start: Buffer = KEY_MIN, pa
   }
 }
 
-/** A source's next key, and the source: one entry of mergeKeys' heap. */
+/**
+ * A source's next key, and the source: one entry of mergeKeys' heap. The key's 18 bytes are also
+ * held as three 48-bit numbers (bytes 0–5, 6–11, 12–17), which order as the bytes do: the merge
+ * compares heads a few times per key pulled, and Buffer.compare (a call into C++ each time) made
+ * it 25–50 µs a key over W7's hundred-layer timelines.
+ */
 interface Head {
   key: Buffer;
   source: Iterator<Buffer>;
+  hi: number;
+  mid: number;
+  lo: number;
+}
+
+/** 2^32 and 2^40, to place a key's leading bytes above a u32 in a 48-bit number (exact in a double). */
+const TWO_32 = 2 ** 32;
+const TWO_40 = 2 ** 40;
+
+/** Six bytes from `at` as one number, big-endian. */
+function word48(k: Buffer, at: number): number {
+  const low32 = ((k[at + 2] << 24) | (k[at + 3] << 16) | (k[at + 4] << 8) | k[at + 5]) >>> 0;
+  return k[at] * TWO_40 + k[at + 1] * TWO_32 + low32;
+}
+
+function setKey(h: Head, key: Buffer): void {
+  h.key = key;
+  h.hi = word48(key, 0);
+  h.mid = word48(key, 6);
+  h.lo = word48(key, 12);
+}
+
+/** a < b in key byte order. */
+function less(a: Head, b: Head): boolean {
+  return a.hi !== b.hi ? a.hi < b.hi : a.mid !== b.mid ? a.mid < b.mid : a.lo < b.lo;
+}
+
+function sameKey(a: Head, hi: number, mid: number, lo: number): boolean {
+  return a.hi === hi && a.mid === mid && a.lo === lo;
 }
 
 /**
@@ -62,18 +96,27 @@ export function* mergeKeys(sources: ReadonlyArray<Iterator<Buffer>>): Generator<
   const heap: Head[] = [];
   for (const source of sources) {
     const key = nextOf(source);
-    if (key !== null) {
-      heap.push({ key, source });
-      siftUp(heap, heap.length - 1);
-    }
+    if (key === null) continue;
+    if (key.length !== KEY_SIZE) throw new RangeError(`mergeKeys: a source gave a ${key.length}-byte key`);
+    const h: Head = { key, source, hi: 0, mid: 0, lo: 0 };
+    setKey(h, key);
+    heap.push(h);
+    siftUp(heap, heap.length - 1);
   }
-  let last: Buffer | null = null;
+  let lastHi = -1;
+  let lastMid = -1;
+  let lastLo = -1;
   while (heap.length > 0) {
     const top = heap[0];
     const key = top.key;
+    const repeat = sameKey(top, lastHi, lastMid, lastLo);
+    lastHi = top.hi;
+    lastMid = top.mid;
+    lastLo = top.lo;
     const next = nextOf(top.source);
     if (next !== null) {
-      top.key = next;
+      if (next.length !== KEY_SIZE) throw new RangeError(`mergeKeys: a source gave a ${next.length}-byte key`);
+      setKey(top, next);
       siftDown(heap, 0);
     } else {
       const tail = heap.pop() as Head; // the top itself when it was the last source
@@ -82,9 +125,7 @@ export function* mergeKeys(sources: ReadonlyArray<Iterator<Buffer>>): Generator<
         siftDown(heap, 0);
       }
     }
-    if (last !== null && key.equals(last)) continue;
-    last = key;
-    yield key;
+    if (!repeat) yield key;
   }
 }
 
@@ -92,7 +133,7 @@ function siftUp(heap: Head[], at: number): void {
   let i = at;
   while (i > 0) {
     const parent = (i - 1) >> 1;
-    if (Buffer.compare(heap[i].key, heap[parent].key) >= 0) return;
+    if (!less(heap[i], heap[parent])) return;
     [heap[i], heap[parent]] = [heap[parent], heap[i]];
     i = parent;
   }
@@ -104,8 +145,8 @@ function siftDown(heap: Head[], at: number): void {
     const left = 2 * i + 1;
     if (left >= heap.length) return;
     const right = left + 1;
-    const child = right < heap.length && Buffer.compare(heap[right].key, heap[left].key) < 0 ? right : left;
-    if (Buffer.compare(heap[child].key, heap[i].key) >= 0) return;
+    const child = right < heap.length && less(heap[right], heap[left]) ? right : left;
+    if (!less(heap[child], heap[i])) return;
     [heap[i], heap[child]] = [heap[child], heap[i]];
     i = child;
   }
@@ -143,20 +184,35 @@ function nextOf(it: Iterator<Buffer>): Buffer | null {
 }
 
 /**
- * Keys keyPartitions pulls from its merged stream between two pauses: pulling one partition's
- * keys in one go (16,384 at the default target size) held the event loop 12–16 ms in W7's storm;
- * 1024 keys are about 1 ms.
+ * The most keys keyPartitions pulls from its merged stream between two pauses: pulling one
+ * partition's keys in one go (16,384 at the default target size) held the event loop 12–16 ms in
+ * W7's storm.
  */
 export const PARTITION_KEYS_PER_STEP = 1024;
+
+/**
+ * The most time keyPartitions pulls keys between two pauses, checked every STEP_CLOCK_KEYS keys.
+ * A key's cost depends on how many layers hold it (each copy is merged): 1024 keys took about 1 ms
+ * over a few layers, and 25–50 ms over the hundred-odd layers of W7's 20,000-page storm.
+ */
+export const PARTITION_STEP_MS = 1;
+export const STEP_CLOCK_KEYS = 32;
 
 /**
  * Cut the ascending key stream into ranges of about targetBytes / 8192 keys that together tile
  * [KEY_MIN, KEY_MAX), each with its keys (an image says a key of its range it lacks does not
  * exist): a range ends where the next one's first key starts. No keys: one range, empty.
- * Awaits `pause` every PARTITION_KEYS_PER_STEP keys, so the caller can let the event loop run.
+ * Awaits `pause` after PARTITION_KEYS_PER_STEP keys or PARTITION_STEP_MS of pulling (by `now`),
+ * whichever comes first, so the caller can let the event loop run.
  */
-export async function* keyPartitions(keys: Iterator<Buffer>, targetBytes: number, pause: () => Promise<void>): AsyncGenerator<KeyPartition> {
+export async function* keyPartitions(
+  keys: Iterator<Buffer>,
+  targetBytes: number,
+  pause: () => Promise<void>,
+  now: () => number = () => performance.now(),
+): AsyncGenerator<KeyPartition> {
   const perPartition = Math.max(1, Math.floor(targetBytes / PAGE_SIZE));
+  let stepStart = now();
   let next = nextOf(keys);
   let keyStart = KEY_MIN;
   let pulled = 0;
@@ -165,7 +221,12 @@ export async function* keyPartitions(keys: Iterator<Buffer>, targetBytes: number
     while (next !== null && chunk.length < perPartition) {
       chunk.push(next);
       next = nextOf(keys);
-      if (++pulled % PARTITION_KEYS_PER_STEP === 0) await pause();
+      ++pulled;
+      if (pulled === PARTITION_KEYS_PER_STEP || (pulled % STEP_CLOCK_KEYS === 0 && now() - stepStart >= PARTITION_STEP_MS)) {
+        await pause();
+        pulled = 0;
+        stepStart = now();
+      }
     }
     const keyEnd = next ?? KEY_MAX;
     yield { keyStart, keyEnd, keys: chunk };
