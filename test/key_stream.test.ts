@@ -7,7 +7,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Core } from '../lib/core/core';
 import { CODEC_LZ4, CODEC_NONE } from '../lib/core/format';
-import { keyPartitions, keySuccessor, mergeKeys, pagedLayerKeys, PARTITION_KEYS_PER_STEP, PARTITION_STEP_MS, resumableKeys, STEP_CLOCK_KEYS } from '../lib/engine/key_stream';
+import { keyPartitions, keySuccessor, LAYER_KEYS_FIRST_PAGE, mergeKeys, pagedLayerKeys, PARTITION_KEYS_PER_STEP, PARTITION_STEP_MS, resumableKeys, STEP_CLOCK_KEYS } from '../lib/engine/key_stream';
 import { KEY_MAX, KEY_MIN, KEY_SIZE } from '../lib/key';
 import { PAGE_SIZE } from '../lib/record';
 import { IMPLEMENTATIONS, makeCore } from './helpers/cores';
@@ -147,7 +147,11 @@ describe.each(IMPLEMENTATIONS)('layer keys paged through (%s core)', (impl) => {
     expect(core.layerKeys(dh, KEY_MIN, KEY_MAX, 0).length).toBe(0);
     expect(hexes(unpack(core.layerKeys(dh, pageKey(unique[10]), KEY_MAX, 3)))).toEqual(all.slice(10, 13));
     for (const pageKeys of [1, 7, unique.length, 1024]) {
-      expect(hexes(pagedLayerKeys((from, max) => core.layerKeys(dh, from, KEY_MAX, max), KEY_MIN, pageKeys)), `${pageKeys} a page`).toEqual(all);
+      const asks: number[] = [];
+      expect(hexes(pagedLayerKeys((from, max) => { asks.push(max); return core.layerKeys(dh, from, KEY_MAX, max); }, KEY_MIN, pageKeys)), `${pageKeys} a page`).toEqual(all);
+      // a small first page (a merge asks every layer at once), doubling up to pageKeys
+      expect(asks[0]).toBe(Math.min(LAYER_KEYS_FIRST_PAGE, pageKeys));
+      for (let i = 1; i < asks.length; i++) expect(asks[i]).toBe(Math.min(2 * asks[i - 1], pageKeys));
       const merged = mergeKeys([
         pagedLayerKeys((from, max) => core.layerKeys(dh, from, KEY_MAX, max), KEY_MIN, pageKeys),
         pagedLayerKeys((from, max) => core.layerKeys(ih, from, KEY_MAX, max), KEY_MIN, pageKeys),

@@ -35,32 +35,101 @@ export function keySuccessor(key: Buffer): Buffer | null {
   return null;
 }
 
-/** One layer file's keys, a page at a time. */
-export function* pagedLayerKeys(page: LayerKeyPager, start: Buffer = KEY_MIN, pageKeys = LAYER_KEYS_PAGE): Generator<Buffer> {
-  let from: Buffer | null = start;
-  while (from !== null) {
-    const packed = page(from, pageKeys);
+/**
+ * Keys asked of a layer file in its first call. A merge takes every source's first key in one
+ * step, and at 1024 keys a call that step held the event loop ≈ 25 ms over W7's hundred-odd
+ * layers; pages then double up to the full size.
+ */
+export const LAYER_KEYS_FIRST_PAGE = 32;
+
+/**
+ * A sorted run of keys read in place: after advance() returns true the current key is the 18 bytes
+ * of `buf` at `at`. The merge reads a layer's keys where its page holds them and makes a Buffer
+ * only for each key it gives out: a subarray per key read made 2 M short-lived Buffers per image
+ * creation over W7's hundred-odd layers, a fifth of the storm's late timers then being GC.
+ */
+export interface KeyCursor {
+  buf: Buffer;
+  at: number;
+  advance(): boolean;
+}
+
+/** One layer file's keys, a page at a time: LAYER_KEYS_FIRST_PAGE first, doubling up to pageKeys. */
+export class LayerKeyCursor implements KeyCursor, Iterable<Buffer> {
+  buf: Buffer = Buffer.alloc(0);
+  at = -KEY_SIZE;
+  private from: Buffer | null;
+  private ask: number;
+  private lastPage = false;
+
+  constructor(private readonly page: LayerKeyPager, start: Buffer = KEY_MIN, private readonly pageKeys = LAYER_KEYS_PAGE) {
+    this.from = start;
+    this.ask = Math.min(LAYER_KEYS_FIRST_PAGE, pageKeys);
+  }
+
+  advance(): boolean {
+    this.at += KEY_SIZE;
+    if (this.at < this.buf.length) return true;
+    if (this.lastPage || this.from === null) return false;
+    const packed = this.page(this.from, this.ask);
+    if (packed.length % KEY_SIZE !== 0) throw new RangeError(`layer key page of ${packed.length} bytes is not whole ${KEY_SIZE}-byte keys`);
     const n = packed.length / KEY_SIZE;
-    for (let i = 0; i < n; i++) yield packed.subarray(i * KEY_SIZE, (i + 1) * KEY_SIZE);
-    if (n < pageKeys) return;
-    from = keySuccessor(packed.subarray((n - 1) * KEY_SIZE));
+    this.lastPage = n < this.ask;
+    if (!this.lastPage) this.from = keySuccessor(packed.subarray((n - 1) * KEY_SIZE));
+    this.ask = Math.min(2 * this.ask, this.pageKeys);
+    this.buf = packed;
+    this.at = 0;
+    return n > 0;
+  }
+
+  *[Symbol.iterator](): Iterator<Buffer> {
+    while (this.advance()) yield this.buf.subarray(this.at, this.at + KEY_SIZE);
   }
 }
 
-/**
- * A source's next key, and the source: one entry of mergeKeys' heap. The key's 18 bytes are also
- * held as three 48-bit numbers (bytes 0–5, 6–11, 12–17), which order as the bytes do: the merge
- * compares heads a few times per key pulled, and Buffer.compare (a call into C++ each time) made
- * it 25–50 µs a key over W7's hundred-layer timelines.
- */
-interface Head {
-  key: Buffer;
-  source: Iterator<Buffer>;
-  hi: number;
-  mid: number;
-  lo: number;
+/** One layer file's keys from `start` (LayerKeyCursor). */
+export function pagedLayerKeys(page: LayerKeyPager, start: Buffer = KEY_MIN, pageKeys = LAYER_KEYS_PAGE): LayerKeyCursor {
+  return new LayerKeyCursor(page, start, pageKeys);
 }
 
+/** Keys given one Buffer each (the in-memory layers', tests'), as a cursor. */
+class IteratorKeyCursor implements KeyCursor {
+  buf: Buffer = Buffer.alloc(0);
+  at = 0;
+
+  constructor(private readonly it: Iterator<Buffer>) {}
+
+  advance(): boolean {
+    const r = this.it.next();
+    if (r.done === true) return false;
+    if (r.value.length !== KEY_SIZE) throw new RangeError(`a key source gave a ${r.value.length}-byte key`);
+    this.buf = r.value;
+    return true;
+  }
+}
+
+/** A source of the merge: a cursor, or keys one Buffer each. */
+export type KeySource = KeyCursor | Iterator<Buffer>;
+
+function asCursor(s: KeySource): KeyCursor {
+  return 'advance' in s ? s : new IteratorKeyCursor(s);
+}
+
+/**
+ * A source's cursor and its slot in the merge's word table: one entry of mergeKeys' heap. The
+ * current key's 18 bytes are held as three 48-bit numbers (bytes 0–5, 6–11, 12–17), which order as
+ * the bytes do: the merge compares heads a few times per key read, and Buffer.compare (a call into
+ * C++ each time) made it 25–50 µs a key over W7's hundred-layer timelines. The numbers live in a
+ * Float64Array, not in object fields or locals, where each would be a boxed heap number: that was
+ * 400 MB of garbage in a W7 storm round.
+ */
+interface Head {
+  cursor: KeyCursor;
+  /** Index of the key's first word in the merge's Float64Array. */
+  w: number;
+}
+
+const WORDS_PER_KEY = 3;
 /** 2^32 and 2^40, to place a key's leading bytes above a u32 in a 48-bit number (exact in a double). */
 const TWO_32 = 2 ** 32;
 const TWO_40 = 2 ** 40;
@@ -71,82 +140,82 @@ function word48(k: Buffer, at: number): number {
   return k[at] * TWO_40 + k[at + 1] * TWO_32 + low32;
 }
 
-function setKey(h: Head, key: Buffer): void {
-  h.key = key;
-  h.hi = word48(key, 0);
-  h.mid = word48(key, 6);
-  h.lo = word48(key, 12);
+/** Load the cursor's current key into its words. */
+function load(words: Float64Array, h: Head): void {
+  const { buf, at } = h.cursor;
+  words[h.w] = word48(buf, at);
+  words[h.w + 1] = word48(buf, at + 6);
+  words[h.w + 2] = word48(buf, at + 12);
 }
 
-/** a < b in key byte order. */
-function less(a: Head, b: Head): boolean {
-  return a.hi !== b.hi ? a.hi < b.hi : a.mid !== b.mid ? a.mid < b.mid : a.lo < b.lo;
+/** Key at word index a < key at b in byte order. */
+function less(words: Float64Array, a: number, b: number): boolean {
+  if (words[a] !== words[b]) return words[a] < words[b];
+  if (words[a + 1] !== words[b + 1]) return words[a + 1] < words[b + 1];
+  return words[a + 2] < words[b + 2];
 }
 
-function sameKey(a: Head, hi: number, mid: number, lo: number): boolean {
-  return a.hi === hi && a.mid === mid && a.lo === lo;
+function equal(words: Float64Array, a: number, b: number): boolean {
+  return words[a] === words[b] && words[a + 1] === words[b + 1] && words[a + 2] === words[b + 2];
 }
 
 /**
  * Sorted key sources merged into one ascending stream, each key once. A binary min-heap of the
- * sources' next keys: a timeline chain may stream a hundred layers, and scanning every head for
+ * sources' current keys: a timeline chain may stream a hundred layers, and scanning every head for
  * each key made the merge the largest cost of image creation.
  */
-export function* mergeKeys(sources: ReadonlyArray<Iterator<Buffer>>): Generator<Buffer> {
+export function* mergeKeys(sources: ReadonlyArray<KeySource>): Generator<Buffer> {
+  // One slot per source, then the last key given (all −1 at first: no key's words are negative).
+  const words = new Float64Array((sources.length + 1) * WORDS_PER_KEY);
+  const LAST = sources.length * WORDS_PER_KEY;
+  words.fill(-1, LAST);
   const heap: Head[] = [];
   for (const source of sources) {
-    const key = nextOf(source);
-    if (key === null) continue;
-    if (key.length !== KEY_SIZE) throw new RangeError(`mergeKeys: a source gave a ${key.length}-byte key`);
-    const h: Head = { key, source, hi: 0, mid: 0, lo: 0 };
-    setKey(h, key);
+    const cursor = asCursor(source);
+    if (!cursor.advance()) continue;
+    const h: Head = { cursor, w: heap.length * WORDS_PER_KEY };
+    load(words, h);
     heap.push(h);
-    siftUp(heap, heap.length - 1);
+    siftUp(words, heap, heap.length - 1);
   }
-  let lastHi = -1;
-  let lastMid = -1;
-  let lastLo = -1;
   while (heap.length > 0) {
     const top = heap[0];
-    const key = top.key;
-    const repeat = sameKey(top, lastHi, lastMid, lastLo);
-    lastHi = top.hi;
-    lastMid = top.mid;
-    lastLo = top.lo;
-    const next = nextOf(top.source);
-    if (next !== null) {
-      if (next.length !== KEY_SIZE) throw new RangeError(`mergeKeys: a source gave a ${next.length}-byte key`);
-      setKey(top, next);
-      siftDown(heap, 0);
+    const repeat = equal(words, top.w, LAST);
+    // The Buffer is made before the cursor moves on (a new page replaces buf; the old one stays valid).
+    const key = repeat ? null : top.cursor.buf.subarray(top.cursor.at, top.cursor.at + KEY_SIZE);
+    words.copyWithin(LAST, top.w, top.w + WORDS_PER_KEY);
+    if (top.cursor.advance()) {
+      load(words, top);
+      siftDown(words, heap, 0);
     } else {
       const tail = heap.pop() as Head; // the top itself when it was the last source
       if (heap.length > 0) {
         heap[0] = tail;
-        siftDown(heap, 0);
+        siftDown(words, heap, 0);
       }
     }
-    if (!repeat) yield key;
+    if (key !== null) yield key;
   }
 }
 
-function siftUp(heap: Head[], at: number): void {
+function siftUp(words: Float64Array, heap: Head[], at: number): void {
   let i = at;
   while (i > 0) {
     const parent = (i - 1) >> 1;
-    if (!less(heap[i], heap[parent])) return;
+    if (!less(words, heap[i].w, heap[parent].w)) return;
     [heap[i], heap[parent]] = [heap[parent], heap[i]];
     i = parent;
   }
 }
 
-function siftDown(heap: Head[], at: number): void {
+function siftDown(words: Float64Array, heap: Head[], at: number): void {
   let i = at;
   for (;;) {
     const left = 2 * i + 1;
     if (left >= heap.length) return;
     const right = left + 1;
-    const child = right < heap.length && less(heap[right], heap[left]) ? right : left;
-    if (!less(heap[child], heap[i])) return;
+    const child = right < heap.length && less(words, heap[right].w, heap[left].w) ? right : left;
+    if (!less(words, heap[child].w, heap[i].w)) return;
     [heap[i], heap[child]] = [heap[child], heap[i]];
     i = child;
   }
@@ -160,7 +229,7 @@ function siftDown(heap: Head[], at: number): void {
  * current layers from just after the last key given. No key is lost or repeated: a swap moves
  * keys between layers, it never drops one a reader can see.
  */
-export function* resumableKeys(open: (from: Buffer) => ReadonlyArray<Iterator<Buffer>>, version: () => number): Generator<Buffer> {
+export function* resumableKeys(open: (from: Buffer) => ReadonlyArray<KeySource>, version: () => number): Generator<Buffer> {
   let seen = version();
   let lastGiven: Buffer | null = null;
   let merged = mergeKeys(open(KEY_MIN));

@@ -18,7 +18,7 @@ import { EntryBatch, yieldToEventLoop } from '../core/entry_batch';
 import { IMAGE_BATCH_KEYS, ImageBatches } from './image_batches';
 import { fsyncDir, fsyncDirAsync, removeFile, removeFileAsync, renameFileAsync, TMP_SUFFIX, wrapIo } from '../fs_util';
 import { InMemoryLayer } from './inmemory_layer';
-import { LAYER_KEYS_PAGE, pagedLayerKeys } from './key_stream';
+import { type KeySource, LAYER_KEYS_PAGE, pagedLayerKeys } from './key_stream';
 import type { CheckedRecords, PreparedBatch } from './ingest';
 import { deltaFileName, imageFileName, type LayerDesc, type Manifest, type ManifestPatch } from './manifest';
 import type { ReadPlanWriter } from '../core/read_plan';
@@ -190,8 +190,8 @@ export class LayerSet {
    * Every layer's keys as a sorted stream, for mergeKeys (key_stream.ts): layer files paged through
    * lazily, the in-memory layers' keys taken now. Every layer file must be local.
    */
-  keyStreams(start: Buffer = KEY_MIN, pageKeys = LAYER_KEYS_PAGE): Array<Iterator<Buffer>> {
-    const out: Array<Iterator<Buffer>> = [];
+  keyStreams(start: Buffer = KEY_MIN, pageKeys = LAYER_KEYS_PAGE): KeySource[] {
+    const out: KeySource[] = [];
     for (const l of this.historic) {
       const handle = l.handle;
       if (handle === null) throw this.notLocal(l.desc.fileName, 'a key listing');
@@ -344,8 +344,9 @@ export class LayerSet {
    */
   async commitFrozen(written: WrittenL0): Promise<void> {
     const { layer, desc } = written;
-    // The frozen layer leaves in the swap's synchronous step, so no read sees its records twice.
-    const drop = (): void => { this.frozen.shift(); };
+    // The frozen layer leaves in the swap's synchronous step, so no read sees its records twice;
+    // its write has settled and reads copy records synchronously, so its slabs can be reused.
+    const drop = (): void => { this.frozen.shift()?.release(); };
     await this.replace([], desc === null ? [] : [desc], { diskConsistentLsn: layer.endLsn }, drop);
     if (desc !== null) this.written.flushed += desc.sizeBytes;
   }
