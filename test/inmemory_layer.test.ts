@@ -14,7 +14,7 @@ import { CODEC_LZ4, CODEC_NONE, CODEC_ZSTD, DELTA_INDEX_KEY_SIZE } from '../lib/
 import { arenaBatches } from '../lib/core/ts/delta_arena';
 import { EntryBatch, WRITE_BATCH_BYTES } from '../lib/core/entry_batch';
 import { checkRecords, IngestScratch } from '../lib/engine/ingest';
-import { InMemoryLayer } from '../lib/engine/inmemory_layer';
+import { InMemoryLayer, SLAB_MAX_BYTES, SLAB_POOL_MAX_SLABS, slabPool } from '../lib/engine/inmemory_layer';
 import { encodeKey, KEY_SIZE } from '../lib/key';
 import { PAGE_SIZE, recordWillInit, serializeRecord, type WalRecord } from '../lib/record';
 
@@ -144,6 +144,43 @@ describe('InMemoryLayer', () => {
     const expected = start(new ReadPlanWriter());
     for (const r of [recs[3], recs[2]]) expected.memRecord(r.lsn, r.record);
     expect(plan.finish().equals(expected.finish())).toBe(true);
+  });
+
+  it('a released layer gives its full-size slabs to the pool; the next layers fill them and read back their own bytes', () => {
+    const imagesPerLayer = (3 * SLAB_POOL_MAX_SLABS * SLAB_MAX_BYTES) / 2 / PAGE_SIZE; // 1.5 × the pool's worth of slabs
+    const fillImages = (layer: InMemoryLayer, fillByte: number): Map<string, Buffer> => {
+      const sent = new Map<string, Buffer>();
+      for (let i = 0; i < imagesPerLayer; i++) {
+        const r: WalRecord = { lsn: BigInt(i + 1) * LSN_STEP, key: keyOf(i), kind: 'image', page: Buffer.alloc(PAGE_SIZE, (i + fillByte) & 0xff) };
+        const record = serializeRecord(r);
+        layer.put(encodeKey(r.key), r.lsn, record);
+        sent.set(encodeKey(r.key).toString('latin1'), record);
+      }
+      return sent;
+    };
+    const readBack = (layer: InMemoryLayer, sent: Map<string, Buffer>): void => {
+      let n = 0;
+      for (const h of layer.sortedHistories()) {
+        const [only] = [...h.records()];
+        expect(only.record.equals(sent.get(h.key.toString('latin1')) as Buffer)).toBe(true);
+        n++;
+      }
+      expect(n).toBe(sent.size);
+    };
+    const start = slabPool.size;
+    const first = new InMemoryLayer(0n);
+    fillImages(first, 1);
+    first.release();
+    expect(slabPool.size).toBe(SLAB_POOL_MAX_SLABS); // bounded: the rest are left to the GC
+    expect(start).toBeLessThanOrEqual(SLAB_POOL_MAX_SLABS);
+    // A released layer cannot be read: it fails loudly rather than showing bytes another layer wrote.
+    expect(() => [...first.sortedHistories()].map((h) => [...h.records()])).toThrow();
+    const second = new InMemoryLayer(0n);
+    const sent = fillImages(second, 2);
+    expect(slabPool.size).toBe(0); // its full-size slabs came from the pool first
+    readBack(second, sent); // the first layer's bytes were overwritten, not read
+    second.release();
+    expect(slabPool.size).toBe(SLAB_POOL_MAX_SLABS);
   });
 
   it('reads by the cap exactly when LSNs and caps straddle 2^32 (the walk compares u32 halves)', () => {

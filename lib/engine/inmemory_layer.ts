@@ -62,7 +62,35 @@ const NO_RECORD = NO_PREVIOUS;
 
 /** The first slab of a layer is small (many layers stay small); each next one doubles up to the max. */
 const SLAB_MIN_BYTES = 16 * 1024;
-const SLAB_MAX_BYTES = 1024 * 1024;
+export const SLAB_MAX_BYTES = 1024 * 1024;
+/**
+ * Full-size slabs of flushed layers kept for the next layers to fill (16 MiB). A fresh slab costs
+ * the event loop its page faults as records are first written into it (≈ 0.8 ms per 800 KB of
+ * images here) and counts as new external memory, which is what triggered most of the scavenges
+ * in W7's storm; a reused one costs neither. The pool is process-wide, idle memory it holds is at
+ * most this, and it only ever holds slabs no layer refers to.
+ */
+export const SLAB_POOL_MAX_SLABS = 16;
+
+/** Slabs of SLAB_MAX_BYTES that no layer refers to any more. */
+class SlabPool {
+  private readonly free: Buffer[] = [];
+
+  take(): Buffer | undefined {
+    return this.free.pop();
+  }
+
+  give(slab: Buffer): void {
+    if (slab.length === SLAB_MAX_BYTES && this.free.length < SLAB_POOL_MAX_SLABS) this.free.push(slab);
+  }
+
+  get size(): number {
+    return this.free.length;
+  }
+}
+
+/** @internal The process's slab pool (tests read its size). */
+export const slabPool = new SlabPool();
 // A record's index entry: the arena layout Core's finishArenaAsync takes (core/delta_arena.ts),
 // so a flush hands these arrays over as they are.
 const REC_U64S = ARENA_ENTRY_U64S;
@@ -134,6 +162,17 @@ export class InMemoryLayer {
   constructor(startLsn: bigint) {
     this.startLsn = startLsn;
     this.endLsn = startLsn;
+  }
+
+  /**
+   * The layer is flushed and out of every layer list: its full-size slabs go to the pool for the
+   * next layers. Nothing refers to them any more: reads copy records out synchronously and the
+   * flush's write has settled. A read of a released layer fails loudly (its slab list is empty)
+   * rather than seeing another layer's bytes.
+   */
+  release(): void {
+    for (const slab of this.slabs) slabPool.give(slab);
+    this.slabs.length = 0;
   }
 
   get isEmpty(): boolean {
@@ -404,7 +443,7 @@ export class InMemoryLayer {
     let slab = this.slabs[this.slabs.length - 1];
     if (slab === undefined || this.slabUsed + size > slab.length) {
       const next = slab === undefined ? SLAB_MIN_BYTES : Math.min(slab.length * 2, SLAB_MAX_BYTES);
-      slab = Buffer.allocUnsafeSlow(Math.max(next, size));
+      slab = (next === SLAB_MAX_BYTES && size <= SLAB_MAX_BYTES ? slabPool.take() : undefined) ?? Buffer.allocUnsafeSlow(Math.max(next, size));
       this.slabs.push(slab);
       this.slabUsed = 0;
     }
