@@ -2,13 +2,15 @@
 /**
  * W7's storm, alone, with a marker on a 1 ms timer, to find out what holds the event loop:
  *
- *   node --cpu-prof --cpu-prof-interval 100 --cpu-prof-dir /tmp/storm bench/tools/storm_profile.js [native|ts]
+ *   [PAGES=20000] [ROUNDS=1] node --cpu-prof --cpu-prof-interval 100 --cpu-prof-dir /tmp/storm bench/tools/storm_profile.js [native|ts]
  *   node bench/tools/loop_gaps.js /tmp/storm/<the first profile> 4
  *
  * The marker (LOOP_MARKER) spins MARKER_SPIN_NS so the sampling profiler catches every run of it;
  * a gap between two runs longer than the timer's period is a late timer, and the samples inside it
  * are what the loop was doing instead (or "(idle)": waiting for a CPU). Same records, batches and
  * maintenance as W7's storm (bench/workloads/w7_event_loop.js), three fresh repositories in a row.
+ * PAGES defaults to the quick profile's 4000; the full profile's 20,000 (PAGES=20000) is what
+ * `npm run bench` measures, and only there did the key merge show (its cost grows with the layers).
  */
 const fs = require('node:fs');
 const os = require('node:os');
@@ -17,12 +19,12 @@ const { heapPages } = require('../lib/data');
 const { openRepo } = require('../lib/strata');
 const { timelineRecords } = require('../workloads/w2_reconstruct');
 
-const PAGES = 4000;
+const PAGES = Number(process.env.PAGES || 4000);
 const PATCHES_PER_PAGE = 10;
 const STORM_BATCH = 100;
 const STORM_MAINTENANCE_EVERY = 200;
 const STORM_CHECKPOINT_BYTES = 8 * 2 ** 20;
-const ROUNDS = 3;
+const ROUNDS = Number(process.env.ROUNDS || 3);
 const MARKER_PERIOD_MS = 1;
 const MARKER_SPIN_NS = 200_000n; // two samples at the 100 µs interval above
 
