@@ -14,7 +14,7 @@ import { CODEC_LZ4, CODEC_NONE, CODEC_ZSTD, DELTA_INDEX_KEY_SIZE } from '../lib/
 import { arenaBatches } from '../lib/core/ts/delta_arena';
 import { EntryBatch, WRITE_BATCH_BYTES } from '../lib/core/entry_batch';
 import { checkRecords, IngestScratch } from '../lib/engine/ingest';
-import { InMemoryLayer, SLAB_MAX_BYTES, SLAB_POOL_MAX_SLABS, slabPool } from '../lib/engine/inmemory_layer';
+import { InMemoryLayer, SLAB_MAX_BYTES, SLAB_POOL_MAX_BYTES, slabPool } from '../lib/engine/inmemory_layer';
 import { encodeKey, KEY_SIZE } from '../lib/key';
 import { PAGE_SIZE, recordWillInit, serializeRecord, type WalRecord } from '../lib/record';
 
@@ -146,8 +146,8 @@ describe('InMemoryLayer', () => {
     expect(plan.finish().equals(expected.finish())).toBe(true);
   });
 
-  it('a released layer gives its full-size slabs to the pool; the next layers fill them and read back their own bytes', () => {
-    const imagesPerLayer = (3 * SLAB_POOL_MAX_SLABS * SLAB_MAX_BYTES) / 2 / PAGE_SIZE; // 1.5 × the pool's worth of slabs
+  it('a released layer gives its slabs to the pool; the next layers fill them and read back their own bytes', () => {
+    const imagesPerLayer = (3 * SLAB_POOL_MAX_BYTES) / 2 / PAGE_SIZE; // 1.5 × the pool's worth of slabs
     const fillImages = (layer: InMemoryLayer, fillByte: number): Map<string, Buffer> => {
       const sent = new Map<string, Buffer>();
       for (let i = 0; i < imagesPerLayer; i++) {
@@ -167,20 +167,42 @@ describe('InMemoryLayer', () => {
       }
       expect(n).toBe(sent.size);
     };
-    const start = slabPool.size;
+    const start = slabPool.bytes;
     const first = new InMemoryLayer(0n);
     fillImages(first, 1);
     first.release();
-    expect(slabPool.size).toBe(SLAB_POOL_MAX_SLABS); // bounded: the rest are left to the GC
-    expect(start).toBeLessThanOrEqual(SLAB_POOL_MAX_SLABS);
+    // Bounded: the rest are left to the GC.
+    expect(slabPool.bytes).toBeLessThanOrEqual(SLAB_POOL_MAX_BYTES);
+    expect(slabPool.bytes).toBeGreaterThan(SLAB_POOL_MAX_BYTES - SLAB_MAX_BYTES);
+    expect(start).toBeLessThanOrEqual(SLAB_POOL_MAX_BYTES);
     // A released layer cannot be read: it fails loudly rather than showing bytes another layer wrote.
     expect(() => [...first.sortedHistories()].map((h) => [...h.records()])).toThrow();
     const second = new InMemoryLayer(0n);
     const sent = fillImages(second, 2);
-    expect(slabPool.size).toBe(0); // its full-size slabs came from the pool first
+    expect(slabPool.bytes).toBe(0); // its slabs, small and full-size, came from the pool first
     readBack(second, sent); // the first layer's bytes were overwritten, not read
     second.release();
-    expect(slabPool.size).toBe(SLAB_POOL_MAX_SLABS);
+    expect(slabPool.bytes).toBeGreaterThan(SLAB_POOL_MAX_BYTES - SLAB_MAX_BYTES);
+  });
+
+  it('a small layer (no full-size slab) reuses the small slabs a released one gave back', () => {
+    const fill = (layer: InMemoryLayer, fillByte: number): void => {
+      for (let i = 0; i < 12; i++) { // 12 images: slabs of 16, 32, 64 and 128 KiB (1 + 3 + 7 + 1)
+        const r: WalRecord = { lsn: BigInt(i + 1) * LSN_STEP, key: keyOf(i), kind: 'image', page: Buffer.alloc(PAGE_SIZE, fillByte) };
+        layer.put(encodeKey(r.key), r.lsn, serializeRecord(r));
+      }
+    };
+    const first = new InMemoryLayer(0n);
+    fill(first, 1);
+    for (let size = 16 * 1024; size <= SLAB_MAX_BYTES; size *= 2) while (slabPool.take(size) !== undefined); // empty: room for these
+    const before = slabPool.bytes;
+    expect(before).toBe(0);
+    first.release();
+    expect(slabPool.bytes).toBe(before + (16 + 32 + 64 + 128) * 1024);
+    const second = new InMemoryLayer(0n);
+    fill(second, 2);
+    expect(slabPool.bytes).toBe(before);
+    for (const h of second.sortedHistories()) for (const { record } of h.records()) expect(record[record.length - 1]).toBe(2);
   });
 
   it('reads by the cap exactly when LSNs and caps straddle 2^32 (the walk compares u32 halves)', () => {

@@ -64,32 +64,52 @@ const NO_RECORD = NO_PREVIOUS;
 const SLAB_MIN_BYTES = 16 * 1024;
 export const SLAB_MAX_BYTES = 1024 * 1024;
 /**
- * Full-size slabs of flushed layers kept for the next layers to fill (16 MiB). A fresh slab costs
+ * Bytes of slabs of flushed layers kept for the next layers to fill (16 MiB). A fresh slab costs
  * the event loop its page faults as records are first written into it (≈ 0.8 ms per 800 KB of
- * images here) and counts as new external memory, which is what triggered most of the scavenges
- * in W7's storm; a reused one costs neither. The pool is process-wide, idle memory it holds is at
- * most this, and it only ever holds slabs no layer refers to.
+ * images here) and counts as new external memory, which triggers scavenges; a reused one costs
+ * neither. The pool is process-wide, idle memory it holds is at most this, and it only ever holds
+ * slabs no layer refers to.
  */
-export const SLAB_POOL_MAX_SLABS = 16;
+export const SLAB_POOL_MAX_BYTES = 16 * 1024 * 1024;
 
-/** Slabs of SLAB_MAX_BYTES that no layer refers to any more. */
+/**
+ * Slabs of the sizes layers grow through (SLAB_MIN_BYTES doubling to SLAB_MAX_BYTES) that no layer
+ * refers to any more, one free list per size: small layers (W7's 8 MiB checkpoint distance gives
+ * ≈ 1 MB layers) never reach a full-size slab, and pooling only those left them all fresh.
+ */
 class SlabPool {
-  private readonly free: Buffer[] = [];
+  private readonly free = new Map<number, Buffer[]>();
+  private held = 0;
 
-  take(): Buffer | undefined {
-    return this.free.pop();
+  /** A pooled slab of exactly `bytes`, if one is free. */
+  take(bytes: number): Buffer | undefined {
+    const slab = this.free.get(bytes)?.pop();
+    if (slab !== undefined) this.held -= slab.length;
+    return slab;
   }
 
   give(slab: Buffer): void {
-    if (slab.length === SLAB_MAX_BYTES && this.free.length < SLAB_POOL_MAX_SLABS) this.free.push(slab);
+    if (!isSlabSize(slab.length) || this.held + slab.length > SLAB_POOL_MAX_BYTES) return;
+    let list = this.free.get(slab.length);
+    if (list === undefined) this.free.set(slab.length, (list = []));
+    list.push(slab);
+    this.held += slab.length;
   }
 
-  get size(): number {
-    return this.free.length;
+  /** Bytes held. */
+  get bytes(): number {
+    return this.held;
   }
 }
 
-/** @internal The process's slab pool (tests read its size). */
+/** SLAB_MIN_BYTES times a power of two, up to SLAB_MAX_BYTES: a size a layer's slabs take. */
+function isSlabSize(bytes: number): boolean {
+  if (bytes < SLAB_MIN_BYTES || bytes > SLAB_MAX_BYTES || bytes % SLAB_MIN_BYTES !== 0) return false;
+  const units = bytes / SLAB_MIN_BYTES;
+  return (units & (units - 1)) === 0;
+}
+
+/** @internal The process's slab pool (tests read how much it holds). */
 export const slabPool = new SlabPool();
 // A record's index entry: the arena layout Core's finishArenaAsync takes (core/delta_arena.ts),
 // so a flush hands these arrays over as they are.
@@ -165,7 +185,7 @@ export class InMemoryLayer {
   }
 
   /**
-   * The layer is flushed and out of every layer list: its full-size slabs go to the pool for the
+   * The layer is flushed and out of every layer list: its slabs go to the pool for the
    * next layers. Nothing refers to them any more: reads copy records out synchronously and the
    * flush's write has settled. A read of a released layer fails loudly (its slab list is empty)
    * rather than seeing another layer's bytes.
@@ -443,7 +463,7 @@ export class InMemoryLayer {
     let slab = this.slabs[this.slabs.length - 1];
     if (slab === undefined || this.slabUsed + size > slab.length) {
       const next = slab === undefined ? SLAB_MIN_BYTES : Math.min(slab.length * 2, SLAB_MAX_BYTES);
-      slab = (next === SLAB_MAX_BYTES && size <= SLAB_MAX_BYTES ? slabPool.take() : undefined) ?? Buffer.allocUnsafeSlow(Math.max(next, size));
+      slab = (size <= next ? slabPool.take(next) : undefined) ?? Buffer.allocUnsafeSlow(Math.max(next, size));
       this.slabs.push(slab);
       this.slabUsed = 0;
     }
