@@ -197,6 +197,8 @@ describeEachCore('crash safety under SIGKILL (%s core)', (impl) => {
         expectVerified(dir, impl);
         const repo = await Repository.open(dir, { implementation: impl });
         try {
+          // The page-cache policy the reopen reads through (`npm run test:policy` sets adaptive-s3fifo).
+          expect(repo.stats().pageCache.policy).toBe(process.env.STRATA_PAGE_CACHE_POLICY || 'clock');
           const tl = repo.getTimeline('t1', 'main');
           expect(tl.diskConsistentLsn).toBeGreaterThanOrEqual(lastDurable);
           expect(tl.lastRecordLsn).toBe(tl.diskConsistentLsn);
