@@ -330,7 +330,7 @@ Layer::Layer(std::unique_ptr<BlockFile> file, const LayerSummary& summary)
 
 std::unique_ptr<Layer> Layer::Open(const std::string& path, uint32_t handle, PageCache* cache,
                                    std::shared_ptr<FileHandles> handles) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  const int fd = OpenLayerForReading(path);
   if (fd < 0) Fail(ErrorCode::kIoError, IoMessage(path, "cannot open layer file", errno));
   // The newest file of the set is never the one closed, so `fd` stays open for the fstat below.
   auto file = std::make_unique<BlockFile>(path, fd, handle, cache, std::move(handles));

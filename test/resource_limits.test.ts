@@ -46,6 +46,22 @@ function page(i: number, version: number, rng?: Rng): Buffer {
 }
 
 /** Descriptors of this process open on files under `dir`, the repository's lock file aside. */
+/** The open flags of this process's read-only descriptors on layer files under `dir`. */
+function layerReadFlags(dir: string): number[] {
+  const flags: number[] = [];
+  for (const fd of fs.readdirSync('/proc/self/fd')) {
+    try {
+      const target = fs.readlinkSync(`/proc/self/fd/${fd}`);
+      if (!target.startsWith(dir + path.sep) || !path.basename(target).includes('__')) continue; // layer files: <keys>__<LSNs>
+      const f = parseInt(/^flags:\s+([0-7]+)/m.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1] ?? 'x', 8);
+      if ((f & fs.constants.O_ACCMODE) === fs.constants.O_RDONLY) flags.push(f);
+    } catch {
+      continue; // the descriptor closed meanwhile
+    }
+  }
+  return flags;
+}
+
 function fdsUnder(dir: string): number {
   let n = 0;
   for (const fd of fs.readdirSync('/proc/self/fd')) {
@@ -89,6 +105,10 @@ describeEachCore('open layer files under many layers (%s core)', (impl) => {
       }
       expect(peak).toBeLessThanOrEqual(MAX_OPEN);
       expect(fdsUnder(dir)).toBeGreaterThan(0); // the count does see the layer files
+      // Opened and reopened without access-time updates (the files are this process's user's).
+      const flags = layerReadFlags(dir);
+      expect(flags.length).toBeGreaterThan(0);
+      for (const f of flags) expect(f & fs.constants.O_NOATIME).toBe(fs.constants.O_NOATIME);
     } finally {
       await repo.close();
     }

@@ -7,6 +7,24 @@
  */
 import * as fs from 'node:fs';
 
+/** O_NOATIME where the platform has it (Linux), else 0. */
+const O_NOATIME: number = (fs.constants as Record<string, number>).O_NOATIME ?? 0;
+
+/**
+ * Open a layer file for reading, without access-time updates where the kernel allows it (the
+ * file's owner; EPERM otherwise): the twin of native OpenLayerForReading.
+ */
+export function openLayerForReading(path: string): number {
+  if (O_NOATIME !== 0) {
+    try {
+      return fs.openSync(path, fs.constants.O_RDONLY | O_NOATIME);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EPERM') throw e;
+    }
+  }
+  return fs.openSync(path, 'r');
+}
+
 interface Entry {
   path: string;
   fd: number;
@@ -34,7 +52,7 @@ export class FileHandles {
   acquire(id: number): number {
     const e = this.entries.get(id);
     if (e === undefined) throw new Error(`file ${id} is not registered`);
-    if (e.fd < 0) e.fd = fs.openSync(e.path, 'r');
+    if (e.fd < 0) e.fd = openLayerForReading(e.path);
     this.open.delete(id); // re-inserted last: the most recently used
     this.open.set(id, e);
     this.evictOverLimit();

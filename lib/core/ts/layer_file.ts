@@ -22,7 +22,7 @@ import {
 import { KEY_SIZE } from '../../key';
 import { LSN_MAX } from '../../lsn';
 import type { PageCache } from './page_cache';
-import type { FileHandles } from './file_handles';
+import { type FileHandles, openLayerForReading } from './file_handles';
 import { MAX_RECORD_SIZE, OLDEST_RECORD_FORMAT_VERSION, RECORD_FORMAT_VERSION, recordWillInit } from '../../record';
 import { validateRecord } from './walredo';
 
@@ -182,7 +182,7 @@ export class Layer {
 export function openLayerFile(path: string, handle: number, cache: PageCache, handles?: FileHandles): Layer {
   let fd: number;
   try {
-    fd = fs.openSync(path, 'r');
+    fd = openLayerForReading(path);
   } catch (e) {
     throw new StrataError('IO_ERROR', `${path}: cannot open layer: ${(e as Error).message}`, { cause: e });
   }
