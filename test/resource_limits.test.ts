@@ -46,6 +46,9 @@ function page(i: number, version: number, rng?: Rng): Buffer {
 }
 
 /** Descriptors of this process open on files under `dir`, the repository's lock file aside. */
+/** The access-mode bits of open flags (Linux; not among Node's fs.constants). */
+const O_ACCMODE = 0o3;
+
 /** The open flags of this process's read-only descriptors on layer files under `dir`. */
 function layerReadFlags(dir: string): number[] {
   const flags: number[] = [];
@@ -54,7 +57,7 @@ function layerReadFlags(dir: string): number[] {
       const target = fs.readlinkSync(`/proc/self/fd/${fd}`);
       if (!target.startsWith(dir + path.sep) || !path.basename(target).includes('__')) continue; // layer files: <keys>__<LSNs>
       const f = parseInt(/^flags:\s+([0-7]+)/m.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1] ?? 'x', 8);
-      if ((f & fs.constants.O_ACCMODE) === fs.constants.O_RDONLY) flags.push(f);
+      if ((f & O_ACCMODE) === fs.constants.O_RDONLY) flags.push(f);
     } catch {
       continue; // the descriptor closed meanwhile
     }
