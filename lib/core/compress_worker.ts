@@ -7,8 +7,8 @@
  *
  * A chunk's records are copied into one of COMPRESS_SLOTS shared buffers and the worker writes the
  * compressed forms into that slot's output buffer, so a chunk costs one small message each way and
- * two copies, with no allocation (an ArrayBuffer made per message, with its page faults, cost as
- * much as compressing it). If the worker cannot start or dies, the records are compressed here.
+ * two copies, with no allocation beyond the codec's output (an ArrayBuffer made per message, with
+ * its page faults, cost as much as compressing it). If the worker cannot start or dies, the records are compressed here.
  */
 import { Worker } from 'node:worker_threads';
 import { compressRecord } from './compress';
@@ -65,6 +65,20 @@ function compress(codec, rec) {
   if (codec === workerData.lz4Codec) return (lz4 ??= require(workerData.lz4Path)).compressSync(rec);
   return (zstd ??= require(workerData.zstdPath)).compress(rec, { compressionLevel: workerData.zstdLevel });
 }
+// The codecs read the shared slot in place (lz4-napi 2.x and zstd-napi take a view of shared
+// memory, with the same bytes); a copy per record had been one more 8 KB ArrayBuffer per page for
+// this thread's GC. A codec that refuses shared memory gets a copy in ordinary memory from then on.
+let copyFirst = false;
+function compressView(codec, rec) {
+  if (!copyFirst) {
+    try {
+      return compress(codec, rec);
+    } catch {
+      copyFirst = true;
+    }
+  }
+  return compress(codec, Buffer.from(rec));
+}
 parentPort.on('message', (m) => {
   try {
     const raw = raws[m.slot];
@@ -72,9 +86,8 @@ parentPort.on('message', (m) => {
     const lens = new Uint32Array(m.offsets.length - 1);
     let at = 0;
     for (let i = 0; i < lens.length; i++) {
-      // A copy in ordinary memory: the native compressors take a Buffer, not a shared view.
-      const rec = Buffer.from(raw.subarray(m.offsets[i], m.offsets[i + 1]));
-      const packed = compress(m.codec, rec);
+      const rec = raw.subarray(m.offsets[i], m.offsets[i + 1]);
+      const packed = compressView(m.codec, rec);
       if (packed.length < rec.length) {
         packed.copy(out, at);
         lens[i] = packed.length;
