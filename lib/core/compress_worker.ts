@@ -8,7 +8,8 @@
  * A chunk's records are copied into one of COMPRESS_SLOTS shared buffers and the worker writes the
  * compressed forms into that slot's output buffer, so a chunk costs one small message each way and
  * two copies, with no allocation beyond the codec's output (an ArrayBuffer made per message, with
- * its page faults, cost as much as compressing it). If the worker cannot start or dies, the records are compressed here.
+ * its page faults, cost as much as compressing it). If the worker cannot start or dies, the
+ * records are compressed here.
  */
 import { Worker } from 'node:worker_threads';
 import { compressRecord } from './compress';

@@ -533,7 +533,6 @@ function keyHash(prefix: number, suffix: number): number {
   return Math.imul(suffix ^ Math.imul(prefix, PREFIX_HASH_MIX), FIB_HASH) >>> 0;
 }
 
-/** latin1 ids compare as strings in the byte order of their keys. */
 /**
  * Keys toArena lays out between two yields to the event loop: a flush runs once a layer, so this
  * code is seldom warm, and laying out ≈ 20,000 keys in one go took 1–4 ms of the loop.
@@ -563,6 +562,7 @@ function radixPass(keys: Uint32Array, slots: Int32Array, toKeys: Uint32Array, to
   }
 }
 
+/** latin1 ids compare as strings in the byte order of their keys. */
 function compareIds(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }

@@ -198,7 +198,10 @@ export function* mergeKeys(sources: ReadonlyArray<KeySource>): Generator<Buffer>
   }
 }
 
-/** Exchange two heap entries (a destructuring swap allocated an array per call in the generator: ≈ 300 MB a W7 storm round). */
+/**
+ * Exchange two heap entries. A destructuring swap allocated an array per call in the generator:
+ * ≈ 300 MB a W7 storm round.
+ */
 function swap(heap: Head[], a: number, b: number): void {
   const t = heap[a];
   heap[a] = heap[b];
