@@ -170,7 +170,8 @@ function checkLayerDesc(d: LayerDesc): LayerDesc {
   const expected = d.kind === 'delta' ? deltaFileName(keyStart, keyEnd, d.lsnStart, d.lsnEnd) : imageFileName(keyStart, keyEnd, d.lsnStart);
   if (d.kind === 'image' && d.lsnEnd !== d.lsnStart + 1n) fail('an image layer spans exactly one LSN');
   if (d.fileName !== expected) fail(`file name does not match its ranges (expected ${expected})`);
-  return d;
+  // JSON's `-0` passes `=== 0` but would not survive a rewrite (it encodes as `0`): keep the canonical value.
+  return { ...d, level: d.level === 0 ? 0 : 1 };
 }
 
 /** Layer file names carry key and LSN ranges, as Neon's do (docs/FORMAT.md, "File names"). */
