@@ -159,6 +159,40 @@ describeEachCore('corrupt and truncated layer files (%s core)', (impl) => {
     }
   });
 
+  it('image creation over a damaged value block fails with CORRUPT_LAYER naming the file, its read-ahead settled', async () => {
+    const layers = fs.readdirSync(path.join(p.dir, TL_DIR)).filter((f) => f !== 'manifest' && f.includes('-'));
+    // The newest delta layer: image creation at the last LSN reads it for every key.
+    const delta = layers.filter((f) => /__[0-9A-F]{16}-[0-9A-F]{16}$/.test(f)).sort().pop() as string;
+    const dir = copyRepo(p.dir);
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown): void => { unhandled.push(e); };
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const file = path.join(dir, TL_DIR, delta);
+      const buf = fs.readFileSync(file);
+      const valueBlocks = buf.readUInt32BE(SUMMARY.valueBlkCount);
+      expect(valueBlocks).toBeGreaterThan(2);
+      // A block in the middle: keys before it image fine, so the failure comes with a read ahead pending.
+      buf[(1 + Math.floor(valueBlocks / 2)) * BLOCK_SIZE + 100] ^= 0x5a;
+      fs.writeFileSync(file, buf);
+      const repo = await Repository.open(dir, { implementation: impl, pageCacheBytes: 16 * BLOCK_SIZE });
+      try {
+        const tl = repo.getTimeline('t1', 'main');
+        const err = await tl.createImageLayer(tl.lastRecordLsn).then(() => null, (e: unknown) => e);
+        expect(err).toBeInstanceOf(StrataError);
+        expect((err as StrataError).code).toBe('CORRUPT_LAYER');
+        expect((err as StrataError).message).toContain(delta);
+        await new Promise((r) => setImmediate(r));
+        expect(unhandled).toEqual([]);
+      } finally {
+        await repo.close();
+      }
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a damaged manifest is CORRUPT_MANIFEST', async () => {
     const dir = copyRepo(p.dir);
     try {

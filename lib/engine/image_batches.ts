@@ -1,8 +1,9 @@
 /**
  * The pages of an image layer on their way to its writer. Image creation's CPU is half lz4 (an
- * 8 KB page compresses in ≈ 23 µs here) and half reconstruction on the calling thread, so the
- * pages of a chunk are compressed on the compression worker (lib/core/compress_worker.ts) while
- * the next chunks are read, and chunks are appended in order once compressed. The blobs are the
+ * 8 KB page compresses in ≈ 23 µs here) and half reconstruction (the native core's on the libuv
+ * pool, layer_set.ts's ImageReadAhead), so the pages of a chunk are compressed on the compression
+ * worker (lib/core/compress_worker.ts) while the next chunks are read, and chunks are appended in
+ * order once compressed. The blobs are the
  * ones encodeBlob would write.
  */
 import { compressesRecord } from '../core/compress';
@@ -13,9 +14,9 @@ import { PAGE_SIZE, RECORD_TAG_IMAGE, RECORD_TAG_ZERO } from '../record';
 import { EntryBatch } from '../core/entry_batch';
 
 /**
- * Pages reconstructed per core call and step of an image layer write, with a yield between steps
- * (64 KiB of images): at 32, W7's storm p99 on a quiet machine was 8.4× the idle loop's; at 8,
- * 4.6×, with the same throughput (PERFORMANCE.md).
+ * Pages per step of an image layer write on the event loop, with a yield between steps (64 KiB
+ * of images). When the reconstruction ran in these steps too, 32 gave W7's storm p99 8.4× the
+ * idle loop's on a quiet machine and 8 gave 4.6×, with the same throughput (PERFORMANCE.md).
  */
 export const IMAGE_BATCH_KEYS = 8;
 /** Chunks compressing on the worker ahead of the one being appended. */

@@ -36,7 +36,7 @@ interface HistoricLayer {
 }
 
 /** Reconstructs keys at an LSN into `out` without counting them as user reads (image creation). */
-export type PageReader = (keys: readonly Buffer[], lsn: Lsn, out: Uint8Array, status: Uint8Array, counts: Uint32Array) => void;
+export type PageReader = (keys: readonly Buffer[], lsn: Lsn, out: Uint8Array, status: Uint8Array, counts: Uint32Array) => Promise<void>;
 
 /** One image layer of a snapshot: its key range and its entries in key order. */
 export interface SnapshotPartition {
@@ -378,23 +378,15 @@ export class LayerSet {
     if (existing) return existing;
     const codec = CODEC_BY_NAME[this.compression];
     const sizeBytes = await this.writeLayerFile(fileName, 'image', lsn, lsn + 1n, range, streamed(async (append) => {
-      const out = Buffer.allocUnsafe(PAGE_SIZE * IMAGE_BATCH_KEYS);
-      const status = new Uint8Array(IMAGE_BATCH_KEYS);
-      const counts = new Uint32Array(IMAGE_BATCH_KEYS * COUNTS_PER_REQUEST);
       const batches = new ImageBatches(codec, append);
-      const it = keys[Symbol.iterator]();
-      for (;;) {
-        const chunk: Buffer[] = [];
-        while (chunk.length < IMAGE_BATCH_KEYS) {
-          const r = it.next();
-          if (r.done === true) break;
-          chunk.push(r.value);
+      const reads = new ImageReadAhead(keys, lsn, read);
+      for (let chunk = await reads.next(); chunk !== null; chunk = await reads.next()) {
+        const { keys: read, out, status } = chunk;
+        for (let at = 0; at < read.length; at += IMAGE_BATCH_KEYS) {
+          const step = read.slice(at, at + IMAGE_BATCH_KEYS);
+          await batches.add(step, out.subarray(at * PAGE_SIZE), (i) => status[at + i] === PAGE_STATUS_OK);
+          await yieldToEventLoop();
         }
-        const n = chunk.length;
-        if (n === 0) break;
-        read(chunk, lsn, out.subarray(0, n * PAGE_SIZE), status.subarray(0, n), counts.subarray(0, n * COUNTS_PER_REQUEST));
-        await batches.add(chunk, out, (i) => status[i] === PAGE_STATUS_OK);
-        await yieldToEventLoop();
       }
       await batches.finish();
     }));
@@ -575,4 +567,68 @@ function streamed(produce: (append: (b: EntryBatch) => void) => Promise<void>): 
     await produce((b) => { if (b.count > 0) writer.append(b.indexKeys(), b.blobs(), b.willInit()); });
     return writer.finishAsync();
   };
+}
+
+/**
+ * Keys image creation reconstructs per core call (256 KiB of pages): off the loop, a call costs a
+ * hop to the pool and back, so it takes several of the loop's IMAGE_BATCH_KEYS steps at once.
+ */
+const IMAGE_READ_KEYS = 4 * IMAGE_BATCH_KEYS;
+
+/** One chunk of image creation's keys and the pages read for them. */
+interface ImageChunk {
+  keys: Buffer[];
+  out: Buffer;
+  status: Uint8Array;
+  counts: Uint32Array;
+}
+
+/**
+ * Image creation's reads, one chunk ahead: while the loop hands chunk i to the compressor, the
+ * core reconstructs chunk i + 1 (the native core on the libuv pool). Two chunks' buffers take
+ * turns; a chunk's buffers are read again only after its pages were copied out (ImageBatches.add
+ * copies them before it returns).
+ */
+class ImageReadAhead {
+  private readonly chunks: ImageChunk[] = [0, 1].map(() => ({
+    keys: [], out: Buffer.allocUnsafe(PAGE_SIZE * IMAGE_READ_KEYS), status: new Uint8Array(IMAGE_READ_KEYS), counts: new Uint32Array(IMAGE_READ_KEYS * COUNTS_PER_REQUEST),
+  }));
+  private turn = 0;
+  private ahead: Promise<ImageChunk | null>;
+  private readonly it: Iterator<Buffer>;
+
+  constructor(keys: Iterable<Buffer>, private readonly lsn: Lsn, private readonly read: PageReader) {
+    this.it = keys[Symbol.iterator]();
+    this.ahead = this.start();
+  }
+
+  /**
+   * The next chunk with its pages, or null when the keys are done; the read after it starts now.
+   * The caller is done with the chunk before it calls again (its buffers are then read into).
+   */
+  async next(): Promise<ImageChunk | null> {
+    const chunk = await this.ahead;
+    if (chunk !== null) this.ahead = this.start();
+    return chunk;
+  }
+
+  /** Reads the next IMAGE_READ_KEYS keys into the next chunk's buffers; null when none are left. */
+  private start(): Promise<ImageChunk | null> {
+    const chunk = this.chunks[this.turn];
+    this.turn ^= 1;
+    chunk.keys.length = 0;
+    while (chunk.keys.length < IMAGE_READ_KEYS) {
+      const r = this.it.next();
+      if (r.done === true) break;
+      chunk.keys.push(r.value);
+    }
+    const n = chunk.keys.length;
+    if (n === 0) return Promise.resolve(null);
+    const whole = n === IMAGE_READ_KEYS;
+    const reading = this.read(chunk.keys, this.lsn, whole ? chunk.out : chunk.out.subarray(0, n * PAGE_SIZE), whole ? chunk.status : chunk.status.subarray(0, n),
+      whole ? chunk.counts : chunk.counts.subarray(0, n * COUNTS_PER_REQUEST)).then(() => chunk);
+    // A read ahead of a write that failed is never awaited: its failure must not go unhandled.
+    reading.catch(() => undefined);
+    return reading;
+  }
 }

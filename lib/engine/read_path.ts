@@ -243,10 +243,13 @@ export class ReadPath {
     }
   }
 
-  /** Reconstruct `keys` at `lsn` into `out` with one core call; `countStats` false for the engine's own reads. */
-  readInto(keys: ReadonlyArray<PageKey | Buffer>, lsn: Lsn, out: Uint8Array, status: Uint8Array, counts: Uint32Array, countStats = true): void {
-    this.core.getPages(this.buildPlan(keys, lsn), out, status, counts);
-    if (countStats) this.record(counts, keys);
+  /**
+   * The engine's own reads (image creation): off the event loop (the native core reconstructs on
+   * the libuv pool, cached blocks included), without touching read statistics, heat or the
+   * decoded-page cache. `out`, `status` and `counts` must stay untouched until it settles.
+   */
+  readIntoAsync(keys: ReadonlyArray<PageKey | Buffer>, lsn: Lsn, out: Uint8Array, status: Uint8Array, counts: Uint32Array): Promise<void> {
+    return this.core.getPagesAsync(this.buildPlan(keys, lsn), out, status, counts, false);
   }
 
   resetCounters(): void {

@@ -1035,9 +1035,7 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
   }
 
   /** Image creation's page reads: not user reads, so they leave read heat and stats alone. */
-  private readonly imageReader: PageReader = (chunk, at, out, status, counts) => {
-    this.reads.readInto(chunk, at, out, status, counts, false);
-  };
+  private readonly imageReader: PageReader = (chunk, at, out, status, counts) => this.reads.readIntoAsync(chunk, at, out, status, counts);
 
   /**
    * Every key with any record in this timeline or the part of its ancestors it can see, ascending,
