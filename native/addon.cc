@@ -485,6 +485,39 @@ class FinishWorker : public CodedPromiseWorker {
   uint64_t size_ = 0;
 };
 
+// One appendAsync call: the writer's Append (validation, value blocks, their checksums, the
+// batched pwrite) on a libuv worker thread, so image creation does not hold the event loop for
+// it. The three arrays are held by references until the promise settles; the caller does not
+// change them meanwhile, and the writer refuses other calls (busy flag).
+class AppendWorker : public CodedPromiseWorker {
+ public:
+  static constexpr size_t kAppendArgs = 3;  // indexKeys, blobs, willInit: all held
+
+  AppendWorker(Napi::Env env, LayerWriter* writer, bool* busy, ByteSpan keys, ByteSpan blobs, ByteSpan will_init, const Napi::CallbackInfo& info)
+      : CodedPromiseWorker(env, "strata:layerWriterAppend"),
+        writer_(writer),
+        busy_(busy),
+        keys_(keys),
+        blobs_(blobs),
+        will_init_(will_init),
+        owner_(Napi::Persistent(info.This().As<Napi::Object>())) {
+    for (size_t i = 0; i < kAppendArgs; ++i) held_.push_back(Napi::Persistent(info[i].As<Napi::Object>()));
+  }
+
+ protected:
+  void Work() override { writer_->Append(keys_.data, keys_.len, blobs_.data, blobs_.len, will_init_.data, will_init_.len); }
+  void Settled() override { *busy_ = false; }
+
+ private:
+  LayerWriter* writer_;
+  bool* busy_;
+  ByteSpan keys_;
+  ByteSpan blobs_;
+  ByteSpan will_init_;
+  Napi::ObjectReference owner_;
+  std::vector<Napi::ObjectReference> held_;
+};
+
 // One finishArenaAsync call: a flush's whole write — the arena walk (delta_arena.h), blob
 // encoding, value blocks, B-tree, fsync — on a libuv worker thread. The arena's typed arrays are
 // held by references until the promise settles; the engine does not change a frozen layer.
@@ -526,6 +559,7 @@ class JsLayerWriter : public Napi::ObjectWrap<JsLayerWriter> {
     return DefineClass(env, "LayerWriter",
                        {
                            InstanceMethod<&JsLayerWriter::Append>("append"),
+                           InstanceMethod<&JsLayerWriter::AppendAsync>("appendAsync"),
                            InstanceMethod<&JsLayerWriter::Finish>("finish"),
                            InstanceMethod<&JsLayerWriter::FinishAsync>("finishAsync"),
                            InstanceMethod<&JsLayerWriter::FinishArenaAsync>("finishArenaAsync"),
@@ -561,6 +595,21 @@ class JsLayerWriter : public Napi::ObjectWrap<JsLayerWriter> {
       const ByteSpan will_init = ArgBytes(info, 2, "willInit");
       writer_->Append(keys.data, keys.len, blobs.data, blobs.len, will_init.data, will_init.len);
       return info.Env().Undefined();
+    });
+  }
+
+  // appendAsync(indexKeys, blobs, willInit) -> Promise<void>: Append on the thread pool (AppendWorker).
+  Napi::Value AppendAsync(const Napi::CallbackInfo& info) {
+    return Guard(info.Env(), [&]() -> Napi::Value {
+      CheckIdle();
+      writer_->CheckOpen();  // a finished or aborted writer fails here, synchronously
+      const ByteSpan keys = ArgBytes(info, 0, "indexKeys");
+      const ByteSpan blobs = ArgBytes(info, 1, "blobs");
+      const ByteSpan will_init = ArgBytes(info, 2, "willInit");
+      auto* worker = new AppendWorker(info.Env(), writer_.get(), &busy_, keys, blobs, will_init, info);
+      busy_ = true;
+      worker->Queue();  // the worker deletes itself after OnOK
+      return worker->Promise();
     });
   }
 
@@ -621,13 +670,13 @@ class JsLayerWriter : public Napi::ObjectWrap<JsLayerWriter> {
   }
 
   void CheckIdle() const {
-    if (busy_) BadArgument("layer writer is finishing (finishAsync in flight)");
+    if (busy_) BadArgument("layer writer is busy (an appendAsync or finishAsync is in flight)");
   }
 
   std::unique_ptr<LayerWriter> writer_;
   uint8_t kind_ = 0;
   uint8_t codec_ = 0;
-  bool busy_ = false;  // a FinishWorker or FinishArenaWorker owns writer_ until its promise settles
+  bool busy_ = false;  // an AppendWorker, FinishWorker or FinishArenaWorker owns writer_ until its promise settles
 };
 
 // ---- test hooks: the C++ codec and checksum, reachable from test/native_*.test.ts ----

@@ -184,6 +184,8 @@ describeEachCore('corrupt and truncated layer files (%s core)', (impl) => {
         expect((err as StrataError).message).toContain(delta);
         await new Promise((r) => setImmediate(r));
         expect(unhandled).toEqual([]);
+        // The writer was aborted (not refused as busy with an append) and its partial file removed.
+        expect(fs.readdirSync(path.join(dir, TL_DIR)).sort()).toEqual([...layers, 'manifest'].sort());
       } finally {
         await repo.close();
       }

@@ -43,6 +43,13 @@ export interface LayerWriter {
    * Throws BAD_ARGUMENT on unsorted keys or malformed blobs.
    */
   append(indexKeys: Buffer, blobs: Buffer, willInit: Uint8Array): void;
+  /**
+   * append() off the event loop where the core can (image creation): native validates, fills and
+   * checksums the value blocks and writes them on a libuv worker thread; TS appends on the calling
+   * thread. Same bytes, same refusals (as a rejection). The arrays must not change, and the writer
+   * takes no other call (BAD_ARGUMENT), until the promise settles.
+   */
+  appendAsync(indexKeys: Buffer, blobs: Buffer, willInit: Uint8Array): Promise<void>;
   /** Write index and summary, fsync, close. Returns the file size in bytes. */
   finish(): number;
   /**

@@ -51,6 +51,7 @@ export interface NativeLayerSummary extends Omit<LayerSummary, 'codec'> {
 
 export interface NativeLayerWriterHandle {
   append(indexKeys: Uint8Array, blobs: Uint8Array, willInit: Uint8Array): void;
+  appendAsync(indexKeys: Uint8Array, blobs: Uint8Array, willInit: Uint8Array): Promise<void>;
   finish(): number;
   finishAsync(): Promise<number>;
   finishArenaAsync(keys: Uint8Array, heads: Uint8Array, entries: Uint8Array, slabs: Uint8Array[], packedAt: Uint8Array, packed: Uint8Array): Promise<number>;
@@ -266,6 +267,15 @@ class NativeLayerWriter implements LayerWriter {
   constructor(private readonly w: NativeLayerWriterHandle) {}
   append(indexKeys: Buffer, blobs: Buffer, willInit: Uint8Array): void {
     call(() => this.w.append(indexKeys, blobs, willInit));
+  }
+  appendAsync(indexKeys: Buffer, blobs: Buffer, willInit: Uint8Array): Promise<void> {
+    let pending: Promise<void>;
+    try {
+      pending = call(() => this.w.appendAsync(indexKeys, blobs, willInit));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return pending.catch((e: unknown) => { throw toStrataError(e); });
   }
   finish(): number {
     return call(() => this.w.finish());

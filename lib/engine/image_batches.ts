@@ -19,7 +19,7 @@ import { EntryBatch } from '../core/entry_batch';
  * idle loop's on a quiet machine and 8 gave 4.6×, with the same throughput (PERFORMANCE.md).
  */
 export const IMAGE_BATCH_KEYS = 8;
-/** Chunks compressing on the worker ahead of the one being appended. */
+/** Chunks compressing on the worker or waiting to be appended while the next one is filled. */
 export const IMAGE_CHUNKS_IN_FLIGHT = 3;
 /** Bytes of a full image record: its tag, then the page. */
 const IMAGE_RECORD_SIZE = 1 + PAGE_SIZE;
@@ -28,7 +28,10 @@ const ZERO_PAGE = Buffer.alloc(PAGE_SIZE);
 interface Chunk {
   records: Buffer;
   batch: EntryBatch;
+  /** Its compression. */
   done: Promise<void>;
+  /** Its append: its buffers are filled again only once this settled. */
+  written: Promise<void>;
 }
 
 /**
@@ -49,22 +52,26 @@ export class ImageBatches {
   /** IMAGE_CHUNKS_IN_FLIGHT in the queue and one being filled: a chunk's buffers are reused once written. */
   private readonly ring: Chunk[];
   private next = 0;
-  private readonly queue: Chunk[] = [];
+  /** The last append queued: appends run one at a time, in order. */
+  private tail: Promise<void> = Promise.resolve();
 
-  constructor(private readonly codec: CodecId, private readonly append: (b: EntryBatch) => void) {
+  constructor(private readonly codec: CodecId, private readonly append: (b: EntryBatch) => Promise<void>) {
     this.ring = Array.from({ length: IMAGE_CHUNKS_IN_FLIGHT + 1 }, () => ({
-      records: Buffer.allocUnsafe(IMAGE_RECORD_SIZE * IMAGE_BATCH_KEYS), batch: new EntryBatch(KEY_SIZE), done: Promise.resolve(),
+      records: Buffer.allocUnsafe(IMAGE_RECORD_SIZE * IMAGE_BATCH_KEYS), batch: new EntryBatch(KEY_SIZE), done: Promise.resolve(), written: Promise.resolve(),
     }));
   }
 
   /**
    * The pages read for `keys` (`pages`: PAGE_SIZE each; only those whose `ok` is true are kept, as
-   * a key with no page is left out of an image), at most IMAGE_BATCH_KEYS. Appends the oldest
-   * chunk once IMAGE_CHUNKS_IN_FLIGHT are ahead of it.
+   * a key with no page is left out of an image), at most IMAGE_BATCH_KEYS, copied before it
+   * settles. The chunk is appended once compressed and once the chunks before it are; add waits
+   * only for the append of the chunk whose buffers it takes, IMAGE_CHUNKS_IN_FLIGHT + 1 back, so
+   * the appends (native: on the libuv pool) overlap the next chunks' reads and compression.
    */
   async add(keys: readonly Buffer[], pages: Buffer, ok: (i: number) => boolean): Promise<void> {
     const chunk = this.ring[this.next];
     this.next = (this.next + 1) % this.ring.length;
+    await chunk.written;
     const kept: Buffer[] = [];
     const spans: RecordSpan[] = [];
     for (let i = 0; i < keys.length; i++) {
@@ -86,20 +93,20 @@ export class ImageBatches {
       chunk.done = Promise.resolve();
     } else {
       chunk.done = compressOffThread(codec, spans, place);
-      chunk.done.catch(() => undefined); // awaited when written; this only keeps an abandoned chunk from going unhandled
     }
-    this.queue.push(chunk);
-    if (this.queue.length > IMAGE_CHUNKS_IN_FLIGHT) await this.writeOldest();
+    // After an append fails, those queued behind it are not made; the failure reaches add (at that
+    // chunk's turn) or finish.
+    chunk.written = this.tail = this.tail.then(() => chunk.done).then(() => this.append(chunk.batch));
+    chunk.written.catch(() => undefined); // awaited later; this only keeps an abandoned write from going unhandled
   }
 
-  /** Appends every chunk still queued, in order. */
+  /** Settles once every chunk is appended, in order (rejects with the first failure). */
   async finish(): Promise<void> {
-    while (this.queue.length > 0) await this.writeOldest();
+    await this.tail;
   }
 
-  private async writeOldest(): Promise<void> {
-    const chunk = this.queue.shift() as Chunk;
-    await chunk.done;
-    this.append(chunk.batch);
+  /** Settles, never rejecting, once no append is in flight: a failed write must wait for it before it aborts the writer. */
+  async idle(): Promise<void> {
+    await this.tail.catch(() => undefined);
   }
 }

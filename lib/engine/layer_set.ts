@@ -380,15 +380,20 @@ export class LayerSet {
     const sizeBytes = await this.writeLayerFile(fileName, 'image', lsn, lsn + 1n, range, streamed(async (append) => {
       const batches = new ImageBatches(codec, append);
       const reads = new ImageReadAhead(keys, lsn, read);
-      for (let chunk = await reads.next(); chunk !== null; chunk = await reads.next()) {
-        const { keys: read, out, status } = chunk;
-        for (let at = 0; at < read.length; at += IMAGE_BATCH_KEYS) {
-          const step = read.slice(at, at + IMAGE_BATCH_KEYS);
-          await batches.add(step, out.subarray(at * PAGE_SIZE), (i) => status[at + i] === PAGE_STATUS_OK);
-          await yieldToEventLoop();
+      try {
+        for (let chunk = await reads.next(); chunk !== null; chunk = await reads.next()) {
+          const { keys: read, out, status } = chunk;
+          for (let at = 0; at < read.length; at += IMAGE_BATCH_KEYS) {
+            const step = read.slice(at, at + IMAGE_BATCH_KEYS);
+            await batches.add(step, out.subarray(at * PAGE_SIZE), (i) => status[at + i] === PAGE_STATUS_OK);
+            await yieldToEventLoop();
+          }
         }
+        await batches.finish();
+      } catch (e) {
+        await batches.idle(); // the writer takes no abort while an append holds it
+        throw e;
       }
-      await batches.finish();
     }));
     return {
       fileName, kind: 'image', level: 0, keyStart: keyToHex(range.keyStart), keyEnd: keyToHex(range.keyEnd), lsnStart: lsn, lsnEnd: lsn + 1n, sizeBytes,
@@ -432,12 +437,12 @@ export class LayerSet {
             prevKey = key;
             batch.addRecord(key, null, codec, record, 0, record.length, true);
             if (batch.isFull()) {
-              append(batch);
+              await append(batch);
               batch.reset();
               await yieldToEventLoop();
             }
           }
-          append(batch);
+          await append(batch);
         }));
         descs.push({ fileName, kind: 'image', level: 0, keyStart: keyToHex(part.keyStart), keyEnd: keyToHex(part.keyEnd), lsnStart: lsn, lsnEnd: lsn + 1n, sizeBytes });
       }
@@ -562,9 +567,9 @@ export class LayerSet {
 }
 
 /** A writeLayerFile body: append the batches `produce` makes as it makes them, then finishAsync. */
-function streamed(produce: (append: (b: EntryBatch) => void) => Promise<void>): (writer: LayerWriter) => Promise<number> {
+function streamed(produce: (append: (b: EntryBatch) => Promise<void>) => Promise<void>): (writer: LayerWriter) => Promise<number> {
   return async (writer) => {
-    await produce((b) => { if (b.count > 0) writer.append(b.indexKeys(), b.blobs(), b.willInit()); });
+    await produce(async (b) => { if (b.count > 0) await writer.appendAsync(b.indexKeys(), b.blobs(), b.willInit()); });
     return writer.finishAsync();
   };
 }

@@ -450,6 +450,16 @@ export class StreamingLayerWriter implements LayerWriter {
     }
   }
 
+  /** The TS core appends on the calling thread (its writes are synchronous); the promise reports the outcome. */
+  appendAsync(indexKeys: Buffer, blobs: Buffer, willInit: Uint8Array): Promise<void> {
+    try {
+      this.append(indexKeys, blobs, willInit);
+      return Promise.resolve();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
   finish(): number {
     this.checkOpen();
     this.done = true;
