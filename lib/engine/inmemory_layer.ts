@@ -284,9 +284,10 @@ export class InMemoryLayer {
    * layer must be frozen: the core reads these arrays until the write settles.
    */
   async toArena(codec: CodecId): Promise<DeltaArena> {
+    // A layer of at most one step's keys sorts in one go: its passes take less than a loop turn.
     const sorting = this.sortingSlots();
     let step = sorting.next();
-    for (; step.done !== true; step = sorting.next()) await yieldToEventLoop();
+    for (; step.done !== true; step = sorting.next()) if (this.keyCount > ARENA_KEYS_PER_STEP) await yieldToEventLoop();
     const slots = step.value;
     const keys = Buffer.allocUnsafe(this.keyCount * KEY_SIZE);
     const heads = new Int32Array(this.keyCount);
