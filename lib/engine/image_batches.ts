@@ -93,6 +93,8 @@ export class ImageBatches {
       chunk.done = Promise.resolve();
     } else {
       chunk.done = compressOffThread(codec, spans, place);
+      // Awaited only once the appends before it settle: a failure before then must not go unhandled.
+      chunk.done.catch(() => undefined);
     }
     // After an append fails, those queued behind it are not made; the failure reaches add (at that
     // chunk's turn) or finish.

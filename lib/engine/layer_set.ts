@@ -382,9 +382,9 @@ export class LayerSet {
       const reads = new ImageReadAhead(keys, lsn, read);
       try {
         for (let chunk = await reads.next(); chunk !== null; chunk = await reads.next()) {
-          const { keys: read, out, status } = chunk;
-          for (let at = 0; at < read.length; at += IMAGE_BATCH_KEYS) {
-            const step = read.slice(at, at + IMAGE_BATCH_KEYS);
+          const { keys: chunkKeys, out, status } = chunk;
+          for (let at = 0; at < chunkKeys.length; at += IMAGE_BATCH_KEYS) {
+            const step = chunkKeys.slice(at, at + IMAGE_BATCH_KEYS);
             await batches.add(step, out.subarray(at * PAGE_SIZE), (i) => status[at + i] === PAGE_STATUS_OK);
             await yieldToEventLoop();
           }
