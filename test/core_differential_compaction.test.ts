@@ -13,6 +13,7 @@ import type { Core, DeltaCompactionResult, ImplementationName } from '../lib/cor
 import { BLOCK_SIZE, CODEC_LZ4, CODEC_NONE, CODEC_ZSTD, DELTA_INDEX_KEY_SIZE, type CodecId } from '../lib/core/format';
 import { exclusiveKeyEnd } from '../lib/key';
 import { StrataError } from '../lib/errors';
+import { compactionWorkerStats } from '../lib/core/ts/compaction_worker';
 import { IMPLEMENTATIONS, makeCore, NATIVE_SKIP_NOTE } from './helpers/cores';
 import {
   type Entry, deltaSpec, imageRec, imageSpec, pageKey, randomImageRec, randomPatchRec, sortEntries, tmpDir, writeLayer, zeroRec,
@@ -234,4 +235,15 @@ describe(`Core.compactDeltas: failures, both cores${NATIVE_SKIP_NOTE}`, () => {
       }))).code).toBe('BAD_ARGUMENT');
     });
   }
+});
+
+describe('Core.compactDeltas: where the TS core merged', () => {
+  it('every TS merge above ran on the compaction worker thread, none on this one', () => {
+    // The worker runs dist/'s build of compaction.ts; a missing or stale build would move the
+    // merges here silently, and the comparisons above would then not cover the worker.
+    const s = compactionWorkerStats();
+    expect(s.inlineReason).toBeNull();
+    expect(s.onThisThread).toBe(0);
+    expect(s.offThread).toBeGreaterThan(ROUNDS);
+  });
 });

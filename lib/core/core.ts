@@ -192,7 +192,8 @@ export interface Core {
    * layers, values moved as stored, cut at `targetBytes` on key boundaries (one key's versions
    * never straddle two outputs). Touches no open layer, map or the page cache; reads hold one
    * leaf and one blob (native: a few blocks) per input. Native: entirely on a libuv worker
-   * thread; TS: on the calling thread, yielding between steps. Both write the same bytes. On
+   * thread; TS: on a worker thread (ts/compaction_worker.ts; on the calling thread, yielding between
+   * steps, where there is none). Both write the same bytes. On
    * failure (CORRUPT_LAYER naming the file and block, IO_ERROR, BAD_ARGUMENT for an image input)
    * no output is left behind.
    */

@@ -6,7 +6,7 @@ import {
   DEFAULT_MAX_OPEN_LAYER_FILES, type Core, type CoreOptions, type DeltaCompactionOptions, type DeltaCompactionResult, type LayerSummary, type LayerWriter,
   type LayerWriterOptions,
 } from '../core';
-import { compactDeltaLayers } from './compaction';
+import { compactDeltaLayersOffThread } from './compaction_worker';
 import { CODEC_LZ4, CODEC_NONE, CODEC_ZSTD } from '../format';
 import { StrataError } from '../../errors';
 import { KEY_MAX, KEY_MIN, KEY_SIZE } from '../../key';
@@ -126,7 +126,7 @@ class TsCore implements Core {
     this.checkOpen();
     checkCompactionOptions(opts);
     for (const p of opts.inputs) checkPath(p);
-    return compactDeltaLayers(opts);
+    return compactDeltaLayersOffThread(opts);
   }
 
   close(): void {

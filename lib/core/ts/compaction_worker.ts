@@ -1,0 +1,239 @@
+/**
+ * The TS core's L0 → L1 merge off the event loop: one worker thread per process runs
+ * compactDeltaLayers (compaction.ts), the twin of the native core running its merge on a libuv
+ * thread. The merge touches no open layer, layer map or page cache (it opens its inputs privately
+ * and writes new files), so it needs nothing from this thread but its options, and the worker runs
+ * the very code the calling thread would: the same bytes.
+ *
+ * The worker is this module's compiled file. Where there is none (a checkout that has not been
+ * built, or a build older than the sources) the merge runs on the calling thread, as it does while
+ * test fault injection is armed (its counters live in this thread). A worker that dies fails the
+ * merges in flight with IO_ERROR and removes their outputs; later merges run on the calling thread.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import type { CompactionOutput, DeltaCompactionOptions, DeltaCompactionResult } from '../core';
+import { StrataError, type StrataErrorCode } from '../../errors';
+import { faults } from '../../fault_injection';
+import { compactDeltaLayers } from './compaction';
+
+/** Marks the worker this module starts, so a user's own worker importing Strata serves nothing. */
+const WORKER_ROLE = 'strata-compaction';
+/**
+ * The worker thread's nice value (Linux), as the compression worker's: on two vCPUs the event
+ * loop's thread, woken by a timer or I/O, must not wait for a CPU behind a merge.
+ */
+const COMPACTION_WORKER_NICE = 10;
+
+interface Request {
+  id: number;
+  opts: DeltaCompactionOptions;
+}
+
+interface WireError {
+  code: StrataErrorCode | null;
+  message: string;
+}
+
+interface Reply {
+  id: number;
+  result?: DeltaCompactionResult;
+  error?: WireError;
+}
+
+interface Pending {
+  opts: DeltaCompactionOptions;
+  resolve: (r: DeltaCompactionResult) => void;
+  reject: (e: Error) => void;
+}
+
+/** Merges run, by where; `inlineReason` says why the last one ran on the calling thread. */
+export interface CompactionWorkerStats {
+  offThread: number;
+  onThisThread: number;
+  inlineReason: string | null;
+}
+
+const stats: CompactionWorkerStats = { offThread: 0, onThisThread: 0, inlineReason: null };
+
+export function compactionWorkerStats(): CompactionWorkerStats {
+  return { ...stats };
+}
+
+/** A StrataError's message without the "CODE: " prefix its constructor adds. */
+function toWire(e: unknown): WireError {
+  if (e instanceof StrataError) return { code: e.code, message: e.message.slice(e.code.length + 2) };
+  return { code: null, message: e instanceof Error ? e.message : String(e) };
+}
+
+function fromWire(w: WireError): Error {
+  return w.code === null ? new Error(w.message) : new StrataError(w.code, w.message);
+}
+
+/** structuredClone hands Buffers over as plain Uint8Arrays. */
+function asBuffer(u: Uint8Array): Buffer {
+  return Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+}
+
+function reviveResult(r: DeltaCompactionResult): DeltaCompactionResult {
+  const outputs: CompactionOutput[] = r.outputs.map((o) => ({ ...o, keyStart: asBuffer(o.keyStart), keyEnd: asBuffer(o.keyEnd) }));
+  return { outputs, bytesRead: r.bytesRead };
+}
+
+/** Newest modification time of the .ts files under `dir` (ms). */
+function newestSource(dir: string): number {
+  let newest = 0;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) newest = Math.max(newest, newestSource(p));
+    else if (e.name.endsWith('.ts')) newest = Math.max(newest, fs.statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+/**
+ * The file a worker can run: this one once compiled; run from the TypeScript sources (the test
+ * suite), the build's twin in dist/ when it is not older than any source. Else why not.
+ */
+function workerScript(): { file: string } | { reason: string } {
+  if (__filename.endsWith('.js')) return { file: __filename };
+  const libRoot = path.join(__dirname, '..', '..');
+  const built = path.join(libRoot, '..', 'dist', path.relative(libRoot, __filename).replace(/\.ts$/, '.js'));
+  try {
+    if (fs.statSync(built).mtimeMs < newestSource(libRoot)) return { reason: `${built} is older than the sources (run npm run build)` };
+  } catch {
+    return { reason: `${built} does not exist (run npm run build)` };
+  }
+  return { file: built };
+}
+
+/** Removes the outputs a merge that died in the worker may have left: `${prefix}<i>${suffix}`. */
+function removeOutputs(opts: DeltaCompactionOptions): void {
+  const dir = path.dirname(opts.outputPrefix);
+  const base = path.basename(opts.outputPrefix);
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    if (!n.startsWith(base) || !n.endsWith(opts.outputSuffix)) continue;
+    if (/^\d+$/.test(n.slice(base.length, n.length - opts.outputSuffix.length))) fs.rmSync(path.join(dir, n), { force: true });
+  }
+}
+
+class CompactionWorker {
+  private worker: Worker | null = null;
+  private dead = false;
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+
+  /** The worker, started on first use; null (with stats.inlineReason set) when there can be none. */
+  acquire(): Worker | null {
+    if (this.worker !== null && !this.dead) return this.worker;
+    if (this.dead) return null;
+    const script = workerScript();
+    if ('reason' in script) {
+      stats.inlineReason = script.reason;
+      this.dead = true;
+      return null;
+    }
+    try {
+      this.worker = new Worker(script.file, { workerData: { role: WORKER_ROLE, nice: COMPACTION_WORKER_NICE } });
+    } catch (e) {
+      stats.inlineReason = `the compaction worker could not start: ${e instanceof Error ? e.message : String(e)}`;
+      this.dead = true;
+      return null;
+    }
+    this.worker.unref(); // an idle worker must not keep the process alive
+    this.worker.on('message', (r: Reply) => this.settle(r));
+    this.worker.on('error', (e: Error) => this.fail(`failed: ${e.message}`));
+    this.worker.on('exit', (code: number) => this.fail(`exited with code ${code}`));
+    return this.worker;
+  }
+
+  run(worker: Worker, opts: DeltaCompactionOptions): Promise<DeltaCompactionResult> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      if (this.pending.size === 0) worker.ref(); // a merge in flight keeps the process alive
+      this.pending.set(id, { opts, resolve, reject });
+      const req: Request = { id, opts };
+      worker.postMessage(req);
+    });
+  }
+
+  async stop(): Promise<void> {
+    if (this.worker === null || this.dead) return;
+    await this.worker.terminate();
+  }
+
+  private settle(r: Reply): void {
+    const p = this.pending.get(r.id);
+    if (p === undefined) return;
+    this.pending.delete(r.id);
+    if (this.pending.size === 0) this.worker?.unref();
+    if (r.error !== undefined) {
+      p.reject(fromWire(r.error));
+      return;
+    }
+    stats.offThread++;
+    p.resolve(reviveResult(r.result!));
+  }
+
+  /** The worker is gone: fail what it held, with its outputs removed; later merges run here. */
+  private fail(why: string): void {
+    if (this.dead) return;
+    this.dead = true;
+    stats.inlineReason = `the compaction worker ${why}`;
+    for (const [id, p] of this.pending) {
+      this.pending.delete(id);
+      removeOutputs(p.opts);
+      p.reject(new StrataError('IO_ERROR', `compaction into ${p.opts.outputPrefix}*${p.opts.outputSuffix}: the compaction worker ${why}; its outputs were removed`));
+    }
+  }
+}
+
+let shared: CompactionWorker | null = null;
+
+/**
+ * compactDeltaLayers on the compaction worker thread, or on this one where there is no worker or
+ * test fault injection is armed. Same outputs, same errors.
+ */
+export function compactDeltaLayersOffThread(opts: DeltaCompactionOptions): Promise<DeltaCompactionResult> {
+  shared ??= new CompactionWorker();
+  const worker = faults.active ? null : shared.acquire();
+  if (worker === null) {
+    if (faults.active) stats.inlineReason = 'fault injection is armed on this thread';
+    stats.onThisThread++;
+    return compactDeltaLayers(opts);
+  }
+  return shared.run(worker, opts);
+}
+
+/** Test hook: stops the worker as a crash would; merges in flight fail, later ones run here. */
+export async function stopCompactionWorkerForTest(): Promise<void> {
+  await shared?.stop();
+}
+
+/** The worker's side: lower its priority, then merge each request and answer it. */
+function serve(): void {
+  const data = workerData as { nice: number };
+  try {
+    // Linux names the calling thread in /proc/thread-self; elsewhere the worker keeps its priority.
+    const tid = Number(fs.readlinkSync('/proc/thread-self').split('/').pop());
+    os.setPriority(tid, data.nice);
+  } catch {
+    // not Linux, or not allowed: a normal priority still merges correctly
+  }
+  parentPort!.on('message', (req: Request) => {
+    compactDeltaLayers(req.opts).then(
+      (result) => parentPort!.postMessage({ id: req.id, result } satisfies Reply),
+      (e: unknown) => parentPort!.postMessage({ id: req.id, error: toWire(e) } satisfies Reply),
+    );
+  });
+}
+
+if (!isMainThread && (workerData as { role?: unknown } | null)?.role === WORKER_ROLE) serve();
