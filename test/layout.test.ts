@@ -14,7 +14,7 @@ const LIB = path.join(__dirname, '..', 'lib');
 /** Layers from the bottom up; a module may import its own layer or any layer below it. */
 const LAYERS: ReadonlyArray<{ name: string; test: (rel: string) => boolean }> = [
   { name: 'vocabulary', test: (r) => /^(errors|lsn|key|record|bytes|fs_util|fault_injection)\.ts$/.test(r) },
-  { name: 'core contract', test: (r) => /^core\/(core|format|read_plan|compress|compress_worker|entry_batch|delta_arena|pg_wal_format)\.ts$/.test(r) },
+  { name: 'core contract', test: (r) => /^core\/(core|format|read_plan|compress|compress_worker|worker_thread|entry_batch|delta_arena|pg_wal_format)\.ts$/.test(r) },
   { name: 'cores', test: (r) => r.startsWith('core/ts/') || r === 'core/native.ts' },
   { name: 'core selection', test: (r) => r === 'core/select.ts' || r === 'core/pg_decoder.ts' },
   { name: 'object storage', test: (r) => r.startsWith('remote/') },
@@ -114,9 +114,10 @@ describe('source layout', () => {
     // The N-API boundary (addon.cc, pg/pg_addon.cc) has no twin; crc32.cc's is zlib's CRC-32 in block_io.ts;
     // fault_injection.cc's is lib/fault_injection.ts (test-only failpoints, shared by the engine and the TS core).
     const boundary = new Set(['addon', 'pg_addon', 'crc32', 'fault_injection']);
-    // compaction_worker.ts is the TS core's thread for its merge; the native core's is the libuv
-    // AsyncWorker in addon.cc, part of the boundary above.
-    const twinsOfBoundary = new Set(['compaction_worker']);
+    // compaction_worker.ts and read_worker.ts are the TS core's threads for its merge and its
+    // background reads; the native core's are the libuv AsyncWorkers in addon.cc, part of the
+    // boundary above.
+    const twinsOfBoundary = new Set(['compaction_worker', 'read_worker']);
     const problems: string[] = [];
     for (const sub of ['', 'pg']) {
       const nativeDir = path.join(LIB, '..', 'native', sub);

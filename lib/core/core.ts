@@ -179,6 +179,15 @@ export interface Core {
    */
   getPagesAsync(plan: Buffer, out: Uint8Array, status: Uint8Array, counts: Uint32Array, cachedInline: boolean): Promise<void>;
   /**
+   * A background task's read (image creation's reconstruction), off the calling thread in both
+   * cores: native = getPagesAsync without cachedInline (the libuv pool, through the page cache);
+   * TS = on the core's read worker thread (ts/read_worker.ts), over its own copy of the layer
+   * maps with its own small page cache, so it neither counts in nor changes this core's page
+   * cache (on the calling thread where there is no worker, or while test fault injection is
+   * armed). Same pages, status and counts as getPages; the same rules for the arrays.
+   */
+  getPagesInBackground(plan: Buffer, out: Uint8Array, status: Uint8Array, counts: Uint32Array): Promise<void>;
+  /**
    * getPages from page-cache blocks only, on the calling thread: true when it finished; false when
    * some block would need the disk (then `out`, `status` and `counts` hold nothing to use). What a
    * caller that must not block (the page service) tries before going async. Given `outOffset`, the

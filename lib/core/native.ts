@@ -395,6 +395,10 @@ class NativeCore implements Core {
     }
   }
 
+  getPagesInBackground(plan: Buffer, out: Uint8Array, status: Uint8Array, counts: Uint32Array): Promise<void> {
+    return this.getPagesAsync(plan, out, status, counts, false);
+  }
+
   getPagesAsync(plan: Buffer, out: Uint8Array, status: Uint8Array, counts: Uint32Array, cachedInline: boolean): Promise<void> {
     let pending: Promise<void>;
     try {

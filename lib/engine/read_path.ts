@@ -249,7 +249,7 @@ export class ReadPath {
    * decoded-page cache. `out`, `status` and `counts` must stay untouched until it settles.
    */
   readIntoAsync(keys: ReadonlyArray<PageKey | Buffer>, lsn: Lsn, out: Uint8Array, status: Uint8Array, counts: Uint32Array): Promise<void> {
-    return this.core.getPagesAsync(this.buildPlan(keys, lsn), out, status, counts, false);
+    return this.core.getPagesInBackground(this.buildPlan(keys, lsn), out, status, counts);
   }
 
   resetCounters(): void {

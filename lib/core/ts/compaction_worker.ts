@@ -11,30 +11,19 @@
  * merges in flight with IO_ERROR and removes their outputs; later merges run on the calling thread.
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import type { CompactionOutput, DeltaCompactionOptions, DeltaCompactionResult } from '../core';
-import { StrataError, type StrataErrorCode } from '../../errors';
+import { CORE_WORKER_NICE, type WireError, asBuffer, fromWire, lowerThisThreadPriority, toWire, workerScript } from '../worker_thread';
+import { StrataError } from '../../errors';
 import { faults } from '../../fault_injection';
 import { compactDeltaLayers } from './compaction';
 
 /** Marks the worker this module starts, so a user's own worker importing Strata serves nothing. */
 const WORKER_ROLE = 'strata-compaction';
-/**
- * The worker thread's nice value (Linux), as the compression worker's: on two vCPUs the event
- * loop's thread, woken by a timer or I/O, must not wait for a CPU behind a merge.
- */
-const COMPACTION_WORKER_NICE = 10;
-
 interface Request {
   id: number;
   opts: DeltaCompactionOptions;
-}
-
-interface WireError {
-  code: StrataErrorCode | null;
-  message: string;
 }
 
 interface Reply {
@@ -62,51 +51,9 @@ export function compactionWorkerStats(): CompactionWorkerStats {
   return { ...stats };
 }
 
-/** A StrataError's message without the "CODE: " prefix its constructor adds. */
-function toWire(e: unknown): WireError {
-  if (e instanceof StrataError) return { code: e.code, message: e.message.slice(e.code.length + 2) };
-  return { code: null, message: e instanceof Error ? e.message : String(e) };
-}
-
-function fromWire(w: WireError): Error {
-  return w.code === null ? new Error(w.message) : new StrataError(w.code, w.message);
-}
-
-/** structuredClone hands Buffers over as plain Uint8Arrays. */
-function asBuffer(u: Uint8Array): Buffer {
-  return Buffer.from(u.buffer, u.byteOffset, u.byteLength);
-}
-
 function reviveResult(r: DeltaCompactionResult): DeltaCompactionResult {
   const outputs: CompactionOutput[] = r.outputs.map((o) => ({ ...o, keyStart: asBuffer(o.keyStart), keyEnd: asBuffer(o.keyEnd) }));
   return { outputs, bytesRead: r.bytesRead };
-}
-
-/** Newest modification time of the .ts files under `dir` (ms). */
-function newestSource(dir: string): number {
-  let newest = 0;
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) newest = Math.max(newest, newestSource(p));
-    else if (e.name.endsWith('.ts')) newest = Math.max(newest, fs.statSync(p).mtimeMs);
-  }
-  return newest;
-}
-
-/**
- * The file a worker can run: this one once compiled; run from the TypeScript sources (the test
- * suite), the build's twin in dist/ when it is not older than any source. Else why not.
- */
-function workerScript(): { file: string } | { reason: string } {
-  if (__filename.endsWith('.js')) return { file: __filename };
-  const libRoot = path.join(__dirname, '..', '..');
-  const built = path.join(libRoot, '..', 'dist', path.relative(libRoot, __filename).replace(/\.ts$/, '.js'));
-  try {
-    if (fs.statSync(built).mtimeMs < newestSource(libRoot)) return { reason: `${built} is older than the sources (run npm run build)` };
-  } catch {
-    return { reason: `${built} does not exist (run npm run build)` };
-  }
-  return { file: built };
 }
 
 /** Removes the outputs a merge that died in the worker may have left: `${prefix}<i>${suffix}`. */
@@ -135,14 +82,14 @@ class CompactionWorker {
   acquire(): Worker | null {
     if (this.worker !== null && !this.dead) return this.worker;
     if (this.dead) return null;
-    const script = workerScript();
+    const script = workerScript(__filename);
     if ('reason' in script) {
       stats.inlineReason = script.reason;
       this.dead = true;
       return null;
     }
     try {
-      this.worker = new Worker(script.file, { workerData: { role: WORKER_ROLE, nice: COMPACTION_WORKER_NICE } });
+      this.worker = new Worker(script.file, { workerData: { role: WORKER_ROLE, nice: CORE_WORKER_NICE } });
     } catch (e) {
       stats.inlineReason = `the compaction worker could not start: ${e instanceof Error ? e.message : String(e)}`;
       this.dead = true;
@@ -220,14 +167,7 @@ export async function stopCompactionWorkerForTest(): Promise<void> {
 
 /** The worker's side: lower its priority, then merge each request and answer it. */
 function serve(): void {
-  const data = workerData as { nice: number };
-  try {
-    // Linux names the calling thread in /proc/thread-self; elsewhere the worker keeps its priority.
-    const tid = Number(fs.readlinkSync('/proc/thread-self').split('/').pop());
-    os.setPriority(tid, data.nice);
-  } catch {
-    // not Linux, or not allowed: a normal priority still merges correctly
-  }
+  lowerThisThreadPriority((workerData as { nice: number }).nice);
   parentPort!.on('message', (req: Request) => {
     compactDeltaLayers(req.opts).then(
       (result) => parentPort!.postMessage({ id: req.id, result } satisfies Reply),

@@ -7,6 +7,8 @@ import {
   type LayerWriterOptions,
 } from '../core';
 import { compactDeltaLayersOffThread } from './compaction_worker';
+import { ReadWorker, countInlineRead } from './read_worker';
+import { faults } from '../../fault_injection';
 import { CODEC_LZ4, CODEC_NONE, CODEC_ZSTD } from '../format';
 import { StrataError } from '../../errors';
 import { KEY_MAX, KEY_MIN, KEY_SIZE } from '../../key';
@@ -28,6 +30,9 @@ class TsCore implements Core {
   private readonly layers = new Map<number, Layer>();
   private readonly maps = new Map<number, LayerMap>();
   private readonly reconstructor: Reconstructor;
+  private readonly maxOpenLayerFiles: number;
+  /** Started at the first background read; null once it could not start (why: inlineReason). */
+  private readWorker: ReadWorker | null | undefined;
   private nextHandle = 1;
   private nextMapId = 1;
   private closed = false;
@@ -35,7 +40,8 @@ class TsCore implements Core {
   constructor(opts: CoreOptions) {
     if (opts === null || typeof opts !== 'object') throw new StrataError('BAD_ARGUMENT', 'core options must be an object');
     this.pageCache = new PageCache(opts.pageCacheBytes, opts.pageCachePolicy);
-    this.fileHandles = new FileHandles(checkMaxOpenLayerFiles(opts.maxOpenLayerFiles));
+    this.maxOpenLayerFiles = checkMaxOpenLayerFiles(opts.maxOpenLayerFiles);
+    this.fileHandles = new FileHandles(this.maxOpenLayerFiles);
     this.reconstructor = new Reconstructor(this.maps);
   }
 
@@ -74,6 +80,7 @@ class TsCore implements Core {
     const layer = this.layer(handle);
     this.layers.delete(handle);
     layer.close();
+    this.readWorker?.closeLayer(layer);
   }
 
   createLayerMap(): number {
@@ -82,6 +89,7 @@ class TsCore implements Core {
     if (id > MAX_ID) throw new StrataError('BAD_ARGUMENT', 'out of layer map ids');
     this.nextMapId++;
     this.maps.set(id, new LayerMap());
+    this.readWorker?.setMap(id, []);
     return id;
   }
 
@@ -91,11 +99,13 @@ class TsCore implements Core {
     // Resolve every handle before changing anything: the map is replaced as a whole or not at all.
     const layers = handles.map((h) => this.layer(h));
     map.layers = layers;
+    this.readWorker?.setMap(mapId, layers);
   }
 
   dropLayerMap(mapId: number): void {
     this.map(mapId);
     this.maps.delete(mapId);
+    this.readWorker?.dropMap(mapId);
   }
 
   getPages(plan: Buffer, out: Uint8Array, status: Uint8Array, counts: Uint32Array): void {
@@ -122,6 +132,37 @@ class TsCore implements Core {
     }
   }
 
+  getPagesInBackground(plan: Buffer, out: Uint8Array, status: Uint8Array, counts: Uint32Array): Promise<void> {
+    try {
+      this.checkOpen();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const worker = this.backgroundReader();
+    if (worker === null) return this.getPagesAsync(plan, out, status, counts, false);
+    return worker.read(plan, out, status, counts);
+  }
+
+  /** The read worker, started on first use; null where reads run here (and why, in its stats). */
+  private backgroundReader(): ReadWorker | null {
+    if (faults.active) {
+      countInlineRead('fault injection is armed on this thread');
+      return null;
+    }
+    if (this.readWorker === undefined) {
+      const started = ReadWorker.start(this.maxOpenLayerFiles, this.maps);
+      if (started instanceof ReadWorker) return (this.readWorker = started);
+      this.readWorker = null;
+      countInlineRead(started.reason);
+      return null;
+    }
+    if (this.readWorker === null || this.readWorker.unusable !== null) {
+      countInlineRead(null);
+      return null;
+    }
+    return this.readWorker;
+  }
+
   async compactDeltas(opts: DeltaCompactionOptions): Promise<DeltaCompactionResult> {
     this.checkOpen();
     checkCompactionOptions(opts);
@@ -132,6 +173,7 @@ class TsCore implements Core {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.readWorker) void this.readWorker.stop();
     for (const layer of this.layers.values()) layer.close();
     this.layers.clear();
     this.maps.clear();

@@ -28,7 +28,18 @@ export function openLayerForReading(path: string): number {
 interface Entry {
   path: string;
   fd: number;
+  /** Never closed to make room (a descriptor the read worker must not lose: see Reopen). */
+  pinned: boolean;
 }
+
+/**
+ * How a closed descriptor is reopened; by default by path. The TS core's read worker first takes
+ * a descriptor the main thread opened for it when it closed the layer (its file may be unlinked
+ * by now), and keeps that one pinned.
+ */
+export type Reopen = (id: number, path: string) => { fd: number; pinned: boolean };
+
+const reopenByPath: Reopen = (_id, path) => ({ fd: openLayerForReading(path), pinned: false });
 
 export class FileHandles {
   readonly maxOpen: number;
@@ -36,14 +47,21 @@ export class FileHandles {
   private readonly entries = new Map<number, Entry>();
   private readonly open = new Map<number, Entry>();
 
-  constructor(maxOpen: number) {
+  private readonly reopen: Reopen;
+
+  constructor(maxOpen: number, reopen: Reopen = reopenByPath) {
     this.maxOpen = Math.max(1, maxOpen);
+    this.reopen = reopen;
   }
 
-  /** Register file `id` at `path` with an already open descriptor, which this now owns. */
+  /**
+   * Register file `id` at `path` with an already open descriptor, which this now owns, or with
+   * none (fd -1: opened at its first read).
+   */
   adopt(id: number, path: string, fd: number): void {
-    const e: Entry = { path, fd };
+    const e: Entry = { path, fd, pinned: false };
     this.entries.set(id, e);
+    if (fd < 0) return;
     this.open.set(id, e);
     this.evictOverLimit();
   }
@@ -52,7 +70,12 @@ export class FileHandles {
   acquire(id: number): number {
     const e = this.entries.get(id);
     if (e === undefined) throw new Error(`file ${id} is not registered`);
-    if (e.fd < 0) e.fd = openLayerForReading(e.path);
+    if (e.fd < 0) {
+      const r = this.reopen(id, e.path);
+      e.fd = r.fd;
+      e.pinned = r.pinned;
+    }
+    if (e.pinned) return e.fd;
     this.open.delete(id); // re-inserted last: the most recently used
     this.open.set(id, e);
     this.evictOverLimit();

@@ -1,0 +1,334 @@
+/**
+ * The TS core's background reads off the event loop (Core.getPagesInBackground: image creation's
+ * reconstruction), the twin of the native core reading on the libuv pool. One worker thread per
+ * core runs the very Reconstructor the core runs, over its own copy of the core's layer maps, its
+ * own small page cache and its own bounded set of descriptors; so these reads neither count in
+ * nor change the core's page cache (the native core's go through its cache).
+ *
+ * The copy is kept by messages, in call order with the reads: a read sees the maps as they were at
+ * the call. Main sends each layer's path and parsed summary once; the worker opens its file at
+ * its first read. A layer closed while reads are in flight may have its file unlinked before the
+ * worker opens it (eviction, a compaction's swap), so the main thread opens a descriptor for it
+ * at the close (the file is still there) and hands it over on a side channel that the worker
+ * drains before it opens any file by path; that descriptor stays open until the close reaches the
+ * worker, after every read that could need it (as the native core's FileHandles::Retain).
+ */
+import * as fs from 'node:fs';
+import { MessageChannel, type MessagePort, Worker, isMainThread, parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
+import { COUNTS_PER_REQUEST } from '../core';
+import { CORE_WORKER_NICE, type WireError, asBuffer, fromWire, lowerThisThreadPriority, toWire, workerScript } from '../worker_thread';
+import { StrataError } from '../../errors';
+import { PAGE_SIZE } from '../../record';
+import { BlockFile } from './block_io';
+import { FileHandles, openLayerForReading } from './file_handles';
+import { Layer, type SummaryFields } from './layer_file';
+import { LayerMap } from './layer_map';
+import { PageCache } from './page_cache';
+import { Reconstructor } from './reconstruct';
+
+const WORKER_ROLE = 'strata-read';
+/**
+ * The worker's page cache: the index blocks and the neighbouring pages' blocks of the layers image
+ * creation walks (it reads each key once, in key order).
+ */
+export const READ_WORKER_CACHE_BYTES = 4 * 1024 * 1024;
+
+/** A layer the worker has not seen yet: enough to open it without reading its summary again. */
+interface LayerDescription {
+  handle: number;
+  path: string;
+  summary: SummaryFields;
+}
+
+type Message =
+  | { t: 'map'; mapId: number; handles: number[]; added: LayerDescription[] }
+  | { t: 'drop'; mapId: number }
+  | { t: 'close'; handle: number }
+  | { t: 'read'; id: number; plan: Uint8Array; requests: number };
+
+/** A descriptor the main thread opened for a closed layer, sent on the side channel. */
+interface Retained {
+  handle: number;
+  fd: number;
+}
+
+interface Reply {
+  id: number;
+  out?: Uint8Array;
+  status?: Uint8Array;
+  counts?: Uint32Array;
+  error?: WireError;
+}
+
+interface PendingRead {
+  out: Uint8Array;
+  status: Uint8Array;
+  counts: Uint32Array;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+/** Background reads, by where they ran (for tests and diagnostics). */
+export interface ReadWorkerStats {
+  offThread: number;
+  onThisThread: number;
+  inlineReason: string | null;
+}
+
+const stats: ReadWorkerStats = { offThread: 0, onThisThread: 0, inlineReason: null };
+
+export function readWorkerStats(): ReadWorkerStats {
+  return { ...stats };
+}
+
+/** Workers running, for the test hook below. */
+const live = new Set<ReadWorker>();
+
+/** Test hook: stops every read worker as a crash would; reads in flight fail with IO_ERROR, later ones run on the core's thread. */
+export async function crashReadWorkersForTest(): Promise<void> {
+  await Promise.all([...live].map((w) => w.crash()));
+}
+
+/** Counts a background read the core ran on its own thread, and why. */
+export function countInlineRead(reason: string | null): void {
+  stats.onThisThread++;
+  if (reason !== null) stats.inlineReason = reason;
+}
+
+/** The main thread's end: mirrors the core's layers and maps to the worker and sends it reads. */
+export class ReadWorker {
+  private readonly worker: Worker;
+  private readonly side: MessagePort;
+  /** Layers the worker has been told about (and not told closed). */
+  private readonly known = new Set<number>();
+  private readonly pending = new Map<number, PendingRead>();
+  private nextId = 1;
+  private dead: string | null = null;
+
+  private constructor(worker: Worker, side: MessagePort) {
+    this.worker = worker;
+    this.side = side;
+    worker.unref(); // an idle worker must not keep the process alive
+    worker.on('message', (r: Reply) => this.settle(r));
+    worker.on('error', (e: Error) => this.fail(`failed: ${e.message}`));
+    worker.on('exit', (code: number) => this.fail(`exited with code ${code}`));
+  }
+
+  /** Starts a worker holding the core's current maps; the reason when there can be none. */
+  static start(maxOpenLayerFiles: number, maps: ReadonlyMap<number, LayerMap>): ReadWorker | { reason: string } {
+    const script = workerScript(__filename);
+    if ('reason' in script) return script;
+    const { port1, port2 } = new MessageChannel();
+    let worker: Worker;
+    try {
+      worker = new Worker(script.file, {
+        workerData: { role: WORKER_ROLE, nice: CORE_WORKER_NICE, maxOpenLayerFiles, side: port2 },
+        transferList: [port2],
+      });
+    } catch (e) {
+      port1.close();
+      return { reason: `the read worker could not start: ${e instanceof Error ? e.message : String(e)}` };
+    }
+    const rw = new ReadWorker(worker, port1);
+    live.add(rw);
+    for (const [mapId, map] of maps) rw.setMap(mapId, map.layers);
+    return rw;
+  }
+
+  /** Why the worker can no longer read (it died), or null. */
+  get unusable(): string | null {
+    return this.dead;
+  }
+
+  setMap(mapId: number, layers: readonly Layer[]): void {
+    if (this.dead !== null) return;
+    const added: LayerDescription[] = [];
+    for (const l of layers) {
+      if (this.known.has(l.handle)) continue;
+      this.known.add(l.handle);
+      added.push({ handle: l.handle, path: l.path, summary: l.summary });
+    }
+    this.post({ t: 'map', mapId, handles: layers.map((l) => l.handle), added });
+  }
+
+  dropMap(mapId: number): void {
+    if (this.dead !== null) return;
+    this.post({ t: 'drop', mapId });
+  }
+
+  /** The core closed `layer`: with reads in flight, first hand the worker a descriptor for it. */
+  closeLayer(layer: Layer): void {
+    if (this.dead !== null || !this.known.delete(layer.handle)) return;
+    if (this.pending.size > 0) {
+      let fd = -1;
+      try {
+        fd = openLayerForReading(layer.path);
+      } catch {
+        // the file is already gone: a read that needs it fails with IO_ERROR naming it
+      }
+      if (fd >= 0) this.side.postMessage({ handle: layer.handle, fd } satisfies Retained);
+    }
+    this.post({ t: 'close', handle: layer.handle });
+  }
+
+  /** getPages on the worker: the plan is copied now; out, status and counts are filled at the end. */
+  read(plan: Uint8Array, out: Uint8Array, status: Uint8Array, counts: Uint32Array): Promise<void> {
+    const requests = status.length;
+    if (out.length !== requests * PAGE_SIZE || counts.length !== requests * COUNTS_PER_REQUEST) {
+      return Promise.reject(new StrataError('BAD_ARGUMENT', `getPagesInBackground: out holds ${out.length} bytes and counts ${counts.length} entries for ${requests} requests`));
+    }
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      if (this.pending.size === 0) this.worker.ref(); // a read in flight keeps the process alive
+      this.pending.set(id, { out, status, counts, resolve, reject });
+      this.post({ t: 'read', id, plan: new Uint8Array(plan), requests });
+    });
+  }
+
+  async crash(): Promise<void> {
+    await this.worker.terminate();
+  }
+
+  /** The core closed: reads in flight fail with CLOSED. */
+  async stop(): Promise<void> {
+    if (this.dead !== null) return;
+    this.fail('was stopped with its core', 'CLOSED');
+    this.side.close();
+    await this.worker.terminate();
+  }
+
+  private post(m: Message): void {
+    this.worker.postMessage(m);
+  }
+
+  private settle(r: Reply): void {
+    const p = this.pending.get(r.id);
+    if (p === undefined) return;
+    this.pending.delete(r.id);
+    if (this.pending.size === 0) this.worker.unref();
+    if (r.error !== undefined) {
+      p.reject(fromWire(r.error));
+      return;
+    }
+    p.out.set(r.out!);
+    p.status.set(r.status!);
+    p.counts.set(r.counts!);
+    stats.offThread++;
+    p.resolve();
+  }
+
+  /** The worker is gone: fail the reads it held; the core reads on its own thread from now on. */
+  private fail(why: string, code: 'IO_ERROR' | 'CLOSED' = 'IO_ERROR'): void {
+    if (this.dead !== null) return;
+    live.delete(this);
+    this.dead = `the read worker ${why}`;
+    stats.inlineReason = this.dead;
+    for (const [id, p] of this.pending) {
+      this.pending.delete(id);
+      p.reject(new StrataError(code, `background read: ${this.dead}`));
+    }
+  }
+}
+
+// ---- the worker's side --------------------------------------------------------------------------
+
+/** The worker's copy of the core's layers and maps, and the reads it runs over them. */
+class ReadWorkerState {
+  private readonly cache = new PageCache(READ_WORKER_CACHE_BYTES);
+  private readonly handles: FileHandles;
+  private readonly layers = new Map<number, Layer>();
+  private readonly maps = new Map<number, LayerMap>();
+  private readonly reconstructor = new Reconstructor(this.maps);
+  /** Descriptors the main thread opened at a close, by layer handle, not yet used or closed. */
+  private readonly retained = new Map<number, number>();
+  private readonly side: MessagePort;
+
+  constructor(maxOpenLayerFiles: number, side: MessagePort) {
+    this.side = side;
+    this.handles = new FileHandles(maxOpenLayerFiles, (id, path) => {
+      this.drainRetained();
+      const fd = this.retained.get(id);
+      if (fd === undefined) return { fd: openLayerForReading(path), pinned: false };
+      this.retained.delete(id);
+      return { fd, pinned: true };
+    });
+  }
+
+  handle(m: Message): Reply | null {
+    switch (m.t) {
+      case 'map':
+        this.setMap(m.mapId, m.handles, m.added);
+        return null;
+      case 'drop':
+        this.maps.delete(m.mapId);
+        return null;
+      case 'close':
+        this.close(m.handle);
+        return null;
+      case 'read':
+        return this.read(m.id, m.plan, m.requests);
+    }
+  }
+
+  private setMap(mapId: number, handles: readonly number[], added: readonly LayerDescription[]): void {
+    for (const d of added) {
+      const summary: SummaryFields = { ...d.summary, keyStart: asBuffer(d.summary.keyStart), keyEnd: asBuffer(d.summary.keyEnd) };
+      const file = new BlockFile(d.path, -1, d.handle, summary.totalBlocks, this.cache, this.handles);
+      this.layers.set(d.handle, new Layer(d.handle, d.path, summary, file));
+    }
+    const map = this.maps.get(mapId) ?? new LayerMap();
+    map.layers = handles.map((h) => {
+      const l = this.layers.get(h);
+      // The main thread sends a layer before any map that holds it, and closes it only after.
+      if (l === undefined) throw new Error(`read worker: map ${mapId} holds layer ${h}, which it was never sent`);
+      return l;
+    });
+    this.maps.set(mapId, map);
+  }
+
+  private close(handle: number): void {
+    this.drainRetained();
+    const fd = this.retained.get(handle);
+    if (fd !== undefined) {
+      this.retained.delete(handle);
+      fs.closeSync(fd);
+    }
+    this.layers.get(handle)?.close();
+    this.layers.delete(handle);
+  }
+
+  private read(id: number, plan: Uint8Array, requests: number): Reply {
+    const out = new Uint8Array(requests * PAGE_SIZE);
+    const status = new Uint8Array(requests);
+    const counts = new Uint32Array(requests * COUNTS_PER_REQUEST);
+    try {
+      this.reconstructor.getPages(asBuffer(plan), out, status, counts);
+      return { id, out, status, counts };
+    } catch (e) {
+      return { id, error: toWire(e) };
+    }
+  }
+
+  private drainRetained(): void {
+    for (let m = receiveMessageOnPort(this.side); m !== undefined; m = receiveMessageOnPort(this.side)) {
+      const r = m.message as Retained;
+      const old = this.retained.get(r.handle);
+      if (old !== undefined) fs.closeSync(old);
+      this.retained.set(r.handle, r.fd);
+    }
+  }
+}
+
+function serve(): void {
+  const data = workerData as { nice: number; maxOpenLayerFiles: number; side: MessagePort };
+  lowerThisThreadPriority(data.nice);
+  const state = new ReadWorkerState(data.maxOpenLayerFiles, data.side);
+  parentPort!.on('message', (m: Message) => {
+    const reply = state.handle(m);
+    if (reply === null) return;
+    const transfer = reply.out === undefined ? [] : [reply.out.buffer, reply.status!.buffer, reply.counts!.buffer];
+    parentPort!.postMessage(reply, transfer as ArrayBuffer[]);
+  });
+}
+
+if (!isMainThread && (workerData as { role?: unknown } | null)?.role === WORKER_ROLE) serve();
