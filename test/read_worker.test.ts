@@ -77,6 +77,21 @@ function expectSame(got: PagesResult, want: PagesResult, what: string): void {
   expect(got.recordsApplied, what).toBe(want.recordsApplied);
 }
 
+/** The process's open descriptors on any of `files` (Linux: /proc/self/fd). */
+function openFilesOf(files: readonly string[]): string[] {
+  const wanted = new Set(files);
+  const open: string[] = [];
+  for (const fd of fs.readdirSync('/proc/self/fd')) {
+    try {
+      const target = fs.readlinkSync(`/proc/self/fd/${fd}`);
+      if (wanted.has(target)) open.push(target);
+    } catch {
+      // closed since the listing
+    }
+  }
+  return open;
+}
+
 async function failure(p: Promise<unknown>): Promise<StrataError> {
   const e = await p.then(() => null, (err: unknown) => err);
   expect(e).toBeInstanceOf(StrataError);
@@ -186,13 +201,19 @@ describe('TS core: background reads on the read worker', () => {
     const rng = new Rng(53);
     const core = newCore();
     const specs = randomSpecs(rng);
-    const { handles } = writeSpecs(core, specs);
+    const { handles, files } = writeSpecs(core, specs);
     const mapId = core.createLayerMap();
     core.setLayerMap(mapId, handles);
+    await background(core, requestsAt(mapId, specs, 10n)); // the worker has the files open now
+    expect(openFilesOf(files).length).toBeGreaterThan(0);
     const read = background(core, requestsAt(mapId, specs, 400n));
     core.close();
     expect((await failure(read)).code).toBe('CLOSED');
     expect((await failure(background(core, requestsAt(mapId, specs, 400n)))).code).toBe('CLOSED');
+    // The worker's descriptors are closed as it ends: none of the layer files stays open.
+    const deadline = Date.now() + 10_000;
+    while (openFilesOf(files).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(openFilesOf(files)).toEqual([]);
   });
 
   it('a worker that dies fails its reads in flight with IO_ERROR; later reads run on the core\'s thread', async () => {
