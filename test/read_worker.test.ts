@@ -12,6 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { COUNTS_PER_REQUEST, type Core } from '../lib/core/core';
 import { BLOCK_SIZE } from '../lib/core/format';
 import { createTsCore } from '../lib/core/ts/core';
+import { IMPLEMENTATIONS, NATIVE_SKIP_NOTE, makeCore } from './helpers/cores';
 import { crashReadWorkersForTest, readWorkerStats } from '../lib/core/ts/read_worker';
 import { StrataError } from '../lib/errors';
 import { clearFaults, countFaults } from '../lib/fault_injection';
@@ -56,6 +57,16 @@ function writeSpecs(core: Core, specs: readonly LayerSpec[]): { handles: number[
   const files = specs.map(() => path.join(dir, `layer-${fileNo++}`));
   specs.forEach((s, i) => writeLayer(core, files[i], s));
   return { handles: files.map((f) => core.openLayer(f)), files };
+}
+
+/** A fresh TS core with one map holding a random layer set. */
+function mappedCore(seed: number, maxOpenLayerFiles?: number): { core: Core; specs: LayerSpec[]; handles: number[]; files: string[]; mapId: number } {
+  const core = newCore(maxOpenLayerFiles);
+  const specs = randomSpecs(new Rng(seed));
+  const { handles, files } = writeSpecs(core, specs);
+  const mapId = core.createLayerMap();
+  core.setLayerMap(mapId, handles);
+  return { core, specs, handles, files, mapId };
 }
 
 function requestsAt(mapId: number, layers: readonly LayerSpec[], lsn: bigint): TestRequest[] {
@@ -143,12 +154,7 @@ describe('TS core: background reads on the read worker', () => {
 
   for (const maxOpen of [1, 256]) {
     it(`read layers closed and unlinked while the read is in flight (maxOpenLayerFiles ${maxOpen})`, async () => {
-      const rng = new Rng(23 + maxOpen);
-      const core = newCore(maxOpen);
-      const specs = randomSpecs(rng);
-      const { handles, files } = writeSpecs(core, specs);
-      const mapId = core.createLayerMap();
-      core.setLayerMap(mapId, handles);
+      const { core, specs, handles, files, mapId } = mappedCore(23 + maxOpen, maxOpen);
       // The core's first background reads start its worker, which takes tens of milliseconds to
       // boot: every layer is closed and unlinked (as eviction does it) before the worker opens any.
       const reads = [50n, 150n, 400n].map((lsn) => background(core, requestsAt(mapId, specs, lsn)));
@@ -164,12 +170,7 @@ describe('TS core: background reads on the read worker', () => {
   }
 
   it('a flipped byte is CORRUPT_LAYER naming the file and block', async () => {
-    const rng = new Rng(31);
-    const core = newCore();
-    const specs = randomSpecs(rng);
-    const { handles, files } = writeSpecs(core, specs);
-    const mapId = core.createLayerMap();
-    core.setLayerMap(mapId, handles);
+    const { core, specs, files, mapId } = mappedCore(31);
     const bytes = fs.readFileSync(files[0]);
     bytes[BLOCK_SIZE * 3 + 17] ^= 0x20; // a value block of the image layer
     fs.writeFileSync(files[0], bytes);
@@ -180,12 +181,7 @@ describe('TS core: background reads on the read worker', () => {
   });
 
   it('run on the core\'s thread while fault injection counts, so their reads are counted', async () => {
-    const rng = new Rng(41);
-    const core = newCore();
-    const specs = randomSpecs(rng);
-    const { handles } = writeSpecs(core, specs);
-    const mapId = core.createLayerMap();
-    core.setLayerMap(mapId, handles);
+    const { core, specs, mapId } = mappedCore(41);
     const before = readWorkerStats();
     countFaults();
     try {
@@ -198,12 +194,7 @@ describe('TS core: background reads on the read worker', () => {
   });
 
   it('a core closed with reads in flight fails them with CLOSED', async () => {
-    const rng = new Rng(53);
-    const core = newCore();
-    const specs = randomSpecs(rng);
-    const { handles, files } = writeSpecs(core, specs);
-    const mapId = core.createLayerMap();
-    core.setLayerMap(mapId, handles);
+    const { core, specs, files, mapId } = mappedCore(53);
     await background(core, requestsAt(mapId, specs, 10n)); // the worker has the files open now
     expect(openFilesOf(files).length).toBeGreaterThan(0);
     const read = background(core, requestsAt(mapId, specs, 400n));
@@ -217,12 +208,7 @@ describe('TS core: background reads on the read worker', () => {
   });
 
   it('a worker that dies fails its reads in flight with IO_ERROR; later reads run on the core\'s thread', async () => {
-    const rng = new Rng(67);
-    const core = newCore();
-    const specs = randomSpecs(rng);
-    const { handles } = writeSpecs(core, specs);
-    const mapId = core.createLayerMap();
-    core.setLayerMap(mapId, handles);
+    const { core, specs, mapId } = mappedCore(67);
     await background(core, requestsAt(mapId, specs, 10n));
     // Many reads, so that some are still queued when the thread stops (it may finish the first).
     const reads = Array.from({ length: 40 }, () => background(core, requestsAt(mapId, specs, 400n)).then(
@@ -238,4 +224,31 @@ describe('TS core: background reads on the read worker', () => {
     expectSame(await background(core, requestsAt(mapId, specs, 400n)), runOracle(requestsAt(mapId, specs, 400n)), 'after the worker died');
     expect(readWorkerStats().onThisThread).toBe(before.onThisThread + 1);
   });
+});
+
+describe(`Core.getPagesInBackground, both cores${NATIVE_SKIP_NOTE}`, () => {
+  for (const impl of IMPLEMENTATIONS) {
+    it(`${impl}: answers as the oracle and refuses bad arguments with BAD_ARGUMENT`, async () => {
+      const core = makeCore(impl);
+      cores.push(core);
+      const specs = randomSpecs(new Rng(79));
+      const { handles } = writeSpecs(core, specs);
+      const mapId = core.createLayerMap();
+      core.setLayerMap(mapId, handles);
+      for (const lsn of [10n, 150n, 400n]) expectSame(await background(core, requestsAt(mapId, specs, lsn)), runOracle(requestsAt(mapId, specs, lsn)), `${impl} LSN ${lsn}`);
+      const requests = requestsAt(mapId, specs, 400n);
+      const plan = planOf(requests);
+      const n = requests.length;
+      const bad: Array<[string, () => Promise<void>]> = [
+        ['status not a Uint8Array', () => core.getPagesInBackground(plan, Buffer.alloc(n * PAGE_SIZE), undefined as unknown as Uint8Array, new Uint32Array(n * COUNTS_PER_REQUEST))],
+        ['out one page short', () => core.getPagesInBackground(plan, Buffer.alloc((n - 1) * PAGE_SIZE), new Uint8Array(n), new Uint32Array(n * COUNTS_PER_REQUEST))],
+        ['a truncated plan', () => core.getPagesInBackground(plan.subarray(0, plan.length - 3), Buffer.alloc(n * PAGE_SIZE), new Uint8Array(n), new Uint32Array(n * COUNTS_PER_REQUEST))],
+      ];
+      for (const [what, call] of bad) {
+        let p: Promise<void> | null = null;
+        expect(() => { p = call(); }, `${impl}: ${what} is a rejection, not a throw`).not.toThrow();
+        expect((await failure(p!)).code, `${impl}: ${what}`).toBe('BAD_ARGUMENT');
+      }
+    });
+  }
 });

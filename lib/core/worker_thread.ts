@@ -55,6 +55,20 @@ export function lowerThisThreadPriority(nice: number): void {
   }
 }
 
+/**
+ * Work a worker thread could take, counted by where it ran; `inlineReason` says why the last
+ * piece that ran on the calling thread did (null while the worker took everything).
+ */
+export interface WorkerStats {
+  offThread: number;
+  onThisThread: number;
+  inlineReason: string | null;
+}
+
+export function newWorkerStats(): WorkerStats {
+  return { offThread: 0, onThisThread: 0, inlineReason: null };
+}
+
 /** An error as it crosses a thread: a StrataError keeps its code. */
 export interface WireError {
   code: StrataErrorCode | null;

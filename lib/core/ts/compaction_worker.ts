@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import type { CompactionOutput, DeltaCompactionOptions, DeltaCompactionResult } from '../core';
-import { CORE_WORKER_NICE, type WireError, asBuffer, fromWire, lowerThisThreadPriority, toWire, workerScript } from '../worker_thread';
+import { CORE_WORKER_NICE, type WireError, type WorkerStats, asBuffer, fromWire, lowerThisThreadPriority, newWorkerStats, toWire, workerScript } from '../worker_thread';
 import { StrataError } from '../../errors';
 import { faults } from '../../fault_injection';
 import { compactDeltaLayers } from './compaction';
@@ -38,16 +38,10 @@ interface Pending {
   reject: (e: Error) => void;
 }
 
-/** Merges run, by where; `inlineReason` says why the last one ran on the calling thread. */
-export interface CompactionWorkerStats {
-  offThread: number;
-  onThisThread: number;
-  inlineReason: string | null;
-}
+const stats = newWorkerStats();
 
-const stats: CompactionWorkerStats = { offThread: 0, onThisThread: 0, inlineReason: null };
-
-export function compactionWorkerStats(): CompactionWorkerStats {
+/** Merges run, by where. */
+export function compactionWorkerStats(): WorkerStats {
   return { ...stats };
 }
 

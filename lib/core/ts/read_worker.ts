@@ -16,7 +16,7 @@
 import * as fs from 'node:fs';
 import { MessageChannel, type MessagePort, Worker, isMainThread, parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { COUNTS_PER_REQUEST } from '../core';
-import { CORE_WORKER_NICE, type WireError, asBuffer, fromWire, lowerThisThreadPriority, toWire, workerScript } from '../worker_thread';
+import { CORE_WORKER_NICE, type WireError, type WorkerStats, asBuffer, fromWire, lowerThisThreadPriority, newWorkerStats, toWire, workerScript } from '../worker_thread';
 import { StrataError } from '../../errors';
 import { PAGE_SIZE } from '../../record';
 import { BlockFile } from './block_io';
@@ -68,16 +68,10 @@ interface PendingRead {
   reject: (e: Error) => void;
 }
 
+const stats = newWorkerStats();
+
 /** Background reads, by where they ran (for tests and diagnostics). */
-export interface ReadWorkerStats {
-  offThread: number;
-  onThisThread: number;
-  inlineReason: string | null;
-}
-
-const stats: ReadWorkerStats = { offThread: 0, onThisThread: 0, inlineReason: null };
-
-export function readWorkerStats(): ReadWorkerStats {
+export function readWorkerStats(): WorkerStats {
   return { ...stats };
 }
 
@@ -173,6 +167,9 @@ export class ReadWorker {
 
   /** getPages on the worker: the plan is copied now; out, status and counts are filled at the end. */
   read(plan: Uint8Array, out: Uint8Array, status: Uint8Array, counts: Uint32Array): Promise<void> {
+    if (!(plan instanceof Uint8Array) || !(out instanceof Uint8Array) || !(status instanceof Uint8Array) || !(counts instanceof Uint32Array)) {
+      return Promise.reject(new StrataError('BAD_ARGUMENT', 'getPagesInBackground takes (Buffer plan, Uint8Array out, Uint8Array status, Uint32Array counts)'));
+    }
     const requests = status.length;
     if (out.length !== requests * PAGE_SIZE || counts.length !== requests * COUNTS_PER_REQUEST) {
       return Promise.reject(new StrataError('BAD_ARGUMENT', `getPagesInBackground: out holds ${out.length} bytes and counts ${counts.length} entries for ${requests} requests`));
