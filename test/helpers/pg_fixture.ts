@@ -212,10 +212,24 @@ const WALDUMP_LINE =
   /^rmgr: (\S+)\s+len \(rec\/tot\):\s*(\d+)\/\s*(\d+), tx:\s*\d+, lsn: ([0-9A-F]+\/[0-9A-F]+), prev [0-9A-F]+\/[0-9A-F]+, desc: (.*)$/;
 const WALDUMP_END = /invalid record length at ([0-9A-F]+\/[0-9A-F]+): wanted \d+, got 0/;
 
-/** pg_waldump from `from` to the end of valid WAL: the first record and where the WAL ends. */
-async function waldumpFrom(walDir: string, from: Lsn): Promise<{ first: WaldumpRecord; end: Lsn; records: number }> {
+/** The name of the WAL segment file holding `lsn` (PostgreSQL's XLogFileName). */
+function walSegmentName(timeLineId: number, lsn: Lsn, segmentSize: number): string {
+  const segno = lsn / BigInt(segmentSize);
+  const perXlogId = 0x1_0000_0000n / BigInt(segmentSize);
+  const hex = (v: bigint | number): string => v.toString(16).toUpperCase().padStart(8, '0');
+  return `${hex(timeLineId)}${hex(segno / perXlogId)}${hex(segno % perXlogId)}`;
+}
+
+/**
+ * pg_waldump from `from` to the end of valid WAL: the first record and where the WAL ends. The
+ * segment holding `from` is named: without it pg_waldump learns the segment size from the first
+ * file its directory listing returns, which can be a segment PostgreSQL created ahead and left
+ * zeroed ("header specifies 0 bytes").
+ */
+async function waldumpFrom(walDir: string, from: Lsn, timeLineId: number, segmentSize: number): Promise<{ first: WaldumpRecord; end: Lsn; records: number }> {
   // pg_waldump exits 1 at the end of valid WAL, with the position in its message: that is expected.
-  const r = await runPgTool('pg_waldump', ['-p', walDir, '-s', formatLsn(from)], { okCodes: [0, 1] });
+  const startSegment = walSegmentName(timeLineId, from, segmentSize);
+  const r = await runPgTool('pg_waldump', ['-p', walDir, '-s', formatLsn(from), startSegment], { okCodes: [0, 1] });
   return parseWaldump(r.stdout, r.stderr, from);
 }
 
@@ -239,7 +253,7 @@ function parseWaldump(out: string, err: string, from: Lsn): { first: WaldumpReco
  * page header when the record ends on a page boundary).
  */
 export async function readCheckpoint(dataDir: string, control: PgControlData): Promise<CheckpointInfo> {
-  const dump = await waldumpFrom(path.join(dataDir, 'pg_wal'), control.checkpointLsn);
+  const dump = await waldumpFrom(path.join(dataDir, 'pg_wal'), control.checkpointLsn, control.timeLineId, control.walSegmentSize);
   if (dump.first.lsn !== control.checkpointLsn || !/^CHECKPOINT_/.test(dump.first.desc)) {
     throw new Error(
       `no checkpoint record at ${formatLsn(control.checkpointLsn)}: ${dump.first.rmgr} ${dump.first.desc}`,
