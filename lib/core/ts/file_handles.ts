@@ -28,18 +28,21 @@ export function openLayerForReading(path: string): number {
 interface Entry {
   path: string;
   fd: number;
-  /** Never closed to make room (a descriptor the read worker must not lose: see Reopen). */
-  pinned: boolean;
+  /**
+   * A descriptor another thread opened and will close (the read worker's, handed over at a
+   * layer's close: see Reopen): never closed here, neither to make room nor when forgotten.
+   */
+  borrowed: boolean;
 }
 
 /**
  * How a closed descriptor is reopened; by default by path. The TS core's read worker first takes
  * a descriptor the main thread opened for it when it closed the layer (its file may be unlinked
- * by now), and keeps that one pinned.
+ * by now), and borrows it: the main thread closes it once the worker is done with the layer.
  */
-export type Reopen = (id: number, path: string) => { fd: number; pinned: boolean };
+export type Reopen = (id: number, path: string) => { fd: number; borrowed: boolean };
 
-const reopenByPath: Reopen = (_id, path) => ({ fd: openLayerForReading(path), pinned: false });
+const reopenByPath: Reopen = (_id, path) => ({ fd: openLayerForReading(path), borrowed: false });
 
 export class FileHandles {
   readonly maxOpen: number;
@@ -59,7 +62,7 @@ export class FileHandles {
    * none (fd -1: opened at its first read).
    */
   adopt(id: number, path: string, fd: number): void {
-    const e: Entry = { path, fd, pinned: false };
+    const e: Entry = { path, fd, borrowed: false };
     this.entries.set(id, e);
     if (fd < 0) return;
     this.open.set(id, e);
@@ -73,9 +76,9 @@ export class FileHandles {
     if (e.fd < 0) {
       const r = this.reopen(id, e.path);
       e.fd = r.fd;
-      e.pinned = r.pinned;
+      e.borrowed = r.borrowed;
     }
-    if (e.pinned) return e.fd;
+    if (e.borrowed) return e.fd;
     this.open.delete(id); // re-inserted last: the most recently used
     this.open.set(id, e);
     this.evictOverLimit();
@@ -99,7 +102,7 @@ export class FileHandles {
     if (e.fd < 0) return;
     const fd = e.fd;
     e.fd = -1;
-    fs.closeSync(fd);
+    if (!e.borrowed) fs.closeSync(fd);
   }
 
   private evictOverLimit(): void {

@@ -11,7 +11,10 @@
  * worker opens it (eviction, a compaction's swap), so the main thread opens a descriptor for it
  * at the close (the file is still there) and hands it over on a side channel that the worker
  * drains before it opens any file by path; that descriptor stays open until the close reaches the
- * worker, after every read that could need it (as the native core's FileHandles::Retain).
+ * worker, after every read that could need it (as the native core's FileHandles::Retain). The
+ * worker never closes a descriptor it was handed (Node warns when a thread closes one another
+ * thread opened): it acknowledges the close, and the main thread closes it then, or when the
+ * worker is gone.
  */
 import * as fs from 'node:fs';
 import { MessageChannel, type MessagePort, Worker, isMainThread, parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
@@ -43,13 +46,18 @@ interface LayerDescription {
 type Message =
   | { t: 'map'; mapId: number; handles: number[]; added: LayerDescription[] }
   | { t: 'drop'; mapId: number }
-  | { t: 'close'; handle: number }
+  | { t: 'close'; handle: number; retained: boolean }
   | { t: 'read'; id: number; plan: Uint8Array; requests: number };
 
 /** A descriptor the main thread opened for a closed layer, sent on the side channel. */
 interface Retained {
   handle: number;
   fd: number;
+}
+
+/** The worker is done with a layer whose descriptor the main thread handed it. */
+interface Closed {
+  closed: number;
 }
 
 interface Reply {
@@ -96,6 +104,8 @@ export class ReadWorker {
   /** Layers the worker has been told about (and not told closed). */
   private readonly known = new Set<number>();
   private readonly pending = new Map<number, PendingRead>();
+  /** Descriptors handed to the worker at a layer's close, by layer handle, until it is done with them. */
+  private readonly handedOver = new Map<number, number>();
   private nextId = 1;
   private dead: string | null = null;
 
@@ -103,9 +113,12 @@ export class ReadWorker {
     this.worker = worker;
     this.side = side;
     worker.unref(); // an idle worker must not keep the process alive
-    worker.on('message', (r: Reply) => this.settle(r));
+    worker.on('message', (r: Reply | Closed) => ('closed' in r ? this.closeHandedOver(r.closed) : this.settle(r)));
     worker.on('error', (e: Error) => this.fail(`failed: ${e.message}`));
-    worker.on('exit', (code: number) => this.fail(`exited with code ${code}`));
+    worker.on('exit', (code: number) => {
+      this.fail(`exited with code ${code}`);
+      this.closeAllHandedOver();
+    });
   }
 
   /** Starts a worker holding the core's current maps; the reason when there can be none. */
@@ -153,16 +166,19 @@ export class ReadWorker {
   /** The core closed `layer`: with reads in flight, first hand the worker a descriptor for it. */
   closeLayer(layer: Layer): void {
     if (this.dead !== null || !this.known.delete(layer.handle)) return;
+    let fd = -1;
     if (this.pending.size > 0) {
-      let fd = -1;
       try {
         fd = openLayerForReading(layer.path);
       } catch {
         // the file is already gone: a read that needs it fails with IO_ERROR naming it
       }
-      if (fd >= 0) this.side.postMessage({ handle: layer.handle, fd } satisfies Retained);
     }
-    this.post({ t: 'close', handle: layer.handle });
+    if (fd >= 0) {
+      this.handedOver.set(layer.handle, fd);
+      this.side.postMessage({ handle: layer.handle, fd } satisfies Retained);
+    }
+    this.post({ t: 'close', handle: layer.handle, retained: fd >= 0 });
   }
 
   /** getPages on the worker: the plan is copied now; out, status and counts are filled at the end. */
@@ -192,6 +208,19 @@ export class ReadWorker {
     this.fail('was stopped with its core', 'CLOSED');
     this.side.close();
     await this.worker.terminate();
+    this.closeAllHandedOver();
+  }
+
+  private closeHandedOver(handle: number): void {
+    const fd = this.handedOver.get(handle);
+    if (fd === undefined) return;
+    this.handedOver.delete(handle);
+    fs.closeSync(fd);
+  }
+
+  /** Only once the worker has exited: it may still be reading through them until then. */
+  private closeAllHandedOver(): void {
+    for (const handle of [...this.handedOver.keys()]) this.closeHandedOver(handle);
   }
 
   private post(m: Message): void {
@@ -236,7 +265,7 @@ class ReadWorkerState {
   private readonly layers = new Map<number, Layer>();
   private readonly maps = new Map<number, LayerMap>();
   private readonly reconstructor = new Reconstructor(this.maps);
-  /** Descriptors the main thread opened at a close, by layer handle, not yet used or closed. */
+  /** Descriptors the main thread opened at a close, by layer handle, not yet used; the main thread closes them. */
   private readonly retained = new Map<number, number>();
   private readonly side: MessagePort;
 
@@ -245,13 +274,13 @@ class ReadWorkerState {
     this.handles = new FileHandles(maxOpenLayerFiles, (id, path) => {
       this.drainRetained();
       const fd = this.retained.get(id);
-      if (fd === undefined) return { fd: openLayerForReading(path), pinned: false };
+      if (fd === undefined) return { fd: openLayerForReading(path), borrowed: false };
       this.retained.delete(id);
-      return { fd, pinned: true };
+      return { fd, borrowed: true };
     });
   }
 
-  handle(m: Message): Reply | null {
+  handle(m: Message): Reply | Closed | null {
     switch (m.t) {
       case 'map':
         this.setMap(m.mapId, m.handles, m.added);
@@ -261,7 +290,7 @@ class ReadWorkerState {
         return null;
       case 'close':
         this.close(m.handle);
-        return null;
+        return m.retained ? { closed: m.handle } : null;
       case 'read':
         return this.read(m.id, m.plan, m.requests);
     }
@@ -285,12 +314,8 @@ class ReadWorkerState {
 
   private close(handle: number): void {
     this.drainRetained();
-    const fd = this.retained.get(handle);
-    if (fd !== undefined) {
-      this.retained.delete(handle);
-      fs.closeSync(fd);
-    }
-    this.layers.get(handle)?.close();
+    this.retained.delete(handle);
+    this.layers.get(handle)?.close(); // leaves a handed-over descriptor open: see FileHandles' borrowed entries
     this.layers.delete(handle);
   }
 
@@ -309,8 +334,6 @@ class ReadWorkerState {
   private drainRetained(): void {
     for (let m = receiveMessageOnPort(this.side); m !== undefined; m = receiveMessageOnPort(this.side)) {
       const r = m.message as Retained;
-      const old = this.retained.get(r.handle);
-      if (old !== undefined) fs.closeSync(old);
       this.retained.set(r.handle, r.fd);
     }
   }
@@ -323,7 +346,7 @@ function serve(): void {
   parentPort!.on('message', (m: Message) => {
     const reply = state.handle(m);
     if (reply === null) return;
-    const transfer = reply.out === undefined ? [] : [reply.out.buffer, reply.status!.buffer, reply.counts!.buffer];
+    const transfer = !('id' in reply) || reply.out === undefined ? [] : [reply.out.buffer, reply.status!.buffer, reply.counts!.buffer];
     parentPort!.postMessage(reply, transfer as ArrayBuffer[]);
   });
 }
