@@ -49,10 +49,19 @@ function buildSanitizedAddon() {
   if (status !== 0) throw new Error(`building the sanitized addon failed (node-gyp exited with ${status})`);
 }
 
+/**
+ * Per-test limits under the sanitizers (ms). With the ASan runtime preloaded every allocation in
+ * the process is intercepted, so the TS code slows too: the TS core's model test took 88 s here
+ * of the suite's 120 s limit (2026-12-03), and timed out once with other work on the machine.
+ */
+const ASAN_TEST_TIMEOUT_MS = 360_000;
+const ASAN_HOOK_TIMEOUT_MS = 180_000;
+
 /** Runs vitest, echoing its output as it comes, and returns its status and the sanitizer lines seen. */
 function runVitest(env) {
   const vitest = require.resolve('vitest/vitest.mjs', { paths: [ROOT] });
-  const r = spawnSync(process.execPath, [vitest, 'run', ...process.argv.slice(2)], {
+  const limits = [`--testTimeout=${ASAN_TEST_TIMEOUT_MS}`, `--hookTimeout=${ASAN_HOOK_TIMEOUT_MS}`];
+  const r = spawnSync(process.execPath, [vitest, 'run', ...limits, ...process.argv.slice(2)], {
     cwd: ROOT, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 512 * 1024 * 1024,
   });
   if (r.error) throw r.error;
