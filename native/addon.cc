@@ -4,6 +4,7 @@
 #include <napi.h>
 
 #include <cmath>
+#include <cstring>
 #include <new>
 #include <string>
 #include <vector>
@@ -84,6 +85,7 @@ class JsCore : public Napi::ObjectWrap<JsCore> {
                            InstanceMethod<&JsCore::OpenLayer>("openLayer"),
                            InstanceMethod<&JsCore::LayerSummaryOf>("layerSummary"),
                            InstanceMethod<&JsCore::LayerKeys>("layerKeys"),
+                           InstanceMethod<&JsCore::LayerKeysAsyncJs>("layerKeysAsync"),
                            InstanceMethod<&JsCore::VerifyLayer>("verifyLayer"),
                            InstanceMethod<&JsCore::CloseLayer>("closeLayer"),
                            InstanceMethod<&JsCore::CreateLayerMap>("createLayerMap"),
@@ -272,6 +274,9 @@ class JsCore : public Napi::ObjectWrap<JsCore> {
   // getPagesAsync(plan, out, status, counts, cachedInline) -> Promise<void>.
   Napi::Value GetPagesAsyncJs(const Napi::CallbackInfo& info);
 
+  // layerKeysAsync(handle, keyStart, keyEnd, maxKeys) -> Promise<Buffer>: layerKeys on the libuv pool.
+  Napi::Value LayerKeysAsyncJs(const Napi::CallbackInfo& info);
+
   // compactDeltas(inputs, outputPrefix, outputSuffix, targetBytes, codec, lsnStart, lsnEnd)
   //   -> Promise<{ outputs: { path, keyStart, keyEnd, sizeBytes }[], bytesRead }>
   Napi::Value CompactDeltasJs(const Napi::CallbackInfo& info);
@@ -396,6 +401,41 @@ Napi::Value JsCore::GetPagesAsyncJs(const Napi::CallbackInfo& info) {
       return done.Promise();
     }
     auto* worker = new GetPagesWorker(info.Env(), core_->Snapshot(), plan, info);
+    worker->Queue();  // the worker deletes itself after OnOK
+    return worker->Promise();
+  });
+}
+
+// One layerKeysAsync call: the B-tree walk on a libuv thread, over a snapshot that keeps the layer
+// readable if it is closed meanwhile (its descriptor stays open: Core::CloseLayer).
+class LayerKeysWorker : public CodedPromiseWorker {
+ public:
+  LayerKeysWorker(Napi::Env env, LayerKeysSnapshot snapshot, const uint8_t* key_start, const uint8_t* key_end, uint32_t max_keys)
+      : CodedPromiseWorker(env, "strata:layerKeys"), snapshot_(std::move(snapshot)), max_keys_(max_keys) {
+    std::memcpy(key_start_, key_start, kKeySize);
+    std::memcpy(key_end_, key_end, kKeySize);
+  }
+
+ protected:
+  void Work() override { keys_ = snapshot_.layer->Keys(key_start_, key_end_, max_keys_); }
+  Napi::Value Result() override { return CopyToBuffer(Env(), keys_.data(), keys_.size()); }
+
+ private:
+  LayerKeysSnapshot snapshot_;
+  uint8_t key_start_[kKeySize];
+  uint8_t key_end_[kKeySize];
+  uint32_t max_keys_;
+  std::vector<uint8_t> keys_;
+};
+
+Napi::Value JsCore::LayerKeysAsyncJs(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    uint8_t key_start[kKeySize];
+    uint8_t key_end[kKeySize];
+    ArgKey(info, 1, "keyStart", key_start);
+    ArgKey(info, 2, "keyEnd", key_end);
+    const uint32_t max_keys = info.Length() >= 4 && !info[3].IsUndefined() ? ArgU32(info, 3, "maxKeys") : UINT32_MAX;
+    auto* worker = new LayerKeysWorker(info.Env(), core_->KeysSnapshot(ArgU32(info, 0, "handle")), key_start, key_end, max_keys);
     worker->Queue();  // the worker deletes itself after OnOK
     return worker->Promise();
   });

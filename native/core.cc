@@ -129,6 +129,11 @@ ReadSnapshot Core::Snapshot() const {
   return ReadSnapshot{cache_, scratch_, maps_};
 }
 
+LayerKeysSnapshot Core::KeysSnapshot(uint32_t handle) const {
+  std::shared_ptr<const Layer> layer = FindLayer(handle);
+  return LayerKeysSnapshot{cache_, std::move(layer)};
+}
+
 void Core::Close() {
   // As in CloseLayer: reads in flight keep the descriptors of the layers they hold.
   for (const auto& [handle, layer] : layers_) {

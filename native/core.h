@@ -42,6 +42,13 @@ struct ReadSnapshot {
   void Read(ByteSpan plan, ByteSpan out, ByteSpan status, CountSpan counts) const;
 };
 
+// One layer's key listing on another thread: it keeps the layer, and the cache its reads go
+// through, alive if the core closes either meanwhile (the layer first: members go in reverse).
+struct LayerKeysSnapshot {
+  std::shared_ptr<PageCache> cache;
+  std::shared_ptr<const Layer> layer;
+};
+
 class Core {
  public:
   // `max_open_layer_files` bounds the layer-file descriptors held at once (file_handles.h).
@@ -66,6 +73,8 @@ class Core {
   bool TryGetPagesCached(ByteSpan plan, ByteSpan out, ByteSpan status, CountSpan counts);
   // The state a read on another thread needs, taken on the JS thread.
   ReadSnapshot Snapshot() const;
+  // What a key listing of `handle` on another thread needs (BAD_ARGUMENT for an unknown handle).
+  LayerKeysSnapshot KeysSnapshot(uint32_t handle) const;
 
   // Releases the cache and every layer, once reads in flight are done with them; later calls
   // fail with BAD_ARGUMENT.

@@ -7,7 +7,10 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Core } from '../lib/core/core';
 import { CODEC_LZ4, CODEC_NONE } from '../lib/core/format';
-import { keyPartitions, keySuccessor, LAYER_KEYS_FIRST_PAGE, mergeKeys, pagedLayerKeys, PARTITION_KEYS_PER_STEP, PARTITION_STEP_MS, resumableKeys, STEP_CLOCK_KEYS } from '../lib/engine/key_stream';
+import {
+  BackgroundKeyStream, keyPartitions, keySuccessor, LAYER_KEYS_FIRST_PAGE, mergeKeys, pagedLayerKeys, PARTITION_KEYS_PER_STEP, PARTITION_STEP_MS, PrefetchedLayerKeys, resumableKeys,
+  STEP_CLOCK_KEYS,
+} from '../lib/engine/key_stream';
 import { KEY_MAX, KEY_MIN, KEY_SIZE } from '../lib/key';
 import { PAGE_SIZE } from '../lib/record';
 import { IMPLEMENTATIONS, makeCore } from './helpers/cores';
@@ -197,5 +200,87 @@ describe('resumableKeys: layer swaps between pulls', () => {
     }
     expect(opened).toBeGreaterThan(5);
     expect(hexes(got)).toEqual(hexes(all));
+  });
+});
+
+/** A sorted key array as a background pager: the keys ≥ from, at most max, after a random delay. */
+function slowPager(keys: readonly Buffer[], rng: Rng, log?: { asks: number }): (from: Buffer, max: number) => Promise<Buffer> {
+  return async (from, max) => {
+    if (log) log.asks++;
+    await (rng.chance(0.1) ? new Promise((r) => setTimeout(r, 1)) : Promise.resolve());
+    return Buffer.concat(keys.filter((k) => Buffer.compare(k, from) >= 0).slice(0, max));
+  };
+}
+
+describe('BackgroundKeyStream: layer keys fetched ahead off the loop', () => {
+  const key = (i: number): Buffer => {
+    const k = Buffer.alloc(KEY_SIZE);
+    k.writeUInt32BE(i, KEY_SIZE - 4);
+    return k;
+  };
+
+  it('partitions equal those of the whole sorted key list, with layers swapped during the awaits', async () => {
+    const rng = new Rng(91);
+    for (let round = 0; round < 12; round++) {
+      const all = Array.from({ length: rng.int(0, 3000) }, (_, i) => key(i * 2 + rng.int(0, 1)));
+      const deal = (n: number): Buffer[][] => {
+        const layers = Array.from({ length: n }, (): Buffer[] => []);
+        for (const k of all) {
+          layers[rng.int(0, n - 1)].push(k);
+          if (rng.chance(0.3)) layers[rng.int(0, n - 1)].push(k); // some keys in two layers
+        }
+        return layers.map((l) => [...new Map(l.map((k) => [k.toString('hex'), k])).values()].sort(Buffer.compare));
+      };
+      let layers = deal(rng.int(1, 8));
+      let version = 0;
+      const pageKeys = [1, 5, 64, 1024][rng.int(0, 3)];
+      const memory = all.filter(() => rng.chance(0.05)); // an in-memory layer's keys, given one Buffer each
+      const stream = new BackgroundKeyStream(
+        (from) => [
+          ...layers.map((l) => new PrefetchedLayerKeys(slowPager(l, rng), from, pageKeys)),
+          memory.filter((k) => Buffer.compare(k, from) >= 0)[Symbol.iterator](),
+        ],
+        () => version,
+      );
+      // Steps of STEP_CLOCK_KEYS keys (every clock check finds a step's time gone) and swaps at
+      // pauses: the stream reopens many times mid-listing.
+      const swapAtPause = async (): Promise<void> => {
+        if (rng.chance(0.3)) {
+          layers = deal(rng.int(1, 8));
+          version++;
+        }
+      };
+      let t = 0;
+      const racingClock = (): number => (t += PARTITION_STEP_MS);
+      const parts: { keyStart: Buffer; keyEnd: Buffer; keys: Buffer[] }[] = [];
+      for await (const p of keyPartitions(stream, 50 * PAGE_SIZE, swapAtPause, racingClock)) parts.push(p);
+      expect(partsHex(parts), `round ${round}`).toEqual(partsHex(partitionSortedList(all, 50 * PAGE_SIZE)));
+    }
+  });
+
+  it('fetches a layer page by page as its keys are used, not all at once', async () => {
+    const rng = new Rng(5);
+    const keys = Array.from({ length: 10_000 }, (_, i) => key(i));
+    const log = { asks: 0 };
+    const stream = new BackgroundKeyStream((from) => [new PrefetchedLayerKeys(slowPager(keys, rng, log), from, 100)], () => 0);
+    await stream.refill(50);
+    expect(log.asks).toBe(1); // 100 keys fetched cover a step of 50 (+ 2)
+    for (let n = 0; n < 49; n++) expect(stream.next().done).not.toBe(true);
+    await stream.refill(50);
+    expect(log.asks).toBe(2); // 51 keys left after 49 pulls (one is the merge's lookahead): one more page
+  });
+
+  it('a cursor pulled past what was fetched throws, rather than ending the stream early', async () => {
+    const rng = new Rng(6);
+    const keys = Array.from({ length: 500 }, (_, i) => key(i));
+    const c = new PrefetchedLayerKeys(slowPager(keys, rng), KEY_MIN, 100);
+    await c.fill(10, () => false);
+    expect(c.buffered).toBe(100);
+    for (let i = 0; i < 100; i++) expect(c.advance()).toBe(true);
+    expect(() => c.advance()).toThrow(/ran past the keys fetched ahead/);
+    // fill stops asking once stale
+    const d = new PrefetchedLayerKeys(slowPager(keys, rng), KEY_MIN, 100);
+    await d.fill(300, () => true);
+    expect(d.buffered).toBe(0);
   });
 });

@@ -16,6 +16,7 @@ import { IMPLEMENTATIONS, NATIVE_SKIP_NOTE, makeCore } from './helpers/cores';
 import { crashReadWorkersForTest, readWorkerStats } from '../lib/core/ts/read_worker';
 import { StrataError } from '../lib/errors';
 import { clearFaults, countFaults } from '../lib/fault_injection';
+import { KEY_MAX, KEY_MIN } from '../lib/key';
 import { PAGE_SIZE } from '../lib/record';
 import {
   type Entry, type LayerSpec, type PagesResult, type TestRequest, deltaSpec, imageSpec, pageKey, planOf, randomImageRec, randomPatchRec, runOracle,
@@ -273,6 +274,47 @@ describe(`Core.getPagesInBackground, both cores${NATIVE_SKIP_NOTE}`, () => {
       ];
       for (const [what, call] of bad) {
         let p: Promise<void> | null = null;
+        expect(() => { p = call(); }, `${impl}: ${what} is a rejection, not a throw`).not.toThrow();
+        expect((await failure(p!)).code, `${impl}: ${what}`).toBe('BAD_ARGUMENT');
+      }
+    });
+  }
+});
+
+describe(`Core.layerKeysInBackground, both cores${NATIVE_SKIP_NOTE}`, () => {
+  for (const impl of IMPLEMENTATIONS) {
+    it(`${impl}: the keys layerKeys gives, for layers closed and unlinked meanwhile too; bad arguments reject with BAD_ARGUMENT`, async () => {
+      const core = makeCore(impl);
+      cores.push(core);
+      const rng = new Rng(83);
+      const specs = randomSpecs(rng);
+      const { handles, files } = writeSpecs(core, specs);
+      const before = readWorkerStats();
+      const ranges: Array<[Buffer, Buffer, number | undefined]> = [[KEY_MIN, KEY_MAX, undefined], [pageKey(3), pageKey(17), undefined], [pageKey(5), KEY_MAX, 7], [KEY_MIN, KEY_MAX, 0]];
+      for (const h of handles) {
+        for (const [from, to, max] of ranges) {
+          const want = core.layerKeys(h, from, to, max);
+          expect((await core.layerKeysInBackground(h, from, to, max)).equals(want), `${impl}: layer ${h}, max ${max}`).toBe(true);
+        }
+      }
+      if (impl === 'ts') expect(readWorkerStats().offThread).toBeGreaterThan(before.offThread); // the listings ran on the worker
+      // Listings in flight when their layers are closed and the files unlinked (as a swap does).
+      const wanted = handles.map((h) => core.layerKeys(h));
+      const listings = handles.map((h) => core.layerKeysInBackground(h));
+      for (const h of handles) core.closeLayer(h);
+      for (const f of files) fs.rmSync(f);
+      const got = await Promise.all(listings);
+      got.forEach((k, i) => expect(k.equals(wanted[i]), `${impl}: layer ${handles[i]} closed while listed`).toBe(true));
+      await noneOpenWithin(files, 10_000);
+      const { handles: live } = writeSpecs(core, specs.slice(0, 1));
+      const bad: Array<[string, () => Promise<Buffer>]> = [
+        ['a closed layer', () => core.layerKeysInBackground(handles[0])],
+        ['a short keyStart', () => core.layerKeysInBackground(live[0], Buffer.alloc(3))],
+        ['keyEnd not a Buffer', () => core.layerKeysInBackground(live[0], KEY_MIN, 'zz' as unknown as Buffer)],
+        ['a negative maxKeys', () => core.layerKeysInBackground(live[0], KEY_MIN, KEY_MAX, -1)],
+      ];
+      for (const [what, call] of bad) {
+        let p: Promise<Buffer> | null = null;
         expect(() => { p = call(); }, `${impl}: ${what} is a rejection, not a throw`).not.toThrow();
         expect((await failure(p!)).code, `${impl}: ${what}`).toBe('BAD_ARGUMENT');
       }

@@ -151,6 +151,13 @@ export interface Core {
    */
   layerKeys(handle: number, keyStart?: Buffer, keyEnd?: Buffer, maxKeys?: number): Buffer;
   /**
+   * The same keys off the calling thread, for a background task (image creation's key listing):
+   * native = the B-tree walk on the libuv pool, through the page cache; TS = on the core's read
+   * worker (see getPagesInBackground), or here where it cannot. The keys are the layer's as at the
+   * call: a layer closed while the listing is in flight is still listed. Bad arguments reject.
+   */
+  layerKeysInBackground(handle: number, keyStart?: Buffer, keyEnd?: Buffer, maxKeys?: number): Promise<Buffer>;
+  /**
    * Read every block of the file (bypassing the cache), check checksums, index structure and every
    * blob; returns the number of entries. CORRUPT_LAYER names the first fault.
    */

@@ -30,6 +30,7 @@ export interface NativeCoreHandle {
   openLayer(path: string): number;
   layerSummary(handle: number): NativeLayerSummary;
   layerKeys(handle: number, keyStart: Buffer, keyEnd: Buffer, maxKeys?: number): Buffer;
+  layerKeysAsync(handle: number, keyStart: Buffer, keyEnd: Buffer, maxKeys?: number): Promise<Buffer>;
   verifyLayer(handle: number): number;
   closeLayer(handle: number): void;
   createLayerMap(): number;
@@ -359,6 +360,16 @@ class NativeCore implements Core {
 
   layerKeys(handle: number, keyStart: Buffer = KEY_MIN, keyEnd: Buffer = KEY_MAX, maxKeys?: number): Buffer {
     return call(() => this.c.layerKeys(handle, keyStart, keyEnd, maxKeys));
+  }
+
+  layerKeysInBackground(handle: number, keyStart: Buffer = KEY_MIN, keyEnd: Buffer = KEY_MAX, maxKeys?: number): Promise<Buffer> {
+    let pending: Promise<Buffer>;
+    try {
+      pending = call(() => this.c.layerKeysAsync(handle, keyStart, keyEnd, maxKeys));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return pending.catch((e: unknown) => { throw toStrataError(e); });
   }
 
   verifyLayer(handle: number): number {

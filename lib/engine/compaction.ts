@@ -17,7 +17,7 @@ import { exclusiveKeyEnd, keyToHex } from '../key';
 import type { Lsn } from '../lsn';
 import type { LayerDesc } from './manifest';
 import { yieldToEventLoop } from '../core/entry_batch';
-import { keyPartitions } from './key_stream';
+import { type RefillableKeys, keyPartitions } from './key_stream';
 
 /** A layer's key range: keys in [keyStart, keyEnd). */
 export interface KeyRange {
@@ -122,6 +122,8 @@ export interface CompactionHost {
   layers(): readonly LayerDesc[];
   /** Every key the timeline can see, ascending, streamed (key_stream.ts). */
   keys(): Iterator<Buffer>;
+  /** The same keys with the layer files' listed off the event loop, refilled before each step. */
+  backgroundKeys(): RefillableKeys;
   /**
    * Merge delta layer files into L1 layers of [lsnStart, lsnEnd) (Core.compactDeltas), each
    * durable under its final name but not yet in the manifest; replaceLayers swaps them in.
@@ -180,7 +182,7 @@ export async function createImageLayers(host: CompactionHost, force: boolean, re
       report.bytesWritten += info.sizeBytes;
     }
   };
-  for await (const part of keyPartitions(host.keys(), host.config.compactionTargetSize, yieldToEventLoop)) {
+  for await (const part of keyPartitions(host.backgroundKeys(), host.config.compactionTargetSize, yieldToEventLoop)) {
     const start = keyToHex(part.keyStart);
     const end = keyToHex(part.keyEnd);
     const newestImage = newestCoveringImageLsn(layers, start, end);

@@ -87,6 +87,61 @@ export class LayerKeyCursor implements KeyCursor, Iterable<Buffer> {
   }
 }
 
+/** A layer file's keys from `from` on, at most `max`, listed off the calling thread (Core.layerKeysInBackground). */
+export type BackgroundLayerKeyPager = (from: Buffer, max: number) => Promise<Buffer>;
+
+/**
+ * One layer file's keys for a background task, fetched ahead off the event loop: fill(n) fetches
+ * pages of `pageKeys` keys until n are buffered (or the layer's last one is), and advance() walks
+ * only what was fetched, so the merge over such cursors stays synchronous. BackgroundKeyStream
+ * fills every cursor before each step of pulls; a cursor that runs dry mid-step is a bug in that
+ * bookkeeping, and says so rather than end the stream early.
+ */
+export class PrefetchedLayerKeys implements KeyCursor {
+  buf: Buffer = Buffer.alloc(0);
+  at = -KEY_SIZE;
+  private readonly ahead: Buffer[] = [];
+  private aheadKeys = 0;
+  /** Where the next page starts; null once the layer's last key has been fetched. */
+  private from: Buffer | null;
+
+  constructor(private readonly fetch: BackgroundLayerKeyPager, start: Buffer = KEY_MIN, private readonly pageKeys = LAYER_KEYS_PAGE) {
+    this.from = start;
+  }
+
+  advance(): boolean {
+    this.at += KEY_SIZE;
+    if (this.at < this.buf.length) return true;
+    const page = this.ahead.shift();
+    if (page === undefined) {
+      if (this.from === null) return false;
+      throw new Error('a layer key cursor ran past the keys fetched ahead of it: fill it before each step of pulls');
+    }
+    this.aheadKeys -= page.length / KEY_SIZE;
+    this.buf = page;
+    this.at = 0;
+    return true;
+  }
+
+  /** Keys fetched and not yet reached by advance(). */
+  get buffered(): number {
+    return Math.max(0, (this.buf.length - this.at - KEY_SIZE) / KEY_SIZE) + this.aheadKeys;
+  }
+
+  /** Fetch pages until `n` keys are buffered or the layer has no more; stops early once `stale()`. */
+  async fill(n: number, stale: () => boolean): Promise<void> {
+    while (this.from !== null && this.buffered < n && !stale()) {
+      const packed = await this.fetch(this.from, this.pageKeys);
+      if (packed.length % KEY_SIZE !== 0) throw new RangeError(`layer key page of ${packed.length} bytes is not whole ${KEY_SIZE}-byte keys`);
+      const got = packed.length / KEY_SIZE;
+      this.from = got < this.pageKeys ? null : keySuccessor(packed.subarray((got - 1) * KEY_SIZE));
+      if (got === 0) continue;
+      this.ahead.push(packed);
+      this.aheadKeys += got;
+    }
+  }
+}
+
 /** One layer file's keys from `start` (LayerKeyCursor). */
 export function pagedLayerKeys(page: LayerKeyPager, start: Buffer = KEY_MIN, pageKeys = LAYER_KEYS_PAGE): LayerKeyCursor {
   return new LayerKeyCursor(page, start, pageKeys);
@@ -257,6 +312,70 @@ export function* resumableKeys(open: (from: Buffer) => ReadonlyArray<KeySource>,
   }
 }
 
+/**
+ * A key stream whose layer-file sources are PrefetchedLayerKeys: refill(n) fetches every source's
+ * keys for the next step off the event loop, then up to n keys are pulled synchronously.
+ * Layer swaps are seen at refill() (the only point where this stream awaits): when the layer sets'
+ * version moved, the sources are opened again from just after the last key given, as
+ * resumableKeys does. Keys pulled after a swap but before the next refill come from pages fetched
+ * before it: keys a reader could see then, and a swap moves keys between layers, it drops none.
+ */
+export class BackgroundKeyStream implements Iterator<Buffer> {
+  private seen: number;
+  private sources: ReadonlyArray<KeySource>;
+  private merged: Generator<Buffer>;
+  private lastGiven: Buffer | null = null;
+  private ended = false;
+
+  constructor(private readonly open: (from: Buffer) => ReadonlyArray<KeySource>, private readonly version: () => number) {
+    this.seen = version();
+    this.sources = open(KEY_MIN);
+    this.merged = mergeKeys(this.sources);
+  }
+
+  /** Make the next `pulls` pulls possible without awaiting. */
+  async refill(pulls: number): Promise<void> {
+    // A pull may advance each source once more than the keys it gives (the merge's lookahead),
+    // and the step's first pull is taken before its count starts.
+    const need = pulls + 2;
+    const stale = (): boolean => this.version() !== this.seen;
+    for (;;) {
+      if (stale()) this.reopen();
+      if (this.ended) return;
+      const fills = this.sources.filter((s): s is PrefetchedLayerKeys => s instanceof PrefetchedLayerKeys).map((c) => c.fill(need, stale));
+      await Promise.all(fills);
+      if (!stale()) return;
+    }
+  }
+
+  next(): IteratorResult<Buffer> {
+    if (this.ended) return { done: true, value: undefined };
+    const r = this.merged.next();
+    if (r.done === true) {
+      this.ended = true;
+      return r;
+    }
+    this.lastGiven = r.value;
+    return r;
+  }
+
+  private reopen(): void {
+    this.seen = this.version();
+    const from = this.lastGiven === null ? KEY_MIN : keySuccessor(this.lastGiven);
+    if (from === null) {
+      this.ended = true;
+      return;
+    }
+    this.sources = this.open(from);
+    this.merged = mergeKeys(this.sources);
+  }
+}
+
+/** A key stream that must be refilled for each step of pulls (BackgroundKeyStream). */
+export interface RefillableKeys extends Iterator<Buffer> {
+  refill(pulls: number): Promise<void>;
+}
+
 function nextOf(it: Iterator<Buffer>): Buffer | null {
   const r = it.next();
   return r.done === true ? null : r.value;
@@ -282,15 +401,18 @@ export const STEP_CLOCK_KEYS = 32;
  * [KEY_MIN, KEY_MAX), each with its keys (an image says a key of its range it lacks does not
  * exist): a range ends where the next one's first key starts. No keys: one range, empty.
  * Awaits `pause` after PARTITION_KEYS_PER_STEP keys or PARTITION_STEP_MS of pulling (by `now`),
- * whichever comes first, so the caller can let the event loop run.
+ * whichever comes first, so the caller can let the event loop run; a RefillableKeys stream is
+ * refilled before the first pull and after each pause.
  */
 export async function* keyPartitions(
-  keys: Iterator<Buffer>,
+  keys: Iterator<Buffer> | RefillableKeys,
   targetBytes: number,
   pause: () => Promise<void>,
   now: () => number = () => performance.now(),
 ): AsyncGenerator<KeyPartition> {
   const perPartition = Math.max(1, Math.floor(targetBytes / PAGE_SIZE));
+  const refill = 'refill' in keys ? (): Promise<void> => keys.refill(PARTITION_KEYS_PER_STEP) : null;
+  if (refill !== null) await refill();
   let stepStart = now();
   let next = nextOf(keys);
   let keyStart = KEY_MIN;
@@ -303,6 +425,7 @@ export async function* keyPartitions(
       ++pulled;
       if (pulled === PARTITION_KEYS_PER_STEP || (pulled % STEP_CLOCK_KEYS === 0 && now() - stepStart >= PARTITION_STEP_MS)) {
         await pause();
+        if (refill !== null) await refill();
         pulled = 0;
         stepStart = now();
       }

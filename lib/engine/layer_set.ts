@@ -18,7 +18,7 @@ import { EntryBatch, yieldToEventLoop } from '../core/entry_batch';
 import { IMAGE_BATCH_KEYS, ImageBatches } from './image_batches';
 import { fsyncDir, fsyncDirAsync, removeFile, removeFileAsync, renameFileAsync, TMP_SUFFIX, wrapIo } from '../fs_util';
 import { InMemoryLayer } from './inmemory_layer';
-import { type KeySource, LAYER_KEYS_PAGE, pagedLayerKeys } from './key_stream';
+import { type KeySource, LAYER_KEYS_PAGE, PrefetchedLayerKeys, pagedLayerKeys } from './key_stream';
 import type { CheckedRecords, PreparedBatch } from './ingest';
 import { deltaFileName, imageFileName, type LayerDesc, type Manifest, type ManifestPatch } from './manifest';
 import type { ReadPlanWriter } from '../core/read_plan';
@@ -188,14 +188,17 @@ export class LayerSet {
 
   /**
    * Every layer's keys as a sorted stream, for mergeKeys (key_stream.ts): layer files paged through
-   * lazily, the in-memory layers' keys taken now. Every layer file must be local.
+   * lazily (`background`: fetched ahead off the calling thread, for a BackgroundKeyStream), the
+   * in-memory layers' keys taken now. Every layer file must be local.
    */
-  keyStreams(start: Buffer = KEY_MIN, pageKeys = LAYER_KEYS_PAGE): KeySource[] {
+  keyStreams(start: Buffer = KEY_MIN, pageKeys = LAYER_KEYS_PAGE, background = false): KeySource[] {
     const out: KeySource[] = [];
     for (const l of this.historic) {
       const handle = l.handle;
       if (handle === null) throw this.notLocal(l.desc.fileName, 'a key listing');
-      out.push(pagedLayerKeys((from, max) => this.core.layerKeys(handle, from, KEY_MAX, max), start, pageKeys));
+      out.push(background
+        ? new PrefetchedLayerKeys((from, max) => this.core.layerKeysInBackground(handle, from, KEY_MAX, max), start, pageKeys)
+        : pagedLayerKeys((from, max) => this.core.layerKeys(handle, from, KEY_MAX, max), start, pageKeys));
     }
     for (const m of [this.open, ...this.frozen]) out.push(m.keys().filter((k) => Buffer.compare(k, start) >= 0)[Symbol.iterator]());
     return out;

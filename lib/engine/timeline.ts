@@ -21,7 +21,7 @@ import type { HistogramSummary, IntHistogram } from './histogram';
 import { checkBatchOrder, checkRecords, IngestScratch, MAX_RECORD_LSN, type PreparedBatch } from './ingest';
 import { FULL_KEYSPACE, LayerSet, type PageReader, type SnapshotPartition, type WrittenL0 } from './layer_set';
 import type { InMemoryLayer } from './inmemory_layer';
-import { resumableKeys } from './key_stream';
+import { BackgroundKeyStream, LAYER_KEYS_PAGE, resumableKeys } from './key_stream';
 import { LsnWaiters } from './lsn_waiters';
 import { type LayerDesc, type Manifest, type ManifestExtensions, MANIFEST_FILE, type ManifestPatch, writeManifest, writeManifestAsync } from './manifest';
 import type { DecodedPageCache, DecodedPageIndex } from './decoded_page_cache';
@@ -1042,12 +1042,26 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
    * streamed: memory is a page of keys per layer file, not the key count (key_stream.ts).
    */
   private keyStream(): Iterator<Buffer> {
+    const chain = this.ancestry();
+    return resumableKeys((from) => chain.flatMap((t) => t.layerSet.keyStreams(from)), () => TimelineImpl.layerVersionOf(chain));
+  }
+
+  /** The same keys for image creation's partitions: the layer files' keys listed off the loop. */
+  private backgroundKeyStream(): BackgroundKeyStream {
+    const chain = this.ancestry();
+    return new BackgroundKeyStream((from) => chain.flatMap((t) => t.layerSet.keyStreams(from, LAYER_KEYS_PAGE, true)), () => TimelineImpl.layerVersionOf(chain));
+  }
+
+  /** Moves whenever any layer set of `chain` changes: key streams reopen on it. */
+  private static layerVersionOf(chain: readonly TimelineImpl[]): number {
+    return chain.reduce((v, t) => v + t.layerSet.version, 0);
+  }
+
+  /** This timeline, then each ancestor. */
+  private ancestry(): TimelineImpl[] {
     const chain: TimelineImpl[] = [];
     for (let t: TimelineImpl | null = this; t !== null; t = t.ancestor) chain.push(t);
-    return resumableKeys(
-      (from) => chain.flatMap((t) => t.layerSet.keyStreams(from)),
-      () => chain.reduce((v, t) => v + t.layerSet.version, 0),
-    );
+    return chain;
   }
 
   /** What compaction and image creation (compaction.ts) may see and do. */
@@ -1059,6 +1073,7 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
       imageFloorLsn: this._gcCutoffLsn > this.startLsn ? this._gcCutoffLsn : this.startLsn + 1n,
       layers: () => this.layerSet.descs(),
       keys: () => this.keyStream(),
+      backgroundKeys: () => this.backgroundKeyStream(),
       compactDeltas: (paths, lsnStart, lsnEnd) => this.layerSet.compactDeltas(paths, lsnStart, lsnEnd, this.config.compactionTargetSize),
       writeImage: async (lsn, range, keys) => ({ ...(await this.writeImage(lsn, range.keyStart, range.keyEnd, keys)) }),
       stageImage: async (lsn, range, keys) => ({ ...(await this.layerSet.stageImageLayer(lsn, range, keys, this.imageReader)) }),

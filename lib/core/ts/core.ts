@@ -67,9 +67,21 @@ class TsCore implements Core {
   }
 
   layerKeys(handle: number, keyStart: Buffer = KEY_MIN, keyEnd: Buffer = KEY_MAX, maxKeys: number = MAX_KEYS_UNLIMITED): Buffer {
-    checkKeyArg(keyStart, 'keyStart');
-    checkKeyArg(keyEnd, 'keyEnd');
+    checkKeysArgs(keyStart, keyEnd, maxKeys);
     return layerKeys(this.layer(handle), keyStart, keyEnd, maxKeys);
+  }
+
+  layerKeysInBackground(handle: number, keyStart: Buffer = KEY_MIN, keyEnd: Buffer = KEY_MAX, maxKeys: number = MAX_KEYS_UNLIMITED): Promise<Buffer> {
+    let layer: Layer;
+    try {
+      checkKeysArgs(keyStart, keyEnd, maxKeys);
+      layer = this.layer(handle);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const worker = this.backgroundReader();
+    if (worker === null) return Promise.resolve(layerKeys(layer, keyStart, keyEnd, maxKeys));
+    return worker.keys(layer, keyStart, keyEnd, maxKeys);
   }
 
   verifyLayer(handle: number): number {
@@ -218,6 +230,15 @@ export function createTsCore(opts: CoreOptions): Core {
 
 function checkKeyArg(k: unknown, what: string): void {
   if (!Buffer.isBuffer(k) || k.length !== KEY_SIZE) throw new StrataError('BAD_ARGUMENT', `${what} must be a ${KEY_SIZE}-byte Buffer`);
+}
+
+/** layerKeys' arguments, checked as the native core checks them (maxKeys: an integer in [0, 2^32)). */
+function checkKeysArgs(keyStart: unknown, keyEnd: unknown, maxKeys: unknown): void {
+  checkKeyArg(keyStart, 'keyStart');
+  checkKeyArg(keyEnd, 'keyEnd');
+  if (typeof maxKeys !== 'number' || !Number.isInteger(maxKeys) || maxKeys < 0 || maxKeys > MAX_KEYS_UNLIMITED) {
+    throw new StrataError('BAD_ARGUMENT', `maxKeys must be an integer in [0, ${MAX_KEYS_UNLIMITED}]`);
+  }
 }
 
 /** tryGetPagesCached's outOffset: the view of `out` its pages go to, checked as the native core does. */

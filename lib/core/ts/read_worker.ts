@@ -1,9 +1,10 @@
 /**
- * The TS core's background reads off the event loop (Core.getPagesInBackground: image creation's
- * reconstruction), the twin of the native core reading on the libuv pool. One worker thread per
- * core runs the very Reconstructor the core runs, over its own copy of the core's layer maps, its
- * own small page cache and its own bounded set of descriptors; so these reads neither count in
- * nor change the core's page cache (the native core's go through its cache).
+ * The TS core's background reads off the event loop (Core.getPagesInBackground and
+ * layerKeysInBackground: image creation's reconstruction and key listing), the twin of the native
+ * core reading on the libuv pool. One worker thread per core runs the very Reconstructor and
+ * layerKeys the core runs, over its own copy of the core's layer maps, its own small page cache
+ * and its own bounded set of descriptors; so these reads neither count in nor change the core's
+ * page cache (the native core's go through its cache).
  *
  * The copy is kept by messages, in call order with the reads: a read sees the maps as they were at
  * the call. Main sends each layer's path and parsed summary once; the worker opens its file at
@@ -24,7 +25,7 @@ import { StrataError } from '../../errors';
 import { PAGE_SIZE } from '../../record';
 import { BlockFile } from './block_io';
 import { FileHandles, openLayerForReading } from './file_handles';
-import { Layer, type SummaryFields } from './layer_file';
+import { Layer, type SummaryFields, layerKeys } from './layer_file';
 import { LayerMap } from './layer_map';
 import { PageCache } from './page_cache';
 import { Reconstructor } from './reconstruct';
@@ -47,7 +48,8 @@ type Message =
   | { t: 'map'; mapId: number; handles: number[]; added: LayerDescription[] }
   | { t: 'drop'; mapId: number }
   | { t: 'close'; handle: number; retained: boolean }
-  | { t: 'read'; id: number; plan: Uint8Array; requests: number };
+  | { t: 'read'; id: number; plan: Uint8Array; requests: number }
+  | { t: 'keys'; id: number; handle: number; added: LayerDescription | null; keyStart: Uint8Array; keyEnd: Uint8Array; maxKeys: number };
 
 /** A descriptor the main thread opened for a closed layer, sent on the side channel. */
 interface Retained {
@@ -65,14 +67,13 @@ interface Reply {
   out?: Uint8Array;
   status?: Uint8Array;
   counts?: Uint32Array;
+  keys?: Uint8Array;
   error?: WireError;
 }
 
-interface PendingRead {
-  out: Uint8Array;
-  status: Uint8Array;
-  counts: Uint32Array;
-  resolve: () => void;
+/** A read or key listing sent to the worker: how its reply settles it. */
+interface Pending {
+  answer: (r: Reply) => void;
   reject: (e: Error) => void;
 }
 
@@ -103,7 +104,7 @@ export class ReadWorker {
   private readonly side: MessagePort;
   /** Layers the worker has been told about (and not told closed). */
   private readonly known = new Set<number>();
-  private readonly pending = new Map<number, PendingRead>();
+  private readonly pending = new Map<number, Pending>();
   /** Descriptors handed to the worker at a layer's close, by layer handle, until it is done with them. */
   private readonly handedOver = new Map<number, number>();
   private nextId = 1;
@@ -151,11 +152,17 @@ export class ReadWorker {
     if (this.dead !== null) return;
     const added: LayerDescription[] = [];
     for (const l of layers) {
-      if (this.known.has(l.handle)) continue;
-      this.known.add(l.handle);
-      added.push({ handle: l.handle, path: l.path, summary: l.summary });
+      const d = this.describe(l);
+      if (d !== null) added.push(d);
     }
     this.post({ t: 'map', mapId, handles: layers.map((l) => l.handle), added });
+  }
+
+  /** A layer the worker has not been sent yet, once; null when it has it. */
+  private describe(l: Layer): LayerDescription | null {
+    if (this.known.has(l.handle)) return null;
+    this.known.add(l.handle);
+    return { handle: l.handle, path: l.path, summary: l.summary };
   }
 
   dropMap(mapId: number): void {
@@ -190,11 +197,30 @@ export class ReadWorker {
     if (out.length !== requests * PAGE_SIZE || counts.length !== requests * COUNTS_PER_REQUEST) {
       return Promise.reject(new StrataError('BAD_ARGUMENT', `getPagesInBackground: out holds ${out.length} bytes and counts ${counts.length} entries for ${requests} requests`));
     }
+    return this.send((id) => ({ t: 'read', id, plan: new Uint8Array(plan), requests }), (r, resolve: () => void) => {
+      out.set(r.out!);
+      status.set(r.status!);
+      counts.set(r.counts!);
+      resolve();
+    });
+  }
+
+  /** layerKeys on the worker (the arguments are checked by the core). */
+  keys(layer: Layer, keyStart: Buffer, keyEnd: Buffer, maxKeys: number): Promise<Buffer> {
+    const added = this.describe(layer);
+    return this.send(
+      (id) => ({ t: 'keys', id, handle: layer.handle, added, keyStart: new Uint8Array(keyStart), keyEnd: new Uint8Array(keyEnd), maxKeys }),
+      (r, resolve: (keys: Buffer) => void) => resolve(asBuffer(r.keys!)),
+    );
+  }
+
+  /** Sends one request; `answer` settles it from the worker's successful reply. */
+  private send<T>(request: (id: number) => Message, answer: (r: Reply, resolve: (v: T) => void) => void): Promise<T> {
     const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      if (this.pending.size === 0) this.worker.ref(); // a read in flight keeps the process alive
-      this.pending.set(id, { out, status, counts, resolve, reject });
-      this.post({ t: 'read', id, plan: new Uint8Array(plan), requests });
+    return new Promise<T>((resolve, reject) => {
+      if (this.pending.size === 0) this.worker.ref(); // a request in flight keeps the process alive
+      this.pending.set(id, { answer: (r) => answer(r, resolve), reject });
+      this.post(request(id));
     });
   }
 
@@ -236,11 +262,8 @@ export class ReadWorker {
       p.reject(fromWire(r.error));
       return;
     }
-    p.out.set(r.out!);
-    p.status.set(r.status!);
-    p.counts.set(r.counts!);
     stats.offThread++;
-    p.resolve();
+    p.answer(r);
   }
 
   /** The worker is gone: fail the reads it held; the core reads on its own thread from now on. */
@@ -293,15 +316,32 @@ class ReadWorkerState {
         return m.retained ? { closed: m.handle } : null;
       case 'read':
         return this.read(m.id, m.plan, m.requests);
+      case 'keys':
+        if (m.added !== null) this.addLayer(m.added);
+        return this.keys(m);
+    }
+  }
+
+  private addLayer(d: LayerDescription): void {
+    const summary: SummaryFields = { ...d.summary, keyStart: asBuffer(d.summary.keyStart), keyEnd: asBuffer(d.summary.keyEnd) };
+    const file = new BlockFile(d.path, -1, d.handle, summary.totalBlocks, this.cache, this.handles);
+    this.layers.set(d.handle, new Layer(d.handle, d.path, summary, file));
+  }
+
+  private keys(m: Extract<Message, { t: 'keys' }>): Reply {
+    try {
+      const layer = this.layers.get(m.handle);
+      // The main thread sends a layer before the first listing of it, and closes it only after.
+      if (layer === undefined) throw new Error(`read worker: a key listing of layer ${m.handle}, which it was never sent`);
+      // A copy of its own, to transfer: layerKeys may return a view of Node's shared buffer pool.
+      return { id: m.id, keys: new Uint8Array(layerKeys(layer, asBuffer(m.keyStart), asBuffer(m.keyEnd), m.maxKeys)) };
+    } catch (e) {
+      return { id: m.id, error: toWire(e) };
     }
   }
 
   private setMap(mapId: number, handles: readonly number[], added: readonly LayerDescription[]): void {
-    for (const d of added) {
-      const summary: SummaryFields = { ...d.summary, keyStart: asBuffer(d.summary.keyStart), keyEnd: asBuffer(d.summary.keyEnd) };
-      const file = new BlockFile(d.path, -1, d.handle, summary.totalBlocks, this.cache, this.handles);
-      this.layers.set(d.handle, new Layer(d.handle, d.path, summary, file));
-    }
+    for (const d of added) this.addLayer(d);
     const map = this.maps.get(mapId) ?? new LayerMap();
     map.layers = handles.map((h) => {
       const l = this.layers.get(h);
@@ -346,9 +386,16 @@ function serve(): void {
   parentPort!.on('message', (m: Message) => {
     const reply = state.handle(m);
     if (reply === null) return;
-    const transfer = !('id' in reply) || reply.out === undefined ? [] : [reply.out.buffer, reply.status!.buffer, reply.counts!.buffer];
-    parentPort!.postMessage(reply, transfer as ArrayBuffer[]);
+    parentPort!.postMessage(reply, transferOf(reply));
   });
+}
+
+/** The reply's arrays, moved to the main thread rather than copied. */
+function transferOf(reply: Reply | Closed): ArrayBuffer[] {
+  if (!('id' in reply)) return [];
+  if (reply.keys !== undefined) return [reply.keys.buffer as ArrayBuffer];
+  if (reply.out === undefined) return [];
+  return [reply.out.buffer, reply.status!.buffer, reply.counts!.buffer] as ArrayBuffer[];
 }
 
 if (!isMainThread && (workerData as { role?: unknown } | null)?.role === WORKER_ROLE) serve();
