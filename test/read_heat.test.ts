@@ -1,9 +1,11 @@
 /** The heat policy's decisions (lib/engine/read_heat.ts), on made-up heat: no repository. */
 import { describe, expect, it } from 'vitest';
+import { BackgroundKeyStream, keySuccessor, PrefetchedLayerKeys } from '../lib/engine/key_stream';
 import {
-  chooseHotRanges, HEAT_MIN_APPLIED, HEAT_MIN_SAVING_PER_PAGE, HOT_IMAGE_OVERHEAD_PAGES, HOT_RANGE_MAX_GAP, HOT_RANGE_PAGES, ReadHeat,
+  chooseHotRanges, chooseHotRangesInSteps, HEAT_MIN_APPLIED, HEAT_MIN_SAVING_PER_PAGE, HOT_IMAGE_OVERHEAD_PAGES, HOT_RANGE_MAX_GAP, HOT_RANGE_PAGES, ReadHeat,
 } from '../lib/engine/read_heat';
 import { KEY_SIZE } from '../lib/key';
+import { Rng } from './helpers/random';
 
 /** Key i: 18 bytes, big-endian i in the last four, so keys sort as their numbers. */
 function key(i: number): Buffer {
@@ -79,5 +81,70 @@ describe('heat policy', () => {
     expect(h.tracked.get(id(2))).toBe(1.5);
     h.decay();
     expect(h.tracked.size).toBe(0); // below one record: dropped
+  });
+});
+
+/**
+ * The policy as first written, two passes over the whole key list (positions of the heated keys,
+ * greedy groups, then each chosen group's keys): the oracle for the one-pass chooser.
+ */
+function twoPassOracle(keys: readonly Buffer[], heat: ReadonlyMap<string, number>): Array<[string[], number]> {
+  const hot: Array<{ pos: number; h: number }> = [];
+  keys.forEach((k, pos) => {
+    const h = heat.get(k.toString('latin1'));
+    if (h !== undefined) hot.push({ pos, h });
+  });
+  const cost = (g: { first: number; last: number }): number => g.last - g.first + 1 + HOT_IMAGE_OVERHEAD_PAGES;
+  const density = (g: { first: number; last: number; score: number }): number => g.score / cost(g);
+  const groups: Array<{ first: number; last: number; score: number }> = [];
+  for (const { pos, h } of hot) {
+    const g = groups[groups.length - 1];
+    const alone = { first: pos, last: pos, score: h };
+    if (g !== undefined && pos - g.last <= HOT_RANGE_MAX_GAP + 1 && pos - g.first < HOT_RANGE_PAGES) {
+      const joint = { first: g.first, last: pos, score: g.score + h };
+      if (density(joint) >= Math.max(density(g), density(alone))) {
+        groups[groups.length - 1] = joint;
+        continue;
+      }
+    }
+    groups.push(alone);
+  }
+  return groups
+    .filter((g) => g.score >= HEAT_MIN_SAVING_PER_PAGE * cost(g))
+    .sort((a, b) => density(b) - density(a) || a.first - b.first)
+    .map((g) => [keys.slice(g.first, g.last + 1).map((k) => k.toString('hex')), g.score]);
+}
+
+describe('heat policy in one pass, and in steps over a background key stream', () => {
+  it('chooses what the two-pass policy chooses, on random keys and heat', async () => {
+    const rng = new Rng(404);
+    for (let round = 0; round < 60; round++) {
+      const keys = Array.from({ length: rng.int(0, round % 10 === 0 ? 3000 : 600) }, (_, i) => key(3 * i + rng.int(0, 2)));
+      const heat = new Map<string, number>();
+      const hotSpots = rng.int(0, keys.length > 600 ? 120 : 40);
+      for (let i = 0; i < hotSpots && keys.length > 0; i++) {
+        const at = rng.int(0, keys.length - 1);
+        for (let j = at; j < Math.min(keys.length, at + rng.int(1, 12)); j++) if (rng.chance(0.6)) heat.set(keys[j].toString('latin1'), rng.int(1, 200));
+      }
+      if (rng.chance(0.2)) heat.set(key(1e8).toString('latin1'), 1e9); // not a key of the timeline
+      const want = twoPassOracle(keys, heat);
+      const shape = (rs: ReturnType<typeof chooseHotRanges>): Array<[string[], number]> => rs.map((r) => {
+        expect(r.keyStart.equals(r.keys[0])).toBe(true);
+        expect(r.keyEnd.equals(keySuccessor(r.keys[r.keys.length - 1])!)).toBe(true);
+        return [r.keys.map((k) => k.toString('hex')), r.score];
+      });
+      expect(shape(chooseHotRanges(() => keys, heat)), `round ${round}`).toEqual(want);
+      // The same keys dealt over layers fetched ahead in pages, with pauses every few keys.
+      const layers = [0, 1, 2].map((l) => keys.filter((_, i) => i % 3 === l || rng.chance(0.1)));
+      const stream = new BackgroundKeyStream(
+        (from) => layers.map((l) => new PrefetchedLayerKeys(async (f, max) => Buffer.concat(l.filter((k) => Buffer.compare(k, f) >= 0).slice(0, max)), from, 16)),
+        () => 0,
+      );
+      let pauses = 0;
+      expect(shape(await chooseHotRangesInSteps(stream, heat, async () => { pauses++; })), `round ${round} in steps`).toEqual(want);
+      // A pass that reads past the 1024th key pauses (PARTITION_KEYS_PER_STEP) on its way.
+      const lastHeated = keys.reduce((last, k, i) => (heat.has(k.toString('latin1')) ? i : last), -1);
+      if (lastHeated > 1100) expect(pauses, `round ${round}`).toBeGreaterThan(0);
+    }
   });
 });

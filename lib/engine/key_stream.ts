@@ -397,6 +397,42 @@ export const PARTITION_STEP_MS = 1;
 export const STEP_CLOCK_KEYS = 32;
 
 /**
+ * The steps of a synchronous pull loop over a key stream: after PARTITION_KEYS_PER_STEP pulls or
+ * PARTITION_STEP_MS of pulling (by `now`, checked every STEP_CLOCK_KEYS pulls), whichever comes
+ * first, the loop awaits `pause` so the caller can let the event loop run; a RefillableKeys stream
+ * is refilled at start() and after each pause.
+ */
+export class KeySteps {
+  private readonly refill: (() => Promise<void>) | null;
+  private stepStart = 0;
+  private pulls = 0;
+
+  constructor(keys: Iterator<Buffer> | RefillableKeys, private readonly pause: () => Promise<void>, private readonly now: () => number = () => performance.now()) {
+    this.refill = 'refill' in keys ? (): Promise<void> => keys.refill(PARTITION_KEYS_PER_STEP) : null;
+  }
+
+  /** Before the first pull. */
+  async start(): Promise<void> {
+    if (this.refill !== null) await this.refill();
+    this.stepStart = this.now();
+  }
+
+  /** Count one pull: a promise to await before the next one when the step is over, else null. */
+  pulled(): Promise<void> | null {
+    ++this.pulls;
+    if (this.pulls === PARTITION_KEYS_PER_STEP || (this.pulls % STEP_CLOCK_KEYS === 0 && this.now() - this.stepStart >= PARTITION_STEP_MS)) return this.nextStep();
+    return null;
+  }
+
+  private async nextStep(): Promise<void> {
+    await this.pause();
+    if (this.refill !== null) await this.refill();
+    this.pulls = 0;
+    this.stepStart = this.now();
+  }
+}
+
+/**
  * Cut the ascending key stream into ranges of about targetBytes / 8192 keys that together tile
  * [KEY_MIN, KEY_MAX), each with its keys (an image says a key of its range it lacks does not
  * exist): a range ends where the next one's first key starts. No keys: one range, empty.
@@ -411,24 +447,17 @@ export async function* keyPartitions(
   now: () => number = () => performance.now(),
 ): AsyncGenerator<KeyPartition> {
   const perPartition = Math.max(1, Math.floor(targetBytes / PAGE_SIZE));
-  const refill = 'refill' in keys ? (): Promise<void> => keys.refill(PARTITION_KEYS_PER_STEP) : null;
-  if (refill !== null) await refill();
-  let stepStart = now();
+  const steps = new KeySteps(keys, pause, now);
+  await steps.start();
   let next = nextOf(keys);
   let keyStart = KEY_MIN;
-  let pulled = 0;
   do {
     const chunk: Buffer[] = [];
     while (next !== null && chunk.length < perPartition) {
       chunk.push(next);
       next = nextOf(keys);
-      ++pulled;
-      if (pulled === PARTITION_KEYS_PER_STEP || (pulled % STEP_CLOCK_KEYS === 0 && now() - stepStart >= PARTITION_STEP_MS)) {
-        await pause();
-        if (refill !== null) await refill();
-        pulled = 0;
-        stepStart = now();
-      }
+      const endOfStep = steps.pulled();
+      if (endOfStep !== null) await endOfStep;
     }
     const keyEnd = next ?? KEY_MAX;
     yield { keyStart, keyEnd, keys: chunk };

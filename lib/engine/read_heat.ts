@@ -13,7 +13,9 @@
  * layers (docs/FORMAT.md): reads, GC and remote storage treat them like any other.
  */
 import { KEY_SIZE, keyToHex } from '../key';
+import { yieldToEventLoop } from '../core/entry_batch';
 import { type CompactionHost, type CompactionReport, keySuccessor, newestCoveringImageLsn } from './compaction';
+import { KeySteps, type RefillableKeys } from './key_stream';
 
 /** Reads that applied fewer records are not tracked: an image would save them next to nothing. */
 export const HEAT_MIN_APPLIED = 3;
@@ -100,70 +102,120 @@ export class ReadHeat {
  * [its first key, just past its last key), so it holds exactly the keys between, as an image must.
  */
 export function chooseHotRanges(keys: () => Iterable<Buffer>, heat: ReadonlyMap<string, number>): HotRange[] {
-  if (heat.size === 0) return [];
-  const hot = heatedPositions(keys(), heat);
-  const cost = (g: { first: number; last: number }): number => g.last - g.first + 1 + HOT_IMAGE_OVERHEAD_PAGES;
-  const density = (g: { first: number; last: number; score: number }): number => g.score / cost(g);
-  const groups: Array<{ first: number; last: number; score: number }> = [];
-  for (const { pos, h } of hot) {
-    const g = groups[groups.length - 1];
-    const alone = { first: pos, last: pos, score: h };
-    if (g !== undefined && pos - g.last <= HOT_RANGE_MAX_GAP + 1 && pos - g.first < HOT_RANGE_PAGES) {
-      // Join only when the joint image saves at least as much per page as the better part alone:
-      // a lukewarm neighbour must not dilute a hot key into a bigger image the budget skips.
-      const joint = { first: g.first, last: pos, score: g.score + h };
-      if (density(joint) >= Math.max(density(g), density(alone))) {
-        groups[groups.length - 1] = joint;
-        continue;
-      }
-    }
-    groups.push(alone);
-  }
-  const chosen = groups
-    .filter((g) => g.score >= HEAT_MIN_SAVING_PER_PAGE * cost(g))
-    .sort((a, b) => b.score / cost(b) - a.score / cost(a) || a.first - b.first);
-  const runs = runKeys(keys(), chosen);
-  return chosen.map((g, i) => {
-    const run = runs[i];
-    return { keyStart: run[0], keyEnd: keySuccessor(run[run.length - 1]), keys: run, score: g.score };
-  });
+  const chooser = new HotRangeChooser(heat);
+  for (const k of keys()) if (!chooser.push(k)) break;
+  return chooser.finish();
 }
 
 /**
- * First pass over the ascending key stream: each heated key's position in it, ascending (a heated
- * id that is no longer a key of the timeline is dropped). Ids are latin1, so they sort as bytes.
+ * chooseHotRanges over the timeline's key stream in steps (KeySteps: the event loop runs between
+ * them, and a background stream's layer keys are listed off it), for the compaction's heat pass.
  */
-function heatedPositions(keys: Iterable<Buffer>, heat: ReadonlyMap<string, number>): Array<{ pos: number; h: number }> {
-  const ids = [...heat.keys()].sort();
-  const hot: Array<{ pos: number; h: number }> = [];
-  let j = 0;
-  let pos = 0;
-  for (const k of keys) {
-    if (j >= ids.length) break;
-    const id = k.toString('latin1', 0, KEY_SIZE);
-    while (j < ids.length && ids[j] < id) j++;
-    if (j < ids.length && ids[j] === id) {
-      hot.push({ pos, h: heat.get(id) as number });
-      j++;
-    }
-    pos++;
+export async function chooseHotRangesInSteps(keys: Iterator<Buffer> | RefillableKeys, heat: ReadonlyMap<string, number>, pause: () => Promise<void>): Promise<HotRange[]> {
+  if (heat.size === 0) return [];
+  const chooser = new HotRangeChooser(heat);
+  const steps = new KeySteps(keys, pause);
+  await steps.start();
+  for (let r = keys.next(); r.done !== true; r = keys.next()) {
+    if (!chooser.push(r.value)) break;
+    const endOfStep = steps.pulled();
+    if (endOfStep !== null) await endOfStep;
   }
-  return hot;
+  return chooser.finish();
 }
 
-/** Second pass: the keys at positions [first, last] of each (disjoint) group, in the groups' order. */
-function runKeys(keys: Iterable<Buffer>, groups: ReadonlyArray<{ first: number; last: number }>): Buffer[][] {
-  const runs = groups.map((): Buffer[] => []);
-  const order = groups.map((g, i) => ({ g, i })).sort((a, b) => a.g.first - b.g.first);
-  let next = 0;
-  let pos = 0;
-  for (const k of keys) {
-    while (next < order.length && order[next].g.last < pos) next++;
-    if (next >= order.length) break;
-    if (pos >= order[next].g.first) runs[order[next].i].push(Buffer.from(k));
-    pos++;
+/** A group of heated keys at positions [first, last] of the key stream, and its summed heat. */
+interface Group {
+  first: number;
+  last: number;
+  score: number;
+}
+
+/** Pages a group's image writes, plus its file's fixed blocks. */
+function cost(g: Group): number {
+  return g.last - g.first + 1 + HOT_IMAGE_OVERHEAD_PAGES;
+}
+
+function density(g: Group): number {
+  return g.score / cost(g);
+}
+
+/**
+ * The policy in one pass over the ascending keys: the open group keeps its keys from its first on
+ * (at most HOT_RANGE_PAGES + HOT_RANGE_MAX_GAP of them) while a later heated key could still join
+ * it; a group that can grow no more is kept, with its keys, if its heat reaches the minimum. A
+ * heated id that is no longer a key of the timeline is never met, so it is dropped. Ids are
+ * latin1, so they sort as the keys do.
+ */
+class HotRangeChooser {
+  private readonly ids: string[];
+  private nextId = 0;
+  private pos = 0;
+  private open: Group | null = null;
+  private openKeys: Buffer[] = [];
+  private readonly kept: Array<{ g: Group; keys: Buffer[] }> = [];
+
+  constructor(private readonly heat: ReadonlyMap<string, number>) {
+    this.ids = [...heat.keys()].sort();
   }
-  return runs;
+
+  /** The next key; false once no later key can change the answer. */
+  push(k: Buffer): boolean {
+    const pos = this.pos++;
+    const h = this.heatOf(k);
+    const g = this.open;
+    if (g !== null && !this.canReach(g, pos)) this.close();
+    if (h === null) {
+      if (this.open !== null) this.openKeys.push(Buffer.from(k));
+      return this.open !== null || this.nextId < this.ids.length;
+    }
+    const alone: Group = { first: pos, last: pos, score: h };
+    if (this.open !== null) {
+      const joint: Group = { first: this.open.first, last: pos, score: this.open.score + h };
+      // Join only when the joint image saves at least as much per page as the better part alone:
+      // a lukewarm neighbour must not dilute a hot key into a bigger image the budget skips.
+      if (density(joint) >= Math.max(density(this.open), density(alone))) {
+        this.open = joint;
+        this.openKeys.push(Buffer.from(k));
+        return true;
+      }
+      this.close();
+    }
+    this.open = alone;
+    this.openKeys = [Buffer.from(k)];
+    return true;
+  }
+
+  /** The groups chosen, best heat per written page first. */
+  finish(): HotRange[] {
+    this.close();
+    return this.kept
+      .sort((a, b) => density(b.g) - density(a.g) || a.g.first - b.g.first)
+      .map(({ g, keys }) => ({ keyStart: keys[0], keyEnd: keySuccessor(keys[keys.length - 1]), keys, score: g.score }));
+  }
+
+  /** The key's heat when it is a heated one (ids are met in order), else null. */
+  private heatOf(k: Buffer): number | null {
+    if (this.nextId >= this.ids.length) return null;
+    const id = k.toString('latin1', 0, KEY_SIZE);
+    while (this.nextId < this.ids.length && this.ids[this.nextId] < id) this.nextId++;
+    if (this.nextId >= this.ids.length || this.ids[this.nextId] !== id) return null;
+    this.nextId++;
+    return this.heat.get(id) as number;
+  }
+
+  /** A heated key at `pos` (or later) could still join `g`. */
+  private canReach(g: Group, pos: number): boolean {
+    return pos - g.last <= HOT_RANGE_MAX_GAP + 1 && pos - g.first < HOT_RANGE_PAGES;
+  }
+
+  private close(): void {
+    const g = this.open;
+    if (g === null) return;
+    this.open = null;
+    if (g.score >= HEAT_MIN_SAVING_PER_PAGE * cost(g)) this.kept.push({ g, keys: this.openKeys.slice(0, g.last - g.first + 1) });
+    this.openKeys = [];
+  }
 }
 
 /** What the timeline hands the heat pass besides the compaction host. */
@@ -193,7 +245,7 @@ export async function createHotImages(host: CompactionHost, o: HeatPassOptions, 
   // Listing the keys costs a walk of every layer's index: only when heat and credit are there.
   if (lsn >= host.imageFloorLsn && o.heat.tracked.size > 0 && o.heat.credit > 0) {
     const layers = host.layers();
-    for (const r of chooseHotRanges(() => ({ [Symbol.iterator]: () => host.keys() }), o.heat.tracked)) {
+    for (const r of await chooseHotRangesInSteps(host.backgroundKeys(), o.heat.tracked, yieldToEventLoop)) {
       if (o.heat.credit <= 0) break;
       const start = keyToHex(r.keyStart);
       const end = keyToHex(r.keyEnd);
