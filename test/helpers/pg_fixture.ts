@@ -211,6 +211,11 @@ interface WaldumpRecord {
 const WALDUMP_LINE =
   /^rmgr: (\S+)\s+len \(rec\/tot\):\s*(\d+)\/\s*(\d+), tx:\s*\d+, lsn: ([0-9A-F]+\/[0-9A-F]+), prev [0-9A-F]+\/[0-9A-F]+, desc: (.*)$/;
 const WALDUMP_END = /invalid record length at ([0-9A-F]+\/[0-9A-F]+): wanted \d+, got 0/;
+/**
+ * The other way pg_waldump reports the end of valid WAL: the last record ended on a page boundary
+ * and the next page was never written, so its header is zeros.
+ */
+const WALDUMP_END_AT_UNWRITTEN_PAGE = /invalid magic number 0000 in log segment ([0-9A-F]{24}), offset (\d+)/;
 
 /** The name of the WAL segment file holding `lsn` (PostgreSQL's XLogFileName). */
 function walSegmentName(timeLineId: number, lsn: Lsn, segmentSize: number): string {
@@ -230,18 +235,34 @@ async function waldumpFrom(walDir: string, from: Lsn, timeLineId: number, segmen
   // pg_waldump exits 1 at the end of valid WAL, with the position in its message: that is expected.
   const startSegment = walSegmentName(timeLineId, from, segmentSize);
   const r = await runPgTool('pg_waldump', ['-p', walDir, '-s', formatLsn(from), startSegment], { okCodes: [0, 1] });
-  return parseWaldump(r.stdout, r.stderr, from);
+  return parseWaldump(r.stdout, r.stderr, from, segmentSize);
 }
 
-function parseWaldump(out: string, err: string, from: Lsn): { first: WaldumpRecord; end: Lsn; records: number } {
+/**
+ * Where valid WAL ends by pg_waldump's closing message: the LSN it names, or for an unwritten page
+ * the position after that page's header (where the next record would have started; readCheckpoint
+ * expects that for a record ending on a page boundary). Null when the message is neither.
+ */
+function waldumpEnd(err: string, segmentSize: number): Lsn | null {
+  const at = WALDUMP_END.exec(err);
+  if (at) return parseLsn(at[1]);
+  const page = WALDUMP_END_AT_UNWRITTEN_PAGE.exec(err);
+  if (!page) return null;
+  const segmentsPerXlogId = 0x1_0000_0000n / BigInt(segmentSize);
+  const segno = BigInt(`0x${page[1].slice(8, 16)}`) * segmentsPerXlogId + BigInt(`0x${page[1].slice(16, 24)}`);
+  const offset = BigInt(page[2]);
+  return segno * BigInt(segmentSize) + offset + BigInt(offset === 0n ? XLOG_LONG_PHD : XLOG_SHORT_PHD);
+}
+
+function parseWaldump(out: string, err: string, from: Lsn, segmentSize: number): { first: WaldumpRecord; end: Lsn; records: number } {
   const lines = out.split('\n').filter((l) => l.startsWith('rmgr: '));
   const m = lines.length > 0 ? WALDUMP_LINE.exec(lines[0]) : null;
   if (!m) throw new Error(`pg_waldump printed no record at ${formatLsn(from)}: ${err.trim()}`);
-  const end = WALDUMP_END.exec(err);
-  if (!end) throw new Error(`pg_waldump did not report the end of WAL after ${formatLsn(from)}: ${err.trim()}`);
+  const end = waldumpEnd(err, segmentSize);
+  if (end === null) throw new Error(`pg_waldump did not report the end of WAL after ${formatLsn(from)}: ${err.trim()}`);
   return {
     first: { rmgr: m[1], totLen: Number(m[3]), lsn: parseLsn(m[4]), desc: m[5] },
-    end: parseLsn(end[1]),
+    end,
     records: lines.length,
   };
 }

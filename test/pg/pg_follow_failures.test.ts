@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, onTestFinished, test } from 'vitest';
 import { isStrataError, Repository, type FollowState, type PgFollower, type Timeline } from '../../lib';
 import { timelineImpl } from '../../lib/timeline';
 import { chownToPostgres, pgAvailability } from '../helpers/pg_cluster';
@@ -78,6 +78,10 @@ describe('followPostgres when things go wrong', () => {
   });
 
   test.skipIf(!pg.ok)(`a cut connection and a restarted primary: reconnects and continues; every page equals the primary's in the end${skipNote}`, async () => {
+    // The tests after this one share the primary: it runs again however this one ends.
+    onTestFinished(async () => {
+      if (!primary.cluster.running) await primary.cluster.start();
+    });
     const { repo, tl } = await importedTimeline(primary, 'restart');
     // A slot of its own, created by the follower: RESERVE_WAL reserves from the last checkpoint's
     // redo LSN, which is still at or below the import LSN (no checkpoint since the base).
@@ -114,7 +118,6 @@ describe('followPostgres when things go wrong', () => {
     expect(report.mismatches).toEqual([]);
     expect(report.ok).toBe(true);
     expect(report.byAm.heap.compared).toBeGreaterThan(100);
-    await primary.cluster.start();
   }, 240_000);
 
   test.skipIf(!pg.ok)(`a wrong password (scram-sha-256) and a role without REPLICATION: REPLICATION_AUTH, not retried, nothing ingested${skipNote}`, async () => {
