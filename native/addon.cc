@@ -59,6 +59,21 @@ void ArgKey(const Napi::CallbackInfo& info, size_t i, const char* name, uint8_t*
   std::copy(key.data, key.data + kKeySize, into);
 }
 
+// The arguments after the handle of layerKeys and layerKeysAsync: (keyStart, keyEnd, maxKeys?).
+struct KeyListingArgs {
+  uint8_t key_start[kKeySize];
+  uint8_t key_end[kKeySize];
+  uint32_t max_keys;
+};
+
+KeyListingArgs ArgKeyListing(const Napi::CallbackInfo& info) {
+  KeyListingArgs args{};
+  ArgKey(info, 1, "keyStart", args.key_start);
+  ArgKey(info, 2, "keyEnd", args.key_end);
+  args.max_keys = info.Length() >= 4 && !info[3].IsUndefined() ? ArgU32(info, 3, "maxKeys") : UINT32_MAX;
+  return args;
+}
+
 std::string ArgString(const Napi::CallbackInfo& info, size_t i, const char* name) {
   if (i >= info.Length() || !info[i].IsString()) BadArgument(std::string(name) + " must be a string");
   return info[i].As<Napi::String>().Utf8Value();
@@ -212,12 +227,8 @@ class JsCore : public Napi::ObjectWrap<JsCore> {
 
   Napi::Value LayerKeys(const Napi::CallbackInfo& info) {
     return Guard(info.Env(), [&]() -> Napi::Value {
-      uint8_t key_start[kKeySize];
-      uint8_t key_end[kKeySize];
-      ArgKey(info, 1, "keyStart", key_start);
-      ArgKey(info, 2, "keyEnd", key_end);
-      const uint32_t max_keys = info.Length() >= 4 && !info[3].IsUndefined() ? ArgU32(info, 3, "maxKeys") : UINT32_MAX;
-      const std::vector<uint8_t> keys = core_->GetLayer(ArgU32(info, 0, "handle")).Keys(key_start, key_end, max_keys);
+      const KeyListingArgs args = ArgKeyListing(info);
+      const std::vector<uint8_t> keys = core_->GetLayer(ArgU32(info, 0, "handle")).Keys(args.key_start, args.key_end, args.max_keys);
       return CopyToBuffer(info.Env(), keys.data(), keys.size());
     });
   }
@@ -410,32 +421,23 @@ Napi::Value JsCore::GetPagesAsyncJs(const Napi::CallbackInfo& info) {
 // readable if it is closed meanwhile (its descriptor stays open: Core::CloseLayer).
 class LayerKeysWorker : public CodedPromiseWorker {
  public:
-  LayerKeysWorker(Napi::Env env, LayerKeysSnapshot snapshot, const uint8_t* key_start, const uint8_t* key_end, uint32_t max_keys)
-      : CodedPromiseWorker(env, "strata:layerKeys"), snapshot_(std::move(snapshot)), max_keys_(max_keys) {
-    std::memcpy(key_start_, key_start, kKeySize);
-    std::memcpy(key_end_, key_end, kKeySize);
-  }
+  LayerKeysWorker(Napi::Env env, LayerKeysSnapshot snapshot, const KeyListingArgs& args)
+      : CodedPromiseWorker(env, "strata:layerKeys"), snapshot_(std::move(snapshot)), args_(args) {}
 
  protected:
-  void Work() override { keys_ = snapshot_.layer->Keys(key_start_, key_end_, max_keys_); }
+  void Work() override { keys_ = snapshot_.layer->Keys(args_.key_start, args_.key_end, args_.max_keys); }
   Napi::Value Result() override { return CopyToBuffer(Env(), keys_.data(), keys_.size()); }
 
  private:
   LayerKeysSnapshot snapshot_;
-  uint8_t key_start_[kKeySize];
-  uint8_t key_end_[kKeySize];
-  uint32_t max_keys_;
+  const KeyListingArgs args_;
   std::vector<uint8_t> keys_;
 };
 
 Napi::Value JsCore::LayerKeysAsyncJs(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value {
-    uint8_t key_start[kKeySize];
-    uint8_t key_end[kKeySize];
-    ArgKey(info, 1, "keyStart", key_start);
-    ArgKey(info, 2, "keyEnd", key_end);
-    const uint32_t max_keys = info.Length() >= 4 && !info[3].IsUndefined() ? ArgU32(info, 3, "maxKeys") : UINT32_MAX;
-    auto* worker = new LayerKeysWorker(info.Env(), core_->KeysSnapshot(ArgU32(info, 0, "handle")), key_start, key_end, max_keys);
+    const KeyListingArgs args = ArgKeyListing(info);
+    auto* worker = new LayerKeysWorker(info.Env(), core_->KeysSnapshot(ArgU32(info, 0, "handle")), args);
     worker->Queue();  // the worker deletes itself after OnOK
     return worker->Promise();
   });
