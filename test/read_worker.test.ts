@@ -156,6 +156,16 @@ describe('TS core: background reads on the read worker', () => {
     expect(readWorkerStats().inlineReason).toBeNull();
   });
 
+  it('a read of missing pages gives the oracle\'s zeros after a read that filled them (its page buffer is lent again)', async () => {
+    const { core, specs, mapId } = mappedCore(23);
+    for (let i = 0; i < 3; i++) {
+      const full = await background(core, requestsAt(mapId, specs, 400n));
+      expect(full.out.some((b) => b !== 0), 'the first read filled pages').toBe(true);
+      // Before the first image: every page is missing, and the buffer the first read used is reused.
+      expectSame(await background(core, requestsAt(mapId, specs, 9n)), runOracle(requestsAt(mapId, specs, 9n)), `round ${i}: after a full read`);
+    }
+  });
+
   it('see the layer maps as they were at the call', async () => {
     const rng = new Rng(11);
     const core = newCore();

@@ -48,7 +48,7 @@ type Message =
   | { t: 'map'; mapId: number; handles: number[]; added: LayerDescription[] }
   | { t: 'drop'; mapId: number }
   | { t: 'close'; handle: number; retained: boolean }
-  | { t: 'read'; id: number; plan: Uint8Array; requests: number }
+  | { t: 'read'; id: number; plan: Uint8Array; requests: number; into: Uint8Array | null }
   | { t: 'keys'; id: number; handle: number; added: LayerDescription | null; keyStart: Uint8Array; keyEnd: Uint8Array; maxKeys: number };
 
 /** A descriptor the main thread opened for a closed layer, sent on the side channel. */
@@ -79,6 +79,9 @@ interface Pending {
 
 const stats = newWorkerStats();
 
+/** Page buffers kept to lend: image creation has up to two reads in flight (ImageReadAhead). */
+const SPARE_OUT_BUFFERS = 4;
+
 /** Background reads, by where they ran (for tests and diagnostics). */
 export function readWorkerStats(): WorkerStats {
   return { ...stats };
@@ -105,6 +108,8 @@ export class ReadWorker {
   /** Layers the worker has been told about (and not told closed). */
   private readonly known = new Set<number>();
   private readonly pending = new Map<number, Pending>();
+  /** Page buffers back from finished reads, lent to the next ones (spareOut). */
+  private readonly spares: ArrayBuffer[] = [];
   /** Descriptors handed to the worker at a layer's close, by layer handle, until it is done with them. */
   private readonly handedOver = new Map<number, number>();
   private nextId = 1;
@@ -197,12 +202,15 @@ export class ReadWorker {
     if (out.length !== requests * PAGE_SIZE || counts.length !== requests * COUNTS_PER_REQUEST) {
       return Promise.reject(new StrataError('BAD_ARGUMENT', `getPagesInBackground: out holds ${out.length} bytes and counts ${counts.length} entries for ${requests} requests`));
     }
-    return this.send((id) => ({ t: 'read', id, plan: new Uint8Array(plan), requests }), (r, resolve: () => void) => {
+    const into = this.spareOut(requests * PAGE_SIZE);
+    const transfer = into === null ? [] : [into.buffer as ArrayBuffer];
+    return this.send((id) => ({ t: 'read', id, plan: new Uint8Array(plan), requests, into }), (r, resolve: () => void) => {
       out.set(r.out!);
       status.set(r.status!);
       counts.set(r.counts!);
+      this.keepSpare(r.out!);
       resolve();
-    });
+    }, transfer);
   }
 
   /** layerKeys on the worker (the arguments are checked by the core). */
@@ -215,13 +223,28 @@ export class ReadWorker {
   }
 
   /** Sends one request; `answer` settles it from the worker's successful reply. */
-  private send<T>(request: (id: number) => Message, answer: (r: Reply, resolve: (v: T) => void) => void): Promise<T> {
+  private send<T>(request: (id: number) => Message, answer: (r: Reply, resolve: (v: T) => void) => void, transfer: ArrayBuffer[] = []): Promise<T> {
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
       if (this.pending.size === 0) this.worker.ref(); // a request in flight keeps the process alive
       this.pending.set(id, { answer: (r) => answer(r, resolve), reject });
-      this.post(request(id));
+      this.post(request(id), transfer);
     });
+  }
+
+  /**
+   * A page buffer a finished read handed back, to lend to the next read of `bytes`: image creation
+   * reads 256 KB at a time, and a fresh buffer per read was 160 MB of ArrayBuffers a 20,000-page
+   * pass for this thread's GC to account for (V8 starts full collections on their growth).
+   */
+  private spareOut(bytes: number): Uint8Array | null {
+    const i = this.spares.findIndex((b) => b.byteLength === bytes);
+    if (i < 0) return null;
+    return new Uint8Array(this.spares.splice(i, 1)[0]);
+  }
+
+  private keepSpare(out: Uint8Array): void {
+    if (this.spares.length < SPARE_OUT_BUFFERS && out.byteOffset === 0 && out.byteLength === out.buffer.byteLength) this.spares.push(out.buffer as ArrayBuffer);
   }
 
   async crash(): Promise<void> {
@@ -249,8 +272,8 @@ export class ReadWorker {
     for (const handle of [...this.handedOver.keys()]) this.closeHandedOver(handle);
   }
 
-  private post(m: Message): void {
-    this.worker.postMessage(m);
+  private post(m: Message, transfer: ArrayBuffer[] = []): void {
+    this.worker.postMessage(m, transfer);
   }
 
   private settle(r: Reply): void {
@@ -315,7 +338,7 @@ class ReadWorkerState {
         this.close(m.handle);
         return m.retained ? { closed: m.handle } : null;
       case 'read':
-        return this.read(m.id, m.plan, m.requests);
+        return this.read(m.id, m.plan, m.requests, m.into);
       case 'keys':
         if (m.added !== null) this.addLayer(m.added);
         return this.keys(m);
@@ -359,8 +382,9 @@ class ReadWorkerState {
     this.layers.delete(handle);
   }
 
-  private read(id: number, plan: Uint8Array, requests: number): Reply {
-    const out = new Uint8Array(requests * PAGE_SIZE);
+  private read(id: number, plan: Uint8Array, requests: number, into: Uint8Array | null): Reply {
+    // getPages writes every page of `out` (zeros for a page not found), so a lent buffer needs no clearing.
+    const out = into !== null && into.length === requests * PAGE_SIZE ? into : new Uint8Array(requests * PAGE_SIZE);
     const status = new Uint8Array(requests);
     const counts = new Uint32Array(requests * COUNTS_PER_REQUEST);
     try {
