@@ -12,6 +12,7 @@ const crypto = require('node:crypto');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
+const { SKIP_NOTE, threadCpuAvailable, threadCpuMs } = require('./thread_cpu');
 
 const DIST = path.join(__dirname, '..', '..', 'dist');
 const { createTsCore } = require(`${DIST}/core/ts/core.js`);
@@ -23,15 +24,9 @@ const { PAGE_SIZE, RECORD_TAG_IMAGE } = require(`${DIST}/record.js`);
 const BATCHES = Number(process.env.BATCHES || 2500);
 const PAGES_PER_BATCH = 8; // IMAGE_BATCH_KEYS
 const RANDOM_BYTES = PAGE_SIZE / 2;
-const NS_PER_MS = 1e6;
-
-function loopCpuMs() {
-  return Number(fs.readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[0]) / NS_PER_MS;
-}
-
 async function main() {
-  if (!fs.existsSync('/proc/thread-self/schedstat')) {
-    console.log('skipped: needs Linux /proc/thread-self/schedstat');
+  if (!threadCpuAvailable()) {
+    console.log(SKIP_NOTE);
     return;
   }
   const core = createTsCore({ pageCacheBytes: 1 << 20 });
@@ -45,14 +40,14 @@ async function main() {
   const writer = core.createLayerWriter(path.join(dir, 'layer'), {
     kind: 'image', codec: CODEC_LZ4, keyStart: KEY_MIN, keyEnd: KEY_MAX, lsnStart: 5n, lsnEnd: 6n,
   });
-  const cpu0 = loopCpuMs();
+  const cpu0 = threadCpuMs();
   let page = 0;
   for (let b = 0; b < BATCHES; b++) {
     const keys = Buffer.alloc(KEY_SIZE * PAGES_PER_BATCH);
     for (let i = 0; i < PAGES_PER_BATCH; i++, page++) keys.writeUInt32BE(page, KEY_SIZE * (i + 1) - 4);
     if (!process.env.NOOP) await writer.appendAsync(keys, blobs, willInit);
   }
-  const appendMs = loopCpuMs() - cpu0;
+  const appendMs = threadCpuMs() - cpu0;
   const size = process.env.NOOP ? 0 : await writer.finishAsync();
   if (process.env.NOOP) writer.abort();
   console.log(`${BATCHES} batches of ${PAGES_PER_BATCH} blobs of ${blob.length} B${process.env.NOOP ? ' (no writer calls)' : `, a ${(size / 2 ** 20).toFixed(0)} MiB layer`}: `

@@ -8,22 +8,16 @@
  *
  *   [ROUNDS=2500] [BYTES=32768] node bench/tools/worker_round_trip.js
  */
-const fs = require('node:fs');
 const { Worker } = require('node:worker_threads');
+const { SKIP_NOTE, threadCpuAvailable, threadCpuMs } = require('./thread_cpu');
 
 const ROUNDS = Number(process.env.ROUNDS || 2500);
 const BYTES = Number(process.env.BYTES || 32768);
-const NS_PER_MS = 1e6;
-
 const ECHO = "require('node:worker_threads').parentPort.on('message', (m) => require('node:worker_threads').parentPort.postMessage(m.id));";
 
-function loopCpuMs() {
-  return Number(fs.readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[0]) / NS_PER_MS;
-}
-
 async function main() {
-  if (!fs.existsSync('/proc/thread-self/schedstat')) {
-    console.log('skipped: needs Linux /proc/thread-self/schedstat');
+  if (!threadCpuAvailable()) {
+    console.log(SKIP_NOTE);
     return;
   }
   const worker = new Worker(ECHO, { eval: true });
@@ -31,7 +25,7 @@ async function main() {
   worker.on('message', (id) => { waiting.get(id)(); waiting.delete(id); });
   const src = Buffer.alloc(BYTES, 7);
   for (const mode of ['transferred', 'cloned']) {
-    const cpu0 = loopCpuMs();
+    const cpu0 = threadCpuMs();
     const t0 = process.hrtime.bigint();
     for (let id = 0; id < ROUNDS; id++) {
       const bytes = new Uint8Array(src);
@@ -40,7 +34,7 @@ async function main() {
         worker.postMessage({ id, bytes }, mode === 'transferred' ? [bytes.buffer] : []);
       });
     }
-    const cpuUs = ((loopCpuMs() - cpu0) * 1000) / ROUNDS;
+    const cpuUs = ((threadCpuMs() - cpu0) * 1000) / ROUNDS;
     const wallUs = Number(process.hrtime.bigint() - t0) / 1000 / ROUNDS;
     console.log(`${mode.padEnd(11)} ${ROUNDS} round trips of ${BYTES} B: ${cpuUs.toFixed(0)} µs of the loop's CPU and ${wallUs.toFixed(0)} µs wall each`);
   }
