@@ -66,7 +66,7 @@ describe('key stream', () => {
       for (const pages of [1, 3, 64, 10_000]) {
         const streamed: { keyStart: Buffer; keyEnd: Buffer; keys: Buffer[] }[] = [];
         const noPause = (): Promise<void> => Promise.resolve();
-        for await (const p of keyPartitions(mergeKeys(sources.map((s) => s[Symbol.iterator]())), pages * PAGE_SIZE, noPause)) streamed.push(p);
+        for await (const p of keyPartitions(mergeKeys(sources.map((s) => s[Symbol.iterator]())), pages * PAGE_SIZE, noPause)) streamed.push({ ...p, keys: [...p.keys] });
         expect(partsHex(streamed), `round ${round}, ${pages} pages`).toEqual(partsHex(partitionSortedList(all, pages * PAGE_SIZE)));
       }
     }
@@ -103,7 +103,7 @@ describe('key partitions pause', () => {
       const counted: Iterator<Buffer> = (function* () { for (const k of keys) { pulled++; yield k; } })();
       const parts: Buffer[][] = [];
       const stoppedClock = (): number => 0; // only the key count can end a step
-      for await (const p of keyPartitions(counted, perPartition * PAGE_SIZE, async () => { pauses++; pulledAtPause = pulled; }, stoppedClock)) parts.push(p.keys);
+      for await (const p of keyPartitions(counted, perPartition * PAGE_SIZE, async () => { pauses++; pulledAtPause = pulled; }, stoppedClock)) parts.push([...p.keys]);
       expect(pauses, `${perPartition} keys a partition`).toBe(Math.floor(keys.length / PARTITION_KEYS_PER_STEP));
       expect(pulledAtPause).toBeLessThanOrEqual(pauses * PARTITION_KEYS_PER_STEP + 1); // no run of keys longer than a step
       expect(parts.flat().length).toBe(keys.length);
@@ -253,7 +253,7 @@ describe('BackgroundKeyStream: layer keys fetched ahead off the loop', () => {
       let t = 0;
       const racingClock = (): number => (t += PARTITION_STEP_MS);
       const parts: { keyStart: Buffer; keyEnd: Buffer; keys: Buffer[] }[] = [];
-      for await (const p of keyPartitions(stream, 50 * PAGE_SIZE, swapAtPause, racingClock)) parts.push(p);
+      for await (const p of keyPartitions(stream, 50 * PAGE_SIZE, swapAtPause, racingClock)) parts.push({ ...p, keys: [...p.keys] });
       expect(partsHex(parts), `round ${round}`).toEqual(partsHex(partitionSortedList(all, 50 * PAGE_SIZE)));
     }
   });

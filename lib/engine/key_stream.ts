@@ -8,12 +8,13 @@
  */
 import { KEY_MAX, KEY_MIN, KEY_SIZE } from '../key';
 import { PAGE_SIZE } from '../record';
+import { KeyList } from './key_list';
 
 /** A key range [keyStart, keyEnd) of the keyspace and the keys in it, ascending. */
 export interface KeyPartition {
   keyStart: Buffer;
   keyEnd: Buffer;
-  keys: Buffer[];
+  keys: KeyList;
 }
 
 /** Keys asked of a layer file per call: 18 KB of keys held per layer while streaming. */
@@ -452,7 +453,7 @@ export async function* keyPartitions(
   let next = nextOf(keys);
   let keyStart = KEY_MIN;
   do {
-    const chunk: Buffer[] = [];
+    const chunk = new KeyList(Math.min(perPartition, PARTITION_KEYS_PER_STEP));
     while (next !== null && chunk.length < perPartition) {
       chunk.push(next);
       next = nextOf(keys);
