@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { Core } from '../lib/core/core';
 import { CODEC_LZ4, CODEC_NONE } from '../lib/core/format';
 import {
-  BackgroundKeyStream, keyPartitions, keySuccessor, LAYER_KEYS_FIRST_PAGE, mergeKeys, pagedLayerKeys, PARTITION_KEYS_PER_STEP, PARTITION_STEP_MS, PrefetchedLayerKeys, resumableKeys,
+  BackgroundKeyStream, keyPartitions, keysFrom, keySuccessor, LAYER_KEYS_FIRST_PAGE, mergeKeys, pagedLayerKeys, PARTITION_KEYS_PER_STEP, PARTITION_STEP_MS, PrefetchedLayerKeys, resumableKeys,
   STEP_CLOCK_KEYS,
 } from '../lib/engine/key_stream';
 import { KEY_MAX, KEY_MIN, KEY_SIZE } from '../lib/key';
@@ -151,16 +151,37 @@ describe.each(IMPLEMENTATIONS)('layer keys paged through (%s core)', (impl) => {
     expect(hexes(unpack(core.layerKeys(dh, pageKey(unique[10]), KEY_MAX, 3)))).toEqual(all.slice(10, 13));
     for (const pageKeys of [1, 7, unique.length, 1024]) {
       const asks: number[] = [];
-      expect(hexes(pagedLayerKeys((from, max) => { asks.push(max); return core.layerKeys(dh, from, KEY_MAX, max); }, KEY_MIN, pageKeys)), `${pageKeys} a page`).toEqual(all);
+      expect(hexes(pagedLayerKeys((from, end, max) => { asks.push(max); return core.layerKeys(dh, from, end, max); }, keysFrom(KEY_MIN), pageKeys)), `${pageKeys} a page`).toEqual(all);
       // a small first page (a merge asks every layer at once), doubling up to pageKeys
       expect(asks[0]).toBe(Math.min(LAYER_KEYS_FIRST_PAGE, pageKeys));
       for (let i = 1; i < asks.length; i++) expect(asks[i]).toBe(Math.min(2 * asks[i - 1], pageKeys));
       const merged = mergeKeys([
-        pagedLayerKeys((from, max) => core.layerKeys(dh, from, KEY_MAX, max), KEY_MIN, pageKeys),
-        pagedLayerKeys((from, max) => core.layerKeys(ih, from, KEY_MAX, max), KEY_MIN, pageKeys),
+        pagedLayerKeys((from, end, max) => core.layerKeys(dh, from, end, max), keysFrom(KEY_MIN), pageKeys),
+        pagedLayerKeys((from, end, max) => core.layerKeys(ih, from, end, max), keysFrom(KEY_MIN), pageKeys),
         [pageKey(unique[3]), pageKey(5000)][Symbol.iterator](),
       ]);
       expect(hexes(merged)).toEqual([...all, pageKey(5000).toString('hex')]);
+    }
+  });
+
+  it('a cursor over disjoint intervals lists exactly the layer keys inside them, paged or fetched ahead', async () => {
+    const rng = new Rng(12);
+    const blocks = [...new Set(Array.from({ length: 700 }, () => rng.int(0, 2000)))].sort((a, b) => a - b);
+    const entries: Entry[] = blocks.map((b, i) => ({ key: pageKey(b), lsn: BigInt(10 + i), rec: patchRec(0, Buffer.of(i & 0xff)) }));
+    const [dh] = openSpecs(core, dir, [deltaSpec(1n, 2000n, entries, CODEC_LZ4)]);
+    for (let round = 0; round < 40; round++) {
+      const cuts = [...new Set(Array.from({ length: 2 * rng.int(1, 5) }, () => rng.int(0, 2100)))].sort((a, b) => a - b);
+      const spans: Array<[number, number]> = [];
+      for (let i = 0; i + 1 < cuts.length; i += 2) spans.push([cuts[i], cuts[i + 1]]);
+      const intervals = spans.map(([a, b]) => ({ start: pageKey(a), end: pageKey(b) }));
+      const want = blocks.filter((b) => spans.some(([a, e]) => a <= b && b < e)).map((b) => pageKey(b).toString('hex'));
+      const pageKeys = rng.int(1, 64);
+      expect(hexes(pagedLayerKeys((from, end, max) => core.layerKeys(dh, from, end, max), intervals, pageKeys)), `round ${round}`).toEqual(want);
+      const ahead = new PrefetchedLayerKeys((from, end, max) => core.layerKeysInBackground(dh, from, end, max), intervals, pageKeys);
+      await ahead.fill(want.length + 1, () => false);
+      const got: string[] = [];
+      while (ahead.advance()) got.push(ahead.buf.subarray(ahead.at, ahead.at + KEY_SIZE).toString('hex'));
+      expect(got, `round ${round}, fetched ahead`).toEqual(want);
     }
   });
 });
@@ -204,11 +225,11 @@ describe('resumableKeys: layer swaps between pulls', () => {
 });
 
 /** A sorted key array as a background pager: the keys ≥ from, at most max, after a random delay. */
-function slowPager(keys: readonly Buffer[], rng: Rng, log?: { asks: number }): (from: Buffer, max: number) => Promise<Buffer> {
-  return async (from, max) => {
+function slowPager(keys: readonly Buffer[], rng: Rng, log?: { asks: number }): (from: Buffer, end: Buffer, max: number) => Promise<Buffer> {
+  return async (from, end, max) => {
     if (log) log.asks++;
     await (rng.chance(0.1) ? new Promise((r) => setTimeout(r, 1)) : Promise.resolve());
-    return Buffer.concat(keys.filter((k) => Buffer.compare(k, from) >= 0).slice(0, max));
+    return Buffer.concat(keys.filter((k) => Buffer.compare(k, from) >= 0 && Buffer.compare(k, end) < 0).slice(0, max));
   };
 }
 
@@ -237,7 +258,7 @@ describe('BackgroundKeyStream: layer keys fetched ahead off the loop', () => {
       const memory = all.filter(() => rng.chance(0.05)); // an in-memory layer's keys, given one Buffer each
       const stream = new BackgroundKeyStream(
         (from) => [
-          ...layers.map((l) => new PrefetchedLayerKeys(slowPager(l, rng), from, pageKeys)),
+          ...layers.map((l) => new PrefetchedLayerKeys(slowPager(l, rng), keysFrom(from), pageKeys)),
           memory.filter((k) => Buffer.compare(k, from) >= 0)[Symbol.iterator](),
         ],
         () => version,
@@ -262,7 +283,7 @@ describe('BackgroundKeyStream: layer keys fetched ahead off the loop', () => {
     const rng = new Rng(5);
     const keys = Array.from({ length: 10_000 }, (_, i) => key(i));
     const log = { asks: 0 };
-    const stream = new BackgroundKeyStream((from) => [new PrefetchedLayerKeys(slowPager(keys, rng, log), from, 100)], () => 0);
+    const stream = new BackgroundKeyStream((from) => [new PrefetchedLayerKeys(slowPager(keys, rng, log), keysFrom(from), 100)], () => 0);
     await stream.refill(50);
     expect(log.asks).toBe(1); // 100 keys fetched cover a step of 50 (+ 2)
     for (let n = 0; n < 49; n++) expect(stream.next().done).not.toBe(true);
@@ -273,13 +294,13 @@ describe('BackgroundKeyStream: layer keys fetched ahead off the loop', () => {
   it('a cursor pulled past what was fetched throws, rather than ending the stream early', async () => {
     const rng = new Rng(6);
     const keys = Array.from({ length: 500 }, (_, i) => key(i));
-    const c = new PrefetchedLayerKeys(slowPager(keys, rng), KEY_MIN, 100);
+    const c = new PrefetchedLayerKeys(slowPager(keys, rng), keysFrom(KEY_MIN), 100);
     await c.fill(10, () => false);
     expect(c.buffered).toBe(100);
     for (let i = 0; i < 100; i++) expect(c.advance()).toBe(true);
     expect(() => c.advance()).toThrow(/ran past the keys fetched ahead/);
     // fill stops asking once stale
-    const d = new PrefetchedLayerKeys(slowPager(keys, rng), KEY_MIN, 100);
+    const d = new PrefetchedLayerKeys(slowPager(keys, rng), keysFrom(KEY_MIN), 100);
     await d.fill(300, () => true);
     expect(d.buffered).toBe(0);
   });

@@ -1,6 +1,6 @@
 /** The heat policy's decisions (lib/engine/read_heat.ts), on made-up heat: no repository. */
 import { describe, expect, it } from 'vitest';
-import { BackgroundKeyStream, keySuccessor, PrefetchedLayerKeys } from '../lib/engine/key_stream';
+import { BackgroundKeyStream, keysFrom, keySuccessor, PrefetchedLayerKeys } from '../lib/engine/key_stream';
 import {
   chooseHotRanges, chooseHotRangesInSteps, HEAT_MIN_APPLIED, HEAT_MIN_SAVING_PER_PAGE, HOT_IMAGE_OVERHEAD_PAGES, HOT_RANGE_MAX_GAP, HOT_RANGE_PAGES, ReadHeat,
 } from '../lib/engine/read_heat';
@@ -137,7 +137,7 @@ describe('heat policy in one pass, and in steps over a background key stream', (
       // The same keys dealt over layers fetched ahead in pages, with pauses every few keys.
       const layers = [0, 1, 2].map((l) => keys.filter((_, i) => i % 3 === l || rng.chance(0.1)));
       const stream = new BackgroundKeyStream(
-        (from) => layers.map((l) => new PrefetchedLayerKeys(async (f, max) => Buffer.concat(l.filter((k) => Buffer.compare(k, f) >= 0).slice(0, max)), from, 16)),
+        (from) => layers.map((l) => new PrefetchedLayerKeys(async (f, end, max) => Buffer.concat(l.filter((k) => Buffer.compare(k, f) >= 0 && Buffer.compare(k, end) < 0).slice(0, max)), keysFrom(from), 16)),
         () => 0,
       );
       let pauses = 0;

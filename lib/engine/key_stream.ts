@@ -20,8 +20,19 @@ export interface KeyPartition {
 /** Keys asked of a layer file per call: 18 KB of keys held per layer while streaming. */
 export const LAYER_KEYS_PAGE = 1024;
 
-/** A layer file's keys in [start, end): at most `max` of them from `from` on, packed. */
-export type LayerKeyPager = (from: Buffer, max: number) => Buffer;
+/** A layer file's keys in [from, end): at most `max` of them, packed. */
+export type LayerKeyPager = (from: Buffer, end: Buffer, max: number) => Buffer;
+
+/** A key range [start, end) a layer's keys are listed over. */
+export interface KeyInterval {
+  start: Buffer;
+  end: Buffer;
+}
+
+/** The one interval [start, KEY_MAX): a layer's keys from `start` on. */
+export function keysFrom(start: Buffer): KeyInterval[] {
+  return [{ start, end: KEY_MAX }];
+}
 
 /** The key right after `key` in byte order, or null after the largest one. */
 export function keySuccessor(key: Buffer): Buffer | null {
@@ -55,32 +66,68 @@ export interface KeyCursor {
   advance(): boolean;
 }
 
+/**
+ * The pages of one layer file's keys over ascending, disjoint intervals: where the next page starts,
+ * and which interval it is in. A page shorter than asked ends its interval.
+ */
+class IntervalPages {
+  private i = 0;
+  /** Where the next page starts; null once the last interval is listed. */
+  from: Buffer | null;
+
+  constructor(private readonly intervals: readonly KeyInterval[]) {
+    this.from = intervals.length > 0 ? intervals[0].start : null;
+  }
+
+  get end(): Buffer {
+    return this.intervals[this.i].end;
+  }
+
+  /** Moves past a page of `got` keys (packed in `page`) of the `asked`. */
+  took(page: Buffer, got: number, asked: number): void {
+    if (got < asked) {
+      this.i++;
+      this.from = this.i < this.intervals.length ? this.intervals[this.i].start : null;
+    } else {
+      this.from = keySuccessor(page.subarray((got - 1) * KEY_SIZE));
+      if (this.from === null) this.i = this.intervals.length;
+    }
+  }
+}
+
+function wholeKeys(packed: Buffer): number {
+  if (packed.length % KEY_SIZE !== 0) throw new RangeError(`layer key page of ${packed.length} bytes is not whole ${KEY_SIZE}-byte keys`);
+  return packed.length / KEY_SIZE;
+}
+
 /** One layer file's keys, a page at a time: LAYER_KEYS_FIRST_PAGE first, doubling up to pageKeys. */
 export class LayerKeyCursor implements KeyCursor, Iterable<Buffer> {
   buf: Buffer = Buffer.alloc(0);
   at = -KEY_SIZE;
-  private from: Buffer | null;
+  private readonly pages: IntervalPages;
   private ask: number;
-  private lastPage = false;
 
-  constructor(private readonly page: LayerKeyPager, start: Buffer = KEY_MIN, private readonly pageKeys = LAYER_KEYS_PAGE) {
-    this.from = start;
+  constructor(private readonly page: LayerKeyPager, intervals: readonly KeyInterval[] = keysFrom(KEY_MIN), private readonly pageKeys = LAYER_KEYS_PAGE) {
+    this.pages = new IntervalPages(intervals);
     this.ask = Math.min(LAYER_KEYS_FIRST_PAGE, pageKeys);
   }
 
   advance(): boolean {
     this.at += KEY_SIZE;
     if (this.at < this.buf.length) return true;
-    if (this.lastPage || this.from === null) return false;
-    const packed = this.page(this.from, this.ask);
-    if (packed.length % KEY_SIZE !== 0) throw new RangeError(`layer key page of ${packed.length} bytes is not whole ${KEY_SIZE}-byte keys`);
-    const n = packed.length / KEY_SIZE;
-    this.lastPage = n < this.ask;
-    if (!this.lastPage) this.from = keySuccessor(packed.subarray((n - 1) * KEY_SIZE));
-    this.ask = Math.min(2 * this.ask, this.pageKeys);
-    this.buf = packed;
-    this.at = 0;
-    return n > 0;
+    for (;;) {
+      const from = this.pages.from;
+      if (from === null) return false;
+      const packed = this.page(from, this.pages.end, this.ask);
+      const n = wholeKeys(packed);
+      this.pages.took(packed, n, this.ask);
+      this.ask = Math.min(2 * this.ask, this.pageKeys);
+      if (n > 0) {
+        this.buf = packed;
+        this.at = 0;
+        return true;
+      }
+    }
   }
 
   *[Symbol.iterator](): Iterator<Buffer> {
@@ -88,8 +135,8 @@ export class LayerKeyCursor implements KeyCursor, Iterable<Buffer> {
   }
 }
 
-/** A layer file's keys from `from` on, at most `max`, listed off the calling thread (Core.layerKeysInBackground). */
-export type BackgroundLayerKeyPager = (from: Buffer, max: number) => Promise<Buffer>;
+/** A layer file's keys in [from, end), at most `max`, listed off the calling thread (Core.layerKeysInBackground). */
+export type BackgroundLayerKeyPager = (from: Buffer, end: Buffer, max: number) => Promise<Buffer>;
 
 /**
  * One layer file's keys for a background task, fetched ahead off the event loop: fill(n) fetches
@@ -103,11 +150,10 @@ export class PrefetchedLayerKeys implements KeyCursor {
   at = -KEY_SIZE;
   private readonly ahead: Buffer[] = [];
   private aheadKeys = 0;
-  /** Where the next page starts; null once the layer's last key has been fetched. */
-  private from: Buffer | null;
+  private readonly pages: IntervalPages;
 
-  constructor(private readonly fetch: BackgroundLayerKeyPager, start: Buffer = KEY_MIN, private readonly pageKeys = LAYER_KEYS_PAGE) {
-    this.from = start;
+  constructor(private readonly fetch: BackgroundLayerKeyPager, intervals: readonly KeyInterval[] = keysFrom(KEY_MIN), private readonly pageKeys = LAYER_KEYS_PAGE) {
+    this.pages = new IntervalPages(intervals);
   }
 
   advance(): boolean {
@@ -115,7 +161,7 @@ export class PrefetchedLayerKeys implements KeyCursor {
     if (this.at < this.buf.length) return true;
     const page = this.ahead.shift();
     if (page === undefined) {
-      if (this.from === null) return false;
+      if (this.pages.from === null) return false;
       throw new Error('a layer key cursor ran past the keys fetched ahead of it: fill it before each step of pulls');
     }
     this.aheadKeys -= page.length / KEY_SIZE;
@@ -131,11 +177,10 @@ export class PrefetchedLayerKeys implements KeyCursor {
 
   /** Fetch pages until `n` keys are buffered or the layer has no more; stops early once `stale()`. */
   async fill(n: number, stale: () => boolean): Promise<void> {
-    while (this.from !== null && this.buffered < n && !stale()) {
-      const packed = await this.fetch(this.from, this.pageKeys);
-      if (packed.length % KEY_SIZE !== 0) throw new RangeError(`layer key page of ${packed.length} bytes is not whole ${KEY_SIZE}-byte keys`);
-      const got = packed.length / KEY_SIZE;
-      this.from = got < this.pageKeys ? null : keySuccessor(packed.subarray((got - 1) * KEY_SIZE));
+    for (let from = this.pages.from; from !== null && this.buffered < n && !stale(); from = this.pages.from) {
+      const packed = await this.fetch(from, this.pages.end, this.pageKeys);
+      const got = wholeKeys(packed);
+      this.pages.took(packed, got, this.pageKeys);
       if (got === 0) continue;
       this.ahead.push(packed);
       this.aheadKeys += got;
@@ -143,9 +188,9 @@ export class PrefetchedLayerKeys implements KeyCursor {
   }
 }
 
-/** One layer file's keys from `start` (LayerKeyCursor). */
-export function pagedLayerKeys(page: LayerKeyPager, start: Buffer = KEY_MIN, pageKeys = LAYER_KEYS_PAGE): LayerKeyCursor {
-  return new LayerKeyCursor(page, start, pageKeys);
+/** One layer file's keys over `intervals` (LayerKeyCursor). */
+export function pagedLayerKeys(page: LayerKeyPager, intervals: readonly KeyInterval[] = keysFrom(KEY_MIN), pageKeys = LAYER_KEYS_PAGE): LayerKeyCursor {
+  return new LayerKeyCursor(page, intervals, pageKeys);
 }
 
 /** Keys given one Buffer each (the in-memory layers', tests'), as a cursor. */

@@ -18,6 +18,7 @@ import { EntryBatch, yieldToEventLoop } from '../core/entry_batch';
 import { IMAGE_BATCH_KEYS, ImageBatches } from './image_batches';
 import { fsyncDir, fsyncDirAsync, removeFile, removeFileAsync, renameFileAsync, TMP_SUFFIX, wrapIo } from '../fs_util';
 import { InMemoryLayer } from './inmemory_layer';
+import { type KeyCoverRule, NO_COVER, uncoveredRanges } from './key_cover';
 import { type KeySource, LAYER_KEYS_PAGE, PrefetchedLayerKeys, pagedLayerKeys } from './key_stream';
 import type { CheckedRecords, PreparedBatch } from './ingest';
 import { deltaFileName, imageFileName, type LayerDesc, type Manifest, type ManifestPatch } from './manifest';
@@ -189,16 +190,21 @@ export class LayerSet {
   /**
    * Every layer's keys as a sorted stream, for mergeKeys (key_stream.ts): layer files paged through
    * lazily (`background`: fetched ahead off the calling thread, for a BackgroundKeyStream), the
-   * in-memory layers' keys taken now. Every layer file must be local.
+   * in-memory layers' keys taken now. A layer is listed only over the parts of its range no image
+   * of `cover` stands for (key_cover.ts); every layer file listed must be local.
    */
-  keyStreams(start: Buffer = KEY_MIN, pageKeys = LAYER_KEYS_PAGE, background = false): KeySource[] {
+  keyStreams(start: Buffer = KEY_MIN, pageKeys = LAYER_KEYS_PAGE, background = false, cover: KeyCoverRule = NO_COVER): KeySource[] {
     const out: KeySource[] = [];
+    const from = keyToHex(start);
     for (const l of this.historic) {
+      const ranges = uncoveredRanges(l.desc, from, cover);
+      if (ranges.length === 0) continue; // an image stands for its keys: not even a remote-only layer is needed
       const handle = l.handle;
       if (handle === null) throw this.notLocal(l.desc.fileName, 'a key listing');
+      const intervals = ranges.map(([s, e]) => ({ start: keyFromHex(s), end: keyFromHex(e) }));
       out.push(background
-        ? new PrefetchedLayerKeys((from, max) => this.core.layerKeysInBackground(handle, from, KEY_MAX, max), start, pageKeys)
-        : pagedLayerKeys((from, max) => this.core.layerKeys(handle, from, KEY_MAX, max), start, pageKeys));
+        ? new PrefetchedLayerKeys((f, end, max) => this.core.layerKeysInBackground(handle, f, end, max), intervals, pageKeys)
+        : pagedLayerKeys((f, end, max) => this.core.layerKeys(handle, f, end, max), intervals, pageKeys));
     }
     for (const m of [this.open, ...this.frozen]) out.push(m.keys().filter((k) => Buffer.compare(k, start) >= 0)[Symbol.iterator]());
     return out;

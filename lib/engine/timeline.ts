@@ -21,7 +21,8 @@ import type { HistogramSummary, IntHistogram } from './histogram';
 import { checkBatchOrder, checkRecords, IngestScratch, MAX_RECORD_LSN, type PreparedBatch } from './ingest';
 import { FULL_KEYSPACE, LayerSet, type PageReader, type SnapshotPartition, type WrittenL0 } from './layer_set';
 import type { InMemoryLayer } from './inmemory_layer';
-import { BackgroundKeyStream, LAYER_KEYS_PAGE, resumableKeys } from './key_stream';
+import { imageCoversAt } from './key_cover';
+import { BackgroundKeyStream, type KeySource, LAYER_KEYS_PAGE, resumableKeys } from './key_stream';
 import { LsnWaiters } from './lsn_waiters';
 import { type LayerDesc, type Manifest, type ManifestExtensions, MANIFEST_FILE, type ManifestPatch, writeManifest, writeManifestAsync } from './manifest';
 import type { DecodedPageCache, DecodedPageIndex } from './decoded_page_cache';
@@ -627,7 +628,7 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
     let info: LayerInfo | undefined;
     await this.enqueueWrite('image creation', () => this.withLocalLayers('chain', async () => {
       this.checkAboveGcCutoff(lsn, 'image layer');
-      info = await this.writeImage(lsn, FULL_KEYSPACE.keyStart, FULL_KEYSPACE.keyEnd, { [Symbol.iterator]: () => this.keyStream() });
+      info = await this.writeImage(lsn, FULL_KEYSPACE.keyStart, FULL_KEYSPACE.keyEnd, { [Symbol.iterator]: () => this.keyStream(lsn) });
     }));
     return { ...(info as LayerInfo) };
   }
@@ -1041,15 +1042,24 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
    * Every key with any record in this timeline or the part of its ancestors it can see, ascending,
    * streamed: memory is a page of keys per layer file, not the key count (key_stream.ts).
    */
-  private keyStream(): Iterator<Buffer> {
+  private keyStream(lsn: Lsn): Iterator<Buffer> {
     const chain = this.ancestry();
-    return resumableKeys((from) => chain.flatMap((t) => t.layerSet.keyStreams(from)), () => TimelineImpl.layerVersionOf(chain));
+    return resumableKeys((from) => this.chainKeySources(chain, from, lsn, false), () => TimelineImpl.layerVersionOf(chain));
   }
 
   /** The same keys for image creation's partitions: the layer files' keys listed off the loop. */
-  private backgroundKeyStream(): BackgroundKeyStream {
+  private backgroundKeyStream(lsn: Lsn): BackgroundKeyStream {
     const chain = this.ancestry();
-    return new BackgroundKeyStream((from) => chain.flatMap((t) => t.layerSet.keyStreams(from, LAYER_KEYS_PAGE, true)), () => TimelineImpl.layerVersionOf(chain));
+    return new BackgroundKeyStream((from) => this.chainKeySources(chain, from, lsn, true), () => TimelineImpl.layerVersionOf(chain));
+  }
+
+  /**
+   * The key sources of `chain` (this timeline, then its ancestors) from `from` for a listing at
+   * `lsn`, skipping what this timeline's images at or below `lsn` stand for (key_cover.ts).
+   */
+  private chainKeySources(chain: readonly TimelineImpl[], from: Buffer, lsn: Lsn, background: boolean): KeySource[] {
+    const images = imageCoversAt(this.layerSet.descs(), lsn);
+    return chain.flatMap((t, i) => t.layerSet.keyStreams(from, LAYER_KEYS_PAGE, background, { images, coversAll: i > 0 }));
   }
 
   /** Moves whenever any layer set of `chain` changes: key streams reopen on it. */
@@ -1066,14 +1076,16 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
 
   /** What compaction and image creation (compaction.ts) may see and do. */
   private compactionHost(): CompactionHost {
+    // Images are made at this LSN, so the key listings are at it too (key_cover.ts).
+    const diskConsistentLsn = this._diskConsistentLsn;
     return {
       dir: this.dir,
       config: this.config,
-      diskConsistentLsn: this._diskConsistentLsn,
+      diskConsistentLsn,
       imageFloorLsn: this._gcCutoffLsn > this.startLsn ? this._gcCutoffLsn : this.startLsn + 1n,
       layers: () => this.layerSet.descs(),
-      keys: () => this.keyStream(),
-      backgroundKeys: () => this.backgroundKeyStream(),
+      keys: () => this.keyStream(diskConsistentLsn),
+      backgroundKeys: () => this.backgroundKeyStream(diskConsistentLsn),
       compactDeltas: (paths, lsnStart, lsnEnd) => this.layerSet.compactDeltas(paths, lsnStart, lsnEnd, this.config.compactionTargetSize),
       writeImage: async (lsn, range, keys) => ({ ...(await this.writeImage(lsn, range.keyStart, range.keyEnd, keys)) }),
       stageImage: async (lsn, range, keys) => ({ ...(await this.layerSet.stageImageLayer(lsn, range, keys, this.imageReader)) }),
