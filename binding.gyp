@@ -68,7 +68,7 @@
       'targets': [
         {
           'target_name': 'strata',
-          'sources': ['native/addon.cc', 'native/pg/pg_addon.cc', '<@(strata_common_sources)'],
+          'sources': ['native/addon.cc', 'native/background_thread.cc', 'native/pg/pg_addon.cc', '<@(strata_common_sources)'],
         },
       ],
     }, {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "background_thread.h"
 #include "codec.h"
 #include "compaction.h"
 #include "core.h"
@@ -282,7 +283,7 @@ class JsCore : public Napi::ObjectWrap<JsCore> {
     });
   }
 
-  // getPagesAsync(plan, out, status, counts, cachedInline) -> Promise<void>.
+  // getPagesAsync(plan, out, status, counts, cachedInline, background?) -> Promise<void>.
   Napi::Value GetPagesAsyncJs(const Napi::CallbackInfo& info);
 
   // layerKeysAsync(handle, keyStart, keyEnd, maxKeys) -> Promise<Buffer>: layerKeys on the libuv pool.
@@ -333,11 +334,19 @@ class JsCore : public Napi::ObjectWrap<JsCore> {
 // with Result() on the JS thread or rejects with the code and message.
 class CodedPromiseWorker : public Napi::AsyncWorker {
  public:
+  // A background worker (flush, compaction, image creation) computes on its pool thread's
+  // lower-priority companion (background_thread.h); a read a caller waits for stays on the pool.
+  enum class Priority { kForeground, kBackground };
+
   Napi::Promise Promise() const { return deferred_.Promise(); }
 
   void Execute() override {
     try {
-      Work();
+      if (background_) {
+        RunAtBackgroundPriority([this] { Work(); });
+      } else {
+        Work();
+      }
     } catch (const StrataError& e) {
       Fail(ErrorCodeName(e.code()), e.what());
     } catch (const std::bad_alloc&) {
@@ -359,7 +368,8 @@ class CodedPromiseWorker : public Napi::AsyncWorker {
   }
 
  protected:
-  CodedPromiseWorker(Napi::Env env, const char* name) : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)) {}
+  CodedPromiseWorker(Napi::Env env, const char* name, Priority priority)
+      : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)), background_(priority == Priority::kBackground) {}
   virtual void Work() = 0;                  // on the worker thread; touches no JS value
   virtual Napi::Value Result() { return Env().Undefined(); }
   virtual void Settled() {}                 // on the JS thread, before the promise settles
@@ -371,14 +381,15 @@ class CodedPromiseWorker : public Napi::AsyncWorker {
   }
 
   Napi::Promise::Deferred deferred_;
+  const bool background_;
   const char* error_code_ = nullptr;  // a static string from ErrorCodeName or a literal
   std::string error_message_;
 };
 
 class GetPagesWorker : public CodedPromiseWorker {
  public:
-  GetPagesWorker(Napi::Env env, ReadSnapshot snapshot, ByteSpan plan, const Napi::CallbackInfo& info)
-      : CodedPromiseWorker(env, "strata:getPages"),
+  GetPagesWorker(Napi::Env env, ReadSnapshot snapshot, ByteSpan plan, const Napi::CallbackInfo& info, Priority priority)
+      : CodedPromiseWorker(env, "strata:getPages", priority),
         snapshot_(std::move(snapshot)),
         plan_(plan.data, plan.data + plan.len),
         out_(ArgBytes(info, 1, "out")),
@@ -399,9 +410,10 @@ class GetPagesWorker : public CodedPromiseWorker {
   std::vector<Napi::ObjectReference> buffers_;
 };
 
-// getPagesAsync(plan, out, status, counts, cachedInline): with cachedInline, a read whose blocks
-// are all cached finishes here (a thread round trip costs more than such a read) and the promise
-// is already resolved; anything that would touch the disk goes to the thread pool.
+// getPagesAsync(plan, out, status, counts, cachedInline, background?): with cachedInline, a read
+// whose blocks are all cached finishes here (a thread round trip costs more than such a read) and
+// the promise is already resolved; anything that would touch the disk goes to the thread pool.
+// With background (image creation's reads), the read computes at the background priority.
 Napi::Value JsCore::GetPagesAsyncJs(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value {
     const ByteSpan plan = ArgBytes(info, 0, "plan");
@@ -411,7 +423,9 @@ Napi::Value JsCore::GetPagesAsyncJs(const Napi::CallbackInfo& info) {
       done.Resolve(info.Env().Undefined());
       return done.Promise();
     }
-    auto* worker = new GetPagesWorker(info.Env(), core_->Snapshot(), plan, info);
+    const bool background = info.Length() > 5 && info[5].ToBoolean().Value();
+    auto* worker = new GetPagesWorker(info.Env(), core_->Snapshot(), plan, info,
+                                      background ? CodedPromiseWorker::Priority::kBackground : CodedPromiseWorker::Priority::kForeground);
     worker->Queue();  // the worker deletes itself after OnOK
     return worker->Promise();
   });
@@ -422,7 +436,7 @@ Napi::Value JsCore::GetPagesAsyncJs(const Napi::CallbackInfo& info) {
 class LayerKeysWorker : public CodedPromiseWorker {
  public:
   LayerKeysWorker(Napi::Env env, LayerKeysSnapshot snapshot, const KeyListingArgs& args)
-      : CodedPromiseWorker(env, "strata:layerKeys"), snapshot_(std::move(snapshot)), args_(args) {}
+      : CodedPromiseWorker(env, "strata:layerKeys", Priority::kBackground), snapshot_(std::move(snapshot)), args_(args) {}
 
  protected:
   void Work() override { keys_ = snapshot_.layer->Keys(args_.key_start, args_.key_end, args_.max_keys); }
@@ -449,7 +463,7 @@ Napi::Value JsCore::LayerKeysAsyncJs(const Napi::CallbackInfo& info) {
 class CompactDeltasWorker : public CodedPromiseWorker {
  public:
   CompactDeltasWorker(Napi::Env env, DeltaCompactionOptions opts)
-      : CodedPromiseWorker(env, "strata:compactDeltas"), opts_(std::move(opts)) {}
+      : CodedPromiseWorker(env, "strata:compactDeltas", Priority::kBackground), opts_(std::move(opts)) {}
 
  protected:
   void Work() override { result_ = CompactDeltaLayers(opts_); }
@@ -510,7 +524,7 @@ Napi::Value JsCore::CompactDeltasJs(const Napi::CallbackInfo& info) {
 class FinishWorker : public CodedPromiseWorker {
  public:
   FinishWorker(Napi::Env env, LayerWriter* writer, bool* busy, Napi::Object owner)
-      : CodedPromiseWorker(env, "strata:layerWriterFinish"),
+      : CodedPromiseWorker(env, "strata:layerWriterFinish", Priority::kBackground),
         writer_(writer),
         busy_(busy),
         owner_(Napi::Persistent(owner)) {}
@@ -536,7 +550,7 @@ class AppendWorker : public CodedPromiseWorker {
   static constexpr size_t kAppendArgs = 3;  // indexKeys, blobs, willInit: all held
 
   AppendWorker(Napi::Env env, LayerWriter* writer, bool* busy, ByteSpan keys, ByteSpan blobs, ByteSpan will_init, const Napi::CallbackInfo& info)
-      : CodedPromiseWorker(env, "strata:layerWriterAppend"),
+      : CodedPromiseWorker(env, "strata:layerWriterAppend", Priority::kBackground),
         writer_(writer),
         busy_(busy),
         keys_(keys),
@@ -568,7 +582,7 @@ class FinishArenaWorker : public CodedPromiseWorker {
   static constexpr size_t kArenaArgs = 6;  // keys, heads, entries, slabs, packedAt, packed: all held
 
   FinishArenaWorker(Napi::Env env, LayerWriter* writer, bool* busy, uint8_t codec, DeltaArenaView arena, const Napi::CallbackInfo& info)
-      : CodedPromiseWorker(env, "strata:layerWriterFinishArena"),
+      : CodedPromiseWorker(env, "strata:layerWriterFinishArena", Priority::kBackground),
         writer_(writer),
         busy_(busy),
         codec_(codec),

@@ -38,7 +38,7 @@ export interface NativeCoreHandle {
   dropLayerMap(mapId: number): void;
   getPages(plan: Uint8Array, out: Uint8Array, status: Uint8Array, counts: Uint32Array): void;
   tryGetPagesCached(plan: Uint8Array, out: Uint8Array, status: Uint8Array, counts: Uint32Array, outOffset: number): boolean;
-  getPagesAsync(plan: Uint8Array, out: Uint8Array, status: Uint8Array, counts: Uint32Array, cachedInline: boolean): Promise<void>;
+  getPagesAsync(plan: Uint8Array, out: Uint8Array, status: Uint8Array, counts: Uint32Array, cachedInline: boolean, background?: boolean): Promise<void>;
   compactDeltas(
     inputs: readonly string[], outputPrefix: string, outputSuffix: string, targetBytes: number, codec: number, lsnStart: bigint, lsnEnd: bigint,
   ): Promise<DeltaCompactionResult>;
@@ -407,13 +407,18 @@ class NativeCore implements Core {
   }
 
   getPagesInBackground(plan: Buffer, out: Uint8Array, status: Uint8Array, counts: Uint32Array): Promise<void> {
-    return this.getPagesAsync(plan, out, status, counts, false);
+    return this.readAsync(plan, out, status, counts, false, true);
   }
 
   getPagesAsync(plan: Buffer, out: Uint8Array, status: Uint8Array, counts: Uint32Array, cachedInline: boolean): Promise<void> {
+    return this.readAsync(plan, out, status, counts, cachedInline, false);
+  }
+
+  /** getPagesAsync on the libuv pool; `background` computes at the background priority (background_thread.h). */
+  private readAsync(plan: Buffer, out: Uint8Array, status: Uint8Array, counts: Uint32Array, cachedInline: boolean, background: boolean): Promise<void> {
     let pending: Promise<void>;
     try {
-      pending = call(() => this.c.getPagesAsync(plan, out, status, counts, cachedInline));
+      pending = call(() => this.c.getPagesAsync(plan, out, status, counts, cachedInline, background));
     } catch (e) {
       return Promise.reject(e);
     }
