@@ -184,6 +184,9 @@ async function measureStorm(impl, root, records, maintenance) {
   try {
     const tl = await repo.createTimeline({ tenantId: 't', timelineId: 'storm' });
     const h = monitorEventLoopDelay({ resolution: MONITOR_RESOLUTION_MS });
+    // The awaited flush + compaction alone (a second monitor, on only then): how much of the
+    // storm's delay is the maintenance's and how much the ingest calls' (with the flushes they start).
+    const hMaintenance = monitorEventLoopDelay({ resolution: MONITOR_RESOLUTION_MS });
     h.enable();
     await new Promise((resolve) => setTimeout(resolve, 2 * MONITOR_RESOLUTION_MS));
     const t0 = performance.now();
@@ -194,8 +197,10 @@ async function measureStorm(impl, root, records, maintenance) {
       tl.ingest(records.slice(i, i + STORM_BATCH));
       await new Promise((resolve) => setImmediate(resolve));
       if (maintenance && ++batches % STORM_MAINTENANCE_EVERY === 0) {
+        hMaintenance.enable();
         await tl.flush();
         const report = await tl.compact({ force: true });
+        hMaintenance.disable();
         bytesWritten += report.bytesWritten;
         compactions++;
       }
@@ -212,6 +217,8 @@ async function measureStorm(impl, root, records, maintenance) {
       compactionBytesWritten: bytesWritten,
       layersAtEnd: tl.layers().length,
       loopDelayMs: { p50: h.percentile(50) / NS_PER_MS, p99: h.percentile(99) / NS_PER_MS, max: h.max / NS_PER_MS, mean: h.mean / NS_PER_MS },
+      maintenanceLoopDelayMs: hMaintenance.count === 0 ? null
+        : { p50: hMaintenance.percentile(50) / NS_PER_MS, p99: hMaintenance.percentile(99) / NS_PER_MS, max: hMaintenance.max / NS_PER_MS, samples: hMaintenance.count },
     };
   } finally {
     await repo.close();
@@ -226,6 +233,7 @@ function summarizeStorm(rounds) {
     loopDelayP50Ms: pick((r) => r.loopDelayMs.p50),
     loopDelayP99Ms: pick((r) => r.loopDelayMs.p99),
     loopDelayMaxMs: pick((r) => r.loopDelayMs.max),
+    maintenanceLoopDelayP99Ms: rounds.some((r) => r.maintenanceLoopDelayMs === null) ? null : pick((r) => r.maintenanceLoopDelayMs.p99),
     compactions: pick((r) => r.compactions),
     rounds,
   };
@@ -324,6 +332,7 @@ async function runW7(ctx) {
   const idleP99 = out.idle.loopDelayP99Ms.median;
   for (const impl of IMPLS) {
     out[impl].storm.p99OverIdle = summary(storm[impl].storm.map((r) => r.loopDelayMs.p99 / idleP99));
+    out[impl].storm.maintenanceP99OverIdle = summary(storm[impl].storm.map((r) => r.maintenanceLoopDelayMs.p99 / idleP99));
     out[impl].ingestOnly.p99OverIdle = summary(storm[impl].ingestOnly.map((r) => r.loopDelayMs.p99 / idleP99));
   }
   const perRound = (a, b, f) => summary(a.map((x, i) => (b[i] ? f(x) / f(b[i]) : null)).filter((x) => x !== null && Number.isFinite(x)));
