@@ -1,14 +1,13 @@
 #include "background_thread.h"
 
-#include <condition_variable>
 #include <exception>
 #include <memory>
-#include <mutex>
 #include <system_error>
 #include <thread>
 
 #ifdef __linux__
 #include <pthread.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -18,6 +17,21 @@ namespace strata {
 namespace {
 
 #ifdef __linux__
+// pthread's mutex and condition variable rather than std::'s, and prctl rather than
+// pthread_setname_np: the prebuilt addon must load on glibc 2.33 / libstdc++ 3.4.29
+// (scripts/build-prebuild.js checks), and this toolchain's std::condition_variable::wait and
+// pthread_setname_np carry newer symbol versions.
+class Lock {
+ public:
+  explicit Lock(pthread_mutex_t* mu) : mu_(mu) { pthread_mutex_lock(mu_); }
+  ~Lock() { pthread_mutex_unlock(mu_); }
+  Lock(const Lock&) = delete;
+  Lock& operator=(const Lock&) = delete;
+
+ private:
+  pthread_mutex_t* mu_;
+};
+
 // One caller thread's companion: takes one piece of work at a time (its caller waits for it).
 class Companion {
  public:
@@ -25,54 +39,63 @@ class Companion {
 
   ~Companion() {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      Lock lock(&mu_);
       stopping_ = true;
+      pthread_cond_broadcast(&wake_);
     }
-    wake_.notify_all();
     thread_.join();
+    pthread_cond_destroy(&finished_);
+    pthread_cond_destroy(&wake_);
+    pthread_mutex_destroy(&mu_);
   }
 
   Companion(const Companion&) = delete;
   Companion& operator=(const Companion&) = delete;
 
   void Run(const std::function<void()>& work) {
-    std::unique_lock<std::mutex> lock(mu_);
-    work_ = &work;
-    failure_ = nullptr;
-    done_ = false;
-    wake_.notify_all();
-    finished_.wait(lock, [this] { return done_; });
-    if (failure_) std::rethrow_exception(failure_);
+    std::exception_ptr failure;
+    {
+      Lock lock(&mu_);
+      work_ = &work;
+      failure_ = nullptr;
+      done_ = false;
+      pthread_cond_broadcast(&wake_);
+      while (!done_) pthread_cond_wait(&finished_, &mu_);
+      failure = failure_;
+    }
+    if (failure) std::rethrow_exception(failure);
   }
 
  private:
   void Loop() {
-    pthread_setname_np(pthread_self(), kBackgroundThreadName);
+    prctl(PR_SET_NAME, kBackgroundThreadName, 0, 0, 0);
     // Best effort: at the caller's priority the work computes the same bytes.
     setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), kBackgroundNice);
-    std::unique_lock<std::mutex> lock(mu_);
     for (;;) {
-      wake_.wait(lock, [this] { return stopping_ || work_ != nullptr; });
-      if (work_ == nullptr) return;  // stopping with nothing to do
-      const std::function<void()>* work = work_;
-      lock.unlock();
+      const std::function<void()>* work = nullptr;
+      {
+        Lock lock(&mu_);
+        while (!stopping_ && work_ == nullptr) pthread_cond_wait(&wake_, &mu_);
+        if (work_ == nullptr) return;  // stopping with nothing to do
+        work = work_;
+      }
       std::exception_ptr failure;
       try {
         (*work)();
       } catch (...) {
         failure = std::current_exception();
       }
-      lock.lock();
+      Lock lock(&mu_);
       work_ = nullptr;
       failure_ = failure;
       done_ = true;
-      finished_.notify_all();
+      pthread_cond_broadcast(&finished_);
     }
   }
 
-  std::mutex mu_;
-  std::condition_variable wake_;
-  std::condition_variable finished_;
+  pthread_mutex_t mu_ = PTHREAD_MUTEX_INITIALIZER;
+  pthread_cond_t wake_ = PTHREAD_COND_INITIALIZER;
+  pthread_cond_t finished_ = PTHREAD_COND_INITIALIZER;
   const std::function<void()>* work_ = nullptr;
   std::exception_ptr failure_;
   bool done_ = false;
