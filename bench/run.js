@@ -194,6 +194,10 @@ function targets(r) {
   if (w4) {
     add('W4', 'native L0 → L1 compaction: MB/s of L0 input', w4.native.compaction.mbPerSec, 'report', {}, { unit: 'MB/s' });
     add('W4', 'native image creation: MB/s of delta-layer input', w4.native.images.mbPerSec, 'report', {}, { unit: 'MB/s' });
+    if (w4.nativeOpenLane) {
+      add('W4', `native L0 → L1 compaction, background lane open (${w4.nativeOpenLane.backgroundThreads} slots)`, w4.nativeOpenLane.compactionMbPerSec, 'report', {}, { unit: 'MB/s' });
+      add('W4', `native image creation, background lane open (${w4.nativeOpenLane.backgroundThreads} slots)`, w4.nativeOpenLane.imagesMbPerSec, 'report', {}, { unit: 'MB/s' });
+    }
     add('W4', 'native ÷ TS, L0 → L1 compaction', w4.ratios['native/ts.compaction'], 'report');
     add('W4', 'native ÷ TS, image creation', w4.ratios['native/ts.images'], 'report');
   }
@@ -360,7 +364,7 @@ function printReport(r) {
   const w4 = r.workloads.w4;
   if (w4) {
     const q = w4.params;
-    out.push(`### W4 compaction — ${q.pages} pages + ${q.updates} patch records (${T.fmtNum(q.recordBytes / 1e6, 1)} MB), ${w4.native.compaction.inputLayers} L0 layers of ${T.fmtNum(w4.native.compaction.inputBytes / 1e6, 1)} MB; ${q.rounds} rounds`, '');
+    out.push(`### W4 compaction — ${q.pages} pages + ${q.updates} patch records (${T.fmtNum(q.recordBytes / 1e6, 1)} MB), ${w4.native.compaction.inputLayers} L0 layers of ${T.fmtNum(w4.native.compaction.inputBytes / 1e6, 1)} MB; ${q.rounds} rounds; background lane: ${q.backgroundThreads ?? '?'} slot(s)`, '');
     const mb = (x) => `${T.fmtNum(x.median, 1)}${x.n > 1 ? ` [${T.fmtNum(x.min, 1)}–${T.fmtNum(x.max, 1)}]` : ''}`;
     const rows = [];
     for (const impl of ['native', 'ts']) {
@@ -368,6 +372,12 @@ function printReport(r) {
       const im = w4[impl].images;
       rows.push([`${impl} L0 → L1`, mb(c.mbPerSec), `${c.inputLayers} → ${c.outputLayers} layers`, T.fmtNum(c.inputBytes / 1e6, 1), T.fmtNum(c.outputBytes / 1e6, 1)]);
       rows.push([`${impl} image layer at the latest LSN`, mb(im.mbPerSec), 'every page reconstructed', T.fmtNum(im.inputBytes / 1e6, 1), T.fmtNum(im.outputBytes / 1e6, 1)]);
+    }
+    const open = w4.nativeOpenLane;
+    if (open) {
+      const what = `background lane open (${open.backgroundThreads} slots), same rounds`;
+      rows.push(['native L0 → L1, lane open', mb(open.compactionMbPerSec), what, '', '']);
+      rows.push(['native image layer, lane open', mb(open.imagesMbPerSec), what, '', '']);
     }
     out.push(T.table(['step', 'MB/s of input median [min–max]', 'what', 'input MB', 'output MB'], rows), '');
   }
@@ -406,7 +416,7 @@ function printReport(r) {
     out.push(T.table(['mode', 'pages/s', 'loop delay p50 ms', 'p99 ms', 'max ms', 'read p50 µs', 'read p99 µs', 'device bytes / page'], rows), '');
     if (q.storm) {
       const st = q.storm;
-      out.push(`Storm: ${st.records} records (image + ${q.k}) ingested ${st.batchRecords} per call with a yield after each, checkpointDistance ${st.checkpointDistanceBytes / 2 ** 20} MiB, an awaited flush + compact({ force }) every ${st.maintenanceEveryBatches} calls; fresh repository per round; idle p99 from the same run:`, '');
+      out.push(`Storm: ${st.records} records (image + ${q.k}) ingested ${st.batchRecords} per call with a yield after each, checkpointDistance ${st.checkpointDistanceBytes / 2 ** 20} MiB, an awaited flush + compact({ force }) every ${st.maintenanceEveryBatches} calls; fresh repository per round; background lane: ${q.backgroundThreads ?? '?'} slot(s) (setBackgroundThreads); idle p99 from the same run:`, '');
       const srows = [];
       for (const impl of ['native', 'ts']) {
         for (const [label, m] of [['storm', w7[impl].storm], ['ingest only', w7[impl].ingestOnly]]) {

@@ -812,12 +812,52 @@ Napi::Value RedoChainJs(const Napi::CallbackInfo& info) {
   });
 }
 
+// Most background slots one can ask for: far more than any machine's CPUs, so a typo fails.
+constexpr uint32_t kMaxBackgroundThreads = 1024;
+
+// setBackgroundThreads(slots) -> the previous count (background_thread.h)
+Napi::Value SetBackgroundThreadsJs(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    const uint32_t slots = ArgU32(info, 0, "slots");
+    if (slots < 1 || slots > kMaxBackgroundThreads) BadArgument("slots must be 1 to 1024");
+    return Napi::Number::New(info.Env(), SetBackgroundThreads(static_cast<int>(slots)));
+  });
+}
+
+// backgroundLaneStats() -> { slots, busy, mostBusy }
+Napi::Value BackgroundLaneStatsJs(const Napi::CallbackInfo& info) {
+  const BackgroundLaneStats s = GetBackgroundLaneStats();
+  Napi::Object out = Napi::Object::New(info.Env());
+  out.Set("slots", Napi::Number::New(info.Env(), s.slots));
+  out.Set("busy", Napi::Number::New(info.Env(), s.busy));
+  out.Set("mostBusy", Napi::Number::New(info.Env(), s.most_busy));
+  return out;
+}
+
+// enterBackgroundLane() blocks until a slot is free: for threads that compute background work
+// themselves (the compression worker), never the event loop's.
+Napi::Value EnterBackgroundLaneJs(const Napi::CallbackInfo& info) {
+  EnterBackgroundLane();
+  return info.Env().Undefined();
+}
+
+Napi::Value LeaveBackgroundLaneJs(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    if (!LeaveBackgroundLane()) BadArgument("leaveBackgroundLane: no slot of the background lane is held");
+    return info.Env().Undefined();
+  });
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Core", JsCore::Define(env));
   exports.Set("LayerWriter", JsLayerWriter::Define(env));
   exports.Set("crc32", Napi::Function::New<Crc32Js>(env, "crc32"));
   exports.Set("decompress", Napi::Function::New<DecompressJs>(env, "decompress"));
   exports.Set("redoChain", Napi::Function::New<RedoChainJs>(env, "redoChain"));
+  exports.Set("setBackgroundThreads", Napi::Function::New<SetBackgroundThreadsJs>(env, "setBackgroundThreads"));
+  exports.Set("backgroundLaneStats", Napi::Function::New<BackgroundLaneStatsJs>(env, "backgroundLaneStats"));
+  exports.Set("enterBackgroundLane", Napi::Function::New<EnterBackgroundLaneJs>(env, "enterBackgroundLane"));
+  exports.Set("leaveBackgroundLane", Napi::Function::New<LeaveBackgroundLaneJs>(env, "leaveBackgroundLane"));
   exports.Set("setFaultInjection", Napi::Function::New<SetFaultInjectionJs>(env, "setFaultInjection"));
   exports.Set("clearFaultInjection", Napi::Function::New<ClearFaultInjectionJs>(env, "clearFaultInjection"));
   exports.Set("faultInjectionCounts", Napi::Function::New<FaultInjectionCountsJs>(env, "faultInjectionCounts"));

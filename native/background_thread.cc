@@ -5,8 +5,14 @@
 #include <system_error>
 #include <thread>
 
-#ifdef __linux__
+#ifndef _WIN32
 #include <pthread.h>
+#else
+#include <condition_variable>
+#include <mutex>
+#endif
+
+#ifdef __linux__
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -16,7 +22,7 @@
 namespace strata {
 namespace {
 
-#ifdef __linux__
+#ifndef _WIN32
 // pthread's mutex and condition variable rather than std::'s, and prctl rather than
 // pthread_setname_np: the prebuilt addon must load on glibc 2.33 / libstdc++ 3.4.29
 // (scripts/build-prebuild.js checks), and this toolchain's std::condition_variable::wait and
@@ -31,6 +37,103 @@ class Lock {
  private:
   pthread_mutex_t* mu_;
 };
+
+// The process's background lane: a counting semaphore that remembers its busiest moment.
+class Lane {
+ public:
+  void Enter() {
+    Lock lock(&mu_);
+    while (busy_ >= slots_) pthread_cond_wait(&freed_, &mu_);
+    busy_++;
+    if (busy_ > most_busy_) most_busy_ = busy_;
+  }
+
+  bool Leave() {
+    Lock lock(&mu_);
+    if (busy_ == 0) return false;
+    busy_--;
+    pthread_cond_signal(&freed_);
+    return true;
+  }
+
+  int SetSlots(int slots) {
+    Lock lock(&mu_);
+    const int previous = slots_;
+    slots_ = slots;
+    most_busy_ = busy_;
+    pthread_cond_broadcast(&freed_);
+    return previous;
+  }
+
+  BackgroundLaneStats Stats() {
+    Lock lock(&mu_);
+    return BackgroundLaneStats{slots_, busy_, most_busy_};
+  }
+
+ private:
+  pthread_mutex_t mu_ = PTHREAD_MUTEX_INITIALIZER;
+  pthread_cond_t freed_ = PTHREAD_COND_INITIALIZER;
+  int slots_ = 1;
+  int busy_ = 0;
+  int most_busy_ = 0;
+};
+#else
+class Lane {
+ public:
+  void Enter() {
+    std::unique_lock<std::mutex> lock(mu_);
+    freed_.wait(lock, [this] { return busy_ < slots_; });
+    busy_++;
+    if (busy_ > most_busy_) most_busy_ = busy_;
+  }
+
+  bool Leave() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (busy_ == 0) return false;
+    busy_--;
+    freed_.notify_one();
+    return true;
+  }
+
+  int SetSlots(int slots) {
+    std::lock_guard<std::mutex> lock(mu_);
+    const int previous = slots_;
+    slots_ = slots;
+    most_busy_ = busy_;
+    freed_.notify_all();
+    return previous;
+  }
+
+  BackgroundLaneStats Stats() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return BackgroundLaneStats{slots_, busy_, most_busy_};
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable freed_;
+  int slots_ = 1;
+  int busy_ = 0;
+  int most_busy_ = 0;
+};
+#endif
+
+// Never destroyed: pool threads and the compression worker may still use it while the process exits.
+Lane& TheLane() {
+  static Lane* lane = new Lane();
+  return *lane;
+}
+
+// Holds one slot of the lane for its lifetime.
+class LaneSlot {
+ public:
+  LaneSlot() { TheLane().Enter(); }
+  ~LaneSlot() { TheLane().Leave(); }
+  LaneSlot(const LaneSlot&) = delete;
+  LaneSlot& operator=(const LaneSlot&) = delete;
+};
+
+#ifdef __linux__
 
 // One caller thread's companion: takes one piece of work at a time (its caller waits for it).
 class Companion {
@@ -122,6 +225,7 @@ Companion* ThisThreadsCompanion() {
 }  // namespace
 
 void RunAtBackgroundPriority(const std::function<void()>& work) {
+  LaneSlot slot;
 #ifdef __linux__
   if (Companion* companion = ThisThreadsCompanion()) {
     companion->Run(work);
@@ -130,5 +234,13 @@ void RunAtBackgroundPriority(const std::function<void()>& work) {
 #endif
   work();
 }
+
+int SetBackgroundThreads(int slots) { return TheLane().SetSlots(slots); }
+
+BackgroundLaneStats GetBackgroundLaneStats() { return TheLane().Stats(); }
+
+void EnterBackgroundLane() { TheLane().Enter(); }
+
+bool LeaveBackgroundLane() { return TheLane().Leave(); }
 
 }  // namespace strata

@@ -34,7 +34,7 @@ const { monitorEventLoopDelay } = require('node:perf_hooks');
 const { PAGE_SIZE, Rng, heapPages, keyOf } = require('../lib/data');
 const { floorsBinding } = require('../lib/floors');
 const { median, percentile, summary } = require('../lib/harness');
-const { IMPLS, tmpDir, openRepo, ingestAll, copyDir, layerBlocks, timelineDir } = require('../lib/strata');
+const { strata, IMPLS, tmpDir, openRepo, ingestAll, copyDir, layerBlocks, timelineDir } = require('../lib/strata');
 const { timelineRecords } = require('./w2_reconstruct');
 
 const CACHE_SLACK_BLOCKS = 32;
@@ -287,7 +287,7 @@ async function runW7(ctx) {
     params: {
       pages: p.pages, k: p.k, offeredReadsPerSec: p.rate, burst: p.burst, durationMs: p.durationMs, rounds: p.rounds,
       pageCacheBytes, indexBlocks: blocks.indexBlocks, layerBlocks: blocks.totalBlocks, monitorResolutionMs: MONITOR_RESOLUTION_MS,
-      uvThreadpoolSize: Number(process.env.UV_THREADPOOL_SIZE ?? 4), cold: 'posix_fadvise(DONTNEED) on every layer file before each round; page cache = index blocks + slack',
+      uvThreadpoolSize: Number(process.env.UV_THREADPOOL_SIZE ?? 4), backgroundThreads: strata.backgroundLaneStats().slots, cold: 'posix_fadvise(DONTNEED) on every layer file before each round; page cache = index blocks + slack',
     },
   };
   const rng = new Rng(seeds.access + 7);

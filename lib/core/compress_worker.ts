@@ -9,7 +9,9 @@
  * compressed forms into that slot's output buffer, so a chunk costs one small message each way and
  * two copies, with no allocation beyond the codec's output (an ArrayBuffer made per message, with
  * its page faults, cost as much as compressing it). If the worker cannot start or dies, the
- * records are compressed here.
+ * records are compressed here. Where the native addon has loaded, each chunk is compressed holding
+ * a slot of its background lane, which bounds background work process-wide
+ * (native/background_thread.h; setBackgroundThreads in native.ts, which names the addon here).
  */
 import { Worker } from 'node:worker_threads';
 import { compressRecord } from './compress';
@@ -80,7 +82,25 @@ function compressView(codec, rec) {
   }
   return compress(codec, Buffer.from(rec));
 }
+// The native addon this process loaded, for its background lane (native/background_thread.h): a
+// chunk is compressed holding a slot, as the core's own background work computes. Without the
+// addon (or where it does not load on this thread) chunks are compressed without one.
+let laneFile = '';
+let lane = null;
+function laneOf(file) {
+  if (file !== laneFile) {
+    laneFile = file;
+    try {
+      lane = file ? require(file) : null;
+    } catch {
+      lane = null;
+    }
+  }
+  return lane && typeof lane.enterBackgroundLane === 'function' ? lane : null;
+}
 parentPort.on('message', (m) => {
+  const held = laneOf(m.lane);
+  if (held) held.enterBackgroundLane();
   try {
     const raw = raws[m.slot];
     const out = outs[m.slot];
@@ -100,6 +120,8 @@ parentPort.on('message', (m) => {
     parentPort.postMessage({ slot: m.slot, lens }, [lens.buffer]);
   } catch (e) {
     parentPort.postMessage({ slot: m.slot, error: String((e && e.message) || e) });
+  } finally {
+    if (held) held.leaveBackgroundLane();
   }
 });
 `;
@@ -202,7 +224,7 @@ class CompressWorker {
     return new Promise((resolve) => {
       if (this.pending.size === 0) worker.ref(); // a request in flight keeps the process alive
       this.pending.set(slot, resolve);
-      worker.postMessage({ slot, codec: req.codec, offsets: req.offsets });
+      worker.postMessage({ slot, codec: req.codec, offsets: req.offsets, lane: laneAddonFile });
     });
   }
 
@@ -238,6 +260,14 @@ export function compressOnThisThread(codec: CodecId, records: readonly RecordSpa
 }
 
 let shared: CompressWorker | null = null;
+
+/** The loaded addon whose background lane chunks are compressed in ('' for none); set by native.ts. */
+let laneAddonFile = '';
+
+/** Called by native.ts once the addon has loaded: later chunks hold a slot of its lane. */
+export function useBackgroundLaneOf(addonFile: string): void {
+  laneAddonFile = addonFile;
+}
 
 /** Records compressed, by where: on the worker, or on the calling thread (too big, or no worker). */
 export interface CompressWorkerStats {

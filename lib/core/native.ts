@@ -7,11 +7,13 @@
  * A local build wins so that a developer's freshly compiled addon is never shadowed by a stale prebuild.
  */
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import type {
   Core, CoreOptions, DeltaCompactionOptions, DeltaCompactionResult, LayerKind, LayerSummary, LayerWriter, LayerWriterOptions, PageCacheApi, PageCacheStats,
 } from './core';
 import { DEFAULT_MAX_OPEN_LAYER_FILES } from './core';
+import { useBackgroundLaneOf } from './compress_worker';
 import type { DeltaArena } from './delta_arena';
 import { StrataError, toStrataError } from '../errors';
 import { registerNativeFaultBridge, type FaultOp } from '../fault_injection';
@@ -72,6 +74,13 @@ export interface NativeBinding {
   decompress(codec: number, stored: Uint8Array, rawLen: number): Buffer;
   /** The C++ redo engine alone: apply `records` (serialized, newest first) into `out`; for tests. */
   redoChain(records: readonly Uint8Array[], out: Uint8Array): void;
+  /** The background lane's slots, process-wide (native/background_thread.h); returns the previous count. */
+  setBackgroundThreads(slots: number): number;
+  backgroundLaneStats(): { slots: number; busy: number; mostBusy: number };
+  /** Blocks until a lane slot is free: for a thread computing background work itself, never the event loop's. */
+  enterBackgroundLane(): void;
+  /** BAD_ARGUMENT when no slot is held. */
+  leaveBackgroundLane(): void;
   /** Test-only fault injection in the layer writer (native/fault_injection.h); opIndex -1 only counts. */
   setFaultInjection?(opIndex: number, n: number, errno: number, shortWrite: boolean): void;
   clearFaultInjection?(): void;
@@ -97,6 +106,21 @@ function bridgeFaults(b: NativeBinding): void {
 
 /** The package root: dist/core/ (or lib/core/ under vitest) sits two levels below it. */
 const PACKAGE_ROOT = path.join(__dirname, '..', '..');
+
+/** Most background slots setBackgroundThreads accepts (kMaxBackgroundThreads in native/addon.cc). */
+export const MAX_BACKGROUND_THREADS = 1024;
+
+/** The background lane as the addon reports it (native/background_thread.h). */
+export interface BackgroundLaneStats {
+  /** Pieces of background work that may compute at once. */
+  slots: number;
+  /** Slots held now. */
+  busy: number;
+  /** The most held at once since the count was last set. */
+  mostBusy: number;
+  /** False where the addon has not loaded: then nothing is gated (the TS core's workers never are). */
+  active: boolean;
+}
 
 /** Where the loaded (or attempted) binary came from. */
 export type NativeSource = 'env' | 'build' | 'prebuild';
@@ -163,6 +187,10 @@ function tryLoad(): LoadAttempt {
       return { binding: null, error: new Error(`${file} is not the Strata addon (it lacks Core / LayerWriter)`), file, source };
     }
     bridgeFaults(b as NativeBinding);
+    if (typeof b.setBackgroundThreads === 'function') {
+      b.setBackgroundThreads(backgroundThreadsWanted);
+      useBackgroundLaneOf(file);
+    }
     return { binding: b as NativeBinding, error: null, file, source };
   } catch (e) {
     return { binding: null, error: new Error(`cannot load ${file}: ${firstLine(e)}`, { cause: e }), file, source };
@@ -188,6 +216,42 @@ export function loadNativeBinding(): NativeBinding {
   const a = loadAttempt();
   if (a.binding === null) throw a.error ?? new Error('the native addon did not load');
   return a.binding;
+}
+
+/**
+ * The background lane's starting slots: STRATA_BACKGROUND_THREADS when it holds a whole number
+ * from 1 to MAX_BACKGROUND_THREADS (as UV_THREADPOOL_SIZE sizes libuv's pool), else one fewer
+ * than the CPUs this process may run on, at least 1, so a CPU is free when the event loop wakes.
+ */
+export function defaultBackgroundThreads(env: NodeJS.ProcessEnv = process.env): number {
+  const asked = Number(env.STRATA_BACKGROUND_THREADS);
+  if (Number.isInteger(asked) && asked >= 1 && asked <= MAX_BACKGROUND_THREADS) return asked;
+  return Math.max(1, os.availableParallelism() - 1);
+}
+
+let backgroundThreadsWanted = defaultBackgroundThreads();
+
+/**
+ * How many pieces of the native core's background work (flush, compaction, image creation's
+ * reads and writes, and the compression of image pages, for either core) may compute at once in
+ * this process; the rest wait their turn on libuv's pool (native/background_thread.h). Applies to
+ * the addon now or once it loads. Returns the previous count.
+ */
+export function setBackgroundThreads(slots: number): number {
+  if (!Number.isInteger(slots) || slots < 1 || slots > MAX_BACKGROUND_THREADS) {
+    throw new StrataError('BAD_ARGUMENT', `setBackgroundThreads: slots must be an integer from 1 to ${MAX_BACKGROUND_THREADS}, not ${String(slots)}`);
+  }
+  const previous = backgroundThreadsWanted;
+  backgroundThreadsWanted = slots;
+  attempt?.binding?.setBackgroundThreads(slots);
+  return previous;
+}
+
+/** The lane's state; where the addon has not loaded, the count it will get and `active: false`. */
+export function backgroundLaneStats(): BackgroundLaneStats {
+  const b = attempt?.binding;
+  if (!b) return { slots: backgroundThreadsWanted, busy: 0, mostBusy: 0, active: false };
+  return { ...b.backgroundLaneStats(), active: true };
 }
 
 /** Details of the native binding Strata loaded (or tried to): for bug reports and `strata --version`. */
