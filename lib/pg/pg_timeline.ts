@@ -4,6 +4,7 @@
  * PostgreSQL timeline when a data directory is imported into it (its manifest then records the
  * cluster under `extensions.pg`); branches of it are PostgreSQL timelines too.
  */
+import { yieldToEventLoop } from '../core/entry_batch';
 import { createWalDecoder } from '../core/pg_decoder';
 import { checkOptionsObject, checkTimeout, DEFAULT_WAIT_LSN_TIMEOUT_MS, type TimelineImpl } from '../engine/timeline';
 import { describeValue, StrataError } from '../errors';
@@ -37,6 +38,14 @@ export interface RelationInfo extends RelTag {
 
 /** Decoded records per decoder call (one boundary crossing each). */
 const DECODE_BATCH = 1024;
+/**
+ * Longest stretch (ms) WAL ingest holds the event loop before it lets timers, reads and a flush's
+ * steps run. A follower catching up always has WAL queued, and without a pause a flush (whose
+ * encoding yields between steps) got one step per queued chunk: 15–25 s to flush 4 MB of WAL.
+ */
+const INGEST_SLICE_MS = 5;
+/** Records between two looks at the clock. */
+const RECORDS_PER_CLOCK_CHECK = 64;
 
 export function isPgTimeline(tl: TimelineImpl): boolean {
   return tl.extensions.pg !== undefined;
@@ -77,10 +86,19 @@ export async function ingestWal(tl: TimelineImpl, source: WalSource, opts: Inges
   const timeline = opts.timeline ?? Number(ext.timeline);
   const decoder = createWalDecoder(tl.implementation, { startLsn, endLsn: opts.endLsn, systemId: BigInt(ext.systemIdentifier), timeline });
   const ingest = new WalIngest(tl, await clusterState(tl), await controlStateAt(tl, tl.lastRecordLsn), await lastCommitAt(tl, tl.lastRecordLsn));
+  let sliceStart = performance.now();
+  let sinceClockCheck = 0;
   const drain = async (): Promise<boolean> => {
     for (;;) {
       const batch = decoder.decode(DECODE_BATCH);
-      for (const rec of decodedRecords(batch.entries, batch.count)) await ingest.ingest(rec);
+      for (const rec of decodedRecords(batch.entries, batch.count)) {
+        await ingest.ingest(rec);
+        if (++sinceClockCheck < RECORDS_PER_CLOCK_CHECK) continue;
+        sinceClockCheck = 0;
+        if (performance.now() - sliceStart < INGEST_SLICE_MS) continue;
+        await yieldToEventLoop();
+        sliceStart = performance.now();
+      }
       if (batch.state !== 'full') return batch.state === 'end';
     }
   };
