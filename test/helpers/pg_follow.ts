@@ -14,7 +14,7 @@
  * `runFollowWorkload(primary, ms)`: pgbench (2 clients) plus a DDL loop (CREATE TABLE, INSERT,
  * CREATE INDEX, UPDATE, DELETE, VACUUM, ALTER TABLE, TRUNCATE, DROP TABLE) and CHECKPOINTs (every
  * other one followed by pg_switch_wal()), for
- * `ms`. No sequences: nextval() changes pages without WAL (docs/POSTGRES.md), which would make the
+ * `ms`; `startFollowWorkload(primary)` runs the same until its `stop()`. No sequences: nextval() changes pages without WAL (docs/POSTGRES.md), which would make the
  * final comparison accept less.
  * `stopPrimaryAndCompare…` helpers: stop cleanly, find the shutdown checkpoint's end, compare every
  * page with compareWithDataDir.
@@ -171,26 +171,62 @@ let workloadRuns = 0;
 
 /** pgbench plus the DDL loop and CHECKPOINTs for `ms`; resolves when all of it has finished. */
 export async function runFollowWorkload(primary: FollowPrimary, ms: number): Promise<WorkloadReport> {
+  const until = Date.now() + ms;
+  return followWorkload(primary, () => until);
+}
+
+export interface RunningWorkload {
+  /** Ends the workload (each loop finishes its current step); resolves with what ran. */
+  stop: () => Promise<WorkloadReport>;
+}
+
+/**
+ * The same workload until `stop()`: for tests whose length depends on how fast the follower goes
+ * (a fixed length can end the WAL while a test still waits for the follower to flush past a point).
+ */
+export function startFollowWorkload(primary: FollowPrimary): RunningWorkload {
+  let deadline = Number.POSITIVE_INFINITY;
+  const done = followWorkload(primary, () => deadline);
+  return {
+    stop: () => {
+      deadline = Math.min(deadline, Date.now());
+      return done;
+    },
+  };
+}
+
+/** pgbench rounds of at most this long while the workload has no end yet (how soon `stop()` takes). */
+const OPEN_PGBENCH_ROUND_S = 3;
+
+/** The workload's three loops, each running while `Date.now()` is before `deadline()`. */
+async function followWorkload(primary: FollowPrimary, deadline: () => number): Promise<WorkloadReport> {
   const c = primary.cluster;
   const run = `${process.pid}_${workloadRuns++}`;
-  const until = Date.now() + ms;
-  const seconds = Math.max(1, Math.round(ms / 1000));
-  const bench = c.pgbench(['-n', '-c', String(PGBENCH_CLIENTS), '-j', String(PGBENCH_CLIENTS), '-T', String(seconds)]);
+  const going = (ahead = 0): boolean => Date.now() + ahead < deadline();
+  let pgbenchOutput = '';
   let ddlSteps = 0;
   let checkpoints = 0;
+  const bench = (async () => {
+    do {
+      const left = deadline() - Date.now();
+      const seconds = Number.isFinite(left) ? Math.max(1, Math.round(left / 1000)) : OPEN_PGBENCH_ROUND_S;
+      pgbenchOutput += await c.pgbench(['-n', '-c', String(PGBENCH_CLIENTS), '-j', String(PGBENCH_CLIENTS), '-T', String(seconds)]);
+    } while (going());
+  })();
   const ddl = (async () => {
-    while (Date.now() < until) await c.exec('postgres', ddlStep(run, ddlSteps++));
+    while (going()) await c.exec('postgres', ddlStep(run, ddlSteps++));
   })();
   const checkpointer = (async () => {
-    while (Date.now() + CHECKPOINT_EVERY_MS < until) {
+    while (going(CHECKPOINT_EVERY_MS)) {
       await new Promise((r) => setTimeout(r, CHECKPOINT_EVERY_MS));
+      if (!going()) break;
       await c.checkpoint();
       // Every other time also an XLOG_SWITCH: the rest of that segment streams as padding the decoder skips.
       if (checkpoints % 2 === 1) await c.sql('postgres', 'SELECT pg_switch_wal()');
       checkpoints++;
     }
   })();
-  const [pgbenchOutput] = await Promise.all([bench, ddl, checkpointer]);
+  await Promise.all([bench, ddl, checkpointer]);
   return { pgbenchOutput, ddlSteps, checkpoints };
 }
 

@@ -17,8 +17,8 @@ import { parseLsn, Repository } from '../../lib';
 import { pgAvailability } from '../helpers/pg_cluster';
 import { formatCompareReport } from '../helpers/pg_compare';
 import {
-  allRelations, compareTimelineWithPrimary, type FollowPrimary, formatLsn, oldestWalSegmentLsn, runFollowWorkload, slotRestartLsn,
-  startFollowPrimary, stopPrimary, waitFor, walFlushLsn,
+  allRelations, compareTimelineWithPrimary, type FollowPrimary, formatLsn, oldestWalSegmentLsn, type RunningWorkload, slotRestartLsn,
+  startFollowPrimary, startFollowWorkload, stopPrimary, waitFor, walFlushLsn,
 } from '../helpers/pg_follow';
 
 const pg = pgAvailability();
@@ -33,8 +33,11 @@ const TIMELINE = 'main';
 const dirs: string[] = [];
 const primaries: FollowPrimary[] = [];
 const children = new Set<ChildProcess>();
+const workloads: RunningWorkload[] = [];
 afterAll(async () => {
   for (const c of children) c.kill('SIGKILL');
+  // A failed test leaves its workload running: end it before its primary goes.
+  for (const w of workloads) await w.stop().catch(() => undefined);
   for (const p of primaries) await p.destroy();
   for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
 });
@@ -111,8 +114,12 @@ describe('strata follow killed with SIGKILL and restarted', () => {
     // moment it said 'streaming' (ingest and flushes in flight), and every fourth from its first
     // flush, so the durable LSN surely moves between kills however slow the machine is.
     const lifeMs = Array.from({ length: KILLS }, () => LIFE_MIN_MS + Math.floor(Math.random() * (LIFE_MAX_MS - LIFE_MIN_MS)));
-    const workload = runFollowWorkload(primary, lifeMs.reduce((a, b) => a + b, 0) + KILLS * 1_500 + 2_000);
+    // WAL keeps coming until the last child starts: every fourth kill waits for a flush past the last durable LSN.
+    const workload = startFollowWorkload(primary);
+    workloads.push(workload);
     const log: string[] = [];
+    const t0 = Date.now();
+    const elapsed = (): string => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
     let expectedStart = importLsn;
     let maxRestart = 0n;
     const durables = new Set<bigint>([importLsn]);
@@ -134,16 +141,18 @@ describe('strata follow killed with SIGKILL and restarted', () => {
       expect(oldestWalSegmentLsn(primary.cluster), 'the WAL the next start needs is still on the primary').toBeLessThanOrEqual(durable);
       durables.add(durable);
       const after = k % 4 === 3 ? 'its first flush' : k % 2 === 1 ? "'streaming'" : 'its start';
-      log.push(`kill ${k + 1} ${lifeMs[k]} ms after ${after}: started ${from === null ? '(not yet)' : formatLsn(from)}, durable ${formatLsn(durable)}, restart_lsn ${formatLsn(restart as bigint)}`);
+      log.push(`${elapsed()}: kill ${k + 1} ${lifeMs[k]} ms after ${after}: started ${from === null ? '(not yet)' : formatLsn(from)}, durable ${formatLsn(durable)}, restart_lsn ${formatLsn(restart as bigint)}`);
       expectedStart = durable;
     }
 
     const last = startFollower(repoDir, primary);
-    const work = await workload;
+    const work = await workload.stop();
     const relations = await allRelations(primary.cluster);
     // Caught up, and connected: a clean shutdown waits for a streaming walsender's flush report only.
     await last.streaming;
+    log.push(`${elapsed()}: workload stopped`);
     await last.reached(await walFlushLsn(primary.cluster));
+    log.push(`${elapsed()}: the last child caught up`);
     const endLsn = await stopPrimary(primary.cluster); // waits until the follower reported all it was sent as flushed
     last.child.kill('SIGTERM');
     expect(await last.exited, last.stderr()).toBe(0);
