@@ -14,6 +14,8 @@ import { isStrataError, PAGE_SIZE, Repository, type RepositoryOptions, type Time
 import type { ImplementationName } from '../lib/core/core';
 import { armFault, clearFaults } from '../lib/fault_injection';
 import type { ControlState } from '../lib/pg/control_state';
+import { WRITES_GRACE_MS } from '../lib/pg/pg_timeline';
+import { timelineImpl } from '../lib/timeline';
 import { IMPLEMENTATIONS } from './helpers/cores';
 import { buildWal, type RecordSpec, SEGMENT } from './pg/wal_builder';
 import { bareImportedTimeline } from './helpers/pg_timeline';
@@ -24,8 +26,12 @@ const BUDGET = 1;
 const IMAGES_PER_BATCH = 8;
 const BATCHES = 40;
 const LSN_STEP = 0x40n;
-/** Full-page images of WAL (16 MB) handed to ingest at once. */
+/** Full-page images of WAL (16 MB) handed to ingest at once, after a first chunk of this many bytes. */
 const QUEUED_FPIS = 2_048;
+const FIRST_CHUNK_BYTES = 1024 * KIB;
+/** Microtasks to let pass so the flush job has started (it starts in one when nothing else is queued). */
+const MICROTASKS_TO_START = 20;
+const GRACE_MARGIN_MS = 50;
 
 const dirs: string[] = [];
 const repos: Repository[] = [];
@@ -126,9 +132,10 @@ describe.each(IMPLEMENTATIONS)('ingest backpressure (%s core)', (impl) => {
     expect(tl.stats().l0Count).toBeGreaterThan(BUDGET + 1); // the WAL made more layers than the budget holds
   });
 
-  it('PostgreSQL WAL ingest lets the event loop turn while more WAL is queued', async () => {
-    // A follower catching up always has WAL queued: ingest must still give timers, reads and a
-    // flush's steps their turns (before, a flush got one step per queued chunk and took 15–25 s).
+  it('PostgreSQL WAL ingest lets a running flush have event-loop turns while more WAL is queued', async () => {
+    // A follower catching up always has WAL queued: ingest must still give a flush that has waited
+    // past WRITES_GRACE_MS its turns (before, a flush got one step per queued chunk and took 15–25 s
+    // to flush 4 MB of WAL).
     const repo = await openRepo(impl, { checkpointDistance: 256 * 1024 * KIB });
     const tl = await pgTimeline(repo);
     const w = buildWal(Array.from({ length: QUEUED_FPIS }, (_, i) => fpi(i)), { startLsn: IMPORT_LSN });
@@ -139,17 +146,30 @@ describe.each(IMPLEMENTATIONS)('ingest backpressure (%s core)', (impl) => {
       turns++;
       setImmediate(turn);
     };
+    let flushing: Promise<void> | null = null;
     async function* queued(): AsyncGenerator<Uint8Array> {
+      yield w.bytes.subarray(0, FIRST_CHUNK_BYTES);
+      // That much is in the open layer: flush it while the rest, all of it already there, is
+      // handed over in one chunk (as WalQueue does up to 4 MB).
+      flushing = tl.flush();
+      for (let i = 0; i < MICROTASKS_TO_START; i++) await Promise.resolve();
+      expect(timelineImpl(tl).writesWaitingMs, 'the flush is queued').toBeGreaterThan(0);
+      // The loop held past the grace (as ingest holds it while catching up): the flush has waited.
+      const until = performance.now() + WRITES_GRACE_MS + GRACE_MARGIN_MS;
+      while (performance.now() < until) { /* busy */ }
       counting = true;
       setImmediate(turn);
-      // All of it is already there, handed over in one chunk (as WalQueue does up to 4 MB).
-      yield w.bytes;
+      yield w.bytes.subarray(FIRST_CHUNK_BYTES);
+      counting = false;
     }
     const report = await tl.ingestPgWal(queued(), { startLsn: w.startLsn });
-    counting = false;
     expect(report.blocks).toBe(QUEUED_FPIS);
-    expect(turns, 'event-loop turns during the ingest of queued WAL').toBeGreaterThanOrEqual(2);
+    expect(turns, 'event-loop turns while the queued WAL was ingested and a flush ran').toBeGreaterThanOrEqual(2);
+    expect(flushing).not.toBeNull();
+    await flushing;
+    expect(tl.diskConsistentLsn).toBeGreaterThan(w.startLsn);
     await tl.flush();
+    expect(tl.diskConsistentLsn).toBe(tl.lastRecordLsn);
   });
 
   it('a writer waiting on the budget gets the flush failure; a bad maxFrozenLayers is refused', async () => {

@@ -153,6 +153,9 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
   private readonly layerSet: LayerSet;
   /** The running flush's pipeline (flushFrozen), null when no flush runs. */
   private pipeline: FlushPipeline | null = null;
+  /** Jobs in `serial` not yet settled, and performance.now() when one last started, ended or committed a layer. */
+  private queuedWrites = 0;
+  private writeProgressAt = 0;
   private readonly reads: ReadPath;
   /** Per-key records applied by reads, for heat-driven images (read_heat.ts). */
   private readonly heat = new ReadHeat();
@@ -226,6 +229,15 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
 
   get isClosed(): boolean {
     return this.closed;
+  }
+
+  /**
+   * How long (ms) the write queue (flushes, compaction, image creation) has held work without a job
+   * starting or ending or a flush committing a layer; 0 when it is empty. A busy writer leaves
+   * event-loop turns to queued work that has waited long (pg_timeline.ts).
+   */
+  get writesWaitingMs(): number {
+    return this.queuedWrites === 0 ? 0 : performance.now() - this.writeProgressAt;
   }
 
   /** Bumped whenever pages may change (decoded_page_cache.ts): a batch stored, a snapshot loaded. */
@@ -903,8 +915,16 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
   }
 
   private enqueue(job: () => Promise<void>): Promise<void> {
-    const run = this.serial.then(job);
-    this.serial = run.catch(() => undefined);
+    if (this.queuedWrites++ === 0) this.writeProgressAt = performance.now();
+    const run = this.serial.then(() => {
+      this.writeProgressAt = performance.now();
+      return job();
+    });
+    const settled = (): void => {
+      this.queuedWrites--;
+      this.writeProgressAt = performance.now();
+    };
+    this.serial = run.then(settled, settled);
     return run;
   }
 
@@ -929,6 +949,7 @@ export class TimelineImpl implements ReadSegment, NeedSegment, EvictionOwner {
           const written = await p.writes[0];
           p.writes.shift();
           await this.layerSet.commitFrozen(written);
+          this.writeProgressAt = performance.now();
         } catch (e) {
           this.writeFailure = writeFailure(this.name, 'a flush', e);
           throw this.writeFailure;
