@@ -101,6 +101,8 @@ function laneOf(file) {
 parentPort.on('message', (m) => {
   const held = laneOf(m.lane);
   if (held) held.enterBackgroundLane();
+  let reply;
+  let transfer = [];
   try {
     const raw = raws[m.slot];
     const out = outs[m.slot];
@@ -117,12 +119,15 @@ parentPort.on('message', (m) => {
         lens[i] = ${NOT_SMALLER};
       }
     }
-    parentPort.postMessage({ slot: m.slot, lens }, [lens.buffer]);
+    reply = { slot: m.slot, lens };
+    transfer = [lens.buffer];
   } catch (e) {
-    parentPort.postMessage({ slot: m.slot, error: String((e && e.message) || e) });
+    reply = { slot: m.slot, error: String((e && e.message) || e) };
   } finally {
+    // Given back before the reply: whoever the reply wakes finds the slot free.
     if (held) held.leaveBackgroundLane();
   }
+  parentPort.postMessage(reply, transfer);
 });
 `;
 
