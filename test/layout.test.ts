@@ -13,7 +13,7 @@ const LIB = path.join(__dirname, '..', 'lib');
 
 /** Layers from the bottom up; a module may import its own layer or any layer below it. */
 const LAYERS: ReadonlyArray<{ name: string; test: (rel: string) => boolean }> = [
-  { name: 'vocabulary', test: (r) => /^(errors|lsn|key|record|bytes|fs_util|fault_injection)\.ts$/.test(r) },
+  { name: 'vocabulary', test: (r) => /^(errors|lsn|key|record|bytes|fs_util|json_object|fault_injection)\.ts$/.test(r) },
   { name: 'core contract', test: (r) => /^core\/(core|format|read_plan|compress|compress_worker|worker_thread|entry_batch|delta_arena|pg_wal_format)\.ts$/.test(r) },
   { name: 'cores', test: (r) => r.startsWith('core/ts/') || r === 'core/native.ts' },
   { name: 'core selection', test: (r) => r === 'core/select.ts' || r === 'core/pg_decoder.ts' },

@@ -8,6 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { StrataError } from '../errors';
+import { parseJsonObject } from '../json_object';
 import { formatLsn, type Lsn } from '../lsn';
 import { type AttachmentRecord, readAttachment } from '../engine/attachment';
 import type { Manifest } from '../engine/manifest';
@@ -154,7 +155,7 @@ function readLocalAttachment(dir: string, tenantId: string): { generation: numbe
   const file = path.join(dir, 'tenants', tenantId, 'remote.json');
   if (!fs.existsSync(file)) return null;
   try {
-    return JSON.parse(fs.readFileSync(file, 'utf8')) as { generation: number; attachmentId?: string };
+    return parseJsonObject(fs.readFileSync(file, 'utf8')) as { generation: number; attachmentId?: string };
   } catch (e) {
     throw new StrataError('CORRUPT_MANIFEST', `${file}: unreadable: ${(e as Error).message}`, { cause: e });
   }

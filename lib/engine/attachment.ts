@@ -19,6 +19,7 @@
 import * as crypto from 'node:crypto';
 import * as os from 'node:os';
 import { isStrataError, StrataError } from '../errors';
+import { parseJsonObject } from '../json_object';
 import { RemoteStorageError, type RemoteStorage } from '../remote/remote_storage';
 import { checkGeneration, splitGeneration, tenantPrefix } from './remote_layout';
 
@@ -82,7 +83,7 @@ export async function readAttachment(storage: RemoteStorage, tenantId: string): 
 export function decodeAttachment(key: string, bytes: Buffer): AttachmentRecord {
   let j: AttachmentRecord;
   try {
-    j = JSON.parse(bytes.toString('utf8')) as AttachmentRecord;
+    j = parseJsonObject(bytes.toString('utf8')) as unknown as AttachmentRecord;
   } catch (e) {
     throw new StrataError('CORRUPT_MANIFEST', `attachment object ${key}: bad JSON: ${(e as Error).message}`);
   }

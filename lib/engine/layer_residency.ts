@@ -14,6 +14,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { StrataError } from '../errors';
+import { parseJsonObject } from '../json_object';
 import { writeFileAtomic, wrapIo } from '../fs_util';
 import type { Lsn } from '../lsn';
 import type { LayerDesc } from './manifest';
@@ -34,7 +35,7 @@ export function readRemoteOnly(dir: string): Map<string, number> {
   }
   let json: { format?: unknown; layers?: unknown };
   try {
-    json = JSON.parse(text) as typeof json;
+    json = parseJsonObject(text);
   } catch (e) {
     throw new StrataError('CORRUPT_MANIFEST', `${file}: unreadable: ${(e as Error).message}`, { cause: e });
   }

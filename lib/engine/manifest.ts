@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import { crc32 } from 'node:zlib';
 import { StrataError } from '../errors';
+import { parseJsonObject } from '../json_object';
 import { BLOCK_SIZE, type CompressionName, CODEC_NAMES } from '../core/format';
 import { writeFileAtomic, writeFileAtomicAsync } from '../fs_util';
 import { keyFromHex, keyToHex } from '../key';
@@ -114,7 +115,7 @@ export function decodeManifest(file: string, text: string): Manifest {
   if (stored !== actual) fail(`checksum mismatch (stored ${m![1]}, computed ${actual.toString(16).padStart(8, '0')})`);
   let j: ManifestJson;
   try {
-    j = JSON.parse(body) as ManifestJson;
+    j = parseJsonObject(body) as unknown as ManifestJson;
   } catch (e) {
     return fail(`bad JSON: ${(e as Error).message}`);
   }

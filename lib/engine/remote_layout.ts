@@ -5,6 +5,7 @@
  * is generation order.
  */
 import { StrataError } from '../errors';
+import { parseJsonObject } from '../json_object';
 import { decodeManifest, encodeManifest, type Manifest } from './manifest';
 
 /** Generations are positive 32-bit integers (8 hex digits in keys). */
@@ -79,7 +80,7 @@ export function decodeIndex(key: string, bytes: Buffer): IndexPart {
   const fail = (why: string): never => { throw new StrataError('CORRUPT_MANIFEST', `remote index ${key}: ${why}`); };
   let j: IndexJson;
   try {
-    j = JSON.parse(bytes.toString('utf8')) as IndexJson;
+    j = parseJsonObject(bytes.toString('utf8')) as unknown as IndexJson;
   } catch (e) {
     return fail(`bad JSON: ${(e as Error).message}`);
   }

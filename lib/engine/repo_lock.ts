@@ -14,6 +14,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { StrataError } from '../errors';
+import { parseJsonObject } from '../json_object';
 import { fsyncDir, processStartTicks } from '../fs_util';
 
 export const LOCK_FILE = 'strata.lock';
@@ -76,7 +77,7 @@ function tryCreate(file: string, me: LockOwner): boolean {
 /** The owner a lock file names, or null when it is unreadable or half-written (a crash while creating it). */
 function readOwner(file: string): LockOwner | null {
   try {
-    const o = JSON.parse(fs.readFileSync(file, 'utf8')) as Partial<LockOwner>;
+    const o = parseJsonObject(fs.readFileSync(file, 'utf8')) as Partial<LockOwner>;
     if (typeof o.pid !== 'number' || typeof o.token !== 'string') return null;
     return { pid: o.pid, startTicks: typeof o.startTicks === 'number' ? o.startTicks : null, token: o.token, dir: typeof o.dir === 'string' ? o.dir : '' };
   } catch {

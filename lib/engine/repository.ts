@@ -10,6 +10,7 @@ import type { Core, ImplementationName, PageCachePolicy, PageCacheStats } from '
 import { DEFAULT_MAX_OPEN_LAYER_FILES, MIN_PAGE_CACHE_PAGES, PAGE_CACHE_POLICIES } from '../core/core';
 import { codecAvailable } from '../core/compress';
 import { describeValue, isStrataError, StrataError } from '../errors';
+import { parseJsonObject } from '../json_object';
 import { BLOCK_SIZE, CODEC_BY_NAME, CODEC_NAMES, type CompressionName } from '../core/format';
 import { fsyncDir, mkdirDurable, TMP_SUFFIX, wrapIo, writeFileAtomic } from '../fs_util';
 import { checkLsn, formatLsn, type Lsn } from '../lsn';
@@ -660,7 +661,7 @@ export class RepositoryImpl {
     }
     let j: { generation?: unknown; attachmentId?: unknown };
     try {
-      j = JSON.parse(fs.readFileSync(file, 'utf8')) as { generation?: unknown; attachmentId?: unknown };
+      j = parseJsonObject(fs.readFileSync(file, 'utf8'));
     } catch (e) {
       throw new StrataError('CORRUPT_MANIFEST', `${file}: unreadable: ${(e as Error).message}`, { cause: e });
     }
@@ -857,7 +858,7 @@ function checkMarker(marker: string): void {
   }
   let format: unknown;
   try {
-    format = (JSON.parse(fs.readFileSync(marker, 'utf8')) as { format?: unknown }).format;
+    format = parseJsonObject(fs.readFileSync(marker, 'utf8')).format;
   } catch (e) {
     throw new StrataError('CORRUPT_MANIFEST', `${marker}: unreadable: ${(e as Error).message}`, { cause: e });
   }

@@ -27,6 +27,7 @@ import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import { StrataError } from '../errors';
 import { fsyncDir, mkdirDurable } from '../fs_util';
+import { parseJsonObject } from '../json_object';
 import { writeFileFromStream } from './fs_durable';
 import { processAlive, SELF, tryLock } from './owner_lock';
 import {
@@ -235,7 +236,7 @@ export class LocalFsStorage implements RemoteStorage {
 
   private async readEtagRecord(key: string): Promise<EtagRecord | null> {
     try {
-      const r = JSON.parse(await fs.promises.readFile(path.join(this.etagDir, `${this.keyHash(key)}.json`), 'utf8')) as Partial<EtagRecord>;
+      const r = parseJsonObject(await fs.promises.readFile(path.join(this.etagDir, `${this.keyHash(key)}.json`), 'utf8')) as Partial<EtagRecord>;
       return typeof r.etag === 'string' && typeof r.ino === 'string' && typeof r.size === 'string' && typeof r.mtimeNs === 'string' ? (r as EtagRecord) : null;
     } catch {
       return null;

@@ -11,6 +11,7 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import { processStartTicks } from '../fs_util';
+import { parseJsonObject } from '../json_object';
 
 export interface LockOwner {
   pid: number;
@@ -37,7 +38,7 @@ export function processAlive(pid: number, startTicks: number | null): boolean {
 
 function readOwner(file: string): LockOwner | null {
   try {
-    const o = JSON.parse(fs.readFileSync(file, 'utf8')) as Partial<LockOwner>;
+    const o = parseJsonObject(fs.readFileSync(file, 'utf8')) as Partial<LockOwner>;
     if (typeof o.pid !== 'number' || typeof o.token !== 'string') return null;
     return { pid: o.pid, startTicks: typeof o.startTicks === 'number' ? o.startTicks : null, token: o.token };
   } catch {
