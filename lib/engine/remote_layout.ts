@@ -14,8 +14,12 @@ export const INDEX_NAME = 'index_part.json';
 export const INDEX_FORMAT = 1;
 const GEN_SUFFIX = /^(.+)-([0-9a-f]{8})$/;
 
+function isGeneration(g: unknown): g is number {
+  return typeof g === 'number' && Number.isSafeInteger(g) && g >= 1 && g <= MAX_GENERATION;
+}
+
 export function checkGeneration(g: unknown, what: string): number {
-  if (typeof g !== 'number' || !Number.isSafeInteger(g) || g < 1 || g > MAX_GENERATION) {
+  if (!isGeneration(g)) {
     throw new StrataError('BAD_ARGUMENT', `${what} must be an integer in 1..${MAX_GENERATION}: got ${String(g)}`);
   }
   return g;
@@ -90,8 +94,10 @@ export function decodeIndex(key: string, bytes: Buffer): IndexPart {
   const layerGenerations = new Map<string, number>();
   for (const l of manifest.layers) {
     const g = j.layerGenerations[l.fileName];
-    if (typeof g !== 'number' || !Number.isSafeInteger(g) || g < 1 || g > MAX_GENERATION) fail(`layer ${l.fileName} has no valid generation`);
+    if (!isGeneration(g)) fail(`layer ${l.fileName} has no valid generation`);
     layerGenerations.set(l.fileName, g);
   }
-  return { generation: checkGeneration(j.generation, `remote index ${key}: generation`), manifest, layerGenerations };
+  // A bad generation here is a corrupt object, not a caller's BAD_ARGUMENT.
+  if (!isGeneration(j.generation)) fail(`bad generation ${String(j.generation)}`);
+  return { generation: j.generation as number, manifest, layerGenerations };
 }
