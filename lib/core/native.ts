@@ -7,13 +7,13 @@
  * A local build wins so that a developer's freshly compiled addon is never shadowed by a stale prebuild.
  */
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import type {
   Core, CoreOptions, DeltaCompactionOptions, DeltaCompactionResult, LayerKind, LayerSummary, LayerWriter, LayerWriterOptions, PageCacheApi, PageCacheStats,
 } from './core';
 import { DEFAULT_MAX_OPEN_LAYER_FILES } from './core';
 import { useBackgroundLaneOf } from './compress_worker';
-import { defaultBackgroundThreads, MAX_BACKGROUND_THREADS, processLane, useNativeLane } from './ts/background_thread';
 import type { DeltaArena } from './delta_arena';
 import { StrataError, toStrataError } from '../errors';
 import { registerNativeFaultBridge, type FaultOp } from '../fault_injection';
@@ -107,7 +107,8 @@ function bridgeFaults(b: NativeBinding): void {
 /** The package root: dist/core/ (or lib/core/ under vitest) sits two levels below it. */
 const PACKAGE_ROOT = path.join(__dirname, '..', '..');
 
-export { MAX_BACKGROUND_THREADS, defaultBackgroundThreads };
+/** Most background slots setBackgroundThreads accepts (kMaxBackgroundThreads in native/addon.cc). */
+export const MAX_BACKGROUND_THREADS = 1024;
 
 /** The background lane as the addon reports it (native/background_thread.h). */
 export interface BackgroundLaneStats {
@@ -117,8 +118,8 @@ export interface BackgroundLaneStats {
   busy: number;
   /** The most held at once since the count was last set. */
   mostBusy: number;
-  /** Whose lane: the addon's once it has loaded, else the TS twin's (ts/background_thread.ts). */
-  lane: 'native' | 'ts';
+  /** False where the addon has not loaded: then nothing is gated (the TS core's workers never are). */
+  active: boolean;
 }
 
 /** Where the loaded (or attempted) binary came from. */
@@ -187,10 +188,8 @@ function tryLoad(): LoadAttempt {
     }
     bridgeFaults(b as NativeBinding);
     if (typeof b.setBackgroundThreads === 'function') {
-      b.setBackgroundThreads(processLane.stats().slots);
+      b.setBackgroundThreads(backgroundThreadsWanted);
       useBackgroundLaneOf(file);
-      const binding = b as NativeBinding;
-      useNativeLane(file, () => binding.leaveBackgroundLane());
     }
     return { binding: b as NativeBinding, error: null, file, source };
   } catch (e) {
@@ -220,26 +219,39 @@ export function loadNativeBinding(): NativeBinding {
 }
 
 /**
- * How many pieces of background work (the native core's flush, compaction and image creation's
- * reads and writes; the TS core's merges and image reads on its worker threads; the compression of
- * image pages for either core) may compute at once in this process; the rest wait their turn. One
- * lane for the whole process: the addon's once it has loaded, else the TS twin's
- * (ts/background_thread.ts). Returns the previous count.
+ * The background lane's starting slots: STRATA_BACKGROUND_THREADS when it holds a whole number
+ * from 1 to MAX_BACKGROUND_THREADS (as UV_THREADPOOL_SIZE sizes libuv's pool), else one fewer
+ * than the CPUs this process may run on, at least 1, so a CPU is free when the event loop wakes.
+ */
+export function defaultBackgroundThreads(env: NodeJS.ProcessEnv = process.env): number {
+  const asked = Number(env.STRATA_BACKGROUND_THREADS);
+  if (Number.isInteger(asked) && asked >= 1 && asked <= MAX_BACKGROUND_THREADS) return asked;
+  return Math.max(1, os.availableParallelism() - 1);
+}
+
+let backgroundThreadsWanted = defaultBackgroundThreads();
+
+/**
+ * How many pieces of the native core's background work (flush, compaction, image creation's
+ * reads and writes, and the compression of image pages, for either core) may compute at once in
+ * this process; the rest wait their turn on libuv's pool (native/background_thread.h). Applies to
+ * the addon now or once it loads. Returns the previous count.
  */
 export function setBackgroundThreads(slots: number): number {
   if (!Number.isInteger(slots) || slots < 1 || slots > MAX_BACKGROUND_THREADS) {
     throw new StrataError('BAD_ARGUMENT', `setBackgroundThreads: slots must be an integer from 1 to ${MAX_BACKGROUND_THREADS}, not ${String(slots)}`);
   }
-  const previous = processLane.setSlots(slots);
+  const previous = backgroundThreadsWanted;
+  backgroundThreadsWanted = slots;
   attempt?.binding?.setBackgroundThreads(slots);
   return previous;
 }
 
-/** The lane's state: the addon's once it has loaded (`lane: 'native'`), else the TS twin's. */
+/** The lane's state; where the addon has not loaded, the count it will get and `active: false`. */
 export function backgroundLaneStats(): BackgroundLaneStats {
   const b = attempt?.binding;
-  if (!b) return { ...processLane.stats(), lane: 'ts' };
-  return { ...b.backgroundLaneStats(), lane: 'native' };
+  if (!b) return { slots: backgroundThreadsWanted, busy: 0, mostBusy: 0, active: false };
+  return { ...b.backgroundLaneStats(), active: true };
 }
 
 /** Details of the native binding Strata loaded (or tried to): for bug reports and `strata --version`. */

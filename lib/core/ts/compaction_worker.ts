@@ -18,14 +18,12 @@ import { CORE_WORKER_NICE, type WireError, type WorkerStats, asBuffer, fromWire,
 import { StrataError } from '../../errors';
 import { faults } from '../../fault_injection';
 import { compactDeltaLayers } from './compaction';
-import { LaneEntry, type LaneChoice, giveBackHeld, laneChoice, newHeldCell, processLane } from './background_thread';
 
 /** Marks the worker this module starts, so a user's own worker importing Strata serves nothing. */
 const WORKER_ROLE = 'strata-compaction';
 interface Request {
   id: number;
   opts: DeltaCompactionOptions;
-  lane: LaneChoice;
 }
 
 interface Reply {
@@ -73,8 +71,6 @@ class CompactionWorker {
   private dead = false;
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
-  /** Which lane's slot the worker holds (background_thread.ts), to give back if it dies holding one. */
-  private readonly held = newHeldCell();
 
   /** The worker, started on first use; null (with stats.inlineReason set) when there can be none. */
   acquire(): Worker | null {
@@ -87,7 +83,7 @@ class CompactionWorker {
       return null;
     }
     try {
-      this.worker = new Worker(script.file, { workerData: { role: WORKER_ROLE, nice: CORE_WORKER_NICE, lane: processLane.shared, held: this.held } });
+      this.worker = new Worker(script.file, { workerData: { role: WORKER_ROLE, nice: CORE_WORKER_NICE } });
     } catch (e) {
       stats.inlineReason = `the compaction worker could not start: ${e instanceof Error ? e.message : String(e)}`;
       this.dead = true;
@@ -96,10 +92,7 @@ class CompactionWorker {
     this.worker.unref(); // an idle worker must not keep the process alive
     this.worker.on('message', (r: Reply) => this.settle(r));
     this.worker.on('error', (e: Error) => this.fail(`failed: ${e.message}`));
-    this.worker.on('exit', (code: number) => {
-      giveBackHeld(this.held); // only now is the thread surely gone
-      this.fail(`exited with code ${code}`);
-    });
+    this.worker.on('exit', (code: number) => this.fail(`exited with code ${code}`));
     return this.worker;
   }
 
@@ -108,7 +101,7 @@ class CompactionWorker {
     return new Promise((resolve, reject) => {
       if (this.pending.size === 0) worker.ref(); // a merge in flight keeps the process alive
       this.pending.set(id, { opts, resolve, reject });
-      const req: Request = { id, opts, lane: laneChoice() };
+      const req: Request = { id, opts };
       worker.postMessage(req);
     });
   }
@@ -166,39 +159,14 @@ export async function stopCompactionWorkerForTest(): Promise<void> {
   await shared?.stop();
 }
 
-/** Posts an answer; one that cannot be posted still answers its request, with why. */
-function answer(reply: Reply): void {
-  try {
-    parentPort!.postMessage(reply);
-  } catch (e) {
-    parentPort!.postMessage({ id: reply.id, error: toWire(e) } satisfies Reply);
-  }
-}
-
-/** One merge in a slot of the background lane, given back before the answer goes. */
-async function mergeInLane(lane: LaneEntry, req: Request): Promise<Reply> {
-  const leave = lane.enter(req.lane);
-  try {
-    return { id: req.id, result: await compactDeltaLayers(req.opts) };
-  } catch (e) {
-    return { id: req.id, error: toWire(e) };
-  } finally {
-    leave();
-  }
-}
-
-/**
- * The worker's side: lower its priority, then merge each request and answer it. Merges run one
- * after another: one that waited for a slot while another awaited its I/O would block the thread
- * that other must finish on.
- */
+/** The worker's side: lower its priority, then merge each request and answer it. */
 function serve(): void {
-  const data = workerData as { nice: number; lane: SharedArrayBuffer; held: SharedArrayBuffer };
-  lowerThisThreadPriority(data.nice);
-  const lane = new LaneEntry(data.lane, data.held);
-  let previous: Promise<unknown> = Promise.resolve();
+  lowerThisThreadPriority((workerData as { nice: number }).nice);
   parentPort!.on('message', (req: Request) => {
-    previous = previous.then(() => mergeInLane(lane, req)).then((reply) => answer(reply));
+    compactDeltaLayers(req.opts).then(
+      (result) => parentPort!.postMessage({ id: req.id, result } satisfies Reply),
+      (e: unknown) => parentPort!.postMessage({ id: req.id, error: toWire(e) } satisfies Reply),
+    );
   });
 }
 

@@ -29,7 +29,6 @@ import { Layer, type SummaryFields, layerKeys } from './layer_file';
 import { LayerMap } from './layer_map';
 import { PageCache } from './page_cache';
 import { Reconstructor } from './reconstruct';
-import { LaneEntry, type LaneChoice, giveBackHeld, laneChoice, newHeldCell, processLane } from './background_thread';
 
 const WORKER_ROLE = 'strata-read';
 /**
@@ -49,8 +48,8 @@ type Message =
   | { t: 'map'; mapId: number; handles: number[]; added: LayerDescription[] }
   | { t: 'drop'; mapId: number }
   | { t: 'close'; handle: number; retained: boolean }
-  | { t: 'read'; id: number; lane: LaneChoice; plan: Uint8Array; requests: number; into: Uint8Array | null }
-  | { t: 'keys'; id: number; lane: LaneChoice; handle: number; added: LayerDescription | null; keyStart: Uint8Array; keyEnd: Uint8Array; maxKeys: number };
+  | { t: 'read'; id: number; plan: Uint8Array; requests: number; into: Uint8Array | null }
+  | { t: 'keys'; id: number; handle: number; added: LayerDescription | null; keyStart: Uint8Array; keyEnd: Uint8Array; maxKeys: number };
 
 /** A descriptor the main thread opened for a closed layer, sent on the side channel. */
 interface Retained {
@@ -116,14 +115,13 @@ export class ReadWorker {
   private nextId = 1;
   private dead: string | null = null;
 
-  private constructor(worker: Worker, side: MessagePort, private readonly held: SharedArrayBuffer) {
+  private constructor(worker: Worker, side: MessagePort) {
     this.worker = worker;
     this.side = side;
     worker.unref(); // an idle worker must not keep the process alive
     worker.on('message', (r: Reply | Closed) => ('closed' in r ? this.closeHandedOver(r.closed) : this.settle(r)));
     worker.on('error', (e: Error) => this.fail(`failed: ${e.message}`));
     worker.on('exit', (code: number) => {
-      giveBackHeld(this.held); // only now is the thread surely gone
       this.fail(`exited with code ${code}`);
       this.closeAllHandedOver();
     });
@@ -134,18 +132,17 @@ export class ReadWorker {
     const script = workerScript(__filename);
     if ('reason' in script) return script;
     const { port1, port2 } = new MessageChannel();
-    const held = newHeldCell();
     let worker: Worker;
     try {
       worker = new Worker(script.file, {
-        workerData: { role: WORKER_ROLE, nice: CORE_WORKER_NICE, maxOpenLayerFiles, side: port2, lane: processLane.shared, held },
+        workerData: { role: WORKER_ROLE, nice: CORE_WORKER_NICE, maxOpenLayerFiles, side: port2 },
         transferList: [port2],
       });
     } catch (e) {
       port1.close();
       return { reason: `the read worker could not start: ${e instanceof Error ? e.message : String(e)}` };
     }
-    const rw = new ReadWorker(worker, port1, held);
+    const rw = new ReadWorker(worker, port1);
     live.add(rw);
     for (const [mapId, map] of maps) rw.setMap(mapId, map.layers);
     return rw;
@@ -207,7 +204,7 @@ export class ReadWorker {
     }
     const into = this.spareOut(requests * PAGE_SIZE);
     const transfer = into === null ? [] : [into.buffer as ArrayBuffer];
-    return this.send((id) => ({ t: 'read', id, lane: laneChoice(), plan: new Uint8Array(plan), requests, into }), (r, resolve: () => void) => {
+    return this.send((id) => ({ t: 'read', id, plan: new Uint8Array(plan), requests, into }), (r, resolve: () => void) => {
       out.set(r.out!);
       status.set(r.status!);
       counts.set(r.counts!);
@@ -220,7 +217,7 @@ export class ReadWorker {
   keys(layer: Layer, keyStart: Buffer, keyEnd: Buffer, maxKeys: number): Promise<Buffer> {
     const added = this.describe(layer);
     return this.send(
-      (id) => ({ t: 'keys', id, lane: laneChoice(), handle: layer.handle, added, keyStart: new Uint8Array(keyStart), keyEnd: new Uint8Array(keyEnd), maxKeys }),
+      (id) => ({ t: 'keys', id, handle: layer.handle, added, keyStart: new Uint8Array(keyStart), keyEnd: new Uint8Array(keyEnd), maxKeys }),
       (r, resolve: (keys: Buffer) => void) => resolve(asBuffer(r.keys!)),
     );
   }
@@ -406,20 +403,12 @@ class ReadWorkerState {
   }
 }
 
-/** Reads and key listings compute in a slot of the background lane; map updates and closes do not wait for one. */
 function serve(): void {
-  const data = workerData as { nice: number; maxOpenLayerFiles: number; side: MessagePort; lane: SharedArrayBuffer; held: SharedArrayBuffer };
+  const data = workerData as { nice: number; maxOpenLayerFiles: number; side: MessagePort };
   lowerThisThreadPriority(data.nice);
   const state = new ReadWorkerState(data.maxOpenLayerFiles, data.side);
-  const lane = new LaneEntry(data.lane, data.held);
   parentPort!.on('message', (m: Message) => {
-    const leave = m.t === 'read' || m.t === 'keys' ? lane.enter(m.lane) : null;
-    let reply: Reply | Closed | null;
-    try {
-      reply = state.handle(m);
-    } finally {
-      leave?.(); // given back before the reply: whoever it wakes finds the slot free
-    }
+    const reply = state.handle(m);
     if (reply === null) return;
     parentPort!.postMessage(reply, transferOf(reply));
   });
