@@ -834,17 +834,43 @@ Napi::Value BackgroundLaneStatsJs(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// enterBackgroundLane() blocks until a slot is free: for threads that compute background work
-// themselves (the compression worker), never the event loop's.
-Napi::Value EnterBackgroundLaneJs(const Napi::CallbackInfo& info) {
-  EnterBackgroundLane();
-  return info.Env().Undefined();
+// The optional held cell: an Int32Array shared with the thread that started this one, 1 while a
+// slot is held. The call that takes or gives back the slot also sets the cell, and a terminated
+// worker stops only between JS statements, so the cell never disagrees with the lane: when the
+// worker has exited, the starting thread gives back whatever its cell still says it holds.
+int32_t* HeldCell(const Napi::CallbackInfo& info, const char* fn) {
+  if (info.Length() < 1 || info[0].IsUndefined()) return nullptr;
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+    BadArgument(std::string(fn) + ": held must be an Int32Array");
+  }
+  Napi::Int32Array cell = info[0].As<Napi::Int32Array>();
+  if (cell.ElementLength() < 1) BadArgument(std::string(fn) + ": held must have an element");
+  return cell.Data();
 }
 
+// enterBackgroundLane(held?) blocks until a slot is free: for threads that compute background work
+// themselves (the compression worker), never the event loop's.
+Napi::Value EnterBackgroundLaneJs(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    int32_t* held = HeldCell(info, "enterBackgroundLane");
+    if (held != nullptr && __atomic_load_n(held, __ATOMIC_SEQ_CST) != 0) {
+      BadArgument("enterBackgroundLane: the held cell already holds a slot");
+    }
+    EnterBackgroundLane();
+    if (held != nullptr) __atomic_store_n(held, 1, __ATOMIC_SEQ_CST);
+    return info.Env().Undefined();
+  });
+}
+
+// leaveBackgroundLane(held?) -> whether a slot was given back. With a cell, false when the cell
+// holds none (already given back, by its thread or for it); without one, BAD_ARGUMENT when the
+// lane has no slot held.
 Napi::Value LeaveBackgroundLaneJs(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value {
+    int32_t* held = HeldCell(info, "leaveBackgroundLane");
+    if (held != nullptr && __atomic_exchange_n(held, 0, __ATOMIC_SEQ_CST) == 0) return Napi::Boolean::New(info.Env(), false);
     if (!LeaveBackgroundLane()) BadArgument("leaveBackgroundLane: no slot of the background lane is held");
-    return info.Env().Undefined();
+    return Napi::Boolean::New(info.Env(), true);
   });
 }
 

@@ -11,7 +11,9 @@
  * its page faults, cost as much as compressing it). If the worker cannot start or dies, the
  * records are compressed here. Where the native addon has loaded, each chunk is compressed holding
  * a slot of its background lane, which bounds background work process-wide
- * (native/background_thread.h; setBackgroundThreads in native.ts, which names the addon here).
+ * (native/background_thread.h; setBackgroundThreads in native.ts, which names the addon here). The
+ * worker notes the slot in a shared held cell, set in the same native call that takes the slot, so
+ * a worker that dies or is terminated holding it has it given back here when it has exited.
  */
 import { Worker } from 'node:worker_threads';
 import { compressRecord } from './compress';
@@ -61,6 +63,7 @@ try {
   require('node:os').setPriority(tid, workerData.nice);
 } catch {}
 const raws = workerData.raws.map((s) => Buffer.from(s));
+const heldCell = new Int32Array(workerData.held);
 const outs = workerData.outs.map((s) => Buffer.from(s));
 let lz4 = null;
 let zstd = null;
@@ -100,7 +103,7 @@ function laneOf(file) {
 }
 parentPort.on('message', (m) => {
   const held = laneOf(m.lane);
-  if (held) held.enterBackgroundLane();
+  if (held) held.enterBackgroundLane(heldCell);
   let reply;
   let transfer = [];
   try {
@@ -125,7 +128,7 @@ parentPort.on('message', (m) => {
     reply = { slot: m.slot, error: String((e && e.message) || e) };
   } finally {
     // Given back before the reply: whoever the reply wakes finds the slot free.
-    if (held) held.leaveBackgroundLane();
+    if (held) held.leaveBackgroundLane(heldCell);
   }
   parentPort.postMessage(reply, transfer);
 });
@@ -147,6 +150,8 @@ class CompressWorker {
   private readonly free: number[] = [];
   private readonly slotWaiters: ((slot: number) => void)[] = [];
   private readonly pending = new Map<number, (reply: Reply) => void>();
+  /** Element 0 is 1 while the worker holds a slot of the addon's lane (set by the addon itself). */
+  private readonly held = new Int32Array(new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT));
 
   /** Compresses `records` (each ≤ the slot, all together ≤ COMPRESS_SLOT_BYTES), calling `use` in order. */
   async compress(codec: CodecId, records: readonly RecordSpan[], use: UsePacked): Promise<void> {
@@ -192,7 +197,7 @@ class CompressWorker {
       this.worker = new Worker(WORKER_SOURCE, {
         eval: true,
         workerData: {
-          raws: this.raws.map((b) => b.buffer), outs: this.outs.map((b) => b.buffer), nice: COMPRESS_WORKER_NICE,
+          raws: this.raws.map((b) => b.buffer), outs: this.outs.map((b) => b.buffer), held: this.held.buffer, nice: COMPRESS_WORKER_NICE,
           lz4Codec: CODEC_LZ4, lz4Path: resolveOrEmpty('lz4-napi'), zstdPath: resolveOrEmpty('zstd-napi'), zstdLevel: ZSTD_LEVEL,
         },
       });
@@ -208,7 +213,10 @@ class CompressWorker {
       for (const slot of [...this.pending.keys()]) this.settle({ slot, error: 'the compression worker stopped' });
     };
     this.worker.on('error', fail);
-    this.worker.on('exit', fail);
+    this.worker.on('exit', () => {
+      laneGiveBack?.(this.held); // only now is the thread surely gone
+      fail();
+    });
     return this.worker;
   }
 
@@ -268,10 +276,17 @@ let shared: CompressWorker | null = null;
 
 /** The loaded addon whose background lane chunks are compressed in ('' for none); set by native.ts. */
 let laneAddonFile = '';
+/** Gives back the slot a held cell says is held (the addon's leaveBackgroundLane with the cell). */
+type GiveBackHeld = (held: Int32Array) => boolean;
+let laneGiveBack: GiveBackHeld | null = null;
 
-/** Called by native.ts once the addon has loaded: later chunks hold a slot of its lane. */
-export function useBackgroundLaneOf(addonFile: string): void {
+/**
+ * Called by native.ts once the addon has loaded: later chunks hold a slot of its lane, and a
+ * worker that exits holding one has it given back through `giveBack`.
+ */
+export function useBackgroundLaneOf(addonFile: string, giveBack: GiveBackHeld): void {
   laneAddonFile = addonFile;
+  laneGiveBack = giveBack;
 }
 
 /** Records compressed, by where: on the worker, or on the calling thread (too big, or no worker). */

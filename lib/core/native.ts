@@ -77,10 +77,17 @@ export interface NativeBinding {
   /** The background lane's slots, process-wide (native/background_thread.h); returns the previous count. */
   setBackgroundThreads(slots: number): number;
   backgroundLaneStats(): { slots: number; busy: number; mostBusy: number };
-  /** Blocks until a lane slot is free: for a thread computing background work itself, never the event loop's. */
-  enterBackgroundLane(): void;
-  /** BAD_ARGUMENT when no slot is held. */
-  leaveBackgroundLane(): void;
+  /**
+   * Blocks until a lane slot is free: for a thread computing background work itself, never the
+   * event loop's. `held` (element 0) is set to 1 in the same call, so whoever started the thread
+   * can give the slot back if the thread dies holding it.
+   */
+  enterBackgroundLane(held?: Int32Array): void;
+  /**
+   * Gives a slot back; true if one was. With `held`, only when the cell holds one (clearing it),
+   * else false; without it, BAD_ARGUMENT when no slot is held.
+   */
+  leaveBackgroundLane(held?: Int32Array): boolean;
   /** Test-only fault injection in the layer writer (native/fault_injection.h); opIndex -1 only counts. */
   setFaultInjection?(opIndex: number, n: number, errno: number, shortWrite: boolean): void;
   clearFaultInjection?(): void;
@@ -189,7 +196,8 @@ function tryLoad(): LoadAttempt {
     bridgeFaults(b as NativeBinding);
     if (typeof b.setBackgroundThreads === 'function') {
       b.setBackgroundThreads(backgroundThreadsWanted);
-      useBackgroundLaneOf(file);
+      const binding = b as NativeBinding;
+      useBackgroundLaneOf(file, (held) => binding.leaveBackgroundLane(held));
     }
     return { binding: b as NativeBinding, error: null, file, source };
   } catch (e) {
