@@ -98,6 +98,7 @@ export function decodeIndex(key: string, bytes: Buffer): IndexPart {
     layerGenerations.set(l.fileName, g);
   }
   // A bad generation here is a corrupt object, not a caller's BAD_ARGUMENT.
-  if (!isGeneration(j.generation)) fail(`bad generation ${String(j.generation)}`);
-  return { generation: j.generation as number, manifest, layerGenerations };
+  const generation = j.generation;
+  if (!isGeneration(generation)) return fail(`bad generation ${String(generation)}`);
+  return { generation, manifest, layerGenerations };
 }

@@ -665,16 +665,17 @@ export class RepositoryImpl {
     } catch (e) {
       throw new StrataError('CORRUPT_MANIFEST', `${file}: unreadable: ${(e as Error).message}`, { cause: e });
     }
+    let generation: number;
     try {
-      checkGeneration(j.generation, 'generation');
+      generation = checkGeneration(j.generation, 'generation');
     } catch {
       throw new StrataError('CORRUPT_MANIFEST', `${file}: bad generation ${JSON.stringify(j.generation)}`);
     }
     if (typeof j.attachmentId !== 'string') {
       // Recorded before fencing existed: this attachment gets its id now.
-      this.setAttachment(tenantId, { generation: j.generation as number, attachmentId: newAttachmentId() });
+      this.setAttachment(tenantId, { generation, attachmentId: newAttachmentId() });
     } else {
-      this.attachments.set(tenantId, { generation: j.generation as number, attachmentId: j.attachmentId });
+      this.attachments.set(tenantId, { generation, attachmentId: j.attachmentId });
     }
     return this.attachments.get(tenantId) as LocalAttachment;
   }
