@@ -1,14 +1,23 @@
 /**
  * The hand-over between the WAL receiver (walreceiver.ts), which gets WAL bytes from the network
  * as they come, and ingestPgWal (pg_timeline.ts), which pulls them as an AsyncIterable at its own
- * pace. Bytes queued while ingest is busy are handed over in one chunk (up to MAX_CHUNK_BYTES), so
+ * pace. Bytes queued while ingest is busy are handed over in one chunk (up to BLOCK_BYTES), so
  * ingest batches more under load; past `highWaterBytes` the receiver is told to pause the socket
  * (TCP backpressure reaches the server) and, once ingest has taken the queue below
  * `lowWaterBytes`, to resume it. `end()` makes the iterable finish after what is queued.
+ *
+ * push() copies the bytes into blocks the queue keeps and reuses: a block handed to ingest comes
+ * back when ingest asks for the next chunk (both decoders copy what they are fed), and, while the
+ * follower keeps up no longer, goes to the next bytes. A copy per message plus a Buffer.concat per
+ * chunk into fresh memory had been 6 % of a TS follower's main thread in W9, most of it the page
+ * faults of that fresh memory. Spare blocks are dropped once ingest waits for WAL, so an idle
+ * follower holds none.
  */
 
-/** Most bytes handed to ingest at once: one decoder feed, one submit to the timeline after it. */
-const MAX_CHUNK_BYTES = 4 * 1024 * 1024;
+/** Bytes a block holds: the most handed to ingest at once (one decoder feed, one submit after it). */
+export const BLOCK_BYTES = 4 * 1024 * 1024;
+/** Emptied blocks kept for reuse while ingest is busy: one for the bytes arriving, one spare. */
+const SPARE_BLOCKS_KEPT = 2;
 
 export interface WalQueueHooks {
   /** Too much is queued: stop reading from the network. */
@@ -19,8 +28,18 @@ export interface WalQueueHooks {
   idle(): void;
 }
 
+/** A block and how many of its bytes are queued WAL. */
+interface Block {
+  buf: Buffer;
+  len: number;
+}
+
 export class WalQueue implements AsyncIterable<Uint8Array> {
-  private chunks: Buffer[] = [];
+  /** Oldest first; only the last may still have room. */
+  private blocks: Block[] = [];
+  /** The block ingest holds now (its chunk), given back when ingest asks for the next one. */
+  private lent: Buffer | null = null;
+  private spare: Buffer[] = [];
   private queuedBytes = 0;
   private ended = false;
   private paused = false;
@@ -41,10 +60,20 @@ export class WalQueue implements AsyncIterable<Uint8Array> {
     return this.waiting;
   }
 
-  /** Queue WAL bytes (the caller keeps them contiguous). Ignored after end(). */
-  push(bytes: Buffer): void {
+  /** Queue a copy of WAL bytes that follow the ones queued before (the caller may reuse `bytes`). Ignored after end(). */
+  push(bytes: Uint8Array): void {
     if (this.ended || bytes.length === 0) return;
-    this.chunks.push(bytes);
+    for (let at = 0; at < bytes.length;) {
+      let b = this.blocks[this.blocks.length - 1];
+      if (b === undefined || b.len === b.buf.length) {
+        b = { buf: this.spare.pop() ?? Buffer.allocUnsafeSlow(BLOCK_BYTES), len: 0 };
+        this.blocks.push(b);
+      }
+      const n = Math.min(bytes.length - at, b.buf.length - b.len);
+      b.buf.set(bytes.subarray(at, at + n), b.len);
+      b.len += n;
+      at += n;
+    }
     this.queuedBytes += bytes.length;
     if (!this.paused && this.queuedBytes >= this.highWaterBytes) {
       this.paused = true;
@@ -59,17 +88,20 @@ export class WalQueue implements AsyncIterable<Uint8Array> {
     this.notify();
   }
 
+  /** Each chunk is valid until the next is asked for: its block is then reused. */
   async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
     try {
       for (;;) {
-        if (this.chunks.length > 0) {
+        if (this.blocks.length > 0) {
           yield this.take();
+          this.giveBackLent();
           continue;
         }
         if (this.ended) return;
         this.waiting = true;
+        this.spare = []; // ingest keeps up: an idle follower holds no spare blocks
         this.hooks.idle();
-        if (this.chunks.length > 0 || this.ended) {
+        if (this.blocks.length > 0 || this.ended) {
           this.waiting = false;
           continue;
         }
@@ -81,23 +113,27 @@ export class WalQueue implements AsyncIterable<Uint8Array> {
     } finally {
       // The consumer stopped early (decoding ended, or failed): drop what is left.
       this.ended = true;
-      this.chunks = [];
+      this.blocks = [];
+      this.lent = null;
+      this.spare = [];
       this.queuedBytes = 0;
     }
   }
 
   private take(): Buffer {
-    let n = 0;
-    let bytes = 0;
-    while (n < this.chunks.length && (n === 0 || bytes + this.chunks[n].length <= MAX_CHUNK_BYTES)) bytes += this.chunks[n++].length;
-    const out = n === 1 ? this.chunks[0] : Buffer.concat(this.chunks.slice(0, n), bytes);
-    this.chunks = this.chunks.slice(n);
-    this.queuedBytes -= bytes;
+    const b = this.blocks.shift() as Block;
+    this.lent = b.buf;
+    this.queuedBytes -= b.len;
     if (this.paused && this.queuedBytes <= this.lowWaterBytes) {
       this.paused = false;
       this.hooks.resume();
     }
-    return out;
+    return b.buf.subarray(0, b.len);
+  }
+
+  private giveBackLent(): void {
+    if (this.lent !== null && this.spare.length < SPARE_BLOCKS_KEPT) this.spare.push(this.lent);
+    this.lent = null;
   }
 
   private notify(): void {

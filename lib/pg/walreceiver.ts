@@ -625,8 +625,8 @@ class LiveStream {
     }
     this.received += BigInt(msg.wal.length);
     this.f.onWal(this.received, msg.serverWalEnd);
-    // A copy: the message buffer belongs to pg-copy-streams' reassembly.
-    this.queue.push(Buffer.from(msg.wal));
+    // The queue copies it: the message buffer belongs to pg-copy-streams' reassembly.
+    this.queue.push(msg.wal);
   }
 
   /** write = received, flush = apply = diskConsistentLsn (never more than is in layer files). */

@@ -13,7 +13,7 @@ import { isStrataError, Repository, StrataError, type Timeline } from '../../lib
 import {
   encodeStatusUpdate, parseReplicationMessage, pgMicrosToUnixMs, pgNowMicros, SLOT_NAME, startReplicationCommand, STATUS_UPDATE_BYTES,
 } from '../../lib/pg/replication_protocol';
-import { WalQueue } from '../../lib/pg/wal_queue';
+import { BLOCK_BYTES, WalQueue } from '../../lib/pg/wal_queue';
 import { classifyError } from '../../lib/pg/walreceiver';
 import { timelineImpl } from '../../lib/timeline';
 
@@ -115,6 +115,36 @@ describe('WalQueue', () => {
     expect(((await it.next()).value as Uint8Array).length).toBe(12);
     expect(calls).toEqual(['pause', 'resume']);
     expect(q.bytes).toBe(0);
+  });
+
+  test('keeps a copy of what is pushed; splits it at block ends, in order; reuses a block once the next chunk is asked for', async () => {
+    const { calls, h } = hooks();
+    const q = new WalQueue(h, 3 * BLOCK_BYTES, BLOCK_BYTES);
+    const stream = Buffer.alloc(2 * BLOCK_BYTES + 1000);
+    for (let i = 0; i < stream.length; i += 4) stream.writeUInt32LE(i, i);
+    const src = Buffer.from(stream.subarray(0, 5000));
+    q.push(src);
+    src.fill(0xee); // the caller's buffer is free again at once
+    q.push(stream.subarray(5000));
+    expect(q.bytes).toBe(stream.length);
+    const it = q[Symbol.asyncIterator]();
+    const got: Buffer[] = [];
+    const arrays: ArrayBufferLike[] = [];
+    for (let i = 0; i < 3; i++) {
+      const c = (await it.next()).value as Uint8Array;
+      expect(c.length).toBeLessThanOrEqual(BLOCK_BYTES);
+      got.push(Buffer.from(c)); // valid until the next is asked for
+      arrays.push(c.buffer);
+    }
+    expect(Buffer.compare(Buffer.concat(got), stream)).toBe(0);
+    expect(got.map((c) => c.length)).toEqual([BLOCK_BYTES, BLOCK_BYTES, 1000]);
+    expect(new Set(arrays).size).toBe(3);
+    // The first two blocks came back when their successors were asked for: new bytes go into one of them.
+    q.push(Buffer.alloc(10, 7));
+    const next = (await it.next()).value as Uint8Array;
+    expect([...next]).toEqual(Array(10).fill(7));
+    expect(arrays.slice(0, 2)).toContain(next.buffer);
+    expect(calls).toEqual([]);
   });
 
   test('a consumer that stops early drops what is left; later pushes are ignored', async () => {
