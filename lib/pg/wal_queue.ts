@@ -7,16 +7,17 @@
  * `lowWaterBytes`, to resume it. `end()` makes the iterable finish after what is queued.
  *
  * push() copies the bytes into blocks the queue keeps and reuses: a block handed to ingest comes
- * back when ingest asks for the next chunk (both decoders copy what they are fed), and, while the
- * follower keeps up no longer, goes to the next bytes. A copy per message plus a Buffer.concat per
- * chunk into fresh memory had been 6 % of a TS follower's main thread in W9, most of it the page
- * faults of that fresh memory. Spare blocks are dropped once ingest waits for WAL, so an idle
- * follower holds none.
+ * back when ingest asks for the next chunk (both decoders copy what they are fed) and takes later
+ * bytes. A copy per message plus a Buffer.concat per chunk into fresh memory had been 6 % of a TS
+ * follower's main thread in W9's profile. Up to SPARE_BLOCKS_KEPT emptied blocks are kept while
+ * the stream lasts, also while ingest waits, so a light stream reuses one block rather than
+ * allocating 4 MiB (external memory the GC accounts for) per message. A follower holds at most
+ * its queued bytes plus three blocks.
  */
 
 /** Bytes a block holds: the most handed to ingest at once (one decoder feed, one submit after it). */
 export const BLOCK_BYTES = 4 * 1024 * 1024;
-/** Emptied blocks kept for reuse while ingest is busy: one for the bytes arriving, one spare. */
+/** Emptied blocks kept for reuse: one for the bytes arriving while ingest holds a chunk, one spare. */
 const SPARE_BLOCKS_KEPT = 2;
 
 export interface WalQueueHooks {
@@ -99,7 +100,6 @@ export class WalQueue implements AsyncIterable<Uint8Array> {
         }
         if (this.ended) return;
         this.waiting = true;
-        this.spare = []; // ingest keeps up: an idle follower holds no spare blocks
         this.hooks.idle();
         if (this.blocks.length > 0 || this.ended) {
           this.waiting = false;

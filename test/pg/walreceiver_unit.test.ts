@@ -147,6 +147,23 @@ describe('WalQueue', () => {
     expect(calls).toEqual([]);
   });
 
+  test('a light stream, ingest waiting between messages, reuses one block', async () => {
+    const { h } = hooks();
+    const q = new WalQueue(h, 1000, 100);
+    const it = q[Symbol.asyncIterator]();
+    const arrays = new Set<ArrayBufferLike>();
+    for (let i = 0; i < 5; i++) {
+      const next = it.next();
+      await new Promise((r) => setImmediate(r));
+      expect(q.consumerWaiting).toBe(true);
+      q.push(Buffer.from([i]));
+      const c = (await next).value as Uint8Array;
+      expect([...c]).toEqual([i]);
+      arrays.add(c.buffer);
+    }
+    expect(arrays.size).toBe(1);
+  });
+
   test('a consumer that stops early drops what is left; later pushes are ignored', async () => {
     const { h } = hooks();
     const q = new WalQueue(h, 1000, 100);
