@@ -28,12 +28,14 @@ async function laneDrained(): Promise<boolean> {
   return true;
 }
 
+/** What `f` threw, as "CODE: message" (the addon's coded errors), or '' if it did not throw. */
 function messageOf(f: () => unknown): string {
   try {
     f();
     return '';
   } catch (e) {
-    return e instanceof Error ? e.message : String(e);
+    const code = (e as { code?: unknown }).code;
+    return `${String(code)}: ${e instanceof Error ? e.message : String(e)}`;
   }
 }
 
@@ -59,7 +61,7 @@ describeNative(`the compression worker's lane slot${NATIVE_SKIP_NOTE}`, () => {
     binding.enterBackgroundLane(held);
     expect(held[0]).toBe(1);
     expect(backgroundLaneStats().busy).toBe(1);
-    expect(messageOf(() => binding.enterBackgroundLane(held))).toContain('already holds a slot');
+    expect(messageOf(() => binding.enterBackgroundLane(held))).toMatch(/^BAD_ARGUMENT: .*already holds a slot/);
     expect(backgroundLaneStats().busy).toBe(1);
     expect(binding.leaveBackgroundLane(held)).toBe(true);
     expect(held[0]).toBe(0);
@@ -69,8 +71,8 @@ describeNative(`the compression worker's lane slot${NATIVE_SKIP_NOTE}`, () => {
     expect(backgroundLaneStats().busy).toBe(1);
     expect(binding.leaveBackgroundLane()).toBe(true);
     for (const bad of [new Uint32Array(1), new Int32Array(0)]) {
-      expect(messageOf(() => binding.enterBackgroundLane(bad as Int32Array))).toMatch(/enterBackgroundLane: held must/);
-      expect(messageOf(() => binding.leaveBackgroundLane(bad as Int32Array))).toMatch(/leaveBackgroundLane: held must/);
+      expect(messageOf(() => binding.enterBackgroundLane(bad as Int32Array))).toMatch(/^BAD_ARGUMENT: .*enterBackgroundLane: held must/);
+      expect(messageOf(() => binding.leaveBackgroundLane(bad as Int32Array))).toMatch(/^BAD_ARGUMENT: .*leaveBackgroundLane: held must/);
     }
     expect(backgroundLaneStats().busy).toBe(0);
   });
